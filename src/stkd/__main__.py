@@ -1,0 +1,5 @@
+import sys
+
+from stkd.cli import main
+
+sys.exit(main())

@@ -1,0 +1,99 @@
+"""Simple baselines reported beside the models, fitted on the train split only.
+
+They answer "is the teacher worth it at all?": a model that cannot beat repeating the last value or
+the usual value for this time of the week has learned nothing useful.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from sklearn.linear_model import Ridge
+
+BASELINES = ("last", "seasonal", "ridge")
+BASELINE_NAMES = {"last": "last_value", "seasonal": "seasonal_avg", "ridge": "ridge"}
+
+
+class LastValue:
+    """Repeat the last (imputed) input value over the horizon."""
+
+    def __init__(self, data):
+        self.data = data
+
+    def __call__(self, batch) -> torch.Tensor:
+        F_out = self.data.out_features
+        last = batch.x[:, -1:, :, :F_out]  # [B, 1, N, F_out] scaled
+        last = self.data.scaler.inverse(last, feature_slice=slice(0, F_out))
+        return last.expand(-1, self.data.H, -1, -1)  # [B, H, N, F_out]
+
+
+class SeasonalAverage:
+    """Mean of the observed target at the same time-of-week slot over the train part, per node."""
+
+    def __init__(self, data):
+        self.data = data
+        T_train = data.splits["train"][1]
+        self.period = data.steps_per_day * 7
+        raw = data.data.values[:T_train, :, : data.out_features]  # [T_tr, N, F_out]
+        mask = data.data.mask[:T_train, :, : data.out_features]
+        slot = np.arange(T_train) % self.period
+        sums = np.zeros((self.period,) + raw.shape[1:], np.float64)
+        counts = np.zeros_like(sums)
+        np.add.at(sums, slot, np.where(mask, raw, 0.0))
+        np.add.at(counts, slot, mask)
+        overall = np.where(mask, raw, 0.0).sum(0) / np.maximum(mask.sum(0), 1)  # [N, F_out]
+        profile = np.where(counts > 0, sums / np.maximum(counts, 1), overall[None])
+        self.profile = torch.as_tensor(profile, dtype=torch.float32)  # [period, N, F_out]
+
+    def __call__(self, batch) -> torch.Tensor:
+        P, H = self.data.P, self.data.H
+        steps = batch.start[:, None] + P + torch.arange(H)  # [B, H]
+        return self.profile[steps % self.period]  # [B, H, N, F_out]
+
+
+class RidgeWindow:
+    """Ridge regression from a node's scaled input window to its horizon, shared across nodes."""
+
+    def __init__(self, data, alpha: float = 1.0, max_rows: int = 200_000, seed: int = 0):
+        self.data = data
+        rng = np.random.default_rng(seed)
+        starts = data.starts["train"]
+        n_windows = max(1, min(len(starts), max_rows // max(1, data.num_nodes)))
+        pick = np.sort(rng.choice(starts, size=n_windows, replace=False)) if n_windows < len(starts) else starts
+        xs, ys = [], []
+        for i in range(0, len(pick), 512):
+            b = data.batch(pick[i:i + 512])
+            xs.append(self._features(b.x))
+            y = b.x.new_tensor(data.scaler.transform_targets(b.y.numpy())) if hasattr(data.scaler, "transform_targets") else None
+            ys.append(self._targets(b, y))
+        X, Y, M = np.concatenate(xs), np.concatenate([y[0] for y in ys]), np.concatenate([y[1] for y in ys])
+        keep = M.all(1)  # rows whose whole horizon is observed
+        if keep.sum() < 10:
+            keep = np.ones(len(X), bool)
+        self.model = Ridge(alpha=alpha).fit(X[keep], Y[keep])
+
+    def _features(self, x: torch.Tensor) -> np.ndarray:
+        B, P, N, F = x.shape
+        return x.permute(0, 2, 1, 3).reshape(B * N, P * F).numpy()  # [B*N, P*F]
+
+    def _targets(self, batch, _unused):
+        B, H, N, F_out = batch.y.shape
+        y = batch.y.permute(0, 2, 1, 3).reshape(B * N, H * F_out).numpy()  # original units
+        m = batch.mask.permute(0, 2, 1, 3).reshape(B * N, H * F_out).numpy()
+        return y, m
+
+    def __call__(self, batch) -> torch.Tensor:
+        B, P, N, F = batch.x.shape
+        H, F_out = self.data.H, self.data.out_features
+        out = self.model.predict(self._features(batch.x))  # [B*N, H*F_out] original units
+        return torch.as_tensor(out, dtype=torch.float32).reshape(B, N, H, F_out).permute(0, 2, 1, 3)
+
+
+def build_baseline(name: str, data):
+    if name == "last":
+        return LastValue(data)
+    if name == "seasonal":
+        return SeasonalAverage(data)
+    if name == "ridge":
+        return RidgeWindow(data)
+    raise ValueError(name)

@@ -1,0 +1,329 @@
+"""The ``stkd`` command line: subcommands that are plain functions with typed arguments.
+
+Every subcommand has ``--help`` with an example. Errors in user input print one clear line (no
+traceback) and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+from stkd.errors import ConfigError, STKDError
+
+EPILOG_RUN = """examples:
+  stkd run                                   # embedded Auckland pedestrian data, default preset
+  stkd run --config my.yaml --out runs/la    # your data
+  stkd run --set train.epochs=5 --set student.name=mlp
+"""
+
+
+# ---------------------------------------------------------------------- config
+def _parse_value(text: str):
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+
+
+def apply_overrides(raw: dict, overrides: list[str]) -> dict:
+    """Apply ``section.key=value`` overrides (values parsed as YAML scalars/lists) to a raw config."""
+    for item in overrides or []:
+        if "=" not in item:
+            raise ConfigError(f"--set {item!r}: expected key=value, e.g. train.epochs=5")
+        key, value = item.split("=", 1)
+        parts = key.strip().split(".")
+        node = raw
+        for part in parts[:-1]:
+            if part in ("teacher",) and isinstance(node.get(part), list):
+                node = node[part][0]
+                continue
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"--set {key}: {part} is not a section")
+        node[parts[-1]] = _parse_value(value)
+    return raw
+
+
+def resolve_config(config: str | None, overrides: list[str] | None = None, *, default_preset: bool = True):
+    """A RunConfig from a YAML file, a builtin data set name, or the default preset, plus overrides."""
+    from stkd.config import parse_config
+    from stkd.pipeline import absolutize_paths
+    from stkd.presets import default_preset_dict
+
+    base_dir = None
+    if config is None:
+        raw = default_preset_dict() if default_preset else {}
+    elif config.startswith("builtin:") or config in ("akl-pedestrians", "synthetic-traffic"):
+        name = config.split(":", 1)[-1]
+        raw = default_preset_dict() if name == "akl-pedestrians" else {"data": {"source": "builtin", "name": name}}
+    else:
+        path = Path(config)
+        if not path.is_file():
+            raise ConfigError(f"config file {path} does not exist (or name a builtin: "
+                              "akl-pedestrians, synthetic-traffic)")
+        try:
+            raw = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as e:
+            raise ConfigError(f"{path}: not valid YAML: {e}") from None
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{path}: the top level must be a mapping of sections")
+        base_dir = path.resolve().parent
+    raw = apply_overrides(raw, overrides or [])
+    cfg = parse_config(raw, where=Path(config).name if config and base_dir else "config")
+    return absolutize_paths(cfg, base_dir)
+
+
+def default_out() -> Path:
+    return Path("runs") / time.strftime("run-%Y%m%d-%H%M%S")
+
+
+# ---------------------------------------------------------------- subcommands
+def cmd_run(args) -> int:
+    from stkd.pipeline import run
+    from stkd.report import format_table
+
+    cfg = resolve_config(args.config, args.set)
+    out = Path(args.out) if args.out else default_out()
+    if args.devices and args.devices > 1:
+        from stkd.distributed import relaunch_with_torchrun
+
+        return relaunch_with_torchrun(args.devices)
+    metrics = run(cfg, out, overwrite=args.overwrite, resume=args.resume, progress=not args.quiet)
+    from stkd.train import is_rank0
+
+    if is_rank0():
+        print(format_table(metrics))
+        print(f"\nreport: {out / 'report.md'}\nmetrics: {out / 'metrics.json'}")
+    return 0
+
+
+def cmd_train(args) -> int:
+    from stkd.pipeline import train_only
+
+    cfg = resolve_config(args.config, args.set)
+    out = Path(args.out) if args.out else default_out()
+    run_dir = train_only(cfg, out, overwrite=args.overwrite, resume=args.resume, progress=not args.quiet)
+    print(f"teacher(s) and soft-label cache written to {run_dir}; distil a student with\n"
+          f"  stkd distill --teacher-run {run_dir} --out <dir>")
+    return 0
+
+
+def cmd_distill(args) -> int:
+    from stkd.pipeline import distill_from, load_run
+    from stkd.report import format_table
+
+    if args.config:
+        cfg = resolve_config(args.config, args.set)
+    else:
+        from stkd.config import parse_config, to_dict
+
+        base, _ = load_run(args.teacher_run)
+        cfg = parse_config(apply_overrides(to_dict(base), args.set or []))
+    out = Path(args.out) if args.out else default_out()
+    metrics = distill_from(cfg, Path(args.teacher_run), out, overwrite=args.overwrite, resume=args.resume,
+                           progress=not args.quiet)
+    print(format_table(metrics))
+    print(f"\nreport: {out / 'report.md'}")
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    from stkd.pipeline import evaluate_run
+    from stkd.report import format_table
+
+    metrics = evaluate_run(Path(args.run_dir))
+    print(format_table(metrics))
+    print(f"\nreport: {Path(args.run_dir) / 'report.md'}")
+    return 0
+
+
+def _load_for_data_command(source: str, overrides):
+    from stkd.data.loaders import load_data
+
+    cfg = resolve_config(source, overrides)
+    return load_data(cfg.data), cfg
+
+
+def cmd_data_inspect(args) -> int:
+    data, cfg = _load_for_data_command(args.source, args.set)
+    info = data.describe()
+    if args.json:
+        print(json.dumps(info, indent=2))
+        return 0
+    span = f"{info['start']} .. {info['end']}"
+    lines = [f"data set      {info['name']}",
+             f"nodes         {info['nodes']}",
+             f"steps         {info['steps']}",
+             f"frequency     {info['freq']}",
+             f"time span     {span}",
+             f"features      {', '.join(info['features'])} (targets: {', '.join(info['targets'])})",
+             "missing share " + ", ".join(f"{k}: {v:.2%}" for k, v in info["missing_share"].items()),
+             f"graph density {'none' if info['graph_density'] is None else format(info['graph_density'], '.4f')}",
+             f"coordinates   {'yes' if info['has_coords'] else 'no'}",
+             f"events        {info['events']}"]
+    print("\n".join(lines))
+    return 0
+
+
+def cmd_data_query(args) -> int:
+    from stkd.data.index import SpatioTemporalIndex
+
+    data, _ = _load_for_data_command(args.source, args.set)
+    bbox = tuple(args.bbox) if args.bbox else None
+    sub = SpatioTemporalIndex(data).query(lat=args.lat, lon=args.lon, radius_km=args.radius_km, k=args.k,
+                                          bbox=bbox, start=args.start, end=args.end)
+    info = sub.describe()
+    print(f"{info['nodes']} nodes, {info['steps']} steps ({info['start']} .. {info['end']})")
+    for i, node in enumerate(sub.nodes):
+        where = "" if sub.coords is None else f"  {sub.coords[i][0]:.5f}, {sub.coords[i][1]:.5f}"
+        print(f"  {node}{where}")
+    if args.out:
+        import pandas as pd
+
+        from stkd.io import write_text
+
+        out = Path(args.out)
+        if out.exists() and not args.overwrite:
+            raise STKDError(f"{out} exists; pass --overwrite to replace it")
+        frame = pd.DataFrame(sub.values[..., 0], index=sub.index, columns=sub.nodes)
+        frame.index.name = "timestamp"
+        write_text(out, frame.to_csv())
+        print(f"wrote {out} (wide CSV of {sub.targets[0]})")
+    return 0
+
+
+# --------------------------------------------------------------------- parser
+def _common(p: argparse.ArgumentParser, *, config=True, out=True) -> None:
+    if config:
+        p.add_argument("--config", help="YAML config (sections data, teacher, student, distill, train, eval); "
+                                        "default: the embedded Auckland pedestrian preset")
+        p.add_argument("--set", action="append", metavar="KEY=VALUE",
+                       help="override a config value, e.g. --set train.epochs=5 (repeatable)")
+    if out:
+        p.add_argument("--out", help="run directory to create (default: runs/run-<timestamp>)")
+        p.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
+        p.add_argument("--resume", action="store_true", help="continue an interrupted run from its checkpoints")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    fmt = argparse.RawDescriptionHelpFormatter
+    parser = argparse.ArgumentParser(
+        prog="stkd", formatter_class=fmt,
+        description="Knowledge distillation for spatio-temporal data: train a graph teacher, distil a small "
+                    "fast student, compare them side by side, export and serve the student.",
+        epilog="examples:\n  stkd run                      # whole pipeline on the embedded default data\n"
+               "  stkd data inspect akl-pedestrians\n  stkd run --config my.yaml --out runs/mine\n\n"
+               "Run 'stkd <command> --help' for each command.")
+    from stkd import __version__
+
+    parser.add_argument("--version", action="version", version=f"stkd {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="command")
+
+    p = sub.add_parser("run", help="the whole pipeline: teacher, distilled and plain student, baselines, report",
+                       description="Train the teacher(s), write the soft-label cache, distil the student, train "
+                                   "the same student without distillation, score baselines, and write "
+                                   "metrics.json + report.md.", epilog=EPILOG_RUN, formatter_class=fmt)
+    _common(p)
+    p.add_argument("--devices", type=int, default=1,
+                   help="data-parallel processes on this machine (torchrun, gloo on CPU)")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("train", help="train the teacher(s) only and write their soft-label cache",
+                       description="Train the teacher(s) of a config and cache their outputs for every window.",
+                       epilog="example:\n  stkd train --config my.yaml --out runs/teacher", formatter_class=fmt)
+    _common(p)
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("distill", help="distil a student from the teacher(s) of an earlier run",
+                       description="Distil a student from saved teacher(s) without retraining them: the "
+                                   "teacher run's soft-label cache is reused (built once if missing).",
+                       epilog="example:\n  stkd distill --teacher-run runs/teacher --set student.name=mlp "
+                              "--out runs/mlp", formatter_class=fmt)
+    _common(p)
+    p.add_argument("--teacher-run", required=True, help="run directory holding trained teacher(s)")
+    p.set_defaults(func=cmd_distill)
+
+    p = sub.add_parser("evaluate", help="re-score the models of a run and rewrite its report",
+                       description="Evaluate every saved model of a run directory on its test split.",
+                       epilog="example:\n  stkd evaluate runs/run-20260101-120000", formatter_class=fmt)
+    p.add_argument("run_dir")
+    p.add_argument("--quiet", action="store_true", help=argparse.SUPPRESS)
+    p.set_defaults(func=cmd_evaluate)
+
+    data = sub.add_parser("data", help="inspect and query data sets",
+                          description="Look at a data set before training.", formatter_class=fmt,
+                          epilog="examples:\n  stkd data inspect akl-pedestrians\n"
+                                 "  stkd data query my.yaml --lat 34.05 --lon -118.25 --radius-km 5")
+    dsub = data.add_subparsers(dest="data_command", metavar="command")
+    p = dsub.add_parser("inspect", help="nodes, steps, frequency, time span, missing share, graph density",
+                        description="Summarise a data set given by a config file or a builtin name.",
+                        epilog="examples:\n  stkd data inspect akl-pedestrians\n  stkd data inspect my.yaml",
+                        formatter_class=fmt)
+    p.add_argument("source", nargs="?", default="akl-pedestrians",
+                   help="config YAML or builtin name (akl-pedestrians, synthetic-traffic)")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config value")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=cmd_data_inspect)
+    p = dsub.add_parser("query", help="nodes within a radius / box / k nearest, and a time range",
+                        description="Query the spatio-temporal index (BallTree, haversine) and print the "
+                                    "matching sub-data-set; --out writes it as a wide CSV.",
+                        epilog="example:\n  stkd data query akl-pedestrians --lat -36.8485 --lon 174.7633 "
+                               "--radius-km 0.5 --start 2024-01-01 --end 2024-01-07", formatter_class=fmt)
+    p.add_argument("source", help="config YAML or builtin name")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config value")
+    p.add_argument("--lat", type=float)
+    p.add_argument("--lon", type=float)
+    p.add_argument("--radius-km", type=float)
+    p.add_argument("--k", type=int, help="k nearest nodes to --lat/--lon")
+    p.add_argument("--bbox", type=float, nargs=4, metavar=("LAT_MIN", "LAT_MAX", "LON_MIN", "LON_MAX"))
+    p.add_argument("--start", help="first timestamp (inclusive)")
+    p.add_argument("--end", help="last timestamp (inclusive)")
+    p.add_argument("--out", help="write the result as a wide CSV")
+    p.add_argument("--overwrite", action="store_true")
+    p.set_defaults(func=cmd_data_query)
+
+    _register_extensions(sub, fmt)
+    return parser
+
+
+def _register_extensions(sub, fmt) -> None:
+    """Subcommands that live in their own modules (analysis, deployment)."""
+    import importlib
+
+    for module in ("stkd.analysis.cli", "stkd.deploy_cli"):
+        try:
+            mod = importlib.import_module(module)
+        except ModuleNotFoundError as e:
+            if e.name and module.startswith(e.name):
+                continue
+            raise
+        mod.register(sub, fmt)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        if args.command == "data":
+            parser.parse_args(["data", "--help"])
+        parser.print_help()
+        return 0
+    try:
+        return int(args.func(args) or 0)
+    except STKDError as e:
+        print(f"stkd: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("stkd: interrupted; continue with --resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

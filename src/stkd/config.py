@@ -1,0 +1,324 @@
+"""Run configuration: plain dataclasses, read from YAML with ``safe_load`` and validated.
+
+Each dataclass field's docstring-comment becomes ``--help`` text. Unknown keys are errors that name
+the key and the nearest valid one; nothing in a config can import or execute code.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from stkd.errors import ConfigError
+
+
+# ----------------------------------------------------------------------------- data
+@dataclass
+class GraphConfig:
+    """How the adjacency is built when no matrix file is given."""
+
+    method: str = "auto"  # auto | file | gaussian | knn | none (auto: file, else gaussian on distances, else knn)
+    k: int = 8  # neighbours per node for knn
+    sigma: float | None = None  # kernel width (default: std of distances; knn: mean neighbour distance, km)
+    threshold: float = 0.1  # Gaussian weights below this are dropped (DCRNN's sparsity rule)
+    symmetric: bool = True  # symmetrise the result (max of A and A^T)
+
+
+@dataclass
+class WindowConfig:
+    """Sliding-window lengths in steps."""
+
+    input: int = 12  # P: steps of history the model sees
+    horizon: int = 12  # H: steps ahead it forecasts
+
+
+@dataclass
+class SimulatorConfig:
+    """Parameters of ``builtin: synthetic-traffic``."""
+
+    nodes: int = 200
+    days: int = 14
+    freq: str = "5min"
+    seed: int = 0
+    incidents_per_day: float = 4.0  # expected incidents over the whole network per day
+    missing_rate: float = 0.01  # share of isolated dropped readings
+    outage_rate: float = 0.0005  # per node and step, chance a multi-step sensor outage starts
+    noise: float = 1.5  # sensor noise std (mph)
+    start: str = "2024-01-01 00:00"
+
+
+@dataclass
+class DataConfig:
+    """Where the data comes from and how it is prepared for learning."""
+
+    source: str = "builtin"  # csv-wide | csv-long | parquet-long | metr-la-h5 | pems-npz | builtin
+    name: str | None = "akl-pedestrians"  # with source builtin: akl-pedestrians | synthetic-traffic
+    path: str | None = None  # the data file
+    time_column: str | None = None  # timestamp column (long files; wide files: optional)
+    node_column: str | None = None  # sensor id column (long files)
+    target: list[str] = field(default_factory=list)  # value columns to forecast (long files)
+    covariates: list[str] = field(default_factory=list)  # extra input columns (long files)
+    encode: list[str] = field(default_factory=list)  # non-numeric covariates to one-hot encode
+    freq: str | None = None  # step, e.g. 5min or 1h; inferred when omitted
+    start: str | None = None  # first timestamp, for a wide file without timestamps
+    duplicates: str = "error"  # error | mean | first | last: what to do with repeated timestamps
+    null_value: float | None = None  # a sentinel that means missing (e.g. 0 for METR-LA speeds)
+    locations: str | None = None  # CSV of node, latitude, longitude
+    adjacency: str | None = None  # matrix file (csv/npy/npz) or DCRNN pickle (metr-la-h5)
+    distances: str | None = None  # CSV of (from, to, cost) pairwise distances (pems-npz)
+    graph: GraphConfig = field(default_factory=GraphConfig)
+    window: WindowConfig = field(default_factory=WindowConfig)
+    split: list[float] = field(default_factory=lambda: [0.7, 0.1, 0.2])  # train/val/test shares
+    time_range: list[str] | None = None  # [start, end] to keep (inclusive), e.g. the last year
+    nodes: list[str] | None = None  # keep only these nodes
+    impute: str = "ffill"  # ffill | seasonal | none: how missing *inputs* are filled
+    scaler: str = "zscore"  # zscore | minmax
+    scaler_scope: str = "node"  # node | global
+    simulator: SimulatorConfig = field(default_factory=SimulatorConfig)
+
+
+# --------------------------------------------------------------------------- models
+@dataclass
+class ModelConfig:
+    """A model by registry name and its hyper-parameters."""
+
+    name: str = "gwnet"  # gwnet | staeformer | agcrn | mlp | stid | linear
+    params: dict[str, Any] = field(default_factory=dict)  # model hyper-parameters
+    epochs: int | None = None  # overrides train.epochs for this model
+
+
+@dataclass
+class DistillConfig:
+    """How the student learns from the teacher(s)."""
+
+    alpha: float = 0.5  # weight of the ground truth; 1 - alpha goes to the teacher
+    loss: str = "huber"  # l1 | huber | mse
+    bounded: bool = False  # teacher-bounded: penalise only where the student is worse than the teacher
+    margin: float = 0.0  # teacher-bounded margin (original units)
+    fill_missing: bool = True  # the teacher's prediction stands in for missing ground truth
+    feature_weight: float = 0.0  # hint loss weight (0: off)
+    relation_weight: float = 0.0  # relation loss weight (0: off)
+    temperature: float = 2.0  # softmax temperature for event tasks
+    ensemble: str = "mean"  # mean | weighted (by validation error) when there are several teachers
+
+
+@dataclass
+class TrainConfig:
+    """The optimisation loop."""
+
+    epochs: int = 30
+    batch_size: int = 64
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    grad_clip: float = 5.0
+    scheduler: str = "cosine"  # cosine | step | none
+    patience: int = 6  # epochs without validation improvement before stopping
+    loss: str = "huber"  # l1 | huber | mse: loss of teachers and plain students
+    seed: int = 0
+    device: str = "cpu"  # cpu | cuda | auto
+    threads: int | None = None  # torch intra-op threads (default: torch's choice)
+    max_batches: int | None = None  # cap on training batches per epoch (large data)
+    tensorboard: bool = False
+
+
+@dataclass
+class EvalConfig:
+    """What the report measures."""
+
+    horizons: list[int] = field(default_factory=lambda: [3, 6, 12])  # 1-indexed steps
+    baselines: list[str] = field(default_factory=lambda: ["last", "seasonal", "ridge"])
+    latency_repeats: int = 50
+
+
+@dataclass
+class RunConfig:
+    """Everything needed to re-run a job; saved as ``config.yaml`` in the run directory."""
+
+    task: str = "forecast"  # forecast | classify
+    data: DataConfig = field(default_factory=DataConfig)
+    teacher: list[ModelConfig] = field(default_factory=lambda: [ModelConfig(name="gwnet")])
+    student: ModelConfig = field(default_factory=lambda: ModelConfig(name="stid"))
+    distill: DistillConfig = field(default_factory=DistillConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    events: dict[str, Any] | None = None  # label rules for task: classify
+
+
+# ------------------------------------------------------------------------ from dict
+def _nearest(key: str, valid: list[str]) -> str:
+    close = difflib.get_close_matches(key, valid, n=1, cutoff=0.5)
+    return f"; did you mean {close[0]!r}?" if close else f"; valid keys: {', '.join(valid)}"
+
+
+def _coerce(value: Any, tp: Any, where: str) -> Any:
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for a in args:
+            if a is type(None):
+                continue
+            try:
+                return _coerce(value, a, where)
+            except ConfigError as e:
+                errors.append(str(e))
+        raise ConfigError(errors[0] if errors else f"{where}: invalid value {value!r}")
+    if dataclasses.is_dataclass(tp):
+        if isinstance(value, tp):
+            return value
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected a mapping, got {type(value).__name__} {value!r}")
+        return from_dict(tp, value, where)
+    if origin is list:
+        if isinstance(value, (str, int, float)) and not isinstance(value, bool) and args and dataclasses.is_dataclass(args[0]) is False:
+            value = [value]  # a single value where a list is expected
+        if isinstance(value, dict) and args and dataclasses.is_dataclass(args[0]):
+            value = [value]
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{where}: expected a list, got {value!r}")
+        return [_coerce(v, args[0], f"{where}[{i}]") for i, v in enumerate(value)] if args else list(value)
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected a mapping, got {value!r}")
+        return dict(value)
+    if tp is Any:
+        return value
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where}: expected true or false, got {value!r}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{where}: expected an integer, got {value!r}")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{where}: expected a number, got {value!r}")
+        return float(value)
+    if tp is str:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return str(value)
+        if not isinstance(value, str):
+            raise ConfigError(f"{where}: expected a string, got {value!r}")
+        return value
+    return value
+
+
+def from_dict(cls, raw: dict, where: str = "config"):
+    """Build dataclass ``cls`` from a mapping; unknown keys and wrong types are :class:`ConfigError`."""
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    kwargs = {}
+    for key, value in (raw or {}).items():
+        if key not in names:
+            raise ConfigError(f"unknown key {where}.{key}{_nearest(str(key), names)}")
+        kwargs[key] = _coerce(value, hints[key], f"{where}.{key}")
+    return cls(**kwargs)
+
+
+def to_dict(cfg) -> dict:
+    """The plain-data form of a config (what ``config.yaml`` holds)."""
+    return dataclasses.asdict(cfg)
+
+
+# ------------------------------------------------------------------------ validation
+CHOICES = {
+    "task": ("forecast", "classify"),
+    "data.source": ("csv-wide", "csv-long", "parquet-long", "metr-la-h5", "pems-npz", "builtin"),
+    "data.duplicates": ("error", "mean", "first", "last"),
+    "data.impute": ("ffill", "seasonal", "none"),
+    "data.scaler": ("zscore", "minmax"),
+    "data.scaler_scope": ("node", "global"),
+    "data.graph.method": ("auto", "file", "gaussian", "knn", "none"),
+    "distill.loss": ("l1", "huber", "mse"),
+    "distill.ensemble": ("mean", "weighted"),
+    "train.loss": ("l1", "huber", "mse"),
+    "train.scheduler": ("cosine", "step", "none"),
+    "train.device": ("cpu", "cuda", "auto"),
+}
+
+
+def _get(cfg, dotted: str):
+    obj = cfg
+    for part in dotted.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+def validate(cfg: RunConfig) -> RunConfig:
+    """Check values that types alone cannot; raise :class:`ConfigError` naming the key."""
+    for key, choices in CHOICES.items():
+        value = _get(cfg, key)
+        if value not in choices:
+            close = difflib.get_close_matches(str(value), choices, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise ConfigError(f"{key}: {value!r} is not one of {', '.join(choices)}{hint}")
+    d = cfg.data
+    if len(d.split) != 3 or any(s < 0 for s in d.split) or abs(sum(d.split) - 1.0) > 1e-6:
+        raise ConfigError(f"data.split: three non-negative shares (train, val, test) summing to 1 expected, "
+                          f"got {d.split} (sum {sum(d.split):.4g})")
+    if d.split[0] <= 0:
+        raise ConfigError("data.split: the train share must be positive")
+    if d.window.input < 1 or d.window.horizon < 1:
+        raise ConfigError(f"data.window: input and horizon must be >= 1, got {d.window}")
+    if d.source == "builtin" and d.name not in ("akl-pedestrians", "synthetic-traffic"):
+        raise ConfigError(f"data.name: builtin data set {d.name!r} is unknown; "
+                          "choose akl-pedestrians or synthetic-traffic")
+    if d.source != "builtin" and not d.path:
+        raise ConfigError(f"data.path: source {d.source!r} needs a path to the data file")
+    if not 0.0 <= cfg.distill.alpha <= 1.0:
+        raise ConfigError(f"distill.alpha: must lie in [0, 1], got {cfg.distill.alpha}")
+    if cfg.distill.temperature <= 0:
+        raise ConfigError(f"distill.temperature: must be > 0, got {cfg.distill.temperature}")
+    if not cfg.teacher:
+        raise ConfigError("teacher: at least one teacher model is needed")
+    t = cfg.train
+    for key in ("epochs", "batch_size", "patience"):
+        if getattr(t, key) < 1:
+            raise ConfigError(f"train.{key}: must be >= 1, got {getattr(t, key)}")
+    if t.lr <= 0:
+        raise ConfigError(f"train.lr: must be > 0, got {t.lr}")
+    if any(h < 1 or h > d.window.horizon for h in cfg.eval.horizons):
+        raise ConfigError(f"eval.horizons: each must lie in 1..{d.window.horizon} (data.window.horizon), "
+                          f"got {cfg.eval.horizons}")
+    return cfg
+
+
+def parse_config(raw: dict | None, where: str = "config") -> RunConfig:
+    """Validate a raw mapping into a :class:`RunConfig`. A bare ``data:`` mapping is accepted too."""
+    raw = dict(raw or {})
+    if "teacher" in raw and isinstance(raw["teacher"], (dict, str)):
+        raw["teacher"] = [raw["teacher"]]
+    if isinstance(raw.get("teacher"), list):
+        raw["teacher"] = [{"name": t} if isinstance(t, str) else t for t in raw["teacher"]]
+    if isinstance(raw.get("student"), str):
+        raw["student"] = {"name": raw["student"]}
+    return validate(from_dict(RunConfig, raw, where))
+
+
+def load_config(path: str | Path) -> RunConfig:
+    """Read a YAML config file safely (``yaml.safe_load``; no tags that build objects)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {path} does not exist")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: not valid YAML: {e}") from None
+    if raw is not None and not isinstance(raw, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of sections, got {type(raw).__name__}")
+    return parse_config(raw, where=path.name)
+
+
+def dump_config(cfg: RunConfig) -> str:
+    """YAML text of a config, loadable by :func:`load_config`."""
+    return yaml.safe_dump(to_dict(cfg), sort_keys=False)

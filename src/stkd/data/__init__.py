@@ -1,0 +1,5 @@
+"""The spatio-temporal data layer: container, loaders, graphs, splits, scalers, windows, index."""
+
+from stkd.data.container import STData
+
+__all__ = ["STData"]

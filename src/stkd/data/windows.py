@@ -1,0 +1,312 @@
+"""From an :class:`STData` to batches: split, fit the scaler on train, impute, scale, window lazily.
+
+:func:`prepare` returns the one :class:`WindowedData` that training, distillation, evaluation and
+serving read. It holds a single scaled, imputed ``float32 [T, N, F]`` tensor and, per split, only the
+integer start of every window; :meth:`WindowedData.batch` cuts a batch out of the tensor with one
+gather. Nothing is ever materialised per window, so a year of 20,000 sensors windows for the cost of
+its start indices (the BasicTS/tsl complaint of RAM blown up by pre-built windows cannot happen).
+
+Targets in a batch are the ORIGINAL observed values, cut from the source ``data.values`` (which the
+``WindowedData`` keeps referenced anyway, so this costs no extra array). Recovering them with
+``scaler.inverse`` from the scaled tensor would be off by up to half a float32 ulp of the scaler's
+center (6e-5 at a center of 2000): a zero count would come back as a tiny non-zero number and slip
+past MAPE's zero guard. Missing targets are 0 with ``mask`` False.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass, fields
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+import torch
+
+from stkd.config import DataConfig
+from stkd.data.container import STData
+from stkd.data.impute import fill_inputs
+from stkd.data.scalers import Scaler
+from stkd.data.splits import SPLITS, check_ratios, split_ranges, window_starts
+from stkd.errors import ConfigError, DataError
+
+
+@dataclass
+class Batch:
+    """One batch of windows (torch tensors). Shapes: B windows, P input steps, H horizon steps.
+
+    x:     ``[B, P, N, F]`` float32, scaled and imputed inputs (targets first, then covariates).
+    y:     ``[B, H, N, F_out]`` float32, targets in original units, 0 where missing.
+    mask:  ``[B, H, N, F_out]`` bool, True where the target was observed.
+    tod:   ``[B, P]`` float32, time of day in [0, 1) of each input step.
+    dow:   ``[B, P]`` int64, day of week (Monday 0) of each input step.
+    start: ``[B]`` int64, index of each window's first step in the data.
+    """
+
+    x: torch.Tensor
+    y: torch.Tensor
+    mask: torch.Tensor
+    tod: torch.Tensor
+    dow: torch.Tensor
+    start: torch.Tensor
+
+    def to(self, device, non_blocking: bool = False) -> "Batch":
+        """The same batch on ``device`` (a new object; tensors already there are not copied)."""
+        return Batch(**{f.name: getattr(self, f.name).to(device, non_blocking=non_blocking) for f in fields(self)})
+
+    def __len__(self) -> int:
+        return int(self.start.shape[0])
+
+
+# ------------------------------------------------------------------------------ helpers
+def time_covariates(index: pd.DatetimeIndex) -> tuple[np.ndarray, np.ndarray]:
+    """``tod [T]`` float32 in [0, 1) (wall-clock minutes since midnight / 1440) and ``dow [T]`` int64, Monday 0.
+
+    Wall-clock fields (not elapsed time since midnight) keep a tz-aware index's profile aligned across
+    daylight-saving changes.
+    """
+    secs = (index.hour.to_numpy(np.float64) * 3600 + index.minute.to_numpy(np.float64) * 60
+            + index.second.to_numpy(np.float64))
+    tod = np.minimum((secs / 86400.0).astype(np.float32), np.nextafter(np.float32(1), np.float32(0)))
+    dow = index.day_of_week.to_numpy().astype(np.int64)
+    return tod, dow
+
+
+def steps_per_week(index: pd.DatetimeIndex) -> int | None:
+    """Steps in one week when the step divides a week evenly (the seasonal-imputation period), else None."""
+    if len(index) < 2:
+        return None
+    step = pd.Timedelta(index[1] - index[0])
+    week = pd.Timedelta("7D")
+    if step <= pd.Timedelta(0) or week % step != pd.Timedelta(0):
+        return None
+    return int(week // step)
+
+
+def _min_steps(ratios: tuple[float, float, float], need: int) -> int:
+    """The shortest series whose every non-empty split holds at least ``need`` steps (for the error message)."""
+    positive = [r for r in ratios if r > 0]
+    T = max(need, int(math.floor(need / min(positive))) - 2)
+    while T < 100 * need / min(positive) + 10:
+        rng = split_ranges(T, ratios)
+        if all(hi - lo >= need for r, (lo, hi) in zip(ratios, rng.values()) if r > 0):
+            return T
+        T += 1
+    return T
+
+
+def _check_length(data: STData, ranges: dict[str, tuple[int, int]], ratios, P: int, H: int) -> None:
+    """Every split with a positive share must hold one whole window; say by how much it falls short."""
+    need = P + H
+    short = [name for r, name in zip(ratios, SPLITS) if r > 0 and ranges[name][1] - ranges[name][0] < need]
+    if not short:
+        return
+    per = ", ".join(f"{name} {hi - lo}" for name, (lo, hi) in ranges.items())
+    raise DataError(
+        f"{data.name}: the series is too short for one window in every split: it has {data.num_steps} steps, "
+        f"a window needs input {P} + horizon {H} = {need} steps, and split {list(ratios)} gives "
+        f"{per} steps ({', '.join(short)} too short). Use at least {_min_steps(ratios, need)} steps, "
+        f"a shorter data.window, or data.split with a 0 share for val/test.")
+
+
+# ------------------------------------------------------------------------------ the prepared data
+class WindowedData:
+    """Scaled, imputed data plus window starts per split; cuts :class:`Batch` es by index arithmetic.
+
+    Attributes:
+        x_all: ``[T, N, F]`` float32 tensor, scaled and imputed (the only copy of the values).
+        mask_all: ``[T, N, F_out]`` bool tensor, True where a target was observed.
+        tod: ``[T]`` float32 time of day in [0, 1); dow: ``[T]`` int64 day of week (Monday 0).
+        starts: ``{"train" | "val" | "test": int64 ndarray}`` window starts; ranges (alias splits):
+            ``{"train": (0, a), "val": (a, b), "test": (b, T)}``.
+        P, H, num_nodes, in_features (F), out_features (F_out = number of targets), steps_per_day.
+        scaler: the :class:`Scaler` fitted on the train slice. index, nodes: timestamps and node ids.
+        data: the source :class:`STData` (adjacency, coords, events); cfg: the :class:`DataConfig`.
+    """
+
+    def __init__(self, *, x_all: torch.Tensor, mask_all: torch.Tensor, tod: torch.Tensor, dow: torch.Tensor,
+                 starts: dict[str, np.ndarray], ranges: dict[str, tuple[int, int]], input_len: int,
+                 horizon: int, scaler: Scaler, data: STData, cfg: DataConfig) -> None:
+        self.x_all = x_all
+        self.mask_all = mask_all
+        self.tod = tod
+        self.dow = dow
+        self.starts = starts
+        self.ranges = ranges
+        self.P = int(input_len)
+        self.H = int(horizon)
+        self.scaler = scaler
+        self.data = data
+        self.cfg = cfg
+        self.index = data.index
+        self.nodes = list(data.nodes)
+        self.num_steps = int(x_all.shape[0])
+        self.num_nodes = int(x_all.shape[1])
+        self.in_features = int(x_all.shape[2])
+        self.out_features = int(mask_all.shape[2])
+        self.steps_per_day = data.steps_per_day
+        self._fingerprint: str | None = None
+
+    def __repr__(self) -> str:
+        n = {k: len(v) for k, v in self.starts.items()}
+        return (f"WindowedData({self.data.name!r}, T={self.num_steps}, N={self.num_nodes}, F={self.in_features}, "
+                f"F_out={self.out_features}, P={self.P}, H={self.H}, windows={n})")
+
+    @property
+    def splits(self) -> dict[str, tuple[int, int]]:
+        """The split step ranges (same as ``ranges``; both names are in use)."""
+        return self.ranges
+
+    @property
+    def features(self) -> list[str]:
+        return list(self.data.features)
+
+    @property
+    def targets(self) -> list[str]:
+        return list(self.data.targets)
+
+    @property
+    def device(self) -> torch.device:
+        return self.x_all.device
+
+    def to(self, device) -> "WindowedData":
+        """Move the tensors (in place, like ``nn.Module.to``) so batches are cut on ``device`` directly."""
+        self.x_all = self.x_all.to(device)
+        self.mask_all = self.mask_all.to(device)
+        self.tod = self.tod.to(device)
+        self.dow = self.dow.to(device)
+        return self
+
+    # ---------------------------------------------------------------- windows
+    def _split_starts(self, split: str) -> np.ndarray:
+        if split not in self.starts:
+            raise DataError(f"unknown split {split!r}; choose one of {', '.join(self.starts)}")
+        return self.starts[split]
+
+    def num_windows(self, split: str) -> int:
+        """How many windows the split holds (windows crossing a split boundary are not counted)."""
+        return int(len(self._split_starts(split)))
+
+    def _as_starts(self, starts) -> tuple[np.ndarray, torch.Tensor]:
+        """Starts as int64 (numpy, and a tensor on the data's device), checked to lie in ``[0, T - P - H]``.
+
+        The check matters: a negative index would silently wrap around to the end of the series.
+        """
+        if isinstance(starts, torch.Tensor):
+            a = starts.detach().to("cpu", torch.long).numpy().reshape(-1)
+        else:
+            a = np.asarray(starts, dtype=np.int64).reshape(-1)
+        last = self.num_steps - self.P - self.H
+        if a.size and (a.min() < 0 or a.max() > last):
+            raise DataError(f"window starts must lie in [0, {last}] (T={self.num_steps}, P={self.P}, H={self.H}), "
+                            f"got values from {a.min()} to {a.max()}")
+        return a, torch.as_tensor(a, device=self.device)
+
+    def batch(self, starts) -> Batch:
+        """The windows starting at ``starts`` (``[B]`` ints: ndarray, list or tensor) as one :class:`Batch`.
+
+        One gather per tensor: step indices ``start[:, None] + arange(P)`` select rows of ``x_all``.
+        """
+        a, s = self._as_starts(starts)  # [B]
+        B, P, H, N, F, Fo = len(a), self.P, self.H, self.num_nodes, self.in_features, self.out_features
+        t_in = s[:, None] + torch.arange(P, device=self.device)  # [B, P]
+        x = self.x_all.index_select(0, t_in.reshape(-1)).view(B, P, N, F)  # [B, P, N, F]
+        t_out = (a[:, None] + np.arange(P, P + H)).reshape(-1)  # [B*H] target steps
+        mask = self.mask_all.index_select(0, torch.as_tensor(t_out, device=self.device)).view(B, H, N, Fo)
+        raw = torch.from_numpy(self.data.values[t_out, :, :Fo]).view(B, H, N, Fo)  # [B, H, N, F_out], NaN if missing
+        y = torch.where(mask, raw.to(self.device), 0.0)  # original units, 0 where missing
+        return Batch(x=x, y=y, mask=mask, tod=self.tod[t_in], dow=self.dow[t_in], start=s)
+
+    def iterate(self, split: str, batch_size: int, shuffle: bool = False,
+                generator: torch.Generator | None = None, drop_last: bool = False) -> Iterator[Batch]:
+        """Yield the split's windows as batches; with ``shuffle`` the order comes from ``generator``'s seed."""
+        if batch_size < 1:
+            raise ConfigError(f"train.batch_size: must be >= 1, got {batch_size}")
+        starts = self._split_starts(split)
+        if shuffle:
+            starts = starts[torch.randperm(len(starts), generator=generator).numpy()]
+        for i in range(0, len(starts), batch_size):
+            chunk = starts[i:i + batch_size]
+            if drop_last and len(chunk) < batch_size:
+                return
+            yield self.batch(chunk)
+
+    # ------------------------------------------------------------ fingerprint
+    def fingerprint(self) -> str:
+        """A 16-hex-digit sha256 of what determines the prepared data (the soft-label cache key).
+
+        Covers the observed values (missing entries hashed as 0, whatever they hold), the mask, the
+        timestamps, node ids, feature and target names, the adjacency, and the DataConfig fields that
+        change the prepared arrays or windows (window lengths, split, impute, scaler, scaler_scope).
+        The data name and file paths are left out: the same values give the same key.
+        """
+        if self._fingerprint is None:
+            self._fingerprint = data_fingerprint(self.data, self.cfg)
+        return self._fingerprint
+
+
+def data_fingerprint(data: STData, cfg: DataConfig) -> str:
+    """See :meth:`WindowedData.fingerprint`; hashes in time chunks so no full-size temporary is made."""
+    h = hashlib.sha256()
+    settings = {"input": cfg.window.input, "horizon": cfg.window.horizon, "split": [float(r) for r in cfg.split],
+                "impute": cfg.impute, "scaler": cfg.scaler, "scaler_scope": cfg.scaler_scope}
+    h.update(json.dumps(settings, sort_keys=True).encode())
+    h.update(json.dumps({"shape": list(data.values.shape), "nodes": data.nodes, "features": data.features,
+                         "targets": data.targets}).encode())
+    h.update(np.ascontiguousarray(data.index.asi8).tobytes())
+    rows = max(1, (1 << 22) // max(1, data.num_nodes * data.num_features))
+    for t0 in range(0, data.num_steps, rows):
+        v, m = data.values[t0:t0 + rows], data.mask[t0:t0 + rows]
+        h.update(np.where(m, v, np.float32(0)).astype(np.float32).tobytes())
+        h.update(np.packbits(m).tobytes())
+    adj = data.adjacency
+    if adj is not None:
+        if sp.issparse(adj):
+            a = sp.csr_matrix(adj, dtype=np.float32)
+            a.sum_duplicates()
+            a.sort_indices()
+            for part in (a.indptr, a.indices, a.data):
+                h.update(np.ascontiguousarray(part).tobytes())
+        else:
+            h.update(np.ascontiguousarray(np.asarray(adj, dtype=np.float32)).tobytes())
+    return h.hexdigest()[:16]
+
+
+# ------------------------------------------------------------------------------ prepare
+def prepare(data: STData, cfg: DataConfig) -> WindowedData:
+    """Split, fit the scaler on train only, impute inputs with train statistics, scale, and index windows.
+
+    Memory: one float32 copy of the values (filled and scaled in place) plus a bool target mask; the
+    source ``data`` is left untouched and referenced, not copied.
+    """
+    P, H = int(cfg.window.input), int(cfg.window.horizon)
+    if P < 1 or H < 1:
+        raise ConfigError(f"data.window: input and horizon must be >= 1, got input={P}, horizon={H}")
+    ratios = check_ratios(cfg.split)
+    T = data.num_steps
+    ranges = split_ranges(T, ratios)
+    _check_length(data, ranges, ratios, P, H)
+    train_end = ranges["train"][1]
+
+    scaler = Scaler(cfg.scaler, cfg.scaler_scope).fit(data.values[:train_end], data.mask[:train_end])
+    x = np.array(data.values, dtype=np.float32, order="C", copy=True)  # [T, N, F] the one working copy
+    fill_inputs(x, data.mask, method=cfg.impute, period=steps_per_week(data.index), train_end=train_end,
+                inplace=True)
+    scaler.transform(x, out=x)
+    tod, dow = time_covariates(data.index)
+    return WindowedData(
+        x_all=torch.from_numpy(x),  # shares memory with x: no copy
+        mask_all=torch.from_numpy(np.ascontiguousarray(data.mask[..., :data.num_targets])),
+        tod=torch.from_numpy(tod),
+        dow=torch.from_numpy(dow),
+        starts={name: window_starts(lo, hi, P, H) for name, (lo, hi) in ranges.items()},
+        ranges=ranges,
+        input_len=P,
+        horizon=H,
+        scaler=scaler,
+        data=data,
+        cfg=cfg,
+    )

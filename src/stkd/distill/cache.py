@@ -1,0 +1,134 @@
+"""The soft-label cache: a teacher's outputs for every window of every split, written once, reused.
+
+Running a big teacher over all windows is the expensive part of distillation; students (any number,
+trained now or later) only read. Entries live in ``run_dir/cache/<key>/`` where the key hashes the
+teacher's identity (registry name, hyper-parameters, a digest of its weights) and the data
+fingerprint (values, mask, index, nodes and the preparation config), so a changed teacher or data set
+never reads stale labels. Arrays are plain ``.npy`` (memory-mapped on read), metadata JSON.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from stkd.errors import STKDError
+from stkd.io import read_json, read_npy, write_json, write_npy
+
+SPLITS = ("train", "val", "test")
+
+
+def weights_digest(model: nn.Module) -> str:
+    """A sha256 over the model's parameters and buffers: the teacher's identity."""
+    h = hashlib.sha256()
+    for name, t in sorted(model.state_dict().items()):
+        if t.layout != torch.strided:
+            continue
+        h.update(name.encode())
+        h.update(t.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+def cache_key(teacher_name: str, hparams: dict, digest: str, data_fingerprint: str) -> str:
+    blob = json.dumps({"teacher": teacher_name, "hparams": hparams, "weights": digest,
+                       "data": data_fingerprint}, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+@dataclass
+class CacheEntry:
+    """Read access to one teacher's cached outputs."""
+
+    path: Path
+    meta: dict
+    built: bool  # True when this call ran the teacher; False when it was read from disk
+
+    def __post_init__(self):
+        self._starts = {s: read_npy(self.path / f"{s}_starts.npy") for s in SPLITS}
+        self._pred = {s: read_npy(self.path / f"{s}_pred.npy", mmap=True) for s in SPLITS}
+        self._hidden = {s: read_npy(self.path / f"{s}_hidden.npy", mmap=True)
+                        for s in SPLITS if (self.path / f"{s}_hidden.npy").is_file()}
+
+    @property
+    def has_hidden(self) -> bool:
+        return len(self._hidden) == len(SPLITS)
+
+    def _rows(self, split: str, starts: np.ndarray) -> np.ndarray:
+        known = self._starts[split]
+        rows = np.searchsorted(known, starts)
+        if (rows >= len(known)).any() or (known[np.minimum(rows, len(known) - 1)] != starts).any():
+            raise STKDError(f"soft-label cache {self.path.name}: windows {starts[:5]}... are not in the "
+                            f"{split} split it was built for; rebuild it (different data or window config?)")
+        return rows
+
+    def pred(self, split: str, starts) -> torch.Tensor:
+        """Teacher predictions in original units for these window starts: [B, H, N, F_out]."""
+        rows = self._rows(split, np.asarray(starts))
+        return torch.from_numpy(np.ascontiguousarray(self._pred[split][rows]))
+
+    def hidden(self, split: str, starts) -> torch.Tensor:
+        """Teacher hidden features for these windows: [B, N, D]."""
+        if split not in self._hidden:
+            raise STKDError(f"soft-label cache {self.path.name} holds no hidden features; "
+                            "it was built without feature distillation")
+        rows = self._rows(split, np.asarray(starts))
+        return torch.from_numpy(np.ascontiguousarray(self._hidden[split][rows]))
+
+    def all_pred(self, split: str) -> np.ndarray:
+        return self._pred[split]
+
+
+@torch.no_grad()
+def build_or_load(run_dir: Path, teacher: nn.Module, teacher_name: str, data, *, with_hidden: bool,
+                  batch_size: int = 256, device: str = "cpu") -> CacheEntry:
+    """Return the cache entry of ``teacher`` on ``data``, running the teacher only if it is absent."""
+    from stkd.evaluate import to_original_units
+
+    hparams = dict(getattr(teacher, "hparams", {}))
+    key = cache_key(teacher_name, hparams, weights_digest(teacher), data.fingerprint())
+    path = Path(run_dir) / "cache" / key
+    meta_path = path / "meta.json"
+    if meta_path.is_file():
+        meta = read_json(meta_path)
+        if not with_hidden or meta.get("hidden_dim"):
+            return CacheEntry(path, meta, built=False)
+    teacher.eval().to(device)
+    hidden_dim = None
+    for split in SPLITS:
+        starts = np.asarray(data.starts[split], dtype=np.int64)
+        W = len(starts)
+        shape = (W, data.H, data.num_nodes, data.out_features)
+        pred_path, hid_path = path / f"{split}_pred.npy", path / f"{split}_hidden.npy"
+        path.mkdir(parents=True, exist_ok=True)
+        # Written through an on-disk memmap so a large train split never sits in RAM at once.
+        preds = np.lib.format.open_memmap(str(pred_path) + ".tmp.npy", mode="w+", dtype=np.float32, shape=shape)
+        hid = None
+        for i in range(0, W, batch_size):
+            b = data.batch(starts[i:i + batch_size]).to(device)
+            out = teacher(b.x, b.tod, b.dow)
+            preds[i:i + len(b.start)] = to_original_units(data, out["pred"]).cpu().numpy()
+            if with_hidden:
+                h = out["hidden"].float().cpu().numpy()  # [B, N, D]
+                if hid is None:
+                    hidden_dim = h.shape[-1]
+                    hid = np.lib.format.open_memmap(str(hid_path) + ".tmp.npy", mode="w+", dtype=np.float32,
+                                                    shape=(W, data.num_nodes, hidden_dim))
+                hid[i:i + len(b.start)] = h
+        preds.flush()
+        del preds
+        Path(str(pred_path) + ".tmp.npy").replace(pred_path)
+        if hid is not None:
+            hid.flush()
+            del hid
+            Path(str(hid_path) + ".tmp.npy").replace(hid_path)
+        write_npy(path / f"{split}_starts.npy", starts)
+    meta = {"teacher": teacher_name, "hparams": hparams, "data_fingerprint": data.fingerprint(),
+            "hidden_dim": hidden_dim, "windows": {s: int(len(data.starts[s])) for s in SPLITS}}
+    write_json(meta_path, meta)
+    return CacheEntry(path, meta, built=True)

@@ -1,0 +1,106 @@
+"""Evaluation: predictions in original units, streamed metrics, and speed measurements.
+
+Metrics are computed after inverse scaling, on observed targets only, per horizon step and averaged
+(see :mod:`stkd.metrics`). Speed is measured, not estimated: batch-1 latency is the median of repeated
+single-window forwards; throughput is windows per second at a large batch.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import nn
+
+from stkd.metrics import ForecastAccumulator
+
+
+def to_original_units(data, pred_scaled: torch.Tensor) -> torch.Tensor:
+    """Undo the scaler on the target channels. pred_scaled: [B, H, N, F_out] -> same shape."""
+    return data.scaler.inverse(pred_scaled, feature_slice=slice(0, data.out_features))
+
+
+@dataclass
+class Predictions:
+    """Test-split predictions kept for the report (may be a prefix of the windows for huge data)."""
+
+    pred: np.ndarray  # [W, H, N, F_out] original units
+    truth: np.ndarray  # [W, H, N, F_out]
+    mask: np.ndarray  # [W, H, N, F_out] bool
+    starts: np.ndarray  # [W]
+    metrics: dict = field(default_factory=dict)
+
+
+def iterate_eval(data, split: str, batch_size: int):
+    starts = data.starts[split]
+    for i in range(0, len(starts), batch_size):
+        yield data.batch(starts[i:i + batch_size])
+
+
+@torch.no_grad()
+def evaluate_forecaster(forecast_fn, data, split: str, horizons, batch_size: int = 256,
+                        keep_bytes: int = 256 * 2**20) -> Predictions:
+    """Run ``forecast_fn(batch) -> [B, H, N, F_out]`` (original units) over a split.
+
+    Metrics stream through an accumulator, so the whole split is never held in memory; predictions
+    are kept for the report up to ``keep_bytes``.
+    """
+    acc = ForecastAccumulator(data.H, data.num_nodes)
+    kept_pred, kept_y, kept_m, kept_s = [], [], [], []
+    kept = 0
+    for batch in iterate_eval(data, split, batch_size):
+        pred = forecast_fn(batch)
+        acc.update(pred, batch.y, batch.mask)
+        if kept < keep_bytes:
+            kept_pred.append(pred.float().cpu().numpy())
+            kept_y.append(batch.y.cpu().numpy())
+            kept_m.append(batch.mask.cpu().numpy())
+            kept_s.append(batch.start.cpu().numpy())
+            kept += kept_pred[-1].nbytes
+    metrics = acc.compute(horizons)
+    cat = lambda xs, dt: np.concatenate(xs).astype(dt) if xs else np.zeros((0,), dt)  # noqa: E731
+    return Predictions(cat(kept_pred, np.float32), cat(kept_y, np.float32), cat(kept_m, bool),
+                       cat(kept_s, np.int64), metrics)
+
+
+def model_forecaster(model: nn.Module, data, device: torch.device | str = "cpu"):
+    """Wrap a model into ``batch -> predictions in original units``."""
+    device = torch.device(device)
+    model.eval()
+
+    def forecast(batch):
+        b = batch.to(device)
+        out = model(b.x, b.tod, b.dow)["pred"]  # [B, H, N, F_out] scaled
+        return to_original_units(data, out)
+
+    return forecast
+
+
+@torch.no_grad()
+def measure_speed(model: nn.Module, data, repeats: int = 50, throughput_batch: int = 256) -> dict:
+    """Batch-1 latency (median ms over ``repeats``) and throughput (windows/s at a large batch) on CPU."""
+    model.eval()
+    starts = data.starts["test"] if len(data.starts["test"]) else data.starts["train"]
+    one = data.batch(starts[:1])
+    for _ in range(3):
+        model(one.x, one.tod, one.dow)
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        model(one.x, one.tod, one.dow)
+        times.append(time.perf_counter() - t0)
+    big_starts = np.resize(starts, min(throughput_batch, max(1, throughput_batch)))
+    big = data.batch(big_starts)
+    model(big.x, big.tod, big.dow)
+    n_rounds, t0 = 0, time.perf_counter()
+    while n_rounds < 3 or time.perf_counter() - t0 < 0.5:
+        model(big.x, big.tod, big.dow)
+        n_rounds += 1
+        if n_rounds >= 50:
+            break
+    elapsed = time.perf_counter() - t0
+    return {"latency_ms_batch1": statistics.median(times) * 1000.0,
+            "throughput_windows_per_s": n_rounds * len(big_starts) / elapsed}

@@ -1,0 +1,72 @@
+"""Atomic, safe file writing and reading for run directories.
+
+Results are written to a temporary file in the same folder and moved into place with ``os.replace``,
+so a crash never leaves a half-written file where a good one was. Nothing here unpickles: weights go
+through safetensors, everything else is JSON, YAML (``safe_load``) or ``.npy`` without pickles.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+def _atomic_write(path: Path, write) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            write(fh)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def write_text(path: Path, text: str) -> Path:
+    return _atomic_write(path, lambda fh: fh.write(text.encode("utf-8")))
+
+
+def _jsonable(obj: Any) -> Any:
+    """JSON has no NaN: non-finite floats become null so every reader can parse the file."""
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, (np.floating, float)):
+        f = float(obj)
+        return f if math.isfinite(f) else None
+    if isinstance(obj, np.integer):
+        return int(obj)
+    if isinstance(obj, np.bool_):
+        return bool(obj)
+    if isinstance(obj, np.ndarray):
+        return _jsonable(obj.tolist())
+    if isinstance(obj, Path):
+        return str(obj)
+    return obj
+
+
+def write_json(path: Path, obj: Any) -> Path:
+    return write_text(path, json.dumps(_jsonable(obj), indent=2) + "\n")
+
+
+def read_json(path: Path) -> Any:
+    return json.loads(Path(path).read_text())
+
+
+def write_npy(path: Path, array: np.ndarray) -> Path:
+    return _atomic_write(path, lambda fh: np.save(fh, np.ascontiguousarray(array), allow_pickle=False))
+
+
+def read_npy(path: Path, mmap: bool = False) -> np.ndarray:
+    return np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)

@@ -1,0 +1,204 @@
+"""What every model shares: the data-shape record ``ModelSpec``, the ``STModel`` base class, helpers.
+
+The contract (docs/internals.md, section Models): ``model(x, tod, dow)`` with
+
+```
+x    [B, P, N, F_in]  scaled, imputed inputs
+tod  [B, P]           time of day in [0, 1) of each input step (float)
+dow  [B, P]           day of week 0..6 of each input step (int64)
+```
+
+returns ``{"pred": [B, H, N, out_features * out_classes], "hidden": [B, N, D]}`` with
+``D == model.hidden_dim``. ``pred`` is in scaled units (forecast) or logits (classify); channel
+``f * out_classes + c`` is class ``c`` of target feature ``f``. ``model.hparams`` is the JSON-safe
+dict of constructor keywords (defaults filled) that, with the same spec, rebuilds the model.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+from torch import nn
+
+from stkd.errors import ConfigError, DataError
+
+
+@dataclass
+class ModelSpec:
+    """The shape of the problem a model is built for (everything but its hyper-parameters).
+
+    Attributes:
+        num_nodes: N, sensors.
+        input_len: P, input steps.
+        horizon: H, forecast steps.
+        in_features: F_in, input channels per node and step (targets first, then covariates).
+        out_features: F_out, target channels.
+        steps_per_day: time-of-day embedding size (288 for 5-minute data, 24 for hourly).
+        adjacency: optional weighted ``[N, N]`` adjacency: scipy sparse (any format) or dense
+            ndarray / tensor. Only the graph teachers read it.
+        out_classes: 1 for forecasting; C > 1 makes ``pred`` hold C logits per target feature.
+    """
+
+    num_nodes: int
+    input_len: int
+    horizon: int
+    in_features: int
+    out_features: int
+    steps_per_day: int
+    adjacency: Any = None
+    out_classes: int = 1
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            if f.name == "adjacency":
+                continue
+            v = getattr(self, f.name)
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+                raise ConfigError(f"ModelSpec.{f.name} must be a positive integer, got {v!r}")
+            setattr(self, f.name, int(v))
+        if self.adjacency is not None:
+            shape = tuple(self.adjacency.shape)
+            if shape != (self.num_nodes, self.num_nodes):
+                raise DataError(
+                    f"adjacency has shape {shape}, expected ({self.num_nodes}, {self.num_nodes}) "
+                    f"for num_nodes={self.num_nodes}"
+                )
+
+    @property
+    def out_channels(self) -> int:
+        """Channels of ``pred``: ``out_features * out_classes``."""
+        return self.out_features * self.out_classes
+
+    def to_dict(self) -> dict:
+        """JSON-safe fields without the adjacency (store that with the data, not the model)."""
+        d = asdict(self)
+        d.pop("adjacency")
+        return d
+
+
+def hyperparameters(cls: type) -> dict[str, Any]:
+    """The keyword-only constructor parameters of a model class and their defaults."""
+    sig = inspect.signature(cls.__init__)
+    return {p.name: p.default for p in sig.parameters.values() if p.kind is inspect.Parameter.KEYWORD_ONLY}
+
+
+def _json_safe(value: Any, where: str) -> Any:
+    if isinstance(value, tuple):
+        value = list(value)
+    try:
+        json.dumps(value)
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"{where}={value!r} is not a plain JSON value (number, string, list)") from e
+    return value
+
+
+class STModel(nn.Module):
+    """Base class: keeps ``spec`` and ``hparams``, checks inputs; subclasses set ``hidden_dim``.
+
+    Subclasses take ``(spec, *, keyword=default, ...)`` and call ``super().__init__(spec, locals())``
+    first: the values of their keyword-only parameters (defaults filled, or as resolved before the
+    call) become ``self.hparams``. The registry validates names against the same keyword list.
+    """
+
+    hidden_dim: int
+
+    def __init__(self, spec: ModelSpec, local_vars: dict[str, Any]) -> None:
+        super().__init__()
+        self.spec = spec
+        self.hparams: dict[str, Any] = {
+            k: _json_safe(local_vars[k], f"{type(self).__name__}.{k}") for k in hyperparameters(type(self))
+        }
+
+    def check_inputs(self, x: torch.Tensor, tod: torch.Tensor, dow: torch.Tensor) -> None:
+        """Raise DataError when the batch does not fit the spec (skipped while tracing/exporting)."""
+        if torch.jit.is_tracing() or torch.compiler.is_compiling():
+            return
+        s = self.spec
+        want = (s.input_len, s.num_nodes, s.in_features)
+        if x.dim() != 4 or tuple(x.shape[1:]) != want:
+            raise DataError(
+                f"{type(self).__name__} was built for x [B, P={want[0]}, N={want[1]}, F={want[2]}], "
+                f"got {list(x.shape)}"
+            )
+        if tuple(tod.shape) != tuple(x.shape[:2]) or tuple(dow.shape) != tuple(x.shape[:2]):
+            raise DataError(
+                f"tod and dow must be [B, P] = {list(x.shape[:2])}, got {list(tod.shape)} and {list(dow.shape)}"
+            )
+
+    def extra_repr(self) -> str:
+        return ", ".join(f"{k}={v}" for k, v in self.hparams.items())
+
+
+def tod_index(tod: torch.Tensor, steps_per_day: int) -> torch.Tensor:
+    """Time-of-day slot ``floor(tod * steps_per_day)`` as int64, clamped to ``[0, steps_per_day)``.
+
+    ``1e-3`` of a slot is added first so that ``tod = k / steps_per_day`` rounded down in float32
+    still lands in slot ``k`` (plain floor would give ``k - 1`` for some k).
+    """
+    idx = torch.floor(tod * steps_per_day + 1e-3).long()  # same shape as tod
+    return idx.clamp(0, steps_per_day - 1)
+
+
+def to_pred(out: torch.Tensor, horizon: int, channels: int) -> torch.Tensor:
+    """``[B, N, H * C]`` (horizon-major) -> ``[B, H, N, C]``."""
+    return out.unflatten(-1, (horizon, channels)).transpose(1, 2)  # [B, H, N, C]
+
+
+def count_params(model: nn.Module, trainable_only: bool = False) -> int:
+    """Number of parameters (each shared tensor once); buffers such as graph supports not counted."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
+
+
+def adjacency_to_scipy(adj: Any) -> sp.csr_matrix:
+    """Any adjacency (scipy sparse, ndarray, tensor) -> float32 CSR with explicit zeros removed."""
+    if sp.issparse(adj):
+        m = sp.csr_matrix(adj, dtype=np.float32)
+    else:
+        if isinstance(adj, torch.Tensor):
+            adj = adj.detach().cpu().numpy()
+        m = sp.csr_matrix(np.asarray(adj, dtype=np.float32))
+    m.eliminate_zeros()
+    if m.nnz and not np.isfinite(m.data).all():
+        raise DataError("adjacency contains NaN or infinite weights")
+    return m
+
+
+def transition_matrices(adj: Any) -> tuple[sp.csr_matrix, sp.csr_matrix]:
+    """Forward and backward random-walk transition matrices ``D_out^-1 A`` and ``D_in^-1 A^T``.
+
+    Rows sum to 1 (rows of isolated nodes stay 0). These are the diffusion supports of DCRNN
+    (Li et al., ICLR 2018) that Graph WaveNet uses. A local copy of the normalisation also planned
+    as ``stkd.data.graph.transition_matrices``, kept here so the models depend on nothing but scipy.
+    """
+    a = adjacency_to_scipy(adj)
+
+    def rw(m: sp.csr_matrix) -> sp.csr_matrix:
+        deg = np.asarray(m.sum(axis=1)).ravel()
+        inv = np.divide(1.0, deg, out=np.zeros_like(deg), where=deg != 0)
+        return sp.csr_matrix(sp.diags(inv.astype(np.float32)) @ m, dtype=np.float32)
+
+    return rw(a), rw(sp.csr_matrix(a.T))
+
+
+def scipy_to_torch_sparse(m: sp.spmatrix) -> torch.Tensor:
+    """scipy sparse -> coalesced torch COO float32 (autograd flows to the dense operand of mm)."""
+    coo = sp.coo_matrix(m)
+    idx = torch.from_numpy(np.vstack([coo.row, coo.col]).astype(np.int64))
+    val = torch.from_numpy(coo.data.astype(np.float32))
+    return torch.sparse_coo_tensor(idx, val, coo.shape).coalesce()
+
+
+def too_large(model: str, n: int, max_nodes: int, what: str, gib_per_matrix: float, alternatives: str) -> ConfigError:
+    """The "too large for this model, try X" error raised before anything N x N is allocated."""
+    return ConfigError(
+        f"{model}: {n} nodes is too large (max_nodes={max_nodes}): {what} costs O(N^2) memory and "
+        f"compute (one N x N float32 matrix is {gib_per_matrix:.2f} GiB, and it is needed per batch "
+        f"element and head/step). Try {alternatives}; or set params.max_nodes higher if you have "
+        f"the memory."
+    )

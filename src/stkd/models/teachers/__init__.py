@@ -1,0 +1,1 @@
+"""Teachers: large spatio-temporal graph models (Graph WaveNet, STAEformer, AGCRN)."""

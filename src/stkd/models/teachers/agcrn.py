@@ -1,0 +1,117 @@
+"""AGCRN (Bai, Yao, Li, Wang, Wang: "Adaptive Graph Convolutional Recurrent Network for Traffic
+Forecasting", NeurIPS 2020).
+
+Why this teacher: a recurrent model that needs no given graph. Two ideas, both driven by one learned
+node embedding ``E [N, d_e]``: *node-adaptive parameter learning* (every node's graph-convolution
+weights are ``E_n @ W_pool``, so each sensor gets its own filter from a shared pool) and a
+*data-adaptive graph* ``softmax(relu(E E^T))``. The graph convolution replaces the matrix products of
+a GRU cell; two stacked GRU layers read the window and a linear head maps the last state to all H
+steps at once.
+
+Scale: the adaptive graph is dense N x N (and is multiplied at every step), so the constructor refuses
+``N > max_nodes`` (default 5000) with a ConfigError before anything is allocated.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from stkd.models.base import ModelSpec, STModel, to_pred, too_large
+
+
+class AdaptiveGraphConv(nn.Module):
+    """Node-adaptive Chebyshev graph convolution (the paper's AVWGCN): weights from node embeddings."""
+
+    def __init__(self, c_in: int, c_out: int, cheb_k: int, embed_dim: int) -> None:
+        super().__init__()
+        self.cheb_k = cheb_k
+        std = 1.0 / math.sqrt(embed_dim * cheb_k * c_in)  # so each node's W_n = E_n @ pool has var ~1/fan_in
+        self.weight_pool = nn.Parameter(torch.randn(embed_dim, cheb_k, c_in, c_out) * std)  # [d_e, K, Ci, Co]
+        self.bias_pool = nn.Parameter(torch.zeros(embed_dim, c_out))  # [d_e, Co]
+
+    def forward(self, x: torch.Tensor, graph: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
+        # x [B, N, Ci], graph [N, N], emb [N, d_e]
+        terms = [x]  # Chebyshev terms T_k(A) x, each [B, N, Ci]; T_0 = I is never materialised
+        if self.cheb_k > 1:
+            terms.append(torch.einsum("nm,bmc->bnc", graph, x))
+        for _ in range(2, self.cheb_k):
+            terms.append(2 * torch.einsum("nm,bmc->bnc", graph, terms[-1]) - terms[-2])
+        xg = torch.stack(terms, dim=2)  # [B, N, K, Ci]
+        weights = torch.einsum("nd,dkio->nkio", emb, self.weight_pool)  # [N, K, Ci, Co]
+        bias = emb @ self.bias_pool  # [N, Co]
+        return torch.einsum("bnki,nkio->bno", xg, weights) + bias  # [B, N, Co]
+
+
+class AGCRNCell(nn.Module):
+    """GRU cell whose matrix products are adaptive graph convolutions."""
+
+    def __init__(self, c_in: int, hidden: int, cheb_k: int, embed_dim: int) -> None:
+        super().__init__()
+        self.hidden = hidden
+        self.gates = AdaptiveGraphConv(c_in + hidden, 2 * hidden, cheb_k, embed_dim)
+        self.candidate = AdaptiveGraphConv(c_in + hidden, hidden, cheb_k, embed_dim)
+
+    def forward(self, x: torch.Tensor, h: torch.Tensor, graph: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
+        # x [B, N, Ci], h [B, N, Hd]
+        zr = torch.sigmoid(self.gates(torch.cat([x, h], dim=-1), graph, emb))  # [B, N, 2Hd]
+        z, r = zr.chunk(2, dim=-1)  # update, reset: each [B, N, Hd]
+        c = torch.tanh(self.candidate(torch.cat([x, r * h], dim=-1), graph, emb))  # [B, N, Hd]
+        return z * h + (1 - z) * c  # [B, N, Hd]
+
+
+class AGCRN(STModel):
+    """AGCRN teacher (paper defaults but 32 hidden units instead of 64, for CPU).
+
+    Hyper-parameters:
+        hidden: GRU state size per node.
+        layers: stacked recurrent layers.
+        embed_dim: node-embedding size d_e (drives both the graph and the per-node weights).
+        cheb_k: Chebyshev order of the graph convolution (2: identity and A).
+        max_nodes: refuse larger graphs (dense N x N adaptive graph).
+
+    ``hidden`` is the last layer's final state, ``[B, N, hidden]``.
+    """
+
+    def __init__(
+        self,
+        spec: ModelSpec,
+        *,
+        hidden: int = 32,
+        layers: int = 2,
+        embed_dim: int = 8,
+        cheb_k: int = 2,
+        max_nodes: int = 5000,
+    ) -> None:
+        super().__init__(spec, locals())
+        n = spec.num_nodes
+        if n > max_nodes:
+            raise too_large(
+                "agcrn", n, max_nodes, "its adaptive graph softmax(relu(E E^T))", n * n * 4 / 2**30,
+                "gwnet with a sparse adjacency (data.graph method: knn) and params.adaptive: false, "
+                "or a subset of the nodes (data.nodes)",
+            )
+        self.hidden_dim = hidden
+        self.node_emb = nn.Parameter(torch.randn(n, embed_dim))  # [N, d_e]
+        self.cells = nn.ModuleList(
+            AGCRNCell(spec.in_features if i == 0 else hidden, hidden, cheb_k, embed_dim) for i in range(layers)
+        )
+        self.head = nn.Linear(hidden, spec.horizon * spec.out_channels)
+
+    def forward(self, x: torch.Tensor, tod: torch.Tensor, dow: torch.Tensor) -> dict[str, torch.Tensor]:
+        self.check_inputs(x, tod, dow)
+        b, p, n, _ = x.shape
+        graph = F.softmax(F.relu(self.node_emb @ self.node_emb.T), dim=1)  # [N, N]
+        seq = x  # [B, P, N, C]
+        for cell in self.cells:
+            h = x.new_zeros(b, n, self.hidden_dim)  # [B, N, Hd]
+            outs = []
+            for t in range(p):
+                h = cell(seq[:, t], h, graph, self.node_emb)  # [B, N, Hd]
+                outs.append(h)
+            seq = torch.stack(outs, dim=1)  # [B, P, N, Hd]
+        out = self.head(h)  # [B, N, H*C_out]
+        return {"pred": to_pred(out, self.spec.horizon, self.spec.out_channels), "hidden": h}

@@ -1,0 +1,214 @@
+"""Graph WaveNet (Wu, Pan, Long, Jiang, Zhang: "Graph WaveNet for Deep Spatial-Temporal Graph
+Modeling", IJCAI 2019).
+
+Why this teacher: it is a strong, well-understood spatio-temporal graph model whose two halves are
+exactly what a graph-free student lacks: gated dilated causal convolutions read the whole input
+window, and diffusion graph convolutions mix each sensor with its neighbours, both along the given
+road graph (forward and backward random walks, K steps) and along an *adaptive* graph
+``softmax(relu(E1 E2^T))`` learned from node embeddings (it finds links the road graph misses).
+
+Scale. The given graph is held as a torch sparse matrix when it arrives as scipy sparse (or when
+N > 2000), so a 20,000-sensor kNN graph costs O(edges), not O(N^2). The adaptive adjacency is dense
+N x N and cannot be factorised (the softmax of a low-rank product is not low-rank), so it is used only
+when ``adaptive`` is True *and* N <= ``adaptive_max_nodes``; above that it is switched off with a
+logged warning and the model runs on the given graph alone (``self.adaptive_active`` says which).
+
+Layout inside the model is channels-last, ``[B, N, T, C]``: a dilated temporal convolution with kernel
+k is the concatenation of k shifted slices followed by one ``nn.Linear`` (the same function as the
+paper's ``Conv2d((1, k), dilation)``, but a plain matrix product, which is several times faster on
+CPU), and the sparse graph product runs on ``[N, B*T*C]``. Skip connections are computed only at the
+last time step: every earlier step is cut off by the paper's skip truncation anyway, so this gives the
+same output with far less memory at large N.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import scipy.sparse as sp
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from stkd.errors import ConfigError
+from stkd.models.base import ModelSpec, STModel, adjacency_to_scipy, scipy_to_torch_sparse, to_pred, transition_matrices
+
+log = logging.getLogger(__name__)
+
+_SPARSE_ABOVE_NODES = 2000  # a dense adjacency for more nodes than this is converted to sparse
+
+
+def _propagate(a: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """One diffusion step ``out[:, n] = sum_m a[n, m] x[:, m]`` for dense or sparse ``a [N, N]``."""
+    if a.is_sparse:
+        b, n, t, c = x.shape  # [B, N, T, C]
+        flat = x.transpose(0, 1).reshape(n, b * t * c)  # [N, B*T*C]
+        return torch.sparse.mm(a, flat).reshape(n, b, t, c).transpose(0, 1)  # [B, N, T, C]
+    return torch.einsum("nm,bmtc->bntc", a, x)  # [B, N, T, C]
+
+
+class DiffusionConv(nn.Module):
+    """Diffusion graph convolution ``sum_s sum_k A_s^k X W_{s,k}`` (the k = 0 term shared by all s)."""
+
+    def __init__(self, c_in: int, c_out: int, num_supports: int, order: int, dropout: float) -> None:
+        super().__init__()
+        self.order = order
+        self.mlp = nn.Linear(c_in * (1 + num_supports * order), c_out)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor, supports: list[torch.Tensor]) -> torch.Tensor:
+        out = [x]  # each [B, N, T, C]
+        for a in supports:
+            h = x
+            for _ in range(self.order):
+                h = _propagate(a, h)  # [B, N, T, C]
+                out.append(h)
+        return self.dropout(self.mlp(torch.cat(out, dim=-1)))  # [B, N, T, C_out]
+
+
+class GatedTemporalConv(nn.Module):
+    """``tanh(filter(x)) * sigmoid(gate(x))`` with causal dilated convolutions along time (no padding).
+
+    Kernel ``k``, dilation ``d``: output step t reads input steps ``t, t+d, ..., t+(k-1)d``, so T
+    shrinks by ``(k-1)d``. Filter and gate share one Linear that emits both.
+    """
+
+    def __init__(self, c_in: int, c_out: int, kernel_size: int, dilation: int) -> None:
+        super().__init__()
+        self.kernel_size, self.dilation = kernel_size, dilation
+        self.linear = nn.Linear(kernel_size * c_in, 2 * c_out)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        t_out = x.shape[2] - (self.kernel_size - 1) * self.dilation
+        taps = [x[:, :, j * self.dilation : j * self.dilation + t_out] for j in range(self.kernel_size)]  # k x [B, N, T', C]
+        f, g = self.linear(torch.cat(taps, dim=-1)).chunk(2, dim=-1)  # each [B, N, T', C_out]
+        return torch.tanh(f) * torch.sigmoid(g)  # [B, N, T', C_out]
+
+
+class ChannelBatchNorm(nn.BatchNorm1d):
+    """Batch normalisation of the last (channel) dimension, statistics over all other dimensions."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(x.reshape(-1, x.shape[-1])).reshape(x.shape)  # [B, N, T, C]
+
+
+class GWNet(STModel):
+    """Graph WaveNet teacher.
+
+    Hyper-parameters (defaults are the paper's channel sizes; ``blocks`` is chosen so the receptive
+    field covers the input window, ``1 + blocks * (k - 1) * (2**layers - 1) >= P``: 4 for P = 12):
+        residual_channels, dilation_channels, skip_channels, end_channels: widths.
+        blocks, layers: ``blocks`` repeats of ``layers`` gated convolutions with dilations 1, 2, 4, ...
+        kernel_size: k of the temporal convolutions.
+        order: K, diffusion steps per support.
+        adaptive: learn the adaptive adjacency (dense N x N; see the module doc for large N).
+        adaptive_max_nodes: above this many nodes the adaptive adjacency is switched off.
+        embed_dim: node-embedding size of the adaptive adjacency.
+        dropout: after each graph convolution.
+        batch_norm: batch normalisation after each layer (as in the paper).
+
+    ``hidden`` is ``relu(sum of the skip outputs)`` at the last step, ``[B, N, skip_channels]``: the
+    representation the end MLP decodes.
+    """
+
+    def __init__(
+        self,
+        spec: ModelSpec,
+        *,
+        residual_channels: int = 32,
+        dilation_channels: int = 32,
+        skip_channels: int = 256,
+        end_channels: int = 512,
+        blocks: int | None = None,
+        layers: int = 2,
+        kernel_size: int = 2,
+        order: int = 2,
+        adaptive: bool = True,
+        adaptive_max_nodes: int = 2000,
+        embed_dim: int = 10,
+        dropout: float = 0.3,
+        batch_norm: bool = True,
+    ) -> None:
+        if kernel_size < 2 or layers < 1:
+            raise ConfigError(f"gwnet: kernel_size must be >= 2 and layers >= 1, got {kernel_size}, {layers}")
+        per_block = (kernel_size - 1) * (2**layers - 1)  # receptive-field growth of one block
+        needed = max(1, -(-(spec.input_len - 1) // per_block))  # ceil((P - 1) / per_block)
+        if blocks is None:
+            blocks = needed
+        receptive_field = 1 + blocks * per_block
+        if receptive_field < spec.input_len:
+            raise ConfigError(
+                f"gwnet: receptive field {receptive_field} (blocks={blocks}, layers={layers}) is shorter "
+                f"than input_len={spec.input_len}; use blocks >= {needed} or leave blocks unset"
+            )
+        super().__init__(spec, locals())
+        self.receptive_field = receptive_field
+        n = spec.num_nodes
+        self.hidden_dim = skip_channels
+
+        # ---- supports from the given graph: forward and backward transition matrices
+        supports: list[torch.Tensor] = []
+        if spec.adjacency is not None:
+            sparse = sp.issparse(spec.adjacency) or n > _SPARSE_ABOVE_NODES
+            for m in transition_matrices(adjacency_to_scipy(spec.adjacency)):
+                supports.append(scipy_to_torch_sparse(m) if sparse else torch.from_numpy(m.toarray()))
+        for i, s in enumerate(supports):  # buffers follow .to(device) but stay out of state_dict
+            self.register_buffer(f"support_{i}", s, persistent=False)
+        self.num_fixed = len(supports)
+
+        self.adaptive_active = bool(adaptive) and n <= adaptive_max_nodes
+        if adaptive and not self.adaptive_active:
+            log.warning(
+                "gwnet: adaptive adjacency switched off: N=%d > adaptive_max_nodes=%d (it is a dense "
+                "N x N matrix); the model uses the given graph only", n, adaptive_max_nodes,
+            )
+        if self.num_fixed == 0 and not self.adaptive_active:
+            why = "adaptive=False" if not adaptive else f"N={n} > adaptive_max_nodes={adaptive_max_nodes}"
+            raise ConfigError(
+                f"gwnet needs a graph: no adjacency was given and the adaptive adjacency is off ({why}). "
+                "Give an adjacency (data.graph, e.g. method: knn), or enable adaptive for small N"
+            )
+        if self.adaptive_active:
+            self.node_emb1 = nn.Parameter(torch.randn(n, embed_dim))  # [N, E]
+            self.node_emb2 = nn.Parameter(torch.randn(embed_dim, n))  # [E, N]
+        num_supports = self.num_fixed + int(self.adaptive_active)
+
+        # ---- layers
+        self.start = nn.Linear(spec.in_features, residual_channels)
+        self.tconvs = nn.ModuleList()
+        self.skips = nn.ModuleList()
+        self.gconvs = nn.ModuleList()
+        self.norms = nn.ModuleList()
+        for _ in range(blocks):
+            for i in range(layers):
+                self.tconvs.append(GatedTemporalConv(residual_channels, dilation_channels, kernel_size, 2**i))
+                self.skips.append(nn.Linear(dilation_channels, skip_channels))
+                self.gconvs.append(DiffusionConv(dilation_channels, residual_channels, num_supports, order, dropout))
+                self.norms.append(ChannelBatchNorm(residual_channels) if batch_norm else nn.Identity())
+        self.end1 = nn.Linear(skip_channels, end_channels)
+        self.end2 = nn.Linear(end_channels, spec.horizon * spec.out_channels)
+
+    def supports(self) -> list[torch.Tensor]:
+        """The fixed transition matrices, plus the adaptive one ``softmax(relu(E1 E2), dim=1)``."""
+        out = [getattr(self, f"support_{i}") for i in range(self.num_fixed)]
+        if self.adaptive_active:
+            out.append(F.softmax(F.relu(self.node_emb1 @ self.node_emb2), dim=1))  # [N, N]
+        return out
+
+    def forward(self, x: torch.Tensor, tod: torch.Tensor, dow: torch.Tensor) -> dict[str, torch.Tensor]:
+        self.check_inputs(x, tod, dow)
+        h = x.transpose(1, 2)  # [B, N, P, F]
+        if self.receptive_field > h.shape[2]:
+            h = F.pad(h, (0, 0, self.receptive_field - h.shape[2], 0))  # [B, N, R, F] zeros before the window
+        h = self.start(h)  # [B, N, R, C]
+        supports = self.supports()
+        skip = 0
+        for tconv, skip_lin, gconv, norm in zip(self.tconvs, self.skips, self.gconvs, self.norms):
+            residual = h  # [B, N, T, C]
+            g = tconv(h)  # [B, N, T', Cd]
+            skip = skip + skip_lin(g[:, :, -1])  # [B, N, S] (only the last step survives the truncation)
+            h = gconv(g, supports)  # [B, N, T', C]
+            h = norm(h + residual[:, :, -h.shape[2]:])  # [B, N, T', C]
+        rep = F.relu(skip)  # [B, N, S]
+        out = self.end2(F.relu(self.end1(rep)))  # [B, N, H*C_out]
+        return {"pred": to_pred(out, self.spec.horizon, self.spec.out_channels), "hidden": rep}

@@ -1,0 +1,382 @@
+"""The whole job: data -> teacher(s) -> soft-label cache -> distilled and plain students -> baselines
+-> evaluation -> metrics.json + report. Each step is also callable on its own (``stkd train``,
+``stkd distill``, ``stkd evaluate``) through the functions here, reading and writing run directories.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from stkd.checkpoint import load_model, read_model_card, save_model
+from stkd.config import RunConfig, dump_config, load_config, to_dict
+from stkd.errors import ConfigError, STKDError
+from stkd.io import read_json, write_json, write_npy, write_text
+
+ROLE_ORDER = {"teacher": 0, "student_kd": 1, "student_plain": 2, "baseline": 3}
+
+
+# ------------------------------------------------------------------ run directory
+def prepare_run_dir(out: Path, *, overwrite: bool = False, resume: bool = False) -> Path:
+    """Create the run directory; refuse to clobber an existing one unless asked.
+
+    ``--overwrite`` only ever deletes a folder that stkd itself wrote (it holds ``config.yaml``);
+    a user's folder with other files is never removed.
+    """
+    out = Path(out)
+    if out.exists() and any(out.iterdir()):
+        if resume:
+            return out
+        if not overwrite:
+            raise STKDError(f"run directory {out} already exists and is not empty; pass --overwrite to "
+                            "replace it, --resume to continue it, or choose another --out")
+        if not (out / "config.yaml").is_file():
+            raise STKDError(f"{out} is not an stkd run directory (no config.yaml); refusing to delete it")
+        shutil.rmtree(out)
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def absolutize_paths(cfg: RunConfig, base_dir: Path | None) -> RunConfig:
+    """Make data paths absolute so the saved config re-runs from anywhere."""
+    if base_dir is None:
+        return cfg
+    d = cfg.data
+    changes = {}
+    for key in ("path", "locations", "adjacency", "distances"):
+        value = getattr(d, key)
+        if value and not Path(value).is_absolute():
+            changes[key] = str((Path(base_dir) / value).resolve())
+    return dataclasses.replace(cfg, data=dataclasses.replace(d, **changes)) if changes else cfg
+
+
+# ----------------------------------------------------------------------- the data
+def load_prepared(cfg: RunConfig):
+    """Load and prepare the data once: (STData, WindowedData)."""
+    from stkd.data.loaders import load_data
+    from stkd.data.windows import prepare
+
+    data = load_data(cfg.data)
+    return data, prepare(data, cfg.data)
+
+
+def data_summary(wd) -> dict:
+    data = wd.data
+    return {"name": data.name, "nodes": list(data.nodes),
+            "coords": None if data.coords is None else np.asarray(data.coords).tolist(),
+            "freq": data.freq_str, "start": str(data.index[0]), "steps": data.num_steps,
+            "targets": list(data.targets), "features": list(data.features), "input_len": wd.P, "horizon": wd.H,
+            "splits": {k: list(map(int, v)) for k, v in wd.splits.items()},
+            "windows": {k: int(len(v)) for k, v in wd.starts.items()},
+            "fingerprint": wd.fingerprint(), "scaler": wd.scaler.state_dict()}
+
+
+def model_spec(wd, out_classes: int = 1):
+    from stkd.models.base import ModelSpec
+
+    return ModelSpec(num_nodes=wd.num_nodes, input_len=wd.P, horizon=wd.H, in_features=wd.in_features,
+                     out_features=wd.out_features, steps_per_day=wd.steps_per_day,
+                     adjacency=wd.data.adjacency, out_classes=out_classes)
+
+
+def build(name: str, params: dict, wd) -> nn.Module:
+    from stkd.models.registry import build_model
+
+    return build_model(name, model_spec(wd), params)
+
+
+# ------------------------------------------------------------------------- losses
+def hard_loss_fn(wd, kind: str):
+    """The loss of teachers and plain students: masked, in original units (like the metrics)."""
+    from stkd.distill.losses import masked_loss
+    from stkd.evaluate import to_original_units
+
+    def loss_fn(batch, out):
+        pred = to_original_units(wd, out["pred"])  # [B, H, N, F_out]
+        loss = masked_loss(pred, batch.y, batch.mask, kind=kind)
+        return loss, {"hard": float(loss.detach())}
+
+    return loss_fn
+
+
+def kd_loss_fn(wd, caches: list, weights: list[float] | None, distill_cfg, train_loss: str,
+               projection: nn.Module | None, seed: int = 0, relation_nodes: int = 512):
+    """The distillation objective over named outputs: response (+ hint, + relation) terms."""
+    from stkd.distill.losses import ensemble_targets
+    from stkd.distill.objective import build_forecast_objective
+    from stkd.evaluate import to_original_units
+
+    objective = build_forecast_objective(distill_cfg, train_loss, projection=projection)
+    need_hidden = distill_cfg.feature_weight > 0 or distill_cfg.relation_weight > 0
+    gen = torch.Generator().manual_seed(seed)
+    N = wd.num_nodes
+
+    def loss_fn(batch, out):
+        starts = batch.start.cpu().numpy()
+        teacher = ensemble_targets([c.pred("train", starts) for c in caches], weights).to(batch.y.device)
+        named = {"student_pred": to_original_units(wd, out["pred"]), "y": batch.y, "mask": batch.mask,
+                 "teacher_pred": teacher}
+        if need_hidden:
+            named["student_hidden"] = out["hidden"]
+            named["teacher_hidden"] = caches[0].hidden("train", starts).to(batch.y.device)
+            if N > relation_nodes:
+                named["node_idx"] = torch.randperm(N, generator=gen)[:relation_nodes]
+        return objective(named)
+
+    return loss_fn
+
+
+def validator(wd, device="cpu"):
+    """Validation MAE/RMSE in original units on observed targets (lower is better)."""
+    from stkd.evaluate import evaluate_forecaster, model_forecaster
+
+    def validate(model):
+        preds = evaluate_forecaster(model_forecaster(model, wd, device), wd, "val", horizons=[],
+                                    keep_bytes=0)
+        return {"mae": preds.metrics["mae"], "rmse": preds.metrics["rmse"]}
+
+    return validate
+
+
+# -------------------------------------------------------------------- train steps
+@dataclass
+class Trained:
+    name: str
+    role: str
+    model: nn.Module
+    registry_name: str
+    train_seconds: float | None
+    val_mae: float | None
+
+
+def _check_fits(name: str, params: dict, wd) -> nn.Module:
+    """Build the model and run one batch through it, so shape errors surface before any training."""
+    model = build(name, params, wd)
+    b = wd.batch(wd.starts["train"][:2])
+    with torch.no_grad():
+        out = model(b.x, b.tod, b.dow)
+    expected = tuple(b.y.shape)
+    if tuple(out["pred"].shape) != expected:
+        raise ConfigError(f"model {name!r} produces {tuple(out['pred'].shape)} but the data needs {expected} "
+                          "([batch, horizon, nodes, targets]); check its hyper-parameters")
+    return model
+
+
+def train_teachers(cfg: RunConfig, wd, run_dir: Path, *, resume=False, progress=True) -> list[Trained]:
+    from stkd.train import fit
+
+    trained = []
+    names = _unique_names([t.name for t in cfg.teacher])
+    for tcfg, label in zip(cfg.teacher, names):
+        model = _check_fits(tcfg.name, tcfg.params, wd)
+        mdir = run_dir / "models" / label
+        res = fit(model, wd, hard_loss_fn(wd, cfg.train.loss), validator(wd), cfg.train, mdir,
+                  epochs=tcfg.epochs, resume=resume, desc=f"teacher {label}", progress=progress)
+        save_model(mdir, model, tcfg.name, model_spec(wd), "teacher",
+                   {"train_seconds": res.train_seconds, "best_epoch": res.best_epoch, "val_mae": res.best_score})
+        trained.append(Trained(label, "teacher", model, tcfg.name, res.train_seconds, res.best_score))
+    return trained
+
+
+def _unique_names(names: list[str]) -> list[str]:
+    out = []
+    for i, n in enumerate(names):
+        out.append(n if names.count(n) == 1 else f"{n}_{i + 1}")
+    return out
+
+
+def build_caches(run_dir: Path, teachers: list[Trained], wd, cfg: RunConfig):
+    from stkd.distill.cache import build_or_load
+
+    with_hidden = cfg.distill.feature_weight > 0 or cfg.distill.relation_weight > 0
+    return [build_or_load(run_dir, t.model, t.registry_name, wd, with_hidden=with_hidden) for t in teachers]
+
+
+def ensemble_weights(cfg: RunConfig, teachers: list[Trained]) -> list[float] | None:
+    from stkd.distill.losses import inverse_error_weights
+
+    if len(teachers) < 2 or cfg.distill.ensemble == "mean":
+        return None
+    return inverse_error_weights([t.val_mae for t in teachers])
+
+
+def train_student(cfg: RunConfig, wd, run_dir: Path, *, caches=None, weights=None, resume=False,
+                  progress=True) -> Trained:
+    """Train the configured student with distillation (``caches`` given) or without."""
+    from stkd.train import fit
+
+    s = cfg.student
+    kd = caches is not None
+    label = f"{s.name}_{'kd' if kd else 'plain'}"
+    model = _check_fits(s.name, s.params, wd)
+    mdir = run_dir / "models" / label
+    extra = {}
+    if kd:
+        projection = None
+        if cfg.distill.feature_weight > 0:
+            projection = nn.Linear(model.hidden_dim, caches[0].meta["hidden_dim"])
+            extra["projection"] = projection
+        loss_fn = kd_loss_fn(wd, caches, weights, cfg.distill, cfg.train.loss, projection, cfg.train.seed)
+    else:
+        loss_fn = hard_loss_fn(wd, cfg.train.loss)
+    res = fit(model, wd, loss_fn, validator(wd), cfg.train, mdir, epochs=s.epochs, extra_modules=extra,
+              resume=resume, desc=f"student {label}", progress=progress)
+    role = "student_kd" if kd else "student_plain"
+    save_model(mdir, model, s.name, model_spec(wd), role,
+               {"train_seconds": res.train_seconds, "best_epoch": res.best_epoch, "val_mae": res.best_score,
+                "distill": to_dict(cfg.distill) if kd else None,
+                "teachers": [c.meta["teacher"] for c in caches] if kd else None})
+    return Trained(label, role, model, s.name, res.train_seconds, res.best_score)
+
+
+# --------------------------------------------------------------------- evaluation
+def evaluate_all(cfg: RunConfig, wd, run_dir: Path, models: list[Trained]) -> dict:
+    """Score every model and baseline on the test split; write predictions and metrics.json."""
+    from stkd.baselines import BASELINE_NAMES, build_baseline
+    from stkd.evaluate import evaluate_forecaster, measure_speed, model_forecaster
+    from stkd.models.base import count_params
+
+    horizons = cfg.eval.horizons
+    entries: dict[str, dict] = {}
+    first = True
+    pred_dir = run_dir / "predictions"
+
+    def record(name, role, preds, extra):
+        nonlocal first
+        if first:
+            write_npy(pred_dir / "truth.npy", preds.truth)
+            write_npy(pred_dir / "mask.npy", preds.mask)
+            write_npy(pred_dir / "starts.npy", preds.starts)
+            first = False
+        write_npy(pred_dir / f"{name}.npy", preds.pred)
+        entries[name] = {"role": role, **extra, "test": preds.metrics}
+
+    for m in sorted(models, key=lambda t: ROLE_ORDER[t.role]):
+        preds = evaluate_forecaster(model_forecaster(m.model, wd), wd, "test", horizons)
+        speed = measure_speed(m.model, wd, repeats=cfg.eval.latency_repeats)
+        record(m.name, m.role, preds, {"model": m.registry_name, "params": count_params(m.model), **speed,
+                                       "train_seconds": m.train_seconds, "val_mae": m.val_mae})
+    for b in cfg.eval.baselines:
+        t0 = time.perf_counter()
+        baseline = build_baseline(b, wd)
+        fit_s = time.perf_counter() - t0
+        preds = evaluate_forecaster(baseline, wd, "test", horizons)
+        record(BASELINE_NAMES[b], "baseline", preds,
+               {"model": b, "params": None, "latency_ms_batch1": None, "throughput_windows_per_s": None,
+                "train_seconds": fit_s})
+    data = wd.data
+    metrics = {"dataset": {"name": data.name, "nodes": data.num_nodes, "steps": data.num_steps,
+                           "freq": data.freq_str},
+               "task": cfg.task, "models": entries}
+    write_json(run_dir / "metrics.json", metrics)
+    return metrics
+
+
+# ------------------------------------------------------------------ entry points
+def start_run(cfg: RunConfig, out: Path, *, overwrite=False, resume=False):
+    """Validate, load data, create the run directory, save config.yaml and data.json."""
+    data, wd = load_prepared(cfg)  # bad data fails here, before anything is written
+    run_dir = prepare_run_dir(out, overwrite=overwrite, resume=resume)
+    write_text(run_dir / "config.yaml", dump_config(cfg))
+    write_json(run_dir / "data.json", data_summary(wd))
+    return run_dir, wd
+
+
+def run(cfg: RunConfig, out: Path, *, overwrite=False, resume=False, progress=True) -> dict:
+    """The whole pipeline; returns metrics.json's content. Writes report.md beside it."""
+    from stkd.report import write_report
+
+    run_dir, wd = start_run(cfg, out, overwrite=overwrite, resume=resume)
+    teachers = train_teachers(cfg, wd, run_dir, resume=resume, progress=progress)
+    caches = build_caches(run_dir, teachers, wd, cfg)
+    weights = ensemble_weights(cfg, teachers)
+    kd = train_student(cfg, wd, run_dir, caches=caches, weights=weights, resume=resume, progress=progress)
+    plain = train_student(cfg, wd, run_dir, resume=resume, progress=progress)
+    metrics = evaluate_all(cfg, wd, run_dir, [*teachers, kd, plain])
+    write_report(run_dir)
+    return metrics
+
+
+def load_run(run_dir: Path) -> tuple[RunConfig, dict]:
+    run_dir = Path(run_dir)
+    if not (run_dir / "config.yaml").is_file():
+        raise STKDError(f"{run_dir} is not an stkd run directory (no config.yaml)")
+    return load_config(run_dir / "config.yaml"), read_json(run_dir / "data.json")
+
+
+def load_trained(run_dir: Path, wd, roles=("teacher", "student_kd", "student_plain")) -> list[Trained]:
+    """Every trained model in a run directory, rebuilt from safetensors + model cards."""
+    found = []
+    for mdir in sorted((Path(run_dir) / "models").glob("*")):
+        if not (mdir / "model.json").is_file():
+            continue
+        card = read_model_card(mdir)
+        if card["role"] not in roles:
+            continue
+        model, card = load_model(mdir, adjacency=wd.data.adjacency)
+        found.append(Trained(mdir.name, card["role"], model, card["name"], card.get("train_seconds"),
+                             card.get("val_mae")))
+    return found
+
+
+def check_same_data(teacher_run: Path, wd) -> None:
+    summary = read_json(Path(teacher_run) / "data.json")
+    if summary.get("fingerprint") != wd.fingerprint():
+        raise STKDError(f"{teacher_run} was trained on different data ({summary.get('name')}, "
+                        f"{len(summary.get('nodes', []))} nodes, {summary.get('steps')} steps) than this config "
+                        f"({wd.data.name}, {wd.num_nodes} nodes, {wd.data.num_steps} steps); distil with the same "
+                        "data and window settings")
+
+
+def distill_from(cfg: RunConfig, teacher_run: Path, out: Path, *, overwrite=False, resume=False,
+                 progress=True) -> dict:
+    """Distil the configured student from the teacher(s) saved in ``teacher_run`` (not retrained)."""
+    from stkd.report import write_report
+
+    _, wd = load_prepared(cfg)
+    check_same_data(teacher_run, wd)
+    teachers = load_trained(teacher_run, wd, roles=("teacher",))
+    if not teachers:
+        raise STKDError(f"{teacher_run} holds no trained teacher (models/*/model.json with role teacher)")
+    same_dir = Path(out).resolve() == Path(teacher_run).resolve()
+    run_dir = Path(out) if same_dir else prepare_run_dir(out, overwrite=overwrite, resume=resume)
+    if not same_dir:
+        write_text(run_dir / "config.yaml", dump_config(cfg))
+        write_json(run_dir / "data.json", data_summary(wd))
+    caches = build_caches(Path(teacher_run), teachers, wd, cfg)
+    kd = train_student(cfg, wd, run_dir, caches=caches, weights=ensemble_weights(cfg, teachers),
+                       resume=resume, progress=progress)
+    plain = train_student(cfg, wd, run_dir, resume=resume, progress=progress)
+    metrics = evaluate_all(cfg, wd, run_dir, [*teachers, kd, plain])
+    write_report(run_dir)
+    return metrics
+
+
+def train_only(cfg: RunConfig, out: Path, *, overwrite=False, resume=False, progress=True) -> Path:
+    """Train the teacher(s) and write their soft-label cache; students can be distilled later."""
+    run_dir, wd = start_run(cfg, out, overwrite=overwrite, resume=resume)
+    teachers = train_teachers(cfg, wd, run_dir, resume=resume, progress=progress)
+    build_caches(run_dir, teachers, wd, cfg)
+    return run_dir
+
+
+def evaluate_run(run_dir: Path) -> dict:
+    """Re-score every saved model of a run on its test split and rewrite metrics.json and report.md."""
+    from stkd.report import write_report
+
+    cfg, _ = load_run(run_dir)
+    _, wd = load_prepared(cfg)
+    check_same_data(run_dir, wd)
+    models = load_trained(run_dir, wd)
+    if not models:
+        raise STKDError(f"{run_dir} holds no trained models")
+    metrics = evaluate_all(cfg, wd, Path(run_dir), models)
+    write_report(Path(run_dir))
+    return metrics

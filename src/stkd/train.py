@@ -1,0 +1,275 @@
+"""The training loop: AdamW, a learning-rate schedule, gradient clipping, early stopping on the
+validation error, best-checkpoint keeping, a CSV log of every epoch, and exact resume.
+
+One loop serves teachers, plain students and distilled students: what differs is the loss function
+passed in (``loss_fn(batch, outputs) -> (total, named_terms)``), which is where distillation lives.
+Data-parallel training (DDP under ``torchrun``) only changes which windows each rank sees and wraps
+the model; rank 0 alone writes files.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterable
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from stkd.checkpoint import load_weights, save_weights
+from stkd.config import TrainConfig
+from stkd.errors import ConfigError, STKDError
+from stkd.io import read_json, write_json, write_text
+
+LossFn = Callable[["object", dict], tuple[torch.Tensor, dict[str, float]]]
+
+
+def set_seed(seed: int) -> torch.Generator:
+    """Seed every RNG a run touches; return the generator that orders training windows."""
+    random.seed(seed)
+    np.random.seed(seed % (2**32))
+    torch.manual_seed(seed)
+    gen = torch.Generator()
+    gen.manual_seed(seed)
+    return gen
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("train.device: cuda was asked for but no CUDA device is available; use cpu or auto")
+    return torch.device(name)
+
+
+def is_rank0() -> bool:
+    return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
+
+
+def world() -> tuple[int, int]:
+    """(rank, world size); (0, 1) outside torch.distributed."""
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def make_scheduler(opt: torch.optim.Optimizer, kind: str, epochs: int):
+    if kind == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, epochs), eta_min=opt.defaults["lr"] * 0.05)
+    if kind == "step":
+        return torch.optim.lr_scheduler.StepLR(opt, step_size=max(1, epochs // 3), gamma=0.3)
+    return torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0)
+
+
+@dataclass
+class FitResult:
+    best_epoch: int
+    best_score: float
+    epochs_run: int
+    train_seconds: float
+    stopped_early: bool
+
+
+# ----------------------------------------------------------------- resumable state
+def _optimizer_tensors(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:
+    """Split optimizer state into tensors (safetensors) and plain values (JSON)."""
+    sd = opt.state_dict()
+    tensors, plain = {}, {"param_groups": sd["param_groups"], "state": {}}
+    for pid, st in sd["state"].items():
+        plain["state"][str(pid)] = {}
+        for k, v in st.items():
+            if torch.is_tensor(v):
+                tensors[f"opt.{pid}.{k}"] = v
+            else:
+                plain["state"][str(pid)][k] = v
+    return tensors, plain
+
+
+def _restore_optimizer(opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], plain: dict) -> None:
+    state: dict = {}
+    for pid, st in plain["state"].items():
+        state[int(pid)] = dict(st)
+    for key, v in tensors.items():
+        if key.startswith("opt."):
+            _, pid, k = key.split(".", 2)
+            state.setdefault(int(pid), {})[k] = v
+    opt.load_state_dict({"state": state, "param_groups": plain["param_groups"]})
+
+
+def save_last(model_dir: Path, modules: dict[str, nn.Module], opt, sched, gen: torch.Generator, info: dict) -> None:
+    tensors = {f"{prefix}.{k}": v for prefix, m in modules.items() for k, v in m.state_dict().items()}
+    opt_t, opt_plain = _optimizer_tensors(opt)
+    tensors.update(opt_t)
+    tensors["rng.torch"] = torch.get_rng_state()
+    tensors["rng.gen"] = gen.get_state()
+    save_weights(model_dir / "last.safetensors", tensors)
+    write_json(model_dir / "last.json", {**info, "optimizer": opt_plain, "scheduler": sched.state_dict()})
+
+
+def load_last(model_dir: Path, modules: dict[str, nn.Module], opt, sched, gen: torch.Generator) -> dict:
+    tensors = load_weights(model_dir / "last.safetensors")
+    info = read_json(model_dir / "last.json")
+    for prefix, m in modules.items():
+        sub = {k[len(prefix) + 1:]: v for k, v in tensors.items() if k.startswith(prefix + ".")}
+        m.load_state_dict(sub)
+    _restore_optimizer(opt, tensors, info["optimizer"])
+    sched.load_state_dict(info["scheduler"])
+    torch.set_rng_state(tensors["rng.torch"])
+    gen.set_state(tensors["rng.gen"])
+    return info
+
+
+# ----------------------------------------------------------------------- the loop
+def _write_log(path: Path, rows: list[dict]) -> None:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(rows[0].keys()))
+    writer.writeheader()
+    writer.writerows(rows)
+    write_text(path, buf.getvalue())
+
+
+def fit(
+    model: nn.Module,
+    data,
+    loss_fn: LossFn,
+    validate: Callable[[nn.Module], dict[str, float]],
+    cfg: TrainConfig,
+    model_dir: Path,
+    *,
+    epochs: int | None = None,
+    extra_modules: dict[str, nn.Module] | None = None,
+    resume: bool = False,
+    monitor: str = "mae",
+    desc: str = "train",
+    progress: bool = True,
+) -> FitResult:
+    """Train ``model`` on ``data``'s train windows and keep the weights with the best validation score.
+
+    ``validate(model)`` returns metrics on the validation split (lower ``monitor`` is better).
+    ``extra_modules`` (e.g. a hint projection) are trained alongside the model and checkpointed with it.
+    The best weights are written to ``model_dir/model.safetensors`` by the caller-visible
+    ``best.safetensors`` contract: after ``fit`` returns, ``model`` holds the best weights.
+    """
+    from tqdm.auto import tqdm
+
+    model_dir = Path(model_dir)
+    rank, world_size = world()
+    device = resolve_device(cfg.device)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    gen = set_seed(cfg.seed)
+    epochs = epochs or cfg.epochs
+    extra_modules = dict(extra_modules or {})
+    model.to(device)
+    for m in extra_modules.values():
+        m.to(device)
+    modules = {"model": model, **extra_modules}
+    params = [p for m in modules.values() for p in m.parameters() if p.requires_grad]
+    if not params:
+        raise STKDError(f"{desc}: the model has no trainable parameters")
+    train_model: nn.Module = model
+    if world_size > 1:
+        train_model = nn.parallel.DistributedDataParallel(model, device_ids=None if device.type == "cpu" else [device])
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    sched = make_scheduler(opt, cfg.scheduler, epochs)
+
+    log_rows: list[dict] = []
+    start_epoch, best_score, best_epoch, bad_epochs, elapsed = 0, math.inf, -1, 0, 0.0
+    best_state = {k: {n: t.detach().clone() for n, t in m.state_dict().items()} for k, m in modules.items()}
+    if resume and (model_dir / "last.json").is_file():
+        info = load_last(model_dir, modules, opt, sched, gen)
+        start_epoch, best_score, best_epoch = info["epoch"] + 1, info["best_score"], info["best_epoch"]
+        bad_epochs, elapsed, log_rows = info["bad_epochs"], info["elapsed"], info["log"]
+        if (model_dir / "best.safetensors").is_file():
+            tensors = load_weights(model_dir / "best.safetensors")
+            for k in modules:
+                best_state[k] = {n[len(k) + 1:]: v for n, v in tensors.items() if n.startswith(k + ".")}
+        if best_score is None:
+            best_score = math.inf
+        if info.get("finished"):
+            start_epoch = epochs  # nothing left to train: fall through to loading the best weights
+
+    stopped_early = False
+    bar = tqdm(range(start_epoch, epochs), desc=desc, disable=not (progress and rank == 0), leave=False,
+               initial=start_epoch, total=epochs)
+    epoch = start_epoch - 1
+    for epoch in bar:
+        t0 = time.perf_counter()
+        for m in modules.values():
+            m.train()
+        total, count = 0.0, 0
+        for batch in _train_batches(data, cfg, gen, rank, world_size):
+            batch = batch.to(device)
+            out = train_model(batch.x, batch.tod, batch.dow)
+            loss, _terms = loss_fn(batch, out)
+            if not torch.isfinite(loss):
+                raise STKDError(f"{desc}: the loss became {loss.item()} at epoch {epoch + 1}; "
+                                "try a lower train.lr or check the data for extreme values")
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if cfg.grad_clip and cfg.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+            opt.step()
+            total += float(loss.detach())
+            count += 1
+        sched.step()
+        for m in modules.values():
+            m.eval()
+        val = validate(model)
+        score = float(val.get(monitor, math.nan))
+        seconds = time.perf_counter() - t0
+        elapsed += seconds
+        row = {"epoch": epoch + 1, "train_loss": total / max(count, 1),
+               **{f"val_{k}": v for k, v in val.items()}, "lr": opt.param_groups[0]["lr"], "seconds": seconds}
+        log_rows.append(row)
+        improved = math.isfinite(score) and score < best_score - 1e-9
+        if improved:
+            best_score, best_epoch, bad_epochs = score, epoch + 1, 0
+            best_state = {k: {n: t.detach().clone() for n, t in m.state_dict().items()} for k, m in modules.items()}
+        else:
+            bad_epochs += 1
+        bar.set_postfix(loss=f"{row['train_loss']:.4f}", **{f"val_{monitor}": f"{score:.4f}"})
+        if rank == 0:
+            _write_log(model_dir / "log.csv", log_rows)
+            if improved:
+                save_weights(model_dir / "best.safetensors",
+                             {f"{k}.{n}": t for k, sd in best_state.items() for n, t in sd.items()})
+            save_last(model_dir, modules, opt, sched, gen,
+                      {"epoch": epoch, "best_score": best_score if math.isfinite(best_score) else None,
+                       "best_epoch": best_epoch, "bad_epochs": bad_epochs, "elapsed": elapsed, "log": log_rows})
+        if bad_epochs >= cfg.patience:
+            stopped_early = True
+            break
+    bar.close()
+    if rank == 0 and (model_dir / "last.json").is_file():
+        info = read_json(model_dir / "last.json")
+        info["finished"] = True
+        write_json(model_dir / "last.json", info)
+    for k, m in modules.items():
+        m.load_state_dict(best_state[k])
+        m.eval()
+    return FitResult(best_epoch=best_epoch, best_score=best_score, epochs_run=epoch + 1,
+                     train_seconds=elapsed, stopped_early=stopped_early)
+
+
+def _train_batches(data, cfg: TrainConfig, gen: torch.Generator, rank: int, world_size: int) -> Iterable:
+    """The train windows in a seeded random order; under DDP each rank takes its own share of every
+    global batch (global batch = cfg.batch_size), so 1 and N processes see the same windows per step."""
+    starts = torch.as_tensor(data.starts["train"])
+    order = starts[torch.randperm(len(starts), generator=gen)]
+    bs = cfg.batch_size
+    n_batches = len(order) // bs if len(order) >= bs else 1
+    if cfg.max_batches:
+        n_batches = min(n_batches, cfg.max_batches)
+    for b in range(n_batches):
+        chunk = order[b * bs:(b + 1) * bs]
+        if world_size > 1:
+            chunk = chunk[rank::world_size]
+        yield data.batch(chunk.numpy())

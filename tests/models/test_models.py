@@ -1,0 +1,246 @@
+"""Models: shapes, a learning step, dense vs sparse graphs, ONNX export of students, registry errors."""
+
+from __future__ import annotations
+
+import json
+import warnings
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+import torch
+
+from stkd.errors import ConfigError, DataError
+from stkd.models import MODELS, STUDENTS, TEACHERS, ModelSpec, build_model, count_params, model_defaults
+from stkd.models.base import tod_index, transition_matrices
+
+N, P, H, F_IN = 7, 12, 12, 2
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny tensors: one intra-op thread is faster and immune to other processes on a shared CPU."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+NO_DROPOUT = {"gwnet": {"dropout": 0.0}, "staeformer": {"dropout": 0.0}, "stid": {"dropout": 0.0}}
+
+
+def ring_adjacency(n: int) -> np.ndarray:
+    """A weighted ring with a chord: every node has neighbours, weights are not all equal."""
+    a = np.zeros((n, n), dtype=np.float32)
+    for i in range(n):
+        a[i, (i + 1) % n] = 1.0
+        a[(i + 1) % n, i] = 0.5
+    a[0, n // 2] = 2.0
+    return a
+
+
+def make_spec(out_classes: int = 1, adjacency=None, n: int = N) -> ModelSpec:
+    adj = ring_adjacency(n) if adjacency is None else adjacency
+    return ModelSpec(n, P, H, F_IN, 1, steps_per_day=288, adjacency=adj, out_classes=out_classes)
+
+
+def make_batch(b: int = 4, n: int = N, seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(b, P, n, F_IN, generator=g)  # [B, P, N, F]
+    tod = torch.rand(b, P, generator=g)  # [B, P]
+    dow = torch.randint(0, 7, (b, P), generator=g)  # [B, P]
+    return x, tod, dow
+
+
+@pytest.mark.parametrize("out_classes", [1, 3])
+@pytest.mark.parametrize("name", list(MODELS))
+def test_output_shapes(name, out_classes):
+    torch.manual_seed(0)
+    model = build_model(name, make_spec(out_classes), {})
+    x, tod, dow = make_batch(3)
+    out = model(x, tod, dow)
+    assert set(out) == {"pred", "hidden"}
+    assert out["pred"].shape == (3, H, N, out_classes)
+    assert out["hidden"].shape == (3, N, model.hidden_dim)
+    assert torch.isfinite(out["pred"]).all() and torch.isfinite(out["hidden"]).all()
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+def test_gradient_steps_decrease_loss(name):
+    torch.manual_seed(0)
+    model = build_model(name, make_spec(), NO_DROPOUT.get(name, {}))
+    x, tod, dow = make_batch(4)
+    y = torch.randn(4, H, N, 1, generator=torch.Generator().manual_seed(1))
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+
+    def loss_fn():
+        return torch.nn.functional.mse_loss(model(x, tod, dow)["pred"], y)
+
+    with torch.no_grad():
+        before = loss_fn().item()
+    for _ in range(5):
+        opt.zero_grad()
+        loss = loss_fn()
+        loss.backward()
+        assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+        opt.step()
+    with torch.no_grad():
+        after = loss_fn().item()
+    assert np.isfinite(after) and after < before
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+def test_hparams_json_safe_and_rebuild(name):
+    spec = make_spec()
+    model = build_model(name, spec, {})
+    assert set(model.hparams) == set(model_defaults(name))
+    again = build_model(name, spec, json.loads(json.dumps(model.hparams)))
+    assert again.hparams == model.hparams
+    assert count_params(again) == count_params(model)
+    again.load_state_dict(model.state_dict())  # same keys and shapes
+
+
+@pytest.mark.parametrize("params", [{}, {"adaptive": False}])
+def test_gwnet_dense_and_sparse_adjacency_agree(params):
+    dense = ring_adjacency(N)
+    m_dense = build_model("gwnet", make_spec(adjacency=dense), params).eval()
+    m_sparse = build_model("gwnet", make_spec(adjacency=sp.csr_matrix(dense)), params).eval()
+    assert m_sparse.support_0.is_sparse and not m_dense.support_0.is_sparse
+    assert "support_0" not in m_dense.state_dict()  # derived from the spec, not saved
+    m_sparse.load_state_dict(m_dense.state_dict())
+    x, tod, dow = make_batch(3)
+    with torch.no_grad():
+        a, b = m_dense(x, tod, dow), m_sparse(x, tod, dow)
+    torch.testing.assert_close(a["pred"], b["pred"], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(a["hidden"], b["hidden"], atol=1e-5, rtol=1e-5)
+
+
+def test_gwnet_sparse_backward_and_graph_matters():
+    model = build_model("gwnet", make_spec(adjacency=sp.csr_matrix(ring_adjacency(N))), {"adaptive": False, "dropout": 0.0})
+    x, tod, dow = make_batch(2)
+    model(x, tod, dow)["pred"].sum().backward()
+    assert model.start_conv.weight.grad is not None
+    # a different graph, same weights -> a different forecast (the graph is used)
+    other = build_model("gwnet", make_spec(adjacency=sp.csr_matrix(ring_adjacency(N).T)), {"adaptive": False})
+    other.load_state_dict(model.state_dict())
+    model.eval(), other.eval()
+    with torch.no_grad():
+        assert not torch.allclose(model(x, tod, dow)["pred"], other(x, tod, dow)["pred"])
+
+
+def test_transition_matrices_rows_sum_to_one():
+    a = ring_adjacency(N)
+    a[3] = 0.0  # a node without out-edges keeps a zero row
+    fwd, bwd = transition_matrices(sp.csr_matrix(a))
+    rows = np.asarray(fwd.sum(axis=1)).ravel()
+    assert np.allclose(np.delete(rows, 3), 1.0) and rows[3] == 0.0
+    assert np.allclose(np.asarray(bwd.sum(axis=1)).ravel(), 1.0)
+    assert np.allclose(bwd.toarray(), a.T / a.T.sum(axis=1, keepdims=True))
+
+
+def test_gwnet_receptive_field_follows_input_len():
+    for p in (3, 12, 24):
+        spec = ModelSpec(N, p, 4, F_IN, 1, 288, adjacency=ring_adjacency(N))
+        model = build_model("gwnet", spec, {})
+        assert model.receptive_field >= p
+        x = torch.randn(2, p, N, F_IN)
+        assert model(x, torch.rand(2, p), torch.zeros(2, p, dtype=torch.long))["pred"].shape == (2, 4, N, 1)
+    with pytest.raises(ConfigError, match="receptive field"):
+        build_model("gwnet", make_spec(), {"blocks": 1})
+
+
+def test_gwnet_needs_some_graph():
+    spec = ModelSpec(N, P, H, F_IN, 1, 288)
+    build_model("gwnet", spec, {})  # adaptive graph only: fine
+    with pytest.raises(ConfigError, match="needs a graph"):
+        build_model("gwnet", spec, {"adaptive": False})
+
+
+def test_gwnet_adaptive_off_above_limit(caplog):
+    spec = make_spec(adjacency=sp.csr_matrix(ring_adjacency(N)))
+    with caplog.at_level("WARNING", logger="stkd.models.teachers.gwnet"):
+        model = build_model("gwnet", spec, {"adaptive_max_nodes": 5})
+    assert not model.adaptive_active and "switched off" in caplog.text
+    assert model.hparams["adaptive"] is True
+
+
+@pytest.mark.parametrize("name", ["staeformer", "agcrn"])
+def test_dense_teachers_refuse_large_graphs_before_allocating(name):
+    spec = ModelSpec(1_000_000, P, H, F_IN, 1, 288)  # would be 3.6 TiB per N x N matrix
+    with pytest.raises(ConfigError, match="too large.*Try gwnet"):
+        build_model(name, spec, {})
+    with pytest.raises(ConfigError, match="too large"):
+        build_model(name, make_spec(), {"max_nodes": 5})
+
+
+def test_wrong_input_shape_is_a_clear_error():
+    model = build_model("stid", make_spec(), {})
+    x, tod, dow = make_batch(2, n=N + 1)
+    with pytest.raises(DataError, match="N=7"):
+        model(x, tod, dow)
+
+
+def test_tod_index_is_exact_on_the_grid():
+    k = torch.arange(288)
+    tod = (k.float() / 288).float()
+    assert torch.equal(tod_index(tod, 288), k)
+    assert tod_index(torch.tensor([0.99999]), 288).item() == 287
+
+
+def test_stid_uses_calendar_and_node_identity():
+    torch.manual_seed(0)
+    model = build_model("stid", make_spec(), {}).eval()
+    x, tod, dow = make_batch(1)
+    x = x.expand(1, P, N, F_IN).clone()
+    x[:] = x[:, :, :1]  # every node sees the same window
+    with torch.no_grad():
+        out = model(x, tod, dow)["pred"]
+        assert not torch.allclose(out[:, :, 0], out[:, :, 1])  # node identity
+        assert not torch.allclose(out, model(x, (tod + 0.5) % 1, dow)["pred"])  # time of day
+        assert not torch.allclose(out, model(x, tod, (dow + 1) % 7)["pred"])  # day of week
+
+
+def test_build_model_errors():
+    spec = make_spec()
+    with pytest.raises(ConfigError, match="unknown model 'gwnt'; did you mean 'gwnet'"):
+        build_model("gwnt", spec, {})
+    with pytest.raises(ConfigError, match="teachers: gwnet, staeformer, agcrn; students: mlp, stid, linear"):
+        build_model("transformer", spec, {})
+    with pytest.raises(ConfigError, match=r"params\.hiden; did you mean 'hidden'.*valid: hidden, dropout"):
+        build_model("mlp", spec, {"hiden": [32]})
+    with pytest.raises(ConfigError, match=r"params\.layers must be int"):
+        build_model("stid", spec, {"layers": "two"})
+    with pytest.raises(ConfigError, match="heads"):
+        build_model("staeformer", spec, {"heads": 3})
+    assert set(TEACHERS) | set(STUDENTS) == set(MODELS)
+
+
+def test_students_are_ten_times_smaller_than_teachers():
+    """Product requirement (issue 3): >= 10x fewer parameters at the defaults, Los-loop shape."""
+    spec = ModelSpec(207, 12, 12, 1, 1, 288, adjacency=sp.random(207, 207, density=0.04, format="csr", random_state=0))
+    teacher = min(count_params(build_model(t, spec, {})) for t in ("gwnet", "staeformer"))
+    for s in STUDENTS:
+        assert 10 * count_params(build_model(s, spec, {})) <= teacher, s
+
+
+@pytest.mark.parametrize("name", STUDENTS)
+def test_students_export_to_onnx(name, tmp_path):
+    ort = pytest.importorskip("onnxruntime")
+    torch.manual_seed(0)
+    model = build_model(name, make_spec(out_classes=3), {}).eval()
+    path = tmp_path / f"{name}.onnx"
+    batch = {"x": {0: "batch"}, "tod": {0: "batch"}, "dow": {0: "batch"}, "pred": {0: "batch"}, "hidden": {0: "batch"}}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the legacy exporter's DeprecationWarning
+        torch.onnx.export(
+            model, make_batch(2), str(path), dynamo=False, opset_version=17,
+            input_names=["x", "tod", "dow"], output_names=["pred", "hidden"], dynamic_axes=batch,
+        )
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    names = {i.name for i in session.get_inputs()}  # unused inputs (tod, dow of mlp/linear) are dropped
+    for b in (1, 5):
+        x, tod, dow = make_batch(b, seed=b)
+        feed = {k: v.numpy() for k, v in {"x": x, "tod": tod, "dow": dow}.items() if k in names}
+        pred, hidden = session.run(["pred", "hidden"], feed)
+        with torch.no_grad():
+            ref = model(x, tod, dow)
+        np.testing.assert_allclose(pred, ref["pred"].numpy(), atol=1e-4)
+        np.testing.assert_allclose(hidden, ref["hidden"].numpy(), atol=1e-4)

@@ -1,0 +1,201 @@
+"""Tests of stkd.report: a fake run directory in, report.md and valid PNG plots out."""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from stkd.errors import STKDError
+from stkd.report import format_horizon_table, format_table, student_summary, write_report
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+PLOTS = ["error_by_horizon.png", "forecast_vs_truth.png", "sensor_map.png", "training_curves.png",
+         "distillation_gain.png"]
+# name -> (role, params, prediction noise std, latency ms, throughput, train seconds)
+MODELS = {
+    "gwnet": ("teacher", 301_234, 1.0, 2.5, 4_000.0, 120.0),
+    "stid_kd": ("student_kd", 12_345, 1.2, 0.1, 90_000.0, 30.0),
+    "stid": ("student_plain", 12_345, 1.6, 0.1, 90_000.0, 25.0),
+    "last_value": ("baseline", 0, 2.5, None, None, None),
+    "seasonal_avg": ("baseline", 0, 3.0, None, None, None),
+}
+N, P, H, T = 6, 12, 12, 900
+
+
+def _masked(pred: np.ndarray, y: np.ndarray, m: np.ndarray) -> dict[str, float]:
+    """Masked MAE, RMSE and MAPE (%) over all entries."""
+    e = (pred - y)[m]
+    return {"mae": float(np.abs(e).mean()), "rmse": float(np.sqrt((e ** 2).mean())),
+            "mape": float(100 * np.abs(e / y[m]).mean())}
+
+
+def make_run(root: Path, coords: bool = True) -> dict:
+    """Write a small, self-consistent run directory under ``root``; return its metrics dict."""
+    rng = np.random.default_rng(0)
+    t = np.arange(T)
+    amp = np.linspace(2, 12, N)  # node 5 varies most
+    series = (60 - amp[None, :] * (1 + np.sin(2 * np.pi * t[:, None] / 288))).astype(np.float32)  # (T, N)
+    lo, hi = 720, T
+    starts = np.arange(lo, hi - P - H + 1, dtype=np.int64)
+    idx = starts[:, None] + P + np.arange(H)[None, :]  # (W, H)
+    truth = series[idx][..., None]  # (W, H, N, 1)
+    mask = np.ones_like(truth, dtype=bool)
+    missing = (idx >= 780) & (idx < 800)  # a 20-step outage at every node
+    mask[missing] = False
+    truth[~mask] = 0.0
+    (root / "predictions").mkdir(parents=True)
+    models = {}
+    for name, (role, params, noise, lat, thr, secs) in MODELS.items():
+        scale = noise * np.linspace(0.6, 1.4, H)[None, :, None, None]
+        pred = (truth + scale * rng.standard_normal(truth.shape)).astype(np.float32)
+        pred[~mask] = series[idx][..., None][~mask]
+        np.save(root / "predictions" / f"{name}.npy", pred)
+        test = _masked(pred, truth, mask)
+        test["horizons"] = {str(h): _masked(pred[:, h - 1], truth[:, h - 1], mask[:, h - 1]) for h in (3, 6, 12)}
+        test["per_step"] = [_masked(pred[:, h], truth[:, h], mask[:, h]) for h in range(H)]
+        test["per_node_mae"] = [_masked(pred[:, :, n], truth[:, :, n], mask[:, :, n])["mae"] for n in range(N)]
+        models[name] = {"role": role, "params": params, "test": test, "latency_ms_batch1": lat,
+                        "throughput_windows_per_s": thr, "train_seconds": secs}
+        if role != "baseline":
+            d = root / "models" / name
+            d.mkdir(parents=True)
+            ep = np.arange(1, 16)
+            rows = [f"{e},{noise * 3 / e:.4f},{noise * (2 + 4 / e):.4f},{noise * (3 + 4 / e):.4f},0.001,1.5"
+                    for e in ep]
+            (d / "log.csv").write_text("epoch,train_loss,val_mae,val_rmse,lr,seconds\n" + "\n".join(rows) + "\n")
+    for fname, arr in (("truth", truth), ("mask", mask), ("starts", starts)):
+        np.save(root / "predictions" / f"{fname}.npy", arr)
+    metrics = {"dataset": {"name": "fake-loop", "nodes": N, "steps": T, "freq": "5min"}, "task": "forecast",
+               "models": models}
+    (root / "metrics.json").write_text(json.dumps(metrics))
+    data = {"name": "fake-loop", "nodes": [f"s{i:03d}" for i in range(N)],
+            "coords": [[34.0 + 0.01 * i, -118.3 + 0.02 * (i % 3)] for i in range(N)] if coords else None,
+            "freq": "5min", "start": "2024-03-01T00:00:00", "steps": T, "targets": ["speed"],
+            "input_len": P, "horizon": H, "splits": {"train": [0, 630], "val": [630, 720], "test": [720, T]}}
+    (root / "data.json").write_text(json.dumps(data))
+    (root / "config.yaml").write_text("data: {}\n")
+    return metrics
+
+
+def _assert_png(path: Path) -> None:
+    """``path`` is a PNG file of non-trivial size."""
+    assert path.is_file(), path
+    blob = path.read_bytes()
+    assert blob[:8] == PNG_MAGIC, path
+    assert len(blob) > 10_000, (path, len(blob))
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory) -> tuple[Path, dict, str]:
+    """One fake run with its report written once (drawing plots is the slow part): (root, metrics, text)."""
+    root = tmp_path_factory.mktemp("report") / "run"
+    metrics = make_run(root)
+    path = write_report(root)
+    assert path == root / "report.md"
+    return root, metrics, path.read_text()
+
+
+def test_report_lists_models_numbers_and_plots(report):
+    root, metrics, text = report
+    for name in MODELS:
+        assert f"| {name} |" in text
+    t = metrics["models"]["gwnet"]["test"]
+    assert f"{t['mae']:.3f}" in text and f"{t['rmse']:.3f}" in text and f"{t['mape']:.2f}%" in text
+    assert f"{t['horizons']['12']['mae']:.3f}" in text
+    assert "301,234" in text and "12,345" in text
+    assert "fake-loop" in text and "5min" in text and "900" in text
+    for fname in PLOTS:
+        _assert_png(root / "plots" / fname)
+        assert f"](plots/{fname})" in text
+    assert not list((root / "plots").glob("*.tmp")) and not list(root.glob("*.tmp"))
+
+
+def test_table_order_and_na(report):
+    metrics = copy.deepcopy(report[1])
+    metrics["models"]["stid"]["test"]["mae"] = float("nan")
+    table = format_table(metrics)
+    names = [line.split("|")[1].strip() for line in table.splitlines()[2:]]
+    assert names == ["gwnet", "stid_kd", "stid", "last_value", "seasonal_avg"]
+    assert "MAE @3" in table and "MAE @6" in table and "MAE @12" in table
+    stid_row = next(line for line in table.splitlines() if line.startswith("| stid |"))
+    assert "n/a" in stid_row
+    baseline_row = next(line for line in table.splitlines() if line.startswith("| last_value |"))
+    assert baseline_row.count("n/a") == 3  # latency, throughput, train time
+    assert "RMSE @6" in format_horizon_table(metrics)
+
+
+def test_kept_summary_numbers(report):
+    _, metrics, text = report
+    m = metrics["models"]
+    ratio = m["stid_kd"]["test"]["mae"] / m["gwnet"]["test"]["mae"]
+    gain = 100 * (m["stid"]["test"]["mae"] - m["stid_kd"]["test"]["mae"]) / m["stid"]["test"]["mae"]
+    s = student_summary(metrics)
+    assert (s["teacher"], s["student_kd"], s["student_plain"]) == ("gwnet", "stid_kd", "stid")
+    assert math.isclose(s["ratio_to_teacher"], ratio) and math.isclose(s["gain_vs_plain_pct"], gain)
+    assert math.isclose(s["param_ratio"], 301_234 / 12_345) and math.isclose(s["latency_speedup"], 25.0)
+    kept = text.split("## What the student kept")[1].split("## Plots")[0]
+    assert f"{ratio:.2f} x" in kept
+    assert f"{gain:+.1f} %" in kept
+    assert f"{301_234 / 12_345:.1f} x" in kept and "25.0 x" in kept
+
+
+def test_rerun_regenerates_and_skips_missing_pieces(report, tmp_path):
+    """A second call on a reported run, after coords, the plain student and the teacher's predictions went away."""
+    src, metrics, _ = report
+    root = tmp_path / "run"
+    shutil.copytree(src, root)
+    assert (root / "plots" / "sensor_map.png").is_file()
+    data = json.loads((root / "data.json").read_text())
+    data["coords"] = None
+    (root / "data.json").write_text(json.dumps(data))
+    metrics = copy.deepcopy(metrics)
+    del metrics["models"]["stid"]
+    metrics["models"]["stid_kd"]["test"]["rmse"] = float("nan")
+    (root / "metrics.json").write_text(json.dumps(metrics))
+    (root / "predictions" / "gwnet.npy").unlink()
+    text = write_report(root).read_text()
+    assert "Skipped: the data set has no coordinates" in text
+    assert "| stid |" not in text and "No plain student" in text
+    assert "no predictions for gwnet" in text
+    assert "n/a" in text.split("| stid_kd |")[1].splitlines()[0]
+    # plots that can no longer be drawn are removed, the others are redrawn
+    assert not (root / "plots" / "sensor_map.png").exists()
+    assert not (root / "plots" / "distillation_gain.png").exists()
+    for fname in ("error_by_horizon.png", "forecast_vs_truth.png", "training_curves.png"):
+        _assert_png(root / "plots" / fname)
+        assert f"](plots/{fname})" in text
+
+
+def test_classify_table_and_report(tmp_path):
+    models = {
+        "gwnet": {"role": "teacher", "params": 100_000, "test": {"accuracy": 0.91, "precision": 0.8, "recall": 0.7,
+                                                                  "f1": 0.75, "auroc": 0.93, "ap": 0.6},
+                  "latency_ms_batch1": 2.0, "throughput_windows_per_s": 500.0, "train_seconds": 10.0},
+        "mlp_kd": {"role": "student_kd", "params": 5_000, "test": {"accuracy": 0.9, "precision": 0.78, "recall": 0.69,
+                                                                   "f1": 0.72, "auroc": float("nan")},
+                   "latency_ms_batch1": 0.2, "throughput_windows_per_s": 9000.0, "train_seconds": 3.0},
+    }
+    metrics = {"dataset": {"name": "events", "nodes": 3, "steps": 100, "freq": "1h"}, "task": "classify",
+               "models": models}
+    table = format_table(metrics)
+    header = table.splitlines()[0]
+    for col in ("accuracy", "precision", "recall", "F1", "AUROC", "AP"):
+        assert col in header
+    assert "MAE" not in header and "0.930" in table and "n/a" in table
+    root = tmp_path / "run"
+    root.mkdir()
+    (root / "metrics.json").write_text(json.dumps(metrics))
+    text = write_report(root).read_text()
+    assert "| mlp_kd |" in text and "0.96 x" in text  # F1 0.72 / 0.75
+    assert not (root / "plots" / "error_by_horizon.png").exists()
+
+
+def test_missing_metrics_is_a_clear_error(tmp_path):
+    with pytest.raises(STKDError, match="metrics.json"):
+        write_report(tmp_path)
