@@ -52,41 +52,44 @@ class SeasonalAverage:
 
 
 class RidgeWindow:
-    """Ridge regression from a node's scaled input window to its horizon, shared across nodes."""
+    """Ridge regression from a node's scaled input window to its scaled horizon, shared across nodes.
+
+    Fitted on (a sample of at most ``max_rows`` node-windows of) the train split, on windows whose
+    whole horizon was observed; predictions are inverse-scaled per node.
+    """
 
     def __init__(self, data, alpha: float = 1.0, max_rows: int = 200_000, seed: int = 0):
         self.data = data
+        F_out = data.out_features
         rng = np.random.default_rng(seed)
         starts = data.starts["train"]
         n_windows = max(1, min(len(starts), max_rows // max(1, data.num_nodes)))
         pick = np.sort(rng.choice(starts, size=n_windows, replace=False)) if n_windows < len(starts) else starts
-        xs, ys = [], []
+        xs, ys, ms = [], [], []
         for i in range(0, len(pick), 512):
             b = data.batch(pick[i:i + 512])
-            xs.append(self._features(b.x))
-            y = b.x.new_tensor(data.scaler.transform_targets(b.y.numpy())) if hasattr(data.scaler, "transform_targets") else None
-            ys.append(self._targets(b, y))
-        X, Y, M = np.concatenate(xs), np.concatenate([y[0] for y in ys]), np.concatenate([y[1] for y in ys])
+            y_scaled = data.scaler.transform(b.y.clone(), feature_slice=slice(0, F_out))  # [B, H, N, F_out]
+            xs.append(_node_rows(b.x))
+            ys.append(_node_rows(y_scaled))
+            ms.append(_node_rows(b.mask))
+        X, Y, M = np.concatenate(xs), np.concatenate(ys), np.concatenate(ms)
         keep = M.all(1)  # rows whose whole horizon is observed
         if keep.sum() < 10:
             keep = np.ones(len(X), bool)
         self.model = Ridge(alpha=alpha).fit(X[keep], Y[keep])
 
-    def _features(self, x: torch.Tensor) -> np.ndarray:
-        B, P, N, F = x.shape
-        return x.permute(0, 2, 1, 3).reshape(B * N, P * F).numpy()  # [B*N, P*F]
-
-    def _targets(self, batch, _unused):
-        B, H, N, F_out = batch.y.shape
-        y = batch.y.permute(0, 2, 1, 3).reshape(B * N, H * F_out).numpy()  # original units
-        m = batch.mask.permute(0, 2, 1, 3).reshape(B * N, H * F_out).numpy()
-        return y, m
-
     def __call__(self, batch) -> torch.Tensor:
         B, P, N, F = batch.x.shape
         H, F_out = self.data.H, self.data.out_features
-        out = self.model.predict(self._features(batch.x))  # [B*N, H*F_out] original units
-        return torch.as_tensor(out, dtype=torch.float32).reshape(B, N, H, F_out).permute(0, 2, 1, 3)
+        out = self.model.predict(_node_rows(batch.x))  # [B*N, H*F_out] scaled
+        out = torch.as_tensor(out, dtype=torch.float32).reshape(B, N, H, F_out).permute(0, 2, 1, 3)
+        return self.data.scaler.inverse(out, feature_slice=slice(0, F_out))  # [B, H, N, F_out]
+
+
+def _node_rows(t: torch.Tensor) -> np.ndarray:
+    """[B, S, N, F] -> [B*N, S*F]: one row per (window, node)."""
+    B, S, N, F = t.shape
+    return t.permute(0, 2, 1, 3).reshape(B * N, S * F).cpu().numpy()
 
 
 def build_baseline(name: str, data):

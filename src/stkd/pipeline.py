@@ -293,6 +293,10 @@ def run(cfg: RunConfig, out: Path, *, overwrite=False, resume=False, progress=Tr
     """The whole pipeline; returns metrics.json's content. Writes report.md beside it."""
     from stkd.report import write_report
 
+    if cfg.task == "classify":
+        from stkd.events.pipeline import run_classify
+
+        return run_classify(cfg, out, overwrite=overwrite, resume=resume, progress=progress)
     run_dir, wd = start_run(cfg, out, overwrite=overwrite, resume=resume)
     teachers = train_teachers(cfg, wd, run_dir, resume=resume, progress=progress)
     caches = build_caches(run_dir, teachers, wd, cfg)

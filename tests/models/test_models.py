@@ -114,10 +114,11 @@ def test_gwnet_dense_and_sparse_adjacency_agree(params):
 
 
 def test_gwnet_sparse_backward_and_graph_matters():
-    model = build_model("gwnet", make_spec(adjacency=sp.csr_matrix(ring_adjacency(N))), {"adaptive": False, "dropout": 0.0})
+    spec = make_spec(adjacency=sp.csr_matrix(ring_adjacency(N)))
+    model = build_model("gwnet", spec, {"adaptive": False, "dropout": 0.0})
     x, tod, dow = make_batch(2)
     model(x, tod, dow)["pred"].sum().backward()
-    assert model.start_conv.weight.grad is not None
+    assert model.start.weight.grad is not None
     # a different graph, same weights -> a different forecast (the graph is used)
     other = build_model("gwnet", make_spec(adjacency=sp.csr_matrix(ring_adjacency(N).T)), {"adaptive": False})
     other.load_state_dict(model.state_dict())

@@ -191,7 +191,7 @@ def scipy_to_torch_sparse(m: sp.spmatrix) -> torch.Tensor:
     coo = sp.coo_matrix(m)
     idx = torch.from_numpy(np.vstack([coo.row, coo.col]).astype(np.int64))
     val = torch.from_numpy(coo.data.astype(np.float32))
-    return torch.sparse_coo_tensor(idx, val, coo.shape).coalesce()
+    return torch.sparse_coo_tensor(idx, val, coo.shape, check_invariants=True).coalesce()
 
 
 def too_large(model: str, n: int, max_nodes: int, what: str, gib_per_matrix: float, alternatives: str) -> ConfigError:

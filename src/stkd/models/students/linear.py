@@ -26,7 +26,8 @@ class LinearModel(STModel):
         super().__init__(spec, locals())
         self.hidden_dim = spec.input_len * spec.in_features
         self.proj = nn.Linear(self.hidden_dim, spec.horizon * spec.out_channels)
-        self.node_bias = nn.Parameter(torch.zeros(spec.num_nodes, spec.horizon * spec.out_channels)) if node_bias else None
+        out_dim = spec.horizon * spec.out_channels
+        self.node_bias = nn.Parameter(torch.zeros(spec.num_nodes, out_dim)) if node_bias else None  # [N, H*C_out]
 
     def forward(self, x: torch.Tensor, tod: torch.Tensor, dow: torch.Tensor) -> dict[str, torch.Tensor]:
         self.check_inputs(x, tod, dow)

@@ -56,7 +56,9 @@ class STID(STModel):
     ) -> None:
         super().__init__(spec, locals())
         self.window_emb = nn.Linear(spec.input_len * spec.in_features, embed_dim)
-        self.node_emb = nn.Parameter(nn.init.xavier_uniform_(torch.empty(spec.num_nodes, node_dim))) if node_dim else None
+        self.node_emb = (  # [N, d_n]
+            nn.Parameter(nn.init.xavier_uniform_(torch.empty(spec.num_nodes, node_dim))) if node_dim else None
+        )
         self.tod_emb = nn.Embedding(spec.steps_per_day, tod_dim) if tod_dim else None
         self.dow_emb = nn.Embedding(7, dow_dim) if dow_dim else None
         for emb in (self.tod_emb, self.dow_emb):

@@ -33,16 +33,20 @@ class AdaptiveGraphConv(nn.Module):
         self.weight_pool = nn.Parameter(torch.randn(embed_dim, cheb_k, c_in, c_out) * std)  # [d_e, K, Ci, Co]
         self.bias_pool = nn.Parameter(torch.zeros(embed_dim, c_out))  # [d_e, Co]
 
-    def forward(self, x: torch.Tensor, graph: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
-        # x [B, N, Ci], graph [N, N], emb [N, d_e]
+    def node_params(self, emb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Each node's weights and bias from its embedding ``emb [N, d_e]`` (once per forward pass)."""
+        weights = torch.einsum("nd,dkio->nkio", emb, self.weight_pool)  # [N, K, Ci, Co]
+        return weights, emb @ self.bias_pool  # [N, K, Ci, Co], [N, Co]
+
+    def forward(self, x: torch.Tensor, graph: torch.Tensor, params: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        # x [B, N, Ci], graph [N, N], params from node_params
         terms = [x]  # Chebyshev terms T_k(A) x, each [B, N, Ci]; T_0 = I is never materialised
         if self.cheb_k > 1:
             terms.append(torch.einsum("nm,bmc->bnc", graph, x))
         for _ in range(2, self.cheb_k):
             terms.append(2 * torch.einsum("nm,bmc->bnc", graph, terms[-1]) - terms[-2])
         xg = torch.stack(terms, dim=2)  # [B, N, K, Ci]
-        weights = torch.einsum("nd,dkio->nkio", emb, self.weight_pool)  # [N, K, Ci, Co]
-        bias = emb @ self.bias_pool  # [N, Co]
+        weights, bias = params
         return torch.einsum("bnki,nkio->bno", xg, weights) + bias  # [B, N, Co]
 
 
@@ -55,11 +59,14 @@ class AGCRNCell(nn.Module):
         self.gates = AdaptiveGraphConv(c_in + hidden, 2 * hidden, cheb_k, embed_dim)
         self.candidate = AdaptiveGraphConv(c_in + hidden, hidden, cheb_k, embed_dim)
 
-    def forward(self, x: torch.Tensor, h: torch.Tensor, graph: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
-        # x [B, N, Ci], h [B, N, Hd]
-        zr = torch.sigmoid(self.gates(torch.cat([x, h], dim=-1), graph, emb))  # [B, N, 2Hd]
+    def node_params(self, emb: torch.Tensor) -> tuple:
+        return self.gates.node_params(emb), self.candidate.node_params(emb)
+
+    def forward(self, x: torch.Tensor, h: torch.Tensor, graph: torch.Tensor, params: tuple) -> torch.Tensor:
+        # x [B, N, Ci], h [B, N, Hd], params from node_params
+        zr = torch.sigmoid(self.gates(torch.cat([x, h], dim=-1), graph, params[0]))  # [B, N, 2Hd]
         z, r = zr.chunk(2, dim=-1)  # update, reset: each [B, N, Hd]
-        c = torch.tanh(self.candidate(torch.cat([x, r * h], dim=-1), graph, emb))  # [B, N, Hd]
+        c = torch.tanh(self.candidate(torch.cat([x, r * h], dim=-1), graph, params[1]))  # [B, N, Hd]
         return z * h + (1 - z) * c  # [B, N, Hd]
 
 
@@ -107,10 +114,11 @@ class AGCRN(STModel):
         graph = F.softmax(F.relu(self.node_emb @ self.node_emb.T), dim=1)  # [N, N]
         seq = x  # [B, P, N, C]
         for cell in self.cells:
+            params = cell.node_params(self.node_emb)  # per-node weights, shared by all steps
             h = x.new_zeros(b, n, self.hidden_dim)  # [B, N, Hd]
             outs = []
             for t in range(p):
-                h = cell(seq[:, t], h, graph, self.node_emb)  # [B, N, Hd]
+                h = cell(seq[:, t], h, graph, params)  # [B, N, Hd]
                 outs.append(h)
             seq = torch.stack(outs, dim=1)  # [B, P, N, Hd]
         out = self.head(h)  # [B, N, H*C_out]

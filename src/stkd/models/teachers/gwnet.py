@@ -80,7 +80,8 @@ class GatedTemporalConv(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         t_out = x.shape[2] - (self.kernel_size - 1) * self.dilation
-        taps = [x[:, :, j * self.dilation : j * self.dilation + t_out] for j in range(self.kernel_size)]  # k x [B, N, T', C]
+        d = self.dilation
+        taps = [x[:, :, j * d : j * d + t_out] for j in range(self.kernel_size)]  # k x [B, N, T', C]
         f, g = self.linear(torch.cat(taps, dim=-1)).chunk(2, dim=-1)  # each [B, N, T', C_out]
         return torch.tanh(f) * torch.sigmoid(g)  # [B, N, T', C_out]
 

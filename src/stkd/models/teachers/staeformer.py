@@ -40,7 +40,8 @@ class AttentionLayer(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         *lead, length, dim = x.shape  # [..., L, D]
-        q, k, v = self.qkv(x).reshape(-1, length, 3, self.heads, dim // self.heads).permute(2, 0, 3, 1, 4)  # each [M, h, L, dh]
+        qkv = self.qkv(x).reshape(-1, length, 3, self.heads, dim // self.heads)  # [M, L, 3, h, dh], M = prod(...)
+        q, k, v = qkv.permute(2, 0, 3, 1, 4)  # each [M, h, L, dh]
         a = F.scaled_dot_product_attention(q, k, v, dropout_p=self.p_attn if self.training else 0.0)  # [M, h, L, dh]
         a = a.transpose(1, 2).reshape(*lead, length, dim)  # [..., L, D]
         x = self.norm1(x + self.dropout(self.proj(a)))  # [..., L, D]
@@ -91,7 +92,9 @@ class STAEformer(STModel):
         self.input_proj = nn.Linear(spec.in_features, input_embed)
         self.tod_emb = nn.Embedding(spec.steps_per_day, tod_embed) if tod_embed else None
         self.dow_emb = nn.Embedding(7, dow_embed) if dow_embed else None
-        self.adaptive = nn.Parameter(nn.init.xavier_uniform_(torch.empty(p, n, adaptive_embed))) if adaptive_embed else None
+        self.adaptive = (  # [P, N, d_a]
+            nn.Parameter(nn.init.xavier_uniform_(torch.empty(p, n, adaptive_embed))) if adaptive_embed else None
+        )
         self.temporal = nn.ModuleList(AttentionLayer(dim, heads, ff_dim, dropout) for _ in range(layers))
         self.spatial = nn.ModuleList(AttentionLayer(dim, heads, ff_dim, dropout) for _ in range(layers))
         self.output_proj = nn.Linear(p * dim, spec.horizon * spec.out_channels)
