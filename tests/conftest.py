@@ -21,3 +21,22 @@ def los_loop_dir() -> Path:
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(0)
+
+
+@pytest.fixture
+def los_small_config(los_loop_dir) -> dict:
+    """A raw run config (a fresh dict) for a fast end-to-end run on a slice of Los-loop: the first 20
+    sensors, two days, tiny models and a few batches, so a whole ``stkd run`` takes seconds on a CPU."""
+    ids = (los_loop_dir / "los_speed.csv").open().readline().strip().split(",")[:20]
+    return {
+        "data": {"source": "csv-wide", "path": str(los_loop_dir / "los_speed.csv"),
+                 "start": "2012-03-01 00:00", "freq": "5min",
+                 "locations": str(los_loop_dir / "graph_sensor_locations.csv"),
+                 "adjacency": str(los_loop_dir / "los_adj.csv"),
+                 "nodes": ids, "time_range": ["2012-03-01 00:00", "2012-03-02 23:55"]},
+        "teacher": {"name": "gwnet", "params": {"residual_channels": 8, "dilation_channels": 8,
+                                                "skip_channels": 16, "end_channels": 16}},
+        "student": {"name": "stid", "params": {"embed_dim": 8, "node_dim": 4, "tod_dim": 4, "dow_dim": 4}},
+        "train": {"epochs": 2, "batch_size": 32, "max_batches": 2},
+        "eval": {"latency_repeats": 2},
+    }

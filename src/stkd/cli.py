@@ -32,7 +32,12 @@ def _parse_value(text: str):
 
 
 def apply_overrides(raw: dict, overrides: list[str]) -> dict:
-    """Apply ``section.key=value`` overrides (values parsed as YAML scalars/lists) to a raw config."""
+    """Apply ``section.key=value`` overrides (values parsed as YAML scalars/lists) to a raw config.
+
+    Naming another model (``student.name=mlp``) drops the old model's ``params`` (they belong to the
+    old model) unless the same overrides also set some.
+    """
+    renamed, params_set = [], set()
     for item in overrides or []:
         if "=" not in item:
             raise ConfigError(f"--set {item!r}: expected key=value, e.g. train.epochs=5")
@@ -43,10 +48,20 @@ def apply_overrides(raw: dict, overrides: list[str]) -> dict:
             if part in ("teacher",) and isinstance(node.get(part), list):
                 node = node[part][0]
                 continue
+            if part == "params":
+                params_set.add(id(node))
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
                 raise ConfigError(f"--set {key}: {part} is not a section")
-        node[parts[-1]] = _parse_value(value)
+        new = _parse_value(value)
+        if parts[-1] == "params":
+            params_set.add(id(node))
+        elif parts[-1] == "name" and len(parts) > 1 and node.get("name") != new and node.get("params"):
+            renamed.append(node)
+        node[parts[-1]] = new
+    for node in renamed:
+        if id(node) not in params_set:
+            node["params"] = {}
     return raw
 
 
@@ -79,6 +94,14 @@ def resolve_config(config: str | None, overrides: list[str] | None = None, *, de
     return absolutize_paths(cfg, base_dir)
 
 
+def _overrides(args) -> list[str]:
+    """The ``--set`` overrides of a command, with ``--seed N`` as ``train.seed=N`` (applied last)."""
+    items = list(getattr(args, "set", None) or [])
+    if getattr(args, "seed", None) is not None:
+        items.append(f"train.seed={args.seed}")
+    return items
+
+
 def default_out() -> Path:
     return Path("runs") / time.strftime("run-%Y%m%d-%H%M%S")
 
@@ -88,7 +111,7 @@ def cmd_run(args) -> int:
     from stkd.pipeline import run
     from stkd.report import format_table
 
-    cfg = resolve_config(args.config, args.set)
+    cfg = resolve_config(args.config, _overrides(args))
     out = Path(args.out) if args.out else default_out()
     if args.devices and args.devices > 1:
         from stkd.distributed import relaunch_with_torchrun
@@ -106,7 +129,7 @@ def cmd_run(args) -> int:
 def cmd_train(args) -> int:
     from stkd.pipeline import train_only
 
-    cfg = resolve_config(args.config, args.set)
+    cfg = resolve_config(args.config, _overrides(args))
     out = Path(args.out) if args.out else default_out()
     run_dir = train_only(cfg, out, overwrite=args.overwrite, resume=args.resume, progress=not args.quiet)
     print(f"teacher(s) and soft-label cache written to {run_dir}; distil a student with\n"
@@ -119,12 +142,12 @@ def cmd_distill(args) -> int:
     from stkd.report import format_table
 
     if args.config:
-        cfg = resolve_config(args.config, args.set)
+        cfg = resolve_config(args.config, _overrides(args))
     else:
         from stkd.config import parse_config, to_dict
 
         base, _ = load_run(args.teacher_run)
-        cfg = parse_config(apply_overrides(to_dict(base), args.set or []))
+        cfg = parse_config(apply_overrides(to_dict(base), _overrides(args)))
     out = Path(args.out) if args.out else default_out()
     metrics = distill_from(cfg, Path(args.teacher_run), out, overwrite=args.overwrite, resume=args.resume,
                            progress=not args.quiet)
@@ -205,6 +228,7 @@ def _common(p: argparse.ArgumentParser, *, config=True, out=True) -> None:
                                         "default: the embedded Auckland pedestrian preset")
         p.add_argument("--set", action="append", metavar="KEY=VALUE",
                        help="override a config value, e.g. --set train.epochs=5 (repeatable)")
+        p.add_argument("--seed", type=int, help="random seed (train.seed): the same seed repeats a run exactly")
     if out:
         p.add_argument("--out", help="run directory to create (default: runs/run-<timestamp>)")
         p.add_argument("--overwrite", action="store_true", help="replace an existing run directory")

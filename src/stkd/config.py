@@ -138,6 +138,38 @@ class EvalConfig:
 
 
 @dataclass
+class EventsConfig:
+    """Event labels for ``task: classify`` and how the event models learn (see docs/events.md).
+
+    Labels are per (step, node): ``rule: threshold`` marks the steps where ``target op value`` holds,
+    ``rule: bands`` gives ordered classes cut at ``edges``, ``rule: given`` reads labels (the
+    simulator's incidents, a column of the long data file, or an event file). With ``within: k`` the
+    label of step t looks ahead: the worst class at steps t .. t+k-1 (for a threshold: an event
+    anywhere in the next k steps, t included).
+    """
+
+    rule: str = "threshold"  # threshold | bands | given
+    target: str | None = None  # feature the rule reads (threshold, bands); default the first target
+    op: str = "<"  # threshold comparison: < | <= | > | >=
+    value: float | None = None  # threshold value, in the target's original units
+    edges: list[float] = field(default_factory=list)  # bands: increasing cut points; K = len(edges) + 1 classes
+    within: int = 1  # look-ahead in steps: label of step t = worst class over steps t .. t+within-1
+    source: str = "simulator"  # given labels: simulator | column | file
+    column: str | None = None  # given/column: the label column of the long data file (data.path)
+    path: str | None = None  # given/file: CSV/parquet of (timestamp, node, label) or (start, end, node, label)
+    time_column: str = "timestamp"  # given/file: timestamp column (or use start/end columns)
+    node_column: str = "node"  # given/file: node id column
+    label_column: str = "label"  # given/file: integer label column (0 = no event)
+    classes: int | None = None  # given: number of classes K (default: largest label + 1, at least 2)
+    class_weights: str | list[float] = "auto"  # auto (inverse frequency on train) | none | one weight per class
+    focal_gamma: float = 0.0  # > 0: focal loss (Lin et al. 2017) instead of cross-entropy
+    teacher_kind: str = "classify"  # classify (teacher trained on the labels) | forecast (a forecaster's event probabilities)
+    forecast_prob: str = "gaussian"  # teacher_kind forecast: gaussian (Phi((value - forecast) / val RMSE per horizon))
+    threshold_metric: str = "f1"  # binary decision threshold chosen on validation data: f1 | balanced_accuracy | accuracy
+    detection_horizon: int = 1  # horizon step (1-indexed) whose alarms score incident detection
+
+
+@dataclass
 class RunConfig:
     """Everything needed to re-run a job; saved as ``config.yaml`` in the run directory."""
 
@@ -148,7 +180,7 @@ class RunConfig:
     distill: DistillConfig = field(default_factory=DistillConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
-    events: dict[str, Any] | None = None  # label rules for task: classify
+    events: EventsConfig | None = None  # label rules for task: classify (see docs/events.md)
 
 
 # ------------------------------------------------------------------------ from dict
@@ -290,7 +322,68 @@ def validate(cfg: RunConfig) -> RunConfig:
     if any(h < 1 or h > d.window.horizon for h in cfg.eval.horizons):
         raise ConfigError(f"eval.horizons: each must lie in 1..{d.window.horizon} (data.window.horizon), "
                           f"got {cfg.eval.horizons}")
+    if cfg.task == "classify" and cfg.events is None:
+        raise ConfigError("events: task classify needs an events section, e.g. events: {rule: threshold, "
+                          "target: speed, op: '<', value: 40}; see docs/events.md")
+    if cfg.events is not None:
+        validate_events(cfg.events, cfg.data)
     return cfg
+
+
+EVENT_CHOICES = {
+    "rule": ("threshold", "bands", "given"),
+    "op": ("<", "<=", ">", ">="),
+    "source": ("simulator", "column", "file"),
+    "teacher_kind": ("classify", "forecast"),
+    "forecast_prob": ("gaussian",),
+    "threshold_metric": ("f1", "balanced_accuracy", "accuracy"),
+}
+
+
+def validate_events(e: EventsConfig, d: DataConfig) -> EventsConfig:
+    """Check an :class:`EventsConfig` on its own (the data-dependent checks run when labels are built)."""
+    for key, choices in EVENT_CHOICES.items():
+        value = getattr(e, key)
+        if value not in choices:
+            close = difflib.get_close_matches(str(value), choices, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise ConfigError(f"events.{key}: {value!r} is not one of {', '.join(choices)}{hint}")
+    if e.within < 1:
+        raise ConfigError(f"events.within: must be >= 1 step, got {e.within}")
+    if e.detection_horizon < 1 or e.detection_horizon > d.window.horizon:
+        raise ConfigError(f"events.detection_horizon: must lie in 1..{d.window.horizon} (data.window.horizon), "
+                          f"got {e.detection_horizon}")
+    if e.focal_gamma < 0:
+        raise ConfigError(f"events.focal_gamma: must be >= 0, got {e.focal_gamma}")
+    if e.rule == "threshold" and e.value is None:
+        raise ConfigError("events.value: rule threshold needs a value (e.g. value: 40 with op: '<')")
+    if e.rule == "bands":
+        if not e.edges:
+            raise ConfigError("events.edges: rule bands needs increasing cut points, e.g. edges: [35, 75, 150]")
+        if any(b <= a for a, b in zip(e.edges, e.edges[1:])):
+            raise ConfigError(f"events.edges: cut points must increase strictly, got {e.edges}")
+    if e.rule == "given":
+        if e.source == "column" and not e.column:
+            raise ConfigError("events.column: given labels from a column need the column name (events.column)")
+        if e.source == "column" and d.source not in ("csv-long", "parquet-long"):
+            raise ConfigError(f"events.source: column reads a column of a long data file, but data.source is "
+                              f"{d.source!r}; use source: file with an event file instead")
+        if e.source == "file" and not e.path:
+            raise ConfigError("events.path: given labels from a file need the file's path (events.path)")
+        if e.source == "simulator" and not (d.source == "builtin" and d.name == "synthetic-traffic"):
+            raise ConfigError("events.source: simulator labels exist only with data builtin synthetic-traffic; "
+                              "use source: file or column for other data")
+        if e.classes is not None and e.classes < 2:
+            raise ConfigError(f"events.classes: at least 2 classes are needed, got {e.classes}")
+    if e.teacher_kind == "forecast" and e.rule == "given":
+        raise ConfigError("events.teacher_kind: forecast turns forecasts into event probabilities through the "
+                          "label rule, so it needs rule threshold or bands, not given")
+    if isinstance(e.class_weights, str):
+        if e.class_weights not in ("auto", "none"):
+            raise ConfigError(f"events.class_weights: {e.class_weights!r} is not auto, none or a list of weights")
+    elif any(w < 0 for w in e.class_weights) or not any(w > 0 for w in e.class_weights):
+        raise ConfigError(f"events.class_weights: weights must be >= 0 with one > 0, got {e.class_weights}")
+    return e
 
 
 def parse_config(raw: dict | None, where: str = "config") -> RunConfig:

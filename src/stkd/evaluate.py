@@ -66,15 +66,18 @@ def evaluate_forecaster(forecast_fn, data, split: str, horizons, batch_size: int
                        cat(kept_s, np.int64), metrics)
 
 
-def model_forecaster(model: nn.Module, data, device: torch.device | str = "cpu"):
-    """Wrap a model into ``batch -> predictions in original units``."""
+def model_forecaster(model: nn.Module, data, device: torch.device | str | None = None):
+    """Wrap a model into ``batch -> predictions in original units`` (on the model's own device)."""
+    if device is None:
+        first = next(iter(model.parameters()), None)
+        device = first.device if first is not None else torch.device("cpu")
     device = torch.device(device)
     model.eval()
 
     def forecast(batch):
         b = batch.to(device)
         out = model(b.x, b.tod, b.dow)["pred"]  # [B, H, N, F_out] scaled
-        return to_original_units(data, out)
+        return to_original_units(data, out).cpu()
 
     return forecast
 

@@ -21,6 +21,7 @@ from stkd.errors import ConfigError, STKDError
 from stkd.io import read_json, write_json, write_npy, write_text
 
 ROLE_ORDER = {"teacher": 0, "student_kd": 1, "student_plain": 2, "baseline": 3}
+TEACHER_RUN_FILE = "teacher_run.json"  # in a run made by `stkd distill`: where its teachers live
 
 
 # ------------------------------------------------------------------ run directory
@@ -31,8 +32,12 @@ def prepare_run_dir(out: Path, *, overwrite: bool = False, resume: bool = False)
     a user's folder with other files is never removed.
     """
     out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise STKDError(f"{out} exists and is not a directory; choose another --out")
     if out.exists() and any(out.iterdir()):
         if resume:
+            if not (out / "config.yaml").is_file():
+                raise STKDError(f"{out} is not an stkd run directory (no config.yaml); nothing to resume")
             return out
         if not overwrite:
             raise STKDError(f"run directory {out} already exists and is not empty; pass --overwrite to "
@@ -127,13 +132,13 @@ def kd_loss_fn(wd, caches: list, weights: list[float] | None, distill_cfg, train
             named["student_hidden"] = out["hidden"]
             named["teacher_hidden"] = caches[0].hidden("train", starts).to(batch.y.device)
             if N > relation_nodes:
-                named["node_idx"] = torch.randperm(N, generator=gen)[:relation_nodes]
+                named["node_idx"] = torch.randperm(N, generator=gen)[:relation_nodes].to(batch.y.device)
         return objective(named)
 
     return loss_fn
 
 
-def validator(wd, device="cpu"):
+def validator(wd, device=None):
     """Validation MAE/RMSE in original units on observed targets (lower is better)."""
     from stkd.evaluate import evaluate_forecaster, model_forecaster
 
@@ -156,17 +161,45 @@ class Trained:
     val_mae: float | None
 
 
-def _check_fits(name: str, params: dict, wd) -> nn.Module:
-    """Build the model and run one batch through it, so shape errors surface before any training."""
-    model = build(name, params, wd)
-    b = wd.batch(wd.starts["train"][:2])
-    with torch.no_grad():
-        out = model(b.x, b.tod, b.dow)
+def _check_fits(name: str, params: dict, wd, seed: int | None = None, role: str = "model") -> nn.Module:
+    """Build the model and run one batch through it, so shape errors surface before any training.
+
+    With ``seed`` the weights are initialised from it (``--seed`` repeats a run, and the distilled and
+    plain students start from the same weights). The check runs in eval mode, so it neither draws
+    dropout noise nor moves batch-norm statistics of the model that is then trained.
+    """
+    if seed is not None:
+        from stkd.train import set_seed
+
+        set_seed(seed)
+    try:
+        model = build(name, params, wd)
+        b = wd.batch(wd.starts["train"][:2])
+        model.eval()
+        with torch.no_grad():
+            out = model(b.x, b.tod, b.dow)
+        model.train()
+    except STKDError:
+        raise
+    except (RuntimeError, ValueError, TypeError, IndexError) as e:
+        raise ConfigError(f"{role} {name!r} with params {params} does not fit the data ({wd.num_nodes} nodes, "
+                          f"input {wd.P} x {wd.in_features} features, horizon {wd.H}): "
+                          f"{type(e).__name__}: {e}") from None
     expected = tuple(b.y.shape)
     if tuple(out["pred"].shape) != expected:
-        raise ConfigError(f"model {name!r} produces {tuple(out['pred'].shape)} but the data needs {expected} "
+        raise ConfigError(f"{role} {name!r} produces {tuple(out['pred'].shape)} but the data needs {expected} "
                           "([batch, horizon, nodes, targets]); check its hyper-parameters")
     return model
+
+
+def check_models(cfg: RunConfig, wd, teachers: bool = True, student: bool = True) -> None:
+    """Build every configured model once and run a batch through it: bad names, hyper-parameters or
+    shapes fail here, before a run directory is touched or any training starts."""
+    if teachers:
+        for t in cfg.teacher:
+            _check_fits(t.name, t.params, wd, role="teacher")
+    if student:
+        _check_fits(cfg.student.name, cfg.student.params, wd, role="student")
 
 
 def train_teachers(cfg: RunConfig, wd, run_dir: Path, *, resume=False, progress=True) -> list[Trained]:
@@ -175,7 +208,7 @@ def train_teachers(cfg: RunConfig, wd, run_dir: Path, *, resume=False, progress=
     trained = []
     names = _unique_names([t.name for t in cfg.teacher])
     for tcfg, label in zip(cfg.teacher, names):
-        model = _check_fits(tcfg.name, tcfg.params, wd)
+        model = _check_fits(tcfg.name, tcfg.params, wd, seed=cfg.train.seed, role="teacher")
         mdir = run_dir / "models" / label
         res = fit(model, wd, hard_loss_fn(wd, cfg.train.loss), validator(wd), cfg.train, mdir,
                   epochs=tcfg.epochs, resume=resume, desc=f"teacher {label}", progress=progress)
@@ -215,7 +248,7 @@ def train_student(cfg: RunConfig, wd, run_dir: Path, *, caches=None, weights=Non
     s = cfg.student
     kd = caches is not None
     label = f"{s.name}_{'kd' if kd else 'plain'}"
-    model = _check_fits(s.name, s.params, wd)
+    model = _check_fits(s.name, s.params, wd, seed=cfg.train.seed, role="student")
     mdir = run_dir / "models" / label
     extra = {}
     if kd:
@@ -260,7 +293,7 @@ def evaluate_all(cfg: RunConfig, wd, run_dir: Path, models: list[Trained]) -> di
 
     for m in sorted(models, key=lambda t: ROLE_ORDER[t.role]):
         preds = evaluate_forecaster(model_forecaster(m.model, wd), wd, "test", horizons)
-        speed = measure_speed(m.model, wd, repeats=cfg.eval.latency_repeats)
+        speed = measure_speed(m.model.cpu(), wd, repeats=cfg.eval.latency_repeats)  # CPU latency, as reported
         record(m.name, m.role, preds, {"model": m.registry_name, "params": count_params(m.model), **speed,
                                        "train_seconds": m.train_seconds, "val_mae": m.val_mae})
     for b in cfg.eval.baselines:
@@ -280,9 +313,10 @@ def evaluate_all(cfg: RunConfig, wd, run_dir: Path, models: list[Trained]) -> di
 
 
 # ------------------------------------------------------------------ entry points
-def start_run(cfg: RunConfig, out: Path, *, overwrite=False, resume=False):
+def start_run(cfg: RunConfig, out: Path, *, overwrite=False, resume=False, check_student=True):
     """Validate, load data, create the run directory, save config.yaml and data.json."""
     data, wd = load_prepared(cfg)  # bad data fails here, before anything is written
+    check_models(cfg, wd, student=check_student)  # and bad models
     run_dir = prepare_run_dir(out, overwrite=overwrite, resume=resume)
     write_text(run_dir / "config.yaml", dump_config(cfg))
     write_json(run_dir / "data.json", data_summary(wd))
@@ -344,16 +378,21 @@ def distill_from(cfg: RunConfig, teacher_run: Path, out: Path, *, overwrite=Fals
     """Distil the configured student from the teacher(s) saved in ``teacher_run`` (not retrained)."""
     from stkd.report import write_report
 
+    if not (Path(teacher_run) / "data.json").is_file():
+        raise STKDError(f"{teacher_run} is not an stkd run directory (no data.json)")
     _, wd = load_prepared(cfg)
     check_same_data(teacher_run, wd)
     teachers = load_trained(teacher_run, wd, roles=("teacher",))
     if not teachers:
         raise STKDError(f"{teacher_run} holds no trained teacher (models/*/model.json with role teacher)")
+    check_models(cfg, wd, teachers=False)  # a student that does not fit fails before anything is written
     same_dir = Path(out).resolve() == Path(teacher_run).resolve()
     run_dir = Path(out) if same_dir else prepare_run_dir(out, overwrite=overwrite, resume=resume)
     if not same_dir:
         write_text(run_dir / "config.yaml", dump_config(cfg))
         write_json(run_dir / "data.json", data_summary(wd))
+        # where the teachers live, so `stkd evaluate` of this run scores them too
+        write_json(run_dir / TEACHER_RUN_FILE, {"teacher_run": str(Path(teacher_run).resolve())})
     caches = build_caches(Path(teacher_run), teachers, wd, cfg)
     kd = train_student(cfg, wd, run_dir, caches=caches, weights=ensemble_weights(cfg, teachers),
                        resume=resume, progress=progress)
@@ -365,7 +404,7 @@ def distill_from(cfg: RunConfig, teacher_run: Path, out: Path, *, overwrite=Fals
 
 def train_only(cfg: RunConfig, out: Path, *, overwrite=False, resume=False, progress=True) -> Path:
     """Train the teacher(s) and write their soft-label cache; students can be distilled later."""
-    run_dir, wd = start_run(cfg, out, overwrite=overwrite, resume=resume)
+    run_dir, wd = start_run(cfg, out, overwrite=overwrite, resume=resume, check_student=False)
     teachers = train_teachers(cfg, wd, run_dir, resume=resume, progress=progress)
     build_caches(run_dir, teachers, wd, cfg)
     return run_dir
@@ -379,6 +418,13 @@ def evaluate_run(run_dir: Path) -> dict:
     _, wd = load_prepared(cfg)
     check_same_data(run_dir, wd)
     models = load_trained(run_dir, wd)
+    link = Path(run_dir) / TEACHER_RUN_FILE
+    if link.is_file() and not any(m.role == "teacher" for m in models):
+        teacher_run = Path(read_json(link)["teacher_run"])
+        if not teacher_run.is_dir():
+            raise STKDError(f"{run_dir} was distilled from teachers in {teacher_run}, which no longer exists")
+        check_same_data(teacher_run, wd)
+        models = load_trained(teacher_run, wd, roles=("teacher",)) + models
     if not models:
         raise STKDError(f"{run_dir} holds no trained models")
     metrics = evaluate_all(cfg, wd, Path(run_dir), models)

@@ -49,7 +49,7 @@ ROLE_PALETTE = {
 ROLE_STYLE = {"teacher": "-", "student_kd": "-", "student_plain": "--", "baseline": ":"}
 
 FORECAST_METRICS = ("mae", "rmse", "mape")
-CLASSIFY_METRICS = ("accuracy", "precision", "recall", "f1", "auroc", "ap")
+CLASSIFY_METRICS = ("accuracy", "precision", "recall", "f1", "auroc", "ap", "ece")
 # The metric the "what the student kept" summary compares, and whether lower is better.
 PRIMARY_METRIC = {"forecast": ("mae", True), "classify": ("f1", False)}
 
@@ -59,6 +59,9 @@ PLOT_FILES = {
     "map": "sensor_map.png",
     "curves": "training_curves.png",
     "gain": "distillation_gain.png",
+    "pr": "precision_recall.png",
+    "confusion": "confusion_matrix.png",
+    "calibration": "calibration.png",
 }
 DPI = 110
 
@@ -236,13 +239,15 @@ def format_table(metrics: dict) -> str:
     """
     models = _ordered_models(metrics)
     if _task(metrics) == "classify":
-        has_ap = any("ap" in (m.get("test") or {}) for _, m in models)
-        cols = [c for c in CLASSIFY_METRICS if c != "ap" or has_ap]
-        names = {"f1": "F1", "auroc": "AUROC", "ap": "AP"}
+        optional = {"ap": any(_cls_value(m.get("test") or {}, "ap") is not None or "ap" in (m.get("test") or {})
+                              or "average_precision" in (m.get("test") or {}) for _, m in models),
+                    "ece": any("ece" in (m.get("test") or {}) for _, m in models)}
+        cols = [c for c in CLASSIFY_METRICS if optional.get(c, True)]
+        names = {"f1": "F1", "auroc": "AUROC", "ap": "AP", "ece": "ECE"}
         header = ["model", "role", "params"] + [names.get(c, c) for c in cols]
         rows = [
             [name, ROLE_LABEL.get(m.get("role"), str(m.get("role"))), _fmt_params(m.get("params"))]
-            + [_fmt((m.get("test") or {}).get(c), ".3f") for c in cols]
+            + [_fmt(_cls_value(m.get("test") or {}, c), ".3f") for c in cols]
             + _cost_cells(m)
             for name, m in models
         ]
@@ -259,6 +264,46 @@ def format_table(metrics: dict) -> str:
         row += [_fmt_metric("mae", (horizons.get(k) or {}).get("mae")) for k in hkeys]
         rows.append(row + _cost_cells(m))
     return _md_table(header + COST_HEADER, rows, right_from=2)
+
+
+def _cls_value(test: dict, key: str) -> Any:
+    """A classification metric of a ``test`` block; ``ap`` reads ``average_precision`` (or ``ap``)."""
+    if key == "ap":
+        return test.get("average_precision", test.get("ap"))
+    return test.get(key)
+
+
+def format_event_horizon_table(metrics: dict) -> str:
+    """Classify runs: F1, AUROC and AP of every model at each horizon under ``test.horizons``, or ``""``."""
+    hkeys = _horizon_keys(metrics)
+    if _task(metrics) != "classify" or not hkeys:
+        return ""
+    cols = (("f1", "F1"), ("auroc", "AUROC"), ("ap", "AP"))
+    header = ["model"] + [f"{label} @{h}" for h in hkeys for _, label in cols]
+    rows = []
+    for name, m in _ordered_models(metrics):
+        horizons = (m.get("test") or {}).get("horizons") or {}
+        rows.append([name] + [_fmt(_cls_value(horizons.get(h) or {}, k), ".3f") for h in hkeys for k, _ in cols])
+    return _md_table(header, rows, right_from=1)
+
+
+def format_detection_table(metrics: dict) -> str:
+    """Classify runs on data with ground-truth incidents: detection share, delays and false alarms, or ``""``."""
+    rows = []
+    for name, m in _ordered_models(metrics):
+        d = (m.get("test") or {}).get("detection")
+        if not isinstance(d, dict):
+            continue
+        rows.append([name, ROLE_LABEL.get(m.get("role"), str(m.get("role"))),
+                     f"{d.get('detected', 'n/a')} / {d.get('incidents', 'n/a')}",
+                     _fmt(d.get("share_detected"), ".3f"), _fmt(d.get("mean_delay_steps"), ".2f"),
+                     _fmt(d.get("median_delay_steps"), ".1f"), _fmt(d.get("median_delay_minutes"), ".0f"),
+                     _fmt(d.get("false_alarm_rate"), ".4f")])
+    if not rows:
+        return ""
+    header = ["model", "role", "detected / incidents", "share detected", "mean delay (steps)",
+              "median delay (steps)", "median delay (min)", "false-alarm rate"]
+    return _md_table(header, rows, right_from=2)
 
 
 def format_horizon_table(metrics: dict) -> str:
@@ -717,6 +762,136 @@ def _plot_distillation_gain(run: _Run, path: Path) -> str | None:
     return None
 
 
+def _event_arrays(run: _Run) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+    """Test labels ``[W, H, N]``, their mask and each model's saved probabilities (classify runs)."""
+    pdir = run.root / "predictions"
+    try:
+        labels = np.load(pdir / "labels.npy", allow_pickle=False).astype(np.int64)
+        mask = np.load(pdir / "label_mask.npy", allow_pickle=False).astype(bool)
+    except (OSError, ValueError):
+        raise _Skip("the test labels (`predictions/labels.npy`, `label_mask.npy`) are missing")
+    probs = {}
+    for name, _ in _ordered_models(run.metrics):
+        p = run.prediction(name)
+        if p is not None and p.shape[: labels.ndim] == labels.shape:
+            probs[name] = p.astype(np.float64)
+    if not probs:
+        raise _Skip("no model's test probabilities (`predictions/<model>.npy`) were saved")
+    return labels, mask, probs
+
+
+def _event_score(p: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(P(event), is event) per entry: binary probabilities as they are; K classes: 1 - P(class 0), label > 0."""
+    if p.ndim == labels.ndim + 1:
+        return 1.0 - p[..., 0], labels > 0
+    return p, labels > 0
+
+
+def _plot_precision_recall(run: _Run, colors: dict, path: Path) -> str | None:
+    from sklearn.metrics import average_precision_score, precision_recall_curve
+
+    labels, mask, probs = _event_arrays(run)
+    fig, axes = _figure(size=(7, 5.5))
+    ax = axes[0, 0]
+    drawn = 0
+    for name, p in probs.items():
+        score, truth = _event_score(p, labels)
+        score, truth = score[mask], truth[mask]
+        if truth.sum() == 0 or truth.sum() == truth.size:
+            continue
+        prec, rec, _ = precision_recall_curve(truth, score)
+        ap = average_precision_score(truth, score)
+        m = run.metrics["models"][name]
+        role = m.get("role")
+        ax.step(rec, prec, where="post", color=colors[name], ls=ROLE_STYLE.get(role, ":"),
+                lw=2.0 if role in ("teacher", "student_kd") else 1.5,
+                label=f"{name} ({ROLE_LABEL.get(role, role)}), AP {ap:.3f}")
+        test = m.get("test") or {}
+        if p.ndim == labels.ndim and _num(test.get("precision")) is not None and _num(test.get("recall")) is not None:
+            ax.plot([test["recall"]], [test["precision"]], "o", color=colors[name], ms=6, mec="black", mew=0.6)
+        drawn += 1
+    if not drawn:
+        raise _Skip("the test labels hold a single class: no precision-recall curve")
+    base = float(_event_score(next(iter(probs.values())), labels)[1][mask].mean())
+    ax.axhline(base, color="#999999", lw=0.8, ls=":", label=f"no skill (event share {base:.3f})")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1.02)
+    ax.set_xlabel("recall (share of events caught)")
+    ax.set_ylabel("precision (share of alarms that are events)")
+    ax.set_title("Precision-recall on the test split")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="upper right")
+    _save(fig, path)
+    return None
+
+
+def _plot_confusion(run: _Run, path: Path) -> str | None:
+    mats = []
+    for name, m in _ordered_models(run.metrics):
+        cm = (m.get("test") or {}).get("confusion_matrix")
+        if isinstance(cm, list) and cm and all(isinstance(r, list) for r in cm):
+            mats.append((name, m.get("role"), np.asarray(cm, dtype=float)))
+    if not mats:
+        raise _Skip("no model reports a confusion matrix (`test.confusion_matrix`)")
+    names = (run.metrics.get("events") or {}).get("class_names") or [str(k) for k in range(mats[0][2].shape[0])]
+    n = len(mats)
+    ncols = min(n, 4)
+    nrows = (n + ncols - 1) // ncols
+    K = mats[0][2].shape[0]
+    fig, axes = _figure(nrows, ncols, size=(3.4 * ncols + 0.6, 3.2 * nrows + 0.4))
+    for i, ax in enumerate(axes.ravel()):
+        if i >= n:
+            ax.set_axis_off()
+            continue
+        name, role, cm = mats[i]
+        norm = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
+        ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
+        for r in range(cm.shape[0]):
+            for c in range(cm.shape[1]):
+                ax.text(c, r, f"{norm[r, c]:.2f}\n({int(cm[r, c]):,})", ha="center", va="center", fontsize=7,
+                        color="white" if norm[r, c] > 0.6 else "black")
+        short = [str(x)[:12] for x in names[:cm.shape[0]]]
+        ax.set_xticks(range(cm.shape[1]), short, fontsize=7, rotation=30 if K > 2 else 0)
+        ax.set_yticks(range(cm.shape[0]), short, fontsize=7)
+        ax.set_xlabel("decision", fontsize=8)
+        ax.set_ylabel("label", fontsize=8)
+        ax.set_title(f"{name}\n({ROLE_LABEL.get(role, role)})", fontsize=9)
+    _save(fig, path)
+    return None
+
+
+def _plot_calibration(run: _Run, colors: dict, path: Path, bins: int = 10) -> str | None:
+    labels, mask, probs = _event_arrays(run)
+    fig, axes = _figure(size=(6.5, 5.5))
+    ax = axes[0, 0]
+    ax.plot([0, 1], [0, 1], color="#999999", lw=0.8, ls=":", label="perfect calibration")
+    edges = np.linspace(0, 1, bins + 1)
+    for name, p in probs.items():
+        if p.ndim == labels.ndim + 1:  # top-label confidence vs accuracy
+            conf = p.max(axis=-1)[mask]
+            hit = (p.argmax(axis=-1) == labels)[mask]
+        else:
+            conf, hit = p[mask], (labels > 0)[mask]
+        b = np.clip(np.searchsorted(edges[1:], conf, side="left"), 0, bins - 1)
+        n = np.bincount(b, minlength=bins)
+        ok = n > 0
+        mean_p = np.bincount(b, conf, bins)[ok] / n[ok]
+        freq = np.bincount(b, hit.astype(float), bins)[ok] / n[ok]
+        role = run.metrics["models"][name].get("role")
+        ece = _num((run.metrics["models"][name].get("test") or {}).get("ece"))
+        ax.plot(mean_p, freq, ROLE_STYLE.get(role, ":"), marker="o", ms=3.5, color=colors[name],
+                label=f"{name}" + (f", ECE {ece:.3f}" if ece is not None else ""))
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.set_xlabel("predicted probability (bin mean)")
+    ax.set_ylabel("observed frequency")
+    ax.set_title("Calibration on the test split")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="upper left")
+    _save(fig, path)
+    return None
+
+
 # ----------------------------------------------------------------------------- report.md
 def _header_lines(run: _Run) -> list[str]:
     """Title and the data set / task / files paragraph."""
@@ -736,7 +911,7 @@ def _header_lines(run: _Run) -> list[str]:
                  if isinstance(v, (list, tuple)) and len(v) == 2]
         lines.append("- **Splits** (chronological): " + "; ".join(parts) + ".")
     task = "forecast (regression, metrics in original units, masked)" if run.task == "forecast" else \
-        "classify (events; metrics macro-averaged over classes)"
+        "classify (event labels per node and horizon step; see below)"
     lines.append(f"- **Task**: {task}.")
     lines.append(f"- **Files** (in `{run.root}`): `metrics.json` (all numbers below), `config.yaml` (re-runs this), "
                  "`models/<name>/` (weights, config, `log.csv`), `predictions/` (test forecasts), `plots/`.")
@@ -755,7 +930,27 @@ def _table_section(run: _Run) -> list[str]:
         if htable:
             lines += ["", "### Error at each reported horizon", "", htable]
     else:
-        lines.append("Classification metrics on the test split (macro-averaged over classes where there are several).")
+        ev = run.metrics.get("events") or {}
+        if ev.get("rule"):
+            lines.append(f"Events: **{ev['rule']}** ({ev.get('classes', '?')} classes"
+                         + (f": {', '.join(map(str, ev['class_names']))}" if ev.get("class_names") else "") + ").")
+            lines.append("")
+        lines.append("Classification metrics on the test split, pooled over every horizon step and node (known labels "
+                     "only). Two classes: precision, recall and F1 of the event class at the decision threshold "
+                     "chosen on validation data; more classes: macro averages at the arg-max. AUROC and AP "
+                     "(average precision) rank by probability; ECE is the expected calibration error (10 bins).")
+        htable = format_event_horizon_table(run.metrics)
+        if htable:
+            lines += ["", "### At each reported horizon", "", htable]
+        dtable = format_detection_table(run.metrics)
+        if dtable:
+            h = next((((m.get("test") or {}).get("detection") or {}).get("horizon") for _, m in
+                      _ordered_models(run.metrics) if (m.get("test") or {}).get("detection")), 1)
+            lines += ["", "### Incident detection", "",
+                      f"Ground-truth incidents whose onset lies in the test period; an incident is detected at the "
+                      f"first step from its onset to its end at which the model raises an alarm at its node "
+                      f"(horizon {h}: decided from the data up to the step before). Delay = detection step - onset. "
+                      "False-alarm rate: share of alarmed node-steps outside every incident.", "", dtable]
     return lines
 
 
@@ -782,6 +977,18 @@ def _plots_section(run: _Run) -> list[str]:
              lambda p: _plot_forecast_vs_truth(run, colors, p)),
             ("map", "Sensor map", "Sensors at their coordinates, coloured by the distilled student's test MAE.",
              lambda p: _plot_sensor_map(run, p)),
+        ]
+    if run.task == "classify":
+        specs += [
+            ("pr", "Precision-recall", "Precision against recall of the event class on the test split as the "
+             "decision threshold varies, every model (dots: the threshold chosen on validation data; AP in the "
+             "legend). More than two classes: any event (class > 0) against none.",
+             lambda p: _plot_precision_recall(run, colors, p)),
+            ("confusion", "Confusion matrices", "Test labels (rows) against decisions (columns), normalised per "
+             "row, with counts.", lambda p: _plot_confusion(run, p)),
+            ("calibration", "Calibration", "Reliability diagram on the test split: predicted probability of the "
+             "event (more classes: of the predicted class) against how often it happened, in 10 bins.",
+             lambda p: _plot_calibration(run, colors, p)),
         ]
     specs.append(("curves", "Training curves", "Training loss and validation error per epoch of every trained model.",
                   lambda p: _plot_training_curves(run, colors, p)))

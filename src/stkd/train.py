@@ -109,6 +109,8 @@ def save_last(model_dir: Path, modules: dict[str, nn.Module], opt, sched, gen: t
     tensors.update(opt_t)
     tensors["rng.torch"] = torch.get_rng_state()
     tensors["rng.gen"] = gen.get_state()
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        tensors["rng.cuda"] = torch.cuda.get_rng_state()  # dropout on the GPU draws from this one
     save_weights(model_dir / "last.safetensors", tensors)
     write_json(model_dir / "last.json", {**info, "optimizer": opt_plain, "scheduler": sched.state_dict()})
 
@@ -123,6 +125,8 @@ def load_last(model_dir: Path, modules: dict[str, nn.Module], opt, sched, gen: t
     sched.load_state_dict(info["scheduler"])
     torch.set_rng_state(tensors["rng.torch"])
     gen.set_state(tensors["rng.gen"])
+    if "rng.cuda" in tensors and torch.cuda.is_available():
+        torch.cuda.set_rng_state(tensors["rng.cuda"])
     return info
 
 
@@ -182,6 +186,7 @@ def fit(
 
     log_rows: list[dict] = []
     start_epoch, best_score, best_epoch, bad_epochs, elapsed = 0, math.inf, -1, 0, 0.0
+    stopped_early, epochs_done = False, None
     best_state = {k: {n: t.detach().clone() for n, t in m.state_dict().items()} for k, m in modules.items()}
     if resume and (model_dir / "last.json").is_file():
         info = load_last(model_dir, modules, opt, sched, gen)
@@ -193,10 +198,14 @@ def fit(
                 best_state[k] = {n[len(k) + 1:]: v for n, v in tensors.items() if n.startswith(k + ".")}
         if best_score is None:
             best_score = math.inf
-        if info.get("finished"):
-            start_epoch = epochs  # nothing left to train: fall through to loading the best weights
+        stopped_early = bool(info.get("stopped_early"))
+        if info.get("finished") or bad_epochs >= cfg.patience:
+            # nothing left to train (a finished run, or one killed after it decided to stop early):
+            # fall through to loading the best weights
+            stopped_early = stopped_early or bad_epochs >= cfg.patience
+            start_epoch = max(start_epoch, epochs)
+            epochs_done = info["epoch"] + 1
 
-    stopped_early = False
     bar = tqdm(range(start_epoch, epochs), desc=desc, disable=not (progress and rank == 0), leave=False,
                initial=start_epoch, total=epochs)
     epoch = start_epoch - 1
@@ -248,14 +257,17 @@ def fit(
             stopped_early = True
             break
     bar.close()
+    if epochs_done is None:
+        epochs_done = epoch + 1
     if rank == 0 and (model_dir / "last.json").is_file():
         info = read_json(model_dir / "last.json")
         info["finished"] = True
+        info["stopped_early"] = stopped_early
         write_json(model_dir / "last.json", info)
     for k, m in modules.items():
         m.load_state_dict(best_state[k])
         m.eval()
-    return FitResult(best_epoch=best_epoch, best_score=best_score, epochs_run=epoch + 1,
+    return FitResult(best_epoch=best_epoch, best_score=best_score, epochs_run=epochs_done,
                      train_seconds=elapsed, stopped_early=stopped_early)
 
 

@@ -31,11 +31,13 @@ def cmd_analyze(args) -> int:
     if not quiet:
         print(f"analysing {data.name}: {data.num_nodes} nodes x {data.num_steps} steps ({data.freq_str})")
     result = analyze(data, out, nodes=args.nodes, max_pairs=args.max_pairs, seed=args.seed,
-                     overwrite=args.overwrite, feature=args.feature, progress=say)
+                     overwrite=args.overwrite, feature=args.feature, plots=not args.no_plots, progress=say)
     print("\n".join(f"- {line}" for line in result["headline"]))
     for note in result["notes"]:
         print(f"  note: {note}")
-    print(f"\nreport: {out / REPORT}\nnumbers: {out / NUMBERS}\nplots: {out / 'plots'}")
+    print(f"\nreport: {out / REPORT}\nnumbers: {out / NUMBERS}")
+    if result["plots"]:
+        print(f"plots: {out / 'plots'}")
     return 0
 
 
@@ -63,5 +65,6 @@ def register(subparsers, formatter_class=argparse.RawDescriptionHelpFormatter) -
     p.add_argument("--seed", type=int, default=0, help="seed of the permutation tests and the pair sample")
     p.add_argument("--overwrite", action="store_true",
                    help="write into an existing non-empty directory (files of the same names are replaced)")
+    p.add_argument("--no-plots", action="store_true", help="numbers and report text only (faster)")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     p.set_defaults(func=cmd_analyze)

@@ -183,41 +183,50 @@ def plot_lag_map(result: dict, coords: np.ndarray, path: Path, title: str = "") 
     """The analysed pairs drawn on the map, coloured by their peak lag in minutes; an arrow points from
     the leading node to the following one when the lag is not 0."""
     import matplotlib as mpl
+    from matplotlib.collections import LineCollection
+
+    from stkd.analysis.spatial import _map_axes, map_size
 
     rows = result["pairs"]
     if not rows:
         return None
     c = np.asarray(coords, dtype=np.float64)
-    fig, axes = _plotting.figure(1, 1, size=(9, 7.5))
+    fig, axes = _plotting.figure(1, 1, size=map_size(c))
     ax = axes[0, 0]
     ax.scatter(c[:, 1], c[:, 0], s=10, color="#636363", zorder=3, label="sensor")
     vmax = max(result["max_lag_minutes"], 1e-9)
     norm = mpl.colors.Normalize(vmin=0, vmax=vmax)
     # viridis without its palest yellow, which vanishes on white
     cmap = mpl.colors.ListedColormap(mpl.colormaps["viridis"](np.linspace(0.0, 0.85, 256)))
-    for q in rows:
+
+    def seg(q):
         a, b = q["_ab"]
-        lead, follow = (a, b) if q["lag_steps"] >= 0 else (b, a)
-        color = cmap(norm(abs(q["lag_minutes"])))
-        if not q["clear"]:
-            ax.plot([c[a, 1], c[b, 1]], [c[a, 0], c[b, 0]], color="#bdbdbd", lw=0.6, ls=":", zorder=1)
-        elif q["lag_steps"] == 0:
-            ax.plot([c[a, 1], c[b, 1]], [c[a, 0], c[b, 0]], color=color, lw=1.2, zorder=2)
-        else:
-            ax.annotate("", xy=(c[follow, 1], c[follow, 0]), xytext=(c[lead, 1], c[lead, 0]), zorder=2,
-                        arrowprops={"arrowstyle": "-|>", "color": color, "lw": 1.4, "mutation_scale": 9})
+        return [(c[a, 1], c[a, 0]), (c[b, 1], c[b, 0])]
+
+    weak = [seg(q) for q in rows if not q["clear"]]
+    if weak:
+        ax.add_collection(LineCollection(weak, colors="#bdbdbd", linewidths=0.6, linestyles=":", zorder=1))
+    zero = [seg(q) for q in rows if q["clear"] and q["lag_steps"] == 0]
+    if zero:
+        ax.add_collection(LineCollection(zero, colors=[cmap(norm(0.0))], linewidths=1.2, zorder=2))
+    moving = [q for q in rows if q["clear"] and q["lag_steps"] != 0]
+    if moving:
+        lead = np.array([q["_ab"][0] if q["lag_steps"] > 0 else q["_ab"][1] for q in moving])
+        follow = np.array([q["_ab"][1] if q["lag_steps"] > 0 else q["_ab"][0] for q in moving])
+        ax.quiver(c[lead, 1], c[lead, 0], c[follow, 1] - c[lead, 1], c[follow, 0] - c[lead, 0],
+                  [abs(q["lag_minutes"]) for q in moving], cmap=cmap, norm=norm, angles="xy",
+                  scale_units="xy", scale=1, width=0.0025, headwidth=3.5, headlength=4, headaxislength=3.6,
+                  zorder=2)
     sm = mpl.cm.ScalarMappable(norm=norm, cmap=cmap)
     cb = fig.colorbar(sm, ax=ax, shrink=0.8)
     cb.set_label("|peak lag| (minutes); arrows: leading -> following node")
-    from stkd.analysis.spatial import _map_axes
-
     _map_axes(ax, c)
     s = result["summary"]
+    ax.plot([], [], color=cmap(norm(0.0)), lw=1.2, label="peak at lag 0 (no arrow)")
     ax.plot([], [], color="#bdbdbd", lw=0.6, ls=":", label="no clear peak (weak or at the window's edge)")
     ax.legend(loc="best", fontsize=8)
-    ax.set_title(f"Lag of peak cross-correlation between neighbours ({s['pairs_clear']} clear of "
-                 f"{s['pairs_analysed']} pairs)"
-                 + (f"\n{title}" if title else ""))
+    ax.set_title(f"Lag of the peak cross-correlation between neighbours\n({s['pairs_clear']} clear of "
+                 f"{s['pairs_analysed']} pairs)" + (f" - {title}" if title else ""))
     return _plotting.save(fig, path)
 
 

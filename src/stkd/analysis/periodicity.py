@@ -13,12 +13,15 @@ Autocorrelation (``statsmodels.tsa.stattools.acf``, FFT):
   before and after). Periods are ranked by their ACF value.
 
 Periodogram (``scipy.signal.welch``, Hann window, linear detrend per segment):
-  the segment length is a multiple of the longest testable cycle (up to 8 weeks, or the whole series
-  when it is shorter), so the daily and weekly frequencies fall exactly on frequency bins. Peaks are
+  the segment length is a multiple of the longest testable cycle L (6 L to 8 L when the series holds
+  two such segments, else the whole series), so the daily and weekly frequencies fall exactly on
+  frequency bins. Peaks are
   ranked by power; a peak at ``P / m`` of a stronger peak ``P`` is marked as its harmonic (a
   non-sinusoidal daily profile has power at 12 h, 8 h, ...), and the reported periods are the
-  non-harmonic ones. Only peaks at least ``snr`` (5) times the median power of the band ``[f / 2, 2 f]``
-  around them count (white noise and the red spectrum of a random walk have none).
+  non-harmonic ones. A peak counts when its power is at least ``snr`` (5) times its background (the
+  geometric mean of the median power over ``[f / 2, f)`` and over ``(f, 2 f]``) *and* above what noise reaches with a 0.1 % chance over all bins
+  (an average of K segments of noise is Gamma(K)-distributed; one raw periodogram is exponential and
+  needs a ratio of ~20), so white noise and the red spectrum of a random walk have none.
   A weekly modulation of a daily cycle also puts power at ``1 / (1/24 h +- 1/168 h)`` = 21 h and 28 h:
   those peaks are marked ``sideband`` and left out of the periods. ``power_share`` is the peak's share
   of the total power. A period within 4 % of the daily or weekly cycle carries ``cycle: daily|weekly``.
@@ -26,8 +29,9 @@ Periodogram (``scipy.signal.welch``, Hann window, linear detrend per segment):
 Daily and weekly cycles are checked explicitly (``cycles``): testable when the node has at least
 ``min_cycles`` (2) whole cycles of data (a 7-day series is too short for a weekly period: the result
 says so), found by the ACF when an accepted ACF period lies within 4 % of it, and by the periodogram
-when the spectrum has a peak within one bin of it that is at least ``snr`` (5) times the median power
-of the band ``[f / 2, 2 f]`` around it. ``found`` is either of the two.
+when the spectrum has a peak within one bin of it that is at least ``snr`` (5) times its background
+(and above the 0.1 % noise level of that one bin). ``found`` is
+either of the two.
 
 Public API: :func:`node_periodicity`, :func:`periodicity`, :func:`plot_periodicity`.
 """
@@ -35,6 +39,7 @@ Public API: :func:`node_periodicity`, :func:`periodicity`, :func:`plot_periodici
 from __future__ import annotations
 
 import warnings
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -48,6 +53,8 @@ MIN_PROMINENCE = 0.05
 MIN_ACF = 0.1  # an ACF peak lower than this is not reported as a period (noise makes many small ones)
 TOL_FRAC = 0.04
 MAX_SEGMENT_CYCLES = 8
+MIN_SEGMENT_CYCLES = 6
+MAX_CANDIDATES = 40  # the strongest spectral maxima whose background is checked
 
 
 def _tol(period: float) -> int:
@@ -100,9 +107,13 @@ def acf_periods(a: np.ndarray, n: int, top_k: int = 3) -> dict:
 
 
 def _segment(n: int, longest_cycle: int | None) -> int:
-    if longest_cycle is None or n < longest_cycle:
+    """Welch segment length: a multiple of the longest testable cycle L between 6 L and 8 L when the
+    series holds at least two such segments, else the whole series (fewer than 6 cycles per segment
+    would put the cycle on one of the lowest frequency bins, with no background to compare it to)."""
+    L = longest_cycle
+    if L is None or n < 2 * MIN_SEGMENT_CYCLES * L:
         return n
-    return min(n, MAX_SEGMENT_CYCLES * longest_cycle) // longest_cycle * longest_cycle
+    return min(MAX_SEGMENT_CYCLES * L, (n // 2) // L * L)
 
 
 def spectrum(y: np.ndarray, nperseg: int) -> tuple[np.ndarray, np.ndarray]:
@@ -114,24 +125,65 @@ def spectrum(y: np.ndarray, nperseg: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _background(f: np.ndarray, p: np.ndarray, k: int) -> float:
-    """Median power of the band ``[f_k / 2, 2 f_k]``, without the bins ``k - 2 .. k + 2``."""
-    band = (f >= f[k] / 2) & (f <= 2 * f[k])
-    band[max(0, k - 2): k + 3] = False
-    return float(np.median(p[band])) if band.any() else float("nan")
+    """Background power at bin ``k``: the geometric mean of the median power of ``[f_k / 2, f_k)`` and of
+    ``(f_k, 2 f_k]``, without the bins ``k - 2 .. k + 2``.
+
+    Taking the two sides separately keeps a red (falling) spectrum from looking like a peak at every
+    low frequency: a one-sided band median would sit on the many lower-power bins above ``f_k``.
+    """
+    df = f[1] - f[0]
+    lo = max(1, int(np.ceil(f[k] / 2 / df)))
+    hi = min(len(p) - 1, int(np.floor(2 * f[k] / df)))
+    left, right = p[lo: max(lo, k - 2)], p[k + 3: hi + 1]
+    if left.size and right.size:
+        return float(np.sqrt(_median(left) * _median(right)))
+    side = left if left.size else right
+    return _median(side) if side.size else float("nan")
+
+
+def _median(a: np.ndarray) -> float:
+    """``np.median`` of a small 1-D array without its per-call overhead (called thousands of times)."""
+    n = a.size
+    h = n // 2
+    part = np.partition(a, (h - 1, h) if n % 2 == 0 else h)
+    return float(part[h]) if n % 2 else float(0.5 * (part[h - 1] + part[h]))
 
 
 def _ratio(peak: float, bg: float) -> float:
     return float(peak / bg) if np.isfinite(bg) and bg > 0 else float("inf")
 
 
+@lru_cache(maxsize=256)
+def noise_ratio(segments: float, tail: float) -> float:
+    """Peak-to-median ratio that noise exceeds with probability ``tail`` in one frequency bin.
+
+    A Welch average of ``segments`` (effective) periodograms of noise is Gamma-distributed with shape
+    ``segments`` (an exponential for one segment), so a single raw periodogram needs a far higher
+    ratio than an average of many before a peak means anything.
+    """
+    from scipy.stats import gamma
+
+    k = max(1.0, float(segments))
+    return float(gamma.ppf(1.0 - tail, k, scale=1.0 / k) / gamma.median(k, scale=1.0 / k))
+
+
+def _segments(n: int, nperseg: int) -> float:
+    """Effective number of independent segments of a Hann, 50 %-overlap Welch estimate."""
+    count = 1 + max(0, (n - nperseg) // max(1, nperseg - nperseg // 2))
+    # overlapping segments are not independent, and the background is itself estimated: count half
+    return max(1.0, 0.5 * count)
+
+
 def spectrum_periods(f: np.ndarray, p: np.ndarray, nperseg: int, top_k: int = 3, snr: float = 5.0,
-                     cycles: dict[str, int] | None = None) -> dict:
-    """Ranked spectral peaks that stand ``snr`` times above their local background, with harmonic and
-    sideband marks (see the module docstring)."""
+                     cycles: dict[str, int] | None = None, segments: float = 1.0) -> dict:
+    """Ranked spectral peaks that stand out of their local background, with harmonic and sideband marks
+    (see the module docstring)."""
     total = float(p[1:].sum())
     valid = (f > 0) & (f <= 0.5) & (f >= 3.0 / nperseg)  # periods of >= 2 steps, >= 3 cycles per segment
+    # any of the bins may peak by chance: a false-alarm rate of 0.1 % over all of them
+    need = max(snr, noise_ratio(segments, 0.001 / max(1, int(valid.sum()))))
     peaks, _ = find_peaks(p)
-    peaks = sorted((int(k) for k in peaks if valid[k]), key=lambda k: -p[k])
+    peaks = sorted((int(k) for k in peaks if valid[k]), key=lambda k: -p[k])[:MAX_CANDIDATES]
     df = 1.0 / nperseg
     sidebands = []
     if cycles and "daily" in cycles and "weekly" in cycles:
@@ -142,7 +194,7 @@ def spectrum_periods(f: np.ndarray, p: np.ndarray, nperseg: int, top_k: int = 3,
         if len(out) >= 4 * top_k + 8:
             break
         ratio = _ratio(p[k], _background(f, p, k))
-        if ratio < snr:
+        if ratio < need:
             continue
         period = 1.0 / f[k]
         harmonic_of = None
@@ -164,7 +216,7 @@ def spectrum_periods(f: np.ndarray, p: np.ndarray, nperseg: int, top_k: int = 3,
     return {"periods": periods, "peaks": out[: 2 * top_k + 4]}
 
 
-def _spectrum_cycle(f: np.ndarray, p: np.ndarray, period: int, snr: float) -> dict:
+def _spectrum_cycle(f: np.ndarray, p: np.ndarray, period: int, snr: float, segments: float = 1.0) -> dict:
     k = int(np.argmin(np.abs(f - 1.0 / period)))
     lo, hi = max(1, k - 1), min(len(p) - 2, k + 1)
     if lo > hi:
@@ -172,7 +224,8 @@ def _spectrum_cycle(f: np.ndarray, p: np.ndarray, period: int, snr: float) -> di
     best = lo + int(np.argmax(p[lo: hi + 1]))
     is_peak = p[best] >= p[best - 1] and p[best] >= p[best + 1]
     ratio = _ratio(p[best], _background(f, p, k))
-    return {"found": bool(is_peak and ratio >= snr), "snr": ratio}
+    need = max(snr, noise_ratio(segments, 0.001))  # one bin tested: a 0.1 % false-alarm rate
+    return {"found": bool(is_peak and ratio >= need), "snr": ratio}
 
 
 def node_periodicity(y: np.ndarray, cycles: dict[str, int], hours_per_step: float, top_k: int = 3,
@@ -202,7 +255,8 @@ def node_periodicity(y: np.ndarray, cycles: dict[str, int], hours_per_step: floa
     ap = acf_periods(a, n, top_k)
     nperseg = _segment(n, longest)
     f, p = spectrum(y - y.mean(), nperseg)
-    sp_ = spectrum_periods(f, p, nperseg, top_k, snr, testable)
+    segs = _segments(n, nperseg)
+    sp_ = spectrum_periods(f, p, nperseg, top_k, snr, testable, segs)
 
     def hours(items):
         for it in items:
@@ -221,7 +275,7 @@ def node_periodicity(y: np.ndarray, cycles: dict[str, int], hours_per_step: floa
                                 f"({min_cycles * P} steps)")
         else:
             by_acf = any(abs(L - P) <= _tol(P) for L in ap["accepted"])
-            sc = _spectrum_cycle(f, p, P, snr)
+            sc = _spectrum_cycle(f, p, P, snr, segs)
             entry.update(testable=True, acf=by_acf, periodogram=sc["found"], found=bool(by_acf or sc["found"]),
                          acf_value=float(_near_max(a, P)) if P < len(a) else float("nan"), snr=sc["snr"])
         res_cycles[c] = entry
@@ -231,7 +285,7 @@ def node_periodicity(y: np.ndarray, cycles: dict[str, int], hours_per_step: floa
         "n": n,
         "acf": {"periods": acf_list, "dominant": acf_list[0] if acf_list else None, "nlags": nlags},
         "periodogram": {"periods": psd_list, "peaks": hours(sp_["peaks"]),
-                        "dominant": psd_list[0] if psd_list else None, "nperseg": nperseg},
+                        "dominant": psd_list[0] if psd_list else None, "nperseg": nperseg, "segments": segs},
         "cycles": res_cycles,
         "_acf": a, "_freq": f, "_psd": p,
     }
@@ -347,7 +401,7 @@ def plot_periodicity(result: dict, path: Path, title: str = "") -> Path | None:
         ax.set_xlabel("period (hours, log scale)")
         ax.set_ylabel("share of power (mean over nodes, log)")
         ax.set_title("Periodogram (Welch)")
-        ax.grid(alpha=0.3, which="both")
+        ax.grid(alpha=0.3)
         if ax.get_legend_handles_labels()[0]:
             ax.legend(loc="upper left", fontsize=8)
     else:

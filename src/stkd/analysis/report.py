@@ -71,7 +71,15 @@ def _fmt(v, spec: str = ".3g") -> str:
 
 
 def _pct(v) -> str:
-    return "n/a" if v is None or not np.isfinite(v) else f"{100 * v:.1f}%"
+    if v is None or not np.isfinite(v):
+        return "n/a"
+    if 0 < abs(v) < 0.001:
+        return f"{100 * v:.3f}%"
+    return f"{100 * v:.1f}%"
+
+
+def _nodes(n: int) -> str:
+    return f"{n} node" if n == 1 else f"{n} nodes"
 
 
 def _table(headers: list[str], rows: list[list]) -> str:
@@ -93,7 +101,7 @@ def _default_nodes(missing: dict, nodes: list[str], k: int = 3) -> list[int]:
 def analyze(data, out_dir: Path, nodes=None, max_pairs: int = 200, seed: int = 0, *, overwrite: bool = False,
             feature: str | None = None, top_k: int = 3, permutations: int = 99, lisa_permutations: int = 999,
             max_lag: int | None = None, anomaly_threshold: float = 5.0, max_anomalies: int = 100,
-            stl_budget: int = 600_000, progress: Callable[[str], None] | None = None) -> dict:
+            stl_budget: int = 600_000, plots: bool = True, progress: Callable[[str], None] | None = None) -> dict:
     """Analyse ``data`` (an :class:`~stkd.data.container.STData`) and write the report to ``out_dir``.
 
     Args:
@@ -109,6 +117,7 @@ def analyze(data, out_dir: Path, nodes=None, max_pairs: int = 200, seed: int = 0
         anomaly_threshold: robust |z| of the STL residual above which a point is an anomaly.
         max_anomalies: anomalies listed (the most extreme; counts cover all).
         stl_budget: most node-steps decomposed by STL (the most recent steps of each node).
+        plots: draw the PNGs (False: numbers and report text only, several times faster).
         progress: called with the name of each section as it starts.
     Returns:
         The numbers written to ``analysis.json`` (a dict; NaN stays NaN here).
@@ -124,8 +133,10 @@ def analyze(data, out_dir: Path, nodes=None, max_pairs: int = 200, seed: int = 0
     chosen = resolve_nodes(nodes, all_nodes) if nodes else None
     notes: list[str] = []
     timing: dict[str, float] = {}
-    plots: dict[str, str] = {}
+    drawn: dict[str, str] = {}
     plot_dir = out_dir / PLOTS
+    if not plots:
+        notes.append("plots not drawn (plots=False / --no-plots)")
     title = data.name
 
     def timed(name):
@@ -139,13 +150,15 @@ def analyze(data, out_dir: Path, nodes=None, max_pairs: int = 200, seed: int = 0
         return _T()
 
     def plot(key, fn, *args, **kw):
+        if not plots:
+            return
         try:
             p = fn(*args, **kw)
         except Exception as e:  # a plot must never lose the numbers
             notes.append(f"plot {key} failed: {type(e).__name__}: {e}")
             return
         if p is not None:
-            plots[key] = str(Path(p).relative_to(out_dir))
+            drawn[key] = Path(p).relative_to(out_dir).as_posix()
 
     # ---------------------------------------------------------------- missing
     with timed("missing"):
@@ -218,7 +231,7 @@ def analyze(data, out_dir: Path, nodes=None, max_pairs: int = 200, seed: int = 0
             plot("morans_i", _spatial.plot_moran, gm, plot_dir / "morans_i.png", title)
             if data.coords is not None:
                 plot("lisa_map", _spatial.plot_lisa_map, lisa, data.coords, W, plot_dir / "lisa_map.png",
-                     title, unit=fname)
+                     title, unit=fname, nodes=all_nodes)
         with timed("lags"):
             lag_res = _lags.pair_lags(x, index, all_nodes, W, data.coords, max_lag=max_lag, max_pairs=max_pairs,
                                       seed=seed)
@@ -241,7 +254,7 @@ def analyze(data, out_dir: Path, nodes=None, max_pairs: int = 200, seed: int = 0
         "anomalies": anom,
         "spatial": spatial,
         "lags": lag_res,
-        "plots": plots,
+        "plots": drawn,
         "timing_seconds": timing,
     }
     result = _strip(result)
@@ -276,10 +289,10 @@ def headline(result: dict) -> list[str]:
             lines.append(f"{label}: found in {c['nodes_found']}/{c['nodes_tested']} nodes "
                          f"(autocorrelation {c['nodes_acf']}, periodogram {c['nodes_periodogram']})")
     for key, what in (("dominant_acf", "autocorrelation"), ("dominant_periodogram", "periodogram")):
-        counts = per.get(key) or {}
+        counts = {k: v for k, v in (per.get(key) or {}).items() if k != "none"}
         if counts:
             top = list(counts.items())[:2]
-            lines.append(f"Dominant period by {what}: " + ", ".join(f"{k} ({v} nodes)" for k, v in top))
+            lines.append(f"Dominant period by {what}: " + ", ".join(f"{k} ({_nodes(v)})" for k, v in top))
     sp_ = result.get("spatial") or {}
     gm = sp_.get("global_moran")
     if gm:
@@ -290,7 +303,7 @@ def headline(result: dict) -> list[str]:
     lg = result.get("lags")
     if lg and lg["summary"]["pairs_clear"]:
         s = lg["summary"]
-        speed = f", median implied speed {s['median_speed_kmh']:.0f} km/h" if s.get("median_speed_kmh") else ""
+        speed = f", median implied speed {s['median_speed_kmh']:.3g} km/h" if s.get("median_speed_kmh") else ""
         lines.append(f"Neighbour lags: {s['pairs_clear']} of {s['pairs_analysed']} pairs have a clear peak; "
                      f"{_pct(s['share_lag0'])} of them at lag 0, median |lag| {s['median_abs_lag_minutes']:.0f} min"
                      f"{speed}")
@@ -353,7 +366,7 @@ def _markdown(r: dict) -> str:  # noqa: C901 - one section after the other
     L += [_table(["cycle", "period (steps)", "nodes found", "by ACF", "by periodogram"], rows), ""]
     for key, what in (("dominant_acf", "ACF"), ("dominant_periodogram", "periodogram")):
         if per.get(key):
-            L += [f"Dominant period by {what}: " + ", ".join(f"{k}: {v} nodes" for k, v in per[key].items()), ""]
+            L += [f"Dominant period by {what}: " + ", ".join(f"{k}: {_nodes(v)}" for k, v in per[key].items()), ""]
     pn = [(n, v) for n, v in per["per_node"].items()]
     shown = pn[:40]
     prow = []
@@ -442,14 +455,14 @@ def _markdown(r: dict) -> str:  # noqa: C901 - one section after the other
                   ["clear pairs peaking at lag 0", _pct(s["share_lag0"])],
                   ["median |peak lag|", f"{_fmt(s['median_abs_lag_minutes'], '.0f')} min"],
                   ["median implied speed (pairs with lag != 0)",
-                   f"{_fmt(s['median_speed_kmh'], '.0f')} km/h" if s["median_speed_kmh"] else "n/a"],
+                   f"{_fmt(s['median_speed_kmh'], '.3g')} km/h" if s["median_speed_kmh"] else "n/a"],
                   ["median peak correlation", _fmt(s["median_peak_corr"], ".3f")],
               ]), ""]
         top = sorted((q for q in lg["pairs"] if q["clear"]), key=lambda q: (-abs(q["lag_steps"]), -q["peak_corr"]))[:12]
         L += ["Clear pairs with the longest lags:", "",
               _table(["a", "b", "peak lag (steps)", "minutes", "peak r", "r at lag 0", "distance (km)", "speed (km/h)"],
                      [[q["a"], q["b"], q["lag_steps"], _fmt(q["lag_minutes"], ".0f"), _fmt(q["peak_corr"], ".3f"),
-                       _fmt(q["corr_lag0"], ".3f"), _fmt(q["distance_km"], ".2f"), _fmt(q["speed_kmh"], ".0f")]
+                       _fmt(q["corr_lag0"], ".3f"), _fmt(q["distance_km"], ".3g"), _fmt(q["speed_kmh"], ".3g")]
                       for q in top]), ""]
         L += [_img(r, "lag_map", "peak lag between neighbours on the map"), _img(r, "lag_hist", "peak lag histogram")]
     else:

@@ -303,9 +303,11 @@ def plot_moran(summary: dict, path: Path, title: str = "") -> Path | None:
     thin = len(s) > 3000
     ax.plot(s.index, s.values, color="#9ecae1" if thin else "#1f5fa8", lw=0.5 if thin else 1.0,
             label="Moran's I per time step")
-    daily = s.resample("1D").mean()
-    if len(daily) >= 2 and len(daily) < len(s):
-        ax.plot(daily.index + pd.Timedelta("12h"), daily.values, color="#08519c", lw=1.4, label="daily mean")
+    span_days = (index[-1] - index[0]) / pd.Timedelta("1D") if len(index) > 1 else 0
+    rule, label = ("7D", "weekly mean") if span_days > 90 else ("1D", "daily mean")
+    agg = s.resample(rule).mean()
+    if len(agg) >= 2 and len(agg) < len(s):
+        ax.plot(agg.index + pd.Timedelta(rule) / 2, agg.values, color="#08519c", lw=1.4, label=label)
     ax.axhline(summary["expected"], color="#d62728", ls="--", lw=1,
                label=f"E[I] = {summary['expected']:.3f} (no autocorrelation)")
     ax.set_xlabel("time")
@@ -319,26 +321,44 @@ def plot_moran(summary: dict, path: Path, title: str = "") -> Path | None:
     return _plotting.save(fig, path)
 
 
+def map_size(coords: np.ndarray, longest: float = 8.5, extra_w: float = 1.5) -> tuple[float, float]:
+    """A figure size that fits the sensors' bounding box (equal-distance axes) in ``longest`` inches."""
+    c = np.asarray(coords, dtype=np.float64)
+    lat0 = float(np.nanmean(c[:, 0]))
+    w = max(float(np.ptp(c[:, 1])) * max(np.cos(np.radians(lat0)), 0.1), 1e-9)
+    h = max(float(np.ptp(c[:, 0])), 1e-9)
+    ratio = float(np.clip(h / w, 0.4, 2.2))
+    if ratio >= 1:
+        return max(7.5, longest / ratio + extra_w), longest
+    return longest + extra_w, max(5.0, longest * ratio + 1.0)
+
+
 def _map_axes(ax, coords: np.ndarray) -> None:
+    from matplotlib.ticker import MaxNLocator
+
     lat0 = float(np.nanmean(coords[:, 0]))
     ax.set_aspect(1.0 / max(np.cos(np.radians(lat0)), 0.1))
     ax.set_xlabel("longitude (degrees)")
     ax.set_ylabel("latitude (degrees)")
     ax.ticklabel_format(useOffset=False, style="plain")
+    ax.xaxis.set_major_locator(MaxNLocator(5))
+    ax.yaxis.set_major_locator(MaxNLocator(6))
     ax.grid(alpha=0.2)
 
 
-def plot_lisa_map(lisa: dict, coords: np.ndarray, W, path: Path, title: str = "", unit: str = "") -> Path:
+def plot_lisa_map(lisa: dict, coords: np.ndarray, W, path: Path, title: str = "", unit: str = "",
+                  nodes: list[str] | None = None) -> Path:
     """Nodes on the map coloured by LISA class (significant hot/cold spots and outliers)."""
     coords = np.asarray(coords, dtype=np.float64)
-    fig, axes = _plotting.figure(1, 1, size=(8.5, 7.5))
+    fig, axes = _plotting.figure(1, 1, size=map_size(coords, extra_w=0.5))
     ax = axes[0, 0]
     if W is not None:
+        from matplotlib.collections import LineCollection
+
         Wc = _clean(W).tocoo()
-        for i, j in zip(Wc.row, Wc.col):
-            if i < j or Wc.shape[0] < 400:
-                ax.plot([coords[i, 1], coords[j, 1]], [coords[i, 0], coords[j, 0]], color="#d9d9d9", lw=0.5,
-                        zorder=1)
+        keep = Wc.row < Wc.col
+        segs = np.stack([coords[Wc.row[keep]][:, ::-1], coords[Wc.col[keep]][:, ::-1]], axis=1)  # (E, 2, 2)
+        ax.add_collection(LineCollection(segs, colors="#d9d9d9", linewidths=0.5, zorder=1))
     p, q = lisa["p_sim"], lisa["quadrant"]
     sig = np.isfinite(p) & (p < lisa["alpha"])
     styles = [(1, "#d62728", "hot spot (high-high)"), (3, "#1f5fa8", "cold spot (low-low)"),
@@ -350,9 +370,13 @@ def plot_lisa_map(lisa: dict, coords: np.ndarray, W, path: Path, title: str = ""
         if sel.any():
             ax.scatter(coords[sel, 1], coords[sel, 0], s=45, color=color, edgecolor="k", lw=0.4, zorder=3,
                        label=f"{label}: {int(sel.sum())}")
+            if nodes is not None and len(coords) <= 60:
+                for i in np.flatnonzero(sel):
+                    ax.annotate(_plotting.short(nodes[i], 18), (coords[i, 1], coords[i, 0]), fontsize=7,
+                                xytext=(4, 3), textcoords="offset points")
     _map_axes(ax, coords)
     what = f"mean {unit}" if unit else "node means"
-    ax.set_title(f"Local Moran's I of the {what} (p < {lisa['alpha']}, {lisa['permutations']} permutations)"
-                 + (f"\n{title}" if title else ""))
+    ax.set_title(f"Local Moran's I of the {what}\n(p < {lisa['alpha']}, {lisa['permutations']} permutations)"
+                 + (f" - {title}" if title else ""))
     ax.legend(loc="best", fontsize=8)
     return _plotting.save(fig, path)

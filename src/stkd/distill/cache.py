@@ -5,6 +5,8 @@ trained now or later) only read. Entries live in ``run_dir/cache/<key>/`` where 
 teacher's identity (registry name, hyper-parameters, a digest of its weights) and the data
 fingerprint (values, mask, index, nodes and the preparation config), so a changed teacher or data set
 never reads stale labels. Arrays are plain ``.npy`` (memory-mapped on read), metadata JSON.
+Event teachers (``kind="classify"``) share the cache: their logits ``[W, H, N, K]`` are the pred array,
+and the kind is part of the key and of ``meta.json``.
 """
 
 from __future__ import annotations
@@ -35,9 +37,14 @@ def weights_digest(model: nn.Module) -> str:
     return h.hexdigest()
 
 
-def cache_key(teacher_name: str, hparams: dict, digest: str, data_fingerprint: str) -> str:
-    blob = json.dumps({"teacher": teacher_name, "hparams": hparams, "weights": digest,
-                       "data": data_fingerprint}, sort_keys=True, default=str)
+def cache_key(teacher_name: str, hparams: dict, digest: str, data_fingerprint: str,
+              kind: str = "forecast") -> str:
+    """The entry's folder name. ``kind`` ("forecast" or "classify") is hashed only when not the default,
+    so forecast keys are unchanged and an event teacher never shares an entry with a forecaster."""
+    ident = {"teacher": teacher_name, "hparams": hparams, "weights": digest, "data": data_fingerprint}
+    if kind != "forecast":
+        ident["kind"] = kind
+    blob = json.dumps(ident, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
@@ -67,8 +74,14 @@ class CacheEntry:
                             f"{split} split it was built for; rebuild it (different data or window config?)")
         return rows
 
+    @property
+    def kind(self) -> str:
+        """``forecast`` (predictions in original units) or ``classify`` (logits ``[W, H, N, K]``)."""
+        return self.meta.get("kind", "forecast")
+
     def pred(self, split: str, starts) -> torch.Tensor:
-        """Teacher predictions in original units for these window starts: [B, H, N, F_out]."""
+        """Teacher outputs for these window starts: forecasts in original units ``[B, H, N, F_out]``, or
+        for an event teacher (``kind == "classify"``) its logits ``[B, H, N, K]``."""
         rows = self._rows(split, np.asarray(starts))
         return torch.from_numpy(np.ascontiguousarray(self._pred[split][rows]))
 
@@ -86,24 +99,35 @@ class CacheEntry:
 
 @torch.no_grad()
 def build_or_load(run_dir: Path, teacher: nn.Module, teacher_name: str, data, *, with_hidden: bool,
-                  batch_size: int = 256, device: str = "cpu") -> CacheEntry:
-    """Return the cache entry of ``teacher`` on ``data``, running the teacher only if it is absent."""
+                  batch_size: int = 256, device: str | None = None, kind: str = "forecast") -> CacheEntry:
+    """Return the cache entry of ``teacher`` on ``data``, running the teacher only if it is absent.
+
+    ``kind="forecast"``: the teacher's predictions in original units ``[W, H, N, F_out]``.
+    ``kind="classify"``: an event teacher (``out_classes = K``, ``out_features = 1``); its raw logits
+    ``[W, H, N, K]`` are stored as the pred array (soft targets at any temperature come from them).
+    """
     from stkd.evaluate import to_original_units
 
+    if kind not in ("forecast", "classify"):
+        raise ValueError(f"cache kind {kind!r} is not forecast or classify")
     hparams = dict(getattr(teacher, "hparams", {}))
-    key = cache_key(teacher_name, hparams, weights_digest(teacher), data.fingerprint())
+    key = cache_key(teacher_name, hparams, weights_digest(teacher), data.fingerprint(), kind)
     path = Path(run_dir) / "cache" / key
     meta_path = path / "meta.json"
     if meta_path.is_file():
         meta = read_json(meta_path)
         if not with_hidden or meta.get("hidden_dim"):
             return CacheEntry(path, meta, built=False)
+    if device is None:  # run the teacher where it already lives (a GPU after GPU training)
+        first = next(iter(teacher.parameters()), None)
+        device = first.device if first is not None else "cpu"
     teacher.eval().to(device)
     hidden_dim = None
     for split in SPLITS:
         starts = np.asarray(data.starts[split], dtype=np.int64)
         W = len(starts)
-        shape = (W, data.H, data.num_nodes, data.out_features)
+        channels = teacher.spec.out_channels if kind == "classify" else data.out_features
+        shape = (W, data.H, data.num_nodes, channels)
         pred_path, hid_path = path / f"{split}_pred.npy", path / f"{split}_hidden.npy"
         path.mkdir(parents=True, exist_ok=True)
         # Written through an on-disk memmap so a large train split never sits in RAM at once.
@@ -112,7 +136,10 @@ def build_or_load(run_dir: Path, teacher: nn.Module, teacher_name: str, data, *,
         for i in range(0, W, batch_size):
             b = data.batch(starts[i:i + batch_size]).to(device)
             out = teacher(b.x, b.tod, b.dow)
-            preds[i:i + len(b.start)] = to_original_units(data, out["pred"]).cpu().numpy()
+            if kind == "classify":
+                preds[i:i + len(b.start)] = out["pred"].float().cpu().numpy()  # logits
+            else:
+                preds[i:i + len(b.start)] = to_original_units(data, out["pred"]).cpu().numpy()
             if with_hidden:
                 h = out["hidden"].float().cpu().numpy()  # [B, N, D]
                 if hid is None:
@@ -128,7 +155,7 @@ def build_or_load(run_dir: Path, teacher: nn.Module, teacher_name: str, data, *,
             del hid
             Path(str(hid_path) + ".tmp.npy").replace(hid_path)
         write_npy(path / f"{split}_starts.npy", starts)
-    meta = {"teacher": teacher_name, "hparams": hparams, "data_fingerprint": data.fingerprint(),
+    meta = {"teacher": teacher_name, "kind": kind, "hparams": hparams, "data_fingerprint": data.fingerprint(),
             "hidden_dim": hidden_dim, "windows": {s: int(len(data.starts[s])) for s in SPLITS}}
     write_json(meta_path, meta)
     return CacheEntry(path, meta, built=True)

@@ -1,0 +1,134 @@
+"""Accuracy: every teacher, student (distilled and plain) and baseline, 3 seeds, mean ± std.
+
+    python benchmarks/accuracy.py --dataset los-loop --seeds 0 1 2
+    python benchmarks/accuracy.py --dataset akl-pedestrians --seeds 0 1 2
+
+Each seed trains the teachers (Graph WaveNet, STAEformer), caches their soft labels once, then trains
+every student twice: distilled from the teachers (validation-weighted ensemble) and plain. Runs land
+in ``--runs``; the table goes to docs/benchmarks.md. Nothing is tuned on the test split: early
+stopping and the ensemble weights use the validation split only. ``--report-only`` rebuilds the
+table from existing runs (e.g. runs trained on a GPU machine).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from common import LOS_LOOP, command, los_loop_data, machine, mean_std, write_section
+
+STUDENTS = ("stid", "mlp", "linear")
+TEACHERS = ("gwnet", "staeformer")
+
+
+def base_config(dataset: str, seed: int, device: str, quick: bool) -> dict:
+    if dataset == "los-loop":
+        data = los_loop_data()
+        train = {"epochs": 60, "patience": 10, "batch_size": 64, "lr": 0.002, "max_batches": None}
+    else:
+        from stkd.presets import default_preset_dict
+
+        data = default_preset_dict()["data"]
+        train = {"epochs": 30, "patience": 6, "batch_size": 64, "lr": 0.002, "max_batches": 150}
+    if quick:  # a smoke test of the script: 2 epochs x 5 batches on the first 20 sensors
+        train.update(epochs=2, max_batches=5)
+        if dataset == "los-loop":
+            import pandas as pd
+
+            data["nodes"] = list(pd.read_csv(LOS_LOOP / "los_speed.csv", nrows=0).columns[:20])
+    return {"data": data, "teacher": [{"name": t} for t in TEACHERS], "student": {"name": "stid"},
+            "distill": {"alpha": 0.5, "loss": "huber", "ensemble": "weighted"},
+            "train": {**train, "seed": seed, "device": device}, "eval": {"latency_repeats": 20}}
+
+
+def run_seed(dataset: str, seed: int, device: str, runs: Path, quick: bool) -> Path:
+    from stkd.config import ModelConfig, parse_config
+    from stkd.pipeline import (build_caches, ensemble_weights, evaluate_all, start_run, train_student,
+                               train_teachers)
+    from stkd.report import write_report
+
+    cfg = parse_config(base_config(dataset, seed, device, quick))
+    out = runs / dataset / f"seed-{seed}"
+    run_dir, wd = start_run(cfg, out, overwrite=True)
+    t0 = time.perf_counter()
+    teachers = train_teachers(cfg, wd, run_dir, progress=False)
+    caches = build_caches(run_dir, teachers, wd, cfg)
+    weights = ensemble_weights(cfg, teachers)
+    students = []
+    for name in STUDENTS:
+        scfg = dataclasses.replace(cfg, student=ModelConfig(name=name))
+        students.append(train_student(scfg, wd, run_dir, caches=caches, weights=weights, progress=False))
+        students.append(train_student(scfg, wd, run_dir, progress=False))
+    for m in [*teachers, *students]:
+        m.model.cpu()
+    evaluate_all(cfg, wd, run_dir, [*teachers, *students])
+    write_report(run_dir)
+    print(f"{dataset} seed {seed}: {time.perf_counter() - t0:.0f} s -> {run_dir}", flush=True)
+    return run_dir
+
+
+def summarize(dataset: str, runs: Path, info: dict) -> str:
+    metrics = [json.loads(p.read_text()) for p in sorted((runs / dataset).glob("seed-*/metrics.json"))]
+    if not metrics:
+        raise SystemExit(f"no runs under {runs / dataset}")
+    names = list(metrics[0]["models"])
+    rows = ["| model | role | params | MAE | RMSE | MAPE % | MAE @3 | MAE @6 | MAE @12 | val MAE |",
+            "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    mean = {}
+    for name in names:
+        entries = [m["models"][name] for m in metrics if name in m["models"]]
+        col = lambda f: [f(e) for e in entries]  # noqa: E731
+        mean[name] = float(np.mean(col(lambda e: e["test"]["mae"])))
+        rows.append(f"| {name} | {entries[0]['role']} | {entries[0]['params'] or 'n/a'} | "
+                    f"{mean_std(col(lambda e: e['test']['mae']))} | {mean_std(col(lambda e: e['test']['rmse']))} | "
+                    f"{mean_std(col(lambda e: e['test']['mape']))} | "
+                    + " | ".join(mean_std(col(lambda e, h=h: e["test"]["horizons"][h]["mae"])) for h in ("3", "6", "12"))
+                    + f" | {mean_std(col(lambda e: e.get('val_mae')))} |")
+    m0 = metrics[0]["models"]
+    teachers = [n for n in names if m0[n]["role"] == "teacher"]
+    best_t = min(teachers, key=lambda n: mean[n])
+    lines = [f"Best teacher ({best_t}) MAE / last value MAE: **{mean[best_t] / mean['last_value']:.3f}** (target <= 0.80)."]
+    for s in STUDENTS:
+        kd, plain = f"{s}_kd", f"{s}_plain"
+        if kd in mean and plain in mean:
+            lines.append(f"{s}: distilled / plain MAE **{mean[kd] / mean[plain]:.3f}** (target <= 0.97), "
+                         f"distilled / best teacher **{mean[kd] / mean[best_t]:.3f}** (target <= 1.05), "
+                         f"parameters {m0[best_t]['params'] / m0[kd]['params']:.1f}x fewer.")
+    ds = metrics[0]["dataset"]
+    head = (f"### Accuracy on {dataset} ({ds['nodes']} nodes, {ds['steps']} steps of {ds['freq']}; "
+            f"12 in, 12 out, 70/10/20), {len(metrics)} seeds, mean ± std\n\n"
+            f"Command: `{info.get('command', command())}`  \nTrained on: {info.get('machine', machine())}\n\n")
+    return head + "\n".join(rows) + "\n\n" + "\n\n".join(lines) + "\n"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--dataset", choices=("los-loop", "akl-pedestrians"), default="los-loop")
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--runs", type=Path, default=Path("bench-runs/accuracy"))
+    ap.add_argument("--quick", action="store_true", help="2 epochs x 5 batches: checks the script, not the models")
+    ap.add_argument("--report-only", action="store_true", help="rebuild the table from existing runs")
+    args = ap.parse_args()
+    info_path = args.runs / args.dataset / "bench.json"
+    if not args.report_only:
+        if args.dataset == "los-loop" and not (LOS_LOOP / "los_speed.csv").is_file():
+            raise SystemExit(f"Los-loop not found at {LOS_LOOP}")
+        for seed in args.seeds:
+            run_seed(args.dataset, seed, args.device, args.runs, args.quick)
+        info_path.parent.mkdir(parents=True, exist_ok=True)
+        info_path.write_text(json.dumps({"command": command(), "machine": machine()}))
+    info = json.loads(info_path.read_text()) if info_path.is_file() else {}
+    section = summarize(args.dataset, args.runs, info)
+    if not args.quick:
+        write_section(f"accuracy-{args.dataset}", section)
+    print(section)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,108 @@
+"""Distillation gain per method and per alpha, on the same split, 3 student seeds each.
+
+    python benchmarks/distill_gain.py --teacher-run bench-runs/accuracy/los-loop/seed-0
+
+The teachers of one accuracy run (trained once, their soft labels cached) are reused; only the STID
+student is retrained, with each method below and with no teacher at all (the baseline the gain is
+measured against). Model selection uses the validation split; the table reports test MAE.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+from pathlib import Path
+
+import numpy as np
+
+from common import command, machine, mean_std, write_section
+
+METHODS = {
+    # name: (distill overrides, teachers used)
+    "plain (no teacher)": (None, None),
+    "response a=0.1": ({"alpha": 0.1}, ["gwnet"]),
+    "response a=0.3": ({"alpha": 0.3}, ["gwnet"]),
+    "response a=0.5": ({"alpha": 0.5}, ["gwnet"]),
+    "response a=0.7": ({"alpha": 0.7}, ["gwnet"]),
+    "response a=0.9": ({"alpha": 0.9}, ["gwnet"]),
+    "teacher-bounded": ({"alpha": 0.5, "bounded": True}, ["gwnet"]),
+    "response + feature (hint)": ({"alpha": 0.5, "feature_weight": 0.1}, ["gwnet"]),
+    "response + relation": ({"alpha": 0.5, "relation_weight": 1.0}, ["gwnet"]),
+    "several teachers (mean)": ({"alpha": 0.5, "ensemble": "mean"}, ["gwnet", "staeformer"]),
+    "several teachers (val-weighted)": ({"alpha": 0.5, "ensemble": "weighted"}, ["gwnet", "staeformer"]),
+}
+
+
+def run(teacher_run: Path, out: Path, seeds: list[int], device: str, student: str, quick: bool) -> dict:
+    from stkd.config import ModelConfig, parse_config, to_dict
+    from stkd.evaluate import evaluate_forecaster, model_forecaster
+    from stkd.pipeline import (build_caches, ensemble_weights, load_prepared, load_run, load_trained,
+                               train_student)
+
+    base, _ = load_run(teacher_run)
+    _, wd = load_prepared(base)
+    teachers = {t.name: t for t in load_trained(teacher_run, wd, roles=("teacher",))}
+    results: dict[str, list[float]] = {}
+    for method, (overrides, names) in METHODS.items():
+        results[method] = []
+        for seed in seeds:
+            raw = to_dict(base)
+            raw["student"] = {"name": student, "params": {}, "epochs": None}
+            raw["train"].update(seed=seed, device=device)
+            if quick:
+                raw["train"].update(epochs=2, max_batches=5)
+            if overrides:
+                raw["distill"].update(overrides)
+            cfg = parse_config(raw)
+            run_dir = out / f"{method.replace(' ', '_').replace('(', '').replace(')', '').replace('=', '')}" / f"seed-{seed}"
+            run_dir.mkdir(parents=True, exist_ok=True)
+            caches = weights = None
+            if names:
+                chosen = [teachers[n] for n in names]
+                caches = build_caches(Path(teacher_run), chosen, wd, cfg)
+                weights = ensemble_weights(cfg, chosen)
+            trained = train_student(cfg, wd, run_dir, caches=caches, weights=weights, progress=False)
+            trained.model.cpu()
+            mae = evaluate_forecaster(model_forecaster(trained.model, wd), wd, "test", [3, 6, 12],
+                                      keep_bytes=0).metrics["mae"]
+            results[method].append(mae)
+            print(f"{method:32s} seed {seed}: test MAE {mae:.4f}", flush=True)
+    (out / "results.json").write_text(json.dumps({"results": results, "command": command(), "machine": machine(),
+                                                  "teacher_run": str(teacher_run), "student": student}))
+    return results
+
+
+def summarize(out: Path) -> str:
+    blob = json.loads((out / "results.json").read_text())
+    results = blob["results"]
+    plain = float(np.mean(results["plain (no teacher)"]))
+    rows = ["| method | test MAE (mean ± std) | gain vs plain |", "| --- | ---: | ---: |"]
+    for method, maes in results.items():
+        gain = (plain - float(np.mean(maes))) / plain * 100
+        rows.append(f"| {method} | {mean_std(maes)} | {gain:+.1f}% |")
+    return (f"### Distillation gain per method ({blob['student']} student, {len(next(iter(results.values())))} seeds; "
+            f"teachers from `{blob['teacher_run']}`)\n\nCommand: `{blob['command']}`  \nTrained on: {blob['machine']}\n\n"
+            + "\n".join(rows) + "\n")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--teacher-run", type=Path, default=Path("bench-runs/accuracy/los-loop/seed-0"))
+    ap.add_argument("--out", type=Path, default=Path("bench-runs/distill_gain"))
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--student", default="stid")
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--report-only", action="store_true")
+    args = ap.parse_args()
+    if not args.report_only:
+        run(args.teacher_run, args.out, args.seeds, args.device, args.student, args.quick)
+    section = summarize(args.out)
+    if not args.quick:
+        write_section("distill-gain", section)
+    print(section)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,167 @@
+"""Speed: batch-1 latency and batched throughput of every model of a run in PyTorch eager,
+``torch.compile`` and onnxruntime, and the training step split into data loading and compute.
+
+    python benchmarks/speed.py --run bench-runs/accuracy/los-loop/seed-0
+
+Latency is the median of ``--repeats`` single-window forwards after warm-up; throughput is windows
+per second at batch ``--batch``. A training step is timed as ``WindowedData.batch`` (data loading:
+gathering the windows from the one prepared array) plus forward, loss, backward and optimizer step
+(compute). All on this machine's CPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from common import command, write_section
+
+
+def timed(fn, repeats: int) -> float:
+    """Median seconds of ``fn()`` over ``repeats`` calls after 3 warm-ups."""
+    for _ in range(3):
+        fn()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def eager_and_compiled(model, one, big, repeats, compile_too: bool = True):
+    out = {}
+    with torch.no_grad():
+        out["eager"] = (timed(lambda: model(one.x, one.tod, one.dow), repeats) * 1e3,
+                        len(big.start) / timed(lambda: model(big.x, big.tod, big.dow), max(3, repeats // 10)))
+        if not compile_too:
+            return out
+        try:
+            compiled = torch.compile(model, dynamic=True)
+            compiled(one.x, one.tod, one.dow)
+            compiled(big.x, big.tod, big.dow)
+            out["compile"] = (timed(lambda: compiled(one.x, one.tod, one.dow), repeats) * 1e3,
+                              len(big.start) / timed(lambda: compiled(big.x, big.tod, big.dow), max(3, repeats // 10)))
+        except Exception as e:  # noqa: BLE001 - reported in the table, not hidden
+            out["compile"] = f"fails: {type(e).__name__}"
+    return out
+
+
+def onnx_speed(model, one, big, repeats):
+    import onnxruntime as ort
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "m.onnx"
+
+        class PredOnly(torch.nn.Module):
+            def __init__(self, m):
+                super().__init__()
+                self.m = m
+
+            def forward(self, x, tod, dow):
+                return self.m(x, tod, dow)["pred"]
+
+        try:
+            torch.onnx.export(PredOnly(model).eval(), (one.x, one.tod, one.dow), str(path), dynamo=False,
+                              opset_version=17, input_names=["x", "tod", "dow"], output_names=["pred"],
+                              dynamic_axes={"x": {0: "b"}, "tod": {0: "b"}, "dow": {0: "b"}, "pred": {0: "b"}})
+        except Exception as e:  # noqa: BLE001
+            return f"no export: {type(e).__name__}"
+        opts = ort.SessionOptions()
+        sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        names = {i.name for i in sess.get_inputs()}
+
+        def feed(b):
+            full = {"x": b.x.numpy(), "tod": b.tod.numpy(), "dow": b.dow.numpy()}
+            return {k: v for k, v in full.items() if k in names}
+
+        f1, fb = feed(one), feed(big)
+        return (timed(lambda: sess.run(None, f1), repeats) * 1e3,
+                len(big.start) / timed(lambda: sess.run(None, fb), max(3, repeats // 10)))
+
+
+def train_step_split(model, wd, batch_size: int, steps: int = 10) -> tuple[float, float]:
+    """Mean seconds of data loading and of compute per training step."""
+    from stkd.distill.losses import masked_loss
+    from stkd.evaluate import to_original_units
+
+    model.train()
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    rng = np.random.default_rng(0)
+    load, compute = [], []
+    for i in range(steps + 2):
+        t0 = time.perf_counter()
+        b = wd.batch(rng.choice(wd.starts["train"], size=batch_size, replace=False))
+        t1 = time.perf_counter()
+        pred = to_original_units(wd, model(b.x, b.tod, b.dow)["pred"])
+        loss = masked_loss(pred, b.y, b.mask, kind="huber")
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        t2 = time.perf_counter()
+        if i >= 2:
+            load.append(t1 - t0)
+            compute.append(t2 - t1)
+    model.eval()
+    return float(np.mean(load)), float(np.mean(compute))
+
+
+def fmt(v) -> str:
+    if isinstance(v, str):
+        return v
+    return f"{v[0]:.3f} ms / {v[1]:,.0f} w/s"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--run", type=Path, default=Path("bench-runs/accuracy/los-loop/seed-0"))
+    ap.add_argument("--repeats", type=int, default=100)
+    ap.add_argument("--batch", type=int, default=256)
+    ap.add_argument("--train-batch", type=int, default=64)
+    ap.add_argument("--no-compile", action="store_true")
+    args = ap.parse_args()
+
+    from stkd.models.base import count_params
+    from stkd.pipeline import load_prepared, load_run, load_trained
+
+    cfg, _ = load_run(args.run)
+    _, wd = load_prepared(cfg)
+    models = load_trained(args.run, wd)
+    starts = wd.starts["test"]
+    one, big = wd.batch(starts[:1]), wd.batch(np.resize(starts, args.batch))
+    rows = ["| model | role | params | eager (batch-1 latency / throughput) | torch.compile | onnxruntime | "
+            "train step: data loading | compute | loading share |",
+            "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    results = {}
+    for m in models:
+        model = m.model.float().eval()
+        speeds = eager_and_compiled(model, one, big, args.repeats, compile_too=not args.no_compile)
+        ort_speed = onnx_speed(model, one, big, args.repeats)
+        load, comp = train_step_split(model, wd, args.train_batch)
+        results[m.name] = speeds["eager"][0]
+        rows.append(f"| {m.name} | {m.role} | {count_params(model):,} | {fmt(speeds['eager'])} | "
+                    f"{fmt(speeds.get('compile', 'skipped'))} | {fmt(ort_speed)} | {load * 1e3:.2f} ms | "
+                    f"{comp * 1e3:.1f} ms | {load / (load + comp):.1%} |")
+        print(rows[-1], flush=True)
+    teachers = [n for n, m in zip(results, models) if m.role == "teacher"]
+    lines = []
+    for m in models:
+        if m.role == "student_kd":
+            for t in teachers:
+                lines.append(f"{m.name} vs {t}: batch-1 latency {results[t] / results[m.name]:.0f}x lower.")
+    ds = wd.data
+    body = (f"### Speed on {ds.name} ({ds.num_nodes} nodes), models of `{args.run}`\n\n"
+            f"Command: `{command()}`; threads: {torch.get_num_threads()}\n\n" + "\n".join(rows) + "\n\n"
+            + "\n".join(lines) + "\n")
+    write_section(f"speed-{ds.name}", body)
+    print(body)
+
+
+if __name__ == "__main__":
+    main()

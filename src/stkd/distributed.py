@@ -1,0 +1,69 @@
+"""Data-parallel training with torch.distributed: DDP launched by ``torchrun`` (gloo on CPU, NCCL on
+GPUs). Nothing home-made: ``torchrun`` starts the processes and sets RANK/WORLD_SIZE/MASTER_ADDR;
+stkd joins the process group, gives each rank its share of every global batch (see
+:func:`stkd.train._train_batches`), lets DDP average the gradients, and writes files from rank 0 only.
+
+Single machine, N processes::
+
+    stkd run --devices 2 --config my.yaml --out runs/ddp
+    # which is the same as
+    torchrun --standalone --nproc-per-node 2 -m stkd run --config my.yaml --out runs/ddp
+
+Several machines (run on each; node-rank 0..nnodes-1, the first machine's address as endpoint)::
+
+    torchrun --nnodes 2 --nproc-per-node 4 --node-rank 0 --rdzv-backend c10d \\
+        --rdzv-endpoint host0:29500 -m stkd run --config my.yaml --out runs/ddp
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import torch
+import torch.distributed as dist
+
+
+def launched_by_torchrun() -> bool:
+    return "RANK" in os.environ and "WORLD_SIZE" in os.environ
+
+
+def init_from_env(device: str = "cpu") -> bool:
+    """Join the process group torchrun prepared; a no-op (False) outside torchrun."""
+    if not launched_by_torchrun() or (dist.is_available() and dist.is_initialized()):
+        return dist.is_available() and dist.is_initialized()
+    backend = "nccl" if device != "cpu" and torch.cuda.is_available() else "gloo"
+    if backend == "nccl":
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
+    dist.init_process_group(backend=backend)
+    return True
+
+
+def barrier() -> None:
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+
+
+def shutdown() -> None:
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def relaunch_with_torchrun(nproc: int, argv: list[str] | None = None) -> int:
+    """Re-run this very command under ``torchrun --standalone`` with ``nproc`` processes."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    cleaned, skip = [], False
+    for a in argv:
+        if skip:
+            skip = False
+            continue
+        if a == "--devices":
+            skip = True
+            continue
+        if a.startswith("--devices="):
+            continue
+        cleaned.append(a)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
+           "-m", "stkd", *cleaned]
+    return subprocess.call(cmd)

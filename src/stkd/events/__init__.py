@@ -1,0 +1,7 @@
+"""Event tasks (``task: classify``): labels from rules, event models, soft-label distillation, detection.
+
+- :mod:`stkd.events.labels`: label rules -> ``[T, N]`` labels and mask, computed once; windows index in.
+- :mod:`stkd.events.soft`: a forecasting teacher's forecasts -> event probabilities (soft targets).
+- :mod:`stkd.events.detection`: incident detection delay against ground-truth events.
+- :mod:`stkd.events.pipeline`: ``run_classify``, the whole job for ``stkd run`` with ``task: classify``.
+"""

@@ -1,0 +1,159 @@
+"""The event pipeline: its KD loss is event_kd_loss, bad input fails before training, and an
+end-to-end ``stkd run`` with ``task: classify`` on the simulator."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from stkd.cli import main
+from stkd.config import parse_config
+from stkd.distill.losses import event_kd_loss
+from stkd.errors import DataError
+from stkd.events.pipeline import EventTask, run_classify
+from stkd.pipeline import load_prepared
+
+SIM = {"source": "builtin", "name": "synthetic-traffic",
+       "simulator": {"nodes": 16, "days": 3, "incidents_per_day": 40, "seed": 1}}
+TINY_GWNET = {"name": "gwnet", "params": {"residual_channels": 8, "dilation_channels": 8, "skip_channels": 16,
+                                          "end_channels": 16, "layers": 2}}
+TINY_MLP = {"name": "mlp", "params": {"hidden": [16]}}
+
+
+def config(events: dict, **over) -> dict:
+    raw = {"task": "classify", "data": SIM, "teacher": TINY_GWNET, "student": TINY_MLP,
+           "train": {"epochs": 1, "batch_size": 32, "max_batches": 4},
+           "distill": {"alpha": 0.3, "temperature": 3.0}, "eval": {"latency_repeats": 2, "horizons": [3, 12]},
+           "events": events}
+    raw.update(over)
+    return raw
+
+
+@pytest.fixture(scope="module")
+def incident_task():
+    cfg = parse_config(config({"rule": "given", "source": "simulator", "focal_gamma": 1.5}))
+    _, wd = load_prepared(cfg)
+    return EventTask.build(cfg, wd)
+
+
+def test_pipeline_kd_loss_equals_event_kd_loss(incident_task):
+    task = incident_task
+    starts = task.wd.starts["train"][:8]
+    batch = task.wd.batch(starts)
+    g = torch.Generator().manual_seed(0)
+    shape = (len(starts), task.H, task.wd.num_nodes, task.K)
+    student = torch.randn(shape, generator=g, dtype=torch.float64)
+    teacher = torch.randn(shape, generator=g, dtype=torch.float64)
+    loss, terms = task.kd_loss_fn(lambda split, s: teacher)(batch, {"pred": student})
+    y, m = task.window_labels(starts)
+    expected = event_kd_loss(student, y, m, teacher, alpha=0.3, temperature=3.0,
+                             class_weights=task.weights, focal_gamma=1.5)
+    assert float(loss) == pytest.approx(float(expected), rel=1e-10)
+    assert set(terms) == {"hard", "soft"}
+    hard, _ = task.hard_loss_fn()(batch, {"pred": student})
+    assert float(hard) == pytest.approx(float(event_kd_loss(student, y, m, teacher, 1.0, 3.0, task.weights, 1.5)))
+    assert task.weights[1] > task.weights[0]  # auto: the rare event weighs more
+
+
+def test_model_head_has_k_classes(incident_task):
+    model = incident_task.build_model("mlp", {"hidden": [8]})
+    b = incident_task.wd.batch(incident_task.wd.starts["val"][:3])
+    assert tuple(model(b.x, b.tod, b.dow)["pred"].shape) == (3, incident_task.H, 16, 2)
+    probs = incident_task.predict(model, "val")
+    assert probs.shape == (len(incident_task.wd.starts["val"]), incident_task.H, 16, 2)
+
+
+def test_persistence_repeats_the_last_input_state(incident_task):
+    task = incident_task
+    p = task.persistence_probs("test")
+    now = task.labels.state[task.wd.starts["test"] + task.P - 1]  # (W, N)
+    assert (p[:, -1, :, 1] == now).all() and (p[:, 0] == p[:, -1]).all()
+
+
+@pytest.mark.parametrize("events, match", [
+    ({"rule": "threshold", "target": "flow", "value": 40}, "events.target: 'flow' is not a column"),
+    ({"rule": "threshold", "op": "<", "value": 0.5}, "no positive"),
+    ({"rule": "threshold", "op": "<", "value": 500}, "no negative"),
+])
+def test_bad_rules_fail_before_anything_is_written(tmp_path, events, match):
+    cfg = parse_config(config(events))
+    out = tmp_path / "run"
+    with pytest.raises((DataError, ValueError), match=match):
+        run_classify(cfg, out, progress=False)
+    assert not out.exists()
+
+
+def test_bad_event_file_fails_before_training(tmp_path):
+    f = tmp_path / "events.csv"
+    f.write_text("timestamp,node,label\n2024-01-01 08:00,S99999,1\n")
+    cfg = parse_config(config({"rule": "given", "source": "file", "path": str(f)}))
+    with pytest.raises(DataError, match="unknown node id.*S99999"):
+        run_classify(cfg, tmp_path / "run", progress=False)
+    f.write_text("timestamp,node,label\n2030-01-01 08:00,S00001,1\n")
+    with pytest.raises(DataError, match="outside the data's time range"):
+        run_classify(cfg, tmp_path / "run", progress=False)
+    assert not (tmp_path / "run").exists()
+
+
+CLASSIFY_KEYS = ("accuracy", "precision", "recall", "f1", "f1_macro", "auroc", "average_precision", "ece")
+
+
+def _check_run(out: Path, detection: bool) -> dict:
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["task"] == "classify"
+    roles = {m["role"] for m in metrics["models"].values()}
+    assert roles == {"teacher", "student_kd", "student_plain", "baseline"}
+    assert "persistence" in metrics["models"]
+    for name, m in metrics["models"].items():
+        test = m["test"]
+        for key in CLASSIFY_KEYS:
+            assert test[key] is not None and 0.0 <= test[key] <= 1.0, (name, key, test[key])
+        cm = test["confusion_matrix"]
+        assert len(cm) == 2 and sum(map(sum, cm)) == test["n"]
+        assert set(test["horizons"]) == {"1", "3", "12"}
+        assert 0.0 <= m["threshold"] <= 1.0
+        if detection:
+            d = test["detection"]
+            assert d["incidents"] > 0 and 0.0 <= d["share_detected"] <= 1.0
+        if m["role"] != "baseline":
+            assert m["params"] > 0 and m["latency_ms_batch1"] > 0
+    report = (out / "report.md").read_text()
+    assert "![Precision-recall](plots/precision_recall.png)" in report
+    assert (out / "plots" / "precision_recall.png").stat().st_size > 1000
+    assert (out / "plots" / "confusion_matrix.png").is_file() and (out / "plots" / "calibration.png").is_file()
+    assert "| persistence | baseline |" in report
+    return metrics
+
+
+@pytest.mark.slow
+def test_stkd_run_classify_on_simulator_incidents(tmp_path, capsys):
+    path = tmp_path / "events.yaml"
+    path.write_text(yaml.safe_dump(config({"rule": "given", "source": "simulator"})))
+    out = tmp_path / "run"
+    assert main(["run", "--config", str(path), "--out", str(out), "--quiet"]) == 0
+    metrics = _check_run(out, detection=True)
+    assert "Incident detection" in (out / "report.md").read_text()
+    assert metrics["events"]["train_class_counts"][1] > 0
+    caches = list((out / "cache").glob("*/meta.json"))
+    assert len(caches) == 1 and json.loads(caches[0].read_text())["kind"] == "classify"
+    assert "| mlp_kd | distilled student |" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_stkd_run_classify_from_a_forecasting_teacher(tmp_path):
+    events = {"rule": "threshold", "op": "<", "value": 45, "within": 3, "teacher_kind": "forecast",
+              "class_weights": "none"}
+    cfg = parse_config(config(events, teacher={"name": "mlp", "params": {"hidden": [16]}}))
+    out = tmp_path / "run"
+    metrics = run_classify(cfg, out, progress=False)
+    _check_run(out, detection=True)
+    teacher = metrics["models"]["mlp"]
+    assert teacher["teacher_kind"] == "forecast" and len(teacher["sigma_per_horizon"]) == 12
+    assert all(s > 0 and math.isfinite(s) for s in teacher["sigma_per_horizon"])
+    caches = list((out / "cache").glob("*/meta.json"))
+    assert [json.loads(c.read_text())["kind"] for c in caches] == ["forecast"]

@@ -1,0 +1,228 @@
+"""Tests of the training loop (stkd.train.fit): seeds repeat a run, resume is exact, early stopping
+keeps the best weights, the CSV log, a clear error on a NaN loss."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from stkd.config import DataConfig, ModelConfig, RunConfig, TrainConfig, WindowConfig
+from stkd.data.container import STData
+from stkd.data.windows import prepare
+from stkd.errors import STKDError
+from stkd.models.registry import build_model
+from stkd.pipeline import hard_loss_fn, model_spec, train_student, validator
+from stkd.train import fit, set_seed
+
+LOG_COLUMNS = ["epoch", "train_loss", "val_mae", "val_rmse", "lr", "seconds"]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Tiny models run faster on one thread (and do not stall on a busy machine)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def wd():
+    """Four noisy daily sinusoids at 1h steps (20 days), 6 in, 3 out."""
+    rng = np.random.default_rng(0)
+    T, N = 480, 4
+    t = np.arange(T)[:, None]
+    values = 50 + 10 * np.sin(2 * np.pi * t / 24 + np.arange(N)) + rng.normal(0, 1, (T, N))
+    values[rng.random((T, N)) < 0.02] = np.nan  # a few missing readings
+    data = STData.from_values(values.astype(np.float32), pd.date_range("2024-01-01", periods=T, freq="1h"),
+                              [f"n{i}" for i in range(N)], ["v"], name="sines")
+    return prepare(data, DataConfig(window=WindowConfig(input=6, horizon=3)))
+
+
+def _cfg(**kw) -> TrainConfig:
+    base = dict(epochs=4, batch_size=16, max_batches=5, lr=5e-3, patience=100, seed=0, scheduler="cosine")
+    return TrainConfig(**{**base, **kw})
+
+
+def _model(wd, seed: int = 0):
+    set_seed(seed)
+    return build_model("mlp", model_spec(wd), {"hidden": [16], "dropout": 0.2})  # dropout: RNG in the loop
+
+
+def _fit(wd, model, cfg, model_dir, **kw):
+    return fit(model, wd, hard_loss_fn(wd, "huber"), validator(wd), cfg, model_dir, progress=False, **kw)
+
+
+def _read_log(path: Path, drop=("seconds",)) -> list[dict]:
+    with open(path, newline="") as fh:
+        return [{k: v for k, v in row.items() if k not in drop} for row in csv.DictReader(fh)]
+
+
+def _same_weights(a: torch.nn.Module, b: torch.nn.Module) -> bool:
+    sa, sb = a.state_dict(), b.state_dict()
+    return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+def test_same_seed_repeats_exactly_and_another_seed_differs(wd, tmp_path):
+    runs = {}
+    for name, seed in [("a", 3), ("b", 3), ("c", 4)]:
+        model = _model(wd, seed)
+        res = _fit(wd, model, _cfg(seed=seed), tmp_path / name)
+        runs[name] = (model, res, _read_log(tmp_path / name / "log.csv"))
+    (ma, ra, la), (mb, rb, lb), (mc, rc, lc) = runs["a"], runs["b"], runs["c"]
+    assert _same_weights(ma, mb)
+    assert la == lb and ra.best_epoch == rb.best_epoch and ra.best_score == rb.best_score
+    assert not _same_weights(ma, mc)
+    assert la != lc
+
+
+def test_pipeline_seed_also_fixes_the_initial_weights(wd, tmp_path):
+    """``train.seed`` (``--seed``) seeds the model's initialisation too, not only the batch order."""
+    def student(seed, out):
+        cfg = RunConfig(student=ModelConfig(name="mlp", params={"hidden": [8]}),
+                        train=_cfg(seed=seed, epochs=1, max_batches=1))
+        torch.manual_seed(12345 + seed)  # whatever ran before must not matter
+        return train_student(cfg, wd, out, progress=False).model
+
+    a, b, c = student(1, tmp_path / "a"), student(1, tmp_path / "b"), student(2, tmp_path / "c")
+    assert _same_weights(a, b)
+    assert not _same_weights(a, c)
+
+
+def test_log_has_one_row_per_epoch_with_the_expected_columns(wd, tmp_path):
+    res = _fit(wd, _model(wd), _cfg(epochs=3), tmp_path)
+    with open(tmp_path / "log.csv", newline="") as fh:
+        reader = csv.DictReader(fh)
+        rows = list(reader)
+        assert reader.fieldnames == LOG_COLUMNS
+    assert [int(r["epoch"]) for r in rows] == [1, 2, 3]
+    for r in rows:
+        assert all(math.isfinite(float(r[c])) for c in LOG_COLUMNS)
+        assert float(r["val_mae"]) <= float(r["val_rmse"])
+    assert res.epochs_run == 3 and not res.stopped_early
+    assert res.best_score == min(float(r["val_mae"]) for r in rows)
+    assert {p.name for p in tmp_path.iterdir()} >= {"log.csv", "best.safetensors", "last.safetensors",
+                                                      "last.json"}
+
+
+class _Interrupt(Exception):
+    pass
+
+
+@pytest.mark.parametrize("scheduler", ["cosine", "step"])
+def test_resume_after_an_interruption_matches_an_uninterrupted_run(wd, tmp_path, scheduler):
+    cfg = _cfg(epochs=5, scheduler=scheduler)
+    full = _model(wd)
+    res_full = _fit(wd, full, cfg, tmp_path / "full")
+
+    # the same run, killed while validating epoch 3: its last checkpoint is from epoch 2
+    calls = {"n": 0}
+    validate = validator(wd)
+
+    def dying_validate(model):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise _Interrupt
+        return validate(model)
+
+    with pytest.raises(_Interrupt):
+        fit(_model(wd), wd, hard_loss_fn(wd, "huber"), dying_validate, cfg, tmp_path / "cut", progress=False)
+    assert len(_read_log(tmp_path / "cut" / "log.csv")) == 2
+
+    resumed = _model(wd, seed=99)  # fresh weights: all state must come from the checkpoint
+    res = _fit(wd, resumed, cfg, tmp_path / "cut", resume=True)
+    assert _same_weights(full, resumed)
+    assert _read_log(tmp_path / "full" / "log.csv") == _read_log(tmp_path / "cut" / "log.csv")
+    assert (res.best_epoch, res.best_score, res.epochs_run) == (res_full.best_epoch, res_full.best_score, 5)
+
+
+def test_resume_of_a_finished_run_trains_nothing_and_returns_the_best_weights(wd, tmp_path):
+    cfg = _cfg(epochs=3)
+    model = _model(wd)
+    first = _fit(wd, model, cfg, tmp_path)
+    log = _read_log(tmp_path / "log.csv", drop=())
+    again = _model(wd, seed=5)
+    res = _fit(wd, again, cfg, tmp_path, resume=True)
+    assert _same_weights(model, again)
+    assert _read_log(tmp_path / "log.csv", drop=()) == log  # nothing was trained or logged
+    assert (res.best_epoch, res.epochs_run, res.stopped_early) == (first.best_epoch, 3, False)
+
+
+def test_early_stopping_stops_after_patience_and_keeps_the_best_weights(wd, tmp_path):
+    scores = [5.0, 4.0, 4.5, 4.6, 3.0, 2.0]  # best at epoch 2, then two epochs without improvement
+    snapshots = []
+
+    def validate(model):
+        snapshots.append({k: v.clone() for k, v in model.state_dict().items()})
+        return {"mae": scores[len(snapshots) - 1]}
+
+    model = _model(wd)
+    cfg = _cfg(epochs=6, patience=2)
+    res = fit(model, wd, hard_loss_fn(wd, "huber"), validate, cfg, tmp_path, progress=False)
+    assert len(snapshots) == 4  # epochs 1-4 ran; 5 and 6 did not
+    assert (res.best_epoch, res.best_score, res.epochs_run, res.stopped_early) == (2, 4.0, 4, True)
+    assert all(torch.equal(v, snapshots[1][k]) for k, v in model.state_dict().items())
+    assert not all(torch.equal(v, snapshots[3][k]) for k, v in model.state_dict().items())
+    rows = _read_log(tmp_path / "log.csv")
+    assert [float(r["val_mae"]) for r in rows] == scores[:4]
+
+    from stkd.checkpoint import load_weights
+
+    best = load_weights(tmp_path / "best.safetensors")
+    assert all(torch.equal(best[f"model.{k}"], v) for k, v in snapshots[1].items())
+
+    # resuming the stopped run does not train on
+    again = _model(wd, seed=7)
+    res2 = fit(again, wd, hard_loss_fn(wd, "huber"), validate, cfg, tmp_path, progress=False, resume=True)
+    assert len(snapshots) == 4
+    assert _same_weights(model, again)
+    assert (res2.best_epoch, res2.epochs_run, res2.stopped_early) == (2, 4, True)
+
+
+def test_resume_does_not_train_on_after_patience_ran_out(wd, tmp_path):
+    """Killed after the epoch that used up the patience (before the run was marked finished)."""
+    from stkd.io import read_json, write_json
+
+    scores = iter([5.0, 6.0, 7.0, 1.0, 1.0])
+    cfg = _cfg(epochs=5, patience=2)
+    fit(_model(wd), wd, hard_loss_fn(wd, "huber"), lambda m: {"mae": next(scores)}, cfg, tmp_path,
+        progress=False)
+    info = read_json(tmp_path / "last.json")
+    info.pop("finished"), info.pop("stopped_early")
+    write_json(tmp_path / "last.json", info)
+    res = fit(_model(wd), wd, hard_loss_fn(wd, "huber"), lambda m: {"mae": next(scores)}, cfg, tmp_path,
+              progress=False, resume=True)
+    assert (res.epochs_run, res.best_epoch, res.stopped_early) == (3, 1, True)
+    assert next(scores) == 1.0  # validation never ran again
+
+
+def test_nan_loss_is_a_clear_error(wd, tmp_path):
+    def nan_loss(batch, out):
+        return out["pred"].sum() * float("nan"), {}
+
+    with pytest.raises(STKDError, match=r"loss became nan at epoch 1.*train\.lr"):
+        fit(_model(wd), wd, nan_loss, validator(wd), _cfg(), tmp_path, progress=False)
+
+
+def test_a_model_without_parameters_is_refused(wd, tmp_path):
+    model = _model(wd)
+    for p in model.parameters():
+        p.requires_grad_(False)
+    with pytest.raises(STKDError, match="no trainable parameters"):
+        _fit(wd, model, _cfg(), tmp_path)
+
+
+def test_cosine_schedule_ends_near_its_floor(wd, tmp_path):
+    cfg = _cfg(epochs=4)
+    _fit(wd, _model(wd), cfg, tmp_path)
+    lrs = [float(r["lr"]) for r in _read_log(tmp_path / "log.csv")]
+    assert lrs == sorted(lrs, reverse=True)
+    assert lrs[-1] == pytest.approx(cfg.lr * 0.05)
+    assert dataclasses.replace(cfg).epochs == 4
