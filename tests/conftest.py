@@ -23,12 +23,14 @@ def rng() -> np.random.Generator:
     return np.random.default_rng(0)
 
 
-@pytest.fixture
-def los_small_config(los_loop_dir) -> dict:
-    """A raw run config (a fresh dict) for a fast end-to-end run on a slice of Los-loop: the first 20
-    sensors, two days, tiny models and a few batches, so a whole ``stkd run`` takes seconds on a CPU."""
-    ids = (los_loop_dir / "los_speed.csv").open().readline().strip().split(",")[:20]
-    return {
+@pytest.fixture(scope="session")
+def los_small_config(los_loop_dir):
+    """A factory of raw run configs (a fresh dict each call) for a fast end-to-end run on a slice of
+    Los-loop: the first 20 sensors, two days, tiny models and a few batches, so a whole ``stkd run``
+    takes seconds on a CPU."""
+    with (los_loop_dir / "los_speed.csv").open() as fh:
+        ids = fh.readline().strip().split(",")[:20]
+    return lambda: {
         "data": {"source": "csv-wide", "path": str(los_loop_dir / "los_speed.csv"),
                  "start": "2012-03-01 00:00", "freq": "5min",
                  "locations": str(los_loop_dir / "graph_sensor_locations.csv"),

@@ -17,6 +17,14 @@ from stkd.models.base import ModelSpec
 from stkd.models.registry import build_model
 from stkd.train import load_last, make_scheduler, save_last
 
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 SPEC = ModelSpec(num_nodes=5, input_len=6, horizon=3, in_features=2, out_features=1, steps_per_day=24)
 
 
@@ -133,7 +141,11 @@ def test_nothing_in_the_package_unpickles():
     for path in sorted(root.rglob("*.py")):
         text = path.read_text()
         for m in PICKLE_CALL.finditer(text):
-            call = text[m.start():text.find(")", m.end()) + 1]
+            depth, end = 1, m.end()
+            while depth and end < len(text):  # the call's text, up to its matching parenthesis
+                depth += {"(": 1, ")": -1}.get(text[end], 0)
+                end += 1
+            call = text[m.start():end]
             name = m.group(1)
             ok = ((name == "torch.load" and "weights_only=True" in call)
                   or (name in ("np.load", "numpy.load") and "allow_pickle=False" in call))

@@ -203,6 +203,25 @@ def test_resume_does_not_train_on_after_patience_ran_out(wd, tmp_path):
     assert next(scores) == 1.0  # validation never ran again
 
 
+def test_resume_with_another_model_is_a_clear_error(wd, tmp_path):
+    _fit(wd, _model(wd), _cfg(epochs=1), tmp_path)
+    other = build_model("mlp", model_spec(wd), {"hidden": [8]})
+    with pytest.raises(STKDError, match="does not match this model"):
+        _fit(wd, other, _cfg(epochs=2), tmp_path, resume=True)
+
+
+def test_without_validation_data_the_train_loss_picks_the_best_weights(wd, tmp_path):
+    """A val share of 0 gives NaN validation metrics: the run must still train and keep trained weights."""
+    model = _model(wd)
+    init = {k: v.clone() for k, v in model.state_dict().items()}
+    res = fit(model, wd, hard_loss_fn(wd, "huber"), lambda m: {"mae": float("nan"), "rmse": float("nan")},
+              _cfg(epochs=4, patience=2), tmp_path, progress=False)
+    assert res.best_epoch >= 1 and math.isfinite(res.best_score)
+    assert not all(torch.equal(v, init[k]) for k, v in model.state_dict().items())
+    losses = [float(r["train_loss"]) for r in _read_log(tmp_path / "log.csv")]
+    assert res.best_score == pytest.approx(min(losses))
+
+
 def test_nan_loss_is_a_clear_error(wd, tmp_path):
     def nan_loss(batch, out):
         return out["pred"].sum() * float("nan"), {}

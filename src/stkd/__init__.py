@@ -8,4 +8,13 @@ __version__ = "0.1.0"
 
 from stkd.errors import ConfigError, DataError, STKDError  # noqa: E402
 
-__all__ = ["ConfigError", "DataError", "STKDError", "__version__"]
+__all__ = ["ConfigError", "DataError", "STKDError", "__version__", "load"]
+
+
+def __getattr__(name: str):
+    """Lazy attributes: ``stkd.load`` imports torch and the model code only when first used."""
+    if name == "load":
+        from stkd.predictor import load
+
+        return load
+    raise AttributeError(f"module 'stkd' has no attribute {name!r}")

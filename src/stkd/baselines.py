@@ -34,14 +34,16 @@ class SeasonalAverage:
         self.data = data
         T_train = data.splits["train"][1]
         self.period = data.steps_per_day * 7
-        raw = data.data.values[:T_train, :, : data.out_features]  # [T_tr, N, F_out]
-        mask = data.data.mask[:T_train, :, : data.out_features]
-        slot = np.arange(T_train) % self.period
-        sums = np.zeros((self.period,) + raw.shape[1:], np.float64)
+        F_out = data.out_features
+        sums = np.zeros((self.period, data.num_nodes, F_out), np.float64)  # [period, N, F_out]
         counts = np.zeros_like(sums)
-        np.add.at(sums, slot, np.where(mask, raw, 0.0))
-        np.add.at(counts, slot, mask)
-        overall = np.where(mask, raw, 0.0).sum(0) / np.maximum(mask.sum(0), 1)  # [N, F_out]
+        for t0 in range(0, T_train, self.period):  # one week at a time: no full-size temporaries
+            t1 = min(t0 + self.period, T_train)
+            raw = data.data.values[t0:t1, :, :F_out]  # [<=period, N, F_out], slots 0.. of this week
+            mask = data.data.mask[t0:t1, :, :F_out]
+            sums[: t1 - t0] += np.where(mask, raw, 0.0)
+            counts[: t1 - t0] += mask
+        overall = sums.sum(0) / np.maximum(counts.sum(0), 1)  # [N, F_out]
         profile = np.where(counts > 0, sums / np.maximum(counts, 1), overall[None])
         self.profile = torch.as_tensor(profile, dtype=torch.float32)  # [period, N, F_out]
 

@@ -40,7 +40,11 @@ def spec_to_dict(spec) -> dict:
 
 
 def save_model(model_dir: Path, model: torch.nn.Module, name: str, spec, role: str, extra: dict | None = None) -> None:
-    """Write best weights and the model card that rebuilds the model."""
+    """Write best weights and the model card that rebuilds the model (rank 0 only under DDP)."""
+    from stkd.distributed import is_rank0
+
+    if not is_rank0():
+        return
     model_dir = Path(model_dir)
     save_weights(model_dir / "model.safetensors", model.state_dict())
     card = {"name": name, "role": role, "hparams": dict(getattr(model, "hparams", {})),

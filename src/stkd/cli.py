@@ -35,9 +35,21 @@ def apply_overrides(raw: dict, overrides: list[str]) -> dict:
     """Apply ``section.key=value`` overrides (values parsed as YAML scalars/lists) to a raw config.
 
     Naming another model (``student.name=mlp``) drops the old model's ``params`` (they belong to the
-    old model) unless the same overrides also set some.
+    old model); ``params`` given by the same overrides (``student.params.hidden=[32]``) are kept.
     """
-    renamed, params_set = [], set()
+    for sec in ("teacher", "student"):  # the short forms `student: stid`, `teacher: [gwnet]`
+        if isinstance(raw.get(sec), str):
+            raw[sec] = {"name": raw[sec]}
+        elif isinstance(raw.get(sec), list):
+            raw[sec] = [{"name": t} if isinstance(t, str) else t for t in raw[sec]]
+    for item in overrides or []:
+        key, _, value = item.partition("=")
+        parts = key.strip().split(".")
+        if len(parts) == 2 and parts[1] == "name" and parts[0] in ("teacher", "student"):
+            node = raw.get(parts[0])
+            node = node[0] if isinstance(node, list) and node else node
+            if isinstance(node, dict) and node.get("name") != _parse_value(value) and node.get("params"):
+                node["params"] = {}
     for item in overrides or []:
         if "=" not in item:
             raise ConfigError(f"--set {item!r}: expected key=value, e.g. train.epochs=5")
@@ -48,20 +60,10 @@ def apply_overrides(raw: dict, overrides: list[str]) -> dict:
             if part in ("teacher",) and isinstance(node.get(part), list):
                 node = node[part][0]
                 continue
-            if part == "params":
-                params_set.add(id(node))
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
                 raise ConfigError(f"--set {key}: {part} is not a section")
-        new = _parse_value(value)
-        if parts[-1] == "params":
-            params_set.add(id(node))
-        elif parts[-1] == "name" and len(parts) > 1 and node.get("name") != new and node.get("params"):
-            renamed.append(node)
-        node[parts[-1]] = new
-    for node in renamed:
-        if id(node) not in params_set:
-            node["params"] = {}
+        node[parts[-1]] = _parse_value(value)
     return raw
 
 
@@ -339,6 +341,12 @@ def main(argv: list[str] | None = None) -> int:
             parser.parse_args(["data", "--help"])
         parser.print_help()
         return 0
+    from stkd.distributed import init_from_env, launched_by_torchrun, shutdown
+
+    if launched_by_torchrun():  # started by torchrun (or --devices N): join the process group
+        import torch
+
+        init_from_env("cuda" if torch.cuda.is_available() else "cpu")
     try:
         return int(args.func(args) or 0)
     except STKDError as e:
@@ -347,6 +355,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("stkd: interrupted; continue with --resume", file=sys.stderr)
         return 130
+    finally:
+        shutdown()
 
 
 if __name__ == "__main__":

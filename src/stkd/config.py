@@ -319,6 +319,26 @@ def validate(cfg: RunConfig) -> RunConfig:
             raise ConfigError(f"train.{key}: must be >= 1, got {getattr(t, key)}")
     if t.lr <= 0:
         raise ConfigError(f"train.lr: must be > 0, got {t.lr}")
+    for key in ("max_batches", "threads"):
+        if getattr(t, key) is not None and getattr(t, key) < 1:
+            raise ConfigError(f"train.{key}: must be >= 1 (or left out), got {getattr(t, key)}")
+    for key, value in (("train.weight_decay", t.weight_decay), ("train.grad_clip", t.grad_clip),
+                       ("distill.feature_weight", cfg.distill.feature_weight),
+                       ("distill.relation_weight", cfg.distill.relation_weight),
+                       ("distill.margin", cfg.distill.margin)):
+        if value < 0:
+            raise ConfigError(f"{key}: must be >= 0, got {value}")
+    for m in [*cfg.teacher, cfg.student]:
+        if m.epochs is not None and m.epochs < 1:
+            raise ConfigError(f"{m.name}.epochs: must be >= 1 (or left out to use train.epochs), got {m.epochs}")
+    baselines = ("last", "seasonal", "ridge")
+    for b in cfg.eval.baselines:
+        if b not in baselines:
+            close = difflib.get_close_matches(str(b), baselines, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise ConfigError(f"eval.baselines: {b!r} is not one of {', '.join(baselines)}{hint}")
+    if cfg.eval.latency_repeats < 1:
+        raise ConfigError(f"eval.latency_repeats: must be >= 1, got {cfg.eval.latency_repeats}")
     if any(h < 1 or h > d.window.horizon for h in cfg.eval.horizons):
         raise ConfigError(f"eval.horizons: each must lie in 1..{d.window.horizon} (data.window.horizon), "
                           f"got {cfg.eval.horizons}")

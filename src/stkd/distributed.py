@@ -25,6 +25,11 @@ import torch
 import torch.distributed as dist
 
 
+def is_rank0() -> bool:
+    """True in a single process and on rank 0 of a group: the one process that writes files."""
+    return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
+
+
 def launched_by_torchrun() -> bool:
     return "RANK" in os.environ and "WORLD_SIZE" in os.environ
 

@@ -158,9 +158,11 @@ def export_model(run_dir: str | Path, fmt: str = "onnx", out: str | Path | None 
     else:
         traced = torchscript_module(tm, predictor.spec)
         buf = io.BytesIO()
-        torch.jit.save(traced, buf)
-        blob = buf.getvalue()
-        backend = TorchScriptBackend(torch.jit.load(io.BytesIO(blob)))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # torch.jit is deprecated, still supported
+            torch.jit.save(traced, buf)
+            blob = buf.getvalue()
+            backend = TorchScriptBackend(torch.jit.load(io.BytesIO(blob)))
         inputs_used = ["x", "tod", "dow"]
     x, tod, dow, where = heldout_windows(predictor, windows)
     report = check_export(backend, tm, (x, tod, dow), tolerance)

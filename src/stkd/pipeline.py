@@ -59,6 +59,9 @@ def absolutize_paths(cfg: RunConfig, base_dir: Path | None) -> RunConfig:
         value = getattr(d, key)
         if value and not Path(value).is_absolute():
             changes[key] = str((Path(base_dir) / value).resolve())
+    e = cfg.events
+    if e is not None and e.path and not Path(e.path).is_absolute():  # the event file of task: classify
+        cfg = dataclasses.replace(cfg, events=dataclasses.replace(e, path=str((Path(base_dir) / e.path).resolve())))
     return dataclasses.replace(cfg, data=dataclasses.replace(d, **changes)) if changes else cfg
 
 
@@ -138,13 +141,20 @@ def kd_loss_fn(wd, caches: list, weights: list[float] | None, distill_cfg, train
     return loss_fn
 
 
-def validator(wd, device=None):
+def eval_batch_size(cfg: RunConfig) -> int:
+    """Windows per forward pass when nothing is trained (validation, cache, test, throughput): a few
+    training batches' worth (no activations are kept for a backward pass), at most 256, so a graph
+    large enough to need a small train.batch_size does not run out of memory outside training."""
+    return max(1, min(256, 4 * cfg.train.batch_size))
+
+
+def validator(wd, device=None, batch_size: int = 256):
     """Validation MAE/RMSE in original units on observed targets (lower is better)."""
     from stkd.evaluate import evaluate_forecaster, model_forecaster
 
     def validate(model):
         preds = evaluate_forecaster(model_forecaster(model, wd, device), wd, "val", horizons=[],
-                                    keep_bytes=0)
+                                    batch_size=batch_size, keep_bytes=0)
         return {"mae": preds.metrics["mae"], "rmse": preds.metrics["rmse"]}
 
     return validate
@@ -210,7 +220,7 @@ def train_teachers(cfg: RunConfig, wd, run_dir: Path, *, resume=False, progress=
     for tcfg, label in zip(cfg.teacher, names):
         model = _check_fits(tcfg.name, tcfg.params, wd, seed=cfg.train.seed, role="teacher")
         mdir = run_dir / "models" / label
-        res = fit(model, wd, hard_loss_fn(wd, cfg.train.loss), validator(wd), cfg.train, mdir,
+        res = fit(model, wd, hard_loss_fn(wd, cfg.train.loss), validator(wd, batch_size=eval_batch_size(cfg)), cfg.train, mdir,
                   epochs=tcfg.epochs, resume=resume, desc=f"teacher {label}", progress=progress)
         save_model(mdir, model, tcfg.name, model_spec(wd), "teacher",
                    {"train_seconds": res.train_seconds, "best_epoch": res.best_epoch, "val_mae": res.best_score})
@@ -228,8 +238,18 @@ def _unique_names(names: list[str]) -> list[str]:
 def build_caches(run_dir: Path, teachers: list[Trained], wd, cfg: RunConfig):
     from stkd.distill.cache import build_or_load
 
+    from stkd.distributed import barrier, is_rank0
+
     with_hidden = cfg.distill.feature_weight > 0 or cfg.distill.relation_weight > 0
-    return [build_or_load(run_dir, t.model, t.registry_name, wd, with_hidden=with_hidden) for t in teachers]
+
+    def build():
+        return [build_or_load(run_dir, t.model, t.registry_name, wd, with_hidden=with_hidden,
+                              batch_size=eval_batch_size(cfg)) for t in teachers]
+
+    # Under DDP the cache is built once, by rank 0; the other ranks then read it from disk.
+    caches = build() if is_rank0() else None
+    barrier()
+    return caches if caches is not None else build()
 
 
 def ensemble_weights(cfg: RunConfig, teachers: list[Trained]) -> list[float] | None:
@@ -259,7 +279,7 @@ def train_student(cfg: RunConfig, wd, run_dir: Path, *, caches=None, weights=Non
         loss_fn = kd_loss_fn(wd, caches, weights, cfg.distill, cfg.train.loss, projection, cfg.train.seed)
     else:
         loss_fn = hard_loss_fn(wd, cfg.train.loss)
-    res = fit(model, wd, loss_fn, validator(wd), cfg.train, mdir, epochs=s.epochs, extra_modules=extra,
+    res = fit(model, wd, loss_fn, validator(wd, batch_size=eval_batch_size(cfg)), cfg.train, mdir, epochs=s.epochs, extra_modules=extra,
               resume=resume, desc=f"student {label}", progress=progress)
     role = "student_kd" if kd else "student_plain"
     save_model(mdir, model, s.name, model_spec(wd), role,
@@ -277,6 +297,7 @@ def evaluate_all(cfg: RunConfig, wd, run_dir: Path, models: list[Trained]) -> di
     from stkd.models.base import count_params
 
     horizons = cfg.eval.horizons
+    eval_bs = eval_batch_size(cfg)
     entries: dict[str, dict] = {}
     first = True
     pred_dir = run_dir / "predictions"
@@ -292,15 +313,16 @@ def evaluate_all(cfg: RunConfig, wd, run_dir: Path, models: list[Trained]) -> di
         entries[name] = {"role": role, **extra, "test": preds.metrics}
 
     for m in sorted(models, key=lambda t: ROLE_ORDER[t.role]):
-        preds = evaluate_forecaster(model_forecaster(m.model, wd), wd, "test", horizons)
-        speed = measure_speed(m.model.cpu(), wd, repeats=cfg.eval.latency_repeats)  # CPU latency, as reported
+        preds = evaluate_forecaster(model_forecaster(m.model, wd), wd, "test", horizons, batch_size=eval_bs)
+        speed = measure_speed(m.model.cpu(), wd, repeats=cfg.eval.latency_repeats,  # CPU latency, as reported
+                              throughput_batch=eval_bs)
         record(m.name, m.role, preds, {"model": m.registry_name, "params": count_params(m.model), **speed,
                                        "train_seconds": m.train_seconds, "val_mae": m.val_mae})
     for b in cfg.eval.baselines:
         t0 = time.perf_counter()
         baseline = build_baseline(b, wd)
         fit_s = time.perf_counter() - t0
-        preds = evaluate_forecaster(baseline, wd, "test", horizons)
+        preds = evaluate_forecaster(baseline, wd, "test", horizons, batch_size=eval_bs)
         record(BASELINE_NAMES[b], "baseline", preds,
                {"model": b, "params": None, "latency_ms_batch1": None, "throughput_windows_per_s": None,
                 "train_seconds": fit_s})
@@ -317,10 +339,16 @@ def start_run(cfg: RunConfig, out: Path, *, overwrite=False, resume=False, check
     """Validate, load data, create the run directory, save config.yaml and data.json."""
     data, wd = load_prepared(cfg)  # bad data fails here, before anything is written
     check_models(cfg, wd, student=check_student)  # and bad models
-    run_dir = prepare_run_dir(out, overwrite=overwrite, resume=resume)
-    write_text(run_dir / "config.yaml", dump_config(cfg))
-    write_json(run_dir / "data.json", data_summary(wd))
-    return run_dir, wd
+    from stkd.distributed import barrier, is_rank0
+
+    if is_rank0():  # under DDP only rank 0 writes; the others wait for the folder to exist
+        run_dir = prepare_run_dir(out, overwrite=overwrite, resume=resume)
+        if resume and (run_dir / "data.json").is_file():
+            check_same_data(run_dir, wd)  # resuming with other data would mix two runs
+        write_text(run_dir / "config.yaml", dump_config(cfg))
+        write_json(run_dir / "data.json", data_summary(wd))
+    barrier()
+    return Path(out), wd
 
 
 def run(cfg: RunConfig, out: Path, *, overwrite=False, resume=False, progress=True) -> dict:
@@ -337,8 +365,19 @@ def run(cfg: RunConfig, out: Path, *, overwrite=False, resume=False, progress=Tr
     weights = ensemble_weights(cfg, teachers)
     kd = train_student(cfg, wd, run_dir, caches=caches, weights=weights, resume=resume, progress=progress)
     plain = train_student(cfg, wd, run_dir, resume=resume, progress=progress)
-    metrics = evaluate_all(cfg, wd, run_dir, [*teachers, kd, plain])
-    write_report(run_dir)
+    return _finish(cfg, wd, run_dir, [*teachers, kd, plain])
+
+
+def _finish(cfg: RunConfig, wd, run_dir: Path, models: list[Trained]) -> dict:
+    """Evaluate and report on rank 0 (the others have nothing to write); returns metrics.json."""
+    from stkd.distributed import barrier, is_rank0
+    from stkd.report import write_report
+
+    metrics = {}
+    if is_rank0():
+        metrics = evaluate_all(cfg, wd, run_dir, models)
+        write_report(run_dir)
+    barrier()
     return metrics
 
 
@@ -369,8 +408,8 @@ def check_same_data(teacher_run: Path, wd) -> None:
     if summary.get("fingerprint") != wd.fingerprint():
         raise STKDError(f"{teacher_run} was trained on different data ({summary.get('name')}, "
                         f"{len(summary.get('nodes', []))} nodes, {summary.get('steps')} steps) than this config "
-                        f"({wd.data.name}, {wd.num_nodes} nodes, {wd.data.num_steps} steps); distil with the same "
-                        "data and window settings")
+                        f"({wd.data.name}, {wd.num_nodes} nodes, {wd.data.num_steps} steps); use the same data and "
+                        "window settings")
 
 
 def distill_from(cfg: RunConfig, teacher_run: Path, out: Path, *, overwrite=False, resume=False,
@@ -386,20 +425,22 @@ def distill_from(cfg: RunConfig, teacher_run: Path, out: Path, *, overwrite=Fals
     if not teachers:
         raise STKDError(f"{teacher_run} holds no trained teacher (models/*/model.json with role teacher)")
     check_models(cfg, wd, teachers=False)  # a student that does not fit fails before anything is written
+    from stkd.distributed import barrier, is_rank0
+
     same_dir = Path(out).resolve() == Path(teacher_run).resolve()
-    run_dir = Path(out) if same_dir else prepare_run_dir(out, overwrite=overwrite, resume=resume)
-    if not same_dir:
+    run_dir = Path(out)
+    if not same_dir and is_rank0():
+        run_dir = prepare_run_dir(out, overwrite=overwrite, resume=resume)
         write_text(run_dir / "config.yaml", dump_config(cfg))
         write_json(run_dir / "data.json", data_summary(wd))
         # where the teachers live, so `stkd evaluate` of this run scores them too
         write_json(run_dir / TEACHER_RUN_FILE, {"teacher_run": str(Path(teacher_run).resolve())})
+    barrier()
     caches = build_caches(Path(teacher_run), teachers, wd, cfg)
     kd = train_student(cfg, wd, run_dir, caches=caches, weights=ensemble_weights(cfg, teachers),
                        resume=resume, progress=progress)
     plain = train_student(cfg, wd, run_dir, resume=resume, progress=progress)
-    metrics = evaluate_all(cfg, wd, run_dir, [*teachers, kd, plain])
-    write_report(run_dir)
-    return metrics
+    return _finish(cfg, wd, run_dir, [*teachers, kd, plain])
 
 
 def train_only(cfg: RunConfig, out: Path, *, overwrite=False, resume=False, progress=True) -> Path:
@@ -415,6 +456,10 @@ def evaluate_run(run_dir: Path) -> dict:
     from stkd.report import write_report
 
     cfg, _ = load_run(run_dir)
+    if cfg.task == "classify":  # event runs are re-scored by stkd.events
+        from stkd.events.pipeline import evaluate_classify_run
+
+        return evaluate_classify_run(cfg, Path(run_dir))
     _, wd = load_prepared(cfg)
     check_same_data(run_dir, wd)
     models = load_trained(run_dir, wd)

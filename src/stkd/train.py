@@ -25,6 +25,7 @@ from torch import nn
 
 from stkd.checkpoint import load_weights, save_weights
 from stkd.config import TrainConfig
+from stkd.distributed import is_rank0  # noqa: F401  (re-exported: callers check it before writing)
 from stkd.errors import ConfigError, STKDError
 from stkd.io import read_json, write_json, write_text
 
@@ -47,10 +48,6 @@ def resolve_device(name: str) -> torch.device:
     if name == "cuda" and not torch.cuda.is_available():
         raise ConfigError("train.device: cuda was asked for but no CUDA device is available; use cpu or auto")
     return torch.device(name)
-
-
-def is_rank0() -> bool:
-    return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
 
 
 def world() -> tuple[int, int]:
@@ -180,7 +177,13 @@ def fit(
         raise STKDError(f"{desc}: the model has no trainable parameters")
     train_model: nn.Module = model
     if world_size > 1:
-        train_model = nn.parallel.DistributedDataParallel(model, device_ids=None if device.type == "cpu" else [device])
+        # Graph supports are sparse buffers built from the data on every rank; DDP cannot broadcast
+        # sparse tensors, and they need no syncing, so DDP is told to leave them alone.
+        sparse = [n for n, b in model.named_buffers() if b.layout != torch.strided]
+        nn.parallel.DistributedDataParallel._set_params_and_buffers_to_ignore_for_model(model, sparse)
+        train_model = nn.parallel.DistributedDataParallel(
+            model, device_ids=None if device.type == "cpu" else [device],
+            find_unused_parameters=True)  # some models return parts (e.g. hidden) no loss uses
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = make_scheduler(opt, cfg.scheduler, epochs)
 
@@ -189,7 +192,12 @@ def fit(
     stopped_early, epochs_done = False, None
     best_state = {k: {n: t.detach().clone() for n, t in m.state_dict().items()} for k, m in modules.items()}
     if resume and (model_dir / "last.json").is_file():
-        info = load_last(model_dir, modules, opt, sched, gen)
+        try:
+            info = load_last(model_dir, modules, opt, sched, gen)
+        except (RuntimeError, ValueError, KeyError) as e:
+            raise STKDError(f"{desc}: the checkpoint in {model_dir} does not match this model ({type(e).__name__}: "
+                            f"{str(e).splitlines()[0][:200]}); was the config changed? Resume with the same "
+                            "config, or start again with --overwrite") from None
         start_epoch, best_score, best_epoch = info["epoch"] + 1, info["best_score"], info["best_epoch"]
         bad_epochs, elapsed, log_rows = info["bad_epochs"], info["elapsed"], info["log"]
         if (model_dir / "best.safetensors").is_file():
@@ -233,6 +241,10 @@ def fit(
             m.eval()
         val = validate(model)
         score = float(val.get(monitor, math.nan))
+        if not any(isinstance(v, (int, float)) and math.isfinite(v) for v in val.values()):
+            # nothing to validate on (a val share of 0, or no observed target in it): follow the training
+            # loss, or early stopping would stop after `patience` epochs and keep the untrained weights
+            score = total / max(count, 1)
         seconds = time.perf_counter() - t0
         elapsed += seconds
         row = {"epoch": epoch + 1, "train_loss": total / max(count, 1),

@@ -16,22 +16,30 @@ from stkd.config import parse_config
 from stkd.distill.losses import event_kd_loss
 from stkd.errors import DataError
 from stkd.events.pipeline import EventTask, run_classify
-from stkd.pipeline import load_prepared
+from stkd.pipeline import evaluate_run, load_prepared
 
 SIM = {"source": "builtin", "name": "synthetic-traffic",
        "simulator": {"nodes": 16, "days": 3, "incidents_per_day": 40, "seed": 1}}
 TINY_GWNET = {"name": "gwnet", "params": {"residual_channels": 8, "dilation_channels": 8, "skip_channels": 16,
-                                          "end_channels": 16, "layers": 2}}
+                                          "end_channels": 16, "blocks": 2, "layers": 3}}
 TINY_MLP = {"name": "mlp", "params": {"hidden": [16]}}
 
 
 def config(events: dict, **over) -> dict:
     raw = {"task": "classify", "data": SIM, "teacher": TINY_GWNET, "student": TINY_MLP,
-           "train": {"epochs": 1, "batch_size": 32, "max_batches": 4},
+           "train": {"epochs": 1, "batch_size": 32, "max_batches": 4, "threads": 1},
            "distill": {"alpha": 0.3, "temperature": 3.0}, "eval": {"latency_repeats": 2, "horizons": [3, 12]},
            "events": events}
     raw.update(over)
     return raw
+
+
+@pytest.fixture(autouse=True)
+def _restore_threads():
+    """train.threads: 1 (tiny models; no oversubscription on a busy runner) must not leak into other tests."""
+    n = torch.get_num_threads()
+    yield
+    torch.set_num_threads(n)
 
 
 @pytest.fixture(scope="module")
@@ -157,3 +165,9 @@ def test_stkd_run_classify_from_a_forecasting_teacher(tmp_path):
     assert all(s > 0 and math.isfinite(s) for s in teacher["sigma_per_horizon"])
     caches = list((out / "cache").glob("*/meta.json"))
     assert [json.loads(c.read_text())["kind"] for c in caches] == ["forecast"]
+    # `stkd evaluate` rebuilds the saved models (the forecaster through its cache) and scores the same
+    again = evaluate_run(out)
+    for name, m in metrics["models"].items():
+        assert again["models"][name]["test"]["f1"] == pytest.approx(m["test"]["f1"])
+        assert again["models"][name]["threshold"] == pytest.approx(m["threshold"])
+

@@ -5,33 +5,33 @@ trailing gaps left out; see ``_series``), with its mean removed.
 
 Autocorrelation (``statsmodels.tsa.stattools.acf``, FFT):
   peaks of the ACF (``scipy.signal.find_peaks``, prominence >= 0.05, height >= 0.1 and above the
-  white-noise band ``1.96 / sqrt(n)``) are candidate periods. A cycle also peaks at every multiple of its period (a
-  daily cycle peaks at 24, 48, ..., 168 h), so a peak at a multiple ``m * B`` of an accepted shorter
-  period ``B`` is only a period of its own when it stands above that lattice: its ACF must exceed the
-  ACF at ``(m - 1) * B`` and ``(m + 1) * B`` by a margin (``max(0.02, 2 / sqrt(n))``). That is the test
-  for a weekly cycle in hourly data: ``acf(168) > acf(144), acf(192)`` (same weekday beats the day
-  before and after). Periods are ranked by their ACF value.
+  white-noise band ``1.96 / sqrt(n)``) are candidate periods. A cycle also peaks at every multiple of
+  its period (a daily cycle peaks at 24, 48, ..., 168 h), so a peak at a multiple ``m * B`` of an
+  accepted shorter period ``B`` is only a period of its own when it stands above that lattice: its ACF
+  must exceed the ACF at ``(m - 1) * B`` and ``(m + 1) * B`` by a margin (``max(0.02, 2 / sqrt(n))``).
+  That is the test for a weekly cycle in hourly data: ``acf(168) > acf(144), acf(192)`` (the same
+  weekday beats the day before and after). Periods are ranked by their ACF value.
 
 Periodogram (``scipy.signal.welch``, Hann window, linear detrend per segment):
   the segment length is a multiple of the longest testable cycle L (6 L to 8 L when the series holds
   two such segments, else the whole series), so the daily and weekly frequencies fall exactly on
-  frequency bins. Peaks are
-  ranked by power; a peak at ``P / m`` of a stronger peak ``P`` is marked as its harmonic (a
-  non-sinusoidal daily profile has power at 12 h, 8 h, ...), and the reported periods are the
-  non-harmonic ones. A peak counts when its power is at least ``snr`` (5) times its background (the
-  geometric mean of the median power over ``[f / 2, f)`` and over ``(f, 2 f]``) *and* above what noise reaches with a 0.1 % chance over all bins
-  (an average of K segments of noise is Gamma(K)-distributed; one raw periodogram is exponential and
-  needs a ratio of ~20), so white noise and the red spectrum of a random walk have none.
-  A weekly modulation of a daily cycle also puts power at ``1 / (1/24 h +- 1/168 h)`` = 21 h and 28 h:
-  those peaks are marked ``sideband`` and left out of the periods. ``power_share`` is the peak's share
-  of the total power. A period within 4 % of the daily or weekly cycle carries ``cycle: daily|weekly``.
+  frequency bins. Peaks are ranked by power; a peak at ``P / m`` of a stronger peak ``P`` is marked as
+  its harmonic (a non-sinusoidal daily profile has power at 12 h, 8 h, ...), and the reported periods
+  are the non-harmonic ones. A peak counts when its power is at least ``snr`` (5) times its background
+  (the geometric mean of the median power over ``[f / 2, f)`` and over ``(f, 2 f]``) *and* above what
+  noise reaches with a 0.1 % chance over all bins (an average of K segments of noise is
+  Gamma(K)-distributed; one raw periodogram is exponential and needs a ratio of ~20), so white noise
+  and the red spectrum of a random walk have (almost always) none. A weekly modulation of a daily
+  cycle also puts power at ``1 / (1/24 h +- 1/168 h)`` = 21 h and 28 h: those peaks are marked
+  ``sideband`` and left out of the periods. ``power_share`` is the peak's share of the total power. A
+  period within 4 % of the daily or weekly cycle carries ``cycle: daily|weekly``.
 
 Daily and weekly cycles are checked explicitly (``cycles``): testable when the node has at least
 ``min_cycles`` (2) whole cycles of data (a 7-day series is too short for a weekly period: the result
 says so), found by the ACF when an accepted ACF period lies within 4 % of it, and by the periodogram
 when the spectrum has a peak within one bin of it that is at least ``snr`` (5) times its background
-(and above the 0.1 % noise level of that one bin). ``found`` is
-either of the two.
+and above the 0.1 % noise level of that one bin. ``found`` is either of the two. On short series (one
+segment) the periodogram is rough and misses cycles the ACF finds; the counts per estimator show it.
 
 Public API: :func:`node_periodicity`, :func:`periodicity`, :func:`plot_periodicity`.
 """

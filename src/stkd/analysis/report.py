@@ -375,7 +375,8 @@ def _markdown(r: dict) -> str:  # noqa: C901 - one section after the other
             prow.append([n, "skipped: " + v["skipped"], "", ""])
             continue
         acf = ", ".join(f"{fmt_hours(p['hours'])} ({p['acf']:.2f})" for p in v["acf"]["periods"]) or "none"
-        psd = ", ".join(f"{fmt_hours(p['hours'])} ({100 * p['power_share']:.1f}%)" for p in v["periodogram"]["periods"]) or "none"
+        psd = ", ".join(f"{fmt_hours(p['hours'])} ({100 * p['power_share']:.1f}%)"
+                        for p in v["periodogram"]["periods"]) or "none"
         cyc = ", ".join(f"{c}: {'yes' if e['found'] else ('n/a' if e['found'] is None else 'no')}"
                         for c, e in v["cycles"].items())
         prow.append([n, acf, psd, cyc])
@@ -420,14 +421,18 @@ def _markdown(r: dict) -> str:  # noqa: C901 - one section after the other
               "are more alike than chance (a smooth field); < E[I]: they differ (a checkerboard).", "",
               _table(["statistic", "value"], [
                   ["mean Moran's I over time steps", _fmt(gm["mean"], ".4f")],
-                  ["median / min / max", f"{_fmt(gm['median'], '.4f')} / {_fmt(gm['min'], '.4f')} / {_fmt(gm['max'], '.4f')}"],
-                  ["steps significantly positive", f"{_pct(gm['share_significant_positive'])} (p < {gm['alpha']}, {gm['significance']})"],
+                  ["median / min / max",
+                   " / ".join(_fmt(gm[k], ".4f") for k in ("median", "min", "max"))],
+                  ["steps significantly positive",
+                   f"{_pct(gm['share_significant_positive'])} (p < {gm['alpha']}, {gm['significance']})"],
                   ["steps significantly negative", _pct(gm["share_significant_negative"])],
-                  ["Moran's I of the node means", f"{_fmt(om['I'], '.4f')} (permutation p = {_fmt(om['p_sim'], '.3g')})"],
+                  ["Moran's I of the node means",
+                   f"{_fmt(om['I'], '.4f')} (permutation p = {_fmt(om['p_sim'], '.3g')})"],
               ]), ""]
         L += [_img(r, "morans_i", "Moran's I over time")]
         lisa = sp_["lisa"]
-        L += [f"Local Moran's I of the node means ({lisa['permutations']} conditional permutations, p < {lisa['alpha']}): "
+        L += [f"Local Moran's I of the node means ({lisa['permutations']} conditional permutations, "
+              f"p < {lisa['alpha']}): "
               f"{len(lisa['hot_spots'])} hot spots (high values among high neighbours), {len(lisa['cold_spots'])} "
               "cold spots (low among low).", ""]
         spots = [["hot", s["node"], _fmt(s["value"], ".4g"), _fmt(s["I"], ".3f"), _fmt(s["p"], ".3g")]
@@ -445,9 +450,11 @@ def _markdown(r: dict) -> str:  # noqa: C901 - one section after the other
     L += ["## Spatio-temporal correlation between neighbours", ""]
     if lg and lg["summary"]["pairs_analysed"]:
         s = lg["summary"]
+        period = lg["deseasonalized_period_steps"]
+        profile = "weekly" if period and period * hps >= 168 else "daily"
         L += [f"Lagged cross-correlation of {s['pairs_analysed']} neighbour pairs (of {s['pairs_total']}), lags up "
               f"to {lg['max_lag_steps']} steps ({lg['max_lag_minutes']:.0f} min), after removing each node's mean "
-              f"{'weekly' if lg['deseasonalized_period_steps'] and lg['deseasonalized_period_steps'] * hps >= 168 else 'daily'} "
+              f"{profile} "
               f"profile. Sign: {lg['sign_convention']}.", "",
               _table(["statistic", "value"], [
                   ["pairs with a clear peak", f"{s['pairs_clear']} ({s['pairs_weak']} weak: peak r < 0.3; "
@@ -459,7 +466,7 @@ def _markdown(r: dict) -> str:  # noqa: C901 - one section after the other
                   ["median peak correlation", _fmt(s["median_peak_corr"], ".3f")],
               ]), ""]
         top = sorted((q for q in lg["pairs"] if q["clear"]), key=lambda q: (-abs(q["lag_steps"]), -q["peak_corr"]))[:12]
-        L += ["Clear pairs with the longest lags:", "",
+        L += ["Clear pairs, longest lags first:", "",
               _table(["a", "b", "peak lag (steps)", "minutes", "peak r", "r at lag 0", "distance (km)", "speed (km/h)"],
                      [[q["a"], q["b"], q["lag_steps"], _fmt(q["lag_minutes"], ".0f"), _fmt(q["peak_corr"], ".3f"),
                        _fmt(q["corr_lag0"], ".3f"), _fmt(q["distance_km"], ".3g"), _fmt(q["speed_kmh"], ".3g")]
@@ -473,7 +480,8 @@ def _markdown(r: dict) -> str:  # noqa: C901 - one section after the other
     L += ["## Anomalies", "",
           f"Points whose STL residual has a robust z-score (median / MAD) above {an['threshold']:g} in absolute value: "
           f"{an['total']} of {an['points_checked']} observed points, in {an['nodes_with_anomalies']} nodes"
-          + (f" (the {len(an['listed'])} most extreme are listed in analysis.json)" if an["truncated"] else "") + ".", ""]
+          + (f" (the {len(an['listed'])} most extreme are listed in analysis.json)" if an["truncated"] else "")
+          + ".", ""]
     if an["listed"]:
         L += [_table(["time", "node", r["feature"], "expected", "z"],
                      [[a["time"], a["node"], _fmt(a["value"], ".4g"), _fmt(a["expected"], ".4g"), _fmt(a["z"], ".1f")]

@@ -423,6 +423,36 @@ def run_classify(cfg: RunConfig, out: Path, *, overwrite: bool = False, resume: 
     return metrics
 
 
+def evaluate_classify_run(cfg: RunConfig, run_dir: Path) -> dict:
+    """``stkd evaluate`` of an event run: rebuild every saved model, re-score, rewrite metrics.json and report."""
+    from stkd.checkpoint import read_model_card
+    from stkd.distill.cache import build_or_load
+    from stkd.errors import STKDError
+    from stkd.events.soft import horizon_sigma
+    from stkd.pipeline import check_same_data, load_prepared, load_trained
+    from stkd.report import write_report
+
+    _, wd = load_prepared(cfg)
+    check_same_data(run_dir, wd)
+    task = EventTask.build(cfg, wd)
+    models = []
+    for t in load_trained(run_dir, wd):
+        card = read_model_card(run_dir / "models" / t.name)
+        if card.get("task") == "classify":
+            models.append(EventModel(t.name, t.role, t.model, t.registry_name, t.train_seconds,
+                                     {"f1": card.get("val_f1")}))
+        elif t.role == "teacher":  # a forecasting teacher (teacher_kind forecast)
+            cache = build_or_load(run_dir, t.model, t.registry_name, wd, with_hidden=False)
+            models.append(EventModel(t.name, t.role, t.model, t.registry_name, t.train_seconds,
+                                     {"mae": t.val_mae}, kind="forecast", cache=cache,
+                                     sigma=horizon_sigma(cache, wd, task.feature_index())))
+    if not models:
+        raise STKDError(f"{run_dir} holds no trained event models")
+    metrics = evaluate_events(task, run_dir, models)
+    write_report(run_dir)
+    return metrics
+
+
 def check_events(cfg: RunConfig) -> EventTask:
     """Load the data and build and check the labels only (for tests and a dry run)."""
     from stkd.pipeline import load_prepared

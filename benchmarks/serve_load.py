@@ -1,0 +1,290 @@
+"""Load on the forecasting service: requests/s and p50/p99 latency of the student and the teacher.
+
+    python benchmarks/serve_load.py RUN_DIR [--requests 2000] [--seconds 30]
+
+For each served model (the run's distilled student on onnxruntime and on PyTorch, and its teacher on
+PyTorch) the script starts ``stkd serve`` with uvicorn in a subprocess on 127.0.0.1 and a free port,
+then drives it from a separate client process over loopback, one request at a time (batch 1,
+keep-alive HTTP/1.1), bounded by ``--requests`` and ``--seconds`` per scenario:
+
+- ``/predict``: a stateless forecast from a whole window of held-out (test split) readings;
+- ``/observations + /forecast``: post the readings of the next step for every node, then get the
+  forecast (one cycle = both requests; the window is advanced by one step each cycle).
+
+Only loopback traffic; the server is stopped at the end. Results go to docs/benchmarks.md between
+``<!-- serve:start -->`` and ``<!-- serve:end -->``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+
+# =============================================================================== client side
+def _request(conn, method: str, path: str, body: bytes | None = None, headers: dict | None = None):
+    conn.request(method, path, body=body, headers=headers or {})
+    r = conn.getresponse()
+    data = r.read()
+    return r.status, data
+
+
+def drive(url: str, payload_file: str, requests: int, seconds: float, warmup: int = 20) -> dict:
+    """The client process: run both scenarios against ``url`` and return their numbers."""
+    host, port = url.split("//")[1].split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=60)
+    pl = json.loads(Path(payload_file).read_text())
+    hdr = {"Content-Type": "application/json"}
+    out = {}
+
+    # --- /predict
+    bodies = [json.dumps(b).encode() for b in pl["predict"]]
+    lat, t_end, n, errors = [], None, 0, 0
+    for i in range(warmup):
+        _request(conn, "POST", "/predict", bodies[i % len(bodies)], hdr)
+    t0 = time.perf_counter()
+    while n < requests and time.perf_counter() - t0 < seconds:
+        s = time.perf_counter()
+        status, _ = _request(conn, "POST", "/predict", bodies[n % len(bodies)], hdr)
+        lat.append(time.perf_counter() - s)
+        errors += status != 200
+        n += 1
+    t_end = time.perf_counter() - t0
+    out["predict"] = _summary(lat, t_end, errors)
+
+    # --- /observations + /forecast
+    steps = pl["steps"]  # [{"timestamp", "readings"}] consecutive
+    posts = [json.dumps(s).encode() for s in steps]
+    k = 0
+    for _ in range(max(warmup, pl["input_len"])):  # fill the window first
+        _request(conn, "POST", "/observations", posts[k], hdr)
+        k += 1
+    lat, lat_obs, lat_fc, n, errors = [], [], [], 0, 0
+    t0 = time.perf_counter()
+    while n < requests // 2 and k < len(posts) and time.perf_counter() - t0 < seconds:
+        s = time.perf_counter()
+        st1, _ = _request(conn, "POST", "/observations", posts[k], hdr)
+        m = time.perf_counter()
+        st2, _ = _request(conn, "GET", "/forecast")
+        e = time.perf_counter()
+        lat.append(e - s)
+        lat_obs.append(m - s)
+        lat_fc.append(e - m)
+        errors += (st1 != 200) + (st2 != 200)
+        n += 1
+        k += 1
+    t_end = time.perf_counter() - t0
+    cyc = _summary(lat, t_end, errors)
+    cyc["requests_per_s"] = 2 * n / t_end if t_end else 0.0  # two requests a cycle
+    cyc["obs_p50_ms"] = _pct(lat_obs, 50)
+    cyc["forecast_p50_ms"] = _pct(lat_fc, 50)
+    out["cycle"] = cyc
+    return out
+
+
+def _pct(xs, q) -> float:
+    if not xs:
+        return float("nan")
+    s = sorted(xs)
+    i = min(len(s) - 1, max(0, int(round(q / 100 * (len(s) - 1)))))
+    return 1000.0 * s[i]
+
+
+def _summary(lat, elapsed, errors) -> dict:
+    return {"n": len(lat), "seconds": elapsed, "requests_per_s": len(lat) / elapsed if elapsed else 0.0,
+            "p50_ms": _pct(lat, 50), "p99_ms": _pct(lat, 99),
+            "mean_ms": 1000.0 * statistics.fmean(lat) if lat else float("nan"), "errors": int(errors)}
+
+
+# =============================================================================== server side
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_up(port: int, proc, timeout: float = 300.0) -> None:
+    t0 = time.time()
+    while time.time() - t0 < timeout:
+        if proc.poll() is not None:
+            raise RuntimeError(f"the server exited with {proc.returncode}")
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            if _request(conn, "GET", "/health")[0] == 200:
+                return
+        except OSError:
+            pass
+        time.sleep(0.5)
+    raise RuntimeError("the server did not come up in time")
+
+
+def payloads(run_dir: Path, steps_needed: int, windows: int = 64) -> dict:
+    """Held-out readings: /predict bodies and consecutive /observations posts (test split)."""
+    import numpy as np
+
+    from stkd.data.loaders import load_data
+    from stkd.pipeline import load_run
+
+    cfg, info = load_run(run_dir)
+    data = load_data(cfg.data)
+    P = int(info["input_len"])
+    lo = int(info["splits"]["test"][0])
+    nodes = data.nodes
+
+    def reading(v):
+        return None if np.isnan(v) else round(float(v), 4)
+
+    predict = []
+    for s in np.linspace(lo, data.num_steps - P, windows).astype(int):
+        predict.append({"end": str(data.index[s + P - 1]),
+                        "values": {n: [reading(v) for v in data.values[s:s + P, i, 0]] for i, n in enumerate(nodes)}})
+    steps = []
+    for t in range(lo, min(data.num_steps, lo + steps_needed)):
+        steps.append({"timestamp": str(data.index[t]),
+                      "readings": {n: reading(data.values[t, i, 0]) for i, n in enumerate(nodes)}})
+    return {"predict": predict, "steps": steps, "input_len": P, "nodes": len(nodes)}
+
+
+def bench_one(run_dir: Path, model: str, backend: str, threads: int, payload_file: Path, requests: int,
+              seconds: float) -> dict:
+    port = free_port()
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    cmd = [sys.executable, "-m", "stkd", "serve", str(run_dir), "--port", str(port), "--model", model,
+           "--backend", backend, "--threads", str(threads), "--log-level", "warning",
+           "--state", str(payload_file.with_name(f"state-{model}-{backend}.npz"))]
+    log = open(payload_file.with_name(f"server-{model}-{backend}.log"), "w")
+    proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        t0 = time.time()
+        try:
+            wait_up(port, proc)
+        except RuntimeError as e:
+            log.flush()
+            raise RuntimeError(f"{e}: {Path(log.name).read_text()[-2000:]}") from None
+        startup = time.time() - t0
+        client = subprocess.run([sys.executable, __file__, "--drive", f"http://127.0.0.1:{port}",
+                                 "--payloads", str(payload_file), "--requests", str(requests),
+                                 "--seconds", str(seconds)], capture_output=True, text=True,
+                                timeout=4 * seconds + 120)
+        if client.returncode != 0:
+            raise RuntimeError(f"client failed: {client.stderr[-2000:]}")
+        res = json.loads(client.stdout.strip().splitlines()[-1])
+        res["startup_s"] = startup
+        return res
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("run_dir", nargs="?")
+    ap.add_argument("--student", help="student model name (default: the run's distilled student)")
+    ap.add_argument("--teacher", help="teacher model name (default: the run's first teacher)")
+    ap.add_argument("--requests", type=int, default=2000, help="max requests per scenario")
+    ap.add_argument("--seconds", type=float, default=30.0, help="max seconds per scenario")
+    ap.add_argument("--threads", type=int, default=1, help="model threads in the server (the client takes a core)")
+    ap.add_argument("--no-write", action="store_true", help="print only; do not touch docs/benchmarks.md")
+    ap.add_argument("--drive", help=argparse.SUPPRESS)
+    ap.add_argument("--payloads", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.drive:
+        print(json.dumps(drive(args.drive, args.payloads, args.requests, args.seconds)))
+        return 0
+    if not args.run_dir:
+        ap.error("RUN_DIR is required")
+
+    from common import command, write_section
+
+    from stkd.predictor import choose_model, list_models
+
+    run_dir = Path(args.run_dir)
+    cards = list_models(run_dir)
+    student = args.student or choose_model(run_dir)[0]
+    teacher = args.teacher or next((n for n, c in cards.items() if c.get("role") == "teacher"), None)
+    metrics = json.loads((run_dir / "metrics.json").read_text()) if (run_dir / "metrics.json").is_file() else {}
+    tmp = Path(tempfile.mkdtemp(prefix="stkd-serve-bench-"))
+    try:
+        pl = payloads(run_dir, steps_needed=args.requests // 2 + 100)
+        pfile = tmp / "payloads.json"
+        pfile.write_text(json.dumps(pl))
+        runs = [(student, "onnx"), (student, "torch")] + ([(teacher, "torch")] if teacher else [])
+        results = []
+        load_before = os.getloadavg()
+        for model, backend in runs:
+            print(f"serving {model} ({backend}) ...", flush=True)
+            r = bench_one(run_dir, model, backend, args.threads, pfile, args.requests, args.seconds)
+            params = (metrics.get("models", {}).get(model) or {}).get("params")
+            results.append((model, backend, params, r))
+            print(f"  /predict {r['predict']['requests_per_s']:.1f} req/s p50 {r['predict']['p50_ms']:.2f} ms "
+                  f"p99 {r['predict']['p99_ms']:.2f} ms; obs+forecast {r['cycle']['requests_per_s']:.1f} req/s "
+                  f"p50 {r['cycle']['p50_ms']:.2f} ms p99 {r['cycle']['p99_ms']:.2f} ms", flush=True)
+        load_after = os.getloadavg()
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    ds = metrics.get("dataset", {})
+    lines = [
+        "## Serving: requests per second and latency at batch 1",
+        "",
+        f"`{command()}`",
+        "",
+        f"Data set {ds.get('name', '?')} ({pl['nodes']} nodes, {pl['input_len']} input steps, freq "
+        f"{ds.get('freq', '?')}); `stkd serve` (uvicorn, one worker, `--threads {args.threads}`) on 127.0.0.1, "
+        "driven from a separate client process, one request at a time over a keep-alive connection (the "
+        "rolling window saved to a state file after each post, as by default), at most "
+        f"{args.requests} requests or {args.seconds:g} s per scenario. `/predict` sends a whole held-out window "
+        "(every node, P readings); a cycle is `POST /observations` (one step, every node) + `GET /forecast`, "
+        "and its req/s counts both requests.",
+        "",
+        "| model | role | params | backend | /predict req/s | p50 ms | p99 ms | obs+forecast req/s | cycle p50 ms "
+        "| cycle p99 ms | errors |",
+        "| --- | --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for model, backend, params, r in results:
+        p, c = r["predict"], r["cycle"]
+        role = cards.get(model, {}).get("role", "?")
+        lines.append(f"| {model} | {role} | {params if params is not None else '?'} | {backend} | "
+                     f"{p['requests_per_s']:.0f} | {p['p50_ms']:.2f} | {p['p99_ms']:.2f} | {c['requests_per_s']:.0f} | "
+                     f"{c['p50_ms']:.2f} | {c['p99_ms']:.2f} | {p['errors'] + c['errors']} |")
+    if teacher and len(results) == 3:
+        t = results[2][3]
+        verdict = []
+        for model, backend, _, r in results[:2]:
+            ratio = r["predict"]["requests_per_s"] / max(t["predict"]["requests_per_s"], 1e-9)
+            ratio_c = r["cycle"]["requests_per_s"] / max(t["cycle"]["requests_per_s"], 1e-9)
+            verdict.append(f"{model} ({backend}) serves {ratio:.1f}x the teacher's /predict requests/s and "
+                           f"{ratio_c:.1f}x its observation+forecast cycles (target >= 10x); its p99 is "
+                           f"{r['predict']['p99_ms']:.1f} ms (/predict) and {r['cycle']['p99_ms']:.1f} ms (cycle) "
+                           "(target < 20 ms).")
+        lines += ["", *verdict]
+    lines += ["", f"Machine load average (1 min) {load_before[0]:.1f} before and {load_after[0]:.1f} after the "
+                  f"run on {os.cpu_count()} cores: other work on this machine shares the CPU, so these numbers "
+                  "are a lower bound for a dedicated machine."]
+    body = "\n".join(lines)
+    print(body)
+    if not args.no_write:
+        write_section("serve", body)
+        print("\nwrote the serve section of docs/benchmarks.md")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

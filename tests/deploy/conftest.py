@@ -1,0 +1,112 @@
+"""Tiny run directories for the deployment tests, built without training.
+
+The data is a slice of the real Los-loop set (10 sensors x 2 days of 5-minute speeds) written as a
+wide CSV with gaps punched in: a leading gap at the series start, isolated missing readings and a
+two-hour outage of one sensor, so every gap-filling branch is exercised. The run directory is made by
+the pipeline's own ``start_run`` (config.yaml, data.json); the models are tiny, randomly initialised
+(seeded) and saved with ``save_model``, as training would leave them. No training: the tests check
+the deployment path, not accuracy.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+NODES = 10
+DAYS = 2
+
+
+def _write_slice(los_loop_dir: Path, path: Path) -> None:
+    raw = pd.read_csv(los_loop_dir / "los_speed.csv")
+    vals = raw.iloc[: DAYS * 288, :NODES].to_numpy(dtype=np.float64)  # [T, N]
+    rng = np.random.default_rng(0)
+    vals[rng.random(vals.shape) < 0.03] = np.nan  # isolated missing readings
+    vals[:5, 2] = np.nan  # a leading gap: nothing observed before it
+    vals[300:324, 4] = np.nan  # a two-hour outage of one sensor
+    frame = pd.DataFrame(vals, columns=raw.columns[:NODES])
+    frame.insert(0, "timestamp", pd.date_range("2012-03-01 00:00", periods=len(frame), freq="5min"))
+    frame.to_csv(path, index=False)
+    locs = pd.read_csv(los_loop_dir / "graph_sensor_locations.csv", dtype={"sensor_id": str})
+    locs[locs["sensor_id"].isin(list(raw.columns[:NODES]))].to_csv(path.with_name("locations.csv"), index=False)
+
+
+def _config(csv: Path, los_loop_dir: Path):
+    from stkd.config import parse_config
+
+    return parse_config({
+        "data": {"source": "csv-wide", "path": str(csv), "locations": str(csv.with_name("locations.csv")),
+                 "graph": {"method": "knn", "k": 3}, "window": {"input": 12, "horizon": 6}},
+        "teacher": {"name": "gwnet", "params": {"residual_channels": 8, "dilation_channels": 8, "skip_channels": 16,
+                                                "end_channels": 16}},
+        "student": {"name": "stid", "params": {"embed_dim": 16, "node_dim": 8, "tod_dim": 8, "dow_dim": 8}},
+        "train": {"epochs": 1},
+        "eval": {"horizons": [3, 6], "baselines": ["last"]},
+    })
+
+
+def build_run(root: Path, los_loop_dir: Path) -> Path:
+    from stkd.checkpoint import save_model
+    from stkd.io import write_json
+    from stkd.pipeline import build, model_spec, start_run
+    from stkd.models.registry import build_model
+
+    root.mkdir(parents=True, exist_ok=True)
+    csv = root / "los_slice.csv"
+    _write_slice(los_loop_dir, csv)
+    cfg = _config(csv, los_loop_dir)
+    run_dir, wd = start_run(cfg, root / "run")
+    models = {}
+    torch.manual_seed(0)
+    for label, name, params, role in (("gwnet", "gwnet", cfg.teacher[0].params, "teacher"),
+                                      ("stid_kd", "stid", cfg.student.params, "student_kd"),
+                                      ("stid_plain", "stid", cfg.student.params, "student_plain"),
+                                      ("mlp_plain", "mlp", {"hidden": [16]}, "student_plain")):
+        model = build(name, params, wd).eval()
+        save_model(run_dir / "models" / label, model, name, model_spec(wd), role, {"train_seconds": 0.0})
+        models[label] = model
+    # an event model: two classes per target (logits), as the classification task writes them
+    spec2 = model_spec(wd, out_classes=2)
+    events = build_model("mlp", spec2, {"hidden": [16]}).eval()
+    save_model(run_dir / "models" / "mlp_events", events, "mlp", spec2, "baseline", {})
+    write_json(run_dir / "metrics.json", {
+        "dataset": {"name": wd.data.name, "nodes": wd.num_nodes, "steps": wd.num_steps, "freq": wd.data.freq_str},
+        "task": "forecast",
+        "models": {k: {"role": r, "params": 1, "test": {"mae": 1.0 + i, "rmse": 2.0, "mape": float("nan")}}
+                   for i, (k, r) in enumerate((("gwnet", "teacher"), ("stid_kd", "student_kd")))}})
+    return run_dir
+
+
+@pytest.fixture(scope="session")
+def run_template(tmp_path_factory, los_loop_dir) -> Path:
+    """The pristine tiny run directory (do not write into it: copy it with ``run_dir``)."""
+    return build_run(tmp_path_factory.mktemp("deploy") / "tiny", los_loop_dir)
+
+
+@pytest.fixture
+def run_dir(run_template, tmp_path) -> Path:
+    """A private copy of the tiny run (tests may write state files, exports and caches into it)."""
+    dst = tmp_path / "run"
+    shutil.copytree(run_template, dst)
+    return dst
+
+
+@pytest.fixture(scope="session")
+def prepared(run_template):
+    """``(STData, WindowedData)`` of the tiny run, prepared by training's own code."""
+    from stkd.pipeline import load_prepared, load_run
+
+    cfg, _ = load_run(run_template)
+    return load_prepared(cfg)
+
+
+@pytest.fixture(scope="session")
+def predictor(run_template):
+    import stkd
+
+    return stkd.load(run_template)

@@ -1,0 +1,298 @@
+"""The forecasting service through FastAPI's TestClient: endpoints, the rolling window, every bad payload."""
+
+from __future__ import annotations
+
+import json
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")  # starlette's deprecation note about httpx
+    from fastapi.testclient import TestClient
+
+from stkd.serve import create_app
+
+TOKEN = "s3cret"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+def post_step(client, data, t: int, headers=AUTH, nodes=None):
+    """POST the readings of step t (NaN -> null) for all nodes (or some)."""
+    idx = range(len(data.nodes)) if nodes is None else nodes
+    readings = {data.nodes[i]: (None if np.isnan(v := float(data.values[t, i, 0])) else v) for i in idx}
+    return client.post("/observations", json={"timestamp": str(data.index[t]), "readings": readings},
+                       headers=headers)
+
+
+@pytest.fixture
+def client(run_dir):
+    return TestClient(create_app(run_dir, "torch", token=TOKEN))
+
+
+def test_health_metadata_and_not_ready(client, prepared):
+    data, wd = prepared
+    assert client.get("/health").json() == {"status": "ok", "model": "stid_kd", "backend": "torch", "ready": False}
+    md = client.get("/metadata").json()
+    assert md["nodes"] == data.nodes and md["horizon"] == 6 and md["input_len"] == 12 and md["freq"] == "5min"
+    assert md["model"] == "stid_kd" and md["dataset"]["name"] == data.name and md["metrics"]["test"]["mae"] == 2.0
+    assert md["metrics"]["test"]["mape"] is None  # NaN in metrics.json comes out as null, not a 500
+    r = client.get("/forecast")
+    assert r.status_code == 409 and "0 of 12 steps" in r.json()["detail"]
+
+
+def test_rolling_window_of_30_posts_equals_predictor(client, run_dir, prepared):
+    import stkd
+
+    data, wd = prepared
+    t0 = int(wd.starts["test"][0])
+    for k in range(30):
+        r = post_step(client, data, t0 + k)
+        assert r.status_code == 200, r.text
+        assert r.json()["window_steps"] == min(k + 1, 12) and r.json()["ready"] == (k + 1 >= 12)
+        if k == 10:
+            assert client.get("/forecast").status_code == 409
+    r = client.get("/forecast")
+    assert r.status_code == 200
+    body = r.json()
+    assert body["issued_at"] == data.index[t0 + 29].isoformat()
+    assert body["target_times"][0] == (data.index[t0 + 29] + pd.Timedelta("5min")).isoformat()
+    assert set(body["values"]) == set(data.nodes) and len(body["values"][data.nodes[0]]) == 6
+    # the predictor given the same readings (plus what came before them: the service kept the last
+    # reading of each node, as training's forward fill over the series does) gives the same numbers
+    frame = pd.DataFrame(data.values[t0:t0 + 30, :, 0], index=data.index[t0:t0 + 30], columns=data.nodes)
+    want = stkd.load(run_dir).predict(frame, as_frame=False).values[0, :, :, 0]  # [H, N]
+    got = np.array([body["values"][n] for n in data.nodes]).T
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-4)
+    one = client.get("/forecast", params={"node": [data.nodes[3], data.nodes[1]]}).json()
+    assert list(one["values"]) == [data.nodes[3], data.nodes[1]]
+    assert one["values"][data.nodes[1]] == body["values"][data.nodes[1]]
+
+
+def test_restart_gives_the_same_forecast(run_dir, prepared):
+    data, wd = prepared
+    c1 = TestClient(create_app(run_dir, "torch", token=TOKEN))
+    t0 = int(wd.starts["val"][0])
+    for k in range(14):
+        post_step(c1, data, t0 + k, nodes=range(2, 10) if k == 13 else None)  # the last step partial
+    before = c1.get("/forecast").json()
+    c2 = TestClient(create_app(run_dir, "torch"))  # a new process would read the same state file
+    assert c2.get("/health").json()["ready"]
+    assert c2.get("/forecast").json() == before
+    r = post_step(c2, data, t0 + 13, nodes=[0])  # the restarted service still knows what it has seen
+    assert r.status_code == 200
+    r = post_step(c2, data, t0 + 13, nodes=[0])
+    assert r.status_code == 409 and "duplicate" in r.json()["detail"]
+    # and the onnx backend serves the same numbers
+    c3 = TestClient(create_app(run_dir, "onnx", state_path=False))
+    body = {"end": str(data.index[t0 + 11]), "values": {n: [float(x) if not np.isnan(x) else None
+                                                            for x in data.values[t0:t0 + 12, i, 0]]
+                                                        for i, n in enumerate(data.nodes)}}
+    a = c3.post("/predict", json=body).json()["values"]
+    b = c2.post("/predict", json=body).json()["values"]
+    for n in data.nodes:
+        np.testing.assert_allclose(a[n], b[n], rtol=1e-5, atol=1e-4)
+
+
+def test_time_gap_advances_the_window_with_missing_steps(client, run_dir, prepared):
+    import stkd
+
+    data, wd = prepared
+    t0 = int(wd.starts["test"][10])
+    steps = list(range(12)) + [15, 16]  # steps 12..14 never arrive
+    for k in steps:
+        assert post_step(client, data, t0 + k).status_code == 200
+    assert client.get("/metadata").json()["window"]["latest"] == data.index[t0 + 16].isoformat()
+    got = client.get("/forecast").json()
+    frame = pd.DataFrame(data.values[t0:t0 + 17, :, 0], index=data.index[t0:t0 + 17], columns=data.nodes)
+    frame.iloc[12:15] = np.nan
+    want = stkd.load(run_dir).predict(frame, as_frame=False).values[0, :, :, 0]
+    np.testing.assert_allclose(np.array([got["values"][n] for n in data.nodes]).T, want, rtol=1e-5, atol=1e-4)
+
+
+def test_predict_endpoint_matches_predictor(client, prepared, predictor):
+    data, wd = prepared
+    s = int(wd.starts["test"][7])
+    win = data.values[s:s + 12]
+    values = {n: [None if np.isnan(x) else float(x) for x in win[:, i, 0]] for i, n in enumerate(data.nodes)}
+    r = client.post("/predict", json={"timestamps": [str(t) for t in data.index[s:s + 12]], "values": values},
+                    headers={"X-API-Token": TOKEN})
+    assert r.status_code == 200, r.text
+    want = predictor.predict(win, data.index[s:s + 12], as_frame=False).values[0, :, :, 0]
+    np.testing.assert_allclose(np.array([r.json()["values"][n] for n in data.nodes]).T, want, rtol=1e-5, atol=1e-4)
+    r2 = client.post("/predict", json={"end": str(data.index[s + 11]), "values": values, "nodes": [data.nodes[0]]},
+                     headers=AUTH)
+    assert list(r2.json()["values"]) == [data.nodes[0]]
+    assert r2.json()["values"][data.nodes[0]] == r.json()["values"][data.nodes[0]]
+
+
+def _window(data, s, P=12):
+    return {n: [None if np.isnan(x) else float(x) for x in data.values[s:s + P, i, 0]] for i, n in enumerate(data.nodes)}
+
+
+@pytest.mark.parametrize("case, status, match", [
+    ("unknown_node", 422, "unknown node"),
+    ("string_value", 422, "valid number"),
+    ("bool_value", 422, "valid number"),
+    ("nan_literal", 422, "finite number"),
+    ("infinity_literal", 422, "finite number"),
+    ("vector_for_one_feature", 422, "2 values"),
+    ("empty_readings", 422, "at least 1 item"),
+    ("no_timestamp", 422, "timestamp: Field required"),
+    ("bad_timestamp", 422, "not a timestamp"),
+    ("off_grid", 422, "not on the data's 5min grid"),
+    ("timezone", 422, "timezone"),
+    ("number_timestamp", 422, "timestamp"),
+    ("extra_field", 422, "Extra inputs"),
+    ("not_json", 422, "JSON"),
+    ("list_body", 422, "valid dictionary"),
+    ("no_token", 401, "API token"),
+    ("wrong_token", 401, "API token"),
+    ("too_large", 413, "over the limit"),
+    ("too_large_chunked", 413, "over the limit"),
+    ("out_of_order", 409, "out of order"),
+    ("duplicate", 409, "duplicate"),
+])
+def test_bad_observations(client, prepared, case, status, match):
+    data, wd = prepared
+    t = int(wd.starts["test"][0])
+    assert post_step(client, data, t + 1).status_code == 200
+    node = data.nodes[0]
+    ts = str(data.index[t + 2])
+    body: dict | None = {"timestamp": ts, "readings": {node: 50.0}}
+    headers, content = dict(AUTH), None
+    if case == "unknown_node":
+        body["readings"] = {"nope": 1.0}
+    elif case == "string_value":
+        body["readings"] = {node: "50"}
+    elif case == "bool_value":
+        body["readings"] = {node: True}
+    elif case in ("nan_literal", "infinity_literal"):
+        body, content = None, ('{"timestamp": "%s", "readings": {"%s": %s}}'
+                               % (ts, node, "NaN" if case == "nan_literal" else "Infinity")).encode()
+    elif case == "vector_for_one_feature":
+        body["readings"] = {node: [1.0, 2.0]}
+    elif case == "empty_readings":
+        body["readings"] = {}
+    elif case == "no_timestamp":
+        del body["timestamp"]
+    elif case == "bad_timestamp":
+        body["timestamp"] = "yesterday-ish"
+    elif case == "off_grid":
+        body["timestamp"] = str(data.index[t + 2] + pd.Timedelta("2min"))
+    elif case == "timezone":
+        body["timestamp"] = data.index[t + 2].tz_localize("UTC").isoformat()
+    elif case == "number_timestamp":
+        body["timestamp"] = 1234567890
+    elif case == "extra_field":
+        body["extra"] = 1
+    elif case == "not_json":
+        body, content = None, b"timestamp=now"
+    elif case == "list_body":
+        body = [1, 2, 3]
+    elif case == "no_token":
+        headers = {}
+    elif case == "wrong_token":
+        headers = {"Authorization": "Bearer nope"}
+    elif case == "too_large":
+        body, content = None, b'{"timestamp": "' + b"x" * (5 * 2**20) + b'"}'
+    elif case == "too_large_chunked":  # no Content-Length: the middleware counts what arrives
+        body, content = None, (b"x" * 2**20 for _ in range(6))
+    elif case == "out_of_order":
+        body["timestamp"] = str(data.index[t])
+    elif case == "duplicate":
+        body["timestamp"] = str(data.index[t + 1])
+    if content is not None:
+        r = client.post("/observations", content=content, headers={**headers, "Content-Type": "application/json"})
+    else:
+        r = client.post("/observations", json=body, headers=headers)
+    assert r.status_code == status, (r.status_code, r.text)
+    detail = r.json()["detail"]
+    assert isinstance(detail, str) and match in detail, detail
+    # the service is still fine afterwards
+    assert client.get("/health").status_code == 200
+
+
+@pytest.mark.parametrize("case, match", [
+    ("missing_node", "missing"),
+    ("unknown_node", "unknown node"),
+    ("short", "11 steps"),
+    ("both_times", "either timestamps"),
+    ("no_times", "either timestamps"),
+    ("few_timestamps", "3 given"),
+    ("not_consecutive", "consecutive"),
+    ("all_null", "no observation"),
+    ("nan", "finite number"),
+    ("nested_wrong", "1 feature"),
+    ("unknown_output_node", "unknown node"),
+])
+def test_bad_predict_payloads(client, prepared, case, match):
+    data, wd = prepared
+    s = int(wd.starts["test"][0])
+    values = _window(data, s)
+    body = {"end": str(data.index[s + 11]), "values": values}
+    if case == "missing_node":
+        del values[data.nodes[4]]
+    elif case == "unknown_node":
+        values["nope"] = [1.0] * 12
+    elif case == "short":
+        values[data.nodes[0]] = values[data.nodes[0]][:11]
+    elif case == "both_times":
+        body["timestamps"] = [str(x) for x in data.index[s:s + 12]]
+    elif case == "no_times":
+        del body["end"]
+    elif case == "few_timestamps":
+        del body["end"]
+        body["timestamps"] = [str(x) for x in data.index[s:s + 3]]
+    elif case == "not_consecutive":
+        del body["end"]
+        body["timestamps"] = [str(x) for x in data.index[s:s + 11]] + [str(data.index[s + 20])]
+    elif case == "all_null":
+        body["values"] = {n: [None] * 12 for n in data.nodes}
+    elif case == "nested_wrong":
+        values[data.nodes[0]] = [[1.0, 2.0]] * 12
+    elif case == "unknown_output_node":
+        body["nodes"] = ["nope"]
+    if case == "nan":
+        text = json.dumps(body).replace("null", "NaN", 1)
+        if "NaN" not in text:
+            text = text.replace(str(values[data.nodes[0]][0]), "NaN", 1)
+        r = client.post("/predict", content=text.encode(), headers={**AUTH, "Content-Type": "application/json"})
+    else:
+        r = client.post("/predict", json=body, headers=AUTH)
+    assert r.status_code == 422, (r.status_code, r.text)
+    assert match in r.json()["detail"], r.json()["detail"]
+
+
+def test_forecast_unknown_node_is_404(client, prepared):
+    data, wd = prepared
+    for k in range(12):
+        post_step(client, data, int(wd.starts["test"][0]) + k)
+    r = client.get("/forecast", params={"node": "nope"})
+    assert r.status_code == 404 and "unknown node" in r.json()["detail"]
+
+
+def test_no_token_means_open_writes(run_dir, prepared):
+    data, wd = prepared
+    c = TestClient(create_app(run_dir, "torch", state_path=False))
+    assert post_step(c, data, int(wd.starts["test"][0]), headers={}).status_code == 200
+
+
+def test_openapi_schema_is_valid(client):
+    schema = client.app.openapi()
+    assert schema["openapi"].startswith("3.")
+    paths = schema["paths"]
+    assert {"/observations", "/forecast", "/predict", "/health", "/metadata"} <= set(paths)
+    assert "requestBody" in paths["/observations"]["post"] and "409" in paths["/observations"]["post"]["responses"]
+    try:
+        from openapi_spec_validator import validate
+    except ImportError:  # structural check only
+        for path, ops in paths.items():
+            assert path.startswith("/")
+            for method, op in ops.items():
+                assert method in ("get", "post") and "responses" in op
+        return
+    validate(schema)
+    assert json.loads(client.get("/openapi.json").text) == schema

@@ -1,0 +1,198 @@
+"""End to end on a slice of Los-loop through the command line: ``stkd run`` -> metrics.json, report and
+plots; ``stkd distill`` from the saved teacher reuses its soft-label cache; ``stkd evaluate`` repeats the
+numbers; resume of a finished run; a teacher run from other data is refused."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from stkd.cli import main
+from stkd.config import load_config, parse_config, to_dict
+
+pytestmark = pytest.mark.slow
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+ROLES = {"gwnet": "teacher", "stid_kd": "student_kd", "stid_plain": "student_plain",
+         "last_value": "baseline", "seasonal_avg": "baseline", "ridge": "baseline"}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def _files(root: Path) -> dict[str, float]:
+    return {str(p.relative_to(root)): p.stat().st_mtime_ns for p in root.rglob("*") if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def e2e(tmp_path_factory, los_small_config):
+    """One ``stkd run``; the metrics it wrote, read before any later test rewrites them."""
+    root = tmp_path_factory.mktemp("e2e")
+    raw = los_small_config()
+    cfg_path = root / "los.yaml"
+    cfg_path.write_text(yaml.safe_dump(raw))
+    run = root / "run"
+    assert main(["run", "--config", str(cfg_path), "--out", str(run), "--quiet"]) == 0
+    return {"root": root, "config": cfg_path, "raw": raw, "run": run,
+            "metrics": json.loads((run / "metrics.json").read_text()),
+            "files": _files(run)}
+
+
+@pytest.fixture(scope="module")
+def distilled(e2e):
+    """``stkd distill`` of an MLP from the run's saved teacher."""
+    run, out = e2e["run"], e2e["root"] / "mlp"
+    cache_before = _files(run / "cache")
+    rc = main(["distill", "--teacher-run", str(run), "--out", str(out), "--set", "student.name=mlp",
+               "--set", "student.params.hidden=[16]", "--quiet"])
+    assert rc == 0
+    return {"out": out, "cache_before": cache_before, "metrics": json.loads((out / "metrics.json").read_text())}
+
+
+def _check_block(block: dict, where: str) -> None:
+    for key in ("mae", "rmse", "mape"):
+        assert isinstance(block[key], float) and math.isfinite(block[key]), (where, key)
+    assert 0 < block["mae"] <= block["rmse"], where
+    assert 0 < block["mape"] < 1000, where
+
+
+def test_metrics_json_has_the_design_schema_and_sane_values(e2e):
+    m = e2e["metrics"]
+    assert m["task"] == "forecast"
+    assert m["dataset"] == {"name": m["dataset"]["name"], "nodes": 20, "steps": 576, "freq": "5min"}
+    assert {k: v["role"] for k, v in m["models"].items()} == ROLES
+    for name, entry in m["models"].items():
+        test = entry["test"]
+        _check_block(test, name)
+        assert set(test["horizons"]) == {"3", "6", "12"}
+        for h, block in test["horizons"].items():
+            _check_block(block, f"{name}@{h}")
+        assert entry["train_seconds"] is not None and entry["train_seconds"] >= 0
+        for key in ("params", "latency_ms_batch1", "throughput_windows_per_s"):
+            assert key in entry
+        if entry["role"] != "baseline":
+            assert isinstance(entry["params"], int) and entry["params"] > 0
+            assert 0 < entry["latency_ms_batch1"] < 10_000 and entry["throughput_windows_per_s"] > 0
+            assert entry["train_seconds"] > 0
+    models = m["models"]
+    assert models["stid_kd"]["params"] == models["stid_plain"]["params"] < models["gwnet"]["params"]
+    # speeds in mph: any forecast is off by at most tens of mph on average
+    assert all(e["test"]["mae"] < 40 for e in models.values())
+
+
+def test_run_directory_holds_report_plots_config_and_models(e2e):
+    run = e2e["run"]
+    report = (run / "report.md").read_text()
+    for name in ROLES:
+        assert name in report
+    plots = sorted((run / "plots").glob("*.png"))
+    assert {p.name for p in plots} >= {"error_by_horizon.png", "forecast_vs_truth.png", "sensor_map.png",
+                                       "training_curves.png", "distillation_gain.png"}
+    for p in plots:
+        assert p.read_bytes()[:8] == PNG_MAGIC and p.stat().st_size > 2000, p.name
+    cfg = load_config(run / "config.yaml")
+    assert to_dict(cfg) == to_dict(parse_config(e2e["raw"]))
+    for name in ("gwnet", "stid_kd", "stid_plain"):
+        mdir = run / "models" / name
+        assert {"model.safetensors", "model.json", "log.csv"} <= {p.name for p in mdir.iterdir()}
+        assert not list(mdir.glob("*.pt")) and not list(mdir.glob("*.pth")) and not list(mdir.glob("*.pkl"))
+        lines = (mdir / "log.csv").read_text().strip().splitlines()
+        assert len(lines) == 1 + 2  # header + one row per epoch
+    assert len(list((run / "cache").iterdir())) == 1
+
+
+def test_distill_reuses_the_teachers_cache_and_trains_no_teacher(e2e, distilled):
+    run, out = e2e["run"], distilled["out"]
+    assert sorted(p.name for p in (out / "models").iterdir()) == ["mlp_kd", "mlp_plain"]
+    assert not (out / "cache").exists()
+    assert _files(run / "cache") == distilled["cache_before"]  # no new key, nothing rewritten
+    models_now = {k: v for k, v in _files(run).items() if k.startswith("models")}
+    assert models_now == {k: v for k, v in e2e["files"].items() if k.startswith("models")}  # teacher untouched
+    m = distilled["metrics"]
+    assert {k: v["role"] for k, v in m["models"].items()} == {
+        "gwnet": "teacher", "mlp_kd": "student_kd", "mlp_plain": "student_plain",
+        "last_value": "baseline", "seasonal_avg": "baseline", "ridge": "baseline"}
+    # the same teacher on the same data scores the same
+    for key in ("mae", "rmse", "mape"):
+        assert m["models"]["gwnet"]["test"][key] == pytest.approx(e2e["metrics"]["models"]["gwnet"]["test"][key],
+                                                                  rel=1e-6)
+    card = json.loads((out / "models" / "mlp_kd" / "model.json").read_text())
+    assert card["hparams"]["hidden"] == [16] and card["teachers"] == ["gwnet"]
+    assert (out / "report.md").is_file()
+
+
+def _same_numbers(a: dict, b: dict) -> None:
+    assert set(a["models"]) == set(b["models"])
+    for name in a["models"]:
+        ta, tb = a["models"][name]["test"], b["models"][name]["test"]
+        for key in ("mae", "rmse", "mape"):
+            assert tb[key] == pytest.approx(ta[key], rel=1e-5), (name, key)
+            for h in ("3", "6", "12"):
+                assert tb["horizons"][h][key] == pytest.approx(ta["horizons"][h][key], rel=1e-5), (name, h, key)
+        assert b["models"][name]["params"] == a["models"][name]["params"]
+
+
+def _no_report(monkeypatch):
+    """Skip the plots where a test does not look at them (they take most of a small run's time)."""
+    import stkd.report
+
+    monkeypatch.setattr(stkd.report, "write_report", lambda run_dir, *a, **k: Path(run_dir) / "report.md")
+
+
+def test_evaluate_rewrites_the_same_numbers(e2e, distilled, capsys, monkeypatch):
+    run = e2e["run"]
+    os.remove(run / "metrics.json")
+    os.remove(run / "report.md")
+    assert main(["evaluate", str(run)]) == 0
+    assert "report:" in capsys.readouterr().out
+    _same_numbers(e2e["metrics"], json.loads((run / "metrics.json").read_text()))
+    assert (run / "report.md").is_file()
+    # a distilled run's evaluation still scores the teacher it was distilled from
+    _no_report(monkeypatch)
+    assert main(["evaluate", str(distilled["out"])]) == 0
+    _same_numbers(distilled["metrics"], json.loads((distilled["out"] / "metrics.json").read_text()))
+
+
+def test_resume_of_a_finished_run_trains_nothing(e2e, monkeypatch):
+    _no_report(monkeypatch)
+    run = e2e["run"]
+    logs = {p: p.read_text() for p in (run / "models").glob("*/log.csv")}
+    weights = {p: p.read_bytes() for p in (run / "models").glob("*/model.safetensors")}
+    assert main(["run", "--config", str(e2e["config"]), "--out", str(run), "--resume", "--quiet"]) == 0
+    assert {p: p.read_text() for p in logs} == logs
+    assert {p: p.read_bytes() for p in weights} == weights
+    _same_numbers(e2e["metrics"], json.loads((run / "metrics.json").read_text()))
+    assert len(list((run / "cache").iterdir())) == 1
+
+
+def test_distill_refuses_a_teacher_run_from_other_data(e2e, capsys):
+    for override in ("data.nodes=[773869,767541,767542]",
+                     "data.time_range=['2012-03-02 00:00','2012-03-03 23:55']"):
+        out = e2e["root"] / "other"
+        rc = main(["distill", "--teacher-run", str(e2e["run"]), "--config", str(e2e["config"]),
+                   "--set", override, "--out", str(out), "--quiet"])
+        err = capsys.readouterr().err
+        assert rc == 2, err
+        assert "different data" in err and str(e2e["run"]) in err
+        assert not out.exists()
+
+
+def test_resume_with_other_data_is_refused_and_leaves_the_run_alone(e2e, capsys):
+    run = e2e["run"]
+    before = _files(run)
+    rc = main(["run", "--config", str(e2e["config"]), "--set", "data.nodes=[773869,767541,767542]",
+               "--out", str(run), "--resume", "--quiet"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "different data" in err, err
+    assert _files(run) == before
