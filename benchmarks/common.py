@@ -45,13 +45,14 @@ def mean_std(values) -> str:
     return f"{v.mean():.3f} ± {v.std(ddof=1):.3f}" if len(v) > 1 else f"{v.mean():.3f}"
 
 
-def write_section(name: str, body: str, doc: Path = DOC) -> None:
+def write_section(name: str, body: str, doc: Path = DOC, footer: str | None = None) -> None:
     """Replace (or append) the section ``name`` of docs/benchmarks.md, leaving the others untouched."""
     from stkd.io import write_text
 
     start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
     text = doc.read_text() if doc.is_file() else "# Benchmarks\n\nEvery number here comes from the command shown with it.\n"
-    block = f"{start}\n{body.rstrip()}\n\n_{_dt.date.today().isoformat()}, {machine()}._\n{end}"
+    footer = footer or f"{_dt.date.today().isoformat()}, measured on {machine()}"
+    block = f"{start}\n{body.rstrip()}\n\n_{footer}._\n{end}"
     pattern = re.compile(re.escape(start) + r".*?" + re.escape(end), re.S)
     text = pattern.sub(lambda _: block, text) if pattern.search(text) else text.rstrip() + "\n\n" + block + "\n"
     write_text(doc, text)

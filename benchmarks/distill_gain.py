@@ -21,15 +21,12 @@ from common import command, machine, mean_std, write_section
 METHODS = {
     # name: (distill overrides, teachers used)
     "plain (no teacher)": (None, None),
-    "response a=0.1": ({"alpha": 0.1}, ["gwnet"]),
     "response a=0.3": ({"alpha": 0.3}, ["gwnet"]),
     "response a=0.5": ({"alpha": 0.5}, ["gwnet"]),
     "response a=0.7": ({"alpha": 0.7}, ["gwnet"]),
-    "response a=0.9": ({"alpha": 0.9}, ["gwnet"]),
     "teacher-bounded": ({"alpha": 0.5, "bounded": True}, ["gwnet"]),
     "response + feature (hint)": ({"alpha": 0.5, "feature_weight": 0.1}, ["gwnet"]),
     "response + relation": ({"alpha": 0.5, "relation_weight": 1.0}, ["gwnet"]),
-    "several teachers (mean)": ({"alpha": 0.5, "ensemble": "mean"}, ["gwnet", "staeformer"]),
     "several teachers (val-weighted)": ({"alpha": 0.5, "ensemble": "weighted"}, ["gwnet", "staeformer"]),
 }
 

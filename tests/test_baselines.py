@@ -101,3 +101,10 @@ def test_every_baseline_is_built_by_name_and_scores_finite():
         assert 0 < m["mae"] <= m["rmse"] < np.inf, name
     with pytest.raises(ValueError):
         build_baseline("nope", wd)
+    # the config accepts exactly these names
+    from stkd.config import parse_config
+    from stkd.errors import ConfigError
+
+    assert parse_config({"eval": {"baselines": list(BASELINES)}}).eval.baselines == list(BASELINES)
+    with pytest.raises(ConfigError, match="did you mean 'ridge'"):
+        parse_config({"eval": {"baselines": ["ridgee"]}})

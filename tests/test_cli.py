@@ -51,6 +51,9 @@ def _fails(argv: list[str], capsys, *needles: str) -> str:
     (["eval.horizons=[3,6,24]"], ["eval.horizons", "1..12"]),
     (["student.params.node_dim=-1"], ["student 'stid'", "does not fit the data"]),
     (["teacher.params.blocks=1"], ["gwnet", "receptive field"]),
+    (["eval.baselines=[last,sesonal]"], ["eval.baselines", "did you mean 'seasonal'"]),
+    (["train.max_batches=0"], ["train.max_batches", ">= 1"]),
+    (["distill.feature_weight=-1"], ["distill.feature_weight", ">= 0"]),
 ])
 def test_bad_input_is_a_clear_error_before_anything_is_written(write_cfg, tmp_path, capsys, overrides, needles):
     out = tmp_path / "run"

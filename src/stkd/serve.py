@@ -36,7 +36,7 @@ import pydantic_core
 from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from stkd.errors import STKDError
 
@@ -427,7 +427,8 @@ def create_app(run_dir: str | Path, backend: str = "torch", token: str | None = 
     async def _bad_input(request: Request, exc: STKDError):
         return JSONResponse({"detail": str(exc)}, status_code=422)
 
-    def authorize(authorization: str | None = Header(default=None), x_api_token: str | None = Header(default=None)):
+    async def authorize(authorization: str | None = Header(default=None),
+                        x_api_token: str | None = Header(default=None)):
         if token is None:
             return
         given = x_api_token
@@ -438,11 +439,11 @@ def create_app(run_dir: str | Path, backend: str = "torch", token: str | None = 
                                      "or X-API-Token)", headers={"WWW-Authenticate": "Bearer"})
 
     @app.get("/health", response_model=HealthOut)
-    def health():
+    async def health():
         return {"status": "ok", "model": s.model, "backend": p.backend.name, "ready": svc.window.ready}
 
     @app.get("/metadata")
-    def metadata():
+    async def metadata():
         w = svc.window
         return JSONResponse(_finite({
             "model": s.model, "architecture": s.registry_name, "role": s.role, "task": s.task,
@@ -454,8 +455,13 @@ def create_app(run_dir: str | Path, backend: str = "torch", token: str | None = 
                        "steps": min(w.steps, s.input_len), "ready": w.ready},
             "max_body_bytes": max_body_bytes, "auth": token is not None}))
 
-    @app.post("/observations", response_model=ObservationsOut, responses=_ERRORS, dependencies=[Depends(authorize)])
-    def observations(body: ObservationsIn):
+    # Endpoints are async and compute inline: one request at a time per worker, no thread hop per
+    # request. Bodies are parsed and validated in one step by pydantic-core (``model_validate_json``);
+    # their schemas are declared for the OpenAPI document.
+    @app.post("/observations", response_model=ObservationsOut, responses=_ERRORS, dependencies=[Depends(authorize)],
+              openapi_extra=_body_schema(ObservationsIn))
+    async def observations(request: Request):
+        body = await _parse(request, ObservationsIn)
         pos = svc.parse_time(body.timestamp, "timestamp")
         names = list(body.readings)
         idx = svc.node_index(names, "readings")
@@ -471,7 +477,7 @@ def create_app(run_dir: str | Path, backend: str = "torch", token: str | None = 
                     "ready": w.ready}
 
     @app.get("/forecast", response_model=ForecastOut, responses=_ERRORS)
-    def forecast(node: list[str] | None = Query(default=None, description="node id(s); default all")):
+    async def forecast(node: list[str] | None = Query(default=None, description="node id(s); default all")):
         with svc.lock:
             w = svc.window
             if not w.ready:
@@ -488,8 +494,10 @@ def create_app(run_dir: str | Path, backend: str = "torch", token: str | None = 
                 svc._cache = ((w.version, w.latest), fc)
         return FastJSONResponse(svc.forecast_json(fc, node))
 
-    @app.post("/predict", response_model=ForecastOut, responses=_ERRORS, dependencies=[Depends(authorize)])
-    def predict(body: PredictIn):
+    @app.post("/predict", response_model=ForecastOut, responses=_ERRORS, dependencies=[Depends(authorize)],
+              openapi_extra=_body_schema(PredictIn))
+    async def predict(request: Request):
+        body = await _parse(request, PredictIn)
         P = s.input_len
         if (body.timestamps is None) == (body.end is None):
             raise HTTPException(422, "give either timestamps (one per input step) or end (the last input step)")
@@ -515,6 +523,20 @@ def create_app(run_dir: str | Path, backend: str = "torch", token: str | None = 
         return FastJSONResponse(svc.forecast_json(fc, body.nodes))
 
     return app
+
+
+async def _parse(request: Request, model: type[BaseModel]):
+    """The request body validated as ``model``; errors go to the 422 handler like FastAPI's own."""
+    raw = await request.body()
+    try:
+        return model.model_validate_json(raw)
+    except ValidationError as e:
+        raise RequestValidationError(e.errors(include_input=False, include_url=False)) from None
+
+
+def _body_schema(model: type[BaseModel]) -> dict:
+    return {"requestBody": {"required": True,
+                            "content": {"application/json": {"schema": model.model_json_schema()}}}}
 
 
 class FastJSONResponse(JSONResponse):
