@@ -148,6 +148,7 @@ class Preprocessor:
         self.seasonal = spec.seasonal_means  # [period, N, F] or None
         self.method = spec.impute
         self._start_ns = int(self.start.value)  # UTC ns for an aware start
+        self._week: tuple | None = None  # (tod, dow) over one week of the grid, when the calendar repeats
 
     # ---------------------------------------------------------------- time
     def as_index(self, timestamps, what: str = "timestamps") -> pd.DatetimeIndex:
@@ -200,8 +201,19 @@ class Preprocessor:
         return idx
 
     def covariates(self, pos: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """``tod [..]`` float32 and ``dow [..]`` int64 of grid positions (``windows.time_covariates``)."""
-        pos = np.asarray(pos)
+        """``tod [..]`` float32 and ``dow [..]`` int64 of grid positions (``windows.time_covariates``).
+
+        For naive timestamps on a step that divides a week, the calendar repeats every week, so
+        ``time_covariates`` is evaluated once over a week of the grid and looked up by ``pos % period``.
+        """
+        pos = np.asarray(pos, dtype=np.int64)
+        if self._week is None:
+            week = pd.Timedelta("7D").value
+            period = week // self.step_ns if self.start.tz is None and week % self.step_ns == 0 else 0
+            self._week = time_covariates(self.times(np.arange(period))) if 0 < period <= 1_000_000 else ()
+        if self._week:
+            slot = np.mod(pos, len(self._week[0]))
+            return self._week[0][slot], self._week[1][slot]
         tod, dow = time_covariates(self.times(pos))
         return tod.reshape(pos.shape), dow.reshape(pos.shape)
 

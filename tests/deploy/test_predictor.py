@@ -217,3 +217,20 @@ def test_predict_series_matches_single_windows(predictor, prepared):
     assert issued[-1] == np.datetime64(idx[-1]) and len(issued) == len(range(end - 1, wd.P - 2, -7))
     single = predictor.predict(raw_frame(data, end), as_frame=False)
     np.testing.assert_allclose(fcs[-1].values[-1], single.values[0], atol=1e-5)
+
+
+def test_calendar_lookup_equals_time_covariates(predictor, prepared):
+    from stkd.data.windows import time_covariates
+
+    data, wd = prepared
+    pos = predictor.prep.positions(data.index)
+    tod, dow = predictor.prep.covariates(pos[None, :])
+    ref_tod, ref_dow = time_covariates(data.index)
+    np.testing.assert_array_equal(tod[0], ref_tod)
+    np.testing.assert_array_equal(dow[0], ref_dow)
+    np.testing.assert_array_equal(tod[0], wd.tod.numpy())
+    far = np.array([-5000, 10**6 + 7])  # before the data and years later
+    t2, d2 = predictor.prep.covariates(far)
+    r2 = time_covariates(predictor.prep.times(far))
+    np.testing.assert_array_equal(t2, r2[0])
+    np.testing.assert_array_equal(d2, r2[1])

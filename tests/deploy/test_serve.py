@@ -147,7 +147,7 @@ def _window(data, s, P=12):
     ("number_timestamp", 422, "timestamp"),
     ("extra_field", 422, "Extra inputs"),
     ("not_json", 422, "JSON"),
-    ("list_body", 422, "valid dictionary"),
+    ("list_body", 422, "Input should be an object"),
     ("no_token", 401, "API token"),
     ("wrong_token", 401, "API token"),
     ("too_large", 413, "over the limit"),

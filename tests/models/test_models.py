@@ -12,7 +12,8 @@ import torch
 
 from stkd.errors import ConfigError, DataError
 from stkd.models import MODELS, STUDENTS, TEACHERS, ModelSpec, build_model, count_params, model_defaults
-from stkd.models.base import tod_index, transition_matrices
+from stkd.data.graph import transition_matrices
+from stkd.models.base import tod_index
 
 N, P, H, F_IN = 7, 12, 12, 2
 @pytest.fixture(autouse=True, scope="module")

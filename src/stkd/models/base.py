@@ -169,23 +169,6 @@ def adjacency_to_scipy(adj: Any) -> sp.csr_matrix:
     return m
 
 
-def transition_matrices(adj: Any) -> tuple[sp.csr_matrix, sp.csr_matrix]:
-    """Forward and backward random-walk transition matrices ``D_out^-1 A`` and ``D_in^-1 A^T``.
-
-    Rows sum to 1 (rows of isolated nodes stay 0). These are the diffusion supports of DCRNN
-    (Li et al., ICLR 2018) that Graph WaveNet uses. A local copy of the normalisation also planned
-    as ``stkd.data.graph.transition_matrices``, kept here so the models depend on nothing but scipy.
-    """
-    a = adjacency_to_scipy(adj)
-
-    def rw(m: sp.csr_matrix) -> sp.csr_matrix:
-        deg = np.asarray(m.sum(axis=1)).ravel()
-        inv = np.divide(1.0, deg, out=np.zeros_like(deg), where=deg != 0)
-        return sp.csr_matrix(sp.diags(inv.astype(np.float32)) @ m, dtype=np.float32)
-
-    return rw(a), rw(sp.csr_matrix(a.T))
-
-
 def scipy_to_torch_sparse(m: sp.spmatrix) -> torch.Tensor:
     """scipy sparse -> coalesced torch COO float32 (autograd flows to the dense operand of mm)."""
     coo = sp.coo_matrix(m)

@@ -31,7 +31,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from stkd.errors import ConfigError
-from stkd.models.base import ModelSpec, STModel, adjacency_to_scipy, scipy_to_torch_sparse, to_pred, transition_matrices
+from stkd.data.graph import transition_matrices
+from stkd.models.base import ModelSpec, STModel, adjacency_to_scipy, scipy_to_torch_sparse, to_pred
 
 log = logging.getLogger(__name__)
 
