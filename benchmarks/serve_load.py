@@ -42,8 +42,23 @@ def _request(conn, method: str, path: str, body: bytes | None = None, headers: d
     return r.status, data
 
 
-def drive(url: str, payload_file: str, requests: int, seconds: float, warmup: int = 20) -> dict:
-    """The client process: run both scenarios against ``url`` and return their numbers."""
+def cpu_seconds(pid: int | None) -> float:
+    """User + system CPU time of a process (Linux /proc), 0 where unknown."""
+    if not pid:
+        return 0.0
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
+def drive(url: str, payload_file: str, requests: int, seconds: float, warmup: int = 20,
+          server_pid: int | None = None) -> dict:
+    """The client process: run both scenarios against ``url`` and return their numbers.
+
+    Besides wall-clock latency it records the server's CPU time per request, which other work on a
+    shared machine does not inflate (much)."""
     host, port = url.split("//")[1].split(":")
     conn = http.client.HTTPConnection(host, int(port), timeout=60)
     pl = json.loads(Path(payload_file).read_text())
@@ -55,6 +70,7 @@ def drive(url: str, payload_file: str, requests: int, seconds: float, warmup: in
     lat, t_end, n, errors = [], None, 0, 0
     for i in range(warmup):
         _request(conn, "POST", "/predict", bodies[i % len(bodies)], hdr)
+    cpu0 = cpu_seconds(server_pid)
     t0 = time.perf_counter()
     while n < requests and time.perf_counter() - t0 < seconds:
         s = time.perf_counter()
@@ -64,6 +80,7 @@ def drive(url: str, payload_file: str, requests: int, seconds: float, warmup: in
         n += 1
     t_end = time.perf_counter() - t0
     out["predict"] = _summary(lat, t_end, errors)
+    out["predict"]["server_cpu_ms"] = 1000.0 * (cpu_seconds(server_pid) - cpu0) / max(n, 1)
 
     # --- /observations + /forecast
     steps = pl["steps"]  # [{"timestamp", "readings"}] consecutive
@@ -73,6 +90,7 @@ def drive(url: str, payload_file: str, requests: int, seconds: float, warmup: in
         _request(conn, "POST", "/observations", posts[k], hdr)
         k += 1
     lat, lat_obs, lat_fc, n, errors = [], [], [], 0, 0
+    cpu0 = cpu_seconds(server_pid)
     t0 = time.perf_counter()
     while n < requests // 2 and k < len(posts) and time.perf_counter() - t0 < seconds:
         s = time.perf_counter()
@@ -91,6 +109,7 @@ def drive(url: str, payload_file: str, requests: int, seconds: float, warmup: in
     cyc["requests_per_s"] = 2 * n / t_end if t_end else 0.0  # two requests a cycle
     cyc["obs_p50_ms"] = _pct(lat_obs, 50)
     cyc["forecast_p50_ms"] = _pct(lat_fc, 50)
+    cyc["server_cpu_ms"] = 1000.0 * (cpu_seconds(server_pid) - cpu0) / max(n, 1)  # per cycle
     out["cycle"] = cyc
     return out
 
@@ -177,7 +196,8 @@ def bench_one(run_dir: Path, model: str, backend: str, threads: int, payload_fil
         startup = time.time() - t0
         client = subprocess.run([sys.executable, __file__, "--drive", f"http://127.0.0.1:{port}",
                                  "--payloads", str(payload_file), "--requests", str(requests),
-                                 "--seconds", str(seconds)], capture_output=True, text=True,
+                                 "--seconds", str(seconds), "--server-pid", str(proc.pid)], capture_output=True,
+                                text=True,
                                 timeout=4 * seconds + 120)
         if client.returncode != 0:
             raise RuntimeError(f"client failed: {client.stderr[-2000:]}")
@@ -204,9 +224,10 @@ def main() -> int:
     ap.add_argument("--no-write", action="store_true", help="print only; do not touch docs/benchmarks.md")
     ap.add_argument("--drive", help=argparse.SUPPRESS)
     ap.add_argument("--payloads", help=argparse.SUPPRESS)
+    ap.add_argument("--server-pid", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.drive:
-        print(json.dumps(drive(args.drive, args.payloads, args.requests, args.seconds)))
+        print(json.dumps(drive(args.drive, args.payloads, args.requests, args.seconds, server_pid=args.server_pid)))
         return 0
     if not args.run_dir:
         ap.error("RUN_DIR is required")
@@ -252,28 +273,31 @@ def main() -> int:
         "rolling window saved to a state file after each post, as by default), at most "
         f"{args.requests} requests or {args.seconds:g} s per scenario. `/predict` sends a whole held-out window "
         "(every node, P readings); a cycle is `POST /observations` (one step, every node) + `GET /forecast`, "
-        "and its req/s counts both requests.",
+        "and its req/s counts both requests. Server CPU ms: the server process's CPU time per request (per "
+        "cycle), which other load on the machine does not inflate much.",
         "",
-        "| model | role | params | backend | /predict req/s | p50 ms | p99 ms | obs+forecast req/s | cycle p50 ms "
-        "| cycle p99 ms | errors |",
-        "| --- | --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| model | role | params | backend | /predict req/s | p50 ms | p99 ms | server CPU ms | obs+forecast req/s "
+        "| cycle p50 ms | cycle p99 ms | server CPU ms | errors |",
+        "| --- | --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for model, backend, params, r in results:
         p, c = r["predict"], r["cycle"]
         role = cards.get(model, {}).get("role", "?")
         lines.append(f"| {model} | {role} | {params if params is not None else '?'} | {backend} | "
-                     f"{p['requests_per_s']:.0f} | {p['p50_ms']:.2f} | {p['p99_ms']:.2f} | {c['requests_per_s']:.0f} | "
-                     f"{c['p50_ms']:.2f} | {c['p99_ms']:.2f} | {p['errors'] + c['errors']} |")
+                     f"{p['requests_per_s']:.0f} | {p['p50_ms']:.2f} | {p['p99_ms']:.2f} | {p['server_cpu_ms']:.2f} | "
+                     f"{c['requests_per_s']:.0f} | {c['p50_ms']:.2f} | {c['p99_ms']:.2f} | {c['server_cpu_ms']:.2f} | "
+                     f"{p['errors'] + c['errors']} |")
     if teacher and len(results) == 3:
         t = results[2][3]
         verdict = []
         for model, backend, _, r in results[:2]:
             ratio = r["predict"]["requests_per_s"] / max(t["predict"]["requests_per_s"], 1e-9)
             ratio_c = r["cycle"]["requests_per_s"] / max(t["cycle"]["requests_per_s"], 1e-9)
-            verdict.append(f"{model} ({backend}) serves {ratio:.1f}x the teacher's /predict requests/s and "
-                           f"{ratio_c:.1f}x its observation+forecast cycles (target >= 10x); its p99 is "
-                           f"{r['predict']['p99_ms']:.1f} ms (/predict) and {r['cycle']['p99_ms']:.1f} ms (cycle) "
-                           "(target < 20 ms).")
+            cpu = t["predict"]["server_cpu_ms"] / max(r["predict"]["server_cpu_ms"], 1e-9)
+            verdict.append(f"- {model} ({backend}) serves {ratio:.1f}x the teacher's /predict requests/s and "
+                           f"{ratio_c:.1f}x its observation+forecast cycles (target >= 10x), and needs {cpu:.1f}x "
+                           f"less server CPU per /predict; its p99 is {r['predict']['p99_ms']:.1f} ms (/predict) "
+                           f"and {r['cycle']['p99_ms']:.1f} ms (cycle) (target < 20 ms).")
         lines += ["", *verdict]
     lines += ["", f"Machine load average (1 min) {load_before[0]:.1f} before and {load_after[0]:.1f} after the "
                   f"run on {os.cpu_count()} cores: other work on this machine shares the CPU, so these numbers "

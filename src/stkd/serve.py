@@ -33,7 +33,7 @@ from typing import Annotated, Any, Optional, Union
 
 import numpy as np
 import pydantic_core
-from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request
+from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -370,9 +370,16 @@ class Service:
             v = v[:, :, 0]  # [H, N(, K)]
         v = np.moveaxis(v, 1, 0)  # [N, H, ...]
         rows = _round_significant(v).tolist()
-        return {"model": s.model, "issued_at": fc.issued_at[0].isoformat(), "freq": s.freq, "horizon": s.horizon,
-                "target_times": [t.isoformat() for t in fc.target_time], "targets": s.targets,
+        return {"model": s.model, "issued_at": _iso(fc.issued_at[:1])[0], "freq": s.freq, "horizon": s.horizon,
+                "target_times": _iso(fc.target_time), "targets": s.targets,
                 "classes": s.out_classes, "values": dict(zip(names, rows))}
+
+
+def _iso(index) -> list[str]:
+    """ISO 8601 strings (``2012-03-08T00:05:00``, with the UTC offset for aware times)."""
+    if index.tz is None and not (index.asi8 % 1_000_000_000).any():
+        return np.datetime_as_string(index.values, unit="s").tolist()  # 10x faster than isoformat per item
+    return [t.isoformat() for t in index]
 
 
 def _round_significant(v: np.ndarray, digits: int = 7) -> np.ndarray:
@@ -427,11 +434,12 @@ def create_app(run_dir: str | Path, backend: str = "torch", token: str | None = 
     async def _bad_input(request: Request, exc: STKDError):
         return JSONResponse({"detail": str(exc)}, status_code=422)
 
-    async def authorize(authorization: str | None = Header(default=None),
-                        x_api_token: str | None = Header(default=None)):
+    async def authorize(request: Request):
+        """POST endpoints: ``Authorization: Bearer <token>`` or ``X-API-Token: <token>`` when a token is set."""
         if token is None:
             return
-        given = x_api_token
+        given = request.headers.get("x-api-token")
+        authorization = request.headers.get("authorization")
         if authorization and authorization.lower().startswith("bearer "):
             given = authorization[7:].strip()
         if not given or not hmac.compare_digest(given.encode(), token.encode()):

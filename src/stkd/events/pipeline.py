@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -77,6 +78,14 @@ class EventTask:
         segments = [tuple(map(int, r)) for r in wd.ranges.values() if r[1] > r[0]]
         labels = build_labels(e, wd.data, segments=segments, data_cfg=cfg.data)
         counts = check_train_labels(labels, wd)
+        for split in ("val", "test"):  # not fatal (nothing is trained on them) but the numbers mean little
+            st = wd.starts[split]
+            if len(st):
+                c = labels.class_counts(int(st.min()) + wd.P, int(st.max()) + wd.P + wd.H)
+                if (c[1:] == 0).all():
+                    warnings.warn(f"events: the {split} split holds no event label (class counts {c.tolist()}); "
+                                  f"{'thresholds and checkpoints' if split == 'val' else 'test F1'} will be "
+                                  "meaningless; use a longer series or another data.split", stacklevel=2)
         return cls(cfg, wd, labels, counts)
 
     def spec(self):
