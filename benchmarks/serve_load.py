@@ -222,6 +222,7 @@ def main() -> int:
     ap.add_argument("--seconds", type=float, default=30.0, help="max seconds per scenario")
     ap.add_argument("--threads", type=int, default=1, help="model threads in the server (the client takes a core)")
     ap.add_argument("--no-write", action="store_true", help="print only; do not touch docs/benchmarks.md")
+    ap.add_argument("--note", help="how RUN_DIR was made (printed under the command)")
     ap.add_argument("--drive", help=argparse.SUPPRESS)
     ap.add_argument("--payloads", help=argparse.SUPPRESS)
     ap.add_argument("--server-pid", type=int, help=argparse.SUPPRESS)
@@ -267,6 +268,7 @@ def main() -> int:
         "",
         f"`{command()}`",
         "",
+        *([args.note, ""] if args.note else []),
         f"Data set {ds.get('name', '?')} ({pl['nodes']} nodes, {pl['input_len']} input steps, freq "
         f"{ds.get('freq', '?')}); `stkd serve` (uvicorn, one worker, `--threads {args.threads}`) on 127.0.0.1, "
         "driven from a separate client process, one request at a time over a keep-alive connection (the "

@@ -95,7 +95,15 @@ def read_input(predictor, path: Path, source: str | None = None, start: str | No
 
     spec = predictor.spec
     cfg, _ = load_run(predictor.run_dir)
-    data = load_data(input_config(path, cfg.data, spec, source, start))
+    from stkd.errors import ConfigError
+
+    try:
+        data = load_data(input_config(path, cfg.data, spec, source, start))
+    except ConfigError as e:
+        if "data.start" in str(e) and not start:
+            raise STKDError(f"--input {path}: the file has no timestamp column; pass --start with the timestamp of "
+                            f"its first row (steps of {spec.freq} follow)") from None
+        raise
     if data.num_steps > 1 and data.freq != predictor.prep.step:
         raise STKDError(f"--input {path}: its step is {data.freq}, the model's is {predictor.prep.step} "
                         f"({spec.freq}); resample the file first")
@@ -199,7 +207,7 @@ def predict_file(run_dir, input_path, out, *, model=None, every: int = 1, last: 
             writer.write(fc.to_frame())
             windows += len(fc)
         cols = ["issued_at", "target_time", "node", "horizon"]
-        if len(predictor.targets) > 1:
+        if predictor.spec.out_features > 1:
             cols.append("target")
         if predictor.out_classes > 1:
             cols.append("class")

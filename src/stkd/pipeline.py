@@ -171,13 +171,21 @@ class Trained:
     val_mae: float | None
 
 
-def _check_fits(name: str, params: dict, wd, seed: int | None = None, role: str = "model") -> nn.Module:
+def _check_fits(name: str, params: dict, wd, seed: int | None = None, role: str = "model", train=None) -> nn.Module:
     """Build the model and run one batch through it, so shape errors surface before any training.
+
+    First the memory guard (:func:`stkd.memory.check_fits`, at ``train.batch_size`` and ``train.device``)
+    refuses a model that would not fit in memory, with what to try instead.
 
     With ``seed`` the weights are initialised from it (``--seed`` repeats a run, and the distilled and
     plain students start from the same weights). The check runs in eval mode, so it neither draws
     dropout noise nor moves batch-norm statistics of the model that is then trained.
     """
+    from stkd.memory import check_fits
+
+    bs = train.batch_size if train is not None else 64
+    check_fits(name, model_spec(wd), params, batch_size=bs, eval_batch_size=max(1, min(256, 4 * bs)),
+               data_loaded=True, device=train.device if train is not None else "cpu")
     if seed is not None:
         from stkd.train import set_seed
 
@@ -207,9 +215,9 @@ def check_models(cfg: RunConfig, wd, teachers: bool = True, student: bool = True
     shapes fail here, before a run directory is touched or any training starts."""
     if teachers:
         for t in cfg.teacher:
-            _check_fits(t.name, t.params, wd, role="teacher")
+            _check_fits(t.name, t.params, wd, role="teacher", train=cfg.train)
     if student:
-        _check_fits(cfg.student.name, cfg.student.params, wd, role="student")
+        _check_fits(cfg.student.name, cfg.student.params, wd, role="student", train=cfg.train)
 
 
 def train_teachers(cfg: RunConfig, wd, run_dir: Path, *, resume=False, progress=True) -> list[Trained]:
@@ -218,7 +226,7 @@ def train_teachers(cfg: RunConfig, wd, run_dir: Path, *, resume=False, progress=
     trained = []
     names = _unique_names([t.name for t in cfg.teacher])
     for tcfg, label in zip(cfg.teacher, names):
-        model = _check_fits(tcfg.name, tcfg.params, wd, seed=cfg.train.seed, role="teacher")
+        model = _check_fits(tcfg.name, tcfg.params, wd, seed=cfg.train.seed, role="teacher", train=cfg.train)
         mdir = run_dir / "models" / label
         res = fit(model, wd, hard_loss_fn(wd, cfg.train.loss), validator(wd, batch_size=eval_batch_size(cfg)), cfg.train, mdir,
                   epochs=tcfg.epochs, resume=resume, desc=f"teacher {label}", progress=progress)
@@ -268,7 +276,7 @@ def train_student(cfg: RunConfig, wd, run_dir: Path, *, caches=None, weights=Non
     s = cfg.student
     kd = caches is not None
     label = f"{s.name}_{'kd' if kd else 'plain'}"
-    model = _check_fits(s.name, s.params, wd, seed=cfg.train.seed, role="student")
+    model = _check_fits(s.name, s.params, wd, seed=cfg.train.seed, role="student", train=cfg.train)
     mdir = run_dir / "models" / label
     extra = {}
     if kd:
@@ -417,6 +425,9 @@ def distill_from(cfg: RunConfig, teacher_run: Path, out: Path, *, overwrite=Fals
     """Distil the configured student from the teacher(s) saved in ``teacher_run`` (not retrained)."""
     from stkd.report import write_report
 
+    if cfg.task == "classify":
+        raise STKDError("stkd distill is forecast-only for now; run event tasks (task: classify) with stkd run")
+
     if not (Path(teacher_run) / "data.json").is_file():
         raise STKDError(f"{teacher_run} is not an stkd run directory (no data.json)")
     _, wd = load_prepared(cfg)
@@ -445,6 +456,8 @@ def distill_from(cfg: RunConfig, teacher_run: Path, out: Path, *, overwrite=Fals
 
 def train_only(cfg: RunConfig, out: Path, *, overwrite=False, resume=False, progress=True) -> Path:
     """Train the teacher(s) and write their soft-label cache; students can be distilled later."""
+    if cfg.task == "classify":
+        raise STKDError("stkd train is forecast-only for now; run event tasks (task: classify) with stkd run")
     run_dir, wd = start_run(cfg, out, overwrite=overwrite, resume=resume, check_student=False)
     teachers = train_teachers(cfg, wd, run_dir, resume=resume, progress=progress)
     build_caches(run_dir, teachers, wd, cfg)

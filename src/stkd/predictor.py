@@ -82,6 +82,8 @@ class ServingSpec:
     metrics: dict = field(default_factory=dict)  # this model's entry of metrics.json
     dataset_metrics: dict = field(default_factory=dict)  # metrics.json "dataset"
     stats_source: str = "data"  # data | scaler (train means approximated by the scaler's center)
+    out_features: int | None = None  # output channels before the classes (default: the number of targets)
+    class_names: list[str] | None = None  # event classes (classification runs)
 
     def __post_init__(self) -> None:
         self.nodes = [str(n) for n in self.nodes]
@@ -94,6 +96,11 @@ class ServingSpec:
             if self.seasonal_means.ndim != 3 or self.seasonal_means.shape[1:] != (N, F):
                 raise DataError(f"serving spec: seasonal_means must be [period, {N}, {F}], "
                                 f"got {self.seasonal_means.shape}")
+        if self.out_features is None:
+            self.out_features = len(self.targets)
+        self.out_features = int(self.out_features)
+        if not 1 <= self.out_features <= max(1, len(self.targets)):
+            raise DataError(f"serving spec: out_features {self.out_features} does not fit targets {self.targets}")
         if self.impute not in METHODS:
             raise DataError(f"serving spec: impute {self.impute!r} is not one of {', '.join(METHODS)}")
 
@@ -114,7 +121,8 @@ class ServingSpec:
                 "steps_per_day": self.steps_per_day, "out_classes": self.out_classes, "impute": self.impute,
                 "seasonal_period": self.period, "scaler": self.scaler,
                 "train_means": self.train_means.tolist(), "metrics": self.metrics,
-                "dataset_metrics": self.dataset_metrics, "stats_source": self.stats_source}
+                "dataset_metrics": self.dataset_metrics, "stats_source": self.stats_source,
+                "out_features": self.out_features, "class_names": self.class_names}
 
     @classmethod
     def from_json(cls, d: dict, seasonal: np.ndarray | None = None) -> "ServingSpec":
@@ -125,7 +133,13 @@ class ServingSpec:
         if missing:
             raise DataError(f"deploy.json: missing key(s) {missing}")
         return cls(**{k: d[k] for k in keys}, seasonal_means=seasonal, metrics=d.get("metrics") or {},
-                   dataset_metrics=d.get("dataset_metrics") or {}, stats_source=d.get("stats_source", "data"))
+                   dataset_metrics=d.get("dataset_metrics") or {}, stats_source=d.get("stats_source", "data"),
+                   out_features=d.get("out_features"), class_names=d.get("class_names"))
+
+    @property
+    def output_names(self) -> list[str]:
+        """Names of the output channels before the classes: the first ``out_features`` targets."""
+        return list(self.targets[: self.out_features])
 
 
 # ====================================================================== preprocessing
@@ -162,10 +176,16 @@ class Preprocessor:
                     idx = timestamps
                 elif len(timestamps) <= 256 and all(isinstance(t, str) for t in timestamps):
                     # a few strings (a request): one by one is ~100x faster than to_datetime's format guessing
-                    idx = pd.DatetimeIndex([pd.Timestamp(t) for t in timestamps])
+                    ts = [pd.Timestamp(t) for t in timestamps]
+                    aware = [t.tzinfo is not None for t in ts if t is not pd.NaT]
+                    if any(aware) and not all(aware):
+                        raise DataError(f"{what}: some timestamps have a timezone and some do not")
+                    idx = pd.DatetimeIndex([t.tz_convert("UTC") for t in ts] if any(aware) else ts)
                 else:
                     idx = pd.DatetimeIndex(pd.to_datetime(list(timestamps) if not isinstance(
                         timestamps, (pd.Index, np.ndarray, pd.Series)) else timestamps))
+        except DataError:
+            raise
         except (ValueError, TypeError, OverflowError) as e:
             raise DataError(f"{what}: not a timestamp ({e}); expected e.g. '2012-03-01 00:05'") from None
         if idx.hasnans:
@@ -448,7 +468,7 @@ class Predictor:
         tod, dow = self.prep.covariates(pos)  # [B, P]
         pred = np.asarray(self.backend(x, np.ascontiguousarray(tod, np.float32),
                                        np.ascontiguousarray(dow, np.int64)))  # [B, H, N, C]
-        Fo, K = len(s.targets), s.out_classes
+        Fo, K = s.out_features, s.out_classes
         if pred.shape[1:] != (s.horizon, len(s.nodes), Fo * K):
             raise STKDError(f"model output has shape {list(pred.shape)}, expected "
                             f"[B, {s.horizon}, {len(s.nodes)}, {Fo * K}]")
@@ -479,7 +499,7 @@ class Predictor:
         last_pos = np.asarray(last_pos, np.int64)
         tgt = last_pos[:, None] + np.arange(1, H + 1)  # [B, H]
         return Forecast(values=out, issued_at=self.prep.times(last_pos),
-                        target_time=self.prep.times(tgt), nodes=self.nodes, targets=self.targets,
+                        target_time=self.prep.times(tgt), nodes=self.nodes, targets=self.spec.output_names,
                         classes=self.spec.out_classes)
 
     # ------------------------------------------------------------- user input
@@ -869,7 +889,9 @@ def spec_from_run(run_dir: Path, name: str, card: dict, stats: _Stats, info: dic
         steps_per_day=int(spec.get("steps_per_day", 1)), out_classes=int(spec.get("out_classes", 1)),
         impute=cfg.data.impute, scaler=info["scaler"], train_means=stats.train_means,
         seasonal_means=stats.seasonal, metrics=(metrics.get("models") or {}).get(name, {}),
-        dataset_metrics=metrics.get("dataset") or {}, stats_source=stats.source)
+        dataset_metrics=metrics.get("dataset") or {}, stats_source=stats.source,
+        out_features=int(spec.get("out_features", len(targets))),
+        class_names=(info.get("events") or {}).get("class_names") if int(spec.get("out_classes", 1)) > 1 else None)
 
 
 def load(run_dir: str | Path, model: str | None = None, *, backend: str = "torch",

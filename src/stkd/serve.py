@@ -36,6 +36,7 @@ import pydantic_core
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from stkd.errors import STKDError
@@ -339,6 +340,19 @@ class Service:
                                      f"({', '.join(self.p.spec.features)}): send a list of {F}")
         return [math.nan if v is None else float(v)]
 
+    def readings_array(self, readings: dict, names: list[str]) -> np.ndarray:
+        """``{node: reading}`` -> ``[k, F]`` float32 with NaN for null (one numpy conversion when well formed)."""
+        try:
+            with np.errstate(over="ignore"):  # beyond float32 becomes inf: the caller refuses it
+                a = np.array([readings[n] for n in names], dtype=np.float32)
+            if a.ndim == 1 and self.F == 1:
+                a = a[:, None]
+            if a.shape == (len(names), self.F):
+                return a
+        except (ValueError, TypeError):
+            pass
+        return np.array([self.reading(readings[n], f"readings[{n!r}]") for n in names], np.float32)
+
     def window_array(self, seqs: list[list], names: list[str]) -> np.ndarray:
         """Per-node reading sequences (numbers, null, or lists of F) -> ``[P, N, F]`` float32 with NaN.
 
@@ -347,7 +361,8 @@ class Service:
         """
         P, N, F = self.P, len(seqs), self.F
         try:
-            a = np.array(seqs, dtype=np.float32)  # [N, P] or [N, P, F]
+            with np.errstate(over="ignore"):  # beyond float32 becomes inf: predict() refuses it
+                a = np.array(seqs, dtype=np.float32)  # [N, P] or [N, P, F]
             if a.ndim == 2 and F == 1:
                 a = a[:, :, None]
             if a.shape != (N, P, F):
@@ -360,7 +375,7 @@ class Service:
     def forecast_json(self, fc, nodes: list[str] | None) -> dict:
         s = self.p.spec
         vals = fc.values[0]  # [H, N, Fo] or [H, N, Fo, K]
-        Fo = len(s.targets)
+        Fo = s.out_features
         if nodes is None:
             names, v = s.nodes, vals
         else:
@@ -371,7 +386,7 @@ class Service:
         v = np.moveaxis(v, 1, 0)  # [N, H, ...]
         rows = _round_significant(v).tolist()
         return {"model": s.model, "issued_at": _iso(fc.issued_at[:1])[0], "freq": s.freq, "horizon": s.horizon,
-                "target_times": _iso(fc.target_time), "targets": s.targets,
+                "target_times": _iso(fc.target_time), "targets": s.output_names,
                 "classes": s.out_classes, "values": dict(zip(names, rows))}
 
 
@@ -434,14 +449,17 @@ def create_app(run_dir: str | Path, backend: str = "torch", token: str | None = 
     async def _bad_input(request: Request, exc: STKDError):
         return JSONResponse({"detail": str(exc)}, status_code=422)
 
-    async def authorize(request: Request):
+    @app.exception_handler(Exception)
+    async def _bug(request: Request, exc: Exception):  # a bug, not bad input: say so, log the trace
+        log.exception("internal error on %s %s", request.method, request.url.path)
+        return JSONResponse({"detail": f"internal error ({type(exc).__name__}); see the server log"}, status_code=500)
+
+    async def authorize(bearer: HTTPAuthorizationCredentials | None = Depends(HTTPBearer(auto_error=False)),
+                        api_token: str | None = Depends(APIKeyHeader(name="X-API-Token", auto_error=False))):
         """POST endpoints: ``Authorization: Bearer <token>`` or ``X-API-Token: <token>`` when a token is set."""
         if token is None:
             return
-        given = request.headers.get("x-api-token")
-        authorization = request.headers.get("authorization")
-        if authorization and authorization.lower().startswith("bearer "):
-            given = authorization[7:].strip()
+        given = bearer.credentials if bearer is not None else api_token
         if not given or not hmac.compare_digest(given.encode(), token.encode()):
             raise HTTPException(401, "a valid API token is needed for this endpoint (Authorization: Bearer <token> "
                                      "or X-API-Token)", headers={"WWW-Authenticate": "Bearer"})
@@ -457,7 +475,8 @@ def create_app(run_dir: str | Path, backend: str = "torch", token: str | None = 
             "model": s.model, "architecture": s.registry_name, "role": s.role, "task": s.task,
             "backend": p.backend.name, "dataset": {"name": s.dataset, **s.dataset_metrics},
             "nodes": s.nodes, "features": s.features, "targets": s.targets, "freq": s.freq,
-            "input_len": s.input_len, "horizon": s.horizon, "classes": s.out_classes, "impute": s.impute,
+            "input_len": s.input_len, "horizon": s.horizon, "classes": s.out_classes,
+            "class_names": s.class_names, "impute": s.impute,
             "gap_statistics": s.stats_source, "metrics": s.metrics,
             "window": {"latest": None if w.latest is None else p.prep.times([w.latest])[0].isoformat(),
                        "steps": min(w.steps, s.input_len), "ready": w.ready},
@@ -473,7 +492,9 @@ def create_app(run_dir: str | Path, backend: str = "torch", token: str | None = 
         pos = svc.parse_time(body.timestamp, "timestamp")
         names = list(body.readings)
         idx = svc.node_index(names, "readings")
-        vals = np.array([svc.reading(body.readings[n], f"readings[{n!r}]") for n in names], np.float32)  # [k, F]
+        vals = svc.readings_array(body.readings, names)  # [k, F]
+        if np.isinf(vals).any():
+            raise HTTPException(422, "readings: a value is beyond the float32 range (|x| > 3.4e38)")
         with svc.lock:
             w = svc.window
             when = p.prep.times([pos])[0].isoformat()

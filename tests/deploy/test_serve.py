@@ -138,6 +138,7 @@ def _window(data, s, P=12):
     ("bool_value", 422, "valid number"),
     ("nan_literal", 422, "finite number"),
     ("infinity_literal", 422, "finite number"),
+    ("float32_overflow", 422, "float32 range"),
     ("vector_for_one_feature", 422, "2 values"),
     ("empty_readings", 422, "at least 1 item"),
     ("no_timestamp", 422, "timestamp: Field required"),
@@ -172,6 +173,8 @@ def test_bad_observations(client, prepared, case, status, match):
     elif case in ("nan_literal", "infinity_literal"):
         body, content = None, ('{"timestamp": "%s", "readings": {"%s": %s}}'
                                % (ts, node, "NaN" if case == "nan_literal" else "Infinity")).encode()
+    elif case == "float32_overflow":
+        body["readings"] = {node: 1e300}
     elif case == "vector_for_one_feature":
         body["readings"] = {node: [1.0, 2.0]}
     elif case == "empty_readings":

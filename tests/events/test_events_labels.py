@@ -95,6 +95,14 @@ def test_given_simulator_incidents():
     assert lab.labels[:, 1].tolist() == [0, 0, 1, 1, 1, 0, 0, 0]
     assert lab.labels[:, 0].sum() == 0
     assert lab.mask.all()  # the incident is known even where the sensor is missing
+    # incidents cut by data.time_range are clipped to the series; those wholly outside are dropped
+    data = _events_data()
+    data.events = pd.DataFrame({"start": [INDEX[0] - pd.Timedelta("1h"), INDEX[6], INDEX[0] - pd.Timedelta("2h")],
+                                "end": [INDEX[1], INDEX[7] + pd.Timedelta("1h"), INDEX[0] - pd.Timedelta("1h")],
+                                "node": ["a", "b", "a"], "label": [1, 1, 1]})
+    lab = build_labels(EventsConfig(rule="given", source="simulator"), data)
+    assert lab.labels[:, 0].tolist() == [1, 1, 0, 0, 0, 0, 0, 0]
+    assert lab.labels[:, 1].tolist() == [0, 0, 0, 0, 0, 0, 1, 1]
 
 
 def test_given_event_file_records_and_intervals(tmp_path):

@@ -171,3 +171,15 @@ def test_stkd_run_classify_from_a_forecasting_teacher(tmp_path):
         assert again["models"][name]["test"]["f1"] == pytest.approx(m["test"]["f1"])
         assert again["models"][name]["threshold"] == pytest.approx(m["threshold"])
 
+
+
+def test_train_and_distill_subcommands_refuse_event_tasks(tmp_path):
+    from stkd.errors import STKDError
+    from stkd.pipeline import distill_from, train_only
+
+    cfg = parse_config(config({"rule": "given", "source": "simulator"}))
+    with pytest.raises(STKDError, match="stkd train is forecast-only"):
+        train_only(cfg, tmp_path / "a")
+    with pytest.raises(STKDError, match="stkd distill is forecast-only"):
+        distill_from(cfg, tmp_path / "t", tmp_path / "b")
+    assert not (tmp_path / "a").exists()

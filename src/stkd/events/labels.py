@@ -220,8 +220,10 @@ def given_state(e: EventsConfig, data, base_dir: Path | None = None, data_cfg=No
         if len(ev) == 0:
             return np.zeros((T, N), np.int64), np.ones((T, N), bool), "simulator incidents (none)"
         where = "simulator incidents"
-        a = _steps_of(ev["start"], data.index, where)
-        b = _steps_of(ev["end"], data.index, where)
+        first, last = data.index[0], data.index[-1]  # a time_range cut may leave incidents half inside
+        ev = ev[(pd.to_datetime(ev["end"]) >= first) & (pd.to_datetime(ev["start"]) <= last)]
+        a = _steps_of(pd.to_datetime(ev["start"]).clip(lower=first), data.index, where)
+        b = _steps_of(pd.to_datetime(ev["end"]).clip(upper=last), data.index, where)
         n = _nodes_of(ev["node"], data.nodes, where)
         lab = _int_labels(ev["label"], where)
         return _given_from_intervals(a, b, n, lab, T, N), np.ones((T, N), bool), "simulator incidents"

@@ -1,0 +1,449 @@
+"""Scale: seconds and peak memory of the student and each teacher at N = 200, 1,000, 5,000 and 20,000
+sensors on the simulator, and the memory guard's verdict where a model does not fit.
+
+    python benchmarks/scale.py            # ~10-15 min on a 2-core CPU machine
+    python benchmarks/scale.py --quick    # N = 200 and 1,000 only, a smoke test
+
+For each N the road-network simulator (``builtin: synthetic-traffic``) makes ``DAYS[N]`` days of 5-minute
+speeds once; every (model, N) is then measured in a fresh subprocess so that peak memory
+(``ru_maxrss``, the resident high-water mark of the whole process: Python, torch, the data and its
+prepared copy, the model) never mixes between measurements. In each subprocess the memory guard
+(:func:`stkd.memory.check_fits`) runs first, as in ``stkd run``; a refused model is recorded with the
+guard's message.
+
+- Student (STID): one whole epoch over the train windows with ``stkd.train.fit`` (batch 32), timed
+  without its validation pass. Reported as seconds per epoch and microseconds per (window x node): the
+  latter is flat when the cost is linear in N.
+- Teachers (Graph WaveNet, STAEformer, AGCRN, default hyper-parameters: Graph WaveNet's dense adaptive
+  adjacency switches itself off above 2,000 nodes and it then runs on the simulator's sparse road
+  graph): a few training steps at batch 1 (forward, masked Huber loss, backward, AdamW), the first one
+  not counted.
+- Graph WaveNet on node subsets (N >= 5,000): each step trains on the sub-graph of ``K`` nodes grown
+  by breadth-first search from a random sensor (:func:`grow_subset`, :func:`subset_step`); afterwards
+  the weights are loaded into a full-graph model and one forward over all N nodes is timed. This is
+  the supported way to train a teacher where one machine's memory is the limit (docs/scale.md).
+
+Everything runs on this machine's CPU; other sessions may share it, so seconds carry that noise (the
+load average is recorded with the table).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pickle
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from common import REPO, command, machine, write_section
+
+DAYS = {200: 14, 1000: 7, 5000: 3, 20000: 2}  # days of 5-minute data per N (time budget: whole epochs of the student)
+QUICK_DAYS = {200: 3, 1000: 2}
+STUDENT_BATCH = 32
+TEACHER_BATCH = 1
+SUBSET_NODES = 2000  # K for the node-subset rows
+TEACHERS = ("gwnet", "staeformer", "agcrn")
+IMG = REPO / "docs" / "img" / "scale.png"
+GiB = 2**30
+
+
+# ============================================================================ node subsets (the supported path)
+def grow_subset(neighbours, k: int, rng: np.random.Generator) -> np.ndarray:
+    """``k`` node indices (sorted): a breadth-first neighbourhood of a random sensor.
+
+    ``neighbours`` is an ``[N, N]`` scipy CSR matrix whose nonzeros are the (undirected) edges. Hops are
+    added whole until the next one would pass ``k``; that last hop is sampled at random to reach exactly
+    ``k``. When a connected component runs out, growth restarts from a new random sensor. A sampled
+    neighbourhood keeps most edges of its nodes (the interior ones keep all), unlike a uniform node sample.
+    """
+    n = neighbours.shape[0]
+    k = min(int(k), n)
+    chosen = np.zeros(n, dtype=bool)
+    parts, count = [], 0
+    while count < k:
+        frontier = np.array([rng.choice(np.flatnonzero(~chosen))])
+        while frontier.size and count < k:
+            if frontier.size > k - count:
+                frontier = rng.choice(frontier, k - count, replace=False)
+            chosen[frontier] = True
+            parts.append(frontier)
+            count += frontier.size
+            nxt = np.unique(neighbours[frontier].indices)
+            frontier = nxt[~chosen[nxt]]
+    return np.sort(np.concatenate(parts))
+
+
+def set_subgraph(model, adjacency, idx: np.ndarray) -> None:
+    """Point a Graph WaveNet (built for ``len(idx)`` nodes, no adaptive adjacency) at the sub-graph ``idx``."""
+    from stkd.models.base import scipy_to_torch_sparse, transition_matrices
+
+    sub = adjacency[idx][:, idx]  # [K, K] the edges among the chosen nodes
+    for i, m in enumerate(transition_matrices(sub)):
+        setattr(model, f"support_{i}", scipy_to_torch_sparse(m))  # replaces the registered buffer
+
+
+def subset_step(model, opt, wd, starts, idx: np.ndarray, loss_kind: str = "huber") -> float:
+    """One training step of a node-count-free model on the nodes ``idx`` of the windows ``starts``.
+
+    The batch is cut from the full prepared array and sliced to ``idx`` (``[B, P, K, F]``); the loss is the
+    masked loss in original units over the K nodes (the scaler's per-node statistics sliced alike).
+    """
+    import torch
+
+    from stkd.distill.losses import masked_loss
+
+    b = wd.batch(starts)
+    t = torch.as_tensor(idx)
+    x, y, mask = b.x[:, :, t], b.y[:, :, t], b.mask[:, :, t]  # [B, P, K, F], [B, H, K, F_out] x2
+    out = model(x, b.tod, b.dow)
+    fo = wd.out_features
+    center, scale = (torch.as_tensor(a[:, :fo]) for a in (wd.scaler.center, wd.scaler.scale))  # [N or 1, F_out]
+    if center.shape[0] > 1:
+        center, scale = center[t], scale[t]
+    pred = out["pred"] * scale + center  # [B, H, K, F_out] original units
+    loss = masked_loss(pred, y, mask, kind=loss_kind)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    return float(loss.detach())
+
+
+# ============================================================================ one measurement (subprocess)
+def _peak_rss() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
+
+
+def _spec(wd, n=None, adjacency="data"):
+    from stkd.models.base import ModelSpec
+
+    return ModelSpec(num_nodes=n or wd.num_nodes, input_len=wd.P, horizon=wd.H, in_features=wd.in_features,
+                     out_features=wd.out_features, steps_per_day=wd.steps_per_day,
+                     adjacency=wd.data.adjacency if adjacency == "data" else adjacency)
+
+
+def child(job: dict) -> dict:
+    """Run one measurement described by ``job``; return a JSON-safe result."""
+    import torch
+
+    from stkd.config import DataConfig, TrainConfig
+    from stkd.data.windows import prepare
+    from stkd.memory import MemoryLimitError, check_fits, estimate_memory
+    from stkd.models.registry import build_model
+
+    with open(job["data"], "rb") as fh:
+        data = pickle.load(fh)
+    name, params, batch, kind = job["model"], job.get("params", {}), job["batch"], job["kind"]
+    n = data.num_nodes
+    res = {"model": job["label"], "N": n, "T": data.num_steps, "batch": batch, "kind": kind}
+    cfg = DataConfig(source="builtin", name="synthetic-traffic")
+    wd = prepare(data, cfg)
+    res["train_windows"] = int(len(wd.starts["train"]))
+    k = min(job.get("subset", n), n)
+    spec = _spec(wd) if kind != "subset" else _spec(wd, k, adjacency=data.adjacency[:k][:, :k])
+    est = estimate_memory(name, spec, params, batch_size=batch, num_steps=data.num_steps)
+    res["estimate_bytes"] = est.total_bytes
+    if kind == "subset":  # the data is the full network's, the model sees K nodes
+        from stkd.memory import RUNTIME_BYTES, data_bytes
+
+        res["estimate_bytes"] = est.model_bytes + RUNTIME_BYTES + data_bytes(data.num_steps, n, wd.in_features,
+                                                                             wd.out_features)
+    try:
+        check_fits(name, spec, params, batch_size=batch, data_loaded=True)
+    except MemoryLimitError as e:
+        res.update(status="too large", message=str(e), peak_bytes=_peak_rss())
+        return res
+
+    torch.manual_seed(0)
+    rng = np.random.default_rng(0)
+    if kind == "epoch":
+        from stkd.pipeline import hard_loss_fn, validator
+        from stkd.train import fit
+
+        model = build_model(name, spec, params)
+        val_seconds = []
+        validate = validator(wd, batch_size=128)
+
+        def timed_validate(m):
+            t0 = time.perf_counter()
+            out = validate(m)
+            val_seconds.append(time.perf_counter() - t0)
+            return out
+
+        tcfg = TrainConfig(epochs=1, batch_size=batch, scheduler="none", patience=5)
+        with tempfile.TemporaryDirectory() as tmp:
+            t0 = time.perf_counter()
+            fit(model, wd, hard_loss_fn(wd, "huber"), timed_validate, tcfg, Path(tmp), epochs=1, progress=False)
+            total = time.perf_counter() - t0
+        windows = (res["train_windows"] // batch) * batch  # fit drops the last partial batch
+        res.update(status="ok", seconds=total - sum(val_seconds), windows=windows, val_seconds=sum(val_seconds))
+    else:
+        model = build_model(name, spec, params)
+        if kind == "subset":
+            sym = (data.adjacency + data.adjacency.T).tocsr()  # undirected neighbourhoods
+        opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+        model.train()
+        starts = wd.starts["train"]
+        times, losses = [], []
+        for step in range(job.get("max_steps", 4)):
+            chunk = rng.choice(starts, batch, replace=False)
+            t0 = time.perf_counter()
+            if kind == "subset":
+                idx = grow_subset(sym, k, rng)
+                set_subgraph(model, data.adjacency, idx)
+                losses.append(subset_step(model, opt, wd, chunk, idx))
+            else:
+                from stkd.pipeline import hard_loss_fn
+
+                b = wd.batch(chunk)
+                loss, _ = hard_loss_fn(wd, "huber")(b, model(b.x, b.tod, b.dow))
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                losses.append(float(loss.detach()))
+            times.append(time.perf_counter() - t0)
+            if step + 1 >= job.get("min_steps", 2) and sum(times) > job.get("budget_s", 30.0):
+                break
+        timed = times[1:] or times
+        res.update(status="ok", seconds=statistics.median(timed), first_step=times[0], steps=len(times),
+                   windows=batch, loss=losses[-1])
+        if kind == "subset":  # the subset-trained weights run on the whole network
+            full = build_model(name, _spec(wd), params)
+            full.load_state_dict(model.state_dict())
+            full.eval()
+            b = wd.batch(starts[:1])
+            with torch.no_grad():
+                t0 = time.perf_counter()
+                pred = full(b.x, b.tod, b.dow)["pred"]  # [1, H, N, F_out]
+                res["full_forward_seconds"] = time.perf_counter() - t0
+            res["full_forward_shape"] = list(pred.shape)
+    res["peak_bytes"] = _peak_rss()
+    return res
+
+
+# ============================================================================ the driver
+def run_child(job: dict, timeout: float) -> dict:
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--child", json.dumps(job)]
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src") + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    t0 = time.perf_counter()
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
+    except subprocess.TimeoutExpired:
+        return {"model": job["label"], "status": "timeout", "message": f"over {timeout:.0f} s"}
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
+    if proc.returncode != 0 or not lines:
+        tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
+        return {"model": job["label"], "status": "failed", "returncode": proc.returncode, "message": " | ".join(tail)}
+    res = json.loads(lines[-1][len("RESULT "):])
+    res["wall_seconds"] = time.perf_counter() - t0
+    return res
+
+
+def jobs_for(n: int, quick: bool) -> list[dict]:
+    jobs = [{"label": "stid", "model": "stid", "batch": STUDENT_BATCH, "kind": "epoch"}]
+    for t in TEACHERS:
+        jobs.append({"label": t, "model": t, "batch": TEACHER_BATCH, "kind": "steps",
+                     "max_steps": 2 if quick else 4, "min_steps": 2, "budget_s": 25.0})
+    if n >= 5000:
+        jobs.append({"label": f"gwnet, node subsets K={SUBSET_NODES}", "model": "gwnet", "params": {"adaptive": False},
+                     "batch": TEACHER_BATCH, "kind": "subset", "subset": SUBSET_NODES, "max_steps": 5,
+                     "min_steps": 3, "budget_s": 20.0})
+    return jobs
+
+
+def preflight_year(adjacency) -> list[dict]:
+    """The guard's verdict for a year of 5-minute data at 20,000 sensors (no data is made)."""
+    from stkd.memory import MemoryLimitError, available_bytes, check_fits, estimate_memory
+    from stkd.models.base import ModelSpec
+
+    T = 365 * 288
+    spec = ModelSpec(num_nodes=adjacency.shape[0], input_len=12, horizon=12, in_features=1, out_features=1,
+                     steps_per_day=288, adjacency=adjacency)
+    rows = []
+    for name, params, batch in (("stid", {}, STUDENT_BATCH), ("gwnet", {}, TEACHER_BATCH)):
+        est = estimate_memory(name, spec, params, batch_size=batch, num_steps=T)
+        verdict = {}
+        for label, avail in (("this machine", None), ("24 GiB", 24 * GiB)):
+            try:
+                check_fits(name, spec, params, batch_size=batch, num_steps=T, available=avail)
+                verdict[label] = "fits"
+            except MemoryLimitError as e:
+                verdict[label] = str(e)
+        rows.append({"model": name, "N": spec.num_nodes, "T": T, "estimate_bytes": est.total_bytes,
+                     "data_bytes": est.data_bytes, "verdict": verdict, "available": available_bytes()})
+    return rows
+
+
+def fmt_gib(b) -> str:
+    return "n/a" if b is None else f"{b / GiB:.2f}"
+
+
+def table(results: list[dict]) -> str:
+    rows = ["| model | N | T (days) | batch | measured | seconds | µs per window x node | peak RSS GiB | "
+            "guard estimate GiB | note |",
+            "| --- | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | --- |"]
+    for r in results:
+        days = f"{r['T']} ({r['T'] / 288:.0f})" if "T" in r else "?"
+        if r.get("status") != "ok":
+            note = r.get("message", "")
+            if r.get("status") == "too large":
+                note = "refused by the guard: " + note
+            rows.append(f"| {r['model']} | {r.get('N', '?')} | {days} | {r.get('batch', '')} | {r.get('status')} | | | "
+                        f"{fmt_gib(r.get('peak_bytes'))} | {fmt_gib(r.get('estimate_bytes'))} | {note} |")
+            continue
+        n = r["N"] if r["kind"] != "subset" else min(r["N"], SUBSET_NODES)
+        us = r["seconds"] / (r["windows"] * n) * 1e6
+        if r["kind"] == "epoch":
+            what = f"1 epoch, {r['windows']} windows"
+            note = f"validation pass ({r['val_seconds']:.1f} s) not counted"
+        else:
+            what = f"s/step, median of {max(r['steps'] - 1, 1)}" + (" (1 step, incl. warm-up)" if r["steps"] == 1 else "")
+            note = f"first step {r['first_step']:.1f} s"
+            if r["kind"] == "subset":
+                note += (f"; BFS sub-graph of {SUBSET_NODES} nodes per step; the trained weights then ran one "
+                         f"forward over all {r['N']} nodes in {r['full_forward_seconds']:.1f} s")
+        rows.append(f"| {r['model']} | {r['N']} | {days} | {r['batch']} | {what} | {r['seconds']:.2f} | {us:.2f} | "
+                    f"{fmt_gib(r['peak_bytes'])} | {fmt_gib(r['estimate_bytes'])} | {note} |")
+    return "\n".join(rows)
+
+
+def plot(results: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.2))
+    styles = {"stid": ("C0", "o"), "gwnet": ("C1", "s"), "staeformer": ("C2", "^"), "agcrn": ("C3", "D"),
+              f"gwnet, node subsets K={SUBSET_NODES}": ("C4", "v")}
+    for label, (color, marker) in styles.items():
+        ok = [r for r in results if r["model"] == label and r.get("status") == "ok"]
+        refused = [r for r in results if r["model"] == label and r.get("status") == "too large"]
+        if ok:
+            ns = [r["N"] for r in ok]
+            per_window = [r["seconds"] / r["windows"] for r in ok]
+            ax1.plot(ns, per_window, marker=marker, color=color, label=label)
+            ax2.plot(ns, [r["peak_bytes"] / GiB for r in ok], marker=marker, color=color, label=label)
+            ax2.plot(ns, [r["estimate_bytes"] / GiB for r in ok], marker=marker, color=color, ls=":",
+                     mfc="none", alpha=0.7)
+        if refused:
+            ax2.scatter([r["N"] for r in refused], [r["estimate_bytes"] / GiB for r in refused], marker="x",
+                        color=color, s=60, label=f"{label}: refused (guard estimate)")
+    stid = [r for r in results if r["model"] == "stid" and r.get("status") == "ok"]
+    if stid:
+        n0, s0 = stid[0]["N"], stid[0]["seconds"] / stid[0]["windows"]
+        xs = np.array([min(r["N"] for r in stid), max(r["N"] for r in stid)])
+        ax1.plot(xs, s0 * xs / n0, color="grey", ls="--", lw=1, label="linear in N (from stid at smallest N)")
+    ax2.axhline(24, color="k", ls="--", lw=1, label="24 GiB target")
+    ax1.set(xscale="log", yscale="log", xlabel="sensors N", ylabel="seconds per training window",
+            title="Training time (student: whole epoch; teachers: steps)")
+    ax2.set(xscale="log", yscale="log", xlabel="sensors N", ylabel="GiB",
+            title="Peak memory (solid: measured RSS; dotted: guard estimate)")
+    for ax in (ax1, ax2):
+        ax.grid(True, which="both", alpha=0.3)
+    ax1.legend(fontsize=7)
+    ax2.legend(fontsize=6, loc="upper left")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+
+
+def section(results, year, info) -> str:
+    stid = [r for r in results if r["model"] == "stid" and r.get("status") == "ok"]
+    lines = ["### Scale: time and memory against the number of sensors", "",
+             f"Command: `{info['command']}` (total {info['minutes']:.1f} min; load average "
+             f"{info['load_before']:.1f} before, {info['load_after']:.1f} after, on {os.cpu_count()} cores shared "
+             "with other sessions, so seconds are noisy upper bounds).", "",
+             "Data: the road-network simulator (`builtin: synthetic-traffic`), 5-minute speeds, 12 in / 12 out, "
+             "70/10/20 split; T per row below (days were chosen so the whole benchmark fits in ~15 minutes of "
+             "this CPU: the student's epoch is linear in windows x N, so a longer series costs proportionally "
+             "more time, not more model memory). Each (model, N) ran in a fresh subprocess; peak RSS is its "
+             "`ru_maxrss` (Python + torch + data + prepared copy + model). The guard estimate is "
+             "`stkd.memory.estimate_memory` for the same run, including data and runtime.", "",
+             table(results), "", f"![scale](img/scale.png)", ""]
+    if len(stid) >= 2:
+        us = [r["seconds"] / (r["windows"] * r["N"]) * 1e6 for r in stid]
+        lines.append(f"Student cost per window x node: {', '.join(f'{u:.2f}' for u in us)} µs at N = "
+                     f"{', '.join(str(r['N']) for r in stid)}: linear in N (ratio of the largest to the smallest N: "
+                     f"{us[-1] / us[0]:.2f}).")
+        lines.append("")
+    if year:
+        lines.append("Pre-flight only (no data made): a year of 5-minute data (T = 105,120) at 20,000 sensors.")
+        lines.append("")
+        lines.append("| model | guard estimate GiB | of which data | this machine | a 24 GiB machine |")
+        lines.append("| --- | ---: | ---: | --- | --- |")
+        for r in year:
+            v = r["verdict"]
+            cell = lambda s: "fits" if s == "fits" else "refused: " + s.split("; try ", 1)[-1]  # noqa: E731
+            lines.append(f"| {r['model']} | {fmt_gib(r['estimate_bytes'])} | {fmt_gib(r['data_bytes'])} | "
+                         f"{cell(v['this machine'])} | {cell(v['24 GiB'])} |")
+        lines.append("")
+    lines.append("How the guard estimates, which models scale how, and node-subset training: [scale.md](scale.md).")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--quick", action="store_true", help="N = 200 and 1,000 only, fewer days and steps")
+    ap.add_argument("--nodes", type=int, nargs="*", help="only these N (default: 200 1000 5000 20000)")
+    ap.add_argument("--days", type=int, help="days of data for every N (default: per N, see DAYS)")
+    ap.add_argument("--timeout", type=float, default=420.0, help="seconds per measurement before it is abandoned")
+    ap.add_argument("--json", type=Path, default=REPO / "runs" / "scale" / "results.json", help="raw results")
+    ap.add_argument("--no-write", action="store_true", help="do not touch docs/benchmarks.md and the plot")
+    ap.add_argument("--child", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.child:
+        print("RESULT " + json.dumps(child(json.loads(args.child))), flush=True)
+        return
+
+    from stkd.config import SimulatorConfig
+    from stkd.data.simulator import simulate_traffic
+
+    plan = QUICK_DAYS if args.quick else DAYS
+    if args.nodes:
+        plan = {n: DAYS.get(n, 7) for n in args.nodes}
+    if args.days:
+        plan = {n: args.days for n in plan}
+    t_start, load_before = time.perf_counter(), os.getloadavg()[0]
+    results, year = [], []
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        for n, days in plan.items():
+            t0 = time.perf_counter()
+            data = simulate_traffic(SimulatorConfig(nodes=n, days=days, seed=0))
+            path = Path(tmp) / f"data-{n}.pkl"
+            with open(path, "wb") as fh:
+                pickle.dump(data, fh, protocol=pickle.HIGHEST_PROTOCOL)
+            print(f"N={n}: simulated {days} days (T={data.num_steps}) in {time.perf_counter() - t0:.1f} s", flush=True)
+            if n == max(plan) and not args.quick:
+                year = preflight_year(data.adjacency)
+            del data
+            for job in jobs_for(n, args.quick):
+                job["data"] = str(path)
+                res = run_child(job, args.timeout)
+                res.setdefault("N", n)
+                results.append(res)
+                shown = {k: v for k, v in res.items() if k not in ("message",)}
+                print(json.dumps(shown), flush=True)
+                if res.get("message"):
+                    print("   ", res["message"][:400], flush=True)
+                args.json.write_text(json.dumps({"results": results, "year": year}, indent=1))
+    info = {"command": command(), "minutes": (time.perf_counter() - t_start) / 60, "load_before": load_before,
+            "load_after": os.getloadavg()[0]}
+    args.json.write_text(json.dumps({"results": results, "year": year, "info": info}, indent=1))
+    print(f"total {info['minutes']:.1f} min", flush=True)
+    if not args.no_write:
+        plot(results, IMG)
+        write_section("scale", section(results, year, info))
+        print(f"wrote {IMG} and the scale section of docs/benchmarks.md")
+
+
+if __name__ == "__main__":
+    main()

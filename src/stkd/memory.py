@@ -1,0 +1,542 @@
+"""Pre-flight memory guard: estimate what training a model will need, and refuse clearly before it runs.
+
+Why: a model that does not fit should stop with "too large for this memory, try X", not take the
+machine down with an out-of-memory kill halfway through an epoch. :func:`check_fits` runs before a
+model is built (``stkd.pipeline._check_fits`` calls it for every teacher and student).
+
+How the estimate is made (measured, then scaled by the model's known complexity):
+
+1. **Probe.** The model is built at three tiny sizes ``N = 16, 32, 64`` (same hyper-parameters, input
+   and horizon, features, graph kind and mean degree as the real one) and run forward at batch 1 and 2:
+   - in training mode under ``torch.autograd.graph.saved_tensors_hooks``, summing the bytes of every
+     distinct storage autograd keeps for the backward pass (parameters excluded): the activations;
+   - in ``no_grad`` evaluation mode under a dispatch mode that tracks the bytes of live tensors and
+     keeps their high-water mark: the peak of an evaluation forward (validation, cache, test);
+   - the parameter count and the bytes of buffers (graph supports) at each size.
+2. **Scale.** Each quantity is fitted as ``per_window(N) * batch + fixed(N)`` with non-negative
+   coefficients (``scipy.optimize.nnls``), where ``per_window`` and ``fixed`` are polynomials in N of
+   the model's *known* degree (:func:`complexity`): linear for the students and for Graph WaveNet on a
+   sparse graph without the adaptive adjacency; quadratic where a dense N x N matrix exists
+   (STAEformer's attention over nodes, AGCRN's adaptive graph, Graph WaveNet's adaptive adjacency or a
+   dense given graph). Saved-tensor bytes are exact polynomials, so the fit is exact at the probes;
+   the degree keeps the extrapolation honest.
+3. **Add up** at the real N and batch size:
+   ``model = max(1.5 * activations(B) + 16 B/param (weights, gradients, two Adam moments) + batch tensors,
+   1.25 * eval_peak(B_eval) + 4 B/param + batch tensors) + buffers``; the factor 1.5 covers the gradients of activations and
+   temporaries alive during the backward pass (measured peaks are 1.05-1.25x the saved bytes).
+   When the data is not in memory yet (``data_loaded=False``) add the prepared data,
+   ``T * N * F * (4 + 4 + 1)`` bytes (the float32 source values, the scaled float32 working copy and
+   the boolean mask; plus a ``T * N * F_out`` target mask when there are covariates) and ~0.6 GiB for
+   the Python, torch and stkd runtime.
+
+Available memory is ``MemAvailable`` from ``/proc/meminfo`` (or ``psutil`` when installed, or
+``os.sysconf``), capped by a cgroup limit when the process runs in one, and by the environment variable
+``STKD_MEMORY_LIMIT`` (e.g. ``24GiB``) when set. For ``device: cuda`` the model part is compared with
+the GPU's free memory and the data part with host memory.
+
+What it does not cover: the soft-label cache and test predictions of a full run (they scale with
+windows x N x H and are written in chunks), and other processes that grow after the check.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import re
+import weakref
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from stkd.errors import STKDError
+
+log = logging.getLogger(__name__)
+
+GiB = 2**30
+PROBE_NODES = (16, 32, 64)
+PROBE_BATCHES = (1, 2)
+TRAIN_ACTIVATION_FACTOR = 1.5  # peak during backward / bytes saved for backward (measured 1.05-1.25)
+EVAL_PEAK_FACTOR = 1.25  # temporaries inside single ops, which the evaluation probe does not see
+OPTIMIZER_BYTES_PER_PARAM = 16  # float32 weights + gradients + Adam's two moments
+RUNTIME_BYTES = int(0.6 * GiB)  # Python + torch + stkd resident before any data (when data_loaded=False)
+LINEAR_MODELS = ("stid", "mlp", "linear")  # no node-to-node term: linear in N
+QUADRATIC_MODELS = ("staeformer", "agcrn")  # a dense N x N matrix per step (attention) or per pass (graph)
+_GWNET_SPARSE_ABOVE = 2000  # gwnet converts a dense given graph to sparse above this many nodes
+
+
+class MemoryLimitError(STKDError):
+    """Training this model would not fit in this machine's memory (raised before anything is allocated)."""
+
+
+# ------------------------------------------------------------------------------ available memory
+def _parse_bytes(text: str) -> int:
+    m = re.fullmatch(r"\s*([0-9.]+)\s*([kmgt]?)(i?b?)\s*", str(text).lower())
+    if not m:
+        raise STKDError(f"STKD_MEMORY_LIMIT={text!r} is not a size like 24GiB, 8G or 17179869184")
+    unit = {"": 1, "k": 2**10, "m": 2**20, "g": 2**30, "t": 2**40}[m.group(2)]
+    return int(float(m.group(1)) * unit)
+
+
+def _cgroup_free() -> int | None:
+    """Bytes left under this process's cgroup memory limit (v2 or v1), or None without a limit."""
+    for limit_file, usage_file in (("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"),
+                                   ("/sys/fs/cgroup/memory/memory.limit_in_bytes",
+                                    "/sys/fs/cgroup/memory/memory.usage_in_bytes")):
+        try:
+            with open(limit_file) as f:
+                raw = f.read().strip()
+            if raw == "max":
+                return None
+            limit = int(raw)
+            if limit >= 2**60:  # v1 "no limit"
+                return None
+            with open(usage_file) as f:
+                usage = int(f.read().strip())
+            return max(0, limit - usage)
+        except (OSError, ValueError):
+            continue
+    return None
+
+
+def available_bytes() -> int:
+    """Host memory this process can still use: MemAvailable, capped by cgroup and ``STKD_MEMORY_LIMIT``."""
+    avail = None
+    try:
+        import psutil  # optional
+
+        avail = int(psutil.virtual_memory().available)
+    except ImportError:
+        try:
+            with open("/proc/meminfo") as f:
+                for line in f:
+                    if line.startswith("MemAvailable:"):
+                        avail = int(line.split()[1]) * 1024
+                        break
+        except OSError:
+            pass
+    if avail is None:
+        try:
+            avail = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        except (ValueError, OSError, AttributeError):
+            avail = 2**62  # unknown: do not refuse
+    cg = _cgroup_free()
+    if cg is not None:
+        avail = min(avail, cg)
+    env = os.environ.get("STKD_MEMORY_LIMIT")
+    if env:
+        avail = min(avail, _parse_bytes(env))
+    return int(avail)
+
+
+# ------------------------------------------------------------------------------ complexity
+def _gwnet_adaptive_active(spec, params: dict) -> bool:
+    from stkd.models.registry import model_defaults
+
+    d = {**model_defaults("gwnet"), **params}
+    return bool(d["adaptive"]) and spec.num_nodes <= int(d["adaptive_max_nodes"])
+
+
+def _sparse_graph(spec) -> bool:
+    import scipy.sparse as sp
+
+    return spec.adjacency is not None and (sp.issparse(spec.adjacency) or spec.num_nodes > _GWNET_SPARSE_ABOVE)
+
+
+def complexity(name: str, spec, params: dict | None = None) -> int:
+    """Polynomial degree in N of the model's memory (and compute): 1 linear, 2 quadratic.
+
+    Students and Graph WaveNet on a sparse graph without the adaptive adjacency are linear; a dense
+    N x N matrix anywhere (STAEformer's node attention, AGCRN's adaptive graph, Graph WaveNet's
+    adaptive adjacency or a dense given graph) makes it quadratic. Unknown models count as quadratic.
+    """
+    params = dict(params or {})
+    if name in LINEAR_MODELS:
+        return 1
+    if name == "gwnet":
+        dense_given = spec.adjacency is not None and not _sparse_graph(spec)
+        return 2 if _gwnet_adaptive_active(spec, params) or dense_given else 1
+    return 2
+
+
+# ------------------------------------------------------------------------------ the probe
+class _LiveBytes:
+    """High-water mark of the bytes of live CPU tensor storages returned by torch functions while active.
+
+    A ``TorchFunctionMode`` (cheap, no compiler import): it sees every tensor a torch function or
+    tensor method returns to Python, not the temporaries inside one C++ op (the estimate's factor on
+    the evaluation peak covers those).
+    """
+
+    def __init__(self) -> None:
+        from torch.overrides import TorchFunctionMode
+
+        tracker = self
+
+        class Mode(TorchFunctionMode):
+            def __torch_function__(self, func, types, args=(), kwargs=None):
+                out = func(*args, **(kwargs or {}))
+                tracker._track_all(out)
+                return out
+
+        self.mode = Mode()
+        self.sizes: dict[int, int] = {}
+        self.refs: dict[int, int] = {}
+        self.current = 0
+        self.peak = 0
+
+    def _track_all(self, out) -> None:
+        import torch
+
+        items = out if isinstance(out, (tuple, list)) else (out,)
+        for t in items:
+            if not isinstance(t, torch.Tensor) or t.is_sparse or t.device.type != "cpu":
+                continue
+            try:
+                st = t.untyped_storage()
+                key, size = st.data_ptr(), st.nbytes()
+            except (RuntimeError, NotImplementedError):
+                continue
+            if key == 0:
+                continue
+            if key not in self.sizes:
+                self.sizes[key], self.refs[key] = size, 0
+                self.current += size
+                self.peak = max(self.peak, self.current)
+            self.refs[key] += 1
+            weakref.finalize(t, self._release, key)
+
+    def _release(self, key: int) -> None:
+        self.refs[key] -= 1
+        if self.refs[key] == 0:
+            self.current -= self.sizes.pop(key)
+            del self.refs[key]
+
+
+def _probe_adjacency(spec, n: int, rng: np.random.Generator):
+    """A random graph of ``n`` nodes like the real one: same kind (sparse/dense) and mean degree."""
+    import scipy.sparse as sp
+
+    if spec.adjacency is None:
+        return None
+    nnz = spec.adjacency.nnz if sp.issparse(spec.adjacency) else int(np.count_nonzero(np.asarray(spec.adjacency)))
+    degree = int(min(n - 1, max(1, round(nnz / max(spec.num_nodes, 1)))))
+    rows = np.repeat(np.arange(n), degree)
+    cols = (rows + rng.integers(1, n, size=rows.size)) % n  # no self loops
+    a = sp.csr_matrix((rng.uniform(0.1, 1.0, rows.size).astype(np.float32), (rows, cols)), shape=(n, n))
+    return a if _sparse_graph(spec) else a.toarray()
+
+
+def _probe_params(name: str, spec, params: dict) -> dict:
+    """The hyper-parameters for the small probe models: as given, with size switches fixed at the real N."""
+    p = dict(params)
+    if name == "gwnet":
+        p["adaptive"] = _gwnet_adaptive_active(spec, params)  # as it will be at the real N
+    if name in QUADRATIC_MODELS:
+        p.pop("max_nodes", None)  # probes are tiny
+    return p
+
+
+def _tensor_bytes(t) -> int:
+    if t.is_sparse:
+        return int(t._indices().numel() * t._indices().element_size() + t._values().numel() * t._values().element_size())
+    return int(t.numel() * t.element_size())
+
+
+def _measure(name: str, spec, params: dict, n: int, b: int) -> dict[str, float]:
+    """Build the model at ``n`` nodes and measure one batch of ``b`` windows (see the module doc)."""
+    import torch
+
+    from stkd.models.base import ModelSpec
+    from stkd.models.registry import build_model
+
+    rng = np.random.default_rng(n)
+    pspec = ModelSpec(num_nodes=n, input_len=spec.input_len, horizon=spec.horizon, in_features=spec.in_features,
+                      out_features=spec.out_features, steps_per_day=spec.steps_per_day,
+                      adjacency=_probe_adjacency(spec, n, rng), out_classes=spec.out_classes)
+    model = build_model(name, pspec, params)
+    own = {p.untyped_storage().data_ptr() for p in model.parameters()}
+    own |= {t.untyped_storage().data_ptr() for t in model.buffers() if not t.is_sparse}
+    gen = torch.Generator().manual_seed(n)
+    x = torch.randn(b, spec.input_len, n, spec.in_features, generator=gen)  # [B, P, N, F]
+    tod = torch.rand(b, spec.input_len, generator=gen)  # [B, P]
+    dow = torch.randint(0, 7, (b, spec.input_len), generator=gen)  # [B, P]
+
+    saved: dict[int, int] = {}
+
+    def pack(t):
+        try:
+            st = t.untyped_storage()
+            if st.data_ptr() not in own and not t.is_sparse:
+                saved[st.data_ptr()] = st.nbytes()
+        except (RuntimeError, NotImplementedError):
+            pass
+        return t
+
+    model.train()
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        out = model(x, tod, dow)
+    del out
+    model.eval()
+    live = _LiveBytes()
+    with torch.no_grad(), live.mode:
+        out = model(x, tod, dow)
+        del out
+    return {"activations": float(sum(saved.values())), "eval": float(live.peak),
+            "params": float(sum(p.numel() for p in model.parameters())),
+            "buffers": float(sum(_tensor_bytes(t) for t in model.buffers()))}
+
+
+def _fit(points: list[tuple[int, int, float]], degree: int, per_window: bool) -> np.ndarray:
+    """Non-negative coefficients ``[c_0..c_d]`` (per window, if ``per_window``) then ``[f_0..f_d]`` (fixed)."""
+    from scipy.optimize import nnls
+
+    rows, target = [], []
+    for n, b, v in points:
+        powers = [float(n) ** k for k in range(degree + 1)]
+        rows.append(([b * p for p in powers] if per_window else []) + powers)
+        target.append(v)
+    a, y = np.asarray(rows), np.asarray(target)
+    scale = np.abs(a).max(axis=0)  # column scaling keeps nnls well conditioned
+    coef, _ = nnls(a / scale, y)
+    return coef / scale
+
+
+def _poly(coef: np.ndarray, n: int) -> float:
+    return float(sum(c * float(n) ** k for k, c in enumerate(coef)))
+
+
+@dataclass(frozen=True)
+class _Profile:
+    degree: int
+    activations: np.ndarray  # per-window then fixed coefficients
+    eval: np.ndarray
+    params: np.ndarray  # fixed only
+    buffers: np.ndarray
+
+
+def _profile_key(name: str, spec, params: dict) -> tuple:
+    import json
+
+    import scipy.sparse as sp
+
+    adj = spec.adjacency
+    kind = "none" if adj is None else ("sparse" if _sparse_graph(spec) else "dense")
+    nnz = 0 if adj is None else (adj.nnz if sp.issparse(adj) else int(np.count_nonzero(np.asarray(adj))))
+    degree = 0 if adj is None else round(nnz / spec.num_nodes)
+    return (name, json.dumps(_probe_params(name, spec, params), sort_keys=True, default=str), spec.input_len,
+            spec.horizon, spec.in_features, spec.out_features, spec.steps_per_day, spec.out_classes, kind, degree,
+            complexity(name, spec, params))
+
+
+_PROFILES: dict[tuple, _Profile] = {}
+
+
+def _profile(name: str, spec, params: dict) -> _Profile:
+    """Probe measurements fitted in N and batch size (cached per model, hyper-parameters and data shape)."""
+    import torch
+
+    key = _profile_key(name, spec, params)
+    if key in _PROFILES:
+        return _PROFILES[key]
+    degree = key[-1]
+    probe_params = _probe_params(name, spec, params)
+    points: dict[str, list] = {"activations": [], "eval": [], "params": [], "buffers": []}
+    threads = torch.get_num_threads()
+    with torch.random.fork_rng(devices=[]):  # the probe leaves the caller's random state alone
+        try:
+            torch.set_num_threads(1)  # tiny tensors: one thread is fastest, and spares a busy machine
+            for n in PROBE_NODES:
+                for b in PROBE_BATCHES:
+                    m = _measure(name, spec, probe_params, n, b)
+                    for k, v in m.items():
+                        points[k].append((n, b, v))
+        finally:
+            torch.set_num_threads(threads)
+    prof = _Profile(
+        degree=degree,
+        activations=_fit(points["activations"], degree, per_window=True),
+        eval=_fit(points["eval"], degree, per_window=True),
+        params=_fit([p for p in points["params"] if p[1] == 1], 1, per_window=False),  # affine in N
+        buffers=_fit([p for p in points["buffers"] if p[1] == 1], degree, per_window=False),
+    )
+    _PROFILES[key] = prof
+    return prof
+
+
+def _split(coef: np.ndarray, degree: int, n: int, b: int) -> float:
+    per, fixed = coef[:degree + 1], coef[degree + 1:]
+    return b * _poly(per, n) + _poly(fixed, n)
+
+
+# ------------------------------------------------------------------------------ the estimate
+def data_bytes(num_steps: int, num_nodes: int, in_features: int, out_features: int) -> int:
+    """Resident bytes of prepared data: float32 source values, float32 scaled copy, bool mask(s)."""
+    cells = int(num_steps) * int(num_nodes)
+    extra_mask = cells * out_features if in_features > out_features else 0
+    return cells * in_features * (4 + 4 + 1) + extra_mask
+
+
+@dataclass
+class MemoryEstimate:
+    """A breakdown of the bytes training a model is expected to need at its peak."""
+
+    model: str
+    num_nodes: int
+    batch_size: int
+    eval_batch_size: int
+    complexity: int  # 1 linear, 2 quadratic in N
+    params: int
+    train_bytes: int  # activations x factor + weights/gradients/Adam + batch tensors
+    eval_bytes: int  # evaluation forward peak + weights + batch tensors
+    buffer_bytes: int  # graph supports and other buffers
+    data_bytes: int  # 0 when the data is already loaded
+    runtime_bytes: int  # 0 when the data is already loaded
+
+    @property
+    def model_bytes(self) -> int:
+        return max(self.train_bytes, self.eval_bytes) + self.buffer_bytes
+
+    @property
+    def total_bytes(self) -> int:
+        return self.model_bytes + self.data_bytes + self.runtime_bytes
+
+    def describe(self) -> str:
+        parts = [f"training step {self.train_bytes / GiB:.1f} GiB at batch size {self.batch_size}",
+                 f"evaluation {self.eval_bytes / GiB:.1f} GiB at batch size {self.eval_batch_size}"]
+        if self.buffer_bytes > 0.05 * GiB:
+            parts.append(f"graph {self.buffer_bytes / GiB:.1f} GiB")
+        if self.data_bytes:
+            parts.append(f"data {self.data_bytes / GiB:.1f} GiB")
+        return ", ".join(parts)
+
+
+def _batch_tensor_bytes(spec, b: int) -> int:
+    """x, y, mask, covariates of one batch (the copies cut out of the prepared array)."""
+    n = spec.num_nodes
+    return b * (spec.input_len * n * spec.in_features * 4 + spec.horizon * n * spec.out_features * (4 + 4 + 1)
+                + spec.horizon * n * spec.out_channels * 4 * 2)  # x; y, raw target, mask; pred in 2 units
+
+
+def default_eval_batch_size(batch_size: int) -> int:
+    """The pipeline's evaluation batch (``stkd.pipeline.eval_batch_size``): 4 x train, at most 256."""
+    return max(1, min(256, 4 * int(batch_size)))
+
+
+def estimate_memory(name: str, spec, params: dict | None = None, *, batch_size: int = 64,
+                    eval_batch_size: int | None = None, num_steps: int | None = None,
+                    data_loaded: bool = False) -> MemoryEstimate:
+    """Estimate the peak memory of training model ``name`` built for ``spec`` (see the module doc).
+
+    Args:
+        name: a registered model name; params: its hyper-parameters (as for ``build_model``).
+        batch_size: training windows per step; eval_batch_size: windows per evaluation forward
+            (default: the pipeline's ``min(256, 4 * batch_size)``).
+        num_steps: T of the data (with ``data_loaded=False`` the prepared data is added).
+        data_loaded: True when the data is already in memory (then only the model's part counts).
+    """
+    params = dict(params or {})
+    b = int(batch_size)
+    be = int(eval_batch_size or default_eval_batch_size(b))
+    prof = _profile(name, spec, params)
+    n, d = spec.num_nodes, prof.degree
+    n_params = max(0, int(round(_poly(prof.params, n))))
+    act = _split(prof.activations, d, n, b)
+    ev = EVAL_PEAK_FACTOR * _split(prof.eval, d, n, be)
+    train = TRAIN_ACTIVATION_FACTOR * act + OPTIMIZER_BYTES_PER_PARAM * n_params + _batch_tensor_bytes(spec, b)
+    evalb = ev + 4 * n_params + _batch_tensor_bytes(spec, be)
+    buffers = _poly(prof.buffers, n)
+    data = 0 if data_loaded or not num_steps else data_bytes(num_steps, n, spec.in_features, spec.out_features)
+    return MemoryEstimate(model=name, num_nodes=n, batch_size=b, eval_batch_size=be, complexity=d, params=n_params,
+                          train_bytes=int(train), eval_bytes=int(evalb), buffer_bytes=int(buffers),
+                          data_bytes=int(data), runtime_bytes=0 if data_loaded else RUNTIME_BYTES)
+
+
+def estimate_training_bytes(name: str, spec, params: dict | None = None, *, batch_size: int = 64,
+                            eval_batch_size: int | None = None, num_steps: int | None = None,
+                            data_loaded: bool = False) -> int:
+    """Total bytes :func:`estimate_memory` expects training ``name`` to need at its peak."""
+    return estimate_memory(name, spec, params, batch_size=batch_size, eval_batch_size=eval_batch_size,
+                           num_steps=num_steps, data_loaded=data_loaded).total_bytes
+
+
+# ------------------------------------------------------------------------------ the guard
+def _largest_batch(name, spec, params, budget: int, fixed: int, est: MemoryEstimate) -> int:
+    """The largest training batch size (<= the requested one) whose estimate fits in ``budget``."""
+    lo, hi = 0, est.batch_size - 1
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        e = estimate_memory(name, spec, params, batch_size=mid, eval_batch_size=default_eval_batch_size(mid),
+                            data_loaded=True)
+        if e.model_bytes + fixed <= budget:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
+
+
+def _suggestions(name: str, spec, params: dict, est: MemoryEstimate, budget: int, fixed: int) -> list[str]:
+    out = []
+    b = _largest_batch(name, spec, params, budget, fixed, est) if est.batch_size > 1 else 0
+    if b >= 1:
+        out.append(f"train.batch_size: {b} (or less)")
+    if name in QUADRATIC_MODELS or (name == "gwnet" and est.complexity == 2):
+        out.append("the stid student (linear in N), or the gwnet teacher with params.adaptive: false on a sparse "
+                   "graph (data.graph.method: knn), which is linear in N")
+    elif name == "gwnet":
+        out.append("training gwnet on node subsets (sampled neighbourhoods, see docs/scale.md)")
+    elif name not in ("stid", "linear"):
+        out.append("the stid student")
+    out.append("fewer nodes (data.nodes, or node partitions / a spatial query of the network)")
+    if est.data_bytes > 0.25 * budget:
+        out.append(f"a shorter data.time_range (the data alone needs ~{est.data_bytes / GiB:.1f} GiB)")
+    return out
+
+
+def check_fits(name: str, spec, params: dict | None = None, *, batch_size: int = 64,
+               eval_batch_size: int | None = None, num_steps: int | None = None, data_loaded: bool = False,
+               available: int | None = None, device: str | None = "cpu") -> MemoryEstimate | None:
+    """Raise :class:`MemoryLimitError` when training ``name`` would not fit; return the estimate otherwise.
+
+    ``available`` (bytes) defaults to :func:`available_bytes`; for a CUDA ``device`` the model's part is
+    checked against the GPU's free memory and the data against host memory. The message names the
+    model, N, the estimate and the memory available, and lists what to try. Returns None (no check)
+    when the model fails to run even at the probe's tiny size: building it reports that error.
+    """
+    params = dict(params or {})
+    try:
+        est = estimate_memory(name, spec, params, batch_size=batch_size, eval_batch_size=eval_batch_size,
+                              num_steps=num_steps, data_loaded=data_loaded)
+    except STKDError:
+        raise
+    except Exception as e:  # noqa: BLE001 - a model that cannot even run small fails its own build check
+        log.debug("memory guard skipped for %s: the probe failed (%s: %s)", name, type(e).__name__, e)
+        return None
+    host = int(available if available is not None else available_bytes())
+    where, budget, fixed, need = "this machine", host, est.data_bytes + est.runtime_bytes, est.total_bytes
+    dev = str(device or "cpu")
+    if dev.startswith("cuda") or dev == "auto":
+        try:
+            import torch
+
+            if torch.cuda.is_available():
+                budget, fixed, need, where = int(torch.cuda.mem_get_info()[0]), 0, est.model_bytes, "this GPU"
+                if est.data_bytes + est.runtime_bytes > host:
+                    budget, fixed, need, where = host, est.data_bytes + est.runtime_bytes, est.data_bytes + est.runtime_bytes, "this machine"
+        except Exception:  # noqa: BLE001 - no usable CUDA: fall back to the host check
+            pass
+    if need <= budget:
+        return est
+    tries = _suggestions(name, spec, params, est, budget, fixed)
+    raise MemoryLimitError(
+        f"too large for this memory: {name} at N={spec.num_nodes} needs ~{need / GiB:.1f} GiB "
+        f"({est.describe()}), {where} has {budget / GiB:.1f} GiB available; try " + "; or ".join(tries)
+    )
+
+
+def format_bytes(n: float) -> str:
+    """``1.5 GiB`` / ``320 MiB``."""
+    if not math.isfinite(n):
+        return "n/a"
+    return f"{n / GiB:.2f} GiB" if n >= GiB else f"{n / 2**20:.0f} MiB"

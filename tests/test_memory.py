@@ -1,0 +1,131 @@
+"""The pre-flight memory guard (stkd.memory): estimates that scale like the models, a clear refusal."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+import torch
+
+from stkd.errors import STKDError
+from stkd.memory import (
+    GiB,
+    MemoryLimitError,
+    available_bytes,
+    check_fits,
+    complexity,
+    data_bytes,
+    estimate_memory,
+    estimate_training_bytes,
+)
+from stkd.models.base import ModelSpec
+
+
+def ring(n: int, degree: int = 3) -> sp.csr_matrix:
+    """A sparse directed graph: each node links to its next ``degree`` nodes."""
+    rows = np.repeat(np.arange(n), degree)
+    cols = (rows + np.tile(np.arange(1, degree + 1), n)) % n
+    return sp.csr_matrix((np.ones(rows.size, np.float32), (rows, cols)), shape=(n, n))
+
+
+def spec(n: int, adjacency=None) -> ModelSpec:
+    return ModelSpec(num_nodes=n, input_len=12, horizon=12, in_features=1, out_features=1, steps_per_day=288,
+                     adjacency=adjacency)
+
+
+def test_a_tiny_model_fits_and_the_estimate_is_sane():
+    est = check_fits("stid", spec(20), {"embed_dim": 8}, batch_size=8, num_steps=2016)
+    assert est is not None
+    assert 0 < est.model_bytes < 0.1 * GiB
+    assert est.data_bytes == data_bytes(2016, 20, 1, 1) == 2016 * 20 * 9
+    assert est.total_bytes < 1 * GiB
+
+
+def test_staeformer_at_a_huge_n_is_refused_with_the_model_and_a_suggestion():
+    with pytest.raises(MemoryLimitError) as info:
+        check_fits("staeformer", spec(20000), {}, batch_size=8, available=16 * GiB)
+    msg = str(info.value)
+    assert isinstance(info.value, STKDError)
+    assert msg.startswith("too large for this memory: staeformer at N=20000 needs ~")
+    assert "this machine has 16.0 GiB available" in msg
+    assert "stid" in msg and "adaptive: false" in msg and "data.nodes" in msg
+
+
+def test_a_smaller_batch_size_is_suggested_when_it_would_fit():
+    s = spec(2000)
+    one = estimate_memory("staeformer", s, {}, batch_size=1, data_loaded=True).model_bytes
+    with pytest.raises(MemoryLimitError, match=r"train\.batch_size: \d+"):
+        check_fits("staeformer", s, {}, batch_size=64, data_loaded=True, available=int(4 * one))
+
+
+def test_a_long_series_suggests_a_shorter_time_range():
+    with pytest.raises(MemoryLimitError, match=r"shorter data\.time_range"):
+        check_fits("stid", spec(20000), {}, batch_size=32, num_steps=105120, available=16 * GiB)  # a year
+
+
+def test_the_student_estimate_grows_linearly_in_n():
+    small = estimate_training_bytes("stid", spec(5000), {}, batch_size=32, data_loaded=True)
+    big = estimate_training_bytes("stid", spec(20000), {}, batch_size=32, data_loaded=True)
+    assert 3.6 < big / small <= 4.05  # 4x the nodes, about 4x the memory (small constants aside)
+    with_data = estimate_training_bytes("stid", spec(20000), {}, batch_size=32, num_steps=4032)
+    assert with_data - big >= data_bytes(4032, 20000, 1, 1)
+
+
+def test_staeformer_grows_quadratically_and_sparse_gwnet_linearly():
+    small = estimate_training_bytes("staeformer", spec(2000), {}, batch_size=4, data_loaded=True)
+    big = estimate_training_bytes("staeformer", spec(4000), {}, batch_size=4, data_loaded=True)
+    assert 3.5 < big / small <= 4.05  # 2x the nodes, about 4x the memory
+    g_small = estimate_training_bytes("gwnet", spec(5000, ring(5000)), {"adaptive": False}, batch_size=2,
+                                      data_loaded=True)
+    g_big = estimate_training_bytes("gwnet", spec(20000, ring(20000)), {"adaptive": False}, batch_size=2,
+                                    data_loaded=True)
+    assert 3.6 < g_big / g_small <= 4.05
+
+
+def test_known_complexity_follows_the_dense_matrices():
+    assert complexity("stid", spec(50)) == 1
+    assert complexity("staeformer", spec(50)) == 2
+    assert complexity("agcrn", spec(50)) == 2
+    assert complexity("gwnet", spec(50, ring(50))) == 2  # the adaptive adjacency is on at small N
+    assert complexity("gwnet", spec(50, ring(50)), {"adaptive": False}) == 1
+    assert complexity("gwnet", spec(3000, ring(3000))) == 1  # switched off above adaptive_max_nodes
+    assert complexity("gwnet", spec(50, ring(50).toarray()), {"adaptive": False}) == 2  # dense given graph
+
+
+def test_the_probe_leaves_the_random_state_alone():
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    estimate_memory("mlp", spec(30), {}, batch_size=4)
+    assert torch.equal(torch.rand(3), expected)
+
+
+def test_memory_limit_from_the_environment(monkeypatch):
+    monkeypatch.setenv("STKD_MEMORY_LIMIT", "2GiB")
+    assert available_bytes() <= 2 * GiB
+    with pytest.raises(MemoryLimitError, match="has 2.0 GiB available"):
+        check_fits("stid", spec(20000), {}, batch_size=32, num_steps=105120)
+    monkeypatch.setenv("STKD_MEMORY_LIMIT", "lots")
+    with pytest.raises(STKDError, match="STKD_MEMORY_LIMIT"):
+        available_bytes()
+
+
+def test_unknown_models_and_parameters_fail_like_the_registry():
+    with pytest.raises(STKDError, match="unknown model"):
+        check_fits("gwnett", spec(20))
+    with pytest.raises(STKDError, match="unknown hyper-parameter"):
+        check_fits("stid", spec(20), {"widht": 3})
+
+
+def test_the_pipeline_refuses_before_building(monkeypatch):
+    from stkd.config import DataConfig, SimulatorConfig, TrainConfig
+    from stkd.data.loaders import load_data
+    from stkd.data.windows import prepare
+    from stkd.pipeline import _check_fits
+
+    cfg = DataConfig(source="builtin", name="synthetic-traffic", simulator=SimulatorConfig(nodes=30, days=2))
+    wd = prepare(load_data(cfg), cfg)
+    assert _check_fits("stid", {}, wd, train=TrainConfig(batch_size=8)) is not None
+    monkeypatch.setenv("STKD_MEMORY_LIMIT", "1MiB")
+    with pytest.raises(MemoryLimitError, match="too large for this memory: staeformer at N=30"):
+        _check_fits("staeformer", {}, wd, role="teacher", train=TrainConfig(batch_size=8))
