@@ -59,8 +59,8 @@ def scenario_config(name: str, seed: int, quick: bool) -> dict:
         events = {"rule": "threshold", "target": "speed", "op": "<", "value": 40, "within": 6}
         teacher_epochs = 8 if quick else 15
     teacher = {**TEACHERS[name], "epochs": teacher_epochs}
-    student = {**STUDENT, "epochs": 8 if quick else 15}
-    train = {"epochs": 15, "patience": 4, "batch_size": 32, "lr": 0.003, "max_batches": 25 if quick else 40,
+    student = {**STUDENT, "epochs": 20 if quick else 30}  # students are cheap: train them to convergence
+    train = {"epochs": 15, "patience": 5, "batch_size": 32, "lr": 0.003, "max_batches": 25 if quick else 40,
              "seed": seed, "threads": 1}
     return {"task": "classify", "data": data, "teacher": teacher, "student": student, "distill": DISTILL,
             "train": train, "eval": {"horizons": [3, 6, 12], "latency_repeats": 20}, "events": events}

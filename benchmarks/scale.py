@@ -23,8 +23,9 @@ guard's message.
   the weights are loaded into a full-graph model and one forward over all N nodes is timed. This is
   the supported way to train a teacher where one machine's memory is the limit (docs/scale.md).
 
-Everything runs on this machine's CPU; other sessions may share it, so seconds carry that noise (the
-load average is recorded with the table).
+Everything runs on this machine's CPU with one torch thread per measurement (``--threads``): the
+machine is shared with other sessions, and with more threads than free cores OpenMP's waits make small
+ops up to 10x slower. Seconds still carry that noise (the load average is recorded with the table).
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ import numpy as np
 
 from common import REPO, command, machine, write_section
 
-DAYS = {200: 14, 1000: 7, 5000: 3, 20000: 2}  # days of 5-minute data per N (time budget: whole epochs of the student)
+DAYS = {200: 30, 1000: 14, 5000: 7, 20000: 3}  # days of 5-minute data per N (time budget: whole epochs of the student)
 QUICK_DAYS = {200: 3, 1000: 2}
 STUDENT_BATCH = 32
 TEACHER_BATCH = 1
@@ -83,7 +84,8 @@ def grow_subset(neighbours, k: int, rng: np.random.Generator) -> np.ndarray:
 
 def set_subgraph(model, adjacency, idx: np.ndarray) -> None:
     """Point a Graph WaveNet (built for ``len(idx)`` nodes, no adaptive adjacency) at the sub-graph ``idx``."""
-    from stkd.models.base import scipy_to_torch_sparse, transition_matrices
+    from stkd.data.graph import transition_matrices
+    from stkd.models.base import scipy_to_torch_sparse
 
     sub = adjacency[idx][:, idx]  # [K, K] the edges among the chosen nodes
     for i, m in enumerate(transition_matrices(sub)):
@@ -121,19 +123,21 @@ def _peak_rss() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
 
 
-def _spec(wd, n=None, adjacency="data"):
+def _spec(wd, n=None, adjacency=None):
+    """The model spec for ``wd`` (its graph), or for ``n`` nodes with the given ``adjacency``."""
     from stkd.models.base import ModelSpec
 
     return ModelSpec(num_nodes=n or wd.num_nodes, input_len=wd.P, horizon=wd.H, in_features=wd.in_features,
                      out_features=wd.out_features, steps_per_day=wd.steps_per_day,
-                     adjacency=wd.data.adjacency if adjacency == "data" else adjacency)
+                     adjacency=wd.data.adjacency if adjacency is None else adjacency)
 
 
 def child(job: dict) -> dict:
     """Run one measurement described by ``job``; return a JSON-safe result."""
     import torch
 
-    from stkd.config import DataConfig, TrainConfig
+    torch.set_num_threads(job.get("threads", 1))
+    from stkd.config import DataConfig
     from stkd.data.windows import prepare
     from stkd.memory import MemoryLimitError, check_fits, estimate_memory
     from stkd.models.registry import build_model
@@ -153,8 +157,9 @@ def child(job: dict) -> dict:
     if kind == "subset":  # the data is the full network's, the model sees K nodes
         from stkd.memory import RUNTIME_BYTES, data_bytes
 
-        res["estimate_bytes"] = est.model_bytes + RUNTIME_BYTES + data_bytes(data.num_steps, n, wd.in_features,
-                                                                             wd.out_features)
+        full = estimate_memory(name, _spec(wd), params, batch_size=1, eval_batch_size=1, data_loaded=True)
+        res["estimate_bytes"] = (max(est.model_bytes, full.eval_bytes + full.buffer_bytes) + RUNTIME_BYTES
+                                 + data_bytes(data.num_steps, n, wd.in_features, wd.out_features))
     try:
         check_fits(name, spec, params, batch_size=batch, data_loaded=True)
     except MemoryLimitError as e:
@@ -163,27 +168,24 @@ def child(job: dict) -> dict:
 
     torch.manual_seed(0)
     rng = np.random.default_rng(0)
-    if kind == "epoch":
-        from stkd.pipeline import hard_loss_fn, validator
-        from stkd.train import fit
+    if kind == "epoch":  # the loop of stkd.train.fit: forward, masked Huber, backward, clip, AdamW
+        from stkd.pipeline import hard_loss_fn
 
         model = build_model(name, spec, params)
-        val_seconds = []
-        validate = validator(wd, batch_size=128)
-
-        def timed_validate(m):
-            t0 = time.perf_counter()
-            out = validate(m)
-            val_seconds.append(time.perf_counter() - t0)
-            return out
-
-        tcfg = TrainConfig(epochs=1, batch_size=batch, scheduler="none", patience=5)
-        with tempfile.TemporaryDirectory() as tmp:
-            t0 = time.perf_counter()
-            fit(model, wd, hard_loss_fn(wd, "huber"), timed_validate, tcfg, Path(tmp), epochs=1, progress=False)
-            total = time.perf_counter() - t0
-        windows = (res["train_windows"] // batch) * batch  # fit drops the last partial batch
-        res.update(status="ok", seconds=total - sum(val_seconds), windows=windows, val_seconds=sum(val_seconds))
+        opt = torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=1e-4)
+        loss_fn = hard_loss_fn(wd, "huber")
+        model.train()
+        gen = torch.Generator().manual_seed(0)
+        t0 = time.perf_counter()
+        windows = 0
+        for b in wd.iterate("train", batch, shuffle=True, generator=gen, drop_last=True):
+            loss, _ = loss_fn(b, model(b.x, b.tod, b.dow))
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+            opt.step()
+            windows += len(b)
+        res.update(status="ok", seconds=time.perf_counter() - t0, windows=windows, loss=float(loss.detach()))
     else:
         model = build_model(name, spec, params)
         if kind == "subset":
@@ -249,8 +251,9 @@ def run_child(job: dict, timeout: float) -> dict:
 def jobs_for(n: int, quick: bool) -> list[dict]:
     jobs = [{"label": "stid", "model": "stid", "batch": STUDENT_BATCH, "kind": "epoch"}]
     for t in TEACHERS:
+        slow = t in ("staeformer", "agcrn") and n >= 5000  # O(N^2) compute: one step is enough to time
         jobs.append({"label": t, "model": t, "batch": TEACHER_BATCH, "kind": "steps",
-                     "max_steps": 2 if quick else 4, "min_steps": 2, "budget_s": 25.0})
+                     "max_steps": 2 if quick else 4, "min_steps": 1 if slow else 2, "budget_s": 25.0})
     if n >= 5000:
         jobs.append({"label": f"gwnet, node subsets K={SUBSET_NODES}", "model": "gwnet", "params": {"adaptive": False},
                      "batch": TEACHER_BATCH, "kind": "subset", "subset": SUBSET_NODES, "max_steps": 5,
@@ -302,7 +305,7 @@ def table(results: list[dict]) -> str:
         us = r["seconds"] / (r["windows"] * n) * 1e6
         if r["kind"] == "epoch":
             what = f"1 epoch, {r['windows']} windows"
-            note = f"validation pass ({r['val_seconds']:.1f} s) not counted"
+            note = "whole epoch, last partial batch dropped"
         else:
             what = f"s/step, median of {max(r['steps'] - 1, 1)}" + (" (1 step, incl. warm-up)" if r["steps"] == 1 else "")
             note = f"first step {r['first_step']:.1f} s"
@@ -338,9 +341,9 @@ def plot(results: list[dict], path: Path) -> None:
                         color=color, s=60, label=f"{label}: refused (guard estimate)")
     stid = [r for r in results if r["model"] == "stid" and r.get("status") == "ok"]
     if stid:
-        n0, s0 = stid[0]["N"], stid[0]["seconds"] / stid[0]["windows"]
+        n0, s0 = stid[-1]["N"], stid[-1]["seconds"] / stid[-1]["windows"]
         xs = np.array([min(r["N"] for r in stid), max(r["N"] for r in stid)])
-        ax1.plot(xs, s0 * xs / n0, color="grey", ls="--", lw=1, label="linear in N (from stid at smallest N)")
+        ax1.plot(xs, s0 * xs / n0, color="grey", ls="--", lw=1, label="linear in N (through stid at the largest N)")
     ax2.axhline(24, color="k", ls="--", lw=1, label="24 GiB target")
     ax1.set(xscale="log", yscale="log", xlabel="sensors N", ylabel="seconds per training window",
             title="Training time (student: whole epoch; teachers: steps)")
@@ -348,7 +351,7 @@ def plot(results: list[dict], path: Path) -> None:
             title="Peak memory (solid: measured RSS; dotted: guard estimate)")
     for ax in (ax1, ax2):
         ax.grid(True, which="both", alpha=0.3)
-    ax1.legend(fontsize=7)
+    ax1.legend(fontsize=7, loc="upper left")
     ax2.legend(fontsize=6, loc="upper left")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -394,6 +397,8 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="N = 200 and 1,000 only, fewer days and steps")
     ap.add_argument("--nodes", type=int, nargs="*", help="only these N (default: 200 1000 5000 20000)")
     ap.add_argument("--days", type=int, help="days of data for every N (default: per N, see DAYS)")
+    ap.add_argument("--threads", type=int, default=1,
+                    help="torch intra-op threads per measurement (1: robust on a shared machine)")
     ap.add_argument("--timeout", type=float, default=420.0, help="seconds per measurement before it is abandoned")
     ap.add_argument("--json", type=Path, default=REPO / "runs" / "scale" / "results.json", help="raw results")
     ap.add_argument("--no-write", action="store_true", help="do not touch docs/benchmarks.md and the plot")
@@ -427,6 +432,7 @@ def main() -> None:
             del data
             for job in jobs_for(n, args.quick):
                 job["data"] = str(path)
+                job["threads"] = args.threads
                 res = run_child(job, args.timeout)
                 res.setdefault("N", n)
                 results.append(res)

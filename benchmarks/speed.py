@@ -12,6 +12,7 @@ gathering the windows from the one prepared array) plus forward, loss, backward 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import tempfile
 import time
@@ -125,6 +126,8 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=256)
     ap.add_argument("--train-batch", type=int, default=64)
     ap.add_argument("--no-compile", action="store_true")
+    ap.add_argument("--compile-models", nargs="+", help="torch.compile only these (default: all)")
+    ap.add_argument("--models", nargs="+", help="only these models of the run (default: all)")
     args = ap.parse_args()
 
     from stkd.models.base import count_params
@@ -132,7 +135,7 @@ def main() -> None:
 
     cfg, _ = load_run(args.run)
     _, wd = load_prepared(cfg)
-    models = load_trained(args.run, wd)
+    models = [m for m in load_trained(args.run, wd) if not args.models or m.name in args.models]
     starts = wd.starts["test"]
     one, big = wd.batch(starts[:1]), wd.batch(np.resize(starts, args.batch))
     rows = ["| model | role | params | eager (batch-1 latency / throughput) | torch.compile | onnxruntime | "
@@ -141,7 +144,7 @@ def main() -> None:
     results = {}
     for m in models:
         model = m.model.float().eval()
-        speeds = eager_and_compiled(model, one, big, args.repeats, compile_too=not args.no_compile)
+        speeds = eager_and_compiled(model, one, big, args.repeats, compile_too=not args.no_compile and (not args.compile_models or m.name in args.compile_models))
         ort_speed = onnx_speed(model, one, big, args.repeats)
         load, comp = train_step_split(model, wd, args.train_batch)
         results[m.name] = speeds["eager"][0]
@@ -157,7 +160,8 @@ def main() -> None:
                 lines.append(f"{m.name} vs {t}: batch-1 latency {results[t] / results[m.name]:.0f}x lower.")
     ds = wd.data
     body = (f"### Speed on {ds.name} ({ds.num_nodes} nodes), models of `{args.run}`\n\n"
-            f"Command: `{command()}`; threads: {torch.get_num_threads()}\n\n" + "\n".join(rows) + "\n\n"
+            f"Command: `{command()}`; threads: {torch.get_num_threads()}; "
+            f"load average at the start: {os.getloadavg()[0]:.1f}\n\n" + "\n".join(rows) + "\n\n"
             + "\n".join(lines) + "\n")
     write_section(f"speed-{ds.name}", body)
     print(body)

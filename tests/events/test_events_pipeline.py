@@ -96,6 +96,13 @@ def test_bad_rules_fail_before_anything_is_written(tmp_path, events, match):
     assert not out.exists()
 
 
+def test_bad_model_fails_before_anything_is_written(tmp_path):
+    cfg = parse_config(config({"rule": "given", "source": "simulator"}, student={"name": "mlp", "params": {"widht": 3}}))
+    with pytest.raises(ValueError, match="widht"):
+        run_classify(cfg, tmp_path / "run", progress=False)
+    assert not (tmp_path / "run").exists()
+
+
 def test_bad_event_file_fails_before_training(tmp_path):
     f = tmp_path / "events.csv"
     f.write_text("timestamp,node,label\n2024-01-01 08:00,S99999,1\n")
@@ -183,3 +190,16 @@ def test_train_and_distill_subcommands_refuse_event_tasks(tmp_path):
     with pytest.raises(STKDError, match="stkd distill is forecast-only"):
         distill_from(cfg, tmp_path / "t", tmp_path / "b")
     assert not (tmp_path / "a").exists()
+
+
+def test_bands_task_scores_k_classes():
+    cfg = parse_config(config({"rule": "bands", "target": "speed", "edges": [30, 50], "within": 2}))
+    _, wd = load_prepared(cfg)
+    task = EventTask.build(cfg, wd)
+    assert task.K == 3 and not task.binary and len(task.weights) == 3
+    probs = task.persistence_probs("test")
+    test = task.test_metrics(probs, 0.5)
+    assert len(test["confusion_matrix"]) == 3 and len(test["per_class"]["f1"]) == 3
+    assert 0 <= test["f1"] <= 1 and "threshold" not in test
+    assert task.detection(probs, 0.5) is None  # incident scoring is for two-class tasks
+    assert task.choose_threshold(probs) == 0.5

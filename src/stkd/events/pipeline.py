@@ -110,6 +110,17 @@ class EventTask:
                               "([batch, horizon, nodes, classes]); check its hyper-parameters")
         return model
 
+    def check_models(self) -> None:
+        """Build every configured model once (forecasting teachers as forecasters) before any training."""
+        from stkd.pipeline import check_models
+
+        if self.e.teacher_kind == "forecast":
+            check_models(self.cfg, self.wd, teachers=True, student=False)
+        else:
+            for t in self.cfg.teacher:
+                self.build_model(t.name, t.params)
+        self.build_model(self.cfg.student.name, self.cfg.student.params)
+
     def window_labels(self, starts) -> tuple[torch.Tensor, torch.Tensor]:
         """``[B, H, N]`` labels and mask of the windows starting at ``starts``."""
         return self.labels.window(starts, self.P, self.H)
@@ -344,7 +355,7 @@ def evaluate_events(task: EventTask, run_dir: Path, models: list[EventModel]) ->
             pt = task.cache_probs([m.cache], [m.sigma], "test")
         else:
             pv, pt = task.predict(m.model, "val"), task.predict(m.model, "test")
-        speed = measure_speed(m.model, wd, repeats=cfg.eval.latency_repeats)
+        speed = measure_speed(m.model.cpu(), wd, repeats=cfg.eval.latency_repeats)  # CPU latency, as reported
         extra = {"model": m.registry_name, "params": count_params(m.model), **speed,
                  "train_seconds": m.train_seconds, "val_f1": m.val.get("f1")}
         if m.kind == "forecast":
@@ -407,6 +418,7 @@ def run_classify(cfg: RunConfig, out: Path, *, overwrite: bool = False, resume: 
 
     _, wd = load_prepared(cfg)
     task = EventTask.build(cfg, wd)  # bad labels fail here, before anything is written or trained
+    task.check_models()  # and bad model names or hyper-parameters
     run_dir = prepare_run_dir(Path(out), overwrite=overwrite, resume=resume)
     write_text(run_dir / "config.yaml", dump_config(cfg))
     summary = data_summary(wd)
