@@ -163,7 +163,8 @@ def main(argv=None) -> int:
         print()
     minutes = (time.perf_counter() - t0) / 60
     body = ("## Event detection with soft-label distillation\n\n"
-            f"Command: `{command()}` ({minutes:.1f} min on {os.cpu_count()} CPU cores"
+            f"Command: `{command()}` ({minutes:.1f} min on {os.cpu_count()} CPU cores, 1-minute load average "
+            f"{os.getloadavg()[0]:.1f} at the end: latencies and times are noisy when the cores are shared"
             f"{', quick settings: fewer epochs and batches, 40 simulated sensors' if args.quick else ''}).\n\n"
             "Test F1 of the event class at the decision threshold chosen on validation data, pooled over the 12 "
             "horizon steps and every node (F1 @1: the next step only); mean ± std over seeds. Teachers (a "

@@ -158,7 +158,8 @@ def child(job: dict) -> dict:
         from stkd.memory import RUNTIME_BYTES, data_bytes
 
         full = estimate_memory(name, _spec(wd), params, batch_size=1, eval_batch_size=1, data_loaded=True)
-        res["estimate_bytes"] = (max(est.model_bytes, full.eval_bytes + full.buffer_bytes) + RUNTIME_BYTES
+        # both models live at the end (the K-node one trained, the N-node one running a forward)
+        res["estimate_bytes"] = (est.model_bytes + full.eval_bytes + full.buffer_bytes + RUNTIME_BYTES
                                  + data_bytes(data.num_steps, n, wd.in_features, wd.out_features))
     try:
         check_fits(name, spec, params, batch_size=batch, data_loaded=True)
@@ -297,7 +298,9 @@ def table(results: list[dict]) -> str:
         if r.get("status") != "ok":
             note = r.get("message", "")
             if r.get("status") == "too large":
-                note = "refused by the guard: " + note
+                need = note.split("needs ~", 1)[1].split(" GiB", 1)[0]
+                avail = note.split(" has ", 1)[1].split(" GiB", 1)[0]
+                note = f"refused by the guard: needs ~{need} GiB, {avail} GiB available (message below)"
             rows.append(f"| {r['model']} | {r.get('N', '?')} | {days} | {r.get('batch', '')} | {r.get('status')} | | | "
                         f"{fmt_gib(r.get('peak_bytes'))} | {fmt_gib(r.get('estimate_bytes'))} | {note} |")
             continue
@@ -307,7 +310,8 @@ def table(results: list[dict]) -> str:
             what = f"1 epoch, {r['windows']} windows"
             note = "whole epoch, last partial batch dropped"
         else:
-            what = f"s/step, median of {max(r['steps'] - 1, 1)}" + (" (1 step, incl. warm-up)" if r["steps"] == 1 else "")
+            what = ("s/step, 1 step (incl. warm-up)" if r["steps"] == 1
+                    else f"s/step, median of {r['steps'] - 1} after 1 warm-up")
             note = f"first step {r['first_step']:.1f} s"
             if r["kind"] == "subset":
                 note += (f"; BFS sub-graph of {SUBSET_NODES} nodes per step; the trained weights then ran one "
@@ -371,11 +375,18 @@ def section(results, year, info) -> str:
              "`ru_maxrss` (Python + torch + data + prepared copy + model). The guard estimate is "
              "`stkd.memory.estimate_memory` for the same run, including data and runtime.", "",
              table(results), "", f"![scale](img/scale.png)", ""]
+    refused = [r for r in results if r.get("status") == "too large"]
+    if refused:
+        lines += ["The guard's message, e.g. for " + f"{refused[0]['model']} at N = {refused[0]['N']}:", "",
+                  "```", refused[0]["message"], "```", ""]
     if len(stid) >= 2:
-        us = [r["seconds"] / (r["windows"] * r["N"]) * 1e6 for r in stid]
-        lines.append(f"Student cost per window x node: {', '.join(f'{u:.2f}' for u in us)} µs at N = "
-                     f"{', '.join(str(r['N']) for r in stid)}: linear in N (ratio of the largest to the smallest N: "
-                     f"{us[-1] / us[0]:.2f}).")
+        per = [r["seconds"] / r["windows"] for r in stid]
+        steps = "; ".join(f"{a['N']} -> {b['N']} sensors ({b['N'] / a['N']:.0f}x): {pb / pa:.1f}x"
+                          for a, b, pa, pb in zip(stid, stid[1:], per, per[1:]))
+        us = ", ".join(f"{r['seconds'] / (r['windows'] * r['N']) * 1e6:.1f}" for r in stid)
+        ns = ", ".join(f"{r['N']:,}" for r in stid)
+        lines.append(f"Student (STID) seconds per training window as N grows: {steps}. Per window and sensor: "
+                     f"{us} µs at N = {ns} (flat = linear in N).")
         lines.append("")
     if year:
         lines.append("Pre-flight only (no data made): a year of 5-minute data (T = 105,120) at 20,000 sensors.")
