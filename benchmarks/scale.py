@@ -177,7 +177,7 @@ def child(job: dict) -> dict:
         loss_fn = hard_loss_fn(wd, "huber")
         model.train()
         gen = torch.Generator().manual_seed(0)
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         windows = 0
         for b in wd.iterate("train", batch, shuffle=True, generator=gen, drop_last=True):
             loss, _ = loss_fn(b, model(b.x, b.tod, b.dow))
@@ -186,7 +186,8 @@ def child(job: dict) -> dict:
             torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
             opt.step()
             windows += len(b)
-        res.update(status="ok", seconds=time.perf_counter() - t0, windows=windows, loss=float(loss.detach()))
+        res.update(status="ok", seconds=time.perf_counter() - t0, cpu_seconds=time.process_time() - c0,
+                   windows=windows, loss=float(loss.detach()))
     else:
         model = build_model(name, spec, params)
         if kind == "subset":
@@ -194,10 +195,10 @@ def child(job: dict) -> dict:
         opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
         model.train()
         starts = wd.starts["train"]
-        times, losses = [], []
+        times, cpu, losses = [], [], []
         for step in range(job.get("max_steps", 4)):
             chunk = rng.choice(starts, batch, replace=False)
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             if kind == "subset":
                 idx = grow_subset(sym, k, rng)
                 set_subgraph(model, data.adjacency, idx)
@@ -212,10 +213,12 @@ def child(job: dict) -> dict:
                 opt.step()
                 losses.append(float(loss.detach()))
             times.append(time.perf_counter() - t0)
+            cpu.append(time.process_time() - c0)
             if step + 1 >= job.get("min_steps", 2) and sum(times) > job.get("budget_s", 30.0):
                 break
         timed = times[1:] or times
-        res.update(status="ok", seconds=statistics.median(timed), first_step=times[0], steps=len(times),
+        res.update(status="ok", seconds=statistics.median(timed), cpu_seconds=statistics.median(cpu[1:] or cpu),
+                   first_step=times[0], steps=len(times),
                    windows=batch, loss=losses[-1])
         if kind == "subset":  # the subset-trained weights run on the whole network
             full = build_model(name, _spec(wd), params)
@@ -290,9 +293,9 @@ def fmt_gib(b) -> str:
 
 
 def table(results: list[dict]) -> str:
-    rows = ["| model | N | T (days) | batch | measured | seconds | µs per window x node | peak RSS GiB | "
+    rows = ["| model | N | T (days) | batch | measured | wall s | CPU s | CPU µs per window x sensor | peak RSS GiB | "
             "guard estimate GiB | note |",
-            "| --- | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | --- |"]
+            "| --- | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | --- |"]
     for r in results:
         days = f"{r['T']} ({r['T'] / 288:.0f})" if "T" in r else "?"
         if r.get("status") != "ok":
@@ -301,11 +304,11 @@ def table(results: list[dict]) -> str:
                 need = note.split("needs ~", 1)[1].split(" GiB", 1)[0]
                 avail = note.split(" has ", 1)[1].split(" GiB", 1)[0]
                 note = f"refused by the guard: needs ~{need} GiB, {avail} GiB available (message below)"
-            rows.append(f"| {r['model']} | {r.get('N', '?')} | {days} | {r.get('batch', '')} | {r.get('status')} | | | "
+            rows.append(f"| {r['model']} | {r.get('N', '?')} | {days} | {r.get('batch', '')} | {r.get('status')} | | | | "
                         f"{fmt_gib(r.get('peak_bytes'))} | {fmt_gib(r.get('estimate_bytes'))} | {note} |")
             continue
         n = r["N"] if r["kind"] != "subset" else min(r["N"], SUBSET_NODES)
-        us = r["seconds"] / (r["windows"] * n) * 1e6
+        us = r["cpu_seconds"] / (r["windows"] * n) * 1e6
         if r["kind"] == "epoch":
             what = f"1 epoch, {r['windows']} windows"
             note = "whole epoch, last partial batch dropped"
@@ -316,7 +319,7 @@ def table(results: list[dict]) -> str:
             if r["kind"] == "subset":
                 note += (f"; BFS sub-graph of {SUBSET_NODES} nodes per step; the trained weights then ran one "
                          f"forward over all {r['N']} nodes in {r['full_forward_seconds']:.1f} s")
-        rows.append(f"| {r['model']} | {r['N']} | {days} | {r['batch']} | {what} | {r['seconds']:.2f} | {us:.2f} | "
+        rows.append(f"| {r['model']} | {r['N']} | {days} | {r['batch']} | {what} | {r['seconds']:.2f} | {r['cpu_seconds']:.2f} | {us:.2f} | "
                     f"{fmt_gib(r['peak_bytes'])} | {fmt_gib(r['estimate_bytes'])} | {note} |")
     return "\n".join(rows)
 
@@ -335,7 +338,7 @@ def plot(results: list[dict], path: Path) -> None:
         refused = [r for r in results if r["model"] == label and r.get("status") == "too large"]
         if ok:
             ns = [r["N"] for r in ok]
-            per_window = [r["seconds"] / r["windows"] for r in ok]
+            per_window = [r["cpu_seconds"] / r["windows"] for r in ok]
             ax1.plot(ns, per_window, marker=marker, color=color, label=label)
             ax2.plot(ns, [r["peak_bytes"] / GiB for r in ok], marker=marker, color=color, label=label)
             ax2.plot(ns, [r["estimate_bytes"] / GiB for r in ok], marker=marker, color=color, ls=":",
@@ -345,11 +348,11 @@ def plot(results: list[dict], path: Path) -> None:
                         color=color, s=60, label=f"{label}: refused (guard estimate)")
     stid = [r for r in results if r["model"] == "stid" and r.get("status") == "ok"]
     if stid:
-        n0, s0 = stid[-1]["N"], stid[-1]["seconds"] / stid[-1]["windows"]
+        n0, s0 = stid[-1]["N"], stid[-1]["cpu_seconds"] / stid[-1]["windows"]
         xs = np.array([min(r["N"] for r in stid), max(r["N"] for r in stid)])
         ax1.plot(xs, s0 * xs / n0, color="grey", ls="--", lw=1, label="linear in N (through stid at the largest N)")
     ax2.axhline(24, color="k", ls="--", lw=1, label="24 GiB target")
-    ax1.set(xscale="log", yscale="log", xlabel="sensors N", ylabel="seconds per training window",
+    ax1.set(xscale="log", yscale="log", xlabel="sensors N", ylabel="CPU seconds per training window (1 thread)",
             title="Training time (student: whole epoch; teachers: steps)")
     ax2.set(xscale="log", yscale="log", xlabel="sensors N", ylabel="GiB",
             title="Peak memory (solid: measured RSS; dotted: guard estimate)")
@@ -367,7 +370,9 @@ def section(results, year, info) -> str:
     lines = ["### Scale: time and memory against the number of sensors", "",
              f"Command: `{info['command']}` (total {info['minutes']:.1f} min; load average "
              f"{info['load_before']:.1f} before, {info['load_after']:.1f} after, on {os.cpu_count()} cores shared "
-             "with other sessions, so seconds are noisy upper bounds).", "",
+             "with other sessions). Each measurement uses one torch thread; wall seconds depend on what else runs, "
+             "so the CPU seconds of the measuring process (`time.process_time`) are the ones to compare across "
+             "rows.", "",
              "Data: the road-network simulator (`builtin: synthetic-traffic`), 5-minute speeds, 12 in / 12 out, "
              "70/10/20 split; T per row below (days were chosen so the whole benchmark fits in ~15 minutes of "
              "this CPU: the student's epoch is linear in windows x N, so a longer series costs proportionally "
@@ -380,12 +385,12 @@ def section(results, year, info) -> str:
         lines += ["The guard's message, e.g. for " + f"{refused[0]['model']} at N = {refused[0]['N']}:", "",
                   "```", refused[0]["message"], "```", ""]
     if len(stid) >= 2:
-        per = [r["seconds"] / r["windows"] for r in stid]
+        per = [r["cpu_seconds"] / r["windows"] for r in stid]
         steps = "; ".join(f"{a['N']} -> {b['N']} sensors ({b['N'] / a['N']:.0f}x): {pb / pa:.1f}x"
                           for a, b, pa, pb in zip(stid, stid[1:], per, per[1:]))
-        us = ", ".join(f"{r['seconds'] / (r['windows'] * r['N']) * 1e6:.1f}" for r in stid)
+        us = ", ".join(f"{r['cpu_seconds'] / (r['windows'] * r['N']) * 1e6:.1f}" for r in stid)
         ns = ", ".join(f"{r['N']:,}" for r in stid)
-        lines.append(f"Student (STID) seconds per training window as N grows: {steps}. Per window and sensor: "
+        lines.append(f"Student (STID) CPU seconds per training window as N grows: {steps}. Per window and sensor: "
                      f"{us} µs at N = {ns} (flat = linear in N).")
         lines.append("")
     if year:
