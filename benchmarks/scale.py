@@ -391,7 +391,10 @@ def section(results, year, info) -> str:
         us = ", ".join(f"{r['cpu_seconds'] / (r['windows'] * r['N']) * 1e6:.1f}" for r in stid)
         ns = ", ".join(f"{r['N']:,}" for r in stid)
         lines.append(f"Student (STID) CPU seconds per training window as N grows: {steps}. Per window and sensor: "
-                     f"{us} µs at N = {ns} (flat = linear in N).")
+                     f"{us} µs at N = {ns} (flat = linear in N). One `[32, N, 64]` float32 activation of the "
+                     f"student is {32 * stid[0]['N'] * 64 * 4 / 2**20:.1f} MiB at N = {stid[0]['N']:,} and "
+                     f"{32 * stid[-1]['N'] * 64 * 4 / 2**20:.0f} MiB at N = {stid[-1]['N']:,}: small networks run "
+                     "from the CPU caches, large ones from main memory, where the cost per sensor is constant.")
         lines.append("")
     if year:
         lines.append("Pre-flight only (no data made): a year of 5-minute data (T = 105,120) at 20,000 sensors.")
@@ -418,10 +421,19 @@ def main() -> None:
     ap.add_argument("--timeout", type=float, default=420.0, help="seconds per measurement before it is abandoned")
     ap.add_argument("--json", type=Path, default=REPO / "runs" / "scale" / "results.json", help="raw results")
     ap.add_argument("--no-write", action="store_true", help="do not touch docs/benchmarks.md and the plot")
+    ap.add_argument("--report-only", action="store_true",
+                    help="rewrite the plot and the docs section from --json without measuring again")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
         print("RESULT " + json.dumps(child(json.loads(args.child))), flush=True)
+        return
+
+    if args.report_only:
+        saved = json.loads(args.json.read_text())
+        plot(saved["results"], IMG)
+        write_section("scale", section(saved["results"], saved["year"], saved["info"]))
+        print(f"wrote {IMG} and the scale section of docs/benchmarks.md from {args.json}")
         return
 
     from stkd.config import SimulatorConfig

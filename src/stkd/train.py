@@ -165,6 +165,7 @@ def fit(
     device = resolve_device(cfg.device)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
+    torch.set_flush_denormal(True)  # tiny weights late in training must not slow CPU kernels down
     gen = set_seed(cfg.seed)
     epochs = epochs or cfg.epochs
     extra_modules = dict(extra_modules or {})
