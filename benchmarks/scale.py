@@ -304,7 +304,8 @@ def table(results: list[dict]) -> str:
                 need = note.split("needs ~", 1)[1].split(" GiB", 1)[0]
                 avail = note.split(" has ", 1)[1].split(" GiB", 1)[0]
                 note = f"refused by the guard: needs ~{need} GiB, {avail} GiB available (message below)"
-            rows.append(f"| {r['model']} | {r.get('N', '?')} | {days} | {r.get('batch', '')} | {r.get('status')} | | | | "
+            rows.append(f"| {r['model']} | {r.get('N', '?')} | {days} | {r.get('batch', '')} | {r.get('status')} "
+                        "| | | | "
                         f"{fmt_gib(r.get('peak_bytes'))} | {fmt_gib(r.get('estimate_bytes'))} | {note} |")
             continue
         n = r["N"] if r["kind"] != "subset" else min(r["N"], SUBSET_NODES)
@@ -319,7 +320,8 @@ def table(results: list[dict]) -> str:
             if r["kind"] == "subset":
                 note += (f"; BFS sub-graph of {SUBSET_NODES} nodes per step; the trained weights then ran one "
                          f"forward over all {r['N']} nodes in {r['full_forward_seconds']:.1f} s")
-        rows.append(f"| {r['model']} | {r['N']} | {days} | {r['batch']} | {what} | {r['seconds']:.2f} | {r['cpu_seconds']:.2f} | {us:.2f} | "
+        rows.append(f"| {r['model']} | {r['N']} | {days} | {r['batch']} | {what} | {r['seconds']:.2f} | "
+                    f"{r['cpu_seconds']:.2f} | {us:.2f} | "
                     f"{fmt_gib(r['peak_bytes'])} | {fmt_gib(r['estimate_bytes'])} | {note} |")
     return "\n".join(rows)
 

@@ -42,3 +42,14 @@ def los_small_config(los_loop_dir):
         "train": {"epochs": 2, "batch_size": 32, "max_batches": 2},
         "eval": {"latency_repeats": 2},
     }
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Tiny models run faster on one thread (and do not stall on a busy machine); restored after."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

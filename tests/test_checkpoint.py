@@ -17,12 +17,7 @@ from stkd.models.base import ModelSpec
 from stkd.models.registry import build_model
 from stkd.train import load_last, make_scheduler, save_last
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 SPEC = ModelSpec(num_nodes=5, input_len=6, horizon=3, in_features=2, out_features=1, steps_per_day=24)

@@ -16,19 +16,13 @@ import yaml
 from stkd.cli import main
 from stkd.config import load_config, parse_config, to_dict
 
-pytestmark = pytest.mark.slow
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 ROLES = {"gwnet": "teacher", "stid_kd": "student_kd", "stid_plain": "student_plain",
          "last_value": "baseline", "seasonal_avg": "baseline", "ridge": "baseline"}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_torch_thread")]
 
 
 def _files(root: Path) -> dict[str, float]:

@@ -51,7 +51,6 @@ import os
 import re
 import weakref
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
@@ -62,7 +61,8 @@ log = logging.getLogger(__name__)
 GiB = 2**30
 PROBE_NODES = (16, 32, 64)
 PROBE_BATCHES = (1, 2)
-TRAIN_ACTIVATION_FACTOR = 2.0  # process peak RSS / bytes saved for backward: 1.05-1.25 in live tensors, up to ~1.9 with allocator caching (AGCRN)
+# process peak / bytes saved for backward: 1.05-1.25 in live tensors, up to ~1.9 with what the allocator keeps (AGCRN)
+TRAIN_ACTIVATION_FACTOR = 2.0
 EVAL_PEAK_FACTOR = 1.25  # temporaries inside single ops, which the evaluation probe does not see
 OPTIMIZER_BYTES_PER_PARAM = 16  # float32 weights + gradients + Adam's two moments
 RUNTIME_BYTES = int(0.6 * GiB)  # Python + torch + stkd resident before any data (when data_loaded=False)
@@ -245,7 +245,8 @@ def _probe_params(name: str, spec, params: dict) -> dict:
 
 def _tensor_bytes(t) -> int:
     if t.is_sparse:
-        return int(t._indices().numel() * t._indices().element_size() + t._values().numel() * t._values().element_size())
+        idx, val = t._indices(), t._values()
+        return int(idx.numel() * idx.element_size() + val.numel() * val.element_size())
     return int(t.numel() * t.element_size())
 
 
@@ -527,8 +528,9 @@ def check_fits(name: str, spec, params: dict | None = None, *, batch_size: int =
 
             if torch.cuda.is_available():
                 budget, fixed, need, where = int(torch.cuda.mem_get_info()[0]), 0, est.model_bytes, "this GPU"
-                if est.data_bytes + est.runtime_bytes > host:
-                    budget, fixed, need, where = host, est.data_bytes + est.runtime_bytes, est.data_bytes + est.runtime_bytes, "this machine"
+                host_need = est.data_bytes + est.runtime_bytes
+                if host_need > host:
+                    budget, fixed, need, where = host, host_need, host_need, "this machine"
         except Exception:  # noqa: BLE001 - no usable CUDA: fall back to the host check
             pass
     if need <= budget:

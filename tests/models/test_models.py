@@ -16,13 +16,8 @@ from stkd.data.graph import transition_matrices
 from stkd.models.base import tod_index
 
 N, P, H, F_IN = 7, 12, 12, 2
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny tensors: one intra-op thread is faster and immune to other processes on a shared CPU."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 NO_DROPOUT = {"gwnet": {"dropout": 0.0}, "staeformer": {"dropout": 0.0}, "stid": {"dropout": 0.0}}
