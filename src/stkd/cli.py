@@ -120,7 +120,7 @@ def cmd_run(args) -> int:
 
         return relaunch_with_torchrun(args.devices)
     metrics = run(cfg, out, overwrite=args.overwrite, resume=args.resume, progress=not args.quiet)
-    from stkd.train import is_rank0
+    from stkd.distributed import is_rank0
 
     if is_rank0():
         print(format_table(metrics))

@@ -286,14 +286,18 @@ def _get(cfg, dotted: str):
     return obj
 
 
+def _check_choice(key: str, value, choices) -> None:
+    """A value outside its allowed set is an error that names the key and the nearest choice."""
+    if value not in choices:
+        close = difflib.get_close_matches(str(value), choices, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise ConfigError(f"{key}: {value!r} is not one of {', '.join(choices)}{hint}")
+
+
 def validate(cfg: RunConfig) -> RunConfig:
     """Check values that types alone cannot; raise :class:`ConfigError` naming the key."""
     for key, choices in CHOICES.items():
-        value = _get(cfg, key)
-        if value not in choices:
-            close = difflib.get_close_matches(str(value), choices, n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
-            raise ConfigError(f"{key}: {value!r} is not one of {', '.join(choices)}{hint}")
+        _check_choice(key, _get(cfg, key), choices)
     d = cfg.data
     if len(d.split) != 3 or any(s < 0 for s in d.split) or abs(sum(d.split) - 1.0) > 1e-6:
         raise ConfigError(f"data.split: three non-negative shares (train, val, test) summing to 1 expected, "
@@ -333,10 +337,7 @@ def validate(cfg: RunConfig) -> RunConfig:
             raise ConfigError(f"{m.name}.epochs: must be >= 1 (or left out to use train.epochs), got {m.epochs}")
     baselines = ("last", "seasonal", "ridge")
     for b in cfg.eval.baselines:
-        if b not in baselines:
-            close = difflib.get_close_matches(str(b), baselines, n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
-            raise ConfigError(f"eval.baselines: {b!r} is not one of {', '.join(baselines)}{hint}")
+        _check_choice("eval.baselines", b, baselines)
     if cfg.eval.latency_repeats < 1:
         raise ConfigError(f"eval.latency_repeats: must be >= 1, got {cfg.eval.latency_repeats}")
     if any(h < 1 or h > d.window.horizon for h in cfg.eval.horizons):
@@ -363,11 +364,7 @@ EVENT_CHOICES = {
 def validate_events(e: EventsConfig, d: DataConfig) -> EventsConfig:
     """Check an :class:`EventsConfig` on its own (the data-dependent checks run when labels are built)."""
     for key, choices in EVENT_CHOICES.items():
-        value = getattr(e, key)
-        if value not in choices:
-            close = difflib.get_close_matches(str(value), choices, n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
-            raise ConfigError(f"events.{key}: {value!r} is not one of {', '.join(choices)}{hint}")
+        _check_choice(f"events.{key}", getattr(e, key), choices)
     if e.within < 1:
         raise ConfigError(f"events.within: must be >= 1 step, got {e.within}")
     if e.detection_horizon < 1 or e.detection_horizon > d.window.horizon:

@@ -20,12 +20,11 @@ from typing import Callable, Iterable
 
 import numpy as np
 import torch
-import torch.distributed as dist
 from torch import nn
 
 from stkd.checkpoint import load_weights, save_weights
 from stkd.config import TrainConfig
-from stkd.distributed import is_rank0  # noqa: F401  (re-exported: callers check it before writing)
+from stkd.distributed import world
 from stkd.errors import ConfigError, STKDError
 from stkd.io import read_json, write_json, write_text
 
@@ -48,13 +47,6 @@ def resolve_device(name: str) -> torch.device:
     if name == "cuda" and not torch.cuda.is_available():
         raise ConfigError("train.device: cuda was asked for but no CUDA device is available; use cpu or auto")
     return torch.device(name)
-
-
-def world() -> tuple[int, int]:
-    """(rank, world size); (0, 1) outside torch.distributed."""
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
 
 
 def make_scheduler(opt: torch.optim.Optimizer, kind: str, epochs: int):
