@@ -19,9 +19,10 @@ guard's message.
   graph): a few training steps at batch 1 (forward, masked Huber loss, backward, AdamW), the first one
   not counted.
 - Graph WaveNet on node subsets (N >= 5,000): each step trains on the sub-graph of ``K`` nodes grown
-  by breadth-first search from a random sensor (:func:`grow_subset`, :func:`subset_step`); afterwards
-  the weights are loaded into a full-graph model and one forward over all N nodes is timed. This is
-  the supported way to train a teacher where one machine's memory is the limit (docs/scale.md).
+  by breadth-first search from a random sensor (``train.node_subset`` in a config: the same
+  :func:`stkd.data.graph.neighbourhood_sample` and ``model.set_node_subset``); afterwards the same
+  model runs one forward over all N nodes, timed. This is the supported way to train a teacher where
+  one machine's memory is the limit (docs/scale.md).
 
 Everything runs on this machine's CPU with one torch thread per measurement (``--threads``): the
 machine is shared with other sessions, and with more threads than free cores OpenMP's waits make small
@@ -57,61 +58,16 @@ GiB = 2**30
 
 
 # ============================================================================ node subsets (the supported path)
-def grow_subset(neighbours, k: int, rng: np.random.Generator) -> np.ndarray:
-    """``k`` node indices (sorted): a breadth-first neighbourhood of a random sensor.
+def subset_step(model, opt, wd, starts, k: int, rng: np.random.Generator, loss_kind: str = "huber") -> float:
+    """One training step on a sampled neighbourhood of ``k`` nodes, as ``stkd.train.fit`` does with
+    ``train.node_subset``: the model is pointed at the sub-graph, the batch cut to its nodes."""
+    from stkd.data.graph import neighbourhood_sample
+    from stkd.pipeline import hard_loss_fn
 
-    ``neighbours`` is an ``[N, N]`` scipy CSR matrix whose nonzeros are the (undirected) edges. Hops are
-    added whole until the next one would pass ``k``; that last hop is sampled at random to reach exactly
-    ``k``. When a connected component runs out, growth restarts from a new random sensor. A sampled
-    neighbourhood keeps most edges of its nodes (the interior ones keep all), unlike a uniform node sample.
-    """
-    n = neighbours.shape[0]
-    k = min(int(k), n)
-    chosen = np.zeros(n, dtype=bool)
-    parts, count = [], 0
-    while count < k:
-        frontier = np.array([rng.choice(np.flatnonzero(~chosen))])
-        while frontier.size and count < k:
-            if frontier.size > k - count:
-                frontier = rng.choice(frontier, k - count, replace=False)
-            chosen[frontier] = True
-            parts.append(frontier)
-            count += frontier.size
-            nxt = np.unique(neighbours[frontier].indices)
-            frontier = nxt[~chosen[nxt]]
-    return np.sort(np.concatenate(parts))
-
-
-def set_subgraph(model, adjacency, idx: np.ndarray) -> None:
-    """Point a Graph WaveNet (built for ``len(idx)`` nodes, no adaptive adjacency) at the sub-graph ``idx``."""
-    from stkd.data.graph import transition_matrices
-    from stkd.models.base import scipy_to_torch_sparse
-
-    sub = adjacency[idx][:, idx]  # [K, K] the edges among the chosen nodes
-    for i, m in enumerate(transition_matrices(sub)):
-        setattr(model, f"support_{i}", scipy_to_torch_sparse(m))  # replaces the registered buffer
-
-
-def subset_step(model, opt, wd, starts, idx: np.ndarray, loss_kind: str = "huber") -> float:
-    """One training step of a node-count-free model on the nodes ``idx`` of the windows ``starts``.
-
-    The batch is cut from the full prepared array and sliced to ``idx`` (``[B, P, K, F]``); the loss is the
-    masked loss in original units over the K nodes (the scaler's per-node statistics sliced alike).
-    """
-    import torch
-
-    from stkd.distill.losses import masked_loss
-
-    b = wd.batch(starts)
-    t = torch.as_tensor(idx)
-    x, y, mask = b.x[:, :, t], b.y[:, :, t], b.mask[:, :, t]  # [B, P, K, F], [B, H, K, F_out] x2
-    out = model(x, b.tod, b.dow)
-    fo = wd.out_features
-    center, scale = (torch.as_tensor(a[:, :fo]) for a in (wd.scaler.center, wd.scaler.scale))  # [N or 1, F_out]
-    if center.shape[0] > 1:
-        center, scale = center[t], scale[t]
-    pred = out["pred"] * scale + center  # [B, H, K, F_out] original units
-    loss = masked_loss(pred, y, mask, kind=loss_kind)
+    idx = neighbourhood_sample(wd.data.adjacency, k, rng)
+    model.set_node_subset(idx)
+    b = wd.batch(starts, nodes=idx)  # [B, P, K, F] ...
+    loss, _ = hard_loss_fn(wd, loss_kind)(b, model(b.x, b.tod, b.dow))
     opt.zero_grad(set_to_none=True)
     loss.backward()
     opt.step()
@@ -151,18 +107,13 @@ def child(job: dict) -> dict:
     wd = prepare(data, cfg)
     res["train_windows"] = int(len(wd.starts["train"]))
     k = min(job.get("subset", n), n)
-    spec = _spec(wd) if kind != "subset" else _spec(wd, k, adjacency=data.adjacency[:k][:, :k])
-    est = estimate_memory(name, spec, params, batch_size=batch, num_steps=data.num_steps)
+    spec = _spec(wd)
+    train_nodes = k if kind == "subset" else None  # the data is the full network's, a step sees K nodes
+    est = estimate_memory(name, spec, params, batch_size=batch, eval_batch_size=1 if kind == "subset" else None,
+                          num_steps=data.num_steps, train_nodes=train_nodes)
     res["estimate_bytes"] = est.total_bytes
-    if kind == "subset":  # the data is the full network's, the model sees K nodes
-        from stkd.memory import RUNTIME_BYTES, data_bytes
-
-        full = estimate_memory(name, _spec(wd), params, batch_size=1, eval_batch_size=1, data_loaded=True)
-        # both models live at the end (the K-node one trained, the N-node one running a forward)
-        res["estimate_bytes"] = (est.model_bytes + full.eval_bytes + full.buffer_bytes + RUNTIME_BYTES
-                                 + data_bytes(data.num_steps, n, wd.in_features, wd.out_features))
     try:
-        check_fits(name, spec, params, batch_size=batch, data_loaded=True)
+        check_fits(name, spec, params, batch_size=batch, data_loaded=True, train_nodes=train_nodes)
     except MemoryLimitError as e:
         res.update(status="too large", message=str(e), peak_bytes=_peak_rss())
         return res
@@ -190,8 +141,6 @@ def child(job: dict) -> dict:
                    windows=windows, loss=float(loss.detach()))
     else:
         model = build_model(name, spec, params)
-        if kind == "subset":
-            sym = (data.adjacency + data.adjacency.T).tocsr()  # undirected neighbourhoods
         opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
         model.train()
         starts = wd.starts["train"]
@@ -200,9 +149,7 @@ def child(job: dict) -> dict:
             chunk = rng.choice(starts, batch, replace=False)
             t0, c0 = time.perf_counter(), time.process_time()
             if kind == "subset":
-                idx = grow_subset(sym, k, rng)
-                set_subgraph(model, data.adjacency, idx)
-                losses.append(subset_step(model, opt, wd, chunk, idx))
+                losses.append(subset_step(model, opt, wd, chunk, k, rng))
             else:
                 from stkd.pipeline import hard_loss_fn
 
@@ -221,13 +168,12 @@ def child(job: dict) -> dict:
                    first_step=times[0], steps=len(times),
                    windows=batch, loss=losses[-1])
         if kind == "subset":  # the subset-trained weights run on the whole network
-            full = build_model(name, _spec(wd), params)
-            full.load_state_dict(model.state_dict())
-            full.eval()
+            model.set_node_subset(None)
+            model.eval()
             b = wd.batch(starts[:1])
             with torch.no_grad():
                 t0 = time.perf_counter()
-                pred = full(b.x, b.tod, b.dow)["pred"]  # [1, H, N, F_out]
+                pred = model(b.x, b.tod, b.dow)["pred"]  # [1, H, N, F_out]
                 res["full_forward_seconds"] = time.perf_counter() - t0
             res["full_forward_shape"] = list(pred.shape)
     res["peak_bytes"] = _peak_rss()

@@ -131,61 +131,11 @@ def test_the_pipeline_refuses_before_building(monkeypatch):
         _check_fits("staeformer", {}, wd, role="teacher", train=TrainConfig(batch_size=8))
 
 
-# ------------------------------------------------------------------ node subsets (benchmarks/scale.py)
-def _scale_module():
-    import importlib
-    import sys
-    from pathlib import Path
-
-    bench = str(Path(__file__).resolve().parents[1] / "benchmarks")
-    if bench not in sys.path:
-        sys.path.insert(0, bench)
-    return importlib.import_module("scale")
-
-
-def test_grow_subset_returns_k_connected_nodes():
-    scale = _scale_module()
-    g = ring(200, degree=2)
-    sym = (g + g.T).tocsr()
-    rng = np.random.default_rng(0)
-    idx = scale.grow_subset(sym, 50, rng)
-    assert len(idx) == 50 and len(np.unique(idx)) == 50 and np.all(np.diff(idx) > 0)
-    sub = sym[idx][:, idx]
-    n_comp, _ = sp.csgraph.connected_components(sub, directed=False)
-    assert n_comp == 1  # one breadth-first neighbourhood on a connected graph
-    assert len(scale.grow_subset(sym, 500, rng)) == 200  # capped at N
-    two = sp.block_diag([ring(10), ring(10)]).tocsr()  # two components: growth restarts in the other one
-    assert len(scale.grow_subset((two + two.T).tocsr(), 15, rng)) == 15
-
-
-def test_gwnet_trained_on_node_subsets_runs_on_the_whole_graph():
-    from stkd.config import DataConfig, SimulatorConfig
-    from stkd.data.loaders import load_data
-    from stkd.data.windows import prepare
-    from stkd.models.registry import build_model
-
-    scale = _scale_module()
-    cfg = DataConfig(source="builtin", name="synthetic-traffic", simulator=SimulatorConfig(nodes=120, days=2))
-    data = load_data(cfg)
-    wd = prepare(data, cfg)
-    k = 40
-    params = {"adaptive": False, "residual_channels": 8, "dilation_channels": 8, "skip_channels": 16,
-              "end_channels": 16}
-    torch.manual_seed(0)
-    model = build_model("gwnet", scale._spec(wd, k, adjacency=data.adjacency[:k][:, :k]), params)
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
-    sym = (data.adjacency + data.adjacency.T).tocsr()
-    rng = np.random.default_rng(0)
-    starts = wd.starts["train"][:8]
-    losses = []
-    for _ in range(15):
-        idx = scale.grow_subset(sym, k, rng)
-        scale.set_subgraph(model, data.adjacency, idx)
-        losses.append(scale.subset_step(model, opt, wd, starts, idx))
-    assert np.isfinite(losses).all() and np.mean(losses[-3:]) < np.mean(losses[:3])
-    full = build_model("gwnet", scale._spec(wd), params)
-    full.load_state_dict(model.state_dict())  # no parameter depends on N
-    full.eval()
-    b = wd.batch(starts[:2])
-    with torch.no_grad():
-        assert full(b.x, b.tod, b.dow)["pred"].shape == (2, wd.H, wd.num_nodes, wd.out_features)
+# ------------------------------------------------------------------ node subsets
+def test_node_subset_lowers_the_training_estimate_but_not_the_evaluation():
+    n = 3000
+    spec = ModelSpec(n, 12, 12, 1, 1, 288, adjacency=ring(n, degree=2))
+    full = estimate_memory("gwnet", spec, {"adaptive": False}, batch_size=8)
+    sub = estimate_memory("gwnet", spec, {"adaptive": False}, batch_size=8, train_nodes=300)
+    assert sub.train_bytes < 0.2 * full.train_bytes
+    assert sub.eval_bytes == full.eval_bytes

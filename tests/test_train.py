@@ -239,3 +239,47 @@ def test_cosine_schedule_ends_near_its_floor(wd, tmp_path):
     assert lrs == sorted(lrs, reverse=True)
     assert lrs[-1] == pytest.approx(cfg.lr * 0.05)
     assert dataclasses.replace(cfg).epochs == 4
+
+
+def test_node_subset_training_steps_see_k_nodes_and_validation_sees_all(tmp_path):
+    """train.node_subset: each step's batch and graph hold K sampled nodes; validation and the kept
+    model run on all N; the loss goes down; a model with per-node weights is refused."""
+    from stkd.config import SimulatorConfig
+    from stkd.data.loaders import load_data
+    from stkd.errors import ConfigError
+
+    cfg = DataConfig(source="builtin", name="synthetic-traffic", simulator=SimulatorConfig(nodes=60, days=2))
+    sim = prepare(load_data(cfg), cfg)
+    params = {"adaptive": False, "residual_channels": 8, "dilation_channels": 8, "skip_channels": 16,
+              "end_channels": 16, "dropout": 0.0}
+    set_seed(0)
+    model = build_model("gwnet", model_spec(sim), params)
+    seen = []
+    model.register_forward_pre_hook(lambda m, args: seen.append((m.training, args[0].shape[2])))
+    res = fit(model, sim, hard_loss_fn(sim, "huber"), validator(sim), _cfg(epochs=3, batch_size=8),
+              tmp_path / "m", progress=False, node_subset=20)
+    train_sizes = {n for training, n in seen if training}
+    eval_sizes = {n for training, n in seen if not training}
+    assert train_sizes == {20} and eval_sizes == {60}
+    log = _read_log(tmp_path / "m" / "log.csv")
+    assert float(log[-1]["train_loss"]) < float(log[0]["train_loss"]) and math.isfinite(res.best_score)
+    b = sim.batch(sim.starts["test"][:2])
+    with torch.no_grad():
+        assert model(b.x, b.tod, b.dow)["pred"].shape == (2, sim.H, 60, 1)  # the whole network again
+    with pytest.raises(ConfigError, match="per-node weights"):
+        fit(build_model("gwnet", model_spec(sim), {**params, "adaptive": True}), sim, hard_loss_fn(sim, "huber"),
+            validator(sim), _cfg(epochs=1), tmp_path / "m2", progress=False, node_subset=20)
+
+
+def test_node_subset_batch_matches_the_full_batch_on_those_nodes(wd):
+    starts = wd.starts["train"][:3]
+    full, sub = wd.batch(starts), wd.batch(starts, nodes=[1, 3])
+    for name in ("x", "y", "mask"):
+        assert torch.equal(getattr(sub, name), getattr(full, name)[:, :, [1, 3]])
+    assert sub.nodes.tolist() == [1, 3] and full.nodes is None
+    scaled = torch.randn(3, wd.H, 2, 1)
+    from stkd.evaluate import to_original_units
+
+    padded = torch.zeros(3, wd.H, wd.num_nodes, 1)
+    padded[:, :, [1, 3]] = scaled
+    assert torch.allclose(to_original_units(wd, scaled, sub.nodes), to_original_units(wd, padded)[:, :, [1, 3]])

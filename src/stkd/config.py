@@ -125,6 +125,7 @@ class TrainConfig:
     device: str = "cpu"  # cpu | cuda | auto
     threads: int | None = None  # torch intra-op threads (default: torch's choice)
     max_batches: int | None = None  # cap on training batches per epoch (large data)
+    node_subset: int | None = None  # teachers train each step on a sampled neighbourhood of this many nodes
     tensorboard: bool = False
 
 
@@ -323,7 +324,7 @@ def validate(cfg: RunConfig) -> RunConfig:
             raise ConfigError(f"train.{key}: must be >= 1, got {getattr(t, key)}")
     if t.lr <= 0:
         raise ConfigError(f"train.lr: must be > 0, got {t.lr}")
-    for key in ("max_batches", "threads"):
+    for key in ("max_batches", "threads", "node_subset"):
         if getattr(t, key) is not None and getattr(t, key) < 1:
             raise ConfigError(f"train.{key}: must be >= 1 (or left out), got {getattr(t, key)}")
     for key, value in (("train.weight_decay", t.weight_decay), ("train.grad_clip", t.grad_clip),

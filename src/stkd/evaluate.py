@@ -18,9 +18,11 @@ from torch import nn
 from stkd.metrics import ForecastAccumulator
 
 
-def to_original_units(data, pred_scaled: torch.Tensor) -> torch.Tensor:
-    """Undo the scaler on the target channels. pred_scaled: [B, H, N, F_out] -> same shape."""
-    return data.scaler.inverse(pred_scaled, feature_slice=slice(0, data.out_features))
+def to_original_units(data, pred_scaled: torch.Tensor, nodes: torch.Tensor | None = None) -> torch.Tensor:
+    """Undo the scaler on the target channels. pred_scaled: [B, H, N, F_out] -> same shape.
+
+    ``nodes`` ([K] indices) when the batch holds a node subset (then N = K)."""
+    return data.scaler.inverse(pred_scaled, feature_slice=slice(0, data.out_features), nodes=nodes)
 
 
 @dataclass

@@ -418,9 +418,9 @@ class MemoryEstimate:
         return ", ".join(parts)
 
 
-def _batch_tensor_bytes(spec, b: int) -> int:
-    """x, y, mask, covariates of one batch (the copies cut out of the prepared array)."""
-    n = spec.num_nodes
+def _batch_tensor_bytes(spec, b: int, n: int | None = None) -> int:
+    """x, y, mask, covariates of one batch (the copies cut out of the prepared array) over ``n`` nodes."""
+    n = n or spec.num_nodes
     return b * (spec.input_len * n * spec.in_features * 4 + spec.horizon * n * spec.out_features * (4 + 4 + 1)
                 + spec.horizon * n * spec.out_channels * 4 * 2)  # x; y, raw target, mask; pred in 2 units
 
@@ -432,7 +432,7 @@ def default_eval_batch_size(batch_size: int) -> int:
 
 def estimate_memory(name: str, spec, params: dict | None = None, *, batch_size: int = 64,
                     eval_batch_size: int | None = None, num_steps: int | None = None,
-                    data_loaded: bool = False) -> MemoryEstimate:
+                    data_loaded: bool = False, train_nodes: int | None = None) -> MemoryEstimate:
     """Estimate the peak memory of training model ``name`` built for ``spec`` (see the module doc).
 
     Args:
@@ -441,6 +441,8 @@ def estimate_memory(name: str, spec, params: dict | None = None, *, batch_size: 
             (default: the pipeline's ``min(256, 4 * batch_size)``).
         num_steps: T of the data (with ``data_loaded=False`` the prepared data is added).
         data_loaded: True when the data is already in memory (then only the model's part counts).
+        train_nodes: K when training steps see node subsets of K nodes (``train.node_subset``);
+            evaluation still runs on all N.
     """
     params = dict(params or {})
     b = int(batch_size)
@@ -448,9 +450,11 @@ def estimate_memory(name: str, spec, params: dict | None = None, *, batch_size: 
     prof = _profile(name, spec, params)
     n, d = spec.num_nodes, prof.degree
     n_params = max(0, int(round(_poly(prof.params, n))))
-    act = _split(prof.activations, d, n, b)
+    nt = min(int(train_nodes), n) if train_nodes else n
+    act = _split(prof.activations, d, nt, b)
     ev = EVAL_PEAK_FACTOR * _split(prof.eval, d, n, be)
-    train = TRAIN_ACTIVATION_FACTOR * act + OPTIMIZER_BYTES_PER_PARAM * n_params + _batch_tensor_bytes(spec, b)
+    train = (TRAIN_ACTIVATION_FACTOR * act + OPTIMIZER_BYTES_PER_PARAM * n_params
+             + _batch_tensor_bytes(spec, b, nt))
     evalb = ev + 4 * n_params + _batch_tensor_bytes(spec, be)
     buffers = _poly(prof.buffers, n)
     data = 0 if data_loaded or not num_steps else data_bytes(num_steps, n, spec.in_features, spec.out_features)
@@ -491,7 +495,8 @@ def _suggestions(name: str, spec, params: dict, est: MemoryEstimate, budget: int
         out.append("the stid student (linear in N), or the gwnet teacher with params.adaptive: false on a sparse "
                    "graph (data.graph.method: knn), which is linear in N")
     elif name == "gwnet":
-        out.append("training gwnet on node subsets (sampled neighbourhoods, see docs/scale.md)")
+        out.append("train.node_subset: 2000 with params.adaptive: false (gwnet then trains each step on a "
+                   "sampled neighbourhood and evaluates on the whole network; docs/scale.md)")
     elif name not in ("stid", "linear"):
         out.append("the stid student")
     out.append("fewer nodes (data.nodes, or node partitions / a spatial query of the network)")
@@ -502,7 +507,8 @@ def _suggestions(name: str, spec, params: dict, est: MemoryEstimate, budget: int
 
 def check_fits(name: str, spec, params: dict | None = None, *, batch_size: int = 64,
                eval_batch_size: int | None = None, num_steps: int | None = None, data_loaded: bool = False,
-               available: int | None = None, device: str | None = "cpu") -> MemoryEstimate | None:
+               available: int | None = None, device: str | None = "cpu",
+               train_nodes: int | None = None) -> MemoryEstimate | None:
     """Raise :class:`MemoryLimitError` when training ``name`` would not fit; return the estimate otherwise.
 
     ``available`` (bytes) defaults to :func:`available_bytes`; for a CUDA ``device`` the model's part is
@@ -513,7 +519,7 @@ def check_fits(name: str, spec, params: dict | None = None, *, batch_size: int =
     params = dict(params or {})
     try:
         est = estimate_memory(name, spec, params, batch_size=batch_size, eval_batch_size=eval_batch_size,
-                              num_steps=num_steps, data_loaded=data_loaded)
+                              num_steps=num_steps, data_loaded=data_loaded, train_nodes=train_nodes)
     except STKDError:
         raise
     except Exception as e:  # noqa: BLE001 - a model that cannot even run small fails its own build check

@@ -107,7 +107,7 @@ def hard_loss_fn(wd, kind: str):
     from stkd.evaluate import to_original_units
 
     def loss_fn(batch, out):
-        pred = to_original_units(wd, out["pred"])  # [B, H, N, F_out]
+        pred = to_original_units(wd, out["pred"], batch.nodes)  # [B, H, N, F_out] (N = K on a node subset)
         loss = masked_loss(pred, batch.y, batch.mask, kind=kind)
         return loss, {"hard": float(loss.detach())}
 
@@ -184,8 +184,9 @@ def _check_fits(name: str, params: dict, wd, seed: int | None = None, role: str 
     from stkd.memory import check_fits
 
     bs = train.batch_size if train is not None else 64
+    subset = train.node_subset if (train is not None and role == "teacher") else None
     check_fits(name, model_spec(wd), params, batch_size=bs, eval_batch_size=max(1, min(256, 4 * bs)),
-               data_loaded=True, device=train.device if train is not None else "cpu")
+               data_loaded=True, device=train.device if train is not None else "cpu", train_nodes=subset)
     if seed is not None:
         from stkd.train import set_seed
 
@@ -203,6 +204,10 @@ def _check_fits(name: str, params: dict, wd, seed: int | None = None, role: str 
         raise ConfigError(f"{role} {name!r} with params {params} does not fit the data ({wd.num_nodes} nodes, "
                           f"input {wd.P} x {wd.in_features} features, horizon {wd.H}): "
                           f"{type(e).__name__}: {e}") from None
+    if subset and subset < wd.num_nodes and not model.supports_node_subsets():
+        raise ConfigError(f"train.node_subset={subset}: teacher {name!r} with params {params} has per-node weights "
+                          "and cannot train on node subsets; use gwnet with params.adaptive: false on a given "
+                          "graph, or leave train.node_subset out")
     expected = tuple(b.y.shape)
     if tuple(out["pred"].shape) != expected:
         raise ConfigError(f"{role} {name!r} produces {tuple(out['pred'].shape)} but the data needs {expected} "
@@ -229,7 +234,8 @@ def train_teachers(cfg: RunConfig, wd, run_dir: Path, *, resume=False, progress=
         model = _check_fits(tcfg.name, tcfg.params, wd, seed=cfg.train.seed, role="teacher", train=cfg.train)
         mdir = run_dir / "models" / label
         res = fit(model, wd, hard_loss_fn(wd, cfg.train.loss), validator(wd, batch_size=eval_batch_size(cfg)), cfg.train, mdir,
-                  epochs=tcfg.epochs, resume=resume, desc=f"teacher {label}", progress=progress)
+                  epochs=tcfg.epochs, resume=resume, desc=f"teacher {label}", progress=progress,
+                  node_subset=cfg.train.node_subset)
         save_model(mdir, model, tcfg.name, model_spec(wd), "teacher",
                    {"train_seconds": res.train_seconds, "best_epoch": res.best_epoch, "val_mae": res.best_score})
         trained.append(Trained(label, "teacher", model, tcfg.name, res.train_seconds, res.best_score))

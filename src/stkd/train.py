@@ -142,11 +142,16 @@ def fit(
     monitor: str = "mae",
     desc: str = "train",
     progress: bool = True,
+    node_subset: int | None = None,
 ) -> FitResult:
     """Train ``model`` on ``data``'s train windows and keep the weights with the best validation score.
 
     ``validate(model)`` returns metrics on the validation split (lower ``monitor`` is better).
     ``extra_modules`` (e.g. a hint projection) are trained alongside the model and checkpointed with it.
+    ``node_subset=K`` trains every step on the breadth-first neighbourhood of K nodes around a random
+    sensor (:func:`stkd.data.graph.neighbourhood_sample`) and validates on the whole network: the
+    way to train a graph teacher whose full-network step does not fit in memory. Only models without
+    per-node weights support it (``model.supports_node_subsets()``).
     The best weights are written to ``model_dir/model.safetensors`` by the caller-visible
     ``best.safetensors`` contract: after ``fit`` returns, ``model`` holds the best weights.
     """
@@ -165,6 +170,7 @@ def fit(
     for m in extra_modules.values():
         m.to(device)
     modules = {"model": model, **extra_modules}
+    sample_nodes = _node_sampler(model, data, node_subset, gen, desc)
     params = [p for m in modules.values() for p in m.parameters() if p.requires_grad]
     if not params:
         raise STKDError(f"{desc}: the model has no trainable parameters")
@@ -215,8 +221,10 @@ def fit(
         for m in modules.values():
             m.train()
         total, count = 0.0, 0
-        for batch in _train_batches(data, cfg, gen, rank, world_size):
+        for batch in _train_batches(data, cfg, gen, rank, world_size, sample_nodes):
             batch = batch.to(device)
+            if sample_nodes is not None:
+                model.set_node_subset(batch.nodes)
             out = train_model(batch.x, batch.tod, batch.dow)
             loss, _terms = loss_fn(batch, out)
             if not torch.isfinite(loss):
@@ -230,6 +238,8 @@ def fit(
             total += float(loss.detach())
             count += 1
         sched.step()
+        if sample_nodes is not None:
+            model.set_node_subset(None)  # validate (and keep weights) on the whole network
         for m in modules.values():
             m.eval()
         val = validate(model)
@@ -276,9 +286,36 @@ def fit(
                      train_seconds=elapsed, stopped_early=stopped_early)
 
 
-def _train_batches(data, cfg: TrainConfig, gen: torch.Generator, rank: int, world_size: int) -> Iterable:
+def _node_sampler(model: nn.Module, data, k: int | None, gen: torch.Generator, desc: str):
+    """``() -> [K] node indices`` for node-subset training, or None when ``k`` is unset (or >= N).
+
+    The draws come from ``gen`` (checkpointed with the run), so a resumed run samples the same subsets
+    and every DDP rank (same seed) trains on the same sub-graph."""
+    if not k or k >= data.num_nodes:
+        return None
+    from stkd.data.graph import neighbourhood_sample
+
+    if not getattr(model, "supports_node_subsets", lambda: False)():
+        raise ConfigError(f"{desc}: train.node_subset={k} needs a model without per-node weights; "
+                          f"{type(model).__name__} has some (use gwnet with params.adaptive: false, "
+                          "or leave train.node_subset out)")
+    adjacency = data.data.adjacency
+    if adjacency is None:
+        raise ConfigError(f"{desc}: train.node_subset needs a graph to sample neighbourhoods from "
+                          "(data.graph, e.g. method: knn)")
+
+    def sample() -> np.ndarray:
+        seed = int(torch.randint(0, 2**31 - 1, (1,), generator=gen))
+        return neighbourhood_sample(adjacency, k, np.random.default_rng(seed))
+
+    return sample
+
+
+def _train_batches(data, cfg: TrainConfig, gen: torch.Generator, rank: int, world_size: int,
+                   sample_nodes=None) -> Iterable:
     """The train windows in a seeded random order; under DDP each rank takes its own share of every
-    global batch (global batch = cfg.batch_size), so 1 and N processes see the same windows per step."""
+    global batch (global batch = cfg.batch_size), so 1 and N processes see the same windows per step.
+    With ``sample_nodes`` every batch is cut to a freshly sampled node subset."""
     starts = torch.as_tensor(data.starts["train"])
     order = starts[torch.randperm(len(starts), generator=gen)]
     bs = cfg.batch_size
@@ -289,4 +326,4 @@ def _train_batches(data, cfg: TrainConfig, gen: torch.Generator, rank: int, worl
         chunk = order[b * bs:(b + 1) * bs]
         if world_size > 1:
             chunk = chunk[rank::world_size]
-        yield data.batch(chunk.numpy())
+        yield data.batch(chunk.numpy(), nodes=None if sample_nodes is None else sample_nodes())

@@ -21,6 +21,7 @@ from stkd.data.graph import (
     gaussian_kernel_adjacency,
     haversine_km,
     knn_adjacency,
+    neighbourhood_sample,
     normalize,
     symmetrize,
     to_torch_sparse,
@@ -323,3 +324,24 @@ def test_los_loop_knn_graph(los_loop_dir):
 
     rw = normalize(a, "rw")
     np.testing.assert_allclose(np.asarray(rw.sum(axis=1)).ravel(), 1.0, rtol=1e-5)
+
+
+def _ring(n: int) -> sp.csr_matrix:
+    i = np.arange(n)
+    return sp.csr_matrix((np.ones(n, np.float32), (i, (i + 1) % n)), shape=(n, n))  # one direction only
+
+
+def test_neighbourhood_sample_returns_k_connected_nodes():
+    g = _ring(200)
+    rng = np.random.default_rng(0)
+    idx = neighbourhood_sample(g, 50, rng)
+    assert len(idx) == 50 and len(np.unique(idx)) == 50 and np.all(np.diff(idx) > 0)
+    sym = (g + g.T).tocsr()
+    n_comp, _ = connected_components(sym[idx][:, idx], directed=False)
+    assert n_comp == 1  # one breadth-first neighbourhood (edges count in both directions)
+    assert len(neighbourhood_sample(g, 500, rng)) == 200  # capped at N
+    two = sp.block_diag([_ring(10), _ring(10)]).tocsr()  # two components: growth restarts in the other one
+    both = neighbourhood_sample(two, 15, rng)
+    assert len(both) == 15 and (both < 10).any() and (both >= 10).any()
+    with pytest.raises(ConfigError, match="k must be >= 1"):
+        neighbourhood_sample(g, 0, rng)

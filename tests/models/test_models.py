@@ -241,3 +241,21 @@ def test_students_export_to_onnx(name, tmp_path):
             ref = model(x, tod, dow)
         np.testing.assert_allclose(pred, ref["pred"].numpy(), atol=1e-4)
         np.testing.assert_allclose(hidden, ref["hidden"].numpy(), atol=1e-4)
+
+
+CLOCK_OFF = {"gwnet": {"time_embedding": False}, "agcrn": {"time_dim": 0},
+             "staeformer": {"tod_embed": 0, "dow_embed": 0}, "stid": {"tod_dim": 0, "dow_dim": 0}}
+
+
+@pytest.mark.parametrize("name", list(CLOCK_OFF))
+def test_models_read_the_clock_unless_switched_off(name):
+    """Same window, another weekday -> another forecast; with the clock inputs off, the same one."""
+    x, tod, dow = make_batch(2)
+    other_dow = (dow + 3) % 7
+    for params, should_differ in (({**NO_DROPOUT.get(name, {})}, True),
+                                  ({**NO_DROPOUT.get(name, {}), **CLOCK_OFF[name]}, False)):
+        torch.manual_seed(0)
+        model = build_model(name, make_spec(), params).eval()
+        with torch.no_grad():
+            a, b = model(x, tod, dow)["pred"], model(x, tod, other_dow)["pred"]
+        assert (not torch.allclose(a, b)) is should_differ, (name, params)

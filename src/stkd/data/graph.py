@@ -44,6 +44,7 @@ __all__ = [
     "normalize",
     "transition_matrices",
     "build_adjacency",
+    "neighbourhood_sample",
     "to_torch_sparse",
 ]
 
@@ -416,6 +417,38 @@ def build_adjacency(data: STData, cfg: GraphConfig, distances: pd.DataFrame | No
 
 
 # ------------------------------------------------------------------------------ torch
+def neighbourhood_sample(adj, k: int, rng: np.random.Generator) -> np.ndarray:
+    """``k`` sorted node indices: the breadth-first neighbourhood of a random sensor.
+
+    Why: training a graph teacher on a sub-graph needs nodes whose neighbours are mostly in the sample,
+    or its graph convolutions see little but the sample's edge. A uniform node sample of a large road
+    network keeps almost no edges; a breadth-first ball keeps every edge of its interior nodes.
+
+    ``adj`` is any ``[N, N]`` adjacency (edges in either direction count). Hops are added whole until the
+    next one would pass ``k``; that last hop is sampled at random to reach exactly ``k``. When a connected
+    component runs out, growth restarts from a new random sensor.
+    """
+    m = _as_csr(adj)
+    neighbours = (m + m.T).tocsr()  # undirected
+    n = neighbours.shape[0]
+    k = min(int(k), n)
+    if k < 1:
+        raise ConfigError(f"neighbourhood_sample: k must be >= 1, got {k}")
+    chosen = np.zeros(n, dtype=bool)
+    parts, count = [], 0
+    while count < k:
+        frontier = np.array([rng.choice(np.flatnonzero(~chosen))])
+        while frontier.size and count < k:
+            if frontier.size > k - count:
+                frontier = rng.choice(frontier, k - count, replace=False)
+            chosen[frontier] = True
+            parts.append(frontier)
+            count += frontier.size
+            nxt = np.unique(neighbours[frontier].indices)
+            frontier = nxt[~chosen[nxt]]
+    return np.sort(np.concatenate(parts))
+
+
 def to_torch_sparse(adj, layout: str = "coo", device=None):
     """A scipy (or dense) adjacency as a float32 torch sparse tensor for ``torch.sparse.mm``.
 

@@ -178,13 +178,20 @@ class Scaler:
         np.divide(out, s, out=out)
         return out
 
-    def inverse(self, values, feature_slice: slice | None = None):
+    def inverse(self, values, feature_slice: slice | None = None, nodes=None):
         """Back to original units. ``values [..., N, F']`` (numpy or torch, any device).
 
         ``feature_slice`` picks the features ``values`` holds, e.g. ``slice(0, F_out)`` for model
-        predictions of the targets only; ``None`` means all features.
+        predictions of the targets only; ``None`` means all features. ``nodes`` (``[K]`` indices) says
+        which nodes ``values [..., K, F']`` holds (a node-subset batch); per-node statistics follow it.
         """
         c, s = self._params(values, feature_slice)
+        if nodes is not None and c.shape[0] > 1:
+            if isinstance(c, torch.Tensor):
+                idx = torch.as_tensor(nodes, device=c.device)
+                c, s = c.index_select(0, idx), s.index_select(0, idx)
+            else:
+                c, s = c[np.asarray(nodes)], s[np.asarray(nodes)]
         self._check(values, c)
         if isinstance(values, torch.Tensor):
             return values * s + c

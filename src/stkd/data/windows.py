@@ -44,6 +44,8 @@ class Batch:
     tod:   ``[B, P]`` float32, time of day in [0, 1) of each input step.
     dow:   ``[B, P]`` int64, day of week (Monday 0) of each input step.
     start: ``[B]`` int64, index of each window's first step in the data.
+    nodes: ``[K]`` int64 indices of the nodes the batch holds (a node-subset batch, N = K), or None
+        for all nodes.
     """
 
     x: torch.Tensor
@@ -52,10 +54,12 @@ class Batch:
     tod: torch.Tensor
     dow: torch.Tensor
     start: torch.Tensor
+    nodes: torch.Tensor | None = None
 
     def to(self, device, non_blocking: bool = False) -> "Batch":
         """The same batch on ``device`` (a new object; tensors already there are not copied)."""
-        return Batch(**{f.name: getattr(self, f.name).to(device, non_blocking=non_blocking) for f in fields(self)})
+        moved = {f.name: getattr(self, f.name) for f in fields(self)}
+        return Batch(**{k: v if v is None else v.to(device, non_blocking=non_blocking) for k, v in moved.items()})
 
     def __len__(self) -> int:
         return int(self.start.shape[0])
@@ -205,20 +209,33 @@ class WindowedData:
                             f"got values from {a.min()} to {a.max()}")
         return a, torch.as_tensor(a, device=self.device)
 
-    def batch(self, starts) -> Batch:
+    def batch(self, starts, nodes=None) -> Batch:
         """The windows starting at ``starts`` (``[B]`` ints: ndarray, list or tensor) as one :class:`Batch`.
 
         One gather per tensor: step indices ``start[:, None] + arange(P)`` select rows of ``x_all``.
+        ``nodes`` (``[K]`` indices) cuts the batch to those nodes (node-subset training).
         """
         a, s = self._as_starts(starts)  # [B]
         B, P, H, N, F, Fo = len(a), self.P, self.H, self.num_nodes, self.in_features, self.out_features
         t_in = s[:, None] + torch.arange(P, device=self.device)  # [B, P]
-        x = self.x_all.index_select(0, t_in.reshape(-1)).view(B, P, N, F)  # [B, P, N, F]
         t_out = (a[:, None] + np.arange(P, P + H)).reshape(-1)  # [B*H] target steps
-        mask = self.mask_all.index_select(0, torch.as_tensor(t_out, device=self.device)).view(B, H, N, Fo)
-        raw = torch.from_numpy(self.data.values[t_out, :, :Fo]).view(B, H, N, Fo)  # [B, H, N, F_out], NaN if missing
+        if nodes is None:
+            x = self.x_all.index_select(0, t_in.reshape(-1)).view(B, P, N, F)  # [B, P, N, F]
+            mask = self.mask_all.index_select(0, torch.as_tensor(t_out, device=self.device)).view(B, H, N, Fo)
+            raw = torch.from_numpy(self.data.values[t_out, :, :Fo]).view(B, H, N, Fo)  # [B, H, N, F_out], NaN if missing
+            node_idx = None
+        else:
+            k_idx = np.asarray(nodes, dtype=np.int64).reshape(-1)
+            if k_idx.size == 0 or k_idx.min() < 0 or k_idx.max() >= N:
+                raise DataError(f"batch nodes must be indices in [0, {N - 1}], got {k_idx.size} values "
+                                f"from {k_idx.min(initial=0)} to {k_idx.max(initial=0)}")
+            K, node_idx = len(k_idx), torch.as_tensor(k_idx, device=self.device)
+            x = self.x_all.index_select(0, t_in.reshape(-1))[:, node_idx].view(B, P, K, F)  # [B, P, K, F]
+            mask = self.mask_all.index_select(0, torch.as_tensor(t_out, device=self.device))[:, node_idx]
+            mask = mask.view(B, H, K, Fo)  # [B, H, K, F_out]
+            raw = torch.from_numpy(self.data.values[t_out][:, k_idx, :Fo]).view(B, H, K, Fo)  # [B, H, K, F_out]
         y = torch.where(mask, raw.to(self.device), 0.0)  # original units, 0 where missing
-        return Batch(x=x, y=y, mask=mask, tod=self.tod[t_in], dow=self.dow[t_in], start=s)
+        return Batch(x=x, y=y, mask=mask, tod=self.tod[t_in], dow=self.dow[t_in], start=s, nodes=node_idx)
 
     def iterate(self, split: str, batch_size: int, shuffle: bool = False,
                 generator: torch.Generator | None = None, drop_last: bool = False) -> Iterator[Batch]:

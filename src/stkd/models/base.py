@@ -120,7 +120,7 @@ class STModel(nn.Module):
         if torch.jit.is_tracing() or torch.compiler.is_compiling():
             return
         s = self.spec
-        want = (s.input_len, s.num_nodes, s.in_features)
+        want = (s.input_len, self.active_nodes, s.in_features)
         if x.dim() != 4 or tuple(x.shape[1:]) != want:
             raise DataError(
                 f"{type(self).__name__} was built for x [B, P={want[0]}, N={want[1]}, F={want[2]}], "
@@ -130,6 +130,27 @@ class STModel(nn.Module):
             raise DataError(
                 f"tod and dow must be [B, P] = {list(x.shape[:2])}, got {list(tod.shape)} and {list(dow.shape)}"
             )
+
+    # ---------------------------------------------------------------- node-subset training
+    @property
+    def active_nodes(self) -> int:
+        """N the model takes now: ``spec.num_nodes``, or K while a node subset is set."""
+        return getattr(self, "_subset_size", None) or self.spec.num_nodes
+
+    def supports_node_subsets(self) -> bool:
+        """True when no weight depends on N, so the model can train on sub-graphs (node subsets).
+
+        Models with per-node parameters (node embeddings, an adaptive N x N graph) return False."""
+        return False
+
+    def set_node_subset(self, nodes) -> None:
+        """Run on the nodes ``nodes`` (``[K]`` indices into the full network) from now on; None: all.
+
+        Subclasses that support it restrict their graph to the subset and call this base method."""
+        if nodes is not None and not self.supports_node_subsets():
+            raise ConfigError(f"{type(self).__name__} cannot train on node subsets: some of its weights are "
+                              "per node (node embeddings or an adaptive N x N graph)")
+        self._subset_size = None if nodes is None else int(len(nodes))
 
     def extra_repr(self) -> str:
         return ", ".join(f"{k}={v}" for k, v in self.hparams.items())
@@ -143,6 +164,27 @@ def tod_index(tod: torch.Tensor, steps_per_day: int) -> torch.Tensor:
     """
     idx = torch.floor(tod * steps_per_day + 1e-3).long()  # same shape as tod
     return idx.clamp(0, steps_per_day - 1)
+
+
+class TimeEmbedding(nn.Module):
+    """Learned time-of-day plus day-of-week embedding of every input step, ``[B, P] -> [B, P, D]``.
+
+    Why: traffic and pedestrian flows are driven by the clock (rush hours, weekends), and a window of
+    12 values alone cannot tell Monday 8:00 from Sunday 8:00. STID and STAEformer embed both; Graph
+    WaveNet's paper feeds time of day as a second input channel. A slot embedding is the same function
+    as a one-hot input through a linear layer, without materialising the one-hot.
+    """
+
+    def __init__(self, steps_per_day: int, dim: int) -> None:
+        super().__init__()
+        self.steps_per_day = steps_per_day
+        self.tod = nn.Embedding(steps_per_day, dim)
+        self.dow = nn.Embedding(7, dim)
+        for emb in (self.tod, self.dow):
+            nn.init.normal_(emb.weight, std=0.1)
+
+    def forward(self, tod: torch.Tensor, dow: torch.Tensor) -> torch.Tensor:
+        return self.tod(tod_index(tod, self.steps_per_day)) + self.dow(dow.long())  # [B, P, D]
 
 
 def to_pred(out: torch.Tensor, horizon: int, channels: int) -> torch.Tensor:

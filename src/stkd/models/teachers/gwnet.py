@@ -12,6 +12,9 @@ N > 2000), so a 20,000-sensor kNN graph costs O(edges), not O(N^2). The adaptive
 N x N and cannot be factorised (the softmax of a low-rank product is not low-rank), so it is used only
 when ``adaptive`` is True *and* N <= ``adaptive_max_nodes``; above that it is switched off with a
 logged warning and the model runs on the given graph alone (``self.adaptive_active`` says which).
+Without the adaptive adjacency no weight depends on N, so the model can also be *trained on node
+subsets* (``train.node_subset``: each step sees the sub-graph of a sampled neighbourhood, see
+docs/scale.md) and then run on the whole network.
 
 Layout inside the model is channels-last, ``[B, N, T, C]``: a dilated temporal convolution with kernel
 k is the concatenation of k shifted slices followed by one ``nn.Linear`` (the same function as the
@@ -25,6 +28,7 @@ from __future__ import annotations
 
 import logging
 
+import numpy as np
 import scipy.sparse as sp
 import torch
 import torch.nn.functional as F
@@ -32,7 +36,14 @@ from torch import nn
 
 from stkd.errors import ConfigError
 from stkd.data.graph import transition_matrices
-from stkd.models.base import ModelSpec, STModel, adjacency_to_scipy, scipy_to_torch_sparse, to_pred
+from stkd.models.base import (
+    ModelSpec,
+    STModel,
+    TimeEmbedding,
+    adjacency_to_scipy,
+    scipy_to_torch_sparse,
+    to_pred,
+)
 
 log = logging.getLogger(__name__)
 
@@ -108,6 +119,9 @@ class GWNet(STModel):
         embed_dim: node-embedding size of the adaptive adjacency.
         dropout: after each graph convolution.
         batch_norm: batch normalisation after each layer (as in the paper).
+        time_embedding: add a learned time-of-day + day-of-week embedding to every input step (the
+            paper feeds time of day as a second input channel; without it the model cannot tell a
+            weekday morning from a Sunday one, and loses to STID on clock-driven data).
 
     ``hidden`` is ``relu(sum of the skip outputs)`` at the last step, ``[B, N, skip_channels]``: the
     representation the end MLP decodes.
@@ -130,6 +144,7 @@ class GWNet(STModel):
         embed_dim: int = 10,
         dropout: float = 0.3,
         batch_norm: bool = True,
+        time_embedding: bool = True,
     ) -> None:
         if kernel_size < 2 or layers < 1:
             raise ConfigError(f"gwnet: kernel_size must be >= 2 and layers >= 1, got {kernel_size}, {layers}")
@@ -150,10 +165,11 @@ class GWNet(STModel):
 
         # ---- supports from the given graph: forward and backward transition matrices
         supports: list[torch.Tensor] = []
+        self._graph = None  # the given adjacency (scipy CSR), kept to cut sub-graphs for node subsets
+        self._sparse = sp.issparse(spec.adjacency) or n > _SPARSE_ABOVE_NODES
         if spec.adjacency is not None:
-            sparse = sp.issparse(spec.adjacency) or n > _SPARSE_ABOVE_NODES
-            for m in transition_matrices(adjacency_to_scipy(spec.adjacency)):
-                supports.append(scipy_to_torch_sparse(m) if sparse else torch.from_numpy(m.toarray()))
+            self._graph = adjacency_to_scipy(spec.adjacency)
+            supports = self._supports_of(self._graph)
         for i, s in enumerate(supports):  # buffers follow .to(device) but stay out of state_dict
             self.register_buffer(f"support_{i}", s, persistent=False)
         self.num_fixed = len(supports)
@@ -177,6 +193,7 @@ class GWNet(STModel):
 
         # ---- layers
         self.start = nn.Linear(spec.in_features, residual_channels)
+        self.time_emb = TimeEmbedding(spec.steps_per_day, residual_channels) if time_embedding else None
         self.tconvs = nn.ModuleList()
         self.skips = nn.ModuleList()
         self.gconvs = nn.ModuleList()
@@ -190,6 +207,29 @@ class GWNet(STModel):
         self.end1 = nn.Linear(skip_channels, end_channels)
         self.end2 = nn.Linear(end_channels, spec.horizon * spec.out_channels)
 
+    def _supports_of(self, graph: sp.csr_matrix) -> list[torch.Tensor]:
+        """Forward and backward transition matrices of ``graph`` (sparse torch or dense)."""
+        ms = transition_matrices(graph)
+        return [scipy_to_torch_sparse(m) if self._sparse else torch.from_numpy(m.toarray()) for m in ms]
+
+    def supports_node_subsets(self) -> bool:
+        """Without the adaptive adjacency no weight depends on N: the model trains on sub-graphs."""
+        return not self.adaptive_active and self._graph is not None
+
+    def set_node_subset(self, nodes) -> None:
+        """Point the diffusion convolutions at the sub-graph of ``nodes`` (None: the whole graph)."""
+        super().set_node_subset(nodes)
+        if self._graph is None:
+            return
+        if nodes is None:
+            graph = self._graph
+        else:
+            idx = np.asarray(nodes.cpu() if isinstance(nodes, torch.Tensor) else nodes, dtype=np.int64)
+            graph = self._graph[idx][:, idx]  # [K, K] the edges among the chosen nodes
+        device = self.start.weight.device
+        for i, m in enumerate(self._supports_of(graph)):
+            setattr(self, f"support_{i}", m.to(device))  # replaces the registered (non-persistent) buffer
+
     def supports(self) -> list[torch.Tensor]:
         """The fixed transition matrices, plus the adaptive one ``softmax(relu(E1 E2), dim=1)``."""
         out = [getattr(self, f"support_{i}") for i in range(self.num_fixed)]
@@ -199,10 +239,11 @@ class GWNet(STModel):
 
     def forward(self, x: torch.Tensor, tod: torch.Tensor, dow: torch.Tensor) -> dict[str, torch.Tensor]:
         self.check_inputs(x, tod, dow)
-        h = x.transpose(1, 2)  # [B, N, P, F]
+        h = self.start(x.transpose(1, 2))  # [B, N, P, C]
+        if self.time_emb is not None:
+            h = h + self.time_emb(tod, dow).unsqueeze(1)  # [B, N, P, C]
         if self.receptive_field > h.shape[2]:
-            h = F.pad(h, (0, 0, self.receptive_field - h.shape[2], 0))  # [B, N, R, F] zeros before the window
-        h = self.start(h)  # [B, N, R, C]
+            h = F.pad(h, (0, 0, self.receptive_field - h.shape[2], 0))  # [B, N, R, C] zeros before the window
         supports = self.supports()
         skip = 0
         for tconv, skip_lin, gconv, norm in zip(self.tconvs, self.skips, self.gconvs, self.norms):
