@@ -158,3 +158,26 @@ def test_npy_helpers_refuse_object_arrays(tmp_path):
     np.save(tmp_path / "o.npy", np.array([{"x": 1}], dtype=object), allow_pickle=True)
     with pytest.raises(ValueError):
         read_npy(tmp_path / "o.npy")
+
+
+def test_a_card_saved_before_the_clock_inputs_existed_loads_as_the_old_model(tmp_path):
+    """gwnet cards written before ``time_embedding`` / ``node_identity`` lack them: they load with both off
+    (the weights they hold), not with today's defaults (which would not match the weights)."""
+    import json
+
+    adj = np.eye(5, k=1, dtype=np.float32) + np.eye(5, k=-1, dtype=np.float32)
+    spec = ModelSpec(num_nodes=5, input_len=12, horizon=3, in_features=1, out_features=1, steps_per_day=24,
+                     adjacency=adj)
+    torch.manual_seed(0)
+    old = build_model("gwnet", spec, {"time_embedding": False, "node_identity": False, "dropout": 0.0}).eval()
+    save_model(tmp_path, old, "gwnet", spec, "teacher")
+    card = json.loads((tmp_path / "model.json").read_text())
+    for key in ("time_embedding", "node_identity"):
+        card["hparams"].pop(key)
+    (tmp_path / "model.json").write_text(json.dumps(card))
+    loaded, _ = load_model(tmp_path, adjacency=adj)
+    assert loaded.time_emb is None and loaded.node_proj is None
+    x = torch.randn(2, 12, 5, 1)
+    tod, dow = torch.rand(2, 12), torch.randint(0, 7, (2, 12))
+    with torch.no_grad():
+        assert torch.equal(loaded(x, tod, dow)["pred"], old(x, tod, dow)["pred"])

@@ -432,7 +432,10 @@ def distill_from(cfg: RunConfig, teacher_run: Path, out: Path, *, overwrite=Fals
     from stkd.report import write_report
 
     if cfg.task == "classify":
-        raise STKDError("stkd distill is forecast-only for now; run event tasks (task: classify) with stkd run")
+        from stkd.events.pipeline import distill_classify_from
+
+        return distill_classify_from(cfg, Path(teacher_run), Path(out), overwrite=overwrite, resume=resume,
+                                     progress=progress)
 
     if not (Path(teacher_run) / "data.json").is_file():
         raise STKDError(f"{teacher_run} is not an stkd run directory (no data.json)")
@@ -463,7 +466,9 @@ def distill_from(cfg: RunConfig, teacher_run: Path, out: Path, *, overwrite=Fals
 def train_only(cfg: RunConfig, out: Path, *, overwrite=False, resume=False, progress=True) -> Path:
     """Train the teacher(s) and write their soft-label cache; students can be distilled later."""
     if cfg.task == "classify":
-        raise STKDError("stkd train is forecast-only for now; run event tasks (task: classify) with stkd run")
+        from stkd.events.pipeline import train_classify
+
+        return train_classify(cfg, Path(out), overwrite=overwrite, resume=resume, progress=progress)
     run_dir, wd = start_run(cfg, out, overwrite=overwrite, resume=resume, check_student=False)
     teachers = train_teachers(cfg, wd, run_dir, resume=resume, progress=progress)
     build_caches(run_dir, teachers, wd, cfg)

@@ -180,16 +180,34 @@ def test_stkd_run_classify_from_a_forecasting_teacher(tmp_path):
 
 
 
-def test_train_and_distill_subcommands_refuse_event_tasks(tmp_path):
-    from stkd.errors import STKDError
-    from stkd.pipeline import distill_from, train_only
-
-    cfg = parse_config(config({"rule": "given", "source": "simulator"}))
-    with pytest.raises(STKDError, match="stkd train is forecast-only"):
-        train_only(cfg, tmp_path / "a")
-    with pytest.raises(STKDError, match="stkd distill is forecast-only"):
-        distill_from(cfg, tmp_path / "t", tmp_path / "b")
-    assert not (tmp_path / "a").exists()
+@pytest.mark.slow
+def test_train_then_distill_then_evaluate_an_event_task(tmp_path):
+    """``stkd train`` writes the event teacher and its cache; ``stkd distill`` trains the students from it
+    into another run without retraining the teacher (its files untouched), and scores the teacher too;
+    ``stkd evaluate`` of the distilled run finds the teacher through the link and repeats the numbers."""
+    cfg_path = tmp_path / "events.yaml"
+    cfg_path.write_text(yaml.safe_dump(config({"rule": "given", "source": "simulator"})))
+    teacher_run, student_run = tmp_path / "t", tmp_path / "s"
+    assert main(["train", "--config", str(cfg_path), "--out", str(teacher_run), "--quiet"]) == 0
+    assert (teacher_run / "models" / "gwnet" / "model.safetensors").is_file()
+    assert not list((teacher_run / "models").glob("mlp_*"))
+    cache = list((teacher_run / "cache").glob("*/meta.json"))
+    assert [json.loads(c.read_text())["kind"] for c in cache] == ["classify"]
+    before = {p: p.stat().st_mtime_ns for p in teacher_run.rglob("*") if p.is_file()}
+    assert main(["distill", "--config", str(cfg_path), "--teacher-run", str(teacher_run),
+                 "--out", str(student_run), "--quiet"]) == 0
+    assert {p: p.stat().st_mtime_ns for p in teacher_run.rglob("*") if p.is_file()} == before
+    metrics = _check_run(student_run, detection=True)
+    assert metrics["models"]["gwnet"]["role"] == "teacher"
+    again = evaluate_run(student_run)
+    for name, m in metrics["models"].items():
+        assert again["models"][name]["test"]["f1"] == pytest.approx(m["test"]["f1"])
+    # a forecasting-teacher config cannot distil from event teachers
+    other = config({"rule": "given", "source": "simulator", "teacher_kind": "forecast"})
+    cfg_path.write_text(yaml.safe_dump(other))
+    assert main(["distill", "--config", str(cfg_path), "--teacher-run", str(teacher_run),
+                 "--out", str(tmp_path / "bad"), "--quiet"]) != 0
+    assert not (tmp_path / "bad").exists()
 
 
 def test_bands_task_scores_k_classes():

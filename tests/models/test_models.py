@@ -259,3 +259,18 @@ def test_models_read_the_clock_unless_switched_off(name):
         with torch.no_grad():
             a, b = model(x, tod, dow)["pred"], model(x, tod, other_dow)["pred"]
         assert (not torch.allclose(a, b)) is should_differ, (name, params)
+
+
+def test_gwnet_node_identity_tells_sensors_with_equal_readings_apart():
+    """Identical inputs at every node and only the adaptive graph (rows sum to 1): without node identity
+    every node gets the same forecast; with it (the default) they differ."""
+    spec = ModelSpec(N, P, H, F_IN, 1, steps_per_day=288, adjacency=None)
+    x, tod, dow = make_batch(2)
+    x = x[:, :, :1].expand(-1, -1, N, -1).contiguous()  # [B, P, N, F] the same series at every node
+    for identity in (False, True):
+        torch.manual_seed(0)
+        model = build_model("gwnet", spec, {"dropout": 0.0, "node_identity": identity}).eval()
+        with torch.no_grad():
+            pred = model(x, tod, dow)["pred"]  # [B, H, N, 1]
+        same = torch.allclose(pred, pred[:, :, :1].expand_as(pred), atol=1e-5)
+        assert same is not identity

@@ -110,16 +110,17 @@ class EventTask:
                               "([batch, horizon, nodes, classes]); check its hyper-parameters")
         return model
 
-    def check_models(self) -> None:
+    def check_models(self, teachers: bool = True, student: bool = True) -> None:
         """Build every configured model once (forecasting teachers as forecasters) before any training."""
         from stkd.pipeline import check_models
 
-        if self.e.teacher_kind == "forecast":
+        if teachers and self.e.teacher_kind == "forecast":
             check_models(self.cfg, self.wd, teachers=True, student=False)
-        else:
+        elif teachers:
             for t in self.cfg.teacher:
                 self.build_model(t.name, t.params)
-        self.build_model(self.cfg.student.name, self.cfg.student.params)
+        if student:
+            self.build_model(self.cfg.student.name, self.cfg.student.params)
 
     def window_labels(self, starts) -> tuple[torch.Tensor, torch.Tensor]:
         """``[B, H, N]`` labels and mask of the windows starting at ``starts``."""
@@ -409,64 +410,166 @@ def _forecast_teachers(task: EventTask, run_dir: Path, *, resume, progress):
     return models, caches, sigma
 
 
-def run_classify(cfg: RunConfig, out: Path, *, overwrite: bool = False, resume: bool = False,
-                 progress: bool = True) -> dict:
-    """The whole event job; returns metrics.json's content and writes report.md beside it."""
-    from stkd.distill.cache import build_or_load
+def _start(cfg: RunConfig, out: Path, *, overwrite: bool, resume: bool, check_teachers: bool = True,
+           check_student: bool = True, task: "EventTask | None" = None):
+    """Labels and models are checked before the run directory is touched; then config and data summary."""
     from stkd.pipeline import data_summary, load_prepared, prepare_run_dir
-    from stkd.report import write_report
 
-    _, wd = load_prepared(cfg)
-    task = EventTask.build(cfg, wd)  # bad labels fail here, before anything is written or trained
-    task.check_models()  # and bad model names or hyper-parameters
+    if task is None:
+        _, wd = load_prepared(cfg)
+        task = EventTask.build(cfg, wd)  # bad labels fail here, before anything is written or trained
+    wd = task.wd
+    task.check_models(teachers=check_teachers, student=check_student)  # and bad model names or parameters
     run_dir = prepare_run_dir(Path(out), overwrite=overwrite, resume=resume)
     write_text(run_dir / "config.yaml", dump_config(cfg))
     summary = data_summary(wd)
     summary["events"] = {"rule": task.labels.rule, "classes": task.K, "class_names": task.labels.class_names}
     write_json(run_dir / "data.json", summary)
+    return task, run_dir
 
-    if cfg.events.teacher_kind == "forecast":
-        teachers, caches, sigma = _forecast_teachers(task, run_dir, resume=resume, progress=progress)
-    else:
-        teachers = train_event_teachers(task, run_dir, resume=resume, progress=progress)
-        caches = [build_or_load(run_dir, t.model, t.registry_name, wd, with_hidden=False, kind="classify")
-                  for t in teachers]
-        sigma = None
+
+def _train_teachers(task: EventTask, run_dir: Path, *, resume: bool, progress: bool):
+    """Event teachers (or forecasting teachers) trained, with their soft-label caches and sigmas."""
+    from stkd.distill.cache import build_or_load
+
+    if task.cfg.events.teacher_kind == "forecast":
+        return _forecast_teachers(task, run_dir, resume=resume, progress=progress)
+    teachers = train_event_teachers(task, run_dir, resume=resume, progress=progress)
+    caches = [build_or_load(run_dir, t.model, t.registry_name, task.wd, with_hidden=False, kind="classify")
+              for t in teachers]
+    return teachers, caches, None
+
+
+def _train_students(task: EventTask, run_dir: Path, teachers: list[EventModel], caches, sigma, *,
+                    resume: bool, progress: bool, plain: bool = True) -> list[EventModel]:
+    """The distilled student (from the teachers' cached outputs) and (``plain``) the same student without them."""
 
     def teacher_logits(split, starts):
         return task.from_cache(caches, sigma, split, starts)
 
     kd = train_event_student(task, run_dir, teacher_logits, resume=resume, progress=progress,
                              teachers=[c.meta["teacher"] for c in caches])
-    plain = train_event_student(task, run_dir, resume=resume, progress=progress)
-    metrics = evaluate_events(task, run_dir, [*teachers, kd, plain])
+    if not plain:
+        return [kd]
+    return [kd, train_event_student(task, run_dir, resume=resume, progress=progress)]
+
+
+def run_classify(cfg: RunConfig, out: Path, *, overwrite: bool = False, resume: bool = False,
+                 progress: bool = True) -> dict:
+    """The whole event job; returns metrics.json's content and writes report.md beside it."""
+    from stkd.report import write_report
+
+    task, run_dir = _start(cfg, out, overwrite=overwrite, resume=resume)
+    teachers, caches, sigma = _train_teachers(task, run_dir, resume=resume, progress=progress)
+    students = _train_students(task, run_dir, teachers, caches, sigma, resume=resume, progress=progress)
+    metrics = evaluate_events(task, run_dir, [*teachers, *students])
     write_report(run_dir)
     return metrics
 
 
-def evaluate_classify_run(cfg: RunConfig, run_dir: Path) -> dict:
-    """``stkd evaluate`` of an event run: rebuild every saved model, re-score, rewrite metrics.json and report."""
+def train_classify(cfg: RunConfig, out: Path, *, overwrite: bool = False, resume: bool = False,
+                   progress: bool = True) -> Path:
+    """``stkd train`` of an event task: the teacher(s) and their soft-label cache, no student."""
+    task, run_dir = _start(cfg, out, overwrite=overwrite, resume=resume, check_student=False)
+    _train_teachers(task, run_dir, resume=resume, progress=progress)
+    return run_dir
+
+
+def _saved_event_models(task: EventTask, run_dir: Path, roles=("teacher", "student_kd", "student_plain")):
+    """Every saved model of an event run rebuilt: event models, and forecasting teachers with their cache
+    (read from, or written to, ``run_dir/cache``) and validation RMSE per horizon step."""
     from stkd.checkpoint import read_model_card
     from stkd.distill.cache import build_or_load
-    from stkd.errors import STKDError
     from stkd.events.soft import horizon_sigma
-    from stkd.pipeline import check_same_data, load_prepared, load_trained
-    from stkd.report import write_report
+    from stkd.pipeline import load_trained
 
-    _, wd = load_prepared(cfg)
-    check_same_data(run_dir, wd)
-    task = EventTask.build(cfg, wd)
-    models = []
-    for t in load_trained(run_dir, wd):
-        card = read_model_card(run_dir / "models" / t.name)
+    wd, models = task.wd, []
+    for t in load_trained(run_dir, wd, roles=roles):
+        card = read_model_card(Path(run_dir) / "models" / t.name)
         if card.get("task") == "classify":
+            cache = (build_or_load(run_dir, t.model, t.registry_name, wd, with_hidden=False, kind="classify")
+                     if t.role == "teacher" else None)
             models.append(EventModel(t.name, t.role, t.model, t.registry_name, t.train_seconds,
-                                     {"f1": card.get("val_f1")}))
+                                     {"f1": card.get("val_f1")}, cache=cache))
         elif t.role == "teacher":  # a forecasting teacher (teacher_kind forecast)
             cache = build_or_load(run_dir, t.model, t.registry_name, wd, with_hidden=False)
             models.append(EventModel(t.name, t.role, t.model, t.registry_name, t.train_seconds,
                                      {"mae": t.val_mae}, kind="forecast", cache=cache,
                                      sigma=horizon_sigma(cache, wd, task.feature_index())))
+    return models
+
+
+def _teachers_of(task: EventTask, teacher_run: Path) -> list[EventModel]:
+    """The teachers saved in another run, checked to match this task (same data, same labels' kind)."""
+    from stkd.errors import STKDError
+    from stkd.pipeline import check_same_data
+
+    check_same_data(teacher_run, task.wd)
+    teachers = _saved_event_models(task, Path(teacher_run), roles=("teacher",))
+    if not teachers:
+        raise STKDError(f"{teacher_run} holds no trained teacher (models/*/model.json with role teacher)")
+    kinds = {t.kind for t in teachers}
+    want = task.cfg.events.teacher_kind
+    if kinds != {want}:
+        raise STKDError(f"{teacher_run} holds {'/'.join(sorted(kinds))} teachers but this config has "
+                        f"events.teacher_kind: {want}; use the same setting as the teacher run")
+    if want == "classify":
+        k = {int(t.model.spec.out_classes) for t in teachers}
+        if k != {task.K}:
+            raise STKDError(f"{teacher_run}'s teachers predict {sorted(k)} classes but these labels have {task.K}; "
+                            "use the same events rule as the teacher run")
+    return teachers
+
+
+def distill_classify_from(cfg: RunConfig, teacher_run: Path, out: Path, *, overwrite: bool = False,
+                          resume: bool = False, progress: bool = True, plain: bool = True) -> dict:
+    """``stkd distill`` of an event task: the configured student from the teachers saved in ``teacher_run``
+    (and, with ``plain``, the same student without distillation, for the side-by-side table)."""
+    from stkd.pipeline import TEACHER_RUN_FILE
+    from stkd.report import write_report
+
+    if not (Path(teacher_run) / "data.json").is_file():
+        from stkd.errors import STKDError
+
+        raise STKDError(f"{teacher_run} is not an stkd run directory (no data.json)")
+    from stkd.pipeline import load_prepared
+
+    _, wd = load_prepared(cfg)
+    task = EventTask.build(cfg, wd)
+    teachers = _teachers_of(task, Path(teacher_run))  # wrong teachers fail before anything is written
+    if Path(out).resolve() == Path(teacher_run).resolve():  # students added to the teacher run
+        run_dir = Path(out)
+        task.check_models(teachers=False)
+    else:
+        task, run_dir = _start(cfg, out, overwrite=overwrite, resume=resume, check_teachers=False, task=task)
+        write_json(run_dir / TEACHER_RUN_FILE, {"teacher_run": str(Path(teacher_run).resolve())})
+    caches = [t.cache for t in teachers]
+    sigma = [t.sigma for t in teachers] if teachers[0].kind == "forecast" else None
+    students = _train_students(task, run_dir, teachers, caches, sigma, resume=resume, progress=progress,
+                               plain=plain)
+    metrics = evaluate_events(task, run_dir, [*teachers, *students])
+    write_report(run_dir)
+    return metrics
+
+
+def evaluate_classify_run(cfg: RunConfig, run_dir: Path) -> dict:
+    """``stkd evaluate`` of an event run: rebuild every saved model, re-score, rewrite metrics.json and report
+    (the teachers of a run made by ``stkd distill`` are read from their own run)."""
+    from stkd.errors import STKDError
+    from stkd.io import read_json
+    from stkd.pipeline import TEACHER_RUN_FILE, check_same_data, load_prepared
+    from stkd.report import write_report
+
+    _, wd = load_prepared(cfg)
+    check_same_data(run_dir, wd)
+    task = EventTask.build(cfg, wd)
+    models = _saved_event_models(task, Path(run_dir))
+    link = Path(run_dir) / TEACHER_RUN_FILE
+    if link.is_file() and not any(m.role == "teacher" for m in models):
+        teacher_run = Path(read_json(link)["teacher_run"])
+        if not teacher_run.is_dir():
+            raise STKDError(f"{run_dir} was distilled from teachers in {teacher_run}, which no longer exists")
+        models = _teachers_of(task, teacher_run) + models
     if not models:
         raise STKDError(f"{run_dir} holds no trained event models")
     metrics = evaluate_events(task, run_dir, models)

@@ -122,6 +122,11 @@ class GWNet(STModel):
         time_embedding: add a learned time-of-day + day-of-week embedding to every input step (the
             paper feeds time of day as a second input channel; without it the model cannot tell a
             weekday morning from a Sunday one, and loses to STID on clock-driven data).
+        node_identity: add the adaptive adjacency's source-node embedding ``E1 [N, embed_dim]``,
+            projected to the channels, to every input step (an extension of the paper, used only while
+            the adaptive adjacency is active): sensors with the same recent readings can follow very
+            different daily profiles (a shopping street and a commuter station), and the shared
+            convolutions otherwise cannot tell them apart.
 
     ``hidden`` is ``relu(sum of the skip outputs)`` at the last step, ``[B, N, skip_channels]``: the
     representation the end MLP decodes.
@@ -145,6 +150,7 @@ class GWNet(STModel):
         dropout: float = 0.3,
         batch_norm: bool = True,
         time_embedding: bool = True,
+        node_identity: bool = True,
     ) -> None:
         if kernel_size < 2 or layers < 1:
             raise ConfigError(f"gwnet: kernel_size must be >= 2 and layers >= 1, got {kernel_size}, {layers}")
@@ -194,6 +200,7 @@ class GWNet(STModel):
         # ---- layers
         self.start = nn.Linear(spec.in_features, residual_channels)
         self.time_emb = TimeEmbedding(spec.steps_per_day, residual_channels) if time_embedding else None
+        self.node_proj = nn.Linear(embed_dim, residual_channels) if node_identity and self.adaptive_active else None
         self.tconvs = nn.ModuleList()
         self.skips = nn.ModuleList()
         self.gconvs = nn.ModuleList()
@@ -242,6 +249,8 @@ class GWNet(STModel):
         h = self.start(x.transpose(1, 2))  # [B, N, P, C]
         if self.time_emb is not None:
             h = h + self.time_emb(tod, dow).unsqueeze(1)  # [B, N, P, C]
+        if self.node_proj is not None:  # only with the adaptive adjacency, so never on a node subset
+            h = h + self.node_proj(self.node_emb1)[None, :, None, :]  # [B, N, P, C]
         if self.receptive_field > h.shape[2]:
             h = F.pad(h, (0, 0, self.receptive_field - h.shape[2], 0))  # [B, N, R, C] zeros before the window
         supports = self.supports()
