@@ -3,7 +3,8 @@
     python benchmarks/distill_gain.py --teacher-run bench-runs/accuracy/los-loop/seed-0
 
 The teachers of one accuracy run (trained once, their soft labels cached) are reused; only the STID
-student is retrained, with each method below and with no teacher at all (the baseline the gain is
+student is retrained (each (method, seed) keeps its ``result.json``, and a student whose training
+finished is re-scored rather than retrained, so an interrupted invocation resumes), with each method below and with no teacher at all (the baseline the gain is
 measured against). Model selection uses the validation split; the table reports test MAE.
 """
 
@@ -31,6 +32,17 @@ METHODS = {
 }
 
 
+def finished_student(model_dir: Path, wd):
+    """The student a completed training left in ``model_dir`` (its best weights), or None."""
+    from stkd.checkpoint import load_model
+    from stkd.io import read_json
+
+    last = model_dir / "last.json"
+    if not (model_dir / "model.json").is_file() or not last.is_file() or not read_json(last).get("finished"):
+        return None
+    return load_model(model_dir, adjacency=wd.data.adjacency)[0]
+
+
 def run(teacher_run: Path, out: Path, seeds: list[int], device: str, student: str, quick: bool) -> dict:
     from stkd.config import ModelConfig, parse_config, to_dict
     from stkd.evaluate import evaluate_forecaster, model_forecaster
@@ -54,15 +66,22 @@ def run(teacher_run: Path, out: Path, seeds: list[int], device: str, student: st
             cfg = parse_config(raw)
             run_dir = out / f"{method.replace(' ', '_').replace('(', '').replace(')', '').replace('=', '')}" / f"seed-{seed}"
             run_dir.mkdir(parents=True, exist_ok=True)
-            caches = weights = None
-            if names:
-                chosen = [teachers[n] for n in names]
-                caches = build_caches(Path(teacher_run), chosen, wd, cfg)
-                weights = ensemble_weights(cfg, chosen)
-            trained = train_student(cfg, wd, run_dir, caches=caches, weights=weights, progress=False)
-            trained.model.cpu()
-            mae = evaluate_forecaster(model_forecaster(trained.model, wd), wd, "test", [3, 6, 12],
-                                      keep_bytes=0).metrics["mae"]
+            result = run_dir / "result.json"
+            if result.is_file():  # measured by an earlier (interrupted) invocation
+                mae = json.loads(result.read_text())["test_mae"]
+            else:
+                model = finished_student(run_dir / "models" / f"{student}_{'kd' if names else 'plain'}", wd)
+                if model is None:
+                    caches = weights = None
+                    if names:
+                        chosen = [teachers[n] for n in names]
+                        caches = build_caches(Path(teacher_run), chosen, wd, cfg)
+                        weights = ensemble_weights(cfg, chosen)
+                    model = train_student(cfg, wd, run_dir, caches=caches, weights=weights, progress=False).model
+                model.cpu()
+                mae = evaluate_forecaster(model_forecaster(model, wd), wd, "test", [3, 6, 12],
+                                          keep_bytes=0).metrics["mae"]
+                result.write_text(json.dumps({"method": method, "seed": seed, "test_mae": mae}))
             results[method].append(mae)
             print(f"{method:32s} seed {seed}: test MAE {mae:.4f}", flush=True)
     (out / "results.json").write_text(json.dumps({"results": results, "command": command(), "machine": machine(),

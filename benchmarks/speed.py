@@ -128,7 +128,10 @@ def main() -> None:
     ap.add_argument("--no-compile", action="store_true")
     ap.add_argument("--compile-models", nargs="+", help="torch.compile only these (default: all)")
     ap.add_argument("--models", nargs="+", help="only these models of the run (default: all)")
+    ap.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's choice)")
     args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
     from stkd.models.base import count_params
     from stkd.pipeline import load_prepared, load_run, load_trained
@@ -159,10 +162,16 @@ def main() -> None:
             for t in teachers:
                 lines.append(f"{m.name} vs {t}: batch-1 latency {results[t] / results[m.name]:.0f}x lower.")
     ds = wd.data
+    notes = ("Reading: latency is the median of single-window forwards; throughput is windows/s at batch "
+             f"{args.batch}. `no export` marks a model whose graph product is sparse (Graph WaveNet's "
+             "diffusion convolution): torch's ONNX exporter has no sparse matmul, which is why students are "
+             "built without sparse ops. `skipped`: torch.compile was not asked for that model (`--compile-models`). "
+             "Loading share = data loading / (data loading + compute) of one training step; a model whose whole "
+             "step is a few milliseconds (the 156-parameter linear model) shows the gather's fixed cost.")
     body = (f"### Speed on {ds.name} ({ds.num_nodes} nodes), models of `{args.run}`\n\n"
             f"Command: `{command()}`; threads: {torch.get_num_threads()}; "
             f"load average at the start: {os.getloadavg()[0]:.1f}\n\n" + "\n".join(rows) + "\n\n"
-            + "\n".join(lines) + "\n")
+            + "\n".join(lines) + "\n\n" + notes + "\n")
     write_section(f"speed-{ds.name}", body)
     print(body)
 
