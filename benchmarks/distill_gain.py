@@ -97,9 +97,19 @@ def summarize(out: Path) -> str:
     for method, maes in results.items():
         gain = (plain - float(np.mean(maes))) / plain * 100
         rows.append(f"| {method} | {mean_std(maes)} | {gain:+.1f}% |")
+    per_seed = {m: np.asarray(v) for m, v in results.items()}
+    base = per_seed["plain (no teacher)"]
+    wins = {m: int((v < base).sum()) for m, v in per_seed.items() if m != "plain (no teacher)" and len(v) == len(base)}
+    best = min(wins, key=lambda m: float(np.mean(per_seed[m])))
+    reading = (f"Reading: the best method here is {best} ({float(np.mean(per_seed[best])):.3f} vs plain {plain:.3f}). "
+               "Seeds beating the plain student with the same seed: "
+               + ", ".join(f"{m} {w}/{len(base)}" for m, w in wins.items())
+               + ". The spread across seeds is as large as the gains, so differences between methods are not "
+               "established by 3 seeds; distillation mostly removes the plain student's bad seed. Selection "
+               "(early stopping, ensemble weights) used the validation split only.")
     return (f"### Distillation gain per method ({blob['student']} student, {len(next(iter(results.values())))} seeds; "
             f"teachers from `{blob['teacher_run']}`)\n\nCommand: `{blob['command']}`  \nTrained on: {blob['machine']}\n\n"
-            + "\n".join(rows) + "\n")
+            + "\n".join(rows) + "\n\n" + reading + "\n")
 
 
 def main() -> None:
