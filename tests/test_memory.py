@@ -139,3 +139,5 @@ def test_node_subset_lowers_the_training_estimate_but_not_the_evaluation():
     sub = estimate_memory("gwnet", spec, {"adaptive": False}, batch_size=8, train_nodes=300)
     assert sub.train_bytes < 0.2 * full.train_bytes
     assert sub.eval_bytes == full.eval_bytes
+    # the K-node steps' memory stays with the allocator when the N-node evaluation runs: both count
+    assert sub.model_bytes == sub.train_bytes + sub.eval_bytes + sub.buffer_bytes < full.model_bytes
