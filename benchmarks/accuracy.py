@@ -50,7 +50,8 @@ def base_config(dataset: str, seed: int, device: str, quick: bool, teachers=TEAC
             "train": {**train, "seed": seed, "device": device}, "eval": {"latency_repeats": 20}}
 
 
-def run_seed(dataset: str, seed: int, device: str, runs: Path, quick: bool, teachers=TEACHERS) -> Path:
+def run_seed(dataset: str, seed: int, device: str, runs: Path, quick: bool, teachers=TEACHERS,
+             students=STUDENTS) -> Path:
     from stkd.config import ModelConfig, parse_config
     from stkd.pipeline import (build_caches, ensemble_weights, evaluate_all, start_run, train_student,
                                train_teachers)
@@ -64,7 +65,7 @@ def run_seed(dataset: str, seed: int, device: str, runs: Path, quick: bool, teac
     caches = build_caches(run_dir, teachers, wd, cfg)
     weights = ensemble_weights(cfg, teachers)
     students = []
-    for name in STUDENTS:
+    for name in students:
         scfg = dataclasses.replace(cfg, student=ModelConfig(name=name))
         students.append(train_student(scfg, wd, run_dir, caches=caches, weights=weights, progress=False))
         students.append(train_student(scfg, wd, run_dir, progress=False))
@@ -119,6 +120,9 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="2 epochs x 5 batches: checks the script, not the models")
     ap.add_argument("--teachers", nargs="+", default=list(TEACHERS), choices=("gwnet", "staeformer", "agcrn"),
                     help="teachers to train (on a CPU, staeformer on Los-loop's 207 nodes takes about an hour)")
+    ap.add_argument("--students", nargs="+", default=list(STUDENTS), choices=STUDENTS,
+                    help="students to train, each distilled and plain")
+    ap.add_argument("--section", help="docs/benchmarks.md section name (default: accuracy-<dataset>)")
     ap.add_argument("--report-only", action="store_true", help="rebuild the table from existing runs")
     args = ap.parse_args()
     info_path = args.runs / args.dataset / "bench.json"
@@ -126,13 +130,13 @@ def main() -> None:
         if args.dataset == "los-loop" and not (LOS_LOOP / "los_speed.csv").is_file():
             raise SystemExit(f"Los-loop not found at {LOS_LOOP}")
         for seed in args.seeds:
-            run_seed(args.dataset, seed, args.device, args.runs, args.quick, args.teachers)
+            run_seed(args.dataset, seed, args.device, args.runs, args.quick, args.teachers, args.students)
         info_path.parent.mkdir(parents=True, exist_ok=True)
         info_path.write_text(json.dumps({"command": command(), "machine": machine()}))
     info = json.loads(info_path.read_text()) if info_path.is_file() else {}
     section = summarize(args.dataset, args.runs, info)
     if not args.quick:
-        write_section(f"accuracy-{args.dataset}", section)
+        write_section(args.section or f"accuracy-{args.dataset}", section)
     print(section)
 
 
