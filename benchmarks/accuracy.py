@@ -51,7 +51,7 @@ def base_config(dataset: str, seed: int, device: str, quick: bool, teachers=TEAC
 
 
 def run_seed(dataset: str, seed: int, device: str, runs: Path, quick: bool, teachers=TEACHERS,
-             students=STUDENTS) -> Path:
+             students=STUDENTS, resume: bool = False) -> Path:
     from stkd.config import ModelConfig, parse_config
     from stkd.pipeline import (build_caches, ensemble_weights, evaluate_all, start_run, train_student,
                                train_teachers)
@@ -59,19 +59,20 @@ def run_seed(dataset: str, seed: int, device: str, runs: Path, quick: bool, teac
 
     cfg = parse_config(base_config(dataset, seed, device, quick, teachers))
     out = runs / dataset / f"seed-{seed}"
-    run_dir, wd = start_run(cfg, out, overwrite=True)
+    run_dir, wd = start_run(cfg, out, overwrite=not resume, resume=resume)
     t0 = time.perf_counter()
-    teachers = train_teachers(cfg, wd, run_dir, progress=False)
-    caches = build_caches(run_dir, teachers, wd, cfg)
-    weights = ensemble_weights(cfg, teachers)
-    students = []
+    trained_teachers = train_teachers(cfg, wd, run_dir, progress=False, resume=resume)
+    caches = build_caches(run_dir, trained_teachers, wd, cfg)
+    weights = ensemble_weights(cfg, trained_teachers)
+    trained_students = []
     for name in students:
         scfg = dataclasses.replace(cfg, student=ModelConfig(name=name))
-        students.append(train_student(scfg, wd, run_dir, caches=caches, weights=weights, progress=False))
-        students.append(train_student(scfg, wd, run_dir, progress=False))
-    for m in [*teachers, *students]:
+        trained_students.append(train_student(scfg, wd, run_dir, caches=caches, weights=weights, progress=False,
+                                              resume=resume))
+        trained_students.append(train_student(scfg, wd, run_dir, progress=False, resume=resume))
+    for m in [*trained_teachers, *trained_students]:
         m.model.cpu()
-    evaluate_all(cfg, wd, run_dir, [*teachers, *students])
+    evaluate_all(cfg, wd, run_dir, [*trained_teachers, *trained_students])
     write_report(run_dir)
     print(f"{dataset} seed {seed}: {time.perf_counter() - t0:.0f} s -> {run_dir}", flush=True)
     return run_dir
@@ -122,6 +123,8 @@ def main() -> None:
                     help="teachers to train (on a CPU, staeformer on Los-loop's 207 nodes takes about an hour)")
     ap.add_argument("--students", nargs="+", default=list(STUDENTS), choices=STUDENTS,
                     help="students to train, each distilled and plain")
+    ap.add_argument("--resume", action="store_true",
+                    help="continue the runs in --runs from their checkpoints (finished models are not retrained)")
     ap.add_argument("--section", help="docs/benchmarks.md section name (default: accuracy-<dataset>)")
     ap.add_argument("--report-only", action="store_true", help="rebuild the table from existing runs")
     args = ap.parse_args()
@@ -130,7 +133,8 @@ def main() -> None:
         if args.dataset == "los-loop" and not (LOS_LOOP / "los_speed.csv").is_file():
             raise SystemExit(f"Los-loop not found at {LOS_LOOP}")
         for seed in args.seeds:
-            run_seed(args.dataset, seed, args.device, args.runs, args.quick, args.teachers, args.students)
+            run_seed(args.dataset, seed, args.device, args.runs, args.quick, args.teachers, args.students,
+                     args.resume)
         info_path.parent.mkdir(parents=True, exist_ok=True)
         info_path.write_text(json.dumps({"command": command(), "machine": machine()}))
     info = json.loads(info_path.read_text()) if info_path.is_file() else {}
