@@ -426,6 +426,36 @@ def check_same_data(teacher_run: Path, wd) -> None:
                         "window settings")
 
 
+def require_run_dir(teacher_run: Path) -> Path:
+    """``teacher_run`` as a Path; an error unless it is a run directory (one holding data.json)."""
+    if not (Path(teacher_run) / "data.json").is_file():
+        raise STKDError(f"{teacher_run} is not an stkd run directory (no data.json)")
+    return Path(teacher_run)
+
+
+def require_teachers(teachers: list, teacher_run: Path) -> list:
+    """``teachers`` unchanged; an error when a teacher run held none."""
+    if not teachers:
+        raise STKDError(f"{teacher_run} holds no trained teacher (models/*/model.json with role teacher)")
+    return teachers
+
+
+def write_teacher_link(run_dir: Path, teacher_run: Path) -> None:
+    """Record where a distilled run's teachers live, so `stkd evaluate` of that run scores them too."""
+    write_json(Path(run_dir) / TEACHER_RUN_FILE, {"teacher_run": str(Path(teacher_run).resolve())})
+
+
+def linked_teacher_run(run_dir: Path) -> Path | None:
+    """The teacher run a `stkd distill` run points to (None when it has no link); an error when it is gone."""
+    link = Path(run_dir) / TEACHER_RUN_FILE
+    if not link.is_file():
+        return None
+    teacher_run = Path(read_json(link)["teacher_run"])
+    if not teacher_run.is_dir():
+        raise STKDError(f"{run_dir} was distilled from teachers in {teacher_run}, which no longer exists")
+    return teacher_run
+
+
 def distill_from(cfg: RunConfig, teacher_run: Path, out: Path, *, overwrite=False, resume=False,
                  progress=True) -> dict:
     """Distil the configured student from the teacher(s) saved in ``teacher_run`` (not retrained)."""
@@ -437,13 +467,10 @@ def distill_from(cfg: RunConfig, teacher_run: Path, out: Path, *, overwrite=Fals
         return distill_classify_from(cfg, Path(teacher_run), Path(out), overwrite=overwrite, resume=resume,
                                      progress=progress)
 
-    if not (Path(teacher_run) / "data.json").is_file():
-        raise STKDError(f"{teacher_run} is not an stkd run directory (no data.json)")
+    require_run_dir(teacher_run)
     _, wd = load_prepared(cfg)
     check_same_data(teacher_run, wd)
-    teachers = load_trained(teacher_run, wd, roles=("teacher",))
-    if not teachers:
-        raise STKDError(f"{teacher_run} holds no trained teacher (models/*/model.json with role teacher)")
+    teachers = require_teachers(load_trained(teacher_run, wd, roles=("teacher",)), teacher_run)
     check_models(cfg, wd, teachers=False)  # a student that does not fit fails before anything is written
     from stkd.distributed import barrier, is_rank0
 
@@ -453,8 +480,7 @@ def distill_from(cfg: RunConfig, teacher_run: Path, out: Path, *, overwrite=Fals
         run_dir = prepare_run_dir(out, overwrite=overwrite, resume=resume)
         write_text(run_dir / "config.yaml", dump_config(cfg))
         write_json(run_dir / "data.json", data_summary(wd))
-        # where the teachers live, so `stkd evaluate` of this run scores them too
-        write_json(run_dir / TEACHER_RUN_FILE, {"teacher_run": str(Path(teacher_run).resolve())})
+        write_teacher_link(run_dir, teacher_run)
     barrier()
     caches = build_caches(Path(teacher_run), teachers, wd, cfg)
     kd = train_student(cfg, wd, run_dir, caches=caches, weights=ensemble_weights(cfg, teachers),
@@ -487,11 +513,8 @@ def evaluate_run(run_dir: Path) -> dict:
     _, wd = load_prepared(cfg)
     check_same_data(run_dir, wd)
     models = load_trained(run_dir, wd)
-    link = Path(run_dir) / TEACHER_RUN_FILE
-    if link.is_file() and not any(m.role == "teacher" for m in models):
-        teacher_run = Path(read_json(link)["teacher_run"])
-        if not teacher_run.is_dir():
-            raise STKDError(f"{run_dir} was distilled from teachers in {teacher_run}, which no longer exists")
+    teacher_run = None if any(m.role == "teacher" for m in models) else linked_teacher_run(run_dir)
+    if teacher_run is not None:
         check_same_data(teacher_run, wd)
         models = load_trained(teacher_run, wd, roles=("teacher",)) + models
     if not models:

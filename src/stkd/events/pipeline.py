@@ -29,7 +29,7 @@ import torch
 from torch import nn
 
 from stkd.config import RunConfig, dump_config, to_dict
-from stkd.errors import ConfigError, DataError
+from stkd.errors import ConfigError, DataError, STKDError
 from stkd.events.labels import EventLabels, build_labels, check_train_labels, class_weights
 from stkd.io import write_json, write_npy, write_text
 
@@ -501,13 +501,10 @@ def _saved_event_models(task: EventTask, run_dir: Path, roles=("teacher", "stude
 
 def _teachers_of(task: EventTask, teacher_run: Path) -> list[EventModel]:
     """The teachers saved in another run, checked to match this task (same data, same labels' kind)."""
-    from stkd.errors import STKDError
-    from stkd.pipeline import check_same_data
+    from stkd.pipeline import check_same_data, require_teachers
 
     check_same_data(teacher_run, task.wd)
-    teachers = _saved_event_models(task, Path(teacher_run), roles=("teacher",))
-    if not teachers:
-        raise STKDError(f"{teacher_run} holds no trained teacher (models/*/model.json with role teacher)")
+    teachers = require_teachers(_saved_event_models(task, Path(teacher_run), roles=("teacher",)), teacher_run)
     kinds = {t.kind for t in teachers}
     want = task.cfg.events.teacher_kind
     if kinds != {want}:
@@ -525,24 +522,19 @@ def distill_classify_from(cfg: RunConfig, teacher_run: Path, out: Path, *, overw
                           resume: bool = False, progress: bool = True, plain: bool = True) -> dict:
     """``stkd distill`` of an event task: the configured student from the teachers saved in ``teacher_run``
     (and, with ``plain``, the same student without distillation, for the side-by-side table)."""
-    from stkd.pipeline import TEACHER_RUN_FILE
+    from stkd.pipeline import load_prepared, require_run_dir, write_teacher_link
     from stkd.report import write_report
 
-    if not (Path(teacher_run) / "data.json").is_file():
-        from stkd.errors import STKDError
-
-        raise STKDError(f"{teacher_run} is not an stkd run directory (no data.json)")
-    from stkd.pipeline import load_prepared
-
+    teacher_run = require_run_dir(teacher_run)
     _, wd = load_prepared(cfg)
     task = EventTask.build(cfg, wd)
-    teachers = _teachers_of(task, Path(teacher_run))  # wrong teachers fail before anything is written
+    teachers = _teachers_of(task, teacher_run)  # wrong teachers fail before anything is written
     if Path(out).resolve() == Path(teacher_run).resolve():  # students added to the teacher run
         run_dir = Path(out)
         task.check_models(teachers=False)
     else:
         task, run_dir = _start(cfg, out, overwrite=overwrite, resume=resume, check_teachers=False, task=task)
-        write_json(run_dir / TEACHER_RUN_FILE, {"teacher_run": str(Path(teacher_run).resolve())})
+        write_teacher_link(run_dir, teacher_run)
     caches = [t.cache for t in teachers]
     sigma = [t.sigma for t in teachers] if teachers[0].kind == "forecast" else None
     students = _train_students(task, run_dir, teachers, caches, sigma, resume=resume, progress=progress,
@@ -555,20 +547,15 @@ def distill_classify_from(cfg: RunConfig, teacher_run: Path, out: Path, *, overw
 def evaluate_classify_run(cfg: RunConfig, run_dir: Path) -> dict:
     """``stkd evaluate`` of an event run: rebuild every saved model, re-score, rewrite metrics.json and report
     (the teachers of a run made by ``stkd distill`` are read from their own run)."""
-    from stkd.errors import STKDError
-    from stkd.io import read_json
-    from stkd.pipeline import TEACHER_RUN_FILE, check_same_data, load_prepared
+    from stkd.pipeline import check_same_data, linked_teacher_run, load_prepared
     from stkd.report import write_report
 
     _, wd = load_prepared(cfg)
     check_same_data(run_dir, wd)
     task = EventTask.build(cfg, wd)
     models = _saved_event_models(task, Path(run_dir))
-    link = Path(run_dir) / TEACHER_RUN_FILE
-    if link.is_file() and not any(m.role == "teacher" for m in models):
-        teacher_run = Path(read_json(link)["teacher_run"])
-        if not teacher_run.is_dir():
-            raise STKDError(f"{run_dir} was distilled from teachers in {teacher_run}, which no longer exists")
+    teacher_run = None if any(m.role == "teacher" for m in models) else linked_teacher_run(run_dir)
+    if teacher_run is not None:
         models = _teachers_of(task, teacher_run) + models
     if not models:
         raise STKDError(f"{run_dir} holds no trained event models")
