@@ -475,9 +475,11 @@ def train_classify(cfg: RunConfig, out: Path, *, overwrite: bool = False, resume
     return run_dir
 
 
-def _saved_event_models(task: EventTask, run_dir: Path, roles=("teacher", "student_kd", "student_plain")):
+def _saved_event_models(task: EventTask, run_dir: Path, roles=("teacher", "student_kd", "student_plain"),
+                        classify_caches: bool = False):
     """Every saved model of an event run rebuilt: event models, and forecasting teachers with their cache
-    (read from, or written to, ``run_dir/cache``) and validation RMSE per horizon step."""
+    (read from, or written to, ``run_dir/cache``; they are scored through it) and validation RMSE per
+    horizon step. ``classify_caches``: event teachers get their logits cache too (to distil from)."""
     from stkd.checkpoint import read_model_card
     from stkd.distill.cache import build_or_load
     from stkd.events.soft import horizon_sigma
@@ -488,7 +490,7 @@ def _saved_event_models(task: EventTask, run_dir: Path, roles=("teacher", "stude
         card = read_model_card(Path(run_dir) / "models" / t.name)
         if card.get("task") == "classify":
             cache = (build_or_load(run_dir, t.model, t.registry_name, wd, with_hidden=False, kind="classify")
-                     if t.role == "teacher" else None)
+                     if classify_caches and t.role == "teacher" else None)
             models.append(EventModel(t.name, t.role, t.model, t.registry_name, t.train_seconds,
                                      {"f1": card.get("val_f1")}, cache=cache))
         elif t.role == "teacher":  # a forecasting teacher (teacher_kind forecast)
@@ -499,12 +501,13 @@ def _saved_event_models(task: EventTask, run_dir: Path, roles=("teacher", "stude
     return models
 
 
-def _teachers_of(task: EventTask, teacher_run: Path) -> list[EventModel]:
+def _teachers_of(task: EventTask, teacher_run: Path, classify_caches: bool = False) -> list[EventModel]:
     """The teachers saved in another run, checked to match this task (same data, same labels' kind)."""
     from stkd.pipeline import check_same_data, require_teachers
 
     check_same_data(teacher_run, task.wd)
-    teachers = require_teachers(_saved_event_models(task, Path(teacher_run), roles=("teacher",)), teacher_run)
+    teachers = require_teachers(_saved_event_models(task, Path(teacher_run), roles=("teacher",),
+                                                    classify_caches=classify_caches), teacher_run)
     kinds = {t.kind for t in teachers}
     want = task.cfg.events.teacher_kind
     if kinds != {want}:
@@ -528,7 +531,7 @@ def distill_classify_from(cfg: RunConfig, teacher_run: Path, out: Path, *, overw
     teacher_run = require_run_dir(teacher_run)
     _, wd = load_prepared(cfg)
     task = EventTask.build(cfg, wd)
-    teachers = _teachers_of(task, teacher_run)  # wrong teachers fail before anything is written
+    teachers = _teachers_of(task, teacher_run, classify_caches=True)  # wrong teachers fail before anything is written
     if Path(out).resolve() == Path(teacher_run).resolve():  # students added to the teacher run
         run_dir = Path(out)
         task.check_models(teachers=False)

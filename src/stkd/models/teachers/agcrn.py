@@ -109,7 +109,8 @@ class AGCRN(STModel):
         self.node_emb = nn.Parameter(torch.randn(n, embed_dim))  # [N, d_e]
         self.time_emb = TimeEmbedding(spec.steps_per_day, time_dim) if time_dim else None
         self.cells = nn.ModuleList(
-            AGCRNCell(spec.in_features + time_dim if i == 0 else hidden, hidden, cheb_k, embed_dim) for i in range(layers)
+            AGCRNCell(spec.in_features + time_dim if i == 0 else hidden, hidden, cheb_k, embed_dim)
+            for i in range(layers)
         )
         self.head = nn.Linear(hidden, spec.horizon * spec.out_channels)
 
