@@ -182,6 +182,7 @@ def _check_fits(name: str, params: dict, wd, seed: int | None = None, role: str 
     dropout noise nor moves batch-norm statistics of the model that is then trained.
     """
     from stkd.memory import check_fits
+    from stkd.models.base import uses_node_subsets
 
     bs = train.batch_size if train is not None else 64
     subset = train.node_subset if (train is not None and role == "teacher") else None
@@ -204,10 +205,7 @@ def _check_fits(name: str, params: dict, wd, seed: int | None = None, role: str 
         raise ConfigError(f"{role} {name!r} with params {params} does not fit the data ({wd.num_nodes} nodes, "
                           f"input {wd.P} x {wd.in_features} features, horizon {wd.H}): "
                           f"{type(e).__name__}: {e}") from None
-    if subset and subset < wd.num_nodes and not model.supports_node_subsets():
-        raise ConfigError(f"train.node_subset={subset}: teacher {name!r} with params {params} has per-node weights "
-                          "and cannot train on node subsets; use gwnet with params.adaptive: false on a given "
-                          "graph, or leave train.node_subset out")
+    uses_node_subsets(model, subset, f"teacher {name!r}")  # a per-node teacher is refused before training
     expected = tuple(b.y.shape)
     if tuple(out["pred"].shape) != expected:
         raise ConfigError(f"{role} {name!r} produces {tuple(out['pred'].shape)} but the data needs {expected} "

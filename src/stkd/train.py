@@ -291,14 +291,11 @@ def _node_sampler(model: nn.Module, data, k: int | None, gen: torch.Generator, d
 
     The draws come from ``gen`` (checkpointed with the run), so a resumed run samples the same subsets
     and every DDP rank (same seed) trains on the same sub-graph."""
-    if not k or k >= data.num_nodes:
-        return None
     from stkd.data.graph import neighbourhood_sample
+    from stkd.models.base import uses_node_subsets
 
-    if not getattr(model, "supports_node_subsets", lambda: False)():
-        raise ConfigError(f"{desc}: train.node_subset={k} needs a model without per-node weights; "
-                          f"{type(model).__name__} has some (use gwnet with params.adaptive: false, "
-                          "or leave train.node_subset out)")
+    if not uses_node_subsets(model, k, desc):
+        return None
     adjacency = data.data.adjacency
     if adjacency is None:
         raise ConfigError(f"{desc}: train.node_subset needs a graph to sample neighbourhoods from "

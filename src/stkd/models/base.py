@@ -156,6 +156,22 @@ class STModel(nn.Module):
         return ", ".join(f"{k}={v}" for k, v in self.hparams.items())
 
 
+def uses_node_subsets(model: nn.Module, k: int | None, what: str) -> bool:
+    """Whether training ``model`` with ``train.node_subset=k`` samples subsets (k set and below N).
+
+    Raises ConfigError when it would but the model has per-node weights: the one check behind both the
+    pre-flight of ``stkd run`` and :func:`stkd.train.fit`."""
+    if not k or k >= model.spec.num_nodes:
+        return False
+    if not getattr(model, "supports_node_subsets", lambda: False)():
+        params = getattr(model, "hparams", {})
+        raise ConfigError(f"{what}: train.node_subset={k} needs a model without per-node weights; "
+                          f"{type(model).__name__} with params {params} has per-node weights (node embeddings or "
+                          "an adaptive N x N graph): use gwnet with params.adaptive: false on a given graph, or "
+                          "leave train.node_subset out")
+    return True
+
+
 def tod_index(tod: torch.Tensor, steps_per_day: int) -> torch.Tensor:
     """Time-of-day slot ``floor(tod * steps_per_day)`` as int64, clamped to ``[0, steps_per_day)``.
 
