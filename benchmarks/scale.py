@@ -79,15 +79,6 @@ def _peak_rss() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
 
 
-def _spec(wd, n=None, adjacency=None):
-    """The model spec for ``wd`` (its graph), or for ``n`` nodes with the given ``adjacency``."""
-    from stkd.models.base import ModelSpec
-
-    return ModelSpec(num_nodes=n or wd.num_nodes, input_len=wd.P, horizon=wd.H, in_features=wd.in_features,
-                     out_features=wd.out_features, steps_per_day=wd.steps_per_day,
-                     adjacency=wd.data.adjacency if adjacency is None else adjacency)
-
-
 def child(job: dict) -> dict:
     """Run one measurement described by ``job``; return a JSON-safe result."""
     import torch
@@ -97,6 +88,7 @@ def child(job: dict) -> dict:
     from stkd.data.windows import prepare
     from stkd.memory import MemoryLimitError, check_fits, estimate_memory
     from stkd.models.registry import build_model
+    from stkd.pipeline import model_spec
 
     with open(job["data"], "rb") as fh:
         data = pickle.load(fh)
@@ -107,7 +99,7 @@ def child(job: dict) -> dict:
     wd = prepare(data, cfg)
     res["train_windows"] = int(len(wd.starts["train"]))
     k = min(job.get("subset", n), n)
-    spec = _spec(wd)
+    spec = model_spec(wd)
     train_nodes = k if kind == "subset" else None  # the data is the full network's, a step sees K nodes
     est = estimate_memory(name, spec, params, batch_size=batch, eval_batch_size=1 if kind == "subset" else None,
                           num_steps=data.num_steps, train_nodes=train_nodes)
