@@ -229,11 +229,12 @@ class WindowedData:
             if k_idx.size == 0 or k_idx.min() < 0 or k_idx.max() >= N:
                 raise DataError(f"batch nodes must be indices in [0, {N - 1}], got {k_idx.size} values "
                                 f"from {k_idx.min(initial=0)} to {k_idx.max(initial=0)}")
+            # one gather over (step, node) pairs: the full-N rows of the window are never copied
             K, node_idx = len(k_idx), torch.as_tensor(k_idx, device=self.device)
-            x = self.x_all.index_select(0, t_in.reshape(-1))[:, node_idx].view(B, P, K, F)  # [B, P, K, F]
-            mask = self.mask_all.index_select(0, torch.as_tensor(t_out, device=self.device))[:, node_idx]
-            mask = mask.view(B, H, K, Fo)  # [B, H, K, F_out]
-            raw = torch.from_numpy(self.data.values[t_out][:, k_idx, :Fo]).view(B, H, K, Fo)  # [B, H, K, F_out]
+            x = self.x_all[t_in.reshape(-1)[:, None], node_idx].view(B, P, K, F)  # [B, P, K, F]
+            t_out_idx = torch.as_tensor(t_out, device=self.device)
+            mask = self.mask_all[t_out_idx[:, None], node_idx].view(B, H, K, Fo)  # [B, H, K, F_out]
+            raw = torch.from_numpy(self.data.values[t_out[:, None], k_idx, :Fo]).view(B, H, K, Fo)  # [B, H, K, F_out]
         y = torch.where(mask, raw.to(self.device), 0.0)  # original units, 0 where missing
         return Batch(x=x, y=y, mask=mask, tod=self.tod[t_in], dow=self.dow[t_in], start=s, nodes=node_idx)
 
