@@ -317,7 +317,7 @@ def register(sub, fmt=argparse.RawDescriptionHelpFormatter) -> None:
     p.add_argument("--threads", type=int, help="intra-op threads of the model (default: the library's choice)")
     p.add_argument("--max-body-mb", type=float, default=5.0, help="largest request body (MiB)")
     p.add_argument("--state", help="file the rolling window is saved to after each post and resumed from "
-                                   "(default: RUN_DIR/deploy/state-<model>.npz)")
+                                   "(SQLite; default: RUN_DIR/deploy/state-<model>.sqlite)")
     p.add_argument("--no-persist", action="store_true", help="do not save the rolling window")
     p.add_argument("--log-level", default="info", choices=("critical", "error", "warning", "info", "debug"))
     p.add_argument("--quiet", action="store_true", help=argparse.SUPPRESS)

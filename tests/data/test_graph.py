@@ -345,3 +345,20 @@ def test_neighbourhood_sample_returns_k_connected_nodes():
     assert len(both) == 15 and (both < 10).any() and (both >= 10).any()
     with pytest.raises(ConfigError, match="k must be >= 1"):
         neighbourhood_sample(g, 0, rng)
+
+
+def test_strongest_neighbours_hand_case():
+    from stkd.data.graph import strongest_neighbours
+
+    a = np.array([[5.0, 1.0, 3.0, 0.0],   # self loop ignored; 2 (3.0) before 1 (1.0)
+                  [2.0, 0.0, 2.0, 4.0],   # 3 first; the tie 0/2 keeps the lower index
+                  [0.0, 0.0, 0.0, 0.0],   # no edge: padded with itself at weight 0
+                  [0.0, 0.0, 7.0, 0.0]], dtype=np.float32)  # one edge
+    index, weight = strongest_neighbours(sp.csr_array(a), 2)
+    np.testing.assert_array_equal(index, [[2, 1], [3, 0], [2, 2], [2, 3]])
+    np.testing.assert_allclose(weight, [[0.75, 0.25], [4 / 6, 2 / 6], [0, 0], [1, 0]], rtol=1e-6)
+    dense_index, dense_weight = strongest_neighbours(a, 2)  # dense input gives the same
+    np.testing.assert_array_equal(dense_index, index)
+    np.testing.assert_allclose(dense_weight, weight)
+    with pytest.raises(ConfigError, match="k must be >= 1"):
+        strongest_neighbours(a, 0)

@@ -234,3 +234,27 @@ def test_calendar_lookup_equals_time_covariates(predictor, prepared):
     r2 = time_covariates(predictor.prep.times(far))
     np.testing.assert_array_equal(t2, r2[0])
     np.testing.assert_array_equal(d2, r2[1])
+
+
+def test_grid_positions_fast_path_equals_the_general_path(predictor, prepared):
+    """A request's naive ISO strings (numpy's fast parse) land on the same steps as pandas would put them,
+    and every string the fast path does not take still gets the general path's answer or error."""
+    data, _ = prepared
+    prep = predictor.prep
+    t = data.index[100:112]
+    spellings = [
+        [str(x) for x in t],  # 2012-03-01 08:20:00
+        [x.isoformat() for x in t],  # 2012-03-01T08:20:00
+        [x.strftime("%Y-%m-%d %H:%M") for x in t],
+        [x.strftime("%Y-%m-%dT%H:%M:%S.000") for x in t],
+        [x.strftime("%Y/%m/%d %H:%M") for x in t],  # not ISO: the general path
+    ]
+    want = prep.positions(t)
+    for texts in spellings:
+        np.testing.assert_array_equal(prep.grid_positions(texts), want)
+        np.testing.assert_array_equal(prep.grid_positions(np.asarray(texts, dtype=object)), want)
+    np.testing.assert_array_equal(prep.grid_positions(["2012-03-01"]), prep.positions(pd.DatetimeIndex(["2012-03-01"])))
+    for bad, match in ((["2012-13-01 00:00"], "not a timestamp"), (["2012-03-01 00:02"], "not on the data's 5min grid"),
+                       (["2012-03-01T00:05+01:00"], "timezone"), (["2012-03-01 00:05Z"], "timezone")):
+        with pytest.raises(DataError, match=match):
+            prep.grid_positions(bad)

@@ -299,3 +299,64 @@ def test_openapi_schema_is_valid(client):
         return
     validate(schema)
     assert json.loads(client.get("/openapi.json").text) == schema
+
+
+def _without_hot_paths(app):
+    """The same app answered by its FastAPI routes only (the middleware stack is built at the first request)."""
+    from stkd.serve import HotPaths
+
+    app.user_middleware = [m for m in app.user_middleware if m.cls is not HotPaths]
+    return app
+
+
+def test_hot_paths_answer_exactly_as_the_fastapi_routes(run_dir, prepared):
+    """Every request below gets the same status, JSON and auth header from HotPaths as from the declared
+    FastAPI routes: good and bad posts, forecasts with and without ?node=, tokens missing or wrong."""
+    data, wd = prepared
+    t0 = int(wd.starts["test"][0])
+    fast = TestClient(create_app(run_dir, "torch", token=TOKEN, state_path=False))
+    routed = TestClient(_without_hot_paths(create_app(run_dir, "torch", token=TOKEN, state_path=False)))
+    window = _window(data, t0)
+    n0, n1 = data.nodes[0], data.nodes[1]
+    requests = [("get", "/forecast", {}, {})]  # 409: no window yet
+    for k in range(12):
+        readings = {n: (None if np.isnan(v := float(data.values[t0 + k, i, 0])) else v)
+                    for i, n in enumerate(data.nodes)}
+        requests.append(("post", "/observations", {"json": {"timestamp": str(data.index[t0 + k]),
+                                                            "readings": readings}}, AUTH))
+    requests += [
+        ("post", "/observations", {"json": {"timestamp": str(data.index[t0]), "readings": {n0: 1.0}}}, AUTH),  # 409
+        ("post", "/observations", {"json": {"timestamp": "soon", "readings": {n0: 1.0}}}, AUTH),
+        ("post", "/observations", {"json": {"timestamp": str(data.index[t0 + 12]), "readings": {n0: "x"}}}, AUTH),
+        ("post", "/observations", {"json": {"timestamp": str(data.index[t0 + 12]), "readings": {n0: 1.0}}}, {}),
+        ("get", "/forecast", {}, {}),
+        ("get", f"/forecast?node={n1}&node={n0}", {}, {}),
+        ("get", "/forecast?node=nope", {}, {}),
+        ("post", "/predict", {"json": {"end": str(data.index[t0 + 11]), "values": window}}, AUTH),
+        ("post", "/predict", {"json": {"timestamps": [str(x) for x in data.index[t0:t0 + 12]], "values": window,
+                                       "nodes": [n1]}}, {"X-API-Token": TOKEN}),
+        ("post", "/predict", {"json": {"end": str(data.index[t0 + 11]), "values": window}},
+         {"Authorization": "Bearer wrong"}),
+        ("post", "/predict", {"json": {"values": window}}, AUTH),
+        ("post", "/predict", {"content": b"[1, 2", "headers": {"Content-Type": "application/json"}}, AUTH),
+        ("post", "/predict", {"json": {"end": str(data.index[t0 + 11]), "values": {n0: [1.0] * 12}}}, AUTH),
+    ]
+    statuses = []
+    for method, url, kwargs, headers in requests:
+        kw = dict(kwargs)
+        kw["headers"] = {**headers, **kw.get("headers", {})}
+        a, b = getattr(fast, method)(url, **kw), getattr(routed, method)(url, **kw)
+        assert a.status_code == b.status_code, (url, a.text, b.text)
+        assert a.json() == b.json(), url
+        assert a.headers.get("www-authenticate") == b.headers.get("www-authenticate")
+        statuses.append(a.status_code)
+    assert statuses.count(200) == 12 + 4 and {401, 404, 409, 422} <= set(statuses)
+
+
+def test_a_state_file_that_is_not_a_window_is_not_overwritten(run_dir, prepared, tmp_path):
+    data, wd = prepared
+    mine = tmp_path / "mine.txt"
+    mine.write_text("not a database\n" * 50)
+    c = TestClient(create_app(run_dir, "torch", state_path=mine))
+    assert post_step(c, data, int(wd.starts["test"][0]), headers={}).status_code == 200  # serves; does not save
+    assert mine.read_text() == "not a database\n" * 50

@@ -218,11 +218,11 @@ def test_students_are_ten_times_smaller_than_teachers():
         assert 10 * count_params(build_model(s, spec, {})) <= teacher, s
 
 
-@pytest.mark.parametrize("name", STUDENTS)
-def test_students_export_to_onnx(name, tmp_path):
+@pytest.mark.parametrize("name, params", [(s, {}) for s in STUDENTS] + [("stid", {"neighbours": 2})])
+def test_students_export_to_onnx(name, params, tmp_path):
     ort = pytest.importorskip("onnxruntime")
     torch.manual_seed(0)
-    model = build_model(name, make_spec(out_classes=3), {}).eval()
+    model = build_model(name, make_spec(out_classes=3), params).eval()
     path = tmp_path / f"{name}.onnx"
     batch = {"x": {0: "batch"}, "tod": {0: "batch"}, "dow": {0: "batch"}, "pred": {0: "batch"}, "hidden": {0: "batch"}}
     with warnings.catch_warnings():
@@ -274,3 +274,30 @@ def test_gwnet_node_identity_tells_sensors_with_equal_readings_apart():
             pred = model(x, tod, dow)["pred"]  # [B, H, N, 1]
         same = torch.allclose(pred, pred[:, :, :1].expand_as(pred), atol=1e-5)
         assert same is not identity
+
+
+def test_stid_neighbours_read_the_strongest_neighbours_only():
+    """With ``neighbours: 1`` node 1's output changes when its strongest downstream (2) or upstream (0)
+    neighbour changes, and not when a node it has no edge to (4) changes; the buffers are not weights."""
+    torch.manual_seed(0)
+    a = np.zeros((N, N), dtype=np.float32)
+    a[1, 2], a[1, 3] = 3.0, 1.0  # downstream of 1: 2 (strongest), 3
+    a[0, 1], a[5, 1] = 2.0, 1.0  # upstream of 1: 0 (strongest), 5
+    model = build_model("stid", make_spec(adjacency=a), {"neighbours": 1, "dropout": 0.0}).eval()
+    assert not any(k.startswith("nbr_") for k in model.state_dict())  # rebuilt from the data, not saved
+    x, tod, dow = make_batch(1)
+    with torch.no_grad():
+        base = model(x, tod, dow)["pred"][:, :, 1]
+        for node, matters in ((2, True), (0, True), (3, False), (5, False), (4, False)):
+            moved = x.clone()
+            moved[:, :, node] += 1.0
+            changed = not torch.allclose(model(moved, tod, dow)["pred"][:, :, 1], base)
+            assert changed == matters, node
+
+
+def test_stid_neighbours_need_an_adjacency():
+    spec = ModelSpec(N, P, H, F_IN, 1, steps_per_day=288)
+    with pytest.raises(ConfigError, match="params.neighbours=4 reads each sensor's neighbours, but the data has no adjacency"):
+        build_model("stid", spec, {"neighbours": 4})
+    with pytest.raises(ConfigError, match="params.neighbours must be >= 0"):
+        build_model("stid", make_spec(), {"neighbours": -1})

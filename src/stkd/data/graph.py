@@ -347,6 +347,38 @@ def transition_matrices(adj) -> tuple[sp.csr_array, sp.csr_array]:
     return normalize(a, "rw"), normalize(sp.csr_array(a.T), "rw")
 
 
+def strongest_neighbours(adj, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's ``k`` heaviest off-diagonal edges as ``(index [N, k] int64, weight [N, k] float32)``.
+
+    Why: a model that reads its neighbours through a fixed-size gather costs O(N k), exports to ONNX
+    (a sparse matmul does not), and needs no N x N matrix. Weights are each row's kept edges divided by
+    their sum (a weighted mean of the neighbours); a row with fewer than ``k`` edges is padded with its
+    own index at weight 0, so a node without neighbours reads zeros. Ties keep the lower column index.
+    """
+    if isinstance(k, bool) or int(k) < 1:
+        raise ConfigError(f"strongest_neighbours: k must be >= 1, got {k!r}")
+    a = _as_csr(adj).tolil()
+    a.setdiag(0)
+    a = sp.csr_array(a.tocsr(), dtype=np.float32)
+    a.eliminate_zeros()
+    a.sort_indices()
+    n, k = a.shape[0], int(k)
+    index = np.repeat(np.arange(n, dtype=np.int64)[:, None], k, axis=1)  # [N, k] padding: self
+    weight = np.zeros((n, k), dtype=np.float32)  # [N, k]
+    for i in range(n):
+        lo, hi = a.indptr[i], a.indptr[i + 1]
+        if lo == hi:
+            continue
+        cols, w = a.indices[lo:hi], a.data[lo:hi]
+        top = np.argsort(-w, kind="stable")[:k]
+        total = float(w[top].sum())
+        if total <= 0:
+            continue
+        index[i, : top.size] = cols[top]
+        weight[i, : top.size] = w[top] / total
+    return index, weight
+
+
 # ---------------------------------------------------------------------------- builder
 def _knn_for_data(data: STData, cfg: GraphConfig) -> sp.csr_array:
     if data.coords is None:

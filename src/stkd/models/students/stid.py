@@ -7,13 +7,23 @@ slot and day of week (temporal identity, taken at the last input step), concaten
 embedding of the window itself and passed through residual MLP layers. Cost and parameters grow
 linearly in N (one embedding row per node, no node-to-node term), so it trains at 20,000 sensors,
 and it uses only dense ops, so it exports to ONNX.
+
+Optional neighbour input (``neighbours: k``, not in the paper): the window of each sensor's k strongest
+downstream and k strongest upstream neighbours (weighted means, from the data's adjacency) is embedded
+next to its own. Why: some events are only visible against the neighbours (an incident slows one
+sensor while the next one downstream runs free; recurring congestion slows both), and a per-node MLP
+cannot see that. It is a fixed-size gather, O(N k), so the model stays linear in N and exports to ONNX.
 """
 
 from __future__ import annotations
 
+import numpy as np
+import scipy.sparse as sp
 import torch
 from torch import nn
 
+from stkd.data.graph import strongest_neighbours
+from stkd.errors import ConfigError
 from stkd.models.base import ModelSpec, STModel, to_pred, tod_index
 
 
@@ -39,6 +49,9 @@ class STID(STModel):
         node_dim, tod_dim, dow_dim: identity embeddings (0 switches one off).
         layers: residual MLP encoder layers.
         dropout: inside the encoder layers.
+        neighbours: k > 0 embeds the mean window of each sensor's k strongest downstream and k
+            strongest upstream neighbours (needs the data's adjacency); 0 switches it off.
+        neighbour_dim: size of that embedding.
 
     ``hidden`` is the encoder output, ``[B, N, D]`` with D the sum of the four embedding sizes.
     """
@@ -53,9 +66,29 @@ class STID(STModel):
         dow_dim: int = 16,
         layers: int = 2,
         dropout: float = 0.15,
+        neighbours: int = 0,
+        neighbour_dim: int = 16,
     ) -> None:
         super().__init__(spec, locals())
-        self.window_emb = nn.Linear(spec.input_len * spec.in_features, embed_dim)
+        window = spec.input_len * spec.in_features
+        self.window_emb = nn.Linear(window, embed_dim)
+        self.neighbours = neighbours
+        if neighbours < 0:
+            raise ConfigError(f"stid: params.neighbours must be >= 0, got {neighbours}")
+        if neighbours and spec.adjacency is None:
+            raise ConfigError(
+                f"stid: params.neighbours={neighbours} reads each sensor's neighbours, but the data has no "
+                "adjacency; give data.adjacency (or data.locations to build a kNN graph), or set params.neighbours: 0"
+            )
+        if neighbours:
+            down, w_down = strongest_neighbours(spec.adjacency, neighbours)  # [N, k] along the edges
+            up, w_up = strongest_neighbours(_transpose(spec.adjacency), neighbours)  # [N, k] against them
+            # derived from the data's adjacency, not learned: rebuilt at load time, so not in the weights
+            self.register_buffer("nbr_index", torch.from_numpy(np.stack([down, up])), persistent=False)  # [2, N, k]
+            self.register_buffer("nbr_weight", torch.from_numpy(np.stack([w_down, w_up])), persistent=False)
+            self.neighbour_emb = nn.Linear(2 * window, neighbour_dim)
+        else:
+            neighbour_dim = 0
         self.node_emb = (  # [N, d_n]
             nn.Parameter(nn.init.xavier_uniform_(torch.empty(spec.num_nodes, node_dim))) if node_dim else None
         )
@@ -64,7 +97,7 @@ class STID(STModel):
         for emb in (self.tod_emb, self.dow_emb):
             if emb is not None:
                 nn.init.xavier_uniform_(emb.weight)
-        dim = embed_dim + node_dim + tod_dim + dow_dim
+        dim = embed_dim + neighbour_dim + node_dim + tod_dim + dow_dim
         self.hidden_dim = dim
         self.encoder = nn.Sequential(*(ResidualMLP(dim, dropout) for _ in range(layers)))
         self.head = nn.Linear(dim, spec.horizon * spec.out_channels)
@@ -73,6 +106,9 @@ class STID(STModel):
         self.check_inputs(x, tod, dow)
         b, _, n, _ = x.shape
         parts = [self.window_emb(x.permute(0, 2, 1, 3).flatten(2))]  # [B, N, d_e]
+        if self.neighbours:
+            around = torch.cat([self._neighbour_mean(x, d) for d in range(2)], dim=-1)  # [B, P, N, 2F]
+            parts.append(self.neighbour_emb(around.permute(0, 2, 1, 3).flatten(2)))  # [B, N, d_nb]
         if self.node_emb is not None:
             parts.append(self.node_emb.unsqueeze(0).expand(b, -1, -1))  # [B, N, d_n]
         if self.tod_emb is not None:
@@ -84,3 +120,21 @@ class STID(STModel):
         h = self.encoder(torch.cat(parts, dim=-1))  # [B, N, D]
         out = self.head(h)  # [B, N, H*C_out]
         return {"pred": to_pred(out, self.spec.horizon, self.spec.out_channels), "hidden": h}
+
+    def _neighbour_mean(self, x: torch.Tensor, direction: int) -> torch.Tensor:
+        """Weighted mean of the neighbours' windows, ``[B, P, N, F]``; one gather per neighbour rank
+        keeps the peak at one ``[B, P, N, F]`` copy instead of ``[B, P, N, k, F]``."""
+        index, weight = self.nbr_index[direction], self.nbr_weight[direction]  # [N, k]
+        out = x.new_zeros(x.shape)
+        for j in range(self.neighbours):
+            out = out + x[:, :, index[:, j]] * weight[:, j].view(1, 1, -1, 1)  # [B, P, N, F]
+        return out
+
+
+def _transpose(adj):
+    """``A^T`` of a scipy sparse matrix, ndarray or tensor (upstream neighbours are rows of ``A^T``)."""
+    if sp.issparse(adj):
+        return adj.T
+    if isinstance(adj, torch.Tensor):
+        return adj.detach().cpu().numpy().T
+    return np.asarray(adj).T
