@@ -53,7 +53,7 @@ STUDENT = {"name": "stid", "params": {"embed_dim": 8, "node_dim": 4, "tod_dim": 
                                       "neighbours": 4, "neighbour_dim": 8}}
 DISTILL = {"alpha": 0.5, "temperature": 2.0}
 # alpha and T of the distilled student are chosen per seed on VALIDATION F1 among these (DISTILL first)
-KD_GRID = [(0.5, 2.0), (0.1, 2.0), (0.5, 4.0), (0.1, 4.0)]
+KD_GRID = [(0.5, 2.0), (0.1, 2.0), (0.5, 4.0), (0.1, 4.0), (0.9, 2.0)]
 
 
 def scenario_config(name: str, seed: int, quick: bool) -> dict:

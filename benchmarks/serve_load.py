@@ -183,7 +183,7 @@ def bench_one(run_dir: Path, model: str, backend: str, threads: int, payload_fil
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     cmd = [sys.executable, "-m", "stkd", "serve", str(run_dir), "--port", str(port), "--model", model,
            "--backend", backend, "--threads", str(threads), "--log-level", "warning",
-           "--state", str(payload_file.with_name(f"state-{model}-{backend}.npz"))]
+           "--state", str(payload_file.with_name(f"state-{model}-{backend}.sqlite"))]
     log = open(payload_file.with_name(f"server-{model}-{backend}.log"), "w")
     proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
     try:

@@ -40,7 +40,7 @@ def test_unknown_model_names_the_ones_there(run_template):
         stkd.load(run_template, "nope")
 
 
-@pytest.mark.parametrize("name", ["stid_kd", "gwnet", "mlp_plain"])
+@pytest.mark.parametrize("name", ["stid_kd", "gwnet", "mlp_plain", "stid_nb"])
 def test_round_trip_equals_in_process_model(run_template, prepared, name):
     """Raw readings through the predictor == the same windows through WindowedData.batch and the model."""
     data, wd = prepared

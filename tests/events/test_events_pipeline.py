@@ -221,3 +221,15 @@ def test_bands_task_scores_k_classes():
     assert 0 <= test["f1"] <= 1 and "threshold" not in test
     assert task.detection(probs, 0.5) is None  # incident scoring is for two-class tasks
     assert task.choose_threshold(probs) == 0.5
+
+
+def test_students_start_from_the_seeded_weights_whatever_ran_before(incident_task):
+    """The distilled and the plain student start from the same weights (``train.seed``), so the
+    comparison is the loss alone, and a teacher trained before them does not move the plain student."""
+    s = incident_task.cfg.student
+    first = incident_task.build_model(s.name, s.params).state_dict()
+    torch.randn(1000)  # what training a teacher would do to the global random state
+    second = incident_task.build_model(s.name, s.params).state_dict()
+    assert first.keys() == second.keys()
+    for k in first:
+        assert torch.equal(first[k], second[k]), k

@@ -97,13 +97,21 @@ class EventTask:
                          out_classes=self.K)
 
     def build_model(self, name: str, params: dict) -> nn.Module:
-        """A registry model with a K-class head; one batch is run through it to catch shape errors now."""
-        from stkd.models.registry import build_model
+        """A registry model with a K-class head; one batch is run through it to catch shape errors now.
 
+        The weights are initialised from ``train.seed`` (as in forecasting): the distilled and the plain
+        student start from the same weights, whatever was trained before them.
+        """
+        from stkd.models.registry import build_model
+        from stkd.train import set_seed
+
+        set_seed(self.cfg.train.seed)
         model = build_model(name, self.spec(), params)
         b = self.wd.batch(self.wd.starts["train"][:2])
+        model.eval()  # no dropout draws: the check leaves the random state as the seed set it
         with torch.no_grad():
             out = model(b.x, b.tod, b.dow)["pred"]
+        model.train()
         want = (len(b), self.H, self.wd.num_nodes, self.K)
         if tuple(out.shape) != want:
             raise ConfigError(f"model {name!r} produces {tuple(out.shape)} but the event task needs {want} "
