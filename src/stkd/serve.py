@@ -17,7 +17,8 @@ Every payload is validated (pydantic models plus the predictor's checks); bad in
 a message, never a 500. Bodies over ``max_body_bytes`` get 413 (the Content-Length header and the
 bytes actually read are both checked). With a token, POST endpoints need ``Authorization: Bearer T``
 or ``X-API-Token: T``. The rolling window is saved after each post (``run_dir/deploy/state-<model>.sqlite``,
-see ``stkd.serve_state``) so a restarted service continues where it stopped.
+see ``stkd.serve_state``) so a restarted service continues where it stopped. ``HotPaths`` answers the
+three load-carrying endpoints in front of FastAPI's routing, with the same code.
 """
 
 from __future__ import annotations
@@ -29,8 +30,8 @@ import math
 import sqlite3
 import threading
 from pathlib import Path
-from urllib.parse import parse_qsl
 from typing import Annotated, Any, Optional, Union
+from urllib.parse import parse_qsl
 
 import numpy as np
 import pydantic_core

@@ -360,3 +360,40 @@ def test_a_state_file_that_is_not_a_window_is_not_overwritten(run_dir, prepared,
     c = TestClient(create_app(run_dir, "torch", state_path=mine))
     assert post_step(c, data, int(wd.starts["test"][0]), headers={}).status_code == 200  # serves; does not save
     assert mine.read_text() == "not a database\n" * 50
+
+
+def test_hot_paths_pass_every_other_request_on(run_dir):
+    """Other paths and methods (HEAD, GET /predict, /health) reach the FastAPI app; a root_path prefix
+    (a service behind a proxy) is stripped before matching."""
+    import asyncio
+
+    from stkd.serve import HotPaths
+
+    app = create_app(run_dir, "torch", state_path=False)
+    reached = []
+
+    async def inner(scope, receive, send):
+        reached.append((scope["method"], scope["path"]))
+
+    hot = HotPaths(inner, app.state.service, token=None, max_bytes=1000)
+
+    async def call(method, path, root=""):
+        sent = []
+
+        async def receive():
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        async def send(msg):
+            sent.append(msg)
+
+        await hot({"type": "http", "method": method, "path": path, "root_path": root, "headers": [],
+                   "query_string": b""}, receive, send)
+        return sent[0]["status"] if sent else None
+
+    assert asyncio.run(call("GET", "/health")) is None
+    assert asyncio.run(call("HEAD", "/forecast")) is None
+    assert asyncio.run(call("GET", "/predict")) is None
+    assert reached == [("GET", "/health"), ("HEAD", "/forecast"), ("GET", "/predict")]
+    assert asyncio.run(call("GET", "/api/forecast", root="/api")) == 409  # answered here: no window yet
+    assert asyncio.run(call("POST", "/api/predict", root="/api")) == 422  # an empty body
+    assert len(reached) == 3
