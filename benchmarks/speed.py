@@ -4,9 +4,9 @@
     python benchmarks/speed.py --run bench-runs/accuracy/los-loop/seed-0
 
 Latency is the median of ``--repeats`` single-window forwards after warm-up; throughput is windows
-per second at batch ``--batch``. A training step is timed as drawing the next batch the way training does
-(``WindowedData.iterate``: gathering the windows from the one prepared array; data loading) plus forward,
-loss, backward and optimizer step (compute), medians over up to 30 steps. All on this machine's CPU.
+per second at batch ``--batch``. A training step is timed as waiting for the next batch the way training gets it
+(``stkd.train.train_batches`` cut ahead by ``stkd.train.prefetch``; data loading) plus forward, loss,
+backward and optimizer step (compute), medians over up to 30 steps. All on this machine's CPU.
 """
 
 from __future__ import annotations
@@ -90,28 +90,30 @@ def onnx_speed(model, one, big, repeats):
 def train_step_split(model, wd, batch_size: int, steps: int = 30, budget_s: float = 20.0) -> tuple[float, float]:
     """Median seconds of data loading and of compute per training step.
 
-    Batches come the way training draws them (``WindowedData.iterate`` over the shuffled train split);
-    after 2 warm-up steps, ``steps`` steps are timed, or as many as fit in ``budget_s`` (at least 3),
-    so a teacher taking seconds per step does not hold the benchmark for minutes. Medians, because a
-    step that the machine's other work delays says nothing about the split.
+    Batches come the way ``stkd.train.fit`` draws them (``train_batches`` over the shuffled train split,
+    cut ahead by its ``prefetch`` thread); data loading is the time the step waits for its batch. After
+    2 warm-up steps, ``steps`` steps are timed, or as many as fit in ``budget_s`` (at least 3), so a
+    teacher taking seconds per step does not hold the benchmark for minutes. Medians, because a step
+    that the machine's other work delays says nothing about the split.
     """
+    from stkd.config import TrainConfig
     from stkd.distill.losses import masked_loss
     from stkd.evaluate import to_original_units
+    from stkd.train import prefetch, train_batches
 
     model.train()
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
-    batches = wd.iterate("train", batch_size, shuffle=True, generator=torch.Generator().manual_seed(0),
-                         drop_last=True)
+    cfg = TrainConfig(batch_size=batch_size, seed=0)
+    gen = torch.Generator().manual_seed(0)
+    batches = prefetch(train_batches(wd, cfg, gen, 0, 1))
     load, compute = [], []
     started = time.perf_counter()
     for i in range(steps + 2):
         t0 = time.perf_counter()
         try:
             b = next(batches)
-        except StopIteration:
-            batches = wd.iterate("train", batch_size, shuffle=True, generator=torch.Generator().manual_seed(i),
-                                 drop_last=True)
-            t0 = time.perf_counter()
+        except StopIteration:  # a new epoch
+            batches = prefetch(train_batches(wd, cfg, gen, 0, 1))
             b = next(batches)
         t1 = time.perf_counter()
         pred = to_original_units(wd, model(b.x, b.tod, b.dow)["pred"])
@@ -182,9 +184,9 @@ def main() -> None:
              f"{args.batch}. `no export` marks a model whose graph product is sparse (Graph WaveNet's "
              "diffusion convolution): torch's ONNX exporter has no sparse matmul, which is why students are "
              "built without sparse ops. `skipped`: torch.compile was not asked for that model (`--compile-models`). "
-             "Loading share = data loading / (data loading + compute) of one training step (medians over up to 30 "
-             "steps drawn as training draws them, at most ~20 s per model); a model whose whole step is a few "
-             "milliseconds (the 156-parameter linear model) shows the gather's fixed cost.")
+             "Loading share = data loading / (data loading + compute) of one training step: the time a step waits "
+             "for its batch from the trainer's own batch stream (`stkd.train.prefetch` cuts the next batches in a "
+             "thread while the step computes); medians over up to 30 steps, at most ~20 s per model.")
     body = (f"### Speed on {ds.name} ({ds.num_nodes} nodes), models of `{args.run}`\n\n"
             f"Command: `{command()}`; threads: {torch.get_num_threads()}; "
             f"load average at the start: {os.getloadavg()[0]:.1f}\n\n" + "\n".join(rows) + "\n\n"

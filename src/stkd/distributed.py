@@ -1,7 +1,7 @@
 """Data-parallel training with torch.distributed: DDP launched by ``torchrun`` (gloo on CPU, NCCL on
 GPUs). Nothing home-made: ``torchrun`` starts the processes and sets RANK/WORLD_SIZE/MASTER_ADDR;
 stkd joins the process group, gives each rank its share of every global batch (see
-:func:`stkd.train._train_batches`), lets DDP average the gradients, and writes files from rank 0 only.
+:func:`stkd.train.train_batches`), lets DDP average the gradients, and writes files from rank 0 only.
 
 Single machine, N processes::
 
