@@ -215,7 +215,7 @@ class HotPaths:
     async def _forecast(self, scope, receive, send):
         pairs = parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
         nodes = [v for k, v in pairs if k == "node"] or None
-        await self._respond(send, lambda: self.svc.latest_forecast(nodes))
+        await self._respond(scope, send, lambda: self.svc.latest_forecast(nodes))
 
     async def _write(self, scope, receive, send, method) -> None:
         data = await _read_body(scope, receive, self.max_bytes)
@@ -228,10 +228,10 @@ class HotPaths:
             _check_token(_given_token(scope["headers"]), self.token)
             return method(data)
 
-        await self._respond(send, authorized_call)
+        await self._respond(scope, send, authorized_call)
 
     @staticmethod
-    async def _respond(send, compute) -> None:
+    async def _respond(scope, send, compute) -> None:
         """Run ``compute`` and send its dict as JSON; errors become the bodies FastAPI's handlers give."""
         headers = None
         try:
@@ -244,7 +244,7 @@ class HotPaths:
         except STKDError as e:
             status, body = 422, json.dumps({"detail": str(e)}).encode()
         except Exception as e:  # a bug, not bad input: say so, log the trace
-            log.exception("internal error")
+            log.exception("internal error on %s %s", scope["method"], scope["path"])
             status, body = 500, json.dumps({"detail": f"internal error ({type(e).__name__}); see the server "
                                                       "log"}).encode()
         await _send_json(send, status, body, headers)

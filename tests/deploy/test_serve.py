@@ -397,3 +397,20 @@ def test_hot_paths_pass_every_other_request_on(run_dir):
     assert asyncio.run(call("GET", "/api/forecast", root="/api")) == 409  # answered here: no window yet
     assert asyncio.run(call("POST", "/api/predict", root="/api")) == 422  # an empty body
     assert len(reached) == 3
+
+
+def test_a_bug_is_a_500_that_names_itself_and_is_logged(run_dir, caplog):
+    import logging
+
+    app = create_app(run_dir, "torch", state_path=False)
+
+    def broken(raw):
+        raise RuntimeError("a bug")
+
+    app.state.service.predict = broken
+    c = TestClient(app)
+    with caplog.at_level(logging.ERROR, logger="stkd.serve"):
+        r = c.post("/predict", json={})
+    assert r.status_code == 500 and r.json()["detail"] == "internal error (RuntimeError); see the server log"
+    assert "internal error on POST /predict" in caplog.text and "a bug" in caplog.text
+    assert c.get("/health").status_code == 200
