@@ -96,6 +96,13 @@ class ServingSpec:
     out_features: int | None = None  # output channels before the classes (default: the number of targets)
     class_names: list[str] | None = None  # event classes (classification runs)
 
+    @property
+    def event_threshold(self) -> float | None:
+        """The decision threshold of a 2-class event model (event when P(class 1) >= it), chosen on the
+        validation split by the run; None for forecasts, K > 2 classes, or a run that recorded none."""
+        t = self.metrics.get("threshold") if self.out_classes == 2 else None
+        return float(t) if isinstance(t, (int, float)) and 0.0 <= t <= 1.0 else None
+
     def __post_init__(self) -> None:
         self.nodes = [str(n) for n in self.nodes]
         self.train_means = np.asarray(self.train_means, dtype=np.float32)
@@ -396,9 +403,16 @@ class Forecast:
     nodes: list[str]
     targets: list[str]
     classes: int = 1
+    threshold: float | None = None  # a 2-class event model's validation-chosen decision threshold
 
     def __len__(self) -> int:
         return int(self.values.shape[0])
+
+    def alarms(self) -> np.ndarray:
+        """``[B, H, N]`` bool: P(event) >= the run's decision threshold (2-class event models only)."""
+        if self.threshold is None or self.values.ndim != 5 or self.values.shape[-1] != 2:
+            raise STKDError("alarms need a 2-class event model whose run chose a decision threshold")
+        return self.values[:, :, :, 0, 1] >= self.threshold
 
     def to_frame(self) -> pd.DataFrame:
         """Long form: ``issued_at, target_time, node, horizon, value`` (+ ``target`` when there are
@@ -531,7 +545,7 @@ class Predictor:
         tgt = last_pos[:, None] + np.arange(1, H + 1)  # [B, H]
         return Forecast(values=out, issued_at=self.prep.times(last_pos),
                         target_time=self.prep.times(tgt), nodes=self.nodes, targets=self.spec.output_names,
-                        classes=self.spec.out_classes)
+                        classes=self.spec.out_classes, threshold=self.spec.event_threshold)
 
     # ------------------------------------------------------------- user input
     def predict(self, window, timestamps=None, *, nodes: Sequence[str] | None = None, end=None,

@@ -96,6 +96,10 @@ class ForecastOut(BaseModel):
     targets: list[str]
     classes: int
     values: dict[str, list[Any]]
+    threshold: float | None = Field(default=None, description="2-class event models: the decision threshold "
+                                                              "chosen on validation data")
+    alarms: dict[str, list[bool]] | None = Field(default=None, description="2-class event models: "
+                                                 "P(event) >= threshold, per node and horizon step")
 
 
 class HealthOut(BaseModel):
@@ -475,9 +479,14 @@ class Service:
             v = v[:, :, 0]  # [H, N(, K)]
         v = np.moveaxis(v, 1, 0)  # [N, H, ...]
         rows = _round_significant(v).tolist()
-        return {"model": s.model, "issued_at": _iso(fc.issued_at[:1])[0], "freq": s.freq, "horizon": s.horizon,
-                "target_times": _iso(fc.target_time), "targets": s.output_names,
-                "classes": s.out_classes, "values": dict(zip(names, rows))}
+        out = {"model": s.model, "issued_at": _iso(fc.issued_at[:1])[0], "freq": s.freq, "horizon": s.horizon,
+               "target_times": _iso(fc.target_time), "targets": s.output_names,
+               "classes": s.out_classes, "values": dict(zip(names, rows))}
+        if fc.threshold is not None:
+            alarms = fc.alarms()[0] if nodes is None else fc.alarms()[0][:, idx]  # [H, N]
+            out["threshold"] = fc.threshold
+            out["alarms"] = dict(zip(names, alarms.T.tolist()))
+        return out
 
 
 def _iso(index) -> list[str]:

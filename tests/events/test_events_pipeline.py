@@ -157,6 +157,45 @@ def test_stkd_run_classify_on_simulator_incidents(tmp_path, capsys):
     caches = list((out / "cache").glob("*/meta.json"))
     assert len(caches) == 1 and json.loads(caches[0].read_text())["kind"] == "classify"
     assert "| mlp_kd | distilled student |" in capsys.readouterr().out
+    _check_serving(out, metrics)
+
+
+def _check_serving(out: Path, metrics: dict) -> None:
+    """The event run's student predicts probabilities, exports to ONNX (parity checked by the export) and
+    serves them with the alarms of its validation-chosen threshold."""
+    import warnings
+
+    import numpy as np
+
+    import stkd
+    from stkd.export import export_model
+    from stkd.pipeline import load_prepared, load_run
+    from stkd.serve import create_app
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # starlette's deprecation note about httpx
+        from fastapi.testclient import TestClient
+
+    threshold = metrics["models"]["mlp_kd"]["threshold"]
+    report = export_model(out, "onnx", out / "exported", windows=8)
+    assert report["passed"] and report["max_abs_diff"] <= 1e-4
+    cfg, _ = load_run(out)
+    data, wd = load_prepared(cfg)
+    s = int(wd.starts["test"][0])
+    window, times = data.values[s:s + wd.P], data.index[s:s + wd.P]
+    for predictor in (stkd.load(out), stkd.load(out / "exported")):
+        fc = predictor.predict(window, times, as_frame=False)
+        assert fc.values.shape == (1, wd.H, wd.num_nodes, 1, 2) and fc.threshold == threshold
+        np.testing.assert_allclose(fc.values.sum(-1), 1.0, atol=1e-5)
+        np.testing.assert_array_equal(fc.alarms(), fc.values[:, :, :, 0, 1] >= threshold)
+    client = TestClient(create_app(out / "exported", "onnx", state_path=False))
+    values = {n: [None if np.isnan(x) else float(x) for x in window[:, i, 0]] for i, n in enumerate(data.nodes)}
+    body = client.post("/predict", json={"end": str(times[-1]), "values": values}).json()
+    assert body["classes"] == 2 and body["threshold"] == threshold
+    for n in data.nodes:
+        probs = np.array(body["values"][n])  # [H, 2]
+        np.testing.assert_allclose(probs.sum(-1), 1.0, atol=1e-5)
+        assert body["alarms"][n] == (probs[:, 1] >= threshold).tolist()
 
 
 @pytest.mark.slow
