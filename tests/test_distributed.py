@@ -56,3 +56,35 @@ def test_two_processes_match_one(tmp_path, los_loop_dir):
     # only rank 0 wrote: one log per model, no stray files from rank 1
     log = (tmp_path / "two" / "models" / "mlp_plain" / "log.csv").read_text().splitlines()
     assert len(log) == 1 + 2
+    # one soft-label cache: rank 1 held the same teacher (batch-norm statistics synced from rank 0)
+    assert len(list((tmp_path / "two" / "cache").glob("*/meta.json"))) == 1
+
+
+EVENTS = CONFIG.replace("teacher: {{name: gwnet", "task: classify\nteacher: {{name: gwnet") + """
+events: {{rule: threshold, target: value, op: "<", value: 60, within: 3}}
+"""
+
+
+@pytest.mark.slow
+def test_two_processes_match_one_for_an_event_task(tmp_path, los_loop_dir):
+    """``--devices 2`` for ``task: classify``: the teacher's logits cache, both students and the scores
+    are written once (rank 0), and the plain MLP student's probabilities match one process."""
+    cfg = tmp_path / "events.yaml"
+    cfg.write_text(EVENTS.format(path=los_loop_dir / "los_speed.csv",
+                                 locations=los_loop_dir / "graph_sensor_locations.csv"))
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    runs = {}
+    for label, extra in (("one", []), ("two", ["--devices", "2"])):
+        r = subprocess.run([sys.executable, "-m", "stkd", "run", *extra, "--config", str(cfg),
+                            "--out", str(tmp_path / label), "--quiet"], env=env, capture_output=True, text=True,
+                           timeout=600)
+        assert r.returncode == 0, r.stderr[-3000:]
+        runs[label] = json.loads((tmp_path / label / "metrics.json").read_text())
+    m1, m2 = runs["one"]["models"], runs["two"]["models"]
+    assert runs["two"]["task"] == "classify" and set(m1) == set(m2)
+    for key in ("auroc", "average_precision"):  # threshold-free scores of the plain student
+        a, b = m1["mlp_plain"]["test"][key], m2["mlp_plain"]["test"][key]
+        assert abs(a - b) < 2e-3, (key, a, b)
+    log = (tmp_path / "two" / "models" / "mlp_plain" / "log.csv").read_text().splitlines()
+    assert len(log) == 1 + 2
+    assert len(list((tmp_path / "two" / "cache").glob("*/meta.json"))) == 1

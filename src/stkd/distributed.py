@@ -57,6 +57,33 @@ def barrier() -> None:
         dist.barrier()
 
 
+def sync_from_rank0(module) -> None:
+    """Copy rank 0's parameters and dense buffers to every rank (no-op without DDP).
+
+    Why: DDP keeps parameters equal, but batch-norm running statistics are updated by each rank's own
+    half batch. Validating (and early stopping) on rank-specific statistics could let the ranks disagree,
+    and a teacher whose statistics differ per rank would give each rank different soft labels. After
+    this, every rank holds exactly the model rank 0 saves.
+    """
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() < 2:
+        return
+    with torch.no_grad():
+        for t in [*module.parameters(), *module.buffers()]:
+            if t.layout == torch.strided:
+                dist.broadcast(t.data, src=0)
+
+
+def rank0_first(fn):
+    """``fn()`` on rank 0, then (after a barrier) on the other ranks; returns each rank's result.
+
+    For work whose result rank 0 writes to disk and the others then read from there (the soft-label
+    cache): it is computed once, not once per process. Without DDP it is just ``fn()``.
+    """
+    out = fn() if is_rank0() else None
+    barrier()
+    return out if is_rank0() else fn()
+
+
 def shutdown() -> None:
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()

@@ -250,7 +250,7 @@ def _unique_names(names: list[str]) -> list[str]:
 def build_caches(run_dir: Path, teachers: list[Trained], wd, cfg: RunConfig):
     from stkd.distill.cache import build_or_load
 
-    from stkd.distributed import barrier, is_rank0
+    from stkd.distributed import rank0_first
 
     with_hidden = cfg.distill.feature_weight > 0 or cfg.distill.relation_weight > 0
 
@@ -258,10 +258,7 @@ def build_caches(run_dir: Path, teachers: list[Trained], wd, cfg: RunConfig):
         return [build_or_load(run_dir, t.model, t.registry_name, wd, with_hidden=with_hidden,
                               batch_size=eval_batch_size(cfg)) for t in teachers]
 
-    # Under DDP the cache is built once, by rank 0; the other ranks then read it from disk.
-    caches = build() if is_rank0() else None
-    barrier()
-    return caches if caches is not None else build()
+    return rank0_first(build)  # under DDP built once, by rank 0; the other ranks then read it from disk
 
 
 def ensemble_weights(cfg: RunConfig, teachers: list[Trained]) -> list[float] | None:

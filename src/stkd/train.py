@@ -26,7 +26,7 @@ from torch import nn
 
 from stkd.checkpoint import load_weights, save_weights
 from stkd.config import TrainConfig
-from stkd.distributed import world
+from stkd.distributed import sync_from_rank0, world
 from stkd.errors import ConfigError, STKDError
 from stkd.io import read_json, write_json, write_text
 
@@ -243,6 +243,7 @@ def fit(
         if sample_nodes is not None:
             model.set_node_subset(None)  # validate (and keep weights) on the whole network
         for m in modules.values():
+            sync_from_rank0(m)  # batch-norm statistics are per rank: validate rank 0's model everywhere
             m.eval()
         val = validate(model)
         score = float(val.get(monitor, math.nan))
@@ -283,6 +284,7 @@ def fit(
         write_json(model_dir / "last.json", info)
     for k, m in modules.items():
         m.load_state_dict(best_state[k])
+        sync_from_rank0(m)  # every rank holds the model rank 0 saved (its soft labels are the cached ones)
         m.eval()
     return FitResult(best_epoch=best_epoch, best_score=best_score, epochs_run=epochs_done,
                      train_seconds=elapsed, stopped_early=stopped_early)

@@ -428,12 +428,16 @@ def _start(cfg: RunConfig, out: Path, *, overwrite: bool, resume: bool, check_te
         task = EventTask.build(cfg, wd)  # bad labels fail here, before anything is written or trained
     wd = task.wd
     task.check_models(teachers=check_teachers, student=check_student)  # and bad model names or parameters
-    run_dir = prepare_run_dir(Path(out), overwrite=overwrite, resume=resume)
-    write_text(run_dir / "config.yaml", dump_config(cfg))
-    summary = data_summary(wd)
-    summary["events"] = {"rule": task.labels.rule, "classes": task.K, "class_names": task.labels.class_names}
-    write_json(run_dir / "data.json", summary)
-    return task, run_dir
+    from stkd.distributed import barrier, is_rank0
+
+    if is_rank0():  # under DDP only rank 0 writes; the others wait for the folder to exist
+        prepare_run_dir(Path(out), overwrite=overwrite, resume=resume)
+        write_text(Path(out) / "config.yaml", dump_config(cfg))
+        summary = data_summary(wd)
+        summary["events"] = {"rule": task.labels.rule, "classes": task.K, "class_names": task.labels.class_names}
+        write_json(Path(out) / "data.json", summary)
+    barrier()
+    return task, Path(out)
 
 
 def _train_teachers(task: EventTask, run_dir: Path, *, resume: bool, progress: bool):
@@ -442,9 +446,11 @@ def _train_teachers(task: EventTask, run_dir: Path, *, resume: bool, progress: b
 
     if task.cfg.events.teacher_kind == "forecast":
         return _forecast_teachers(task, run_dir, resume=resume, progress=progress)
+    from stkd.distributed import rank0_first
+
     teachers = train_event_teachers(task, run_dir, resume=resume, progress=progress)
-    caches = [build_or_load(run_dir, t.model, t.registry_name, task.wd, with_hidden=False, kind="classify")
-              for t in teachers]
+    caches = rank0_first(lambda: [build_or_load(run_dir, t.model, t.registry_name, task.wd, with_hidden=False,
+                                                kind="classify") for t in teachers])
     return teachers, caches, None
 
 
@@ -465,13 +471,22 @@ def _train_students(task: EventTask, run_dir: Path, teachers: list[EventModel], 
 def run_classify(cfg: RunConfig, out: Path, *, overwrite: bool = False, resume: bool = False,
                  progress: bool = True) -> dict:
     """The whole event job; returns metrics.json's content and writes report.md beside it."""
-    from stkd.report import write_report
-
     task, run_dir = _start(cfg, out, overwrite=overwrite, resume=resume)
     teachers, caches, sigma = _train_teachers(task, run_dir, resume=resume, progress=progress)
     students = _train_students(task, run_dir, teachers, caches, sigma, resume=resume, progress=progress)
-    metrics = evaluate_events(task, run_dir, [*teachers, *students])
-    write_report(run_dir)
+    return _finish(task, run_dir, [*teachers, *students])
+
+
+def _finish(task: EventTask, run_dir: Path, models: list[EventModel]) -> dict:
+    """Score and report on rank 0 (the others have nothing to write); returns metrics.json's content."""
+    from stkd.distributed import barrier, is_rank0
+    from stkd.report import write_report
+
+    metrics = {}
+    if is_rank0():
+        metrics = evaluate_events(task, run_dir, models)
+        write_report(run_dir)
+    barrier()
     return metrics
 
 
@@ -533,26 +548,27 @@ def distill_classify_from(cfg: RunConfig, teacher_run: Path, out: Path, *, overw
                           resume: bool = False, progress: bool = True, plain: bool = True) -> dict:
     """``stkd distill`` of an event task: the configured student from the teachers saved in ``teacher_run``
     (and, with ``plain``, the same student without distillation, for the side-by-side table)."""
+    from stkd.distributed import barrier, is_rank0, rank0_first
     from stkd.pipeline import load_prepared, require_run_dir, write_teacher_link
-    from stkd.report import write_report
 
     teacher_run = require_run_dir(teacher_run)
     _, wd = load_prepared(cfg)
     task = EventTask.build(cfg, wd)
-    teachers = _teachers_of(task, teacher_run, classify_caches=True)  # wrong teachers fail before anything is written
+    # wrong teachers fail before anything is written; a missing cache is built once, by rank 0
+    teachers = rank0_first(lambda: _teachers_of(task, teacher_run, classify_caches=True))
     if Path(out).resolve() == Path(teacher_run).resolve():  # students added to the teacher run
         run_dir = Path(out)
         task.check_models(teachers=False)
     else:
         task, run_dir = _start(cfg, out, overwrite=overwrite, resume=resume, check_teachers=False, task=task)
-        write_teacher_link(run_dir, teacher_run)
+        if is_rank0():
+            write_teacher_link(run_dir, teacher_run)
+        barrier()
     caches = [t.cache for t in teachers]
     sigma = [t.sigma for t in teachers] if teachers[0].kind == "forecast" else None
     students = _train_students(task, run_dir, teachers, caches, sigma, resume=resume, progress=progress,
                                plain=plain)
-    metrics = evaluate_events(task, run_dir, [*teachers, *students])
-    write_report(run_dir)
-    return metrics
+    return _finish(task, run_dir, [*teachers, *students])
 
 
 def evaluate_classify_run(cfg: RunConfig, run_dir: Path) -> dict:
