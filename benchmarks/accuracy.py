@@ -81,6 +81,19 @@ def run_seed(dataset: str, seed: int, device: str, runs: Path, quick: bool, teac
     return run_dir
 
 
+def schedule(runs: Path) -> str:
+    """The training schedule of the first seed's run, as its config.yaml recorded it."""
+    import yaml
+
+    cfg = yaml.safe_load((sorted(runs.glob("seed-*"))[0] / "config.yaml").read_text())
+    tr = cfg["train"]
+    per_epoch = f"at most {tr['max_batches']} per epoch" if tr.get("max_batches") else "every window each epoch"
+    teachers = ", ".join(f"{t['name']} {t.get('epochs') or tr['epochs']} epochs" for t in cfg["teacher"])
+    student = cfg["student"].get("epochs") or tr["epochs"]
+    return (f"batches of {tr['batch_size']}, {per_epoch}, early-stopping patience {tr['patience']}; teachers: "
+            f"{teachers}; students: {student} epochs")
+
+
 def summarize(dataset: str, runs: Path, info: dict) -> str:
     metrics = [json.loads(p.read_text()) for p in sorted((runs / dataset).glob("seed-*/metrics.json"))]
     if not metrics:
@@ -111,7 +124,8 @@ def summarize(dataset: str, runs: Path, info: dict) -> str:
     ds = metrics[0]["dataset"]
     head = (f"### Accuracy on {dataset} ({ds['nodes']} nodes, {ds['steps']} steps of {ds['freq']}; "
             f"12 in, 12 out, 70/10/20), {len(metrics)} seeds, mean ± std\n\n"
-            f"Command: `{info.get('command', command())}`  \nTrained on: {info.get('machine', machine())}\n\n")
+            f"Command: `{info.get('command', command())}`  \nTrained on: {info.get('machine', machine())}  \n"
+            f"Schedule: {schedule(runs / dataset)}\n\n")
     return head + "\n".join(rows) + "\n\n" + "\n\n".join(lines) + "\n"
 
 
