@@ -379,12 +379,18 @@ def run(cfg: RunConfig, out: Path, *, overwrite=False, resume=False, progress=Tr
 
 def _finish(cfg: RunConfig, wd, run_dir: Path, models: list[Trained]) -> dict:
     """Evaluate and report on rank 0 (the others have nothing to write); returns metrics.json."""
+    return report_on_rank0(run_dir, lambda: evaluate_all(cfg, wd, run_dir, models))
+
+
+def report_on_rank0(run_dir: Path, score) -> dict:
+    """``score()`` (which writes metrics.json and returns it) and report.md, on rank 0 only; the other
+    ranks wait for them and get ``{}``. Forecast and event runs end with it."""
     from stkd.distributed import barrier, is_rank0
     from stkd.report import write_report
 
     metrics = {}
     if is_rank0():
-        metrics = evaluate_all(cfg, wd, run_dir, models)
+        metrics = score()
         write_report(run_dir)
     barrier()
     return metrics

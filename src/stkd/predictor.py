@@ -54,6 +54,13 @@ def needs_adjacency(card: dict) -> bool:
 
 
 ROLE_PREFERENCE = ("student_kd", "student_plain", "teacher")
+def _as_sequence(timestamps):
+    """One timestamp (string, Timestamp, datetime64, datetime) as a one-item list; sequences unchanged."""
+    if isinstance(timestamps, (str, pd.Timestamp, np.datetime64)) or not hasattr(timestamps, "__len__"):
+        return [timestamps]
+    return timestamps
+
+
 # a naive ISO 8601 date-time as numpy parses it exactly like pandas (no offset, no "Z")
 _NAIVE_ISO = re.compile(r"\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?)?")
 STATS_FILE = "deploy/stats.npz"
@@ -185,8 +192,7 @@ class Preprocessor:
     # ---------------------------------------------------------------- time
     def as_index(self, timestamps, what: str = "timestamps") -> pd.DatetimeIndex:
         """Timestamps (strings, datetimes, numpy datetime64) as a DatetimeIndex in the data's timezone."""
-        if isinstance(timestamps, (str, pd.Timestamp, np.datetime64)) or not hasattr(timestamps, "__len__"):
-            timestamps = [timestamps]
+        timestamps = _as_sequence(timestamps)
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
@@ -231,6 +237,7 @@ class Preprocessor:
         seconds, fractions) ~20x faster than pandas, to the same instants. Anything else (offsets, other
         spellings, aware data) goes the general way, which also gives the error messages.
         """
+        timestamps = _as_sequence(timestamps)
         if (self.start.tz is None and isinstance(timestamps, (list, tuple, np.ndarray)) and 0 < len(timestamps) <= 256
                 and all(isinstance(t, str) and _NAIVE_ISO.fullmatch(t) for t in timestamps)):
             try:
@@ -678,8 +685,7 @@ class Predictor:
         if (timestamps is None) == (end is None):
             raise DataError("predict: give the window's timestamps (one per input step) or end (the last one)")
         if end is not None:
-            ends = [end] if isinstance(end, (str, pd.Timestamp, np.datetime64)) or not hasattr(end, "__len__") else end
-            last = self.prep.grid_positions(ends, "end")
+            last = self.prep.grid_positions(end, "end")
             if len(last) != B:
                 raise DataError(f"predict: {len(last)} end timestamp(s) for {B} window(s)")
             pos = last[:, None] + np.arange(-P + 1, 1)

@@ -240,17 +240,11 @@ class HotPaths:
         headers = None
         try:
             status, body = 200, pydantic_core.to_json(compute())
-        except HTTPException as e:
-            status, body = e.status_code, json.dumps({"detail": e.detail}).encode()
-            headers = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in (e.headers or {}).items()]
-        except RequestValidationError as e:
-            status, body = 422, json.dumps(_validation_body(e)).encode()
-        except STKDError as e:
-            status, body = 422, json.dumps({"detail": str(e)}).encode()
-        except Exception as e:  # a bug, not bad input: say so, log the trace
-            log.exception("internal error on %s %s", scope["method"], scope["path"])
-            status, body = 500, json.dumps({"detail": f"internal error ({type(e).__name__}); see the server "
-                                                      "log"}).encode()
+        except Exception as e:
+            status, content = _error_reply(e, scope["method"], scope["path"])
+            body = json.dumps(content).encode()
+            if isinstance(e, HTTPException):
+                headers = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in (e.headers or {}).items()]
         await _send_json(send, status, body, headers)
 
 
@@ -276,6 +270,20 @@ def _given_token(headers) -> str | None:
 
 # ========================================================================== the app
 AUTH_ERROR = "a valid API token is needed for this endpoint (Authorization: Bearer <token> or X-API-Token)"
+
+
+def _error_reply(exc: Exception, method: str, path: str) -> tuple[int, dict]:
+    """Status and JSON body for an error raised while answering a request (FastAPI's exception handlers
+    and HotPaths both use it): HTTPException as raised, validation errors and bad input 422, anything
+    else is a bug: 500, with the trace in the log."""
+    if isinstance(exc, HTTPException):
+        return exc.status_code, {"detail": exc.detail}
+    if isinstance(exc, RequestValidationError):
+        return 422, _validation_body(exc)
+    if isinstance(exc, STKDError):
+        return 422, {"detail": str(exc)}
+    log.error("internal error on %s %s", method, path, exc_info=exc)
+    return 500, {"detail": f"internal error ({type(exc).__name__}); see the server log"}
 
 
 def _validation_body(exc: RequestValidationError) -> dict:
@@ -538,18 +546,12 @@ def create_app(run_dir: str | Path, backend: str = "torch", token: str | None = 
     app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
     app.state.service = svc
 
-    @app.exception_handler(RequestValidationError)
-    async def _invalid(request: Request, exc: RequestValidationError):
-        return JSONResponse(_validation_body(exc), status_code=422)
+    async def _error(request: Request, exc: Exception):  # bad input 422; a bug 500, logged (_error_reply)
+        status, content = _error_reply(exc, request.method, request.url.path)
+        return JSONResponse(content, status_code=status)
 
-    @app.exception_handler(STKDError)
-    async def _bad_input(request: Request, exc: STKDError):
-        return JSONResponse({"detail": str(exc)}, status_code=422)
-
-    @app.exception_handler(Exception)
-    async def _bug(request: Request, exc: Exception):  # a bug, not bad input: say so, log the trace
-        log.exception("internal error on %s %s", request.method, request.url.path)
-        return JSONResponse({"detail": f"internal error ({type(exc).__name__}); see the server log"}, status_code=500)
+    for kind in (RequestValidationError, STKDError, Exception):
+        app.add_exception_handler(kind, _error)
 
     async def authorize(bearer: HTTPAuthorizationCredentials | None = Depends(HTTPBearer(auto_error=False)),
                         api_token: str | None = Depends(APIKeyHeader(name="X-API-Token", auto_error=False))):

@@ -88,6 +88,11 @@ class RollingWindow:
         return np.arange(self.latest - self.P + 1, self.latest + 1, dtype=np.int64)
 
 
+def _starts_with(path: Path, magic: bytes) -> bool:
+    with open(path, "rb") as fh:
+        return fh.read(len(magic)) == magic
+
+
 def nodes_hash(nodes: list[str]) -> str:
     """A short fingerprint of the node list: a saved window only fits the same nodes in the same order."""
     return hashlib.sha256(json.dumps(nodes).encode()).hexdigest()[:16]
@@ -111,7 +116,7 @@ class WindowStore:
     def _connect(self) -> sqlite3.Connection:
         if self._db is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            if self.path.is_file() and self.path.read_bytes()[:2] == b"PK":  # a version-1 .npz
+            if self.path.is_file() and _starts_with(self.path, b"PK"):  # a version-1 .npz (a zip)
                 self._legacy = self._read_npz(self.path.read_bytes())
                 kept = self.path.with_name(self.path.name + ".v1")
                 self.path.replace(kept)

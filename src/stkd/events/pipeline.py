@@ -479,15 +479,9 @@ def run_classify(cfg: RunConfig, out: Path, *, overwrite: bool = False, resume: 
 
 def _finish(task: EventTask, run_dir: Path, models: list[EventModel]) -> dict:
     """Score and report on rank 0 (the others have nothing to write); returns metrics.json's content."""
-    from stkd.distributed import barrier, is_rank0
-    from stkd.report import write_report
+    from stkd.pipeline import report_on_rank0
 
-    metrics = {}
-    if is_rank0():
-        metrics = evaluate_events(task, run_dir, models)
-        write_report(run_dir)
-    barrier()
-    return metrics
+    return report_on_rank0(run_dir, lambda: evaluate_events(task, run_dir, models))
 
 
 def train_classify(cfg: RunConfig, out: Path, *, overwrite: bool = False, resume: bool = False,

@@ -18,13 +18,12 @@ cannot see that. It is a fixed-size gather, O(N k), so the model stays linear in
 from __future__ import annotations
 
 import numpy as np
-import scipy.sparse as sp
 import torch
 from torch import nn
 
 from stkd.data.graph import strongest_neighbours
 from stkd.errors import ConfigError
-from stkd.models.base import ModelSpec, STModel, to_pred, tod_index
+from stkd.models.base import ModelSpec, STModel, adjacency_to_scipy, to_pred, tod_index
 
 
 class ResidualMLP(nn.Module):
@@ -53,7 +52,7 @@ class STID(STModel):
             strongest upstream neighbours (needs the data's adjacency); 0 switches it off.
         neighbour_dim: size of that embedding.
 
-    ``hidden`` is the encoder output, ``[B, N, D]`` with D the sum of the four embedding sizes.
+    ``hidden`` is the encoder output, ``[B, N, D]`` with D the sum of the embedding sizes.
     """
 
     def __init__(
@@ -81,8 +80,9 @@ class STID(STModel):
                 "adjacency; give data.adjacency (or data.locations to build a kNN graph), or set params.neighbours: 0"
             )
         if neighbours:
-            down, w_down = strongest_neighbours(spec.adjacency, neighbours)  # [N, k] along the edges
-            up, w_up = strongest_neighbours(_transpose(spec.adjacency), neighbours)  # [N, k] against them
+            adj = adjacency_to_scipy(spec.adjacency)
+            down, w_down = strongest_neighbours(adj, neighbours)  # [N, k] along the edges
+            up, w_up = strongest_neighbours(adj.T, neighbours)  # [N, k] against them (rows of A^T)
             # derived from the data's adjacency, not learned: rebuilt at load time, so not in the weights
             self.register_buffer("nbr_index", torch.from_numpy(np.stack([down, up])), persistent=False)  # [2, N, k]
             self.register_buffer("nbr_weight", torch.from_numpy(np.stack([w_down, w_up])), persistent=False)
@@ -130,11 +130,3 @@ class STID(STModel):
             out = out + x[:, :, index[:, j]] * weight[:, j].view(1, 1, -1, 1)  # [B, P, N, F]
         return out
 
-
-def _transpose(adj):
-    """``A^T`` of a scipy sparse matrix, ndarray or tensor (upstream neighbours are rows of ``A^T``)."""
-    if sp.issparse(adj):
-        return adj.T
-    if isinstance(adj, torch.Tensor):
-        return adj.detach().cpu().numpy().T
-    return np.asarray(adj).T
