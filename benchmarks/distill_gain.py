@@ -11,7 +11,6 @@ measured against). Model selection uses the validation split; the table reports 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 from pathlib import Path
 
@@ -44,7 +43,7 @@ def finished_student(model_dir: Path, wd):
 
 
 def run(teacher_run: Path, out: Path, seeds: list[int], device: str, student: str, quick: bool) -> dict:
-    from stkd.config import ModelConfig, parse_config, to_dict
+    from stkd.config import parse_config, to_dict
     from stkd.evaluate import evaluate_forecaster, model_forecaster
     from stkd.pipeline import (build_caches, ensemble_weights, load_prepared, load_run, load_trained,
                                train_student)

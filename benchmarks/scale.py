@@ -45,7 +45,7 @@ from pathlib import Path
 
 import numpy as np
 
-from common import REPO, command, machine, write_section
+from common import REPO, command, write_section
 
 DAYS = {200: 30, 1000: 14, 5000: 7, 20000: 3}  # days of 5-minute data per N (time budget: whole epochs of the student)
 QUICK_DAYS = {200: 3, 1000: 2}
@@ -319,7 +319,7 @@ def section(results, year, info) -> str:
              "more time, not more model memory). Each (model, N) ran in a fresh subprocess; peak RSS is its "
              "`ru_maxrss` (Python + torch + data + prepared copy + model). The guard estimate is "
              "`stkd.memory.estimate_memory` for the same run, including data and runtime.", "",
-             table(results), "", f"![scale](img/scale.png)", ""]
+             table(results), "", "![scale](img/scale.png)", ""]
     refused = [r for r in results if r.get("status") == "too large"]
     if refused:
         lines += ["The guard's message, e.g. for " + f"{refused[0]['model']} at N = {refused[0]['N']}:", "",

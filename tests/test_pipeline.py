@@ -10,7 +10,6 @@ import os
 from pathlib import Path
 
 import pytest
-import torch
 import yaml
 
 from stkd.cli import main
@@ -123,7 +122,20 @@ def test_distill_reuses_the_teachers_cache_and_trains_no_teacher(e2e, distilled)
                                                                   rel=1e-6)
     card = json.loads((out / "models" / "mlp_kd" / "model.json").read_text())
     assert card["hparams"]["hidden"] == [16] and card["teachers"] == ["gwnet"]
+    assert card["teacher_weights"] is None  # one teacher: no ensemble weights
     assert (out / "report.md").is_file()
+
+
+def test_weighted_ensemble_weights_teachers_by_inverse_validation_mae(los_small_config):
+    from stkd.pipeline import Trained, ensemble_weights
+
+    raw = los_small_config()
+    teachers = [Trained("gwnet", "teacher", None, "gwnet", None, 2.0),
+                Trained("agcrn", "teacher", None, "agcrn", None, 4.0)]
+    weighted = parse_config({**raw, "distill": {**raw.get("distill", {}), "ensemble": "weighted"}})
+    assert ensemble_weights(weighted, teachers) == pytest.approx([2 / 3, 1 / 3])
+    assert ensemble_weights(weighted, teachers[:1]) is None
+    assert ensemble_weights(parse_config({**raw, "distill": {"ensemble": "mean"}}), teachers) is None
 
 
 def _same_numbers(a: dict, b: dict) -> None:

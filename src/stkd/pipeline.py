@@ -294,7 +294,8 @@ def train_student(cfg: RunConfig, wd, run_dir: Path, *, caches=None, weights=Non
     save_model(mdir, model, s.name, model_spec(wd), role,
                {"train_seconds": res.train_seconds, "best_epoch": res.best_epoch, "val_mae": res.best_score,
                 "distill": to_dict(cfg.distill) if kd else None,
-                "teachers": [c.meta["teacher"] for c in caches] if kd else None})
+                "teachers": [c.meta["teacher"] for c in caches] if kd else None,
+                "teacher_weights": (list(weights) if weights is not None else None) if kd else None})
     return Trained(label, role, model, s.name, res.train_seconds, res.best_score)
 
 
@@ -348,22 +349,35 @@ def start_run(cfg: RunConfig, out: Path, *, overwrite=False, resume=False, check
     """Validate, load data, create the run directory, save config.yaml and data.json."""
     data, wd = load_prepared(cfg)  # bad data fails here, before anything is written
     check_models(cfg, wd, student=check_student)  # and bad models
+    return open_run_dir(cfg, wd, out, overwrite=overwrite, resume=resume), wd
+
+
+def open_run_dir(cfg: RunConfig, wd, out: Path, *, overwrite: bool, resume: bool, summary_extra: dict | None = None,
+                 teacher_run: Path | None = None) -> Path:
+    """Create (or, with ``resume``, reopen) a run directory and write config.yaml and data.json (plus
+    ``summary_extra``) and, for a run distilled from another, the link to ``teacher_run``.
+
+    Every run kind (forecast or event; run, train or distill) starts here, so they share the rules:
+    resuming with other data is refused before anything is written (it would mix two runs), and under
+    DDP only rank 0 writes while the others wait for the folder.
+    """
     from stkd.distributed import barrier, is_rank0
 
-    if is_rank0():  # under DDP only rank 0 writes; the others wait for the folder to exist
-        run_dir = prepare_run_dir(out, overwrite=overwrite, resume=resume)
-        if resume and (run_dir / "data.json").is_file():
-            check_same_data(run_dir, wd)  # resuming with other data would mix two runs
-        write_text(run_dir / "config.yaml", dump_config(cfg))
-        write_json(run_dir / "data.json", data_summary(wd))
+    out = Path(out)
+    if resume and (out / "data.json").is_file():
+        check_same_data(out, wd)  # on every rank, so that every rank stops
+    if is_rank0():
+        prepare_run_dir(out, overwrite=overwrite, resume=resume)
+        write_text(out / "config.yaml", dump_config(cfg))
+        write_json(out / "data.json", {**data_summary(wd), **(summary_extra or {})})
+        if teacher_run is not None:
+            write_teacher_link(out, teacher_run)
     barrier()
-    return Path(out), wd
+    return out
 
 
 def run(cfg: RunConfig, out: Path, *, overwrite=False, resume=False, progress=True) -> dict:
     """The whole pipeline; returns metrics.json's content. Writes report.md beside it."""
-    from stkd.report import write_report
-
     if cfg.task == "classify":
         from stkd.events.pipeline import run_classify
 
@@ -460,8 +474,6 @@ def linked_teacher_run(run_dir: Path) -> Path | None:
 def distill_from(cfg: RunConfig, teacher_run: Path, out: Path, *, overwrite=False, resume=False,
                  progress=True) -> dict:
     """Distil the configured student from the teacher(s) saved in ``teacher_run`` (not retrained)."""
-    from stkd.report import write_report
-
     if cfg.task == "classify":
         from stkd.events.pipeline import distill_classify_from
 
@@ -473,16 +485,9 @@ def distill_from(cfg: RunConfig, teacher_run: Path, out: Path, *, overwrite=Fals
     check_same_data(teacher_run, wd)
     teachers = require_teachers(load_trained(teacher_run, wd, roles=("teacher",)), teacher_run)
     check_models(cfg, wd, teachers=False)  # a student that does not fit fails before anything is written
-    from stkd.distributed import barrier, is_rank0
-
-    same_dir = Path(out).resolve() == Path(teacher_run).resolve()
     run_dir = Path(out)
-    if not same_dir and is_rank0():
-        run_dir = prepare_run_dir(out, overwrite=overwrite, resume=resume)
-        write_text(run_dir / "config.yaml", dump_config(cfg))
-        write_json(run_dir / "data.json", data_summary(wd))
-        write_teacher_link(run_dir, teacher_run)
-    barrier()
+    if run_dir.resolve() != Path(teacher_run).resolve():  # else: students added to the teacher run
+        open_run_dir(cfg, wd, run_dir, overwrite=overwrite, resume=resume, teacher_run=teacher_run)
     caches = build_caches(Path(teacher_run), teachers, wd, cfg)
     kd = train_student(cfg, wd, run_dir, caches=caches, weights=ensemble_weights(cfg, teachers),
                        resume=resume, progress=progress)

@@ -317,14 +317,15 @@ def _is_branch(x) -> bool:
 class Service:
     """The predictor, the rolling window, where it is saved, and the lock around them (one per app)."""
 
-    def __init__(self, predictor, state_path: Path | None) -> None:
+    def __init__(self, predictor, state_path: Path | None, legacy_state: Path | None = None) -> None:
         self.p = predictor
         s = predictor.spec
         self.P, self.N, self.F = s.input_len, len(s.nodes), len(s.features)
         self.lock = threading.Lock()
         self.window = RollingWindow(self.P, self.N, self.F)
         self._cache: tuple[int, Any] | None = None
-        self.store = None if state_path is None else WindowStore(state_path, s.model, self.P, self.N, self.F, s.nodes)
+        self.store = None if state_path is None else WindowStore(
+            state_path, s.model, self.P, self.N, self.F, s.nodes, legacy=legacy_state)
         if self.store is not None:
             try:
                 saved = self.store.load()
@@ -534,9 +535,11 @@ def create_app(run_dir: str | Path, backend: str = "torch", token: str | None = 
     if backend not in ("torch", "onnx", "torchscript"):
         raise STKDError(f"--backend {backend!r}: choose torch or onnx")
     p = predictor if predictor is not None else load(run_dir, model, backend=backend, threads=threads)
+    legacy_state = None
     if state_path is True:
         state_path = Path(run_dir) / "deploy" / f"state-{p.spec.model}.sqlite"
-    svc = Service(p, Path(state_path) if state_path else None)
+        legacy_state = state_path.with_suffix(".npz")  # the earlier default (an .npz window): read once
+    svc = Service(p, Path(state_path) if state_path else None, legacy_state)
     s = p.spec
 
     app = FastAPI(title="stkd forecasting service",

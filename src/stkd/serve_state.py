@@ -104,10 +104,14 @@ class WindowStore:
     ``load`` returns the saved window when it was saved for the same model, window length and nodes
     (else None, with the reason logged); ``save`` replaces it in one transaction. A file written by an
     earlier version (an ``.npz``) is read once, renamed to ``<name>.v1``, and the SQLite file takes its path.
+    ``legacy``: where an earlier version kept this window by default (``state-<model>.npz``); read once
+    the same way (and renamed to ``<name>.v1``) when ``path`` does not exist yet.
     """
 
-    def __init__(self, path: Path, model: str, P: int, N: int, F: int, nodes: list[str]) -> None:
+    def __init__(self, path: Path, model: str, P: int, N: int, F: int, nodes: list[str],
+                 legacy: Path | None = None) -> None:
         self.path = Path(path)
+        self.legacy_path = None if legacy is None else Path(legacy)
         self.model, self.P, self.N, self.F = model, P, N, F
         self.nodes_hash = nodes_hash(nodes)
         self._legacy: RollingWindow | None = None
@@ -117,11 +121,10 @@ class WindowStore:
         if self._db is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             if self.path.is_file() and _starts_with(self.path, b"PK"):  # a version-1 .npz (a zip)
-                self._legacy = self._read_npz(self.path.read_bytes())
-                kept = self.path.with_name(self.path.name + ".v1")
-                self.path.replace(kept)
-                log.info("read the version-1 window file %s (kept as %s); the window is kept in SQLite from now on",
-                         self.path, kept)
+                self._read_version_1(self.path)
+            elif not self.path.exists() and self.legacy_path is not None and self.legacy_path.is_file() \
+                    and _starts_with(self.legacy_path, b"PK"):
+                self._read_version_1(self.legacy_path)
             # the lock of the Service serialises every use; the connection may be used from the server's
             # thread and a test client's thread
             db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
@@ -131,6 +134,14 @@ class WindowStore:
                        "NULL, readings BLOB NOT NULL, carry BLOB NOT NULL, seen BLOB NOT NULL)")
             self._db = db
         return self._db
+
+    def _read_version_1(self, path: Path) -> None:
+        """Read a version-1 window (kept for ``load``) and rename its file ``<name>.v1``: read once, never lost."""
+        self._legacy = self._read_npz(path.read_bytes())
+        kept = path.with_name(path.name + ".v1")
+        path.replace(kept)
+        log.info("read the version-1 window file %s (kept as %s); the window is kept in %s from now on",
+                 path, kept, self.path)
 
     def load(self) -> RollingWindow | None:
         """The saved window, or None when there is none or it belongs to another model or node list."""

@@ -112,3 +112,23 @@ def predictor(run_template):
     import stkd
 
     return stkd.load(run_template)
+
+
+def _version_1_npz(w, model: str, nodes: list[str]) -> bytes:
+    """A rolling window in the layout version 1 of ``stkd serve`` saved (``np.savez``, no pickles)."""
+    import io
+
+    from stkd.serve_state import nodes_hash
+
+    buf = io.BytesIO()
+    np.savez(buf, version=np.array(1), model=np.array(model), nodes_hash=np.array(nodes_hash(nodes)),
+             P=np.array(w.P), latest=np.array(-1 if w.latest is None else w.latest, np.int64),
+             has_latest=np.array(w.latest is not None), steps=np.array(w.steps, np.int64),
+             seen=np.array(sorted(w.seen), np.int64), values=w.values, carry=w.carry)
+    return buf.getvalue()
+
+
+@pytest.fixture
+def version_1_npz():
+    """``version_1_npz(window, model, nodes) -> bytes``: an old state file, to test its migration."""
+    return _version_1_npz

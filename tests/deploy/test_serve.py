@@ -354,6 +354,25 @@ def test_hot_paths_answer_exactly_as_the_fastapi_routes(run_dir, prepared):
     assert statuses.count(200) == 12 + 4 and {401, 404, 409, 422} <= set(statuses)
 
 
+def test_the_earlier_default_state_file_is_resumed(run_dir, prepared, version_1_npz):
+    """A service upgraded in place finds the window an earlier version kept in ``deploy/state-<model>.npz``."""
+    data, wd = prepared
+    c1 = TestClient(create_app(run_dir, "torch", token=TOKEN, state_path=False))
+    t0 = int(wd.starts["val"][0])
+    for k in range(13):
+        post_step(c1, data, t0 + k)
+    before = c1.get("/forecast", headers=AUTH).json()
+    svc = c1.app.state.service
+    old = run_dir / "deploy" / f"state-{svc.p.spec.model}.npz"
+    old.parent.mkdir(parents=True, exist_ok=True)
+    old.write_bytes(version_1_npz(svc.window, svc.p.spec.model, svc.p.spec.nodes))
+    assert not old.with_suffix(".sqlite").exists()
+    c2 = TestClient(create_app(run_dir, "torch", token=TOKEN))
+    assert c2.get("/forecast", headers=AUTH).json() == before
+    assert old.with_name(old.name + ".v1").is_file() and not old.exists()
+    assert old.with_suffix(".sqlite").is_file()
+
+
 def test_a_state_file_that_is_not_a_window_is_not_overwritten(run_dir, prepared, tmp_path):
     data, wd = prepared
     mine = tmp_path / "mine.txt"

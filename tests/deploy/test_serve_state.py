@@ -8,7 +8,7 @@ import sqlite3
 
 import numpy as np
 
-from stkd.serve_state import RollingWindow, WindowStore, nodes_hash
+from stkd.serve_state import RollingWindow, WindowStore
 
 NODES = ["a", "b", "c"]
 
@@ -51,12 +51,9 @@ def test_another_models_window_is_not_resumed(tmp_path, caplog):
     assert caplog.text.count("belongs to another model") == 3
 
 
-def test_a_version_1_npz_is_read_once_and_kept(tmp_path):
+def test_a_version_1_npz_is_read_once_and_kept(tmp_path, version_1_npz):
     w = _window()
-    buf = io.BytesIO()  # the layout version 1 wrote with np.savez
-    np.savez(buf, version=np.array(1), model=np.array("m"), nodes_hash=np.array(nodes_hash(NODES)), P=np.array(4),
-             latest=np.array(w.latest, np.int64), has_latest=np.array(True), steps=np.array(w.steps, np.int64),
-             seen=np.array(sorted(w.seen), np.int64), values=w.values, carry=w.carry)
+    buf = io.BytesIO(version_1_npz(w, "m", NODES))
     path = tmp_path / "state-m.npz"
     path.write_bytes(buf.getvalue())
     store = WindowStore(path, "m", 4, 3, 2, NODES)
@@ -64,6 +61,23 @@ def test_a_version_1_npz_is_read_once_and_kept(tmp_path):
     assert (tmp_path / "state-m.npz.v1").read_bytes() == buf.getvalue()  # the old file is kept, renamed
     store.close()
     _same(WindowStore(path, "m", 4, 3, 2, NODES).load(), w)  # now from SQLite at the same path
+
+
+def test_the_earlier_default_npz_is_read_when_the_sqlite_file_is_new(tmp_path, version_1_npz):
+    """Version 1 kept the window in ``state-<model>.npz`` by default; the new default file starts from it."""
+    w, old = _window(), tmp_path / "state-m.npz"
+    old.write_bytes(version_1_npz(w, "m", NODES))
+    new = tmp_path / "state-m.sqlite"
+    store = WindowStore(new, "m", 4, 3, 2, NODES, legacy=old)
+    _same(store.load(), w)
+    store.close()
+    assert not old.exists() and (tmp_path / "state-m.npz.v1").read_bytes() == version_1_npz(w, "m", NODES)
+    _same(WindowStore(new, "m", 4, 3, 2, NODES, legacy=old).load(), w)  # from SQLite now
+    # once the SQLite file exists, an .npz at the old path is not read (the newer window wins)
+    old.write_bytes(version_1_npz(_window(5), "m", NODES))
+    store = WindowStore(new, "m", 4, 3, 2, NODES, legacy=old)
+    _same(store.load(), w)
+    assert old.read_bytes() == version_1_npz(_window(5), "m", NODES)
 
 
 def test_a_file_that_is_not_a_window_is_left_alone(tmp_path, caplog):

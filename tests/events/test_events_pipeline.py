@@ -7,6 +7,7 @@ import json
 import math
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import yaml
@@ -272,3 +273,89 @@ def test_students_start_from_the_seeded_weights_whatever_ran_before(incident_tas
     assert first.keys() == second.keys()
     for k in first:
         assert torch.equal(first[k], second[k]), k
+
+
+class _LogitsCache:
+    """A soft-label cache stand-in: fixed logits ``[W, H, N, K]`` per split, looked up by window start."""
+
+    def __init__(self, task: EventTask, logits_of):
+        self.starts = {s: np.asarray(task.wd.starts[s]) for s in ("train", "val")}
+        self.logits = {s: logits_of(s) for s in ("train", "val")}
+
+    def pred(self, split, starts):
+        return self.logits[split][np.searchsorted(self.starts[split], np.asarray(starts))]
+
+
+def _weighted_task(ensemble: str) -> EventTask:
+    cfg = parse_config(config({"rule": "given", "source": "simulator"},
+                              distill={"alpha": 0.3, "temperature": 3.0, "ensemble": ensemble}))
+    _, wd = load_prepared(cfg)
+    return EventTask.build(cfg, wd)
+
+
+def test_weighted_ensemble_weights_teachers_by_inverse_validation_cross_entropy(monkeypatch):
+    task = _weighted_task("weighted")
+
+    def sure(split):  # +-2 logits on the true class: p(true) = 1 / (1 + e^-4) everywhere
+        y, _ = task.split_labels(split)
+        return torch.as_tensor(4.0 * (np.eye(2)[y] - 0.5), dtype=torch.float32)
+
+    def unsure(split):  # equal logits: p(true) = 1/2
+        return torch.zeros_like(sure(split))
+
+    good, flat = _LogitsCache(task, sure), _LogitsCache(task, unsure)
+    ce_good, ce_flat = math.log1p(math.exp(-4.0)), math.log(2.0)
+    w = task.teacher_weights([good, flat], None)
+    expected = [(1 / ce_good) / (1 / ce_good + 1 / ce_flat), (1 / ce_flat) / (1 / ce_good + 1 / ce_flat)]
+    assert w == pytest.approx(expected, rel=1e-4) and w[0] > 0.9
+    starts = task.wd.starts["train"][:5]
+    mixed = task.from_cache([good, flat], None, "train", starts, w)
+    torch.testing.assert_close(mixed, w[0] * good.pred("train", starts) + w[1] * flat.pred("train", starts))
+    assert task.teacher_weights([good], None) is None  # one teacher: nothing to weigh
+    assert _weighted_task("mean").teacher_weights([good, flat], None) is None
+    y, m = task.split_labels("val")
+    monkeypatch.setattr(task, "split_labels", lambda split: (y, np.zeros_like(m)))
+    with pytest.warns(UserWarning, match="equal weight"):
+        assert task.teacher_weights([good, flat], None) is None
+
+
+@pytest.mark.slow
+def test_run_with_two_weighted_teachers_records_their_weights(tmp_path):
+    two = [{"name": "mlp", "params": {"hidden": [16]}}, {"name": "linear"}]
+    cfg = parse_config(config({"rule": "given", "source": "simulator"}, teacher=two,
+                              distill={"alpha": 0.3, "temperature": 3.0, "ensemble": "weighted"}))
+    out = tmp_path / "run"
+    run_classify(cfg, out, progress=False)
+    card = json.loads((out / "models" / "mlp_kd" / "model.json").read_text())
+    assert card["teachers"] == ["mlp", "linear"]
+    w = card["teacher_weights"]
+    assert len(w) == 2 and all(v > 0 for v in w) and sum(w) == pytest.approx(1.0)
+    # the weights are the teachers' inverse validation cross-entropy, recomputed from their saved caches
+    from stkd.events.pipeline import _saved_event_models
+
+    _, wd = load_prepared(cfg)
+    task = EventTask.build(cfg, wd)
+    caches = {t.name: t.cache for t in _saved_event_models(task, out, roles=("teacher",), classify_caches=True)}
+    assert task.teacher_weights([caches[name] for name in card["teachers"]], None) == pytest.approx(w)
+    assert json.loads((out / "models" / "mlp_plain" / "model.json").read_text())["teacher_weights"] is None
+
+
+def test_resuming_an_event_run_with_other_data_is_refused_before_anything_is_written(tmp_path, incident_task):
+    """Event runs open their folder through the same step as forecast runs: ``--resume`` with other data
+    stops on every rank and leaves the run as it was."""
+    from stkd.errors import STKDError
+    from stkd.events.pipeline import _start
+
+    out = tmp_path / "run"
+    _start(incident_task.cfg, out, overwrite=False, resume=False, task=incident_task)
+    summary = json.loads((out / "data.json").read_text())
+    assert summary["events"]["classes"] == 2 and summary["fingerprint"] == incident_task.wd.fingerprint()
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    other_sim = {**SIM, "simulator": {**SIM["simulator"], "seed": 2}}
+    other = parse_config(config({"rule": "given", "source": "simulator", "focal_gamma": 1.5}, data=other_sim))
+    with pytest.raises(STKDError, match="different data"):
+        run_classify(other, out, resume=True, progress=False)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    # the same data resumes (nothing trained yet, so this only reopens the folder)
+    _start(incident_task.cfg, out, overwrite=False, resume=True, task=incident_task)
+    assert (out / "config.yaml").is_file()

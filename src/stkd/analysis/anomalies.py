@@ -49,7 +49,7 @@ def find_anomalies(decomps: dict[int, dict], x: np.ndarray, index: pd.DatetimeIn
     for j, d in decomps.items():
         if "skipped" in d:
             continue
-        lo, hi = d["lo"], d["hi"]
+        lo = d["lo"]
         r = d["resid"]
         z = robust_z(r)
         ok = np.isfinite(z)

@@ -28,10 +28,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from stkd.config import RunConfig, dump_config, to_dict
+from stkd.config import RunConfig, to_dict
 from stkd.errors import ConfigError, DataError, STKDError
 from stkd.events.labels import EventLabels, build_labels, check_train_labels, class_weights
-from stkd.io import write_json, write_npy, write_text
+from stkd.io import write_json, write_npy
 
 ROLE_ORDER = {"teacher": 0, "student_kd": 1, "student_plain": 2, "baseline": 3}
 PERSISTENCE = "persistence"
@@ -179,17 +179,37 @@ class EventTask:
             out[i:i + len(b)] = torch.softmax(model(b.x, b.tod, b.dow)["pred"].float(), dim=-1).cpu().numpy()
         return out
 
-    def from_cache(self, caches: list, sigma: np.ndarray | None, split: str, starts) -> torch.Tensor:
-        """Teacher logits ``[B, H, N, K]``: event teachers' mean logits, or forecasting teachers' mean
-        event probabilities (as log-probabilities)."""
+    def from_cache(self, caches: list, sigma: list | None, split: str, starts,
+                   weights: list[float] | None = None) -> torch.Tensor:
+        """Teacher logits ``[B, H, N, K]``: event teachers' (weighted) mean logits, or forecasting teachers'
+        (weighted) mean event probabilities, as log-probabilities. ``weights``: one per teacher, or None
+        for equal weights."""
+        from stkd.distill.losses import ensemble_targets
         from stkd.events.soft import event_probabilities, probabilities_to_logits
 
         if sigma is None:
-            return torch.stack([c.pred(split, starts) for c in caches]).mean(0)
+            return ensemble_targets([c.pred(split, starts) for c in caches], weights)
         f = self.feature_index()
-        probs = torch.stack([event_probabilities(c.pred(split, starts)[..., f], s, self.e)
-                             for c, s in zip(caches, sigma)]).mean(0)
+        probs = ensemble_targets([event_probabilities(c.pred(split, starts)[..., f], s, self.e)
+                                  for c, s in zip(caches, sigma)], weights)
         return probabilities_to_logits(probs)
+
+    def teacher_weights(self, caches: list, sigma: list | None) -> list[float] | None:
+        """``distill.ensemble: weighted``: each teacher weighted by 1 / its validation cross-entropy on
+        the event labels (the event analogue of forecasting's 1 / validation MAE: a proper score, so a
+        confident wrong teacher counts less). None (equal weights) for one teacher, ``mean``, or a run
+        without labelled validation windows."""
+        from stkd.distill.losses import inverse_error_weights
+
+        if len(caches) < 2 or self.cfg.distill.ensemble != "weighted":
+            return None
+        losses = [self.val_scores(self.cache_probs([c], None if sigma is None else [sigma[i]], "val"))["loss"]
+                  for i, c in enumerate(caches)]
+        if not any(math.isfinite(v) for v in losses):
+            warnings.warn("distill.ensemble: weighted needs labelled validation windows; none here, so the "
+                          "teachers are averaged with equal weight", stacklevel=2)
+            return None
+        return inverse_error_weights(losses)
 
     def cache_probs(self, caches, sigma, split: str, batch_size: int = 512) -> np.ndarray:
         starts = self.wd.starts[split]
@@ -320,7 +340,8 @@ def train_event_teachers(task: EventTask, run_dir: Path, *, resume=False, progre
 
 
 def train_event_student(task: EventTask, run_dir: Path, teacher_logits=None, *, resume=False,
-                        progress=True, teachers: list[str] | None = None) -> EventModel:
+                        progress=True, teachers: list[str] | None = None,
+                        teacher_weights: list[float] | None = None) -> EventModel:
     """The configured student with the KD loss (``teacher_logits`` given) or cross-entropy only."""
     from stkd.checkpoint import save_model
 
@@ -336,7 +357,7 @@ def train_event_student(task: EventTask, run_dir: Path, teacher_logits=None, *, 
     save_model(mdir, model, s.name, task.spec(), role,
                {"task": "classify", "train_seconds": res.train_seconds, "best_epoch": res.best_epoch,
                 "val_f1": val_f1, "distill": to_dict(task.cfg.distill) if kd else None,
-                "teachers": teachers if kd else None})
+                "teachers": teachers if kd else None, "teacher_weights": teacher_weights if kd else None})
     return EventModel(label, role, model, s.name, res.train_seconds, {"f1": val_f1})
 
 
@@ -419,25 +440,19 @@ def _forecast_teachers(task: EventTask, run_dir: Path, *, resume, progress):
 
 
 def _start(cfg: RunConfig, out: Path, *, overwrite: bool, resume: bool, check_teachers: bool = True,
-           check_student: bool = True, task: "EventTask | None" = None):
-    """Labels and models are checked before the run directory is touched; then config and data summary."""
-    from stkd.pipeline import data_summary, load_prepared, prepare_run_dir
+           check_student: bool = True, task: "EventTask | None" = None, teacher_run: Path | None = None):
+    """Labels and models are checked before the run directory is touched; then config and data summary
+    (with the labels' rule and classes), and the teacher link of a distilled run."""
+    from stkd.pipeline import load_prepared, open_run_dir
 
     if task is None:
         _, wd = load_prepared(cfg)
         task = EventTask.build(cfg, wd)  # bad labels fail here, before anything is written or trained
-    wd = task.wd
     task.check_models(teachers=check_teachers, student=check_student)  # and bad model names or parameters
-    from stkd.distributed import barrier, is_rank0
-
-    if is_rank0():  # under DDP only rank 0 writes; the others wait for the folder to exist
-        prepare_run_dir(Path(out), overwrite=overwrite, resume=resume)
-        write_text(Path(out) / "config.yaml", dump_config(cfg))
-        summary = data_summary(wd)
-        summary["events"] = {"rule": task.labels.rule, "classes": task.K, "class_names": task.labels.class_names}
-        write_json(Path(out) / "data.json", summary)
-    barrier()
-    return task, Path(out)
+    events = {"rule": task.labels.rule, "classes": task.K, "class_names": task.labels.class_names}
+    run_dir = open_run_dir(cfg, task.wd, out, overwrite=overwrite, resume=resume, summary_extra={"events": events},
+                           teacher_run=teacher_run)
+    return task, run_dir
 
 
 def _train_teachers(task: EventTask, run_dir: Path, *, resume: bool, progress: bool):
@@ -458,11 +473,13 @@ def _train_students(task: EventTask, run_dir: Path, teachers: list[EventModel], 
                     resume: bool, progress: bool, plain: bool = True) -> list[EventModel]:
     """The distilled student (from the teachers' cached outputs) and (``plain``) the same student without them."""
 
+    weights = task.teacher_weights(caches, sigma)
+
     def teacher_logits(split, starts):
-        return task.from_cache(caches, sigma, split, starts)
+        return task.from_cache(caches, sigma, split, starts, weights)
 
     kd = train_event_student(task, run_dir, teacher_logits, resume=resume, progress=progress,
-                             teachers=[c.meta["teacher"] for c in caches])
+                             teachers=[c.meta["teacher"] for c in caches], teacher_weights=weights)
     if not plain:
         return [kd]
     return [kd, train_event_student(task, run_dir, resume=resume, progress=progress)]
@@ -542,8 +559,8 @@ def distill_classify_from(cfg: RunConfig, teacher_run: Path, out: Path, *, overw
                           resume: bool = False, progress: bool = True, plain: bool = True) -> dict:
     """``stkd distill`` of an event task: the configured student from the teachers saved in ``teacher_run``
     (and, with ``plain``, the same student without distillation, for the side-by-side table)."""
-    from stkd.distributed import barrier, is_rank0, rank0_first
-    from stkd.pipeline import load_prepared, require_run_dir, write_teacher_link
+    from stkd.distributed import rank0_first
+    from stkd.pipeline import load_prepared, require_run_dir
 
     teacher_run = require_run_dir(teacher_run)
     _, wd = load_prepared(cfg)
@@ -554,10 +571,8 @@ def distill_classify_from(cfg: RunConfig, teacher_run: Path, out: Path, *, overw
         run_dir = Path(out)
         task.check_models(teachers=False)
     else:
-        task, run_dir = _start(cfg, out, overwrite=overwrite, resume=resume, check_teachers=False, task=task)
-        if is_rank0():
-            write_teacher_link(run_dir, teacher_run)
-        barrier()
+        task, run_dir = _start(cfg, out, overwrite=overwrite, resume=resume, check_teachers=False, task=task,
+                               teacher_run=teacher_run)
     caches = [t.cache for t in teachers]
     sigma = [t.sigma for t in teachers] if teachers[0].kind == "forecast" else None
     students = _train_students(task, run_dir, teachers, caches, sigma, resume=resume, progress=progress,
