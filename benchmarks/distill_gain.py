@@ -3,9 +3,12 @@
     python benchmarks/distill_gain.py --teacher-run bench-runs/accuracy/los-loop/seed-0
 
 The teachers of one accuracy run (trained once, their soft labels cached) are reused; only the STID
-student is retrained (each (method, seed) keeps its ``result.json``, and a student whose training
-finished is re-scored rather than retrained, so an interrupted invocation resumes), with each method below and with no teacher at all (the baseline the gain is
-measured against). Model selection uses the validation split; the table reports test MAE.
+student is retrained, with each method below and with no teacher at all (the baseline the gain is
+measured against). Single-teacher methods use the run's teacher with the lowest validation MAE; "several
+teachers" uses all of them. Each (method, seed) keeps its ``result.json``, and a student whose training
+finished is re-scored rather than retrained, so an interrupted invocation resumes (and invocations with
+different ``--seeds`` can share ``--out``; the last one with every seed writes the table). Model selection
+uses the validation split; the table reports test MAE.
 """
 
 from __future__ import annotations
@@ -19,15 +22,15 @@ import numpy as np
 from common import command, machine, mean_std, write_section
 
 METHODS = {
-    # name: (distill overrides, teachers used)
+    # name: (distill overrides, teachers used: "best" = the run's teacher with the lowest validation MAE)
     "plain (no teacher)": (None, None),
-    "response a=0.3": ({"alpha": 0.3}, ["gwnet"]),
-    "response a=0.5": ({"alpha": 0.5}, ["gwnet"]),
-    "response a=0.7": ({"alpha": 0.7}, ["gwnet"]),
-    "teacher-bounded": ({"alpha": 0.5, "bounded": True}, ["gwnet"]),
-    "response + feature (hint)": ({"alpha": 0.5, "feature_weight": 0.1}, ["gwnet"]),
-    "response + relation": ({"alpha": 0.5, "relation_weight": 1.0}, ["gwnet"]),
-    "several teachers (val-weighted)": ({"alpha": 0.5, "ensemble": "weighted"}, ["gwnet", "staeformer"]),
+    "response a=0.3": ({"alpha": 0.3}, "best"),
+    "response a=0.5": ({"alpha": 0.5}, "best"),
+    "response a=0.7": ({"alpha": 0.7}, "best"),
+    "teacher-bounded": ({"alpha": 0.5, "bounded": True}, "best"),
+    "response + feature (hint)": ({"alpha": 0.5, "feature_weight": 0.1}, "best"),
+    "response + relation": ({"alpha": 0.5, "relation_weight": 1.0}, "best"),
+    "several teachers (val-weighted)": ({"alpha": 0.5, "ensemble": "weighted"}, "all"),
 }
 
 
@@ -50,7 +53,8 @@ def run(teacher_run: Path, out: Path, seeds: list[int], device: str, student: st
 
     base, _ = load_run(teacher_run)
     _, wd = load_prepared(base)
-    teachers = {t.name: t for t in load_trained(teacher_run, wd, roles=("teacher",))}
+    teachers = load_trained(teacher_run, wd, roles=("teacher",))
+    chosen_by = {"best": [min(teachers, key=lambda t: t.val_mae)], "all": teachers}
     results: dict[str, list[float]] = {}
     for method, (overrides, names) in METHODS.items():
         results[method] = []
@@ -73,7 +77,7 @@ def run(teacher_run: Path, out: Path, seeds: list[int], device: str, student: st
                 if model is None:
                     caches = weights = None
                     if names:
-                        chosen = [teachers[n] for n in names]
+                        chosen = chosen_by[names]
                         caches = build_caches(Path(teacher_run), chosen, wd, cfg)
                         weights = ensemble_weights(cfg, chosen)
                     model = train_student(cfg, wd, run_dir, caches=caches, weights=weights, progress=False).model
@@ -84,7 +88,8 @@ def run(teacher_run: Path, out: Path, seeds: list[int], device: str, student: st
             results[method].append(mae)
             print(f"{method:32s} seed {seed}: test MAE {mae:.4f}", flush=True)
     (out / "results.json").write_text(json.dumps({"results": results, "command": command(), "machine": machine(),
-                                                  "teacher_run": str(teacher_run), "student": student}))
+                                                  "teacher_run": str(teacher_run), "student": student,
+                                                  "teachers": {k: [t.name for t in v] for k, v in chosen_by.items()}}))
     return results
 
 
@@ -106,8 +111,12 @@ def summarize(out: Path) -> str:
                + ". The spread across seeds is as large as the gains, so differences between methods are not "
                "established by 3 seeds; distillation mostly removes the plain student's bad seed. Selection "
                "(early stopping, ensemble weights) used the validation split only.")
+    used = blob.get("teachers")
+    teachers = (f"Teachers: {', '.join(used['best'])} (the run's best on validation) for the single-teacher methods; "
+                f"{', '.join(used['all'])} for several teachers.  \n" if used else "")
     return (f"### Distillation gain per method ({blob['student']} student, {len(next(iter(results.values())))} seeds; "
-            f"teachers from `{blob['teacher_run']}`)\n\nCommand: `{blob['command']}`  \nTrained on: {blob['machine']}\n\n"
+            f"teachers from `{blob['teacher_run']}`)\n\nCommand: `{blob['command']}`  \nTrained on: {blob['machine']}  \n"
+            f"{teachers}\n"
             + "\n".join(rows) + "\n\n" + reading + "\n")
 
 

@@ -37,6 +37,35 @@ def _atomic_write(path: Path, write) -> Path:
     return path
 
 
+class AtomicNpy:
+    """An ``.npy`` array written through an on-disk memmap and moved to ``path`` by ``commit``.
+
+    For arrays too large to hold in RAM (a teacher's soft labels). Each writer gets its own temporary
+    file (``mkstemp``), so two processes building the same file at once (two ``stkd distill`` runs
+    sharing a teacher run) never write into each other's; the last ``commit`` wins with a whole file.
+    ``discard`` (or an exception before ``commit``) removes the temporary file.
+    """
+
+    def __init__(self, path: Path, shape: tuple[int, ...], dtype=np.float32) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".tmp.npy")
+        os.close(fd)
+        self.tmp = Path(tmp)
+        self.array = np.lib.format.open_memmap(self.tmp, mode="w+", dtype=dtype, shape=shape)
+
+    def commit(self) -> Path:
+        self.array.flush()
+        del self.array
+        os.chmod(self.tmp, 0o666 & ~_UMASK)
+        os.replace(self.tmp, self.path)
+        return self.path
+
+    def discard(self) -> None:
+        self.__dict__.pop("array", None)
+        self.tmp.unlink(missing_ok=True)
+
+
 def write_text(path: Path, text: str) -> Path:
     return _atomic_write(path, lambda fh: fh.write(text.encode("utf-8")))
 

@@ -139,3 +139,46 @@ def test_an_interrupted_build_is_not_read_as_a_cache(wd, tmp_path):
     calls = teacher.calls
     again = build_or_load(tmp_path, teacher, "stid", wd, with_hidden=False)
     assert again.built and teacher.calls > calls
+
+
+class Interleaving(Counting):
+    """A teacher that, in its first forward, has a second builder write the same cache entry whole (as a
+    second ``stkd distill`` sharing the teacher run would, at the same moment)."""
+
+    def __init__(self, model, run_dir, wd):
+        super().__init__(model)
+        self.run_dir, self.wd, self.nested = run_dir, wd, False
+
+    def forward(self, x, tod, dow):
+        if not self.nested:
+            self.nested = True
+            build_or_load(self.run_dir, self, "stid", self.wd, with_hidden=True, batch_size=32)
+        return super().forward(x, tod, dow)
+
+
+def test_two_builders_of_one_entry_do_not_write_into_each_other(wd, tmp_path):
+    base = _teacher(wd)
+    teacher = Interleaving(base.model, tmp_path, wd)
+    entry = build_or_load(tmp_path, teacher, "stid", wd, with_hidden=True, batch_size=32)
+    for split in SPLITS:  # whole and right, whichever builder's file won
+        starts = wd.starts[split]
+        with torch.no_grad():
+            b = wd.batch(starts)
+            out = base.model(b.x, b.tod, b.dow)
+        np.testing.assert_allclose(entry.all_pred(split), to_original_units(wd, out["pred"]).numpy(), rtol=1e-5,
+                                   atol=1e-5)
+    assert not list(entry.path.glob(".*tmp*"))  # no temporary file left behind
+
+
+def test_a_teacher_that_fails_mid_build_leaves_no_files(wd, tmp_path):
+    class Failing(Counting):
+        def forward(self, x, tod, dow):
+            if self.calls == 1:
+                raise RuntimeError("out of memory")
+            return super().forward(x, tod, dow)
+
+    teacher = Failing(_teacher(wd).model)
+    with pytest.raises(RuntimeError, match="out of memory"):
+        build_or_load(tmp_path, teacher, "stid", wd, with_hidden=True, batch_size=32)
+    entry_dirs = list((tmp_path / "cache").iterdir())
+    assert all(not list(d.iterdir()) for d in entry_dirs)  # no arrays, no temporary files, no meta.json

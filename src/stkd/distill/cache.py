@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from stkd.errors import STKDError
-from stkd.io import read_json, read_npy, write_json, write_npy
+from stkd.io import AtomicNpy, read_json, read_npy, write_json, write_npy
 
 SPLITS = ("train", "val", "test")
 
@@ -127,33 +127,31 @@ def build_or_load(run_dir: Path, teacher: nn.Module, teacher_name: str, data, *,
         starts = np.asarray(data.starts[split], dtype=np.int64)
         W = len(starts)
         channels = teacher.spec.out_channels if kind == "classify" else data.out_features
-        shape = (W, data.H, data.num_nodes, channels)
-        pred_path, hid_path = path / f"{split}_pred.npy", path / f"{split}_hidden.npy"
-        path.mkdir(parents=True, exist_ok=True)
-        # Written through an on-disk memmap so a large train split never sits in RAM at once.
-        preds = np.lib.format.open_memmap(str(pred_path) + ".tmp.npy", mode="w+", dtype=np.float32, shape=shape)
+        # Written through on-disk memmaps so a large train split never sits in RAM at once.
+        preds = AtomicNpy(path / f"{split}_pred.npy", (W, data.H, data.num_nodes, channels))  # [W, H, N, C]
         hid = None
-        for i in range(0, W, batch_size):
-            b = data.batch(starts[i:i + batch_size]).to(device)
-            out = teacher(b.x, b.tod, b.dow)
-            if kind == "classify":
-                preds[i:i + len(b.start)] = out["pred"].float().cpu().numpy()  # logits
-            else:
-                preds[i:i + len(b.start)] = to_original_units(data, out["pred"]).cpu().numpy()
-            if with_hidden:
-                h = out["hidden"].float().cpu().numpy()  # [B, N, D]
-                if hid is None:
-                    hidden_dim = h.shape[-1]
-                    hid = np.lib.format.open_memmap(str(hid_path) + ".tmp.npy", mode="w+", dtype=np.float32,
-                                                    shape=(W, data.num_nodes, hidden_dim))
-                hid[i:i + len(b.start)] = h
-        preds.flush()
-        del preds
-        Path(str(pred_path) + ".tmp.npy").replace(pred_path)
+        try:
+            for i in range(0, W, batch_size):
+                b = data.batch(starts[i:i + batch_size]).to(device)
+                out = teacher(b.x, b.tod, b.dow)
+                if kind == "classify":
+                    preds.array[i:i + len(b.start)] = out["pred"].float().cpu().numpy()  # logits
+                else:
+                    preds.array[i:i + len(b.start)] = to_original_units(data, out["pred"]).cpu().numpy()
+                if with_hidden:
+                    h = out["hidden"].float().cpu().numpy()  # [B, N, D]
+                    if hid is None:
+                        hidden_dim = h.shape[-1]
+                        hid = AtomicNpy(path / f"{split}_hidden.npy", (W, data.num_nodes, hidden_dim))
+                    hid.array[i:i + len(b.start)] = h
+        except BaseException:
+            for part in (preds, hid):
+                if part is not None:
+                    part.discard()
+            raise
+        preds.commit()
         if hid is not None:
-            hid.flush()
-            del hid
-            Path(str(hid_path) + ".tmp.npy").replace(hid_path)
+            hid.commit()
         write_npy(path / f"{split}_starts.npy", starts)
     meta = {"teacher": teacher_name, "kind": kind, "hparams": hparams, "data_fingerprint": data.fingerprint(),
             "hidden_dim": hidden_dim, "windows": {s: int(len(data.starts[s])) for s in SPLITS}}
