@@ -4,7 +4,8 @@
     python benchmarks/speed.py --run bench-runs/accuracy/los-loop/seed-0
 
 Latency is the median of ``--repeats`` single-window forwards after warm-up; throughput is windows
-per second at batch ``--batch``. A training step is timed as waiting for the next batch the way training gets it
+per second at batch ``--batch``; both are measured in ``--rounds`` rounds over all models in turn, and the
+table gives the median over rounds. A training step is timed as waiting for the next batch the way training gets it
 (``stkd.train.train_batches`` cut ahead by ``stkd.train.prefetch``; data loading) plus forward, loss,
 backward and optimizer step (compute), medians over up to 30 steps. All on this machine's CPU.
 """
@@ -36,25 +37,24 @@ def timed(fn, repeats: int) -> float:
     return statistics.median(times)
 
 
-def eager_and_compiled(model, one, big, repeats, compile_too: bool = True):
-    out = {}
-    with torch.no_grad():
-        out["eager"] = (timed(lambda: model(one.x, one.tod, one.dow), repeats) * 1e3,
-                        len(big.start) / timed(lambda: model(big.x, big.tod, big.dow), max(3, repeats // 10)))
-        if not compile_too:
-            return out
-        try:
-            compiled = torch.compile(model, dynamic=True)
+def torch_runners(model, one, big, compile_too: bool = True) -> dict:
+    """``{"eager": (batch-1 call, batch call), "compile": ... or "fails: ..."}``, measured later in rounds."""
+    out = {"eager": (lambda: model(one.x, one.tod, one.dow), lambda: model(big.x, big.tod, big.dow))}
+    if not compile_too:
+        return out
+    try:
+        compiled = torch.compile(model, dynamic=True)
+        with torch.no_grad():
             compiled(one.x, one.tod, one.dow)
             compiled(big.x, big.tod, big.dow)
-            out["compile"] = (timed(lambda: compiled(one.x, one.tod, one.dow), repeats) * 1e3,
-                              len(big.start) / timed(lambda: compiled(big.x, big.tod, big.dow), max(3, repeats // 10)))
-        except Exception as e:  # noqa: BLE001 - reported in the table, not hidden
-            out["compile"] = f"fails: {type(e).__name__}"
+        out["compile"] = (lambda: compiled(one.x, one.tod, one.dow), lambda: compiled(big.x, big.tod, big.dow))
+    except Exception as e:  # noqa: BLE001 - reported in the table, not hidden
+        out["compile"] = f"fails: {type(e).__name__}"
     return out
 
 
-def onnx_speed(model, one, big, repeats):
+def onnx_runner(model, one, big):
+    """(batch-1 call, batch call) of the model exported to ONNX in onnxruntime, or "no export: ..."."""
     import onnxruntime as ort
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -74,17 +74,31 @@ def onnx_speed(model, one, big, repeats):
                               dynamic_axes={"x": {0: "b"}, "tod": {0: "b"}, "dow": {0: "b"}, "pred": {0: "b"}})
         except Exception as e:  # noqa: BLE001
             return f"no export: {type(e).__name__}"
-        opts = ort.SessionOptions()
-        sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-        names = {i.name for i in sess.get_inputs()}
+        sess = ort.InferenceSession(str(path), ort.SessionOptions(), providers=["CPUExecutionProvider"])
+    names = {i.name for i in sess.get_inputs()}
 
-        def feed(b):
-            full = {"x": b.x.numpy(), "tod": b.tod.numpy(), "dow": b.dow.numpy()}
-            return {k: v for k, v in full.items() if k in names}
+    def feed(b):
+        full = {"x": b.x.numpy(), "tod": b.tod.numpy(), "dow": b.dow.numpy()}
+        return {k: v for k, v in full.items() if k in names}
 
-        f1, fb = feed(one), feed(big)
-        return (timed(lambda: sess.run(None, f1), repeats) * 1e3,
-                len(big.start) / timed(lambda: sess.run(None, fb), max(3, repeats // 10)))
+    f1, fb = feed(one), feed(big)
+    return (lambda: sess.run(None, f1), lambda: sess.run(None, fb))
+
+
+def measure(runner, batch: int, repeats: int):
+    """(batch-1 latency in ms, windows/s at ``batch``) of one runner, or its failure text."""
+    if isinstance(runner, str):
+        return runner
+    one_call, big_call = runner
+    with torch.no_grad():
+        return (timed(one_call, repeats) * 1e3, batch / timed(big_call, max(3, repeats // 10)))
+
+
+def median_over_rounds(values: list):
+    """The per-cell median over rounds (a failure text stays as it is)."""
+    if isinstance(values[0], str):
+        return values[0]
+    return (float(np.median([v[0] for v in values])), float(np.median([v[1] for v in values])))
 
 
 def train_step_split(model, wd, batch_size: int, steps: int = 30, budget_s: float = 20.0) -> tuple[float, float]:
@@ -140,7 +154,8 @@ def fmt(v) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--run", type=Path, default=Path("bench-runs/accuracy/los-loop/seed-0"))
-    ap.add_argument("--repeats", type=int, default=100)
+    ap.add_argument("--repeats", type=int, default=100, help="timed batch-1 calls per model and round")
+    ap.add_argument("--rounds", type=int, default=5, help="rounds over all models; cells are medians over rounds")
     ap.add_argument("--batch", type=int, default=256)
     ap.add_argument("--train-batch", type=int, default=64)
     ap.add_argument("--no-compile", action="store_true")
@@ -162,15 +177,25 @@ def main() -> None:
     rows = ["| model | role | params | eager (batch-1 latency / throughput) | torch.compile | onnxruntime | "
             "train step: data loading | compute | loading share |",
             "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
-    results = {}
-    for m in models:
+    runners, cells = {}, {}
+    for m in models:  # build everything first (exports, compilation), so the rounds only time
         model = m.model.float().eval()
-        speeds = eager_and_compiled(model, one, big, args.repeats, compile_too=not args.no_compile and (not args.compile_models or m.name in args.compile_models))
-        ort_speed = onnx_speed(model, one, big, args.repeats)
-        load, comp = train_step_split(model, wd, args.train_batch)
+        compile_too = not args.no_compile and (not args.compile_models or m.name in args.compile_models)
+        runners[m.name] = {**torch_runners(model, one, big, compile_too), "onnx": onnx_runner(model, one, big)}
+        cells[m.name] = {k: [] for k in runners[m.name]}
+    for _ in range(args.rounds):  # round-robin: a slow spell of the machine hits every model alike
+        for m in models:
+            for kind, runner in runners[m.name].items():
+                cells[m.name][kind].append(measure(runner, len(big.start), args.repeats))
+    results, spread = {}, {}
+    for m in models:
+        speeds = {k: median_over_rounds(v) for k, v in cells[m.name].items()}
+        load, comp = train_step_split(m.model.float(), wd, args.train_batch)
         results[m.name] = speeds["eager"][0]
-        rows.append(f"| {m.name} | {m.role} | {count_params(model):,} | {fmt(speeds['eager'])} | "
-                    f"{fmt(speeds.get('compile', 'skipped'))} | {fmt(ort_speed)} | {load * 1e3:.2f} ms | "
+        eager = [v[0] for v in cells[m.name]["eager"]]
+        spread[m.name] = (min(eager), max(eager))
+        rows.append(f"| {m.name} | {m.role} | {count_params(m.model):,} | {fmt(speeds['eager'])} | "
+                    f"{fmt(speeds.get('compile', 'skipped'))} | {fmt(speeds['onnx'])} | {load * 1e3:.2f} ms | "
                     f"{comp * 1e3:.1f} ms | {load / (load + comp):.1%} |")
         print(rows[-1], flush=True)
     teachers = [n for n, m in zip(results, models) if m.role == "teacher"]
@@ -178,10 +203,15 @@ def main() -> None:
     for m in models:
         if m.role == "student_kd":
             for t in teachers:
-                lines.append(f"{m.name} vs {t}: batch-1 latency {results[t] / results[m.name]:.0f}x lower.")
+                lo = spread[t][0] / spread[m.name][1]  # the least favourable pairing of rounds
+                lines.append(f"{m.name} vs {t}: batch-1 latency {results[t] / results[m.name]:.0f}x lower "
+                             f"(eager; rounds ranged {spread[m.name][0]:.3f}-{spread[m.name][1]:.3f} ms vs "
+                             f"{spread[t][0]:.3f}-{spread[t][1]:.3f} ms, so at least {lo:.0f}x).")
     ds = wd.data
-    notes = ("Reading: latency is the median of single-window forwards; throughput is windows/s at batch "
-             f"{args.batch}. `no export` marks a model whose graph product is sparse (Graph WaveNet's "
+    notes = (f"Reading: latency is the median of single-window forwards ({args.repeats} per round), throughput is "
+             f"windows/s at batch {args.batch}; each cell is the median over {args.rounds} rounds that take the "
+             "models in turn (this shared machine's speed drifts by tens of percent over minutes, so one pass per "
+             "model can favour whichever ran in a fast spell). `no export` marks a model whose graph product is sparse (Graph WaveNet's "
              "diffusion convolution): torch's ONNX exporter has no sparse matmul, which is why students are "
              "built without sparse ops. `skipped`: torch.compile was not asked for that model (`--compile-models`). "
              "Loading share = data loading / (data loading + compute) of one training step: the time a step waits "
