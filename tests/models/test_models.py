@@ -301,3 +301,24 @@ def test_stid_neighbours_need_an_adjacency():
         build_model("stid", spec, {"neighbours": 4})
     with pytest.raises(ConfigError, match="params.neighbours must be >= 0"):
         build_model("stid", make_spec(), {"neighbours": -1})
+
+
+def test_agcrn_graph_convolution_is_each_nodes_own_chebyshev_filter():
+    """Written out per node: out[b, n] = sum_k (T_k(A) x)[b, n] @ W_n[k] + bias_n with W_n = E_n @ pool."""
+    from stkd.models.teachers.agcrn import AdaptiveGraphConv
+
+    torch.manual_seed(0)
+    b, n, ci, co, k, d = 2, 5, 3, 4, 3, 6
+    conv = AdaptiveGraphConv(ci, co, k, d)
+    with torch.no_grad():
+        conv.bias_pool.normal_()
+    emb, x = torch.randn(n, d), torch.randn(b, n, ci)
+    graph = torch.softmax(torch.randn(n, n), dim=1)
+    got = conv(x, graph, conv.node_params(emb))
+    cheb = [torch.eye(n), graph, 2 * graph @ graph - torch.eye(n)]  # T_0, T_1, T_2
+    want = torch.empty(b, n, co)
+    for bi in range(b):
+        for ni in range(n):
+            w = torch.einsum("d,dkio->kio", emb[ni], conv.weight_pool)  # [K, Ci, Co]
+            want[bi, ni] = sum((cheb[kk] @ x[bi])[ni] @ w[kk] for kk in range(k)) + emb[ni] @ conv.bias_pool
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)

@@ -34,9 +34,14 @@ class AdaptiveGraphConv(nn.Module):
         self.bias_pool = nn.Parameter(torch.zeros(embed_dim, c_out))  # [d_e, Co]
 
     def node_params(self, emb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Each node's weights and bias from its embedding ``emb [N, d_e]`` (once per forward pass)."""
+        """Each node's weights and bias from its embedding ``emb [N, d_e]`` (once per forward pass).
+
+        The weights come back as ``[N, K * Ci, Co]``, contiguous, the layout ``bmm`` reads: computed
+        once per forward and used at every step (an einsum over ``[N, K, Ci, Co]`` re-copied them into
+        that layout at each step, which was half of a batch-1 forward)."""
         weights = torch.einsum("nd,dkio->nkio", emb, self.weight_pool)  # [N, K, Ci, Co]
-        return weights, emb @ self.bias_pool  # [N, K, Ci, Co], [N, Co]
+        n, k, ci, co = weights.shape
+        return weights.reshape(n, k * ci, co).contiguous(), emb @ self.bias_pool  # [N, K*Ci, Co], [N, Co]
 
     def forward(self, x: torch.Tensor, graph: torch.Tensor, params: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
         # x [B, N, Ci], graph [N, N], params from node_params
@@ -45,9 +50,10 @@ class AdaptiveGraphConv(nn.Module):
             terms.append(torch.einsum("nm,bmc->bnc", graph, x))
         for _ in range(2, self.cheb_k):
             terms.append(2 * torch.einsum("nm,bmc->bnc", graph, terms[-1]) - terms[-2])
-        xg = torch.stack(terms, dim=2)  # [B, N, K, Ci]
-        weights, bias = params
-        return torch.einsum("bnki,nkio->bno", xg, weights) + bias  # [B, N, Co]
+        xg = torch.cat(terms, dim=-1)  # [B, N, K*Ci], k-major as the weights' rows
+        weights, bias = params  # [N, K*Ci, Co], [N, Co]
+        out = torch.bmm(xg.transpose(0, 1), weights)  # per node: [N, B, K*Ci] @ [N, K*Ci, Co] -> [N, B, Co]
+        return out.transpose(0, 1) + bias  # [B, N, Co]
 
 
 class AGCRNCell(nn.Module):
