@@ -21,20 +21,32 @@ _UMASK = os.umask(0)
 os.umask(_UMASK)
 
 
+def _temp_beside(path: Path, suffix: str) -> Path:
+    """A new empty file next to ``path``, hidden and unique to this writer (``mkstemp``): two writers of
+    one result never write into each other's temporary file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
+    os.close(fd)
+    return Path(tmp)
+
+
+def _publish(tmp: Path, path: Path) -> Path:
+    """Move a finished temporary file into place (one atomic rename) with ordinary file permissions."""
+    os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; results are ordinary files
+    os.replace(tmp, path)
+    return path
+
+
 def _atomic_write(path: Path, write) -> Path:
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = _temp_beside(path, ".tmp")
     try:
-        with os.fdopen(fd, "wb") as fh:
+        with open(tmp, "wb") as fh:
             write(fh)
-        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; results are ordinary files
-        os.replace(tmp, path)
+        return _publish(tmp, path)
     except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        tmp.unlink(missing_ok=True)
         raise
-    return path
 
 
 class AtomicNpy:
@@ -43,23 +55,18 @@ class AtomicNpy:
     For arrays too large to hold in RAM (a teacher's soft labels). Each writer gets its own temporary
     file (``mkstemp``), so two processes building the same file at once (two ``stkd distill`` runs
     sharing a teacher run) never write into each other's; the last ``commit`` wins with a whole file.
-    ``discard`` (or an exception before ``commit``) removes the temporary file.
+    ``discard`` removes the temporary file instead (for a writer that failed before ``commit``).
     """
 
     def __init__(self, path: Path, shape: tuple[int, ...], dtype=np.float32) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".tmp.npy")
-        os.close(fd)
-        self.tmp = Path(tmp)
+        self.tmp = _temp_beside(self.path, ".tmp.npy")
         self.array = np.lib.format.open_memmap(self.tmp, mode="w+", dtype=dtype, shape=shape)
 
     def commit(self) -> Path:
         self.array.flush()
         del self.array
-        os.chmod(self.tmp, 0o666 & ~_UMASK)
-        os.replace(self.tmp, self.path)
-        return self.path
+        return _publish(self.tmp, self.path)
 
     def discard(self) -> None:
         self.__dict__.pop("array", None)

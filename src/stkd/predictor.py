@@ -54,6 +54,8 @@ def needs_adjacency(card: dict) -> bool:
 
 
 ROLE_PREFERENCE = ("student_kd", "student_plain", "teacher")
+
+
 def _as_sequence(timestamps):
     """One timestamp (string, Timestamp, datetime64, datetime) as a one-item list; sequences unchanged."""
     if isinstance(timestamps, (str, pd.Timestamp, np.datetime64)) or not hasattr(timestamps, "__len__"):
