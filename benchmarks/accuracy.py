@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from common import LOS_LOOP, command, los_loop_data, machine, mean_std, write_section
+from common import command, los_loop_data, los_loop_nodes, machine, mean_std, write_section
 
 STUDENTS = ("stid", "mlp", "linear")
 TEACHERS = ("gwnet", "staeformer")
@@ -45,9 +45,7 @@ def base_config(dataset: str, seed: int, device: str, quick: bool, teachers=TEAC
     if quick:  # a smoke test of the script: 2 epochs x 5 batches on the first 20 sensors
         train.update(epochs=2, max_batches=5)
         if dataset == "los-loop":
-            import pandas as pd
-
-            data["nodes"] = list(pd.read_csv(LOS_LOOP / "los_speed.csv", nrows=0).columns[:20])
+            data["nodes"] = los_loop_nodes(20)
     return {"data": data, "teacher": teacher_cfgs, "student": {"name": "stid"},
             "distill": {"alpha": 0.5, "loss": "huber", "ensemble": "weighted"},
             "train": {**train, "seed": seed, "device": device}, "eval": {"latency_repeats": 20}}
@@ -149,8 +147,6 @@ def main() -> None:
     args = ap.parse_args()
     info_path = args.runs / args.dataset / "bench.json"
     if not args.report_only:
-        if args.dataset == "los-loop" and not (LOS_LOOP / "los_speed.csv").is_file():
-            raise SystemExit(f"Los-loop not found at {LOS_LOOP}")
         for seed in args.seeds:
             run_seed(args.dataset, seed, args.device, args.runs, args.quick, args.teachers, args.students,
                      args.resume, args.teacher_epochs)

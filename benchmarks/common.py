@@ -14,17 +14,21 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-# ../shared/data/los-loop beside the checkout; STKD_LOS_LOOP points elsewhere (e.g. on a lent GPU machine)
-LOS_LOOP = Path(os.environ.get("STKD_LOS_LOOP", REPO.parent / "shared" / "data" / "los-loop"))
 DOC = REPO / "docs" / "benchmarks.md"
 
 
 def los_loop_data(**extra) -> dict:
-    """The Los-loop data section: 207 LA detectors, 5-minute speeds, 7 days, 12 in / 12 out, 70/10/20."""
-    return {"source": "csv-wide", "path": str(LOS_LOOP / "los_speed.csv"), "start": "2012-03-01 00:00",
-            "freq": "5min", "locations": str(LOS_LOOP / "graph_sensor_locations.csv"),
-            "adjacency": str(LOS_LOOP / "los_adj.csv"), "window": {"input": 12, "horizon": 12},
+    """The Los-loop data section (the builtin): 207 LA detectors, 5-minute speeds, 7 days, 12 in / 12 out,
+    70/10/20."""
+    return {"source": "builtin", "name": "los-loop", "window": {"input": 12, "horizon": 12},
             "split": [0.7, 0.1, 0.2], **extra}
+
+
+def los_loop_nodes(k: int | None = None) -> list[str]:
+    """The builtin Los-loop's detector ids (the first ``k``)."""
+    from stkd.data.builtin import load_los_loop
+
+    return load_los_loop().nodes[:k]
 
 
 def machine() -> str:

@@ -1,21 +1,29 @@
-"""Shared fixtures: the real Los-loop data set from ../shared, and small seeded arrays."""
+"""Shared fixtures: the real Los-loop data set as CSV files (from the copy packaged in stkd), and small
+seeded arrays. Nothing here reads files outside the repository."""
 
 from __future__ import annotations
 
+import gzip
+import hashlib
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-LOS_LOOP = REPO.parent / "shared" / "data" / "los-loop"
+from stkd.data.builtin import los_loop_files, los_loop_manifest
 
 
 @pytest.fixture(scope="session")
-def los_loop_dir() -> Path:
-    """The Los-loop folder (207 LA loop detectors, 5-minute speeds, 7 days); read in place, never copied."""
-    assert (LOS_LOOP / "los_speed.csv").is_file(), f"Los-loop data missing at {LOS_LOOP}"
-    return LOS_LOOP
+def los_loop_dir(tmp_path_factory) -> Path:
+    """A folder holding Los-loop's three published CSV files (207 LA loop detectors, 5-minute speeds,
+    7 days), decompressed from the copy packaged in stkd and checked byte for byte against the
+    originals' SHA-256 in its manifest: the tests of the CSV readers read exactly the published files."""
+    out = tmp_path_factory.mktemp("los-loop")
+    for packed, info in los_loop_manifest()["files"].items():
+        raw = gzip.decompress((los_loop_files() / packed).read_bytes())
+        assert hashlib.sha256(raw).hexdigest() == info["source_sha256"], f"{packed} is not the published file"
+        (out / info["source"]).write_bytes(raw)
+    return out
 
 
 @pytest.fixture
@@ -26,15 +34,12 @@ def rng() -> np.random.Generator:
 @pytest.fixture(scope="session")
 def los_small_config(los_loop_dir):
     """A factory of raw run configs (a fresh dict each call) for a fast end-to-end run on a slice of
-    Los-loop: the first 20 sensors, two days, tiny models and a few batches, so a whole ``stkd run``
-    takes seconds on a CPU."""
+    the builtin Los-loop data: the first 20 sensors, two days, tiny models and a few batches, so a
+    whole ``stkd run`` takes seconds on a CPU."""
     with (los_loop_dir / "los_speed.csv").open() as fh:
         ids = fh.readline().strip().split(",")[:20]
     return lambda: {
-        "data": {"source": "csv-wide", "path": str(los_loop_dir / "los_speed.csv"),
-                 "start": "2012-03-01 00:00", "freq": "5min",
-                 "locations": str(los_loop_dir / "graph_sensor_locations.csv"),
-                 "adjacency": str(los_loop_dir / "los_adj.csv"),
+        "data": {"source": "builtin", "name": "los-loop",
                  "nodes": ids, "time_range": ["2012-03-01 00:00", "2012-03-02 23:55"]},
         "teacher": {"name": "gwnet", "params": {"residual_channels": 8, "dilation_channels": 8,
                                                 "skip_channels": 16, "end_channels": 16}},

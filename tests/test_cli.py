@@ -211,3 +211,9 @@ def test_data_query_by_radius_and_k_matches_brute_force(full_los, los_loop_dir, 
     speeds = pd.read_csv(los_loop_dir / "los_speed.csv")
     np.testing.assert_allclose(frame[nodes[0]].to_numpy(), speeds[nodes[0]].to_numpy()[72:85], rtol=1e-6)
     _fails(argv, capsys, "exists", "--overwrite")  # the CSV is not overwritten silently
+
+
+def test_data_inspect_los_loop_prints_its_size(capsys):
+    assert main(["data", "inspect", "los-loop"]) == 0
+    out = capsys.readouterr().out
+    assert "nodes         207" in out and "steps         2016" in out and "frequency     5min" in out

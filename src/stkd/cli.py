@@ -15,6 +15,7 @@ from pathlib import Path
 import yaml
 
 from stkd.errors import ConfigError, STKDError
+from stkd.names import BUILTIN_DATASETS, DEFAULT_BUILTIN
 
 EPILOG_RUN = """examples:
   stkd run                                   # embedded Auckland pedestrian data, default preset
@@ -76,14 +77,14 @@ def resolve_config(config: str | None, overrides: list[str] | None = None, *, de
     base_dir = None
     if config is None:
         raw = default_preset_dict() if default_preset else {}
-    elif config.startswith("builtin:") or config in ("akl-pedestrians", "synthetic-traffic"):
+    elif config.startswith("builtin:") or config in BUILTIN_DATASETS:
         name = config.split(":", 1)[-1]
-        raw = default_preset_dict() if name == "akl-pedestrians" else {"data": {"source": "builtin", "name": name}}
+        raw = default_preset_dict() if name == DEFAULT_BUILTIN else {"data": {"source": "builtin", "name": name}}
     else:
         path = Path(config)
         if not path.is_file():
             raise ConfigError(f"config file {path} does not exist (or name a builtin: "
-                              "akl-pedestrians, synthetic-traffic)")
+                              f"{', '.join(BUILTIN_DATASETS)})")
         try:
             raw = yaml.safe_load(path.read_text()) or {}
         except yaml.YAMLError as e:
@@ -223,6 +224,16 @@ def cmd_data_query(args) -> int:
     return 0
 
 
+def cmd_data_export(args) -> int:
+    from stkd.data.export import export_data
+
+    data, _ = _load_for_data_command(args.source, args.set)
+    written = export_data(data, Path(args.out), args.format, overwrite=args.overwrite)
+    print(f"wrote {len(written)} files to {args.out}: {', '.join(p.name for p in written)}\n"
+          f"read them back with: stkd data inspect {Path(args.out) / 'config.yaml'}")
+    return 0
+
+
 # --------------------------------------------------------------------- parser
 def _common(p: argparse.ArgumentParser, *, config=True, out=True) -> None:
     if config:
@@ -286,6 +297,7 @@ def build_parser() -> argparse.ArgumentParser:
     data = sub.add_parser("data", help="inspect and query data sets",
                           description="Look at a data set before training.", formatter_class=fmt,
                           epilog="examples:\n  stkd data inspect akl-pedestrians\n"
+                                 "  stkd data export los-loop --out los-loop-csv\n"
                                  "  stkd data query my.yaml --lat 34.05 --lon -118.25 --radius-km 5")
     dsub = data.add_subparsers(dest="data_command", metavar="command")
     p = dsub.add_parser("inspect", help="nodes, steps, frequency, time span, missing share, graph density",
@@ -293,7 +305,7 @@ def build_parser() -> argparse.ArgumentParser:
                         epilog="examples:\n  stkd data inspect akl-pedestrians\n  stkd data inspect my.yaml",
                         formatter_class=fmt)
     p.add_argument("source", nargs="?", default="akl-pedestrians",
-                   help="config YAML or builtin name (akl-pedestrians, synthetic-traffic)")
+                   help=f"config YAML or builtin name ({', '.join(BUILTIN_DATASETS)})")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config value")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_data_inspect)
@@ -314,6 +326,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="write the result as a wide CSV")
     p.add_argument("--overwrite", action="store_true")
     p.set_defaults(func=cmd_data_query)
+    p = dsub.add_parser("export", help="write a data set as CSV files plus a config that reads them back",
+                        description="Write the data (after the config's node/time selection and graph) into a "
+                                    "folder: <name>.csv (wide, or long with --format long), locations.csv, "
+                                    "adjacency.csv and config.yaml, which loads exactly the same arrays.",
+                        epilog="examples:\n  stkd data export los-loop --out los-loop-csv\n"
+                               "  stkd run --config los-loop-csv/config.yaml", formatter_class=fmt)
+    p.add_argument("source", help="config YAML or builtin name")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config value")
+    p.add_argument("--out", required=True, help="folder to write (must not exist or be empty)")
+    p.add_argument("--format", choices=("wide", "long"), default="wide",
+                   help="layout of the values file: wide (one column per node; one feature) or long (any features)")
+    p.add_argument("--overwrite", action="store_true", help="replace the files of a non-empty --out")
+    p.set_defaults(func=cmd_data_export)
 
     _register_extensions(sub, fmt)
     return parser

@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 
 from stkd.errors import ConfigError
+from stkd.names import BUILTIN_DATASETS
 
 
 # ----------------------------------------------------------------------------- data
@@ -59,7 +60,7 @@ class DataConfig:
     """Where the data comes from and how it is prepared for learning."""
 
     source: str = "builtin"  # csv-wide | csv-long | parquet-long | metr-la-h5 | pems-npz | builtin
-    name: str | None = "akl-pedestrians"  # with source builtin: akl-pedestrians | synthetic-traffic
+    name: str | None = "akl-pedestrians"  # with source builtin: akl-pedestrians | los-loop | synthetic-traffic
     path: str | None = None  # the data file
     time_column: str | None = None  # timestamp column (long files; wide files: optional)
     node_column: str | None = None  # sensor id column (long files)
@@ -307,9 +308,8 @@ def validate(cfg: RunConfig) -> RunConfig:
         raise ConfigError("data.split: the train share must be positive")
     if d.window.input < 1 or d.window.horizon < 1:
         raise ConfigError(f"data.window: input and horizon must be >= 1, got {d.window}")
-    if d.source == "builtin" and d.name not in ("akl-pedestrians", "synthetic-traffic"):
-        raise ConfigError(f"data.name: builtin data set {d.name!r} is unknown; "
-                          "choose akl-pedestrians or synthetic-traffic")
+    if d.source == "builtin":
+        _check_choice("data.name", d.name, tuple(BUILTIN_DATASETS))
     if d.source != "builtin" and not d.path:
         raise ConfigError(f"data.path: source {d.source!r} needs a path to the data file")
     if not 0.0 <= cfg.distill.alpha <= 1.0:

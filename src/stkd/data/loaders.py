@@ -7,7 +7,8 @@ reader that can be called directly:
 - ``csv-long`` / ``parquet-long``: :func:`read_long` (records ``time, node, value columns...``);
 - ``metr-la-h5``: :func:`read_metr_la_h5` (the METR-LA / PEMS-BAY HDF5 frame, DCRNN adjacency pickle);
 - ``pems-npz``: :func:`read_pems_npz` (``data [T, N, F]``; distances CSV for the graph);
-- ``builtin``: ``akl-pedestrians`` (:mod:`stkd.data.builtin`) and ``synthetic-traffic`` (the simulator).
+- ``builtin``: ``akl-pedestrians`` and ``los-loop`` (:mod:`stkd.data.builtin`) and ``synthetic-traffic``
+  (the simulator); the names are listed in :data:`stkd.names.BUILTIN_DATASETS`.
 
 Side files: :func:`read_locations` (node, latitude, longitude), :func:`read_adjacency` (csv, npy, npz or
 a DCRNN pickle), :func:`read_distances` (from, to, cost).
@@ -45,6 +46,7 @@ import scipy.sparse as sp
 from stkd.config import DataConfig
 from stkd.data.container import STData
 from stkd.errors import ConfigError, DataError
+from stkd.names import BUILTIN_DATASETS
 
 __all__ = [
     "load_data",
@@ -1271,16 +1273,20 @@ def _read_source(cfg: DataConfig, base_dir: Path | None) -> STData:
             from stkd.data.builtin import load_akl_pedestrians
 
             return load_akl_pedestrians()
+        if cfg.name == "los-loop":
+            from stkd.data.builtin import load_los_loop
+
+            return load_los_loop()
         if cfg.name == "synthetic-traffic":
             from stkd.data.simulator import simulate_traffic
 
             return simulate_traffic(cfg.simulator)
-        raise ConfigError(f"data.name: builtin data set {cfg.name!r} is unknown; choose akl-pedestrians or "
-                          "synthetic-traffic")
+        raise ConfigError(f"data.name: builtin data set {cfg.name!r} is unknown; choose one of "
+                          f"{', '.join(BUILTIN_DATASETS)}")
     if not cfg.path:
         raise ConfigError(f"data.path: source {src!r} needs a path to the data file")
     path = _resolve(cfg.path, base_dir)
-    name = cfg.name if cfg.name not in (None, "akl-pedestrians", "synthetic-traffic") else None
+    name = cfg.name if cfg.name is not None and cfg.name not in BUILTIN_DATASETS else None
     if src == "csv-wide":
         if len(cfg.target) > 1:
             raise ConfigError(f"data.target: a wide file holds one value per sensor; got {cfg.target}")
