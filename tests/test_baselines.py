@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 import torch
 
-from stkd.baselines import BASELINE_NAMES, BASELINES, LastValue, RidgeWindow, SeasonalAverage, build_baseline
+from stkd.baselines import (BASELINE_NAMES, BASELINES, LastValue, RidgeWindow, SeasonalAverage, build_baseline,
+                            seasonal_period)
 from stkd.config import DataConfig, WindowConfig
 from stkd.data.container import STData
 from stkd.data.windows import prepare
@@ -52,6 +53,7 @@ def test_seasonal_average_is_the_time_of_week_mean_of_the_train_part():
     assert wd.steps_per_day == 4
     T_train = wd.splits["train"][1]
     base = SeasonalAverage(wd)
+    assert (base.period, base.period_name) == (period, "1 week")  # 7 weeks of training data
 
     profile = np.empty((period, N))
     train = values[:T_train]
@@ -66,6 +68,28 @@ def test_seasonal_average_is_the_time_of_week_mean_of_the_train_part():
     np.testing.assert_allclose(pred, profile[steps % period], rtol=1e-5)
     # no test value leaks in: changing the test part changes nothing
     assert T_train < starts.min() + 4
+
+
+def test_the_seasonal_period_is_the_longest_one_the_training_part_holds_twice():
+    assert seasonal_period(288, 1411) == (288, "1 day")  # Los-loop: 4.9 training days, not two weeks
+    assert seasonal_period(24, 18_000) == (168, "1 week")
+    assert seasonal_period(24, 24 * 14) == (168, "1 week") and seasonal_period(24, 24 * 14 - 1) == (24, "1 day")
+    assert seasonal_period(24, 47) == (1, "none")
+    # daily data: a "day" period of one step is no season at all
+    assert seasonal_period(1, 13) == (1, "none") and seasonal_period(1, 14) == (7, "1 week")
+
+
+def test_seasonal_average_falls_back_to_a_daily_profile_on_a_short_series():
+    # 5-minute steps, 6 days (Los-loop-like): training holds ~4 days, so the profile is daily, and a
+    # daily pattern is predicted at the right time of day (a weekly profile would be the node mean here)
+    spd, days = 288, 6
+    t = np.arange(spd * days)
+    daily = 50 + 10 * np.sin(2 * np.pi * t / spd)
+    wd = _prepare(np.stack([daily, daily + 5], axis=1), "5min", P=12, H=12)
+    base = SeasonalAverage(wd)
+    assert (base.period, base.period_name) == (spd, "1 day")
+    b = wd.batch(wd.starts["test"])
+    assert (base(b) - b.y).abs().max().item() < 1e-3
 
 
 def test_ridge_fits_a_linear_recurrence_exactly_and_beats_last_value_on_noisy_ar():

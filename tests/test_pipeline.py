@@ -74,6 +74,8 @@ def test_metrics_json_has_the_design_schema_and_sane_values(e2e):
         assert entry["train_seconds"] is not None and entry["train_seconds"] >= 0
         for key in ("params", "latency_ms_batch1", "throughput_windows_per_s"):
             assert key in entry
+        if name == "seasonal_avg":  # two days of data: 1.4 training days hold no two days, no two weeks
+            assert entry["period"] == "none"
         if entry["role"] != "baseline":
             assert isinstance(entry["params"], int) and entry["params"] > 0
             assert 0 < entry["latency_ms_batch1"] < 10_000 and entry["throughput_windows_per_s"] > 0

@@ -199,3 +199,11 @@ def test_classify_table_and_report(tmp_path):
 def test_missing_metrics_is_a_clear_error(tmp_path):
     with pytest.raises(STKDError, match="metrics.json"):
         write_report(tmp_path)
+
+
+def test_the_table_says_which_seasonal_period_a_baseline_used():
+    metrics = {"task": "forecast", "models": {
+        "seasonal_avg": {"role": "baseline", "period": "1 day", "params": None,
+                         "test": {"mae": 7.6, "rmse": 12.7, "mape": 27.0, "horizons": {}}}}}
+    row = [line for line in format_table(metrics).splitlines() if line.startswith("| seasonal_avg")][0]
+    assert "baseline, period 1 day" in row

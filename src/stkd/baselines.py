@@ -27,17 +27,36 @@ class LastValue:
         return last.expand(-1, self.data.H, -1, -1)  # [B, H, N, F_out]
 
 
+def seasonal_period(steps_per_day: int, train_steps: int) -> tuple[int, str]:
+    """The longest natural period (a week, else a day) that the training part holds at least twice, in
+    steps, and its name; ``(1, "none")`` when it holds not even two days.
+
+    Why twice: with one cycle of training data every slot's "average" is a single reading, and with
+    less than one most slots have none and fall back to the node's mean. Los-loop's 7 days give a
+    training part of 4.9 days: two weeks are not there, so its profile is daily.
+    """
+    for days, name in ((7, "1 week"), (1, "1 day")):
+        period = days * steps_per_day
+        if period > 1 and train_steps >= 2 * period:
+            return period, name
+    return 1, "none"
+
+
 class SeasonalAverage:
-    """Mean of the observed target at the same time-of-week slot over the train part, per node."""
+    """Mean of the observed target at the same slot of the period over the train part, per node.
+
+    The period is :func:`seasonal_period`'s (a week when the training part holds two, else a day);
+    ``period_name`` says which, and the report shows it. Slots nobody observed fall back to the node's
+    mean over the training part."""
 
     def __init__(self, data):
         self.data = data
         T_train = data.splits["train"][1]
-        self.period = data.steps_per_day * 7
+        self.period, self.period_name = seasonal_period(data.steps_per_day, T_train)
         F_out = data.out_features
         sums = np.zeros((self.period, data.num_nodes, F_out), np.float64)  # [period, N, F_out]
         counts = np.zeros_like(sums)
-        for t0 in range(0, T_train, self.period):  # one week at a time: no full-size temporaries
+        for t0 in range(0, T_train, self.period):  # one period at a time: no full-size temporaries
             t1 = min(t0 + self.period, T_train)
             raw = data.data.values[t0:t1, :, :F_out]  # [<=period, N, F_out], slots 0.. of this week
             mask = data.data.mask[t0:t1, :, :F_out]

@@ -333,9 +333,11 @@ def evaluate_all(cfg: RunConfig, wd, run_dir: Path, models: list[Trained]) -> di
         baseline = build_baseline(b, wd)
         fit_s = time.perf_counter() - t0
         preds = evaluate_forecaster(baseline, wd, "test", horizons, batch_size=eval_bs)
-        record(BASELINE_NAMES[b], "baseline", preds,
-               {"model": b, "params": None, "latency_ms_batch1": None, "throughput_windows_per_s": None,
-                "train_seconds": fit_s})
+        extra = {"model": b, "params": None, "latency_ms_batch1": None, "throughput_windows_per_s": None,
+                 "train_seconds": fit_s}
+        if getattr(baseline, "period_name", None):
+            extra["period"] = baseline.period_name  # which seasonal profile: "1 week", "1 day" or "none"
+        record(BASELINE_NAMES[b], "baseline", preds, extra)
     data = wd.data
     metrics = {"dataset": {"name": data.name, "nodes": data.num_nodes, "steps": data.num_steps,
                            "freq": data.freq_str},

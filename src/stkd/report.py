@@ -229,6 +229,12 @@ def _cost_cells(m: dict) -> list[str]:
 COST_HEADER = ["latency b=1 (ms)", "throughput (windows/s)", "train time (s)"]
 
 
+def _role_cell(m: dict) -> str:
+    """The role column: ``baseline, period 1 day`` for a seasonal baseline (which profile it used)."""
+    label = ROLE_LABEL.get(m.get("role"), str(m.get("role")))
+    return f"{label}, period {m['period']}" if m.get("period") else label
+
+
 def format_table(metrics: dict) -> str:
     """The one markdown table of every model of a run (the CLI prints it as is).
 
@@ -259,7 +265,7 @@ def format_table(metrics: dict) -> str:
     for name, m in models:
         test = m.get("test") or {}
         horizons = test.get("horizons") or {}
-        row = [name, ROLE_LABEL.get(m.get("role"), str(m.get("role"))), _fmt_params(m.get("params"))]
+        row = [name, _role_cell(m), _fmt_params(m.get("params"))]
         row += [_fmt_metric(k, test.get(k)) for k in FORECAST_METRICS]
         row += [_fmt_metric("mae", (horizons.get(k) or {}).get("mae")) for k in hkeys]
         rows.append(row + _cost_cells(m))
