@@ -59,27 +59,15 @@ def read_model_card(model_dir: Path) -> dict:
     return read_json(path)
 
 
-# Hyper-parameters added after a model was first released, with the value that reproduces the older
-# model: a card saved before the parameter existed lacks it and must not get the new default.
-LEGACY_DEFAULTS = {
-    "gwnet": {"time_embedding": False, "node_identity": False},
-    "agcrn": {"time_dim": 0},
-}
-
-
-def with_legacy_defaults(name: str, hparams: dict) -> dict:
-    """``hparams`` of a saved model card, with every later-added parameter it lacks set to the old value."""
-    return {**LEGACY_DEFAULTS.get(name, {}), **hparams}
-
-
 def load_model(model_dir: Path, adjacency=None) -> tuple[torch.nn.Module, dict]:
     """Rebuild a model from its card and load its weights (``weights_only`` by construction)."""
     from stkd.models.base import ModelSpec
-    from stkd.models.registry import build_model
+    from stkd.models.registry import build_model, model_class
 
     card = read_model_card(model_dir)
     spec = ModelSpec(**card["spec"], adjacency=adjacency)
-    model = build_model(card["name"], spec, with_legacy_defaults(card["name"], card["hparams"]))
+    # a card saved before a hyper-parameter existed rebuilds the older model (the class knows which)
+    model = build_model(card["name"], spec, model_class(card["name"]).with_legacy_defaults(card["hparams"]))
     state = load_weights(Path(model_dir) / "model.safetensors")
     missing, unexpected = model.load_state_dict(state, strict=False)
     if missing or unexpected:

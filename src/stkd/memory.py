@@ -66,9 +66,6 @@ TRAIN_ACTIVATION_FACTOR = 2.0
 EVAL_PEAK_FACTOR = 1.25  # temporaries inside single ops, which the evaluation probe does not see
 OPTIMIZER_BYTES_PER_PARAM = 16  # float32 weights + gradients + Adam's two moments
 RUNTIME_BYTES = int(0.6 * GiB)  # Python + torch + stkd resident before any data (when data_loaded=False)
-LINEAR_MODELS = ("stid", "mlp", "linear")  # no node-to-node term: linear in N
-QUADRATIC_MODELS = ("staeformer", "agcrn")  # a dense N x N matrix per step (attention) or per pass (graph)
-_GWNET_SPARSE_ABOVE = 2000  # gwnet converts a dense given graph to sparse above this many nodes
 
 
 class MemoryLimitError(STKDError):
@@ -136,33 +133,23 @@ def available_bytes() -> int:
 
 
 # ------------------------------------------------------------------------------ complexity
-def _gwnet_adaptive_active(spec, params: dict) -> bool:
-    from stkd.models.registry import model_defaults
-
-    d = {**model_defaults("gwnet"), **params}
-    return bool(d["adaptive"]) and spec.num_nodes <= int(d["adaptive_max_nodes"])
-
-
-def _sparse_graph(spec) -> bool:
-    import scipy.sparse as sp
-
-    return spec.adjacency is not None and (sp.issparse(spec.adjacency) or spec.num_nodes > _GWNET_SPARSE_ABOVE)
-
-
 def complexity(name: str, spec, params: dict | None = None) -> int:
     """Polynomial degree in N of the model's memory (and compute): 1 linear, 2 quadratic.
 
-    Students and Graph WaveNet on a sparse graph without the adaptive adjacency are linear; a dense
-    N x N matrix anywhere (STAEformer's node attention, AGCRN's adaptive graph, Graph WaveNet's
-    adaptive adjacency or a dense given graph) makes it quadratic. Unknown models count as quadratic.
+    The model class says (:meth:`stkd.models.base.STModel.memory_degree`): the students and Graph
+    WaveNet on a sparse graph without the adaptive adjacency are linear; a dense N x N matrix anywhere
+    (STAEformer's node attention, AGCRN's adaptive graph, Graph WaveNet's adaptive adjacency or a dense
+    given graph) makes it quadratic, as does a model that says nothing.
     """
-    params = dict(params or {})
-    if name in LINEAR_MODELS:
-        return 1
-    if name == "gwnet":
-        dense_given = spec.adjacency is not None and not _sparse_graph(spec)
-        return 2 if _gwnet_adaptive_active(spec, params) or dense_given else 1
-    return 2
+    from stkd.models.registry import model_class
+
+    return model_class(name).memory_degree(spec, dict(params or {}))
+
+
+def _sparse_graph(spec) -> bool:
+    from stkd.models.base import STModel
+
+    return STModel.graph_is_sparse(spec)
 
 
 # ------------------------------------------------------------------------------ the probe
@@ -235,12 +222,9 @@ def _probe_adjacency(spec, n: int, rng: np.random.Generator):
 
 def _probe_params(name: str, spec, params: dict) -> dict:
     """The hyper-parameters for the small probe models: as given, with size switches fixed at the real N."""
-    p = dict(params)
-    if name == "gwnet":
-        p["adaptive"] = _gwnet_adaptive_active(spec, params)  # as it will be at the real N
-    if name in QUADRATIC_MODELS:
-        p.pop("max_nodes", None)  # probes are tiny
-    return p
+    from stkd.models.registry import model_class
+
+    return model_class(name).probe_params(spec, dict(params))
 
 
 def _tensor_bytes(t) -> int:
@@ -497,14 +481,9 @@ def _suggestions(name: str, spec, params: dict, est: MemoryEstimate, budget: int
     b = _largest_batch(name, spec, params, budget, fixed, est) if est.batch_size > 1 else 0
     if b >= 1:
         out.append(f"train.batch_size: {b} (or less)")
-    if name in QUADRATIC_MODELS or (name == "gwnet" and est.complexity == 2):
-        out.append("the stid student (linear in N), or the gwnet teacher with params.adaptive: false on a sparse "
-                   "graph (data.graph.method: knn), which is linear in N")
-    elif name == "gwnet":
-        out.append("train.node_subset: 2000 with params.adaptive: false (gwnet then trains each step on a "
-                   "sampled neighbourhood and evaluates on the whole network; docs/scale.md)")
-    elif name not in ("stid", "linear"):
-        out.append("the stid student")
+    from stkd.models.registry import model_class
+
+    out.extend(model_class(name).scale_advice(est.complexity))
     out.append("fewer nodes (data.nodes, or node partitions / a spatial query of the network)")
     if est.data_bytes > 0.25 * budget:
         out.append(f"a shorter data.time_range (the data alone needs ~{est.data_bytes / GiB:.1f} GiB)")
@@ -552,10 +531,3 @@ def check_fits(name: str, spec, params: dict | None = None, *, batch_size: int =
         f"too large for this memory: {name} at N={spec.num_nodes} needs ~{need / GiB:.1f} GiB "
         f"({est.describe()}), {where} has {budget / GiB:.1f} GiB available; try " + "; or ".join(tries)
     )
-
-
-def format_bytes(n: float) -> str:
-    """``1.5 GiB`` / ``320 MiB``."""
-    if not math.isfinite(n):
-        return "n/a"
-    return f"{n / GiB:.2f} GiB" if n >= GiB else f"{n / 2**20:.0f} MiB"

@@ -44,13 +44,12 @@ from stkd.errors import DataError, STKDError
 
 log = logging.getLogger(__name__)
 
-GRAPH_MODELS = frozenset({"gwnet"})  # models whose weights depend on the data's adjacency
-
-
 def needs_adjacency(card: dict) -> bool:
-    """Whether rebuilding the model of this card needs the data's adjacency: the graph teachers, and
-    an STID that reads its neighbours (``neighbours > 0`` in its hyper-parameters)."""
-    return card["name"] in GRAPH_MODELS or bool((card.get("hparams") or {}).get("neighbours"))
+    """Whether rebuilding the model of this card needs the data's adjacency: the model class says so
+    (:meth:`stkd.models.base.STModel.needs_adjacency`: the graph teachers, an STID reading its neighbours)."""
+    from stkd.models.registry import model_class
+
+    return model_class(card["name"]).needs_adjacency(card.get("hparams") or {})
 
 
 ROLE_PREFERENCE = ("student_kd", "student_plain", "teacher")

@@ -322,3 +322,34 @@ def test_agcrn_graph_convolution_is_each_nodes_own_chebyshev_filter():
             w = torch.einsum("d,dkio->kio", emb[ni], conv.weight_pool)  # [K, Ci, Co]
             want[bi, ni] = sum((cheb[kk] @ x[bi])[ni] @ w[kk] for kk in range(k)) + emb[ni] @ conv.bias_pool
     torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+
+
+def test_facts_about_a_model_come_from_its_class():
+    from stkd.models.registry import model_class
+    from stkd.predictor import needs_adjacency
+
+    assert all(model_class(n).role == "teacher" for n in TEACHERS)
+    assert all(model_class(n).role == "student" for n in STUDENTS)
+    assert needs_adjacency({"name": "gwnet", "hparams": {}})
+    assert needs_adjacency({"name": "stid", "hparams": {"neighbours": 2}})
+    assert not needs_adjacency({"name": "stid", "hparams": {"neighbours": 0}})
+    assert not needs_adjacency({"name": "agcrn", "hparams": {}})  # learns its own graph
+    assert model_class("gwnet").with_legacy_defaults({"dropout": 0.1}) == {
+        "time_embedding": False, "node_identity": False, "dropout": 0.1}
+
+
+def test_a_new_graph_model_is_served_with_its_graph_without_any_list_to_update(monkeypatch):
+    """Adding a model is one class plus one registry line: the deploy path asks the class."""
+    from stkd.models import registry
+    from stkd.models.students.linear import LinearModel
+    from stkd.predictor import needs_adjacency
+
+    class GraphLinear(LinearModel):
+        role = "teacher"
+
+        @classmethod
+        def needs_adjacency(cls, hparams):
+            return True
+
+    monkeypatch.setitem(registry.MODELS, "graph_linear", GraphLinear)
+    assert needs_adjacency({"name": "graph_linear", "hparams": {}})

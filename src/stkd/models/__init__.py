@@ -6,7 +6,7 @@
 """
 
 from stkd.models.base import ModelSpec, STModel, count_params, hyperparameters
-from stkd.models.registry import MODELS, STUDENTS, TEACHERS, build_model, model_defaults
+from stkd.models.registry import MODELS, STUDENTS, TEACHERS, build_model, model_class, model_defaults
 
 __all__ = [
     "MODELS",
@@ -17,5 +17,6 @@ __all__ = [
     "build_model",
     "count_params",
     "hyperparameters",
+    "model_class",
     "model_defaults",
 ]

@@ -19,7 +19,7 @@ from __future__ import annotations
 import inspect
 import json
 from dataclasses import asdict, dataclass, fields
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import scipy.sparse as sp
@@ -104,9 +104,62 @@ class STModel(nn.Module):
     Subclasses take ``(spec, *, keyword=default, ...)`` and call ``super().__init__(spec, locals())``
     first: the values of their keyword-only parameters (defaults filled, or as resolved before the
     call) become ``self.hparams``. The registry validates names against the same keyword list.
+
+    What the rest of stkd needs to know about a model lives here, as class attributes and class
+    methods a subclass overrides (nothing elsewhere keeps a list of model names): its ``role``, whether
+    serving it needs the data's graph (:meth:`needs_adjacency`), how its memory grows with N
+    (:meth:`memory_degree`, :meth:`probe_params`, :meth:`scale_advice`), whether it trains on node
+    subsets (:meth:`supports_node_subsets`) and how to rebuild cards saved before a hyper-parameter
+    existed (``legacy_defaults``). Adding a model is one file plus one line in the registry.
     """
 
     hidden_dim: int
+    #: "teacher" or "student": how the registry and the docs list it.
+    role: ClassVar[str] = "teacher"
+    #: Hyper-parameters added after the model was first released, with the value that rebuilds a model
+    #: saved before they existed (a card that lacks one must not get the new default).
+    legacy_defaults: ClassVar[dict[str, Any]] = {}
+    #: A dense given graph is held sparse above this many nodes (an N x N float32 matrix per support).
+    SPARSE_GRAPH_ABOVE: ClassVar[int] = 2000
+
+    # ---------------------------------------------------------------- facts about the class
+    @classmethod
+    def needs_adjacency(cls, hparams: dict[str, Any]) -> bool:
+        """Whether a model with these hyper-parameters reads the data's adjacency (so serving it must
+        load the graph). Models that learn their own graph, or none, return False."""
+        return False
+
+    @classmethod
+    def memory_degree(cls, spec: "ModelSpec", hparams: dict[str, Any]) -> int:
+        """The polynomial degree in N of the model's memory and compute: 1 (linear) or 2 (a dense N x N
+        matrix somewhere). The memory guard extrapolates its probes with it; quadratic unless a model
+        says otherwise."""
+        return 2
+
+    @classmethod
+    def probe_params(cls, spec: "ModelSpec", hparams: dict[str, Any]) -> dict[str, Any]:
+        """The hyper-parameters for the memory guard's tiny probe models (N = 16..64), with every switch
+        that depends on N fixed as it will be at the real N."""
+        return dict(hparams)
+
+    @classmethod
+    def scale_advice(cls, degree: int) -> list[str]:
+        """What to try instead when the model at this size does not fit in memory (the guard's message)."""
+        if degree == 2:
+            return ["the stid student (linear in N), or the gwnet teacher with params.adaptive: false on a sparse "
+                    "graph (data.graph.method: knn), which is linear in N"]
+        return ["the stid student"]
+
+    @classmethod
+    def graph_is_sparse(cls, spec: "ModelSpec") -> bool:
+        """Whether the given graph is held as a sparse matrix: given sparse, or above ``SPARSE_GRAPH_ABOVE`` nodes."""
+        return spec.adjacency is not None and (sp.issparse(spec.adjacency)
+                                               or spec.num_nodes > cls.SPARSE_GRAPH_ABOVE)
+
+    @classmethod
+    def with_legacy_defaults(cls, hparams: dict[str, Any]) -> dict[str, Any]:
+        """``hparams`` of a saved model card, with every later-added parameter it lacks set to the old value."""
+        return {**cls.legacy_defaults, **hparams}
 
     def __init__(self, spec: ModelSpec, local_vars: dict[str, Any]) -> None:
         super().__init__()

@@ -5,10 +5,8 @@ from __future__ import annotations
 import difflib
 from typing import Any
 
-from torch import nn
-
 from stkd.errors import ConfigError
-from stkd.models.base import ModelSpec, hyperparameters
+from stkd.models.base import ModelSpec, STModel, hyperparameters
 from stkd.models.students.linear import LinearModel
 from stkd.models.students.mlp import MLP
 from stkd.models.students.stid import STID
@@ -16,7 +14,7 @@ from stkd.models.teachers.agcrn import AGCRN
 from stkd.models.teachers.gwnet import GWNet
 from stkd.models.teachers.staeformer import STAEformer
 
-MODELS: dict[str, type[nn.Module]] = {
+MODELS: dict[str, type[STModel]] = {
     "gwnet": GWNet,
     "staeformer": STAEformer,
     "agcrn": AGCRN,
@@ -24,8 +22,18 @@ MODELS: dict[str, type[nn.Module]] = {
     "stid": STID,
     "linear": LinearModel,
 }
-TEACHERS: tuple[str, ...] = ("gwnet", "staeformer", "agcrn")
-STUDENTS: tuple[str, ...] = ("mlp", "stid", "linear")  # dense ops only: they export to ONNX
+TEACHERS: tuple[str, ...] = tuple(n for n, c in MODELS.items() if c.role == "teacher")
+STUDENTS: tuple[str, ...] = tuple(n for n, c in MODELS.items() if c.role == "student")  # dense ops: export to ONNX
+
+
+def model_class(name: str) -> type[STModel]:
+    """The class registered as ``name`` (a ConfigError naming the valid names otherwise)."""
+    if name not in MODELS:
+        raise ConfigError(
+            f"unknown model {name!r}{_suggest(str(name), list(MODELS))} "
+            f"(teachers: {', '.join(TEACHERS)}; students: {', '.join(STUDENTS)})"
+        )
+    return MODELS[name]
 
 
 def _suggest(key: str, valid: list[str]) -> str:
@@ -54,24 +62,18 @@ def _check_type(model: str, key: str, value: Any, default: Any) -> None:
 
 def model_defaults(name: str) -> dict[str, Any]:
     """The hyper-parameters of a registered model and their defaults (``None``: chosen from the spec)."""
-    if name not in MODELS:
-        build_model(name, None, {})  # raises the unknown-name error
-    return {k: list(v) if isinstance(v, tuple) else v for k, v in hyperparameters(MODELS[name]).items()}
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in hyperparameters(model_class(name)).items()}
 
 
-def build_model(name: str, spec: ModelSpec, params: dict[str, Any] | None = None) -> nn.Module:
+def build_model(name: str, spec: ModelSpec, params: dict[str, Any] | None = None) -> STModel:
     """Build registered model ``name`` for ``spec`` with hyper-parameters ``params``.
 
     Raises ConfigError for an unknown model name, an unknown hyper-parameter name, a value of the
     wrong type, or a spec the model cannot handle (e.g. too many nodes), each saying what to change.
     """
-    if name not in MODELS:
-        raise ConfigError(
-            f"unknown model {name!r}{_suggest(str(name), list(MODELS))} "
-            f"(teachers: {', '.join(TEACHERS)}; students: {', '.join(STUDENTS)})"
-        )
+    cls = model_class(name)
     params = dict(params or {})
-    defaults = hyperparameters(MODELS[name])
+    defaults = hyperparameters(cls)
     for key, value in params.items():
         if key not in defaults:
             raise ConfigError(
@@ -79,4 +81,4 @@ def build_model(name: str, spec: ModelSpec, params: dict[str, Any] | None = None
                 f"(valid: {', '.join(defaults)})"
             )
         _check_type(name, key, value, defaults[key])
-    return MODELS[name](spec, **params)
+    return cls(spec, **params)

@@ -22,6 +22,17 @@ from stkd.models.base import ModelSpec, STModel, to_pred
 class LinearModel(STModel):
     """Linear student. Hyper-parameters: ``node_bias`` (a learned bias per node and output)."""
 
+    role = "student"
+
+    @classmethod
+    def memory_degree(cls, spec: ModelSpec, hparams: dict) -> int:
+        """Linear in N: no node-to-node term."""
+        return 1
+
+    @classmethod
+    def scale_advice(cls, degree: int) -> list[str]:
+        return []
+
     def __init__(self, spec: ModelSpec, *, node_bias: bool = False) -> None:
         super().__init__(spec, locals())
         self.hidden_dim = spec.input_len * spec.in_features

@@ -26,6 +26,13 @@ class MLP(STModel):
     ``hidden`` (the output) is the last hidden layer, ``[B, N, hidden[-1]]``.
     """
 
+    role = "student"
+
+    @classmethod
+    def memory_degree(cls, spec: ModelSpec, hparams: dict) -> int:
+        """Linear in N: no node-to-node term."""
+        return 1
+
     def __init__(self, spec: ModelSpec, *, hidden: tuple[int, ...] = (64, 64), dropout: float = 0.0) -> None:
         super().__init__(spec, locals())
         if not hidden or any(int(w) < 1 for w in hidden):

@@ -55,6 +55,22 @@ class STID(STModel):
     ``hidden`` is the encoder output, ``[B, N, D]`` with D the sum of the embedding sizes.
     """
 
+    role = "student"
+
+    @classmethod
+    def memory_degree(cls, spec: ModelSpec, hparams: dict) -> int:
+        """Linear in N: no node-to-node term."""
+        return 1
+
+    @classmethod
+    def scale_advice(cls, degree: int) -> list[str]:
+        return []
+
+    @classmethod
+    def needs_adjacency(cls, hparams: dict) -> bool:
+        """With ``neighbours`` > 0 it reads each sensor's neighbours from the data's graph."""
+        return bool(hparams.get("neighbours"))
+
     def __init__(
         self,
         spec: ModelSpec,

@@ -92,6 +92,12 @@ class AGCRN(STModel):
     ``hidden`` is the last layer's final state, ``[B, N, hidden]``.
     """
 
+    legacy_defaults = {"time_dim": 0}  # cards saved before the clock inputs
+
+    @classmethod
+    def probe_params(cls, spec: ModelSpec, hparams: dict) -> dict:
+        return {k: v for k, v in hparams.items() if k != "max_nodes"}  # the probes are tiny
+
     def __init__(
         self,
         spec: ModelSpec,

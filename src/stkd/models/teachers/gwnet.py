@@ -8,7 +8,7 @@ road graph (forward and backward random walks, K steps) and along an *adaptive* 
 ``softmax(relu(E1 E2^T))`` learned from node embeddings (it finds links the road graph misses).
 
 Scale. The given graph is held as a torch sparse matrix when it arrives as scipy sparse (or when
-N > 2000), so a 20,000-sensor kNN graph costs O(edges), not O(N^2). The adaptive adjacency is dense
+N > ``SPARSE_GRAPH_ABOVE``, 2000), so a 20,000-sensor kNN graph costs O(edges), not O(N^2). The adaptive adjacency is dense
 N x N and cannot be factorised (the softmax of a low-rank product is not low-rank), so it is used only
 when ``adaptive`` is True *and* N <= ``adaptive_max_nodes``; above that it is switched off with a
 logged warning and the model runs on the given graph alone (``self.adaptive_active`` says which).
@@ -41,14 +41,12 @@ from stkd.models.base import (
     STModel,
     TimeEmbedding,
     adjacency_to_scipy,
+    hyperparameters,
     scipy_to_torch_sparse,
     to_pred,
 )
 
 log = logging.getLogger(__name__)
-
-_SPARSE_ABOVE_NODES = 2000  # a dense adjacency for more nodes than this is converted to sparse
-
 
 def _propagate(a: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     """One diffusion step ``out[:, n] = sum_m a[n, m] x[:, m]`` for dense or sparse ``a [N, N]``."""
@@ -132,6 +130,36 @@ class GWNet(STModel):
     representation the end MLP decodes.
     """
 
+    legacy_defaults = {"time_embedding": False, "node_identity": False}  # cards saved before the clock inputs
+
+    @classmethod
+    def needs_adjacency(cls, hparams: dict) -> bool:
+        """Its diffusion convolutions run on the data's graph (the supports are rebuilt from it at load)."""
+        return True
+
+    @classmethod
+    def adaptive_active(cls, spec: ModelSpec, hparams: dict) -> bool:
+        """Whether the dense N x N adaptive adjacency will be used at this N (``adaptive`` and N small enough)."""
+        d = {**hyperparameters(cls), **hparams}
+        return bool(d["adaptive"]) and spec.num_nodes <= int(d["adaptive_max_nodes"])
+
+    @classmethod
+    def memory_degree(cls, spec: ModelSpec, hparams: dict) -> int:
+        """Linear in N on a sparse given graph without the adaptive adjacency; quadratic otherwise."""
+        dense_given = spec.adjacency is not None and not cls.graph_is_sparse(spec)
+        return 2 if cls.adaptive_active(spec, hparams) or dense_given else 1
+
+    @classmethod
+    def probe_params(cls, spec: ModelSpec, hparams: dict) -> dict:
+        return {**hparams, "adaptive": cls.adaptive_active(spec, hparams)}  # as it will be at the real N
+
+    @classmethod
+    def scale_advice(cls, degree: int) -> list[str]:
+        if degree == 2:
+            return super().scale_advice(degree)
+        return ["train.node_subset: 2000 with params.adaptive: false (gwnet then trains each step on a sampled "
+                "neighbourhood and evaluates on the whole network; docs/scale.md)"]
+
     def __init__(
         self,
         spec: ModelSpec,
@@ -172,7 +200,7 @@ class GWNet(STModel):
         # ---- supports from the given graph: forward and backward transition matrices
         supports: list[torch.Tensor] = []
         self._graph = None  # the given adjacency (scipy CSR), kept to cut sub-graphs for node subsets
-        self._sparse = sp.issparse(spec.adjacency) or n > _SPARSE_ABOVE_NODES
+        self._sparse = sp.issparse(spec.adjacency) or n > self.SPARSE_GRAPH_ABOVE
         if spec.adjacency is not None:
             self._graph = adjacency_to_scipy(spec.adjacency)
             supports = self._supports_of(self._graph)

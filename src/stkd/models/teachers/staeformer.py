@@ -63,6 +63,10 @@ class STAEformer(STModel):
     ``hidden`` is the last layer's output averaged over the P steps, ``[B, N, D]``.
     """
 
+    @classmethod
+    def probe_params(cls, spec: ModelSpec, hparams: dict) -> dict:
+        return {k: v for k, v in hparams.items() if k != "max_nodes"}  # the probes are tiny
+
     def __init__(
         self,
         spec: ModelSpec,
