@@ -9,9 +9,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 from sklearn.linear_model import Ridge
+from stkd import names
 
-BASELINES = ("last", "seasonal", "ridge")
-BASELINE_NAMES = {"last": "last_value", "seasonal": "seasonal_avg", "ridge": "ridge"}
+BASELINES = tuple(names.BASELINES)  # config names; names.BASELINES maps them to their report rows
+BASELINE_NAMES = names.BASELINES
 
 
 class LastValue:

@@ -17,7 +17,7 @@ from typing import Any
 import yaml
 
 from stkd.errors import ConfigError
-from stkd.names import BUILTIN_DATASETS
+from stkd import names
 
 
 # ----------------------------------------------------------------------------- data
@@ -266,18 +266,18 @@ def to_dict(cfg) -> dict:
 
 # ------------------------------------------------------------------------ validation
 CHOICES = {
-    "task": ("forecast", "classify"),
-    "data.source": ("csv-wide", "csv-long", "parquet-long", "metr-la-h5", "pems-npz", "builtin"),
-    "data.duplicates": ("error", "mean", "first", "last"),
-    "data.impute": ("ffill", "seasonal", "none"),
-    "data.scaler": ("zscore", "minmax"),
-    "data.scaler_scope": ("node", "global"),
-    "data.graph.method": ("auto", "file", "gaussian", "knn", "none"),
-    "distill.loss": ("l1", "huber", "mse"),
-    "distill.ensemble": ("mean", "weighted"),
-    "train.loss": ("l1", "huber", "mse"),
-    "train.scheduler": ("cosine", "step", "none"),
-    "train.device": ("cpu", "cuda", "auto"),
+    "task": names.TASKS,
+    "data.source": names.SOURCES,
+    "data.duplicates": names.DUPLICATE_POLICIES,
+    "data.impute": names.IMPUTE_METHODS,
+    "data.scaler": names.SCALERS,
+    "data.scaler_scope": names.SCALER_SCOPES,
+    "data.graph.method": names.GRAPH_METHODS,
+    "distill.loss": names.LOSSES,
+    "distill.ensemble": names.ENSEMBLES,
+    "train.loss": names.LOSSES,
+    "train.scheduler": names.SCHEDULERS,
+    "train.device": names.DEVICES,
 }
 
 
@@ -309,7 +309,7 @@ def validate(cfg: RunConfig) -> RunConfig:
     if d.window.input < 1 or d.window.horizon < 1:
         raise ConfigError(f"data.window: input and horizon must be >= 1, got {d.window}")
     if d.source == "builtin":
-        _check_choice("data.name", d.name, tuple(BUILTIN_DATASETS))
+        _check_choice("data.name", d.name, tuple(names.BUILTIN_DATASETS))
     if d.source != "builtin" and not d.path:
         raise ConfigError(f"data.path: source {d.source!r} needs a path to the data file")
     if not 0.0 <= cfg.distill.alpha <= 1.0:
@@ -336,9 +336,8 @@ def validate(cfg: RunConfig) -> RunConfig:
     for m in [*cfg.teacher, cfg.student]:
         if m.epochs is not None and m.epochs < 1:
             raise ConfigError(f"{m.name}.epochs: must be >= 1 (or left out to use train.epochs), got {m.epochs}")
-    baselines = ("last", "seasonal", "ridge")
     for b in cfg.eval.baselines:
-        _check_choice("eval.baselines", b, baselines)
+        _check_choice("eval.baselines", b, tuple(names.BASELINES))
     if cfg.eval.latency_repeats < 1:
         raise ConfigError(f"eval.latency_repeats: must be >= 1, got {cfg.eval.latency_repeats}")
     if any(h < 1 or h > d.window.horizon for h in cfg.eval.horizons):
@@ -353,12 +352,12 @@ def validate(cfg: RunConfig) -> RunConfig:
 
 
 EVENT_CHOICES = {
-    "rule": ("threshold", "bands", "given"),
-    "op": ("<", "<=", ">", ">="),
-    "source": ("simulator", "column", "file"),
-    "teacher_kind": ("classify", "forecast"),
-    "forecast_prob": ("gaussian",),
-    "threshold_metric": ("f1", "balanced_accuracy", "accuracy"),
+    "rule": names.EVENT_RULES,
+    "op": names.EVENT_OPS,
+    "source": names.EVENT_LABEL_SOURCES,
+    "teacher_kind": names.EVENT_TEACHER_KINDS,
+    "forecast_prob": names.EVENT_FORECAST_PROBS,
+    "threshold_metric": names.THRESHOLD_METRICS,
 }
 
 
@@ -383,7 +382,7 @@ def validate_events(e: EventsConfig, d: DataConfig) -> EventsConfig:
     if e.rule == "given":
         if e.source == "column" and not e.column:
             raise ConfigError("events.column: given labels from a column need the column name (events.column)")
-        if e.source == "column" and d.source not in ("csv-long", "parquet-long"):
+        if e.source == "column" and d.source not in names.LONG_SOURCES:
             raise ConfigError(f"events.source: column reads a column of a long data file, but data.source is "
                               f"{d.source!r}; use source: file with an event file instead")
         if e.source == "file" and not e.path:
@@ -397,7 +396,7 @@ def validate_events(e: EventsConfig, d: DataConfig) -> EventsConfig:
         raise ConfigError("events.teacher_kind: forecast turns forecasts into event probabilities through the "
                           "label rule, so it needs rule threshold or bands, not given")
     if isinstance(e.class_weights, str):
-        if e.class_weights not in ("auto", "none"):
+        if e.class_weights not in names.CLASS_WEIGHT_MODES:
             raise ConfigError(f"events.class_weights: {e.class_weights!r} is not auto, none or a list of weights")
     elif any(w < 0 for w in e.class_weights) or not any(w > 0 for w in e.class_weights):
         raise ConfigError(f"events.class_weights: weights must be >= 0 with one > 0, got {e.class_weights}")

@@ -1,12 +1,16 @@
 """The allowed values every part of stkd reads: one list per concept, in one place.
 
-Config validation, the loaders, the CLI and the docs all take their choices from here, so a new data
-source or builtin data set is added once. This module imports nothing heavy (no torch, pandas or
-scikit-learn): the CLI's ``--help`` reads it.
+Config validation, the loaders, the CLI, the pipeline and the deploy path all take their choices from
+here, so adding a data source, a builtin data set, a baseline or a loss is one edit. This module
+imports nothing (no torch, pandas or scikit-learn): ``stkd --help`` reads it.
 """
 
 from __future__ import annotations
 
+# ------------------------------------------------------------------------------------ tasks
+TASKS = ("forecast", "classify")
+
+# ------------------------------------------------------------------------------------- data
 #: Builtin data sets (``data: {source: builtin, name: ...}``), each with a one-line description.
 BUILTIN_DATASETS: dict[str, str] = {
     "akl-pedestrians": "hourly pedestrian counts, 21 sensors in central Auckland, 2019-2025 (CC BY 4.0)",
@@ -14,3 +18,52 @@ BUILTIN_DATASETS: dict[str, str] = {
     "synthetic-traffic": "a seeded road-network speed simulator with labelled incidents",
 }
 DEFAULT_BUILTIN = "akl-pedestrians"
+#: Data sources that read a file (``data.path``), with a one-line description each.
+FILE_SOURCES: dict[str, str] = {
+    "csv-wide": "one column per sensor, one row per step",
+    "csv-long": "records of (time, node, value columns...)",
+    "parquet-long": "the same records in Parquet",
+    "metr-la-h5": "the METR-LA / PEMS-BAY HDF5 frame",
+    "pems-npz": "the PEMS03/04/07/08 npz array [T, N, F]",
+}
+SOURCES = (*FILE_SOURCES, "builtin")
+LONG_SOURCES = ("csv-long", "parquet-long")  # sources whose records carry extra columns (labels, covariates)
+DUPLICATE_POLICIES = ("error", "mean", "first", "last")  # what to do with repeated timestamps
+IMPUTE_METHODS = ("ffill", "seasonal", "none")
+SCALERS = ("zscore", "minmax")
+SCALER_SCOPES = ("node", "global")
+GRAPH_METHODS = ("auto", "file", "gaussian", "knn", "none")
+SPLITS = ("train", "val", "test")
+#: Column names recognised, case-insensitively, as the timestamp / node id / coordinates of a file.
+TIME_COLUMNS = ("timestamp", "time", "datetime", "date_time", "date", "ts")
+NODE_COLUMNS = ("node", "sensor_id", "node_id", "sensor", "station", "station_id", "id")
+LAT_COLUMNS = ("latitude", "lat")
+LON_COLUMNS = ("longitude", "lon", "lng", "long")
+
+# --------------------------------------------------------------------------------- training
+LOSSES = ("l1", "huber", "mse")
+SCHEDULERS = ("cosine", "step", "none")
+DEVICES = ("cpu", "cuda", "auto")
+ENSEMBLES = ("mean", "weighted")
+
+# ------------------------------------------------------------------------------- evaluation
+#: Forecast baselines: config name -> the name of its row in metrics.json and the report.
+BASELINES: dict[str, str] = {"last": "last_value", "seasonal": "seasonal_avg", "ridge": "ridge"}
+#: Roles of the models of a run, in report order.
+ROLES = ("teacher", "student_kd", "student_plain", "baseline")
+ROLE_ORDER = {role: i for i, role in enumerate(ROLES)}
+
+# ----------------------------------------------------------------------------------- events
+EVENT_RULES = ("threshold", "bands", "given")
+EVENT_OPS = ("<", "<=", ">", ">=")
+EVENT_LABEL_SOURCES = ("simulator", "column", "file")
+EVENT_TEACHER_KINDS = ("classify", "forecast")
+EVENT_FORECAST_PROBS = ("gaussian",)
+THRESHOLD_METRICS = ("f1", "balanced_accuracy", "accuracy")
+CLASS_WEIGHT_MODES = ("auto", "none")
+
+# ----------------------------------------------------------------------------------- deploy
+EXPORT_FORMATS = ("onnx", "torchscript")
+BACKENDS = ("torch", "onnx", "torchscript")
+#: File suffix -> table format of ``stkd predict --out``.
+OUTPUT_FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}

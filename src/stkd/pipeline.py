@@ -19,8 +19,9 @@ from stkd.checkpoint import load_model, read_model_card, save_model
 from stkd.config import RunConfig, dump_config, load_config, to_dict
 from stkd.errors import ConfigError, STKDError
 from stkd.io import read_json, write_json, write_npy, write_text
+from stkd import names
 
-ROLE_ORDER = {"teacher": 0, "student_kd": 1, "student_plain": 2, "baseline": 3}
+ROLE_ORDER = names.ROLE_ORDER
 TEACHER_RUN_FILE = "teacher_run.json"  # in a run made by `stkd distill`: where its teachers live
 
 

@@ -31,8 +31,9 @@ from typing import Any, Callable
 import numpy as np
 
 from stkd.errors import STKDError
+from stkd import names
 
-ROLE_ORDER = ("teacher", "student_kd", "student_plain", "baseline")
+ROLE_ORDER = names.ROLES
 ROLE_LABEL = {
     "teacher": "teacher",
     "student_kd": "distilled student",

@@ -26,10 +26,11 @@ from sklearn.neighbors import BallTree
 from stkd.config import GraphConfig
 from stkd.data.container import STData
 from stkd.errors import ConfigError, DataError
+from stkd import names
 
 EARTH_RADIUS_KM = 6371.0088  # mean Earth radius (IUGG); the same constant everywhere in stkd
 MIN_KNN_WEIGHT = 1e-6  # floor that keeps a far neighbour's edge present (see knn_adjacency)
-METHODS = ("auto", "file", "gaussian", "knn", "none")
+METHODS = names.GRAPH_METHODS
 
 __all__ = [
     "EARTH_RADIUS_KM",

@@ -24,8 +24,9 @@ import numpy as np
 
 from stkd.data.scalers import _CHUNK_ELEMS, observed_stats, pool_nodes
 from stkd.errors import ConfigError, DataError
+from stkd import names
 
-METHODS = ("ffill", "seasonal", "none")
+METHODS = names.IMPUTE_METHODS
 
 
 def train_means(values: np.ndarray, mask: np.ndarray, train_end: int) -> np.ndarray:

@@ -46,6 +46,7 @@ import scipy.sparse as sp
 from stkd.config import DataConfig
 from stkd.data.container import STData
 from stkd.errors import ConfigError, DataError
+from stkd import names
 from stkd.names import BUILTIN_DATASETS
 
 __all__ = [
@@ -64,14 +65,14 @@ __all__ = [
     "PEMS_STARTS",
 ]
 
-DUPLICATE_POLICIES = ("error", "mean", "first", "last")
+DUPLICATE_POLICIES = names.DUPLICATE_POLICIES
 # Known start dates of the PEMS benchmark files (Guo et al., ASTGCN, AAAI 2019; Song et al., STSGCN,
 # AAAI 2020): the npz files carry no timestamps, and a wrong start would give wrong day-of-week inputs.
 PEMS_STARTS = {"pems03": "2018-09-01", "pems04": "2018-01-01", "pems07": "2017-05-01", "pems08": "2016-07-01"}
 PEMS_FEATURES = ("flow", "occupancy", "speed")  # the channel order of PEMS04/08 (PEMS03/07: flow only)
 # a grid this many times longer than the distinct timestamps means a stray timestamp, not gaps
 MAX_GRID_BLOWUP = 20
-_TIME_NAMES = {"time", "timestamp", "date", "datetime", "date_time", "ts", "unnamed: 0", ""}
+_TIME_NAMES = {*names.TIME_COLUMNS, "unnamed: 0", ""}  # a wide file's index column may have no name
 
 
 # ============================================================================ helpers
@@ -1016,9 +1017,9 @@ def read_pems_npz(path: str | Path, *, start: str | None = None, freq: str | Non
 
 
 # ============================================================================ side files
-_NODE_NAMES = ("sensor_id", "node", "node_id", "station", "station_id", "sensor", "id")
-_LAT_NAMES = ("latitude", "lat")
-_LON_NAMES = ("longitude", "lon", "lng", "long")
+_NODE_NAMES = names.NODE_COLUMNS
+_LAT_NAMES = names.LAT_COLUMNS
+_LON_NAMES = names.LON_COLUMNS
 
 
 def _pick(cols: list[str], names: Sequence[str]) -> str | None:

@@ -12,9 +12,10 @@ import numpy as np
 import torch
 
 from stkd.errors import ConfigError, DataError, STKDError
+from stkd import names
 
-KINDS = ("zscore", "minmax")
-SCOPES = ("node", "global")
+KINDS = names.SCALERS
+SCOPES = names.SCALER_SCOPES
 _CHUNK_ELEMS = 1 << 22  # scratch elements per chunk (float64: 32 MiB)
 
 

@@ -13,8 +13,9 @@ from collections.abc import Sequence
 import numpy as np
 
 from stkd.errors import ConfigError, DataError
+from stkd import names
 
-SPLITS = ("train", "val", "test")
+SPLITS = names.SPLITS
 
 
 def check_ratios(ratios: Sequence[float]) -> tuple[float, float, float]:

@@ -22,8 +22,9 @@ from torch import nn
 
 from stkd.errors import STKDError
 from stkd.io import AtomicNpy, read_json, read_npy, write_json, write_npy
+from stkd import names
 
-SPLITS = ("train", "val", "test")
+SPLITS = names.SPLITS
 
 
 def weights_digest(model: nn.Module) -> str:

@@ -17,6 +17,7 @@ from typing import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
+from stkd import names
 
 __all__ = [
     "masked_loss",
@@ -33,7 +34,7 @@ __all__ = [
     "LOSS_KINDS",
 ]
 
-LOSS_KINDS = ("l1", "huber", "mse")
+LOSS_KINDS = names.LOSSES
 
 
 # ------------------------------------------------------------------------------- helpers

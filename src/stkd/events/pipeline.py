@@ -32,8 +32,9 @@ from stkd.config import RunConfig, to_dict
 from stkd.errors import ConfigError, DataError, STKDError
 from stkd.events.labels import EventLabels, build_labels, check_train_labels, class_weights
 from stkd.io import write_json, write_npy
+from stkd import names
 
-ROLE_ORDER = {"teacher": 0, "student_kd": 1, "student_plain": 2, "baseline": 3}
+ROLE_ORDER = names.ROLE_ORDER
 PERSISTENCE = "persistence"
 
 
