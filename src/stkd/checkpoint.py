@@ -14,16 +14,13 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from stkd.errors import STKDError
-from stkd.io import read_json, write_json
+from stkd.io import atomic_path, read_json, write_json
 
 
 def save_weights(path: Path, tensors: dict[str, torch.Tensor]) -> None:
     """Atomically write a flat dict of tensors as safetensors."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(tmp))
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(tmp))
 
 
 def load_weights(path: Path) -> dict[str, torch.Tensor]:

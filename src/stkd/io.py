@@ -11,8 +11,10 @@ import json
 import math
 import os
 import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 
@@ -37,16 +39,31 @@ def _publish(tmp: Path, path: Path) -> Path:
     return path
 
 
-def _atomic_write(path: Path, write) -> Path:
+@contextmanager
+def atomic_path(path: str | Path, suffix: str = ".tmp") -> Iterator[Path]:
+    """A temporary file path beside ``path`` to write to; moved onto ``path`` when the block ends
+    without an exception, removed when it raises. For writers that want a file name (safetensors,
+    savefig); :func:`atomic_write` is the same for writers that take an open file.
+
+    Every result file stkd writes goes through here (or :class:`AtomicNpy`): one temporary-file rule,
+    one permission rule (ordinary files, as the umask allows)."""
     path = Path(path)
-    tmp = _temp_beside(path, ".tmp")
+    tmp = _temp_beside(path, suffix)
     try:
-        with open(tmp, "wb") as fh:
-            write(fh)
-        return _publish(tmp, path)
+        yield tmp
+        _publish(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def atomic_write(path: str | Path, write: Callable[[IO[bytes]], Any]) -> Path:
+    """Call ``write(fh)`` on a binary temporary file beside ``path``, then move it into place in one step:
+    a crash never leaves a half-written file where a good one was."""
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as fh:
+            write(fh)
+    return Path(path)
 
 
 class AtomicNpy:
@@ -73,8 +90,12 @@ class AtomicNpy:
         self.tmp.unlink(missing_ok=True)
 
 
+def write_bytes(path: Path, data: bytes) -> Path:
+    return atomic_write(path, lambda fh: fh.write(data))
+
+
 def write_text(path: Path, text: str) -> Path:
-    return _atomic_write(path, lambda fh: fh.write(text.encode("utf-8")))
+    return write_bytes(path, text.encode("utf-8"))
 
 
 def _jsonable(obj: Any) -> Any:
@@ -106,7 +127,7 @@ def read_json(path: Path) -> Any:
 
 
 def write_npy(path: Path, array: np.ndarray) -> Path:
-    return _atomic_write(path, lambda fh: np.save(fh, np.ascontiguousarray(array), allow_pickle=False))
+    return atomic_write(path, lambda fh: np.save(fh, np.ascontiguousarray(array), allow_pickle=False))
 
 
 def read_npy(path: Path, mmap: bool = False) -> np.ndarray:

@@ -46,7 +46,6 @@ distributed runs (each process checks its own share). It is an estimate: conserv
 from __future__ import annotations
 
 import logging
-import math
 import os
 import re
 import weakref

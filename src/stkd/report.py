@@ -21,8 +21,6 @@ from __future__ import annotations
 import csv
 import json
 import math
-import os
-import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,8 +28,9 @@ from typing import Any, Callable
 
 import numpy as np
 
-from stkd.errors import STKDError
 from stkd import names
+from stkd.errors import STKDError
+from stkd.io import atomic_write, write_text
 
 ROLE_ORDER = names.ROLES
 ROLE_LABEL = {
@@ -120,25 +119,6 @@ def _md_table(header: list[str], rows: list[list[str]], right_from: int = 0) -> 
     lines = ["| " + " | ".join(_md_cell(h) for h in header) + " |", "| " + " | ".join(align) + " |"]
     lines += ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in rows]
     return "\n".join(lines)
-
-
-def _atomic_write_bytes(path: Path, write: Callable[[Any], None]) -> None:
-    """Call ``write(file)`` on a temp file beside ``path``, then move it into place in one step."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.chmod(tmp, 0o644)  # mkstemp makes owner-only files; a report is meant to be shared
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` (UTF-8) to ``path`` atomically."""
-    _atomic_write_bytes(path, lambda f: f.write(text.encode("utf-8")))
 
 
 # ----------------------------------------------------------------------------- models and roles
@@ -486,7 +466,7 @@ def _figure(nrows: int = 1, ncols: int = 1, size: tuple[float, float] = (8, 4.5)
 
 def _save(fig, path: Path) -> None:
     """Save ``fig`` as PNG to ``path`` atomically."""
-    _atomic_write_bytes(path, lambda f: fig.savefig(f, format="png", dpi=DPI))
+    atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=DPI))
 
 
 def _unit_label(run: _Run) -> str:
@@ -1037,5 +1017,5 @@ def write_report(run_dir: Path) -> Path:
     if missing:
         lines += ["", f"_Models without saved test predictions: {', '.join(f'`{n}`' for n in missing)}._"]
     path = run.root / "report.md"
-    _atomic_write_text(path, "\n".join(lines) + "\n")
+    write_text(path, "\n".join(lines) + "\n")
     return path

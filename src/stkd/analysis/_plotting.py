@@ -3,10 +3,9 @@ switch in the caller's process) and written atomically."""
 
 from __future__ import annotations
 
-import io
-import os
-import tempfile
 from pathlib import Path
+
+from stkd.io import atomic_write
 
 DPI = 110
 
@@ -22,20 +21,7 @@ def figure(nrows: int = 1, ncols: int = 1, size: tuple[float, float] = (9, 4.5),
 
 def save(fig, path: Path) -> Path:
     """Render ``fig`` to PNG and move it into place in one step (no half-written file on a crash)."""
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=DPI)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.chmod(tmp, 0o644)  # mkstemp makes owner-only files; a report is meant to be shared
-        with os.fdopen(fd, "wb") as f:
-            f.write(buf.getvalue())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=DPI))
 
 
 def date_axis(ax) -> None:

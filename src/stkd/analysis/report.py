@@ -19,7 +19,6 @@ Public API: :func:`analyze`, :func:`headline`.
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 from typing import Callable
@@ -271,8 +270,6 @@ def analyze(data, out_dir: Path, nodes=None, max_pairs: int = 200, seed: int = 0
 
     write_json(out_dir / NUMBERS, result)
     write_text(out_dir / REPORT, _markdown(result))
-    for name in (NUMBERS, REPORT):
-        os.chmod(out_dir / name, 0o644)
     return result
 
 
