@@ -71,7 +71,7 @@ def apply_overrides(raw: dict, overrides: list[str]) -> dict:
 def resolve_config(config: str | None, overrides: list[str] | None = None, *, default_preset: bool = True):
     """A RunConfig from a YAML file, a builtin data set name, or the default preset, plus overrides."""
     from stkd.config import parse_config
-    from stkd.pipeline import absolutize_paths
+    from stkd.runs import absolutize_paths
     from stkd.presets import default_preset_dict
 
     base_dir = None

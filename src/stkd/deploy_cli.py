@@ -91,7 +91,7 @@ def input_config(path: Path, data_cfg, spec, source: str | None = None, start: s
 def read_input(predictor, path: Path, source: str | None = None, start: str | None = None):
     """``(values [T, N, F], index, ignored_nodes)`` of an input file in the model's node and feature order."""
     from stkd.data.loaders import load_data
-    from stkd.pipeline import load_run
+    from stkd.runs import load_run
 
     spec = predictor.spec
     cfg, _ = load_run(predictor.run_dir)

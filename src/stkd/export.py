@@ -95,11 +95,12 @@ def torchscript_module(model: nn.Module, spec) -> torch.jit.ScriptModule:
 def heldout_windows(predictor, count: int = 64):
     """Up to ``count`` test-split windows ``(x, tod, dow)`` prepared by training's own code, and where
     they came from; random inputs when the run's data cannot be read."""
-    from stkd.pipeline import load_prepared, load_run
+    from stkd.data.windows import load_windowed
+    from stkd.runs import load_run
 
     try:
         cfg, _ = load_run(predictor.run_dir)
-        _, wd = load_prepared(cfg)
+        wd = load_windowed(cfg.data)
     except (STKDError, OSError) as e:
         warnings.warn(f"the run's data cannot be loaded ({e}); checking the export on random inputs", stacklevel=2)
         x, tod, dow = example_inputs(predictor.spec, batch=min(count, 16), seed=1)

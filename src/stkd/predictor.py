@@ -864,7 +864,7 @@ def _save_stats_cache(path: Path, fingerprint: str | None, st: _Stats) -> None:
 
     import scipy.sparse as sp
 
-    from stkd.io import _atomic_write
+    from stkd.io import atomic_write
 
     arrays = {"fingerprint": np.array(fingerprint or ""), "train_means": st.train_means,
               "has_seasonal": np.array(st.seasonal is not None), "has_adjacency": np.array(st.adjacency is not None),
@@ -877,7 +877,7 @@ def _save_stats_cache(path: Path, fingerprint: str | None, st: _Stats) -> None:
     buf = _io.BytesIO()
     np.savez(buf, **arrays)
     try:
-        _atomic_write(path, lambda fh: fh.write(buf.getvalue()))
+        atomic_write(path, lambda fh: fh.write(buf.getvalue()))
     except OSError as e:  # a read-only run directory: recompute next time
         log.info("could not cache serving statistics at %s (%s)", path, e)
 
@@ -964,7 +964,7 @@ def load(run_dir: str | Path, model: str | None = None, *, backend: str = "torch
     if is_export_dir(run_dir):
         return load_export(run_dir, threads=threads)
     from stkd.checkpoint import load_model
-    from stkd.pipeline import load_run
+    from stkd.runs import load_run
 
     cfg, info = load_run(run_dir)
     name, card = choose_model(run_dir, model)

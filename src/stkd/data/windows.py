@@ -29,6 +29,7 @@ import torch
 from stkd.config import DataConfig
 from stkd.data.container import STData
 from stkd.data.impute import fill_inputs
+from stkd.data.loaders import load_data
 from stkd.data.scalers import Scaler
 from stkd.data.splits import SPLITS, check_ratios, split_ranges, window_starts
 from stkd.errors import ConfigError, DataError
@@ -328,3 +329,9 @@ def prepare(data: STData, cfg: DataConfig) -> WindowedData:
         data=data,
         cfg=cfg,
     )
+
+
+def load_windowed(cfg: DataConfig, base_dir=None) -> WindowedData:
+    """The data a config describes, loaded (:func:`stkd.data.loaders.load_data`) and prepared
+    (:func:`prepare`): what training, evaluation and serving read. ``wd.data`` is the loaded STData."""
+    return prepare(load_data(cfg, base_dir), cfg)

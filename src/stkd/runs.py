@@ -1,0 +1,176 @@
+"""Run directories: create, reopen and load them, and link a distilled run to its teachers.
+
+A run directory (``--out DIR``) holds ``config.yaml`` (everything needed to re-run), ``data.json`` (the
+data's summary and fingerprint), ``models/<name>/`` (weights and model cards), ``cache/`` (the
+teachers' soft labels), ``metrics.json`` and the report. Every run kind (forecast or event; ``stkd run``,
+``train`` or ``distill``) opens its folder through :func:`open_run_dir`, so they share one set of rules:
+never clobber a folder stkd did not write, refuse to resume with other data, and under DDP let rank 0
+alone write while the others wait.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from torch import nn
+
+from stkd.checkpoint import load_model, read_model_card
+from stkd.config import RunConfig, dump_config, load_config
+from stkd.distributed import barrier, is_rank0
+from stkd.errors import STKDError
+from stkd.io import read_json, write_json, write_text
+
+TEACHER_RUN_FILE = "teacher_run.json"  # in a run made by `stkd distill`: where its teachers live
+
+
+@dataclass
+class Trained:
+    """A trained model of a run: its folder name, role, the module, registry name and training facts."""
+
+    name: str
+    role: str
+    model: nn.Module
+    registry_name: str
+    train_seconds: float | None
+    val_mae: float | None
+
+
+def prepare_run_dir(out: Path, *, overwrite: bool = False, resume: bool = False) -> Path:
+    """Create the run directory; refuse to clobber an existing one unless asked.
+
+    ``--overwrite`` only ever deletes a folder that stkd itself wrote (it holds ``config.yaml``);
+    a user's folder with other files is never removed.
+    """
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise STKDError(f"{out} exists and is not a directory; choose another --out")
+    if out.exists() and any(out.iterdir()):
+        if resume:
+            if not (out / "config.yaml").is_file():
+                raise STKDError(f"{out} is not an stkd run directory (no config.yaml); nothing to resume")
+            return out
+        if not overwrite:
+            raise STKDError(f"run directory {out} already exists and is not empty; pass --overwrite to "
+                            "replace it, --resume to continue it, or choose another --out")
+        if not (out / "config.yaml").is_file():
+            raise STKDError(f"{out} is not an stkd run directory (no config.yaml); refusing to delete it")
+        shutil.rmtree(out)
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def absolutize_paths(cfg: RunConfig, base_dir: Path | None) -> RunConfig:
+    """Make data paths absolute so the saved config re-runs from anywhere."""
+    if base_dir is None:
+        return cfg
+    d = cfg.data
+    changes = {}
+    for key in ("path", "locations", "adjacency", "distances"):
+        value = getattr(d, key)
+        if value and not Path(value).is_absolute():
+            changes[key] = str((Path(base_dir) / value).resolve())
+    e = cfg.events
+    if e is not None and e.path and not Path(e.path).is_absolute():  # the event file of task: classify
+        cfg = dataclasses.replace(cfg, events=dataclasses.replace(e, path=str((Path(base_dir) / e.path).resolve())))
+    return dataclasses.replace(cfg, data=dataclasses.replace(d, **changes)) if changes else cfg
+
+
+
+def data_summary(wd) -> dict:
+    data = wd.data
+    return {"name": data.name, "nodes": list(data.nodes),
+            "coords": None if data.coords is None else np.asarray(data.coords).tolist(),
+            "freq": data.freq_str, "start": str(data.index[0]), "steps": data.num_steps,
+            "targets": list(data.targets), "features": list(data.features), "input_len": wd.P, "horizon": wd.H,
+            "splits": {k: list(map(int, v)) for k, v in wd.splits.items()},
+            "windows": {k: int(len(v)) for k, v in wd.starts.items()},
+            "fingerprint": wd.fingerprint(), "scaler": wd.scaler.state_dict()}
+
+
+
+def open_run_dir(cfg: RunConfig, wd, out: Path, *, overwrite: bool, resume: bool, summary_extra: dict | None = None,
+                 teacher_run: Path | None = None) -> Path:
+    """Create (or, with ``resume``, reopen) a run directory and write config.yaml and data.json (plus
+    ``summary_extra``) and, for a run distilled from another, the link to ``teacher_run``.
+
+    Every run kind (forecast or event; run, train or distill) starts here, so they share the rules:
+    resuming with other data is refused before anything is written (it would mix two runs), and under
+    DDP only rank 0 writes while the others wait for the folder.
+    """
+    out = Path(out)
+    if resume and (out / "data.json").is_file():
+        check_same_data(out, wd)  # on every rank, so that every rank stops
+    if is_rank0():
+        prepare_run_dir(out, overwrite=overwrite, resume=resume)
+        write_text(out / "config.yaml", dump_config(cfg))
+        write_json(out / "data.json", {**data_summary(wd), **(summary_extra or {})})
+        if teacher_run is not None:
+            write_teacher_link(out, teacher_run)
+    barrier()
+    return out
+
+
+
+def load_run(run_dir: Path) -> tuple[RunConfig, dict]:
+    run_dir = Path(run_dir)
+    if not (run_dir / "config.yaml").is_file():
+        raise STKDError(f"{run_dir} is not an stkd run directory (no config.yaml)")
+    return load_config(run_dir / "config.yaml"), read_json(run_dir / "data.json")
+
+
+def load_trained(run_dir: Path, wd, roles=("teacher", "student_kd", "student_plain")) -> list[Trained]:
+    """Every trained model in a run directory, rebuilt from safetensors + model cards."""
+    found = []
+    for mdir in sorted((Path(run_dir) / "models").glob("*")):
+        if not (mdir / "model.json").is_file():
+            continue
+        card = read_model_card(mdir)
+        if card["role"] not in roles:
+            continue
+        model, card = load_model(mdir, adjacency=wd.data.adjacency)
+        found.append(Trained(mdir.name, card["role"], model, card["name"], card.get("train_seconds"),
+                             card.get("val_mae")))
+    return found
+
+
+def check_same_data(teacher_run: Path, wd) -> None:
+    summary = read_json(Path(teacher_run) / "data.json")
+    if summary.get("fingerprint") != wd.fingerprint():
+        raise STKDError(f"{teacher_run} was trained on different data ({summary.get('name')}, "
+                        f"{len(summary.get('nodes', []))} nodes, {summary.get('steps')} steps) than this config "
+                        f"({wd.data.name}, {wd.num_nodes} nodes, {wd.data.num_steps} steps); use the same data and "
+                        "window settings")
+
+
+def require_run_dir(teacher_run: Path) -> Path:
+    """``teacher_run`` as a Path; an error unless it is a run directory (one holding data.json)."""
+    if not (Path(teacher_run) / "data.json").is_file():
+        raise STKDError(f"{teacher_run} is not an stkd run directory (no data.json)")
+    return Path(teacher_run)
+
+
+def require_teachers(teachers: list, teacher_run: Path) -> list:
+    """``teachers`` unchanged; an error when a teacher run held none."""
+    if not teachers:
+        raise STKDError(f"{teacher_run} holds no trained teacher (models/*/model.json with role teacher)")
+    return teachers
+
+
+def write_teacher_link(run_dir: Path, teacher_run: Path) -> None:
+    """Record where a distilled run's teachers live, so `stkd evaluate` of that run scores them too."""
+    write_json(Path(run_dir) / TEACHER_RUN_FILE, {"teacher_run": str(Path(teacher_run).resolve())})
+
+
+def linked_teacher_run(run_dir: Path) -> Path | None:
+    """The teacher run a `stkd distill` run points to (None when it has no link); an error when it is gone."""
+    link = Path(run_dir) / TEACHER_RUN_FILE
+    if not link.is_file():
+        return None
+    teacher_run = Path(read_json(link)["teacher_run"])
+    if not teacher_run.is_dir():
+        raise STKDError(f"{run_dir} was distilled from teachers in {teacher_run}, which no longer exists")
+    return teacher_run
