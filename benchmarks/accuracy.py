@@ -54,26 +54,27 @@ def base_config(dataset: str, seed: int, device: str, quick: bool, teachers=TEAC
 def run_seed(dataset: str, seed: int, device: str, runs: Path, quick: bool, teachers=TEACHERS,
              students=STUDENTS, resume: bool = False, teacher_epochs: int | None = None) -> Path:
     from stkd.config import ModelConfig, parse_config
-    from stkd.pipeline import (build_caches, ensemble_weights, evaluate_all, start_run, train_student,
-                               train_teachers)
+    from stkd.pipeline import check_models, prepare_task, train_student, train_teachers
     from stkd.report import write_report
+    from stkd.runs import open_run_dir
+    from stkd.tasks.forecast import ForecastTask
 
     cfg = parse_config(base_config(dataset, seed, device, quick, teachers, teacher_epochs))
     out = runs / dataset / f"seed-{seed}"
-    run_dir, wd = start_run(cfg, out, overwrite=not resume, resume=resume)
+    task = prepare_task(cfg)
+    check_models(task)
+    run_dir = open_run_dir(cfg, task.wd, out, overwrite=not resume, resume=resume)
     t0 = time.perf_counter()
-    trained_teachers = train_teachers(cfg, wd, run_dir, progress=False, resume=resume)
-    caches = build_caches(run_dir, trained_teachers, wd, cfg)
-    weights = ensemble_weights(cfg, trained_teachers)
+    trained_teachers = train_teachers(task, run_dir, progress=False, resume=resume)
+    signal = task.teacher_signal(run_dir, trained_teachers)
     trained_students = []
     for name in students:
-        scfg = dataclasses.replace(cfg, student=ModelConfig(name=name))
-        trained_students.append(train_student(scfg, wd, run_dir, caches=caches, weights=weights, progress=False,
-                                              resume=resume))
-        trained_students.append(train_student(scfg, wd, run_dir, progress=False, resume=resume))
+        stask = ForecastTask(dataclasses.replace(cfg, student=ModelConfig(name=name)), task.wd)
+        trained_students.append(train_student(stask, run_dir, signal, progress=False, resume=resume))
+        trained_students.append(train_student(stask, run_dir, progress=False, resume=resume))
     for m in [*trained_teachers, *trained_students]:
         m.model.cpu()
-    evaluate_all(cfg, wd, run_dir, [*trained_teachers, *trained_students])
+    task.score(run_dir, [*trained_teachers, *trained_students])
     write_report(run_dir)
     print(f"{dataset} seed {seed}: {time.perf_counter() - t0:.0f} s -> {run_dir}", flush=True)
     return run_dir

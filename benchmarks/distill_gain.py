@@ -48,11 +48,13 @@ def finished_student(model_dir: Path, wd):
 def run(teacher_run: Path, out: Path, seeds: list[int], device: str, student: str, quick: bool) -> dict:
     from stkd.config import parse_config, to_dict
     from stkd.evaluate import evaluate_forecaster, model_forecaster
-    from stkd.pipeline import (build_caches, ensemble_weights, load_prepared, load_run, load_trained,
-                               train_student)
+    from stkd.data.windows import load_windowed
+    from stkd.pipeline import train_student
+    from stkd.runs import load_run, load_trained
+    from stkd.tasks.forecast import ForecastTask
 
     base, _ = load_run(teacher_run)
-    _, wd = load_prepared(base)
+    wd = load_windowed(base.data)
     teachers = load_trained(teacher_run, wd, roles=("teacher",))
     chosen_by = {"best": [min(teachers, key=lambda t: t.val_mae)], "all": teachers}
     results: dict[str, list[float]] = {}
@@ -75,12 +77,9 @@ def run(teacher_run: Path, out: Path, seeds: list[int], device: str, student: st
             else:
                 model = finished_student(run_dir / "models" / f"{student}_{'kd' if names else 'plain'}", wd)
                 if model is None:
-                    caches = weights = None
-                    if names:
-                        chosen = chosen_by[names]
-                        caches = build_caches(Path(teacher_run), chosen, wd, cfg)
-                        weights = ensemble_weights(cfg, chosen)
-                    model = train_student(cfg, wd, run_dir, caches=caches, weights=weights, progress=False).model
+                    task = ForecastTask(cfg, wd)
+                    signal = task.teacher_signal(Path(teacher_run), chosen_by[names]) if names else None
+                    model = train_student(task, run_dir, signal, progress=False).model
                 model.cpu()
                 mae = evaluate_forecaster(model_forecaster(model, wd), wd, "test", [3, 6, 12],
                                           keep_bytes=0).metrics["mae"]

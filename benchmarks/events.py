@@ -81,17 +81,17 @@ def run_one(name: str, seed: int, quick: bool, runs: Path) -> dict:
     import dataclasses
 
     from stkd.config import parse_config
-    from stkd.events.pipeline import distill_classify_from, run_classify
+    from stkd.pipeline import distill_from, run
 
     cfg = parse_config(scenario_config(name, seed, quick))
     out = runs / name / f"seed-{seed}"
     t0 = time.perf_counter()
-    metrics = run_classify(cfg, out, overwrite=True, progress=False)
+    metrics = run(cfg, out, overwrite=True, progress=False)
     kd_name = next(k for k, v in metrics["models"].items() if v["role"] == "student_kd")
     tried = {KD_GRID[0]: metrics["models"][kd_name]}
     for alpha, temp in KD_GRID[1:]:
         point = dataclasses.replace(cfg, distill=dataclasses.replace(cfg.distill, alpha=alpha, temperature=temp))
-        m = distill_classify_from(point, out, out.parent / f"{out.name}-kd-a{alpha}-T{temp}", overwrite=True,
+        m = distill_from(point, out, out.parent / f"{out.name}-kd-a{alpha}-T{temp}", overwrite=True,
                                   progress=False, plain=False)
         tried[(alpha, temp)] = m["models"][kd_name]
     chosen = max(tried, key=lambda k: tried[k]["val_f1"] if tried[k]["val_f1"] is not None else -1.0)

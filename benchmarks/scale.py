@@ -62,12 +62,13 @@ def subset_step(model, opt, wd, starts, k: int, rng: np.random.Generator, loss_k
     """One training step on a sampled neighbourhood of ``k`` nodes, as ``stkd.train.fit`` does with
     ``train.node_subset``: the model is pointed at the sub-graph, the batch cut to its nodes."""
     from stkd.data.graph import neighbourhood_sample
-    from stkd.pipeline import hard_loss_fn
+    from stkd.config import RunConfig, TrainConfig
+    from stkd.tasks.forecast import ForecastTask
 
     idx = neighbourhood_sample(wd.data.adjacency, k, rng)
     model.set_node_subset(idx)
     b = wd.batch(starts, nodes=idx)  # [B, P, K, F] ...
-    loss, _ = hard_loss_fn(wd, loss_kind)(b, model(b.x, b.tod, b.dow))
+    loss, _ = ForecastTask(RunConfig(train=TrainConfig(loss=loss_kind)), wd).hard_loss()(b, model(b.x, b.tod, b.dow))
     opt.zero_grad(set_to_none=True)
     loss.backward()
     opt.step()
@@ -88,7 +89,7 @@ def child(job: dict) -> dict:
     from stkd.data.windows import prepare
     from stkd.memory import MemoryLimitError, check_fits, estimate_memory
     from stkd.models.registry import build_model
-    from stkd.pipeline import model_spec
+    from stkd.steps import model_spec
 
     with open(job["data"], "rb") as fh:
         data = pickle.load(fh)
@@ -113,11 +114,12 @@ def child(job: dict) -> dict:
     torch.manual_seed(0)
     rng = np.random.default_rng(0)
     if kind == "epoch":  # the loop of stkd.train.fit: forward, masked Huber, backward, clip, AdamW
-        from stkd.pipeline import hard_loss_fn
+        from stkd.config import RunConfig
+        from stkd.tasks.forecast import ForecastTask
 
         model = build_model(name, spec, params)
         opt = torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=1e-4)
-        loss_fn = hard_loss_fn(wd, "huber")
+        loss_fn = ForecastTask(RunConfig(), wd).hard_loss()
         model.train()
         gen = torch.Generator().manual_seed(0)
         t0, c0 = time.perf_counter(), time.process_time()
@@ -143,10 +145,11 @@ def child(job: dict) -> dict:
             if kind == "subset":
                 losses.append(subset_step(model, opt, wd, chunk, k, rng))
             else:
-                from stkd.pipeline import hard_loss_fn
+                from stkd.config import RunConfig
+                from stkd.tasks.forecast import ForecastTask
 
                 b = wd.batch(chunk)
-                loss, _ = hard_loss_fn(wd, "huber")(b, model(b.x, b.tod, b.dow))
+                loss, _ = ForecastTask(RunConfig(), wd).hard_loss()(b, model(b.x, b.tod, b.dow))
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()

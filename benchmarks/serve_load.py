@@ -155,7 +155,7 @@ def payloads(run_dir: Path, steps_needed: int, windows: int = 64) -> dict:
     import numpy as np
 
     from stkd.data.loaders import load_data
-    from stkd.pipeline import load_run
+    from stkd.runs import load_run
 
     cfg, info = load_run(run_dir)
     data = load_data(cfg.data)

@@ -167,10 +167,11 @@ def main() -> None:
         torch.set_num_threads(args.threads)
 
     from stkd.models.base import count_params
-    from stkd.pipeline import load_prepared, load_run, load_trained
+    from stkd.data.windows import load_windowed
+    from stkd.runs import load_run, load_trained
 
     cfg, _ = load_run(args.run)
-    _, wd = load_prepared(cfg)
+    wd = load_windowed(cfg.data)
     models = [m for m in load_trained(args.run, wd) if not args.models or m.name in args.models]
     starts = wd.starts["test"]
     one, big = wd.batch(starts[:1]), wd.batch(np.resize(starts, args.batch))

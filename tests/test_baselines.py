@@ -7,8 +7,15 @@ import pandas as pd
 import pytest
 import torch
 
-from stkd.baselines import (BASELINE_NAMES, BASELINES, LastValue, RidgeWindow, SeasonalAverage, build_baseline,
-                            seasonal_period)
+from stkd.baselines import (
+    BASELINE_NAMES,
+    BASELINES,
+    LastValue,
+    RidgeWindow,
+    SeasonalAverage,
+    build_baseline,
+    seasonal_period,
+)
 from stkd.config import DataConfig, WindowConfig
 from stkd.data.container import STData
 from stkd.data.windows import prepare

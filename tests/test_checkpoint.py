@@ -11,7 +11,13 @@ import pytest
 import torch
 
 import stkd
-from stkd.checkpoint import load_model, load_weights, read_model_card, save_model, save_weights
+from stkd.checkpoint import (
+    load_model,
+    load_weights,
+    read_model_card,
+    save_model,
+    save_weights,
+)
 from stkd.errors import STKDError
 from stkd.models.base import ModelSpec
 from stkd.models.registry import build_model

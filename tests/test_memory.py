@@ -117,18 +117,23 @@ def test_unknown_models_and_parameters_fail_like_the_registry():
         check_fits("stid", spec(20), {"widht": 3})
 
 
-def test_the_pipeline_refuses_before_building(monkeypatch):
-    from stkd.config import DataConfig, SimulatorConfig, TrainConfig
-    from stkd.data.loaders import load_data
-    from stkd.data.windows import prepare
-    from stkd.pipeline import _check_fits
+@pytest.mark.parametrize("task", ["forecast", "classify"])
+def test_the_pipeline_refuses_before_building(monkeypatch, task):
+    """One memory guard for every task: an event run is refused like a forecast (it once trained)."""
+    from stkd.config import ModelConfig, parse_config
+    from stkd.pipeline import prepare_task
+    from stkd.steps import check_fits as check_model
 
-    cfg = DataConfig(source="builtin", name="synthetic-traffic", simulator=SimulatorConfig(nodes=30, days=2))
-    wd = prepare(load_data(cfg), cfg)
-    assert _check_fits("stid", {}, wd, train=TrainConfig(batch_size=8)) is not None
+    raw = {"task": task, "data": {"source": "builtin", "name": "synthetic-traffic",
+                                  "simulator": {"nodes": 30, "days": 2, "incidents_per_day": 40}},
+           "train": {"batch_size": 8}}
+    if task == "classify":
+        raw["events"] = {"rule": "given", "source": "simulator"}
+    t = prepare_task(parse_config(raw))
+    assert check_model(t, ModelConfig(name="stid"), "student") is not None
     monkeypatch.setenv("STKD_MEMORY_LIMIT", "1MiB")
     with pytest.raises(MemoryLimitError, match="too large for this memory: staeformer at N=30"):
-        _check_fits("staeformer", {}, wd, role="teacher", train=TrainConfig(batch_size=8))
+        check_model(t, ModelConfig(name="staeformer"), "teacher")
 
 
 # ------------------------------------------------------------------ node subsets

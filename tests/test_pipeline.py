@@ -14,7 +14,7 @@ import yaml
 
 from stkd.cli import main
 from stkd.config import load_config, parse_config, to_dict
-
+from stkd.models.registry import build_model
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 ROLES = {"gwnet": "teacher", "stid_kd": "student_kd", "stid_plain": "student_plain",
@@ -128,16 +128,21 @@ def test_distill_reuses_the_teachers_cache_and_trains_no_teacher(e2e, distilled)
     assert (out / "report.md").is_file()
 
 
-def test_weighted_ensemble_weights_teachers_by_inverse_validation_mae(los_small_config):
-    from stkd.pipeline import Trained, ensemble_weights
+def test_weighted_ensemble_weights_teachers_by_inverse_validation_mae(los_small_config, tmp_path):
+    from stkd.pipeline import prepare_task
+    from stkd.runs import Trained
+    from stkd.steps import model_spec
 
     raw = los_small_config()
-    teachers = [Trained("gwnet", "teacher", None, "gwnet", None, 2.0),
-                Trained("agcrn", "teacher", None, "agcrn", None, 4.0)]
     weighted = parse_config({**raw, "distill": {**raw.get("distill", {}), "ensemble": "weighted"}})
-    assert ensemble_weights(weighted, teachers) == pytest.approx([2 / 3, 1 / 3])
-    assert ensemble_weights(weighted, teachers[:1]) is None
-    assert ensemble_weights(parse_config({**raw, "distill": {"ensemble": "mean"}}), teachers) is None
+    task = prepare_task(weighted)
+    model = build_model("linear", model_spec(task.wd))
+    teachers = [Trained("linear_1", "teacher", model, "linear", None, {"mae": 2.0}),
+                Trained("linear_2", "teacher", model, "linear", None, {"mae": 4.0})]
+    assert task.teacher_signal(tmp_path, teachers).weights == pytest.approx([2 / 3, 1 / 3])
+    assert task.teacher_signal(tmp_path, teachers[:1]).weights is None
+    mean = prepare_task(parse_config({**raw, "distill": {"ensemble": "mean"}}))
+    assert mean.teacher_signal(tmp_path, teachers).weights is None
 
 
 def _same_numbers(a: dict, b: dict) -> None:

@@ -12,7 +12,12 @@ import numpy as np
 import pytest
 
 from stkd.errors import STKDError
-from stkd.report import format_horizon_table, format_table, student_summary, write_report
+from stkd.report import (
+    format_horizon_table,
+    format_table,
+    student_summary,
+    write_report,
+)
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 PLOTS = ["error_by_horizon.png", "forecast_vs_truth.png", "sensor_map.png", "training_curves.png",

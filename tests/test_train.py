@@ -18,8 +18,19 @@ from stkd.data.container import STData
 from stkd.data.windows import prepare
 from stkd.errors import STKDError
 from stkd.models.registry import build_model
-from stkd.pipeline import hard_loss_fn, model_spec, train_student, validator
+from stkd.pipeline import train_student
+from stkd.steps import model_spec
+from stkd.tasks.forecast import ForecastTask
 from stkd.train import fit, set_seed
+
+
+def hard_loss(wd):
+    """The forecasting task's loss (huber in original units) on ``wd``."""
+    return ForecastTask(RunConfig(train=TrainConfig(loss="huber")), wd).hard_loss()
+
+
+def validator(wd):
+    return ForecastTask(RunConfig(), wd).validator(256)
 
 LOG_COLUMNS = ["epoch", "train_loss", "val_mae", "val_rmse", "lr", "seconds"]
 
@@ -51,7 +62,7 @@ def _model(wd, seed: int = 0):
 
 
 def _fit(wd, model, cfg, model_dir, **kw):
-    return fit(model, wd, hard_loss_fn(wd, "huber"), validator(wd), cfg, model_dir, progress=False, **kw)
+    return fit(model, wd, hard_loss(wd), validator(wd), cfg, model_dir, progress=False, **kw)
 
 
 def _read_log(path: Path, drop=("seconds",)) -> list[dict]:
@@ -83,7 +94,7 @@ def test_pipeline_seed_also_fixes_the_initial_weights(wd, tmp_path):
         cfg = RunConfig(student=ModelConfig(name="mlp", params={"hidden": [8]}),
                         train=_cfg(seed=seed, epochs=1, max_batches=1))
         torch.manual_seed(12345 + seed)  # whatever ran before must not matter
-        return train_student(cfg, wd, out, progress=False).model
+        return train_student(ForecastTask(cfg, wd), out, progress=False).model
 
     a, b, c = student(1, tmp_path / "a"), student(1, tmp_path / "b"), student(2, tmp_path / "c")
     assert _same_weights(a, b)
@@ -127,7 +138,7 @@ def test_resume_after_an_interruption_matches_an_uninterrupted_run(wd, tmp_path,
         return validate(model)
 
     with pytest.raises(_Interrupt):
-        fit(_model(wd), wd, hard_loss_fn(wd, "huber"), dying_validate, cfg, tmp_path / "cut", progress=False)
+        fit(_model(wd), wd, hard_loss(wd), dying_validate, cfg, tmp_path / "cut", progress=False)
     assert len(_read_log(tmp_path / "cut" / "log.csv")) == 2
 
     resumed = _model(wd, seed=99)  # fresh weights: all state must come from the checkpoint
@@ -159,7 +170,7 @@ def test_early_stopping_stops_after_patience_and_keeps_the_best_weights(wd, tmp_
 
     model = _model(wd)
     cfg = _cfg(epochs=6, patience=2)
-    res = fit(model, wd, hard_loss_fn(wd, "huber"), validate, cfg, tmp_path, progress=False)
+    res = fit(model, wd, hard_loss(wd), validate, cfg, tmp_path, progress=False)
     assert len(snapshots) == 4  # epochs 1-4 ran; 5 and 6 did not
     assert (res.best_epoch, res.best_score, res.epochs_run, res.stopped_early) == (2, 4.0, 4, True)
     assert all(torch.equal(v, snapshots[1][k]) for k, v in model.state_dict().items())
@@ -174,7 +185,7 @@ def test_early_stopping_stops_after_patience_and_keeps_the_best_weights(wd, tmp_
 
     # resuming the stopped run does not train on
     again = _model(wd, seed=7)
-    res2 = fit(again, wd, hard_loss_fn(wd, "huber"), validate, cfg, tmp_path, progress=False, resume=True)
+    res2 = fit(again, wd, hard_loss(wd), validate, cfg, tmp_path, progress=False, resume=True)
     assert len(snapshots) == 4
     assert _same_weights(model, again)
     assert (res2.best_epoch, res2.epochs_run, res2.stopped_early) == (2, 4, True)
@@ -186,12 +197,12 @@ def test_resume_does_not_train_on_after_patience_ran_out(wd, tmp_path):
 
     scores = iter([5.0, 6.0, 7.0, 1.0, 1.0])
     cfg = _cfg(epochs=5, patience=2)
-    fit(_model(wd), wd, hard_loss_fn(wd, "huber"), lambda m: {"mae": next(scores)}, cfg, tmp_path,
+    fit(_model(wd), wd, hard_loss(wd), lambda m: {"mae": next(scores)}, cfg, tmp_path,
         progress=False)
     info = read_json(tmp_path / "last.json")
     info.pop("finished"), info.pop("stopped_early")
     write_json(tmp_path / "last.json", info)
-    res = fit(_model(wd), wd, hard_loss_fn(wd, "huber"), lambda m: {"mae": next(scores)}, cfg, tmp_path,
+    res = fit(_model(wd), wd, hard_loss(wd), lambda m: {"mae": next(scores)}, cfg, tmp_path,
               progress=False, resume=True)
     assert (res.epochs_run, res.best_epoch, res.stopped_early) == (3, 1, True)
     assert next(scores) == 1.0  # validation never ran again
@@ -208,7 +219,7 @@ def test_without_validation_data_the_train_loss_picks_the_best_weights(wd, tmp_p
     """A val share of 0 gives NaN validation metrics: the run must still train and keep trained weights."""
     model = _model(wd)
     init = {k: v.clone() for k, v in model.state_dict().items()}
-    res = fit(model, wd, hard_loss_fn(wd, "huber"), lambda m: {"mae": float("nan"), "rmse": float("nan")},
+    res = fit(model, wd, hard_loss(wd), lambda m: {"mae": float("nan"), "rmse": float("nan")},
               _cfg(epochs=4, patience=2), tmp_path, progress=False)
     assert res.best_epoch >= 1 and math.isfinite(res.best_score)
     assert not all(torch.equal(v, init[k]) for k, v in model.state_dict().items())
@@ -256,7 +267,7 @@ def test_node_subset_training_steps_see_k_nodes_and_validation_sees_all(tmp_path
     model = build_model("gwnet", model_spec(sim), params)
     seen = []
     model.register_forward_pre_hook(lambda m, args: seen.append((m.training, args[0].shape[2])))
-    res = fit(model, sim, hard_loss_fn(sim, "huber"), validator(sim), _cfg(epochs=3, batch_size=8),
+    res = fit(model, sim, hard_loss(sim), validator(sim), _cfg(epochs=3, batch_size=8),
               tmp_path / "m", progress=False, node_subset=20)
     train_sizes = {n for training, n in seen if training}
     eval_sizes = {n for training, n in seen if not training}
@@ -267,7 +278,7 @@ def test_node_subset_training_steps_see_k_nodes_and_validation_sees_all(tmp_path
     with torch.no_grad():
         assert model(b.x, b.tod, b.dow)["pred"].shape == (2, sim.H, 60, 1)  # the whole network again
     with pytest.raises(ConfigError, match="per-node weights"):
-        fit(build_model("gwnet", model_spec(sim), {**params, "adaptive": True}), sim, hard_loss_fn(sim, "huber"),
+        fit(build_model("gwnet", model_spec(sim), {**params, "adaptive": True}), sim, hard_loss(sim),
             validator(sim), _cfg(epochs=1), tmp_path / "m2", progress=False, node_subset=20)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 from sklearn.linear_model import Ridge
+
 from stkd import names
 
 BASELINES = tuple(names.BASELINES)  # config names; names.BASELINES maps them to their report rows

@@ -71,8 +71,8 @@ def apply_overrides(raw: dict, overrides: list[str]) -> dict:
 def resolve_config(config: str | None, overrides: list[str] | None = None, *, default_preset: bool = True):
     """A RunConfig from a YAML file, a builtin data set name, or the default preset, plus overrides."""
     from stkd.config import parse_config
-    from stkd.runs import absolutize_paths
     from stkd.presets import default_preset_dict
+    from stkd.runs import absolutize_paths
 
     base_dir = None
     if config is None:
@@ -141,8 +141,9 @@ def cmd_train(args) -> int:
 
 
 def cmd_distill(args) -> int:
-    from stkd.pipeline import distill_from, load_run
+    from stkd.pipeline import distill_from
     from stkd.report import format_table
+    from stkd.runs import load_run
 
     if args.config:
         cfg = resolve_config(args.config, _overrides(args))

@@ -16,8 +16,8 @@ from typing import Any
 
 import yaml
 
-from stkd.errors import ConfigError
 from stkd import names
+from stkd.errors import ConfigError
 
 
 # ----------------------------------------------------------------------------- data

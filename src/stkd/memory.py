@@ -2,7 +2,7 @@
 
 Why: a model that does not fit should stop with "too large for this memory, try X", not take the
 machine down with an out-of-memory kill halfway through an epoch. :func:`check_fits` runs before a
-model is built (``stkd.pipeline._check_fits`` calls it for every teacher and student).
+model is built (``stkd.steps.check_fits`` calls it for every teacher and student, of every task).
 
 How the estimate is made (measured, then scaled by the model's known complexity):
 
@@ -414,7 +414,7 @@ def _batch_tensor_bytes(spec, b: int, n: int | None = None) -> int:
 
 
 def default_eval_batch_size(batch_size: int) -> int:
-    """The pipeline's evaluation batch (``stkd.pipeline.eval_batch_size``): 4 x train, at most 256."""
+    """The pipeline's evaluation batch (``stkd.steps.eval_batch_size``): 4 x train, at most 256."""
     return max(1, min(256, 4 * int(batch_size)))
 
 

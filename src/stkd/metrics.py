@@ -320,8 +320,12 @@ def classification_metrics(prob, y_true, threshold: float = 0.5, mask=None, n_bi
     truth, columns = prediction, list of lists); ``ece`` (:func:`expected_calibration_error`);
     ``threshold`` (binary only) and ``n``.
     """
-    from sklearn.metrics import average_precision_score, confusion_matrix, precision_recall_fscore_support
-    from sklearn.metrics import roc_auc_score
+    from sklearn.metrics import (
+        average_precision_score,
+        confusion_matrix,
+        precision_recall_fscore_support,
+        roc_auc_score,
+    )
 
     prob, y, binary = _flatten_cls(prob, y_true, mask)
     K = prob.shape[1]

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -29,14 +29,22 @@ TEACHER_RUN_FILE = "teacher_run.json"  # in a run made by `stkd distill`: where 
 
 @dataclass
 class Trained:
-    """A trained model of a run: its folder name, role, the module, registry name and training facts."""
+    """A trained model of a run: its folder name, role, the module, registry name, training time and its
+    validation scores (``{"mae": ...}`` for a forecaster, ``{"f1": ...}`` for an event model; the card
+    keeps them as ``val_<key>``)."""
 
     name: str
     role: str
     model: nn.Module
     registry_name: str
     train_seconds: float | None
-    val_mae: float | None
+    val: dict = field(default_factory=dict)
+    kind: str = "forecast"  # the task it was trained for: forecast | classify (an event teacher may forecast)
+    run_dir: Path | None = None  # the run directory that holds it (where its soft-label cache lives)
+
+    @property
+    def val_mae(self) -> float | None:
+        return self.val.get("mae")
 
 
 def prepare_run_dir(out: Path, *, overwrite: bool = False, resume: bool = False) -> Path:
@@ -132,8 +140,9 @@ def load_trained(run_dir: Path, wd, roles=("teacher", "student_kd", "student_pla
         if card["role"] not in roles:
             continue
         model, card = load_model(mdir, adjacency=wd.data.adjacency)
-        found.append(Trained(mdir.name, card["role"], model, card["name"], card.get("train_seconds"),
-                             card.get("val_mae")))
+        val = {k[len("val_"):]: v for k, v in card.items() if k.startswith("val_")}
+        found.append(Trained(mdir.name, card["role"], model, card["name"], card.get("train_seconds"), val,
+                             kind=card.get("task", "forecast"), run_dir=Path(run_dir)))
     return found
 
 

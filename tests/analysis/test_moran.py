@@ -6,8 +6,14 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from stkd.analysis.spatial import (global_moran, knn_weights, local_morans_i, morans_i, row_standardize,
-                                   weights_matrix)
+from stkd.analysis.spatial import (
+    global_moran,
+    knn_weights,
+    local_morans_i,
+    morans_i,
+    row_standardize,
+    weights_matrix,
+)
 
 
 def test_tiny_path_graph_matches_hand_computation():

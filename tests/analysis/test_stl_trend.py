@@ -6,8 +6,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from stkd.analysis.trend import (daily_mean_slope, decompose_nodes, despike, ols_slope, stl_decompose,
-                                 stl_params, trend_slopes)
+from stkd.analysis.trend import (
+    daily_mean_slope,
+    decompose_nodes,
+    despike,
+    ols_slope,
+    stl_decompose,
+    stl_params,
+    trend_slopes,
+)
 
 
 def test_stl_slope_of_linear_trend_plus_season_recovers_the_slope(rng):

@@ -14,18 +14,13 @@ import scipy.sparse as sp
 
 from stkd.config import DataConfig, GraphConfig
 from stkd.data.container import STData
-from stkd.data.loaders import (
-    load_data,
-    read_adjacency,
-    read_csv_wide,
-    read_dcrnn_pickle,
-    read_distances,
-    read_locations,
-    read_long,
-    read_metr_la_h5,
-    read_pems_npz,
-    select,
-)
+from stkd.data.loaders import load_data, select
+from stkd.data.readers.long import read_long
+from stkd.data.readers.metr_la import read_metr_la_h5
+from stkd.data.readers.pems import read_pems_npz
+from stkd.data.readers.pickles import read_dcrnn_pickle
+from stkd.data.readers.side_files import read_adjacency, read_distances, read_locations
+from stkd.data.readers.wide import read_csv_wide
 from stkd.errors import ConfigError, DataError
 
 

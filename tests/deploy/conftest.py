@@ -3,7 +3,7 @@
 The data is a slice of the real Los-loop set (10 sensors x 2 days of 5-minute speeds) written as a
 wide CSV with gaps punched in: a leading gap at the series start, isolated missing readings and a
 two-hour outage of one sensor, so every gap-filling branch is exercised. The run directory is made by
-the pipeline's own ``start_run`` (config.yaml, data.json); the models are tiny, randomly initialised
+the pipeline's own run directory (config.yaml, data.json); the models are tiny, randomly initialised
 (seeded) and saved with ``save_model``, as training would leave them. No training: the tests check
 the deployment path, not accuracy.
 """
@@ -53,14 +53,19 @@ def _config(csv: Path, los_loop_dir: Path):
 def build_run(root: Path, los_loop_dir: Path) -> Path:
     from stkd.checkpoint import save_model
     from stkd.io import write_json
-    from stkd.pipeline import build, model_spec, start_run
     from stkd.models.registry import build_model
+    from stkd.pipeline import check_models, prepare_task
+    from stkd.runs import open_run_dir
+    from stkd.steps import model_spec
 
     root.mkdir(parents=True, exist_ok=True)
     csv = root / "los_slice.csv"
     _write_slice(los_loop_dir, csv)
     cfg = _config(csv, los_loop_dir)
-    run_dir, wd = start_run(cfg, root / "run")
+    task = prepare_task(cfg)
+    check_models(task)
+    wd = task.wd
+    run_dir = open_run_dir(cfg, wd, root / "run", overwrite=False, resume=False)
     models = {}
     torch.manual_seed(0)
     for label, name, params, role in (("gwnet", "gwnet", cfg.teacher[0].params, "teacher"),
@@ -69,7 +74,7 @@ def build_run(root: Path, los_loop_dir: Path) -> Path:
                                       ("mlp_plain", "mlp", {"hidden": [16]}, "student_plain"),
                                       # reads its neighbours: rebuilt from the data's adjacency at load time
                                       ("stid_nb", "stid", {**cfg.student.params, "neighbours": 2}, "student_plain")):
-        model = build(name, params, wd).eval()
+        model = build_model(name, model_spec(wd), params).eval()
         save_model(run_dir / "models" / label, model, name, model_spec(wd), role, {"train_seconds": 0.0})
         models[label] = model
     # an event model: two classes per target (logits), as the classification task writes them
@@ -101,10 +106,12 @@ def run_dir(run_template, tmp_path) -> Path:
 @pytest.fixture(scope="session")
 def prepared(run_template):
     """``(STData, WindowedData)`` of the tiny run, prepared by training's own code."""
-    from stkd.pipeline import load_prepared, load_run
+    from stkd.data.windows import load_windowed
+    from stkd.runs import load_run
 
     cfg, _ = load_run(run_template)
-    return load_prepared(cfg)
+    wd = load_windowed(cfg.data)
+    return wd.data, wd
 
 
 @pytest.fixture(scope="session")

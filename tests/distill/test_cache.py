@@ -15,7 +15,7 @@ from stkd.distill.cache import SPLITS, build_or_load, cache_key, weights_digest
 from stkd.errors import STKDError
 from stkd.evaluate import to_original_units
 from stkd.models.registry import build_model
-from stkd.pipeline import model_spec
+from stkd.steps import model_spec
 
 
 @pytest.fixture(scope="module")

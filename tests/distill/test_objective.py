@@ -6,8 +6,19 @@ import pytest
 import torch
 
 from stkd.config import DistillConfig
-from stkd.distill.losses import event_kd_loss, hint_loss, masked_loss, response_kd_loss, teacher_bounded_loss
-from stkd.distill.objective import Objective, Term, build_event_objective, build_forecast_objective
+from stkd.distill.losses import (
+    event_kd_loss,
+    hint_loss,
+    masked_loss,
+    response_kd_loss,
+    teacher_bounded_loss,
+)
+from stkd.distill.objective import (
+    Objective,
+    Term,
+    build_event_objective,
+    build_forecast_objective,
+)
 
 
 def _never(_):

@@ -11,7 +11,12 @@ from stkd.data.container import STData
 from stkd.data.loaders import load_data
 from stkd.data.windows import prepare
 from stkd.errors import ConfigError, DataError
-from stkd.events.labels import build_labels, check_train_labels, class_weights, look_ahead
+from stkd.events.labels import (
+    build_labels,
+    check_train_labels,
+    class_weights,
+    look_ahead,
+)
 
 NAN = np.nan
 INDEX = pd.date_range("2024-01-01", periods=8, freq="5min")

@@ -13,11 +13,12 @@ import torch
 import yaml
 
 from stkd.cli import main
-from stkd.config import parse_config
+from stkd.config import ModelConfig, parse_config
 from stkd.distill.losses import event_kd_loss
 from stkd.errors import DataError
-from stkd.events.pipeline import EventTask, run_classify
-from stkd.pipeline import evaluate_run, load_prepared
+from stkd.pipeline import evaluate_run, prepare_task, run, saved_teachers
+from stkd.steps import check_fits
+from stkd.tasks.classify import ClassifyTask, EventSignal
 
 SIM = {"source": "builtin", "name": "synthetic-traffic",
        "simulator": {"nodes": 16, "days": 3, "incidents_per_day": 40, "seed": 1}}
@@ -46,8 +47,17 @@ def _restore_threads():
 @pytest.fixture(scope="module")
 def incident_task():
     cfg = parse_config(config({"rule": "given", "source": "simulator", "focal_gamma": 1.5}))
-    _, wd = load_prepared(cfg)
-    return EventTask.build(cfg, wd)
+    return prepare_task(cfg)
+
+
+class _Fixed:
+    """A soft-label cache stand-in that returns the same teacher tensor for any windows."""
+
+    def __init__(self, teacher):
+        self.teacher = teacher
+
+    def pred(self, split, starts):
+        return self.teacher
 
 
 def test_pipeline_kd_loss_equals_event_kd_loss(incident_task):
@@ -58,22 +68,23 @@ def test_pipeline_kd_loss_equals_event_kd_loss(incident_task):
     shape = (len(starts), task.H, task.wd.num_nodes, task.K)
     student = torch.randn(shape, generator=g, dtype=torch.float64)
     teacher = torch.randn(shape, generator=g, dtype=torch.float64)
-    loss, terms = task.kd_loss_fn(lambda split, s: teacher)(batch, {"pred": student})
+    kd, _ = task.kd_loss(EventSignal([_Fixed(teacher)], None, ["t"], None), None)
+    loss, terms = kd(batch, {"pred": student})
     y, m = task.window_labels(starts)
     expected = event_kd_loss(student, y, m, teacher, alpha=0.3, temperature=3.0,
                              class_weights=task.weights, focal_gamma=1.5)
     assert float(loss) == pytest.approx(float(expected), rel=1e-10)
     assert set(terms) == {"hard", "soft"}
-    hard, _ = task.hard_loss_fn()(batch, {"pred": student})
+    hard, _ = task.hard_loss()(batch, {"pred": student})
     assert float(hard) == pytest.approx(float(event_kd_loss(student, y, m, teacher, 1.0, 3.0, task.weights, 1.5)))
     assert task.weights[1] > task.weights[0]  # auto: the rare event weighs more
 
 
 def test_model_head_has_k_classes(incident_task):
-    model = incident_task.build_model("mlp", {"hidden": [8]})
+    model = check_fits(incident_task, ModelConfig(name="mlp", params={"hidden": [8]}), "student")
     b = incident_task.wd.batch(incident_task.wd.starts["val"][:3])
     assert tuple(model(b.x, b.tod, b.dow)["pred"].shape) == (3, incident_task.H, 16, 2)
-    probs = incident_task.predict(model, "val")
+    probs = incident_task.predict(model, "val", 256)
     assert probs.shape == (len(incident_task.wd.starts["val"]), incident_task.H, 16, 2)
 
 
@@ -93,14 +104,14 @@ def test_bad_rules_fail_before_anything_is_written(tmp_path, events, match):
     cfg = parse_config(config(events))
     out = tmp_path / "run"
     with pytest.raises((DataError, ValueError), match=match):
-        run_classify(cfg, out, progress=False)
+        run(cfg, out, progress=False)
     assert not out.exists()
 
 
 def test_bad_model_fails_before_anything_is_written(tmp_path):
     cfg = parse_config(config({"rule": "given", "source": "simulator"}, student={"name": "mlp", "params": {"widht": 3}}))
     with pytest.raises(ValueError, match="widht"):
-        run_classify(cfg, tmp_path / "run", progress=False)
+        run(cfg, tmp_path / "run", progress=False)
     assert not (tmp_path / "run").exists()
 
 
@@ -109,10 +120,10 @@ def test_bad_event_file_fails_before_training(tmp_path):
     f.write_text("timestamp,node,label\n2024-01-01 08:00,S99999,1\n")
     cfg = parse_config(config({"rule": "given", "source": "file", "path": str(f)}))
     with pytest.raises(DataError, match="unknown node id.*S99999"):
-        run_classify(cfg, tmp_path / "run", progress=False)
+        run(cfg, tmp_path / "run", progress=False)
     f.write_text("timestamp,node,label\n2030-01-01 08:00,S00001,1\n")
     with pytest.raises(DataError, match="outside the data's time range"):
-        run_classify(cfg, tmp_path / "run", progress=False)
+        run(cfg, tmp_path / "run", progress=False)
     assert not (tmp_path / "run").exists()
 
 
@@ -169,8 +180,9 @@ def _check_serving(out: Path, metrics: dict) -> None:
     import numpy as np
 
     import stkd
+    from stkd.data.windows import load_windowed
     from stkd.export import export_model
-    from stkd.pipeline import load_prepared, load_run
+    from stkd.runs import load_run
     from stkd.serve import create_app
 
     with warnings.catch_warnings():
@@ -181,7 +193,8 @@ def _check_serving(out: Path, metrics: dict) -> None:
     report = export_model(out, "onnx", out / "exported", windows=8)
     assert report["passed"] and report["max_abs_diff"] <= 1e-4
     cfg, _ = load_run(out)
-    data, wd = load_prepared(cfg)
+    wd = load_windowed(cfg.data)
+    data = wd.data
     s = int(wd.starts["test"][0])
     window, times = data.values[s:s + wd.P], data.index[s:s + wd.P]
     for predictor in (stkd.load(out), stkd.load(out / "exported")):
@@ -205,7 +218,7 @@ def test_stkd_run_classify_from_a_forecasting_teacher(tmp_path):
               "class_weights": "none"}
     cfg = parse_config(config(events, teacher={"name": "mlp", "params": {"hidden": [16]}}))
     out = tmp_path / "run"
-    metrics = run_classify(cfg, out, progress=False)
+    metrics = run(cfg, out, progress=False)
     _check_run(out, detection=True)
     teacher = metrics["models"]["mlp"]
     assert teacher["teacher_kind"] == "forecast" and len(teacher["sigma_per_horizon"]) == 12
@@ -252,8 +265,7 @@ def test_train_then_distill_then_evaluate_an_event_task(tmp_path):
 
 def test_bands_task_scores_k_classes():
     cfg = parse_config(config({"rule": "bands", "target": "speed", "edges": [30, 50], "within": 2}))
-    _, wd = load_prepared(cfg)
-    task = EventTask.build(cfg, wd)
+    task = prepare_task(cfg)
     assert task.K == 3 and not task.binary and len(task.weights) == 3
     probs = task.persistence_probs("test")
     test = task.test_metrics(probs, 0.5)
@@ -267,9 +279,10 @@ def test_students_start_from_the_seeded_weights_whatever_ran_before(incident_tas
     """The distilled and the plain student start from the same weights (``train.seed``), so the
     comparison is the loss alone, and a teacher trained before them does not move the plain student."""
     s = incident_task.cfg.student
-    first = incident_task.build_model(s.name, s.params).state_dict()
+    seed = incident_task.cfg.train.seed
+    first = check_fits(incident_task, s, "student", seed=seed).state_dict()
     torch.randn(1000)  # what training a teacher would do to the global random state
-    second = incident_task.build_model(s.name, s.params).state_dict()
+    second = check_fits(incident_task, s, "student", seed=seed).state_dict()
     assert first.keys() == second.keys()
     for k in first:
         assert torch.equal(first[k], second[k]), k
@@ -278,7 +291,7 @@ def test_students_start_from_the_seeded_weights_whatever_ran_before(incident_tas
 class _LogitsCache:
     """A soft-label cache stand-in: fixed logits ``[W, H, N, K]`` per split, looked up by window start."""
 
-    def __init__(self, task: EventTask, logits_of):
+    def __init__(self, task: ClassifyTask, logits_of):
         self.starts = {s: np.asarray(task.wd.starts[s]) for s in ("train", "val")}
         self.logits = {s: logits_of(s) for s in ("train", "val")}
 
@@ -286,11 +299,14 @@ class _LogitsCache:
         return self.logits[split][np.searchsorted(self.starts[split], np.asarray(starts))]
 
 
-def _weighted_task(ensemble: str) -> EventTask:
+def _weighted_task(ensemble: str) -> ClassifyTask:
     cfg = parse_config(config({"rule": "given", "source": "simulator"},
                               distill={"alpha": 0.3, "temperature": 3.0, "ensemble": ensemble}))
-    _, wd = load_prepared(cfg)
-    return EventTask.build(cfg, wd)
+    return prepare_task(cfg)
+
+
+def _signal(*caches):
+    return EventSignal(list(caches), None, [f"t{i}" for i in range(len(caches))], None)
 
 
 def test_weighted_ensemble_weights_teachers_by_inverse_validation_cross_entropy(monkeypatch):
@@ -305,18 +321,18 @@ def test_weighted_ensemble_weights_teachers_by_inverse_validation_cross_entropy(
 
     good, flat = _LogitsCache(task, sure), _LogitsCache(task, unsure)
     ce_good, ce_flat = math.log1p(math.exp(-4.0)), math.log(2.0)
-    w = task.teacher_weights([good, flat], None)
+    w = task.teacher_weights(_signal(good, flat))
     expected = [(1 / ce_good) / (1 / ce_good + 1 / ce_flat), (1 / ce_flat) / (1 / ce_good + 1 / ce_flat)]
     assert w == pytest.approx(expected, rel=1e-4) and w[0] > 0.9
     starts = task.wd.starts["train"][:5]
-    mixed = task.from_cache([good, flat], None, "train", starts, w)
+    mixed = task.teacher_logits(_signal(good, flat), "train", starts, weights=w)
     torch.testing.assert_close(mixed, w[0] * good.pred("train", starts) + w[1] * flat.pred("train", starts))
-    assert task.teacher_weights([good], None) is None  # one teacher: nothing to weigh
-    assert _weighted_task("mean").teacher_weights([good, flat], None) is None
+    assert task.teacher_weights(_signal(good)) is None  # one teacher: nothing to weigh
+    assert _weighted_task("mean").teacher_weights(_signal(good, flat)) is None
     y, m = task.split_labels("val")
     monkeypatch.setattr(task, "split_labels", lambda split: (y, np.zeros_like(m)))
     with pytest.warns(UserWarning, match="equal weight"):
-        assert task.teacher_weights([good, flat], None) is None
+        assert task.teacher_weights(_signal(good, flat)) is None
 
 
 @pytest.mark.slow
@@ -325,18 +341,15 @@ def test_run_with_two_weighted_teachers_records_their_weights(tmp_path):
     cfg = parse_config(config({"rule": "given", "source": "simulator"}, teacher=two,
                               distill={"alpha": 0.3, "temperature": 3.0, "ensemble": "weighted"}))
     out = tmp_path / "run"
-    run_classify(cfg, out, progress=False)
+    run(cfg, out, progress=False)
     card = json.loads((out / "models" / "mlp_kd" / "model.json").read_text())
     assert card["teachers"] == ["mlp", "linear"]
     w = card["teacher_weights"]
     assert len(w) == 2 and all(v > 0 for v in w) and sum(w) == pytest.approx(1.0)
     # the weights are the teachers' inverse validation cross-entropy, recomputed from their saved caches
-    from stkd.events.pipeline import _saved_event_models
-
-    _, wd = load_prepared(cfg)
-    task = EventTask.build(cfg, wd)
-    caches = {t.name: t.cache for t in _saved_event_models(task, out, roles=("teacher",), classify_caches=True)}
-    assert task.teacher_weights([caches[name] for name in card["teachers"]], None) == pytest.approx(w)
+    task = prepare_task(cfg)
+    signal = task.teacher_signal(out, saved_teachers(task, out))  # in the config's order
+    assert signal.teachers == card["teachers"] and signal.weights == pytest.approx(w)
     assert json.loads((out / "models" / "mlp_plain" / "model.json").read_text())["teacher_weights"] is None
 
 
@@ -344,18 +357,18 @@ def test_resuming_an_event_run_with_other_data_is_refused_before_anything_is_wri
     """Event runs open their folder through the same step as forecast runs: ``--resume`` with other data
     stops on every rank and leaves the run as it was."""
     from stkd.errors import STKDError
-    from stkd.events.pipeline import _start
+    from stkd.pipeline import _open
 
     out = tmp_path / "run"
-    _start(incident_task.cfg, out, overwrite=False, resume=False, task=incident_task)
+    _open(incident_task, out, overwrite=False, resume=False)
     summary = json.loads((out / "data.json").read_text())
     assert summary["events"]["classes"] == 2 and summary["fingerprint"] == incident_task.wd.fingerprint()
     before = {p.name: p.read_bytes() for p in out.iterdir()}
     other_sim = {**SIM, "simulator": {**SIM["simulator"], "seed": 2}}
     other = parse_config(config({"rule": "given", "source": "simulator", "focal_gamma": 1.5}, data=other_sim))
     with pytest.raises(STKDError, match="different data"):
-        run_classify(other, out, resume=True, progress=False)
+        run(other, out, resume=True, progress=False)
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
     # the same data resumes (nothing trained yet, so this only reopens the folder)
-    _start(incident_task.cfg, out, overwrite=False, resume=True, task=incident_task)
+    _open(incident_task, out, overwrite=False, resume=True)
     assert (out / "config.yaml").is_file()

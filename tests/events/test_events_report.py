@@ -8,7 +8,12 @@ import numpy as np
 import pytest
 
 from stkd.metrics import classification_metrics
-from stkd.report import format_detection_table, format_event_horizon_table, format_table, write_report
+from stkd.report import (
+    format_detection_table,
+    format_event_horizon_table,
+    format_table,
+    write_report,
+)
 
 
 def _run(tmp_path, K: int):

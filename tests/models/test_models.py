@@ -10,9 +10,17 @@ import pytest
 import scipy.sparse as sp
 import torch
 
-from stkd.errors import ConfigError, DataError
-from stkd.models import MODELS, STUDENTS, TEACHERS, ModelSpec, build_model, count_params, model_defaults
 from stkd.data.graph import transition_matrices
+from stkd.errors import ConfigError, DataError
+from stkd.models import (
+    MODELS,
+    STUDENTS,
+    TEACHERS,
+    ModelSpec,
+    build_model,
+    count_params,
+    model_defaults,
+)
 from stkd.models.base import tod_index
 
 N, P, H, F_IN = 7, 12, 12, 2

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import time
 from pathlib import Path
+
 from stkd.names import BUILTIN_DATASETS
 
 EPILOG = """examples:
@@ -19,10 +20,9 @@ Moran's I and hot/cold spots, lagged correlation between neighbours, anomalies.
 
 
 def cmd_analyze(args) -> int:
+    from stkd.analysis.report import NUMBERS, REPORT, analyze
     from stkd.cli import resolve_config
     from stkd.data.loaders import load_data
-
-    from stkd.analysis.report import NUMBERS, REPORT, analyze
 
     cfg = resolve_config(args.source, args.set)
     data = load_data(cfg.data)

@@ -47,7 +47,13 @@ import pandas as pd
 from scipy.signal import find_peaks, welch
 
 from stkd.analysis import _plotting
-from stkd.analysis._series import cycle_steps, fill_gaps, fmt_hours, observed_span, step_hours
+from stkd.analysis._series import (
+    cycle_steps,
+    fill_gaps,
+    fmt_hours,
+    observed_span,
+    step_hours,
+)
 
 MIN_PROMINENCE = 0.05
 MIN_ACF = 0.1  # an ACF peak lower than this is not reported as a period (noise makes many small ones)

@@ -31,7 +31,14 @@ from stkd.analysis import missing as _missing
 from stkd.analysis import periodicity as _per
 from stkd.analysis import spatial as _spatial
 from stkd.analysis import trend as _trend
-from stkd.analysis._series import cycle_steps, feature_matrix, fmt_hours, quiet, resolve_nodes, step_hours
+from stkd.analysis._series import (
+    cycle_steps,
+    feature_matrix,
+    fmt_hours,
+    quiet,
+    resolve_nodes,
+    step_hours,
+)
 from stkd.errors import STKDError
 
 REPORT = "analysis.md"

@@ -38,6 +38,8 @@ import numpy as np
 import pandas as pd
 
 from stkd.data.container import STData
+from stkd.data.readers.side_files import read_adjacency, read_locations
+from stkd.data.readers.wide import read_csv_wide
 from stkd.errors import DataError
 
 __all__ = ["load_akl_pedestrians", "load_los_loop", "los_loop_files", "AKL_NAME", "LOS_LOOP_NAME",
@@ -172,8 +174,6 @@ def load_los_loop() -> STData:
         detectors' ids, coordinates ``[207, 2]`` (lat, lon), adjacency ``[207, 207]`` as published (CSR
         float32; :func:`stkd.data.loaders.load_data` applies ``data.graph`` to it).
     """
-    from stkd.data.loaders import read_adjacency, read_csv_wide, read_locations
-
     folder = los_loop_files()
     man = los_loop_manifest()
     data = read_csv_wide(folder / "los_speed.csv.gz", start=man["start"], freq=man["freq"],

@@ -21,12 +21,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
-from sklearn.neighbors import BallTree
 
+from stkd import names
 from stkd.config import GraphConfig
 from stkd.data.container import STData
 from stkd.errors import ConfigError, DataError
-from stkd import names
 
 EARTH_RADIUS_KM = 6371.0088  # mean Earth radius (IUGG); the same constant everywhere in stkd
 MIN_KNN_WEIGHT = 1e-6  # floor that keeps a far neighbour's edge present (see knn_adjacency)
@@ -266,6 +265,9 @@ def knn_adjacency(coords: np.ndarray, k: int, sigma: float | None = None) -> sp.
         raise ConfigError(f"graph.k: {k} neighbours asked for, but there are only {n} nodes "
                           f"(k must be <= N - 1 = {n - 1})")
     _check_sigma(sigma)
+    # scikit-learn takes ~4 s to import: only kNN graphs need it, so loading a served student does not
+    from sklearn.neighbors import BallTree
+
     tree = BallTree(np.radians(c), metric="haversine")
     dist, idx = tree.query(np.radians(c), k=k + 1)  # (N, k + 1), nearest first, self usually among them
     dist = dist * EARTH_RADIUS_KM

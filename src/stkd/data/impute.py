@@ -22,9 +22,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from stkd import names
 from stkd.data.scalers import _CHUNK_ELEMS, observed_stats, pool_nodes
 from stkd.errors import ConfigError, DataError
-from stkd import names
 
 METHODS = names.IMPUTE_METHODS
 

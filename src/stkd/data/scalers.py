@@ -11,8 +11,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from stkd.errors import ConfigError, DataError, STKDError
 from stkd import names
+from stkd.errors import ConfigError, DataError, STKDError
 
 KINDS = names.SCALERS
 SCOPES = names.SCALER_SCOPES

@@ -12,8 +12,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from stkd.errors import ConfigError, DataError
 from stkd import names
+from stkd.errors import ConfigError, DataError
 
 SPLITS = names.SPLITS
 

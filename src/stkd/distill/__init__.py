@@ -14,7 +14,12 @@ from stkd.distill.losses import (
     teacher_bounded_loss,
     weighted_cross_entropy,
 )
-from stkd.distill.objective import Objective, Term, build_event_objective, build_forecast_objective
+from stkd.distill.objective import (
+    Objective,
+    Term,
+    build_event_objective,
+    build_forecast_objective,
+)
 
 __all__ = [
     "Objective",

@@ -20,9 +20,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from stkd import names
 from stkd.errors import STKDError
 from stkd.io import AtomicNpy, read_json, read_npy, write_json, write_npy
-from stkd import names
 
 SPLITS = names.SPLITS
 

@@ -17,6 +17,7 @@ from typing import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
+
 from stkd import names
 
 __all__ = [

@@ -3,5 +3,6 @@
 - :mod:`stkd.events.labels`: label rules -> ``[T, N]`` labels and mask, computed once; windows index in.
 - :mod:`stkd.events.soft`: a forecasting teacher's forecasts -> event probabilities (soft targets).
 - :mod:`stkd.events.detection`: incident detection delay against ground-truth events.
-- :mod:`stkd.events.pipeline`: ``run_classify``, the whole job for ``stkd run`` with ``task: classify``.
+
+The task itself (losses, scores, evaluation of event models) is :class:`stkd.tasks.classify.ClassifyTask`.
 """

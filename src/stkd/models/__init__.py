@@ -6,7 +6,14 @@
 """
 
 from stkd.models.base import ModelSpec, STModel, count_params, hyperparameters
-from stkd.models.registry import MODELS, STUDENTS, TEACHERS, build_model, model_class, model_defaults
+from stkd.models.registry import (
+    MODELS,
+    STUDENTS,
+    TEACHERS,
+    build_model,
+    model_class,
+    model_defaults,
+)
 
 __all__ = [
     "MODELS",

@@ -34,8 +34,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from stkd.errors import ConfigError
 from stkd.data.graph import transition_matrices
+from stkd.errors import ConfigError
 from stkd.models.base import (
     ModelSpec,
     STModel,

@@ -1,0 +1,144 @@
+"""The steps every task shares: build and check a model, train it and save it, cache teachers' outputs,
+score on rank 0.
+
+A task (:mod:`stkd.tasks`) says what differs (the models' output shape, the losses, the validation
+score, the evaluation); everything here runs the same way for forecasts and event classification, so
+the memory guard, node-subset training, seeding, checkpointing and the evaluation batch size cannot
+drift apart between tasks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from stkd.checkpoint import save_model
+from stkd.config import ModelConfig, RunConfig
+from stkd.distill.cache import CacheEntry, build_or_load
+from stkd.distributed import barrier, is_rank0, rank0_first
+from stkd.errors import ConfigError, STKDError
+from stkd.memory import check_fits as memory_check_fits
+from stkd.memory import default_eval_batch_size
+from stkd.models.base import ModelSpec, STModel, uses_node_subsets
+from stkd.models.registry import build_model
+from stkd.report import write_report
+from stkd.runs import Trained
+from stkd.tasks.base import Task
+from stkd.train import FitResult, fit, set_seed
+
+
+def eval_batch_size(cfg: RunConfig) -> int:
+    """Windows per forward pass when nothing is trained (validation, cache, test, throughput): a few
+    training batches' worth (no activations are kept for a backward pass), at most 256, so a graph
+    large enough to need a small train.batch_size does not run out of memory outside training."""
+    return default_eval_batch_size(cfg.train.batch_size)
+
+
+def model_spec(wd, *, out_features: int | None = None, out_classes: int = 1) -> ModelSpec:
+    """The shape of the models trained on ``wd``: forecasts of every target (``out_classes = 1``), or K
+    event classes of one target (``out_features = 1, out_classes = K``)."""
+    return ModelSpec(num_nodes=wd.num_nodes, input_len=wd.P, horizon=wd.H, in_features=wd.in_features,
+                     out_features=wd.out_features if out_features is None else out_features,
+                     steps_per_day=wd.steps_per_day, adjacency=wd.data.adjacency, out_classes=out_classes)
+
+
+def unique_names(names: list[str]) -> list[str]:
+    """Folder names for a run's models: a name used twice gets ``_1``, ``_2``, ... by position."""
+    return [n if names.count(n) == 1 else f"{n}_{i + 1}" for i, n in enumerate(names)]
+
+
+def teacher_labels(cfg: RunConfig) -> list[str]:
+    """The folder names of the configured teachers (``models/<label>``)."""
+    return unique_names([t.name for t in cfg.teacher])
+
+
+def check_fits(task: Task, mcfg: ModelConfig, role: str, seed: int | None = None) -> STModel:
+    """Build the model and run one batch through it, so shape errors surface before any training.
+
+    First the memory guard (:func:`stkd.memory.check_fits`, at ``train.batch_size`` and ``train.device``,
+    with the teachers' ``train.node_subset``) refuses a model that would not fit in memory, with what to
+    try instead. A teacher asked to train on node subsets that has per-node weights is refused here too.
+
+    With ``seed`` the weights are initialised from it (``--seed`` repeats a run, and the distilled and
+    plain students start from the same weights). The check runs in eval mode, so it neither draws
+    dropout noise nor moves batch-norm statistics of the model that is then trained.
+    """
+    cfg, wd = task.cfg, task.wd
+    spec = task.spec()
+    train = cfg.train
+    subset = train.node_subset if role == "teacher" else None
+    memory_check_fits(mcfg.name, spec, mcfg.params, batch_size=train.batch_size,
+                      eval_batch_size=eval_batch_size(cfg), data_loaded=True, device=train.device,
+                      train_nodes=subset)
+    if seed is not None:
+        set_seed(seed)
+    try:
+        model = build_model(mcfg.name, spec, mcfg.params)
+        b = wd.batch(wd.starts["train"][:2])
+        model.eval()
+        with torch.no_grad():
+            out = model(b.x, b.tod, b.dow)
+        model.train()
+    except STKDError:
+        raise
+    except (RuntimeError, ValueError, TypeError, IndexError) as e:
+        raise ConfigError(f"{role} {mcfg.name!r} with params {mcfg.params} does not fit the data ({wd.num_nodes} "
+                          f"nodes, input {wd.P} x {wd.in_features} features, horizon {wd.H}): "
+                          f"{type(e).__name__}: {e}") from None
+    uses_node_subsets(model, subset, f"{role} {mcfg.name!r}")  # a per-node teacher is refused before training
+    expected = (len(b), wd.H, wd.num_nodes, spec.out_channels)
+    if tuple(out["pred"].shape) != expected:
+        raise ConfigError(f"{role} {mcfg.name!r} produces {tuple(out['pred'].shape)} but the {task.name} task "
+                          f"needs {expected} ([batch, horizon, nodes, {task.channels_meaning}]); check its "
+                          "hyper-parameters")
+    return model
+
+
+LossMaker = Callable[[STModel], tuple[Callable, dict[str, nn.Module]]]
+
+
+def train_model(task: Task, mcfg: ModelConfig, label: str, role: str, run_dir: Path, make_loss: LossMaker,
+                *, card: dict[str, Any] | None = None, resume: bool = False, progress: bool = True) -> Trained:
+    """Build ``mcfg``'s model from the seed, train it under the task's validation score with the loss
+    ``make_loss(model)`` returns (with any module trained beside it, e.g. a hint projection), save it to
+    ``run_dir/models/<label>`` (best weights and card) and return it.
+
+    Teachers train on node subsets when ``train.node_subset`` is set (for every task alike)."""
+    cfg = task.cfg
+    model = check_fits(task, mcfg, role, seed=cfg.train.seed)
+    loss_fn, extra_modules = make_loss(model)
+    mdir = Path(run_dir) / "models" / label
+    res: FitResult = fit(model, task.wd, loss_fn, task.validator(eval_batch_size(cfg)), cfg.train, mdir,
+                         epochs=mcfg.epochs, extra_modules=extra_modules, resume=resume, monitor=task.monitor,
+                         desc=f"{role} {label}", progress=progress,
+                         node_subset=cfg.train.node_subset if role == "teacher" else None)
+    val = task.val_record(res.best_score)
+    save_model(mdir, model, mcfg.name, task.spec(), role,
+               {**task.card_extra(), "train_seconds": res.train_seconds, "best_epoch": res.best_epoch,
+                **{f"val_{k}": v for k, v in val.items()}, **(card or {})})
+    return Trained(label, role, model, mcfg.name, res.train_seconds, val, kind=task.name, run_dir=Path(run_dir))
+
+
+def build_caches(run_dir: Path, teachers: list[Trained], wd, cfg: RunConfig, *, kind: str = "forecast",
+                 with_hidden: bool = False) -> list[CacheEntry]:
+    """The soft-label cache of every teacher (built once, by rank 0 under DDP; read from disk after)."""
+    def build():
+        return [build_or_load(run_dir, t.model, t.registry_name, wd, with_hidden=with_hidden,
+                              batch_size=eval_batch_size(cfg), kind=kind) for t in teachers]
+
+    return rank0_first(build)
+
+
+def report_on_rank0(run_dir: Path, score: Callable[[], dict]) -> dict:
+    """``score()`` (which writes metrics.json and returns it) and report.md, on rank 0 only; the other
+    ranks wait for them and get ``{}``. Every run kind ends with it."""
+    metrics: dict = {}
+    if is_rank0():
+        metrics = score()
+        write_report(run_dir)
+    barrier()
+    return metrics

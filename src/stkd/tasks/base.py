@@ -1,0 +1,114 @@
+"""The task interface: what a forecast and an event-classification run do differently.
+
+A run is the same sequence for every task (:mod:`stkd.pipeline`): load the data, build the task, check
+the models, open the run directory, train the teachers, read their soft labels, train the distilled and
+the plain student, score everything and write the report. A :class:`Task` supplies the parts that
+differ: the models' output shape (:meth:`spec`), the losses (:meth:`hard_loss`, :meth:`kd_loss`), the
+validation score that picks checkpoints (:meth:`validator`, :attr:`monitor`), what the teachers pass on
+(:meth:`teacher_signal`) and the evaluation (:meth:`score`). Shared steps live in :mod:`stkd.steps`.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, ClassVar
+
+from torch import nn
+
+from stkd.config import RunConfig
+from stkd.data.windows import WindowedData
+from stkd.errors import STKDError
+from stkd.models.base import ModelSpec
+from stkd.runs import Trained
+
+LossFn = Callable[[Any, dict], tuple[Any, dict[str, float]]]
+
+
+class TeacherSignal:
+    """What the teachers pass to a distilled student: a loss over the student's outputs built by
+    :meth:`Task.kd_loss`, plus what the model card records about the teachers."""
+
+    def __init__(self, teachers: list[str], weights: list[float] | None) -> None:
+        self.teachers = teachers  # the teachers' registry names, in order
+        self.weights = weights  # one weight per teacher, or None for equal weights
+
+    def card(self) -> dict:
+        return {"teachers": self.teachers, "teacher_weights": None if self.weights is None else list(self.weights)}
+
+
+class Task(ABC):
+    """One kind of learning problem over windowed spatio-temporal data (see the module doc)."""
+
+    name: ClassVar[str]  #: ``forecast`` | ``classify`` (``RunConfig.task``)
+    monitor: ClassVar[str]  #: key of the validator's dict that early stopping minimises
+    channels_meaning: ClassVar[str]  #: what the last axis of ``pred`` holds, for error messages
+
+    def __init__(self, cfg: RunConfig, wd: WindowedData) -> None:
+        self.cfg = cfg
+        self.wd = wd
+
+    @classmethod
+    def build(cls, cfg: RunConfig, wd: WindowedData) -> "Task":
+        """The task of a config on prepared data; bad task input (e.g. labels) fails here."""
+        return cls(cfg, wd)
+
+    # ---------------------------------------------------------------- models
+    @abstractmethod
+    def spec(self) -> ModelSpec:
+        """The shape of the models this task trains."""
+
+    def teacher_task(self) -> "Task":
+        """The task the teachers are trained under: this one, unless the teachers are of another kind
+        (event students taught by forecasters)."""
+        return self
+
+    def summary_extra(self) -> dict:
+        """Extra fields of the run's ``data.json``."""
+        return {}
+
+    def card_extra(self) -> dict:
+        """Extra fields of every model card this task writes."""
+        return {}
+
+    # ---------------------------------------------------------------- losses and validation
+    @abstractmethod
+    def hard_loss(self) -> LossFn:
+        """The loss of teachers and plain students, on the ground truth only."""
+
+    @abstractmethod
+    def kd_loss(self, signal: TeacherSignal, student: nn.Module) -> tuple[LossFn, dict[str, nn.Module]]:
+        """The distilled ``student``'s loss over the teachers' signal, and any module trained with it
+        (e.g. a hint projection from its hidden width to the teacher's)."""
+
+    @abstractmethod
+    def validator(self, batch_size: int) -> Callable[[nn.Module], dict[str, float]]:
+        """``model -> validation scores``; early stopping minimises ``scores[self.monitor]``."""
+
+    @abstractmethod
+    def val_record(self, best_score: float) -> dict:
+        """The validation scores a model card and :class:`~stkd.runs.Trained` keep, from the best monitored
+        value (``{"mae": ...}`` or ``{"f1": ...}``)."""
+
+    # ---------------------------------------------------------------- teachers to students
+    def check_teachers(self, teachers: list[Trained], teacher_run: Path) -> None:
+        """Teachers saved in another run must be of the kind this task's teachers are."""
+        want = self.teacher_task().name
+        kinds = sorted({t.kind for t in teachers})
+        if kinds != [want]:
+            raise STKDError(f"{teacher_run} holds {'/'.join(kinds)} teachers but this config's teachers are "
+                            f"{want} models; distil from a teacher run of the same task")
+
+    @abstractmethod
+    def teacher_signal(self, run_dir: Path, teachers: list[Trained]) -> TeacherSignal:
+        """Read (building once if needed) the teachers' soft-label cache in ``run_dir`` and weigh them."""
+
+    # ---------------------------------------------------------------- evaluation
+    @abstractmethod
+    def load_models(self, run_dir: Path, roles: tuple[str, ...]) -> list[Trained]:
+        """The saved models of a run that this task scores (for ``stkd evaluate`` and ``distill``)."""
+
+    @abstractmethod
+    def score(self, run_dir: Path, models: list[Trained]) -> dict:
+        """Score every model and the baselines on the test split; write predictions and metrics.json."""

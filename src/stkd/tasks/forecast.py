@@ -1,0 +1,164 @@
+"""Forecasting: models predict every target ``H`` steps ahead; errors are measured in original units.
+
+- Teachers and plain students minimise a masked loss (``train.loss``) in original units, like the
+  metrics; checkpoints are chosen on validation MAE.
+- The distilled student minimises the objective of :func:`stkd.distill.objective.build_forecast_objective`
+  against the teachers' cached forecasts (a validation-weighted ensemble with ``distill.ensemble:
+  weighted``), plus hint and relation terms on their cached hidden features when configured.
+- Evaluation: MAE/RMSE/MAPE per horizon step and averaged, masked, after inverse scaling; batch-1
+  latency and throughput; the baselines of ``eval.baselines``.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from stkd import names
+from stkd.baselines import build_baseline
+from stkd.distill.cache import CacheEntry
+from stkd.distill.losses import ensemble_targets, inverse_error_weights, masked_loss
+from stkd.distill.objective import build_forecast_objective
+from stkd.evaluate import (
+    evaluate_forecaster,
+    measure_speed,
+    model_forecaster,
+    to_original_units,
+)
+from stkd.io import write_json, write_npy
+from stkd.models.base import ModelSpec, count_params
+from stkd.runs import Trained, load_trained
+from stkd.steps import build_caches, eval_batch_size, model_spec
+from stkd.tasks.base import LossFn, Task, TeacherSignal
+
+
+class ForecastSignal(TeacherSignal):
+    """The teachers' cached forecasts (original units) and, for feature distillation, hidden features."""
+
+    def __init__(self, caches: list[CacheEntry], teachers: list[str], weights: list[float] | None) -> None:
+        super().__init__(teachers, weights)
+        self.caches = caches
+
+
+class ForecastTask(Task):
+    name = "forecast"
+    monitor = "mae"
+    channels_meaning = "targets"
+
+    def spec(self) -> ModelSpec:
+        return model_spec(self.wd)
+
+    # ---------------------------------------------------------------- losses and validation
+    def hard_loss(self) -> LossFn:
+        """Masked ``train.loss`` in original units (like the metrics)."""
+        wd, kind = self.wd, self.cfg.train.loss
+
+        def loss_fn(batch, out):
+            pred = to_original_units(wd, out["pred"], batch.nodes)  # [B, H, N, F_out] (N = K on a node subset)
+            loss = masked_loss(pred, batch.y, batch.mask, kind=kind)
+            return loss, {"hard": float(loss.detach())}
+
+        return loss_fn
+
+    def kd_loss(self, signal: TeacherSignal, student: nn.Module) -> tuple[LossFn, dict[str, nn.Module]]:
+        """The distillation objective over named outputs: response (+ hint, + relation) terms."""
+        assert isinstance(signal, ForecastSignal)
+        cfg, wd = self.cfg, self.wd
+        d = cfg.distill
+        caches, weights = signal.caches, signal.weights
+        extra: dict[str, nn.Module] = {}
+        projection = None
+        if d.feature_weight > 0:
+            projection = nn.Linear(student.hidden_dim, caches[0].meta["hidden_dim"])
+            extra["projection"] = projection
+        objective = build_forecast_objective(d, cfg.train.loss, projection=projection)
+        need_hidden = d.feature_weight > 0 or d.relation_weight > 0
+        gen = torch.Generator().manual_seed(cfg.train.seed)
+        n, relation_nodes = wd.num_nodes, 512
+
+        def loss_fn(batch, out):
+            starts = batch.start.cpu().numpy()  # training windows only: the cache's other rows are never read
+            teacher = ensemble_targets([c.pred("train", starts) for c in caches], weights).to(batch.y.device)
+            named = {"student_pred": to_original_units(wd, out["pred"]), "y": batch.y, "mask": batch.mask,
+                     "teacher_pred": teacher}
+            if need_hidden:
+                named["student_hidden"] = out["hidden"]
+                named["teacher_hidden"] = caches[0].hidden("train", starts).to(batch.y.device)
+                if n > relation_nodes:
+                    named["node_idx"] = torch.randperm(n, generator=gen)[:relation_nodes].to(batch.y.device)
+            return objective(named)
+
+        return loss_fn, extra
+
+    def validator(self, batch_size: int):
+        """Validation MAE/RMSE in original units on observed targets (lower is better)."""
+        wd = self.wd
+
+        def validate(model):
+            preds = evaluate_forecaster(model_forecaster(model, wd), wd, "val", horizons=[], batch_size=batch_size,
+                                        keep_bytes=0)
+            return {"mae": preds.metrics["mae"], "rmse": preds.metrics["rmse"]}
+
+        return validate
+
+    def val_record(self, best_score: float) -> dict:
+        return {"mae": best_score}
+
+    # ---------------------------------------------------------------- teachers to students
+    def teacher_signal(self, run_dir: Path, teachers: list[Trained]) -> ForecastSignal:
+        d = self.cfg.distill
+        with_hidden = d.feature_weight > 0 or d.relation_weight > 0
+        caches = build_caches(run_dir, teachers, self.wd, self.cfg, with_hidden=with_hidden)
+        weights = None
+        if len(teachers) >= 2 and d.ensemble == "weighted":
+            weights = inverse_error_weights([t.val_mae for t in teachers])
+        return ForecastSignal(caches, [c.meta["teacher"] for c in caches], weights)
+
+    # ---------------------------------------------------------------- evaluation
+    def load_models(self, run_dir: Path, roles: tuple[str, ...]) -> list[Trained]:
+        return load_trained(run_dir, self.wd, roles=roles)
+
+    def score(self, run_dir: Path, models: list[Trained]) -> dict:
+        """Score every model and baseline on the test split; write predictions and metrics.json."""
+        cfg, wd = self.cfg, self.wd
+        horizons = cfg.eval.horizons
+        eval_bs = eval_batch_size(cfg)
+        entries: dict[str, dict] = {}
+        pred_dir = Path(run_dir) / "predictions"
+        first = True
+
+        def record(name, role, preds, extra):
+            nonlocal first
+            if first:
+                write_npy(pred_dir / "truth.npy", preds.truth)
+                write_npy(pred_dir / "mask.npy", preds.mask)
+                write_npy(pred_dir / "starts.npy", preds.starts)
+                first = False
+            write_npy(pred_dir / f"{name}.npy", preds.pred)
+            entries[name] = {"role": role, **extra, "test": preds.metrics}
+
+        for m in sorted(models, key=lambda t: names.ROLE_ORDER[t.role]):
+            preds = evaluate_forecaster(model_forecaster(m.model, wd), wd, "test", horizons, batch_size=eval_bs)
+            speed = measure_speed(m.model.cpu(), wd, repeats=cfg.eval.latency_repeats,  # CPU latency, as reported
+                                  throughput_batch=eval_bs)
+            record(m.name, m.role, preds, {"model": m.registry_name, "params": count_params(m.model), **speed,
+                                           "train_seconds": m.train_seconds, "val_mae": m.val_mae})
+        for b in cfg.eval.baselines:
+            t0 = time.perf_counter()
+            baseline = build_baseline(b, wd)
+            fit_s = time.perf_counter() - t0
+            preds = evaluate_forecaster(baseline, wd, "test", horizons, batch_size=eval_bs)
+            extra = {"model": b, "params": None, "latency_ms_batch1": None, "throughput_windows_per_s": None,
+                     "train_seconds": fit_s}
+            if getattr(baseline, "period_name", None):
+                extra["period"] = baseline.period_name  # which seasonal profile: "1 week", "1 day" or "none"
+            record(names.BASELINES[b], "baseline", preds, extra)
+        data = wd.data
+        metrics = {"dataset": {"name": data.name, "nodes": data.num_nodes, "steps": data.num_steps,
+                               "freq": data.freq_str},
+                   "task": self.name, "models": entries}
+        write_json(Path(run_dir) / "metrics.json", metrics)
+        return metrics
