@@ -243,7 +243,8 @@ def _measure(name: str, spec, params: dict, n: int, b: int) -> dict[str, float]:
     rng = np.random.default_rng(n)
     pspec = ModelSpec(num_nodes=n, input_len=spec.input_len, horizon=spec.horizon, in_features=spec.in_features,
                       out_features=spec.out_features, steps_per_day=spec.steps_per_day,
-                      adjacency=_probe_adjacency(spec, n, rng), out_classes=spec.out_classes)
+                      adjacency=_probe_adjacency(spec, n, rng), out_classes=spec.out_classes,
+                      day_of_week=spec.day_of_week)
     model = build_model(name, pspec, params)
     own = {p.untyped_storage().data_ptr() for p in model.parameters()}
     own |= {t.untyped_storage().data_ptr() for t in model.buffers() if not t.is_sparse}

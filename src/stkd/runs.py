@@ -94,6 +94,7 @@ def data_summary(wd) -> dict:
             "coords": None if data.coords is None else np.asarray(data.coords).tolist(),
             "freq": data.freq_str, "start": str(data.index[0]), "steps": data.num_steps,
             "targets": list(data.targets), "features": list(data.features), "input_len": wd.P, "horizon": wd.H,
+            "day_of_week": wd.day_of_week,
             "splits": {k: list(map(int, v)) for k, v in wd.splits.items()},
             "windows": {k: int(len(v)) for k, v in wd.starts.items()},
             "fingerprint": wd.fingerprint(), "scaler": wd.scaler.state_dict()}

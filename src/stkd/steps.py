@@ -43,7 +43,8 @@ def model_spec(wd, *, out_features: int | None = None, out_classes: int = 1) -> 
     event classes of one target (``out_features = 1, out_classes = K``)."""
     return ModelSpec(num_nodes=wd.num_nodes, input_len=wd.P, horizon=wd.H, in_features=wd.in_features,
                      out_features=wd.out_features if out_features is None else out_features,
-                     steps_per_day=wd.steps_per_day, adjacency=wd.data.adjacency, out_classes=out_classes)
+                     steps_per_day=wd.steps_per_day, adjacency=wd.data.adjacency, out_classes=out_classes,
+                     day_of_week=wd.day_of_week)
 
 
 def unique_names(names: list[str]) -> list[str]:

@@ -80,6 +80,17 @@ def time_covariates(index: pd.DatetimeIndex) -> tuple[np.ndarray, np.ndarray]:
     return tod, dow
 
 
+def weekdays_covered(index: pd.DatetimeIndex, times: int = 2) -> bool:
+    """Whether every day of the week occurs on at least ``times`` distinct dates of ``index`` (the
+    training part): the condition for a day-of-week embedding to be learnt rather than left at its
+    random initial value for the weekdays training never saw (``ModelSpec.day_of_week``)."""
+    if len(index) == 0:
+        return False
+    days = pd.DatetimeIndex(index).normalize().unique()  # distinct dates
+    counts = np.bincount(days.day_of_week.to_numpy(), minlength=7)
+    return bool((counts >= times).all())
+
+
 def steps_per_week(index: pd.DatetimeIndex) -> int | None:
     """Steps in one week when the step divides a week evenly (the seasonal-imputation period), else None."""
     if len(index) < 2:
@@ -130,6 +141,8 @@ class WindowedData:
         P, H, num_nodes, in_features (F), out_features (F_out = number of targets), steps_per_day.
         scaler: the :class:`Scaler` fitted on the train slice. index, nodes: timestamps and node ids.
         data: the source :class:`STData` (adjacency, coords, events); cfg: the :class:`DataConfig`.
+        day_of_week: whether the training part holds every weekday at least twice (:func:`weekdays_covered`);
+            models embed the day of the week only then.
     """
 
     def __init__(self, *, x_all: torch.Tensor, mask_all: torch.Tensor, tod: torch.Tensor, dow: torch.Tensor,
@@ -153,6 +166,7 @@ class WindowedData:
         self.in_features = int(x_all.shape[2])
         self.out_features = int(mask_all.shape[2])
         self.steps_per_day = data.steps_per_day
+        self.day_of_week = weekdays_covered(data.index[ranges["train"][0]:ranges["train"][1]])
         self._fingerprint: str | None = None
 
     def __repr__(self) -> str:

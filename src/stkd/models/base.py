@@ -43,6 +43,11 @@ class ModelSpec:
         adjacency: optional weighted ``[N, N]`` adjacency: scipy sparse (any format) or dense
             ndarray / tensor. Only the graph teachers read it.
         out_classes: 1 for forecasting; C > 1 makes ``pred`` hold C logits per target feature.
+        day_of_week: whether models may embed the day of the week. The pipeline sets it from the data
+            (:func:`stkd.data.windows.weekdays_covered`): False when the training part does not hold
+            every weekday at least twice (Los-loop's 4.9 training days hold no Tuesday, yet validation
+            and test are a Tuesday and a Wednesday: an embedding never trained for them is noise).
+            True for cards saved before the field existed.
     """
 
     num_nodes: int
@@ -53,10 +58,12 @@ class ModelSpec:
     steps_per_day: int
     adjacency: Any = None
     out_classes: int = 1
+    day_of_week: bool = True
 
     def __post_init__(self) -> None:
+        self.day_of_week = bool(self.day_of_week)
         for f in fields(self):
-            if f.name == "adjacency":
+            if f.name in ("adjacency", "day_of_week"):
                 continue
             v = getattr(self, f.name)
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
@@ -241,19 +248,22 @@ class TimeEmbedding(nn.Module):
     Why: traffic and pedestrian flows are driven by the clock (rush hours, weekends), and a window of
     12 values alone cannot tell Monday 8:00 from Sunday 8:00. STID and STAEformer embed both; Graph
     WaveNet's paper feeds time of day as a second input channel. A slot embedding is the same function
-    as a one-hot input through a linear layer, without materialising the one-hot.
+    as a one-hot input through a linear layer, without materialising the one-hot. ``day_of_week``
+    False (``ModelSpec.day_of_week``: the training data does not cover every weekday) leaves it out.
     """
 
-    def __init__(self, steps_per_day: int, dim: int) -> None:
+    def __init__(self, steps_per_day: int, dim: int, day_of_week: bool = True) -> None:
         super().__init__()
         self.steps_per_day = steps_per_day
         self.tod = nn.Embedding(steps_per_day, dim)
-        self.dow = nn.Embedding(7, dim)
+        self.dow = nn.Embedding(7, dim) if day_of_week else None
         for emb in (self.tod, self.dow):
-            nn.init.normal_(emb.weight, std=0.1)
+            if emb is not None:
+                nn.init.normal_(emb.weight, std=0.1)
 
     def forward(self, tod: torch.Tensor, dow: torch.Tensor) -> torch.Tensor:
-        return self.tod(tod_index(tod, self.steps_per_day)) + self.dow(dow.long())  # [B, P, D]
+        out = self.tod(tod_index(tod, self.steps_per_day))  # [B, P, D]
+        return out if self.dow is None else out + self.dow(dow.long())
 
 
 def to_pred(out: torch.Tensor, horizon: int, channels: int) -> torch.Tensor:

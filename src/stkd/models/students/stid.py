@@ -108,6 +108,8 @@ class STID(STModel):
         self.node_emb = (  # [N, d_n]
             nn.Parameter(nn.init.xavier_uniform_(torch.empty(spec.num_nodes, node_dim))) if node_dim else None
         )
+        if not spec.day_of_week:
+            dow_dim = 0  # the training data does not cover every weekday (ModelSpec.day_of_week)
         self.tod_emb = nn.Embedding(spec.steps_per_day, tod_dim) if tod_dim else None
         self.dow_emb = nn.Embedding(7, dow_dim) if dow_dim else None
         for emb in (self.tod_emb, self.dow_emb):

@@ -119,7 +119,7 @@ class AGCRN(STModel):
             )
         self.hidden_dim = hidden
         self.node_emb = nn.Parameter(torch.randn(n, embed_dim))  # [N, d_e]
-        self.time_emb = TimeEmbedding(spec.steps_per_day, time_dim) if time_dim else None
+        self.time_emb = TimeEmbedding(spec.steps_per_day, time_dim, spec.day_of_week) if time_dim else None
         self.cells = nn.ModuleList(
             AGCRNCell(spec.in_features + time_dim if i == 0 else hidden, hidden, cheb_k, embed_dim)
             for i in range(layers)

@@ -227,7 +227,8 @@ class GWNet(STModel):
 
         # ---- layers
         self.start = nn.Linear(spec.in_features, residual_channels)
-        self.time_emb = TimeEmbedding(spec.steps_per_day, residual_channels) if time_embedding else None
+        self.time_emb = (TimeEmbedding(spec.steps_per_day, residual_channels, spec.day_of_week)
+                         if time_embedding else None)
         self.node_proj = nn.Linear(embed_dim, residual_channels) if node_identity and self.adaptive_active else None
         self.tconvs = nn.ModuleList()
         self.skips = nn.ModuleList()

@@ -89,6 +89,8 @@ class STAEformer(STModel):
                 "gwnet with a sparse adjacency (data.graph method: knn) and params.adaptive: false, "
                 "or a subset of the nodes (data.nodes)",
             )
+        if not spec.day_of_week:
+            dow_embed = 0  # the training data does not cover every weekday (ModelSpec.day_of_week)
         dim = input_embed + tod_embed + dow_embed + adaptive_embed
         if heads < 1 or dim % heads:
             raise ConfigError(f"staeformer: heads={heads} must divide the model width {dim} (sum of the embeddings)")
