@@ -337,3 +337,74 @@ def test_prefetch_raises_the_workers_error_and_stops_when_left_early():
     it.close()  # the consumer leaves the loop
     assert not any(t.name == "stkd-prefetch" and t.is_alive() for t in threading.enumerate())
     assert len(produced) <= 5  # it stopped instead of running on
+
+
+# ------------------------------------------------------------------ precision, time budget, progress
+def test_bf16_training_runs_and_keeps_float32_weights_and_loss(wd, tmp_path):
+    model = _model(wd)
+    res = _fit(wd, model, _cfg(precision="bf16", epochs=3), tmp_path)
+    assert math.isfinite(res.best_score) and all(p.dtype == torch.float32 for p in model.parameters())
+    fp32 = _fit(wd, _model(wd), _cfg(epochs=3), tmp_path / "fp32")
+    assert abs(res.best_score - fp32.best_score) < 0.25 * fp32.best_score  # the same problem, learnt alike
+
+
+def test_a_graph_teacher_trains_under_bf16_with_its_sparse_graph_in_float32(tmp_path):
+    from stkd.config import SimulatorConfig
+
+    cfg = DataConfig(source="builtin", name="synthetic-traffic", simulator=SimulatorConfig(nodes=20, days=2))
+    from stkd.data.windows import load_windowed
+
+    sim = load_windowed(cfg)
+    model = build_model("gwnet", model_spec(sim), {"residual_channels": 8, "dilation_channels": 8,
+                                                   "skip_channels": 16, "end_channels": 16})
+    assert model.support_0.is_sparse
+    res = fit(model, sim, hard_loss(sim), validator(sim), _cfg(epochs=1, batch_size=8, precision="bf16"),
+              tmp_path, progress=False)
+    assert math.isfinite(res.best_score)
+
+
+def test_time_budget_stops_a_model_cleanly_and_says_so(wd, tmp_path, caplog):
+    slow_scores = iter(range(100, 0, -1))
+
+    def slow_validate(model):  # each epoch takes > 0.3 s, so a 0.5 s budget ends the run early
+        import time as _time
+
+        _time.sleep(0.3)
+        return {"mae": float(next(slow_scores))}
+
+    with caplog.at_level("WARNING"):
+        res = fit(_model(wd), wd, hard_loss(wd), slow_validate, _cfg(epochs=50, max_batches=2, time_budget="0.5s"),
+                  tmp_path, progress=False)
+    assert res.stop_reason == "time budget" and 1 <= res.epochs_run < 50 and res.best_epoch == res.epochs_run
+    assert "train.time_budget" in caplog.text
+    again = fit(_model(wd), wd, hard_loss(wd), slow_validate, _cfg(epochs=50, max_batches=2, time_budget="0.5s"),
+                tmp_path, progress=False, resume=True)
+    assert again.epochs_run == res.epochs_run  # a finished (budget-stopped) model is not trained on
+
+
+def test_bad_precision_and_budget_are_config_errors():
+    from stkd.config import parse_config
+
+    with pytest.raises(STKDError, match="train.precision.*fp32, bf16"):
+        parse_config({"train": {"precision": "fp16"}})
+    with pytest.raises(STKDError, match="train.time_budget: 'soon' is not a duration"):
+        parse_config({"train": {"time_budget": "soon"}})
+    with pytest.raises(STKDError, match="train.lr: must be a finite number"):
+        parse_config({"train": {"lr": float("nan")}})
+
+
+def test_progress_counts_batches_inside_epochs(wd, tmp_path, capsys):
+    fit(_model(wd), wd, hard_loss(wd), validator(wd), _cfg(epochs=2, max_batches=3), tmp_path, progress=True)
+    err = capsys.readouterr().err
+    assert "/6" in err and "batch" in err  # 2 epochs x 3 batches, counted per batch
+
+
+def test_each_distillation_term_is_logged_per_epoch(wd, tmp_path):
+    def two_terms(batch, out):
+        hard, _ = hard_loss(wd)(batch, out)
+        soft = out["pred"].pow(2).mean()
+        return hard + 0.1 * soft, {"hard": float(hard.detach()), "soft": float(soft.detach())}
+
+    fit(_model(wd), wd, two_terms, validator(wd), _cfg(epochs=2), tmp_path, progress=False)
+    rows = _read_log(tmp_path / "log.csv")
+    assert {"loss_hard", "loss_soft"} <= set(rows[0]) and all(float(r["loss_soft"]) >= 0 for r in rows)

@@ -44,6 +44,7 @@ LON_COLUMNS = ("longitude", "lon", "lng", "long")
 LOSSES = ("l1", "huber", "mse")
 SCHEDULERS = ("cosine", "step", "none")
 DEVICES = ("cpu", "cuda", "auto")
+PRECISIONS = ("fp32", "bf16")
 ENSEMBLES = ("mean", "weighted")
 
 # ------------------------------------------------------------------------------- evaluation

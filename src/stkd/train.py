@@ -9,14 +9,16 @@ the model; rank 0 alone writes files.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
+import logging
 import math
 import queue
 import random
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
@@ -25,10 +27,12 @@ import torch
 from torch import nn
 
 from stkd.checkpoint import load_weights, save_weights
-from stkd.config import TrainConfig
+from stkd.config import TrainConfig, parse_duration
 from stkd.distributed import sync_from_rank0, world
 from stkd.errors import ConfigError, STKDError
 from stkd.io import read_json, write_json, write_text
+
+log = logging.getLogger(__name__)
 
 LossFn = Callable[["object", dict], tuple[torch.Tensor, dict[str, float]]]
 
@@ -66,6 +70,26 @@ class FitResult:
     epochs_run: int
     train_seconds: float
     stopped_early: bool
+    stop_reason: str | None = None  # "patience" | "time budget" | None
+
+
+def format_duration(seconds: float) -> str:
+    """``42 s``, ``3 min 5 s``, ``1 h 2 min``: durations in words for messages and the plan."""
+    s = int(round(seconds))
+    if s < 60:
+        return f"{s} s"
+    if s < 3600:
+        return f"{s // 60} min {s % 60} s"
+    return f"{s // 3600} h {(s % 3600) // 60} min"
+
+
+def precision_context(precision: str, device: torch.device):
+    """A context factory for the training forward: ``fp32`` does nothing; ``bf16`` autocasts matrix products
+    to bfloat16 (about 2x faster on CPUs with AVX512-BF16 or AMX; the loss, the optimizer and the weights
+    stay float32). Sparse graph products stay float32 (:mod:`stkd.models.teachers.gwnet`)."""
+    if precision == "bf16":
+        return lambda: torch.autocast(device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext
 
 
 # ----------------------------------------------------------------- resumable state
@@ -130,6 +154,230 @@ def _write_log(path: Path, rows: list[dict]) -> None:
     write_text(path, buf.getvalue())
 
 
+@dataclass
+class _Progress:
+    """Where early stopping stands: the best score so far and how long it has not improved."""
+
+    epoch: int = 0  # epochs done
+    best_score: float = math.inf
+    best_epoch: int = -1
+    bad_epochs: int = 0
+    elapsed: float = 0.0  # seconds of training (this model), over every session of a resumed run
+    log: list[dict] = field(default_factory=list)
+    stopped_early: bool = False
+    stop_reason: str | None = None  # "patience" | "time budget" | None (ran all epochs)
+    finished: bool = False
+
+
+class Trainer:
+    """One model's training run: :meth:`run` = resume, then per epoch :meth:`train_epoch` (batches),
+    :meth:`validate` and :meth:`end_epoch` (log, checkpoint, early stopping), then :meth:`finish` (the best
+    weights back into the model). See :func:`fit` for the contract."""
+
+    def __init__(self, model: nn.Module, data, loss_fn: LossFn, validate: Callable[[nn.Module], dict[str, float]],
+                 cfg: TrainConfig, model_dir: Path, *, epochs: int | None = None,
+                 extra_modules: dict[str, nn.Module] | None = None, monitor: str = "mae", desc: str = "train",
+                 progress: bool = True, node_subset: int | None = None, tracker=None) -> None:
+        self.model, self.data, self.loss_fn, self.validate_fn = model, data, loss_fn, validate
+        self.cfg, self.model_dir, self.monitor, self.desc = cfg, Path(model_dir), monitor, desc
+        self.rank, self.world_size = world()
+        self.device = resolve_device(cfg.device)
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
+        torch.set_flush_denormal(True)  # tiny weights late in training must not slow CPU kernels down
+        self.gen = set_seed(cfg.seed)
+        self.epochs = epochs or cfg.epochs
+        self.modules = {"model": model, **dict(extra_modules or {})}
+        for m in self.modules.values():
+            m.to(self.device)
+        self.sample_nodes = _node_sampler(model, data, node_subset, self.gen, desc)
+        self.params = [p for m in self.modules.values() for p in m.parameters() if p.requires_grad]
+        if not self.params:
+            raise STKDError(f"{desc}: the model has no trainable parameters")
+        self.train_model = self._wrap_ddp(model)
+        self.opt = torch.optim.AdamW(self.params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        self.sched = make_scheduler(self.opt, cfg.scheduler, self.epochs)
+        self.budget = parse_duration(cfg.time_budget, "train.time_budget") if cfg.time_budget else None
+        self.autocast = precision_context(cfg.precision, self.device)
+        self.state = _Progress()
+        self.best_state = self._snapshot()
+        self.progress = progress and self.rank == 0
+        self.tracker = tracker
+        self.batches_per_epoch = num_train_batches(data, cfg)
+
+    # ------------------------------------------------------------------ setup
+    def _wrap_ddp(self, model: nn.Module) -> nn.Module:
+        if self.world_size <= 1:
+            return model
+        # Graph supports are sparse buffers built from the data on every rank; DDP cannot broadcast
+        # sparse tensors, and they need no syncing, so DDP is told to leave them alone.
+        sparse = [n for n, b in model.named_buffers() if b.layout != torch.strided]
+        nn.parallel.DistributedDataParallel._set_params_and_buffers_to_ignore_for_model(model, sparse)
+        return nn.parallel.DistributedDataParallel(
+            model, device_ids=None if self.device.type == "cpu" else [self.device],
+            find_unused_parameters=True)  # some models return parts (e.g. hidden) no loss uses
+
+    def _snapshot(self) -> dict[str, dict[str, torch.Tensor]]:
+        return {k: {n: t.detach().clone() for n, t in m.state_dict().items()} for k, m in self.modules.items()}
+
+    def resume(self) -> None:
+        """Continue from ``last.safetensors`` + ``last.json``: weights, optimizer, schedule, random state,
+        early-stopping state and log, so the resumed run ends exactly as an uninterrupted one."""
+        md, st = self.model_dir, self.state
+        try:
+            info = load_last(md, self.modules, self.opt, self.sched, self.gen)
+        except (RuntimeError, ValueError, KeyError) as e:
+            raise STKDError(f"{self.desc}: the checkpoint in {md} does not match this model ({type(e).__name__}: "
+                            f"{str(e).splitlines()[0][:200]}); was the config changed? Resume with the same "
+                            "config, or start again with --overwrite") from None
+        st.epoch, st.best_epoch, st.bad_epochs = info["epoch"] + 1, info["best_epoch"], info["bad_epochs"]
+        st.best_score = math.inf if info["best_score"] is None else info["best_score"]
+        st.elapsed, st.log = info["elapsed"], info["log"]
+        st.stopped_early, st.stop_reason = bool(info.get("stopped_early")), info.get("stop_reason")
+        if (md / "best.safetensors").is_file():
+            tensors = load_weights(md / "best.safetensors")
+            for k in self.modules:
+                self.best_state[k] = {n[len(k) + 1:]: v for n, v in tensors.items() if n.startswith(k + ".")}
+        if info.get("finished") or st.bad_epochs >= self.cfg.patience:
+            # nothing left to train (a finished run, or one killed after it decided to stop early)
+            st.stopped_early = st.stopped_early or st.bad_epochs >= self.cfg.patience
+            st.stop_reason = st.stop_reason or ("patience" if st.stopped_early else None)
+            st.finished = True
+
+    # ------------------------------------------------------------------ one epoch
+    def train_epoch(self, epoch: int, bar) -> tuple[float, dict[str, float], bool]:
+        """One pass over the training batches: ``(mean loss, mean of each named loss term, out of time)``."""
+        for m in self.modules.values():
+            m.train()
+        total, count, terms_sum = 0.0, 0, {}
+        t_start = time.perf_counter() - self.state.elapsed
+        out_of_time = False
+        batches = train_batches(self.data, self.cfg, self.gen, self.rank, self.world_size, self.sample_nodes)
+        for batch in prefetch(batches):
+            loss, terms = self.step(batch.to(self.device), epoch)
+            total += loss
+            count += 1
+            for k, v in terms.items():
+                terms_sum[k] = terms_sum.get(k, 0.0) + v
+            bar.update(1)
+            if self.budget is not None and time.perf_counter() - t_start >= self.budget:
+                out_of_time = True  # stop cleanly after this batch; it still validates and may be kept
+                break
+        self.sched.step()
+        n = max(count, 1)
+        return total / n, {k: v / n for k, v in terms_sum.items()}, out_of_time
+
+    def step(self, batch, epoch: int) -> tuple[float, dict[str, float]]:
+        """Forward (under ``train.precision``), loss, backward, clipping and the optimizer step."""
+        if self.sample_nodes is not None:
+            self.model.set_node_subset(batch.nodes)
+        with self.autocast():
+            out = self.train_model(batch.x, batch.tod, batch.dow)
+        out = {k: v.float() if torch.is_tensor(v) else v for k, v in out.items()}  # the loss in float32
+        loss, terms = self.loss_fn(batch, out)
+        if not torch.isfinite(loss):
+            raise STKDError(f"{self.desc}: the loss became {loss.item()} at epoch {epoch + 1}; "
+                            "try a lower train.lr or check the data for extreme values")
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.cfg.grad_clip and self.cfg.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(self.params, self.cfg.grad_clip)
+        self.opt.step()
+        return float(loss.detach()), terms
+
+    def validate(self, train_loss: float) -> tuple[dict[str, float], float]:
+        """Validation scores on the whole network and the monitored score (lower is better)."""
+        if self.sample_nodes is not None:
+            self.model.set_node_subset(None)  # validate (and keep weights) on the whole network
+        for m in self.modules.values():
+            sync_from_rank0(m)  # batch-norm statistics are per rank: validate rank 0's model everywhere
+            m.eval()
+        val = self.validate_fn(self.model)
+        score = float(val.get(self.monitor, math.nan))
+        if not any(isinstance(v, (int, float)) and math.isfinite(v) for v in val.values()):
+            # nothing to validate on (a val share of 0, or no observed target in it): follow the training
+            # loss, or early stopping would stop after `patience` epochs and keep the untrained weights
+            score = train_loss
+        return val, score
+
+    def end_epoch(self, epoch: int, train_loss: float, terms: dict[str, float], val: dict, score: float,
+                  seconds: float) -> None:
+        """Log the epoch, keep the best weights, checkpoint (rank 0) and update early stopping."""
+        st = self.state
+        st.elapsed += seconds
+        st.epoch = epoch + 1
+        row = {"epoch": epoch + 1, "train_loss": train_loss,
+               **{f"loss_{k}": v for k, v in terms.items() if len(terms) > 1},
+               **{f"val_{k}": v for k, v in val.items()}, "lr": self.opt.param_groups[0]["lr"], "seconds": seconds}
+        st.log.append(row)
+        improved = math.isfinite(score) and score < st.best_score - 1e-9
+        if improved:
+            st.best_score, st.best_epoch, st.bad_epochs = score, epoch + 1, 0
+            self.best_state = self._snapshot()
+        else:
+            st.bad_epochs += 1
+        if self.rank == 0:
+            _write_log(self.model_dir / "log.csv", st.log)
+            if improved:
+                save_weights(self.model_dir / "best.safetensors",
+                             {f"{k}.{n}": t for k, sd in self.best_state.items() for n, t in sd.items()})
+            self.checkpoint()
+            if self.tracker is not None:
+                self.tracker.log_epoch(self.desc, row)
+
+    def checkpoint(self) -> None:
+        st = self.state
+        save_last(self.model_dir, self.modules, self.opt, self.sched, self.gen,
+                  {"epoch": st.epoch - 1, "best_score": st.best_score if math.isfinite(st.best_score) else None,
+                   "best_epoch": st.best_epoch, "bad_epochs": st.bad_epochs, "elapsed": st.elapsed, "log": st.log,
+                   "stopped_early": st.stopped_early, "stop_reason": st.stop_reason, "finished": st.finished})
+
+    # ------------------------------------------------------------------ the run
+    def run(self, resume: bool = False) -> FitResult:
+        from tqdm.auto import tqdm
+
+        st = self.state
+        if resume and (self.model_dir / "last.json").is_file():
+            self.resume()
+        start = st.epoch if not st.finished else self.epochs
+        total = self.epochs * self.batches_per_epoch
+        bar = tqdm(total=total, initial=min(start, self.epochs) * self.batches_per_epoch, desc=self.desc,
+                   unit="batch", disable=not self.progress, leave=False, dynamic_ncols=True)
+        for epoch in range(start, self.epochs):
+            t0 = time.perf_counter()
+            train_loss, terms, out_of_time = self.train_epoch(epoch, bar)
+            val, score = self.validate(train_loss)
+            self.end_epoch(epoch, train_loss, terms, val, score, time.perf_counter() - t0)
+            bar.set_postfix(epoch=f"{epoch + 1}/{self.epochs}", loss=f"{train_loss:.4f}",
+                            **{f"val_{self.monitor}": f"{score:.4f}"})
+            if st.bad_epochs >= self.cfg.patience:
+                st.stopped_early, st.stop_reason = True, "patience"
+                break
+            if out_of_time:
+                st.stop_reason = "time budget"
+                log.warning("%s: stopped after %s of training (train.time_budget %s), at epoch %d of %d; the best "
+                            "epoch so far (%d) is kept", self.desc, format_duration(st.elapsed),
+                            self.cfg.time_budget, epoch + 1, self.epochs, st.best_epoch)
+                break
+        bar.close()
+        return self.finish()
+
+    def finish(self) -> FitResult:
+        """Mark the run finished (a resume trains nothing more) and put the best weights in the model."""
+        st = self.state
+        st.finished = True
+        if self.rank == 0 and (self.model_dir / "last.json").is_file():
+            info = read_json(self.model_dir / "last.json")
+            info.update(finished=True, stopped_early=st.stopped_early, stop_reason=st.stop_reason)
+            write_json(self.model_dir / "last.json", info)
+        for k, m in self.modules.items():
+            m.load_state_dict(self.best_state[k])
+            sync_from_rank0(m)  # every rank holds the model rank 0 saved (its soft labels are the cached ones)
+            m.eval()
+        return FitResult(best_epoch=st.best_epoch, best_score=st.best_score, epochs_run=st.epoch,
+                         train_seconds=st.elapsed, stopped_early=st.stopped_early, stop_reason=st.stop_reason)
+
+
 def fit(
     model: nn.Module,
     data,
@@ -145,6 +393,7 @@ def fit(
     desc: str = "train",
     progress: bool = True,
     node_subset: int | None = None,
+    tracker=None,
 ) -> FitResult:
     """Train ``model`` on ``data``'s train windows and keep the weights with the best validation score.
 
@@ -154,140 +403,14 @@ def fit(
     sensor (:func:`stkd.data.graph.neighbourhood_sample`) and validates on the whole network: the
     way to train a graph teacher whose full-network step does not fit in memory. Only models without
     per-node weights support it (``model.supports_node_subsets()``).
-    The best weights are written to ``model_dir/model.safetensors`` by the caller-visible
-    ``best.safetensors`` contract: after ``fit`` returns, ``model`` holds the best weights.
+    ``cfg.precision`` bf16 runs the training forward under bfloat16 autocast (the loss and the weights
+    stay float32); ``cfg.time_budget`` stops the model cleanly once its training time reaches it.
+    ``tracker`` (:mod:`stkd.tracking`) receives every epoch's log row (losses per term, lr, validation).
+    After ``fit`` returns, ``model`` holds the best weights (also in ``model_dir/best.safetensors``).
     """
-    from tqdm.auto import tqdm
-
-    model_dir = Path(model_dir)
-    rank, world_size = world()
-    device = resolve_device(cfg.device)
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    torch.set_flush_denormal(True)  # tiny weights late in training must not slow CPU kernels down
-    gen = set_seed(cfg.seed)
-    epochs = epochs or cfg.epochs
-    extra_modules = dict(extra_modules or {})
-    model.to(device)
-    for m in extra_modules.values():
-        m.to(device)
-    modules = {"model": model, **extra_modules}
-    sample_nodes = _node_sampler(model, data, node_subset, gen, desc)
-    params = [p for m in modules.values() for p in m.parameters() if p.requires_grad]
-    if not params:
-        raise STKDError(f"{desc}: the model has no trainable parameters")
-    train_model: nn.Module = model
-    if world_size > 1:
-        # Graph supports are sparse buffers built from the data on every rank; DDP cannot broadcast
-        # sparse tensors, and they need no syncing, so DDP is told to leave them alone.
-        sparse = [n for n, b in model.named_buffers() if b.layout != torch.strided]
-        nn.parallel.DistributedDataParallel._set_params_and_buffers_to_ignore_for_model(model, sparse)
-        train_model = nn.parallel.DistributedDataParallel(
-            model, device_ids=None if device.type == "cpu" else [device],
-            find_unused_parameters=True)  # some models return parts (e.g. hidden) no loss uses
-    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    sched = make_scheduler(opt, cfg.scheduler, epochs)
-
-    log_rows: list[dict] = []
-    start_epoch, best_score, best_epoch, bad_epochs, elapsed = 0, math.inf, -1, 0, 0.0
-    stopped_early, epochs_done = False, None
-    best_state = {k: {n: t.detach().clone() for n, t in m.state_dict().items()} for k, m in modules.items()}
-    if resume and (model_dir / "last.json").is_file():
-        try:
-            info = load_last(model_dir, modules, opt, sched, gen)
-        except (RuntimeError, ValueError, KeyError) as e:
-            raise STKDError(f"{desc}: the checkpoint in {model_dir} does not match this model ({type(e).__name__}: "
-                            f"{str(e).splitlines()[0][:200]}); was the config changed? Resume with the same "
-                            "config, or start again with --overwrite") from None
-        start_epoch, best_score, best_epoch = info["epoch"] + 1, info["best_score"], info["best_epoch"]
-        bad_epochs, elapsed, log_rows = info["bad_epochs"], info["elapsed"], info["log"]
-        if (model_dir / "best.safetensors").is_file():
-            tensors = load_weights(model_dir / "best.safetensors")
-            for k in modules:
-                best_state[k] = {n[len(k) + 1:]: v for n, v in tensors.items() if n.startswith(k + ".")}
-        if best_score is None:
-            best_score = math.inf
-        stopped_early = bool(info.get("stopped_early"))
-        if info.get("finished") or bad_epochs >= cfg.patience:
-            # nothing left to train (a finished run, or one killed after it decided to stop early):
-            # fall through to loading the best weights
-            stopped_early = stopped_early or bad_epochs >= cfg.patience
-            start_epoch = max(start_epoch, epochs)
-            epochs_done = info["epoch"] + 1
-
-    bar = tqdm(range(start_epoch, epochs), desc=desc, disable=not (progress and rank == 0), leave=False,
-               initial=start_epoch, total=epochs)
-    epoch = start_epoch - 1
-    for epoch in bar:
-        t0 = time.perf_counter()
-        for m in modules.values():
-            m.train()
-        total, count = 0.0, 0
-        for batch in prefetch(train_batches(data, cfg, gen, rank, world_size, sample_nodes)):
-            batch = batch.to(device)
-            if sample_nodes is not None:
-                model.set_node_subset(batch.nodes)
-            out = train_model(batch.x, batch.tod, batch.dow)
-            loss, _terms = loss_fn(batch, out)
-            if not torch.isfinite(loss):
-                raise STKDError(f"{desc}: the loss became {loss.item()} at epoch {epoch + 1}; "
-                                "try a lower train.lr or check the data for extreme values")
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            if cfg.grad_clip and cfg.grad_clip > 0:
-                torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
-            opt.step()
-            total += float(loss.detach())
-            count += 1
-        sched.step()
-        if sample_nodes is not None:
-            model.set_node_subset(None)  # validate (and keep weights) on the whole network
-        for m in modules.values():
-            sync_from_rank0(m)  # batch-norm statistics are per rank: validate rank 0's model everywhere
-            m.eval()
-        val = validate(model)
-        score = float(val.get(monitor, math.nan))
-        if not any(isinstance(v, (int, float)) and math.isfinite(v) for v in val.values()):
-            # nothing to validate on (a val share of 0, or no observed target in it): follow the training
-            # loss, or early stopping would stop after `patience` epochs and keep the untrained weights
-            score = total / max(count, 1)
-        seconds = time.perf_counter() - t0
-        elapsed += seconds
-        row = {"epoch": epoch + 1, "train_loss": total / max(count, 1),
-               **{f"val_{k}": v for k, v in val.items()}, "lr": opt.param_groups[0]["lr"], "seconds": seconds}
-        log_rows.append(row)
-        improved = math.isfinite(score) and score < best_score - 1e-9
-        if improved:
-            best_score, best_epoch, bad_epochs = score, epoch + 1, 0
-            best_state = {k: {n: t.detach().clone() for n, t in m.state_dict().items()} for k, m in modules.items()}
-        else:
-            bad_epochs += 1
-        bar.set_postfix(loss=f"{row['train_loss']:.4f}", **{f"val_{monitor}": f"{score:.4f}"})
-        if rank == 0:
-            _write_log(model_dir / "log.csv", log_rows)
-            if improved:
-                save_weights(model_dir / "best.safetensors",
-                             {f"{k}.{n}": t for k, sd in best_state.items() for n, t in sd.items()})
-            save_last(model_dir, modules, opt, sched, gen,
-                      {"epoch": epoch, "best_score": best_score if math.isfinite(best_score) else None,
-                       "best_epoch": best_epoch, "bad_epochs": bad_epochs, "elapsed": elapsed, "log": log_rows})
-        if bad_epochs >= cfg.patience:
-            stopped_early = True
-            break
-    bar.close()
-    if epochs_done is None:
-        epochs_done = epoch + 1
-    if rank == 0 and (model_dir / "last.json").is_file():
-        info = read_json(model_dir / "last.json")
-        info["finished"] = True
-        info["stopped_early"] = stopped_early
-        write_json(model_dir / "last.json", info)
-    for k, m in modules.items():
-        m.load_state_dict(best_state[k])
-        sync_from_rank0(m)  # every rank holds the model rank 0 saved (its soft labels are the cached ones)
-        m.eval()
-    return FitResult(best_epoch=best_epoch, best_score=best_score, epochs_run=epochs_done,
-                     train_seconds=elapsed, stopped_early=stopped_early)
+    trainer = Trainer(model, data, loss_fn, validate, cfg, model_dir, epochs=epochs, extra_modules=extra_modules,
+                      monitor=monitor, desc=desc, progress=progress, node_subset=node_subset, tracker=tracker)
+    return trainer.run(resume=resume)
 
 
 def _node_sampler(model: nn.Module, data, k: int | None, gen: torch.Generator, desc: str):
@@ -312,6 +435,14 @@ def _node_sampler(model: nn.Module, data, k: int | None, gen: torch.Generator, d
     return sample
 
 
+def num_train_batches(data, cfg: TrainConfig) -> int:
+    """Training batches per epoch: whole batches of ``train.batch_size`` (at least one), at most
+    ``train.max_batches``."""
+    n = len(data.starts["train"])
+    n_batches = n // cfg.batch_size if n >= cfg.batch_size else 1
+    return min(n_batches, cfg.max_batches) if cfg.max_batches else n_batches
+
+
 def train_batches(data, cfg: TrainConfig, gen: torch.Generator, rank: int, world_size: int,
                    sample_nodes=None) -> Iterable:
     """The train windows in a seeded random order; under DDP each rank takes its own share of every
@@ -320,9 +451,7 @@ def train_batches(data, cfg: TrainConfig, gen: torch.Generator, rank: int, world
     starts = torch.as_tensor(data.starts["train"])
     order = starts[torch.randperm(len(starts), generator=gen)]
     bs = cfg.batch_size
-    n_batches = len(order) // bs if len(order) >= bs else 1
-    if cfg.max_batches:
-        n_batches = min(n_batches, cfg.max_batches)
+    n_batches = num_train_batches(data, cfg)
     for b in range(n_batches):
         chunk = order[b * bs:(b + 1) * bs]
         if world_size > 1:
