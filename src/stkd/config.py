@@ -88,12 +88,28 @@ class DataConfig:
 
 # --------------------------------------------------------------------------- models
 @dataclass
+class InputsConfig:
+    """What a model reads of each window (docs/distillation.md, "Teachers that know more").
+
+    By default every model reads the window's ``data.window.input`` steps of every feature. A teacher
+    may read more than the deployed student can afford: a longer history, the same hours one day or
+    one week earlier, covariates the student does without. Its soft labels stay aligned to the student's
+    windows and target times: only what it reads changes.
+    """
+
+    length: int | None = None  # input steps ending at the window's last input step (default: data.window.input)
+    lags: list[str] = field(default_factory=list)  # e.g. [1D, 7D]: the values that far back, at the same clock times
+    features: list[str] | None = None  # data features it reads (default: all of them)
+
+
+@dataclass
 class ModelConfig:
     """A model by registry name and its hyper-parameters."""
 
     name: str = "gwnet"  # gwnet | staeformer | agcrn | mlp | stid | linear
     params: dict[str, Any] = field(default_factory=dict)  # model hyper-parameters
     epochs: int | None = None  # overrides train.epochs for this model
+    inputs: InputsConfig = field(default_factory=InputsConfig)  # what it reads (privileged teachers read more)
 
 
 @dataclass

@@ -19,7 +19,7 @@ import numpy as np
 from torch import nn
 
 from stkd.checkpoint import load_model, read_model_card
-from stkd.config import RunConfig, dump_config, load_config
+from stkd.config import InputsConfig, RunConfig, dump_config, from_dict, load_config
 from stkd.distributed import barrier, is_rank0
 from stkd.errors import STKDError
 from stkd.io import read_json, write_json, write_text
@@ -41,6 +41,7 @@ class Trained:
     val: dict = field(default_factory=dict)
     kind: str = "forecast"  # the task it was trained for: forecast | classify (an event teacher may forecast)
     run_dir: Path | None = None  # the run directory that holds it (where its soft-label cache lives)
+    inputs: InputsConfig | None = None  # what it reads when not the plain window (a privileged teacher)
 
     @property
     def val_mae(self) -> float | None:
@@ -142,8 +143,11 @@ def load_trained(run_dir: Path, wd, roles=("teacher", "student_kd", "student_pla
             continue
         model, card = load_model(mdir, adjacency=wd.data.adjacency)
         val = {k[len("val_"):]: v for k, v in card.items() if k.startswith("val_")}
+        inputs = card.get("inputs")
+        inputs = None if not inputs else from_dict(InputsConfig, {k: v for k, v in inputs.items() if k != "view"},
+                                                   f"{mdir.name}/model.json inputs")
         found.append(Trained(mdir.name, card["role"], model, card["name"], card.get("train_seconds"), val,
-                             kind=card.get("task", "forecast"), run_dir=Path(run_dir)))
+                             kind=card.get("task", "forecast"), run_dir=Path(run_dir), inputs=inputs))
     return found
 
 

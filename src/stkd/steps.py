@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from stkd.checkpoint import save_model
-from stkd.config import ModelConfig, RunConfig
+from stkd.config import InputsConfig, ModelConfig, RunConfig, to_dict
 from stkd.distill.cache import CacheEntry, build_or_load
 from stkd.distributed import barrier, is_rank0, rank0_first
 from stkd.errors import ConfigError, STKDError
@@ -41,7 +41,7 @@ def eval_batch_size(cfg: RunConfig) -> int:
 def model_spec(wd, *, out_features: int | None = None, out_classes: int = 1) -> ModelSpec:
     """The shape of the models trained on ``wd``: forecasts of every target (``out_classes = 1``), or K
     event classes of one target (``out_features = 1, out_classes = K``)."""
-    return ModelSpec(num_nodes=wd.num_nodes, input_len=wd.P, horizon=wd.H, in_features=wd.in_features,
+    return ModelSpec(num_nodes=wd.num_nodes, input_len=wd.input_len, horizon=wd.H, in_features=wd.in_features,
                      out_features=wd.out_features if out_features is None else out_features,
                      steps_per_day=wd.steps_per_day, adjacency=wd.data.adjacency, out_classes=out_classes,
                      day_of_week=wd.day_of_week)
@@ -68,6 +68,7 @@ def check_fits(task: Task, mcfg: ModelConfig, role: str, seed: int | None = None
     plain students start from the same weights). The check runs in eval mode, so it neither draws
     dropout noise nor moves batch-norm statistics of the model that is then trained.
     """
+    task = task.for_inputs(mcfg.inputs)  # what this model reads (a privileged teacher reads more)
     cfg, wd = task.cfg, task.wd
     spec = task.spec()
     train = cfg.train
@@ -112,6 +113,7 @@ def train_model(task: Task, mcfg: ModelConfig, label: str, role: str, run_dir: P
     cfg = task.cfg
     model = check_fits(task, mcfg, role, seed=cfg.train.seed)
     loss_fn, extra_modules = make_loss(model)
+    task = task.for_inputs(mcfg.inputs)  # batches, validation and the card follow what the model reads
     mdir = Path(run_dir) / "models" / label
     res: FitResult = fit(model, task.wd, loss_fn, task.validator(eval_batch_size(cfg)), cfg.train, mdir,
                          epochs=mcfg.epochs, extra_modules=extra_modules, resume=resume, monitor=task.monitor,
@@ -120,15 +122,25 @@ def train_model(task: Task, mcfg: ModelConfig, label: str, role: str, run_dir: P
     val = task.val_record(res.best_score)
     save_model(mdir, model, mcfg.name, task.spec(), role,
                {**task.card_extra(), "train_seconds": res.train_seconds, "best_epoch": res.best_epoch,
-                **{f"val_{k}": v for k, v in val.items()}, **(card or {})})
-    return Trained(label, role, model, mcfg.name, res.train_seconds, val, kind=task.name, run_dir=Path(run_dir))
+                **{f"val_{k}": v for k, v in val.items()}, "inputs": inputs_card(mcfg.inputs, task.wd),
+                **(card or {})})
+    return Trained(label, role, model, mcfg.name, res.train_seconds, val, kind=task.name, run_dir=Path(run_dir),
+                   inputs=mcfg.inputs if task.wd.view_spec is not None else None)
+
+
+def inputs_card(inputs: InputsConfig | None, wd) -> dict | None:
+    """What a model card records of the model's inputs: the config and its resolved view (None: the
+    plain window, as every card before views existed)."""
+    if wd.view_spec is None:
+        return None
+    return {**to_dict(inputs), "view": wd.view_key()}
 
 
 def build_caches(run_dir: Path, teachers: list[Trained], wd, cfg: RunConfig, *, kind: str = "forecast",
                  with_hidden: bool = False) -> list[CacheEntry]:
     """The soft-label cache of every teacher (built once, by rank 0 under DDP; read from disk after)."""
-    def build():
-        return [build_or_load(run_dir, t.model, t.registry_name, wd, with_hidden=with_hidden,
+    def build():  # each teacher on its own view of the same windows (the cache is keyed by window start)
+        return [build_or_load(run_dir, t.model, t.registry_name, wd.view(t.inputs), with_hidden=with_hidden,
                               batch_size=eval_batch_size(cfg), kind=kind) for t in teachers]
 
     return rank0_first(build)

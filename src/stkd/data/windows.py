@@ -15,6 +15,7 @@ past MAPE's zero guard. Missing targets are 0 with ``mask`` False.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import math
@@ -26,12 +27,13 @@ import pandas as pd
 import scipy.sparse as sp
 import torch
 
-from stkd.config import DataConfig
+from stkd.config import DataConfig, InputsConfig
 from stkd.data.container import STData
 from stkd.data.impute import fill_inputs
 from stkd.data.loaders import load_data
 from stkd.data.scalers import Scaler
 from stkd.data.splits import SPLITS, check_ratios, split_ranges, window_starts
+from stkd.data.views import InputView, resolve_view
 from stkd.errors import ConfigError, DataError
 
 
@@ -78,6 +80,14 @@ def time_covariates(index: pd.DatetimeIndex) -> tuple[np.ndarray, np.ndarray]:
     tod = np.minimum((secs / 86400.0).astype(np.float32), np.nextafter(np.float32(1), np.float32(0)))
     dow = index.day_of_week.to_numpy().astype(np.int64)
     return tod, dow
+
+
+def _covariates_before(index: pd.DatetimeIndex, steps: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Time of day and day of week of the ``steps`` steps before ``index[0]`` (the clock runs on)."""
+    step = pd.Timedelta(index[1] - index[0])
+    before = pd.date_range(end=index[0] - step, periods=steps, freq=step, tz=index.tz)
+    tod, dow = time_covariates(before)
+    return torch.from_numpy(tod), torch.from_numpy(dow)
 
 
 def weekdays_covered(index: pd.DatetimeIndex, times: int = 2) -> bool:
@@ -139,6 +149,8 @@ class WindowedData:
         starts: ``{"train" | "val" | "test": int64 ndarray}`` window starts; ranges (alias splits):
             ``{"train": (0, a), "val": (a, b), "test": (b, T)}``.
         P, H, num_nodes, in_features (F), out_features (F_out = number of targets), steps_per_day.
+        input_len: the steps a batch's ``x`` holds: P, or a view's length (:meth:`view`).
+        view: the :class:`~stkd.data.views.InputView` batches are cut for (None: the plain window).
         scaler: the :class:`Scaler` fitted on the train slice. index, nodes: timestamps and node ids.
         data: the source :class:`STData` (adjacency, coords, events); cfg: the :class:`DataConfig`.
         day_of_week: whether the training part holds every weekday at least twice (:func:`weekdays_covered`);
@@ -167,6 +179,9 @@ class WindowedData:
         self.out_features = int(mask_all.shape[2])
         self.steps_per_day = data.steps_per_day
         self.day_of_week = weekdays_covered(data.index[ranges["train"][0]:ranges["train"][1]])
+        self.input_len = self.P
+        self.view_spec: InputView | None = None
+        self._before: tuple[torch.Tensor, torch.Tensor] | None = None
         self._fingerprint: str | None = None
 
     def __repr__(self) -> str:
@@ -200,6 +215,25 @@ class WindowedData:
         return self
 
     # ---------------------------------------------------------------- windows
+    def view(self, inputs: InputsConfig | None, where: str = "inputs") -> "WindowedData":
+        """The same windows (starts, targets, scaler) whose batches hold what ``inputs`` reads (see
+        :mod:`stkd.data.views`): a longer history, lagged channels, some features. Shares every array;
+        returns ``self`` for the plain window."""
+        view = resolve_view(inputs, P=self.P, H=self.H, step=self.data.freq, features=self.features, where=where)
+        if view is None:
+            return self
+        out = copy.copy(self)
+        out.view_spec = view
+        out.input_len = view.length
+        out.in_features = len(view.features) * (1 + len(view.lags))
+        lookback = view.length - self.P + (max(view.lags) - self.H if view.lags else 0)
+        out._before = _covariates_before(self.index, lookback) if lookback > 0 else None
+        return out
+
+    def view_key(self) -> dict | None:
+        """The view as plain data (for cache keys and model cards); None for the plain window."""
+        return None if self.view_spec is None else self.view_spec.key()
+
     def _split_starts(self, split: str) -> np.ndarray:
         if split not in self.starts:
             raise DataError(f"unknown split {split!r}; choose one of {', '.join(self.starts)}")
@@ -231,7 +265,9 @@ class WindowedData:
         ``nodes`` (``[K]`` indices) cuts the batch to those nodes (node-subset training).
         """
         a, s = self._as_starts(starts)  # [B]
-        B, P, H, N, F, Fo = len(a), self.P, self.H, self.num_nodes, self.in_features, self.out_features
+        B, P, H, N, F, Fo = len(a), self.P, self.H, self.num_nodes, int(self.x_all.shape[2]), self.out_features
+        if self.view_spec is not None:
+            return self._view_batch(a, s, nodes)
         t_in = s[:, None] + torch.arange(P, device=self.device)  # [B, P]
         t_out = (a[:, None] + np.arange(P, P + H)).reshape(-1)  # [B*H] target steps
         if nodes is None:
@@ -252,6 +288,43 @@ class WindowedData:
             raw = torch.from_numpy(self.data.values[t_out[:, None], k_idx, :Fo]).view(B, H, K, Fo)  # [B, H, K, F_out]
         y = torch.where(mask, raw.to(self.device), 0.0)  # original units, 0 where missing
         return Batch(x=x, y=y, mask=mask, tod=self.tod[t_in], dow=self.dow[t_in], start=s, nodes=node_idx)
+
+    def _view_batch(self, a: np.ndarray, s: torch.Tensor, nodes) -> Batch:
+        """A batch whose ``x``, ``tod``, ``dow`` follow the view; targets and mask as the plain window's."""
+        plain = copy.copy(self)
+        plain.view_spec = None
+        base = plain.batch(a, nodes)  # targets, mask, node subset as usual
+        v = self.view_spec
+        L, H = v.length, self.H
+        t_in = (s + self.P)[:, None] - L + torch.arange(L, device=self.device)  # [B, L], may reach before step 0
+        feats = torch.as_tensor(v.features, device=self.device)
+        node_idx = base.nodes
+        chans = [self._gather(t, feats, node_idx) for t in (t_in, *(t_in + H - lag for lag in v.lags))]
+        x = torch.cat(chans, dim=-1) if len(chans) > 1 else chans[0]  # [B, L, N, F_v * (1 + lags)]
+        tod, dow = self._covariates(t_in)
+        return Batch(x=x, y=base.y, mask=base.mask, tod=tod, dow=dow, start=s, nodes=node_idx)
+
+    def _gather(self, t: torch.Tensor, feats: torch.Tensor, node_idx) -> torch.Tensor:
+        """``x_all`` at steps ``t [B, L]`` (0 = the training mean before the first step), features ``feats``."""
+        B, L = t.shape
+        valid = t >= 0
+        rows = t.clamp_min(0).reshape(-1)
+        if node_idx is None:
+            x = self.x_all.index_select(0, rows).view(B, L, self.num_nodes, -1)  # [B, L, N, F]
+        else:
+            x = self.x_all[rows[:, None], node_idx].view(B, L, len(node_idx), -1)  # [B, L, K, F]
+        x = x.index_select(-1, feats)
+        return x if bool(valid.all()) else x * valid[:, :, None, None]
+
+    def _covariates(self, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Time of day and day of week at steps ``t`` (before the first step too, from the clock)."""
+        if self._before is None or bool((t >= 0).all()):
+            return self.tod[t], self.dow[t]
+        tod_b, dow_b = self._before  # steps -len .. -1
+        k = len(tod_b)
+        tod = torch.cat([tod_b.to(self.device), self.tod])[t + k]
+        dow = torch.cat([dow_b.to(self.device), self.dow])[t + k]
+        return tod, dow
 
     def iterate(self, split: str, batch_size: int, shuffle: bool = False,
                 generator: torch.Generator | None = None, drop_last: bool = False) -> Iterator[Batch]:

@@ -39,12 +39,14 @@ def weights_digest(model: nn.Module) -> str:
 
 
 def cache_key(teacher_name: str, hparams: dict, digest: str, data_fingerprint: str,
-              kind: str = "forecast") -> str:
+              kind: str = "forecast", view: dict | None = None) -> str:
     """The entry's folder name. ``kind`` ("forecast" or "classify") is hashed only when not the default,
     so forecast keys are unchanged and an event teacher never shares an entry with a forecaster."""
     ident = {"teacher": teacher_name, "hparams": hparams, "weights": digest, "data": data_fingerprint}
     if kind != "forecast":
         ident["kind"] = kind
+    if view is not None:  # a privileged teacher's inputs (keys of plain teachers are unchanged)
+        ident["view"] = view
     blob = json.dumps(ident, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
@@ -112,7 +114,7 @@ def build_or_load(run_dir: Path, teacher: nn.Module, teacher_name: str, data, *,
     if kind not in ("forecast", "classify"):
         raise ValueError(f"cache kind {kind!r} is not forecast or classify")
     hparams = dict(getattr(teacher, "hparams", {}))
-    key = cache_key(teacher_name, hparams, weights_digest(teacher), data.fingerprint(), kind)
+    key = cache_key(teacher_name, hparams, weights_digest(teacher), data.fingerprint(), kind, data.view_key())
     path = Path(run_dir) / "cache" / key
     meta_path = path / "meta.json"
     if meta_path.is_file():

@@ -10,6 +10,7 @@ validation score that picks checkpoints (:meth:`validator`, :attr:`monitor`), wh
 
 from __future__ import annotations
 
+import copy
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from pathlib import Path
@@ -17,7 +18,7 @@ from typing import Any, ClassVar
 
 from torch import nn
 
-from stkd.config import RunConfig
+from stkd.config import InputsConfig, RunConfig
 from stkd.data.windows import WindowedData
 from stkd.errors import STKDError
 from stkd.models.base import ModelSpec
@@ -58,6 +59,17 @@ class Task(ABC):
     @abstractmethod
     def spec(self) -> ModelSpec:
         """The shape of the models this task trains."""
+
+    def for_inputs(self, inputs: InputsConfig | None) -> "Task":
+        """This task on the data as a model with ``inputs`` reads it (a privileged teacher's longer
+        history, lags or covariates): the same windows, targets and labels; only the batches' inputs
+        differ. Returns ``self`` for the plain window."""
+        wd = self.wd.view(inputs)
+        if wd is self.wd:
+            return self
+        out = copy.copy(self)
+        out.wd = wd
+        return out
 
     def teacher_task(self) -> "Task":
         """The task the teachers are trained under: this one, unless the teachers are of another kind

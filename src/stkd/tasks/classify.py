@@ -339,15 +339,17 @@ class ClassifyTask(Task):
         scored: list[Scored] = []
         for m in sorted(models, key=lambda x: names.ROLE_ORDER[x.role]):
             extra = {}
+            mwd = wd.view(m.inputs)  # what this model reads (a privileged teacher reads more)
             if m.kind == "forecast":  # a forecaster scored through its event probabilities (from its cache)
-                cache = build_or_load(m.run_dir, m.model, m.registry_name, wd, with_hidden=False, batch_size=bs)
+                cache = build_or_load(m.run_dir, m.model, m.registry_name, mwd, with_hidden=False, batch_size=bs)
                 sigma = horizon_sigma(cache, wd, self.feature_index())
                 one = EventSignal([cache], [sigma], [m.registry_name], None)
                 pv, pt = self.cache_probs(one, "val"), self.cache_probs(one, "test")
                 extra = {"teacher_kind": "forecast", "sigma_per_horizon": [float(v) for v in sigma]}
             else:
-                pv, pt = self.predict(m.model, "val", bs), self.predict(m.model, "test", bs)
-            speed = measure_speed(m.model.cpu(), wd, repeats=cfg.eval.latency_repeats,  # CPU latency, as reported
+                mt = self.for_inputs(m.inputs)
+                pv, pt = mt.predict(m.model, "val", bs), mt.predict(m.model, "test", bs)
+            speed = measure_speed(m.model.cpu(), mwd, repeats=cfg.eval.latency_repeats,  # CPU latency, as reported
                                   throughput_batch=bs)
             entry = {"model": m.registry_name, "params": count_params(m.model), **speed,
                      "train_seconds": m.train_seconds, "val_f1": m.val.get("f1"), **extra}

@@ -141,8 +141,9 @@ class ForecastTask(Task):
             entries[name] = {"role": role, **extra, "test": preds.metrics}
 
         for m in sorted(models, key=lambda t: names.ROLE_ORDER[t.role]):
-            preds = evaluate_forecaster(model_forecaster(m.model, wd), wd, "test", horizons, batch_size=eval_bs)
-            speed = measure_speed(m.model.cpu(), wd, repeats=cfg.eval.latency_repeats,  # CPU latency, as reported
+            mwd = wd.view(m.inputs)  # what this model reads (a privileged teacher reads more)
+            preds = evaluate_forecaster(model_forecaster(m.model, mwd), mwd, "test", horizons, batch_size=eval_bs)
+            speed = measure_speed(m.model.cpu(), mwd, repeats=cfg.eval.latency_repeats,  # CPU latency, as reported
                                   throughput_batch=eval_bs)
             record(m.name, m.role, preds, {"model": m.registry_name, "params": count_params(m.model), **speed,
                                            "train_seconds": m.train_seconds, "val_mae": m.val_mae})
