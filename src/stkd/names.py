@@ -65,5 +65,7 @@ CLASS_WEIGHT_MODES = ("auto", "none")
 # ----------------------------------------------------------------------------------- deploy
 EXPORT_FORMATS = ("onnx", "torchscript")
 BACKENDS = ("torch", "onnx", "torchscript")
+SERVE_BACKENDS = ("torch", "onnx")  # `stkd serve --backend` (an exported folder serves with its own)
+LOG_LEVELS = ("critical", "error", "warning", "info", "debug")  # `stkd serve --log-level` (uvicorn's)
 #: File suffix -> table format of ``stkd predict --out``.
 OUTPUT_FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}

@@ -118,7 +118,7 @@ def _version_1_npz(w, model: str, nodes: list[str]) -> bytes:
     """A rolling window in the layout version 1 of ``stkd serve`` saved (``np.savez``, no pickles)."""
     import io
 
-    from stkd.serve_state import nodes_hash
+    from stkd.deploy.state import nodes_hash
 
     buf = io.BytesIO()
     np.savez(buf, version=np.array(1), model=np.array(model), nodes_hash=np.array(nodes_hash(nodes)),

@@ -12,7 +12,7 @@ import pytest
 import stkd
 from stkd.cli import main
 from stkd.errors import STKDError
-from stkd.export import export_model
+from stkd.deploy.export import export_model
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "deploy.md"
 
@@ -51,13 +51,13 @@ def test_teacher_torchscript_and_clear_onnx_failure(run_dir):
 
 
 def test_export_fails_above_tolerance_and_leaves_nothing(run_dir, monkeypatch):
-    from stkd.predictor import OnnxBackend
+    from stkd.deploy.backends import OnnxBackend
 
     class Off(OnnxBackend):  # an exported model that is off by 0.01
         def __call__(self, x, tod, dow):
             return super().__call__(x, tod, dow) + 1e-2
 
-    monkeypatch.setattr("stkd.predictor.OnnxBackend", Off)
+    monkeypatch.setattr("stkd.deploy.export.OnnxBackend", Off)
     with pytest.raises(STKDError, match="export check failed.*--tolerance"):
         export_model(run_dir, "onnx", run_dir / "bad", windows=4)
     assert not (run_dir / "bad").exists()

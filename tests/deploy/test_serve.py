@@ -13,7 +13,7 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore")  # starlette's deprecation note about httpx
     from fastapi.testclient import TestClient
 
-from stkd.serve import create_app
+from stkd.deploy.serve import create_app
 
 TOKEN = "s3cret"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -304,7 +304,7 @@ def test_openapi_schema_is_valid(client):
 
 def _without_hot_paths(app):
     """The same app answered by its FastAPI routes only (the middleware stack is built at the first request)."""
-    from stkd.serve import HotPaths
+    from stkd.deploy.asgi import HotPaths
 
     app.user_middleware = [m for m in app.user_middleware if m.cls is not HotPaths]
     return app
@@ -387,7 +387,7 @@ def test_hot_paths_pass_every_other_request_on(run_dir):
     (a service behind a proxy) is stripped before matching."""
     import asyncio
 
-    from stkd.serve import HotPaths
+    from stkd.deploy.asgi import HotPaths
 
     app = create_app(run_dir, "torch", state_path=False)
     reached = []
@@ -429,7 +429,7 @@ def test_a_bug_is_a_500_that_names_itself_and_is_logged(run_dir, caplog):
 
     app.state.service.predict = broken
     c = TestClient(app)
-    with caplog.at_level(logging.ERROR, logger="stkd.serve"):
+    with caplog.at_level(logging.ERROR, logger="stkd.deploy.asgi"):
         r = c.post("/predict", json={})
     assert r.status_code == 500 and r.json()["detail"] == "internal error (RuntimeError); see the server log"
     assert "internal error on POST /predict" in caplog.text and "a bug" in caplog.text

@@ -169,9 +169,9 @@ def _check_serving(out: Path, metrics: dict) -> None:
     import numpy as np
 
     import stkd
-    from stkd.export import export_model
+    from stkd.deploy.export import export_model
     from stkd.pipeline import load_prepared, load_run
-    from stkd.serve import create_app
+    from stkd.deploy.serve import create_app
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # starlette's deprecation note about httpx

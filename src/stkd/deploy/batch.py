@@ -1,31 +1,33 @@
-"""The deployment subcommands: ``stkd predict``, ``stkd export``, ``stkd serve`` (see docs/deploy.md).
+"""``stkd predict``: forecasts at every step of an input file, written in long form (CSV or Parquet).
 
-``cli.py`` imports this module and calls :func:`register`.
+The file is read like the run's data (its DataConfig with the path swapped: :func:`input_config`), put
+in the model's node and feature order (:func:`read_input`), forecast window by window with
+:meth:`stkd.deploy.predictor.Predictor.predict_series`, and written to a temporary file beside
+``--out`` that is moved into place only when every window is written (:class:`_Writer`).
 """
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import os
-import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
-from stkd.errors import STKDError
+from stkd.data.loaders import load_data
+from stkd.deploy.loading import load
+from stkd.errors import ConfigError, STKDError
+from stkd.names import FILE_SOURCES, NODE_COLUMNS, OUTPUT_FORMATS, TIME_COLUMNS
+from stkd.runs import load_run
 
-OUT_FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
-_FILE_SOURCES = ("csv-wide", "csv-long", "parquet-long", "metr-la-h5", "pems-npz")
 
-
-# ======================================================================== reading input
 def _header(path: Path, fmt: str) -> list[str]:
     try:
         if fmt == "parquet":
-            import pyarrow.parquet as pq
-
             return [str(c) for c in pq.read_schema(path).names]
         return [str(c) for c in pd.read_csv(path, nrows=0).columns]
     except Exception as e:  # noqa: BLE001 - any reader failure is a bad input file
@@ -35,8 +37,6 @@ def _header(path: Path, fmt: str) -> list[str]:
 def input_config(path: Path, data_cfg, spec, source: str | None = None, start: str | None = None):
     """The run's DataConfig turned into one that reads ``path``: same format options, no selection,
     no graph, no side files."""
-    from stkd.predictor import _NODE_NAMES, _TIME_NAMES
-
     path = Path(path)
     if not path.is_file():
         raise STKDError(f"--input {path}: no such file")
@@ -54,20 +54,20 @@ def input_config(path: Path, data_cfg, spec, source: str | None = None, start: s
             source = "pems-npz"
         elif ext in (".csv", ".txt", ".tsv"):
             cols = _header(path, "csv")  # a long file has a node column and a timestamp column
-            has_node = data_cfg.node_column in cols or any(c.lower() in _NODE_NAMES for c in cols)
-            has_time = data_cfg.time_column in cols or any(c.lower() in _TIME_NAMES for c in cols)
+            has_node = data_cfg.node_column in cols or any(c.lower() in NODE_COLUMNS for c in cols)
+            has_time = data_cfg.time_column in cols or any(c.lower() in TIME_COLUMNS for c in cols)
             source = "csv-long" if has_node and has_time else "csv-wide"
         else:
             raise STKDError(f"--input {path}: unknown file type {ext!r}; use .csv (wide or long), .parquet (long), "
                             ".h5 or .npz, or name the format with --source")
-    if source not in _FILE_SOURCES:
-        raise STKDError(f"--source {source!r}: choose one of {', '.join(_FILE_SOURCES)}")
+    if source not in FILE_SOURCES:
+        raise STKDError(f"--source {source!r}: choose one of {', '.join(FILE_SOURCES)}")
     if source in ("csv-long", "parquet-long"):
         cols = _header(path, "parquet" if source == "parquet-long" else "csv")
         tcol = data_cfg.time_column if data_cfg.time_column in cols else \
-            next((c for c in cols if c.lower() in _TIME_NAMES), None)
+            next((c for c in cols if c.lower() in TIME_COLUMNS), None)
         ncol = data_cfg.node_column if data_cfg.node_column in cols else \
-            next((c for c in cols if c.lower() in _NODE_NAMES), None)
+            next((c for c in cols if c.lower() in NODE_COLUMNS), None)
         if tcol is None or ncol is None:
             raise STKDError(f"--input {path}: a long file needs a timestamp and a node column (e.g. timestamp, node, "
                             f"value); the header has {cols[:10]}")
@@ -90,13 +90,8 @@ def input_config(path: Path, data_cfg, spec, source: str | None = None, start: s
 
 def read_input(predictor, path: Path, source: str | None = None, start: str | None = None):
     """``(values [T, N, F], index, ignored_nodes)`` of an input file in the model's node and feature order."""
-    from stkd.data.loaders import load_data
-    from stkd.runs import load_run
-
     spec = predictor.spec
     cfg, _ = load_run(predictor.run_dir)
-    from stkd.errors import ConfigError
-
     try:
         data = load_data(input_config(path, cfg.data, spec, source, start))
     except ConfigError as e:
@@ -132,8 +127,6 @@ class _Writer:
     """Chunks of the long frame into a temporary file beside ``out``; ``commit`` moves it into place."""
 
     def __init__(self, out: Path, fmt: str) -> None:
-        import tempfile
-
         self.out, self.fmt = out, fmt
         out.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
@@ -148,9 +141,6 @@ class _Writer:
             frame.to_csv(self.tmp, mode="w" if self._first else "a", header=self._first, index=False,
                          float_format="%.7g")
         else:
-            import pyarrow as pa
-            import pyarrow.parquet as pq
-
             table = pa.Table.from_pandas(frame, preserve_index=False)
             if self._pq is None:
                 self._pq = pq.ParquetWriter(self.tmp, table.schema)
@@ -184,10 +174,8 @@ def predict_file(run_dir, input_path, out, *, model=None, every: int = 1, last: 
 
     Returns a summary: rows, windows, skipped windows (no reading in their P steps), ignored nodes.
     """
-    from stkd.predictor import load
-
     out = Path(out)
-    fmt = OUT_FORMATS.get(out.suffix.lower())
+    fmt = OUTPUT_FORMATS.get(out.suffix.lower())
     if fmt is None:
         raise STKDError(f"--out {out}: the extension must be .csv or .parquet (the output format)")
     if out.exists() and not overwrite:
@@ -218,107 +206,3 @@ def predict_file(run_dir, input_path, out, *, model=None, every: int = 1, last: 
     return {"model": predictor.name, "out": str(out), "rows": writer.rows, "windows": windows,
             "skipped_windows": len(skipped), "ignored_nodes": len(ignored), "steps": int(len(index)),
             "format": fmt}
-
-
-# ======================================================================== subcommands
-def cmd_predict(args) -> int:
-    summary = predict_file(args.run_dir, args.input, args.out, model=args.model, every=args.every,
-                           last=args.last, overwrite=args.overwrite, source=args.source, start=args.start,
-                           batch_size=args.batch_size)
-    print(f"{summary['model']}: {summary['windows']} forecast(s), {summary['rows']} rows -> {summary['out']}")
-    if summary["skipped_windows"]:
-        print(f"  skipped {summary['skipped_windows']} window(s) without any reading")
-    if summary["ignored_nodes"]:
-        print(f"  ignored {summary['ignored_nodes']} node(s) the model does not know")
-    return 0
-
-
-def cmd_export(args) -> int:
-    from stkd.export import export_model
-
-    report = export_model(args.run_dir, args.format, args.out, args.model, tolerance=args.tolerance,
-                          windows=args.windows, overwrite=args.overwrite)
-    print(f"exported {report['model']} ({report['format']}) to {report['out']}")
-    print(f"  check on {report['checked_on']}: max |exported - pytorch| = {report['max_abs_diff']:.3g} "
-          f"(allowed {report['bound']:.3g})")
-    return 0
-
-
-def cmd_serve(args) -> int:
-    from stkd.serve import serve
-
-    token = args.token or os.environ.get("STKD_API_TOKEN") or None
-    if args.host not in ("127.0.0.1", "localhost", "::1") and token is None:
-        print(f"stkd: warning: serving on {args.host} without an API token: anyone who reaches it can post",
-              file=sys.stderr)
-    serve(args.run_dir, host=args.host, port=args.port, backend=args.backend, token=token, model=args.model,
-          threads=args.threads, log_level=args.log_level,
-          persist=False if args.no_persist else (args.state or True),
-          max_body_bytes=int(args.max_body_mb * 2**20))
-    return 0
-
-
-def register(sub, fmt=argparse.RawDescriptionHelpFormatter) -> None:
-    """Add ``predict``, ``export`` and ``serve`` to the ``stkd`` parser's subcommands."""
-    p = sub.add_parser(
-        "predict", help="batch forecasts over a file of observations (long CSV/Parquet out)", formatter_class=fmt,
-        description="Forecast with a trained model at every step of an input file where a whole input window "
-                    "ends (or every K-th, or the last). The file is read like the run's data (wide or long CSV, "
-                    "Parquet, ...); gaps are filled, scaled and windowed exactly as in training. The output is "
-                    "long form: issued_at, target_time, node, horizon, value (original units).",
-        epilog="examples:\n  stkd predict runs/la --input recent.csv --out forecasts.csv\n"
-               "  stkd predict runs/la --input recent.parquet --out f.parquet --last --model gwnet")
-    p.add_argument("run_dir", help="run directory (from stkd run / distill)")
-    p.add_argument("--input", required=True, help="observations: wide CSV (timestamp + one column per node), "
-                                                  "long CSV or Parquet (timestamp, node, value columns)")
-    p.add_argument("--out", required=True, help="output file; .csv or .parquet")
-    p.add_argument("--model", help="model of the run (default: the distilled student)")
-    g = p.add_mutually_exclusive_group()
-    g.add_argument("--every", type=int, default=1, metavar="K", help="issue every K-th step (from the last)")
-    g.add_argument("--last", action="store_true", help="only the forecast from the last window")
-    p.add_argument("--source", choices=_FILE_SOURCES, help="input format (default: from the extension and header)")
-    p.add_argument("--start", help="first timestamp of a wide CSV without a timestamp column")
-    p.add_argument("--batch-size", type=int, default=256, help="windows per model call")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing --out")
-    p.add_argument("--quiet", action="store_true", help=argparse.SUPPRESS)
-    p.set_defaults(func=cmd_predict)
-
-    p = sub.add_parser(
-        "export", help="export a model to ONNX or TorchScript, checked against PyTorch", formatter_class=fmt,
-        description="Write the model (dynamic batch) with deploy.json (nodes, features, window, scaler, train means, "
-                    "metrics) to a folder that serves without stkd. The export runs on held-out test windows and "
-                    "fails when it differs from PyTorch by more than --tolerance (relative to the output's scale).",
-        epilog="examples:\n  stkd export runs/la --format onnx --out deploy/la\n"
-               "  stkd export runs/la --format torchscript --model gwnet")
-    p.add_argument("run_dir")
-    p.add_argument("--format", choices=("onnx", "torchscript"), default="onnx")
-    p.add_argument("--out", help="folder to write (default: RUN_DIR/export/<model>-<format>)")
-    p.add_argument("--model", help="model of the run (default: the distilled student)")
-    p.add_argument("--tolerance", type=float, default=1e-4,
-                   help="allowed max |exported - pytorch| as a share of max(1, max |output|) (default 1e-4)")
-    p.add_argument("--windows", type=int, default=64, help="held-out windows to check on")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing export folder")
-    p.add_argument("--quiet", action="store_true", help=argparse.SUPPRESS)
-    p.set_defaults(func=cmd_export)
-
-    p = sub.add_parser(
-        "serve", help="a forecasting web service (FastAPI + uvicorn) over a trained model", formatter_class=fmt,
-        description="POST /observations (readings of one timestamp), GET /forecast, POST /predict (stateless), "
-                    "GET /health, GET /metadata; OpenAPI docs at /docs. Binds 127.0.0.1 unless --host says "
-                    "otherwise. With --token (or STKD_API_TOKEN) POST endpoints need 'Authorization: Bearer T'.",
-        epilog="examples:\n  stkd serve runs/la\n  stkd serve runs/la --backend onnx --port 8080 --token s3cret\n"
-               "  curl -s localhost:8000/forecast?node=773869")
-    p.add_argument("run_dir", help="run directory, or a folder written by stkd export")
-    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
-    p.add_argument("--port", type=int, default=8000)
-    p.add_argument("--backend", choices=("torch", "onnx"), default="torch")
-    p.add_argument("--model", help="model of the run (default: the distilled student)")
-    p.add_argument("--token", help="API token for POST endpoints (or set STKD_API_TOKEN)")
-    p.add_argument("--threads", type=int, help="intra-op threads of the model (default: the library's choice)")
-    p.add_argument("--max-body-mb", type=float, default=5.0, help="largest request body (MiB)")
-    p.add_argument("--state", help="file the rolling window is saved to after each post and resumed from "
-                                   "(SQLite; default: RUN_DIR/deploy/state-<model>.sqlite)")
-    p.add_argument("--no-persist", action="store_true", help="do not save the rolling window")
-    p.add_argument("--log-level", default="info", choices=("critical", "error", "warning", "info", "debug"))
-    p.add_argument("--quiet", action="store_true", help=argparse.SUPPRESS)
-    p.set_defaults(func=cmd_serve)

@@ -8,7 +8,7 @@ import sqlite3
 
 import numpy as np
 
-from stkd.serve_state import RollingWindow, WindowStore
+from stkd.deploy.state import RollingWindow, WindowStore
 
 NODES = ["a", "b", "c"]
 
