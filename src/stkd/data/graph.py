@@ -21,7 +21,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
-from sklearn.neighbors import BallTree
 
 from stkd.config import GraphConfig
 from stkd.data.container import STData
@@ -266,6 +265,10 @@ def knn_adjacency(coords: np.ndarray, k: int, sigma: float | None = None) -> sp.
         raise ConfigError(f"graph.k: {k} neighbours asked for, but there are only {n} nodes "
                           f"(k must be <= N - 1 = {n - 1})")
     _check_sigma(sigma)
+    # imported here: scikit-learn costs ~0.9 s at import (measured), and every model module imports this
+    # file, so stkd.load of a student would pay it for a function only graph building calls
+    from sklearn.neighbors import BallTree
+
     tree = BallTree(np.radians(c), metric="haversine")
     dist, idx = tree.query(np.radians(c), k=k + 1)  # (N, k + 1), nearest first, self usually among them
     dist = dist * EARTH_RADIUS_KM
