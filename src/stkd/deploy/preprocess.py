@@ -35,6 +35,10 @@ def _as_sequence(timestamps):
 
 
 # a naive ISO 8601 date-time as numpy parses it exactly like pandas (no offset, no "Z")
+# nanosecond timestamps span 1677-09-21 .. 2262-04-11: numpy wraps a year outside silently (1500 read
+# as 2084), so the fast path takes only the whole years inside, and the general path names the others
+_NS_RANGE = (pd.Timestamp.min.ceil("s"), pd.Timestamp.max.floor("s"))
+_NS_YEARS = (1678, 2261)
 _NAIVE_ISO = re.compile(r"\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?)?")
 
 class Preprocessor:
@@ -77,8 +81,12 @@ class Preprocessor:
                 else:
                     idx = pd.DatetimeIndex(pd.to_datetime(list(timestamps) if not isinstance(
                         timestamps, (pd.Index, np.ndarray, pd.Series)) else timestamps))
+                idx = idx.as_unit("ns")  # grid positions are nanosecond counts
         except DataError:
             raise
+        except pd.errors.OutOfBoundsDatetime as e:  # its message names the timestamp
+            raise DataError(f"{what}: outside the range of timestamps stkd handles ({_NS_RANGE[0]} .. "
+                            f"{_NS_RANGE[1]}): {e}") from None
         except (ValueError, TypeError, OverflowError) as e:
             raise DataError(f"{what}: not a timestamp ({e}); expected e.g. '2012-03-01 00:05'") from None
         if idx.hasnans:
@@ -108,7 +116,8 @@ class Preprocessor:
         """
         timestamps = _as_sequence(timestamps)
         if (self.start.tz is None and isinstance(timestamps, (list, tuple, np.ndarray)) and 0 < len(timestamps) <= 256
-                and all(isinstance(t, str) and _NAIVE_ISO.fullmatch(t) for t in timestamps)):
+                and all(isinstance(t, str) and _NAIVE_ISO.fullmatch(t) and _NS_YEARS[0] <= int(t[:4]) <= _NS_YEARS[1]
+                        for t in timestamps)):
             try:
                 ns = np.array(timestamps, dtype="datetime64[ns]").astype(np.int64)
             except ValueError:  # e.g. month 13: the general path says so
@@ -118,6 +127,11 @@ class Preprocessor:
         return self.positions(self.as_index(timestamps, what), what)
 
     def _positions_ns(self, ns: np.ndarray, what: str, timestamp_at) -> np.ndarray:
+        far = np.abs(ns.astype(np.float64) - float(self._start_ns)) > 9.2e18  # int64 ns would wrap (292 years)
+        if far.any():
+            k = int(np.flatnonzero(far)[0])
+            raise DataError(f"{what}: {timestamp_at(k)} is too far from the data's start ({self.start}) to place "
+                            "on its grid")
         delta = ns - self._start_ns
         off = delta % self.step_ns != 0
         if off.any():
