@@ -79,3 +79,30 @@ def test_an_onnx_export_without_onnxruntime_names_the_extra(run_dir):
     assert r.returncode == 1
     assert r.stderr.strip().splitlines()[-1].endswith(
         'the onnx backend needs the export extra: pip install -c constraints.txt -e ".[export]"')
+
+
+@pytest.mark.parametrize("argv, env, line", [
+    (["serve", "RUN", "--port", "0"], {"STKD_API_TOKEN": ""},
+     "STKD_API_TOKEN is set but empty: set a token, or unset the variable to serve without one"),
+    (["serve", "RUN", "--port", "0", "--token", " "], {}, "--token is empty"),
+    (["serve", "RUN", "--port", "0", "--host", "0.0.0.0"], {},
+     "--host 0.0.0.0 is reachable from other machines and no API token is set"),
+])
+def test_serve_refuses_to_run_without_authentication_by_accident(run_dir, argv, env, line):
+    """An empty STKD_API_TOKEN used to switch authentication off, and a public --host without a token only
+    warned (issue 17). Both now stop before anything is served (the old code served: the subprocess
+    would run until its timeout)."""
+    argv = [str(run_dir) if a == "RUN" else a for a in argv]
+    extra = "import os\n" + "".join(f"os.environ[{k!r}] = {v!r}\n" for k, v in env.items())
+    if "STKD_API_TOKEN" not in env:
+        extra += "os.environ.pop('STKD_API_TOKEN', None)\n"
+    r = run_python(extra + f"import sys, stkd.cli\nsys.exit(stkd.cli.main({argv!r}))")
+    assert r.returncode == 2, (r.stdout, r.stderr)
+    assert r.stderr.startswith(f"stkd: error: {line}")
+
+
+def test_loopback_hosts():
+    from stkd.deploy.cli import is_loopback
+
+    assert all(is_loopback(h) for h in ("127.0.0.1", "127.1.2.3", "::1", "[::1]", "localhost", "LOCALHOST"))
+    assert not any(is_loopback(h) for h in ("0.0.0.0", "::", "10.0.0.2", "example.org", "192.168.1.1"))

@@ -26,9 +26,16 @@ log = logging.getLogger(__name__)
 AUTH_ERROR = "a valid API token is needed for this endpoint (Authorization: Bearer <token> or X-API-Token)"
 
 
-async def read_body(scope, receive, max_bytes: int) -> bytes | tuple[int, str] | None:
+def route_path(scope) -> str:
+    """The request's path without the ``root_path`` prefix (a service behind a proxy)."""
+    path, root = scope["path"], scope.get("root_path", "")
+    return path[len(root):] if root and path.startswith(root) else path
+
+
+async def read_body(scope, receive, max_bytes: int, why: str = "") -> bytes | tuple[int, str] | None:
     """The whole request body, or ``(status, detail)`` when it is over ``max_bytes`` (by Content-Length,
-    and by counting what arrives: a chunked or lying client cannot slip past), or None on disconnect."""
+    and by counting what arrives: a chunked or lying client cannot slip past), or None on disconnect.
+    ``why``: what the limit comes from, for the message."""
     for k, v in scope.get("headers", []):
         if k == b"content-length":
             try:
@@ -36,7 +43,7 @@ async def read_body(scope, receive, max_bytes: int) -> bytes | tuple[int, str] |
             except ValueError:
                 return 400, "Content-Length is not a number"
             if n > max_bytes:
-                return 413, f"request body of {n} bytes is over the limit of {max_bytes} bytes"
+                return 413, f"request body of {n} bytes is over the limit of {max_bytes} bytes{why}"
     chunks, size = [], 0
     while True:
         msg = await receive()
@@ -45,24 +52,26 @@ async def read_body(scope, receive, max_bytes: int) -> bytes | tuple[int, str] |
         body = msg.get("body", b"")
         size += len(body)
         if size > max_bytes:
-            return 413, f"request body is over the limit of {max_bytes} bytes"
+            return 413, f"request body is over the limit of {max_bytes} bytes{why}"
         chunks.append(body)
         if not msg.get("more_body", False):
             return b"".join(chunks)
 
 
 class BodyLimit:
-    """Reject bodies over ``max_bytes`` with 413 (see ``read_body``). Pure ASGI, so the body is read once
-    and replayed."""
+    """Reject bodies over the limit with 413 (see ``read_body``): ``limits[path]`` = ``(bytes, why)`` for the
+    endpoints that have their own, else ``max_bytes``. Pure ASGI, so the body is read once and replayed."""
 
-    def __init__(self, app, max_bytes: int) -> None:
+    def __init__(self, app, max_bytes: int, limits: dict[str, tuple[int, str]] | None = None) -> None:
         self.app = app
         self.max_bytes = int(max_bytes)
+        self.limits = limits or {}
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http" or scope.get("method") in ("GET", "HEAD", "OPTIONS"):
             return await self.app(scope, receive, send)
-        data = await read_body(scope, receive, self.max_bytes)
+        limit, why = self.limits.get(route_path(scope), (self.max_bytes, ""))
+        data = await read_body(scope, receive, limit, why)
         if data is None:
             return None
         if isinstance(data, tuple):
@@ -101,20 +110,19 @@ class HotPaths:
     limit and error bodies, so clients see no difference but speed.
     """
 
-    def __init__(self, app, service: "Service", token: str | None, max_bytes: int) -> None:
+    def __init__(self, app, service: "Service", token: str | None, max_bytes: int,
+                 limits: dict[str, tuple[int, str]] | None = None) -> None:
         self.app = app
         self.svc = service
         self.token = token
         self.max_bytes = int(max_bytes)
+        self.limits = limits or {}
         self.routes = {("POST", "/predict"): self._predict, ("POST", "/observations"): self._observations,
                        ("GET", "/forecast"): self._forecast}
 
     async def __call__(self, scope, receive, send):
         if scope["type"] == "http":
-            path, root = scope["path"], scope.get("root_path", "")
-            if root and path.startswith(root):
-                path = path[len(root):]
-            handler = self.routes.get((scope["method"], path))
+            handler = self.routes.get((scope["method"], route_path(scope)))
             if handler is not None:
                 return await handler(scope, receive, send)
         return await self.app(scope, receive, send)
@@ -131,7 +139,8 @@ class HotPaths:
         await self._respond(scope, send, lambda: self.svc.latest_forecast(nodes))
 
     async def _write(self, scope, receive, send, method) -> None:
-        data = await read_body(scope, receive, self.max_bytes)
+        limit, why = self.limits.get(route_path(scope), (self.max_bytes, ""))
+        data = await read_body(scope, receive, limit, why)
         if data is None:
             return
         if isinstance(data, tuple):

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import ipaddress
 import os
 import sys
 
 from stkd.errors import STKDError
-from stkd.names import EXPORT_FORMATS, FILE_SOURCES, LOG_LEVELS, SERVE_BACKENDS
+from stkd.names import (EXPORT_FORMATS, FILE_SOURCES, LOG_LEVELS, MAX_CLOCK_SKEW, SERVE_BACKENDS,
+                        STATE_SYNC_MODES)
 
 SERVE_MODULES = ("fastapi", "uvicorn")  # what the `serve` extra brings that `stkd serve` cannot run without
 EXPORT_MODULES = ("onnx", "onnxruntime")  # the `export` extra
@@ -63,15 +65,43 @@ def cmd_serve(args) -> int:
         require_extra("export", EXPORT_MODULES, "stkd serve --backend onnx")
     from stkd.deploy.serve import serve
 
-    token = args.token or os.environ.get("STKD_API_TOKEN") or None
-    if args.host not in ("127.0.0.1", "localhost", "::1") and token is None:
-        print(f"stkd: warning: serving on {args.host} without an API token: anyone who reaches it can post",
-              file=sys.stderr)
+    token = api_token(args.token)
+    if token is None and not is_loopback(args.host):
+        if not args.insecure:
+            raise STKDError(f"--host {args.host} is reachable from other machines and no API token is set: anyone "
+                            "could post readings; give --token (or STKD_API_TOKEN), or --insecure to serve "
+                            "without one")
+        print(f"stkd: warning: serving on {args.host} without an API token (--insecure): anyone who reaches it "
+              "can post", file=sys.stderr)
     serve(args.run_dir, host=args.host, port=args.port, backend=args.backend, token=token, model=args.model,
           threads=args.threads, log_level=args.log_level,
           persist=False if args.no_persist else (args.state or True),
-          max_body_bytes=int(args.max_body_mb * 2**20))
+          max_body_bytes=int(args.max_body_mb * 2**20), max_clock_skew=args.max_clock_skew,
+          reset_state=args.reset_state, sync=args.sync, trust_code=args.trust_code)
     return 0
+
+
+def api_token(flag: str | None) -> str | None:
+    """The token of ``--token`` or else ``STKD_API_TOKEN``; an empty one is an error, not "no token"
+    (an empty variable used to switch authentication off without a word)."""
+    if flag is not None:
+        if not flag.strip():
+            raise STKDError("--token is empty: give a token, or leave --token out to serve without one")
+        return flag
+    env = os.environ.get("STKD_API_TOKEN")
+    if env is not None and not env.strip():
+        raise STKDError("STKD_API_TOKEN is set but empty: set a token, or unset the variable to serve without one")
+    return env
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` is reachable from this machine only (127.0.0.0/8, ::1, localhost)."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:  # a host name: it may resolve to anything
+        return False
 
 
 def register(sub, fmt=argparse.RawDescriptionHelpFormatter) -> None:
@@ -121,8 +151,11 @@ def register(sub, fmt=argparse.RawDescriptionHelpFormatter) -> None:
         "serve", help="a forecasting web service (FastAPI + uvicorn) over a trained model", formatter_class=fmt,
         description="POST /observations (readings of one timestamp), GET /forecast, POST /predict (stateless), "
                     "GET /health, GET /metadata; OpenAPI docs at /docs. Binds 127.0.0.1 unless --host says "
-                    "otherwise. With --token (or STKD_API_TOKEN) POST endpoints need 'Authorization: Bearer T'.",
+                    "otherwise (another address needs a token, or --insecure). With --token (or STKD_API_TOKEN) "
+                    "POST endpoints need 'Authorization: Bearer T', and POST /admin/reset and "
+                    "/admin/rollback?to=T reset or roll back the rolling window.",
         epilog="examples:\n  stkd serve runs/la\n  stkd serve runs/la --backend onnx --port 8080 --token s3cret\n"
+               "  stkd serve runs/la --reset-state        # start with an empty window (the old file is kept)\n"
                "  curl -s localhost:8000/forecast?node=773869")
     p.add_argument("run_dir", help="run directory, or a folder written by stkd export")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
@@ -135,6 +168,17 @@ def register(sub, fmt=argparse.RawDescriptionHelpFormatter) -> None:
     p.add_argument("--state", help="file the rolling window is saved to after each post and resumed from "
                                    "(SQLite; default: RUN_DIR/deploy/state-<model>.sqlite)")
     p.add_argument("--no-persist", action="store_true", help="do not save the rolling window")
+    p.add_argument("--reset-state", action="store_true",
+                   help="start with an empty rolling window; the state file is kept as <file>.bad-<time>")
+    p.add_argument("--sync", choices=STATE_SYNC_MODES, default="full",
+                   help="full (default): a post is acknowledged once it is on disk; normal: once SQLite has it "
+                        "(survives a crash of the server, not of the machine; ~3 ms faster per post)")
+    p.add_argument("--max-clock-skew", default=MAX_CLOCK_SKEW, metavar="DURATION",
+                   help="refuse readings stamped further ahead of this server's clock (naive timestamps: its "
+                        f"local time); e.g. 15min, 2h, or none (default {MAX_CLOCK_SKEW})")
+    p.add_argument("--insecure", action="store_true", help="allow a non-loopback --host without an API token")
+    p.add_argument("--trust-code", action="store_true",
+                   help="allow an exported TorchScript model.pt to load: TorchScript is code and runs as it loads")
     p.add_argument("--log-level", default="info", choices=LOG_LEVELS)
     p.add_argument("--quiet", action="store_true", help=argparse.SUPPRESS)
     p.set_defaults(func=cmd_serve)

@@ -61,7 +61,7 @@ def choose_model(run_dir: Path, model: str | None = None) -> tuple[str, dict]:
 
 
 def load(run_dir: str | Path, model: str | None = None, *, backend: str = "torch",
-         threads: int | None = None) -> Predictor:
+         threads: int | None = None, trust_code: bool = False) -> Predictor:
     """A :class:`Predictor` for a model of a run directory (or an exported folder).
 
     Args:
@@ -76,7 +76,7 @@ def load(run_dir: str | Path, model: str | None = None, *, backend: str = "torch
     if not run_dir.is_dir():
         raise STKDError(f"{run_dir}: no such directory (expected an stkd run directory)")
     if is_export_dir(run_dir):
-        return load_export(run_dir, threads=threads)
+        return load_export(run_dir, threads=threads, trust_code=trust_code)
     cfg, info = load_run(run_dir)
     name, card = choose_model(run_dir, model)
     stats = serving_stats(run_dir, cfg, info, need_adjacency=needs_adjacency(card))
@@ -86,7 +86,7 @@ def load(run_dir: str | Path, model: str | None = None, *, backend: str = "torch
     return pred.with_backend(backend, threads) if backend != "torch" else pred
 
 
-def load_export(export_dir: str | Path, threads: int | None = None) -> Predictor:
+def load_export(export_dir: str | Path, threads: int | None = None, trust_code: bool = False) -> Predictor:
     """A :class:`Predictor` over an exported folder (``deploy.json`` + ``model.onnx`` or ``model.pt``)."""
     export_dir = Path(export_dir)
     d = json.loads((export_dir / SPEC_FILE).read_text())

@@ -63,17 +63,27 @@ class ForecastOut(BaseModel):
 
 
 class HealthOut(BaseModel):
-    status: str
+    status: str = Field(description="ok, or degraded when the last save of the rolling window failed "
+                                    "(posts get 503 until a save works again)")
+    reason: str | None = Field(default=None, description="why the service is degraded")
     model: str
     backend: str
     ready: bool
+
+
+class AdminOut(BaseModel):
+    latest: str | None = Field(description="the newest step of the window after the change (null: empty)")
+    window_steps: int
+    ready: bool
+    dropped: int = Field(description="readings (step, node) removed")
+    backup: str | None = Field(description="the copy of the state file made before the change (its name)")
 
 
 class ErrorOut(BaseModel):
     detail: str
 
 
-ERRORS = {code: {"model": ErrorOut} for code in (401, 404, 409, 413, 422)}
+ERRORS = {code: {"model": ErrorOut} for code in (401, 403, 404, 409, 413, 422, 503)}
 
 
 def parse_body(raw: bytes, model: type[BaseModel]):
