@@ -29,8 +29,9 @@ def test_export_parity_and_folder(run_dir, prepared, fmt, file):
     assert meta["nodes"] == data.nodes and meta["input_len"] == 12 and meta["horizon"] == 6
     assert meta["freq"] == "5min" and len(meta["train_means"]) == 10 and meta["export"]["passed"]
     assert meta["metrics"]["test"]["mae"] == 2.0
+    assert sorted(meta["files"]) == sorted([file, "seasonal_means.npy"])  # their SHA-256, checked at load
     # the exported folder serves alone and agrees with the PyTorch predictor (batch 1 and batch 5)
-    exported = stkd.load(out)
+    exported = stkd.load(out, trust_code=fmt == "torchscript")  # TorchScript is code: trusted explicitly
     assert exported.model is None and exported.backend.name == fmt
     torch_p = stkd.load(run_dir)
     s = wd.starts["test"][:5]

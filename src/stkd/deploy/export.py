@@ -4,8 +4,12 @@
 
     model.onnx | model.pt    the network, dynamic batch: pred = f(x [B, P, N, F], tod [B, P], dow [B, P])
     deploy.json              nodes, features, targets, freq, grid origin, P, H, scaler center/scale,
-                             train means for gap filling, impute method, metrics, the export check
+                             train means for gap filling, impute method, metrics, the export check,
+                             and the SHA-256 of each file above and below (``files``)
     seasonal_means.npy       the time-of-week train profile for leading gaps (when the run has one)
+
+``stkd.load`` checks the hashes; it loads a TorchScript ``model.pt`` only with ``trust_code=True``
+(TorchScript is code).
 
 Nothing in it needs stkd: numpy + onnxruntime serve it (docs/deploy.md has a 30-line example), and
 ``stkd.load(folder)`` / ``stkd serve folder`` read it too.
@@ -32,10 +36,10 @@ from torch import nn
 from stkd.data.windows import load_windowed
 from stkd.deploy.backends import OnnxBackend, TorchScriptBackend
 from stkd.deploy.convert import example_inputs, onnx_bytes, torchscript_module
-from stkd.deploy.loading import load
-from stkd.deploy.spec import SPEC_FILE
+from stkd.deploy.loading import load, sha256_file
+from stkd.deploy.spec import SEASONAL_FILE, SPEC_FILE
 from stkd.errors import STKDError
-from stkd.io import write_json
+from stkd.io import write_bytes, write_json, write_npy
 from stkd.names import EXPORT_FORMATS
 from stkd.runs import load_run
 
@@ -125,9 +129,11 @@ def export_model(run_dir: str | Path, fmt: str = "onnx", out: str | Path | None 
     tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}."))
     try:
         os.chmod(tmp, 0o755)  # mkdtemp makes it private
-        (tmp / FILES[fmt]).write_bytes(blob)
+        # every file deploy.json lists gets its SHA-256 there: loading refuses a file changed after export
+        written = [write_bytes(tmp / FILES[fmt], blob)]
         if predictor.spec.seasonal_means is not None:
-            np.save(tmp / "seasonal_means.npy", predictor.spec.seasonal_means, allow_pickle=False)
+            written.append(write_npy(tmp / SEASONAL_FILE, predictor.spec.seasonal_means))
+        spec_json["files"] = {f.name: sha256_file(f) for f in written}
         write_json(tmp / SPEC_FILE, spec_json)
         if out.exists():
             old = out.with_name(f".{out.name}.old")

@@ -19,6 +19,7 @@ import io
 import json
 import logging
 import warnings
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,7 @@ log = logging.getLogger(__name__)
 
 STATS_FILE = "deploy/stats.npz"
 SPEC_FILE = "deploy.json"  # in an exported folder
+SEASONAL_FILE = "seasonal_means.npy"  # in an exported folder, when the run has a time-of-week profile
 FORMAT_VERSION = 1
 
 
@@ -159,7 +161,9 @@ class TrainStats:
     source: str
 
 
-def _load_stats_cache(path: Path, fingerprint: str | None, need_adj: bool) -> TrainStats | None:
+def _load_stats_cache(path: Path, fingerprint: str | None, need_adj: bool, shape: tuple[int, int]) -> TrainStats | None:
+    """The cached train statistics, or None when there are none for this data (or they need the graph
+    and it was not saved). The file is a cache: an unreadable or malformed one is rebuilt, with a warning."""
     if not path.is_file():
         return None
     try:
@@ -173,9 +177,13 @@ def _load_stats_cache(path: Path, fingerprint: str | None, need_adj: bool) -> Tr
             if has_adj and need_adj:
                 adj = sp.csr_matrix((z["adj_data"], z["adj_indices"], z["adj_indptr"]), shape=tuple(z["adj_shape"]))
             seasonal = z["seasonal"] if bool(z["has_seasonal"]) else None
-            return TrainStats(z["train_means"], seasonal, adj, "data")
-    except (OSError, KeyError, ValueError) as e:
-        log.warning("ignoring unreadable %s (%s)", path, e)
+            means = z["train_means"]
+            if means.shape != shape or (seasonal is not None and (seasonal.ndim != 3 or seasonal.shape[1:] != shape)):
+                raise ValueError(f"train statistics of shape {means.shape}, expected {shape}")
+            return TrainStats(means, seasonal, adj, "data")
+    except (OSError, KeyError, ValueError, TypeError, EOFError, zipfile.BadZipFile) as e:
+        warnings.warn(f"{path} is unreadable ({type(e).__name__}: {e}); it is a cache of the run's train "
+                      "statistics: rebuilding it", stacklevel=4)
         return None
 
 
@@ -205,7 +213,7 @@ def serving_stats(run_dir: Path, cfg, info: dict, need_adjacency: bool) -> Train
     """
     fp = info.get("fingerprint")
     cache = Path(run_dir) / STATS_FILE
-    st = _load_stats_cache(cache, fp, need_adjacency)
+    st = _load_stats_cache(cache, fp, need_adjacency, (len(info["nodes"]), len(info["features"])))
     if st is not None:
         return st
     try:
