@@ -32,18 +32,25 @@ def route_path(scope) -> str:
     return path[len(root):] if root and path.startswith(root) else path
 
 
-async def read_body(scope, receive, max_bytes: int, why: str = "") -> bytes | tuple[int, str] | None:
+async def read_body(scope, receive, max_bytes: int, why: str = "", drain: int = 0) -> bytes | tuple[int, str] | None:
     """The whole request body, or ``(status, detail)`` when it is over ``max_bytes`` (by Content-Length,
     and by counting what arrives: a chunked or lying client cannot slip past), or None on disconnect.
-    ``why``: what the limit comes from, for the message."""
+    ``why``: what the limit comes from, for the message.
+
+    ``drain``: a refused body of up to this many bytes is read to its end and dropped (nothing is kept
+    or parsed) before the answer: a client still uploading when the server closes the connection sees
+    "connection reset" instead of the 413. Bodies beyond it are cut off at once.
+    """
+    declared = None
     for k, v in scope.get("headers", []):
         if k == b"content-length":
             try:
-                n = int(v)
+                declared = int(v)
             except ValueError:
                 return 400, "Content-Length is not a number"
-            if n > max_bytes:
-                return 413, f"request body of {n} bytes is over the limit of {max_bytes} bytes{why}"
+    if declared is not None and declared > max_bytes:
+        refused = 413, f"request body of {declared} bytes is over the limit of {max_bytes} bytes{why}"
+        return refused if declared > drain or await _discard(receive, drain) else None
     chunks, size = [], 0
     while True:
         msg = await receive()
@@ -51,11 +58,26 @@ async def read_body(scope, receive, max_bytes: int, why: str = "") -> bytes | tu
             return None
         body = msg.get("body", b"")
         size += len(body)
+        more = msg.get("more_body", False)
         if size > max_bytes:
-            return 413, f"request body is over the limit of {max_bytes} bytes{why}"
+            refused = 413, f"request body is over the limit of {max_bytes} bytes{why}"
+            return refused if not more or await _discard(receive, drain - size) else None
         chunks.append(body)
-        if not msg.get("more_body", False):
+        if not more:
             return b"".join(chunks)
+
+
+async def _discard(receive, budget: int) -> bool:
+    """Read and drop the rest of a body, up to ``budget`` bytes; False when the client disconnected
+    (a body that goes on past the budget is left unread: the connection closes)."""
+    while budget >= 0:
+        msg = await receive()
+        if msg["type"] == "http.disconnect":
+            return False
+        budget -= len(msg.get("body", b""))
+        if not msg.get("more_body", False):
+            return True
+    return True
 
 
 class BodyLimit:
@@ -71,7 +93,7 @@ class BodyLimit:
         if scope["type"] != "http" or scope.get("method") in ("GET", "HEAD", "OPTIONS"):
             return await self.app(scope, receive, send)
         limit, why = self.limits.get(route_path(scope), (self.max_bytes, ""))
-        data = await read_body(scope, receive, limit, why)
+        data = await read_body(scope, receive, limit, why, drain=self.max_bytes)
         if data is None:
             return None
         if isinstance(data, tuple):
@@ -140,7 +162,7 @@ class HotPaths:
 
     async def _write(self, scope, receive, send, method) -> None:
         limit, why = self.limits.get(route_path(scope), (self.max_bytes, ""))
-        data = await read_body(scope, receive, limit, why)
+        data = await read_body(scope, receive, limit, why, drain=self.max_bytes)
         if data is None:
             return
         if isinstance(data, tuple):
