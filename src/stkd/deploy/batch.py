@@ -3,14 +3,12 @@
 The file is read like the run's data (its DataConfig with the path swapped: :func:`input_config`), put
 in the model's node and feature order (:func:`read_input`), forecast window by window with
 :meth:`stkd.deploy.predictor.Predictor.predict_series`, and written to a temporary file beside
-``--out`` that is moved into place only when every window is written (:class:`_Writer`).
+``--out`` that is moved into place only when every window is written (``stkd.io.atomic_path``).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -19,8 +17,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from stkd.data.loaders import load_data
-from stkd.deploy.loading import load
+from stkd.deploy.loading import is_export_dir, load
 from stkd.errors import ConfigError, STKDError
+from stkd.io import atomic_path
 from stkd.names import FILE_SOURCES, NODE_COLUMNS, OUTPUT_FORMATS, TIME_COLUMNS
 from stkd.runs import load_run
 
@@ -124,47 +123,38 @@ def read_input(predictor, path: Path, source: str | None = None, start: str | No
 
 # ======================================================================== writing output
 class _Writer:
-    """Chunks of the long frame into a temporary file beside ``out``; ``commit`` moves it into place."""
+    """Chunks of the long frame written one after another to ``path`` (CSV or Parquet); ``finish`` closes
+    the file, with a header (an empty table) when no chunk came."""
 
-    def __init__(self, out: Path, fmt: str) -> None:
-        self.out, self.fmt = out, fmt
-        out.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
-        os.close(fd)
-        self.tmp = Path(tmp)
+    def __init__(self, path: Path, fmt: str) -> None:
+        self.path, self.fmt = path, fmt
         self.rows = 0
         self._pq = None
         self._first = True
 
     def write(self, frame: pd.DataFrame) -> None:
         if self.fmt == "csv":
-            frame.to_csv(self.tmp, mode="w" if self._first else "a", header=self._first, index=False,
+            frame.to_csv(self.path, mode="w" if self._first else "a", header=self._first, index=False,
                          float_format="%.7g")
         else:
             table = pa.Table.from_pandas(frame, preserve_index=False)
             if self._pq is None:
-                self._pq = pq.ParquetWriter(self.tmp, table.schema)
+                self._pq = pq.ParquetWriter(self.path, table.schema)
             self._pq.write_table(table)
         self._first = False
         self.rows += len(frame)
 
-    def commit(self, empty_columns: list[str]) -> None:
+    def finish(self, empty_columns: list[str]) -> None:
         if self._first:  # nothing written: still a valid, empty file
             self.write(pd.DataFrame({c: pd.Series([], dtype="float64" if c == "value" else "object")
                                      for c in empty_columns}))
             self.rows = 0
+        self.close()
+
+    def close(self) -> None:
         if self._pq is not None:
             self._pq.close()
-        os.chmod(self.tmp, 0o644)
-        os.replace(self.tmp, self.out)
-
-    def abort(self) -> None:
-        if self._pq is not None:
-            try:
-                self._pq.close()
-            except Exception:  # noqa: BLE001
-                pass
-        self.tmp.unlink(missing_ok=True)
+            self._pq = None
 
 
 def predict_file(run_dir, input_path, out, *, model=None, every: int = 1, last: bool = False,
@@ -184,25 +174,29 @@ def predict_file(run_dir, input_path, out, *, model=None, every: int = 1, last: 
         raise STKDError(f"--out {out} is a directory")
     if every < 1:
         raise STKDError(f"--every must be >= 1, got {every}")
+    if is_export_dir(run_dir):
+        raise STKDError(f"{run_dir} is an exported folder; stkd predict reads --input the way the run read its "
+                        "data, so it needs the run directory (an exported folder serves through stkd serve or "
+                        "stkd.load)")
     predictor = load(run_dir, model)
     values, index, ignored = read_input(predictor, Path(input_path), source, start)
     skipped: list = []
-    writer = _Writer(out, fmt)
     windows = 0
-    try:
-        for fc in predictor.predict_series(values, index, every=every, last=last, batch_size=batch_size,
-                                           skipped=skipped):
-            writer.write(fc.to_frame())
-            windows += len(fc)
-        cols = ["issued_at", "target_time", "node", "horizon"]
-        if predictor.spec.out_features > 1:
-            cols.append("target")
-        if predictor.out_classes > 1:
-            cols.append("class")
-        writer.commit(cols + ["value"])
-    except BaseException:
-        writer.abort()
-        raise
+    cols = ["issued_at", "target_time", "node", "horizon"]
+    if predictor.spec.out_features > 1:
+        cols.append("target")
+    if predictor.out_classes > 1:
+        cols.append("class")
+    with atomic_path(out) as tmp:  # a failed run never leaves half a file at --out
+        writer = _Writer(tmp, fmt)
+        try:
+            for fc in predictor.predict_series(values, index, every=every, last=last, batch_size=batch_size,
+                                               skipped=skipped):
+                writer.write(fc.to_frame())
+                windows += len(fc)
+            writer.finish(cols + ["value"])
+        finally:
+            writer.close()
     return {"model": predictor.name, "out": str(out), "rows": writer.rows, "windows": windows,
             "skipped_windows": len(skipped), "ignored_nodes": len(ignored), "steps": int(len(index)),
             "format": fmt}
