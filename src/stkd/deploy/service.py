@@ -30,7 +30,7 @@ class Service:
 
     Args:
         predictor: the model to serve.
-        store: where the window is kept (an unopened :class:`WindowStore`), or None to keep nothing.
+        store: where the window is kept (:class:`WindowStore`; its saved window is resumed), or None.
         max_clock_skew: how far ahead of this server's clock a posted timestamp may be (None: no
             bound). Naive timestamps are compared with the server's local time, aware ones with UTC.
     """

@@ -128,8 +128,8 @@ class RollingWindow:
         earliest = self.start if self.known_from is None else max(self.start, self.known_from)
         if pos < earliest:
             raise WindowConflict(f"too old: {times([pos])[0]} is before the window this service keeps "
-                                 f"({times([earliest])[0]} .. {times([self.latest])[0]}); a reading may arrive "
-                                 f"up to {self.latest - earliest} steps after the latest posted step")
+                                 f"({times([earliest])[0]} .. {times([self.latest])[0]}); readings of earlier "
+                                 "steps are no longer accepted")
         last = self.last_seen(idx)
         dup = [nodes[i] for i, p in zip(idx, last) if p == pos]
         if dup:
