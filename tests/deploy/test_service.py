@@ -158,10 +158,10 @@ def test_a_locked_state_file_gives_503_fast_and_nothing_is_acknowledged(client, 
         began = time.perf_counter()
         r = post(client, data, t0 + 12)
         took = time.perf_counter() - began
-        assert r.status_code == 503 and "not stored" in r.json()["detail"], r.text
+        assert r.status_code == 503 and "not stored (database is locked)" in r.json()["detail"], r.text
         assert took < 1.5, took  # the busy timeout is 0.2 s
         health = client.get("/health").json()
-        assert health["status"] == "degraded" and "locked" in health["reason"]
+        assert health["status"] == "degraded" and health["reason"] == "saving the rolling window failed: database is locked"
     finally:
         other.execute("ROLLBACK")
         other.close()

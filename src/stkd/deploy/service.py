@@ -63,10 +63,9 @@ class Service:
             try:
                 self.store.save(w)
             except StateError as e:
-                self.fault = str(e)
-                log.error("%s; the post was refused (503)", e)
-                raise HTTPException(503, f"the reading was not stored ({e}); nothing was accepted: retry "
-                                         "later") from None
+                self.fault = f"saving the rolling window failed: {e.cause}"  # no server paths to clients
+                log.error("%s; the change was refused (503)", e)
+                raise HTTPException(503, f"not stored ({e.cause}); nothing was accepted: retry later") from None
             if self.fault is not None:
                 log.info("saving to %s works again", self.store.path)
             self.fault = None
@@ -155,7 +154,7 @@ class Service:
     def reset(self) -> dict:
         """``POST /admin/reset``: an empty window (the state file is backed up first)."""
         with self.lock:
-            backup = self.store.backup("reset") if self.store is not None else None
+            backup = self._backup("reset")
             dropped = int(self.window.seen.sum())
             fresh = RollingWindow(self.P, self.N, self.F)
             fresh.version = self.window.version + 1  # the forecast cache key stays unique
@@ -172,11 +171,22 @@ class Service:
                 dropped = w.rollback(pos, self.times)
             except WindowConflict as e:
                 raise HTTPException(409, str(e)) from None
-            backup = self.store.backup("rollback") if self.store is not None else None
+            backup = self._backup("rollback")
             self._commit(w)
             log.warning("the rolling window was rolled back to %s (%d readings dropped; backup %s)",
                         self.times([pos])[0], dropped, backup)
             return {**self.window_state(), "dropped": dropped, "backup": None if backup is None else backup.name}
+
+    def _backup(self, label: str):
+        """A copy of the state file before an operator's change (None without a store); 503 if it fails."""
+        if self.store is None:
+            return None
+        try:
+            return self.store.backup(label)
+        except StateError as e:
+            log.error("%s", e)
+            raise HTTPException(503, f"the state file could not be backed up ({e.cause}); nothing was "
+                                     "changed: retry later") from None
 
     def window_state(self) -> dict:
         w = self.window

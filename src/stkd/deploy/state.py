@@ -57,7 +57,12 @@ BUSY_TIMEOUT_S = 0.2  # how long a save waits for a lock someone else holds on t
 
 class StateError(STKDError):
     """The state file cannot be used: in use by another server, not a window of this model, unreadable,
-    or a save failed. The message names the file and what to do."""
+    or a save failed. The message names the file and what to do; ``cause`` is the bare reason (what a
+    client may be told without the server's paths)."""
+
+    def __init__(self, message: str, cause: str | None = None) -> None:
+        super().__init__(message)
+        self.cause = cause or message
 
 
 class RollingWindow:
@@ -347,7 +352,7 @@ class WindowStore:
             self.open()._db.execute("INSERT OR REPLACE INTO window VALUES (0, ?, ?, ?, ?)",
                                     (meta, w.values.tobytes(), w.carry.tobytes(), w.seen.tobytes()))
         except (sqlite3.Error, OSError) as e:
-            raise StateError(f"cannot save the rolling window to {self.path}: {e}") from None
+            raise StateError(f"cannot save the rolling window to {self.path}: {e}", cause=str(e)) from None
 
     def backup(self, label: str) -> Path | None:
         """A consistent copy of the file (``<name>.<label>-<time>``) before an operator changes the window."""
@@ -357,7 +362,8 @@ class WindowStore:
         try:
             self.open()._db.execute("VACUUM INTO ?", (str(dest),))
         except sqlite3.Error as e:
-            raise StateError(f"cannot back up {self.path} to {dest.name} before the {label}: {e}") from None
+            raise StateError(f"cannot back up {self.path} to {dest.name} before the {label}: {e}",
+                             cause=str(e)) from None
         return dest
 
     @staticmethod
