@@ -235,7 +235,7 @@ def main() -> int:
 
     from common import command, write_section
 
-    from stkd.predictor import choose_model, list_models
+    from stkd.deploy.loading import choose_model, list_models
 
     run_dir = Path(args.run_dir)
     cards = list_models(run_dir)

@@ -14,7 +14,7 @@ __all__ = ["ConfigError", "DataError", "STKDError", "__version__", "load"]
 def __getattr__(name: str):
     """Lazy attributes: ``stkd.load`` imports torch and the model code only when first used."""
     if name == "load":
-        from stkd.predictor import load
+        from stkd.deploy.loading import load
 
         return load
     raise AttributeError(f"module 'stkd' has no attribute {name!r}")

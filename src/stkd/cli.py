@@ -349,7 +349,7 @@ def _register_extensions(sub, fmt) -> None:
     """Subcommands that live in their own modules (analysis, deployment)."""
     import importlib
 
-    for module in ("stkd.analysis.cli", "stkd.deploy_cli"):
+    for module in ("stkd.analysis.cli", "stkd.deploy.cli"):
         try:
             mod = importlib.import_module(module)
         except ModuleNotFoundError as e:

@@ -66,5 +66,12 @@ CLASS_WEIGHT_MODES = ("auto", "none")
 # ----------------------------------------------------------------------------------- deploy
 EXPORT_FORMATS = ("onnx", "torchscript")
 BACKENDS = ("torch", "onnx", "torchscript")
+SERVE_BACKENDS = ("torch", "onnx")  # `stkd serve --backend` (an exported folder serves with its own)
+LOG_LEVELS = ("critical", "error", "warning", "info", "debug")  # `stkd serve --log-level` (uvicorn's)
+#: `stkd serve --sync`: when a post is acknowledged (SQLite's synchronous setting of the state file):
+#: full = on disk (survives a machine crash), normal = in SQLite's log (survives a server crash).
+STATE_SYNC_MODES = ("full", "normal")
+#: `stkd serve --max-clock-skew` default: how far ahead of the server's clock a posted timestamp may be.
+MAX_CLOCK_SKEW = "1h"
 #: File suffix -> table format of ``stkd predict --out``.
 OUTPUT_FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}

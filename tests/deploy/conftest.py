@@ -121,21 +121,55 @@ def predictor(run_template):
     return stkd.load(run_template)
 
 
+def _old_layout(w):
+    """A window as versions 1 and 2 held it: its last P steps, the carry before them, the nodes posted
+    at the latest step, and the steps seen."""
+    values, _, carry = w.model_input()
+    seen = np.flatnonzero(w.seen[-1]).astype(np.int64)
+    return values, carry, seen
+
+
 def _version_1_npz(w, model: str, nodes: list[str]) -> bytes:
     """A rolling window in the layout version 1 of ``stkd serve`` saved (``np.savez``, no pickles)."""
     import io
 
-    from stkd.serve_state import nodes_hash
+    from stkd.deploy.state import nodes_hash
 
+    values, carry, seen = _old_layout(w)
     buf = io.BytesIO()
     np.savez(buf, version=np.array(1), model=np.array(model), nodes_hash=np.array(nodes_hash(nodes)),
              P=np.array(w.P), latest=np.array(-1 if w.latest is None else w.latest, np.int64),
              has_latest=np.array(w.latest is not None), steps=np.array(w.steps, np.int64),
-             seen=np.array(sorted(w.seen), np.int64), values=w.values, carry=w.carry)
+             seen=seen, values=values, carry=carry)
     return buf.getvalue()
+
+
+def _version_2_sqlite(path: Path, w, model: str, nodes: list[str]) -> None:
+    """A rolling window in the SQLite layout of version 2 (P rows, the nodes seen at the latest step)."""
+    import json
+    import sqlite3
+
+    from stkd.deploy.state import nodes_hash
+
+    values, carry, seen = _old_layout(w)
+    meta = json.dumps({"version": 2, "model": model, "nodes_hash": nodes_hash(nodes), "P": w.P, "N": w.N, "F": w.F,
+                       "latest": w.latest, "steps": w.steps, "version_counter": w.version})
+    db = sqlite3.connect(path, isolation_level=None)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("CREATE TABLE window (id INTEGER PRIMARY KEY CHECK (id = 0), meta TEXT NOT NULL, readings BLOB NOT "
+               "NULL, carry BLOB NOT NULL, seen BLOB NOT NULL)")
+    db.execute("INSERT INTO window VALUES (0, ?, ?, ?, ?)", (meta, np.ascontiguousarray(values).tobytes(),
+                                                          carry.tobytes(), seen.tobytes()))
+    db.close()
 
 
 @pytest.fixture
 def version_1_npz():
     """``version_1_npz(window, model, nodes) -> bytes``: an old state file, to test its migration."""
     return _version_1_npz
+
+
+@pytest.fixture
+def version_2_sqlite():
+    """``version_2_sqlite(path, window, model, nodes)``: a version-2 state file, to test its migration."""
+    return _version_2_sqlite

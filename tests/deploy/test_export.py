@@ -12,7 +12,7 @@ import pytest
 import stkd
 from stkd.cli import main
 from stkd.errors import STKDError
-from stkd.export import export_model
+from stkd.deploy.export import export_model
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "deploy.md"
 
@@ -29,8 +29,9 @@ def test_export_parity_and_folder(run_dir, prepared, fmt, file):
     assert meta["nodes"] == data.nodes and meta["input_len"] == 12 and meta["horizon"] == 6
     assert meta["freq"] == "5min" and len(meta["train_means"]) == 10 and meta["export"]["passed"]
     assert meta["metrics"]["test"]["mae"] == 2.0
+    assert sorted(meta["files"]) == sorted([file, "seasonal_means.npy"])  # their SHA-256, checked at load
     # the exported folder serves alone and agrees with the PyTorch predictor (batch 1 and batch 5)
-    exported = stkd.load(out)
+    exported = stkd.load(out, trust_code=fmt == "torchscript")  # TorchScript is code: trusted explicitly
     assert exported.model is None and exported.backend.name == fmt
     torch_p = stkd.load(run_dir)
     s = wd.starts["test"][:5]
@@ -51,13 +52,13 @@ def test_teacher_torchscript_and_clear_onnx_failure(run_dir):
 
 
 def test_export_fails_above_tolerance_and_leaves_nothing(run_dir, monkeypatch):
-    from stkd.predictor import OnnxBackend
+    from stkd.deploy.backends import OnnxBackend
 
     class Off(OnnxBackend):  # an exported model that is off by 0.01
         def __call__(self, x, tod, dow):
             return super().__call__(x, tod, dow) + 1e-2
 
-    monkeypatch.setattr("stkd.predictor.OnnxBackend", Off)
+    monkeypatch.setattr("stkd.deploy.export.OnnxBackend", Off)
     with pytest.raises(STKDError, match="export check failed.*--tolerance"):
         export_model(run_dir, "onnx", run_dir / "bad", windows=4)
     assert not (run_dir / "bad").exists()

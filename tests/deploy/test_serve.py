@@ -13,7 +13,8 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore")  # starlette's deprecation note about httpx
     from fastapi.testclient import TestClient
 
-from stkd.serve import create_app
+from stkd.deploy.serve import create_app
+from stkd.errors import STKDError
 
 TOKEN = "s3cret"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -29,7 +30,8 @@ def post_step(client, data, t: int, headers=AUTH, nodes=None):
 
 @pytest.fixture
 def client(run_dir):
-    return TestClient(create_app(run_dir, "torch", token=TOKEN))
+    with TestClient(create_app(run_dir, "torch", token=TOKEN)) as c:  # the lifespan releases the state file
+        yield c
 
 
 def test_health_metadata_and_not_ready(client, prepared):
@@ -73,11 +75,11 @@ def test_rolling_window_of_30_posts_equals_predictor(client, run_dir, prepared):
 
 def test_restart_gives_the_same_forecast(run_dir, prepared):
     data, wd = prepared
-    c1 = TestClient(create_app(run_dir, "torch", token=TOKEN))
     t0 = int(wd.starts["val"][0])
-    for k in range(14):
-        post_step(c1, data, t0 + k, nodes=range(2, 10) if k == 13 else None)  # the last step partial
-    before = c1.get("/forecast").json()
+    with TestClient(create_app(run_dir, "torch", token=TOKEN)) as c1:  # a server that stops at the end
+        for k in range(14):
+            post_step(c1, data, t0 + k, nodes=range(2, 10) if k == 13 else None)  # the last step partial
+        before = c1.get("/forecast").json()
     c2 = TestClient(create_app(run_dir, "torch"))  # a new process would read the same state file
     assert c2.get("/health").json()["ready"]
     assert c2.get("/forecast").json() == before
@@ -304,7 +306,7 @@ def test_openapi_schema_is_valid(client):
 
 def _without_hot_paths(app):
     """The same app answered by its FastAPI routes only (the middleware stack is built at the first request)."""
-    from stkd.serve import HotPaths
+    from stkd.deploy.asgi import HotPaths
 
     app.user_middleware = [m for m in app.user_middleware if m.cls is not HotPaths]
     return app
@@ -373,12 +375,12 @@ def test_the_earlier_default_state_file_is_resumed(run_dir, prepared, version_1_
     assert old.with_suffix(".sqlite").is_file()
 
 
-def test_a_state_file_that_is_not_a_window_is_not_overwritten(run_dir, prepared, tmp_path):
-    data, wd = prepared
+def test_a_state_file_that_is_not_a_window_is_refused_and_not_overwritten(run_dir, tmp_path):
+    """It used to serve with persistence silently off (issue 17); now the service does not start."""
     mine = tmp_path / "mine.txt"
     mine.write_text("not a database\n" * 50)
-    c = TestClient(create_app(run_dir, "torch", state_path=mine))
-    assert post_step(c, data, int(wd.starts["test"][0]), headers={}).status_code == 200  # serves; does not save
+    with pytest.raises(STKDError, match=f"state file {mine} cannot be used: it is not an SQLite file"):
+        create_app(run_dir, "torch", state_path=mine)
     assert mine.read_text() == "not a database\n" * 50
 
 
@@ -387,7 +389,7 @@ def test_hot_paths_pass_every_other_request_on(run_dir):
     (a service behind a proxy) is stripped before matching."""
     import asyncio
 
-    from stkd.serve import HotPaths
+    from stkd.deploy.asgi import HotPaths
 
     app = create_app(run_dir, "torch", state_path=False)
     reached = []
@@ -429,7 +431,7 @@ def test_a_bug_is_a_500_that_names_itself_and_is_logged(run_dir, caplog):
 
     app.state.service.predict = broken
     c = TestClient(app)
-    with caplog.at_level(logging.ERROR, logger="stkd.serve"):
+    with caplog.at_level(logging.ERROR, logger="stkd.deploy.asgi"):
         r = c.post("/predict", json={})
     assert r.status_code == 500 and r.json()["detail"] == "internal error (RuntimeError); see the server log"
     assert "internal error on POST /predict" in caplog.text and "a bug" in caplog.text

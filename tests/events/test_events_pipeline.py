@@ -181,9 +181,9 @@ def _check_serving(out: Path, metrics: dict) -> None:
 
     import stkd
     from stkd.data.windows import load_windowed
-    from stkd.export import export_model
+    from stkd.deploy.export import export_model
+    from stkd.deploy.serve import create_app
     from stkd.runs import load_run
-    from stkd.serve import create_app
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # starlette's deprecation note about httpx

@@ -265,7 +265,8 @@ def knn_adjacency(coords: np.ndarray, k: int, sigma: float | None = None) -> sp.
         raise ConfigError(f"graph.k: {k} neighbours asked for, but there are only {n} nodes "
                           f"(k must be <= N - 1 = {n - 1})")
     _check_sigma(sigma)
-    # scikit-learn takes ~4 s to import: only kNN graphs need it, so loading a served student does not
+    # imported here: scikit-learn costs ~0.9 s at import (measured), and every model module imports this
+    # file, so stkd.load of a student would pay it for a function only graph building calls
     from sklearn.neighbors import BallTree
 
     tree = BallTree(np.radians(c), metric="haversine")

@@ -126,3 +126,16 @@ def test_windows_without_readings_are_skipped(run_dir, prepared, tmp_path, capsy
 def test_bad_flags(run_dir, tmp_path, extra, capsys):
     src = tmp_path / "none.csv"
     assert main(["predict", str(run_dir), "--input", str(src), "--out", str(tmp_path / "o.csv"), *extra]) == 2
+
+
+def test_an_exported_folder_is_refused_before_its_model_loads(run_dir, tmp_path, capsys):
+    """stkd predict reads --input through the run's data config: an exported folder has none. It is refused
+    before its model file is loaded (a TorchScript model.pt would run its code as it loads)."""
+    from stkd.deploy.export import export_model
+
+    export_model(run_dir, "torchscript", run_dir / "ts", windows=4)
+    (run_dir / "ts" / "model.pt").write_bytes(b"not even TorchScript")
+    assert main(["predict", str(run_dir / "ts"), "--input", str(run_dir / "config.yaml"),
+                 "--out", str(tmp_path / "f.csv")]) == 2
+    assert "is an exported folder; stkd predict reads --input the way the run read its data" in capsys.readouterr().err
+    assert not (tmp_path / "f.csv").exists()

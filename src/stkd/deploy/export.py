@@ -4,8 +4,12 @@
 
     model.onnx | model.pt    the network, dynamic batch: pred = f(x [B, P, N, F], tod [B, P], dow [B, P])
     deploy.json              nodes, features, targets, freq, grid origin, P, H, scaler center/scale,
-                             train means for gap filling, impute method, metrics, the export check
+                             train means for gap filling, impute method, metrics, the export check,
+                             and the SHA-256 of each file above and below (``files``)
     seasonal_means.npy       the time-of-week train profile for leading gaps (when the run has one)
+
+``stkd.load`` checks the hashes; it loads a TorchScript ``model.pt`` only with ``trust_code=True``
+(TorchScript is code).
 
 Nothing in it needs stkd: numpy + onnxruntime serve it (docs/deploy.md has a 30-line example), and
 ``stkd.load(folder)`` / ``stkd serve folder`` read it too.
@@ -29,75 +33,22 @@ import numpy as np
 import torch
 from torch import nn
 
+from stkd.data.windows import load_windowed
+from stkd.deploy.backends import OnnxBackend, TorchScriptBackend
+from stkd.deploy.convert import example_inputs, onnx_bytes, torchscript_module
+from stkd.deploy.loading import load, sha256_file
+from stkd.deploy.spec import SEASONAL_FILE, SPEC_FILE
 from stkd.errors import STKDError
-from stkd.io import write_json
+from stkd.io import write_bytes, write_json, write_npy
+from stkd.names import EXPORT_FORMATS
+from stkd.runs import load_run
 
-FORMATS = ("onnx", "torchscript")
-FILES = {"onnx": "model.onnx", "torchscript": "model.pt"}
-
-
-class PredOnly(nn.Module):
-    """The model with one tensor output, ``pred [B, H, N, C]`` (scaled units or logits)."""
-
-    def __init__(self, model: nn.Module) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, x: torch.Tensor, tod: torch.Tensor, dow: torch.Tensor) -> torch.Tensor:
-        return self.model(x, tod, dow)["pred"]
-
-
-def example_inputs(spec, batch: int = 2, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Random ``(x, tod, dow)`` of the model's shapes (a ServingSpec or a ModelSpec-like record)."""
-    g = torch.Generator().manual_seed(seed)
-    P = spec.input_len
-    N = len(spec.nodes) if hasattr(spec, "nodes") else spec.num_nodes
-    F = len(spec.features) if hasattr(spec, "features") else spec.in_features
-    x = torch.randn(batch, P, N, F, generator=g)
-    tod = torch.rand(batch, P, generator=g) * 0.999
-    dow = torch.randint(0, 7, (batch, P), generator=g)
-    return x, tod, dow
-
-
-def onnx_bytes(model: nn.Module, spec, opset: int = 17) -> bytes:
-    """The model as ONNX (legacy TorchScript-based exporter, dynamic batch axis) in memory.
-
-    Inputs the model does not read (``tod``/``dow`` of mlp and linear) are dropped by the exporter.
-    """
-    buf = io.BytesIO()
-    wrapped = PredOnly(model).eval()
-    axes = {"x": {0: "batch"}, "tod": {0: "batch"}, "dow": {0: "batch"}, "pred": {0: "batch"}}
-    try:
-        with warnings.catch_warnings(), torch.no_grad():
-            warnings.simplefilter("ignore")
-            torch.onnx.export(wrapped, example_inputs(spec), buf, dynamo=False, opset_version=opset,
-                              input_names=["x", "tod", "dow"], output_names=["pred"], dynamic_axes=axes)
-    except Exception as e:  # noqa: BLE001 - any exporter failure becomes one clear message
-        raise STKDError(f"the model does not export to ONNX ({type(e).__name__}: {str(e).splitlines()[0][:300]}); "
-                        "graph teachers with sparse supports do not; use --format torchscript or the torch "
-                        "backend") from None
-    return buf.getvalue()
-
-
-def torchscript_module(model: nn.Module, spec) -> torch.jit.ScriptModule:
-    """The model traced to TorchScript (batch size stays dynamic: no shape is baked in for B)."""
-    wrapped = PredOnly(model).eval()
-    try:
-        with warnings.catch_warnings(), torch.no_grad():
-            warnings.simplefilter("ignore")
-            traced = torch.jit.trace(wrapped, example_inputs(spec), check_trace=False)
-    except Exception as e:  # noqa: BLE001
-        raise STKDError(f"the model does not trace to TorchScript ({type(e).__name__}: "
-                        f"{str(e).splitlines()[0][:300]})") from None
-    return traced
+FILES = {"onnx": "model.onnx", "torchscript": "model.pt"}  # the model file of each of EXPORT_FORMATS
 
 
 def heldout_windows(predictor, count: int = 64):
     """Up to ``count`` test-split windows ``(x, tod, dow)`` prepared by training's own code, and where
     they came from; random inputs when the run's data cannot be read."""
-    from stkd.data.windows import load_windowed
-    from stkd.runs import load_run
-
     try:
         cfg, _ = load_run(predictor.run_dir)
         wd = load_windowed(cfg.data)
@@ -134,10 +85,8 @@ def export_model(run_dir: str | Path, fmt: str = "onnx", out: str | Path | None 
     the exported model's output differs from PyTorch's by more than the tolerance (nothing is left
     at ``out`` then), when ``out`` exists (without ``overwrite``), or when the model does not export.
     """
-    from stkd.predictor import SPEC_FILE, OnnxBackend, TorchScriptBackend, load
-
-    if fmt not in FORMATS:
-        raise STKDError(f"--format {fmt!r}: choose one of {', '.join(FORMATS)}")
+    if fmt not in EXPORT_FORMATS:
+        raise STKDError(f"--format {fmt!r}: choose one of {', '.join(EXPORT_FORMATS)}")
     if tolerance <= 0:
         raise STKDError(f"--tolerance must be > 0, got {tolerance}")
     run_dir = Path(run_dir)
@@ -180,9 +129,11 @@ def export_model(run_dir: str | Path, fmt: str = "onnx", out: str | Path | None 
     tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}."))
     try:
         os.chmod(tmp, 0o755)  # mkdtemp makes it private
-        (tmp / FILES[fmt]).write_bytes(blob)
+        # every file deploy.json lists gets its SHA-256 there: loading refuses a file changed after export
+        written = [write_bytes(tmp / FILES[fmt], blob)]
         if predictor.spec.seasonal_means is not None:
-            np.save(tmp / "seasonal_means.npy", predictor.spec.seasonal_means, allow_pickle=False)
+            written.append(write_npy(tmp / SEASONAL_FILE, predictor.spec.seasonal_means))
+        spec_json["files"] = {f.name: sha256_file(f) for f in written}
         write_json(tmp / SPEC_FILE, spec_json)
         if out.exists():
             old = out.with_name(f".{out.name}.old")
