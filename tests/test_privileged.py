@@ -40,3 +40,13 @@ def test_a_teacher_with_a_longer_history_and_a_day_lag_teaches_a_plain_student(t
     again = json.loads((out / "metrics.json").read_text())
     assert again["models"]["stid"]["test"]["mae"] == pytest.approx(metrics["models"]["stid"]["test"]["mae"])
     assert np.isfinite(metrics["models"]["mlp_kd"]["test"]["mae"])
+
+
+def test_a_privileged_teacher_is_not_served_and_says_what_to_serve(tmp_path):
+    from stkd.deploy.loading import check_servable_inputs
+    from stkd.errors import STKDError
+
+    check_servable_inputs("mlp_kd", {"inputs": None})
+    with pytest.raises(STKDError, match="privileged teacher.*Serve a student"):
+        check_servable_inputs("gwnet", {"inputs": {"length": 36, "view": {"length": 36, "lags": [288],
+                                                                           "features": [0]}}})

@@ -89,6 +89,19 @@ def choose_model(run_dir: Path, model: str | None = None) -> tuple[str, dict]:
     return name, cards[name]
 
 
+def check_servable_inputs(name: str, card: dict) -> None:
+    """A model that reads more than the run's window (a privileged teacher: a longer history, lagged
+    channels or a chosen set of features, ``inputs`` on its card) cannot be served: the serving path
+    gives a model the last P steps of every feature. Refused with what to do instead."""
+    inputs = card.get("inputs")
+    if inputs:
+        view = inputs.get("view", {})
+        raise STKDError(f"model {name!r} reads {view.get('length')} steps, lags {view.get('lags')} (steps) and features "
+                        f"{view.get('features')} (a privileged teacher: inputs in its config); the serving path gives "
+                        "a model the run's window of every feature. Serve a student instead (the default of "
+                        "stkd.load / stkd serve / stkd export is the distilled student)")
+
+
 def load(run_dir: str | Path, model: str | None = None, *, backend: str = "torch",
          threads: int | None = None, trust_code: bool = False) -> Predictor:
     """A :class:`Predictor` for a model of a run directory (or an exported folder).
@@ -121,6 +134,7 @@ def load(run_dir: str | Path, model: str | None = None, *, backend: str = "torch
         raise STKDError(f"{info_file}: not an stkd data summary (it needs {', '.join(RUN_INFO_KEYS)}); restore it, "
                         "or re-run the run")
     name, card = choose_model(run_dir, model)
+    check_servable_inputs(name, card)
     stats = serving_stats(run_dir, cfg, info, need_adjacency=needs_adjacency(card))
     torch_model, card = _load_weights(run_dir / "models" / name, stats.adjacency)
     spec = spec_from_run(run_dir, name, card, stats, info, cfg)
