@@ -1,13 +1,19 @@
-"""Helpers the benchmark scripts share: data configs, machine facts, and writing one section of
-docs/benchmarks.md (between ``<!-- NAME:start -->`` / ``<!-- NAME:end -->`` markers) atomically."""
+"""Helpers the benchmark scripts share: data configs, machine facts, result files and the page.
+
+Every benchmark writes its numbers to a small JSON file under ``docs/results/`` (:func:`save_result`:
+per-seed metrics, timings, the command and its arguments, versions, the machine) and has a
+``render(result) -> markdown`` function. ``python benchmarks/render.py`` rebuilds every generated block of
+docs/benchmarks.md (between ``<!-- NAME:start -->`` / ``<!-- NAME:end -->``) and the README's headline
+blocks from those files alone, byte for byte; commentary lives outside the markers.
+"""
 
 from __future__ import annotations
 
 import datetime as _dt
 import os
 import platform
-import re
 import shlex
+import subprocess
 import sys
 from pathlib import Path
 
@@ -15,6 +21,7 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 DOC = REPO / "docs" / "benchmarks.md"
+RESULTS = REPO / "docs" / "results"
 
 
 def los_loop_data(**extra) -> dict:
@@ -39,7 +46,23 @@ def machine() -> str:
 
 
 def command() -> str:
+    """The command line that is running, with the script's path relative to the repository."""
     return "python " + " ".join(shlex.quote(a) for a in [os.path.relpath(sys.argv[0], REPO), *sys.argv[1:]])
+
+
+def versions() -> dict:
+    import numpy
+    import torch
+
+    import stkd
+
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True,
+                                check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        commit = None
+    return {"stkd": stkd.__version__, "commit": commit, "python": platform.python_version(),
+            "torch": torch.__version__, "numpy": numpy.__version__}
 
 
 def mean_std(values) -> str:
@@ -49,14 +72,11 @@ def mean_std(values) -> str:
     return f"{v.mean():.3f} ± {v.std(ddof=1):.3f}" if len(v) > 1 else f"{v.mean():.3f}"
 
 
-def write_section(name: str, body: str, doc: Path = DOC, footer: str | None = None) -> None:
-    """Replace (or append) the section ``name`` of docs/benchmarks.md, leaving the others untouched."""
-    from stkd.io import write_text
+def save_result(section: str, kind: str, payload: dict, args: dict | None = None) -> Path:
+    """Write ``docs/results/<section>.json`` (atomically): the payload plus the command, its arguments,
+    versions, machine and date. ``kind`` names the script whose ``render`` turns it into markdown."""
+    from stkd.io import write_json
 
-    start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
-    text = doc.read_text() if doc.is_file() else "# Benchmarks\n\nEvery number here comes from the command shown with it.\n"
-    footer = footer or f"{_dt.date.today().isoformat()}, measured on {machine()}"
-    block = f"{start}\n{body.rstrip()}\n\n_{footer}._\n{end}"
-    pattern = re.compile(re.escape(start) + r".*?" + re.escape(end), re.S)
-    text = pattern.sub(lambda _: block, text) if pattern.search(text) else text.rstrip() + "\n\n" + block + "\n"
-    write_text(doc, text)
+    blob = {"section": section, "kind": kind, "command": command(), "args": args or {},
+            "date": _dt.date.today().isoformat(), "machine": machine(), "versions": versions(), **payload}
+    return write_json(RESULTS / f"{section}.json", blob)

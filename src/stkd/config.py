@@ -83,6 +83,7 @@ class DataConfig:
     impute: str = "ffill"  # ffill | seasonal | none: how missing *inputs* are filled
     scaler: str = "zscore"  # zscore | minmax
     scaler_scope: str = "node"  # node | global
+    day_of_week: str = "auto"  # auto | on | off: day-of-week embeddings (auto: when training holds every weekday twice)
     simulator: SimulatorConfig = field(default_factory=SimulatorConfig)
 
 
@@ -306,6 +307,7 @@ CHOICES = {
     "data.scaler": names.SCALERS,
     "data.scaler_scope": names.SCALER_SCOPES,
     "data.graph.method": names.GRAPH_METHODS,
+    "data.day_of_week": names.DAY_OF_WEEK,
     "distill.loss": names.LOSSES,
     "distill.ensemble": names.ENSEMBLES,
     "train.loss": names.LOSSES,

@@ -33,6 +33,7 @@ IMPUTE_METHODS = ("ffill", "seasonal", "none")
 SCALERS = ("zscore", "minmax")
 SCALER_SCOPES = ("node", "global")
 GRAPH_METHODS = ("auto", "file", "gaussian", "knn", "none")
+DAY_OF_WEEK = ("auto", "on", "off")  # day-of-week embeddings: auto = when training holds every weekday twice
 SPLITS = ("train", "val", "test")
 #: Column names recognised, case-insensitively, as the timestamp / node id / coordinates of a file.
 TIME_COLUMNS = ("timestamp", "time", "datetime", "date_time", "date", "ts")

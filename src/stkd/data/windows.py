@@ -153,8 +153,8 @@ class WindowedData:
         view: the :class:`~stkd.data.views.InputView` batches are cut for (None: the plain window).
         scaler: the :class:`Scaler` fitted on the train slice. index, nodes: timestamps and node ids.
         data: the source :class:`STData` (adjacency, coords, events); cfg: the :class:`DataConfig`.
-        day_of_week: whether the training part holds every weekday at least twice (:func:`weekdays_covered`);
-            models embed the day of the week only then.
+        day_of_week: whether models embed the day of the week: ``data.day_of_week`` on/off, or with auto
+            (the default) when the training part holds every weekday at least twice (:func:`weekdays_covered`).
     """
 
     def __init__(self, *, x_all: torch.Tensor, mask_all: torch.Tensor, tod: torch.Tensor, dow: torch.Tensor,
@@ -178,7 +178,9 @@ class WindowedData:
         self.in_features = int(x_all.shape[2])
         self.out_features = int(mask_all.shape[2])
         self.steps_per_day = data.steps_per_day
-        self.day_of_week = weekdays_covered(data.index[ranges["train"][0]:ranges["train"][1]])
+        rule = cfg.day_of_week
+        self.day_of_week = (weekdays_covered(data.index[ranges["train"][0]:ranges["train"][1]]) if rule == "auto"
+                            else rule == "on")
         self.input_len = self.P
         self.view_spec: InputView | None = None
         self._before: tuple[torch.Tensor, torch.Tensor] | None = None
