@@ -1,0 +1,68 @@
+"""The README's first command, measured: ``stkd run`` with the default preset on the embedded data.
+
+    python benchmarks/default_run.py     # writes docs/results/default-run.json
+
+Runs the default preset exactly as ``stkd run --out DIR`` does (the CLI entry point, in this process),
+records the wall time and the run's metrics.json, and renders the side-by-side table the command prints.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+
+from common import save_result
+
+SECTION = "default-run"
+
+
+def render(result: dict) -> str:
+    from stkd.report import format_table
+
+    minutes, seconds = divmod(round(result["wall_seconds"]), 60)
+    return (f"### `stkd run` with the default preset\n\nCommand: `{result['command']}` (it runs `stkd run --out DIR`)  \n"
+            f"Machine: {result['machine']}, load average {result['load_before']:.1f} before the run; stkd "
+            f"{result['versions']['stkd']} (commit {result['versions']['commit']}), {result['date']}  \n"
+            f"Wall time: **{minutes} min {seconds} s**\n\n" + format_table(result["metrics"]) + "\n")
+
+
+def headline(result: dict) -> str:
+    from stkd.report import student_summary
+
+    s = student_summary(result["metrics"])
+    m = result["metrics"]["models"]
+    kd, plain, teacher = s["student_kd"], s["student_plain"], s["teacher"]
+    minutes, seconds = divmod(round(result["wall_seconds"]), 60)
+    line = (f"- **Default run** (`stkd run`, Auckland pedestrian counts, {minutes} min {seconds} s on this 2-core "
+            f"machine): teacher `{teacher}` MAE {m[teacher]['test']['mae']:.1f}, distilled student `{kd}` "
+            f"{m[kd]['test']['mae']:.1f}, the same student alone {m[plain]['test']['mae']:.1f}")
+    if s["param_ratio"] is not None and s["latency_speedup"] is not None:
+        line += (f"; the student has {s['param_ratio']:.1f}x fewer parameters and {s['latency_speedup']:.1f}x lower "
+                 "batch-1 latency")
+    return line + " ([table](docs/benchmarks.md#default-run))."
+
+
+def main() -> None:
+    from stkd.cli import main as stkd_main
+
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.parse_args()
+    load_before = os.getloadavg()[0]
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "run"
+        t0 = time.perf_counter()
+        rc = stkd_main(["run", "--out", str(out), "--quiet"])
+        wall = time.perf_counter() - t0
+        if rc != 0:
+            raise SystemExit(f"stkd run failed with exit status {rc}")
+        metrics = json.loads((out / "metrics.json").read_text())
+    save_result(SECTION, "default_run", {"wall_seconds": wall, "load_before": load_before, "metrics": metrics})
+    print(f"{wall:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
