@@ -126,6 +126,14 @@ class DistillConfig:
     relation_weight: float = 0.0  # relation loss weight (0: off)
     temperature: float = 2.0  # softmax temperature for event tasks
     ensemble: str = "mean"  # mean | weighted: 1 / validation MAE (forecasts) or cross-entropy (events), several teachers
+    multiscale_weight: float = 0.0  # match the teacher's forecast averaged over 2 and 4 steps (0: off)
+    period_weight: float = 0.0  # match the teacher's distribution over periods (amplitude spectrum; 0: off)
+    period_temperature: float = 1.0  # softmax temperature of the period term
+    augment: list[str] = field(default_factory=list)  # noise | mask | mixup: inputs with no ground truth, teacher-labelled
+    augment_weight: float = 0.0  # weight of the augmented term (0: off)
+    noise_std: float = 0.1  # augment noise: std of the Gaussian noise on the scaled inputs
+    mask_share: float = 0.15  # augment mask: share of sensors whose inputs are blanked (set to the training mean)
+    mixup_alpha: float = 0.4  # augment mixup: windows mixed with weight ~ Beta(alpha, alpha), targets alike
 
 
 @dataclass
@@ -352,6 +360,17 @@ def validate(cfg: RunConfig) -> RunConfig:
         raise ConfigError(f"distill.alpha: must lie in [0, 1], got {cfg.distill.alpha}")
     if cfg.distill.temperature <= 0:
         raise ConfigError(f"distill.temperature: must be > 0, got {cfg.distill.temperature}")
+    for kind in cfg.distill.augment:
+        _check_choice("distill.augment", kind, names.AUGMENTATIONS)
+    for key in ("multiscale_weight", "period_weight", "augment_weight", "noise_std", "mixup_alpha"):
+        if getattr(cfg.distill, key) < 0:
+            raise ConfigError(f"distill.{key}: must be >= 0, got {getattr(cfg.distill, key)}")
+    if cfg.distill.period_temperature <= 0:
+        raise ConfigError(f"distill.period_temperature: must be > 0, got {cfg.distill.period_temperature}")
+    if not 0.0 <= cfg.distill.mask_share <= 1.0:
+        raise ConfigError(f"distill.mask_share: must lie in [0, 1], got {cfg.distill.mask_share}")
+    if cfg.distill.augment_weight > 0 and not cfg.distill.augment:
+        raise ConfigError("distill.augment_weight > 0 needs distill.augment (noise, mask and/or mixup)")
     if not cfg.teacher:
         raise ConfigError("teacher: at least one teacher model is needed")
     t = cfg.train

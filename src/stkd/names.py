@@ -47,6 +47,8 @@ SCHEDULERS = ("cosine", "step", "none")
 DEVICES = ("cpu", "cuda", "auto")
 PRECISIONS = ("fp32", "bf16")
 ENSEMBLES = ("mean", "weighted")
+#: Input augmentations a distilled student also learns from, with the teacher's soft labels as targets.
+AUGMENTATIONS = ("noise", "mask", "mixup")
 
 # ------------------------------------------------------------------------------- evaluation
 #: Forecast baselines: config name -> the name of its row in metrics.json and the report.

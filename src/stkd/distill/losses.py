@@ -31,6 +31,8 @@ __all__ = [
     "focal_loss",
     "event_kd_loss",
     "ensemble_targets",
+    "multiscale_loss",
+    "period_loss",
     "inverse_error_weights",
     "LOSS_KINDS",
 ]
@@ -188,6 +190,51 @@ def relation_loss(student_repr: torch.Tensor, teacher_repr: torch.Tensor,
     gs = _cosine_gram(student_repr)  # (.., n, n)
     gt = _cosine_gram(teacher_repr.detach().to(student_repr.dtype))
     return F.mse_loss(gs, gt)
+
+
+# ------------------------------------------------------------------- multi-scale and periods
+def multiscale_loss(student: torch.Tensor, teacher: torch.Tensor, scales: Sequence[int] = (2, 4),
+                    kind: str = "huber", delta: float = 1.0) -> torch.Tensor:
+    """Match the teacher's forecast at coarser time scales: the mean over ``scales`` of
+    ``L(avgpool_k(student), avgpool_k(teacher))`` along the horizon axis (axis 1 of ``[B, H, N, F]``).
+
+    After TimeDistill's multi-scale distillation (Ni et al., "TimeDistill: Efficient Long-Term Time Series
+    Forecasting with MLP via Cross-Architecture Distillation", 2025): the teacher's trend over 2, 4, ...
+    steps is a smoother target than its step-by-step values, and what a small student gets right first.
+    A scale larger than H pools the whole horizon; the last window of a horizon not divisible by k is
+    dropped (``avg_pool1d`` floor mode). Scale 1 is the response term already.
+    """
+    t = teacher.detach().to(student.dtype)
+
+    def pool(x: torch.Tensor, k: int) -> torch.Tensor:  # [B, H, N, F] -> [B*N*F, 1, H // k]
+        return F.avg_pool1d(x.movedim(1, -1).flatten(0, -2).unsqueeze(1), k, k)
+
+    terms = []
+    for k in scales:
+        k = max(1, min(int(k), student.shape[1]))
+        terms.append(_elementwise(pool(student, k), pool(t, k), kind, delta).mean())
+    return torch.stack(terms).mean()
+
+
+def period_loss(student: torch.Tensor, teacher: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
+    """Match the teacher's distribution over periods: ``T^2 * KL(softmax(|rfft(t)| / T) || softmax(|rfft(s)| / T))``
+    over the horizon axis, per series, DC component left out, mean over series.
+
+    TimeDistill's multi-period distillation (Ni et al., 2025): the amplitude spectrum of a forecast says
+    which periods carry it; as a distribution over frequencies (softmax at temperature T, as in Hinton's
+    soft targets) it is a target free of the forecast's level, so a student learns the teacher's shape
+    of the coming hour even where its level is off. Needs H >= 3 (at least one non-DC frequency).
+    """
+    if temperature <= 0:
+        raise ValueError(f"temperature must be > 0, got {temperature}")
+    if student.shape[1] < 3:
+        raise ValueError(f"period_loss needs a horizon of at least 3 steps, got {student.shape[1]}")
+    amp_s = torch.fft.rfft(student.float(), dim=1).abs()[:, 1:]  # [B, H//2, N, F] without DC
+    amp_t = torch.fft.rfft(teacher.detach().float(), dim=1).abs()[:, 1:]
+    log_s = F.log_softmax(amp_s / temperature, dim=1)
+    p_t = F.softmax(amp_t / temperature, dim=1)
+    kl = (torch.special.xlogy(p_t, p_t) - p_t * log_s).sum(dim=1)  # [B, N, F]
+    return (temperature ** 2 * kl.mean()).to(student.dtype)
 
 
 # ----------------------------------------------------------------------------- event KD

@@ -70,7 +70,11 @@ def build_forecast_objective(distill_cfg=None, train_loss: str = "huber",
       term ``bounded`` = :func:`losses.teacher_bounded_loss` with ``margin`` in its place;
     - ``hint`` (weight ``feature_weight``): :func:`losses.hint_loss` through ``projection``;
     - ``relation`` (weight ``relation_weight``): :func:`losses.relation_loss` on the hidden features
-      (``outputs["node_idx"]`` when given, else a random subset of ``max_nodes`` nodes per call).
+      (``outputs["node_idx"]`` when given, else a random subset of ``max_nodes`` nodes per call);
+    - ``multiscale`` (weight ``multiscale_weight``): :func:`losses.multiscale_loss` against the teacher;
+    - ``period`` (weight ``period_weight``): :func:`losses.period_loss` at ``period_temperature``;
+    - ``augment`` (weight ``augment_weight``): ``L(augment_pred, augment_target)``, the student's forecast
+      of teacher-labelled augmented inputs (:mod:`stkd.distill.augment`; the caller runs the student);
 
     so ``hard + soft`` equals ``response_kd_loss`` exactly. L is ``distill_cfg.loss``. ``student_pred``,
     ``y`` and ``teacher_pred`` must be in the same units (``margin`` is in those units).
@@ -94,6 +98,12 @@ def build_forecast_objective(distill_cfg=None, train_loss: str = "huber",
         o["student_hidden"], o["teacher_hidden"], projection)))
     terms.append(Term("relation", c.relation_weight, lambda o: losses.relation_loss(
         o["student_hidden"], o["teacher_hidden"], o.get("node_idx"), max_nodes)))
+    terms.append(Term("multiscale", c.multiscale_weight, lambda o: losses.multiscale_loss(
+        o["student_pred"], o["teacher_pred"], kind=kind)))
+    terms.append(Term("period", c.period_weight, lambda o: losses.period_loss(
+        o["student_pred"], o["teacher_pred"], c.period_temperature)))
+    terms.append(Term("augment", c.augment_weight, lambda o: losses.masked_loss(
+        o["augment_pred"], o["augment_target"], None, kind)))
     return Objective(terms)
 
 

@@ -19,6 +19,7 @@ from torch import nn
 
 from stkd import names
 from stkd.baselines import build_baseline
+from stkd.distill.augment import augment
 from stkd.distill.cache import CacheEntry
 from stkd.distill.losses import ensemble_targets, inverse_error_weights, masked_loss
 from stkd.distill.objective import build_forecast_objective
@@ -77,6 +78,7 @@ class ForecastTask(Task):
         objective = build_forecast_objective(d, cfg.train.loss, projection=projection)
         need_hidden = d.feature_weight > 0 or d.relation_weight > 0
         gen = torch.Generator().manual_seed(cfg.train.seed)
+        aug_gen = torch.Generator().manual_seed(cfg.train.seed + 1)  # its own stream: other terms' draws stay put
         n, relation_nodes = wd.num_nodes, 512
 
         def loss_fn(batch, out):
@@ -84,6 +86,12 @@ class ForecastTask(Task):
             teacher = ensemble_targets([c.pred("train", starts) for c in caches], weights).to(batch.y.device)
             named = {"student_pred": to_original_units(wd, out["pred"]), "y": batch.y, "mask": batch.mask,
                      "teacher_pred": teacher}
+            if d.augment_weight > 0:  # one augmentation per batch, in turn: unlabelled inputs the teacher labels
+                kind = d.augment[int(torch.randint(0, len(d.augment), (1,), generator=aug_gen))]
+                x_aug, target = augment(kind, batch.x, teacher, aug_gen, noise_std=d.noise_std,
+                                        mask_share=d.mask_share, mixup_alpha=d.mixup_alpha)
+                named["augment_pred"] = to_original_units(wd, student(x_aug, batch.tod, batch.dow)["pred"])
+                named["augment_target"] = target
             if need_hidden:
                 named["student_hidden"] = out["hidden"]
                 named["teacher_hidden"] = caches[0].hidden("train", starts).to(batch.y.device)
