@@ -1,0 +1,132 @@
+"""Evidence that distillation pays: paired seeds, bootstrap intervals, win counts.
+
+    python benchmarks/evidence.py --datasets los-loop --seeds 0 1 2 3 4
+    python benchmarks/evidence.py --datasets los-loop akl-pedestrians synthetic-traffic --students stid mlp linear
+
+For every data set and seed the teacher(s) train once and cache their soft labels; then every student
+trains twice from the same seed (so from the same initial weights and batch order): distilled and alone.
+Per data set and student the script reports the teacher's, the plain and the distilled test MAE (mean over
+seeds), the mean relative gain with a 95 % bootstrap interval over seeds and the wins
+(:func:`stkd.paired.paired_gain`); a gain is "established" only when the interval excludes zero. Choices
+(early stopping) use the validation split only. Results: ``docs/results/evidence-<dataset>.json``, one
+record per (seed, student), written as soon as it is measured (an interrupted run resumes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from common import RESULTS, command, los_loop_data, save_result
+
+DATASETS = {
+    "los-loop": {"data": los_loop_data(), "train": {"epochs": 80, "patience": 15, "max_batches": None}},
+    "akl-pedestrians": {"data": {"source": "builtin", "name": "akl-pedestrians",
+                                 "time_range": ["2023-01-01", "2025-12-31 23:00"], "graph": {"method": "knn", "k": 6}},
+                        "train": {"epochs": 30, "patience": 8, "max_batches": 150}},
+    "synthetic-traffic": {"data": {"source": "builtin", "name": "synthetic-traffic",
+                                   "simulator": {"nodes": 200, "days": 14}},
+                          "train": {"epochs": 30, "patience": 8, "max_batches": 100}},
+}
+STUDENTS = {"stid": {"embed_dim": 32, "node_dim": 32, "tod_dim": 32, "dow_dim": 32, "layers": 3},
+            "mlp": {}, "linear": {}}
+TEACHERS = [{"name": "gwnet"}]
+DISTILL = {"alpha": 0.5, "loss": "huber", "ensemble": "weighted"}
+
+
+def config(dataset: str, seed: int, quick: bool) -> dict:
+    d = copy.deepcopy(DATASETS[dataset])
+    train = {"batch_size": 64, "lr": 0.002, "seed": seed, "precision": "bf16", **d["train"]}
+    if quick:
+        train.update(epochs=2, max_batches=3)
+    return {"data": d["data"], "teacher": copy.deepcopy(TEACHERS), "student": {"name": "stid"},
+            "distill": dict(DISTILL), "train": train, "eval": {"baselines": ["last"], "latency_repeats": 5}}
+
+
+def run_seed(dataset: str, seed: int, students: list[str], runs: Path, quick: bool, done: set) -> list[dict]:
+    from stkd.config import ModelConfig, parse_config
+    from stkd.pipeline import check_models, prepare_task, train_student, train_teachers
+    from stkd.runs import open_run_dir
+    from stkd.tasks.forecast import ForecastTask
+
+    cfg = parse_config(config(dataset, seed, quick))
+    task = prepare_task(cfg)
+    check_models(task)
+    run_dir = open_run_dir(cfg, task.wd, runs / dataset / f"seed-{seed}", overwrite=False, resume=True)
+    teachers = train_teachers(task, run_dir, resume=True, progress=False)
+    signal = task.teacher_signal(run_dir, teachers)
+    records = []
+    for name in students:
+        if (seed, name) in done:
+            continue
+        stask = ForecastTask(copy.copy(cfg), task.wd)
+        stask.cfg.student = ModelConfig(name=name, params=dict(STUDENTS[name]))
+        t0 = time.perf_counter()
+        kd = train_student(stask, run_dir, signal, resume=True, progress=False)
+        plain = train_student(stask, run_dir, resume=True, progress=False)
+        metrics = stask.score(run_dir / "scores" / name, [*teachers, kd, plain])["models"]
+        best_teacher = min(teachers, key=lambda t: t.val_mae)
+        records.append({"seed": seed, "student": name, "teacher": best_teacher.name,
+                        "teacher_mae": metrics[best_teacher.name]["test"]["mae"],
+                        "plain_mae": metrics[plain.name]["test"]["mae"], "kd_mae": metrics[kd.name]["test"]["mae"],
+                        "plain_val": plain.val_mae, "kd_val": kd.val_mae,
+                        "last_value_mae": metrics["last_value"]["test"]["mae"],
+                        "params": {"teacher": metrics[best_teacher.name]["params"], "student": metrics[kd.name]["params"]},
+                        "seconds": time.perf_counter() - t0, "command": command()})
+    return records
+
+
+def render(result: dict) -> str:
+    from stkd.paired import describe_gain, paired_gain
+
+    by_student: dict[str, list[dict]] = {}
+    for r in result["records"]:
+        by_student.setdefault(r["student"], []).append(r)
+    lines = ["| student | seeds | teacher MAE | plain MAE | distilled MAE | mean gain (95 % interval) | wins | "
+             "distilled / teacher |", "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    verdicts = []
+    for student, rows in by_student.items():
+        rows = sorted(rows, key=lambda r: r["seed"])
+        g = paired_gain([r["plain_mae"] for r in rows], [r["kd_mae"] for r in rows])
+        t = float(np.mean([r["teacher_mae"] for r in rows]))
+        kd = float(np.mean([r["kd_mae"] for r in rows]))
+        lines.append(f"| {student} | {g['n']} | {t:.3f} | {np.mean([r['plain_mae'] for r in rows]):.3f} | {kd:.3f} | "
+                     f"{g['mean']:+.1f} % ({g['ci'][0]:+.1f} to {g['ci'][1]:+.1f}) | {g['wins']}/{g['n']} | "
+                     f"{kd / t:.3f} |")
+        verdicts.append(f"- {student}: " + describe_gain(g, "distillation"))
+    return (f"### Distillation evidence on {result['dataset']} (paired seeds)\n\nCommand: `{result['command']}`  \n"
+            f"Machine: {result['machine']}; stkd {result['versions']['stkd']} (commit {result['versions']['commit']}), "
+            f"{result['date']}\n\n" + "\n".join(lines) + "\n\n" + "\n".join(verdicts) + "\n")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--datasets", nargs="+", default=["los-loop"], choices=list(DATASETS))
+    ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4])
+    ap.add_argument("--students", nargs="+", default=list(STUDENTS), choices=list(STUDENTS))
+    ap.add_argument("--runs", type=Path, default=Path("bench-runs/evidence"))
+    ap.add_argument("--quick", action="store_true", help="2 epochs of 3 batches: a smoke test, nothing is saved")
+    args = ap.parse_args()
+    for dataset in args.datasets:
+        section = f"evidence-{dataset}"
+        path = RESULTS / f"{section}.json"
+        old = json.loads(path.read_text()) if path.is_file() and not args.quick else {"records": []}
+        records = old["records"]
+        for seed in args.seeds:
+            done = {(r["seed"], r["student"]) for r in records}
+            records += run_seed(dataset, seed, args.students, args.runs, args.quick, done)
+            if not args.quick:
+                save_result(section, "evidence", {"dataset": dataset, "records": records}, vars(args) | {"runs": None})
+        if args.quick:
+            print(json.dumps(records, indent=1))
+        else:
+            print(render(json.loads(path.read_text())))
+
+
+if __name__ == "__main__":
+    main()

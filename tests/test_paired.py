@@ -1,0 +1,31 @@
+"""Paired seed comparisons: the bootstrap interval decides whether a gain is established."""
+
+from __future__ import annotations
+
+import pytest
+
+from stkd.paired import describe_gain, paired_gain
+
+
+def test_a_consistent_gain_is_established_and_described_from_the_numbers():
+    g = paired_gain([4.0, 4.2, 3.9, 4.1, 4.0], [3.6, 3.8, 3.5, 3.7, 3.6])
+    assert g["n"] == 5 and g["wins"] == 5 and g["established"]
+    assert g["gains"][0] == pytest.approx(10.0) and 9 < g["mean"] < 11
+    assert 0 < g["ci"][0] <= g["mean"] <= g["ci"][1]
+    text = describe_gain(g)
+    assert "established" in text and f"{g['mean']:.1f} %" in text and "5 of 5" in text
+
+
+def test_a_gain_smaller_than_the_seed_spread_is_not_established():
+    g = paired_gain([4.0, 4.2, 3.9, 4.1, 4.0], [3.9, 4.4, 3.7, 4.3, 3.95])
+    assert not g["established"] and g["ci"][0] < 0 < g["ci"][1]
+    assert describe_gain(g).endswith("not established.")
+
+
+def test_higher_is_better_scores_and_bad_input():
+    g = paired_gain([0.70, 0.72, 0.71], [0.75, 0.76, 0.77], lower_is_better=False)
+    assert g["mean"] > 0 and g["wins"] == 3
+    with pytest.raises(ValueError, match="same number"):
+        paired_gain([1.0, 2.0], [1.0])
+    with pytest.raises(ValueError, match="finite"):
+        paired_gain([1.0, float("nan")], [1.0, 1.0])
