@@ -38,7 +38,7 @@ def headline(result: dict) -> str:
     kd, plain, teacher = s["student_kd"], s["student_plain"], s["teacher"]
     minutes, seconds = divmod(round(result["wall_seconds"]), 60)
     line = (f"- **Default run** (`stkd run`, Auckland pedestrian counts, {minutes} min {seconds} s on this 2-core "
-            f"machine): teacher `{teacher}` MAE {m[teacher]['test']['mae']:.1f}, distilled student `{kd}` "
+            f"machine at load average {result['load_before']:.1f}): teacher `{teacher}` MAE {m[teacher]['test']['mae']:.1f}, distilled student `{kd}` "
             f"{m[kd]['test']['mae']:.1f}, the same student alone {m[plain]['test']['mae']:.1f}")
     if s["param_ratio"] is not None and s["latency_speedup"] is not None:
         line += (f"; the student has {s['param_ratio']:.1f}x fewer parameters and {s['latency_speedup']:.1f}x lower "
