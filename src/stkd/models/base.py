@@ -216,6 +216,17 @@ class STModel(nn.Module):
         return ", ".join(f"{k}={v}" for k, v in self.hparams.items())
 
 
+class StudentModel(STModel):
+    """A student: dense operations only (it exports to ONNX) and no node-to-node term, so its memory and
+    compute grow linearly in N."""
+
+    role = "student"
+
+    @classmethod
+    def memory_degree(cls, spec: "ModelSpec", hparams: dict[str, Any]) -> int:
+        return 1
+
+
 def uses_node_subsets(model: nn.Module, k: int | None, what: str) -> bool:
     """Whether training ``model`` with ``train.node_subset=k`` samples subsets (k set and below N).
 

@@ -16,18 +16,11 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from stkd.models.base import ModelSpec, STModel, to_pred
+from stkd.models.base import ModelSpec, StudentModel, to_pred
 
 
-class LinearModel(STModel):
+class LinearModel(StudentModel):
     """Linear student. Hyper-parameters: ``node_bias`` (a learned bias per node and output)."""
-
-    role = "student"
-
-    @classmethod
-    def memory_degree(cls, spec: ModelSpec, hparams: dict) -> int:
-        """Linear in N: no node-to-node term."""
-        return 1
 
     @classmethod
     def scale_advice(cls, degree: int) -> list[str]:

@@ -13,10 +13,10 @@ import torch
 from torch import nn
 
 from stkd.errors import ConfigError
-from stkd.models.base import ModelSpec, STModel, to_pred
+from stkd.models.base import ModelSpec, StudentModel, to_pred
 
 
-class MLP(STModel):
+class MLP(StudentModel):
     """Per-node MLP student.
 
     Hyper-parameters:
@@ -25,13 +25,6 @@ class MLP(STModel):
 
     ``hidden`` (the output) is the last hidden layer, ``[B, N, hidden[-1]]``.
     """
-
-    role = "student"
-
-    @classmethod
-    def memory_degree(cls, spec: ModelSpec, hparams: dict) -> int:
-        """Linear in N: no node-to-node term."""
-        return 1
 
     def __init__(self, spec: ModelSpec, *, hidden: tuple[int, ...] = (64, 64), dropout: float = 0.0) -> None:
         super().__init__(spec, locals())

@@ -23,7 +23,7 @@ from torch import nn
 
 from stkd.data.graph import strongest_neighbours
 from stkd.errors import ConfigError
-from stkd.models.base import ModelSpec, STModel, adjacency_to_scipy, to_pred, tod_index
+from stkd.models.base import ModelSpec, StudentModel, adjacency_to_scipy, to_pred, tod_index
 
 
 class ResidualMLP(nn.Module):
@@ -40,7 +40,7 @@ class ResidualMLP(nn.Module):
         return h + self.fc2(self.dropout(self.act(self.fc1(h))))  # [B, N, D]
 
 
-class STID(STModel):
+class STID(StudentModel):
     """STID student (the paper's design with 16-wide embeddings instead of 32, to stay small).
 
     Hyper-parameters:
@@ -54,13 +54,6 @@ class STID(STModel):
 
     ``hidden`` is the encoder output, ``[B, N, D]`` with D the sum of the embedding sizes.
     """
-
-    role = "student"
-
-    @classmethod
-    def memory_degree(cls, spec: ModelSpec, hparams: dict) -> int:
-        """Linear in N: no node-to-node term."""
-        return 1
 
     @classmethod
     def scale_advice(cls, degree: int) -> list[str]:
