@@ -29,8 +29,8 @@ import pandas as pd
 import scipy.sparse as sp
 
 from stkd.data.impute import METHODS, seasonal_means, train_means
-from stkd.data.scalers import Scaler
 from stkd.data.loaders import load_data
+from stkd.data.scalers import Scaler
 from stkd.data.windows import data_fingerprint, steps_per_week
 from stkd.errors import DataError, STKDError
 from stkd.io import atomic_write
