@@ -25,7 +25,7 @@ threshold search are written here.
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence, cast
+from typing import Any, Sequence, cast, overload
 
 import numpy as np
 import torch
@@ -57,6 +57,10 @@ def _as_torch(x, like: torch.Tensor) -> torch.Tensor | None:
     return torch.as_tensor(np.asarray(x), device=like.device)
 
 
+@overload
+def _as_numpy(x: None) -> None: ...
+@overload
+def _as_numpy(x: Any) -> np.ndarray: ...
 def _as_numpy(x) -> np.ndarray | None:
     if x is None:
         return None
