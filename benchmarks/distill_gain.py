@@ -47,8 +47,8 @@ def finished_student(model_dir: Path, wd):
 
 def run(teacher_run: Path, out: Path, seeds: list[int], device: str, student: str, quick: bool) -> dict:
     from stkd.config import parse_config, to_dict
-    from stkd.evaluate import evaluate_forecaster, model_forecaster
     from stkd.data.windows import load_windowed
+    from stkd.evaluate import evaluate_forecaster, model_forecaster
     from stkd.pipeline import train_student
     from stkd.runs import load_run, load_trained
     from stkd.tasks.forecast import ForecastTask

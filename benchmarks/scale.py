@@ -61,8 +61,8 @@ GiB = 2**30
 def subset_step(model, opt, wd, starts, k: int, rng: np.random.Generator, loss_kind: str = "huber") -> float:
     """One training step on a sampled neighbourhood of ``k`` nodes, as ``stkd.train.fit`` does with
     ``train.node_subset``: the model is pointed at the sub-graph, the batch cut to its nodes."""
-    from stkd.data.graph import neighbourhood_sample
     from stkd.config import RunConfig, TrainConfig
+    from stkd.data.graph import neighbourhood_sample
     from stkd.tasks.forecast import ForecastTask
 
     idx = neighbourhood_sample(wd.data.adjacency, k, rng)

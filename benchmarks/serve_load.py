@@ -234,7 +234,6 @@ def main() -> int:
         ap.error("RUN_DIR is required")
 
     from common import command, write_section
-
     from stkd.deploy.loading import choose_model, list_models
 
     run_dir = Path(args.run_dir)

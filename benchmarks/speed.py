@@ -166,8 +166,8 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
 
-    from stkd.models.base import count_params
     from stkd.data.windows import load_windowed
+    from stkd.models.base import count_params
     from stkd.runs import load_run, load_trained
 
     cfg, _ = load_run(args.run)

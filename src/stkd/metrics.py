@@ -25,7 +25,7 @@ threshold search are written here.
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from typing import Any, Sequence, cast, overload
 
 import numpy as np
 import torch
@@ -57,6 +57,10 @@ def _as_torch(x, like: torch.Tensor) -> torch.Tensor | None:
     return torch.as_tensor(np.asarray(x), device=like.device)
 
 
+@overload
+def _as_numpy(x: None) -> None: ...
+@overload
+def _as_numpy(x: Any) -> np.ndarray: ...
 def _as_numpy(x) -> np.ndarray | None:
     if x is None:
         return None
@@ -93,7 +97,7 @@ def observed(y, mask=None, null_value: float | None = None):
     if isinstance(y, torch.Tensor):
         valid = torch.isfinite(y)
         if mask is not None:
-            valid = valid & _as_torch(mask, y).to(torch.bool)
+            valid = valid & _as_torch(mask, y).to(torch.bool)  # type: ignore[union-attr]
         if null_value is not None and not math.isnan(null_value):
             valid = valid & ((y - null_value).abs() > 1e-8)
         return valid
@@ -143,6 +147,7 @@ def mape(pred, y, mask=None, null_value: float | None = None, eps: float = DEFAU
     """
     pred, y, mask = _prepare(pred, y, mask)
     valid = observed(y, mask, null_value) & (abs(y) >= eps)
+    denom: Any
     if isinstance(y, torch.Tensor):
         denom = torch.where(valid, y.abs(), torch.ones((), dtype=y.dtype, device=y.device))
     else:
@@ -174,7 +179,7 @@ class ForecastAccumulator:
                  null_value: float | None = None, mape_eps: float = DEFAULT_MAPE_EPS):
         self.null_value = null_value
         self.mape_eps = mape_eps
-        self.abs_sum = self.sq_sum = self.count = self.ape_sum = self.ape_count = None  # each [H, N]
+        self.abs_sum = self.sq_sum = self.count = self.ape_sum = self.ape_count = cast(Any, None)  # each [H, N]
         if horizon is not None and num_nodes is not None:  # else sized by the first batch
             self._init(int(horizon), int(num_nodes))
 
@@ -230,7 +235,7 @@ class ForecastAccumulator:
                 raise ValueError(f"horizon {h} is outside 1..{H} (horizons are 1-indexed steps ahead)")
         sums = (self.abs_sum, self.sq_sum, self.count, self.ape_sum, self.ape_count)
         per_step_sums = [s.sum(axis=1) for s in sums]  # each (H,)
-        out = self._block(*(s.sum() for s in per_step_sums))
+        out: dict[str, Any] = self._block(*(s.sum() for s in per_step_sums))
         per_step = [self._block(*(s[h] for s in per_step_sums)) for h in range(H)]
         out["horizons"] = {str(int(h)): dict(per_step[int(h) - 1]) for h in horizons}
         out["per_step"] = per_step

@@ -65,7 +65,7 @@ def train_student(task: Task, run_dir: Path, signal: TeacherSignal | None = None
     """The configured student distilled from the teachers' ``signal``, or (None) trained alone."""
     s = task.cfg.student
     kd = signal is not None
-    if kd:
+    if signal is not None:
         card = {"distill": to_dict(task.cfg.distill), **signal.card()}
         make_loss = lambda model: task.kd_loss(signal, model)  # noqa: E731
     else:

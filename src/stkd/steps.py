@@ -140,7 +140,8 @@ def build_caches(run_dir: Path, teachers: list[Trained], wd, cfg: RunConfig, *, 
                  with_hidden: bool = False) -> list[CacheEntry]:
     """The soft-label cache of every teacher (built once, by rank 0 under DDP; read from disk after)."""
     def build():  # each teacher on its own view of the same windows (the cache is keyed by window start)
-        return [build_or_load(run_dir, t.model, t.registry_name, wd.view(t.inputs), with_hidden=with_hidden,
+        return [build_or_load(run_dir, t.model, t.registry_name, wd.view(t.inputs),  # type: ignore[arg-type]
+                              with_hidden=with_hidden,
                               batch_size=eval_batch_size(cfg), kind=kind) for t in teachers]
 
     return rank0_first(build)

@@ -249,6 +249,7 @@ class Trainer:
         """One pass over the training batches: ``(mean loss, mean of each named loss term, out of time)``."""
         for m in self.modules.values():
             m.train()
+        terms_sum: dict[str, float]
         total, count, terms_sum = 0.0, 0, {}
         t_start = time.perf_counter() - self.state.elapsed
         out_of_time = False
@@ -270,7 +271,7 @@ class Trainer:
     def step(self, batch, epoch: int) -> tuple[float, dict[str, float]]:
         """Forward (under ``train.precision``), loss, backward, clipping and the optimizer step."""
         if self.sample_nodes is not None:
-            self.model.set_node_subset(batch.nodes)
+            self.model.set_node_subset(batch.nodes)  # type: ignore[operator]
         with self.autocast():
             out = self.train_model(batch.x, batch.tod, batch.dow)
         out = {k: v.float() if torch.is_tensor(v) else v for k, v in out.items()}  # the loss in float32
@@ -288,7 +289,7 @@ class Trainer:
     def validate(self, train_loss: float) -> tuple[dict[str, float], float]:
         """Validation scores on the whole network and the monitored score (lower is better)."""
         if self.sample_nodes is not None:
-            self.model.set_node_subset(None)  # validate (and keep weights) on the whole network
+            self.model.set_node_subset(None)  # type: ignore[operator]  # validate (and keep weights) on the whole network
         for m in self.modules.values():
             sync_from_rank0(m)  # batch-norm statistics are per rank: validate rank 0's model everywhere
             m.eval()
@@ -421,12 +422,14 @@ def _node_sampler(model: nn.Module, data, k: int | None, gen: torch.Generator, d
     from stkd.data.graph import neighbourhood_sample
     from stkd.models.base import uses_node_subsets
 
-    if not uses_node_subsets(model, k, desc):
+    if not uses_node_subsets(model, k, desc):  # type: ignore[arg-type]
         return None
     adjacency = data.data.adjacency
     if adjacency is None:
         raise ConfigError(f"{desc}: train.node_subset needs a graph to sample neighbourhoods from "
                           "(data.graph, e.g. method: knn)")
+
+    assert k is not None  # uses_node_subsets is False without k
 
     def sample() -> np.ndarray:
         seed = int(torch.randint(0, 2**31 - 1, (1,), generator=gen))

@@ -11,8 +11,8 @@ import pytest
 
 import stkd
 from stkd.cli import main
-from stkd.errors import STKDError
 from stkd.deploy.export import export_model
+from stkd.errors import STKDError
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "deploy.md"
 

@@ -333,8 +333,8 @@ def test_agcrn_graph_convolution_is_each_nodes_own_chebyshev_filter():
 
 
 def test_facts_about_a_model_come_from_its_class():
-    from stkd.models.registry import model_class
     from stkd.deploy.loading import needs_adjacency
+    from stkd.models.registry import model_class
 
     assert all(model_class(n).role == "teacher" for n in TEACHERS)
     assert all(model_class(n).role == "student" for n in STUDENTS)
@@ -348,9 +348,9 @@ def test_facts_about_a_model_come_from_its_class():
 
 def test_a_new_graph_model_is_served_with_its_graph_without_any_list_to_update(monkeypatch):
     """Adding a model is one class plus one registry line: the deploy path asks the class."""
+    from stkd.deploy.loading import needs_adjacency
     from stkd.models import registry
     from stkd.models.students.linear import LinearModel
-    from stkd.deploy.loading import needs_adjacency
 
     class GraphLinear(LinearModel):
         role = "teacher"

@@ -8,6 +8,8 @@ from pathlib import Path
 
 from stkd.names import BUILTIN_DATASETS
 
+ANALYSIS_MODULES = ("statsmodels",)  # what the `analysis` extra brings that `stkd analyze` cannot run without
+
 EPILOG = """examples:
   stkd analyze akl-pedestrians --out runs/akl-analysis
   stkd analyze my.yaml --out runs/la-analysis --nodes 773869,767541
@@ -20,6 +22,9 @@ Moran's I and hot/cold spots, lagged correlation between neighbours, anomalies.
 
 
 def cmd_analyze(args) -> int:
+    from stkd.deploy.cli import require_extra
+
+    require_extra("analysis", ANALYSIS_MODULES, "stkd analyze")
     from stkd.analysis.report import NUMBERS, REPORT, analyze
     from stkd.cli import resolve_config
     from stkd.data.loaders import load_data

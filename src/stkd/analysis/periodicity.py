@@ -41,6 +41,7 @@ from __future__ import annotations
 import warnings
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -195,7 +196,8 @@ def spectrum_periods(f: np.ndarray, p: np.ndarray, nperseg: int, top_k: int = 3,
     if cycles and "daily" in cycles and "weekly" in cycles:
         fd, fw = 1.0 / cycles["daily"], 1.0 / cycles["weekly"]
         sidebands = [fd - fw, fd + fw]
-    out, kept = [], []
+    out: list[dict[str, Any]] = []
+    kept: list[int] = []  # indices of the accepted peaks
     for k in peaks:
         if len(out) >= 4 * top_k + 8:
             break
@@ -211,7 +213,7 @@ def spectrum_periods(f: np.ndarray, p: np.ndarray, nperseg: int, top_k: int = 3,
             if m >= 2 and abs(P / m - period) <= max(0.02 * period, period**2 / nperseg):
                 harmonic_of = float(P)
                 break
-        item = {"steps": float(period), "power_share": float(p[k] / total) if total > 0 else float("nan"),
+        item: dict[str, Any] = {"steps": float(period), "power_share": float(p[k] / total) if total > 0 else float("nan"),
                 "snr": ratio, "harmonic_of": harmonic_of}
         if any(abs(f[k] - sb) <= 1.01 * df for sb in sidebands):
             item["sideband"] = "daily x weekly"
@@ -274,7 +276,7 @@ def node_periodicity(y: np.ndarray, cycles: dict[str, int], hours_per_step: floa
 
     res_cycles = {}
     for c, P in cycles.items():
-        entry = {"steps": P, "hours": P * hours_per_step}
+        entry: dict[str, Any] = {"steps": P, "hours": P * hours_per_step}
         if c not in testable:
             entry.update(testable=False, found=None, acf=None, periodogram=None,
                          reason=f"too short: {n} steps, a {c} period needs at least {min_cycles} cycles "
@@ -335,7 +337,7 @@ def periodicity(x: np.ndarray, index: pd.DatetimeIndex, nodes: list[str], top_k:
     summary = {}
     for c, P in cycles.items():
         tested = [v["cycles"][c] for v in done.values() if v["cycles"][c]["testable"]]
-        s = {"steps": P, "hours": P * hps, "testable": bool(tested), "nodes_tested": len(tested),
+        s: dict[str, Any] = {"steps": P, "hours": P * hps, "testable": bool(tested), "nodes_tested": len(tested),
              "nodes_found": sum(bool(t["found"]) for t in tested),
              "nodes_acf": sum(bool(t["acf"]) for t in tested),
              "nodes_periodogram": sum(bool(t["periodogram"]) for t in tested)}

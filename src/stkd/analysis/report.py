@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 
@@ -179,7 +179,7 @@ def analyze(data, out_dir: Path, nodes=None, max_pairs: int = 200, seed: int = 0
     # ------------------------------------------------------- trend + anomalies
     with timed("trend"):
         period = cycles.get("daily") or cycles.get("weekly")
-        stl = {"period_steps": period, "period_hours": None if period is None else period * hps}
+        stl: dict[str, Any] = {"period_steps": period, "period_hours": None if period is None else period * hps}
         decomps: dict[int, dict] = {}
         long_series = False
         if period is None:

@@ -358,7 +358,7 @@ def plot_lisa_map(lisa: dict, coords: np.ndarray, W, path: Path, title: str = ""
         Wc = _clean(W).tocoo()
         keep = Wc.row < Wc.col
         segs = np.stack([coords[Wc.row[keep]][:, ::-1], coords[Wc.col[keep]][:, ::-1]], axis=1)  # (E, 2, 2)
-        ax.add_collection(LineCollection(segs, colors="#d9d9d9", linewidths=0.5, zorder=1))
+        ax.add_collection(LineCollection(segs, colors="#d9d9d9", linewidths=0.5, zorder=1))  # type: ignore[arg-type]
     p, q = lisa["p_sim"], lisa["quadrant"]
     sig = np.isfinite(p) & (p < lisa["alpha"])
     styles = [(1, "#d62728", "hot spot (high-high)"), (3, "#1f5fa8", "cold spot (low-low)"),

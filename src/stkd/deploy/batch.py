@@ -129,7 +129,7 @@ class _Writer:
     def __init__(self, path: Path, fmt: str) -> None:
         self.path, self.fmt = path, fmt
         self.rows = 0
-        self._pq = None
+        self._pq: pq.ParquetWriter | None = None
         self._first = True
 
     def write(self, frame: pd.DataFrame) -> None:
@@ -183,7 +183,7 @@ def predict_file(run_dir, input_path, out, *, model=None, every: int = 1, last: 
     skipped: list = []
     windows = 0
     cols = ["issued_at", "target_time", "node", "horizon"]
-    if predictor.spec.out_features > 1:
+    if predictor.spec.out_features > 1:  # type: ignore[operator]  # set in DeploySpec.__post_init__
         cols.append("target")
     if predictor.out_classes > 1:
         cols.append("class")

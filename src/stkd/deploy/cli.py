@@ -14,8 +14,7 @@ import os
 import sys
 
 from stkd.errors import STKDError
-from stkd.names import (EXPORT_FORMATS, FILE_SOURCES, LOG_LEVELS, MAX_CLOCK_SKEW, SERVE_BACKENDS,
-                        STATE_SYNC_MODES)
+from stkd.names import EXPORT_FORMATS, FILE_SOURCES, LOG_LEVELS, MAX_CLOCK_SKEW, SERVE_BACKENDS, STATE_SYNC_MODES
 
 SERVE_MODULES = ("fastapi", "uvicorn")  # what the `serve` extra brings that `stkd serve` cannot run without
 EXPORT_MODULES = ("onnx", "onnxruntime")  # the `export` extra

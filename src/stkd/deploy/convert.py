@@ -50,7 +50,7 @@ def onnx_bytes(model: nn.Module, spec, opset: int = 17) -> bytes:
     try:
         with warnings.catch_warnings(), torch.no_grad():
             warnings.simplefilter("ignore")
-            torch.onnx.export(wrapped, example_inputs(spec), buf, dynamo=False, opset_version=opset,
+            torch.onnx.export(wrapped, example_inputs(spec), buf, dynamo=False, opset_version=opset,  # type: ignore[arg-type]
                               input_names=["x", "tod", "dow"], output_names=["pred"], dynamic_axes=axes)
     except Exception as e:  # noqa: BLE001 - any exporter failure becomes one clear message
         raise STKDError(f"the model does not export to ONNX ({type(e).__name__}: {str(e).splitlines()[0][:300]}); "

@@ -101,6 +101,7 @@ def export_model(run_dir: str | Path, fmt: str = "onnx", out: str | Path | None 
             raise STKDError(f"{out} is not an stkd export folder (no {SPEC_FILE}); refusing to replace it")
     t0 = time.perf_counter()
     tm = predictor.model.eval()
+    backend: OnnxBackend | TorchScriptBackend
     if fmt == "onnx":
         blob = onnx_bytes(tm, predictor.spec)
         backend = OnnxBackend(blob)

@@ -151,6 +151,7 @@ class Predictor:
         pred = np.asarray(self.backend(x, np.ascontiguousarray(tod, np.float32),
                                        np.ascontiguousarray(dow, np.int64)))  # [B, H, N, C]
         Fo, K = s.out_features, s.out_classes
+        assert Fo is not None  # set in DeploySpec.__post_init__
         if pred.shape[1:] != (s.horizon, len(s.nodes), Fo * K):
             raise STKDError(f"model output has shape {list(pred.shape)}, expected "
                             f"[B, {s.horizon}, {len(s.nodes)}, {Fo * K}]")

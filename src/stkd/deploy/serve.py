@@ -40,8 +40,16 @@ from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBea
 
 from stkd.deploy.asgi import BodyLimit, HotPaths, check_token, error_reply
 from stkd.deploy.loading import load
-from stkd.deploy.schemas import (ERRORS, AdminOut, ForecastOut, HealthOut, ObservationsIn, ObservationsOut,
-                                 PredictIn, body_schema)
+from stkd.deploy.schemas import (
+    ERRORS,
+    AdminOut,
+    ForecastOut,
+    HealthOut,
+    ObservationsIn,
+    ObservationsOut,
+    PredictIn,
+    body_schema,
+)
 from stkd.deploy.service import Service
 from stkd.deploy.state import WindowStore
 from stkd.errors import STKDError

@@ -29,8 +29,8 @@ import pandas as pd
 import scipy.sparse as sp
 
 from stkd.data.impute import METHODS, seasonal_means, train_means
-from stkd.data.scalers import Scaler
 from stkd.data.loaders import load_data
+from stkd.data.scalers import Scaler
 from stkd.data.windows import data_fingerprint, steps_per_week
 from stkd.errors import DataError, STKDError
 from stkd.io import atomic_write
@@ -197,7 +197,7 @@ def _save_stats_cache(path: Path, fingerprint: str | None, st: TrainStats) -> No
         a = sp.csr_matrix(st.adjacency, dtype=np.float32)
         arrays.update(adj_data=a.data, adj_indices=a.indices, adj_indptr=a.indptr, adj_shape=np.array(a.shape))
     buf = io.BytesIO()
-    np.savez(buf, **arrays)
+    np.savez(buf, **arrays)  # type: ignore[arg-type]
     try:
         atomic_write(path, lambda fh: fh.write(buf.getvalue()))
     except OSError as e:  # a read-only run directory: recompute next time
@@ -226,6 +226,7 @@ def serving_stats(run_dir: Path, cfg, info: dict, need_adjacency: bool) -> Train
                       "center instead of the train means and without the seasonal profile", stacklevel=3)
         sc = Scaler.from_state(info["scaler"])
         N, F = len(info["nodes"]), len(info["features"])
+        assert sc.center is not None and sc.scale is not None  # a fitted scaler from the run
         center = np.broadcast_to(sc.center, (N, F)).copy()
         if sc.kind == "minmax":
             center = center + 0.5 * np.broadcast_to(sc.scale, (N, F))

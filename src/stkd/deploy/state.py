@@ -47,7 +47,7 @@ from stkd.names import STATE_SYNC_MODES
 try:  # POSIX; elsewhere two servers on one state file are not detected (a warning says so)
     import fcntl
 except ImportError:  # pragma: no cover - Windows
-    fcntl = None
+    fcntl = None  # type: ignore[assignment]
 
 log = logging.getLogger(__name__)
 

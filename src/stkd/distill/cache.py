@@ -15,6 +15,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -23,6 +24,9 @@ from torch import nn
 from stkd import names
 from stkd.errors import STKDError
 from stkd.io import AtomicNpy, read_json, read_npy, write_json, write_npy
+
+if TYPE_CHECKING:
+    from stkd.models.base import STModel
 
 SPLITS = names.SPLITS
 
@@ -101,8 +105,8 @@ class CacheEntry:
 
 
 @torch.no_grad()
-def build_or_load(run_dir: Path, teacher: nn.Module, teacher_name: str, data, *, with_hidden: bool,
-                  batch_size: int = 256, device: str | None = None, kind: str = "forecast") -> CacheEntry:
+def build_or_load(run_dir: Path, teacher: STModel, teacher_name: str, data, *, with_hidden: bool,
+                  batch_size: int = 256, device: str | torch.device | None = None, kind: str = "forecast") -> CacheEntry:
     """Return the cache entry of ``teacher`` on ``data``, running the teacher only if it is absent.
 
     ``kind="forecast"``: the teacher's predictions in original units ``[W, H, N, F_out]``.

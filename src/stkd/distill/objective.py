@@ -50,6 +50,7 @@ class Objective:
             value = term.fn(outputs)
             values[term.name] = float(value.detach())
             total = term.weight * value if total is None else total + term.weight * value
+        assert total is not None  # __init__ refuses an objective without terms
         return total, values
 
     def __repr__(self) -> str:

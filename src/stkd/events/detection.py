@@ -14,6 +14,8 @@ detected ones, and the false-alarm rate (share of flagged node-steps outside eve
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 
@@ -60,7 +62,7 @@ def detection_delays(flags: np.ndarray, covered: np.ndarray, onsets: np.ndarray,
     n_scored = int(scored.sum())
     nan = float("nan")
     outside = covered[:, None] & ~incident_cells
-    out = {
+    out: dict[str, Any] = {
         "incidents": n_scored,
         "detected": int(d.size),
         "share_detected": float(d.size / n_scored) if n_scored else nan,

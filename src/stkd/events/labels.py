@@ -235,6 +235,7 @@ def given_state(e: EventsConfig, data, base_dir: Path | None = None, data_cfg=No
         if not path.is_file():
             raise DataError(f"{where}: the long data file (data.path) {str(path)!r} is not readable; "
                             "source column reads the label column from it")
+        assert e.column is not None  # source column: checked with the config
         df = _read_table(path, [tcol, ncol, e.column], where)
         t = pd.DatetimeIndex(pd.to_datetime(df[tcol]))
         if t.tz is not None and data.index.tz is None:
@@ -257,6 +258,7 @@ def given_state(e: EventsConfig, data, base_dir: Path | None = None, data_cfg=No
             known[a, n] = True
         return state, known, f"column {e.column!r} of the data file"
     # file
+    assert e.path is not None  # source file: checked with the config
     path = Path(e.path)
     if not path.is_absolute() and base_dir is not None:
         path = Path(base_dir) / path
@@ -302,6 +304,7 @@ def rule_state(e: EventsConfig, data, base_dir: Path | None = None,
     x = data.values[:, :, f]  # (T, N) original units, NaN where missing
     known = data.mask[:, :, f] & np.isfinite(x)
     if e.rule == "threshold":
+        assert e.value is not None  # checked with the config
         with np.errstate(invalid="ignore"):
             state = OPS[e.op](x, e.value).astype(np.int64)
         desc = f"{name} {e.op} {e.value:g}"

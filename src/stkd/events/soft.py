@@ -61,6 +61,7 @@ def class_cdf(forecast: torch.Tensor, sigma: torch.Tensor, e: EventsConfig) -> t
     """
     z_sigma = sigma.to(forecast).reshape(-1, 1)  # (H, 1)
     if e.rule == "threshold":
+        assert e.value is not None  # the config check requires a value for a threshold rule
         p_event = _phi((e.value - forecast) / z_sigma) if e.op in ("<", "<=") else \
             _phi((forecast - e.value) / z_sigma)
         return (1.0 - p_event).unsqueeze(-1)

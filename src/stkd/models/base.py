@@ -91,7 +91,7 @@ class ModelSpec:
 
 def hyperparameters(cls: type) -> dict[str, Any]:
     """The keyword-only constructor parameters of a model class and their defaults."""
-    sig = inspect.signature(cls.__init__)
+    sig = inspect.signature(cls.__init__)  # type: ignore[misc]
     return {p.name: p.default for p in sig.parameters.values() if p.kind is inspect.Parameter.KEYWORD_ONLY}
 
 
@@ -121,6 +121,7 @@ class STModel(nn.Module):
     """
 
     hidden_dim: int
+    spec: "ModelSpec"
     #: "teacher" or "student": how the registry and the docs list it.
     role: ClassVar[str] = "teacher"
     #: Hyper-parameters added after the model was first released, with the value that rebuilds a model
@@ -227,7 +228,7 @@ class StudentModel(STModel):
         return 1
 
 
-def uses_node_subsets(model: nn.Module, k: int | None, what: str) -> bool:
+def uses_node_subsets(model: STModel, k: int | None, what: str) -> bool:
     """Whether training ``model`` with ``train.node_subset=k`` samples subsets (k set and below N).
 
     Raises ConfigError when it would but the model has per-node weights: the one check behind both the

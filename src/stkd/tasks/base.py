@@ -14,7 +14,7 @@ import copy
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 
 from torch import nn
 
@@ -60,7 +60,7 @@ class Task(ABC):
     def spec(self) -> ModelSpec:
         """The shape of the models this task trains."""
 
-    def for_inputs(self, inputs: InputsConfig | None) -> "Task":
+    def for_inputs(self, inputs: InputsConfig | None) -> Self:
         """This task on the data as a model with ``inputs`` reads it (a privileged teacher's longer
         history, lags or covariates): the same windows, targets and labels; only the batches' inputs
         differ. Returns ``self`` for the plain window."""

@@ -84,6 +84,7 @@ class ClassifyTask(Task):
 
     def __init__(self, cfg: RunConfig, wd, labels: EventLabels, train_counts: np.ndarray) -> None:
         super().__init__(cfg, wd)
+        assert cfg.events is not None  # build() refuses a config without an events section
         self.e = cfg.events
         self.labels = labels
         self.K = labels.num_classes
@@ -105,7 +106,7 @@ class ClassifyTask(Task):
                 raise ConfigError(f"events.target: {name!r} is an input covariate, not a forecast target "
                                   f"({', '.join(wd.targets)}); teacher_kind forecast needs a target the teacher "
                                   "forecasts")
-        segments = [tuple(map(int, r)) for r in wd.ranges.values() if r[1] > r[0]]
+        segments = [(int(r[0]), int(r[1])) for r in wd.ranges.values() if r[1] > r[0]]
         labels = build_labels(e, wd.data, segments=segments, data_cfg=cfg.data)
         counts = check_train_labels(labels, wd)
         for split in ("val", "test"):  # not fatal (nothing is trained on them) but the numbers mean little
@@ -289,7 +290,7 @@ class ClassifyTask(Task):
             raise STKDError(f"{teacher_run} holds {'/'.join(sorted(kinds))} teachers but this config has "
                             f"events.teacher_kind: {want}; use the same setting as the teacher run")
         if want == "classify":
-            k = {int(t.model.spec.out_classes) for t in teachers}
+            k = {int(t.model.spec.out_classes) for t in teachers}  # type: ignore[union-attr, arg-type]
             if k != {self.K}:
                 raise STKDError(f"{teacher_run}'s teachers predict {sorted(k)} classes but these labels have "
                                 f"{self.K}; use the same events rule as the teacher run")
@@ -341,7 +342,9 @@ class ClassifyTask(Task):
             extra = {}
             mwd = wd.view(m.inputs)  # what this model reads (a privileged teacher reads more)
             if m.kind == "forecast":  # a forecaster scored through its event probabilities (from its cache)
-                cache = build_or_load(m.run_dir, m.model, m.registry_name, mwd, with_hidden=False, batch_size=bs)
+                assert m.run_dir is not None  # a saved teacher: its cache lives in its run
+                cache = build_or_load(m.run_dir, m.model, m.registry_name, mwd, with_hidden=False,  # type: ignore[arg-type]
+                                      batch_size=bs)
                 sigma = horizon_sigma(cache, wd, self.feature_index())
                 one = EventSignal([cache], [sigma], [m.registry_name], None)
                 pv, pt = self.cache_probs(one, "val"), self.cache_probs(one, "test")

@@ -73,7 +73,7 @@ class ForecastTask(Task):
         extra: dict[str, nn.Module] = {}
         projection = None
         if d.feature_weight > 0:
-            projection = nn.Linear(student.hidden_dim, caches[0].meta["hidden_dim"])
+            projection = nn.Linear(student.hidden_dim, caches[0].meta["hidden_dim"])  # type: ignore[arg-type]
             extra["projection"] = projection
         objective = build_forecast_objective(d, cfg.train.loss, projection=projection)
         need_hidden = d.feature_weight > 0 or d.relation_weight > 0
@@ -122,7 +122,7 @@ class ForecastTask(Task):
         caches = build_caches(run_dir, teachers, self.wd, self.cfg, with_hidden=with_hidden)
         weights = None
         if len(teachers) >= 2 and d.ensemble == "weighted":
-            weights = inverse_error_weights([t.val_mae for t in teachers])
+            weights = inverse_error_weights([float("nan") if t.val_mae is None else t.val_mae for t in teachers])
         return ForecastSignal(caches, [c.meta["teacher"] for c in caches], weights)
 
     # ---------------------------------------------------------------- evaluation

@@ -120,16 +120,6 @@ def read_long(path: str | Path, *, time_column: str | None, node_column: str | N
     return _finish(values, index, [str(u) for u in uniques], features, target, name or path.stem, meta, path)
 
 
-def read_csv_long(path: str | Path, **kw) -> STData:
-    """:func:`read_long` for a CSV file."""
-    return read_long(path, fmt="csv", **kw)
-
-
-def read_parquet_long(path: str | Path, **kw) -> STData:
-    """:func:`read_long` for a parquet file."""
-    return read_long(path, fmt="parquet", **kw)
-
-
 def _read_long_frame(path: Path, fmt: str, time_column: str, node_column: str, target: list[str],
                      covariates: list[str]) -> tuple[pd.DataFrame, _Rows]:
     """Only the configured columns; checked to exist before the data is read."""

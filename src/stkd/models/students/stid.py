@@ -135,7 +135,7 @@ class STID(StudentModel):
     def _neighbour_mean(self, x: torch.Tensor, direction: int) -> torch.Tensor:
         """Weighted mean of the neighbours' windows, ``[B, P, N, F]``; one gather per neighbour rank
         keeps the peak at one ``[B, P, N, F]`` copy instead of ``[B, P, N, k, F]``."""
-        index, weight = self.nbr_index[direction], self.nbr_weight[direction]  # [N, k]
+        index, weight = self.nbr_index[direction], self.nbr_weight[direction]  # type: ignore[index]  # [N, k]
         out = x.new_zeros(x.shape)
         for j in range(self.neighbours):
             out = out + x[:, :, index[:, j]] * weight[:, j].view(1, 1, -1, 1)  # [B, P, N, F]

@@ -134,7 +134,8 @@ class AGCRN(STModel):
         if self.time_emb is not None:
             t = self.time_emb(tod, dow).unsqueeze(2).expand(-1, -1, n, -1)  # [B, P, N, time_dim]
             seq = torch.cat([x, t], dim=-1)  # [B, P, N, C + time_dim]
-        for cell in self.cells:
+        cell: AGCRNCell
+        for cell in self.cells:  # type: ignore[assignment]
             params = cell.node_params(self.node_emb)  # per-node weights, shared by all steps
             h = x.new_zeros(b, n, self.hidden_dim)  # [B, N, Hd]
             outs = []

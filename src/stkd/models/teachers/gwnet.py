@@ -146,7 +146,7 @@ class GWNet(STModel):
         return True
 
     @classmethod
-    def adaptive_active(cls, spec: ModelSpec, hparams: dict) -> bool:
+    def uses_adaptive(cls, spec: ModelSpec, hparams: dict) -> bool:
         """Whether the dense N x N adaptive adjacency will be used at this N (``adaptive`` and N small enough)."""
         d = {**hyperparameters(cls), **hparams}
         return bool(d["adaptive"]) and spec.num_nodes <= int(d["adaptive_max_nodes"])
@@ -155,11 +155,11 @@ class GWNet(STModel):
     def memory_degree(cls, spec: ModelSpec, hparams: dict) -> int:
         """Linear in N on a sparse given graph without the adaptive adjacency; quadratic otherwise."""
         dense_given = spec.adjacency is not None and not cls.graph_is_sparse(spec)
-        return 2 if cls.adaptive_active(spec, hparams) or dense_given else 1
+        return 2 if cls.uses_adaptive(spec, hparams) or dense_given else 1
 
     @classmethod
     def probe_params(cls, spec: ModelSpec, hparams: dict) -> dict:
-        return {**hparams, "adaptive": cls.adaptive_active(spec, hparams)}  # as it will be at the real N
+        return {**hparams, "adaptive": cls.uses_adaptive(spec, hparams)}  # as it will be at the real N
 
     @classmethod
     def scale_advice(cls, degree: int) -> list[str]:
@@ -291,13 +291,14 @@ class GWNet(STModel):
         if self.receptive_field > h.shape[2]:
             h = F.pad(h, (0, 0, self.receptive_field - h.shape[2], 0))  # [B, N, R, C] zeros before the window
         supports = self.supports()
-        skip = 0
+        skip: torch.Tensor | int = 0
         for tconv, skip_lin, gconv, norm in zip(self.tconvs, self.skips, self.gconvs, self.norms):
             residual = h  # [B, N, T, C]
             g = tconv(h)  # [B, N, T', Cd]
             skip = skip + skip_lin(g[:, :, -1])  # [B, N, S] (only the last step survives the truncation)
             h = gconv(g, supports)  # [B, N, T', C]
             h = norm(h + residual[:, :, -h.shape[2]:])  # [B, N, T', C]
+        assert isinstance(skip, torch.Tensor)  # at least one layer
         rep = F.relu(skip)  # [B, N, S]
         out = self.end2(F.relu(self.end1(rep)))  # [B, N, H*C_out]
         return {"pred": to_pred(out, self.spec.horizon, self.spec.out_channels), "hidden": rep}
