@@ -7,9 +7,12 @@ traceback) and exit with status 2.
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import yaml
@@ -109,6 +112,31 @@ def default_out() -> Path:
     return Path("runs") / time.strftime("run-%Y%m%d-%H%M%S")
 
 
+_WRITE_ERRORS = {errno.ENOSPC: "no space left on the device", errno.EDQUOT: "disk quota exceeded",
+                 errno.EROFS: "the file system is read-only", errno.EACCES: "permission denied",
+                 errno.EPERM: "permission denied"}
+
+
+@contextmanager
+def writing_to(folder: Path) -> Iterator[None]:
+    """Turn a full disk or a read-only / unwritable output folder into one line naming the folder (and the
+    file) and what to do, instead of a traceback. Atomic writes leave the files already there intact."""
+    try:
+        yield
+    except OSError as e:
+        if e.errno not in _WRITE_ERRORS:
+            raise
+        what = _WRITE_ERRORS[e.errno]
+        name = Path(e.filename) if e.filename else None
+        folder = Path(folder).absolute()
+        if name is not None and folder not in (name.absolute(), *name.absolute().parents):
+            raise STKDError(f"cannot access {name}: {what}") from None  # an input, not the output folder
+        fix = ("free some space there" if e.errno in (errno.ENOSPC, errno.EDQUOT)
+               else "make it writable")
+        raise STKDError(f"cannot write to {folder}{f' ({name.name})' if name is not None else ''}: {what}; "
+                        f"{fix}, or choose another --out") from None
+
+
 # ---------------------------------------------------------------- subcommands
 def cmd_run(args) -> int:
     from stkd.pipeline import run
@@ -120,7 +148,8 @@ def cmd_run(args) -> int:
         from stkd.distributed import relaunch_with_torchrun
 
         return relaunch_with_torchrun(args.devices)
-    metrics = run(cfg, out, overwrite=args.overwrite, resume=args.resume, progress=not args.quiet)
+    with writing_to(out):
+        metrics = run(cfg, out, overwrite=args.overwrite, resume=args.resume, progress=not args.quiet)
     from stkd.distributed import is_rank0
 
     if is_rank0():
@@ -134,7 +163,8 @@ def cmd_train(args) -> int:
 
     cfg = resolve_config(args.config, _overrides(args))
     out = Path(args.out) if args.out else default_out()
-    run_dir = train_only(cfg, out, overwrite=args.overwrite, resume=args.resume, progress=not args.quiet)
+    with writing_to(out):
+        run_dir = train_only(cfg, out, overwrite=args.overwrite, resume=args.resume, progress=not args.quiet)
     print(f"teacher(s) and soft-label cache written to {run_dir}; distil a student with\n"
           f"  stkd distill --teacher-run {run_dir} --out <dir>")
     return 0
@@ -153,8 +183,9 @@ def cmd_distill(args) -> int:
         base, _ = load_run(args.teacher_run)
         cfg = parse_config(apply_overrides(to_dict(base), _overrides(args)))
     out = Path(args.out) if args.out else default_out()
-    metrics = distill_from(cfg, Path(args.teacher_run), out, overwrite=args.overwrite, resume=args.resume,
-                           progress=not args.quiet)
+    with writing_to(out):
+        metrics = distill_from(cfg, Path(args.teacher_run), out, overwrite=args.overwrite, resume=args.resume,
+                               progress=not args.quiet)
     print(format_table(metrics))
     print(f"\nreport: {out / 'report.md'}")
     return 0
@@ -164,7 +195,8 @@ def cmd_evaluate(args) -> int:
     from stkd.pipeline import evaluate_run
     from stkd.report import format_table
 
-    metrics = evaluate_run(Path(args.run_dir))
+    with writing_to(Path(args.run_dir)):
+        metrics = evaluate_run(Path(args.run_dir))
     print(format_table(metrics))
     print(f"\nreport: {Path(args.run_dir) / 'report.md'}")
     return 0

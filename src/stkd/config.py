@@ -369,6 +369,8 @@ def validate(cfg: RunConfig) -> RunConfig:
     for key in ("epochs", "batch_size", "patience"):
         if getattr(t, key) < 1:
             raise ConfigError(f"train.{key}: must be >= 1, got {getattr(t, key)}")
+    if not -(2**63) <= t.seed < 2**64:  # what torch.manual_seed accepts; beyond it is a traceback later
+        raise ConfigError(f"train.seed: {t.seed} does not fit in 64 bits; use an integer from 0 to {2**64 - 1}")
     if not (t.lr > 0 and math.isfinite(t.lr)):
         raise ConfigError(f"train.lr: must be a finite number > 0, got {t.lr}")
     if t.time_budget is not None:

@@ -25,6 +25,7 @@ from stkd.errors import STKDError
 from stkd.io import read_json, write_json, write_text
 
 TEACHER_RUN_FILE = "teacher_run.json"  # in a run made by `stkd distill`: where its teachers live
+DATA_JSON_FIX = "restore it, or re-create the run (stkd run --overwrite)"
 
 
 @dataclass
@@ -129,7 +130,7 @@ def load_run(run_dir: Path) -> tuple[RunConfig, dict]:
     run_dir = Path(run_dir)
     if not (run_dir / "config.yaml").is_file():
         raise STKDError(f"{run_dir} is not an stkd run directory (no config.yaml)")
-    return load_config(run_dir / "config.yaml"), read_json(run_dir / "data.json")
+    return load_config(run_dir / "config.yaml"), read_json(run_dir / "data.json", fix=DATA_JSON_FIX)
 
 
 def load_trained(run_dir: Path, wd, roles=("teacher", "student_kd", "student_plain")) -> list[Trained]:
@@ -152,7 +153,7 @@ def load_trained(run_dir: Path, wd, roles=("teacher", "student_kd", "student_pla
 
 
 def check_same_data(teacher_run: Path, wd) -> None:
-    summary = read_json(Path(teacher_run) / "data.json")
+    summary = read_json(Path(teacher_run) / "data.json", fix=DATA_JSON_FIX)
     if summary.get("fingerprint") != wd.fingerprint():
         raise STKDError(f"{teacher_run} was trained on different data ({summary.get('name')}, "
                         f"{len(summary.get('nodes', []))} nodes, {summary.get('steps')} steps) than this config "
@@ -184,7 +185,7 @@ def linked_teacher_run(run_dir: Path) -> Path | None:
     link = Path(run_dir) / TEACHER_RUN_FILE
     if not link.is_file():
         return None
-    teacher_run = Path(read_json(link)["teacher_run"])
+    teacher_run = Path(read_json(link, fix="restore it, or distil the run again (stkd distill --overwrite)")["teacher_run"])
     if not teacher_run.is_dir():
         raise STKDError(f"{run_dir} was distilled from teachers in {teacher_run}, which no longer exists")
     return teacher_run
