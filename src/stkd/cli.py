@@ -128,8 +128,11 @@ def writing_to(folder: Path) -> Iterator[None]:
             raise
         what = _WRITE_ERRORS[e.errno]
         name = Path(e.filename) if e.filename else None
+        from stkd.runs import lock_path
+
         folder = Path(folder).absolute()
-        if name is not None and folder not in (name.absolute(), *name.absolute().parents):
+        if (name is not None and folder not in (name.absolute(), *name.absolute().parents)
+                and name.absolute() != lock_path(folder)):
             raise STKDError(f"cannot access {name}: {what}") from None  # an input, not the output folder
         fix = ("free some space there" if e.errno in (errno.ENOSPC, errno.EDQUOT)
                else "make it writable")
