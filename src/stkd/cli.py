@@ -213,8 +213,12 @@ def _load_for_data_command(source: str, overrides):
 
 
 def cmd_data_inspect(args) -> int:
+    from stkd.data.quality import OUTLIER_IQR_K, find_outliers
+
     data, cfg = _load_for_data_command(args.source, args.set)
     info = data.describe()
+    k = cfg.data.clip_outliers or OUTLIER_IQR_K
+    info["outliers"] = {"k": k, "features": find_outliers(data, k)}
     if args.json:
         print(json.dumps(info, indent=2))
         return 0
@@ -229,6 +233,15 @@ def cmd_data_inspect(args) -> int:
              f"graph density {'none' if info['graph_density'] is None else format(info['graph_density'], '.4f')}",
              f"coordinates   {'yes' if info['has_coords'] else 'no'}",
              f"events        {info['events']}"]
+    outliers = info["outliers"]["features"]
+    lines.append(f"outliers      {'none ' if not outliers else ''}beyond median +- {k:g} x IQR per feature"
+                 + (":" if outliers else ""))
+    for o in outliers:
+        worst = "; ".join(f"{e['node']} at {e['time']}: {e['value']:.6g}" for e in o["examples"])
+        lines.append(f"  {o['feature']}: {o['count']} value(s) ({o['share']:.4%}) outside [{o['low']:.6g}, "
+                     f"{o['high']:.6g}]; most extreme: {worst}")
+    if outliers:
+        lines.append("  clip them with data.clip_outliers (k), or fix the file (see docs/data.md)")
     print("\n".join(lines))
     return 0
 

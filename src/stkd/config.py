@@ -83,6 +83,7 @@ class DataConfig:
     impute: str = "ffill"  # ffill | seasonal | none: how missing *inputs* are filled
     scaler: str = "zscore"  # zscore | minmax
     scaler_scope: str = "node"  # node | global
+    clip_outliers: float | None = None  # k: clip values beyond median +- k * IQR (per feature, of the train part)
     simulator: SimulatorConfig = field(default_factory=SimulatorConfig)
 
 
@@ -353,6 +354,8 @@ def validate(cfg: RunConfig) -> RunConfig:
                           f"got {d.split} (sum {sum(d.split):.4g})")
     if d.split[0] <= 0:
         raise ConfigError("data.split: the train share must be positive")
+    if d.clip_outliers is not None and not (d.clip_outliers > 0 and math.isfinite(d.clip_outliers)):
+        raise ConfigError(f"data.clip_outliers: must be a number > 0 (k in median +- k * IQR), got {d.clip_outliers}")
     if d.window.input < 1 or d.window.horizon < 1:
         raise ConfigError(f"data.window: input and horizon must be >= 1, got {d.window}")
     if d.source == "builtin":

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from stkd.config import RunConfig, to_dict
 from stkd.data.windows import load_windowed
-from stkd.errors import STKDError
+from stkd.errors import ConfigError, STKDError
 from stkd.runs import (
     Trained,
     check_same_data,
@@ -39,7 +39,20 @@ def make_task(cfg: RunConfig, wd) -> Task:
 
 def prepare_task(cfg: RunConfig) -> Task:
     """Load and prepare the data once and build the task on it (bad data or labels fail here)."""
-    return make_task(cfg, load_windowed(cfg.data))
+    wd = load_windowed(cfg.data)
+    check_splits(wd)
+    return make_task(cfg, wd)
+
+
+def check_splits(wd) -> None:
+    """Training selects its epochs on the validation part and the report scores the test part: an empty one
+    (``data.split`` with a 0 share) would report the training loss as validation score and n/a for every test
+    metric, so it is refused."""
+    for i, split in ((1, "val"), (2, "test")):
+        if wd.num_windows(split) == 0:
+            raise ConfigError(f"data.split: the {split} part is empty ({list(wd.cfg.split)}): training picks its "
+                              "best epoch on the val part and the report scores the test part; give both a "
+                              "positive share, e.g. [0.7, 0.1, 0.2]")
 
 
 def check_models(task: Task, *, teachers: bool = True, student: bool = True) -> None:
