@@ -32,7 +32,7 @@ def save_weights(path: Path, tensors: dict[str, torch.Tensor]) -> None:
             raise OSError(int(code.group(1)), os.strerror(int(code.group(1))), str(path)) from None
 
 
-def load_weights(path: Path, fix: str = "delete the model's folder and train it again") -> dict[str, torch.Tensor]:
+def load_weights(path: Path, fix: str = "restore it from a backup, or re-train the model") -> dict[str, torch.Tensor]:
     """The tensors of a safetensors file; an :class:`STKDError` naming the file and ``fix`` (what to do) when
     it is missing, truncated or not safetensors at all."""
     if not Path(path).is_file():

@@ -81,9 +81,9 @@ class DataConfig:
     time_range: list[str] | None = None  # [start, end] to keep (inclusive), e.g. the last year
     nodes: list[str] | None = None  # keep only these nodes
     impute: str = "ffill"  # ffill | seasonal | none: how missing *inputs* are filled
+    clip_outliers: float | None = None  # k: clip values beyond median +- k * IQR (per feature, of the train part)
     scaler: str = "zscore"  # zscore | minmax
     scaler_scope: str = "node"  # node | global
-    clip_outliers: float | None = None  # k: clip values beyond median +- k * IQR (per feature, of the train part)
     simulator: SimulatorConfig = field(default_factory=SimulatorConfig)
 
 
