@@ -7,10 +7,13 @@ A model directory ``models/<name>/`` holds ``model.safetensors`` (best weights),
 
 from __future__ import annotations
 
+import os
+import re
 from dataclasses import asdict
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from stkd.errors import STKDError
@@ -20,13 +23,25 @@ from stkd.io import atomic_path, read_json, write_json
 def save_weights(path: Path, tensors: dict[str, torch.Tensor]) -> None:
     """Atomically write a flat dict of tensors as safetensors."""
     with atomic_path(path) as tmp:
-        save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(tmp))
+        try:
+            save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(tmp))
+        except SafetensorError as e:  # an I/O failure (a full disk) as the OSError it is, for the CLI's message
+            code = re.search(r"code: (\d+)", str(e))
+            if code is None:
+                raise
+            raise OSError(int(code.group(1)), os.strerror(int(code.group(1))), str(path)) from None
 
 
-def load_weights(path: Path) -> dict[str, torch.Tensor]:
+def load_weights(path: Path, fix: str = "restore it from a backup, or re-train the model") -> dict[str, torch.Tensor]:
+    """The tensors of a safetensors file; an :class:`STKDError` naming the file and ``fix`` (what to do) when
+    it is missing, truncated or not safetensors at all."""
     if not Path(path).is_file():
         raise STKDError(f"weights file {path} does not exist")
-    return load_file(str(path))
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError, ValueError, RuntimeError) as e:
+        raise STKDError(f"{path}: not a readable safetensors file, truncated or damaged "
+                        f"({str(e).splitlines()[0][:160]}); {fix}") from None
 
 
 def spec_to_dict(spec) -> dict:
@@ -53,7 +68,7 @@ def read_model_card(model_dir: Path) -> dict:
     path = Path(model_dir) / "model.json"
     if not path.is_file():
         raise STKDError(f"{model_dir} holds no trained model (model.json missing)")
-    return read_json(path)
+    return read_json(path, fix="restore it, or train the model again (stkd run --overwrite)")
 
 
 def load_model(model_dir: Path, adjacency=None) -> tuple[torch.nn.Module, dict]:

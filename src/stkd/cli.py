@@ -7,9 +7,12 @@ traceback) and exit with status 2.
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import yaml
@@ -109,6 +112,34 @@ def default_out() -> Path:
     return Path("runs") / time.strftime("run-%Y%m%d-%H%M%S")
 
 
+_WRITE_ERRORS = {errno.ENOSPC: "no space left on the device", errno.EDQUOT: "disk quota exceeded",
+                 errno.EROFS: "the file system is read-only", errno.EACCES: "permission denied",
+                 errno.EPERM: "permission denied"}
+
+
+@contextmanager
+def writing_to(folder: Path) -> Iterator[None]:
+    """Turn a full disk or a read-only / unwritable output folder into one line naming the folder (and the
+    file) and what to do, instead of a traceback. Atomic writes leave the files already there intact."""
+    try:
+        yield
+    except OSError as e:
+        if e.errno not in _WRITE_ERRORS:
+            raise
+        what = _WRITE_ERRORS[e.errno]
+        name = Path(e.filename) if e.filename else None
+        from stkd.runs import lock_path
+
+        folder = Path(folder).absolute()
+        if (name is not None and folder not in (name.absolute(), *name.absolute().parents)
+                and name.absolute() != lock_path(folder)):
+            raise STKDError(f"cannot access {name}: {what}") from None  # an input, not the output folder
+        fix = ("free some space there" if e.errno in (errno.ENOSPC, errno.EDQUOT)
+               else "make it writable")
+        raise STKDError(f"cannot write to {folder}{f' ({name.name})' if name is not None else ''}: {what}; "
+                        f"{fix}, or choose another --out") from None
+
+
 # ---------------------------------------------------------------- subcommands
 def cmd_run(args) -> int:
     from stkd.pipeline import run
@@ -120,7 +151,8 @@ def cmd_run(args) -> int:
         from stkd.distributed import relaunch_with_torchrun
 
         return relaunch_with_torchrun(args.devices)
-    metrics = run(cfg, out, overwrite=args.overwrite, resume=args.resume, progress=not args.quiet)
+    with writing_to(out):
+        metrics = run(cfg, out, overwrite=args.overwrite, resume=args.resume, progress=not args.quiet)
     from stkd.distributed import is_rank0
 
     if is_rank0():
@@ -134,7 +166,8 @@ def cmd_train(args) -> int:
 
     cfg = resolve_config(args.config, _overrides(args))
     out = Path(args.out) if args.out else default_out()
-    run_dir = train_only(cfg, out, overwrite=args.overwrite, resume=args.resume, progress=not args.quiet)
+    with writing_to(out):
+        run_dir = train_only(cfg, out, overwrite=args.overwrite, resume=args.resume, progress=not args.quiet)
     print(f"teacher(s) and soft-label cache written to {run_dir}; distil a student with\n"
           f"  stkd distill --teacher-run {run_dir} --out <dir>")
     return 0
@@ -153,8 +186,9 @@ def cmd_distill(args) -> int:
         base, _ = load_run(args.teacher_run)
         cfg = parse_config(apply_overrides(to_dict(base), _overrides(args)))
     out = Path(args.out) if args.out else default_out()
-    metrics = distill_from(cfg, Path(args.teacher_run), out, overwrite=args.overwrite, resume=args.resume,
-                           progress=not args.quiet)
+    with writing_to(out):
+        metrics = distill_from(cfg, Path(args.teacher_run), out, overwrite=args.overwrite, resume=args.resume,
+                               progress=not args.quiet)
     print(format_table(metrics))
     print(f"\nreport: {out / 'report.md'}")
     return 0
@@ -164,7 +198,8 @@ def cmd_evaluate(args) -> int:
     from stkd.pipeline import evaluate_run
     from stkd.report import format_table
 
-    metrics = evaluate_run(Path(args.run_dir))
+    with writing_to(Path(args.run_dir)):
+        metrics = evaluate_run(Path(args.run_dir))
     print(format_table(metrics))
     print(f"\nreport: {Path(args.run_dir) / 'report.md'}")
     return 0
@@ -178,8 +213,12 @@ def _load_for_data_command(source: str, overrides):
 
 
 def cmd_data_inspect(args) -> int:
+    from stkd.data.quality import OUTLIER_IQR_K, find_outliers
+
     data, cfg = _load_for_data_command(args.source, args.set)
     info = data.describe()
+    k = cfg.data.clip_outliers or OUTLIER_IQR_K
+    info["outliers"] = {"k": k, "features": find_outliers(data, k)}
     if args.json:
         print(json.dumps(info, indent=2))
         return 0
@@ -194,6 +233,15 @@ def cmd_data_inspect(args) -> int:
              f"graph density {'none' if info['graph_density'] is None else format(info['graph_density'], '.4f')}",
              f"coordinates   {'yes' if info['has_coords'] else 'no'}",
              f"events        {info['events']}"]
+    outliers = info["outliers"]["features"]
+    lines.append(f"outliers      {'none ' if not outliers else ''}beyond median +- {k:g} x IQR per feature"
+                 + (":" if outliers else ""))
+    for o in outliers:
+        worst = "; ".join(f"{e['node']} at {e['time']}: {e['value']:.6g}" for e in o["examples"])
+        lines.append(f"  {o['feature']}: {o['count']} value(s) ({o['share']:.4%}) outside [{o['low']:.6g}, "
+                     f"{o['high']:.6g}]; most extreme: {worst}")
+    if outliers:
+        lines.append("  clip them with data.clip_outliers (k), or fix the file (see docs/data.md)")
     print("\n".join(lines))
     return 0
 

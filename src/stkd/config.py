@@ -81,6 +81,7 @@ class DataConfig:
     time_range: list[str] | None = None  # [start, end] to keep (inclusive), e.g. the last year
     nodes: list[str] | None = None  # keep only these nodes
     impute: str = "ffill"  # ffill | seasonal | none: how missing *inputs* are filled
+    clip_outliers: float | None = None  # k: clip values beyond median +- k * IQR (per feature, of the train part)
     scaler: str = "zscore"  # zscore | minmax
     scaler_scope: str = "node"  # node | global
     day_of_week: str = "auto"  # auto | on | off: day-of-week embeddings (auto: when training holds every weekday twice)
@@ -233,7 +234,9 @@ def _nearest(key: str, valid: list[str]) -> str:
     return f"; did you mean {close[0]!r}?" if close else f"; valid keys: {', '.join(valid)}"
 
 
-def _coerce(value: Any, tp: Any, where: str) -> Any:
+def _coerce(value: Any, tp: Any, where: str, base: Any = None) -> Any:
+    """``value`` as type ``tp``; a mapping for a dataclass is merged into ``base`` (the field's default)
+    when that is an instance of it, so a partial section keeps the defaults it does not name."""
     origin = typing.get_origin(tp)
     args = typing.get_args(tp)
     if origin in (typing.Union, types.UnionType):
@@ -244,7 +247,7 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
             if a is type(None):
                 continue
             try:
-                return _coerce(value, a, where)
+                return _coerce(value, a, where, base)
             except ConfigError as e:
                 errors.append(str(e))
         raise ConfigError(errors[0] if errors else f"{where}: invalid value {value!r}")
@@ -253,7 +256,7 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
             return value
         if not isinstance(value, dict):
             raise ConfigError(f"{where}: expected a mapping, got {type(value).__name__} {value!r}")
-        return from_dict(tp, value, where)
+        return from_dict(tp, value, where, base=base if isinstance(base, tp) else None)
     if origin is list:
         if isinstance(value, (str, int, float)) and not isinstance(value, bool) and args and dataclasses.is_dataclass(args[0]) is False:
             value = [value]  # a single value where a list is expected
@@ -261,7 +264,11 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
             value = [value]
         if not isinstance(value, (list, tuple)):
             raise ConfigError(f"{where}: expected a list, got {value!r}")
-        return [_coerce(v, args[0], f"{where}[{i}]") for i, v in enumerate(value)] if args else list(value)
+        if not args:
+            return list(value)
+        bases = list(base) if isinstance(base, list) else []  # item i extends the default's item i
+        return [_coerce(v, args[0], f"{where}[{i}]", bases[i] if i < len(bases) else None)
+                for i, v in enumerate(value)]
     if origin is dict:
         if not isinstance(value, dict):
             raise ConfigError(f"{where}: expected a mapping, got {value!r}")
@@ -289,16 +296,23 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
     return value
 
 
-def from_dict(cls, raw: dict, where: str = "config"):
-    """Build dataclass ``cls`` from a mapping; unknown keys and wrong types are :class:`ConfigError`."""
+def from_dict(cls, raw: dict, where: str = "config", base=None):
+    """Build dataclass ``cls`` from a mapping; unknown keys and wrong types are :class:`ConfigError`.
+
+    Keys the mapping leaves out keep their defaults, also inside nested sections: a partial section is
+    merged into the default it extends (``student: {params: {dropout: 0.1}}`` stays the default
+    ``stid`` student; ``teacher: {epochs: 3}`` keeps the default ``gwnet``), never rebuilt from the
+    section class's own field defaults. ``base`` is the instance to merge into (default ``cls()``).
+    """
     hints = typing.get_type_hints(cls)
     names = [f.name for f in dataclasses.fields(cls)]
+    base = cls() if base is None else base
     kwargs = {}
     for key, value in (raw or {}).items():
         if key not in names:
             raise ConfigError(f"unknown key {where}.{key}{_nearest(str(key), names)}")
-        kwargs[key] = _coerce(value, hints[key], f"{where}.{key}")
-    return cls(**kwargs)
+        kwargs[key] = _coerce(value, hints[key], f"{where}.{key}", getattr(base, key))
+    return dataclasses.replace(base, **kwargs)
 
 
 def to_dict(cfg) -> dict:
@@ -350,6 +364,8 @@ def validate(cfg: RunConfig) -> RunConfig:
                           f"got {d.split} (sum {sum(d.split):.4g})")
     if d.split[0] <= 0:
         raise ConfigError("data.split: the train share must be positive")
+    if d.clip_outliers is not None and not (d.clip_outliers > 0 and math.isfinite(d.clip_outliers)):
+        raise ConfigError(f"data.clip_outliers: must be a number > 0 (k in median +- k * IQR), got {d.clip_outliers}")
     if d.window.input < 1 or d.window.horizon < 1:
         raise ConfigError(f"data.window: input and horizon must be >= 1, got {d.window}")
     if d.source == "builtin":
@@ -377,6 +393,8 @@ def validate(cfg: RunConfig) -> RunConfig:
     for key in ("epochs", "batch_size", "patience"):
         if getattr(t, key) < 1:
             raise ConfigError(f"train.{key}: must be >= 1, got {getattr(t, key)}")
+    if not -(2**63) <= t.seed < 2**64:  # what torch.manual_seed accepts; beyond it is a traceback later
+        raise ConfigError(f"train.seed: {t.seed} does not fit in 64 bits; use an integer from 0 to {2**64 - 1}")
     if not (t.lr > 0 and math.isfinite(t.lr)):
         raise ConfigError(f"train.lr: must be a finite number > 0, got {t.lr}")
     if t.time_budget is not None:

@@ -121,8 +121,15 @@ def write_json(path: Path, obj: Any) -> Path:
     return write_text(path, json.dumps(_jsonable(obj), indent=2) + "\n")
 
 
-def read_json(path: Path) -> Any:
-    return json.loads(Path(path).read_text())
+def read_json(path: Path, fix: str = "restore it, or re-create it") -> Any:
+    """The parsed JSON of ``path``; a :class:`~stkd.errors.DataError` naming the file and ``fix`` (what to do)
+    when it is not JSON (a damaged or hand-edited file) instead of a decoder traceback."""
+    from stkd.errors import DataError
+
+    try:
+        return json.loads(Path(path).read_text())
+    except ValueError as e:  # JSONDecodeError, UnicodeDecodeError
+        raise DataError(f"{path}: not valid JSON ({str(e)[:200]}); {fix}") from None
 
 
 def write_npy(path: Path, array: np.ndarray) -> Path:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from stkd.config import RunConfig, to_dict
 from stkd.data.windows import load_windowed
-from stkd.errors import STKDError
+from stkd.errors import ConfigError, STKDError
 from stkd.runs import (
     Trained,
     check_same_data,
@@ -21,6 +21,7 @@ from stkd.runs import (
     open_run_dir,
     require_run_dir,
     require_teachers,
+    run_lock,
 )
 from stkd.steps import check_fits, report_on_rank0, teacher_labels, train_model
 from stkd.tasks.base import Task, TeacherSignal
@@ -38,7 +39,20 @@ def make_task(cfg: RunConfig, wd) -> Task:
 
 def prepare_task(cfg: RunConfig) -> Task:
     """Load and prepare the data once and build the task on it (bad data or labels fail here)."""
-    return make_task(cfg, load_windowed(cfg.data))
+    wd = load_windowed(cfg.data)
+    check_splits(wd)
+    return make_task(cfg, wd)
+
+
+def check_splits(wd) -> None:
+    """Training selects its epochs on the validation part and the report scores the test part: an empty one
+    (``data.split`` with a 0 share) would report the training loss as validation score and n/a for every test
+    metric, so it is refused."""
+    for i, split in ((1, "val"), (2, "test")):
+        if wd.num_windows(split) == 0:
+            raise ConfigError(f"data.split: the {split} part is empty ({list(wd.cfg.split)}): training picks its "
+                              "best epoch on the val part and the report scores the test part; give both a "
+                              "positive share, e.g. [0.7, 0.1, 0.2]")
 
 
 def check_models(task: Task, *, teachers: bool = True, student: bool = True) -> None:
@@ -96,22 +110,25 @@ def _open(task: Task, out: Path, *, overwrite: bool, resume: bool, teachers: boo
 
 # ------------------------------------------------------------------ entry points
 def run(cfg: RunConfig, out: Path, *, overwrite=False, resume=False, progress=True) -> dict:
-    """The whole pipeline; returns metrics.json's content. Writes report.md beside it."""
+    """The whole pipeline; returns metrics.json's content. Writes report.md beside it. The run folder is
+    locked for the whole run (:func:`stkd.runs.run_lock`)."""
     task = prepare_task(cfg)
-    run_dir = _open(task, out, overwrite=overwrite, resume=resume)
-    teachers = train_teachers(task, run_dir, resume=resume, progress=progress)
-    signal = task.teacher_signal(run_dir, teachers)
-    students = _students(task, run_dir, signal, resume=resume, progress=progress)
-    return _finish(task, run_dir, [*teachers, *students])
+    with run_lock(out):
+        run_dir = _open(task, out, overwrite=overwrite, resume=resume)
+        teachers = train_teachers(task, run_dir, resume=resume, progress=progress)
+        signal = task.teacher_signal(run_dir, teachers)
+        students = _students(task, run_dir, signal, resume=resume, progress=progress)
+        return _finish(task, run_dir, [*teachers, *students])
 
 
 def train_only(cfg: RunConfig, out: Path, *, overwrite=False, resume=False, progress=True) -> Path:
     """Train the teacher(s) and write their soft-label cache; students can be distilled later."""
     task = prepare_task(cfg)
-    run_dir = _open(task, out, overwrite=overwrite, resume=resume, student=False)
-    teachers = train_teachers(task, run_dir, resume=resume, progress=progress)
-    task.teacher_signal(run_dir, teachers)
-    return run_dir
+    with run_lock(out):
+        run_dir = _open(task, out, overwrite=overwrite, resume=resume, student=False)
+        teachers = train_teachers(task, run_dir, resume=resume, progress=progress)
+        task.teacher_signal(run_dir, teachers)
+        return run_dir
 
 
 def saved_teachers(task: Task, teacher_run: Path) -> list[Trained]:
@@ -131,14 +148,15 @@ def distill_from(cfg: RunConfig, teacher_run: Path, out: Path, *, overwrite=Fals
     task = prepare_task(cfg)
     teachers = saved_teachers(task, teacher_run)
     run_dir = Path(out)
-    if run_dir.resolve() == teacher_run.resolve():  # students added to the teacher run
-        check_models(task, teachers=False)
-    else:
-        _open(task, run_dir, overwrite=overwrite, resume=resume, teachers=False, teacher_run=teacher_run)
-    signal = task.teacher_signal(teacher_run, teachers)  # a missing cache is built once (rank 0), in the teacher run
-    students = (_students(task, run_dir, signal, resume=resume, progress=progress) if plain
-                else [train_student(task, run_dir, signal, resume=resume, progress=progress)])
-    return _finish(task, run_dir, [*teachers, *students])
+    with run_lock(run_dir):
+        if run_dir.resolve() == teacher_run.resolve():  # students added to the teacher run
+            check_models(task, teachers=False)
+        else:
+            _open(task, run_dir, overwrite=overwrite, resume=resume, teachers=False, teacher_run=teacher_run)
+        signal = task.teacher_signal(teacher_run, teachers)  # a missing cache is built once (rank 0), in the teacher run
+        students = (_students(task, run_dir, signal, resume=resume, progress=progress) if plain
+                    else [train_student(task, run_dir, signal, resume=resume, progress=progress)])
+        return _finish(task, run_dir, [*teachers, *students])
 
 
 def evaluate_run(run_dir: Path) -> dict:
@@ -147,11 +165,12 @@ def evaluate_run(run_dir: Path) -> dict:
     run_dir = Path(run_dir)
     cfg, _ = load_run(run_dir)
     task = prepare_task(cfg)
-    check_same_data(run_dir, task.wd)
-    models = task.load_models(run_dir, roles=("teacher", "student_kd", "student_plain"))
-    teacher_run = None if any(m.role == "teacher" for m in models) else linked_teacher_run(run_dir)
-    if teacher_run is not None:
-        models = saved_teachers(task, teacher_run) + models
-    if not models:
-        raise STKDError(f"{run_dir} holds no trained models")
-    return _finish(task, run_dir, models)
+    with run_lock(run_dir):  # not while a run writes its models
+        check_same_data(run_dir, task.wd)
+        models = task.load_models(run_dir, roles=("teacher", "student_kd", "student_plain"))
+        teacher_run = None if any(m.role == "teacher" for m in models) else linked_teacher_run(run_dir)
+        if teacher_run is not None:
+            models = saved_teachers(task, teacher_run) + models
+        if not models:
+            raise STKDError(f"{run_dir} holds no trained models")
+        return _finish(task, run_dir, models)

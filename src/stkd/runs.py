@@ -11,7 +11,11 @@ alone write while the others wait.
 from __future__ import annotations
 
 import dataclasses
+import fcntl
+import os
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,12 +23,13 @@ import numpy as np
 from torch import nn
 
 from stkd.checkpoint import load_model, read_model_card
-from stkd.config import InputsConfig, RunConfig, dump_config, from_dict, load_config
+from stkd.config import InputsConfig, RunConfig, dump_config, from_dict, load_config, to_dict
 from stkd.distributed import barrier, is_rank0
 from stkd.errors import STKDError
 from stkd.io import read_json, write_json, write_text
 
 TEACHER_RUN_FILE = "teacher_run.json"  # in a run made by `stkd distill`: where its teachers live
+DATA_JSON_FIX = "restore it, or re-create the run (stkd run --overwrite)"
 
 
 @dataclass
@@ -46,6 +51,76 @@ class Trained:
     @property
     def val_mae(self) -> float | None:
         return self.val.get("mae")
+
+
+_HELD: dict[Path, list] = {}  # lock file -> [open descriptor, nesting depth] held by this process
+
+
+def lock_path(run_dir: Path) -> Path:
+    """The lock file of a run folder: beside it (``.<name>.lock``), so ``--overwrite`` deleting the folder
+    never deletes the lock that guards it."""
+    run_dir = Path(run_dir).absolute()
+    return run_dir.parent / f".{run_dir.name}.lock"
+
+
+@contextmanager
+def run_lock(run_dir: Path) -> Iterator[Path]:
+    """Hold an exclusive lock on a run folder for the block: a second stkd process that opens the same
+    folder (a second ``--overwrite``, ``--resume`` or ``evaluate``) stops with an error naming the holder's
+    pid instead of tearing the run (metrics of one, models of the other). ``fcntl.flock`` on a lock file
+    beside the folder: the kernel releases it when the holder exits, however it exits; a stale lock file
+    locks nothing. Re-entrant within a process; under DDP rank 0 alone takes it."""
+    path = lock_path(run_dir)
+    if not is_rank0():
+        yield path
+        return
+    if path in _HELD:
+        _HELD[path][1] += 1
+        try:
+            yield path
+        finally:
+            _HELD[path][1] -= 1
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+        os.close(fd)
+        raise STKDError(f"run folder {Path(run_dir)} is in use by another stkd process (pid {holder}); wait "
+                        "for it to finish, or choose another --out") from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    _HELD[path] = [fd, 1]
+    try:
+        yield path
+    finally:
+        _HELD[path][1] -= 1
+        if _HELD[path][1] == 0:
+            del _HELD[path]
+            os.close(fd)  # releases the lock; the file stays (deleting it would race with a new holder)
+
+
+def check_same_models(out: Path, cfg: RunConfig) -> None:
+    """On ``--resume``: the saved config's student and teacher sections must be this config's, or the resumed
+    run would train other models beside the old ones (and report both as one run)."""
+    saved_path = Path(out) / "config.yaml"
+    if not saved_path.is_file():
+        return
+    saved, now = to_dict(load_config(saved_path)), to_dict(cfg)
+    for section in ("teacher", "student"):
+        if saved[section] != now[section]:
+            raise STKDError(f"--resume: the {section} section differs from the run's {saved_path} (saved "
+                            f"{_brief(saved[section])}, now {_brief(now[section])}); resume with the same "
+                            "config, or start a new run (another --out, or --overwrite)")
+
+
+def _brief(section) -> str:
+    """A short form of a model section for messages: the name(s) and the settings given."""
+    models = section if isinstance(section, list) else [section]
+    return ", ".join(f"{m['name']}" + (f" {m['params']}" if m.get("params") else "")
+                     + (f" epochs={m['epochs']}" if m.get("epochs") else "") for m in models)
 
 
 def prepare_run_dir(out: Path, *, overwrite: bool = False, resume: bool = False) -> Path:
@@ -114,6 +189,8 @@ def open_run_dir(cfg: RunConfig, wd, out: Path, *, overwrite: bool, resume: bool
     out = Path(out)
     if resume and (out / "data.json").is_file():
         check_same_data(out, wd)  # on every rank, so that every rank stops
+    if resume:
+        check_same_models(out, cfg)
     if is_rank0():
         prepare_run_dir(out, overwrite=overwrite, resume=resume)
         write_text(out / "config.yaml", dump_config(cfg))
@@ -129,7 +206,7 @@ def load_run(run_dir: Path) -> tuple[RunConfig, dict]:
     run_dir = Path(run_dir)
     if not (run_dir / "config.yaml").is_file():
         raise STKDError(f"{run_dir} is not an stkd run directory (no config.yaml)")
-    return load_config(run_dir / "config.yaml"), read_json(run_dir / "data.json")
+    return load_config(run_dir / "config.yaml"), read_json(run_dir / "data.json", fix=DATA_JSON_FIX)
 
 
 def load_trained(run_dir: Path, wd, roles=("teacher", "student_kd", "student_plain")) -> list[Trained]:
@@ -152,7 +229,7 @@ def load_trained(run_dir: Path, wd, roles=("teacher", "student_kd", "student_pla
 
 
 def check_same_data(teacher_run: Path, wd) -> None:
-    summary = read_json(Path(teacher_run) / "data.json")
+    summary = read_json(Path(teacher_run) / "data.json", fix=DATA_JSON_FIX)
     if summary.get("fingerprint") != wd.fingerprint():
         raise STKDError(f"{teacher_run} was trained on different data ({summary.get('name')}, "
                         f"{len(summary.get('nodes', []))} nodes, {summary.get('steps')} steps) than this config "
@@ -184,7 +261,7 @@ def linked_teacher_run(run_dir: Path) -> Path | None:
     link = Path(run_dir) / TEACHER_RUN_FILE
     if not link.is_file():
         return None
-    teacher_run = Path(read_json(link)["teacher_run"])
+    teacher_run = Path(read_json(link, fix="restore it, or distil the run again (stkd distill --overwrite)")["teacher_run"])
     if not teacher_run.is_dir():
         raise STKDError(f"{run_dir} was distilled from teachers in {teacher_run}, which no longer exists")
     return teacher_run

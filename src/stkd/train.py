@@ -131,8 +131,10 @@ def save_last(model_dir: Path, modules: dict[str, nn.Module], opt, sched, gen: t
 
 
 def load_last(model_dir: Path, modules: dict[str, nn.Module], opt, sched, gen: torch.Generator) -> dict:
-    tensors = load_weights(model_dir / "last.safetensors")
-    info = read_json(model_dir / "last.json")
+    fix = (f"delete last.safetensors and last.json in {model_dir} to train this model from the start, "
+           "or start again with --overwrite")
+    tensors = load_weights(model_dir / "last.safetensors", fix=fix)
+    info = read_json(model_dir / "last.json", fix=fix)
     for prefix, m in modules.items():
         sub = {k[len(prefix) + 1:]: v for k, v in tensors.items() if k.startswith(prefix + ".")}
         m.load_state_dict(sub)
@@ -226,6 +228,8 @@ class Trainer:
         md, st = self.model_dir, self.state
         try:
             info = load_last(md, self.modules, self.opt, self.sched, self.gen)
+        except STKDError:  # a damaged checkpoint file: its own message says which and what to do
+            raise
         except (RuntimeError, ValueError, KeyError) as e:
             raise STKDError(f"{self.desc}: the checkpoint in {md} does not match this model ({type(e).__name__}: "
                             f"{str(e).splitlines()[0][:200]}); was the config changed? Resume with the same "
@@ -235,7 +239,9 @@ class Trainer:
         st.elapsed, st.log = info["elapsed"], info["log"]
         st.stopped_early, st.stop_reason = bool(info.get("stopped_early")), info.get("stop_reason")
         if (md / "best.safetensors").is_file():
-            tensors = load_weights(md / "best.safetensors")
+            tensors = load_weights(md / "best.safetensors",
+                                   fix=f"delete it with last.safetensors and last.json in {md} to train this "
+                                       "model from the start, or start again with --overwrite")
             for k in self.modules:
                 self.best_state[k] = {n[len(k) + 1:]: v for n, v in tensors.items() if n.startswith(k + ".")}
         if info.get("finished") or st.bad_epochs >= self.cfg.patience:

@@ -31,6 +31,7 @@ from stkd.config import DataConfig, InputsConfig
 from stkd.data.container import STData
 from stkd.data.impute import fill_inputs
 from stkd.data.loaders import load_data
+from stkd.data.quality import check_observed, clip_outliers
 from stkd.data.scalers import Scaler
 from stkd.data.splits import SPLITS, check_ratios, split_ranges, window_starts
 from stkd.data.views import InputView, resolve_view
@@ -361,6 +362,8 @@ def data_fingerprint(data: STData, cfg: DataConfig) -> str:
     h = hashlib.sha256()
     settings = {"input": cfg.window.input, "horizon": cfg.window.horizon, "split": [float(r) for r in cfg.split],
                 "impute": cfg.impute, "scaler": cfg.scaler, "scaler_scope": cfg.scaler_scope}
+    if getattr(cfg, "clip_outliers", None) is not None:  # only then, so older runs keep their fingerprint
+        settings["clip_outliers"] = float(cfg.clip_outliers)
     h.update(json.dumps(settings, sort_keys=True).encode())
     h.update(json.dumps({"shape": list(data.values.shape), "nodes": data.nodes, "features": data.features,
                          "targets": data.targets}).encode())
@@ -398,6 +401,9 @@ def prepare(data: STData, cfg: DataConfig) -> WindowedData:
     ranges = split_ranges(T, ratios)
     _check_length(data, ranges, ratios, P, H)
     train_end = ranges["train"][1]
+    data = check_observed(data, train_end)  # no target at all: an error; silent nodes: dropped with a warning
+    if cfg.clip_outliers is not None:
+        data = clip_outliers(data, cfg.clip_outliers, train_end)
 
     scaler = Scaler(cfg.scaler, cfg.scaler_scope).fit(data.values[:train_end], data.mask[:train_end])
     x = np.array(data.values, dtype=np.float32, order="C", copy=True)  # [T, N, F] the one working copy

@@ -64,10 +64,19 @@ class CacheEntry:
     built: bool  # True when this call ran the teacher; False when it was read from disk
 
     def __post_init__(self):
-        self._starts = {s: read_npy(self.path / f"{s}_starts.npy") for s in SPLITS}
-        self._pred = {s: read_npy(self.path / f"{s}_pred.npy", mmap=True) for s in SPLITS}
-        self._hidden = {s: read_npy(self.path / f"{s}_hidden.npy", mmap=True)
+        self._starts = {s: self._read(f"{s}_starts.npy") for s in SPLITS}
+        self._pred = {s: self._read(f"{s}_pred.npy", mmap=True) for s in SPLITS}
+        self._hidden = {s: self._read(f"{s}_hidden.npy", mmap=True)
                         for s in SPLITS if (self.path / f"{s}_hidden.npy").is_file()}
+
+    def _read(self, name: str, mmap: bool = False) -> np.ndarray:
+        """One array of the cache; a damaged, truncated or pickled (object) file is an error saying to
+        delete the cache folder so that it is rebuilt (it holds nothing that cannot be recomputed)."""
+        try:
+            return read_npy(self.path / name, mmap=mmap)
+        except (ValueError, OSError) as e:
+            raise STKDError(f"soft-label cache file {self.path / name} cannot be read ({str(e)[:160]}); delete "
+                            f"the folder {self.path} and run again to rebuild it") from None
 
     @property
     def has_hidden(self) -> bool:
@@ -122,7 +131,7 @@ def build_or_load(run_dir: Path, teacher: STModel, teacher_name: str, data, *, w
     path = Path(run_dir) / "cache" / key
     meta_path = path / "meta.json"
     if meta_path.is_file():
-        meta = read_json(meta_path)
+        meta = read_json(meta_path, fix=f"delete the folder {path} and run again to rebuild the cache")
         if not with_hidden or meta.get("hidden_dim"):
             return CacheEntry(path, meta, built=False)
     if device is None:  # run the teacher where it already lives (a GPU after GPU training)

@@ -209,6 +209,11 @@ def _check_adj(adj, path: Path, n: int) -> sp.csr_array:
         r = int(np.searchsorted(a.indptr, k, side="right") - 1)
         raise DataError(f"{path}: weight at row {r + 1}, column {int(a.indices[k]) + 1} is {a.data[k]}; "
                         "expected finite weights (0 for no edge)")
+    if (a.data < 0).any():
+        k = int(np.flatnonzero(a.data < 0)[0])
+        r = int(np.searchsorted(a.indptr, k, side="right") - 1)
+        raise DataError(f"{path}: weight at row {r + 1}, column {int(a.indices[k]) + 1} is {a.data[k]:g}; "
+                        f"adjacency weights must be >= 0 (0 for no edge); {int((a.data < 0).sum())} cell(s) are negative")
     return a
 
 

@@ -1,0 +1,98 @@
+"""Data that would train into garbage: nodes that never report, targets with no observation, extreme
+outliers (a 1e30 cell makes every MAE ~1e27). Found here before anything trains.
+
+Outliers are values beyond a robust bound per feature, ``median +- k * IQR`` of the observed values (the
+interquartile range ignores the outliers it looks for, unlike a standard deviation). ``stkd data inspect``
+reports them (bounds over the whole data); ``data.clip_outliers: k`` clips them to the bound, inputs and
+targets alike, with the bound taken from the train part only (no leakage).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+
+import numpy as np
+
+from stkd.data.container import STData
+from stkd.errors import DataError
+
+log = logging.getLogger(__name__)
+
+OUTLIER_IQR_K = 20.0  # the bound `stkd data inspect` reports with when data.clip_outliers is not set
+
+
+def outlier_bounds(values: np.ndarray, mask: np.ndarray, k: float) -> list[tuple[float, float] | None]:
+    """Per feature, ``(median - k * IQR, median + k * IQR)`` of the observed values ``[T, N, F]`` (None when
+    the feature has no observed value or no spread: IQR 0)."""
+    bounds = []
+    for f in range(values.shape[-1]):
+        v = values[..., f][mask[..., f]].astype(np.float64)
+        v = v[np.isfinite(v)]
+        if v.size == 0:
+            bounds.append(None)
+            continue
+        q1, med, q3 = np.percentile(v, [25, 50, 75])
+        iqr = q3 - q1
+        bounds.append(None if iqr <= 0 else (float(med - k * iqr), float(med + k * iqr)))
+    return bounds
+
+
+def find_outliers(data: STData, k: float = OUTLIER_IQR_K, examples: int = 5) -> list[dict]:
+    """Per feature with outliers: how many observed values lie beyond ``median +- k * IQR``, their share, the
+    bound, and the most extreme ones with node and timestamp (for ``stkd data inspect``)."""
+    found = []
+    for f, b in enumerate(outlier_bounds(data.values, data.mask, k)):
+        if b is None:
+            continue
+        v, m = data.values[..., f], data.mask[..., f]
+        out = m & ((v < b[0]) | (v > b[1]))
+        count = int(out.sum())
+        if not count:
+            continue
+        t, n = np.nonzero(out)
+        dist = np.maximum(b[0] - v[t, n], v[t, n] - b[1])
+        worst = np.argsort(-dist, kind="stable")[:examples]
+        found.append({"feature": data.features[f], "count": count, "share": count / max(1, int(m.sum())),
+                      "low": b[0], "high": b[1],
+                      "examples": [{"node": data.nodes[n[i]], "time": str(data.index[t[i]]), "value": float(v[t[i], n[i]])}
+                                   for i in worst]})
+    return found
+
+
+def clip_outliers(data: STData, k: float, train_end: int) -> STData:
+    """``data`` with every observed value clipped to ``median +- k * IQR`` of its feature's train part (a
+    copy of the values; the source is untouched); logs how many values per feature were clipped."""
+    values = np.array(data.values, dtype=np.float32, copy=True)
+    for f, b in enumerate(outlier_bounds(data.values[:train_end], data.mask[:train_end], k)):
+        if b is None:
+            continue
+        v = values[..., f]
+        out = data.mask[..., f] & ((v < b[0]) | (v > b[1]))
+        if out.any():
+            log.warning("%s: %d value(s) of %s beyond median +- %g x IQR of the train part [%.6g, %.6g] clipped "
+                        "(data.clip_outliers)", data.name, int(out.sum()), data.features[f], k, b[0], b[1])
+            np.clip(v, b[0], b[1], out=v, where=out)
+    return replace(data, values=values)
+
+
+def check_observed(data: STData, train_end: int) -> STData:
+    """Refuse a target with no observed value in the train part; drop (with a warning naming them) the
+    nodes whose targets never report there: a model would give them confident forecasts learnt from
+    nothing, and their test scores would be noise."""
+    nt = data.num_targets
+    train = data.mask[:train_end, :, :nt]  # [T_train, N, F_out]
+    per_target = train.any(axis=(0, 1))
+    if not per_target.all():
+        missing = [data.targets[i] for i in np.flatnonzero(~per_target)]
+        raise DataError(f"{data.name}: target {', '.join(map(repr, missing))} has no observed value in the train "
+                        f"part (the first {train_end} steps): every value is missing (NaN, or data.null_value); "
+                        "check the file's target column, data.null_value and data.time_range")
+    reporting = train.any(axis=(0, 2))  # [N]
+    if reporting.all():
+        return data
+    silent = [data.nodes[i] for i in np.flatnonzero(~reporting)]
+    shown = ", ".join(map(repr, silent[:10])) + (f" and {len(silent) - 10} more" if len(silent) > 10 else "")
+    log.warning("%s: dropped %d node(s) with no observed target in the train part (the first %d steps): %s",
+                data.name, len(silent), train_end, shown)
+    return data.subset(np.flatnonzero(reporting), None)
