@@ -123,8 +123,11 @@ def render(result: dict) -> str:
     if rows.get("stid-old") and rows.get("stid-no-dow"):
         gain = rows["stid-old"]["val_mae"] - rows["stid-no-dow"]["val_mae"]
         text.append(f"Dropping the day-of-week embedding alone lowers validation MAE by {gain:.3f}.")
+    commands = sorted({r.get("command", result["command"]) for r in result["runs"]})
+    how = (f"`{commands[0]}`" if len(commands) == 1 else
+           "; ".join(f"`{c}`" for c in commands) + " (each row's command is in the result file)")
     return (f"### The training recipe on Los-loop (seed {result['args'].get('seed', 0)}, plain models, no teacher)\n\n"
-            f"Command: `{result['command']}`  \nMachine: {result['machine']}; stkd {result['versions']['stkd']} "
+            f"Commands: {how}  \nMachine: {result['machine']}; stkd {result['versions']['stkd']} "
             f"(commit {result['versions']['commit']}), {result['date']}\n\n" + "\n".join(lines) + "\n\n"
             + " ".join(text) + "\n")
 

@@ -48,7 +48,7 @@ def check_splits(wd) -> None:
     """Training selects its epochs on the validation part and the report scores the test part: an empty one
     (``data.split`` with a 0 share) would report the training loss as validation score and n/a for every test
     metric, so it is refused."""
-    for i, split in ((1, "val"), (2, "test")):
+    for split in ("val", "test"):
         if wd.num_windows(split) == 0:
             raise ConfigError(f"data.split: the {split} part is empty ({list(wd.cfg.split)}): training picks its "
                               "best epoch on the val part and the report scores the test part; give both a "

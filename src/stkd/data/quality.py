@@ -25,7 +25,7 @@ OUTLIER_IQR_K = 20.0  # the bound `stkd data inspect` reports with when data.cli
 def outlier_bounds(values: np.ndarray, mask: np.ndarray, k: float) -> list[tuple[float, float] | None]:
     """Per feature, ``(median - k * IQR, median + k * IQR)`` of the observed values ``[T, N, F]`` (None when
     the feature has no observed value or no spread: IQR 0)."""
-    bounds = []
+    bounds: list[tuple[float, float] | None] = []
     for f in range(values.shape[-1]):
         v = values[..., f][mask[..., f]].astype(np.float64)
         v = v[np.isfinite(v)]
