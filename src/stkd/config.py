@@ -60,9 +60,12 @@ class SimulatorConfig:
 class DataConfig:
     """Where the data comes from and how it is prepared for learning."""
 
-    source: str = "builtin"  # csv-wide | csv-long | parquet-long | metr-la-h5 | pems-npz | builtin
+    source: str = "builtin"  # csv-wide | csv-long | parquet-long | metr-la-h5 | pems-npz | sql | builtin
     name: str | None = "akl-pedestrians"  # with source builtin: akl-pedestrians | los-loop | synthetic-traffic
     path: str | None = None  # the data file
+    url: str | None = None  # source sql: duckdb:///file.duckdb, duckdb:// (in memory) or postgresql://user@host:port/db
+    query: str | None = None  # source sql: a SELECT returning long records (time, node, values...)
+    table: str | None = None  # source sql: a table (or schema.table) of long records, instead of query
     time_column: str | None = None  # timestamp column (long files; wide files: optional)
     node_column: str | None = None  # sensor id column (long files)
     target: list[str] = field(default_factory=list)  # value columns to forecast (long files)
@@ -344,7 +347,13 @@ def validate(cfg: RunConfig) -> RunConfig:
         raise ConfigError(f"data.window: input and horizon must be >= 1, got {d.window}")
     if d.source == "builtin":
         _check_choice("data.name", d.name, tuple(names.BUILTIN_DATASETS))
-    if d.source != "builtin" and not d.path:
+    if d.source == "sql":
+        if not d.url:
+            raise ConfigError("data.url: source sql needs a database URL (duckdb:///file.duckdb, duckdb://, "
+                              "or postgresql://user@host:port/db)")
+        if bool(d.query) == bool(d.table):
+            raise ConfigError("data.query / data.table: source sql needs exactly one of them")
+    elif d.source != "builtin" and not d.path:
         raise ConfigError(f"data.path: source {d.source!r} needs a path to the data file")
     if not 0.0 <= cfg.distill.alpha <= 1.0:
         raise ConfigError(f"distill.alpha: must lie in [0, 1], got {cfg.distill.alpha}")
