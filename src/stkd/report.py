@@ -31,6 +31,7 @@ import numpy as np
 from stkd import names
 from stkd.errors import STKDError
 from stkd.io import atomic_write, write_text
+from stkd.report_html import markdown_to_html
 
 ROLE_ORDER = names.ROLES
 ROLE_LABEL = {
@@ -1002,7 +1003,8 @@ def _plots_section(run: _Run) -> list[str]:
 
 
 def write_report(run_dir: Path) -> Path:
-    """Write ``run_dir/report.md`` and ``run_dir/plots/*.png`` from the run's files; return the report path.
+    """Write ``run_dir/report.md``, ``run_dir/report.html`` (the same, self-contained) and
+    ``run_dir/plots/*.png`` from the run's files; return the path of report.md.
 
     Every file is written atomically (temp file in the same folder, then ``os.replace``), so a reader
     never sees half a report; calling it again regenerates everything (plots that can no longer be
@@ -1017,5 +1019,8 @@ def write_report(run_dir: Path) -> Path:
     if missing:
         lines += ["", f"_Models without saved test predictions: {', '.join(f'`{n}`' for n in missing)}._"]
     path = run.root / "report.md"
-    write_text(path, "\n".join(lines) + "\n")
+    text = "\n".join(lines) + "\n"
+    write_text(path, text)
+    # the same report as one offline page, plots embedded (report_html: nothing outside the file)
+    write_text(run.root / "report.html", markdown_to_html(text, run.root, title=lines[0].lstrip("# ")))
     return path
