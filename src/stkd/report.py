@@ -198,11 +198,70 @@ def _horizon_keys(metrics: dict) -> list[str]:
     return sorted(keys, key=order)
 
 
+_UNITS = (("week", 604800), ("day", 86400), ("hour", 3600), ("minute", 60), ("second", 1))
+
+
+def freq_words(freq: Any) -> str:
+    """A pandas frequency in words: ``5min`` -> ``5 minutes``, ``h`` -> ``1 hour``; as given if not a fixed step."""
+    if not freq:
+        return "unknown frequency"
+    import pandas as pd
+
+    try:
+        seconds = pd.Timedelta(pd.tseries.frequencies.to_offset(str(freq))).total_seconds()
+    except (ValueError, TypeError):
+        return str(freq)
+    for unit, size in _UNITS:
+        if seconds >= size and seconds % size == 0:
+            n = int(seconds // size)
+            return f"{n} {unit}{'s' if n != 1 else ''}"
+    return f"{seconds:g} seconds"
+
+
+def speed_note(metrics: dict) -> str | None:
+    """How the latencies were measured: repeats' spread and the machine's load while measuring."""
+    ms = [m for _, m in _ordered_models(metrics) if _num(m.get("latency_ms_batch1")) is not None]
+    loads = [v for v in (_num(m.get("load_avg_1m")) for m in ms) if v is not None]
+    if not ms or not any(_num(m.get("latency_ms_batch1_p10")) is not None for m in ms):
+        return None
+    text = "Latency: median of the repeated batch-1 calls, (p10-p90) in brackets"
+    if loads:
+        cpus = next((m.get("cpus") for m in ms if m.get("cpus")), None)
+        span = f"{min(loads):.2f}" if max(loads) - min(loads) < 0.005 else f"{min(loads):.2f}-{max(loads):.2f}"
+        text += f"; 1-minute load average while measuring: {span}" + (f" on {cpus} CPUs" if cpus else "")
+        if cpus and max(loads) > cpus:
+            text += " (busier than its CPUs: latencies are inflated)"
+    return text + "."
+
+
+def baseline_losses(metrics: dict) -> list[tuple[str, float, str, float]]:
+    """Trained models whose test MAE is worse than a baseline's: ``(model, its MAE, baseline, its MAE)``
+    against the best baseline (forecast runs; an empty list when every model beats every baseline)."""
+    if _task(metrics) != "forecast":
+        return []
+    models = _ordered_models(metrics)
+    base = [(n, _test_value(m, "mae")) for n, m in models if m.get("role") == "baseline"]
+    base = [(n, v) for n, v in base if v is not None]
+    if not base:
+        return []
+    bname, bmae = min(base, key=lambda kv: kv[1])
+    out = []
+    for name, m in models:
+        v = _test_value(m, "mae")
+        if m.get("role") != "baseline" and v is not None and v > bmae:
+            out.append((name, v, bname, bmae))
+    return out
+
+
 # ----------------------------------------------------------------------------- tables
 def _cost_cells(m: dict) -> list[str]:
     """Latency, throughput and training-time cells of a model's row."""
+    lat = _fmt_latency(m.get("latency_ms_batch1"))
+    lo, hi = _num(m.get("latency_ms_batch1_p10")), _num(m.get("latency_ms_batch1_p90"))
+    if lat != "n/a" and lo is not None and hi is not None:
+        lat += f" ({_fmt_latency(lo)}-{_fmt_latency(hi)})"  # p10-p90 over the repeats
     return [
-        _fmt_latency(m.get("latency_ms_batch1")),
+        lat,
         _fmt(m.get("throughput_windows_per_s"), ",.0f"),
         _fmt(m.get("train_seconds"), ",.1f"),
     ]
@@ -889,7 +948,7 @@ def _header_lines(run: _Run) -> list[str]:
     name = ds.get("name", "unnamed data set")
     lines = [f"# stkd report: {name}", ""]
     lines.append(f"- **Data set**: `{name}`, {_fmt_params(n_nodes)} nodes, {_fmt_params(ds.get('steps'))} steps "
-                 f"at {ds.get('freq', 'unknown frequency')}" + (f", from {ds['start']}" if ds.get("start") else "")
+                 f"every {freq_words(ds.get('freq'))}" + (f", from {ds['start']}" if ds.get("start") else "")
                  + (f"; targets: {', '.join(ds['targets'])}" if ds.get("targets") else "") + ".")
     if ds.get("input_len") or ds.get("horizon"):
         lines.append(f"- **Windows**: {ds.get('input_len', '?')} steps in, {ds.get('horizon', '?')} steps out.")
@@ -913,7 +972,15 @@ def _table_section(run: _Run) -> list[str]:
         freq = run.data.get("freq") or (run.metrics.get("dataset") or {}).get("freq")
         lines.append("MAE, RMSE and MAPE are averaged over every horizon step of every test window (masked: "
                      "missing truth is not scored; MAPE skips zero targets). `MAE @h` is the error h steps "
-                     f"ahead{f' (1 step = {freq})' if freq else ''}, 1-indexed. Latency: one window per call.")
+                     f"ahead{f' (1 step = {freq_words(freq)})' if freq else ''}, 1-indexed. Latency: one window per "
+                     "call.")
+        note = speed_note(run.metrics)
+        if note:
+            lines += ["", note]
+        losses = baseline_losses(run.metrics)
+        if losses:
+            lines += ["", "**Warning: models that lose to a baseline** (test MAE; a trained model should beat them):", ""]
+            lines += [f"- `{n}` MAE {v:.3f} is worse than baseline `{b}` MAE {bv:.3f}." for n, v, b, bv in losses]
         htable = format_horizon_table(run.metrics)
         if htable:
             lines += ["", "### Error at each reported horizon", "", htable]
