@@ -8,9 +8,10 @@ import json
 from importlib.util import module_from_spec, spec_from_file_location
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from stkd.report import baseline_losses, freq_words, speed_note, write_report
+from stkd.report import baseline_losses, freq_words, label_offsets, short_labels, speed_note, write_report
 
 
 def _make_run():
@@ -56,3 +57,35 @@ def test_latency_spread_and_load_are_shown(tmp_path):
     text = write_report(root).read_text()
     assert "| 2.500 (2.250-3.000) |" in text  # gwnet: median (p10-p90)
     assert "1-minute load average while measuring: 3.50 on 2 CPUs (busier than its CPUs" in text
+
+
+def test_map_labels_are_unique_and_readable():
+    nodes = ["Queen Street / Victoria Street East", "Queen Street / Victoria Street West", "s1",
+             "Albert Street near the Civic Theatre entrance A", "Albert Street near the Civic Theatre entrance B",
+             "Long name X differs only here in the middle of it, yes", "Long name X differs only HERE in the middle of it, yes"]
+    labels = short_labels(nodes)
+    assert len(set(labels)) == len(nodes)
+    assert labels[2] == "s1"
+    assert all(len(lab) <= 26 for lab in labels)
+    assert labels[0].endswith("East") and labels[1].endswith("West")
+    assert labels[5].endswith("#5") and labels[6].endswith("#6")
+
+
+def test_map_labels_point_inwards_and_neighbours_take_opposite_sides():
+    lon = np.array([0.0, 0.01, 1.0, 0.5])
+    lat = np.array([0.5, 0.505, 0.5, 1.0])
+    (dx0, dy0, ha0, _), (dx1, dy1, _, _), (dx2, _, ha2, _), (_, dy3, _, va3) = label_offsets(lon, lat, [0, 1, 2, 3])
+    assert ha0 == "left" and dx0 > 0 and ha2 == "right" and dx2 < 0  # the right-edge label is not cut off
+    assert dy0 * dy1 < 0  # two close sensors: labels on opposite sides
+    assert dy3 < 0 and va3 == "top"  # at the top edge the label goes below the dot
+
+
+def test_sensor_map_with_long_ids_is_drawn(tmp_path):
+    root = tmp_path / "run"
+    _make_run()(root)
+    data = json.loads((root / "data.json").read_text())
+    data["nodes"] = [f"Queen Street / Victoria Street sensor number {i}" for i in range(len(data["nodes"]))]
+    (root / "data.json").write_text(json.dumps(data))
+    text = write_report(root).read_text()
+    assert "![Sensor map](plots/sensor_map.png)" in text
+    assert (root / "plots" / "sensor_map.png").stat().st_size > 10_000

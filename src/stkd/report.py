@@ -669,6 +669,43 @@ def _plot_forecast_vs_truth(run: _Run, colors: dict, path: Path, days: float = 3
     return f"no predictions for {', '.join(missing)}; not drawn" if missing else None
 
 
+def short_labels(nodes: list[str], width: int = 22) -> list[str]:
+    """Readable map labels that stay unique: ids longer than ``width`` keep their start and end around
+    an ellipsis (two sensors on one street differ at the end); any label still shared gets its ``#index``."""
+    def cut(n: str, w: int) -> str:
+        if len(n) <= w:
+            return n
+        head = (w - 1) // 2
+        return n[:head] + "…" + n[-(w - 1 - head):]
+
+    labels = [cut(n, width) for n in nodes]
+    seen: dict[str, int] = {}
+    for lab in labels:
+        seen[lab] = seen.get(lab, 0) + 1
+    return [lab if seen[lab] == 1 else f"{lab} #{i}" for i, lab in enumerate(labels)]
+
+
+def label_offsets(lon: np.ndarray, lat: np.ndarray, idx: list[int]) -> list[tuple[int, int, str, str]]:
+    """Text offsets (points) and alignment for labelling sensors ``idx``: labels point inwards (no label
+    cut at the plot's edge) and a label near an already placed one goes to the other side of its dot."""
+    def norm(v: np.ndarray) -> np.ndarray:
+        span = np.nanmax(v) - np.nanmin(v)
+        return (v - np.nanmin(v)) / span if span > 0 else np.full_like(v, 0.5)
+
+    x, y = norm(np.asarray(lon, float)), norm(np.asarray(lat, float))
+    out: list[tuple[int, int, str, str]] = []
+    placed: list[tuple[float, float, int]] = []  # (x, y, vertical side) of labels so far
+    for i in idx:
+        ha = "right" if x[i] > 0.6 else "left"
+        dx = -5 if ha == "right" else 5
+        side = -1 if y[i] > 0.85 else 1  # below the dot near the top edge
+        if any(abs(x[i] - px) < 0.3 and abs(y[i] - py) < 0.12 and s == side for px, py, s in placed):
+            side = -side  # a neighbour's label is on this side: use the other
+        placed.append((x[i], y[i], side))
+        out.append((dx, 5 * side, ha, "bottom" if side > 0 else "top"))
+    return out
+
+
 def _plot_sensor_map(run: _Run, path: Path) -> str | None:
     """Sensors at their lon/lat, coloured by the distilled student's test MAE per node."""
     coords = run.data.get("coords")
@@ -696,9 +733,12 @@ def _plot_sensor_map(run: _Run, path: Path) -> str | None:
         ax.scatter(lon[bad], lat[bad], s=30, facecolors="none", edgecolors="grey", label="no error (unobserved)")
     sc = ax.scatter(lon[~bad], lat[~bad], c=err[~bad], s=42, cmap="plasma", edgecolors="black", linewidths=0.4)
     fig.colorbar(sc, ax=ax, label=f"test MAE of {name} ({_unit_label(run)})")
-    for i in np.argsort(-np.nan_to_num(err, nan=-np.inf), kind="stable")[:3]:
-        if not bad[i]:
-            ax.annotate(str(nodes[i]), (lon[i], lat[i]), xytext=(4, 4), textcoords="offset points", fontsize=8)
+    worst = [int(i) for i in np.argsort(-np.nan_to_num(err, nan=-np.inf), kind="stable")[:3] if not bad[i]]
+    labels = short_labels([str(n) for n in nodes])
+    for i, (dx, dy, ha, va) in zip(worst, label_offsets(lon, lat, worst)):
+        ax.annotate(labels[i], (lon[i], lat[i]), xytext=(dx, dy), textcoords="offset points", fontsize=8, ha=ha,
+                    va=va, annotation_clip=False,
+                    bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none", "alpha": 0.8})
     mid = np.nanmean(lat)
     if np.isfinite(mid) and abs(mid) < 85:
         ax.set_aspect(1 / math.cos(math.radians(mid)), adjustable="datalim")
