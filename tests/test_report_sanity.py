@@ -11,7 +11,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from stkd.report import baseline_losses, freq_words, label_offsets, short_labels, speed_note, write_report
+from stkd.report import (
+    baseline_losses,
+    freq_words,
+    label_offsets,
+    short_labels,
+    speed_note,
+    write_report,
+)
 
 
 def _make_run():
@@ -74,7 +81,7 @@ def test_map_labels_are_unique_and_readable():
 def test_map_labels_point_inwards_and_neighbours_take_opposite_sides():
     lon = np.array([0.0, 0.01, 1.0, 0.5])
     lat = np.array([0.5, 0.505, 0.5, 1.0])
-    (dx0, dy0, ha0, _), (dx1, dy1, _, _), (dx2, _, ha2, _), (_, dy3, _, va3) = label_offsets(lon, lat, [0, 1, 2, 3])
+    (dx0, dy0, ha0, _), (_, dy1, _, _), (dx2, _, ha2, _), (_, dy3, _, va3) = label_offsets(lon, lat, [0, 1, 2, 3])
     assert ha0 == "left" and dx0 > 0 and ha2 == "right" and dx2 < 0  # the right-edge label is not cut off
     assert dy0 * dy1 < 0  # two close sensors: labels on opposite sides
     assert dy3 < 0 and va3 == "top"  # at the top edge the label goes below the dot
