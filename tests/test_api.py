@@ -107,6 +107,9 @@ def test_run_from_a_frame_then_evaluate_and_predict(tmp_path, los20, los_small_c
     assert kd["latency_ms_batch1_p10"] <= kd["latency_ms_batch1"] <= kd["latency_ms_batch1_p90"]
     assert kd["load_avg_1m"] >= 0 and kd["cpus"] >= 1
     assert "1-minute load average while measuring" in res.report_path.read_text()
+    for name in res.models:  # data.clip auto: speeds are never negative, nor are their forecasts
+        assert (np.load(out / "predictions" / f"{name}.npy") >= 0).all(), name
+    assert json.loads((out / "data.json").read_text())["scaler"]["lower"] == [0.0]
     assert "stid_kd" in res.table and res.table.startswith("|")
     assert res.report_path.is_file() and res.table in res.report_path.read_text()
     saved = yaml.safe_load((out / "config.yaml").read_text())["data"]

@@ -86,6 +86,7 @@ class DataConfig:
     impute: str = "ffill"  # ffill | seasonal | none: how missing *inputs* are filled
     scaler: str = "zscore"  # zscore | minmax
     scaler_scope: str = "node"  # node | global
+    clip: str = "auto"  # auto | nonnegative | none: forecasts not below 0 (auto: when no observed train target is < 0)
     simulator: SimulatorConfig = field(default_factory=SimulatorConfig)
 
 
@@ -308,6 +309,7 @@ CHOICES = {
     "data.impute": names.IMPUTE_METHODS,
     "data.scaler": names.SCALERS,
     "data.scaler_scope": names.SCALER_SCOPES,
+    "data.clip": names.CLIP_MODES,
     "data.graph.method": names.GRAPH_METHODS,
     "distill.loss": names.LOSSES,
     "distill.ensemble": names.ENSEMBLES,

@@ -37,6 +37,8 @@ DUPLICATE_POLICIES = ("error", "mean", "first", "last")  # what to do with repea
 IMPUTE_METHODS = ("ffill", "seasonal", "none")
 SCALERS = ("zscore", "minmax")
 SCALER_SCOPES = ("node", "global")
+#: data.clip: forecasts kept in the target's valid range (auto: not below 0 when the train targets never are)
+CLIP_MODES = ("auto", "nonnegative", "none")
 GRAPH_METHODS = ("auto", "file", "gaussian", "knn", "none")
 SPLITS = ("train", "val", "test")
 #: Column names recognised, case-insensitively, as the timestamp / node id / coordinates of a file.
