@@ -114,7 +114,7 @@ def test_report_lists_models_numbers_and_plots(report):
     assert f"{t['mae']:.3f}" in text and f"{t['rmse']:.3f}" in text and f"{t['mape']:.2f}%" in text
     assert f"{t['horizons']['12']['mae']:.3f}" in text
     assert "301,234" in text and "12,345" in text
-    assert "fake-loop" in text and "5min" in text and "900" in text
+    assert "fake-loop" in text and "every 5 minutes" in text and "900" in text
     for fname in PLOTS:
         _assert_png(root / "plots" / fname)
         assert f"](plots/{fname})" in text

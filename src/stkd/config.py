@@ -60,9 +60,12 @@ class SimulatorConfig:
 class DataConfig:
     """Where the data comes from and how it is prepared for learning."""
 
-    source: str = "builtin"  # csv-wide | csv-long | parquet-long | metr-la-h5 | pems-npz | builtin
+    source: str = "builtin"  # csv-wide | csv-long | parquet-long | metr-la-h5 | pems-npz | sql | builtin
     name: str | None = "akl-pedestrians"  # with source builtin: akl-pedestrians | los-loop | synthetic-traffic
     path: str | None = None  # the data file
+    url: str | None = None  # source sql: duckdb:///file.duckdb, duckdb:// (in memory) or postgresql://user@host:port/db
+    query: str | None = None  # source sql: a SELECT returning long records (time, node, values...)
+    table: str | None = None  # source sql: a table (or schema.table) of long records, instead of query
     time_column: str | None = None  # timestamp column (long files; wide files: optional)
     node_column: str | None = None  # sensor id column (long files)
     target: list[str] = field(default_factory=list)  # value columns to forecast (long files)
@@ -85,6 +88,7 @@ class DataConfig:
     scaler: str = "zscore"  # zscore | minmax
     scaler_scope: str = "node"  # node | global
     day_of_week: str = "auto"  # auto | on | off: day-of-week embeddings (auto: when training holds every weekday twice)
+    clip: str = "auto"  # auto | nonnegative | none: forecasts not below 0 (auto: when no observed train target is < 0)
     simulator: SimulatorConfig = field(default_factory=SimulatorConfig)
 
 
@@ -328,6 +332,7 @@ CHOICES = {
     "data.impute": names.IMPUTE_METHODS,
     "data.scaler": names.SCALERS,
     "data.scaler_scope": names.SCALER_SCOPES,
+    "data.clip": names.CLIP_MODES,
     "data.graph.method": names.GRAPH_METHODS,
     "data.day_of_week": names.DAY_OF_WEEK,
     "distill.loss": names.LOSSES,
@@ -370,7 +375,13 @@ def validate(cfg: RunConfig) -> RunConfig:
         raise ConfigError(f"data.window: input and horizon must be >= 1, got {d.window}")
     if d.source == "builtin":
         _check_choice("data.name", d.name, tuple(names.BUILTIN_DATASETS))
-    if d.source != "builtin" and not d.path:
+    if d.source == "sql":
+        if not d.url:
+            raise ConfigError("data.url: source sql needs a database URL (duckdb:///file.duckdb, duckdb://, "
+                              "or postgresql://user@host:port/db)")
+        if bool(d.query) == bool(d.table):
+            raise ConfigError("data.query / data.table: source sql needs exactly one of them")
+    elif d.source != "builtin" and not d.path:
         raise ConfigError(f"data.path: source {d.source!r} needs a path to the data file")
     if not 0.0 <= cfg.distill.alpha <= 1.0:
         raise ConfigError(f"distill.alpha: must lie in [0, 1], got {cfg.distill.alpha}")

@@ -7,6 +7,7 @@ single-window forwards; throughput is windows per second at a large batch.
 
 from __future__ import annotations
 
+import os
 import statistics
 import time
 from dataclasses import dataclass, field
@@ -86,7 +87,8 @@ def model_forecaster(model: nn.Module, data, device: torch.device | str | None =
 
 @torch.no_grad()
 def measure_speed(model: nn.Module, data, repeats: int = 50, throughput_batch: int = 256) -> dict:
-    """Batch-1 latency (median ms over ``repeats``) and throughput (windows/s at a large batch) on CPU."""
+    """Batch-1 latency (median ms over ``repeats``, with the 10th and 90th percentiles and the machine's
+    1-minute load average while measuring) and throughput (windows/s at a large batch) on CPU."""
     model.eval()
     starts = data.starts["test"] if len(data.starts["test"]) else data.starts["train"]
     one = data.batch(starts[:1])
@@ -107,5 +109,17 @@ def measure_speed(model: nn.Module, data, repeats: int = 50, throughput_batch: i
         if n_rounds >= 50:
             break
     elapsed = time.perf_counter() - t0
+    ms = np.asarray(times) * 1000.0
     return {"latency_ms_batch1": statistics.median(times) * 1000.0,
+            # the spread over the repeats and how busy the machine was: a latency is read with both
+            "latency_ms_batch1_p10": float(np.percentile(ms, 10)), "latency_ms_batch1_p90": float(np.percentile(ms, 90)),
+            "load_avg_1m": machine_load(), "cpus": os.cpu_count(),
             "throughput_windows_per_s": n_rounds * len(big_starts) / elapsed}
+
+
+def machine_load() -> float | None:
+    """The 1-minute load average (runnable processes; compare with the CPU count), None where unknown."""
+    try:
+        return float(os.getloadavg()[0])
+    except (OSError, AttributeError):  # Windows has no load average
+        return None

@@ -26,12 +26,19 @@ FILE_SOURCES: dict[str, str] = {
     "metr-la-h5": "the METR-LA / PEMS-BAY HDF5 frame",
     "pems-npz": "the PEMS03/04/07/08 npz array [T, N, F]",
 }
-SOURCES = (*FILE_SOURCES, "builtin")
+#: Database sources (``data: {source: sql, url: ..., query: ... | table: ...}``): URL schemes they take.
+SQL_SCHEMES: dict[str, str] = {
+    "duckdb": "DuckDB, embedded: duckdb:///file.duckdb, or duckdb:// in memory (a query over Parquet/CSV files)",
+    "postgresql": "PostgreSQL server: postgresql://user:password@host:port/database (psycopg 3)",
+}
+SOURCES = (*FILE_SOURCES, "sql", "builtin")
 LONG_SOURCES = ("csv-long", "parquet-long")  # sources whose records carry extra columns (labels, covariates)
 DUPLICATE_POLICIES = ("error", "mean", "first", "last")  # what to do with repeated timestamps
 IMPUTE_METHODS = ("ffill", "seasonal", "none")
 SCALERS = ("zscore", "minmax")
 SCALER_SCOPES = ("node", "global")
+#: data.clip: forecasts kept in the target's valid range (auto: not below 0 when the train targets never are)
+CLIP_MODES = ("auto", "nonnegative", "none")
 GRAPH_METHODS = ("auto", "file", "gaussian", "knn", "none")
 DAY_OF_WEEK = ("auto", "on", "off")  # day-of-week embeddings: auto = when training holds every weekday twice
 SPLITS = ("train", "val", "test")

@@ -31,6 +31,7 @@ import numpy as np
 from stkd import names
 from stkd.errors import STKDError
 from stkd.io import atomic_write, write_text
+from stkd.report_html import markdown_to_html
 
 ROLE_ORDER = names.ROLES
 ROLE_LABEL = {
@@ -197,11 +198,70 @@ def _horizon_keys(metrics: dict) -> list[str]:
     return sorted(keys, key=order)
 
 
+_UNITS = (("week", 604800), ("day", 86400), ("hour", 3600), ("minute", 60), ("second", 1))
+
+
+def freq_words(freq: Any) -> str:
+    """A pandas frequency in words: ``5min`` -> ``5 minutes``, ``h`` -> ``1 hour``; as given if not a fixed step."""
+    if not freq:
+        return "unknown frequency"
+    import pandas as pd
+
+    try:
+        seconds = pd.Timedelta(pd.tseries.frequencies.to_offset(str(freq))).total_seconds()
+    except (ValueError, TypeError):
+        return str(freq)
+    for unit, size in _UNITS:
+        if seconds >= size and seconds % size == 0:
+            n = int(seconds // size)
+            return f"{n} {unit}{'s' if n != 1 else ''}"
+    return f"{seconds:g} seconds"
+
+
+def speed_note(metrics: dict) -> str | None:
+    """How the latencies were measured: repeats' spread and the machine's load while measuring."""
+    ms = [m for _, m in _ordered_models(metrics) if _num(m.get("latency_ms_batch1")) is not None]
+    loads = [v for v in (_num(m.get("load_avg_1m")) for m in ms) if v is not None]
+    if not ms or not any(_num(m.get("latency_ms_batch1_p10")) is not None for m in ms):
+        return None
+    text = "Latency: median of the repeated batch-1 calls, (p10-p90) in brackets"
+    if loads:
+        cpus = next((m.get("cpus") for m in ms if m.get("cpus")), None)
+        span = f"{min(loads):.2f}" if max(loads) - min(loads) < 0.005 else f"{min(loads):.2f}-{max(loads):.2f}"
+        text += f"; 1-minute load average while measuring: {span}" + (f" on {cpus} CPUs" if cpus else "")
+        if cpus and max(loads) > cpus:
+            text += " (busier than its CPUs: latencies are inflated)"
+    return text + "."
+
+
+def baseline_losses(metrics: dict) -> list[tuple[str, float, str, float]]:
+    """Trained models whose test MAE is worse than a baseline's: ``(model, its MAE, baseline, its MAE)``
+    against the best baseline (forecast runs; an empty list when every model beats every baseline)."""
+    if _task(metrics) != "forecast":
+        return []
+    models = _ordered_models(metrics)
+    base = [(n, _test_value(m, "mae")) for n, m in models if m.get("role") == "baseline"]
+    base = [(n, v) for n, v in base if v is not None]
+    if not base:
+        return []
+    bname, bmae = min(base, key=lambda kv: kv[1])
+    out = []
+    for name, m in models:
+        v = _test_value(m, "mae")
+        if m.get("role") != "baseline" and v is not None and v > bmae:
+            out.append((name, v, bname, bmae))
+    return out
+
+
 # ----------------------------------------------------------------------------- tables
 def _cost_cells(m: dict) -> list[str]:
     """Latency, throughput and training-time cells of a model's row."""
+    lat = _fmt_latency(m.get("latency_ms_batch1"))
+    lo, hi = _num(m.get("latency_ms_batch1_p10")), _num(m.get("latency_ms_batch1_p90"))
+    if lat != "n/a" and lo is not None and hi is not None:
+        lat += f" ({_fmt_latency(lo)}-{_fmt_latency(hi)})"  # p10-p90 over the repeats
     return [
-        _fmt_latency(m.get("latency_ms_batch1")),
+        lat,
         _fmt(m.get("throughput_windows_per_s"), ",.0f"),
         _fmt(m.get("train_seconds"), ",.1f"),
     ]
@@ -609,6 +669,43 @@ def _plot_forecast_vs_truth(run: _Run, colors: dict, path: Path, days: float = 3
     return f"no predictions for {', '.join(missing)}; not drawn" if missing else None
 
 
+def short_labels(nodes: list[str], width: int = 22) -> list[str]:
+    """Readable map labels that stay unique: ids longer than ``width`` keep their start and end around
+    an ellipsis (two sensors on one street differ at the end); any label still shared gets its ``#index``."""
+    def cut(n: str, w: int) -> str:
+        if len(n) <= w:
+            return n
+        head = (w - 1) // 2
+        return n[:head] + "…" + n[-(w - 1 - head):]
+
+    labels = [cut(n, width) for n in nodes]
+    seen: dict[str, int] = {}
+    for lab in labels:
+        seen[lab] = seen.get(lab, 0) + 1
+    return [lab if seen[lab] == 1 else f"{lab} #{i}" for i, lab in enumerate(labels)]
+
+
+def label_offsets(lon: np.ndarray, lat: np.ndarray, idx: list[int]) -> list[tuple[int, int, str, str]]:
+    """Text offsets (points) and alignment for labelling sensors ``idx``: labels point inwards (no label
+    cut at the plot's edge) and a label near an already placed one goes to the other side of its dot."""
+    def norm(v: np.ndarray) -> np.ndarray:
+        span = np.nanmax(v) - np.nanmin(v)
+        return (v - np.nanmin(v)) / span if span > 0 else np.full_like(v, 0.5)
+
+    x, y = norm(np.asarray(lon, float)), norm(np.asarray(lat, float))
+    out: list[tuple[int, int, str, str]] = []
+    placed: list[tuple[float, float, int]] = []  # (x, y, vertical side) of labels so far
+    for i in idx:
+        ha = "right" if x[i] > 0.6 else "left"
+        dx = -5 if ha == "right" else 5
+        side = -1 if y[i] > 0.85 else 1  # below the dot near the top edge
+        if any(abs(x[i] - px) < 0.3 and abs(y[i] - py) < 0.12 and s == side for px, py, s in placed):
+            side = -side  # a neighbour's label is on this side: use the other
+        placed.append((x[i], y[i], side))
+        out.append((dx, 5 * side, ha, "bottom" if side > 0 else "top"))
+    return out
+
+
 def _plot_sensor_map(run: _Run, path: Path) -> str | None:
     """Sensors at their lon/lat, coloured by the distilled student's test MAE per node."""
     coords = run.data.get("coords")
@@ -636,9 +733,12 @@ def _plot_sensor_map(run: _Run, path: Path) -> str | None:
         ax.scatter(lon[bad], lat[bad], s=30, facecolors="none", edgecolors="grey", label="no error (unobserved)")
     sc = ax.scatter(lon[~bad], lat[~bad], c=err[~bad], s=42, cmap="plasma", edgecolors="black", linewidths=0.4)
     fig.colorbar(sc, ax=ax, label=f"test MAE of {name} ({_unit_label(run)})")
-    for i in np.argsort(-np.nan_to_num(err, nan=-np.inf), kind="stable")[:3]:
-        if not bad[i]:
-            ax.annotate(str(nodes[i]), (lon[i], lat[i]), xytext=(4, 4), textcoords="offset points", fontsize=8)
+    worst = [int(i) for i in np.argsort(-np.nan_to_num(err, nan=-np.inf), kind="stable")[:3] if not bad[i]]
+    labels = short_labels([str(n) for n in nodes])
+    for i, (dx, dy, ha, va) in zip(worst, label_offsets(lon, lat, worst)):
+        ax.annotate(labels[i], (lon[i], lat[i]), xytext=(dx, dy), textcoords="offset points", fontsize=8, ha=ha,
+                    va=va, annotation_clip=False,
+                    bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none", "alpha": 0.8})
     mid = np.nanmean(lat)
     if np.isfinite(mid) and abs(mid) < 85:
         ax.set_aspect(1 / math.cos(math.radians(mid)), adjustable="datalim")
@@ -888,7 +988,7 @@ def _header_lines(run: _Run) -> list[str]:
     name = ds.get("name", "unnamed data set")
     lines = [f"# stkd report: {name}", ""]
     lines.append(f"- **Data set**: `{name}`, {_fmt_params(n_nodes)} nodes, {_fmt_params(ds.get('steps'))} steps "
-                 f"at {ds.get('freq', 'unknown frequency')}" + (f", from {ds['start']}" if ds.get("start") else "")
+                 f"every {freq_words(ds.get('freq'))}" + (f", from {ds['start']}" if ds.get("start") else "")
                  + (f"; targets: {', '.join(ds['targets'])}" if ds.get("targets") else "") + ".")
     if ds.get("input_len") or ds.get("horizon"):
         lines.append(f"- **Windows**: {ds.get('input_len', '?')} steps in, {ds.get('horizon', '?')} steps out.")
@@ -912,7 +1012,15 @@ def _table_section(run: _Run) -> list[str]:
         freq = run.data.get("freq") or (run.metrics.get("dataset") or {}).get("freq")
         lines.append("MAE, RMSE and MAPE are averaged over every horizon step of every test window (masked: "
                      "missing truth is not scored; MAPE skips zero targets). `MAE @h` is the error h steps "
-                     f"ahead{f' (1 step = {freq})' if freq else ''}, 1-indexed. Latency: one window per call.")
+                     f"ahead{f' (1 step = {freq_words(freq)})' if freq else ''}, 1-indexed. Latency: one window per "
+                     "call.")
+        note = speed_note(run.metrics)
+        if note:
+            lines += ["", note]
+        losses = baseline_losses(run.metrics)
+        if losses:
+            lines += ["", "**Warning: models that lose to a baseline** (test MAE; a trained model should beat them):", ""]
+            lines += [f"- `{n}` MAE {v:.3f} is worse than baseline `{b}` MAE {bv:.3f}." for n, v, b, bv in losses]
         htable = format_horizon_table(run.metrics)
         if htable:
             lines += ["", "### Error at each reported horizon", "", htable]
@@ -1002,7 +1110,8 @@ def _plots_section(run: _Run) -> list[str]:
 
 
 def write_report(run_dir: Path) -> Path:
-    """Write ``run_dir/report.md`` and ``run_dir/plots/*.png`` from the run's files; return the report path.
+    """Write ``run_dir/report.md``, ``run_dir/report.html`` (the same, self-contained) and
+    ``run_dir/plots/*.png`` from the run's files; return the path of report.md.
 
     Every file is written atomically (temp file in the same folder, then ``os.replace``), so a reader
     never sees half a report; calling it again regenerates everything (plots that can no longer be
@@ -1017,5 +1126,8 @@ def write_report(run_dir: Path) -> Path:
     if missing:
         lines += ["", f"_Models without saved test predictions: {', '.join(f'`{n}`' for n in missing)}._"]
     path = run.root / "report.md"
-    write_text(path, "\n".join(lines) + "\n")
+    text = "\n".join(lines) + "\n"
+    write_text(path, text)
+    # the same report as one offline page, plots embedded (report_html: nothing outside the file)
+    write_text(run.root / "report.html", markdown_to_html(text, run.root, title=lines[0].lstrip("# ")))
     return path

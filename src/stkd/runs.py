@@ -157,6 +157,9 @@ def absolutize_paths(cfg: RunConfig, base_dir: Path | None) -> RunConfig:
         value = getattr(d, key)
         if value and not Path(value).is_absolute():
             changes[key] = str((Path(base_dir) / value).resolve())
+    if d.url and d.url.startswith("duckdb:///") and d.url[len("duckdb:///"):] not in ("", ":memory:") \
+            and not d.url.startswith("duckdb:////"):  # a DuckDB file relative to the config's folder
+        changes["url"] = "duckdb:///" + str((Path(base_dir) / d.url[len("duckdb:///"):]).resolve())
     e = cfg.events
     if e is not None and e.path and not Path(e.path).is_absolute():  # the event file of task: classify
         cfg = dataclasses.replace(cfg, events=dataclasses.replace(e, path=str((Path(base_dir) / e.path).resolve())))

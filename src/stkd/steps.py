@@ -10,6 +10,7 @@ drift apart between tasks.
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,7 @@ from stkd.models.registry import build_model
 from stkd.report import write_report
 from stkd.runs import Trained
 from stkd.tasks.base import Task
+from stkd.tracking import open_tracker
 from stkd.train import FitResult, fit, set_seed
 
 
@@ -115,10 +117,12 @@ def train_model(task: Task, mcfg: ModelConfig, label: str, role: str, run_dir: P
     loss_fn, extra_modules = make_loss(model)
     task = task.for_inputs(mcfg.inputs)  # batches, validation and the card follow what the model reads
     mdir = Path(run_dir) / "models" / label
-    res: FitResult = fit(model, task.wd, loss_fn, task.validator(eval_batch_size(cfg)), cfg.train, mdir,
-                         epochs=mcfg.epochs, extra_modules=extra_modules, resume=resume, monitor=task.monitor,
-                         desc=f"{role} {label}", progress=progress,
-                         node_subset=cfg.train.node_subset if role == "teacher" else None)
+    tracker = open_tracker(cfg, run_dir, label, role) if is_rank0() else None  # train.tensorboard / mlflow
+    with tracker if tracker is not None else nullcontext():
+        res: FitResult = fit(model, task.wd, loss_fn, task.validator(eval_batch_size(cfg)), cfg.train, mdir,
+                             epochs=mcfg.epochs, extra_modules=extra_modules, resume=resume, monitor=task.monitor,
+                             desc=f"{role} {label}", progress=progress,
+                             node_subset=cfg.train.node_subset if role == "teacher" else None, tracker=tracker)
     val = task.val_record(res.best_score)
     save_model(mdir, model, mcfg.name, task.spec(), role,
                {**task.card_extra(), "train_seconds": res.train_seconds, "best_epoch": res.best_epoch,

@@ -7,6 +7,7 @@ reader in :mod:`stkd.data.readers` that can be called directly:
 - ``csv-long`` / ``parquet-long``: :func:`~stkd.data.readers.long.read_long` (records ``time, node, values...``);
 - ``metr-la-h5``: :func:`~stkd.data.readers.metr_la.read_metr_la_h5` (the METR-LA / PEMS-BAY HDF5 frame);
 - ``pems-npz``: :func:`~stkd.data.readers.pems.read_pems_npz` (``data [T, N, F]``; distances CSV for the graph);
+- ``sql``: :func:`~stkd.data.readers.sql.read_sql` (long records from DuckDB or PostgreSQL: ``url`` + ``query``/``table``);
 - ``builtin``: ``akl-pedestrians`` and ``los-loop`` (:mod:`stkd.data.builtin`) and ``synthetic-traffic``
   (the simulator); the names are listed in :data:`stkd.names.BUILTIN_DATASETS`.
 
@@ -42,6 +43,7 @@ from stkd.data.readers.long import read_long
 from stkd.data.readers.metr_la import read_metr_la_h5
 from stkd.data.readers.pems import read_pems_npz
 from stkd.data.readers.side_files import read_adjacency, read_distances, read_locations
+from stkd.data.readers.sql import read_sql
 from stkd.data.readers.wide import read_csv_wide
 from stkd.data.simulator import simulate_traffic
 from stkd.errors import ConfigError, DataError
@@ -102,6 +104,11 @@ def _read_source(cfg: DataConfig, base_dir: Path | None) -> STData:
             return simulate_traffic(cfg.simulator)
         raise ConfigError(f"data.name: builtin data set {cfg.name!r} is unknown; choose one of "
                           f"{', '.join(BUILTIN_DATASETS)}")
+    if src == "sql":
+        return read_sql(cfg.url, query=cfg.query, table=cfg.table, time_column=cfg.time_column,
+                        node_column=cfg.node_column, target=cfg.target, covariates=cfg.covariates, encode=cfg.encode,
+                        freq=cfg.freq, duplicates=cfg.duplicates, null_value=cfg.null_value,
+                        name=cfg.name if cfg.name not in BUILTIN_DATASETS else None, base_dir=base_dir)
     if not cfg.path:
         raise ConfigError(f"data.path: source {src!r} needs a path to the data file")
     path = _resolve(cfg.path, base_dir)
@@ -125,7 +132,7 @@ def _read_source(cfg: DataConfig, base_dir: Path | None) -> STData:
         return read_pems_npz(path, start=cfg.start, freq=cfg.freq, null_value=cfg.null_value, target=cfg.target,
                              covariates=cfg.covariates, name=name)
     raise ConfigError(f"data.source: {src!r} is not one of csv-wide, csv-long, parquet-long, metr-la-h5, "
-                      "pems-npz, builtin")
+                      "pems-npz, sql, builtin")
 
 
 def load_data(cfg: DataConfig, base_dir: Path | None = None) -> STData:

@@ -111,6 +111,7 @@ class Scaler:
         self.scope = scope
         self.center: np.ndarray | None = None  # [N or 1, F] float32
         self.scale: np.ndarray | None = None  # [N or 1, F] float32
+        self.lower: np.ndarray | None = None  # [F] float32 floor applied by inverse (-inf: none); data.clip
         self._torch_cache: dict = {}
 
     def __repr__(self) -> str:
@@ -133,6 +134,33 @@ class Scaler:
             scale = np.where(lost, g_scale, scale)
         self._set(center, scale)
         return self
+
+    def set_lower(self, lower) -> Scaler:
+        """Floors per feature (``[F]``; None or -inf: unbounded) that :meth:`inverse` clips to: forecasts of a
+        non-negative target never come back below 0 (``data.clip``)."""
+        if lower is None:
+            self.lower = None
+        else:
+            lo = np.asarray([-np.inf if v is None else v for v in lower], dtype=np.float32)
+            if self.center is not None and lo.shape != (self.center.shape[1],):
+                raise DataError(f"scaler: {lo.shape[0]} floors for {self.center.shape[1]} features")
+            self.lower = None if np.isneginf(lo).all() else lo
+        self._torch_cache = {}
+        return self
+
+    def _clip(self, values, feature_slice):
+        """``values`` floored at :attr:`lower` (the features ``feature_slice`` picks); unchanged without floors."""
+        if self.lower is None:
+            return values
+        lo = self.lower[slice(None) if feature_slice is None else feature_slice]
+        if np.isneginf(lo).all():
+            return values
+        if isinstance(values, torch.Tensor):
+            key = ("lower", values.device, values.dtype, repr(feature_slice))
+            if key not in self._torch_cache:
+                self._torch_cache[key] = torch.as_tensor(lo, dtype=values.dtype, device=values.device)
+            return torch.maximum(values, self._torch_cache[key])
+        return np.maximum(values, lo.astype(values.dtype, copy=False))
 
     def _set(self, center: np.ndarray, scale: np.ndarray) -> None:
         self.center = np.ascontiguousarray(center, dtype=np.float32)
@@ -195,19 +223,22 @@ class Scaler:
                 c, s = c[np.asarray(nodes)], s[np.asarray(nodes)]
         self._check(values, c)
         if isinstance(values, torch.Tensor):
-            return values * s + c
+            return self._clip(values * s + c, feature_slice)
         values = np.asarray(values)
         if not np.issubdtype(values.dtype, np.floating):
             values = values.astype(np.float32)
-        return values * s + c
+        return self._clip(values * s + c, feature_slice)
 
     # ----------------------------------------------------------------- state
     def state_dict(self) -> dict:
         """Plain lists and strings (JSON/YAML-safe); float32 values survive a JSON round trip exactly."""
         if self.center is None or self.scale is None:
             raise STKDError("Scaler.state_dict: the scaler is not fitted")
-        return {"kind": self.kind, "scope": self.scope,
-                "center": self.center.tolist(), "scale": self.scale.tolist()}
+        state = {"kind": self.kind, "scope": self.scope,
+                 "center": self.center.tolist(), "scale": self.scale.tolist()}
+        if self.lower is not None:  # only when clipping: older runs' states stay as they were
+            state["lower"] = [None if np.isneginf(v) else float(v) for v in self.lower]
+        return state
 
     @classmethod
     def from_state(cls, state: dict) -> "Scaler":
@@ -222,4 +253,6 @@ class Scaler:
             raise DataError(f"scaler state: center and scale must both be [N, F] ([1, F] for global scope), "
                             f"got {center.shape} and {scale.shape}")
         sc._set(center, scale)
+        if state.get("lower") is not None:
+            sc.set_lower(state["lower"])
         return sc

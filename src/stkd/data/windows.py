@@ -387,6 +387,23 @@ def data_fingerprint(data: STData, cfg: DataConfig) -> str:
 
 
 # ------------------------------------------------------------------------------ prepare
+def clip_floors(data: STData, train_end: int, mode: str = "auto") -> list[float | None] | None:
+    """Per-feature floors for forecasts (``data.clip``): 0 for each target under ``nonnegative``, or under
+    ``auto`` for each target whose observed train values are all >= 0 (counts, speeds, concentrations);
+    None for covariates and unbounded targets. None when nothing is clipped."""
+    if mode == "none":
+        return None
+    floors: list[float | None] = [None] * data.num_features
+    for j in range(data.num_targets):
+        if mode == "nonnegative":
+            floors[j] = 0.0
+            continue
+        v, m = data.values[:train_end, :, j], data.mask[:train_end, :, j]
+        if m.any() and float(np.min(v[m])) >= 0:
+            floors[j] = 0.0
+    return floors if any(f is not None for f in floors) else None
+
+
 def prepare(data: STData, cfg: DataConfig) -> WindowedData:
     """Split, fit the scaler on train only, impute inputs with train statistics, scale, and index windows.
 
@@ -406,6 +423,7 @@ def prepare(data: STData, cfg: DataConfig) -> WindowedData:
         data = clip_outliers(data, cfg.clip_outliers, train_end)
 
     scaler = Scaler(cfg.scaler, cfg.scaler_scope).fit(data.values[:train_end], data.mask[:train_end])
+    scaler.set_lower(clip_floors(data, train_end, cfg.clip))
     x = np.array(data.values, dtype=np.float32, order="C", copy=True)  # [T, N, F] the one working copy
     fill_inputs(x, data.mask, method=cfg.impute, period=steps_per_week(data.index), train_end=train_end,
                 inplace=True)

@@ -59,6 +59,32 @@ def read_long(path: str | Path, *, time_column: str | None, node_column: str | N
             raise ConfigError(f"data.encode: {c!r} is not one of data.covariates {covariates}; only covariates "
                               "can be one-hot encoded (targets must be numbers)")
     df, rows = _read_long_frame(path, fmt, time_column, node_column, target, covariates)
+    return long_frame(df, rows, path, time_column=time_column, node_column=node_column, target=target,
+                      covariates=covariates, encode=encode, freq=freq, duplicates=duplicates,
+                      null_value=null_value, name=name or path.stem, meta={"source": f"{fmt}-long", "path": str(path)})
+
+
+def long_frame(df: pd.DataFrame, rows: _Rows, where: str | Path, *, time_column: str, node_column: str,
+               target: Sequence[str] = (), covariates: Sequence[str] = (), encode: Sequence[str] = (),
+               freq: str | None = None, duplicates: str = "error", null_value: float | None = None,
+               name: str = "data", meta: dict | None = None) -> STData:
+    """The checks and pivot of :func:`read_long` on records already in a DataFrame (from a file, an SQL
+    query or the Python API); messages name ``where`` (a file, ``data.query``, ...) and ``rows``."""
+    path = where
+    _check_policy(duplicates)
+    target, covariates, encode = list(target), list(covariates), list(encode)
+    have = [str(c) for c in df.columns]
+    missing = [c for c in dict.fromkeys([time_column, node_column, *target, *covariates]) if c not in have]
+    if missing:
+        raise DataError(f"{where}: no column(s) {missing}; the records have {_preview(have)}")
+    if len(df) == 0:
+        raise DataError(f"{where}: no records; expected ({time_column}, {node_column}, value columns...)")
+    for c in encode:
+        if c not in covariates:
+            raise ConfigError(f"data.encode: {c!r} is not one of data.covariates {covariates}; only covariates "
+                              "can be one-hot encoded (targets must be numbers)")
+    if target:
+        df = df[list(dict.fromkeys([time_column, node_column, *target, *covariates]))]
     if not target:
         rest = [c for c in map(str, df.columns) if c not in (time_column, node_column)]
         if len(rest) != 1:
@@ -116,8 +142,7 @@ def read_long(path: str | Path, *, time_column: str | None, node_column: str | N
         vals = g.to_numpy(dtype=np.float64)
     values = np.full((len(index), len(uniques), len(features)), np.nan, dtype=np.float64)  # [T, N, F]
     values[pos, codes] = vals
-    meta = {"source": f"{fmt}-long", "path": str(path)}
-    return _finish(values, index, [str(u) for u in uniques], features, target, name or path.stem, meta, path)
+    return _finish(values, index, [str(u) for u in uniques], features, target, name, dict(meta or {}), path)
 
 
 def _read_long_frame(path: Path, fmt: str, time_column: str, node_column: str, target: list[str],
