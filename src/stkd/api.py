@@ -123,7 +123,7 @@ def write_data(data: STData, folder: Path) -> dict[str, Any]:
     for j, f in enumerate(data.features):
         cols[f] = vals[:, j]
     records = pd.DataFrame(cols)
-    observed = data.mask.reshape(T * N, F).any(axis=1)
+    observed = np.asarray(data.mask.reshape(T * N, F).any(axis=1))  # [T*N]
     observed[:N] = True  # keep the first step of every node: the node order and the start stay as they are
     observed[-N:] = True  # and the last, so the time span stays
     path = folder / "records.parquet"

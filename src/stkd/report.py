@@ -240,12 +240,15 @@ def baseline_losses(metrics: dict) -> list[tuple[str, float, str, float]]:
     if _task(metrics) != "forecast":
         return []
     models = _ordered_models(metrics)
-    base = [(n, _test_value(m, "mae")) for n, m in models if m.get("role") == "baseline"]
-    base = [(n, v) for n, v in base if v is not None]
+    base: list[tuple[str, float]] = []
+    for n, m in models:
+        bv = _test_value(m, "mae")
+        if m.get("role") == "baseline" and bv is not None:
+            base.append((n, bv))
     if not base:
         return []
     bname, bmae = min(base, key=lambda kv: kv[1])
-    out = []
+    out: list[tuple[str, float, str, float]] = []
     for name, m in models:
         v = _test_value(m, "mae")
         if m.get("role") != "baseline" and v is not None and v > bmae:

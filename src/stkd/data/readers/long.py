@@ -133,7 +133,7 @@ def long_frame(df: pd.DataFrame, rows: _Rows, where: str | Path, *, time_column:
 
     keys, vals = _combine_duplicates([t_ns, codes], vals, duplicates, describe)
     t_ns, codes = keys
-    index, pos = _grid(t_ns, freq, tz, rows.at, path)
+    index, pos = _grid(t_ns, freq, tz, rows.at, Path(path))
     cell = pd.DataFrame({"p": pos, "n": codes})
     if cell.duplicated().any():  # several timestamps in one step of an explicit freq: average them
         g = pd.DataFrame(vals).groupby([cell["p"], cell["n"]], sort=False).mean()
@@ -142,7 +142,7 @@ def long_frame(df: pd.DataFrame, rows: _Rows, where: str | Path, *, time_column:
         vals = g.to_numpy(dtype=np.float64)
     values = np.full((len(index), len(uniques), len(features)), np.nan, dtype=np.float64)  # [T, N, F]
     values[pos, codes] = vals
-    return _finish(values, index, [str(u) for u in uniques], features, target, name, dict(meta or {}), path)
+    return _finish(values, index, [str(u) for u in uniques], features, target, name, dict(meta or {}), Path(path))
 
 
 def _read_long_frame(path: Path, fmt: str, time_column: str, node_column: str, target: list[str],

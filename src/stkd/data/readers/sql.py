@@ -49,6 +49,7 @@ def sql_statement(query: str | None, table: str | None) -> str:
                           "table of long records)")
     if query:
         return query
+    assert table is not None  # exactly one of them is set
     if not _TABLE.match(table):
         raise ConfigError(f"data.table: {table!r} is not a table name (letters, digits, _ ; optionally schema.table)")
     return "SELECT * FROM " + ".".join(f'"{p}"' for p in table.split("."))
