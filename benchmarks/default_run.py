@@ -43,7 +43,7 @@ def headline(result: dict) -> str:
     if s["param_ratio"] is not None and s["latency_speedup"] is not None:
         line += (f"; the student has {s['param_ratio']:.1f}x fewer parameters and {s['latency_speedup']:.1f}x lower "
                  "batch-1 latency")
-    return line + " ([table](docs/benchmarks.md#default-run))."
+    return line + " ([table](docs/benchmarks.md#the-default-run))."
 
 
 def main() -> None:

@@ -143,7 +143,7 @@ def headline(result: dict) -> str:
     if old is not None:
         s += f" vs {old['test_mae']:.3f} with the old defaults"
     return s + (f"; the last-value baseline scores {last:.3f} and an independent reference model "
-                f"{result['reference']['test_mae']:.3f} ([benchmarks](docs/benchmarks.md#{SECTION})).")
+                f"{result['reference']['test_mae']:.3f} ([benchmarks](docs/benchmarks.md#the-training-recipe)).")
 
 
 def main() -> None:

@@ -8,11 +8,14 @@ steps they share in :mod:`stkd.steps`; run directories in :mod:`stkd.runs`.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from stkd.config import RunConfig, to_dict
 from stkd.data.windows import load_windowed
+from stkd.distributed import is_rank0
 from stkd.errors import ConfigError, STKDError
+from stkd.plan import format_plan, training_plan
 from stkd.runs import (
     Trained,
     check_same_data,
@@ -115,6 +118,8 @@ def run(cfg: RunConfig, out: Path, *, overwrite=False, resume=False, progress=Tr
     task = prepare_task(cfg)
     with run_lock(out):
         run_dir = _open(task, out, overwrite=overwrite, resume=resume)
+        if progress and is_rank0():
+            print(format_plan(training_plan(task)), file=sys.stderr, flush=True)
         teachers = train_teachers(task, run_dir, resume=resume, progress=progress)
         signal = task.teacher_signal(run_dir, teachers)
         students = _students(task, run_dir, signal, resume=resume, progress=progress)

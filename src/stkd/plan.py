@@ -1,0 +1,83 @@
+"""The plan a run prints before it trains: every model it will train, the epochs each gets (and which
+setting gave them), batches per epoch and an estimate of the time.
+
+Why: a long run should say up front what it will do and roughly how long it takes (a user once watched a
+teacher's bar at 0/30 for minutes, not knowing the preset's ``teacher.epochs`` had won over their
+``train.epochs``). The estimate times one real training step of each model (forward, loss-free backward,
+at ``train.batch_size`` and ``train.precision``) and one validation pass's share of it; it is a guide, not
+a promise (early stopping ends models sooner; a busy machine runs slower).
+"""
+
+from __future__ import annotations
+
+import time
+
+import torch
+
+from stkd.config import ModelConfig
+from stkd.steps import check_fits, eval_batch_size
+from stkd.tasks.base import Task
+from stkd.train import format_duration, num_train_batches, precision_context, resolve_device
+
+
+def _step_seconds(task: Task, mcfg: ModelConfig, role: str) -> float:
+    """Seconds of one training step of the model (median of 2 after a warm-up)."""
+    cfg = task.cfg
+    model = check_fits(task, mcfg, role)
+    wd = task.for_inputs(mcfg.inputs).wd
+    device = resolve_device(cfg.train.device)
+    model.to(device).train()
+    batch = wd.batch(wd.starts["train"][:cfg.train.batch_size]).to(device)
+    autocast = precision_context(cfg.train.precision, device)
+    times = []
+    with torch.random.fork_rng(devices=[]):  # the plan leaves the run's random state alone
+        for _ in range(3):
+            t0 = time.perf_counter()
+            with autocast():
+                out = model(batch.x, batch.tod, batch.dow)["pred"]
+            out.float().sum().backward()
+            times.append(time.perf_counter() - t0)
+    return sorted(times[1:])[0]
+
+
+def training_plan(task: Task, *, teachers: bool = True, students: int = 2) -> list[dict]:
+    """One row per model to train: name, role, epochs, where the epochs came from, batches per epoch and
+    the estimated seconds (``students``: how many times the student trains: 2 = distilled and alone)."""
+    cfg = task.cfg
+    rows = []
+    models: list[tuple[Task, ModelConfig, str]] = []
+    if teachers:
+        models += [(task.teacher_task(), t, "teacher") for t in cfg.teacher]
+    if students:
+        models += [(task, cfg.student, "student")]
+    batches = num_train_batches(task.wd, cfg.train)
+    val_batches = -(-len(task.wd.starts["val"]) // eval_batch_size(cfg))
+    budget = None
+    if cfg.train.time_budget:
+        from stkd.config import parse_duration
+
+        budget = parse_duration(cfg.train.time_budget, "train.time_budget")
+    for t, mcfg, role in models:
+        epochs = mcfg.epochs or cfg.train.epochs
+        source = (f"its own epochs ({mcfg.epochs}; train.epochs is {cfg.train.epochs})" if mcfg.epochs
+                  else "train.epochs")
+        step = _step_seconds(t, mcfg, role)
+        # a validation batch is a forward at up to 4x the training batch: about the cost of one training step
+        seconds = epochs * (batches + val_batches) * step
+        if budget is not None:
+            seconds = min(seconds, budget)
+        for label in (("distilled", "alone") if role == "student" and students == 2 else ("",)):
+            rows.append({"model": mcfg.name + (f" ({label})" if label else ""), "role": role, "epochs": epochs,
+                         "epochs_from": source, "batches_per_epoch": batches, "step_seconds": step,
+                         "estimate_seconds": seconds})
+    return rows
+
+
+def format_plan(rows: list[dict]) -> str:
+    total = sum(r["estimate_seconds"] for r in rows)
+    lines = [f"plan: {len(rows)} model(s), about {format_duration(total)} of training (estimated from one timed "
+             "step each; early stopping may end models sooner)"]
+    for r in rows:
+        lines.append(f"  {r['role']:7s} {r['model']:22s} {r['epochs']:4d} epochs ({r['epochs_from']}) x "
+                     f"{r['batches_per_epoch']} batches, ~{format_duration(r['estimate_seconds'])}")
+    return "\n".join(lines)
