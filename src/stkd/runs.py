@@ -11,7 +11,6 @@ alone write while the others wait.
 from __future__ import annotations
 
 import dataclasses
-import fcntl
 import os
 import shutil
 from collections.abc import Iterator
@@ -26,7 +25,7 @@ from stkd.checkpoint import load_model, read_model_card
 from stkd.config import InputsConfig, RunConfig, dump_config, from_dict, load_config, to_dict
 from stkd.distributed import barrier, is_rank0
 from stkd.errors import STKDError
-from stkd.io import read_json, write_json, write_text
+from stkd.io import LockHeld, read_json, take_lock, write_json, write_text
 
 TEACHER_RUN_FILE = "teacher_run.json"  # in a run made by `stkd distill`: where its teachers live
 DATA_JSON_FIX = "restore it, or re-create the run (stkd run --overwrite)"
@@ -81,17 +80,11 @@ def run_lock(run_dir: Path) -> Iterator[Path]:
         finally:
             _HELD[path][1] -= 1
         return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
-        os.close(fd)
-        raise STKDError(f"run folder {Path(run_dir)} is in use by another stkd process (pid {holder}); wait "
+        fd = take_lock(path)
+    except LockHeld as e:
+        raise STKDError(f"run folder {Path(run_dir)} is in use by another stkd process (pid {e.holder}); wait "
                         "for it to finish, or choose another --out") from None
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
     _HELD[path] = [fd, 1]
     try:
         yield path

@@ -42,6 +42,7 @@ from pathlib import Path
 import numpy as np
 
 from stkd.errors import STKDError
+from stkd.io import LockHeld, take_lock
 from stkd.names import STATE_SYNC_MODES
 
 try:  # POSIX; elsewhere two servers on one state file are not detected (a warning says so)
@@ -293,18 +294,12 @@ class WindowStore:
         if fcntl is None:  # pragma: no cover
             log.warning("cannot lock %s on this platform: make sure one server only uses it", self.path)
             return
-        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "?"
-            os.close(fd)
-            raise StateError(f"state file {self.path} is in use by another stkd serve (pid {holder}, lock "
+            self._lock_fd = take_lock(self.lock_path)
+        except LockHeld as e:
+            raise StateError(f"state file {self.path} is in use by another stkd serve (pid {e.holder}, lock "
                              f"{self.lock_path.name}); stop it, or give this server its own --state FILE "
                              "(or --no-persist)") from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-        self._lock_fd = fd
 
     def _release_lock(self) -> None:
         if self._lock_fd is not None:
