@@ -45,6 +45,7 @@ distributed runs (each process checks its own share). It is an estimate: conserv
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
@@ -52,8 +53,14 @@ import weakref
 from dataclasses import dataclass
 
 import numpy as np
+import scipy.sparse as sp
+import torch
+from scipy.optimize import nnls
+from torch.overrides import TorchFunctionMode
 
 from stkd.errors import STKDError
+from stkd.models.base import ModelSpec, STModel
+from stkd.models.registry import build_model, model_class
 
 log = logging.getLogger(__name__)
 
@@ -140,13 +147,11 @@ def complexity(name: str, spec, params: dict | None = None) -> int:
     (STAEformer's node attention, AGCRN's adaptive graph, Graph WaveNet's adaptive adjacency or a dense
     given graph) makes it quadratic, as does a model that says nothing.
     """
-    from stkd.models.registry import model_class
 
     return model_class(name).memory_degree(spec, dict(params or {}))
 
 
 def _sparse_graph(spec) -> bool:
-    from stkd.models.base import STModel
 
     return STModel.graph_is_sparse(spec)
 
@@ -161,7 +166,6 @@ class _LiveBytes:
     """
 
     def __init__(self) -> None:
-        from torch.overrides import TorchFunctionMode
 
         tracker = self
 
@@ -178,7 +182,6 @@ class _LiveBytes:
         self.peak = 0
 
     def _track_all(self, out) -> None:
-        import torch
 
         items = out if isinstance(out, (tuple, list)) else (out,)
         for t in items:
@@ -207,7 +210,6 @@ class _LiveBytes:
 
 def _probe_adjacency(spec, n: int, rng: np.random.Generator):
     """A random graph of ``n`` nodes like the real one: same kind (sparse/dense) and mean degree."""
-    import scipy.sparse as sp
 
     if spec.adjacency is None:
         return None
@@ -221,7 +223,6 @@ def _probe_adjacency(spec, n: int, rng: np.random.Generator):
 
 def _probe_params(name: str, spec, params: dict) -> dict:
     """The hyper-parameters for the small probe models: as given, with size switches fixed at the real N."""
-    from stkd.models.registry import model_class
 
     return model_class(name).probe_params(spec, dict(params))
 
@@ -235,10 +236,7 @@ def _tensor_bytes(t) -> int:
 
 def _measure(name: str, spec, params: dict, n: int, b: int) -> dict[str, float]:
     """Build the model at ``n`` nodes and measure one batch of ``b`` windows (see the module doc)."""
-    import torch
 
-    from stkd.models.base import ModelSpec
-    from stkd.models.registry import build_model
 
     rng = np.random.default_rng(n)
     pspec = ModelSpec(num_nodes=n, input_len=spec.input_len, horizon=spec.horizon, in_features=spec.in_features,
@@ -280,7 +278,6 @@ def _measure(name: str, spec, params: dict, n: int, b: int) -> dict[str, float]:
 
 def _fit(points: list[tuple[int, int, float]], degree: int, per_window: bool) -> np.ndarray:
     """Non-negative coefficients ``[c_0..c_d]`` (per window, if ``per_window``) then ``[f_0..f_d]`` (fixed)."""
-    from scipy.optimize import nnls
 
     rows, target = [], []
     for n, b, v in points:
@@ -307,9 +304,7 @@ class _Profile:
 
 
 def _profile_key(name: str, spec, params: dict) -> tuple:
-    import json
 
-    import scipy.sparse as sp
 
     adj = spec.adjacency
     kind = "none" if adj is None else ("sparse" if _sparse_graph(spec) else "dense")
@@ -325,7 +320,6 @@ _PROFILES: dict[tuple, _Profile] = {}
 
 def _profile(name: str, spec, params: dict) -> _Profile:
     """Probe measurements fitted in N and batch size (cached per model, hyper-parameters and data shape)."""
-    import torch
 
     key = _profile_key(name, spec, params)
     if key in _PROFILES:
@@ -481,7 +475,6 @@ def _suggestions(name: str, spec, params: dict, est: MemoryEstimate, budget: int
     b = _largest_batch(name, spec, params, budget, fixed, est) if est.batch_size > 1 else 0
     if b >= 1:
         out.append(f"train.batch_size: {b} (or less)")
-    from stkd.models.registry import model_class
 
     out.extend(model_class(name).scale_advice(est.complexity))
     out.append("fewer nodes (data.nodes, or node partitions / a spatial query of the network)")
@@ -515,7 +508,6 @@ def check_fits(name: str, spec, params: dict | None = None, *, batch_size: int =
     dev = str(device or "cpu")
     if dev.startswith("cuda") or dev == "auto":
         try:
-            import torch
 
             if torch.cuda.is_available():
                 budget, fixed, need, where = int(torch.cuda.mem_get_info()[0]), 0, est.model_bytes, "this GPU"
