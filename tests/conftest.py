@@ -58,3 +58,19 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory, los_small_config):
+    """A finished small ``stkd run`` (config file and run directory) per test module; tests damage or lock
+    copies of it, never the run itself."""
+    import yaml
+
+    from stkd.cli import main
+
+    base = tmp_path_factory.mktemp("finished")
+    cfg = base / "los.yaml"
+    cfg.write_text(yaml.safe_dump(los_small_config()))
+    out = base / "run"
+    assert main(["run", "--config", str(cfg), "--out", str(out), "--quiet"]) == 0
+    return cfg, out

@@ -10,20 +10,8 @@ import shutil
 
 import numpy as np
 import pytest
-import yaml
 
 from stkd.cli import main
-
-
-@pytest.fixture(scope="module")
-def finished_run(tmp_path_factory, los_small_config):
-    """A finished small run (config file and run directory); tests damage copies of it."""
-    base = tmp_path_factory.mktemp("finished")
-    cfg = base / "los.yaml"
-    cfg.write_text(yaml.safe_dump(los_small_config()))
-    out = base / "run"
-    assert main(["run", "--config", str(cfg), "--out", str(out), "--quiet"]) == 0
-    return cfg, out
 
 
 @pytest.fixture

@@ -10,7 +10,6 @@ import textwrap
 from pathlib import Path
 
 import pytest
-import yaml
 
 from stkd.cli import main
 from stkd.errors import STKDError
@@ -41,16 +40,6 @@ def other_process():
     for p in procs:
         p.stdin.close()
         p.wait(timeout=30)
-
-
-@pytest.fixture(scope="module")
-def finished_run(tmp_path_factory, los_small_config):
-    base = tmp_path_factory.mktemp("finished")
-    cfg = base / "los.yaml"
-    cfg.write_text(yaml.safe_dump(los_small_config()))
-    out = base / "run"
-    assert main(["run", "--config", str(cfg), "--out", str(out), "--quiet"]) == 0
-    return cfg, out
 
 
 def test_a_second_process_cannot_take_a_held_lock(tmp_path, other_process):

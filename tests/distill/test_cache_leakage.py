@@ -39,6 +39,23 @@ def _poison(cache_dir, splits=("val", "test"), finite: bool = False) -> int:
     return count
 
 
+def _distil_clean_and_poisoned(tmp_path, raw: dict, at_least: int = 1, **poison) -> tuple:
+    """Train the teacher of ``raw``, distil a student from its clean cache, poison the cache
+    (``_poison(**poison)``, at least ``at_least`` files) and distil again: the two student run folders."""
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text(yaml.safe_dump(raw))
+    teacher_run = tmp_path / "teacher"
+    assert main(["train", "--config", str(cfg), "--out", str(teacher_run), "--quiet"]) == 0
+    runs = []
+    for name in ("clean", "poisoned"):
+        if name == "poisoned":
+            assert _poison(teacher_run / "cache", **poison) >= at_least
+        runs.append(tmp_path / name)
+        assert main(["distill", "--teacher-run", str(teacher_run), "--config", str(cfg), "--out", str(runs[-1]),
+                     "--quiet"]) == 0
+    return tuple(runs)
+
+
 def _student_bytes(run_dir, label):
     return (run_dir / "models" / label / "model.safetensors").read_bytes()
 
@@ -48,17 +65,7 @@ def _student_bytes(run_dir, label):
 def test_distillation_reads_only_the_training_rows_of_the_cache(tmp_path, los_small_config, distill):
     raw = los_small_config()
     raw["distill"] = distill
-    cfg = tmp_path / "cfg.yaml"
-    cfg.write_text(yaml.safe_dump(raw))
-    teacher_run = tmp_path / "teacher"
-    assert main(["train", "--config", str(cfg), "--out", str(teacher_run), "--quiet"]) == 0
-    clean = tmp_path / "clean"
-    assert main(["distill", "--teacher-run", str(teacher_run), "--config", str(cfg), "--out", str(clean),
-                 "--quiet"]) == 0
-    assert _poison(teacher_run / "cache") >= 2
-    poisoned = tmp_path / "poisoned"
-    assert main(["distill", "--teacher-run", str(teacher_run), "--config", str(cfg), "--out", str(poisoned),
-                 "--quiet"]) == 0
+    clean, poisoned = _distil_clean_and_poisoned(tmp_path, raw, at_least=2)
     assert _student_bytes(clean, "stid_kd") == _student_bytes(poisoned, "stid_kd")
     kd = [json.loads((d / "metrics.json").read_text())["models"]["stid_kd"]["test"]["mae"] for d in (clean, poisoned)]
     assert kd[0] == kd[1] and np.isfinite(kd[0])
@@ -91,16 +98,6 @@ def test_event_distillation_reads_only_the_training_rows_of_the_cache(tmp_path, 
            "student": {"name": "mlp", "params": {"hidden": [16]}},
            "train": {"epochs": 2, "batch_size": 32, "max_batches": 3, "threads": 1},
            "distill": {"alpha": 0.3, "temperature": 3.0}, "eval": {"latency_repeats": 2}, "events": events}
-    cfg = tmp_path / "cfg.yaml"
-    cfg.write_text(yaml.safe_dump(raw))
-    teacher_run = tmp_path / "teacher"
-    assert main(["train", "--config", str(cfg), "--out", str(teacher_run), "--quiet"]) == 0
-    clean = tmp_path / "clean"
-    assert main(["distill", "--teacher-run", str(teacher_run), "--config", str(cfg), "--out", str(clean),
-                 "--quiet"]) == 0
     # validation rows legitimately set the forecasting teacher's per-horizon spread: poison the test rows
-    assert _poison(teacher_run / "cache", splits=("test",), finite=True) >= 1
-    poisoned = tmp_path / "poisoned"
-    assert main(["distill", "--teacher-run", str(teacher_run), "--config", str(cfg), "--out", str(poisoned),
-                 "--quiet"]) == 0
+    clean, poisoned = _distil_clean_and_poisoned(tmp_path, raw, splits=("test",), finite=True)
     assert _student_bytes(clean, "mlp_kd") == _student_bytes(poisoned, "mlp_kd")
