@@ -2,9 +2,13 @@
 
     python benchmarks/evidence.py --datasets los-loop --seeds 0 1 2 3 4
     python benchmarks/evidence.py --datasets los-loop akl-pedestrians synthetic-traffic --students stid mlp linear
+    python benchmarks/evidence.py --datasets akl-pedestrians --teacher-seed 0 --teacher-lags 1D 7D
 
-For every data set and seed the teacher(s) train once and cache their soft labels; then every student
-trains twice from the same seed (so from the same initial weights and batch order): distilled and alone.
+For every data set and seed the teacher(s) train once and cache their soft labels (``--teacher-seed S``:
+one teacher, trained with seed S, serves every seed; cheaper, and the spread then holds the students'
+randomness only); then every student trains twice from the same seed (so from the same initial weights
+and batch order): distilled and alone. ``akl-pedestrians`` is the default preset of ``stkd run`` (its
+data, teacher, student width and schedule), so its rows are the Auckland default's evidence.
 Per data set and student the script reports the teacher's, the plain and the distilled test MAE (mean over
 seeds), the mean relative gain with a 95 % bootstrap interval over seeds and the wins
 (:func:`stkd.paired.paired_gain`); a gain is "established" only when the interval excludes zero. Choices
@@ -26,9 +30,7 @@ from common import RESULTS, command, los_loop_data, save_result
 
 DATASETS = {
     "los-loop": {"data": los_loop_data(), "train": {"epochs": 80, "patience": 15, "max_batches": None}},
-    "akl-pedestrians": {"data": {"source": "builtin", "name": "akl-pedestrians",
-                                 "time_range": ["2023-01-01", "2025-12-31 23:00"], "graph": {"method": "knn", "k": 6}},
-                        "train": {"epochs": 30, "patience": 8, "max_batches": 150}},
+    "akl-pedestrians": "preset",  # the default preset, unchanged but for the seed (and the teacher's inputs)
     "synthetic-traffic": {"data": {"source": "builtin", "name": "synthetic-traffic",
                                    "simulator": {"nodes": 200, "days": 14}},
                           "train": {"epochs": 30, "patience": 8, "max_batches": 100}},
@@ -39,39 +41,71 @@ TEACHERS = [{"name": "gwnet"}]
 DISTILL = {"alpha": 0.5, "loss": "huber", "ensemble": "weighted"}
 
 
-def config(dataset: str, seed: int, quick: bool) -> dict:
-    d = copy.deepcopy(DATASETS[dataset])
-    train = {"batch_size": 64, "lr": 0.002, "seed": seed, "precision": "bf16", **d["train"]}
+def config(dataset: str, seed: int, quick: bool, teacher_lags: list[str] | None = None) -> dict:
+    eval_cfg = {"baselines": ["last"], "latency_repeats": 5}
+    if DATASETS[dataset] == "preset":
+        from stkd.presets import default_preset_dict
+
+        cfg = default_preset_dict()
+        cfg["train"]["seed"] = seed
+        cfg["eval"] = eval_cfg
+    else:
+        d = copy.deepcopy(DATASETS[dataset])
+        cfg = {"data": d["data"], "teacher": copy.deepcopy(TEACHERS), "student": {"name": "stid"},
+               "distill": dict(DISTILL), "eval": eval_cfg,
+               "train": {"batch_size": 64, "lr": 0.002, "seed": seed, "precision": "bf16", **d["train"]}}
+    if teacher_lags:
+        for t in cfg["teacher"]:
+            t["inputs"] = {"lags": list(teacher_lags)}
     if quick:
-        train.update(epochs=2, max_batches=3)
-    return {"data": d["data"], "teacher": copy.deepcopy(TEACHERS), "student": {"name": "stid"},
-            "distill": dict(DISTILL), "train": train, "eval": {"baselines": ["last"], "latency_repeats": 5}}
+        cfg["train"].update(epochs=2, max_batches=3)
+        for t in cfg["teacher"]:
+            t.pop("epochs", None)
+    return cfg
 
 
-def run_seed(dataset: str, seed: int, students: list[str], runs: Path, quick: bool, done: set) -> list[dict]:
+def student_params(dataset: str, name: str, cfg) -> dict:
+    """The student's hyper-parameters: the preset's own for the STID of the default preset."""
+    if DATASETS[dataset] == "preset" and name == cfg.student.name:
+        return dict(cfg.student.params)
+    return dict(STUDENTS[name])
+
+
+def run_seed(dataset: str, seed: int, students: list[str], runs: Path, quick: bool, done: set,
+             teacher_seed: int | None = None, teacher_lags: list[str] | None = None) -> list[dict]:
     from stkd.config import ModelConfig, parse_config
-    from stkd.pipeline import check_models, prepare_task, train_student, train_teachers
+    from stkd.pipeline import check_models, prepare_task, saved_teachers, train_student, train_teachers
     from stkd.runs import open_run_dir
     from stkd.tasks.forecast import ForecastTask
 
-    cfg = parse_config(config(dataset, seed, quick))
+    cfg = parse_config(config(dataset, seed, quick, teacher_lags))
     task = prepare_task(cfg)
     check_models(task)
-    run_dir = open_run_dir(cfg, task.wd, runs / dataset / f"seed-{seed}", overwrite=False, resume=True)
-    teachers = train_teachers(task, run_dir, resume=True, progress=False)
-    signal = task.teacher_signal(run_dir, teachers)
+    if teacher_seed is None:
+        run_dir = open_run_dir(cfg, task.wd, runs / dataset / f"seed-{seed}", overwrite=False, resume=True)
+        teachers = train_teachers(task, run_dir, resume=True, progress=False)
+    else:  # one teacher for every seed, in its own run folder; the students of each seed beside it
+        tcfg = parse_config(config(dataset, teacher_seed, quick, teacher_lags))
+        teacher_dir = open_run_dir(tcfg, task.wd, runs / dataset / f"teacher-seed-{teacher_seed}", overwrite=False,
+                                   resume=True)
+        train_teachers(ForecastTask(tcfg, task.wd), teacher_dir, resume=True, progress=False)
+        teachers = saved_teachers(task, teacher_dir)
+        run_dir = open_run_dir(cfg, task.wd, runs / dataset / f"seed-{seed}", overwrite=False, resume=True,
+                               teacher_run=teacher_dir)
+    signal = task.teacher_signal(run_dir if teacher_seed is None else teacher_dir, teachers)
     records = []
     for name in students:
         if (seed, name) in done:
             continue
         stask = ForecastTask(copy.copy(cfg), task.wd)
-        stask.cfg.student = ModelConfig(name=name, params=dict(STUDENTS[name]))
+        stask.cfg.student = ModelConfig(name=name, params=student_params(dataset, name, cfg))
         t0 = time.perf_counter()
         kd = train_student(stask, run_dir, signal, resume=True, progress=False)
         plain = train_student(stask, run_dir, resume=True, progress=False)
         metrics = stask.score(run_dir / "scores" / name, [*teachers, kd, plain])["models"]
         best_teacher = min(teachers, key=lambda t: t.val_mae)
-        records.append({"seed": seed, "student": name, "teacher": best_teacher.name,
+        records.append({"seed": seed, "student": name, "teacher": best_teacher.name, "teacher_seed": teacher_seed,
+                        "teacher_lags": list(teacher_lags or []),
                         "teacher_mae": metrics[best_teacher.name]["test"]["mae"],
                         "plain_mae": metrics[plain.name]["test"]["mae"], "kd_mae": metrics[kd.name]["test"]["mae"],
                         "plain_val": plain.val_mae, "kd_val": kd.val_mae,
@@ -110,6 +144,10 @@ def main() -> None:
     ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4])
     ap.add_argument("--students", nargs="+", default=list(STUDENTS), choices=list(STUDENTS))
     ap.add_argument("--runs", type=Path, default=Path("bench-runs/evidence"))
+    ap.add_argument("--teacher-seed", type=int, default=None,
+                    help="train one teacher with this seed for every seed (default: a teacher per seed)")
+    ap.add_argument("--teacher-lags", nargs="+", default=None,
+                    help="the teacher also reads these lags, e.g. 1D 7D (a privileged teacher)")
     ap.add_argument("--quick", action="store_true", help="2 epochs of 3 batches: a smoke test, nothing is saved")
     args = ap.parse_args()
     for dataset in args.datasets:
@@ -119,7 +157,8 @@ def main() -> None:
         records = old["records"]
         for seed in args.seeds:
             done = {(r["seed"], r["student"]) for r in records}
-            records += run_seed(dataset, seed, args.students, args.runs, args.quick, done)
+            records += run_seed(dataset, seed, args.students, args.runs, args.quick, done, args.teacher_seed,
+                                args.teacher_lags)
             if not args.quick:
                 save_result(section, "evidence", {"dataset": dataset, "records": records}, vars(args) | {"runs": None})
         if args.quick:
