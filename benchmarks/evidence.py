@@ -133,7 +133,13 @@ def render(result: dict) -> str:
                      f"{g['mean']:+.1f} % ({g['ci'][0]:+.1f} to {g['ci'][1]:+.1f}) | {g['wins']}/{g['n']} | "
                      f"{kd / t:.3f} |")
         verdicts.append(f"- {student}: " + describe_gain(g, "distillation"))
+    first = result["records"][0] if result["records"] else {}
+    teacher = ("one teacher per seed" if first.get("teacher_seed") is None
+               else f"one teacher (seed {first['teacher_seed']}) for every seed")
+    if first.get("teacher_lags"):
+        teacher += f", reading also the lags {', '.join(first['teacher_lags'])} (a privileged teacher)"
     return (f"### Distillation evidence on {result['dataset']} (paired seeds)\n\nCommand: `{result['command']}`  \n"
+            f"Teacher: {teacher}; each seed trains the student twice from the same initial weights and batches  \n"
             f"Machine: {result['machine']}; stkd {result['versions']['stkd']} (commit {result['versions']['commit']}), "
             f"{result['date']}\n\n" + "\n".join(lines) + "\n\n" + "\n".join(verdicts) + "\n")
 
