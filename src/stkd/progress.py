@@ -4,8 +4,8 @@ the same switches.
 A stage longer than a few seconds (training, building a teacher's soft-label cache, scoring a model on
 the test split, measuring its latency, fitting and scoring a baseline, an analysis section over many
 sensors) shows a tqdm bar on stderr named ``"<stage> <what>"`` (``cache gwnet``, ``evaluate stid_kd``,
-``latency stid_kd``, ``baseline seasonal``, ``stl sensors``), cleared when the stage ends
-(``leave=False``) so a finished run leaves only its results on the terminal.
+``latency stid_kd``, ``baseline seasonal``; in ``stkd analyze`` the section: ``trend (MSTL)``), cleared
+when the stage ends (``leave=False``) so a finished run leaves only its results on the terminal.
 
 Nothing is shown when ``progress`` is False (``--quiet``, the Python API's ``progress=False``) or on a
 rank other than 0 under DDP, so N processes do not draw N copies of every bar.
