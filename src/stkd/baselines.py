@@ -11,6 +11,7 @@ import torch
 from sklearn.linear_model import Ridge
 
 from stkd import names
+from stkd.progress import bar as progress_bar
 
 BASELINES = tuple(names.BASELINES)  # config names; names.BASELINES maps them to their report rows
 BASELINE_NAMES = names.BASELINES
@@ -51,14 +52,15 @@ class SeasonalAverage:
     ``period_name`` says which, and the report shows it. Slots nobody observed fall back to the node's
     mean over the training part."""
 
-    def __init__(self, data):
+    def __init__(self, data, *, progress: bool = False):
         self.data = data
         T_train = data.splits["train"][1]
         self.period, self.period_name = seasonal_period(data.steps_per_day, T_train)
         F_out = data.out_features
         sums = np.zeros((self.period, data.num_nodes, F_out), np.float64)  # [period, N, F_out]
         counts = np.zeros_like(sums)
-        for t0 in range(0, T_train, self.period):  # one period at a time: no full-size temporaries
+        for t0 in progress_bar(range(0, T_train, self.period), desc="baseline seasonal (fit)", unit="period",
+                               progress=progress):  # one period at a time: no full-size temporaries
             t1 = min(t0 + self.period, T_train)
             raw = data.data.values[t0:t1, :, :F_out]  # [<=period, N, F_out], slots 0.. of this week
             mask = data.data.mask[t0:t1, :, :F_out]
@@ -81,7 +83,7 @@ class RidgeWindow:
     whole horizon was observed; predictions are inverse-scaled per node.
     """
 
-    def __init__(self, data, alpha: float = 1.0, max_rows: int = 200_000, seed: int = 0):
+    def __init__(self, data, alpha: float = 1.0, max_rows: int = 200_000, seed: int = 0, *, progress: bool = False):
         self.data = data
         F_out = data.out_features
         rng = np.random.default_rng(seed)
@@ -89,7 +91,7 @@ class RidgeWindow:
         n_windows = max(1, min(len(starts), max_rows // max(1, data.num_nodes)))
         pick = np.sort(rng.choice(starts, size=n_windows, replace=False)) if n_windows < len(starts) else starts
         xs, ys, ms = [], [], []
-        for i in range(0, len(pick), 512):
+        for i in progress_bar(range(0, len(pick), 512), desc="baseline ridge (fit)", unit="batch", progress=progress):
             b = data.batch(pick[i:i + 512])
             y_scaled = data.scaler.transform(b.y.clone(), feature_slice=slice(0, F_out))  # [B, H, N, F_out]
             xs.append(_node_rows(b.x))
@@ -115,11 +117,13 @@ def _node_rows(t: torch.Tensor) -> np.ndarray:
     return t.permute(0, 2, 1, 3).reshape(B * N, S * F).cpu().numpy()
 
 
-def build_baseline(name: str, data):
+def build_baseline(name: str, data, *, progress: bool = False):
+    """The baseline ``name`` fitted on ``data``'s train part; with ``progress`` a bar ``baseline <name>
+    (fit)`` while a fit takes a pass over the training data (seasonal, ridge)."""
     if name == "last":
         return LastValue(data)
     if name == "seasonal":
-        return SeasonalAverage(data)
+        return SeasonalAverage(data, progress=progress)
     if name == "ridge":
-        return RidgeWindow(data)
+        return RidgeWindow(data, progress=progress)
     raise ValueError(name)

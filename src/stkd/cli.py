@@ -199,7 +199,7 @@ def cmd_evaluate(args) -> int:
     from stkd.report import format_table
 
     with writing_to(Path(args.run_dir)):
-        metrics = evaluate_run(Path(args.run_dir))
+        metrics = evaluate_run(Path(args.run_dir), progress=not args.quiet)
     print(format_table(metrics))
     print(f"\nreport: {Path(args.run_dir) / 'report.md'}")
     return 0
@@ -340,7 +340,7 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Evaluate every saved model of a run directory on its test split.",
                        epilog="example:\n  stkd evaluate runs/run-20260101-120000", formatter_class=fmt)
     p.add_argument("run_dir")
-    p.add_argument("--quiet", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_evaluate)
 
     data = sub.add_parser("data", help="inspect and query data sets",

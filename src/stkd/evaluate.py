@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from stkd.metrics import ForecastAccumulator
+from stkd.progress import bar as progress_bar
 
 
 def to_original_units(data, pred_scaled: torch.Tensor, nodes: torch.Tensor | None = None) -> torch.Tensor:
@@ -37,24 +38,30 @@ class Predictions:
     metrics: dict = field(default_factory=dict)
 
 
-def iterate_eval(data, split: str, batch_size: int):
+def iterate_eval(data, split: str, batch_size: int, *, progress: bool = False, desc: str = "evaluate"):
+    """The batches of a split in order; with ``progress`` a bar ``desc`` counts their windows."""
     starts = data.starts[split]
-    for i in range(0, len(starts), batch_size):
-        yield data.batch(starts[i:i + batch_size])
+    with progress_bar(desc=desc, total=len(starts), unit="window", progress=progress) as bar:
+        for i in range(0, len(starts), batch_size):
+            b = data.batch(starts[i:i + batch_size])
+            yield b
+            bar.update(len(b.start))
 
 
 @torch.no_grad()
 def evaluate_forecaster(forecast_fn, data, split: str, horizons, batch_size: int = 256,
-                        keep_bytes: int = 256 * 2**20) -> Predictions:
+                        keep_bytes: int = 256 * 2**20, *, progress: bool = False,
+                        desc: str = "evaluate") -> Predictions:
     """Run ``forecast_fn(batch) -> [B, H, N, F_out]`` (original units) over a split.
 
     Metrics stream through an accumulator, so the whole split is never held in memory; predictions
-    are kept for the report up to ``keep_bytes``.
+    are kept for the report up to ``keep_bytes``. With ``progress`` a bar ``desc`` (``evaluate
+    <model>``) counts the windows scored.
     """
     acc = ForecastAccumulator(data.H, data.num_nodes)
     kept_pred, kept_y, kept_m, kept_s = [], [], [], []
     kept = 0
-    for batch in iterate_eval(data, split, batch_size):
+    for batch in iterate_eval(data, split, batch_size, progress=progress, desc=desc):
         pred = forecast_fn(batch)
         acc.update(pred, batch.y, batch.mask)
         if kept < keep_bytes:
@@ -86,9 +93,15 @@ def model_forecaster(model: nn.Module, data, device: torch.device | str | None =
 
 
 @torch.no_grad()
-def measure_speed(model: nn.Module, data, repeats: int = 50, throughput_batch: int = 256) -> dict:
+def measure_speed(model: nn.Module, data, repeats: int = 50, throughput_batch: int = 256, *,
+                  progress: bool = False, desc: str = "latency") -> dict:
     """Batch-1 latency (median ms over ``repeats``, with the 10th and 90th percentiles and the machine's
-    1-minute load average while measuring) and throughput (windows/s at a large batch) on CPU."""
+    1-minute load average while measuring) and throughput (windows/s at a large batch) on CPU.
+
+    With ``progress`` a bar ``desc`` (``latency <model>``) counts the timed calls: each repeat, then the
+    throughput measurement as one last step (a big teacher's batch-1 calls on CPU add up to minutes).
+    The bar is drawn between calls, outside the timed spans."""
+    bar = progress_bar(desc=desc, total=repeats + 1, unit="call", progress=progress)
     model.eval()
     starts = data.starts["test"] if len(data.starts["test"]) else data.starts["train"]
     one = data.batch(starts[:1])
@@ -99,6 +112,7 @@ def measure_speed(model: nn.Module, data, repeats: int = 50, throughput_batch: i
         t0 = time.perf_counter()
         model(one.x, one.tod, one.dow)
         times.append(time.perf_counter() - t0)
+        bar.update()
     big_starts = np.resize(starts, min(throughput_batch, max(1, throughput_batch)))
     big = data.batch(big_starts)
     model(big.x, big.tod, big.dow)
@@ -109,6 +123,8 @@ def measure_speed(model: nn.Module, data, repeats: int = 50, throughput_batch: i
         if n_rounds >= 50:
             break
     elapsed = time.perf_counter() - t0
+    bar.update()
+    bar.close()
     ms = np.asarray(times) * 1000.0
     return {"latency_ms_batch1": statistics.median(times) * 1000.0,
             # the spread over the repeats and how busy the machine was: a latency is read with both

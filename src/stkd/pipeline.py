@@ -99,9 +99,9 @@ def _students(task: Task, run_dir: Path, signal: TeacherSignal, *, resume: bool,
             train_student(task, run_dir, resume=resume, progress=progress)]
 
 
-def _finish(task: Task, run_dir: Path, models: list[Trained]) -> dict:
+def _finish(task: Task, run_dir: Path, models: list[Trained], *, progress: bool) -> dict:
     """Score and report on rank 0 (the others have nothing to write); returns metrics.json's content."""
-    return report_on_rank0(run_dir, lambda: task.score(run_dir, models))
+    return report_on_rank0(run_dir, lambda: task.score(run_dir, models, progress=progress))
 
 
 def _open(task: Task, out: Path, *, overwrite: bool, resume: bool, teachers: bool = True, student: bool = True,
@@ -121,9 +121,9 @@ def run(cfg: RunConfig, out: Path, *, overwrite=False, resume=False, progress=Tr
         if progress and is_rank0():
             print(format_plan(training_plan(task)), file=sys.stderr, flush=True)
         teachers = train_teachers(task, run_dir, resume=resume, progress=progress)
-        signal = task.teacher_signal(run_dir, teachers)
+        signal = task.teacher_signal(run_dir, teachers, progress=progress)
         students = _students(task, run_dir, signal, resume=resume, progress=progress)
-        return _finish(task, run_dir, [*teachers, *students])
+        return _finish(task, run_dir, [*teachers, *students], progress=progress)
 
 
 def train_only(cfg: RunConfig, out: Path, *, overwrite=False, resume=False, progress=True) -> Path:
@@ -132,7 +132,7 @@ def train_only(cfg: RunConfig, out: Path, *, overwrite=False, resume=False, prog
     with run_lock(out):
         run_dir = _open(task, out, overwrite=overwrite, resume=resume, student=False)
         teachers = train_teachers(task, run_dir, resume=resume, progress=progress)
-        task.teacher_signal(run_dir, teachers)
+        task.teacher_signal(run_dir, teachers, progress=progress)
         return run_dir
 
 
@@ -158,15 +158,16 @@ def distill_from(cfg: RunConfig, teacher_run: Path, out: Path, *, overwrite=Fals
             check_models(task, teachers=False)
         else:
             _open(task, run_dir, overwrite=overwrite, resume=resume, teachers=False, teacher_run=teacher_run)
-        signal = task.teacher_signal(teacher_run, teachers)  # a missing cache is built once (rank 0), in the teacher run
+        signal = task.teacher_signal(teacher_run, teachers, progress=progress)  # a missing cache is built once (rank 0), in the teacher run
         students = (_students(task, run_dir, signal, resume=resume, progress=progress) if plain
                     else [train_student(task, run_dir, signal, resume=resume, progress=progress)])
-        return _finish(task, run_dir, [*teachers, *students])
+        return _finish(task, run_dir, [*teachers, *students], progress=progress)
 
 
-def evaluate_run(run_dir: Path) -> dict:
+def evaluate_run(run_dir: Path, *, progress: bool = True) -> dict:
     """Re-score every saved model of a run on its test split and rewrite metrics.json and report.md (the
-    teachers of a run made by ``stkd distill`` are read from their own run)."""
+    teachers of a run made by ``stkd distill`` are read from their own run); ``progress``: a bar per
+    stage of the scoring."""
     run_dir = Path(run_dir)
     cfg, _ = load_run(run_dir)
     task = prepare_task(cfg)
@@ -178,4 +179,4 @@ def evaluate_run(run_dir: Path) -> dict:
             models = saved_teachers(task, teacher_run) + models
         if not models:
             raise STKDError(f"{run_dir} holds no trained models")
-        return _finish(task, run_dir, models)
+        return _finish(task, run_dir, models, progress=progress)

@@ -31,6 +31,7 @@ from stkd.config import TrainConfig, parse_duration
 from stkd.distributed import sync_from_rank0, world
 from stkd.errors import ConfigError, STKDError
 from stkd.io import read_json, write_json, write_text
+from stkd.progress import bar as progress_bar
 
 log = logging.getLogger(__name__)
 
@@ -341,15 +342,13 @@ class Trainer:
 
     # ------------------------------------------------------------------ the run
     def run(self, resume: bool = False) -> FitResult:
-        from tqdm.auto import tqdm
-
         st = self.state
         if resume and (self.model_dir / "last.json").is_file():
             self.resume()
         start = st.epoch if not st.finished else self.epochs
         total = self.epochs * self.batches_per_epoch
-        bar = tqdm(total=total, initial=min(start, self.epochs) * self.batches_per_epoch, desc=self.desc,
-                   unit="batch", disable=not self.progress, leave=False, dynamic_ncols=True)
+        bar = progress_bar(total=total, initial=min(start, self.epochs) * self.batches_per_epoch, desc=self.desc,
+                           unit="batch", progress=self.progress)
         for epoch in range(start, self.epochs):
             t0 = time.perf_counter()
             train_loss, terms, out_of_time = self.train_epoch(epoch, bar)

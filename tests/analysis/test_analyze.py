@@ -122,3 +122,54 @@ def test_cli_help_has_an_example(capsys):
         build_parser().parse_args(["analyze", "--help"])
     text = capsys.readouterr().out
     assert "stkd analyze akl-pedestrians --out" in text and "--nodes" in text and "--overwrite" in text
+
+
+def test_mstl_with_every_detected_period_in_the_json_and_the_report(small_stdata, tmp_path):
+    """small_stdata has a daily and a weekly cycle: both are detected, both get a component, and each
+    component's strength is reported per node, the periods in words."""
+    out = tmp_path / "r"
+    res = analyze(small_stdata, out, permutations=0, lisa_permutations=0, plots=False)
+    stl = json.loads((out / "analysis.json").read_text())["stl"]
+    assert stl["method"] == "MSTL"
+    assert [(p["steps"], p["name"]) for p in stl["periods"]] == [(24, "1 day"), (168, "1 week")]
+    assert set(stl["per_node"]) == {f"s{j}" for j in range(6)}
+    for node in ("s0", "s1", "s3", "s5"):  # no spike, no gap: clean cycles
+        v = stl["per_node"][node]
+        assert v["periods"] == ["1 day", "1 week"]
+        assert v["strength"]["1 day"] > 0.95 and v["strength"]["1 week"] > 0.9
+    assert stl["median_strength"]["1 week"] > 0.9 and 0 <= stl["median_strength"]["trend"] <= 1
+    md = (out / "analysis.md").read_text()
+    assert "MSTL decomposition with the periods 1 day (24 steps) and 1 week (168 steps)" in md
+    assert "| node | trend | 1 day | 1 week |" in md
+    assert any(h.startswith("Seasonal strength (MSTL, median over 6 nodes): 1 day 1.00, 1 week 0.99")
+               for h in res["headline"])
+
+
+def test_stl_with_one_period_and_a_clear_reason_without_any(tmp_path, rng):
+    T = 24 * 10  # ten days: the weekly cycle does not fit twice, the daily one does
+    t = np.arange(T)
+    x = (5 + np.sin(2 * np.pi * t / 24))[:, None] + 0.1 * rng.standard_normal((T, 2))
+    data = STData.from_values(x.astype(np.float32), pd.date_range("2020-01-01", periods=T, freq="h"),
+                              ["a", "b"], ["y"])
+    stl = analyze(data, tmp_path / "r", permutations=0, lisa_permutations=0, plots=False)["stl"]
+    assert stl["method"] == "STL" and [p["name"] for p in stl["periods"]] == ["1 day"]
+    assert "STL decomposition with a period of 1 day (24 steps)" in (tmp_path / "r" / "analysis.md").read_text()
+    short = STData.from_values(x[:30].astype(np.float32), pd.date_range("2020-01-01", periods=30, freq="h"),
+                               ["a", "b"], ["y"])
+    res = analyze(short, tmp_path / "s", permutations=0, lisa_permutations=0, plots=False)
+    assert res["stl"]["method"] is None and "fits twice" in res["stl"]["reason"]
+    assert any("trend decomposition, trend slopes and anomalies skipped" in n for n in res["notes"])
+    assert "Not computed: no daily or weekly cycle fits twice" in (tmp_path / "s" / "analysis.md").read_text()
+
+
+def test_progress_draws_a_bar_per_long_section_and_nothing_when_off(small_stdata, tmp_path, capsys):
+    sections: list[str] = []
+    analyze(small_stdata, tmp_path / "on", permutations=19, lisa_permutations=99, plots=False,
+            progress=sections.append)
+    err = capsys.readouterr().err
+    for desc in ("periodicity", "trend (MSTL)", "anomalies", "moran's i", "local moran's i", "lags"):
+        assert f"\r{desc}: " in err, desc
+    assert "sensor/s]" in err and "pair/s]" in err  # counted per sensor (per pair for the lags)
+    assert sections[:3] == ["missing", "periodicity", "trend"]
+    analyze(small_stdata, tmp_path / "off", permutations=19, lisa_permutations=99, plots=False)
+    assert capsys.readouterr().err == ""

@@ -128,6 +128,14 @@ def resolve_nodes(nodes, all_nodes: list[str]) -> list[int]:
     return out
 
 
+def period_words(steps: int, step: pd.Timedelta) -> str:
+    """A period of ``steps`` time steps of length ``step`` in words: ``1 day``, ``1 week``, ``12 hours``
+    (the project's :func:`stkd.report.freq_words`, so the analysis and the run report say it alike)."""
+    from stkd.report import freq_words
+
+    return freq_words(f"{int(round(steps * pd.Timedelta(step).total_seconds()))}s")
+
+
 def fmt_hours(hours: float) -> str:
     """``24 h``, ``7 d``, ``30 min``: a period or lag in words."""
     if hours is None or not np.isfinite(hours):

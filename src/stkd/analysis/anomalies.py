@@ -1,6 +1,6 @@
-"""Anomalies: observed points whose STL residual is extreme by a robust z-score.
+"""Anomalies: observed points whose decomposition (MSTL or STL) residual is extreme by a robust z-score.
 
-For each node, ``z = (r - median(r)) / (1.4826 * MAD(r))`` over the STL residuals ``r`` of its
+For each node, ``z = (r - median(r)) / (1.4826 * MAD(r))`` over the residuals ``r`` of its
 observed points (the MAD falls back to the mean absolute deviation when more than half of the residuals
 are equal). A point with ``|z| > threshold`` (5 by default: about one in 3.5 million for Gaussian
 noise) is an anomaly; it is listed with its node, time, observed value, expected value
@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from stkd.analysis.trend import robust_scale
+from stkd.progress import bar as progress_bar
 
 
 def robust_z(r: np.ndarray) -> np.ndarray:
@@ -31,8 +32,8 @@ def robust_z(r: np.ndarray) -> np.ndarray:
 
 
 def find_anomalies(decomps: dict[int, dict], x: np.ndarray, index: pd.DatetimeIndex, nodes: list[str],
-                   threshold: float = 5.0, max_listed: int = 100) -> dict:
-    """Anomalies of every decomposed node.
+                   threshold: float = 5.0, max_listed: int = 100, progress: bool = False) -> dict:
+    """Anomalies of every decomposed node (``progress``: a bar over the nodes).
 
     Args:
         decomps: ``{node position: decomposition}`` from ``trend.decompose_nodes``.
@@ -46,7 +47,7 @@ def find_anomalies(decomps: dict[int, dict], x: np.ndarray, index: pd.DatetimeIn
     rows = []
     per_node: dict[str, int] = {}
     checked = 0
-    for j, d in decomps.items():
+    for j, d in progress_bar(decomps.items(), desc="anomalies", total=len(decomps), unit="sensor", progress=progress):
         if "skipped" in d:
             continue
         lo = d["lo"]

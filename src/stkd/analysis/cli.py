@@ -16,8 +16,9 @@ EPILOG = """examples:
   stkd analyze my.yaml --set data.time_range='["2012-03-01","2012-03-05"]' --out runs/week1 --overwrite
 
 writes DIR/analysis.md (report with plots), DIR/analysis.json (every number) and DIR/plots/*.png:
-missing data, daily/weekly periods (autocorrelation + periodogram), STL trend and seasonality,
-Moran's I and hot/cold spots, lagged correlation between neighbours, anomalies.
+missing data, daily/weekly periods (autocorrelation + periodogram), MSTL trend and seasonality
+(one component per detected cycle, with its strength), Moran's I and hot/cold spots, lagged
+correlation between neighbours, anomalies.
 """
 
 
@@ -52,9 +53,10 @@ def register(subparsers, formatter_class=argparse.RawDescriptionHelpFormatter) -
     p = subparsers.add_parser(
         "analyze", help="spatio-temporal analysis report: periods, trend, Moran's I, lags, anomalies",
         description="Analyse a data set given by a config file or a builtin name: missing data, dominant "
-                    "periods (daily and weekly cycles), STL trend and seasonality, spatial autocorrelation "
-                    "(global Moran's I over time, local hot and cold spots), lagged cross-correlation between "
-                    "neighbouring sensors and the lag at which it peaks, and anomalies (extreme STL residuals).",
+                    "periods (daily and weekly cycles), MSTL trend and seasonality with every detected period, "
+                    "spatial autocorrelation (global Moran's I over time, local hot and cold spots), lagged "
+                    "cross-correlation between neighbouring sensors and the lag at which it peaks, and anomalies "
+                    "(extreme decomposition residuals).",
         epilog=EPILOG, formatter_class=formatter_class)
     p.add_argument("source", nargs="?", default="akl-pedestrians",
                    help="config YAML (its data section is used) or builtin name: "
@@ -63,7 +65,7 @@ def register(subparsers, formatter_class=argparse.RawDescriptionHelpFormatter) -
     p.add_argument("--set", action="append", metavar="KEY=VALUE",
                    help="override a config value, e.g. --set data.time_range='[\"2024-01-01\",\"2024-06-30\"]' "
                         "(repeatable)")
-    p.add_argument("--nodes", help="comma-separated node ids whose STL decomposition is plotted "
+    p.add_argument("--nodes", help="comma-separated node ids whose MSTL/STL decomposition is plotted "
                                    "(default: the 3 most complete nodes)")
     p.add_argument("--feature", help="feature to analyse (default: the first target)")
     p.add_argument("--max-pairs", type=int, default=200,
@@ -72,5 +74,5 @@ def register(subparsers, formatter_class=argparse.RawDescriptionHelpFormatter) -
     p.add_argument("--overwrite", action="store_true",
                    help="write into an existing non-empty directory (files of the same names are replaced)")
     p.add_argument("--no-plots", action="store_true", help="numbers and report text only (faster)")
-    p.add_argument("--quiet", action="store_true", help="no progress lines")
+    p.add_argument("--quiet", action="store_true", help="no progress lines or bars")
     p.set_defaults(func=cmd_analyze)

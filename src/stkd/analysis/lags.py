@@ -34,6 +34,7 @@ import scipy.sparse as sp
 
 from stkd.analysis import _plotting
 from stkd.analysis._series import cycle_steps, phase_profile, quiet, step_hours
+from stkd.progress import bar as progress_bar
 
 MIN_OVERLAP = 10
 
@@ -65,12 +66,15 @@ def deseasonalize(x: np.ndarray, period: int | None) -> np.ndarray:
     return (x - mu) / sd
 
 
-def lagged_correlation(x: np.ndarray, pairs: np.ndarray, max_lag: int, chunk: int = 64) -> np.ndarray:
+def lagged_correlation(x: np.ndarray, pairs: np.ndarray, max_lag: int, chunk: int = 64,
+                       progress: bool = False) -> np.ndarray:
     """``r [P, 2 * max_lag + 1]``: ``r[p, max_lag + k] = corr(x_a(t), x_b(t + k))`` for pair
-    ``p = (a, b)``, over the steps where both are observed (NaN = missing; NaN with fewer than 10)."""
+    ``p = (a, b)``, over the steps where both are observed (NaN = missing; NaN with fewer than 10).
+    ``progress``: a bar over the pairs."""
     T = x.shape[0]
     lags = np.arange(-max_lag, max_lag + 1)
     out = np.full((len(pairs), len(lags)), np.nan)
+    bar = progress_bar(desc="lags", total=len(pairs), unit="pair", progress=progress)
     for c0 in range(0, len(pairs), chunk):
         pc = pairs[c0: c0 + chunk]
         A_all, B_all = x[:, pc[:, 0]], x[:, pc[:, 1]]  # (T, P)
@@ -91,6 +95,8 @@ def lagged_correlation(x: np.ndarray, pairs: np.ndarray, max_lag: int, chunk: in
                 vb = (b * b).sum(0) / n - mb * mb
                 r = cov / np.sqrt(va * vb)
             out[c0: c0 + len(pc), li] = np.where((n >= MIN_OVERLAP) & (va > 0) & (vb > 0), r, np.nan)
+        bar.update(len(pc))
+    bar.close()
     return out
 
 
@@ -105,8 +111,8 @@ def _haversine_km(c1: np.ndarray, c2: np.ndarray) -> np.ndarray:
 
 def pair_lags(x: np.ndarray, index: pd.DatetimeIndex, nodes: list[str], W, coords=None, max_lag: int | None = None,
               max_pairs: int | None = 200, seed: int = 0, max_steps: int | None = 20_000,
-              deseason: bool = True, min_corr: float = 0.3) -> dict:
-    """Peak lags of neighbouring pairs (see the module docstring).
+              deseason: bool = True, min_corr: float = 0.3, progress: bool = False) -> dict:
+    """Peak lags of neighbouring pairs (see the module docstring); ``progress``: a bar over the pairs.
 
     Args:
         x: ``[T, N]``, NaN = missing.
@@ -133,7 +139,7 @@ def pair_lags(x: np.ndarray, index: pd.DatetimeIndex, nodes: list[str], W, coord
     z = deseasonalize(xs, period)
     pairs = neighbour_pairs(W, max_pairs, seed)
     n_all = len(neighbour_pairs(W, None))
-    r = lagged_correlation(z, pairs, max_lag)
+    r = lagged_correlation(z, pairs, max_lag, progress=progress)
     lags = np.arange(-max_lag, max_lag + 1)
     order = np.argsort(np.abs(lags), kind="stable")  # ties go to the smaller |k|
     dist = None

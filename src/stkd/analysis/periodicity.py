@@ -55,6 +55,7 @@ from stkd.analysis._series import (
     observed_span,
     step_hours,
 )
+from stkd.progress import bar as progress_bar
 
 MIN_PROMINENCE = 0.05
 MIN_ACF = 0.1  # an ACF peak lower than this is not reported as a period (noise makes many small ones)
@@ -307,8 +308,9 @@ def period_label(item: dict, cycles: dict[str, int], hours_per_step: float) -> s
 
 
 def periodicity(x: np.ndarray, index: pd.DatetimeIndex, nodes: list[str], top_k: int = 3,
-                min_cycles: int = 2, snr: float = 5.0, min_steps: int = 16) -> dict:
-    """Periodicity of every node of ``x [T, N]`` (NaN = missing) and a summary over nodes.
+                min_cycles: int = 2, snr: float = 5.0, min_steps: int = 16, progress: bool = False) -> dict:
+    """Periodicity of every node of ``x [T, N]`` (NaN = missing) and a summary over nodes (``progress``:
+    a bar over the nodes).
 
     Returns ``{"cycles": {name: {"steps", "hours", "testable", "nodes_tested", "nodes_found",
     "share_found", "share_acf", "share_periodogram", "reason"?}}, "dominant_acf": {period_hours: count},
@@ -320,7 +322,7 @@ def periodicity(x: np.ndarray, index: pd.DatetimeIndex, nodes: list[str], top_k:
     filled = fill_gaps(x)
     per_node: dict[str, dict] = {}
     acfs, psds = [], []
-    for j, node in enumerate(nodes):
+    for j, node in enumerate(progress_bar(nodes, desc="periodicity", unit="sensor", progress=progress)):
         lo, hi = observed_span(~np.isnan(filled[:, j]))
         y = filled[lo:hi, j]
         if hi - lo < min_steps:

@@ -9,10 +9,11 @@ out_dir/plots/*.png     missing.png, periodicity.png, stl_<node>.png, trend_slop
 
 What each section computes is in the docstrings of ``missing``, ``periodicity``, ``trend``,
 ``spatial``, ``lags`` and ``anomalies``, and for users in ``docs/analysis.md``. Budgets keep it fast on
-big data: STL runs on at most ``stl_budget`` node-steps (the most recent steps of each node; slopes then
-come from daily means over the whole span), the per-step Moran's I permutation test on at most 500
-evenly spaced steps, and the cross-correlations on the last 20,000 steps. Every budget that cuts is
-stated in the report's notes.
+big data: the MSTL/STL decomposition runs on at most ``stl_budget`` node-steps (the most recent steps of
+each node, but never fewer than six of the shortest and three of the longest period; slopes then come
+from daily means over the whole span), the per-step Moran's I permutation test on at most 500 evenly
+spaced steps, and the cross-correlations on the last 20,000 steps. Every budget that cuts is stated in
+the report's notes.
 
 Public API: :func:`analyze`, :func:`headline`.
 """
@@ -35,9 +36,11 @@ from stkd.analysis._series import (
     cycle_steps,
     feature_matrix,
     fmt_hours,
+    period_words,
     quiet,
     resolve_nodes,
     step_hours,
+    step_of,
 )
 from stkd.errors import STKDError
 
@@ -97,6 +100,16 @@ def _table(headers: list[str], rows: list[list]) -> str:
     return "\n".join(out)
 
 
+def _median_strengths(per_node: dict, keys: list[str]) -> dict[str, float | None]:
+    """The median over nodes of each component's strength (``trend``, ``1 day``, ...); None where no node
+    has a finite value for it."""
+    out: dict[str, float | None] = {}
+    for k in keys:
+        vals = [v["strength"][k] for v in per_node.values() if np.isfinite(v["strength"].get(k, np.nan))]
+        out[k] = float(np.median(vals)) if vals else None
+    return out
+
+
 def _default_nodes(missing: dict, nodes: list[str], k: int = 3) -> list[int]:
     shares = [missing["per_node"][n]["share"] for n in nodes]
     order = sorted(range(len(nodes)), key=lambda i: (shares[i], i))
@@ -107,7 +120,8 @@ def _default_nodes(missing: dict, nodes: list[str], k: int = 3) -> list[int]:
 def analyze(data, out_dir: Path, nodes=None, max_pairs: int = 200, seed: int = 0, *, overwrite: bool = False,
             feature: str | None = None, top_k: int = 3, permutations: int = 99, lisa_permutations: int = 999,
             max_lag: int | None = None, anomaly_threshold: float = 5.0, max_anomalies: int = 100,
-            stl_budget: int = 600_000, plots: bool = True, progress: Callable[[str], None] | None = None) -> dict:
+            stl_budget: int = 600_000, plots: bool = True,
+            progress: Callable[[str], None] | bool | None = None) -> dict:
     """Analyse ``data`` (an :class:`~stkd.data.container.STData`) and write the report to ``out_dir``.
 
     Args:
@@ -122,15 +136,19 @@ def analyze(data, out_dir: Path, nodes=None, max_pairs: int = 200, seed: int = 0
         max_lag: largest cross-correlation lag in steps (default: one hour, at least 3 steps).
         anomaly_threshold: robust |z| of the STL residual above which a point is an anomaly.
         max_anomalies: anomalies listed (the most extreme; counts cover all).
-        stl_budget: most node-steps decomposed by STL (the most recent steps of each node).
+        stl_budget: most node-steps decomposed by MSTL/STL (the most recent steps of each node; at least
+            six of the shortest and three of the longest period per node).
         plots: draw the PNGs (False: numbers and report text only, several times faster).
-        progress: called with the name of each section as it starts.
+        progress: a callable is called with the name of each section as it starts; a callable or True
+            also draws a progress bar on stderr over the sensors (or pairs, permutations) of the long
+            sections (:mod:`stkd.progress`); None or False: silent.
     Returns:
         The numbers written to ``analysis.json`` (a dict; NaN stays NaN here).
     """
     out_dir = Path(out_dir)
     _check_out_dir(out_dir, overwrite)
-    say = progress or (lambda _msg: None)
+    say = progress if callable(progress) else (lambda _msg: None)
+    bars = bool(progress)  # per-sensor bars in the long sections
     x, observed, fname = feature_matrix(data, feature)
     index, all_nodes = data.index, list(data.nodes)
     T, N = x.shape
@@ -173,42 +191,60 @@ def analyze(data, out_dir: Path, nodes=None, max_pairs: int = 200, seed: int = 0
 
     # ------------------------------------------------------------ periodicity
     with timed("periodicity"):
-        per = _per.periodicity(x, index, all_nodes, top_k=top_k)
+        per = _per.periodicity(x, index, all_nodes, top_k=top_k, progress=bars)
         plot("periodicity", _per.plot_periodicity, per, plot_dir / "periodicity.png", title)
 
     # ------------------------------------------------------- trend + anomalies
     with timed("trend"):
-        period = cycles.get("daily") or cycles.get("weekly")
-        stl: dict[str, Any] = {"period_steps": period, "period_hours": None if period is None else period * hps}
+        step = step_of(index)
+        periods, why = _trend.choose_periods(per["cycles"])
+        period = periods[0] if periods else None  # the shortest: despiking, plots
+        stl: dict[str, Any] = {"method": None, "periods": [], "period_steps": period,
+                               "period_hours": None if period is None else period * hps}
         decomps: dict[int, dict] = {}
         long_series = False
-        if period is None:
-            notes.append("no daily or weekly cycle fits the time step: STL, trend slopes and anomalies skipped")
+        if not periods:
+            notes.append(f"{why}: trend decomposition, trend slopes and anomalies skipped")
+            stl["reason"] = why
         else:
-            cap = max(stl_budget // max(N, 1), 6 * period)
+            if why:
+                notes.append(why)
+            method = "MSTL" if len(periods) > 1 else "STL"
+            cap = max(stl_budget // max(N, 1), 6 * periods[0], 3 * periods[-1])
             long_series = T > cap
             if long_series:
-                notes.append(f"long series: STL and anomalies use the last {cap} of {T} steps of each node "
+                notes.append(f"long series: {method} and anomalies use the last {cap} of {T} steps of each node "
                              f"({index[T - cap].date()} .. {index[-1].date()}; budget {stl_budget} node-steps); "
                              f"trend slopes are OLS slopes of the daily means over the whole span")
-            decomps = _trend.decompose_nodes(x, period, max_steps=cap if long_series else None)
-            stl["steps_decomposed"] = int(min(T, cap))
+            decomps = _trend.decompose_nodes(x, periods, max_steps=cap if long_series else None, progress=bars,
+                                             desc=f"trend ({method})")
+            stl.update(method=method, steps_decomposed=int(min(T, cap)),
+                       periods=[{"steps": p, "hours": p * hps, "name": period_words(p, step)} for p in periods])
+            fewer = [j for j, d in decomps.items() if "skipped" not in d and len(d["periods"]) < len(periods)]
+            if fewer:
+                notes.append(f"{_nodes(len(fewer))} too short for two cycles of every period: decomposed with the "
+                             "periods that fit (analysis.json: stl.per_node)")
         slopes = (_trend.trend_slopes(x, index, all_nodes, decomps, method="daily_means" if long_series else "stl")
-                  if period is not None else {"method": None, "per_node": {}})
+                  if periods else {"method": None, "per_node": {}})
         skipped = {all_nodes[j]: d["skipped"] for j, d in decomps.items() if "skipped" in d}
         stl["nodes_decomposed"] = sum(1 for d in decomps.values() if "skipped" not in d)
         stl["nodes_skipped"] = skipped
+        stl["per_node"] = {all_nodes[j]: {"periods": [period_words(p, step) for p in d["periods"]],
+                                          "strength": _trend.strengths(d, step)}
+                           for j, d in decomps.items() if "skipped" not in d}
+        stl["median_strength"] = _median_strengths(stl["per_node"], ["trend", *(q["name"] for q in stl["periods"])])
         if chosen is None:
             chosen = _default_nodes(missing, all_nodes)
         stl["plotted_nodes"] = [all_nodes[j] for j in chosen]
     with timed("anomalies"):
-        anom = _anom.find_anomalies(decomps, x, index, all_nodes, anomaly_threshold, max_anomalies)
+        anom = _anom.find_anomalies(decomps, x, index, all_nodes, anomaly_threshold, max_anomalies, progress=bars)
     with timed("trend plots"):
         unit = fname
         for j in chosen:
             d = decomps.get(j)
             if d is None or "skipped" in d:
-                notes.append(f"STL of node {all_nodes[j]} not plotted: {(d or {}).get('skipped', 'not decomposed')}")
+                notes.append(f"decomposition of node {all_nodes[j]} not plotted: "
+                             f"{(d or {}).get('skipped', 'not decomposed')}")
                 continue
             last = None
             if period is not None and (d["hi"] - d["lo"]) * hps > PLOT_DAYS * 24 * 1.5:
@@ -227,12 +263,13 @@ def analyze(data, out_dir: Path, nodes=None, max_pairs: int = 200, seed: int = 0
         notes.append("spatial analyses skipped: " + ("fewer than 3 nodes" if N < 3 else wsrc))
     else:
         with timed("spatial"):
-            gm = _spatial.global_moran(x, index, W, permutations=permutations, seed=seed)
+            gm = _spatial.global_moran(x, index, W, permutations=permutations, seed=seed, progress=bars)
             if gm.get("subsampled_steps"):
                 notes.append(f"Moran's I permutation test on {gm['subsampled_steps']} evenly spaced of {T} steps")
             with quiet():
                 means = np.nanmean(x, axis=0)
-            lisa = _spatial.local_morans_i(means, W, permutations=lisa_permutations, seed=seed, nodes=all_nodes)
+            lisa = _spatial.local_morans_i(means, W, permutations=lisa_permutations, seed=seed, nodes=all_nodes,
+                                           progress=bars)
             spatial.update(global_moran=gm, lisa=lisa)
             plot("morans_i", _spatial.plot_moran, gm, plot_dir / "morans_i.png", title)
             if data.coords is not None:
@@ -240,7 +277,7 @@ def analyze(data, out_dir: Path, nodes=None, max_pairs: int = 200, seed: int = 0
                      title, unit=fname, nodes=all_nodes)
         with timed("lags"):
             lag_res = _lags.pair_lags(x, index, all_nodes, W, data.coords, max_lag=max_lag, max_pairs=max_pairs,
-                                      seed=seed)
+                                      seed=seed, progress=bars)
             if lag_res.get("note"):
                 notes.append(lag_res["note"])
             if data.coords is not None:
@@ -297,6 +334,12 @@ def headline(result: dict) -> list[str]:
         if counts:
             top = list(counts.items())[:2]
             lines.append(f"Dominant period by {what}: " + ", ".join(f"{k} ({_nodes(v)})" for k, v in top))
+    stl = result.get("stl") or {}
+    if stl.get("method") and stl.get("nodes_decomposed"):
+        med = stl.get("median_strength") or {}
+        parts = ", ".join(f"{q['name']} {_fmt(med.get(q['name']), '.2f')}" for q in stl["periods"])
+        lines.append(f"Seasonal strength ({stl['method']}, median over {_nodes(stl['nodes_decomposed'])}): {parts}; "
+                     f"trend {_fmt(med.get('trend'), '.2f')} (0: no larger than the noise, 1: dominant)")
     sp_ = result.get("spatial") or {}
     gm = sp_.get("global_moran")
     if gm:
@@ -392,13 +435,27 @@ def _markdown(r: dict) -> str:  # noqa: C901 - one section after the other
     # trend
     stl, tr = r["stl"], r["trend"]
     L += ["## Trend and seasonality", ""]
-    if stl.get("period_steps"):
-        L += [f"STL decomposition with a period of {stl['period_steps']} steps ({fmt_hours(stl['period_hours'])}), "
-              f"{stl['nodes_decomposed']} nodes decomposed"
+    if stl.get("method"):
+        words = " and ".join(f"{q['name']} ({q['steps']} steps)" for q in stl["periods"])
+        what = (f"MSTL decomposition with the periods {words}: one seasonal component per cycle the periodicity "
+                "analysis found, so a weekly cycle does not end up in the trend" if stl["method"] == "MSTL"
+                else f"STL decomposition with a period of {words}")
+        L += [f"{what}; {stl['nodes_decomposed']} nodes decomposed"
               + (f" ({len(stl['nodes_skipped'])} skipped: too short or constant)" if stl["nodes_skipped"] else "")
-              + ". Slopes: " + ("OLS slope of the STL trend" if tr["method"] == "stl" else
+              + ". Slopes: " + ("OLS slope of the trend component" if tr["method"] == "stl" else
                                 "OLS slope of the daily means (long series)")
               + f", in {r['feature']} per day.", ""]
+        keys = ["trend", *(q["name"] for q in stl["periods"])]
+        med = stl.get("median_strength") or {}
+        per_node = list(stl.get("per_node", {}).items())
+        if per_node:
+            L += ["Strength of each component, `max(0, 1 - Var(residual) / Var(component + residual))`: near 1 when "
+                  "it stands far above the noise, near 0 when it is no larger than the noise.", "",
+                  _table(["node", *keys],
+                         [["median", *(_fmt(med.get(k), ".2f") for k in keys)]]
+                         + [[n, *(_fmt(v["strength"].get(k), ".2f") for k in keys)] for n, v in per_node[:20]]), ""]
+            if len(per_node) > 20:
+                L += [f"First 20 of {len(per_node)} nodes; all in analysis.json (`stl.per_node`).", ""]
         vals = [(n, v) for n, v in tr["per_node"].items() if v.get("slope_per_day") is not None
                 and np.isfinite(v["slope_per_day"])]
         vals.sort(key=lambda kv: kv[1]["slope_per_day"])
@@ -411,9 +468,9 @@ def _markdown(r: dict) -> str:  # noqa: C901 - one section after the other
                           for n, v in pick]), ""]
         L += [_img(r, "trend_slopes", "trend slope per node")]
         for n in stl["plotted_nodes"]:
-            L += [_img(r, f"stl_{n}", f"STL decomposition of {n}")]
+            L += [_img(r, f"stl_{n}", f"{stl['method']} decomposition of {n}")]
     else:
-        L += ["Not computed (no daily or weekly cycle in whole steps).", ""]
+        L += [f"Not computed: {stl.get('reason', 'no daily or weekly cycle in whole steps')}.", ""]
 
     # spatial
     sp_ = r["spatial"] or {}

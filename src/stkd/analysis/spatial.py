@@ -40,6 +40,7 @@ import scipy.sparse as sp
 
 from stkd.analysis import _plotting
 from stkd.analysis._series import quiet
+from stkd.progress import bar as progress_bar
 
 
 # ------------------------------------------------------------------------------------- weights
@@ -146,8 +147,9 @@ def _p_sim(obs: np.ndarray, perms: np.ndarray, expected: float) -> np.ndarray:
     return np.where(np.isfinite(obs), p, np.nan)
 
 
-def morans_i(x: np.ndarray, W, permutations: int = 0, seed: int = 0) -> dict:
-    """Global Moran's I of ``x`` (``[N]`` or ``[T, N]``, NaN = missing) with weights ``W [N, N]``.
+def morans_i(x: np.ndarray, W, permutations: int = 0, seed: int = 0, progress: bool = False) -> dict:
+    """Global Moran's I of ``x`` (``[N]`` or ``[T, N]``, NaN = missing) with weights ``W [N, N]``
+    (``progress``: a bar over the permutations).
 
     Returns ``{"I": [T], "expected", "z": [T], "p_norm": [T], "p_sim": [T] or None, "n": [T]}``
     (scalars instead of ``[T]`` arrays when ``x`` is 1-D).
@@ -171,7 +173,7 @@ def morans_i(x: np.ndarray, W, permutations: int = 0, seed: int = 0) -> dict:
         Z, n, den = _moran_prep(X, M)  # a relabelling leaves each step's mean and z^T z unchanged
         complete = bool(M.all())
         perms = np.empty((permutations, X.shape[0]))
-        for k in range(permutations):
+        for k in progress_bar(range(permutations), desc="moran's i", unit="permutation", progress=progress):
             order = rng.permutation(N)
             perms[k] = _moran_stat(Z[:, order], M[:, order], Wc, n, den, complete)
         p_sim = _p_sim(I, perms, e)
@@ -183,7 +185,7 @@ def morans_i(x: np.ndarray, W, permutations: int = 0, seed: int = 0) -> dict:
 
 
 def global_moran(x: np.ndarray, index: pd.DatetimeIndex, W, permutations: int = 99, seed: int = 0,
-                 alpha: float = 0.05, max_perm_steps: int = 500) -> dict:
+                 alpha: float = 0.05, max_perm_steps: int = 500, progress: bool = False) -> dict:
     """Moran's I at every step of ``x [T, N]``, summarised, plus Moran's I of the node means.
 
     Permutation p-values are computed on at most ``max_perm_steps`` evenly spaced steps (the normal
@@ -198,7 +200,7 @@ def global_moran(x: np.ndarray, index: pd.DatetimeIndex, W, permutations: int = 
         if T > max_perm_steps:
             sub = np.unique(np.linspace(0, T - 1, max_perm_steps).round().astype(int))
             steps = sub
-        p = morans_i(x[steps], W, permutations=permutations, seed=seed)["p_sim"]
+        p = morans_i(x[steps], W, permutations=permutations, seed=seed, progress=progress)["p_sim"]
         method = f"permutation ({permutations} relabellings)"
     else:
         p = res["p_norm"]
@@ -231,8 +233,9 @@ QUADRANTS = {1: "high-high", 2: "low-high", 3: "low-low", 4: "high-low"}
 
 
 def local_morans_i(values: np.ndarray, W, permutations: int = 999, seed: int = 0, alpha: float = 0.05,
-                   nodes: list[str] | None = None) -> dict:
-    """Local Moran's I of ``values [N]`` (NaN nodes left out) with conditional-permutation p-values.
+                   nodes: list[str] | None = None, progress: bool = False) -> dict:
+    """Local Moran's I of ``values [N]`` (NaN nodes left out) with conditional-permutation p-values
+    (``progress``: a bar over the nodes).
 
     Returns ``{"I": [N], "p_sim": [N], "quadrant": [N] (1 HH, 2 LH, 3 LL, 4 HL, 0 none), "lag": [N],
     "hot_spots": [...], "cold_spots": [...], "outliers": {...}, "permutations", "alpha"}``
@@ -264,7 +267,7 @@ def local_morans_i(values: np.ndarray, W, permutations: int = 999, seed: int = 0
             rng = np.random.default_rng(seed)
             kmax = int(k_nb.max())
             draws = np.argsort(rng.random((P, n - 1)), axis=1)[:, :kmax]  # (P, kmax) into "the others"
-            for i in range(n):
+            for i in progress_bar(range(n), desc="local moran's i", unit="sensor", progress=progress):
                 k = k_nb[i]
                 if k == 0:
                     continue

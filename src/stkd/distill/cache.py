@@ -24,6 +24,7 @@ from torch import nn
 from stkd import names
 from stkd.errors import STKDError
 from stkd.io import AtomicNpy, read_json, read_npy, write_json, write_npy
+from stkd.progress import bar as progress_bar
 
 if TYPE_CHECKING:
     from stkd.models.base import STModel
@@ -115,8 +116,12 @@ class CacheEntry:
 
 @torch.no_grad()
 def build_or_load(run_dir: Path, teacher: STModel, teacher_name: str, data, *, with_hidden: bool,
-                  batch_size: int = 256, device: str | torch.device | None = None, kind: str = "forecast") -> CacheEntry:
+                  batch_size: int = 256, device: str | torch.device | None = None, kind: str = "forecast",
+                  progress: bool = False, label: str | None = None) -> CacheEntry:
     """Return the cache entry of ``teacher`` on ``data``, running the teacher only if it is absent.
+
+    With ``progress`` a bar ``cache <label>`` (default: the teacher's name) counts the windows run
+    through the teacher, over every split: on a large graph this is minutes of work.
 
     ``kind="forecast"``: the teacher's predictions in original units ``[W, H, N, F_out]``.
     ``kind="classify"``: an event teacher (``out_classes = K``, ``out_features = 1``); its raw logits
@@ -139,6 +144,8 @@ def build_or_load(run_dir: Path, teacher: STModel, teacher_name: str, data, *, w
         device = first.device if first is not None else "cpu"
     teacher.eval().to(device)
     hidden_dim = None
+    bar = progress_bar(desc=f"cache {label or teacher_name}", total=sum(len(data.starts[s]) for s in SPLITS),
+                       unit="window", progress=progress)
     for split in SPLITS:
         starts = np.asarray(data.starts[split], dtype=np.int64)
         W = len(starts)
@@ -160,7 +167,9 @@ def build_or_load(run_dir: Path, teacher: STModel, teacher_name: str, data, *, w
                         hidden_dim = h.shape[-1]
                         hid = AtomicNpy(path / f"{split}_hidden.npy", (W, data.num_nodes, hidden_dim))
                     hid.array[i:i + len(b.start)] = h
+                bar.update(len(b.start))
         except BaseException:
+            bar.close()
             for part in (preds, hid):
                 if part is not None:
                     part.discard()
@@ -169,6 +178,7 @@ def build_or_load(run_dir: Path, teacher: STModel, teacher_name: str, data, *, w
         if hid is not None:
             hid.commit()
         write_npy(path / f"{split}_starts.npy", starts)
+    bar.close()
     meta = {"teacher": teacher_name, "kind": kind, "hparams": hparams, "data_fingerprint": data.fingerprint(),
             "hidden_dim": hidden_dim, "windows": {s: int(len(data.starts[s])) for s in SPLITS}}
     write_json(meta_path, meta)

@@ -113,8 +113,9 @@ class Task(ABC):
                             f"{want} models; distil from a teacher run of the same task")
 
     @abstractmethod
-    def teacher_signal(self, run_dir: Path, teachers: list[Trained]) -> TeacherSignal:
-        """Read (building once if needed) the teachers' soft-label cache in ``run_dir`` and weigh them."""
+    def teacher_signal(self, run_dir: Path, teachers: list[Trained], *, progress: bool = False) -> TeacherSignal:
+        """Read (building once if needed) the teachers' soft-label cache in ``run_dir`` and weigh them;
+        ``progress``: a bar per cache built (:mod:`stkd.progress`)."""
 
     # ---------------------------------------------------------------- evaluation
     @abstractmethod
@@ -122,5 +123,6 @@ class Task(ABC):
         """The saved models of a run that this task scores (for ``stkd evaluate`` and ``distill``)."""
 
     @abstractmethod
-    def score(self, run_dir: Path, models: list[Trained]) -> dict:
-        """Score every model and the baselines on the test split; write predictions and metrics.json."""
+    def score(self, run_dir: Path, models: list[Trained], *, progress: bool = False) -> dict:
+        """Score every model and the baselines on the test split; write predictions and metrics.json.
+        ``progress``: a bar per model scored, latency measured and baseline (:mod:`stkd.progress`)."""

@@ -46,6 +46,7 @@ from stkd.events.soft import event_probabilities, horizon_sigma, probabilities_t
 from stkd.io import write_json, write_npy
 from stkd.metrics import best_threshold, classification_metrics
 from stkd.models.base import ModelSpec, count_params
+from stkd.progress import bar as progress_bar
 from stkd.runs import Trained, load_trained
 from stkd.steps import build_caches, eval_batch_size, model_spec
 from stkd.tasks.base import LossFn, Task, TeacherSignal
@@ -179,15 +180,19 @@ class ClassifyTask(Task):
 
     # ------------------------------------------------------------------ predictions and scores
     @torch.no_grad()
-    def predict(self, model: nn.Module, split: str, batch_size: int) -> np.ndarray:
-        """Class probabilities ``[W, H, N, K]`` float32 of a model over a split."""
+    def predict(self, model: nn.Module, split: str, batch_size: int, *, progress: bool = False,
+                desc: str = "evaluate") -> np.ndarray:
+        """Class probabilities ``[W, H, N, K]`` float32 of a model over a split (with ``progress``, a bar
+        ``desc`` counting the windows)."""
         model.eval()
         device = next(model.parameters()).device
         starts = self.wd.starts[split]
         out = np.empty((len(starts), self.H, self.wd.num_nodes, self.K), dtype=np.float32)
-        for i in range(0, len(starts), batch_size):
-            b = self.wd.batch(starts[i:i + batch_size]).to(device)
-            out[i:i + len(b)] = torch.softmax(model(b.x, b.tod, b.dow)["pred"].float(), dim=-1).cpu().numpy()
+        with progress_bar(desc=desc, total=len(starts), unit="window", progress=progress) as bar:
+            for i in range(0, len(starts), batch_size):
+                b = self.wd.batch(starts[i:i + batch_size]).to(device)
+                out[i:i + len(b)] = torch.softmax(model(b.x, b.tod, b.dow)["pred"].float(), dim=-1).cpu().numpy()
+                bar.update(len(b))
         return out
 
     def teacher_logits(self, signal: EventSignal, split: str, starts, weights: list[float] | None = None,
@@ -295,9 +300,10 @@ class ClassifyTask(Task):
                 raise STKDError(f"{teacher_run}'s teachers predict {sorted(k)} classes but these labels have "
                                 f"{self.K}; use the same events rule as the teacher run")
 
-    def teacher_signal(self, run_dir: Path, teachers: list[Trained]) -> EventSignal:
+    def teacher_signal(self, run_dir: Path, teachers: list[Trained], *, progress: bool = False) -> EventSignal:
         forecasters = self.e.teacher_kind == "forecast"
-        caches = build_caches(run_dir, teachers, self.wd, self.cfg, kind="forecast" if forecasters else "classify")
+        caches = build_caches(run_dir, teachers, self.wd, self.cfg, kind="forecast" if forecasters else "classify",
+                              progress=progress)
         sigma = [horizon_sigma(c, self.wd, self.feature_index()) for c in caches] if forecasters else None
         signal = EventSignal(caches, sigma, [c.meta["teacher"] for c in caches], None)
         signal.weights = self.teacher_weights(signal)
@@ -333,7 +339,7 @@ class ClassifyTask(Task):
         return Scored(name, role, probs_test, {"role": role, **extra, "threshold": thr if self.binary else None,
                                                "test": test})
 
-    def score(self, run_dir: Path, models: list[Trained]) -> dict:
+    def score(self, run_dir: Path, models: list[Trained], *, progress: bool = False) -> dict:
         """Score every model and the persistence baseline on the test split; write predictions and metrics.json."""
         cfg, wd = self.cfg, self.wd
         bs = eval_batch_size(cfg)
@@ -344,16 +350,18 @@ class ClassifyTask(Task):
             if m.kind == "forecast":  # a forecaster scored through its event probabilities (from its cache)
                 assert m.run_dir is not None  # a saved teacher: its cache lives in its run
                 cache = build_or_load(m.run_dir, m.model, m.registry_name, mwd, with_hidden=False,  # type: ignore[arg-type]
-                                      batch_size=bs)
+                                      batch_size=bs, progress=progress, label=m.name)
                 sigma = horizon_sigma(cache, wd, self.feature_index())
                 one = EventSignal([cache], [sigma], [m.registry_name], None)
                 pv, pt = self.cache_probs(one, "val"), self.cache_probs(one, "test")
                 extra = {"teacher_kind": "forecast", "sigma_per_horizon": [float(v) for v in sigma]}
             else:
                 mt = self.for_inputs(m.inputs)
-                pv, pt = mt.predict(m.model, "val", bs), mt.predict(m.model, "test", bs)
+                # val (the binary threshold is chosen on it), then test
+                pv, pt = (mt.predict(m.model, split, bs, progress=progress, desc=f"evaluate {m.name} ({split})")
+                          for split in ("val", "test"))
             speed = measure_speed(m.model.cpu(), mwd, repeats=cfg.eval.latency_repeats,  # CPU latency, as reported
-                                  throughput_batch=bs)
+                                  throughput_batch=bs, progress=progress, desc=f"latency {m.name}")
             entry = {"model": m.registry_name, "params": count_params(m.model), **speed,
                      "train_seconds": m.train_seconds, "val_f1": m.val.get("f1"), **extra}
             scored.append(self._scored(m.name, m.role, pv, pt, entry))

@@ -116,10 +116,10 @@ class ForecastTask(Task):
         return {"mae": best_score}
 
     # ---------------------------------------------------------------- teachers to students
-    def teacher_signal(self, run_dir: Path, teachers: list[Trained]) -> ForecastSignal:
+    def teacher_signal(self, run_dir: Path, teachers: list[Trained], *, progress: bool = False) -> ForecastSignal:
         d = self.cfg.distill
         with_hidden = d.feature_weight > 0 or d.relation_weight > 0
-        caches = build_caches(run_dir, teachers, self.wd, self.cfg, with_hidden=with_hidden)
+        caches = build_caches(run_dir, teachers, self.wd, self.cfg, with_hidden=with_hidden, progress=progress)
         weights = None
         if len(teachers) >= 2 and d.ensemble == "weighted":
             weights = inverse_error_weights([float("nan") if t.val_mae is None else t.val_mae for t in teachers])
@@ -129,7 +129,7 @@ class ForecastTask(Task):
     def load_models(self, run_dir: Path, roles: tuple[str, ...]) -> list[Trained]:
         return load_trained(run_dir, self.wd, roles=roles)
 
-    def score(self, run_dir: Path, models: list[Trained]) -> dict:
+    def score(self, run_dir: Path, models: list[Trained], *, progress: bool = False) -> dict:
         """Score every model and baseline on the test split; write predictions and metrics.json."""
         cfg, wd = self.cfg, self.wd
         horizons = cfg.eval.horizons
@@ -150,16 +150,18 @@ class ForecastTask(Task):
 
         for m in sorted(models, key=lambda t: names.ROLE_ORDER[t.role]):
             mwd = wd.view(m.inputs)  # what this model reads (a privileged teacher reads more)
-            preds = evaluate_forecaster(model_forecaster(m.model, mwd), mwd, "test", horizons, batch_size=eval_bs)
+            preds = evaluate_forecaster(model_forecaster(m.model, mwd), mwd, "test", horizons, batch_size=eval_bs,
+                                        progress=progress, desc=f"evaluate {m.name}")
             speed = measure_speed(m.model.cpu(), mwd, repeats=cfg.eval.latency_repeats,  # CPU latency, as reported
-                                  throughput_batch=eval_bs)
+                                  throughput_batch=eval_bs, progress=progress, desc=f"latency {m.name}")
             record(m.name, m.role, preds, {"model": m.registry_name, "params": count_params(m.model), **speed,
                                            "train_seconds": m.train_seconds, "val_mae": m.val_mae})
         for b in cfg.eval.baselines:
             t0 = time.perf_counter()
-            baseline = build_baseline(b, wd)
+            baseline = build_baseline(b, wd, progress=progress)
             fit_s = time.perf_counter() - t0
-            preds = evaluate_forecaster(baseline, wd, "test", horizons, batch_size=eval_bs)
+            preds = evaluate_forecaster(baseline, wd, "test", horizons, batch_size=eval_bs, progress=progress,
+                                        desc=f"baseline {b}")
             extra = {"model": b, "params": None, "latency_ms_batch1": None, "throughput_windows_per_s": None,
                      "train_seconds": fit_s}
             if getattr(baseline, "period_name", None):
