@@ -41,7 +41,8 @@ TEACHERS = [{"name": "gwnet"}]
 DISTILL = {"alpha": 0.5, "loss": "huber", "ensemble": "weighted"}
 
 
-def config(dataset: str, seed: int, quick: bool, teacher_lags: list[str] | None = None) -> dict:
+def config(dataset: str, seed: int, quick: bool, teacher_lags: list[str] | None = None,
+           precision: str | None = None) -> dict:
     eval_cfg = {"baselines": ["last"], "latency_repeats": 5}
     if DATASETS[dataset] == "preset":
         from stkd.presets import default_preset_dict
@@ -54,6 +55,8 @@ def config(dataset: str, seed: int, quick: bool, teacher_lags: list[str] | None 
         cfg = {"data": d["data"], "teacher": copy.deepcopy(TEACHERS), "student": {"name": "stid"},
                "distill": dict(DISTILL), "eval": eval_cfg,
                "train": {"batch_size": 64, "lr": 0.002, "seed": seed, "precision": "bf16", **d["train"]}}
+    if precision is not None:
+        cfg["train"]["precision"] = precision
     if teacher_lags:
         for t in cfg["teacher"]:
             t["inputs"] = {"lags": list(teacher_lags)}
@@ -72,20 +75,21 @@ def student_params(dataset: str, name: str, cfg) -> dict:
 
 
 def run_seed(dataset: str, seed: int, students: list[str], runs: Path, quick: bool, done: set,
-             teacher_seed: int | None = None, teacher_lags: list[str] | None = None) -> list[dict]:
+             teacher_seed: int | None = None, teacher_lags: list[str] | None = None,
+             precision: str | None = None) -> list[dict]:
     from stkd.config import ModelConfig, parse_config
     from stkd.pipeline import check_models, prepare_task, saved_teachers, train_student, train_teachers
     from stkd.runs import open_run_dir
     from stkd.tasks.forecast import ForecastTask
 
-    cfg = parse_config(config(dataset, seed, quick, teacher_lags))
+    cfg = parse_config(config(dataset, seed, quick, teacher_lags, precision))
     task = prepare_task(cfg)
     check_models(task)
     if teacher_seed is None:
         run_dir = open_run_dir(cfg, task.wd, runs / dataset / f"seed-{seed}", overwrite=False, resume=True)
         teachers = train_teachers(task, run_dir, resume=True, progress=False)
     else:  # one teacher for every seed, in its own run folder; the students of each seed beside it
-        tcfg = parse_config(config(dataset, teacher_seed, quick, teacher_lags))
+        tcfg = parse_config(config(dataset, teacher_seed, quick, teacher_lags, precision))
         teacher_dir = open_run_dir(tcfg, task.wd, runs / dataset / f"teacher-seed-{teacher_seed}", overwrite=False,
                                    resume=True)
         train_teachers(ForecastTask(tcfg, task.wd), teacher_dir, resume=True, progress=False)
@@ -105,7 +109,7 @@ def run_seed(dataset: str, seed: int, students: list[str], runs: Path, quick: bo
         metrics = stask.score(run_dir / "scores" / name, [*teachers, kd, plain])["models"]
         best_teacher = min(teachers, key=lambda t: t.val_mae)
         records.append({"seed": seed, "student": name, "teacher": best_teacher.name, "teacher_seed": teacher_seed,
-                        "teacher_lags": list(teacher_lags or []),
+                        "teacher_lags": list(teacher_lags or []), "precision": cfg.train.precision,
                         "teacher_mae": metrics[best_teacher.name]["test"]["mae"],
                         "plain_mae": metrics[plain.name]["test"]["mae"], "kd_mae": metrics[kd.name]["test"]["mae"],
                         "plain_val": plain.val_mae, "kd_val": kd.val_mae,
@@ -154,6 +158,8 @@ def main() -> None:
                     help="train one teacher with this seed for every seed (default: a teacher per seed)")
     ap.add_argument("--teacher-lags", nargs="+", default=None,
                     help="the teacher also reads these lags, e.g. 1D 7D (a privileged teacher)")
+    ap.add_argument("--precision", choices=["fp32", "bf16"], default=None,
+                    help="train.precision of every model (default: the data set's setting)")
     ap.add_argument("--quick", action="store_true", help="2 epochs of 3 batches: a smoke test, nothing is saved")
     args = ap.parse_args()
     for dataset in args.datasets:
@@ -164,7 +170,7 @@ def main() -> None:
         for seed in args.seeds:
             done = {(r["seed"], r["student"]) for r in records}
             records += run_seed(dataset, seed, args.students, args.runs, args.quick, done, args.teacher_seed,
-                                args.teacher_lags)
+                                args.teacher_lags, args.precision)
             if not args.quick:
                 save_result(section, "evidence", {"dataset": dataset, "records": records}, vars(args) | {"runs": None})
         if args.quick:
