@@ -46,8 +46,10 @@ def machine() -> str:
 
 
 def command() -> str:
-    """The command line that is running, with the script's path relative to the repository."""
-    return "python " + " ".join(shlex.quote(a) for a in [os.path.relpath(sys.argv[0], REPO), *sys.argv[1:]])
+    """The command line that is running, with the script's path relative to the repository and any other
+    absolute path (a folder for run directories) written as ``DIR``: the docs hold no machine paths."""
+    args = [os.path.relpath(sys.argv[0], REPO), *("DIR" if os.path.isabs(a) else a for a in sys.argv[1:])]
+    return "python " + " ".join(shlex.quote(a) for a in args)
 
 
 def versions() -> dict:
