@@ -78,9 +78,12 @@ def tune(cfg: RunConfig, teacher_run: Path, out: Path, tcfg: TuneConfig, *, spac
     out = Path(out)
     url = tcfg.storage or default_storage(out)
     with run_lock(out):
+        check_search_dir(out, overwrite=overwrite, own_storage=tcfg.storage is None)
         shared, fingerprint = load_shared(cfg, teacher_run, out, search_space, deadline=deadline, progress=progress)
         check_models(shared.task, teachers=False)  # the base student builds on this data
-        open_search_dir(out, overwrite=overwrite, own_storage=tcfg.storage is None)
+        if overwrite and out.exists():
+            shutil.rmtree(out)  # a search folder (check_search_dir), replaced as asked
+        out.mkdir(parents=True, exist_ok=True)
         write_text(out / MARKER, dump_search(cfg, teacher_run, search_space, tcfg, url))
         study = open_study(open_storage(url), tcfg, identity(shared, fingerprint), cfg,
                            storage_is_local=tcfg.storage is None)
@@ -95,20 +98,18 @@ def tune(cfg: RunConfig, teacher_run: Path, out: Path, tcfg: TuneConfig, *, spac
         return finish(study, shared, teacher_run, out, tcfg, url, progress=progress)
 
 
-def open_search_dir(out: Path, *, overwrite: bool, own_storage: bool) -> None:
-    """Create ``out``, or reopen a search folder to continue it; ``overwrite`` replaces a search folder (and
-    its study.db). A folder stkd did not write as a search is never touched."""
+def check_search_dir(out: Path, *, overwrite: bool, own_storage: bool) -> None:
+    """``out`` may be created, continued (a search folder: it holds search.yaml) or, with ``overwrite``,
+    replaced (a search folder only, with its study.db). A folder stkd did not write as a search is never
+    touched."""
     if out.exists() and not out.is_dir():
         raise STKDError(f"{out} exists and is not a directory; choose another --out")
     if out.exists() and any(out.iterdir()):
         if not (out / MARKER).is_file():
             raise STKDError(f"{out} is not empty and is not an stkd tune folder (no {MARKER}); choose another --out")
-        if overwrite:
-            if not own_storage:
-                raise STKDError("--overwrite starts a new study in the folder's own study.db; with --storage, "
-                                "name a new study with --study instead")
-            shutil.rmtree(out)
-    out.mkdir(parents=True, exist_ok=True)
+        if overwrite and not own_storage:
+            raise STKDError("--overwrite starts a new study in the folder's own study.db; with --storage, name a "
+                            "new study with --study instead")
 
 
 def dump_search(cfg: RunConfig, teacher_run: Path, space: Space, tcfg: TuneConfig, url: str) -> str:
@@ -122,10 +123,10 @@ def dump_search(cfg: RunConfig, teacher_run: Path, space: Space, tcfg: TuneConfi
 def plan_line(study, shared: Shared, tcfg: TuneConfig, url: str) -> str:
     budget = [f"{tcfg.trials} trials" if tcfg.trials else "", f"{tcfg.timeout}" if tcfg.timeout else ""]
     space = ", ".join(f"{k} {p.describe()}" for k, p in shared.space.params.items())
-    label, _ = score_name(shared.task)
+    label, sign = score_name(shared.task)
     return (f"tune: study {tcfg.study!r} in {hide_password(url)} ({counted_trials(study)} trials so far), budget "
-            f"{' or '.join(b for b in budget if b)}, {tcfg.workers} process(es); minimising validation "
-            f"{shared.task.monitor} ({label}); searching {space}")
+            f"{' or '.join(b for b in budget if b)}, {tcfg.workers} process(es); "
+            f"{'minimising' if sign > 0 else 'maximising'} validation {label}; searching {space}")
 
 
 def finish(study, shared: Shared, teacher_run: Path, out: Path, tcfg: TuneConfig, url: str, *,
