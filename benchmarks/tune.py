@@ -121,6 +121,8 @@ def render(result: dict) -> str:
                f"| best of the search (trial {best['trial']}) | {best['params_count']:,} | {best['val_mae']:.3f} | "
                f"{best['test_mae']:.3f} | {h1['3']:.3f} | {h1['6']:.3f} | {h1['12']:.3f} |"]
     best_params = ", ".join(f"{k} = {_fmt(v)}" for k, v in best["params"].items())
+    ran = sum(int(r["epochs"] or 0) for r in result["rows"])
+    full = setup["epochs"] * len(result["rows"])
     return (f"### `stkd tune` on Los-loop ({setup['nodes']} detectors, {setup['trials']} trials, {setup['epochs']} "
             f"epochs each, seed {setup['seed']})\n\n"
             f"Command: `{result['command']}` (it runs `{result['tune_command']}` after training the teacher)  \n"
@@ -130,7 +132,10 @@ def render(result: dict) -> str:
             f"cache). Search: {t['tune_s']:.0f} s for {c['complete']} complete and {c['pruned']} pruned trials "
             f"plus the best's retraining and test scoring ({setup['workers']} process(es), {setup['threads']} "
             f"thread(s) each).\n\n" + "\n".join(compare) + "\n\n"
-            f"Best settings (chosen on validation): {best_params}.\n\n" + "\n".join(lines) + "\n")
+            f"Best settings (chosen on validation): {best_params}. Pruning stopped {c['pruned']} of "
+            f"{len(result['rows'])} trials early: the search trained {ran} of the {full} epochs its trials would "
+            f"have trained without it. A pruned trial's val MAE is its score at the epoch it stopped.\n\n"
+            + "\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":

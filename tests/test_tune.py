@@ -107,7 +107,9 @@ def test_a_study_writes_its_files_reuses_the_cache_resumes_and_its_best_config_r
     space = tmp_path / "space.yaml"
     space.write_text("train.lr: {low: 1.0e-3, high: 2.0e-3, log: true}\n")
     assert _tune(run, out, "--trials", "5", "--space", str(space)) == 2
-    assert "searches something else (its space differ)" in capsys.readouterr().err
+    assert "searches something else (it differs in: space)" in capsys.readouterr().err
+    assert _tune(run, out, "--trials", "5", "--study", "another") == 2  # one folder holds one study's trials
+    assert "holds the trials of study 'stkd-tune'" in capsys.readouterr().err
 
 
 def test_a_pruned_trial_stops_training_after_the_epoch_the_pruner_gives_up(finished_run, tmp_path):
@@ -194,6 +196,21 @@ def test_missing_optuna_says_how_to_install_it(monkeypatch):
         require_optuna()
 
 
+def test_commands_with_the_same_storage_and_study_join_one_study(finished_run, tmp_path):
+    """What several machines do (a shared database, the same --study): each command has its own folder and
+    trials, and they fill one study together (here a SQLite file stands in for the server)."""
+    _, run = finished_run
+    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    a, b = tmp_path / "machine-a", tmp_path / "machine-b"
+    assert _tune(run, a, "--trials", "2", "--storage", url, "--study", "joint") == 0
+    assert _tune(run, b, "--trials", "3", "--storage", url, "--study", "joint") == 0
+    assert [r["number"] for r in _rows(b)] == ["0", "1", "2"]  # every machine's trials
+    assert sorted(p.name for p in (a / "trials").iterdir()) == ["0000", "0001"]
+    assert sorted(p.name for p in (b / "trials").iterdir()) == ["0002"]
+    assert not (a / "study.db").exists() and not (b / "study.db").exists()
+    assert json.loads((b / "tune.json").read_text())["storage"] == url
+
+
 def test_two_worker_processes_share_one_study(finished_run, tmp_path):
     _, run = finished_run
     out = tmp_path / "tune"
@@ -202,6 +219,33 @@ def test_two_worker_processes_share_one_study(finished_run, tmp_path):
     assert len(rows) >= 3 and len({r["number"] for r in rows}) == len(rows)
     assert {r["state"] for r in rows} <= {"complete", "pruned"}
     assert json.loads((out / "tune.json").read_text())["best"]["test"]["mae"] > 0
+
+
+def test_an_event_study_maximises_validation_f1_and_tunes_the_temperature(tmp_path):
+    """Events: the monitor is -F1 (minimised); trials.csv, tune.json and the table show F1 itself, and
+    the default space tunes the soft labels' temperature instead of the forecast loss."""
+    sim = {"source": "builtin", "name": "synthetic-traffic",
+           "simulator": {"nodes": 16, "days": 3, "incidents_per_day": 40, "seed": 1}}
+    raw = {"task": "classify", "data": sim, "events": {"rule": "given", "source": "simulator"},
+           "teacher": {"name": "gwnet", "params": {"residual_channels": 8, "dilation_channels": 8,
+                                                   "skip_channels": 16, "end_channels": 16, "blocks": 2,
+                                                   "layers": 3}},
+           "student": {"name": "mlp", "params": {"hidden": [16]}},
+           "train": {"epochs": 1, "batch_size": 32, "max_batches": 4}, "eval": {"latency_repeats": 2}}
+    (tmp_path / "events.yaml").write_text(yaml.safe_dump(raw))
+    teacher = tmp_path / "teacher"
+    assert main(["train", "--config", str(tmp_path / "events.yaml"), "--out", str(teacher), "--quiet"]) == 0
+    out = tmp_path / "tune"
+    assert main(["tune", "--teacher-run", str(teacher), "--out", str(out), "--trials", "2", "--quiet",
+                 "--set", "train.epochs=2"]) == 0
+    summary = json.loads((out / "tune.json").read_text())
+    assert summary["monitor"] == "f1" and "distill.temperature" in summary["space"]
+    assert "distill.loss" not in summary["space"]
+    f1s = [float(r["val_f1"]) for r in _rows(out) if r["state"] == "complete"]
+    assert summary["best"]["val"]["f1"] == pytest.approx(max(f1s)) and 0 <= max(f1s) <= 1
+    assert load_config(out / "best.yaml").distill.temperature == pytest.approx(
+        summary["best"]["params"]["distill.temperature"])
+    assert 0 <= summary["best"]["test"]["f1"] <= 1
 
 
 def _as_dict(cfg) -> dict:

@@ -14,6 +14,7 @@ from stkd.io import write_json, write_text
 from stkd.tuning import require_optuna
 
 STATES = ("complete", "pruned", "failed", "running")
+SHOWN = ("mae", "rmse", "mape", "f1", "precision", "recall", "auroc")  # test scores the table prints (if present)
 
 
 def trial_rows(study, label: str, sign: int) -> list[dict[str, Any]]:
@@ -81,7 +82,7 @@ def format_summary(summary: dict, rows: list[dict[str, Any]], top: int = 5) -> s
     best = summary.get("best")
     if best:
         test = best.get("test") or {}
-        shown = ", ".join(f"{k} {v:.4g}" for k, v in test.items() if isinstance(v, (int, float)) and v is not None)
+        shown = ", ".join(f"{k} {test[k]:.4g}" for k in SHOWN if isinstance(test.get(k), (int, float)))
         lines.append(f"best: trial {best['trial']}, val {label} {best['val'][label]:.4g}; test (once, "
                      f"retrained from best.yaml): {shown}")
     return "\n".join(lines)

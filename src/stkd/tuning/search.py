@@ -78,7 +78,7 @@ def tune(cfg: RunConfig, teacher_run: Path, out: Path, tcfg: TuneConfig, *, spac
     out = Path(out)
     url = tcfg.storage or default_storage(out)
     with run_lock(out):
-        check_search_dir(out, overwrite=overwrite, own_storage=tcfg.storage is None)
+        check_search_dir(out, tcfg, url, overwrite=overwrite)
         shared, fingerprint = load_shared(cfg, teacher_run, out, search_space, deadline=deadline, progress=progress)
         check_models(shared.task, teachers=False)  # the base student builds on this data
         if overwrite and out.exists():
@@ -98,25 +98,46 @@ def tune(cfg: RunConfig, teacher_run: Path, out: Path, tcfg: TuneConfig, *, spac
         return finish(study, shared, teacher_run, out, tcfg, url, progress=progress)
 
 
-def check_search_dir(out: Path, *, overwrite: bool, own_storage: bool) -> None:
-    """``out`` may be created, continued (a search folder: it holds search.yaml) or, with ``overwrite``,
-    replaced (a search folder only, with its study.db). A folder stkd did not write as a search is never
-    touched."""
+def check_search_dir(out: Path, tcfg: TuneConfig, url: str, *, overwrite: bool) -> None:
+    """``out`` may be created, continued (the folder of this same study: its search.yaml names it) or, with
+    ``overwrite``, replaced (a search folder with its own study.db). One folder holds one study's trials;
+    a folder stkd did not write as a search is never touched."""
     if out.exists() and not out.is_dir():
         raise STKDError(f"{out} exists and is not a directory; choose another --out")
-    if out.exists() and any(out.iterdir()):
-        if not (out / MARKER).is_file():
-            raise STKDError(f"{out} is not empty and is not an stkd tune folder (no {MARKER}); choose another --out")
-        if overwrite and not own_storage:
+    if not out.exists() or not any(out.iterdir()):
+        return
+    if not (out / MARKER).is_file():
+        raise STKDError(f"{out} is not empty and is not an stkd tune folder (no {MARKER}); choose another --out")
+    if overwrite:
+        if tcfg.storage is not None:
             raise STKDError("--overwrite starts a new study in the folder's own study.db; with --storage, name a "
-                            "new study with --study instead")
+                            "new study with --study and another --out instead")
+        return
+    import yaml
+
+    try:
+        saved = yaml.safe_load((out / MARKER).read_text()) or {}
+    except yaml.YAMLError:
+        saved = {}
+    now = {"study": tcfg.study, "storage": stored_url(tcfg, url)}
+    if isinstance(saved, dict) and {k: saved.get(k) for k in now} != now:
+        raise STKDError(f"{out} holds the trials of study {saved.get('study')!r} in "
+                        f"{saved.get('storage') or 'its study.db'}, not "
+                        f"{tcfg.study!r} in {now['storage'] or 'its study.db'}: one folder per study; choose another --out (or "
+                        "--overwrite to start again)")
+
+
+def stored_url(tcfg: TuneConfig, url: str) -> str | None:
+    """The storage as search.yaml records it: None for the folder's own study.db (so that a moved folder
+    still continues), the URL without its password otherwise."""
+    return None if tcfg.storage is None else hide_password(url)
 
 
 def dump_search(cfg: RunConfig, teacher_run: Path, space: Space, tcfg: TuneConfig, url: str) -> str:
     import yaml
 
     return yaml.safe_dump({"teacher_run": str(Path(teacher_run).resolve()), "study": tcfg.study,
-                           "storage": hide_password(url), "space": space.to_dict(), "config": to_dict(cfg)},
+                           "storage": stored_url(tcfg, url), "space": space.to_dict(), "config": to_dict(cfg)},
                           sort_keys=False)
 
 

@@ -98,9 +98,9 @@ def open_study(storage, tcfg: TuneConfig, ident: dict, cfg: RunConfig, *, worker
         study.set_user_attr("stkd", ident)
     elif saved != ident:
         what = [k for k in ident if saved.get(k) != ident[k]]
-        raise STKDError(f"study {tcfg.study!r} in this storage searches something else (its {', '.join(what)} "
-                        "differ): continue it with the same teacher run, config and --space, or start another "
-                        "with --study NAME (or another --out)")
+        raise STKDError(f"study {tcfg.study!r} in this storage searches something else (it differs in: "
+                        f"{', '.join(what)}): continue it with the same teacher run, config and --space, or start "
+                        "another with --study NAME and another --out")
     seed = sampler_seed(cfg, len(study.get_trials(deepcopy=False)), worker, storage_is_local)
     study.sampler = optuna.samplers.TPESampler(seed=seed)
     return study
