@@ -185,15 +185,27 @@ def test_bad_space_and_budget_fail_with_one_line_before_anything_is_written(fini
     assert "not an stkd tune folder" in capsys.readouterr().err and (user / "notes.txt").is_file()
 
 
-def test_missing_optuna_says_how_to_install_it(monkeypatch):
+def test_missing_optuna_says_how_to_install_it_and_the_cli_does_not_need_it(finished_run, tmp_path, monkeypatch,
+                                                                            capsys):
+    import subprocess
     import sys
 
     from stkd.errors import STKDError
     from stkd.tuning import require_optuna
 
+    code = ("import sys; sys.modules['optuna'] = None\n"
+            "from stkd.cli import build_parser\n"
+            "build_parser().parse_args(['tune', '--teacher-run', 'x', '--out', 'y'])\n"
+            "assert 'optuna' in sys.modules and sys.modules['optuna'] is None\n")
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True).returncode == 0  # stkd --help needs no optuna
     monkeypatch.setitem(sys.modules, "optuna", None)
     with pytest.raises(STKDError, match=r'pip install -c constraints.txt -e "\.\[tune\]"'):
         require_optuna()
+    _, run = finished_run
+    assert _tune(run, tmp_path / "tune", "--trials", "1") == 2
+    assert 'stkd tune needs Optuna, an optional extra: pip install -c constraints.txt -e ".[tune]"' in \
+        capsys.readouterr().err
+    assert not (tmp_path / "tune").exists()
 
 
 def test_commands_with_the_same_storage_and_study_join_one_study(finished_run, tmp_path):
