@@ -223,6 +223,24 @@ def test_commands_with_the_same_storage_and_study_join_one_study(finished_run, t
     assert json.loads((b / "tune.json").read_text())["storage"] == url
 
 
+def test_a_postgresql_storage_joins_commands_as_several_machines_do(finished_run, tmp_path_factory, tmp_path):
+    """The README's several-machines command: --storage postgresql+psycopg://... (psycopg 3, the sql extra)
+    on a real PostgreSQL server (pgserver's bundled binaries), two commands with their own folders."""
+    pgserver = pytest.importorskip("pgserver", reason="the test extra (pgserver) is not installed")
+    pytest.importorskip("psycopg", reason="the sql extra (psycopg) is not installed")
+    srv = pgserver.get_server(tmp_path_factory.mktemp("pg"), cleanup_mode="stop")
+    try:
+        uri = srv.get_uri()
+        url = "postgresql+psycopg://" + uri.split("://", 1)[1]
+        _, run = finished_run
+        assert _tune(run, tmp_path / "a", "--trials", "1", "--storage", url, "--study", "pg") == 0
+        assert _tune(run, tmp_path / "b", "--trials", "2", "--storage", url, "--study", "pg") == 0
+        assert [r["number"] for r in _rows(tmp_path / "b")] == ["0", "1"]
+        assert sorted(p.name for p in (tmp_path / "b" / "trials").iterdir()) == ["0001"]
+    finally:
+        srv.cleanup()
+
+
 def test_two_worker_processes_share_one_study(finished_run, tmp_path):
     _, run = finished_run
     out = tmp_path / "tune"
