@@ -108,6 +108,7 @@ def test_a_study_writes_its_files_reuses_the_cache_resumes_and_its_best_config_r
     space.write_text("train.lr: {low: 1.0e-3, high: 2.0e-3, log: true}\n")
     assert _tune(run, out, "--trials", "5", "--space", str(space)) == 2
     assert "searches something else (it differs in: space)" in capsys.readouterr().err
+    assert yaml.safe_load((out / "search.yaml").read_text())["space"]["train.lr"]["low"] == 3e-4  # still the study's
     assert _tune(run, out, "--trials", "5", "--study", "another") == 2  # one folder holds one study's trials
     assert "holds the trials of study 'stkd-tune'" in capsys.readouterr().err
 

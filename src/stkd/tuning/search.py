@@ -84,9 +84,9 @@ def tune(cfg: RunConfig, teacher_run: Path, out: Path, tcfg: TuneConfig, *, spac
         if overwrite and out.exists():
             shutil.rmtree(out)  # a search folder (check_search_dir), replaced as asked
         out.mkdir(parents=True, exist_ok=True)
-        write_text(out / MARKER, dump_search(cfg, teacher_run, search_space, tcfg, url))
         study = open_study(open_storage(url), tcfg, identity(shared, fingerprint), cfg,
-                           storage_is_local=tcfg.storage is None)
+                           storage_is_local=tcfg.storage is None)  # another search in the study fails here
+        write_text(out / MARKER, dump_search(cfg, teacher_run, search_space, tcfg, url))
         if progress:
             print(plan_line(study, shared, tcfg, url), file=sys.stderr, flush=True)
         if tcfg.workers == 1:
