@@ -21,14 +21,14 @@ import sys
 import time
 from pathlib import Path
 
-from stkd.config import RunConfig, TuneConfig, dump_config, parse_config, parse_duration, to_dict, validate_tune
+from stkd.config import RunConfig, TuneConfig, dump_config, parse_duration, to_dict, validate_tune
 from stkd.errors import STKDError
 from stkd.io import read_json, write_text
 from stkd.pipeline import check_models, distill_from
 from stkd.runs import require_run_dir, run_lock
 from stkd.tuning import require_optuna
 from stkd.tuning.results import format_summary, state_counts, trial_rows, write_summary, write_trials_csv
-from stkd.tuning.space import Space, build_space, read_space_file
+from stkd.tuning.space import Space, apply_values, build_space, read_space_file
 from stkd.tuning.study import (
     WorkerJob,
     counted_trials,
@@ -164,7 +164,9 @@ def finish(study, shared: Shared, teacher_run: Path, out: Path, tcfg: TuneConfig
                 if t.value is not None and math.isfinite(t.value)]
     if complete:
         best = min(complete, key=lambda t: (t.value, t.number))
-        best_cfg = parse_config(best.user_attrs["config"], where=f"trial {best.number}")
+        # from this machine's config (its data paths) and the trial's values: on another machine of the study
+        # the trial ran the same config but read the data from that machine's paths
+        best_cfg = apply_values(shared.task.cfg, {**shared.space.fixed, **best.params})
         write_text(out / BEST_CONFIG, dump_config(best_cfg))
         metrics = final_test(best_cfg, teacher_run, out / BEST_RUN, progress=progress)
         name, entry = next((n, m) for n, m in metrics["models"].items() if m["role"] == "student_kd")
