@@ -91,3 +91,21 @@ def test_evaluation_runs_at_the_evaluation_batch_size_for_every_task(tmp_path, t
     t.score(tmp_path, [Trained("mlp_plain", "student_plain", model, "mlp", 0.0, {}, kind=t.name)])
     big = [s for s in sizes if s > 1]  # batch-1 forwards are the latency measurement
     assert big and max(big) == bs
+
+
+@pytest.mark.parametrize("task", ["forecast", "classify"])
+def test_a_task_takes_another_training_config_on_the_same_prepared_data(task):
+    """``with_config`` (a search's trials): other student, distill and train settings reuse the prepared data
+    and labels; other data is refused, since the windows would not be its data."""
+    import dataclasses
+
+    from stkd.errors import STKDError
+
+    t = prepare_task(parse_config(config(task)))
+    other = dataclasses.replace(t.cfg, distill=dataclasses.replace(t.cfg.distill, alpha=0.9, temperature=4.0),
+                                train=dataclasses.replace(t.cfg.train, lr=1e-3))
+    u = t.with_config(other)
+    assert u.cfg is other and u.wd is t.wd and type(u) is type(t) and t.cfg.distill.alpha != 0.9
+    moved = dataclasses.replace(t.cfg, data=dataclasses.replace(t.cfg.data, split=[0.6, 0.2, 0.2]))
+    with pytest.raises(STKDError, match="data: differs from the config this task prepared its data for"):
+        t.with_config(moved)

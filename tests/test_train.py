@@ -408,3 +408,22 @@ def test_each_distillation_term_is_logged_per_epoch(wd, tmp_path):
     fit(_model(wd), wd, two_terms, validator(wd), _cfg(epochs=2), tmp_path, progress=False)
     rows = _read_log(tmp_path / "log.csv")
     assert {"loss_hard", "loss_soft"} <= set(rows[0]) and all(float(r["loss_soft"]) >= 0 for r in rows)
+
+
+def test_on_epoch_sees_every_epoch_and_can_stop_training_cleanly(wd, tmp_path):
+    """The per-epoch callback (what a search's pruner hooks into) gets the monitored validation score of
+    each epoch; a true return stops training there with the best weights kept, and a resume trains no more."""
+    seen: list[tuple[int, float, dict]] = []
+
+    def on_epoch(epoch, score, val):
+        seen.append((epoch, score, dict(val)))
+        return epoch == 2
+
+    res = _fit(wd, _model(wd), _cfg(epochs=6), tmp_path, on_epoch=on_epoch)
+    assert [e for e, _, _ in seen] == [1, 2]
+    assert all(score == val["mae"] for _, score, val in seen)
+    assert res.epochs_run == 2 and res.stopped_early and res.stop_reason == "requested"
+    assert res.best_score == min(score for _, score, _ in seen)
+    assert len(_read_log(tmp_path / "log.csv")) == 2
+    again = _fit(wd, _model(wd), _cfg(epochs=6), tmp_path, resume=True)
+    assert again.epochs_run == 2

@@ -219,6 +219,41 @@ class RunConfig:
     events: EventsConfig | None = None  # label rules for task: classify (see docs/events.md)
 
 
+@dataclass
+class TuneConfig:
+    """A hyper-parameter search (``stkd tune``): its budget, where the study lives, how many processes.
+
+    Not part of a run's config: a search trains many runs' students; its best one is written as an ordinary
+    run config (``best.yaml``).
+    """
+
+    trials: int | None = 20  # trials in the whole study, those of earlier sessions included (None: until timeout)
+    timeout: str | None = None  # this session's wall time, e.g. 30min: then no trial starts and running ones stop
+    workers: int = 1  # processes on this machine, each running trials against the same study
+    storage: str | None = None  # an optuna storage URL (default sqlite:///OUT/study.db); postgresql://... for machines
+    study: str = names.TUNE_STUDY  # the study's name in the storage: the same name joins (or resumes) it
+    prune_warmup: int = 2  # epochs every trial trains before the pruner may stop it
+    prune_startup: int = 3  # trials that finish before the pruner stops any
+
+
+def validate_tune(t: TuneConfig) -> TuneConfig:
+    """Check a :class:`TuneConfig` (errors name the command-line flag)."""
+    if t.trials is not None and t.trials < 1:
+        raise ConfigError(f"--trials: must be >= 1, got {t.trials}")
+    if t.timeout is not None:
+        parse_duration(t.timeout, "--timeout")
+    if t.trials is None and t.timeout is None:
+        raise ConfigError("--trials / --timeout: a search needs a budget: a number of trials, a time, or both")
+    if t.workers < 1:
+        raise ConfigError(f"--workers: must be >= 1, got {t.workers}")
+    if not t.study or not t.study.strip():
+        raise ConfigError("--study: the study needs a name")
+    if t.prune_warmup < 0 or t.prune_startup < 0:
+        raise ConfigError(f"pruner: warm-up epochs and startup trials must be >= 0, got {t.prune_warmup} and "
+                          f"{t.prune_startup}")
+    return t
+
+
 def parse_duration(text: str, key: str) -> float:
     """Seconds of a duration like ``90s``, ``10min``, ``1h30min`` or ``2h`` (a ConfigError naming ``key``)."""
     import pandas as pd  # a second of import time: only configs with a duration need it

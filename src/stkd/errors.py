@@ -14,3 +14,8 @@ class DataError(STKDError, ValueError):
 
 class ConfigError(STKDError, ValueError):
     """A configuration key or value is invalid: the message names the key and the valid choices."""
+
+
+class TrainingDiverged(STKDError):
+    """The training loss became NaN or infinite: the settings (often ``train.lr``) cannot train this model.
+    Its own class so that a hyper-parameter search can score such a trial as bad instead of stopping."""

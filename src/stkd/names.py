@@ -73,6 +73,24 @@ EVENT_FORECAST_PROBS = ("gaussian",)
 THRESHOLD_METRICS = ("f1", "balanced_accuracy", "accuracy")
 CLASS_WEIGHT_MODES = ("auto", "none")
 
+# ----------------------------------------------------------------------------------- tuning
+#: What `stkd tune` searches (keys of a `--space` file), with a one-line description each. ``student.width``
+#: and ``student.depth`` mean the student's own parameters (stid: embed/node/tod/dow dims and layers; mlp:
+#: hidden widths and their count); a linear student has neither.
+TUNE_PARAMS: dict[str, str] = {
+    "distill.alpha": "weight of the ground truth (1 - alpha goes to the teacher)",
+    "distill.loss": "distillation loss (forecasts)",
+    "distill.temperature": "softmax temperature of the soft labels (events)",
+    "train.lr": "learning rate",
+    "train.weight_decay": "AdamW weight decay",
+    "student.width": "student width (stid: each embedding's size; mlp: hidden layer width)",
+    "student.depth": "student depth (stid: encoder layers; mlp: hidden layers)",
+    "student.dropout": "student dropout",
+}
+#: `stkd tune`'s study storage when --storage is not given: a SQLite file in the output folder.
+TUNE_STORAGE_FILE = "study.db"
+TUNE_STUDY = "stkd-tune"  # default study name (--study)
+
 # ----------------------------------------------------------------------------------- deploy
 EXPORT_FORMATS = ("onnx", "torchscript")
 BACKENDS = ("torch", "onnx", "torchscript")

@@ -30,6 +30,7 @@ from stkd.steps import check_fits, report_on_rank0, teacher_labels, train_model
 from stkd.tasks.base import Task, TeacherSignal
 from stkd.tasks.classify import ClassifyTask
 from stkd.tasks.forecast import ForecastTask
+from stkd.train import EpochCallback
 
 TASKS: dict[str, type[Task]] = {"forecast": ForecastTask, "classify": ClassifyTask}
 
@@ -78,8 +79,9 @@ def train_teachers(task: Task, run_dir: Path, *, resume: bool = False, progress:
 
 
 def train_student(task: Task, run_dir: Path, signal: TeacherSignal | None = None, *, resume: bool = False,
-                  progress: bool = True) -> Trained:
-    """The configured student distilled from the teachers' ``signal``, or (None) trained alone."""
+                  progress: bool = True, on_epoch: EpochCallback | None = None) -> Trained:
+    """The configured student distilled from the teachers' ``signal``, or (None) trained alone; ``on_epoch``
+    sees every epoch's validation score (:func:`stkd.train.fit`)."""
     s = task.cfg.student
     kd = signal is not None
     if signal is not None:
@@ -90,7 +92,7 @@ def train_student(task: Task, run_dir: Path, signal: TeacherSignal | None = None
         card = {"distill": None, "teachers": None, "teacher_weights": None}
         make_loss = lambda model: (hard, {})  # noqa: E731
     return train_model(task, s, f"{s.name}_{'kd' if kd else 'plain'}", "student_kd" if kd else "student_plain",
-                       run_dir, make_loss, card=card, resume=resume, progress=progress)
+                       run_dir, make_loss, card=card, resume=resume, progress=progress, on_epoch=on_epoch)
 
 
 def _students(task: Task, run_dir: Path, signal: TeacherSignal, *, resume: bool, progress: bool) -> list[Trained]:

@@ -30,7 +30,7 @@ from stkd.report import write_report
 from stkd.runs import Trained
 from stkd.tasks.base import Task
 from stkd.tracking import open_tracker
-from stkd.train import FitResult, fit, set_seed
+from stkd.train import EpochCallback, FitResult, fit, set_seed
 
 
 def eval_batch_size(cfg: RunConfig) -> int:
@@ -106,12 +106,14 @@ LossMaker = Callable[[STModel], tuple[Callable, dict[str, nn.Module]]]
 
 
 def train_model(task: Task, mcfg: ModelConfig, label: str, role: str, run_dir: Path, make_loss: LossMaker,
-                *, card: dict[str, Any] | None = None, resume: bool = False, progress: bool = True) -> Trained:
+                *, card: dict[str, Any] | None = None, resume: bool = False, progress: bool = True,
+                on_epoch: EpochCallback | None = None) -> Trained:
     """Build ``mcfg``'s model from the seed, train it under the task's validation score with the loss
     ``make_loss(model)`` returns (with any module trained beside it, e.g. a hint projection), save it to
     ``run_dir/models/<label>`` (best weights and card) and return it.
 
-    Teachers train on node subsets when ``train.node_subset`` is set (for every task alike)."""
+    Teachers train on node subsets when ``train.node_subset`` is set (for every task alike). ``on_epoch`` is
+    :func:`stkd.train.fit`'s per-epoch callback (a search's pruner)."""
     cfg = task.cfg
     model = check_fits(task, mcfg, role, seed=cfg.train.seed)
     loss_fn, extra_modules = make_loss(model)
@@ -122,7 +124,8 @@ def train_model(task: Task, mcfg: ModelConfig, label: str, role: str, run_dir: P
         res: FitResult = fit(model, task.wd, loss_fn, task.validator(eval_batch_size(cfg)), cfg.train, mdir,
                              epochs=mcfg.epochs, extra_modules=extra_modules, resume=resume, monitor=task.monitor,
                              desc=f"{role} {label}", progress=progress,
-                             node_subset=cfg.train.node_subset if role == "teacher" else None, tracker=tracker)
+                             node_subset=cfg.train.node_subset if role == "teacher" else None, tracker=tracker,
+                             on_epoch=on_epoch)
     val = task.val_record(res.best_score)
     save_model(mdir, model, mcfg.name, task.spec(), role,
                {**task.card_extra(), "train_seconds": res.train_seconds, "best_epoch": res.best_epoch,

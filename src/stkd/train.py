@@ -29,13 +29,16 @@ from torch import nn
 from stkd.checkpoint import load_weights, save_weights
 from stkd.config import TrainConfig, parse_duration
 from stkd.distributed import sync_from_rank0, world
-from stkd.errors import ConfigError, STKDError
+from stkd.errors import ConfigError, STKDError, TrainingDiverged
 from stkd.io import read_json, write_json, write_text
 from stkd.progress import bar as progress_bar
 
 log = logging.getLogger(__name__)
 
 LossFn = Callable[["object", dict], tuple[torch.Tensor, dict[str, float]]]
+#: ``on_epoch(epoch, score, val) -> stop``: called after every epoch (1-indexed ``epoch``, the monitored
+#: validation ``score``, lower is better, and every validation metric); a true return stops training there.
+EpochCallback = Callable[[int, float, dict[str, float]], "bool | None"]
 
 
 def set_seed(seed: int) -> torch.Generator:
@@ -71,7 +74,7 @@ class FitResult:
     epochs_run: int
     train_seconds: float
     stopped_early: bool
-    stop_reason: str | None = None  # "patience" | "time budget" | None
+    stop_reason: str | None = None  # "patience" | "time budget" | "requested" (on_epoch) | None
 
 
 def format_duration(seconds: float) -> str:
@@ -168,7 +171,7 @@ class _Progress:
     elapsed: float = 0.0  # seconds of training (this model), over every session of a resumed run
     log: list[dict] = field(default_factory=list)
     stopped_early: bool = False
-    stop_reason: str | None = None  # "patience" | "time budget" | None (ran all epochs)
+    stop_reason: str | None = None  # "patience" | "time budget" | "requested" | None (ran all epochs)
     finished: bool = False
 
 
@@ -180,7 +183,8 @@ class Trainer:
     def __init__(self, model: nn.Module, data, loss_fn: LossFn, validate: Callable[[nn.Module], dict[str, float]],
                  cfg: TrainConfig, model_dir: Path, *, epochs: int | None = None,
                  extra_modules: dict[str, nn.Module] | None = None, monitor: str = "mae", desc: str = "train",
-                 progress: bool = True, node_subset: int | None = None, tracker=None) -> None:
+                 progress: bool = True, node_subset: int | None = None, tracker=None,
+                 on_epoch: EpochCallback | None = None) -> None:
         self.model, self.data, self.loss_fn, self.validate_fn = model, data, loss_fn, validate
         self.cfg, self.model_dir, self.monitor, self.desc = cfg, Path(model_dir), monitor, desc
         self.rank, self.world_size = world()
@@ -206,6 +210,7 @@ class Trainer:
         self.best_state = self._snapshot()
         self.progress = progress and self.rank == 0
         self.tracker = tracker
+        self.on_epoch = on_epoch
         self.batches_per_epoch = num_train_batches(data, cfg)
 
     # ------------------------------------------------------------------ setup
@@ -284,7 +289,7 @@ class Trainer:
         out = {k: v.float() if torch.is_tensor(v) else v for k, v in out.items()}  # the loss in float32
         loss, terms = self.loss_fn(batch, out)
         if not torch.isfinite(loss):
-            raise STKDError(f"{self.desc}: the loss became {loss.item()} at epoch {epoch + 1}; "
+            raise TrainingDiverged(f"{self.desc}: the loss became {loss.item()} at epoch {epoch + 1}; "
                             "try a lower train.lr or check the data for extreme values")
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -356,6 +361,9 @@ class Trainer:
             self.end_epoch(epoch, train_loss, terms, val, score, time.perf_counter() - t0)
             bar.set_postfix(epoch=f"{epoch + 1}/{self.epochs}", loss=f"{train_loss:.4f}",
                             **{f"val_{self.monitor}": f"{score:.4f}"})
+            if self.on_epoch is not None and self.on_epoch(epoch + 1, score, val):
+                st.stopped_early, st.stop_reason = True, "requested"
+                break
             if st.bad_epochs >= self.cfg.patience:
                 st.stopped_early, st.stop_reason = True, "patience"
                 break
@@ -400,6 +408,7 @@ def fit(
     progress: bool = True,
     node_subset: int | None = None,
     tracker=None,
+    on_epoch: EpochCallback | None = None,
 ) -> FitResult:
     """Train ``model`` on ``data``'s train windows and keep the weights with the best validation score.
 
@@ -412,10 +421,15 @@ def fit(
     ``cfg.precision`` bf16 runs the training forward under bfloat16 autocast (the loss and the weights
     stay float32); ``cfg.time_budget`` stops the model cleanly once its training time reaches it.
     ``tracker`` (:mod:`stkd.tracking`) receives every epoch's log row (losses per term, lr, validation).
+    ``on_epoch(epoch, score, val)`` sees every epoch's monitored validation score once the epoch is logged
+    and checkpointed; returning true stops training there, cleanly (the best epoch so far is kept). It is
+    how a caller steers training from outside without the loop knowing it: a hyper-parameter search
+    reports each epoch to its pruner and stops a trial the pruner gives up on (:mod:`stkd.tuning`).
     After ``fit`` returns, ``model`` holds the best weights (also in ``model_dir/best.safetensors``).
     """
     trainer = Trainer(model, data, loss_fn, validate, cfg, model_dir, epochs=epochs, extra_modules=extra_modules,
-                      monitor=monitor, desc=desc, progress=progress, node_subset=node_subset, tracker=tracker)
+                      monitor=monitor, desc=desc, progress=progress, node_subset=node_subset, tracker=tracker,
+                      on_epoch=on_epoch)
     return trainer.run(resume=resume)
 
 

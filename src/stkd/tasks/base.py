@@ -71,6 +71,19 @@ class Task(ABC):
         out.wd = wd
         return out
 
+    def with_config(self, cfg: RunConfig) -> Self:
+        """This task under ``cfg``, a config that differs from this one only in how models are built and
+        trained (student, distill, train, eval): the prepared data and labels are reused instead of being
+        loaded again, as a hyper-parameter search does for each of its trials. A config with other data,
+        labels or task kind is refused (the prepared windows would not be its data)."""
+        for key in ("task", "data", "events"):
+            if getattr(cfg, key) != getattr(self.cfg, key):
+                raise STKDError(f"{key}: differs from the config this task prepared its data for; prepare the "
+                                "task again for other data")
+        out = copy.copy(self)
+        out.cfg = cfg
+        return out
+
     def teacher_task(self) -> "Task":
         """The task the teachers are trained under: this one, unless the teachers are of another kind
         (event students taught by forecasters)."""
