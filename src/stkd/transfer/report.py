@@ -68,12 +68,17 @@ def table(result: dict) -> list[str]:
         for route in names.TRANSFER_ROUTES:
             mae, rmse = route_scores(result, h, route), route_scores(result, h, route, "rmse")
             g = gains.get(h, {}).get(route)
-            gain = ("(reference)" if route == BASE else
-                    "n/a" if g is None else f"{g['mean']:+.1f} % ({g['ci'][0]:+.1f} to {g['ci'][1]:+.1f})")
+            gain = ("(reference)" if route == BASE else "n/a" if g is None else
+                    f"{g['mean']:+.1f} % (one seed: no interval)" if g["n"] < 2 else
+                    f"{g['mean']:+.1f} % ({g['ci'][0]:+.1f} to {g['ci'][1]:+.1f})")
             wins = "" if g is None else f"{g['wins']}/{g['n']}"
             rows.append(f"| {where} | {route} | {_mean_sd(mae)} | {_mean_sd(rmse)} | {gain} | {wins} | "
                         f"{'' if g is None else verdict(g)} |")
     return rows
+
+
+def _listed(routes: list[str], gains: dict) -> str:
+    return ", ".join(f"{r} ({gains[r]['mean']:+.1f} %)" for r in routes)
 
 
 def findings(result: dict) -> list[str]:
@@ -89,9 +94,9 @@ def findings(result: dict) -> list[str]:
         better = [r for r in g if verdict(g[r]) == "better"]
         worse = [r for r in g if verdict(g[r]) == "worse"]
         parts = [f"lowest mean MAE: {best} ({means[best]:.3f})"]
-        parts.append(f"better than target only: {', '.join(better) if better else 'none established'}")
+        parts.append(f"better than target only: {_listed(better, g) if better else 'none established'}")
         if worse:
-            parts.append(f"worse: {', '.join(worse)}")
+            parts.append(f"worse than target only: {_listed(worse, g)}")
         lines.append(f"- **{h}** of history: " + "; ".join(parts) + ".")
     return lines
 

@@ -82,6 +82,9 @@ def load_source(source_run: Path, teacher: str | None = None) -> SourceModel:
     if teacher not in cards:
         raise STKDError(f"--teacher {teacher!r}: {source_run} holds the teachers {', '.join(sorted(cards))}")
     card = cards[teacher]
+    if card.get("inputs"):
+        raise STKDError(f"source teacher {teacher} reads more than the plain window (inputs {card['inputs']}); "
+                        "transfer a teacher trained on the plain window (no teacher.inputs section)")
     hparams = model_class(card["name"]).with_legacy_defaults(card["hparams"])
     check_node_agnostic(card["name"], hparams, f"source teacher {teacher}")
     summary = load_run(source_run)[1]
