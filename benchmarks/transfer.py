@@ -132,7 +132,7 @@ def render(result: dict) -> str:
             f"Command: `{result['command']}`  \nMachine: {result['machine']}; stkd {result['versions']['stkd']} "
             f"(commit {result['versions']['commit']}), {result['date']}; source teacher {secs['source'] / 60:.1f} min, "
             f"transfer {secs['transfer'] / 60:.1f} min  \n"
-            f"Source teacher {s['model']} {s['params']}; student {g['student']['name']} {g['student']['params']}; "
+            f"Source teacher {s['model']} {result['source_config']['teacher']['params']}; student {g['student']['name']} {g['student']['params']}; "
             f"{sched['epochs']} epochs of at most {sched['max_batches']} batches (patience {sched['patience']}), "
             f"best epoch on the target's validation split.\n\n")
     curve = f"\n![test MAE against kept history](img/transfer-{result['case']}.png)\n"
