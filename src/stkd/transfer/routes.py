@@ -26,6 +26,7 @@ from stkd.tasks.base import Task, TeacherSignal
 from stkd.transfer.source import SourceModel, source_task, zero_shot
 
 ROUTES = names.TRANSFER_ROUTES
+KEPT = ("mae", "rmse", "mape", "horizons")  # of a test block in transfer.json (per step and node: metrics.json)
 
 
 def finetune_config(task: Task, source: SourceModel) -> ModelConfig:
@@ -64,8 +65,8 @@ def distil_from(task: Task, signal: TeacherSignal) -> LossMaker:
 def score_routes(task: Task, run_dir: Path, models: list[Trained]) -> dict:
     """Score the routes and the baselines on the test split (``run_dir/metrics.json``); returns
     ``{"routes": {route: test metrics}, "baselines": {name: test metrics}, "windows": {split: count}}``."""
-    metrics = task.score(run_dir, models)
-    rows = metrics["models"]
-    return {"routes": {r: rows[r]["test"] for r in ROUTES},
-            "baselines": {k: v["test"] for k, v in rows.items() if v["role"] == "baseline"},
+    rows = task.score(run_dir, models)["models"]
+    brief = lambda test: {k: test[k] for k in KEPT if k in test}  # noqa: E731
+    return {"routes": {r: brief(rows[r]["test"]) for r in ROUTES},
+            "baselines": {k: brief(v["test"]) for k, v in rows.items() if v["role"] == "baseline"},
             "windows": {s: task.wd.num_windows(s) for s in names.SPLITS}}
