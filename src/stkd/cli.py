@@ -394,10 +394,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _register_extensions(sub, fmt) -> None:
-    """Subcommands that live in their own modules (analysis, deployment, tuning)."""
+    """Subcommands that live in their own modules (analysis, deployment, tuning, transfer)."""
     import importlib
 
-    for module in ("stkd.analysis.cli", "stkd.deploy.cli", "stkd.tuning.cli"):
+    for module in ("stkd.analysis.cli", "stkd.deploy.cli", "stkd.tuning.cli", "stkd.transfer.cli"):
         try:
             mod = importlib.import_module(module)
         except ModuleNotFoundError as e:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import math
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -83,6 +84,7 @@ class DataConfig:
     split: list[float] = field(default_factory=lambda: [0.7, 0.1, 0.2])  # train/val/test shares
     time_range: list[str] | None = None  # [start, end] to keep (inclusive), e.g. the last year
     nodes: list[str] | None = None  # keep only these nodes
+    history: str | None = None  # e.g. 2d: keep only the last 2 days of the train part (val and test unchanged)
     impute: str = "ffill"  # ffill | seasonal | none: how missing *inputs* are filled
     clip_outliers: float | None = None  # k: clip values beyond median +- k * IQR (per feature, of the train part)
     scaler: str = "zscore"  # zscore | minmax
@@ -259,7 +261,8 @@ def parse_duration(text: str, key: str) -> float:
     import pandas as pd  # a second of import time: only configs with a duration need it
 
     try:
-        seconds = pd.Timedelta(str(text).replace(" ", "")).total_seconds()
+        # "2d" as "2D": pandas deprecates the lower-case day unit, and a user writes days as 1d, 2d
+        seconds = pd.Timedelta(re.sub(r"(?<=\d)d", "D", str(text).replace(" ", ""))).total_seconds()
     except (ValueError, TypeError):
         raise ConfigError(f"{key}: {text!r} is not a duration like 90s, 10min or 1h30min") from None
     if not math.isfinite(seconds) or seconds <= 0:
@@ -406,6 +409,8 @@ def validate(cfg: RunConfig) -> RunConfig:
         raise ConfigError("data.split: the train share must be positive")
     if d.clip_outliers is not None and not (d.clip_outliers > 0 and math.isfinite(d.clip_outliers)):
         raise ConfigError(f"data.clip_outliers: must be a number > 0 (k in median +- k * IQR), got {d.clip_outliers}")
+    if d.history is not None:
+        parse_duration(d.history, "data.history")
     if d.window.input < 1 or d.window.horizon < 1:
         raise ConfigError(f"data.window: input and horizon must be >= 1, got {d.window}")
     if d.source == "builtin":

@@ -63,6 +63,9 @@ BASELINES: dict[str, str] = {"last": "last_value", "seasonal": "seasonal_avg", "
 #: Roles of the models of a run, in report order.
 ROLES = ("teacher", "student_kd", "student_plain", "baseline")
 ROLE_ORDER = {role: i for i, role in enumerate(ROLES)}
+#: ``stkd transfer``: the ways to forecast a place with little history, scored side by side on its test split
+#: (the student alone; the source teacher as it is; fine-tuned; a student distilled from either).
+TRANSFER_ROUTES = ("target_only", "source_zero_shot", "finetuned", "kd_source", "kd_finetuned")
 
 # ----------------------------------------------------------------------------------- events
 EVENT_RULES = ("threshold", "bands", "given")

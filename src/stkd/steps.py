@@ -107,15 +107,18 @@ LossMaker = Callable[[STModel], tuple[Callable, dict[str, nn.Module]]]
 
 def train_model(task: Task, mcfg: ModelConfig, label: str, role: str, run_dir: Path, make_loss: LossMaker,
                 *, card: dict[str, Any] | None = None, resume: bool = False, progress: bool = True,
-                on_epoch: EpochCallback | None = None) -> Trained:
+                on_epoch: EpochCallback | None = None, init: dict[str, torch.Tensor] | None = None) -> Trained:
     """Build ``mcfg``'s model from the seed, train it under the task's validation score with the loss
     ``make_loss(model)`` returns (with any module trained beside it, e.g. a hint projection), save it to
     ``run_dir/models/<label>`` (best weights and card) and return it.
 
-    Teachers train on node subsets when ``train.node_subset`` is set (for every task alike). ``on_epoch`` is
-    :func:`stkd.train.fit`'s per-epoch callback (a search's pruner)."""
+    ``init``: weights to start from instead of the seed's (fine-tuning a model trained elsewhere; every
+    weight must match). Teachers train on node subsets when ``train.node_subset`` is set (for every task
+    alike). ``on_epoch`` is :func:`stkd.train.fit`'s per-epoch callback (a search's pruner)."""
     cfg = task.cfg
     model = check_fits(task, mcfg, role, seed=cfg.train.seed)
+    if init is not None:
+        model.load_state_dict(init)  # strict: a weight that does not fit is an error, not a silent re-init
     loss_fn, extra_modules = make_loss(model)
     task = task.for_inputs(mcfg.inputs)  # batches, validation and the card follow what the model reads
     mdir = Path(run_dir) / "models" / label

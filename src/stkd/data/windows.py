@@ -27,7 +27,7 @@ import pandas as pd
 import scipy.sparse as sp
 import torch
 
-from stkd.config import DataConfig, InputsConfig
+from stkd.config import DataConfig, InputsConfig, parse_duration
 from stkd.data.container import STData
 from stkd.data.impute import fill_inputs
 from stkd.data.loaders import load_data
@@ -364,6 +364,8 @@ def data_fingerprint(data: STData, cfg: DataConfig) -> str:
                 "impute": cfg.impute, "scaler": cfg.scaler, "scaler_scope": cfg.scaler_scope}
     if getattr(cfg, "clip_outliers", None) is not None:  # only then, so older runs keep their fingerprint
         settings["clip_outliers"] = float(cfg.clip_outliers)
+    if getattr(cfg, "history", None) is not None:  # the same: only then
+        settings["history"] = str(cfg.history)
     h.update(json.dumps(settings, sort_keys=True).encode())
     h.update(json.dumps({"shape": list(data.values.shape), "nodes": data.nodes, "features": data.features,
                          "targets": data.targets}).encode())
@@ -404,6 +406,25 @@ def clip_floors(data: STData, train_end: int, mode: str = "auto") -> list[float 
     return floors if any(f is not None for f in floors) else None
 
 
+def keep_history(data: STData, ranges: dict[str, tuple[int, int]], history: str,
+                 need: int) -> tuple[STData, dict[str, tuple[int, int]]]:
+    """The data from the last ``history`` (a duration, ``data.history``) of the train part on, and the split
+    ranges shifted to match: a place with little history. The val and test parts keep their steps, so
+    models trained on any history are scored on the same test windows; everything fitted on the train part
+    (scaler, imputation, day-of-week coverage, forecast floors) sees only the kept steps, because the
+    earlier ones are gone, not merely unused."""
+    steps = int(round(parse_duration(history, "data.history") / data.freq.total_seconds()))
+    lo, hi = ranges["train"]
+    if steps < need:
+        raise ConfigError(f"data.history: {history} is {steps} steps of {data.freq_str}, shorter than one window "
+                          f"(input + horizon = {need} steps); keep a longer history")
+    cut = max(lo, hi - steps)
+    if cut == lo:
+        return data, ranges
+    shifted = {name: (a - cut if name != "train" else 0, b - cut) for name, (a, b) in ranges.items()}
+    return data.subset(time_slice=slice(cut, None)), shifted
+
+
 def prepare(data: STData, cfg: DataConfig) -> WindowedData:
     """Split, fit the scaler on train only, impute inputs with train statistics, scale, and index windows.
 
@@ -417,6 +438,8 @@ def prepare(data: STData, cfg: DataConfig) -> WindowedData:
     T = data.num_steps
     ranges = split_ranges(T, ratios)
     _check_length(data, ranges, ratios, P, H)
+    if cfg.history is not None:
+        data, ranges = keep_history(data, ranges, cfg.history, P + H)
     train_end = ranges["train"][1]
     data = check_observed(data, train_end)  # no target at all: an error; silent nodes: dropped with a warning
     if cfg.clip_outliers is not None:

@@ -129,6 +129,10 @@ class STModel(nn.Module):
     legacy_defaults: ClassVar[dict[str, Any]] = {}
     #: A dense given graph is held sparse above this many nodes (an N x N float32 matrix per support).
     SPARSE_GRAPH_ABOVE: ClassVar[int] = 2000
+    #: The hyper-parameter values under which no weight depends on the number of nodes (no node
+    #: embedding, no learned N x N graph), so weights trained on one place load on another with a
+    #: different N (``stkd transfer``); ``{}``: always; None: no setting does.
+    node_agnostic_params: ClassVar[dict[str, Any] | None] = None
 
     # ---------------------------------------------------------------- facts about the class
     @classmethod
@@ -163,6 +167,15 @@ class STModel(nn.Module):
         """Whether the given graph is held as a sparse matrix: given sparse, or above ``SPARSE_GRAPH_ABOVE`` nodes."""
         return spec.adjacency is not None and (sp.issparse(spec.adjacency)
                                                or spec.num_nodes > cls.SPARSE_GRAPH_ABOVE)
+
+    @classmethod
+    def node_agnostic(cls, hparams: dict[str, Any]) -> bool:
+        """Whether a model with these hyper-parameters (defaults filled) has no per-node weight, so it can be
+        built for any N and its weights moved to a data set with other nodes."""
+        if cls.node_agnostic_params is None:
+            return False
+        full = {**hyperparameters(cls), **hparams}
+        return all(full[k] == v for k, v in cls.node_agnostic_params.items())
 
     @classmethod
     def with_legacy_defaults(cls, hparams: dict[str, Any]) -> dict[str, Any]:

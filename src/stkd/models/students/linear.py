@@ -22,6 +22,8 @@ from stkd.models.base import ModelSpec, StudentModel, to_pred
 class LinearModel(StudentModel):
     """Linear student. Hyper-parameters: ``node_bias`` (a learned bias per node and output)."""
 
+    node_agnostic_params = {"node_bias": False}  # the shared map alone does not depend on N
+
     @classmethod
     def scale_advice(cls, degree: int) -> list[str]:
         return []

@@ -9,6 +9,8 @@ Distillation", ICLR 2022), here per time window. Only dense ops: it exports to O
 
 from __future__ import annotations
 
+from typing import Any, ClassVar
+
 import torch
 from torch import nn
 
@@ -25,6 +27,8 @@ class MLP(StudentModel):
 
     ``hidden`` (the output) is the last hidden layer, ``[B, N, hidden[-1]]``.
     """
+
+    node_agnostic_params: ClassVar[dict[str, Any] | None] = {}  # weights shared by all sensors: any N, always
 
     def __init__(self, spec: ModelSpec, *, hidden: tuple[int, ...] = (64, 64), dropout: float = 0.0) -> None:
         super().__init__(spec, locals())

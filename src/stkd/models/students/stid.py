@@ -55,6 +55,10 @@ class STID(StudentModel):
     ``hidden`` is the encoder output, ``[B, N, D]`` with D the sum of the embedding sizes.
     """
 
+    #: Without the node embedding every weight is shared by the sensors (the neighbour input is cut from
+    #: the data's graph at build time, not learned), so it runs on any set of sensors.
+    node_agnostic_params = {"node_dim": 0}
+
     @classmethod
     def scale_advice(cls, degree: int) -> list[str]:
         return []

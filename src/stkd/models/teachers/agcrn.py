@@ -93,6 +93,7 @@ class AGCRN(STModel):
     """
 
     legacy_defaults = {"time_dim": 0}  # cards saved before the clock inputs
+    node_agnostic_params = None  # its graph and its per-node weights both come from the node embeddings
 
     @classmethod
     def probe_params(cls, spec: ModelSpec, hparams: dict) -> dict:

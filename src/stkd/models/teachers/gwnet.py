@@ -139,6 +139,9 @@ class GWNet(STModel):
     """
 
     legacy_defaults = {"time_embedding": False, "node_identity": False}  # cards saved before the clock inputs
+    #: Without the adaptive adjacency (and so without its node embeddings) the model reads the graph it is
+    #: given: the convolutions and the diffusion weights are shared by all sensors, so it runs on any graph.
+    node_agnostic_params = {"adaptive": False}
 
     @classmethod
     def needs_adjacency(cls, hparams: dict) -> bool:

@@ -63,6 +63,8 @@ class STAEformer(STModel):
     ``hidden`` is the last layer's output averaged over the P steps, ``[B, N, D]``.
     """
 
+    node_agnostic_params = {"adaptive_embed": 0}  # the spatial attention itself runs over any number of nodes
+
     @classmethod
     def probe_params(cls, spec: ModelSpec, hparams: dict) -> dict:
         return {k: v for k, v in hparams.items() if k != "max_nodes"}  # the probes are tiny

@@ -1,0 +1,160 @@
+"""Transfer to a new place: does a teacher trained on a source network help a target with little history?
+
+    python benchmarks/transfer.py --case simulator --seeds 0 1 2
+    python benchmarks/transfer.py --case los-loop --seeds 0 1 2
+    python benchmarks/transfer.py --case akl-pedestrians --seeds 0 1 2
+    python benchmarks/transfer.py --case simulator --quick      # a smoke test: 1 epoch of 2 batches, nothing saved
+
+Each case trains a node-agnostic Graph WaveNet (``params.adaptive: false``: no node embedding, the given
+graph only) on the source with its full history (``stkd train``), then runs ``stkd transfer`` on the target
+for several kept histories and seeds: the student alone, the source teacher zero-shot and fine-tuned, and
+students distilled from either, all scored on the target's same test windows. The gain of each route over
+the student alone is paired by seed with a 95 % bootstrap interval (:func:`stkd.paired.paired_gain`), as in
+the distillation evidence; a gain whose interval contains zero is "not established".
+
+Cases:
+- ``simulator``: the traffic simulator's two networks of different size (60 and 30 sensors, 15-minute
+  steps, 14 days; a controlled case: same physics, other roads and sensors).
+- ``los-loop``: the 207 Los-loop detectors split into two disjoint regions by longitude (west half: source
+  with the full 4.9 training days; east half: target).
+- ``akl-pedestrians``: the 21 Auckland pedestrian counters split into two groups by longitude (hourly,
+  so the kept histories are weeks).
+
+Results: ``docs/results/transfer-<case>.json`` (the whole transfer.json plus the configs and timings) and the
+curve ``docs/img/transfer-<case>.png``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+
+from common import REPO, RESULTS, los_loop_data, save_result
+
+# node-agnostic (its weights load on any graph), at half Graph WaveNet's widths so that a case fits a 2-core CPU
+TEACHER = {"name": "gwnet", "params": {"adaptive": False, "residual_channels": 16, "dilation_channels": 16,
+                                       "skip_channels": 128, "end_channels": 256}}
+STUDENT = {"name": "stid", "params": {}}
+
+
+def by_longitude(load) -> tuple[list[str], list[str]]:
+    """The sensors of a data set split into a west and an east half by longitude (disjoint regions)."""
+    data = load()
+    lon = np.asarray(data.coords)[:, 1]
+    order = np.argsort(lon, kind="stable")
+    half = len(order) // 2
+    return [data.nodes[i] for i in order[:half]], [data.nodes[i] for i in order[half:]]
+
+
+def los_loop_regions() -> tuple[dict, dict]:
+    from stkd.data.builtin import load_los_loop
+
+    west, east = by_longitude(load_los_loop)
+    return los_loop_data(nodes=west), los_loop_data(nodes=east)
+
+
+def akl_regions() -> tuple[dict, dict]:
+    from stkd.config import parse_config
+    from stkd.data.loaders import load_data
+
+    base = {"source": "builtin", "name": "akl-pedestrians", "time_range": ["2023-01-01", "2025-12-31 23:00"],
+            "graph": {"method": "knn", "k": 4}}
+    west, east = by_longitude(lambda: load_data(parse_config({"data": base}).data))
+    return {**base, "nodes": west}, {**base, "nodes": east}
+
+
+def simulator_networks() -> tuple[dict, dict]:
+    def sim(nodes: int, seed: int) -> dict:
+        return {"source": "builtin", "name": "synthetic-traffic",
+                "simulator": {"nodes": nodes, "days": 14, "seed": seed, "freq": "15min"}}
+
+    return sim(60, 0), sim(30, 1)
+
+
+# name -> (data sections (source, target), kept target histories, training schedule)
+CASES = {
+    "simulator": (simulator_networks, ["1d", "2d", "4d"], {"epochs": 30, "patience": 8, "max_batches": 20}),
+    "los-loop": (los_loop_regions, ["1d", "2d", "4d"], {"epochs": 30, "patience": 8, "max_batches": 25}),
+    "akl-pedestrians": (akl_regions, ["7d", "28d", "91d"], {"epochs": 30, "patience": 8, "max_batches": 40}),
+}
+
+
+def configs(case: str, quick: bool) -> tuple[dict, dict]:
+    regions, _, schedule = CASES[case]
+    source_data, target_data = regions()
+    train = {"batch_size": 64, "lr": 0.002, "threads": 1, **schedule}
+    if quick:
+        train.update(epochs=1, max_batches=2)
+    common = {"teacher": copy.deepcopy(TEACHER), "student": copy.deepcopy(STUDENT), "train": train,
+              "distill": {"alpha": 0.5, "loss": "huber"}, "eval": {"baselines": ["last"], "latency_repeats": 3}}
+    return {"data": source_data, **copy.deepcopy(common)}, {"data": target_data, **copy.deepcopy(common)}
+
+
+def run_case(case: str, seeds: list[int], runs: Path, quick: bool) -> dict:
+    from stkd.config import parse_config
+    from stkd.pipeline import prepare_task, train_teachers
+    from stkd.runs import open_run_dir
+    from stkd.transfer.run import transfer
+
+    source_raw, target_raw = configs(case, quick)
+    where = runs / case
+    t0 = time.perf_counter()
+    source_run = where / "source"
+    if not (source_run / "models" / "gwnet" / "model.json").is_file():  # a finished source run is reused
+        task = prepare_task(parse_config(source_raw))  # as stkd train, less the source's own soft-label cache
+        train_teachers(task, open_run_dir(task.cfg, task.wd, source_run, overwrite=True, resume=False),
+                       progress=False)
+    source_s = time.perf_counter() - t0
+    t1 = time.perf_counter()
+    result = transfer(source_run, parse_config(target_raw), where / "transfer", histories=CASES[case][1],
+                      seeds=seeds, overwrite=True, progress=False)
+    return {"case": case, "transfer": result, "source_config": source_raw, "target_config": target_raw,
+            "seconds": {"source": source_s, "transfer": time.perf_counter() - t1},
+            "curve": str((where / "transfer" / "plots" / "transfer_curve.png"))}
+
+
+# ------------------------------------------------------------------------------------------ rendering
+def render(result: dict) -> str:
+    from stkd.transfer.report import findings, table
+
+    t = result["transfer"]
+    s, g = t["source"], t["target"]
+    secs = result["seconds"]
+    sched = result["target_config"]["train"]
+    head = (f"### Transfer on {result['case']}: {s['data']} ({s['nodes']} sensors, full history) -> {g['data']} "
+            f"({g['nodes']} sensors), seeds {t['seeds']}\n\n"
+            f"Command: `{result['command']}`  \nMachine: {result['machine']}; stkd {result['versions']['stkd']} "
+            f"(commit {result['versions']['commit']}), {result['date']}; source teacher {secs['source'] / 60:.1f} min, "
+            f"transfer {secs['transfer'] / 60:.1f} min  \n"
+            f"Source teacher {s['model']} {result['source_config']['teacher']['params']}; student {g['student']['name']} {g['student']['params']}; "
+            f"{sched['epochs']} epochs of at most {sched['max_batches']} batches (patience {sched['patience']}), "
+            f"best epoch on the target's validation split.\n\n")
+    curve = f"\n![test MAE against kept history](img/transfer-{result['case']}.png)\n"
+    return head + "\n".join(findings(t)) + "\n\n" + "\n".join(table(t)) + "\n" + curve
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--case", required=True, choices=list(CASES))
+    ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    ap.add_argument("--runs", type=Path, default=Path("bench-runs/transfer"))
+    ap.add_argument("--quick", action="store_true", help="1 epoch of 2 batches: a smoke test, nothing is saved")
+    args = ap.parse_args()
+    payload = run_case(args.case, args.seeds, args.runs, args.quick)
+    if args.quick:
+        print(json.dumps(payload["transfer"]["gains"], indent=1))
+        return
+    section = f"transfer-{args.case}"
+    shutil.copyfile(payload.pop("curve"), REPO / "docs" / "img" / f"{section}.png")
+    save_result(section, "transfer", payload, vars(args) | {"runs": None})
+    print(render(json.loads((RESULTS / f"{section}.json").read_text())))
+
+
+if __name__ == "__main__":
+    main()

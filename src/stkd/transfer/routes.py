@@ -1,0 +1,72 @@
+"""The five routes of one transfer run (one target history, one seed), trained into one run folder and
+scored together on the target's test split.
+
+Every route sees the same truncated target history and is scored on the same test windows with the
+same scaler (the target's, fitted on its own kept history), so their differences are the routes':
+
+- ``target_only``: the configured student trained on the target alone;
+- ``source_zero_shot``: the source teacher applied to the target unchanged (no target training);
+- ``finetuned``: the source teacher's weights trained further on the target;
+- ``kd_source``: the student distilled from the source teacher's forecasts of the target's windows;
+- ``kd_finetuned``: the student distilled from the fine-tuned teacher.
+
+Soft labels go through the usual cache (:mod:`stkd.distill.cache`), keyed to the target's data (history
+included) and to each teacher's weights, so the two teachers never share an entry.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from stkd import names
+from stkd.config import ModelConfig, to_dict
+from stkd.runs import Trained
+from stkd.steps import LossMaker, train_model
+from stkd.tasks.base import Task, TeacherSignal
+from stkd.transfer.source import SourceModel, source_task, zero_shot
+
+ROUTES = names.TRANSFER_ROUTES
+KEPT = ("mae", "rmse", "mape", "horizons")  # of a test block in transfer.json (per step and node: metrics.json)
+
+
+def finetune_config(task: Task, source: SourceModel) -> ModelConfig:
+    """The source teacher as a model section: its own name and hyper-parameters; epochs from the target
+    config's first teacher section (else ``train.epochs``)."""
+    epochs = task.cfg.teacher[0].epochs if task.cfg.teacher else None
+    return ModelConfig(name=source.name, params=dict(source.hparams), epochs=epochs)
+
+
+def train_routes(task: Task, source: SourceModel, run_dir: Path, *, progress: bool = True) -> list[Trained]:
+    """Train every route's model into ``run_dir/models/<route>`` (the zero-shot teacher is not trained)."""
+    cfg, student = task.cfg, task.cfg.student
+    src = source_task(task, source)
+    origin = {"source_run": str(Path(source.run_dir).resolve()), "source_model": source.label}
+    zero = zero_shot(src, source, run_dir)
+    hard = src.hard_loss()
+    tuned = train_model(src, finetune_config(task, source), "finetuned", "teacher", run_dir,
+                        lambda _: (hard, {}), card=origin, progress=progress, init=source.state)
+    plain_loss = task.hard_loss()
+    models = [zero, tuned,
+              train_model(task, student, "target_only", "student_plain", run_dir, lambda _: (plain_loss, {}),
+                          card={"distill": None, "teachers": None, "teacher_weights": None}, progress=progress)]
+    for label, teacher in (("kd_source", zero), ("kd_finetuned", tuned)):
+        signal = task.teacher_signal(run_dir, [teacher])
+        card = {"distill": to_dict(cfg.distill), **signal.card(), "teacher_route": teacher.name, **origin}
+        models.append(train_model(task, student, label, "student_kd", run_dir, distil_from(task, signal), card=card,
+                                  progress=progress))
+    return models
+
+
+def distil_from(task: Task, signal: TeacherSignal) -> LossMaker:
+    """The loss maker of a student distilled from ``signal`` (one per teacher: no late-binding lambda)."""
+    return lambda model: task.kd_loss(signal, model)
+
+
+def score_routes(task: Task, run_dir: Path, models: list[Trained]) -> dict:
+    """Score the routes and the baselines on the test split (``run_dir/metrics.json``); returns
+    ``{"routes": {route: test metrics}, "baselines": {name: test metrics}, "windows": {split: count}}``."""
+    rows = task.score(run_dir, models)["models"]
+    brief = lambda test: {k: test[k] for k in KEPT if k in test}  # noqa: E731
+    return {"routes": {r: brief(rows[r]["test"]) for r in ROUTES},
+            "baselines": {k: brief(v["test"]) for k, v in rows.items() if v["role"] == "baseline"},
+            "windows": {s: task.wd.num_windows(s) for s in names.SPLITS}}

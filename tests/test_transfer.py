@@ -1,0 +1,133 @@
+"""stkd transfer: a tiny simulated source network guides a smaller simulated target with a short history."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import yaml
+
+from stkd import names
+from stkd.cli import main
+from stkd.config import parse_config
+from stkd.data.windows import load_windowed
+from stkd.errors import ConfigError
+from stkd.transfer.run import parse_histories
+from stkd.transfer.source import check_node_agnostic, load_source
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+TINY_GWNET = {"residual_channels": 8, "dilation_channels": 8, "skip_channels": 16, "end_channels": 16}
+TINY_STID = {"embed_dim": 8, "node_dim": 4, "tod_dim": 4, "dow_dim": 4}
+
+
+def sim_config(nodes: int, seed: int, adaptive: bool = False) -> dict:
+    """A simulated network of ``nodes`` sensors over 5 days, 15-minute steps, tiny models, few batches."""
+    return {"data": {"source": "builtin", "name": "synthetic-traffic",
+                     "simulator": {"nodes": nodes, "days": 5, "seed": seed, "freq": "15min"}},
+            "teacher": {"name": "gwnet", "params": {**TINY_GWNET, "adaptive": adaptive}},
+            "student": {"name": "stid", "params": TINY_STID},
+            "train": {"epochs": 2, "batch_size": 32, "max_batches": 2},
+            "eval": {"latency_repeats": 1, "baselines": ["last"]}}
+
+
+@pytest.fixture(scope="module")
+def source_run(tmp_path_factory):
+    base = tmp_path_factory.mktemp("source")
+    cfg = base / "source.yaml"
+    cfg.write_text(yaml.safe_dump(sim_config(24, seed=0)))
+    out = base / "run"
+    assert main(["train", "--config", str(cfg), "--out", str(out), "--quiet"]) == 0
+    return out
+
+
+@pytest.fixture(scope="module")
+def transferred(source_run, tmp_path_factory):
+    base = tmp_path_factory.mktemp("target")
+    cfg = base / "target.yaml"
+    cfg.write_text(yaml.safe_dump(sim_config(16, seed=1)))
+    out = base / "transfer"
+    assert main(["transfer", "--source-run", str(source_run), "--config", str(cfg), "--history", "12h,1d",
+                 "--seeds", "0", "1", "--out", str(out), "--quiet"]) == 0
+    return cfg, out, json.loads((out / "transfer.json").read_text())
+
+
+def test_every_route_history_and_seed_is_scored(transferred):
+    _, out, result = transferred
+    assert result["histories"] == ["12h", "1d"] and result["seeds"] == [0, 1]
+    assert result["source"]["nodes"] == 24 and result["target"]["nodes"] == 16
+    for h in ("12h", "1d"):
+        for seed in ("0", "1"):
+            routes = result["runs"][h]["seeds"][seed]["routes"]
+            assert set(routes) == set(names.TRANSFER_ROUTES)
+            for m in routes.values():
+                assert all(math.isfinite(m[k]) for k in ("mae", "rmse", "mape"))
+        assert set(result["gains"][h]) == set(names.TRANSFER_ROUTES) - {"target_only"}
+        assert all(g["n"] == 2 for g in result["gains"][h].values())
+    text = (out / "transfer.md").read_text()
+    assert "kd_finetuned" in text and (out / "plots" / "transfer_curve.png").stat().st_size > 1000
+
+
+def test_routes_share_the_test_windows_and_history_shortens_training(transferred):
+    _, out, result = transferred
+    short, long = result["runs"]["12h"], result["runs"]["1d"]
+    assert short["windows"]["test"] == long["windows"]["test"] and short["test_start"] == long["test_start"]
+    assert short["windows"]["val"] == long["windows"]["val"]
+    # 15-minute steps: 12 h = 48 steps, 1 d = 96 steps of training, each minus one window (24 steps) + 1
+    assert short["windows"]["train"] == 48 - 24 + 1 and long["windows"]["train"] == 96 - 24 + 1
+    assert short["train_days"] == pytest.approx(0.5) and long["train_days"] == pytest.approx(1.0)
+    # every route of a run was scored on the same windows: one truth file, one prediction per route
+    preds = out / "runs" / "12h-seed0" / "predictions"
+    truth = np.load(preds / "truth.npy")
+    assert truth.shape[0] == short["windows"]["test"]
+    for route in names.TRANSFER_ROUTES:
+        assert np.load(preds / f"{route}.npy").shape == truth.shape
+
+
+def test_finetuned_teacher_starts_from_the_source_weights(transferred, source_run):
+    """Fine-tuning changes the weights it started from, and the fine-tuned card says where they came from."""
+    _, out, _ = transferred
+    card = json.loads((out / "runs" / "1d-seed0" / "models" / "finetuned" / "model.json").read_text())
+    assert card["source_model"] == "gwnet" and card["spec"]["num_nodes"] == 16
+    kd = json.loads((out / "runs" / "1d-seed0" / "models" / "kd_source" / "model.json").read_text())
+    assert kd["teacher_route"] == "source_zero_shot"
+
+
+def test_history_keeps_the_test_split_and_refits_on_the_kept_part():
+    raw = sim_config(16, seed=1)
+    full = load_windowed(parse_config(raw).data)
+    raw["data"]["history"] = "1d"
+    short = load_windowed(parse_config(raw).data)
+    assert short.num_windows("train") < full.num_windows("train")
+    assert short.index[short.ranges["test"][0]] == full.index[full.ranges["test"][0]]
+    assert short.num_windows("test") == full.num_windows("test")
+    assert short.fingerprint() != full.fingerprint()  # the soft-label cache never mixes two histories
+    raw["data"]["history"] = "2h"
+    with pytest.raises(ConfigError, match="data.history: 2h is 8 steps"):
+        load_windowed(parse_config(raw).data)
+
+
+def test_node_dependent_source_teacher_is_refused_naming_the_param(tmp_path, capsys):
+    cfg = tmp_path / "src.yaml"
+    cfg.write_text(yaml.safe_dump(sim_config(16, seed=0, adaptive=True)))
+    assert main(["train", "--config", str(cfg), "--out", str(tmp_path / "src"), "--quiet"]) == 0
+    with pytest.raises(ConfigError, match=r"params\.adaptive: false"):
+        load_source(tmp_path / "src")
+    assert main(["transfer", "--source-run", str(tmp_path / "src"), "--config", str(cfg),
+                 "--out", str(tmp_path / "t"), "--quiet"]) == 2
+    assert "params.adaptive: false" in capsys.readouterr().err
+    assert not (tmp_path / "t").exists()
+    with pytest.raises(ConfigError, match="no setting of agcrn"):
+        check_node_agnostic("agcrn", {}, "source teacher")
+    with pytest.raises(ConfigError, match=r"params\.node_dim: 0"):
+        check_node_agnostic("stid", {}, "model")
+
+
+def test_history_list_is_checked():
+    assert parse_histories("1d, 2d,all") == ["1d", "2d", "all"]
+    with pytest.raises(ConfigError, match="--history"):
+        parse_histories("1d,1d")
+    with pytest.raises(ConfigError, match="not a duration"):
+        parse_histories("soon")
