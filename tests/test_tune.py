@@ -47,9 +47,9 @@ def test_a_study_writes_its_files_reuses_the_cache_resumes_and_its_best_config_r
     scored: list[Path] = []  # every test-split scoring (ForecastTask.score) of the whole search
     original = ForecastTask.score
 
-    def counting_score(self, run_dir, models):
+    def counting_score(self, run_dir, models, **kwargs):
         scored.append(Path(run_dir))
-        return original(self, run_dir, models)
+        return original(self, run_dir, models, **kwargs)
 
     monkeypatch.setattr(ForecastTask, "score", counting_score)
     out = tmp_path / "tune"
