@@ -1,14 +1,17 @@
-"""Distillation gain per method and per alpha, on the same split, 3 student seeds each.
+"""Distillation gain per method and per alpha against the same student alone, paired over student seeds.
 
-    python benchmarks/distill_gain.py --teacher-run bench-runs/accuracy/los-loop/seed-0
+    python benchmarks/distill_gain.py --teacher-run bench-runs/evidence/los-loop/seed-0   # docs/results/distill-gain.json
 
-The teachers of one accuracy run (trained once, their soft labels cached) are reused; only the STID
-student is retrained, with each method below and with no teacher at all (the baseline the gain is
-measured against). Single-teacher methods use the run's teacher with the lowest validation MAE; "several
-teachers" uses all of them. Each (method, seed) keeps its ``result.json``, and a student whose training
-finished is re-scored rather than retrained, so an interrupted invocation resumes (and invocations with
-different ``--seeds`` can share ``--out``; the last one with every seed writes the table). Model selection
-uses the validation split; the table reports test MAE.
+The teachers of one run (trained once, their soft labels cached; by default seed 0 of
+``benchmarks/evidence.py`` on Los-loop) are reused; only the student is retrained, with each method below
+and with no teacher at all, from the same seeds. Per method the script reports the mean relative gain over
+the plain student of the same seed with a 95 % bootstrap interval and the wins
+(:func:`stkd.paired.paired_gain`); a gain is "established" only when the interval excludes zero. Single-teacher
+methods use the run's teacher with the lowest validation MAE; "several teachers" uses all of them (and is
+left out when the run has one teacher). Model selection (early stopping, ensemble weights, the method named
+best) uses the validation split; the test column is reported. Each (method, seed) is written to the result
+file as soon as it is measured, and a student whose training finished is re-scored rather than retrained,
+so an interrupted invocation resumes.
 """
 
 from __future__ import annotations
@@ -19,11 +22,13 @@ from pathlib import Path
 
 import numpy as np
 
-from common import command, machine, mean_std, write_section
+from common import RESULTS, command, mean_std, save_result
 
+SECTION = "distill-gain"
+PLAIN = "plain (no teacher)"
 METHODS = {
     # name: (distill overrides, teachers used: "best" = the run's teacher with the lowest validation MAE)
-    "plain (no teacher)": (None, None),
+    PLAIN: (None, None),
     "response a=0.3": ({"alpha": 0.3}, "best"),
     "response a=0.5": ({"alpha": 0.5}, "best"),
     "response a=0.7": ({"alpha": 0.7}, "best"),
@@ -45,7 +50,9 @@ def finished_student(model_dir: Path, wd):
     return load_model(model_dir, adjacency=wd.data.adjacency)[0]
 
 
-def run(teacher_run: Path, out: Path, seeds: list[int], device: str, student: str, quick: bool) -> dict:
+def run(teacher_run: Path, out: Path, seeds: list[int], device: str, student: str, quick: bool,
+        records: list[dict], save) -> list[dict]:
+    """Train and score every (method, seed) not in ``records``; ``save(records)`` after each."""
     from stkd.config import parse_config, to_dict
     from stkd.data.windows import load_windowed
     from stkd.evaluate import evaluate_forecaster, model_forecaster
@@ -57,10 +64,13 @@ def run(teacher_run: Path, out: Path, seeds: list[int], device: str, student: st
     wd = load_windowed(base.data)
     teachers = load_trained(teacher_run, wd, roles=("teacher",))
     chosen_by = {"best": [min(teachers, key=lambda t: t.val_mae)], "all": teachers}
-    results: dict[str, list[float]] = {}
+    done = {(r["method"], r["seed"]) for r in records}
     for method, (overrides, names) in METHODS.items():
-        results[method] = []
+        if names == "all" and len(teachers) < 2:
+            continue  # one teacher: the same as "response a=0.5"
         for seed in seeds:
+            if (method, seed) in done:
+                continue
             raw = to_dict(base)
             raw["student"] = {"name": student, "params": {}, "epochs": None}
             raw["train"].update(seed=seed, device=device)
@@ -69,72 +79,95 @@ def run(teacher_run: Path, out: Path, seeds: list[int], device: str, student: st
             if overrides:
                 raw["distill"].update(overrides)
             cfg = parse_config(raw)
-            run_dir = out / f"{method.replace(' ', '_').replace('(', '').replace(')', '').replace('=', '')}" / f"seed-{seed}"
+            run_dir = out / "".join(c if c.isalnum() or c in ".-" else "_" for c in method) / f"seed-{seed}"
             run_dir.mkdir(parents=True, exist_ok=True)
-            result = run_dir / "result.json"
-            if result.is_file():  # measured by an earlier (interrupted) invocation
-                mae = json.loads(result.read_text())["test_mae"]
-            else:
-                model = finished_student(run_dir / "models" / f"{student}_{'kd' if names else 'plain'}", wd)
-                if model is None:
-                    task = ForecastTask(cfg, wd)
-                    signal = task.teacher_signal(Path(teacher_run), chosen_by[names]) if names else None
-                    model = train_student(task, run_dir, signal, progress=False).model
-                model.cpu()
-                mae = evaluate_forecaster(model_forecaster(model, wd), wd, "test", [3, 6, 12],
-                                          keep_bytes=0).metrics["mae"]
-                result.write_text(json.dumps({"method": method, "seed": seed, "test_mae": mae}))
-            results[method].append(mae)
-            print(f"{method:32s} seed {seed}: test MAE {mae:.4f}", flush=True)
-    (out / "results.json").write_text(json.dumps({"results": results, "command": command(), "machine": machine(),
-                                                  "teacher_run": str(teacher_run), "student": student,
-                                                  "teachers": {k: [t.name for t in v] for k, v in chosen_by.items()}}))
-    return results
+            model = finished_student(run_dir / "models" / f"{student}_{'kd' if names else 'plain'}", wd)
+            if model is None:
+                task = ForecastTask(cfg, wd)
+                signal = task.teacher_signal(Path(teacher_run), chosen_by[names]) if names else None
+                model = train_student(task, run_dir, signal, progress=False).model
+            model.cpu()
+            mae = {split: evaluate_forecaster(model_forecaster(model, wd), wd, split, [3, 6, 12],
+                                              keep_bytes=0).metrics["mae"] for split in ("val", "test")}
+            records.append({"method": method, "seed": seed, "val_mae": mae["val"], "test_mae": mae["test"],
+                            "teachers": [t.name for t in chosen_by[names]] if names else [], "command": command()})
+            save(records)
+            print(f"{method:32s} seed {seed}: val MAE {mae['val']:.4f}, test MAE {mae['test']:.4f}", flush=True)
+    return records
 
 
-def summarize(out: Path) -> str:
-    blob = json.loads((out / "results.json").read_text())
-    results = blob["results"]
-    plain = float(np.mean(results["plain (no teacher)"]))
-    rows = ["| method | test MAE (mean ± std) | gain vs plain |", "| --- | ---: | ---: |"]
-    for method, maes in results.items():
-        gain = (plain - float(np.mean(maes))) / plain * 100
-        rows.append(f"| {method} | {mean_std(maes)} | {gain:+.1f}% |")
-    per_seed = {m: np.asarray(v) for m, v in results.items()}
-    base = per_seed["plain (no teacher)"]
-    wins = {m: int((v < base).sum()) for m, v in per_seed.items() if m != "plain (no teacher)" and len(v) == len(base)}
-    best = min(wins, key=lambda m: float(np.mean(per_seed[m])))
-    reading = (f"Reading: the best method here is {best} ({float(np.mean(per_seed[best])):.3f} vs plain {plain:.3f}). "
-               "Seeds beating the plain student with the same seed: "
-               + ", ".join(f"{m} {w}/{len(base)}" for m, w in wins.items())
-               + ". The spread across seeds is as large as the gains, so differences between methods are not "
-               "established by 3 seeds; distillation mostly removes the plain student's bad seed. Selection "
-               "(early stopping, ensemble weights) used the validation split only.")
-    used = blob.get("teachers")
-    teachers = (f"Teachers: {', '.join(used['best'])} (the run's best on validation) for the single-teacher methods; "
-                f"{', '.join(used['all'])} for several teachers.  \n" if used else "")
-    return (f"### Distillation gain per method ({blob['student']} student, {len(next(iter(results.values())))} seeds; "
-            f"teachers from `{blob['teacher_run']}`)\n\nCommand: `{blob['command']}`  \nTrained on: {blob['machine']}  \n"
-            f"{teachers}\n"
-            + "\n".join(rows) + "\n\n" + reading + "\n")
+def render(result: dict) -> str:
+    from stkd.paired import describe_gain, paired_gain
+
+    by_method: dict[str, dict[int, dict]] = {}
+    for r in result["records"]:
+        by_method.setdefault(r["method"], {})[r["seed"]] = r
+    plain = by_method.get(PLAIN, {})
+    rows = ["| method | seeds | val MAE | test MAE (mean ± std) | mean gain vs plain (95 % interval) | wins |",
+            "| --- | ---: | ---: | ---: | ---: | ---: |"]
+    verdicts, val = [], {}
+    for method in [m for m in METHODS if m in by_method]:
+        recs = by_method[method]
+        val[method] = float(np.mean([r["val_mae"] for r in recs.values()]))
+        cells = f"| {method} | {len(recs)} | {val[method]:.3f} | {mean_std([r['test_mae'] for r in recs.values()])} |"
+        seeds = sorted(s for s in recs if s in plain)
+        if method == PLAIN or not seeds:
+            rows.append(cells + " | |")
+            continue
+        g = paired_gain([plain[s]["test_mae"] for s in seeds], [recs[s]["test_mae"] for s in seeds])
+        rows.append(cells + f" {g['mean']:+.1f} % ({g['ci'][0]:+.1f} to {g['ci'][1]:+.1f}) | {g['wins']}/{g['n']} |")
+        verdicts.append("- " + describe_gain(g, method))
+    text = ""
+    kd = [m for m in val if m != PLAIN]
+    if kd:
+        best = min(kd, key=val.get)
+        text = (f"Lowest mean validation MAE among the methods: **{best}** ({val[best]:.3f}"
+                + (f" against {val[PLAIN]:.3f} for the plain student" if PLAIN in val else "") + ").\n\n")
+    first = result["records"][0] if result["records"] else {}
+    single = next((r["teachers"] for r in result["records"] if r["method"] == "response a=0.5"), None)
+    several = next((r["teachers"] for r in result["records"] if r["method"] == "several teachers (val-weighted)"), None)
+    teachers = ""
+    if single:
+        teachers = f"Teacher: {', '.join(single)} (the run's best on validation) for the single-teacher methods"
+        teachers += (f"; {', '.join(several)} for several teachers.  \n" if several
+                     else "; the run has one teacher, so there is no several-teachers row.  \n")
+    commands = sorted({r.get("command", result["command"]) for r in result["records"]})
+    n_seeds = len({r["seed"] for r in result["records"]})
+    return (f"### Distillation gain per method ({result['student']} student, {n_seeds} seeds, paired with the plain "
+            f"student of the same seed)\n\nCommand{'s' if len(commands) > 1 else ''}: "
+            + "; ".join(f"`{c}`" for c in commands) + "  \n" + teachers
+            + f"Machine: {result['machine']}; stkd {result['versions']['stkd']} (commit {result['versions']['commit']}), "
+            f"{result['date']}\n\n" + "\n".join(rows) + "\n\n" + text + "\n".join(verdicts) + "\n"
+            + ("" if first else "No run measured yet.\n"))
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--teacher-run", type=Path, default=Path("bench-runs/accuracy/los-loop/seed-0"))
+    ap.add_argument("--teacher-run", type=Path, default=Path("bench-runs/evidence/los-loop/seed-0"))
     ap.add_argument("--out", type=Path, default=Path("bench-runs/distill_gain"))
-    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     ap.add_argument("--student", default="stid")
     ap.add_argument("--device", default="cpu")
-    ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--report-only", action="store_true")
+    ap.add_argument("--quick", action="store_true", help="2 epochs of 5 batches: a smoke test, printed, nothing saved")
     args = ap.parse_args()
-    if not args.report_only:
-        run(args.teacher_run, args.out, args.seeds, args.device, args.student, args.quick)
-    section = summarize(args.out)
-    if not args.quick:
-        write_section("distill-gain", section)
-    print(section)
+    path = RESULTS / f"{SECTION}.json"
+    old = json.loads(path.read_text()) if path.is_file() and not args.quick else {}
+    if old and old.get("student") != args.student:
+        raise SystemExit(f"{path.name} holds the {old.get('student')} student; move it away to measure {args.student}")
+    records = old.get("records", [])
+    run_args = vars(args) | {"teacher_run": None, "out": None}
+
+    def save(recs: list[dict]) -> None:
+        if not args.quick:
+            save_result(SECTION, "distill_gain", {"student": args.student, "records": recs}, run_args)
+
+    out = args.out / "quick" if args.quick else args.out
+    records = run(args.teacher_run, out, args.seeds, args.device, args.student, args.quick, records, save)
+    if args.quick:
+        print(render({"student": args.student, "records": records, "command": command(), "machine": "this machine",
+                      "versions": {"stkd": "", "commit": ""}, "date": "today"}))
+    elif path.is_file():
+        print(render(json.loads(path.read_text())))
 
 
 if __name__ == "__main__":

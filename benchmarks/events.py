@@ -1,7 +1,9 @@
-"""Event detection with soft-label distillation: teacher vs distilled student vs plain student, 3 seeds.
+"""Event detection with soft-label distillation: teacher, distilled student and plain student with the same
+tuning budget, paired over seeds.
 
-    python benchmarks/events.py                 # both scenarios, seeds 0 1 2, writes docs/benchmarks.md
-    python benchmarks/events.py --quick         # fewer epochs, a smaller simulator (about 10 min on 2 CPUs)
+    python benchmarks/events.py                        # both scenarios, seeds 0-4: docs/results/events-<scenario>.json
+    python benchmarks/events.py --scenarios los-loop --seeds 5 6   # more seeds (the others' records are kept)
+    python benchmarks/events.py --quick                # fewer epochs, a smaller simulator: printed, nothing saved
 
 Scenarios (``task: classify``):
 
@@ -11,31 +13,37 @@ Scenarios (``task: classify``):
   speed below 40 mph within the next 30 minutes (``rule: threshold, op: '<', value: 40, within: 6``).
 
 Each seed trains an event teacher (a 2-class head; Graph WaveNet on the simulator, a wide STID reading its
-neighbours on Los-loop), caches its logits, then a small STID student (reading its 4 strongest neighbours each
-way) twice: with the classic KD loss from the cached
-logits and with cross-entropy only. The distilled student is trained at each ``KD_GRID`` point (alpha, T)
-from the same cache and the point with the best validation F1 is reported.
-Thresholds and checkpoints are chosen on the validation split; the numbers are test F1 (event class,
-pooled over horizon steps and nodes) and F1 at horizon 1. The table goes to docs/benchmarks.md between
-``<!-- events:start -->`` and ``<!-- events:end -->``; runs land in ``--runs``.
+neighbours on Los-loop) and caches its logits. Then the same small STID student (reading its 4 strongest
+neighbours each way) is trained in two arms with the same budget, five runs each, from the same seed:
+
+- distilled: ``alpha * CE + (1 - alpha) * T^2 * KL`` from the cached logits at each ``KD_GRID`` point (alpha, T);
+- plain: cross-entropy alone at each ``PLAIN_GRID`` point (learning rate, class weighting, focal loss: what
+  matters for a classifier trained alone).
+
+Each arm keeps the run with the best validation F1 (the test split plays no part in a choice); the two chosen
+runs of a seed are paired, and over seeds the script reports the mean relative test-F1 gain with a 95 %
+bootstrap interval and the wins (:func:`stkd.paired.paired_gain`). Thresholds and checkpoints are chosen on the
+validation split; F1 is the event class's, pooled over horizon steps and nodes (F1 @1: the next step only).
+Every run folder lands in ``--runs`` and resumes; a seed's record is written to the result file as soon as it is
+measured, so an interrupted invocation resumes at the next seed.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
+import dataclasses
 import json
-import os
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import command, los_loop_data, mean_std, write_section  # noqa: E402
+from common import RESULTS, command, los_loop_data, mean_std, save_result
 
 SCENARIOS = ("simulator", "los-loop")
-
+TITLES = {"simulator": "Simulator with incidents (synthetic-traffic, labels = ground-truth incidents)",
+          "los-loop": "Los-loop congestion: speed below 40 mph within the next 30 minutes"}
 
 TEACHERS = {
     # Graph WaveNet (spatial: it sees the neighbours' queues) on the simulator's incidents
@@ -51,9 +59,18 @@ TEACHERS = {
 # visible against the neighbours; without them the student's F1 on the simulator was 0.34 against 0.42)
 STUDENT = {"name": "stid", "params": {"embed_dim": 8, "node_dim": 4, "tod_dim": 4, "dow_dim": 4, "layers": 2,
                                       "neighbours": 4, "neighbour_dim": 8}}
-DISTILL = {"alpha": 0.5, "temperature": 2.0}
-# alpha and T of the distilled student are chosen per seed on VALIDATION F1 among these (DISTILL first)
+LR = 0.003
+# The distilled arm: (alpha, T), chosen per seed on validation F1.
 KD_GRID = [(0.5, 2.0), (0.1, 2.0), (0.5, 4.0), (0.1, 4.0), (0.9, 2.0)]
+# The plain arm gets as many runs: label -> config overrides, chosen per seed on validation F1. The first is the
+# setting the distilled arm trains with (lr 0.003, class weights inverse to the training frequencies).
+PLAIN_GRID: dict[str, dict] = {
+    "lr 0.003, class weights auto": {},
+    "lr 0.001": {"train": {"lr": 0.001}},
+    "lr 0.01": {"train": {"lr": 0.01}},
+    "no class weights": {"events": {"class_weights": "none"}},
+    "focal loss, gamma 2": {"events": {"focal_gamma": 2.0}},
+}
 
 
 def scenario_config(name: str, seed: int, quick: bool) -> dict:
@@ -67,152 +84,180 @@ def scenario_config(name: str, seed: int, quick: bool) -> dict:
         data = los_loop_data(target=["speed"])
         events = {"rule": "threshold", "target": "speed", "op": "<", "value": 40, "within": 6}
         teacher_epochs = 8 if quick else 15
-    teacher = {**TEACHERS[name], "epochs": teacher_epochs}
-    student = {**STUDENT, "epochs": 20 if quick else 30}  # students are cheap: train them to convergence
-    train = {"epochs": 15, "patience": 5, "batch_size": 32, "lr": 0.003, "max_batches": 25 if quick else 40,
+    teacher = {**copy.deepcopy(TEACHERS[name]), "epochs": teacher_epochs}
+    student = {**copy.deepcopy(STUDENT), "epochs": 20 if quick else 30}  # students are cheap: train to convergence
+    train = {"epochs": 15, "patience": 5, "batch_size": 32, "lr": LR, "max_batches": 25 if quick else 40,
              "seed": seed, "threads": 1}
-    return {"task": "classify", "data": data, "teacher": teacher, "student": student, "distill": DISTILL,
-            "train": train, "eval": {"horizons": [3, 6, 12], "latency_repeats": 20}, "events": events}
+    return {"task": "classify", "data": data, "teacher": teacher, "student": student,
+            "distill": {"alpha": KD_GRID[0][0], "temperature": KD_GRID[0][1]}, "train": train,
+            "eval": {"horizons": [3, 6, 12], "latency_repeats": 20}, "events": events}
 
 
-def run_one(name: str, seed: int, quick: bool, runs: Path) -> dict:
-    """One seed: the whole event run at ``DISTILL``, then distilled students at the other ``KD_GRID`` points
-    from the same cached teacher; the distilled row is the grid point with the best validation F1."""
-    import dataclasses
+def merge(base: dict, over: dict) -> dict:
+    out = copy.deepcopy(base)
+    for k, v in over.items():
+        out[k] = merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else copy.deepcopy(v)
+    return out
 
+
+def slug(label: str) -> str:
+    return "".join(c if c.isalnum() or c == "." else "-" for c in label).strip("-")
+
+
+def entry(model: dict) -> dict:
+    """The numbers of one model from its metrics.json entry."""
+    t = model["test"]
+    det = t.get("detection") or {}
+    return {"f1": t["f1"], "f1_1": t["horizons"]["1"]["f1"], "auroc": t["auroc"], "ap": t["average_precision"],
+            "val_f1": model.get("val_f1"), "params": model.get("params"),
+            "latency_ms": model.get("latency_ms_batch1"), "train_seconds": model.get("train_seconds"),
+            "share_detected": det.get("share_detected"), "median_delay_steps": det.get("median_delay_steps")}
+
+
+def by_role(metrics: dict, role: str) -> dict:
+    return next(v for v in metrics["models"].values() if v["role"] == role)
+
+
+def plain_run(cfg, teacher_dir: Path, out: Path) -> dict:
+    """The plain student alone at ``cfg`` in its own run folder (linked to the teacher run); metrics.json."""
+    from stkd.pipeline import prepare_task, train_student
+    from stkd.runs import open_run_dir, run_lock
+
+    task = prepare_task(cfg)
+    with run_lock(out):
+        run_dir = open_run_dir(cfg, task.wd, out, overwrite=False, resume=True, summary_extra=task.summary_extra(),
+                               teacher_run=teacher_dir)
+        trained = train_student(task, run_dir, resume=True, progress=False)
+        return task.score(run_dir, [trained])
+
+
+def run_seed(name: str, seed: int, quick: bool, runs: Path) -> dict:
+    """One seed: the teacher once, then five distilled and five plain students; every run resumes."""
     from stkd.config import parse_config
-    from stkd.pipeline import distill_from, run
+    from stkd.pipeline import distill_from, train_only
 
-    cfg = parse_config(scenario_config(name, seed, quick))
+    raw = scenario_config(name, seed, quick)
+    cfg = parse_config(raw)
     out = runs / name / f"seed-{seed}"
     t0 = time.perf_counter()
-    metrics = run(cfg, out, overwrite=True, progress=False)
-    kd_name = next(k for k, v in metrics["models"].items() if v["role"] == "student_kd")
-    tried = {KD_GRID[0]: metrics["models"][kd_name]}
-    for alpha, temp in KD_GRID[1:]:
+    teacher_dir = train_only(cfg, out / "teacher", resume=True, progress=False)
+    kd, first = {}, None
+    for alpha, temp in KD_GRID:
         point = dataclasses.replace(cfg, distill=dataclasses.replace(cfg.distill, alpha=alpha, temperature=temp))
-        m = distill_from(point, out, out.parent / f"{out.name}-kd-a{alpha}-T{temp}", overwrite=True,
-                                  progress=False, plain=False)
-        tried[(alpha, temp)] = m["models"][kd_name]
-    chosen = max(tried, key=lambda k: tried[k]["val_f1"] if tried[k]["val_f1"] is not None else -1.0)
-    metrics["models"][kd_name] = tried[chosen]
-    metrics["_kd_choice"] = {"alpha": chosen[0], "temperature": chosen[1],
-                             "val_f1": {f"a{a}-T{t}": e["val_f1"] for (a, t), e in tried.items()}}
-    metrics["_wall_s"] = time.perf_counter() - t0
-    return metrics
+        m = distill_from(point, teacher_dir, out / f"kd-a{alpha}-T{temp}", resume=True, progress=False, plain=False)
+        kd[f"alpha {alpha}, T {temp}"] = entry(by_role(m, "student_kd"))
+        first = first or m  # the teacher and the persistence baseline, scored beside the first student
+    plain = {}
+    for label, over in PLAIN_GRID.items():
+        m = plain_run(parse_config(merge(raw, over)), teacher_dir, out / f"plain-{slug(label)}")
+        plain[label] = entry(by_role(m, "student_plain"))
+    ev = first["events"]
+    return {"seed": seed, "teacher": entry(by_role(first, "teacher")), "persistence": entry(by_role(first, "baseline")),
+            "kd": kd, "plain": plain, "test_class_counts": ev["test_class_counts"], "rule": ev["rule"],
+            "seconds": time.perf_counter() - t0, "command": command()}
 
 
-def summarise(name: str, results: list[dict]) -> tuple[str, dict]:
-    """Markdown table of one scenario over seeds, and the headline numbers."""
-    tname = TEACHERS[name]["name"]
-    roles = {"teacher": f"teacher ({tname})", "student_kd": "distilled student (stid, small, neighbours)",
-             "student_plain": "plain student (stid, small, neighbours)", "baseline": "persistence baseline"}
-    by_role: dict[str, dict[str, list]] = {r: {} for r in roles}
-    for m in results:
-        for model in m["models"].values():
-            t = model["test"]
-            d = by_role[model["role"]]
-            for key, value in (("f1", t["f1"]), ("f1@1", t["horizons"]["1"]["f1"]), ("auroc", t["auroc"]),
-                               ("ap", t["average_precision"]), ("params", model.get("params")),
-                               ("latency", model.get("latency_ms_batch1")),
-                               ("share_detected", (t.get("detection") or {}).get("share_detected")),
-                               ("delay", (t.get("detection") or {}).get("median_delay_steps"))):
-                d.setdefault(key, []).append(value)
-    detect = name == "simulator"
+# ------------------------------------------------------------------------------------------ rendering
+def chosen(arm: dict) -> str:
+    """The grid point with the best validation F1 (None counts as the worst)."""
+    return max(arm, key=lambda k: arm[k]["val_f1"] if arm[k]["val_f1"] is not None else -1.0)
+
+
+def latency_words(ratio: float) -> str:
+    """The teacher's batch-1 latency over the student's, said the way it goes."""
+    return (f"{ratio:.1f}x lower batch-1 latency" if ratio >= 1
+            else f"{1 / ratio:.1f}x higher batch-1 latency (a noisy measurement on a shared machine)")
+
+
+def budget(recs: list[dict], arm: str) -> str:
+    """How many runs each seed's arm chose from (one number when every seed had the same)."""
+    sizes = sorted({len(r[arm]) for r in recs})
+    return str(sizes[0]) if len(sizes) == 1 else "-".join(str(s) for s in (sizes[0], sizes[-1]))
+
+
+def render(result: dict) -> str:
+    from stkd.paired import describe_gain, paired_gain
+
+    recs = sorted(result["records"], key=lambda r: r["seed"])
+    if not recs:
+        return f"### {TITLES[result['scenario']]}\n\nNo seed measured yet.\n"
+    kd = [r["kd"][chosen(r["kd"])] for r in recs]
+    plain = [r["plain"][chosen(r["plain"])] for r in recs]
+    rows = {f"teacher ({TEACHERS[result['scenario']]['name']})": [r["teacher"] for r in recs],
+            "distilled student (stid, small, neighbours)": kd, "plain student (stid, small, neighbours)": plain,
+            "persistence baseline": [r["persistence"] for r in recs]}
+    detect = result["scenario"] == "simulator"
     header = ["model", "F1 (mean ± std)", "F1 @1", "AUROC", "AP", "params", "latency b=1 (ms)"]
     if detect:
         header += ["incidents detected", "median delay (steps)"]
     lines = ["| " + " | ".join(header) + " |", "| --- |" + " ---: |" * (len(header) - 1)]
-    for role, label in roles.items():
-        d = by_role[role]
-        if not d:
-            continue
-        params = d["params"][0]
-        lat = [x for x in d["latency"] if x is not None]
-        row = [label, mean_std(d["f1"]), mean_std(d["f1@1"]), mean_std(d["auroc"]), mean_std(d["ap"]),
+    for label, es in rows.items():
+        col = lambda k, es=es: [e[k] for e in es]  # noqa: E731
+        lat = [x for x in col("latency_ms") if x is not None]
+        params = es[0]["params"]
+        row = [label, mean_std(col("f1")), mean_std(col("f1_1")), mean_std(col("auroc")), mean_std(col("ap")),
                f"{params:,}" if params else "n/a", f"{np.median(lat):.2f}" if lat else "n/a"]
         if detect:
-            row += [mean_std(d["share_detected"]), mean_std(d["delay"])]
+            row += [mean_std(col("share_detected")), mean_std(col("median_delay_steps"))]
         lines.append("| " + " | ".join(row) + " |")
-    f1 = {r: float(np.mean(by_role[r]["f1"])) for r in ("teacher", "student_kd", "student_plain")}
-    lat_t = np.median([x for x in by_role["teacher"]["latency"] if x])
-    lat_s = np.median([x for x in by_role["student_kd"]["latency"] if x])
-    head = {"f1": f1, "gap_to_teacher": f1["teacher"] - f1["student_kd"],
-            "gain_vs_plain": f1["student_kd"] - f1["student_plain"],
-            "size_ratio": by_role["teacher"]["params"][0] / by_role["student_kd"]["params"][0],
-            "latency_ratio": float(lat_t / lat_s), "seeds": len(results),
-            "minutes": sum(m["_wall_s"] for m in results) / 60,
-            "events": results[0]["events"]}
-    return "\n".join(lines), head
-
-
-def verdict(h: dict) -> str:
-    gap, gain = h["gap_to_teacher"], h["gain_vs_plain"]
-    within = "within" if gap <= 0.03 else "**not** within"
-    better = "above" if gain > 0 else "**not** above"
-    return (f"Distilled student F1 {h['f1']['student_kd']:.3f} vs teacher {h['f1']['teacher']:.3f} "
-            f"(gap {gap:+.3f}: {within} the 0.03 target) and vs plain student {h['f1']['student_plain']:.3f} "
-            f"(difference {gain:+.3f}: {better} the plain student). The student has {h['size_ratio']:.1f}x fewer "
-            f"parameters and {h['latency_ratio']:.1f}x lower batch-1 latency than the teacher.")
+    g = paired_gain([e["f1"] for e in plain], [e["f1"] for e in kd], lower_is_better=False)
+    teacher = [r["teacher"] for r in recs]
+    t_f1, kd_f1 = float(np.mean([e["f1"] for e in teacher])), float(np.mean([e["f1"] for e in kd]))
+    size = teacher[0]["params"] / kd[0]["params"] if teacher[0]["params"] and kd[0]["params"] else None
+    t_lat = [e["latency_ms"] for e in teacher if e["latency_ms"]]
+    s_lat = [e["latency_ms"] for e in kd if e["latency_ms"]]
+    text = [f"Paired over {g['n']} seed{'s' if g['n'] > 1 else ''} (each arm's run chosen on validation F1): "
+            + describe_gain(g, "distillation", score="test F1")
+            + f" Relative gain per seed: {', '.join(f'{x:+.1f} %' for x in g['gains'])}.",
+            f"Distilled student F1 {kd_f1:.3f} against the teacher's {t_f1:.3f} (gap {t_f1 - kd_f1:+.3f})"
+            + (f"; the student has {size:.1f}x fewer parameters" if size else "")
+            + (f" and {latency_words(float(np.median(t_lat) / np.median(s_lat)))}" if t_lat and s_lat else "")
+            + "."]
+    counts = recs[0]["test_class_counts"]
+    kd_choice = "; ".join(f"seed {r['seed']}: {chosen(r['kd'])}" for r in recs)
+    plain_choice = "; ".join(f"seed {r['seed']}: {chosen(r['plain'])}" for r in recs)
+    commands = sorted({r.get("command", result["command"]) for r in recs})
+    return (f"### {TITLES[result['scenario']]}\n\n"
+            f"Command{'s' if len(commands) > 1 else ''}: {'; '.join(f'`{c}`' for c in commands)}  \n"
+            f"Machine: {result['machine']}; stkd {result['versions']['stkd']} (commit {result['versions']['commit']}), "
+            f"{result['date']}; {sum(r['seconds'] for r in recs) / 60:.0f} min in all  \n"
+            f"Rule: `{recs[0]['rule']}`; test labels: {counts[1]:,} events of {sum(counts):,} "
+            f"({counts[1] / max(sum(counts), 1):.1%})\n\n" + "\n".join(lines) + "\n\n" + "\n\n".join(text) + "\n\n"
+            f"Training runs per seed: {budget(recs, 'kd')} distilled, {budget(recs, 'plain')} plain. Distilled (alpha, T) chosen on validation F1: "
+            f"{kd_choice}. Plain setting chosen on validation F1: {plain_choice}.\n")
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--scenarios", nargs="+", default=list(SCENARIOS), choices=SCENARIOS)
-    p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
-    p.add_argument("--quick", action="store_true", help="smaller models and fewer epochs")
-    p.add_argument("--runs", type=Path, default=Path("runs/bench-events"))
-    p.add_argument("--no-write", action="store_true", help="print, do not touch docs/benchmarks.md")
+    p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4])
+    p.add_argument("--quick", action="store_true",
+                   help="smaller simulator, fewer epochs and batches: a smoke test, printed, nothing saved")
+    p.add_argument("--runs", type=Path, default=Path("bench-runs/events"))
     args = p.parse_args(argv)
-
-    t0 = time.perf_counter()
-    sections = []
     for name in args.scenarios:
-        results = []
+        section = f"events-{name}"
+        path = RESULTS / f"{section}.json"
+        old = json.loads(path.read_text()) if path.is_file() and not args.quick else {"records": []}
+        records = old["records"]
+        runs = args.runs / "quick" if args.quick else args.runs
         for seed in args.seeds:
-            m = run_one(name, seed, args.quick, args.runs)
-            results.append(m)
-            f1 = {k: round(v["test"]["f1"], 3) for k, v in m["models"].items()}
-            print(f"{name} seed {seed}: F1 {f1} ({m['_wall_s']:.0f} s)", flush=True)
-        table, head = summarise(name, results)
-        ev = head["events"]
-        counts = ev["test_class_counts"]
-        title = ("Simulator with incidents (synthetic-traffic, labels = ground-truth incidents)" if name == "simulator"
-                 else "Los-loop congestion: speed below 40 mph within the next 30 minutes")
-        choices = "; ".join(f"seed {s}: alpha {m['_kd_choice']['alpha']}, T {m['_kd_choice']['temperature']}"
-                            for s, m in zip(args.seeds, results))
-        sections.append(f"### {title}\n\nRule: `{ev['rule']}`; test labels: {counts[1]:,} events of "
-                        f"{sum(counts):,} ({counts[1] / max(sum(counts), 1):.1%}). {head['seeds']} seeds, "
-                        f"{head['minutes']:.1f} min in all.\n\n{table}\n\n{verdict(head)} "
-                        f"Chosen on validation F1: {choices}.\n")
-        json.dump({"scenario": name, **{k: v for k, v in head.items() if k != "events"}},
-                  sys.stdout, default=float)
-        print()
-    minutes = (time.perf_counter() - t0) / 60
-    body = ("## Event detection with soft-label distillation\n\n"
-            f"Command: `{command()}` ({minutes:.1f} min on {os.cpu_count()} CPU cores, 1-minute load average "
-            f"{os.getloadavg()[0]:.1f} at the end: latencies and times are noisy when the cores are shared"
-            f"{', quick settings: fewer epochs and batches, 40 simulated sensors' if args.quick else ''}).\n\n"
-            "Test F1 of the event class at the decision threshold chosen on validation data, pooled over the 12 "
-            "horizon steps and every node (F1 @1: the next step only); mean ± std over seeds. Teachers (a "
-            "2-class head, class-weighted cross-entropy): Graph WaveNet on the simulator, a wide STID reading its 8 "
-            "strongest downstream and upstream neighbours on Los-loop (Graph WaveNet on 207 sensors cannot be "
-            "trained to convergence in minutes on a CPU: after 100 steps its F1 was 0.69, below the plain "
-            "student). Students: a small STID reading its 4 strongest downstream and upstream neighbours "
-            "(`params.neighbours: 4`). Distilled student: that STID trained with "
-            "`alpha * CE + (1 - alpha) * T^2 * KL` from the teacher's cached logits, alpha and T chosen per seed "
-            f"by validation F1 among {', '.join(f'({a}, {t})' for a, t in KD_GRID)} (the test split plays no "
-            "part in the choice; the chosen points are listed under each table); plain student: the same STID "
-            "with cross-entropy only. Persistence: the event state at the last input step repeated "
-            "(for incidents this reads the ground-truth label of the last input step, which a deployed detector "
-            "may not have). Every run uses one torch thread (`train.threads: 1`).\n\n" + "\n".join(sections))
-    if args.no_write:
-        print(body)
-    else:
-        write_section("events", body)
-        print("written to docs/benchmarks.md (section events)")
+            if any(r["seed"] == seed for r in records):
+                continue
+            records.append(run_seed(name, seed, args.quick, runs))
+            r = records[-1]
+            print(f"{name} seed {seed}: kd {chosen(r['kd'])} F1 {r['kd'][chosen(r['kd'])]['f1']:.3f}, plain "
+                  f"{chosen(r['plain'])} F1 {r['plain'][chosen(r['plain'])]['f1']:.3f} ({r['seconds']:.0f} s)",
+                  flush=True)
+            if not args.quick:
+                save_result(section, "events", {"scenario": name, "records": records}, vars(args) | {"runs": None})
+        if args.quick:
+            print(render({"scenario": name, "records": records, "command": command(), "machine": "this machine",
+                          "versions": {"stkd": "", "commit": ""}, "date": "today"}))
+        else:
+            print(render(json.loads(path.read_text())))
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(main())

@@ -1,8 +1,8 @@
 """Scale: seconds and peak memory of the student and each teacher at N = 200, 1,000, 5,000 and 20,000
 sensors on the simulator, and the memory guard's verdict where a model does not fit.
 
-    python benchmarks/scale.py            # ~10-15 min on a 2-core CPU machine
-    python benchmarks/scale.py --quick    # N = 200 and 1,000 only, a smoke test
+    python benchmarks/scale.py            # ~10-15 min on a 2-core CPU machine: docs/results/scale.json
+    python benchmarks/scale.py --quick    # N = 200 and 1,000 only, a smoke test: printed, nothing saved
 
 For each N the road-network simulator (``builtin: synthetic-traffic``) makes ``DAYS[N]`` days of 5-minute
 speeds once; every (model, N) is then measured in a fresh subprocess so that peak memory
@@ -27,6 +27,9 @@ guard's message.
 Everything runs on this machine's CPU with one torch thread per measurement (``--threads``): the
 machine is shared with other sessions, and with more threads than free cores OpenMP's waits make small
 ops up to 10x slower. Seconds still carry that noise (the load average is recorded with the table).
+
+Each measurement is written to ``docs/results/scale.json`` as soon as it is made (with the plot
+``docs/img/scale.png``); an interrupted invocation resumes at the next (model, N) (``--redo``: start over).
 """
 
 from __future__ import annotations
@@ -45,7 +48,7 @@ from pathlib import Path
 
 import numpy as np
 
-from common import REPO, command, write_section
+from common import REPO, RESULTS, command, save_result
 
 DAYS = {200: 30, 1000: 14, 5000: 7, 20000: 3}  # days of 5-minute data per N (time budget: whole epochs of the student)
 QUICK_DAYS = {200: 3, 1000: 2}
@@ -54,6 +57,7 @@ TEACHER_BATCH = 1
 SUBSET_NODES = 2000  # K for the node-subset rows
 TEACHERS = ("gwnet", "staeformer", "agcrn")
 IMG = REPO / "docs" / "img" / "scale.png"
+SECTION = "scale"
 GiB = 2**30
 
 
@@ -308,12 +312,20 @@ def plot(results: list[dict], path: Path) -> None:
     fig.savefig(path, dpi=110)
 
 
-def section(results, year, info) -> str:
+def render(result: dict) -> str:
+    results = sorted(result["results"], key=lambda r: r.get("N") or 0)  # stable: the jobs' order within an N
+    year = result.get("year") or []
+    threads = result.get("args", {}).get("threads", 1)
+    loads = [r["load_average"] for r in results if r.get("load_average") is not None]
+    minutes = sum(r.get("wall_seconds", 0.0) for r in results) / 60
     stid = [r for r in results if r["model"] == "stid" and r.get("status") == "ok"]
     lines = ["### Scale: time and memory against the number of sensors", "",
-             f"Command: `{info['command']}` (total {info['minutes']:.1f} min; load average "
-             f"{info['load_before']:.1f} before, {info['load_after']:.1f} after, on {os.cpu_count()} cores shared "
-             "with other sessions). Each measurement uses one torch thread; wall seconds depend on what else runs, "
+             f"Command{'s' if len(commands(result)) > 1 else ''}: {'; '.join(f'`{c}`' for c in commands(result))} "
+             f"({minutes:.1f} min of measurements; load average {min(loads, default=0):.1f}-{max(loads, default=0):.1f} "
+             f"at their starts, on {result['cpus']} cores shared with other sessions)  ",
+             f"Machine: {result['machine']}; stkd {result['versions']['stkd']} (commit {result['versions']['commit']}), "
+             f"{result['date']}", "",
+             f"Each measurement uses {threads} torch thread{'s' if threads != 1 else ''}; wall seconds depend on what else runs, "
              "so the CPU seconds of the measuring process (`time.process_time`) are the ones to compare across "
              "rows.", "",
              "Data: the road-network simulator (`builtin: synthetic-traffic`), 5-minute speeds, 12 in / 12 out, "
@@ -351,32 +363,34 @@ def section(results, year, info) -> str:
                          f"{cell(v['this machine'])} | {cell(v['24 GiB'])} |")
         lines.append("")
     lines.append("How the guard estimates, which models scale how, and node-subset training: [scale.md](scale.md).")
-    return "\n".join(lines)
+    return "\n".join(lines) + "\n"
+
+
+def commands(result: dict) -> list[str]:
+    return sorted({r.get("command", result["command"]) for r in result["results"]})
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--quick", action="store_true", help="N = 200 and 1,000 only, fewer days and steps")
+    ap.add_argument("--quick", action="store_true", help="N = 200 and 1,000 only, fewer days and steps; nothing saved")
     ap.add_argument("--nodes", type=int, nargs="*", help="only these N (default: 200 1000 5000 20000)")
     ap.add_argument("--days", type=int, help="days of data for every N (default: per N, see DAYS)")
     ap.add_argument("--threads", type=int, default=1,
                     help="torch intra-op threads per measurement (1: robust on a shared machine)")
     ap.add_argument("--timeout", type=float, default=420.0, help="seconds per measurement before it is abandoned")
-    ap.add_argument("--json", type=Path, default=REPO / "runs" / "scale" / "results.json", help="raw results")
-    ap.add_argument("--no-write", action="store_true", help="do not touch docs/benchmarks.md and the plot")
+    ap.add_argument("--redo", action="store_true", help="measure again what docs/results/scale.json already holds")
     ap.add_argument("--report-only", action="store_true",
-                    help="rewrite the plot and the docs section from --json without measuring again")
+                    help="redraw the plot from docs/results/scale.json without measuring again")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
         print("RESULT " + json.dumps(child(json.loads(args.child))), flush=True)
         return
 
+    path = RESULTS / f"{SECTION}.json"
     if args.report_only:
-        saved = json.loads(args.json.read_text())
-        plot(saved["results"], IMG)
-        write_section("scale", section(saved["results"], saved["year"], saved["info"]))
-        print(f"wrote {IMG} and the scale section of docs/benchmarks.md from {args.json}")
+        plot(json.loads(path.read_text())["results"], IMG)
+        print(f"redrew {IMG.relative_to(REPO)} from {path.relative_to(REPO)}")
         return
 
     from stkd.config import SimulatorConfig
@@ -387,39 +401,50 @@ def main() -> None:
         plan = {n: DAYS.get(n, 7) for n in args.nodes}
     if args.days:
         plan = {n: args.days for n in plan}
-    t_start, load_before = time.perf_counter(), os.getloadavg()[0]
-    results, year = [], []
-    args.json.parent.mkdir(parents=True, exist_ok=True)
+    old = json.loads(path.read_text()) if path.is_file() and not (args.quick or args.redo) else {}
+    results, year = old.get("results", []), old.get("year", [])
+    done = {(r["model"], r.get("N")) for r in results if r.get("status") in ("ok", "too large")}
+    run_args = {k: v for k, v in vars(args).items() if k != "child"}
+
+    def save() -> None:
+        if not args.quick:
+            save_result(SECTION, "scale", {"results": results, "year": year, "cpus": os.cpu_count()}, run_args)
+            plot(results, IMG)
+
     with tempfile.TemporaryDirectory() as tmp:
         for n, days in plan.items():
+            jobs = [j for j in jobs_for(n, args.quick) if (j["label"], n) not in done]
+            want_year = n == max(plan) and not args.quick and (not year or args.redo)
+            if not jobs and not want_year:
+                continue
             t0 = time.perf_counter()
             data = simulate_traffic(SimulatorConfig(nodes=n, days=days, seed=0))
-            path = Path(tmp) / f"data-{n}.pkl"
-            with open(path, "wb") as fh:
+            data_path = Path(tmp) / f"data-{n}.pkl"
+            with open(data_path, "wb") as fh:
                 pickle.dump(data, fh, protocol=pickle.HIGHEST_PROTOCOL)
             print(f"N={n}: simulated {days} days (T={data.num_steps}) in {time.perf_counter() - t0:.1f} s", flush=True)
-            if n == max(plan) and not args.quick:
+            if want_year:
                 year = preflight_year(data.adjacency)
             del data
-            for job in jobs_for(n, args.quick):
-                job["data"] = str(path)
+            for job in jobs:
+                job["data"] = str(data_path)
                 job["threads"] = args.threads
+                load = os.getloadavg()[0]
                 res = run_child(job, args.timeout)
                 res.setdefault("N", n)
-                results.append(res)
+                res.update(load_average=load, command=command())
+                results = [r for r in results if (r["model"], r.get("N")) != (res["model"], n)] + [res]
                 shown = {k: v for k, v in res.items() if k not in ("message",)}
                 print(json.dumps(shown), flush=True)
                 if res.get("message"):
                     print("   ", res["message"][:400], flush=True)
-                args.json.write_text(json.dumps({"results": results, "year": year}, indent=1))
-    info = {"command": command(), "minutes": (time.perf_counter() - t_start) / 60, "load_before": load_before,
-            "load_after": os.getloadavg()[0]}
-    args.json.write_text(json.dumps({"results": results, "year": year, "info": info}, indent=1))
-    print(f"total {info['minutes']:.1f} min", flush=True)
-    if not args.no_write:
-        plot(results, IMG)
-        write_section("scale", section(results, year, info))
-        print(f"wrote {IMG} and the scale section of docs/benchmarks.md")
+                save()
+    save()
+    if args.quick:
+        print(render({"results": results, "year": year, "cpus": os.cpu_count(), "command": command(),
+                      "machine": "this machine", "versions": {"stkd": "", "commit": ""}, "date": "today"}))
+    else:
+        print(render(json.loads(path.read_text())))
 
 
 if __name__ == "__main__":

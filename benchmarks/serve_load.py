@@ -11,8 +11,8 @@ keep-alive HTTP/1.1), bounded by ``--requests`` and ``--seconds`` per scenario:
 - ``/observations + /forecast``: post the readings of the next step for every node, then get the
   forecast (one cycle = both requests; the window is advanced by one step each cycle).
 
-Only loopback traffic; the server is stopped at the end. Results go to docs/benchmarks.md between
-``<!-- serve:start -->`` and ``<!-- serve:end -->``.
+Only loopback traffic; the server is stopped at the end. Results go to ``docs/results/serve.json``
+(``--no-write``: printed only); ``python benchmarks/render.py`` turns them into markdown with :func:`render`.
 """
 
 from __future__ import annotations
@@ -221,7 +221,7 @@ def main() -> int:
     ap.add_argument("--requests", type=int, default=2000, help="max requests per scenario")
     ap.add_argument("--seconds", type=float, default=30.0, help="max seconds per scenario")
     ap.add_argument("--threads", type=int, default=1, help="model threads in the server (the client takes a core)")
-    ap.add_argument("--no-write", action="store_true", help="print only; do not touch docs/benchmarks.md")
+    ap.add_argument("--no-write", action="store_true", help="print only; do not write docs/results/serve.json")
     ap.add_argument("--note", help="how RUN_DIR was made (printed under the command)")
     ap.add_argument("--drive", help=argparse.SUPPRESS)
     ap.add_argument("--payloads", help=argparse.SUPPRESS)
@@ -233,7 +233,7 @@ def main() -> int:
     if not args.run_dir:
         ap.error("RUN_DIR is required")
 
-    from common import command, write_section
+    from common import command, machine, save_result, versions
     from stkd.deploy.loading import choose_model, list_models
 
     run_dir = Path(args.run_dir)
@@ -262,53 +262,77 @@ def main() -> int:
         shutil.rmtree(tmp, ignore_errors=True)
 
     ds = metrics.get("dataset", {})
+    payload = {"dataset": {"name": ds.get("name", "?"), "freq": ds.get("freq", "?"), "nodes": pl["nodes"],
+                           "input_len": pl["input_len"]},
+               "threads": args.threads, "requests": args.requests, "seconds": args.seconds, "note": args.note,
+               "results": [{"model": model, "backend": backend, "role": cards.get(model, {}).get("role", "?"),
+                            "params": params, **r} for model, backend, params, r in results],
+               "teacher": teacher, "load_before": load_before[0], "load_after": load_after[0],
+               "cpus": os.cpu_count()}
+    run_args = {k: v for k, v in vars(args).items() if k not in ("run_dir", "drive", "payloads", "server_pid")}
+    if args.no_write:
+        import datetime
+
+        print(render({**payload, "command": command(), "machine": machine(), "versions": versions(),
+                      "date": datetime.date.today().isoformat(), "args": run_args}))
+    else:
+        path = save_result("serve", "serve_load", payload, run_args)
+        print(render(json.loads(path.read_text())))
+    return 0
+
+
+def render(result: dict) -> str:
+    ds = result["dataset"]
     lines = [
-        "## Serving: requests per second and latency at batch 1",
+        "### Serving: requests per second and latency at batch 1",
         "",
-        f"`{command()}`",
+        f"Command: `{result['command']}`  ",
+        f"Machine: {result['machine']}; stkd {result['versions']['stkd']} (commit {result['versions']['commit']}), "
+        f"{result['date']}",
         "",
-        *([args.note, ""] if args.note else []),
-        f"Data set {ds.get('name', '?')} ({pl['nodes']} nodes, {pl['input_len']} input steps, freq "
-        f"{ds.get('freq', '?')}); `stkd serve` (uvicorn, one worker, `--threads {args.threads}`) on 127.0.0.1, "
-        "driven from a separate client process, one request at a time over a keep-alive connection (the "
-        "rolling window saved to a state file after each post, as by default), at most "
-        f"{args.requests} requests or {args.seconds:g} s per scenario. `/predict` sends a whole held-out window "
-        "(every node, P readings); a cycle is `POST /observations` (one step, every node) + `GET /forecast`, "
-        "and its req/s counts both requests. Server CPU ms: the server process's CPU time per request (per "
-        "cycle), which other load on the machine does not inflate much.",
+        *([result["note"], ""] if result.get("note") else []),
+        f"Data set {ds['name']} ({ds['nodes']} nodes, {ds['input_len']} input steps, freq {ds['freq']}); `stkd serve` "
+        f"(uvicorn, one worker, `--threads {result['threads']}`) on 127.0.0.1, driven from a separate client "
+        "process, one request at a time over a keep-alive connection (the rolling window saved to a state file "
+        f"after each post, as by default), at most {result['requests']} requests or {result['seconds']:g} s per "
+        "scenario. `/predict` sends a whole held-out window (every node, P readings); a cycle is "
+        "`POST /observations` (one step, every node) + `GET /forecast`, and its req/s counts both requests. "
+        "Server CPU ms: the server process's CPU time per request (per cycle), which other load on the machine "
+        "does not inflate much.",
         "",
         "| model | role | params | backend | /predict req/s | p50 ms | p99 ms | server CPU ms | obs+forecast req/s "
         "| cycle p50 ms | cycle p99 ms | server CPU ms | errors |",
         "| --- | --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
-    for model, backend, params, r in results:
+    for r in result["results"]:
         p, c = r["predict"], r["cycle"]
-        role = cards.get(model, {}).get("role", "?")
-        lines.append(f"| {model} | {role} | {params if params is not None else '?'} | {backend} | "
+        params = f"{r['params']:,}" if r["params"] is not None else "?"
+        lines.append(f"| {r['model']} | {r['role']} | {params} | {r['backend']} | "
                      f"{p['requests_per_s']:.0f} | {p['p50_ms']:.2f} | {p['p99_ms']:.2f} | {p['server_cpu_ms']:.2f} | "
                      f"{c['requests_per_s']:.0f} | {c['p50_ms']:.2f} | {c['p99_ms']:.2f} | {c['server_cpu_ms']:.2f} | "
                      f"{p['errors'] + c['errors']} |")
-    if teacher and len(results) == 3:
-        t = results[2][3]
+    teacher = next((r for r in result["results"] if r["model"] == result.get("teacher")), None)
+    if teacher is not None:
+        t = teacher
         verdict = []
-        for model, backend, _, r in results[:2]:
+        for r in result["results"]:
+            if r is teacher:
+                continue
             ratio = r["predict"]["requests_per_s"] / max(t["predict"]["requests_per_s"], 1e-9)
             ratio_c = r["cycle"]["requests_per_s"] / max(t["cycle"]["requests_per_s"], 1e-9)
             cpu = t["predict"]["server_cpu_ms"] / max(r["predict"]["server_cpu_ms"], 1e-9)
-            verdict.append(f"- {model} ({backend}) serves {ratio:.1f}x the teacher's /predict requests/s and "
-                           f"{ratio_c:.1f}x its observation+forecast cycles (target >= 10x), and needs {cpu:.1f}x "
-                           f"less server CPU per /predict; its p99 is {r['predict']['p99_ms']:.1f} ms (/predict) "
-                           f"and {r['cycle']['p99_ms']:.1f} ms (cycle) (target < 20 ms).")
+            met = ("meets" if min(ratio, ratio_c) >= 10 and max(r["predict"]["p99_ms"], r["cycle"]["p99_ms"]) < 20
+                   else "does not meet")
+            verdict.append(f"- {r['model']} ({r['backend']}) serves {ratio:.1f}x the teacher's /predict requests/s "
+                           f"and {ratio_c:.1f}x its observation+forecast cycles, with {cpu:.1f}x less server CPU per "
+                           f"/predict; its p99 is {r['predict']['p99_ms']:.1f} ms (/predict) and "
+                           f"{r['cycle']['p99_ms']:.1f} ms (cycle): it {met} the target (>= 10x the teacher's "
+                           "requests/s, p99 < 20 ms).")
         lines += ["", *verdict]
-    lines += ["", f"Machine load average (1 min) {load_before[0]:.1f} before and {load_after[0]:.1f} after the "
-                  f"run on {os.cpu_count()} cores: other work on this machine shares the CPU, so these numbers "
-                  "are a lower bound for a dedicated machine."]
-    body = "\n".join(lines)
-    print(body)
-    if not args.no_write:
-        write_section("serve", body)
-        print("\nwrote the serve section of docs/benchmarks.md")
-    return 0
+    lines += ["", f"Machine load average (1 min) {result['load_before']:.1f} before and {result['load_after']:.1f} "
+                  f"after the run on {result['cpus']} cores: other work on a shared machine takes CPU from the "
+                  "server, so these numbers are a lower bound for a dedicated machine."]
+    return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":

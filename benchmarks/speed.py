@@ -1,18 +1,20 @@
 """Speed: batch-1 latency and batched throughput of every model of a run in PyTorch eager,
 ``torch.compile`` and onnxruntime, and the training step split into data loading and compute.
 
-    python benchmarks/speed.py --run bench-runs/accuracy/los-loop/seed-0
+    python benchmarks/speed.py --run bench-runs/evidence/los-loop/seed-0   # writes docs/results/speed-<dataset>.json
 
 Latency is the median of ``--repeats`` single-window forwards after warm-up; throughput is windows
 per second at batch ``--batch``; both are measured in ``--rounds`` rounds over all models in turn, and the
 table gives the median over rounds. A training step is timed as waiting for the next batch the way training gets it
 (``stkd.train.train_batches`` cut ahead by ``stkd.train.prefetch``; data loading) plus forward, loss,
-backward and optimizer step (compute), medians over up to 30 steps. All on this machine's CPU.
+backward and optimizer step (compute), medians over up to 30 steps. All on this machine's CPU. Any run
+folder with trained models will do (``--run``); the default is seed 0 of ``benchmarks/evidence.py``.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import tempfile
@@ -22,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from common import command, write_section
+from common import save_result
 
 
 def timed(fn, repeats: int) -> float:
@@ -151,9 +153,47 @@ def fmt(v) -> str:
     return f"{v[0]:.3f} ms / {v[1]:,.0f} w/s"
 
 
+def render(result: dict) -> str:
+    rows = ["| model | role | params | eager (batch-1 latency / throughput) | torch.compile | onnxruntime | "
+            "train step: data loading | compute | loading share |",
+            "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for m in result["models"]:
+        s, load, comp = m["speeds"], m["load_s"], m["compute_s"]
+        rows.append(f"| {m['name']} | {m['role']} | {m['params']:,} | {fmt(s['eager'])} | "
+                    f"{fmt(s.get('compile', 'skipped'))} | {fmt(s['onnx'])} | {load * 1e3:.2f} ms | "
+                    f"{comp * 1e3:.1f} ms | {load / (load + comp):.1%} |")
+    by_name = {m["name"]: m for m in result["models"]}
+    lines = []
+    for m in result["models"]:
+        if m["role"] != "student_kd":
+            continue
+        for t in (x for x in result["models"] if x["role"] == "teacher"):
+            s_lo, s_hi = min(m["eager_rounds_ms"]), max(m["eager_rounds_ms"])
+            t_lo, t_hi = min(t["eager_rounds_ms"]), max(t["eager_rounds_ms"])
+            ratio = by_name[t["name"]]["speeds"]["eager"][0] / m["speeds"]["eager"][0]
+            lines.append(f"{m['name']} vs {t['name']}: batch-1 latency {ratio:.1f}x lower (eager; rounds ranged "
+                         f"{s_lo:.3f}-{s_hi:.3f} ms vs {t_lo:.3f}-{t_hi:.3f} ms, so at least {t_lo / s_hi:.1f}x in "
+                         "the least favourable pairing of rounds).")
+    a = result["args"]
+    notes = (f"Latency is the median of single-window forwards ({a['repeats']} per round), throughput is "
+             f"windows/s at batch {a['batch']}; each cell is the median over {a['rounds']} rounds that take the "
+             "models in turn (a shared machine's speed drifts over minutes, so one pass per model can favour "
+             "whichever ran in a fast spell). `no export` marks a model torch's ONNX exporter could not export "
+             "(e.g. a sparse graph product); `skipped`: torch.compile was not asked for that model. Loading share = "
+             "data loading / (data loading + compute) of one training step: the time a step waits for its batch "
+             "from the trainer's own batch stream (`stkd.train.prefetch`); medians over up to 30 steps, at most "
+             "~20 s per model.")
+    ds = result["dataset"]
+    return (f"### Speed on {ds['name']} ({ds['nodes']} nodes): every model of one run\n\n"
+            f"Command: `{result['command']}`; torch threads: {result['threads']}; load average at the start: "
+            f"{result['load_average']:.1f}  \nMachine: {result['machine']}; stkd {result['versions']['stkd']} "
+            f"(commit {result['versions']['commit']}), {result['date']}\n\n" + "\n".join(rows) + "\n\n"
+            + ("\n".join(lines) + "\n\n" if lines else "") + notes + "\n")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--run", type=Path, default=Path("bench-runs/accuracy/los-loop/seed-0"))
+    ap.add_argument("--run", type=Path, default=Path("bench-runs/evidence/los-loop/seed-0"))
     ap.add_argument("--repeats", type=int, default=100, help="timed batch-1 calls per model and round")
     ap.add_argument("--rounds", type=int, default=5, help="rounds over all models; cells are medians over rounds")
     ap.add_argument("--batch", type=int, default=256)
@@ -170,14 +210,14 @@ def main() -> None:
     from stkd.models.base import count_params
     from stkd.runs import load_run, load_trained
 
+    load_average = os.getloadavg()[0]
     cfg, _ = load_run(args.run)
     wd = load_windowed(cfg.data)
     models = [m for m in load_trained(args.run, wd) if not args.models or m.name in args.models]
+    if not models:
+        raise SystemExit(f"no trained models in {args.run}")
     starts = wd.starts["test"]
     one, big = wd.batch(starts[:1]), wd.batch(np.resize(starts, args.batch))
-    rows = ["| model | role | params | eager (batch-1 latency / throughput) | torch.compile | onnxruntime | "
-            "train step: data loading | compute | loading share |",
-            "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     runners, cells = {}, {}
     for m in models:  # build everything first (exports, compilation), so the rounds only time
         model = m.model.float().eval()
@@ -188,42 +228,19 @@ def main() -> None:
         for m in models:
             for kind, runner in runners[m.name].items():
                 cells[m.name][kind].append(measure(runner, len(big.start), args.repeats))
-    results, spread = {}, {}
+    rows = []
     for m in models:
         speeds = {k: median_over_rounds(v) for k, v in cells[m.name].items()}
         load, comp = train_step_split(m.model.float(), wd, args.train_batch)
-        results[m.name] = speeds["eager"][0]
-        eager = [v[0] for v in cells[m.name]["eager"]]
-        spread[m.name] = (min(eager), max(eager))
-        rows.append(f"| {m.name} | {m.role} | {count_params(m.model):,} | {fmt(speeds['eager'])} | "
-                    f"{fmt(speeds.get('compile', 'skipped'))} | {fmt(speeds['onnx'])} | {load * 1e3:.2f} ms | "
-                    f"{comp * 1e3:.1f} ms | {load / (load + comp):.1%} |")
-        print(rows[-1], flush=True)
-    teachers = [n for n, m in zip(results, models) if m.role == "teacher"]
-    lines = []
-    for m in models:
-        if m.role == "student_kd":
-            for t in teachers:
-                lo = spread[t][0] / spread[m.name][1]  # the least favourable pairing of rounds
-                lines.append(f"{m.name} vs {t}: batch-1 latency {results[t] / results[m.name]:.0f}x lower "
-                             f"(eager; rounds ranged {spread[m.name][0]:.3f}-{spread[m.name][1]:.3f} ms vs "
-                             f"{spread[t][0]:.3f}-{spread[t][1]:.3f} ms, so at least {lo:.0f}x).")
+        rows.append({"name": m.name, "role": m.role, "params": count_params(m.model), "speeds": speeds,
+                     "eager_rounds_ms": [v[0] for v in cells[m.name]["eager"]], "load_s": load, "compute_s": comp})
+        print(json.dumps(rows[-1]), flush=True)
     ds = wd.data
-    notes = (f"Reading: latency is the median of single-window forwards ({args.repeats} per round), throughput is "
-             f"windows/s at batch {args.batch}; each cell is the median over {args.rounds} rounds that take the "
-             "models in turn (this shared machine's speed drifts by tens of percent over minutes, so one pass per "
-             "model can favour whichever ran in a fast spell). `no export` marks a model whose graph product is sparse (Graph WaveNet's "
-             "diffusion convolution): torch's ONNX exporter has no sparse matmul, which is why students are "
-             "built without sparse ops. `skipped`: torch.compile was not asked for that model (`--compile-models`). "
-             "Loading share = data loading / (data loading + compute) of one training step: the time a step waits "
-             "for its batch from the trainer's own batch stream (`stkd.train.prefetch` cuts the next batches in a "
-             "thread while the step computes); medians over up to 30 steps, at most ~20 s per model.")
-    body = (f"### Speed on {ds.name} ({ds.num_nodes} nodes), models of `{args.run}`\n\n"
-            f"Command: `{command()}`; threads: {torch.get_num_threads()}; "
-            f"load average at the start: {os.getloadavg()[0]:.1f}\n\n" + "\n".join(rows) + "\n\n"
-            + "\n".join(lines) + "\n\n" + notes + "\n")
-    write_section(f"speed-{ds.name}", body)
-    print(body)
+    section = f"speed-{ds.name}"
+    path = save_result(section, "speed", {"dataset": {"name": ds.name, "nodes": ds.num_nodes}, "models": rows,
+                                           "threads": torch.get_num_threads(), "load_average": load_average},
+                       vars(args) | {"run": None})
+    print(render(json.loads(path.read_text())))
 
 
 if __name__ == "__main__":

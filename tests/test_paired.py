@@ -29,3 +29,14 @@ def test_higher_is_better_scores_and_bad_input():
         paired_gain([1.0, 2.0], [1.0])
     with pytest.raises(ValueError, match="finite"):
         paired_gain([1.0, float("nan")], [1.0, 1.0])
+
+
+def test_a_higher_is_better_score_is_described_as_rising_or_falling():
+    up = paired_gain([0.70, 0.72, 0.71, 0.69, 0.70], [0.75, 0.76, 0.77, 0.74, 0.75], lower_is_better=False)
+    text = describe_gain(up, "distillation", score="F1")
+    assert text.startswith(f"distillation raises F1 by {up['mean']:.1f} %") and text.endswith("established.")
+    down = paired_gain([0.75, 0.76, 0.77, 0.74, 0.75], [0.70, 0.72, 0.71, 0.69, 0.70], lower_is_better=False)
+    assert describe_gain(down, "distillation", score="F1").endswith(": a loss.")
+    flat = paired_gain([0.70, 0.72, 0.71], [0.71, 0.70, 0.72], lower_is_better=False)
+    assert "changes F1 by" in describe_gain(flat, score="F1") and describe_gain(flat, score="F1").endswith(
+        "not established.")

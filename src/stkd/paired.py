@@ -37,10 +37,18 @@ def paired_gain(plain: Sequence[float], distilled: Sequence[float], *, lower_is_
             "ci": [low, high], "wins": int((diff > 0).sum()), "established": bool(low > 0 or high < 0)}
 
 
-def describe_gain(g: dict, what: str = "distillation") -> str:
-    """One sentence computed from :func:`paired_gain`'s numbers (never canned)."""
+def describe_gain(g: dict, what: str = "distillation", score: str | None = None) -> str:
+    """One sentence computed from :func:`paired_gain`'s numbers (never canned). ``score``: the name of a
+    higher-is-better score (e.g. ``"F1"``, with ``paired_gain(..., lower_is_better=False)``), so the
+    sentence says the score rises or falls; default: an error that falls or rises."""
     ci = f"95 % interval {g['ci'][0]:+.1f} % to {g['ci'][1]:+.1f} %"
     wins = f"{g['wins']} of {g['n']} seeds"
+    if score is not None:
+        if g["established"] and g["mean"] > 0:
+            return f"{what} raises {score} by {g['mean']:.1f} % on average ({ci}; better on {wins}): established."
+        if g["established"]:
+            return f"{what} lowers {score} by {-g['mean']:.1f} % on average ({ci}; better on {wins}): a loss."
+        return f"{what} changes {score} by {g['mean']:+.1f} % on average ({ci}; better on {wins}): not established."
     if g["established"] and g["mean"] > 0:
         return f"{what} lowers the error by {g['mean']:.1f} % on average ({ci}; better on {wins}): established."
     if g["established"]:
