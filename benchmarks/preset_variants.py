@@ -92,9 +92,11 @@ def render(result: dict) -> str:
         gain = 100 * (1 - kd / plain)
         lines.append(f"| {name} | {what} | {'n/a' if tval is None else f'{tval:.2f}'} | {t:.2f} | {kd:.2f} | "
                      f"{plain:.2f} | {ahead:+.1f} % | {gain:+.1f} % | {m[roles['teacher']]['train_seconds']:.0f} |")
+        kept = (f"the distilled student takes {gain / ahead * 100:.0f} % of that edge" if ahead > 0 and gain >= 0
+                else f"the distilled student is {abs(gain):.1f} % {'better' if gain >= 0 else 'worse'} than the plain one")
         verdicts.append(f"- {name}: the teacher is {abs(ahead):.1f} % {'below' if ahead >= 0 else 'above'} the plain "
-                        f"student's test MAE and the distilled student keeps {gain / ahead * 100 if ahead > 0 else 0:.0f} % "
-                        "of that edge (one seed: the paired-seed evidence below says whether the gain holds).")
+                        f"student's test MAE; {kept} (one seed: the paired-seed evidence below says whether a gain "
+                        "holds).")
     return (f"### Candidates for the default preset (Auckland pedestrian counts, seed 0)\n\n"
             f"Command: `{result['command']}`  \nMachine: {result['machine']}; stkd {result['versions']['stkd']} "
             f"(commit {result['versions']['commit']}), {result['date']}; training times were taken on a shared, "
