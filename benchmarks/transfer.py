@@ -152,6 +152,8 @@ def main() -> None:
         return
     section = f"transfer-{args.case}"
     shutil.copyfile(payload.pop("curve"), REPO / "docs" / "img" / f"{section}.png")
+    src = payload["transfer"]["source"]
+    src["run"] = str(Path("RUNS") / Path(src["run"]).resolve().relative_to(args.runs.resolve()))  # no machine path
     save_result(section, "transfer", payload, vars(args) | {"runs": None})
     print(render(json.loads((RESULTS / f"{section}.json").read_text())))
 
