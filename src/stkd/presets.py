@@ -10,10 +10,10 @@ The teacher is privileged: besides the 12-hour window it reads the same hours ye
 (``inputs.lags: [1D, 7D]``), which the deployed student does not. Reading only its window it barely led
 the plain STID, so there was nothing to distil; with the lags it is far ahead (chosen on the teacher's
 validation MAE: ``benchmarks/preset_variants.py``, docs/benchmarks.md "Teachers that know more"). That
-page also shows how little of that edge a student with a 12-hour window can take. The teacher gets 10
-epochs, so that the whole run fits in about 6 minutes on 2 cores (with 20 it was still improving a
-little and the run took over 9 minutes: the default-run section of docs/benchmarks.md); the students,
-which level off before 12, keep 12.
+page also shows how little of that edge a student with a 12-hour window can take. The teacher gets 8
+epochs, so that the whole run stays within 6 minutes on 2 cores (with 20 it was still improving a
+little and the run took over 9 minutes; with 10, 5.6 to 6.7 minutes: the default-run section of
+docs/benchmarks.md and its git history); the students, which level off before 12, keep 12.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ DEFAULT_PRESET = {
         "split": [0.7, 0.1, 0.2],
         "graph": {"method": "knn", "k": 6},
     },
-    "teacher": [{"name": "gwnet", "epochs": 10,
+    "teacher": [{"name": "gwnet", "epochs": 8,
                  "params": {"residual_channels": 16, "dilation_channels": 16, "skip_channels": 128,
                             "end_channels": 256},
                  "inputs": {"lags": ["1D", "7D"]}}],  # privileged: the same hours yesterday and last week
