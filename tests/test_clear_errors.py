@@ -60,7 +60,7 @@ def test_bad_json_in_a_run_is_named_on_evaluate(run_copy, capsys, which):
     _, run = run_copy
     path = (_teacher_dir(run) / which) if which == "model.json" else run / which
     path.write_text('{"name": "gwnet", ')
-    _fails(["evaluate", str(run)], capsys, str(path), "not valid JSON")
+    _fails(["evaluate", str(run), "--quiet"], capsys, str(path), "not valid JSON")
 
 
 def test_bad_data_json_in_a_teacher_run_is_named_on_distill(run_copy, tmp_path, capsys):
@@ -82,7 +82,7 @@ def test_a_full_disk_is_one_line_naming_the_folder_and_keeps_the_old_files(run_c
     monkeypatch.setattr("stkd.report.write_text", full, raising=False)
     monkeypatch.setattr("stkd.steps.write_json", lambda p, o: full(p, ""), raising=False)
     monkeypatch.setattr("stkd.io.write_json", lambda p, o: full(p, ""))
-    _fails(["evaluate", str(run)], capsys, f"cannot write to {run.absolute()}", "no space left", "free some space")
+    _fails(["evaluate", str(run), "--quiet"], capsys, f"cannot write to {run.absolute()}", "no space left", "free some space")
     assert (run / "metrics.json").read_bytes() == before
 
 
@@ -119,7 +119,7 @@ def test_a_read_only_output_folder_is_one_line(finished_run, run_copy, tmp_path,
             _fails(["run", "--config", str(cfg), "--out", str(out), "--quiet"], capsys, "cannot write to",
                    "make it writable")
         else:
-            _fails(["evaluate", str(run)], capsys, f"cannot write to {run.absolute()}", "make it writable")
+            _fails(["evaluate", str(run), "--quiet"], capsys, f"cannot write to {run.absolute()}", "make it writable")
     finally:
         for p in (parent, run):
             p.chmod(0o755)
