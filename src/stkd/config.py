@@ -541,17 +541,26 @@ def parse_config(raw: dict | None, where: str = "config") -> RunConfig:
     return validate(from_dict(RunConfig, raw, where))
 
 
-def load_config(path: str | Path) -> RunConfig:
-    """Read a YAML config file safely (``yaml.safe_load``; no tags that build objects)."""
+def read_yaml_mapping(path: str | Path, *, missing: str, where: str, top_level: str) -> dict | None:
+    """The mapping a YAML file holds (``yaml.safe_load``: no tags that build objects), or None for an empty
+    file. ``missing`` names the file in the "does not exist" error, ``where`` prefixes the others and
+    ``top_level`` says what the top-level mapping should hold."""
     path = Path(path)
     if not path.is_file():
-        raise ConfigError(f"config file {path} does not exist")
+        raise ConfigError(f"{missing} does not exist")
     try:
         raw = yaml.safe_load(path.read_text())
     except yaml.YAMLError as e:
-        raise ConfigError(f"{path}: not valid YAML: {e}") from None
+        raise ConfigError(f"{where}: not valid YAML: {e}") from None
     if raw is not None and not isinstance(raw, dict):
-        raise ConfigError(f"{path}: the top level must be a mapping of sections, got {type(raw).__name__}")
+        raise ConfigError(f"{where}: the top level must be a mapping of {top_level}, got {type(raw).__name__}")
+    return raw
+
+
+def load_config(path: str | Path) -> RunConfig:
+    """Read a YAML config file safely (:func:`read_yaml_mapping`)."""
+    path = Path(path)
+    raw = read_yaml_mapping(path, missing=f"config file {path}", where=str(path), top_level="sections")
     return parse_config(raw, where=path.name)
 
 

@@ -22,10 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from stkd import names
-from stkd.config import ModelConfig, RunConfig, validate
+from stkd.config import ModelConfig, RunConfig, read_yaml_mapping, validate
 from stkd.errors import ConfigError
 
 
@@ -161,19 +159,9 @@ def usable_keys(cfg: RunConfig) -> set[str]:
 
 def read_space_file(path: str | Path) -> dict:
     """The raw mapping of a ``--space`` YAML file (``safe_load``)."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"--space: {path} does not exist")
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as e:
-        raise ConfigError(f"--space {path}: not valid YAML: {e}") from None
-    if raw is None:
-        return {}
-    if not isinstance(raw, dict):
-        raise ConfigError(f"--space {path}: the top level must be a mapping of keys like train.lr to ranges, "
-                          f"got {type(raw).__name__}")
-    return raw
+    raw = read_yaml_mapping(path, missing=f"--space: {path}", where=f"--space {path}",
+                            top_level="keys like train.lr to ranges")
+    return raw or {}
 
 
 def build_space(cfg: RunConfig, raw: dict | None = None) -> Space:
