@@ -79,20 +79,24 @@ def train_teachers(task: Task, run_dir: Path, *, resume: bool = False, progress:
 
 
 def train_student(task: Task, run_dir: Path, signal: TeacherSignal | None = None, *, resume: bool = False,
-                  progress: bool = True, on_epoch: EpochCallback | None = None) -> Trained:
+                  progress: bool = True, on_epoch: EpochCallback | None = None, label: str | None = None,
+                  card: dict | None = None) -> Trained:
     """The configured student distilled from the teachers' ``signal``, or (None) trained alone; ``on_epoch``
-    sees every epoch's validation score (:func:`stkd.train.fit`)."""
+    sees every epoch's validation score (:func:`stkd.train.fit`). ``label`` names its folder (default
+    ``<name>_kd`` / ``<name>_plain``); ``card`` adds fields to its model card (e.g. where a transfer's teacher
+    came from)."""
     s = task.cfg.student
     kd = signal is not None
     if signal is not None:
-        card = {"distill": to_dict(task.cfg.distill), **signal.card()}
+        base = {"distill": to_dict(task.cfg.distill), **signal.card()}
         make_loss = lambda model: task.kd_loss(signal, model)  # noqa: E731
     else:
         hard = task.hard_loss()
-        card = {"distill": None, "teachers": None, "teacher_weights": None}
+        base = {"distill": None, "teachers": None, "teacher_weights": None}
         make_loss = lambda model: (hard, {})  # noqa: E731
-    return train_model(task, s, f"{s.name}_{'kd' if kd else 'plain'}", "student_kd" if kd else "student_plain",
-                       run_dir, make_loss, card=card, resume=resume, progress=progress, on_epoch=on_epoch)
+    return train_model(task, s, label or f"{s.name}_{'kd' if kd else 'plain'}", "student_kd" if kd else "student_plain",
+                       run_dir, make_loss, card={**base, **(card or {})}, resume=resume, progress=progress,
+                       on_epoch=on_epoch)
 
 
 def _students(task: Task, run_dir: Path, signal: TeacherSignal, *, resume: bool, progress: bool) -> list[Trained]:

@@ -19,10 +19,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from stkd import names
-from stkd.config import ModelConfig, to_dict
+from stkd.config import ModelConfig
+from stkd.pipeline import train_student
 from stkd.runs import Trained
-from stkd.steps import LossMaker, train_model
-from stkd.tasks.base import Task, TeacherSignal
+from stkd.steps import train_model
+from stkd.tasks.base import Task
 from stkd.transfer.source import SourceModel, source_task, zero_shot
 
 ROUTES = names.TRANSFER_ROUTES
@@ -38,28 +39,18 @@ def finetune_config(task: Task, source: SourceModel) -> ModelConfig:
 
 def train_routes(task: Task, source: SourceModel, run_dir: Path, *, progress: bool = True) -> list[Trained]:
     """Train every route's model into ``run_dir/models/<route>`` (the zero-shot teacher is not trained)."""
-    cfg, student = task.cfg, task.cfg.student
     src = source_task(task, source)
     origin = {"source_run": str(Path(source.run_dir).resolve()), "source_model": source.label}
     zero = zero_shot(src, source, run_dir)
     hard = src.hard_loss()
     tuned = train_model(src, finetune_config(task, source), "finetuned", "teacher", run_dir,
                         lambda _: (hard, {}), card=origin, progress=progress, init=source.state)
-    plain_loss = task.hard_loss()
-    models = [zero, tuned,
-              train_model(task, student, "target_only", "student_plain", run_dir, lambda _: (plain_loss, {}),
-                          card={"distill": None, "teachers": None, "teacher_weights": None}, progress=progress)]
+    models = [zero, tuned, train_student(task, run_dir, label="target_only", progress=progress)]
     for label, teacher in (("kd_source", zero), ("kd_finetuned", tuned)):
         signal = task.teacher_signal(run_dir, [teacher])
-        card = {"distill": to_dict(cfg.distill), **signal.card(), "teacher_route": teacher.name, **origin}
-        models.append(train_model(task, student, label, "student_kd", run_dir, distil_from(task, signal), card=card,
-                                  progress=progress))
+        models.append(train_student(task, run_dir, signal, label=label, progress=progress,
+                                    card={"teacher_route": teacher.name, **origin}))
     return models
-
-
-def distil_from(task: Task, signal: TeacherSignal) -> LossMaker:
-    """The loss maker of a student distilled from ``signal`` (one per teacher: no late-binding lambda)."""
-    return lambda model: task.kd_loss(signal, model)
 
 
 def score_routes(task: Task, run_dir: Path, models: list[Trained]) -> dict:
