@@ -144,41 +144,39 @@ def build_or_load(run_dir: Path, teacher: STModel, teacher_name: str, data, *, w
         device = first.device if first is not None else "cpu"
     teacher.eval().to(device)
     hidden_dim = None
-    bar = progress_bar(desc=f"cache {label or teacher_name}", total=sum(len(data.starts[s]) for s in SPLITS),
-                       unit="window", progress=progress)
-    for split in SPLITS:
-        starts = np.asarray(data.starts[split], dtype=np.int64)
-        W = len(starts)
-        channels = teacher.spec.out_channels if kind == "classify" else data.out_features
-        # Written through on-disk memmaps so a large train split never sits in RAM at once.
-        preds = AtomicNpy(path / f"{split}_pred.npy", (W, data.H, data.num_nodes, channels))  # [W, H, N, C]
-        hid = None
-        try:
-            for i in range(0, W, batch_size):
-                b = data.batch(starts[i:i + batch_size]).to(device)
-                out = teacher(b.x, b.tod, b.dow)
-                if kind == "classify":
-                    preds.array[i:i + len(b.start)] = out["pred"].float().cpu().numpy()  # logits
-                else:
-                    preds.array[i:i + len(b.start)] = to_original_units(data, out["pred"]).cpu().numpy()
-                if with_hidden:
-                    h = out["hidden"].float().cpu().numpy()  # [B, N, D]
-                    if hid is None:
-                        hidden_dim = h.shape[-1]
-                        hid = AtomicNpy(path / f"{split}_hidden.npy", (W, data.num_nodes, hidden_dim))
-                    hid.array[i:i + len(b.start)] = h
-                bar.update(len(b.start))
-        except BaseException:
-            bar.close()
-            for part in (preds, hid):
-                if part is not None:
-                    part.discard()
-            raise
-        preds.commit()
-        if hid is not None:
-            hid.commit()
-        write_npy(path / f"{split}_starts.npy", starts)
-    bar.close()
+    with progress_bar(desc=f"cache {label or teacher_name}", total=sum(len(data.starts[s]) for s in SPLITS),
+                      unit="window", progress=progress) as bar:
+        for split in SPLITS:
+            starts = np.asarray(data.starts[split], dtype=np.int64)
+            W = len(starts)
+            channels = teacher.spec.out_channels if kind == "classify" else data.out_features
+            # Written through on-disk memmaps so a large train split never sits in RAM at once.
+            preds = AtomicNpy(path / f"{split}_pred.npy", (W, data.H, data.num_nodes, channels))  # [W, H, N, C]
+            hid = None
+            try:
+                for i in range(0, W, batch_size):
+                    b = data.batch(starts[i:i + batch_size]).to(device)
+                    out = teacher(b.x, b.tod, b.dow)
+                    if kind == "classify":
+                        preds.array[i:i + len(b.start)] = out["pred"].float().cpu().numpy()  # logits
+                    else:
+                        preds.array[i:i + len(b.start)] = to_original_units(data, out["pred"]).cpu().numpy()
+                    if with_hidden:
+                        h = out["hidden"].float().cpu().numpy()  # [B, N, D]
+                        if hid is None:
+                            hidden_dim = h.shape[-1]
+                            hid = AtomicNpy(path / f"{split}_hidden.npy", (W, data.num_nodes, hidden_dim))
+                        hid.array[i:i + len(b.start)] = h
+                    bar.update(len(b.start))
+            except BaseException:
+                for part in (preds, hid):
+                    if part is not None:
+                        part.discard()
+                raise
+            preds.commit()
+            if hid is not None:
+                hid.commit()
+            write_npy(path / f"{split}_starts.npy", starts)
     meta = {"teacher": teacher_name, "kind": kind, "hparams": hparams, "data_fingerprint": data.fingerprint(),
             "hidden_dim": hidden_dim, "windows": {s: int(len(data.starts[s])) for s in SPLITS}}
     write_json(meta_path, meta)
