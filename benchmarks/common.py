@@ -61,6 +61,9 @@ def versions() -> dict:
     try:
         commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True,
                                 check=True).stdout.strip()
+        changed = subprocess.run(["git", "status", "--porcelain", "--", "src", "benchmarks"], cwd=REPO,
+                                 capture_output=True, text=True, check=True).stdout.strip()
+        commit += "+uncommitted" if changed else ""  # the code that ran is not that commit's
     except (OSError, subprocess.CalledProcessError):
         commit = None
     return {"stkd": stkd.__version__, "commit": commit, "python": platform.python_version(),

@@ -1,5 +1,6 @@
-"""Graph WaveNet's training step on a CPU: before (graph products as a batched einsum, float32), with one
-matrix product per graph product, and under bfloat16 autocast (``train.precision: bf16``).
+"""Graph WaveNet's training step on a CPU: before (graph products as a batched einsum on the concatenated
+powers, float32), with one matrix product per graph product, with the projection first (Horner's rule, no
+concatenation: today's ``DiffusionConv``), each in float32 and under bfloat16 autocast (``train.precision: bf16``).
 
     python benchmarks/teacher_step.py     # writes docs/results/teacher-step.json
 
@@ -23,12 +24,39 @@ SECTION = "teacher-step"
 
 
 def einsum_propagate(a: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """The graph product as it was before: sparse ``mm`` for the given graph, a batched einsum otherwise."""
+    """The graph product as it was first: sparse ``mm`` for the given graph, a batched einsum otherwise."""
     if a.is_sparse:
         b, n, t, c = x.shape
         flat = x.transpose(0, 1).reshape(n, b * t * c)
         return torch.sparse.mm(a, flat).reshape(n, b, t, c).transpose(0, 1)
     return torch.einsum("nm,bmtc->bntc", a, x)
+
+
+def one_product_propagate(a: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """The graph product as one matrix product on ``[N, B*T*C]`` (sparse in float32 under bf16)."""
+    b, n, t, c = x.shape  # [B, N, T, C]
+    if a.is_sparse:
+        with torch.autocast(x.device.type, enabled=False):
+            flat = x.float().transpose(0, 1).reshape(n, b * t * c)
+            out = torch.sparse.mm(a, flat)
+        return out.reshape(n, b, t, c).transpose(0, 1).to(x.dtype)
+    flat = x.transpose(0, 1).reshape(n, b * t * c)
+    return (a.to(x.dtype) @ flat).reshape(n, b, t, c).transpose(0, 1)
+
+
+def concatenate_forward(propagate):
+    """``DiffusionConv.forward`` as the paper writes it: concatenate every power of every support, then one Linear."""
+
+    def forward(self, x, supports):
+        out = [x]
+        for a in supports:
+            h = x
+            for _ in range(self.order):
+                h = propagate(a, h)
+                out.append(h)
+        return self.dropout(self.mlp(torch.cat(out, dim=-1)))
+
+    return forward
 
 
 def main() -> None:
@@ -46,14 +74,17 @@ def main() -> None:
 
     wd = load_windowed(DataConfig(source="builtin", name="los-loop"))
     batch = wd.batch(wd.starts["train"][:64])
-    new_propagate = gwnet_module._propagate
-    variants = {"einsum, float32 (before)": (einsum_propagate, "fp32"), "one product, float32": (new_propagate, "fp32"),
-                "one product, bf16": (new_propagate, "bf16")}
+    projection_first = gwnet_module.DiffusionConv.forward
+    variants = {"einsum, float32 (before)": (concatenate_forward(einsum_propagate), "fp32"),
+                "one product, float32": (concatenate_forward(one_product_propagate), "fp32"),
+                "one product, bf16": (concatenate_forward(one_product_propagate), "bf16"),
+                "projection first, float32": (projection_first, "fp32"),
+                "projection first, bf16": (projection_first, "bf16")}
     times: dict[str, list[float]] = {k: [] for k in variants}
     load = [os.getloadavg()[0]]
     for _ in range(args.rounds):
-        for name, (prop, precision) in variants.items():
-            gwnet_module._propagate = prop
+        for name, (forward, precision) in variants.items():
+            gwnet_module.DiffusionConv.forward = forward
             torch.manual_seed(0)
             model = build_model("gwnet", model_spec(wd), {})
             opt = torch.optim.AdamW(model.parameters(), 1e-3)
@@ -73,7 +104,7 @@ def main() -> None:
                 step()
                 times[name].append(time.perf_counter() - t0)
         load.append(os.getloadavg()[0])
-    gwnet_module._propagate = new_propagate
+    gwnet_module.DiffusionConv.forward = projection_first
     result = {"median_seconds": {k: statistics.median(v) for k, v in times.items()}, "seconds": times,
               "load_average": load, "params": sum(p.numel() for p in model.parameters())}
     save_result(SECTION, "teacher_step", result, vars(args))

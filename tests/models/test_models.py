@@ -131,6 +131,37 @@ def test_gwnet_sparse_backward_and_graph_matters():
         assert not torch.allclose(model(x, tod, dow)["pred"], other(x, tod, dow)["pred"])
 
 
+@pytest.mark.parametrize("sparse", [False, True])
+def test_diffusion_conv_is_the_papers_concatenate_then_linear_form(sparse):
+    """Golden: projection first with Horner's rule computes ``Linear(cat[X, A X, A^2 X, B X, B^2 X, ...])``,
+    with the same weights, forwards and backwards (the form the paper writes, and the one saved weights have)."""
+    from stkd.models.teachers.gwnet import DiffusionConv
+
+    torch.manual_seed(0)
+    a = torch.from_numpy(transition_matrices(sp.csr_matrix(ring_adjacency(N)))[0].toarray())
+    adaptive = torch.softmax(torch.randn(N, N), dim=1)
+    supports = [a.to_sparse() if sparse else a, adaptive]
+    conv = DiffusionConv(5, 6, num_supports=2, order=3, dropout=0.0)
+    x = torch.randn(2, N, 4, 5, requires_grad=True)  # [B, N, T, C_in]
+    terms = [x]
+    for s in (a, adaptive):
+        h = x
+        for _ in range(3):
+            h = torch.einsum("nm,bmtc->bntc", s, h)
+            terms.append(h)
+    expected = conv.mlp(torch.cat(terms, dim=-1))  # [B, N, T, C_out]
+    got = conv(x, supports)
+    torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
+    grad_expected = torch.autograd.grad(expected.square().sum(), [x, conv.mlp.weight])
+    grad_got = torch.autograd.grad(got.square().sum(), [x, conv.mlp.weight])
+    for g, e in zip(grad_got, grad_expected):
+        torch.testing.assert_close(g, e, atol=1e-4, rtol=1e-4)
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # bf16 training: same output within bf16 precision
+        low = conv(x, supports)
+    assert low.dtype == torch.bfloat16
+    torch.testing.assert_close(low.float(), expected, atol=0.1, rtol=0.05)
+
+
 def test_transition_matrices_rows_sum_to_one():
     a = ring_adjacency(N)
     a[3] = 0.0  # a node without out-edges keeps a zero row

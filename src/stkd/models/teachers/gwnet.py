@@ -48,40 +48,55 @@ from stkd.models.base import (
 
 log = logging.getLogger(__name__)
 
-def _propagate(a: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """One diffusion step ``out[:, n] = sum_m a[n, m] x[:, m]`` for dense or sparse ``a [N, N]``.
+def _node_major_product(a: torch.Tensor, h: torch.Tensor, acc: torch.Tensor | None = None) -> torch.Tensor:
+    """``acc + a @ h`` for ``a [N, N]`` dense or sparse and ``h [N, M]`` (node-major: rows are sensors).
 
-    Both run as ONE matrix product ``a @ X`` with ``X = x`` laid out ``[N, B*T*C]`` (an einsum over the
-    batch ran as B small products: 13 % slower per training step on Los-loop). A sparse ``a`` runs in
-    float32 also under bfloat16 autocast (``train.precision: bf16``): torch's sparse product has no
-    bfloat16 kernel, and the graph product is a small share of the time on a sparse graph."""
-    b, n, t, c = x.shape  # [B, N, T, C]
+    A sparse ``a`` runs in float32 also under bfloat16 autocast (``train.precision: bf16``): torch's sparse
+    product has no bfloat16 kernel, and on a sparse graph the product is a small share of the time."""
     if a.is_sparse:
-        with torch.autocast(x.device.type, enabled=False):
-            flat = x.float().transpose(0, 1).reshape(n, b * t * c)  # [N, B*T*C]
-            out = torch.sparse.mm(a, flat)  # [N, B*T*C]
-        return out.reshape(n, b, t, c).transpose(0, 1).to(x.dtype)  # [B, N, T, C]
-    flat = x.transpose(0, 1).reshape(n, b * t * c)  # [N, B*T*C]
-    return (a.to(x.dtype) @ flat).reshape(n, b, t, c).transpose(0, 1)  # [B, N, T, C]
+        with torch.autocast(h.device.type, enabled=False):
+            out = torch.sparse.mm(a, h.float())  # [N, M]
+        return out if acc is None else acc.float() + out
+    a = a.to(h.dtype)
+    return a @ h if acc is None else torch.addmm(acc.to(h.dtype), a, h)  # [N, M]
 
 
 class DiffusionConv(nn.Module):
-    """Diffusion graph convolution ``sum_s sum_k A_s^k X W_{s,k}`` (the k = 0 term shared by all s)."""
+    """Diffusion graph convolution ``sum_s sum_k A_s^k X W_{s,k}`` (the k = 0 term shared by all s).
+
+    Computed *projection first*: since ``A^k X W = A^k (X W)``, every term's channel projection
+    ``X W_{s,k}`` is taken once and the powers of each support are applied by Horner's rule,
+    ``A (X W_1 + A (X W_2 + ...))``. Same function and parameters as concatenating the K powers of every
+    support and applying one Linear (the paper's form, kept in ``self.mlp`` so saved weights still load),
+    but without the concatenated tensor and with the graph products on ``C_out`` channels. Inside, the
+    layout is node-major, ``[N, B, T, C]``, so each graph product is one matrix product with no copy.
+    """
 
     def __init__(self, c_in: int, c_out: int, num_supports: int, order: int, dropout: float) -> None:
         super().__init__()
         self.order = order
-        self.mlp = nn.Linear(c_in * (1 + num_supports * order), c_out)
+        self.c_in, self.c_out = c_in, c_out
+        self.mlp = nn.Linear(c_in * (1 + num_supports * order), c_out)  # weight [C_out, (1 + S*K) * C_in]
         self.dropout = nn.Dropout(dropout)
 
     def forward(self, x: torch.Tensor, supports: list[torch.Tensor]) -> torch.Tensor:
-        out = [x]  # each [B, N, T, C]
-        for a in supports:
-            h = x
-            for _ in range(self.order):
-                h = _propagate(a, h)  # [B, N, T, C]
-                out.append(h)
-        return self.dropout(self.mlp(torch.cat(out, dim=-1)))  # [B, N, T, C_out]
+        b, n, t, _ = x.shape  # [B, N, T, C_in]
+        terms = 1 + len(supports) * self.order
+        if terms * self.c_in != self.mlp.in_features:
+            raise ValueError(f"DiffusionConv built for {self.mlp.in_features // self.c_in - 1} graph terms, "
+                             f"got {len(supports)} supports x order {self.order}")
+        weights = self.mlp.weight.view(self.c_out, terms, self.c_in).unbind(1)  # terms x [C_out, C_in]
+        xn = x.transpose(0, 1).contiguous()  # [N, B, T, C_in]
+        proj = [F.linear(xn, w).view(n, b * t * self.c_out) for w in weights]  # terms x [N, B*T*C_out]
+        out = proj[0]
+        for s, a in enumerate(supports):
+            mine = proj[1 + s * self.order : 1 + (s + 1) * self.order]  # X W_{s,1..K}
+            h = mine[-1]
+            for term in reversed(mine[:-1]):
+                h = _node_major_product(a, h, term)  # X W_{s,k} + A h
+            out = _node_major_product(a, h, out)  # out + A h
+        out = out.to(proj[0].dtype).view(n, b, t, self.c_out) + self.mlp.bias.to(proj[0].dtype)  # [N, B, T, C_out]
+        return self.dropout(out.transpose(0, 1))  # [B, N, T, C_out]
 
 
 class GatedTemporalConv(nn.Module):
