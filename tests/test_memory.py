@@ -145,4 +145,6 @@ def test_node_subset_lowers_the_training_estimate_but_not_the_evaluation():
     assert sub.train_bytes < 0.2 * full.train_bytes
     assert sub.eval_bytes == full.eval_bytes
     # the K-node steps' memory stays with the allocator when the N-node evaluation runs: both count
-    assert sub.model_bytes == sub.train_bytes + sub.eval_bytes + sub.buffer_bytes < full.model_bytes
+    assert sub.model_bytes == sub.train_bytes + sub.eval_bytes + sub.buffer_bytes
+    assert not full.train_then_eval and full.model_bytes == max(full.train_bytes, full.eval_bytes) + full.buffer_bytes
+    assert sub.model_bytes < full.train_bytes + full.eval_bytes + full.buffer_bytes

@@ -142,14 +142,14 @@ def test_diffusion_conv_is_the_papers_concatenate_then_linear_form(sparse):
     adaptive = torch.softmax(torch.randn(N, N), dim=1)
     supports = [a.to_sparse() if sparse else a, adaptive]
     conv = DiffusionConv(5, 6, num_supports=2, order=3, dropout=0.0)
-    x = torch.randn(2, N, 4, 5, requires_grad=True)  # [B, N, T, C_in]
+    x = torch.randn(N, 2, 4, 5, requires_grad=True)  # [N, B, T, C_in] (the model's node-major layout)
     terms = [x]
     for s in (a, adaptive):
         h = x
         for _ in range(3):
-            h = torch.einsum("nm,bmtc->bntc", s, h)
+            h = torch.einsum("nm,mbtc->nbtc", s, h)
             terms.append(h)
-    expected = conv.mlp(torch.cat(terms, dim=-1))  # [B, N, T, C_out]
+    expected = conv.mlp(torch.cat(terms, dim=-1))  # [N, B, T, C_out]
     got = conv(x, supports)
     torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
     grad_expected = torch.autograd.grad(expected.square().sum(), [x, conv.mlp.weight])
@@ -160,6 +160,38 @@ def test_diffusion_conv_is_the_papers_concatenate_then_linear_form(sparse):
         low = conv(x, supports)
     assert low.dtype == torch.bfloat16
     torch.testing.assert_close(low.float(), expected, atol=0.1, rtol=0.05)
+
+
+def test_gwnet_dropout_keeps_one_minus_p_scaled_and_is_off_in_eval():
+    from stkd.models.teachers.gwnet import _dropout
+
+    torch.manual_seed(0)
+    x = torch.ones(200_000)
+    out = _dropout(x, 0.3, training=True)
+    kept = out != 0
+    assert abs(kept.float().mean().item() - 0.7) < 0.005  # each element kept with probability 1 - p
+    torch.testing.assert_close(out[kept], torch.full_like(out[kept], 1 / 0.7))  # inverted: the mean is kept
+    assert torch.equal(_dropout(x, 0.3, training=False), x) and torch.equal(_dropout(x, 0.0, training=True), x)
+    low = _dropout(x.bfloat16(), 0.5, training=True)
+    assert low.dtype == torch.bfloat16 and set(low.unique().tolist()) == {0.0, 2.0}
+
+
+def test_gwnet_multiplies_a_dense_enough_sparse_graph_dense_under_bf16():
+    dense = ring_adjacency(N)  # 2-3 nonzeros per row of 7: far above DENSE_UNDER_BF16
+    model = build_model("gwnet", make_spec(adjacency=sp.csr_matrix(dense)), {"dropout": 0.0}).eval()
+    assert all(a.is_sparse for a in model.supports()[:2])
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert not any(a.is_sparse for a in model.supports())
+        x, tod, dow = make_batch(3)
+        low = model(x, tod, dow)["pred"]
+    model.DENSE_UNDER_BF16 = 1.1  # never dense: the same forecast through the sparse float32 product
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert all(a.is_sparse for a in model.supports()[:2])
+        sparse_low = model(x, tod, dow)["pred"]
+    with torch.no_grad():
+        full = model(x, tod, dow)["pred"]
+    torch.testing.assert_close(low.float(), full, atol=0.15, rtol=0.05)
+    torch.testing.assert_close(sparse_low.float(), full, atol=0.15, rtol=0.05)
 
 
 def test_transition_matrices_rows_sum_to_one():
