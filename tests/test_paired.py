@@ -16,10 +16,25 @@ def test_a_consistent_gain_is_established_and_described_from_the_numbers():
     assert "established" in text and f"{g['mean']:.1f} %" in text and "5 of 5" in text
 
 
-def test_a_gain_smaller_than_the_seed_spread_is_not_established():
+def test_a_gain_whose_interval_includes_zero_is_not_established():
     g = paired_gain([4.0, 4.2, 3.9, 4.1, 4.0], [3.9, 4.4, 3.7, 4.3, 3.95])
     assert not g["established"] and g["ci"][0] < 0 < g["ci"][1]
-    assert describe_gain(g).endswith("not established.")
+    assert describe_gain(g).endswith("not established (the interval includes 0).")
+
+
+def test_a_consistent_gain_smaller_than_the_seed_spread_is_not_established():
+    plain = [4.0, 4.4, 3.8, 4.2, 4.1]  # spread: 5.5 % of the mean
+    g = paired_gain(plain, [p * 0.98 for p in plain])  # 2 % better on every seed: the interval is clear of 0
+    assert g["wins"] == 5 and g["ci"][0] > 0 and g["spread"] == pytest.approx(5.45, abs=0.01)
+    assert not g["established"] and g["why_not"] == "smaller than the seed spread, 5.5 %"
+    assert describe_gain(g).endswith("not established (smaller than the seed spread, 5.5 %).")
+    assert paired_gain(plain, [p * 0.9 for p in plain])["established"]  # 10 % is more than the spread
+
+
+def test_three_agreeing_seeds_do_not_establish_a_gain():
+    g = paired_gain([4.0, 4.2, 3.9], [3.6, 3.8, 3.5])
+    assert g["wins"] == 3 and g["ci"][0] > 0 and not g["established"] and g["why_not"] == "3 seeds, 5 needed"
+    assert paired_gain([4.0, 4.2, 3.9], [3.6, 3.8, 3.5], min_seeds=3)["established"]
 
 
 def test_higher_is_better_scores_and_bad_input():
@@ -39,4 +54,4 @@ def test_a_higher_is_better_score_is_described_as_rising_or_falling():
     assert describe_gain(down, "distillation", score="F1").endswith(": a loss.")
     flat = paired_gain([0.70, 0.72, 0.71], [0.71, 0.70, 0.72], lower_is_better=False)
     assert "changes F1 by" in describe_gain(flat, score="F1") and describe_gain(flat, score="F1").endswith(
-        "not established.")
+        "not established (3 seeds, 5 needed).")

@@ -3,8 +3,14 @@
 Each seed trains both arms from the same initial weights and batch order, so the per-seed difference
 removes what the seed alone does. The gain of a seed is ``(plain - distilled) / plain`` (a relative
 error reduction: positive = distillation helped); over seeds we report its mean, a 95 % percentile
-bootstrap interval of that mean (resampling seeds), and the wins. A gain is **established** only when the
-interval excludes zero; otherwise it is reported as "not established", however large the mean.
+bootstrap interval of that mean (resampling seeds), and the wins. A gain is **established** only when
+all three hold, otherwise it is reported as "not established", however large the mean:
+
+- at least ``MIN_SEEDS`` seeds (with 3 seeds that all agree, the bootstrap interval is roughly their
+  range, and 3 agreeing seeds happen 1 time in 4 by chance alone);
+- the interval excludes zero;
+- the gain is at least the seed spread: the plain arm's standard deviation over seeds, relative to its
+  mean (a gain the seed alone can produce is not shown to come from the method).
 """
 
 from __future__ import annotations
@@ -13,14 +19,19 @@ from collections.abc import Sequence
 
 import numpy as np
 
+#: The fewest paired seeds that can establish a gain.
+MIN_SEEDS = 5
+
 
 def paired_gain(plain: Sequence[float], distilled: Sequence[float], *, lower_is_better: bool = True,
-                n_boot: int = 10_000, level: float = 0.95, seed: int = 0) -> dict:
+                n_boot: int = 10_000, level: float = 0.95, seed: int = 0, min_seeds: int = MIN_SEEDS) -> dict:
     """Relative gain of ``distilled`` over ``plain`` (paired by position = seed).
 
-    Returns ``{"n", "gains" (per seed, %), "mean" (%), "ci" ([low, high] %), "wins", "established"}``;
-    ``established`` is True when the whole interval lies above zero (the gain) or below it (a loss:
-    then ``mean`` is negative). For a score where higher is better (F1) pass ``lower_is_better=False``.
+    Returns ``{"n", "gains" (per seed, %), "mean" (%), "ci" ([low, high] %), "wins", "spread" (%, None
+    for one seed), "established", "why_not"}``; ``established`` is True when there are ``min_seeds`` seeds
+    or more, the whole interval lies above zero (the gain) or below it (a loss: then ``mean`` is
+    negative), and ``|mean|`` is at least the seed spread; ``why_not`` names the first rule that failed
+    (None when established). For a score where higher is better (F1) pass ``lower_is_better=False``.
     """
     p, d = np.asarray(plain, dtype=float), np.asarray(distilled, dtype=float)
     if p.shape != d.shape or p.ndim != 1 or len(p) == 0:
@@ -33,8 +44,17 @@ def paired_gain(plain: Sequence[float], distilled: Sequence[float], *, lower_is_
     boot = gains[rng.integers(0, len(gains), size=(n_boot, len(gains)))].mean(axis=1)  # [n_boot]
     alpha = (1.0 - level) / 2.0
     low, high = (float(v) for v in np.quantile(boot, [alpha, 1.0 - alpha]))
-    return {"n": int(len(gains)), "gains": [float(g) for g in gains], "mean": float(gains.mean()),
-            "ci": [low, high], "wins": int((diff > 0).sum()), "established": bool(low > 0 or high < 0)}
+    mean = float(gains.mean())
+    spread = float(100.0 * p.std(ddof=1) / np.abs(p.mean())) if len(p) > 1 and p.mean() != 0 else None
+    why_not = None
+    if len(gains) < min_seeds:
+        why_not = f"{len(gains)} seed{'s' if len(gains) != 1 else ''}, {min_seeds} needed"
+    elif not (low > 0 or high < 0):
+        why_not = "the interval includes 0"
+    elif spread is not None and abs(mean) < spread:
+        why_not = f"smaller than the seed spread, {spread:.1f} %"
+    return {"n": int(len(gains)), "gains": [float(g) for g in gains], "mean": mean, "ci": [low, high],
+            "wins": int((diff > 0).sum()), "spread": spread, "established": why_not is None, "why_not": why_not}
 
 
 def describe_gain(g: dict, what: str = "distillation", score: str | None = None) -> str:
@@ -43,14 +63,15 @@ def describe_gain(g: dict, what: str = "distillation", score: str | None = None)
     sentence says the score rises or falls; default: an error that falls or rises."""
     ci = f"95 % interval {g['ci'][0]:+.1f} % to {g['ci'][1]:+.1f} %"
     wins = f"{g['wins']} of {g['n']} seeds"
+    why = f" ({g['why_not']})" if g.get("why_not") else ""
     if score is not None:
         if g["established"] and g["mean"] > 0:
             return f"{what} raises {score} by {g['mean']:.1f} % on average ({ci}; better on {wins}): established."
         if g["established"]:
             return f"{what} lowers {score} by {-g['mean']:.1f} % on average ({ci}; better on {wins}): a loss."
-        return f"{what} changes {score} by {g['mean']:+.1f} % on average ({ci}; better on {wins}): not established."
+        return f"{what} changes {score} by {g['mean']:+.1f} % on average ({ci}; better on {wins}): not established{why}."
     if g["established"] and g["mean"] > 0:
         return f"{what} lowers the error by {g['mean']:.1f} % on average ({ci}; better on {wins}): established."
     if g["established"]:
         return f"{what} raises the error by {-g['mean']:.1f} % on average ({ci}; better on {wins}): a loss."
-    return f"{what} changes the error by {-g['mean']:+.1f} % on average ({ci}; better on {wins}): not established."
+    return f"{what} changes the error by {-g['mean']:+.1f} % on average ({ci}; better on {wins}): not established{why}."

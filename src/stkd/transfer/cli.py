@@ -41,7 +41,7 @@ def register(sub, fmt=argparse.RawDescriptionHelpFormatter) -> None:
                     "staeformer with params.adaptive_embed: 0). Writes transfer.json, transfer.md and the "
                     "curve of error against history.",
         epilog="example:\n  stkd train --config source.yaml --set teacher.params.adaptive=false --out runs/src\n"
-               "  stkd transfer --source-run runs/src --config target.yaml --history 1d,2d,4d --seeds 0 1 2 "
+               "  stkd transfer --source-run runs/src --config target.yaml --history 1d,2d,4d --seeds 0 1 2 3 4 "
                "--out runs/transfer")
     p.add_argument("--source-run", required=True, help="a finished stkd train / stkd run folder (the source)")
     p.add_argument("--config", required=True, help="YAML config of the target (its data, student, train settings)")
@@ -49,7 +49,8 @@ def register(sub, fmt=argparse.RawDescriptionHelpFormatter) -> None:
     p.add_argument("--history", default="1d,2d,4d",
                    help="target training history to keep, comma-separated durations (all: the whole train part); "
                         "val and test are unchanged (default: 1d,2d,4d)")
-    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="seeds of every route (default: 0 1 2)")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4],
+                   help="seeds of every route (default: 0 1 2 3 4; fewer seeds never establish a gain)")
     p.add_argument("--teacher", help="the source run's teacher folder (default: its first teacher)")
     p.add_argument("--out", required=True, help="folder to create")
     p.add_argument("--overwrite", action="store_true", help="replace an existing transfer folder")

@@ -10,7 +10,7 @@ import numpy as np
 
 from stkd import names
 from stkd.io import atomic_write, write_text
-from stkd.paired import paired_gain
+from stkd.paired import MIN_SEEDS, paired_gain
 
 BASE = "target_only"
 LABELS = {"target_only": "student, target only", "source_zero_shot": "source teacher, zero-shot",
@@ -26,8 +26,9 @@ def route_scores(result: dict, history: str, route: str, metric: str = "mae") ->
 
 
 def summarise(result: dict) -> dict:
-    """``{history: {route: paired gain over target_only}}`` on ``result["metric"]`` (MAE). One seed gives no
-    interval, so a gain is established only with two seeds or more and an interval clear of zero."""
+    """``{history: {route: paired gain over target_only}}`` on ``result["metric"]`` (MAE), with
+    :func:`stkd.paired.paired_gain`'s rule for an established gain (enough seeds, an interval clear of zero,
+    at least the seed spread)."""
     metric = result.get("metric", "mae")
     gains: dict = {}
     for h in result["runs"]:
@@ -38,16 +39,14 @@ def summarise(result: dict) -> dict:
         for route in names.TRANSFER_ROUTES:
             if route == BASE:
                 continue
-            g = paired_gain(base, route_scores(result, h, route, metric))
-            g["established"] = bool(g["established"] and g["n"] >= 2)
-            gains[h][route] = g
+            gains[h][route] = paired_gain(base, route_scores(result, h, route, metric))
     return gains
 
 
 def verdict(g: dict) -> str:
-    """``better`` / ``worse`` (the interval clear of zero over two or more seeds) or ``not established``."""
+    """``better`` / ``worse`` (established by :func:`stkd.paired.paired_gain`'s rule) or ``not established``."""
     if not g["established"]:
-        return "not established"
+        return f"not established ({g['why_not']})" if g.get("why_not") else "not established"
     return "better" if g["mean"] > 0 else "worse"
 
 
@@ -60,7 +59,7 @@ def _mean_sd(values: list[float]) -> str:
 
 def table(result: dict) -> list[str]:
     """Markdown rows: history, route, test MAE/RMSE (mean ± sd over seeds), gain over target_only."""
-    gains = result.get("gains") or summarise(result)
+    gains = summarise(result)  # from the scores, with the current rule (a stored "gains" may predate it)
     rows = ["| history (train days, windows) | route | MAE | RMSE | gain in MAE vs target only (95 % interval) "
             "| better on | verdict |", "| --- | --- | --- | --- | --- | --- | --- |"]
     for h, run in result["runs"].items():
@@ -83,7 +82,7 @@ def _listed(routes: list[str], gains: dict) -> str:
 
 def findings(result: dict) -> list[str]:
     """One sentence per history: the best route by mean MAE, and which routes beat target_only."""
-    gains = result.get("gains") or summarise(result)
+    gains = summarise(result)  # from the scores, with the current rule (a stored "gains" may predate it)
     lines = []
     for h in result["runs"]:
         means = {r: float(np.mean(v)) for r in names.TRANSFER_ROUTES if (v := route_scores(result, h, r))}
@@ -91,8 +90,8 @@ def findings(result: dict) -> list[str]:
             continue
         best = min(means, key=lambda r: means[r])
         g = gains.get(h, {})
-        better = [r for r in g if verdict(g[r]) == "better"]
-        worse = [r for r in g if verdict(g[r]) == "worse"]
+        better = [r for r in g if g[r]["established"] and g[r]["mean"] > 0]
+        worse = [r for r in g if g[r]["established"] and g[r]["mean"] <= 0]
         parts = [f"lowest mean MAE: {best} ({means[best]:.3f})"]
         parts.append(f"better than target only: {_listed(better, g) if better else 'none established'}")
         if worse:
@@ -141,8 +140,9 @@ def write_transfer_report(out: Path, result: dict) -> Path:
              "trains on the same kept target history and is scored on the same target test windows "
              f"({next(iter(result['runs'].values()))['windows']['test'] if result['runs'] else 0}).", "",
              "Gain: the relative MAE reduction over the student trained on the target alone, paired by seed, "
-             "with a 95 % bootstrap interval over seeds; a gain is established when the interval excludes 0 "
-             "(two seeds or more), otherwise \"not established\".", "", *findings(result), "", *table(result), ""]
+             f"with a 95 % bootstrap interval over seeds; a gain is established with {MIN_SEEDS} seeds or more, an "
+             "interval that excludes 0, and a gain at least the seed spread (the target-only student's standard "
+             "deviation over seeds); otherwise \"not established\".", "", *findings(result), "", *table(result), ""]
     if has_plot:
         lines += [f"![test MAE against kept history]({CURVE})", ""]
     return write_text(out / "transfer.md", "\n".join(lines))
