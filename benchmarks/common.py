@@ -53,6 +53,18 @@ def command() -> str:
 
 
 def versions() -> dict:
+    """The versions and the commit of the code this script started with (read once, at its first call:
+    a long run must not report a commit made while it ran)."""
+    global _VERSIONS
+    if _VERSIONS is None:
+        _VERSIONS = _read_versions()
+    return dict(_VERSIONS)
+
+
+_VERSIONS: dict | None = None
+
+
+def _read_versions() -> dict:
     import numpy
     import torch
 
@@ -85,3 +97,6 @@ def save_result(section: str, kind: str, payload: dict, args: dict | None = None
     blob = {"section": section, "kind": kind, "command": command(), "args": args or {},
             "date": _dt.date.today().isoformat(), "machine": machine(), "versions": versions(), **payload}
     return write_json(RESULTS / f"{section}.json", blob)
+
+
+versions()  # read when a script starts (see versions())

@@ -3,6 +3,7 @@
     python benchmarks/evidence.py --datasets los-loop --seeds 0 1 2 3 4
     python benchmarks/evidence.py --datasets los-loop akl-pedestrians synthetic-traffic --students stid mlp linear
     python benchmarks/evidence.py --datasets akl-pedestrians --teacher-seed 0 --teacher-lags 1D 7D
+    python benchmarks/evidence.py --datasets los-loop --teacher-seed 0 --teacher-epochs 40 --students stid-nb
 
 For every data set and seed the teacher(s) train once and cache their soft labels (``--teacher-seed S``:
 one teacher, trained with seed S, serves every seed; cheaper, and the spread then holds the students'
@@ -35,8 +36,12 @@ DATASETS = {
                                    "simulator": {"nodes": 200, "days": 14}},
                           "train": {"epochs": 30, "patience": 8, "max_batches": 100}},
 }
-STUDENTS = {"stid": {"embed_dim": 32, "node_dim": 32, "tod_dim": 32, "dow_dim": 32, "layers": 3},
-            "mlp": {}, "linear": {}}
+# label -> (model, hyper-parameters). ``stid-nb`` also reads the mean windows of each sensor's 4 strongest
+# downstream and upstream neighbours: a graph teacher's edge comes partly from the neighbours, which a
+# per-sensor student cannot see.
+STUDENTS = {"stid": ("stid", {"embed_dim": 32, "node_dim": 32, "tod_dim": 32, "dow_dim": 32, "layers": 3}),
+            "stid-nb": ("stid", {"neighbours": 4, "neighbour_dim": 16}),
+            "mlp": ("mlp", {}), "linear": ("linear", {})}
 TEACHERS = [{"name": "gwnet"}]
 DISTILL = {"alpha": 0.5, "loss": "huber", "ensemble": "weighted"}
 
@@ -70,17 +75,20 @@ def config(dataset: str, seed: int, quick: bool, teacher_lags: list[str] | None 
     return cfg
 
 
-def student_params(dataset: str, name: str, cfg) -> dict:
-    """The student's hyper-parameters: the preset's own for the STID of the default preset."""
-    if DATASETS[dataset] == "preset" and name == cfg.student.name:
-        return dict(cfg.student.params)
-    return dict(STUDENTS[name])
+def student_config(dataset: str, label: str, cfg):
+    """The student called ``label``: the preset's own STID for the default preset's ``stid``."""
+    from stkd.config import ModelConfig
+
+    model, params = STUDENTS[label]
+    if DATASETS[dataset] == "preset" and label == cfg.student.name:
+        params = cfg.student.params
+    return ModelConfig(name=model, params=dict(params))
 
 
 def run_seed(dataset: str, seed: int, students: list[str], runs: Path, quick: bool, done: set,
              teacher_seed: int | None = None, teacher_lags: list[str] | None = None,
              precision: str | None = None, teacher_epochs: int | None = None) -> list[dict]:
-    from stkd.config import ModelConfig, parse_config
+    from stkd.config import parse_config
     from stkd.pipeline import check_models, prepare_task, saved_teachers, train_student, train_teachers
     from stkd.runs import open_run_dir
     from stkd.tasks.forecast import ForecastTask
@@ -105,10 +113,11 @@ def run_seed(dataset: str, seed: int, students: list[str], runs: Path, quick: bo
         if (seed, name) in done:
             continue
         stask = ForecastTask(copy.copy(cfg), task.wd)
-        stask.cfg.student = ModelConfig(name=name, params=student_params(dataset, name, cfg))
+        stask.cfg.student = student_config(dataset, name, cfg)
+        folder = name.replace("-", "_")  # the run folder's model names: stid_kd, stid_nb_plain, ...
         t0 = time.perf_counter()
-        kd = train_student(stask, run_dir, signal, resume=True, progress=False)
-        plain = train_student(stask, run_dir, resume=True, progress=False)
+        kd = train_student(stask, run_dir, signal, resume=True, progress=False, label=f"{folder}_kd")
+        plain = train_student(stask, run_dir, resume=True, progress=False, label=f"{folder}_plain")
         metrics = stask.score(run_dir / "scores" / name, [*teachers, kd, plain])["models"]
         best_teacher = min(teachers, key=lambda t: t.val_mae)
         records.append({"seed": seed, "student": name, "teacher": best_teacher.name, "teacher_seed": teacher_seed,
@@ -157,7 +166,9 @@ def render(result: dict) -> str:
         teacher += f", {first['teacher_epochs']} epochs"
     if first.get("teacher_lags"):
         teacher += f", reading also the lags {', '.join(first['teacher_lags'])} (a privileged teacher)"
-    return (f"### Distillation evidence on {result['dataset']} (paired seeds)\n\nCommand: `{result['command']}`  \n"
+    commands = list(dict.fromkeys(r["command"] for r in result["records"])) or [result["command"]]
+    shown = "Commands: " + "; ".join(f"`{c}`" for c in commands) if len(commands) > 1 else f"Command: `{commands[0]}`"
+    return (f"### Distillation evidence on {result['dataset']} (paired seeds)\n\n{shown}  \n"
             f"Teacher: {teacher}; each seed trains the student twice from the same initial weights and batches  \n"
             f"Machine: {result['machine']}; stkd {result['versions']['stkd']} (commit {result['versions']['commit']}), "
             f"{result['date']}\n\n" + "\n".join(lines) + "\n\n" + "\n".join(verdicts) + "\n")
@@ -186,9 +197,13 @@ def main() -> None:
         records = old["records"]
         for seed in args.seeds:
             done = {(r["seed"], r["student"]) for r in records}
-            records += run_seed(dataset, seed, args.students, args.runs, args.quick, done, args.teacher_seed,
-                                args.teacher_lags, args.precision, args.teacher_epochs)
-            if not args.quick:
+            new = run_seed(dataset, seed, args.students, args.runs, args.quick, done, args.teacher_seed,
+                           args.teacher_lags, args.precision, args.teacher_epochs)
+            records += new
+            if not args.quick:  # re-read first: another invocation (other students) may have saved meanwhile
+                now = json.loads(path.read_text())["records"] if path.is_file() else []
+                keys = {(r["seed"], r["student"]) for r in new}
+                records = [r for r in now if (r["seed"], r["student"]) not in keys] + new
                 save_result(section, "evidence", {"dataset": dataset, "records": records}, vars(args) | {"runs": None})
         if args.quick:
             print(json.dumps(records, indent=1))
