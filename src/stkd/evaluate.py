@@ -101,30 +101,29 @@ def measure_speed(model: nn.Module, data, repeats: int = 50, throughput_batch: i
     With ``progress`` a bar ``desc`` (``latency <model>``) counts the timed calls: each repeat, then the
     throughput measurement as one last step (a big teacher's batch-1 calls on CPU add up to minutes).
     The bar is drawn between calls, outside the timed spans."""
-    bar = progress_bar(desc=desc, total=repeats + 1, unit="call", progress=progress)
-    model.eval()
-    starts = data.starts["test"] if len(data.starts["test"]) else data.starts["train"]
-    one = data.batch(starts[:1])
-    for _ in range(3):
-        model(one.x, one.tod, one.dow)
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        model(one.x, one.tod, one.dow)
-        times.append(time.perf_counter() - t0)
-        bar.update()
-    big_starts = np.resize(starts, min(throughput_batch, max(1, throughput_batch)))
-    big = data.batch(big_starts)
-    model(big.x, big.tod, big.dow)
-    n_rounds, t0 = 0, time.perf_counter()
-    while n_rounds < 1 or time.perf_counter() - t0 < 0.5:  # at least half a second (one round if slower)
+    with progress_bar(desc=desc, total=repeats + 1, unit="call", progress=progress) as bar:  # closed on errors too
+        model.eval()
+        starts = data.starts["test"] if len(data.starts["test"]) else data.starts["train"]
+        one = data.batch(starts[:1])
+        for _ in range(3):
+            model(one.x, one.tod, one.dow)
+        times = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            model(one.x, one.tod, one.dow)
+            times.append(time.perf_counter() - t0)
+            bar.update()
+        big_starts = np.resize(starts, min(throughput_batch, max(1, throughput_batch)))
+        big = data.batch(big_starts)
         model(big.x, big.tod, big.dow)
-        n_rounds += 1
-        if n_rounds >= 50:
-            break
-    elapsed = time.perf_counter() - t0
-    bar.update()
-    bar.close()
+        n_rounds, t0 = 0, time.perf_counter()
+        while n_rounds < 1 or time.perf_counter() - t0 < 0.5:  # at least half a second (one round if slower)
+            model(big.x, big.tod, big.dow)
+            n_rounds += 1
+            if n_rounds >= 50:
+                break
+        elapsed = time.perf_counter() - t0
+        bar.update()
     ms = np.asarray(times) * 1000.0
     return {"latency_ms_batch1": statistics.median(times) * 1000.0,
             # the spread over the repeats and how busy the machine was: a latency is read with both
