@@ -40,10 +40,8 @@ class Predictions:
 
 def iterate_eval(data, split: str, batch_size: int, *, progress: bool = False, desc: str = "evaluate"):
     """The batches of a split in order; with ``progress`` a bar ``desc`` counts their windows."""
-    starts = data.starts[split]
-    with progress_bar(desc=desc, total=len(starts), unit="window", progress=progress) as bar:
-        for i in range(0, len(starts), batch_size):
-            b = data.batch(starts[i:i + batch_size])
+    with progress_bar(desc=desc, total=data.num_windows(split), unit="window", progress=progress) as bar:
+        for b in data.iterate(split, batch_size):
             yield b
             bar.update(len(b.start))
 

@@ -154,8 +154,9 @@ def build_or_load(run_dir: Path, teacher: STModel, teacher_name: str, data, *, w
             preds = AtomicNpy(path / f"{split}_pred.npy", (W, data.H, data.num_nodes, channels))  # [W, H, N, C]
             hid = None
             try:
-                for i in range(0, W, batch_size):
-                    b = data.batch(starts[i:i + batch_size]).to(device)
+                i = 0  # the first window of the batch
+                for b in data.iterate(split, batch_size):
+                    b = b.to(device)
                     out = teacher(b.x, b.tod, b.dow)
                     if kind == "classify":
                         preds.array[i:i + len(b.start)] = out["pred"].float().cpu().numpy()  # logits
@@ -168,6 +169,7 @@ def build_or_load(run_dir: Path, teacher: STModel, teacher_name: str, data, *, w
                             hid = AtomicNpy(path / f"{split}_hidden.npy", (W, data.num_nodes, hidden_dim))
                         hid.array[i:i + len(b.start)] = h
                     bar.update(len(b.start))
+                    i += len(b.start)
             except BaseException:
                 for part in (preds, hid):
                     if part is not None:

@@ -40,11 +40,8 @@ def horizon_sigma(cache, wd, feature: int = 0, split: str = "val", batch_size: i
     """
     H = wd.H
     sq, n = np.zeros(H), np.zeros(H)
-    starts = wd.starts[split]
-    for i in range(0, len(starts), batch_size):
-        s = starts[i:i + batch_size]
-        b = wd.batch(s)
-        f = cache.pred(split, s)[..., feature].double()  # (B, H, N)
+    for b in wd.iterate(split, batch_size):
+        f = cache.pred(split, b.start.cpu().numpy())[..., feature].double()  # (B, H, N)
         y, m = b.y[..., feature].double(), b.mask[..., feature]
         err = torch.where(m, (f - y) ** 2, torch.zeros((), dtype=torch.float64))
         sq += err.sum(dim=(0, 2)).numpy()

@@ -186,13 +186,14 @@ class ClassifyTask(Task):
         ``desc`` counting the windows)."""
         model.eval()
         device = next(model.parameters()).device
-        starts = self.wd.starts[split]
-        out = np.empty((len(starts), self.H, self.wd.num_nodes, self.K), dtype=np.float32)
-        with progress_bar(desc=desc, total=len(starts), unit="window", progress=progress) as bar:
-            for i in range(0, len(starts), batch_size):
-                b = self.wd.batch(starts[i:i + batch_size]).to(device)
+        out = np.empty((self.wd.num_windows(split), self.H, self.wd.num_nodes, self.K), dtype=np.float32)
+        with progress_bar(desc=desc, total=len(out), unit="window", progress=progress) as bar:
+            i = 0  # the first window of the batch
+            for b in self.wd.iterate(split, batch_size):
+                b = b.to(device)
                 out[i:i + len(b)] = torch.softmax(model(b.x, b.tod, b.dow)["pred"].float(), dim=-1).cpu().numpy()
                 bar.update(len(b))
+                i += len(b)
         return out
 
     def teacher_logits(self, signal: EventSignal, split: str, starts, weights: list[float] | None = None,
