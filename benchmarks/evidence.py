@@ -196,6 +196,8 @@ def render(result: dict) -> str:
                else f"one teacher (seed {first['teacher_seed']}) for every seed")
     if first.get("teacher_epochs"):
         teacher += f", {first['teacher_epochs']} epochs"
+    if first.get("precision") == "bf16":
+        teacher += ", every model trained under bf16"
     if first.get("teacher_lags"):
         teacher += f", reading also the lags {', '.join(first['teacher_lags'])} (a privileged teacher)"
     commands = list(dict.fromkeys(r["command"] for r in result["records"])) or [result["command"]]
