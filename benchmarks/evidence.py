@@ -43,6 +43,9 @@ STUDENTS = {"stid": ("stid", {"embed_dim": 32, "node_dim": 32, "tod_dim": 32, "d
             "stid-nb": ("stid", {"neighbours": 4, "neighbour_dim": 16}),
             "mlp": ("mlp", {}), "linear": ("linear", {})}
 TEACHERS = [{"name": "gwnet"}]
+# Extra teachers (``--extra-teachers``), each trained once in its own folder and averaged with the main one
+# (weights inverse to their validation MAE): an ensemble teacher is better than each of its members.
+EXTRA_TEACHERS = {"stid-32": {"name": "stid", "params": STUDENTS["stid"][1]}}
 # The issue's targets for the distilled student's test MAE relative to its plain self (mean over seeds).
 TARGET_RATIO = {"los-loop": 0.95, "akl-pedestrians": 0.97}
 DISTILL = {"alpha": 0.5, "loss": "huber", "ensemble": "weighted"}
@@ -89,7 +92,8 @@ def student_config(dataset: str, label: str, cfg):
 
 def run_seed(dataset: str, seed: int, students: list[str], runs: Path, quick: bool, done: set,
              teacher_seed: int | None = None, teacher_lags: list[str] | None = None,
-             precision: str | None = None, teacher_epochs: int | None = None) -> list[dict]:
+             precision: str | None = None, teacher_epochs: int | None = None,
+             extra_teachers: list[str] | None = None) -> list[dict]:
     from stkd.config import parse_config
     from stkd.pipeline import check_models, prepare_task, saved_teachers, train_student, train_teachers
     from stkd.runs import open_run_dir
@@ -107,12 +111,22 @@ def run_seed(dataset: str, seed: int, students: list[str], runs: Path, quick: bo
                                    resume=True)
         train_teachers(ForecastTask(tcfg, task.wd), teacher_dir, resume=True, progress=False)
         teachers = saved_teachers(task, teacher_dir)
-        run_dir = open_run_dir(cfg, task.wd, runs / dataset / f"seed-{seed}", overwrite=False, resume=True,
+        for label in extra_teachers or []:
+            raw = config(dataset, teacher_seed, quick, teacher_lags, precision)
+            raw["teacher"] = [copy.deepcopy(EXTRA_TEACHERS[label])]
+            xcfg = parse_config(raw)
+            xdir = open_run_dir(xcfg, task.wd, runs / dataset / f"teacher-seed-{teacher_seed}-{label}",
+                                overwrite=False, resume=True)
+            train_teachers(ForecastTask(xcfg, task.wd), xdir, resume=True, progress=False)
+            teachers += saved_teachers(task, xdir)
+        suffix = f"-with-{'-'.join(extra_teachers)}" if extra_teachers else ""
+        run_dir = open_run_dir(cfg, task.wd, runs / dataset / f"seed-{seed}{suffix}", overwrite=False, resume=True,
                                teacher_run=teacher_dir)
     signal = task.teacher_signal(run_dir if teacher_seed is None else teacher_dir, teachers)
     records = []
     for name in students:
-        if (seed, name) in done:
+        label = f"{name}, teachers {' + '.join(t.name for t in teachers)}" if extra_teachers else name
+        if (seed, label) in done:
             continue
         stask = ForecastTask(copy.copy(cfg), task.wd)
         stask.cfg.student = student_config(dataset, name, cfg)
@@ -122,7 +136,9 @@ def run_seed(dataset: str, seed: int, students: list[str], runs: Path, quick: bo
         plain = train_student(stask, run_dir, resume=True, progress=False, label=f"{folder}_plain")
         metrics = stask.score(run_dir / "scores" / name, [*teachers, kd, plain])["models"]
         best_teacher = min(teachers, key=lambda t: t.val_mae)
-        records.append({"seed": seed, "student": name, "teacher": best_teacher.name, "teacher_seed": teacher_seed,
+        records.append({"seed": seed, "student": label, "teacher": best_teacher.name, "teacher_seed": teacher_seed,
+                        "teachers": [t.name for t in teachers],
+                        "teacher_weights": None if signal.weights is None else [float(w) for w in signal.weights],
                         "teacher_lags": list(teacher_lags or []), "precision": cfg.train.precision,
                         "teacher_epochs": teacher_epochs,
                         "teacher_mae": metrics[best_teacher.name]["test"]["mae"], "teacher_val": best_teacher.val_mae,
@@ -181,7 +197,8 @@ def render(result: dict) -> str:
             line += (f" Distilled / plain {ratio:.3f}: the issue's target (at most {target:.2f}, the gain established) "
                      f"is {'met' if met else 'not met'}.")
         verdicts.append(line)
-    with_val = [r for r in result["records"] if r.get("teacher_val") is not None]
+    # the single teacher's bar (an ensemble's rows name several teachers and have no single teacher to judge)
+    with_val = [r for r in result["records"] if r.get("teacher_val") is not None and len(r.get("teachers", [])) <= 1]
     if with_val:  # the issue's bar: a teacher at least 5 % below the best plain student
         plain_val = {s: float(np.mean([r["plain_val"] for r in rows])) for s, rows in by_student.items()}
         best = min(plain_val, key=plain_val.__getitem__)
@@ -222,8 +239,12 @@ def main() -> None:
                     help="train.precision of every model (default: the data set's setting)")
     ap.add_argument("--teacher-epochs", type=int, default=None,
                     help="the teacher's epochs (default: the data set's schedule, as the students')")
+    ap.add_argument("--extra-teachers", nargs="+", choices=list(EXTRA_TEACHERS), default=None,
+                    help="also train these teachers (once, with --teacher-seed) and distil from the weighted ensemble")
     ap.add_argument("--quick", action="store_true", help="2 epochs of 3 batches: a smoke test, nothing is saved")
     args = ap.parse_args()
+    if args.extra_teachers and args.teacher_seed is None:
+        ap.error("--extra-teachers needs --teacher-seed (the extra teachers are trained once)")
     for dataset in args.datasets:
         section = f"evidence-{dataset}"
         path = RESULTS / f"{section}.json"
@@ -232,7 +253,7 @@ def main() -> None:
         for seed in args.seeds:
             done = {(r["seed"], r["student"]) for r in records}
             new = run_seed(dataset, seed, args.students, args.runs, args.quick, done, args.teacher_seed,
-                           args.teacher_lags, args.precision, args.teacher_epochs)
+                           args.teacher_lags, args.precision, args.teacher_epochs, args.extra_teachers)
             records += new
             if not args.quick:  # re-read first: another invocation (other students) may have saved meanwhile
                 now = json.loads(path.read_text())["records"] if path.is_file() else []
