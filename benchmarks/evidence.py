@@ -4,6 +4,7 @@
     python benchmarks/evidence.py --datasets los-loop akl-pedestrians synthetic-traffic --students stid mlp linear
     python benchmarks/evidence.py --datasets akl-pedestrians --teacher-seed 0 --teacher-lags 1D 7D
     python benchmarks/evidence.py --datasets los-loop --teacher-seed 0 --teacher-epochs 40 --students stid-nb
+    python benchmarks/evidence.py --datasets los-loop --teacher-seed 0 --teacher-epochs 40 --extra-teachers stid-32
 
 For every data set and seed the teacher(s) train once and cache their soft labels (``--teacher-seed S``:
 one teacher, trained with seed S, serves every seed; cheaper, and the spread then holds the students'
