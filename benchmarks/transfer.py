@@ -121,7 +121,7 @@ def run_case(case: str, seeds: list[int], runs: Path, quick: bool) -> dict:
 
 # ------------------------------------------------------------------------------------------ rendering
 def render(result: dict) -> str:
-    from stkd.transfer.report import findings, table
+    from stkd.transfer.report import findings, summarise, table
 
     t = result["transfer"]
     s, g = t["source"], t["target"]
@@ -136,7 +136,8 @@ def render(result: dict) -> str:
             f"{sched['epochs']} epochs of at most {sched['max_batches']} batches (patience {sched['patience']}), "
             f"best epoch on the target's validation split.\n\n")
     curve = f"\n![test MAE against kept history](img/transfer-{result['case']}.png)\n"
-    return head + "\n".join(findings(t)) + "\n\n" + "\n".join(table(t)) + "\n" + curve
+    gains = summarise(t)
+    return head + "\n".join(findings(t, gains)) + "\n\n" + "\n".join(table(t, gains)) + "\n" + curve
 
 
 def main() -> None:

@@ -57,9 +57,11 @@ def _mean_sd(values: list[float]) -> str:
     return f"{np.mean(values):.3f}{sd}"
 
 
-def table(result: dict) -> list[str]:
-    """Markdown rows: history, route, test MAE/RMSE (mean ± sd over seeds), gain over target_only."""
-    gains = summarise(result)  # from the scores, with the current rule (a stored "gains" may predate it)
+def table(result: dict, gains: dict | None = None) -> list[str]:
+    """Markdown rows: history, route, test MAE/RMSE (mean ± sd over seeds), gain over target_only.
+    ``gains``: :func:`summarise` of ``result``, computed here when not given (a stored ``result["gains"]``
+    is not read: it may predate the current rule)."""
+    gains = summarise(result) if gains is None else gains
     rows = ["| history (train days, windows) | route | MAE | RMSE | gain in MAE vs target only (95 % interval) "
             "| better on | verdict |", "| --- | --- | --- | --- | --- | --- | --- |"]
     for h, run in result["runs"].items():
@@ -80,9 +82,10 @@ def _listed(routes: list[str], gains: dict) -> str:
     return ", ".join(f"{r} ({gains[r]['mean']:+.1f} %)" for r in routes)
 
 
-def findings(result: dict) -> list[str]:
-    """One sentence per history: the best route by mean MAE, and which routes beat target_only."""
-    gains = summarise(result)  # from the scores, with the current rule (a stored "gains" may predate it)
+def findings(result: dict, gains: dict | None = None) -> list[str]:
+    """One sentence per history: the best route by mean MAE, and which routes beat target_only
+    (``gains`` as for :func:`table`)."""
+    gains = summarise(result) if gains is None else gains
     lines = []
     for h in result["runs"]:
         means = {r: float(np.mean(v)) for r in names.TRANSFER_ROUTES if (v := route_scores(result, h, r))}
@@ -90,8 +93,8 @@ def findings(result: dict) -> list[str]:
             continue
         best = min(means, key=lambda r: means[r])
         g = gains.get(h, {})
-        better = [r for r in g if g[r]["established"] and g[r]["mean"] > 0]
-        worse = [r for r in g if g[r]["established"] and g[r]["mean"] <= 0]
+        better = [r for r in g if verdict(g[r]) == "better"]
+        worse = [r for r in g if verdict(g[r]) == "worse"]
         parts = [f"lowest mean MAE: {best} ({means[best]:.3f})"]
         parts.append(f"better than target only: {_listed(better, g) if better else 'none established'}")
         if worse:
@@ -134,6 +137,7 @@ def write_transfer_report(out: Path, result: dict) -> Path:
     out = Path(out)
     s, t = result["source"], result["target"]
     has_plot = plot_curve(result, out / CURVE)
+    gains = summarise(result)
     lines = [f"# Transfer: {s['data']} ({s['nodes']} sensors) -> {t['data']} ({t['nodes']} sensors)", "",
              f"Source teacher `{s['teacher']}` ({s['model']}, params {s['params']}) from `{s['run']}`; student "
              f"`{t['student']['name']}` (params {t['student']['params']}); seeds {result['seeds']}. Every route "
@@ -142,7 +146,8 @@ def write_transfer_report(out: Path, result: dict) -> Path:
              "Gain: the relative MAE reduction over the student trained on the target alone, paired by seed, "
              f"with a 95 % bootstrap interval over seeds; a gain is established with {MIN_SEEDS} seeds or more, an "
              "interval that excludes 0, and a gain at least the seed spread (the target-only student's standard "
-             "deviation over seeds); otherwise \"not established\".", "", *findings(result), "", *table(result), ""]
+             "deviation over seeds); otherwise \"not established\".", "", *findings(result, gains), "",
+             *table(result, gains), ""]
     if has_plot:
         lines += [f"![test MAE against kept history]({CURVE})", ""]
     return write_text(out / "transfer.md", "\n".join(lines))
