@@ -32,9 +32,15 @@ METHODS = {
     "response a=0.3": ({"alpha": 0.3}, "best"),
     "response a=0.5": ({"alpha": 0.5}, "best"),
     "response a=0.7": ({"alpha": 0.7}, "best"),
+    "teacher only (a=0)": ({"alpha": 0.0}, "best"),
     "teacher-bounded": ({"alpha": 0.5, "bounded": True}, "best"),
     "response + feature (hint)": ({"alpha": 0.5, "feature_weight": 0.1}, "best"),
     "response + relation": ({"alpha": 0.5, "relation_weight": 1.0}, "best"),
+    "response + multiscale": ({"alpha": 0.5, "multiscale_weight": 1.0}, "best"),
+    "response + period (weight 1)": ({"alpha": 0.5, "period_weight": 1.0}, "best"),
+    "response + period (weight 0.1)": ({"alpha": 0.5, "period_weight": 0.1}, "best"),
+    "response + augment (noise, mask, mixup)": ({"alpha": 0.5, "augment": ["noise", "mask", "mixup"],
+                                                 "augment_weight": 0.5}, "best"),
     "several teachers (val-weighted)": ({"alpha": 0.5, "ensemble": "weighted"}, "all"),
 }
 

@@ -55,3 +55,16 @@ def test_a_higher_is_better_score_is_described_as_rising_or_falling():
     flat = paired_gain([0.70, 0.72, 0.71], [0.71, 0.70, 0.72], lower_is_better=False)
     assert "changes F1 by" in describe_gain(flat, score="F1") and describe_gain(flat, score="F1").endswith(
         "not established (3 seeds, 5 needed).")
+
+
+@pytest.mark.parametrize("kd", [[3.6, 3.8, 3.5, 3.7, 3.6], [4.4, 4.6, 4.3, 4.5, 4.4], [3.9, 4.4, 3.7, 4.3, 3.95]])
+def test_the_sentence_gives_its_interval_in_the_sign_of_its_own_number(kd):
+    """"raises the error by 1.1 % (95 % interval -1.3 % to -0.8 %)" read as a contradiction: the interval
+    is of the quantity the sentence names, so it brackets the number the sentence gives."""
+    import re
+
+    g = paired_gain([4.0, 4.2, 3.9, 4.1, 4.0], kd)
+    text = describe_gain(g)
+    number = float(re.search(r"by ([+-]?\d+\.\d) %", text).group(1))
+    low, high = (float(v) for v in re.search(r"interval ([+-]\d+\.\d) % to ([+-]\d+\.\d) %", text).groups())
+    assert low <= number <= high, text

@@ -61,17 +61,23 @@ def describe_gain(g: dict, what: str = "distillation", score: str | None = None)
     """One sentence computed from :func:`paired_gain`'s numbers (never canned). ``score``: the name of a
     higher-is-better score (e.g. ``"F1"``, with ``paired_gain(..., lower_is_better=False)``), so the
     sentence says the score rises or falls; default: an error that falls or rises."""
-    ci = f"95 % interval {g['ci'][0]:+.1f} % to {g['ci'][1]:+.1f} %"
+    lo, hi = g["ci"]
     wins = f"{g['wins']} of {g['n']} seeds"
     why = f" ({g['why_not']})" if g.get("why_not") else ""
-    if score is not None:
+
+    def ci(sign: int) -> str:  # the interval of the quantity the sentence names, in the sentence's sign
+        a, b = sorted((sign * lo, sign * hi))
+        return f"95 % interval {a:+.1f} % to {b:+.1f} %"
+
+    if score is not None:  # the gain is the score's rise
         if g["established"] and g["mean"] > 0:
-            return f"{what} raises {score} by {g['mean']:.1f} % on average ({ci}; better on {wins}): established."
+            return f"{what} raises {score} by {g['mean']:.1f} % on average ({ci(1)}; better on {wins}): established."
         if g["established"]:
-            return f"{what} lowers {score} by {-g['mean']:.1f} % on average ({ci}; better on {wins}): a loss."
-        return f"{what} changes {score} by {g['mean']:+.1f} % on average ({ci}; better on {wins}): not established{why}."
+            return f"{what} lowers {score} by {-g['mean']:.1f} % on average ({ci(-1)}; better on {wins}): a loss."
+        return f"{what} changes {score} by {g['mean']:+.1f} % on average ({ci(1)}; better on {wins}): not established{why}."
+    # the gain is the error's fall
     if g["established"] and g["mean"] > 0:
-        return f"{what} lowers the error by {g['mean']:.1f} % on average ({ci}; better on {wins}): established."
+        return f"{what} lowers the error by {g['mean']:.1f} % on average ({ci(1)}; better on {wins}): established."
     if g["established"]:
-        return f"{what} raises the error by {-g['mean']:.1f} % on average ({ci}; better on {wins}): a loss."
-    return f"{what} changes the error by {-g['mean']:+.1f} % on average ({ci}; better on {wins}): not established{why}."
+        return f"{what} raises the error by {-g['mean']:.1f} % on average ({ci(-1)}; better on {wins}): a loss."
+    return f"{what} changes the error by {-g['mean']:+.1f} % on average ({ci(-1)}; better on {wins}): not established{why}."
