@@ -56,9 +56,19 @@ def finished_student(model_dir: Path, wd):
     return load_model(model_dir, adjacency=wd.data.adjacency)[0]
 
 
+def teacher_fit(teacher_run: Path, base, wd, teacher) -> dict:
+    """The chosen teacher's MAE from its soft-label cache on each split: on ``train`` it is how far the
+    labels the student learns from are from the ground truth."""
+    from stkd.tasks.forecast import ForecastTask
+
+    signal = ForecastTask(base, wd).teacher_signal(Path(teacher_run), [teacher])
+    return {split: signal.mae(wd, split) for split in ("train", "val", "test")}
+
+
 def run(teacher_run: Path, out: Path, seeds: list[int], device: str, student: str, quick: bool,
-        records: list[dict], save) -> list[dict]:
-    """Train and score every (method, seed) not in ``records``; ``save(records)`` after each."""
+        records: list[dict], save) -> tuple[list[dict], dict]:
+    """Train and score every (method, seed) not in ``records``; ``save(records, fit)`` after each (``fit``:
+    :func:`teacher_fit` of the single-teacher methods' teacher)."""
     from stkd.config import parse_config, to_dict
     from stkd.data.windows import load_windowed
     from stkd.evaluate import evaluate_forecaster, model_forecaster
@@ -70,6 +80,7 @@ def run(teacher_run: Path, out: Path, seeds: list[int], device: str, student: st
     wd = load_windowed(base.data)
     teachers = load_trained(teacher_run, wd, roles=("teacher",))
     chosen_by = {"best": [min(teachers, key=lambda t: t.val_mae)], "all": teachers}
+    fit = teacher_fit(teacher_run, base, wd, chosen_by["best"][0])
     done = {(r["method"], r["seed"]) for r in records}
     for method, (overrides, names) in METHODS.items():
         if names == "all" and len(teachers) < 2:
@@ -97,9 +108,9 @@ def run(teacher_run: Path, out: Path, seeds: list[int], device: str, student: st
                                               keep_bytes=0).metrics["mae"] for split in ("val", "test")}
             records.append({"method": method, "seed": seed, "val_mae": mae["val"], "test_mae": mae["test"],
                             "teachers": [t.name for t in chosen_by[names]] if names else [], "command": command()})
-            save(records)
+            save(records, fit)
             print(f"{method:32s} seed {seed}: val MAE {mae['val']:.4f}, test MAE {mae['test']:.4f}", flush=True)
-    return records
+    return records, fit
 
 
 def render(result: dict) -> str:
@@ -137,6 +148,13 @@ def render(result: dict) -> str:
         teachers = f"Teacher: {', '.join(single)} (the run's best on validation) for the single-teacher methods"
         teachers += (f"; {', '.join(several)} for several teachers.  \n" if several
                      else "; the run has one teacher, so there is no several-teachers row.  \n")
+    fit = result.get("teacher_fit")
+    if fit:
+        closer = 100 * (1 - fit["train"] / fit["val"])
+        teachers += (f"The teacher's MAE from its cached soft labels: {fit['train']:.3f} on the training windows the "
+                     f"student learns from, {fit['val']:.3f} on validation, {fit['test']:.3f} on test (on the "
+                     f"training windows its labels are {abs(closer):.0f} % {'closer to' if closer >= 0 else 'farther from'} "
+                     "the truth than on validation).  \n")
     commands = sorted({r.get("command", result["command"]) for r in result["records"]})
     n_seeds = len({r["seed"] for r in result["records"]})
     return (f"### Distillation gain per method ({result['student']} student, {n_seeds} seeds, paired with the plain "
@@ -163,15 +181,16 @@ def main() -> None:
     records = old.get("records", [])
     run_args = vars(args) | {"teacher_run": None, "out": None}
 
-    def save(recs: list[dict]) -> None:
+    def save(recs: list[dict], fit: dict) -> None:
         if not args.quick:
-            save_result(SECTION, "distill_gain", {"student": args.student, "records": recs}, run_args)
+            save_result(SECTION, "distill_gain", {"student": args.student, "teacher_fit": fit, "records": recs},
+                        run_args)
 
     out = args.out / "quick" if args.quick else args.out
-    records = run(args.teacher_run, out, args.seeds, args.device, args.student, args.quick, records, save)
+    records, fit = run(args.teacher_run, out, args.seeds, args.device, args.student, args.quick, records, save)
     if args.quick:
-        print(render({"student": args.student, "records": records, "command": command(), "machine": "this machine",
-                      "versions": {"stkd": "", "commit": ""}, "date": "today"}))
+        print(render({"student": args.student, "records": records, "teacher_fit": fit, "command": command(),
+                      "machine": "this machine", "versions": {"stkd": "", "commit": ""}, "date": "today"}))
     elif path.is_file():
         print(render(json.loads(path.read_text())))
 

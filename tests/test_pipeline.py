@@ -10,6 +10,7 @@ import os
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 
 from stkd.cli import main
@@ -229,3 +230,21 @@ def test_run_with_node_subsets_trains_the_teacher_and_refuses_a_per_node_teacher
     cfg_path.write_text(yaml.safe_dump(raw))
     assert main(["run", "--config", str(cfg_path), "--out", str(tmp_path / "bad"), "--quiet"]) != 0
     assert not (tmp_path / "bad").exists()
+
+
+def test_the_signal_scores_the_cached_teacher_like_the_evaluation_does(los_small_config, tmp_path):
+    """``ForecastSignal.mae`` reads the cache: on the test split it equals the teacher's evaluated MAE, and
+    on the training split it is the distance of the soft labels the student learns from to the truth."""
+    from stkd.evaluate import evaluate_forecaster, model_forecaster
+    from stkd.pipeline import prepare_task
+    from stkd.runs import Trained
+    from stkd.steps import model_spec
+
+    task = prepare_task(parse_config(los_small_config()))
+    torch.manual_seed(0)
+    model = build_model("linear", model_spec(task.wd))
+    signal = task.teacher_signal(tmp_path, [Trained("linear", "teacher", model, "linear", None, {"mae": 1.0})])
+    for split in ("train", "test"):
+        evaluated = evaluate_forecaster(model_forecaster(model, task.wd), task.wd, split, [3]).metrics["mae"]
+        assert signal.mae(task.wd, split) == pytest.approx(evaluated, rel=1e-5)
+    assert signal.mae(task.wd, "train") != pytest.approx(signal.mae(task.wd, "test"), rel=1e-3)
