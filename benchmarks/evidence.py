@@ -115,6 +115,8 @@ def run_seed(dataset: str, seed: int, students: list[str], runs: Path, quick: bo
         for label in extra_teachers or []:
             raw = config(dataset, teacher_seed, quick, teacher_lags, precision)
             raw["teacher"] = [copy.deepcopy(EXTRA_TEACHERS[label])]
+            if teacher_lags:  # every teacher of the ensemble reads what the main one reads
+                raw["teacher"][0]["inputs"] = {"lags": list(teacher_lags)}
             xcfg = parse_config(raw)
             xdir = open_run_dir(xcfg, task.wd, runs / dataset / f"teacher-seed-{teacher_seed}-{label}",
                                 overwrite=False, resume=True)
