@@ -1,6 +1,7 @@
 """Distillation gain per method and per alpha against the same student alone, paired over student seeds.
 
-    python benchmarks/distill_gain.py --teacher-run bench-runs/evidence/los-loop/seed-0   # docs/results/distill-gain.json
+    python benchmarks/distill_gain.py --teacher-run bench-runs/evidence/los-loop/teacher-seed-0 --student mlp
+    # -> docs/results/distill-gain-los-loop-mlp.json (one file per data set and student)
 
 The teachers of one run (trained once, their soft labels cached; by default seed 0 of
 ``benchmarks/evidence.py`` on Los-loop) are reused; only the student is retrained, with each method below
@@ -23,8 +24,8 @@ from pathlib import Path
 import numpy as np
 
 from common import RESULTS, command, mean_std, save_result
+from evidence import STUDENTS
 
-SECTION = "distill-gain"
 PLAIN = "plain (no teacher)"
 METHODS = {
     # name: (distill overrides, teachers used: "best" = the run's teacher with the lowest validation MAE)
@@ -66,7 +67,7 @@ def teacher_fit(teacher_run: Path, base, wd, teacher) -> dict:
 
 
 def run(teacher_run: Path, out: Path, seeds: list[int], device: str, student: str, quick: bool,
-        records: list[dict], save) -> tuple[list[dict], dict]:
+        records: list[dict], save, methods: list[str]) -> tuple[list[dict], dict]:
     """Train and score every (method, seed) not in ``records``; ``save(records, fit)`` after each (``fit``:
     :func:`teacher_fit` of the single-teacher methods' teacher)."""
     from stkd.config import parse_config, to_dict
@@ -82,14 +83,15 @@ def run(teacher_run: Path, out: Path, seeds: list[int], device: str, student: st
     chosen_by = {"best": [min(teachers, key=lambda t: t.val_mae)], "all": teachers}
     fit = teacher_fit(teacher_run, base, wd, chosen_by["best"][0])
     done = {(r["method"], r["seed"]) for r in records}
-    for method, (overrides, names) in METHODS.items():
+    for method, (overrides, names) in ((m, METHODS[m]) for m in methods):
         if names == "all" and len(teachers) < 2:
             continue  # one teacher: the same as "response a=0.5"
         for seed in seeds:
             if (method, seed) in done:
                 continue
             raw = to_dict(base)
-            raw["student"] = {"name": student, "params": {}, "epochs": None}
+            model_name, params = STUDENTS[student]
+            raw["student"] = {"name": model_name, "params": dict(params), "epochs": None}
             raw["train"].update(seed=seed, device=device)
             if quick:
                 raw["train"].update(epochs=2, max_batches=5)
@@ -98,7 +100,7 @@ def run(teacher_run: Path, out: Path, seeds: list[int], device: str, student: st
             cfg = parse_config(raw)
             run_dir = out / "".join(c if c.isalnum() or c in ".-" else "_" for c in method) / f"seed-{seed}"
             run_dir.mkdir(parents=True, exist_ok=True)
-            model = finished_student(run_dir / "models" / f"{student}_{'kd' if names else 'plain'}", wd)
+            model = finished_student(run_dir / "models" / f"{model_name}_{'kd' if names else 'plain'}", wd)
             if model is None:
                 task = ForecastTask(cfg, wd)
                 signal = task.teacher_signal(Path(teacher_run), chosen_by[names]) if names else None
@@ -157,7 +159,8 @@ def render(result: dict) -> str:
                      "the truth than on validation).  \n")
     commands = sorted({r.get("command", result["command"]) for r in result["records"]})
     n_seeds = len({r["seed"] for r in result["records"]})
-    return (f"### Distillation gain per method ({result['student']} student, {n_seeds} seeds, paired with the plain "
+    data = f"{result['dataset']}, " if result.get("dataset") else ""
+    return (f"### Distillation gain per method ({data}{result['student']} student, {n_seeds} seeds, paired with the plain "
             f"student of the same seed)\n\nCommand{'s' if len(commands) > 1 else ''}: "
             + "; ".join(f"`{c}`" for c in commands) + "  \n" + teachers
             + f"Machine: {result['machine']}; stkd {result['versions']['stkd']} (commit {result['versions']['commit']}), "
@@ -167,29 +170,37 @@ def render(result: dict) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--teacher-run", type=Path, default=Path("bench-runs/evidence/los-loop/seed-0"))
+    ap.add_argument("--teacher-run", type=Path, default=Path("bench-runs/evidence/los-loop/teacher-seed-0"))
     ap.add_argument("--out", type=Path, default=Path("bench-runs/distill_gain"))
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
-    ap.add_argument("--student", default="stid")
+    ap.add_argument("--student", default="stid", choices=list(STUDENTS),
+                    help="a student of benchmarks/evidence.py (stid: the wide STID; stid-nb: reading its neighbours)")
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--methods", nargs="+", choices=list(METHODS), default=list(METHODS),
+                    help="only these methods (default: all; the plain student is always trained)")
     ap.add_argument("--quick", action="store_true", help="2 epochs of 5 batches: a smoke test, printed, nothing saved")
     args = ap.parse_args()
-    path = RESULTS / f"{SECTION}.json"
+    from stkd.runs import load_run
+
+    data_cfg = load_run(args.teacher_run)[0].data
+    dataset = data_cfg.name if data_cfg.source == "builtin" and data_cfg.name else "data"
+    section = f"distill-gain-{dataset}-{args.student}"
+    path = RESULTS / f"{section}.json"
     old = json.loads(path.read_text()) if path.is_file() and not args.quick else {}
-    if old and old.get("student") != args.student:
-        raise SystemExit(f"{path.name} holds the {old.get('student')} student; move it away to measure {args.student}")
     records = old.get("records", [])
+    methods = [PLAIN, *(m for m in args.methods if m != PLAIN)]
     run_args = vars(args) | {"teacher_run": None, "out": None}
 
     def save(recs: list[dict], fit: dict) -> None:
         if not args.quick:
-            save_result(SECTION, "distill_gain", {"student": args.student, "teacher_fit": fit, "records": recs},
-                        run_args)
+            save_result(section, "distill_gain", {"dataset": dataset, "student": args.student, "teacher_fit": fit,
+                                                  "records": recs}, run_args)
 
-    out = args.out / "quick" if args.quick else args.out
-    records, fit = run(args.teacher_run, out, args.seeds, args.device, args.student, args.quick, records, save)
+    out = (args.out / "quick" if args.quick else args.out) / dataset / args.student
+    records, fit = run(args.teacher_run, out, args.seeds, args.device, args.student, args.quick, records, save,
+                       methods)
     if args.quick:
-        print(render({"student": args.student, "records": records, "teacher_fit": fit, "command": command(),
+        print(render({"dataset": dataset, "student": args.student, "records": records, "teacher_fit": fit, "command": command(),
                       "machine": "this machine", "versions": {"stkd": "", "commit": ""}, "date": "today"}))
     elif path.is_file():
         print(render(json.loads(path.read_text())))
