@@ -227,6 +227,27 @@ def render(result: dict) -> str:
             f"{kd_choice}. Plain setting chosen on validation F1: {plain_choice}.\n")
 
 
+SHORT = {"simulator": "simulator incidents", "los-loop": "Los-loop congestion"}
+
+
+def headline(result: dict) -> str:
+    """The README line: each arm's mean test F1 and the paired verdict, from the result file."""
+    from stkd.paired import paired_gain, verdict
+
+    recs = result["records"]
+    if not recs:
+        return f"- **Events, {SHORT[result['scenario']]}**: no seed measured yet."
+    arms = {"teacher": [r["teacher"]["f1"] for r in recs], "kd": [r["kd"][chosen(r["kd"])]["f1"] for r in recs],
+            "plain": [r["plain"][chosen(r["plain"])]["f1"] for r in recs],
+            "persistence": [r["persistence"]["f1"] for r in recs]}
+    g = paired_gain(arms["plain"], arms["kd"], lower_is_better=False)
+    mean = {k: float(np.mean(v)) for k, v in arms.items()}
+    return (f"- **Events, {SHORT[result['scenario']]}** ({g['n']} seeds, test F1, both arms tuned with the same budget "
+            f"on validation): teacher {mean['teacher']:.3f}, distilled student {mean['kd']:.3f}, the same student "
+            f"alone {mean['plain']:.3f}, persistence {mean['persistence']:.3f}; distillation: {verdict(g)} "
+            f"({g['mean']:+.1f} % F1) ([benchmarks](docs/benchmarks.md#event-detection)).")
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--scenarios", nargs="+", default=list(SCENARIOS), choices=SCENARIOS)

@@ -57,6 +57,13 @@ def paired_gain(plain: Sequence[float], distilled: Sequence[float], *, lower_is_
             "wins": int((diff > 0).sum()), "spread": spread, "established": why_not is None, "why_not": why_not}
 
 
+def verdict(g: dict) -> str:
+    """``better`` / ``worse`` (established by :func:`paired_gain`'s rule) or ``not established``."""
+    if not g["established"]:
+        return f"not established ({g['why_not']})" if g.get("why_not") else "not established"
+    return "better" if g["mean"] > 0 else "worse"
+
+
 def describe_gain(g: dict, what: str = "distillation", score: str | None = None) -> str:
     """One sentence computed from :func:`paired_gain`'s numbers (never canned). ``score``: the name of a
     higher-is-better score (e.g. ``"F1"``, with ``paired_gain(..., lower_is_better=False)``), so the

@@ -10,7 +10,7 @@ import numpy as np
 
 from stkd import names
 from stkd.io import atomic_write, write_text
-from stkd.paired import MIN_SEEDS, paired_gain
+from stkd.paired import MIN_SEEDS, paired_gain, verdict
 
 BASE = "target_only"
 LABELS = {"target_only": "student, target only", "source_zero_shot": "source teacher, zero-shot",
@@ -41,13 +41,6 @@ def summarise(result: dict) -> dict:
                 continue
             gains[h][route] = paired_gain(base, route_scores(result, h, route, metric))
     return gains
-
-
-def verdict(g: dict) -> str:
-    """``better`` / ``worse`` (established by :func:`stkd.paired.paired_gain`'s rule) or ``not established``."""
-    if not g["established"]:
-        return f"not established ({g['why_not']})" if g.get("why_not") else "not established"
-    return "better" if g["mean"] > 0 else "worse"
 
 
 def _mean_sd(values: list[float]) -> str:
