@@ -3,6 +3,9 @@
 
     python benchmarks/speed.py --run bench-runs/evidence/los-loop/seed-0   # writes docs/results/speed-<dataset>.json
 
+A run distilled from another run's teachers (``teacher_run.json``, as ``evidence.py --teacher-seed`` makes) has
+its teachers timed too.
+
 Latency is the median of ``--repeats`` single-window forwards after warm-up; throughput is windows
 per second at batch ``--batch``; both are measured in ``--rounds`` rounds over all models in turn, and the
 table gives the median over rounds. A training step is timed as waiting for the next batch the way training gets it
@@ -208,12 +211,14 @@ def main() -> None:
 
     from stkd.data.windows import load_windowed
     from stkd.models.base import count_params
-    from stkd.runs import load_run, load_trained
+    from stkd.runs import linked_teacher_run, load_run, load_trained
 
     load_average = os.getloadavg()[0]
     cfg, _ = load_run(args.run)
     wd = load_windowed(cfg.data)
-    models = [m for m in load_trained(args.run, wd) if not args.models or m.name in args.models]
+    teacher_run = linked_teacher_run(args.run)  # a run distilled from another run's teachers: time those too
+    found = (load_trained(teacher_run, wd, roles=("teacher",)) if teacher_run else []) + load_trained(args.run, wd)
+    models = [m for m in found if not args.models or m.name in args.models]
     if not models:
         raise SystemExit(f"no trained models in {args.run}")
     starts = wd.starts["test"]
