@@ -192,9 +192,14 @@ def main() -> None:
     run_args = vars(args) | {"teacher_run": None, "out": None}
 
     def save(recs: list[dict], fit: dict) -> None:
-        if not args.quick:
-            save_result(section, "distill_gain", {"dataset": dataset, "student": args.student, "teacher_fit": fit,
-                                                  "records": recs}, run_args)
+        if args.quick:
+            return
+        # re-read first: another invocation (other methods of the same student) may have saved meanwhile
+        now = json.loads(path.read_text())["records"] if path.is_file() else []
+        mine = {(r["method"], r["seed"]) for r in recs}
+        merged = [r for r in now if (r["method"], r["seed"]) not in mine] + recs
+        save_result(section, "distill_gain", {"dataset": dataset, "student": args.student, "teacher_fit": fit,
+                                              "records": merged}, run_args)
 
     out = (args.out / "quick" if args.quick else args.out) / dataset / args.student
     records, fit = run(args.teacher_run, out, args.seeds, args.device, args.student, args.quick, records, save,
