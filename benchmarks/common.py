@@ -10,6 +10,7 @@ blocks from those files alone, byte for byte; commentary lives outside the marke
 from __future__ import annotations
 
 import datetime as _dt
+import json
 import os
 import platform
 import shlex
@@ -87,6 +88,14 @@ def mean_std(values) -> str:
     if len(v) == 0:
         return "n/a"
     return f"{v.mean():.3f} ± {v.std(ddof=1):.3f}" if len(v) > 1 else f"{v.mean():.3f}"
+
+
+def merged_records(path: Path, new: list[dict], key) -> list[dict]:
+    """The records of ``path`` (if any) with those of ``new`` in place of any with the same ``key(record)``:
+    re-read just before saving, so two invocations measuring other parts of one file can run side by side."""
+    now = json.loads(path.read_text())["records"] if path.is_file() else []
+    mine = {key(r) for r in new}
+    return [r for r in now if key(r) not in mine] + new
 
 
 def save_result(section: str, kind: str, payload: dict, args: dict | None = None) -> Path:

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from common import RESULTS, command, mean_std, save_result
+from common import RESULTS, command, mean_std, merged_records, save_result
 from evidence import STUDENTS
 
 PLAIN = "plain (no teacher)"
@@ -82,6 +82,7 @@ def run(teacher_run: Path, out: Path, seeds: list[int], device: str, student: st
     teachers = load_trained(teacher_run, wd, roles=("teacher",))
     chosen_by = {"best": [min(teachers, key=lambda t: t.val_mae)], "all": teachers}
     fit = teacher_fit(teacher_run, base, wd, chosen_by["best"][0])
+    model_name, params = STUDENTS[student]
     done = {(r["method"], r["seed"]) for r in records}
     for method, (overrides, names) in ((m, METHODS[m]) for m in methods):
         if names == "all" and len(teachers) < 2:
@@ -90,7 +91,6 @@ def run(teacher_run: Path, out: Path, seeds: list[int], device: str, student: st
             if (method, seed) in done:
                 continue
             raw = to_dict(base)
-            model_name, params = STUDENTS[student]
             raw["student"] = {"name": model_name, "params": dict(params), "epochs": None}
             raw["train"].update(seed=seed, device=device)
             if quick:
@@ -194,10 +194,7 @@ def main() -> None:
     def save(recs: list[dict], fit: dict) -> None:
         if args.quick:
             return
-        # re-read first: another invocation (other methods of the same student) may have saved meanwhile
-        now = json.loads(path.read_text())["records"] if path.is_file() else []
-        mine = {(r["method"], r["seed"]) for r in recs}
-        merged = [r for r in now if (r["method"], r["seed"]) not in mine] + recs
+        merged = merged_records(path, recs, lambda r: (r["method"], r["seed"]))  # other methods may run beside
         save_result(section, "distill_gain", {"dataset": dataset, "student": args.student, "teacher_fit": fit,
                                               "records": merged}, run_args)
 

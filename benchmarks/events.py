@@ -175,17 +175,24 @@ def budget(recs: list[dict], arm: str) -> str:
     return str(sizes[0]) if len(sizes) == 1 else "-".join(str(s) for s in (sizes[0], sizes[-1]))
 
 
+def arms(recs: list[dict]) -> dict[str, list[dict]]:
+    """Per seed, each arm's scores: the teacher, the distilled and the plain run chosen on validation F1, and
+    persistence."""
+    return {"teacher": [r["teacher"] for r in recs], "kd": [r["kd"][chosen(r["kd"])] for r in recs],
+            "plain": [r["plain"][chosen(r["plain"])] for r in recs], "persistence": [r["persistence"] for r in recs]}
+
+
 def render(result: dict) -> str:
     from stkd.paired import describe_gain, paired_gain
 
     recs = sorted(result["records"], key=lambda r: r["seed"])
     if not recs:
         return f"### {TITLES[result['scenario']]}\n\nNo seed measured yet.\n"
-    kd = [r["kd"][chosen(r["kd"])] for r in recs]
-    plain = [r["plain"][chosen(r["plain"])] for r in recs]
-    rows = {f"teacher ({TEACHERS[result['scenario']]['name']})": [r["teacher"] for r in recs],
+    arm = arms(recs)
+    kd, plain = arm["kd"], arm["plain"]
+    rows = {f"teacher ({TEACHERS[result['scenario']]['name']})": arm["teacher"],
             "distilled student (stid, small, neighbours)": kd, "plain student (stid, small, neighbours)": plain,
-            "persistence baseline": [r["persistence"] for r in recs]}
+            "persistence baseline": arm["persistence"]}
     detect = result["scenario"] == "simulator"
     header = ["model", "F1 (mean ± std)", "F1 @1", "AUROC", "AP", "params", "latency b=1 (ms)"]
     if detect:
@@ -201,7 +208,7 @@ def render(result: dict) -> str:
             row += [mean_std(col("share_detected")), mean_std(col("median_delay_steps"))]
         lines.append("| " + " | ".join(row) + " |")
     g = paired_gain([e["f1"] for e in plain], [e["f1"] for e in kd], lower_is_better=False)
-    teacher = [r["teacher"] for r in recs]
+    teacher = arm["teacher"]
     t_f1, kd_f1 = float(np.mean([e["f1"] for e in teacher])), float(np.mean([e["f1"] for e in kd]))
     size = teacher[0]["params"] / kd[0]["params"] if teacher[0]["params"] and kd[0]["params"] else None
     t_lat = [e["latency_ms"] for e in teacher if e["latency_ms"]]
@@ -237,11 +244,9 @@ def headline(result: dict) -> str:
     recs = result["records"]
     if not recs:
         return f"- **Events, {SHORT[result['scenario']]}**: no seed measured yet."
-    arms = {"teacher": [r["teacher"]["f1"] for r in recs], "kd": [r["kd"][chosen(r["kd"])]["f1"] for r in recs],
-            "plain": [r["plain"][chosen(r["plain"])]["f1"] for r in recs],
-            "persistence": [r["persistence"]["f1"] for r in recs]}
-    g = paired_gain(arms["plain"], arms["kd"], lower_is_better=False)
-    mean = {k: float(np.mean(v)) for k, v in arms.items()}
+    f1 = {k: [e["f1"] for e in es] for k, es in arms(recs).items()}
+    g = paired_gain(f1["plain"], f1["kd"], lower_is_better=False)
+    mean = {k: float(np.mean(v)) for k, v in f1.items()}
     return (f"- **Events, {SHORT[result['scenario']]}** ({g['n']} seeds, test F1, both arms tuned with the same budget "
             f"on validation): teacher {mean['teacher']:.3f}, distilled student {mean['kd']:.3f}, the same student "
             f"alone {mean['plain']:.3f}, persistence {mean['persistence']:.3f}; distillation: {verdict(g)} "

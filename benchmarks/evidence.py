@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from common import RESULTS, command, los_loop_data, save_result
+from common import RESULTS, command, los_loop_data, merged_records, save_result
 
 DATASETS = {
     "los-loop": {"data": los_loop_data(), "train": {"epochs": 80, "patience": 15, "max_batches": None}},
@@ -258,10 +258,8 @@ def main() -> None:
             new = run_seed(dataset, seed, args.students, args.runs, args.quick, done, args.teacher_seed,
                            args.teacher_lags, args.precision, args.teacher_epochs, args.extra_teachers)
             records += new
-            if not args.quick:  # re-read first: another invocation (other students) may have saved meanwhile
-                now = json.loads(path.read_text())["records"] if path.is_file() else []
-                keys = {(r["seed"], r["student"]) for r in new}
-                records = [r for r in now if (r["seed"], r["student"]) not in keys] + new
+            if not args.quick:  # another invocation (other students) may have saved meanwhile
+                records = merged_records(path, new, lambda r: (r["seed"], r["student"]))
                 save_result(section, "evidence", {"dataset": dataset, "records": records}, vars(args) | {"runs": None})
         if args.quick:
             print(json.dumps(records, indent=1))

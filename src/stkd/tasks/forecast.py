@@ -43,19 +43,16 @@ class ForecastSignal(TeacherSignal):
         super().__init__(teachers, weights)
         self.caches = caches
 
-    @torch.no_grad()
     def mae(self, wd, split: str, batch_size: int = 256) -> float:
-        """The (ensemble) teacher's masked MAE on ``split`` from the cache: on ``train`` it is how far the
-        soft labels the student learns from are from the ground truth. A teacher that fits its training
-        windows far better than new ones hands the student little beyond the ground truth itself."""
-        err, count = 0.0, 0.0
-        for batch in wd.iterate(split, batch_size):
+        """The (ensemble) teacher's MAE on ``split`` from the cache, scored as the evaluation scores a model:
+        on ``train`` it is how far the soft labels the student learns from are from the ground truth. A
+        teacher that fits its training windows far better than new ones hands the student little beyond
+        the ground truth itself."""
+        def cached(batch):  # [B, H, N, F_out], original units
             starts = batch.start.cpu().numpy()
-            pred = ensemble_targets([c.pred(split, starts) for c in self.caches], self.weights)  # [B, H, N, F]
-            m = batch.mask.to(pred.dtype)
-            err += float(((pred - batch.y).abs() * m).sum())
-            count += float(m.sum())
-        return err / count if count else float("nan")
+            return ensemble_targets([c.pred(split, starts) for c in self.caches], self.weights)
+
+        return evaluate_forecaster(cached, wd, split, [wd.H], batch_size, keep_bytes=0).metrics["mae"]
 
 
 class ForecastTask(Task):
