@@ -5,6 +5,8 @@
     python benchmarks/evidence.py --datasets akl-pedestrians --teacher-seed 0 --teacher-lags 1D 7D
     python benchmarks/evidence.py --datasets los-loop --teacher-seed 0 --teacher-epochs 40 --students stid-nb
     python benchmarks/evidence.py --datasets los-loop --teacher-seed 0 --teacher-epochs 40 --extra-teachers stid-32
+    python benchmarks/evidence.py --datasets los-loop --teacher-seed 0 --teacher-epochs 40 --students stid-nb \
+        --extra-teachers stid-nb:100 stid-nb:101 stid-nb:102 stid-nb:103 [--without-main-teacher]
 
 For every data set and seed the teacher(s) train once and cache their soft labels (``--teacher-seed S``:
 one teacher, trained with seed S, serves every seed; cheaper, and the spread then holds the students'
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import dataclasses
 import json
 import time
 from pathlib import Path
@@ -44,9 +47,12 @@ STUDENTS = {"stid": ("stid", {"embed_dim": 32, "node_dim": 32, "tod_dim": 32, "d
             "stid-nb": ("stid", {"neighbours": 4, "neighbour_dim": 16}),
             "mlp": ("mlp", {}), "linear": ("linear", {})}
 TEACHERS = [{"name": "gwnet"}]
-# Extra teachers (``--extra-teachers``), each trained once in its own folder and averaged with the main one
-# (weights inverse to their validation MAE): an ensemble teacher is better than each of its members.
-EXTRA_TEACHERS = {"stid-32": {"name": "stid", "params": STUDENTS["stid"][1]}}
+# Extra teachers (``--extra-teachers LABEL[:SEED]``), each trained once in its own folder and averaged with the
+# main one (weights inverse to their validation MAE): an ensemble teacher is better than each of its members.
+# A student's own architecture is a teacher too: an ensemble of its copies trained from other seeds knows
+# what averaging over seeds buys, which the student can represent (ensemble distillation).
+EXTRA_TEACHERS = {"stid-32": {"name": "stid", "params": STUDENTS["stid"][1]},
+                  "stid-nb": {"name": "stid", "params": STUDENTS["stid-nb"][1]}}
 # The issue's targets for the distilled student's test MAE relative to its plain self (mean over seeds).
 TARGET_RATIO = {"los-loop": 0.95, "akl-pedestrians": 0.97}
 DISTILL = {"alpha": 0.5, "loss": "huber", "ensemble": "weighted"}
@@ -94,7 +100,7 @@ def student_config(dataset: str, label: str, cfg):
 def run_seed(dataset: str, seed: int, students: list[str], runs: Path, quick: bool, done: set,
              teacher_seed: int | None = None, teacher_lags: list[str] | None = None,
              precision: str | None = None, teacher_epochs: int | None = None,
-             extra_teachers: list[str] | None = None) -> list[dict]:
+             extra_teachers: list[str] | None = None, without_main: bool = False) -> list[dict]:
     from stkd.config import parse_config
     from stkd.pipeline import check_models, prepare_task, saved_teachers, train_student, train_teachers
     from stkd.runs import open_run_dir
@@ -111,24 +117,31 @@ def run_seed(dataset: str, seed: int, students: list[str], runs: Path, quick: bo
         teacher_dir = open_run_dir(tcfg, task.wd, runs / dataset / f"teacher-seed-{teacher_seed}", overwrite=False,
                                    resume=True)
         train_teachers(ForecastTask(tcfg, task.wd), teacher_dir, resume=True, progress=False)
-        teachers = saved_teachers(task, teacher_dir)
-        for label in extra_teachers or []:
-            raw = config(dataset, teacher_seed, quick, teacher_lags, precision)
+        teachers = [] if without_main else saved_teachers(task, teacher_dir)
+        for spec in extra_teachers or []:
+            label, xseed = split_extra(spec, teacher_seed)
+            raw = config(dataset, xseed, quick, teacher_lags, precision)
             raw["teacher"] = [copy.deepcopy(EXTRA_TEACHERS[label])]
             if teacher_lags:  # every teacher of the ensemble reads what the main one reads
                 raw["teacher"][0]["inputs"] = {"lags": list(teacher_lags)}
             xcfg = parse_config(raw)
-            xdir = open_run_dir(xcfg, task.wd, runs / dataset / f"teacher-seed-{teacher_seed}-{label}",
-                                overwrite=False, resume=True)
+            folder = f"teacher-seed-{teacher_seed}-{label}" + (f"-s{xseed}" if xseed != teacher_seed else "")
+            xdir = open_run_dir(xcfg, task.wd, runs / dataset / folder, overwrite=False, resume=True)
             train_teachers(ForecastTask(xcfg, task.wd), xdir, resume=True, progress=False)
-            teachers += saved_teachers(task, xdir)
-        suffix = f"-with-{'-'.join(extra_teachers)}" if extra_teachers else ""
+            taken = {t.name for t in teachers}  # score() keys models by name: copies of one model get the seed
+            teachers += [t if t.name not in taken else dataclasses.replace(t, name=f"{t.name}_s{xseed}")
+                         for t in saved_teachers(task, xdir)]
+        suffix = (f"-{'only' if without_main else 'with'}-{'-'.join(extra_teachers).replace(':', '-s')}"
+                  if extra_teachers else "")
         run_dir = open_run_dir(cfg, task.wd, runs / dataset / f"seed-{seed}{suffix}", overwrite=False, resume=True,
                                teacher_run=teacher_dir)
     signal = task.teacher_signal(run_dir if teacher_seed is None else teacher_dir, teachers)
+    # what the student learns from: the ensemble's own forecast where there are several teachers
+    ensemble = ({"ensemble_mae": signal.mae(task.wd, "test"), "ensemble_val": signal.mae(task.wd, "val")}
+                if len(teachers) > 1 else {})
     records = []
     for name in students:
-        label = f"{name}, teachers {' + '.join(t.name for t in teachers)}" if extra_teachers else name
+        label = f"{name}, teachers {ensemble_label(extra_teachers, without_main)}" if extra_teachers else name
         if (seed, label) in done:
             continue
         stask = ForecastTask(copy.copy(cfg), task.wd)
@@ -149,8 +162,35 @@ def run_seed(dataset: str, seed: int, students: list[str], runs: Path, quick: bo
                         "plain_val": plain.val_mae, "kd_val": kd.val_mae,
                         "last_value_mae": metrics["last_value"]["test"]["mae"],
                         "params": {"teacher": metrics[best_teacher.name]["params"], "student": metrics[kd.name]["params"]},
-                        "seconds": time.perf_counter() - t0, "command": command()})
+                        **ensemble, "seconds": time.perf_counter() - t0, "command": command()})
     return records
+
+
+def split_extra(spec: str, teacher_seed: int) -> tuple[str, int]:
+    """``stid-nb:101`` -> (``stid-nb``, 101); without ``:SEED`` the extra teacher trains with ``teacher_seed``."""
+    label, _, seed = spec.partition(":")
+    return label, int(seed) if seed else teacher_seed
+
+
+def ensemble_label(extra_teachers: list[str], without_main: bool) -> str:
+    """The ensemble as the table names it: ``gwnet + stid`` (the first ensemble's name, kept so its records
+    stay matched), ``gwnet + 4 stid-nb``, ``4 stid-nb``."""
+    labels = [spec.partition(":")[0] for spec in extra_teachers]
+    if labels == ["stid-32"] and not without_main:
+        return "gwnet + stid"
+    counts = {lab: labels.count(lab) for lab in dict.fromkeys(labels)}
+    parts = [] if without_main else [TEACHERS[0]["name"]]
+    parts += [f"{n} {lab}" if n > 1 else lab for lab, n in counts.items()]
+    return " + ".join(parts)
+
+
+def extra_teacher(spec: str) -> str:
+    """argparse type of ``--extra-teachers``: ``LABEL`` or ``LABEL:SEED``, LABEL one of EXTRA_TEACHERS."""
+    label, _, seed = spec.partition(":")
+    if label not in EXTRA_TEACHERS or (seed and not seed.isdigit()):
+        raise argparse.ArgumentTypeError(f"{spec!r}: expected LABEL or LABEL:SEED, LABEL one of "
+                                         f"{', '.join(EXTRA_TEACHERS)} and SEED a whole number")
+    return spec
 
 
 def recipe_comparison(dataset: str, teacher_val: float, records: list[dict]) -> list[str]:
@@ -187,12 +227,20 @@ def render(result: dict) -> str:
     for student, rows in by_student.items():
         rows = sorted(rows, key=lambda r: r["seed"])
         g = paired_gain([r["plain_mae"] for r in rows], [r["kd_mae"] for r in rows])
-        t = float(np.mean([r["teacher_mae"] for r in rows]))
+        t = float(np.mean([r.get("ensemble_mae", r["teacher_mae"]) for r in rows]))  # what the student learns from
         kd = float(np.mean([r["kd_mae"] for r in rows]))
         lines.append(f"| {student} | {g['n']} | {t:.3f} | {np.mean([r['plain_mae'] for r in rows]):.3f} | {kd:.3f} | "
                      f"{g['mean']:+.1f} % ({g['ci'][0]:+.1f} to {g['ci'][1]:+.1f}) | {g['wins']}/{g['n']} | "
                      f"{kd / t:.3f} |")
         line = f"- {student}: " + describe_gain(g, "distillation")
+        if "ensemble_mae" in rows[0]:  # how much of the ensemble's edge over the plain student it keeps
+            plain = float(np.mean([r["plain_mae"] for r in rows]))
+            edge = plain - t
+            line += (f" The ensemble teacher's test MAE is {t:.3f} ({100 * edge / plain:+.1f} % against plain)"
+                     + (f"; the distilled student keeps {100 * (plain - kd) / edge:.0f} % of that edge." if edge > 0
+                        else "."))
+        elif len(rows[0].get("teachers", [])) > 1:
+            line += " (Teacher MAE: its best member; the ensemble's own MAE was not recorded for this row.)"
         target = TARGET_RATIO.get(result["dataset"])
         if target is not None:
             ratio = kd / float(np.mean([r["plain_mae"] for r in rows]))
@@ -242,12 +290,17 @@ def main() -> None:
                     help="train.precision of every model (default: the data set's setting)")
     ap.add_argument("--teacher-epochs", type=int, default=None,
                     help="the teacher's epochs (default: the data set's schedule, as the students')")
-    ap.add_argument("--extra-teachers", nargs="+", choices=list(EXTRA_TEACHERS), default=None,
-                    help="also train these teachers (once, with --teacher-seed) and distil from the weighted ensemble")
+    ap.add_argument("--extra-teachers", nargs="+", type=extra_teacher, default=None, metavar="LABEL[:SEED]",
+                    help=f"also train these teachers (once, with --teacher-seed or their own SEED) and distil from "
+                         f"the weighted ensemble; LABEL is one of {', '.join(EXTRA_TEACHERS)}")
+    ap.add_argument("--without-main-teacher", action="store_true",
+                    help="the ensemble is the extra teachers alone (the main teacher is still trained once)")
     ap.add_argument("--quick", action="store_true", help="2 epochs of 3 batches: a smoke test, nothing is saved")
     args = ap.parse_args()
     if args.extra_teachers and args.teacher_seed is None:
         ap.error("--extra-teachers needs --teacher-seed (the extra teachers are trained once)")
+    if args.without_main_teacher and not args.extra_teachers:
+        ap.error("--without-main-teacher needs --extra-teachers (an ensemble to distil from)")
     for dataset in args.datasets:
         section = f"evidence-{dataset}"
         path = RESULTS / f"{section}.json"
@@ -256,7 +309,8 @@ def main() -> None:
         for seed in args.seeds:
             done = {(r["seed"], r["student"]) for r in records}
             new = run_seed(dataset, seed, args.students, args.runs, args.quick, done, args.teacher_seed,
-                           args.teacher_lags, args.precision, args.teacher_epochs, args.extra_teachers)
+                           args.teacher_lags, args.precision, args.teacher_epochs, args.extra_teachers,
+                           args.without_main_teacher)
             records += new
             if not args.quick:  # another invocation (other students) may have saved meanwhile
                 records = merged_records(path, new, lambda r: (r["seed"], r["student"]))
