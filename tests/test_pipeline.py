@@ -248,3 +248,33 @@ def test_the_signal_scores_the_cached_teacher_like_the_evaluation_does(los_small
         evaluated = evaluate_forecaster(model_forecaster(model, task.wd), task.wd, split, [3]).metrics["mae"]
         assert signal.mae(task.wd, split) == pytest.approx(evaluated, rel=1e-5)
     assert signal.mae(task.wd, "train") != pytest.approx(signal.mae(task.wd, "test"), rel=1e-3)
+
+
+def test_copies_of_one_teacher_need_their_own_seed(los_small_config):
+    """Two teachers with the same settings would train to the same weights (the ensemble would hold one
+    model twice): the config is refused with the fix; a seed per copy makes them two teachers."""
+    from stkd.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"teachers 1 and 2 \(linear\).*its own seed"):
+        parse_config({**los_small_config(), "teacher": [{"name": "linear"}, {"name": "linear"}]})
+    with pytest.raises(ConfigError, match=r"linear\.seed: must be an integer"):
+        parse_config({**los_small_config(), "teacher": [{"name": "linear", "seed": -1}]})
+    cfg = parse_config({**los_small_config(), "teacher": [{"name": "linear", "seed": 1}, {"name": "linear", "seed": 2}]})
+    assert [t.seed for t in cfg.teacher] == [1, 2]
+
+
+def test_a_model_seed_replaces_the_run_seed_for_that_model_only(los_small_config, tmp_path):
+    """``teacher: [{name: linear, seed: S}]`` trains exactly as the run seed S would (weights and batch
+    order); copies with other seeds end with other weights, so an ensemble of one architecture averages
+    different models."""
+    from stkd.pipeline import prepare_task, train_teachers
+
+    def weights(teacher: list[dict], run_seed: int, out: Path) -> list[dict]:
+        raw = {**los_small_config(), "teacher": teacher, "train": {**los_small_config()["train"], "seed": run_seed}}
+        trained = train_teachers(prepare_task(parse_config(raw)), out, progress=False)
+        return [t.model.state_dict() for t in trained]
+
+    copies = weights([{"name": "linear", "seed": 5}, {"name": "linear", "seed": 6}], 0, tmp_path / "copies")
+    [as_run_seed] = weights([{"name": "linear"}], 5, tmp_path / "run-seed")
+    assert all(torch.equal(copies[0][k], as_run_seed[k]) for k in as_run_seed)
+    assert not all(torch.equal(copies[0][k], copies[1][k]) for k in copies[0])

@@ -118,6 +118,7 @@ class ModelConfig:
     params: dict[str, Any] = field(default_factory=dict)  # model hyper-parameters
     epochs: int | None = None  # overrides train.epochs for this model
     inputs: InputsConfig = field(default_factory=InputsConfig)  # what it reads (privileged teachers read more)
+    seed: int | None = None  # overrides train.seed for this model: copies of one model in a teacher ensemble
 
 
 @dataclass
@@ -462,6 +463,16 @@ def validate(cfg: RunConfig) -> RunConfig:
     for m in [*cfg.teacher, cfg.student]:
         if m.epochs is not None and m.epochs < 1:
             raise ConfigError(f"{m.name}.epochs: must be >= 1 (or left out to use train.epochs), got {m.epochs}")
+        if m.seed is not None and not 0 <= m.seed < 2**63:
+            raise ConfigError(f"{m.name}.seed: must be an integer from 0 to {2**63 - 1} (or left out to use "
+                              f"train.seed), got {m.seed}")
+    for i, a in enumerate(cfg.teacher):  # the same model from the same seed trains to the same weights
+        for j, b in enumerate(cfg.teacher[:i]):
+            if a == b:
+                raise ConfigError(f"teacher: teachers {j + 1} and {i + 1} ({a.name}) have the same settings and seed, "
+                                  f"so they would train to the same weights and the ensemble would hold one model "
+                                  f"twice; give each copy its own seed, e.g. teacher: [{{name: {a.name}, seed: 1}}, "
+                                  f"{{name: {a.name}, seed: 2}}]")
     for b in cfg.eval.baselines:
         _check_choice("eval.baselines", b, tuple(names.BASELINES))
     if cfg.eval.latency_repeats < 1:

@@ -9,6 +9,7 @@ drift apart between tasks.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from contextlib import nullcontext
 from pathlib import Path
@@ -116,7 +117,8 @@ def train_model(task: Task, mcfg: ModelConfig, label: str, role: str, run_dir: P
     weight must match). Teachers train on node subsets when ``train.node_subset`` is set (for every task
     alike). ``on_epoch`` is :func:`stkd.train.fit`'s per-epoch callback (a search's pruner)."""
     cfg = task.cfg
-    model = check_fits(task, mcfg, role, seed=cfg.train.seed)
+    train_cfg = cfg.train if mcfg.seed is None else dataclasses.replace(cfg.train, seed=mcfg.seed)
+    model = check_fits(task, mcfg, role, seed=train_cfg.seed)  # the seed fixes the weights and the batch order
     if init is not None:
         model.load_state_dict(init)  # strict: a weight that does not fit is an error, not a silent re-init
     loss_fn, extra_modules = make_loss(model)
@@ -124,7 +126,7 @@ def train_model(task: Task, mcfg: ModelConfig, label: str, role: str, run_dir: P
     mdir = Path(run_dir) / "models" / label
     tracker = open_tracker(cfg, run_dir, label, role) if is_rank0() else None  # train.tensorboard / mlflow
     with tracker if tracker is not None else nullcontext():
-        res: FitResult = fit(model, task.wd, loss_fn, task.validator(eval_batch_size(cfg)), cfg.train, mdir,
+        res: FitResult = fit(model, task.wd, loss_fn, task.validator(eval_batch_size(cfg)), train_cfg, mdir,
                              epochs=mcfg.epochs, extra_modules=extra_modules, resume=resume, monitor=task.monitor,
                              desc=f"{role} {label}", progress=progress,
                              node_subset=cfg.train.node_subset if role == "teacher" else None, tracker=tracker,
