@@ -467,8 +467,8 @@ def validate(cfg: RunConfig) -> RunConfig:
             raise ConfigError(f"{m.name}.seed: must be an integer from 0 to {2**63 - 1} (or left out to use "
                               f"train.seed), got {m.seed}")
     for i, a in enumerate(cfg.teacher):  # the same model from the same seed trains to the same weights
-        for j, b in enumerate(cfg.teacher[:i]):
-            if a == b:
+        for j, earlier in enumerate(cfg.teacher[:i]):
+            if a == earlier:
                 raise ConfigError(f"teacher: teachers {j + 1} and {i + 1} ({a.name}) have the same settings and seed, "
                                   f"so they would train to the same weights and the ensemble would hold one model "
                                   f"twice; give each copy its own seed, e.g. teacher: [{{name: {a.name}, seed: 1}}, "
