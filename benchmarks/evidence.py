@@ -137,8 +137,8 @@ def run_seed(dataset: str, seed: int, students: list[str], runs: Path, quick: bo
                                teacher_run=teacher_dir)
     signal = task.teacher_signal(run_dir if teacher_seed is None else teacher_dir, teachers)
     # what the student learns from: the ensemble's own forecast where there are several teachers
-    ensemble = ({"ensemble_mae": signal.mae(task.wd, "test"), "ensemble_val": signal.mae(task.wd, "val")}
-                if len(teachers) > 1 else {})
+    ensemble = ({f"ensemble_{key}": signal.mae(task.wd, split)
+                 for key, split in (("mae", "test"), ("val", "val"), ("train", "train"))} if len(teachers) > 1 else {})
     records = []
     for name in students:
         label = f"{name}, teachers {ensemble_label(extra_teachers, without_main)}" if extra_teachers else name
@@ -236,9 +236,17 @@ def render(result: dict) -> str:
         if "ensemble_mae" in rows[0]:  # how much of the ensemble's edge over the plain student it keeps
             plain = float(np.mean([r["plain_mae"] for r in rows]))
             edge = plain - t
-            line += (f" The ensemble teacher's test MAE is {t:.3f} ({100 * edge / plain:+.1f} % against plain)"
-                     + (f"; the distilled student keeps {100 * (plain - kd) / edge:.0f} % of that edge." if edge > 0
-                        else "."))
+            kept = 100 * (plain - kd) / edge if edge > 0 else float("nan")
+            line += (f" The ensemble teacher's test MAE is {t:.3f}, {100 * abs(edge) / plain:.1f} % "
+                     f"{'below' if edge >= 0 else 'above'} the plain student's"
+                     + (f"; the distilled student keeps {kept:.0f} % of that edge." if kept >= 0 else
+                        "; the distilled student is further from it than the plain one." if edge > 0 else "."))
+            if "ensemble_train" in rows[0]:  # soft labels as close to the truth as the members' own fit add little
+                tr, va = rows[0]["ensemble_train"], rows[0]["ensemble_val"]
+                closer = 100 * (va - tr) / va
+                line += (f" Its soft labels are {tr:.3f} from the truth on the training windows the student learns "
+                         f"from, against {va:.3f} on validation ({abs(closer):.0f} % "
+                         f"{'closer' if closer >= 0 else 'further'} where it trained).")
         elif len(rows[0].get("teachers", [])) > 1:
             line += " (Teacher MAE: its best member; the ensemble's own MAE was not recorded for this row.)"
         target = TARGET_RATIO.get(result["dataset"])
