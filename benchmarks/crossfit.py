@@ -44,8 +44,9 @@ def fold_blocks(train_starts: np.ndarray, folds: int, reach: int) -> list[tuple[
 
 
 def crossfit_cache(task, run_dir: Path, folds: int, teacher_seed: int):
-    """Train the fold teachers (resumed when saved) and write their out-of-fold soft-label cache:
-    ``train`` rows from the teacher that did not see them, ``val`` / ``test`` rows the folds' mean."""
+    """Train the fold teachers and write their out-of-fold soft-label cache once (every later seed reads
+    it): ``train`` rows from the teacher that did not see them, ``val`` / ``test`` rows the folds' mean.
+    Returns the cache and the fold teachers' validation MAE."""
     import torch
 
     from stkd.config import ModelConfig
@@ -55,31 +56,48 @@ def crossfit_cache(task, run_dir: Path, folds: int, teacher_seed: int):
     from stkd.steps import train_model
     from stkd.tasks.forecast import ForecastTask
 
-    wd = task.wd
-    mcfg = ModelConfig(name="stid", params=dict(student_config(DATASET, "stid-nb", task.cfg).params),
-                       seed=teacher_seed)
-    hard = task.hard_loss()
     cache = run_dir / "cache" / f"crossfit-{folds}-seed-{teacher_seed}"
+    meta_path = cache / "meta.json"  # written last, so the arrays beside it are whole
+    meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
+    if "fold_val" in meta:
+        return CacheEntry(cache, meta, built=False), meta["fold_val"]
+    wd = task.wd
+    mcfg = ModelConfig(name="stid", params=dict(student_config(DATASET, "stid-nb", task.cfg).params), seed=teacher_seed)
+    hard = task.hard_loss()
     preds: dict[str, list] = {s: [] for s in SPLITS}
     val_mae = []
     blocks = fold_blocks(np.asarray(wd.starts["train"]), folds, wd.P + wd.H)
     for k, (block, allowed) in enumerate(blocks):
         fwd = copy.copy(wd)
         fwd.starts = {**wd.starts, "train": allowed}  # the block and its neighbours are never seen
-        trained = train_model(ForecastTask(task.cfg, fwd), mcfg, f"fold_{k}", "teacher", run_dir,
-                              lambda _: (hard, {}), resume=True, progress=False)
+        trained = train_model(
+            ForecastTask(task.cfg, fwd),
+            mcfg,
+            f"fold_{k}",
+            "teacher",
+            run_dir,
+            lambda _: (hard, {}),
+            resume=True,
+            progress=False,
+        )
         val_mae.append(trained.val_mae)
         forecast = model_forecaster(trained.model, wd)
         with torch.no_grad():
             for split in SPLITS:
                 starts = block if split == "train" else np.asarray(wd.starts[split])
-                rows = [forecast(wd.batch(starts[i:i + 256])).numpy() for i in range(0, len(starts), 256)]
+                rows = [forecast(wd.batch(starts[i : i + 256])).numpy() for i in range(0, len(starts), 256)]
                 preds[split].append(np.concatenate(rows))  # [W, H, N, F_out] original units
     for split in SPLITS:
-        arr = (np.concatenate(preds[split]) if split == "train" else np.mean(preds[split], axis=0))
+        arr = np.concatenate(preds[split]) if split == "train" else np.mean(preds[split], axis=0)
         write_npy(cache / f"{split}_starts.npy", np.asarray(wd.starts[split], dtype=np.int64))
         write_npy(cache / f"{split}_pred.npy", arr.astype(np.float32))
-    meta = {"teacher": f"stid-nb, {folds} folds", "kind": "forecast", "folds": folds, "teacher_seed": teacher_seed}
+    meta = {
+        "teacher": f"stid-nb, {folds} folds",
+        "kind": "forecast",
+        "folds": folds,
+        "teacher_seed": teacher_seed,
+        "fold_val": val_mae,
+    }
     write_json(cache / "meta.json", meta)
     return CacheEntry(cache, meta, built=True), val_mae
 
@@ -88,54 +106,84 @@ def run_seed(seed: int, folds: int, teacher_seed: int, runs: Path, quick: bool) 
     from stkd.config import parse_config
     from stkd.pipeline import check_models, prepare_task, train_student
     from stkd.runs import open_run_dir
-    from stkd.tasks.forecast import ForecastSignal, ForecastTask
+    from stkd.tasks.forecast import ForecastSignal
 
     cfg = parse_config(config(DATASET, seed, quick, precision="bf16"))
     cfg.student = student_config(DATASET, "stid-nb", cfg)
     task = prepare_task(cfg)
     check_models(task, teachers=False)
-    teacher_dir = open_run_dir(cfg, task.wd, runs / f"folds-{folds}-teacher-seed-{teacher_seed}", overwrite=False,
-                               resume=True)
-    entry, fold_val = crossfit_cache(ForecastTask(cfg, task.wd), teacher_dir, folds, teacher_seed)
+    teacher_dir = open_run_dir(
+        cfg, task.wd, runs / f"folds-{folds}-teacher-seed-{teacher_seed}", overwrite=False, resume=True
+    )
+    entry, fold_val = crossfit_cache(task, teacher_dir, folds, teacher_seed)
     signal = ForecastSignal([entry], [entry.meta["teacher"]], None)
-    run_dir = open_run_dir(cfg, task.wd, runs / f"folds-{folds}-seed-{seed}", overwrite=False, resume=True)
+    run_dir = open_run_dir(
+        cfg, task.wd, runs / f"folds-{folds}-teacher-seed-{teacher_seed}-seed-{seed}", overwrite=False, resume=True
+    )  # a student resumed only with its own fold teachers
     t0 = time.perf_counter()
     kd = train_student(task, run_dir, signal, resume=True, progress=False, label="stid_nb_kd")
     plain = train_student(task, run_dir, resume=True, progress=False, label="stid_nb_plain")
     metrics = task.score(run_dir / "scores", [kd, plain])["models"]
-    return {"seed": seed, "folds": folds, "teacher_seed": teacher_seed, "fold_val": fold_val,
-            "soft_train": signal.mae(task.wd, "train"), "soft_val": signal.mae(task.wd, "val"),
-            "soft_test": signal.mae(task.wd, "test"),
-            "plain_mae": metrics[plain.name]["test"]["mae"], "kd_mae": metrics[kd.name]["test"]["mae"],
-            "plain_val": plain.val_mae, "kd_val": kd.val_mae, "precision": cfg.train.precision,
-            "seconds": time.perf_counter() - t0, "command": command()}
+    return {
+        "seed": seed,
+        "folds": folds,
+        "teacher_seed": teacher_seed,
+        "fold_val": fold_val,
+        "soft_train": signal.mae(task.wd, "train"),
+        "soft_val": signal.mae(task.wd, "val"),
+        "soft_test": signal.mae(task.wd, "test"),
+        "plain_mae": metrics[plain.name]["test"]["mae"],
+        "kd_mae": metrics[kd.name]["test"]["mae"],
+        "plain_val": plain.val_mae,
+        "kd_val": kd.val_mae,
+        "precision": cfg.train.precision,
+        "seconds": time.perf_counter() - t0,
+        "command": command(),
+    }
+
+
+def record_key(r: dict) -> tuple[int, int, int]:
+    """A record is one student seed distilled from one set of fold teachers (their count and seed)."""
+    return r["seed"], r["folds"], r["teacher_seed"]
 
 
 def render(result: dict) -> str:
     from stkd.paired import describe_gain, paired_gain
 
-    lines = ["| folds | seeds | fold teachers' mean, test MAE | soft labels vs truth: train / val | plain MAE | "
-             "distilled MAE | mean gain (95 % interval) | wins |", "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    lines = [
+        "| folds | seeds | fold teachers' mean, test MAE | soft labels vs truth: train / val | plain MAE | "
+        "distilled MAE | mean gain (95 % interval) | wins |",
+        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
     verdicts = []
-    by_folds: dict[int, list[dict]] = {}
+    by_teachers: dict[tuple[int, int], list[dict]] = {}
     for r in result["records"]:
-        by_folds.setdefault(r["folds"], []).append(r)
-    for folds, rows in sorted(by_folds.items()):
+        by_teachers.setdefault((r["folds"], r["teacher_seed"]), []).append(r)
+    several = len({ts for _, ts in by_teachers}) > 1  # name the teachers' seed only where rows differ by it
+    for (folds, teacher_seed), rows in sorted(by_teachers.items()):
+        seed_note = f", teachers' seed {teacher_seed}" if several else ""
         rows = sorted(rows, key=lambda r: r["seed"])
         g = paired_gain([r["plain_mae"] for r in rows], [r["kd_mae"] for r in rows])
         tr, va = rows[0]["soft_train"], rows[0]["soft_val"]
-        lines.append(f"| {folds} | {g['n']} | {rows[0]['soft_test']:.3f} | {tr:.3f} / {va:.3f} | "
-                     f"{np.mean([r['plain_mae'] for r in rows]):.3f} | {np.mean([r['kd_mae'] for r in rows]):.3f} | "
-                     f"{g['mean']:+.1f} % ({g['ci'][0]:+.1f} to {g['ci'][1]:+.1f}) | {g['wins']}/{g['n']} |")
+        lines.append(
+            f"| {folds}{seed_note} | {g['n']} | {rows[0]['soft_test']:.3f} | {tr:.3f} / {va:.3f} | "
+            f"{np.mean([r['plain_mae'] for r in rows]):.3f} | {np.mean([r['kd_mae'] for r in rows]):.3f} | "
+            f"{g['mean']:+.1f} % ({g['ci'][0]:+.1f} to {g['ci'][1]:+.1f}) | {g['wins']}/{g['n']} |"
+        )
         closer = 100 * (va - tr) / va
-        verdicts.append(f"- {folds} folds: " + describe_gain(g, "distillation from out-of-fold labels")
-                        + f" The soft labels are {abs(closer):.0f} % {'closer to' if closer >= 0 else 'further from'} "
-                          f"the truth on the training windows than on validation.")
+        verdicts.append(
+            f"- {folds} folds{seed_note}: "
+            + describe_gain(g, "distillation from out-of-fold labels")
+            + f" The soft labels are {abs(closer):.0f} % {'closer to' if closer >= 0 else 'further from'} "
+            f"the truth on the training windows than on validation."
+        )
     commands = list(dict.fromkeys(r["command"] for r in result["records"])) or [result["command"]]
     shown = "Commands: " + "; ".join(f"`{c}`" for c in commands) if len(commands) > 1 else f"Command: `{commands[0]}`"
-    return (f"### Cross-fitted soft labels on {DATASET} (stid-nb teachers and student, paired seeds)\n\n{shown}  \n"
-            f"Machine: {result['machine']}; stkd {result['versions']['stkd']} (commit {result['versions']['commit']}), "
-            f"{result['date']}\n\n" + "\n".join(lines) + "\n\n" + "\n".join(verdicts) + "\n")
+    return (
+        f"### Cross-fitted soft labels on {DATASET} (stid-nb teachers and student, paired seeds)\n\n{shown}  \n"
+        f"Machine: {result['machine']}; stkd {result['versions']['stkd']} (commit {result['versions']['commit']}), "
+        f"{result['date']}\n\n" + "\n".join(lines) + "\n\n" + "\n".join(verdicts) + "\n"
+    )
 
 
 def main() -> None:
@@ -156,15 +204,15 @@ def main() -> None:
     path = RESULTS / f"{section}.json"
     done = set()
     if path.is_file() and not args.quick:
-        done = {(r["seed"], r["folds"]) for r in json.loads(path.read_text())["records"]}
+        done = {record_key(r) for r in json.loads(path.read_text())["records"]}
     for seed in args.seeds:
-        if (seed, args.folds) in done:
+        if (seed, args.folds, args.teacher_seed) in done:
             continue
         record = run_seed(seed, args.folds, args.teacher_seed, args.runs, args.quick)
         if args.quick:
             print(json.dumps(record, indent=1))
             continue
-        records = merged_records(path, [record], lambda r: (r["seed"], r["folds"]))
+        records = merged_records(path, [record], record_key)
         save_result(section, "crossfit", {"dataset": DATASET, "records": records}, vars(args) | {"runs": None})
     if not args.quick and path.is_file():
         print(render(json.loads(path.read_text())))
