@@ -234,25 +234,33 @@ def main() -> int:
         ap.error("RUN_DIR is required")
 
     from common import command, machine, save_result, versions
-    from stkd.deploy.loading import choose_model, list_models
+    from stkd.deploy.loading import choose_model, list_models, load
+    from stkd.models.base import count_params
+    from stkd.runs import linked_teacher_run, load_run
 
     run_dir = Path(args.run_dir)
     cards = list_models(run_dir)
     student = args.student or choose_model(run_dir)[0]
+    # the teacher: in the run itself, else in the run a `stkd distill` run was distilled from
+    teacher_dir = run_dir
     teacher = args.teacher or next((n for n, c in cards.items() if c.get("role") == "teacher"), None)
-    metrics = json.loads((run_dir / "metrics.json").read_text()) if (run_dir / "metrics.json").is_file() else {}
+    if teacher is None and (linked := linked_teacher_run(run_dir)) is not None:
+        teacher_dir, cards = linked, {**list_models(linked), **cards}
+        teacher = next((n for n, c in list_models(linked).items() if c.get("role") == "teacher"), None)
+    _, info = load_run(run_dir)
     tmp = Path(tempfile.mkdtemp(prefix="stkd-serve-bench-"))
     try:
         pl = payloads(run_dir, steps_needed=args.requests // 2 + 100)
         pfile = tmp / "payloads.json"
         pfile.write_text(json.dumps(pl))
-        runs = [(student, "onnx"), (student, "torch")] + ([(teacher, "torch")] if teacher else [])
+        runs = [(run_dir, student, "onnx"), (run_dir, student, "torch")]
+        runs += [(teacher_dir, teacher, "torch")] if teacher else []
         results = []
         load_before = os.getloadavg()
-        for model, backend in runs:
+        for where, model, backend in runs:
             print(f"serving {model} ({backend}) ...", flush=True)
-            r = bench_one(run_dir, model, backend, args.threads, pfile, args.requests, args.seconds)
-            params = (metrics.get("models", {}).get(model) or {}).get("params")
+            params = count_params(load(where, model).model)
+            r = bench_one(where, model, backend, args.threads, pfile, args.requests, args.seconds)
             results.append((model, backend, params, r))
             print(f"  /predict {r['predict']['requests_per_s']:.1f} req/s p50 {r['predict']['p50_ms']:.2f} ms "
                   f"p99 {r['predict']['p99_ms']:.2f} ms; obs+forecast {r['cycle']['requests_per_s']:.1f} req/s "
@@ -261,8 +269,7 @@ def main() -> int:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
-    ds = metrics.get("dataset", {})
-    payload = {"dataset": {"name": ds.get("name", "?"), "freq": ds.get("freq", "?"), "nodes": pl["nodes"],
+    payload = {"dataset": {"name": info.get("name", "?"), "freq": info.get("freq", "?"), "nodes": pl["nodes"],
                            "input_len": pl["input_len"]},
                "threads": args.threads, "requests": args.requests, "seconds": args.seconds, "note": args.note,
                "results": [{"model": model, "backend": backend, "role": cards.get(model, {}).get("role", "?"),
