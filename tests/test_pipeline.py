@@ -9,6 +9,7 @@ import math
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import yaml
@@ -278,3 +279,31 @@ def test_a_model_seed_replaces_the_run_seed_for_that_model_only(los_small_config
     [as_run_seed] = weights([{"name": "linear"}], 5, tmp_path / "run-seed")
     assert all(torch.equal(copies[0][k], as_run_seed[k]) for k in as_run_seed)
     assert not all(torch.equal(copies[0][k], copies[1][k]) for k in copies[0])
+
+
+def test_a_run_with_several_teachers_scores_their_ensemble(los_small_config, tmp_path):
+    """With several teachers the table has a row for what the distilled student learns from: their
+    weighted mean forecast, scored like any model (the report compares the student with it too), and
+    ``stkd evaluate`` scores it again to the same numbers."""
+    from stkd.metrics import forecast_metrics
+    from stkd.pipeline import evaluate_run, run
+
+    raw = {**los_small_config(), "teacher": [{"name": "linear", "seed": 1}, {"name": "mlp", "params": {"hidden": [8]}}],
+           "student": {"name": "linear"}, "distill": {"ensemble": "weighted"}}
+    out = tmp_path / "run"
+    metrics = run(parse_config(raw), out, progress=False)
+    row = metrics["models"]["teachers_ensemble"]
+    card = json.loads((out / "models" / "linear_kd" / "model.json").read_text())
+    assert row["role"] == "teacher_ensemble" and row["members"] == ["linear", "mlp"]
+    assert row["weights"] == pytest.approx(card["teacher_weights"]) and row["weights"][0] != pytest.approx(0.5)
+    assert row["params"] == metrics["models"]["linear"]["params"] + metrics["models"]["mlp"]["params"]
+    pred = lambda name: np.load(out / "predictions" / f"{name}.npy")  # noqa: E731  [W, H, N, F] original units
+    mixed = row["weights"][0] * pred("linear") + row["weights"][1] * pred("mlp")
+    np.testing.assert_allclose(pred("teachers_ensemble"), mixed, rtol=1e-5, atol=1e-4)
+    mine = forecast_metrics(mixed, pred("truth"), pred("mask"))
+    assert row["test"]["mae"] == pytest.approx(mine["mae"], rel=1e-5)
+    assert row["test"]["horizons"]["3"]["rmse"] == pytest.approx(mine["horizons"]["3"]["rmse"], rel=1e-5)
+    assert mine["mae"] != pytest.approx(metrics["models"]["linear"]["test"]["mae"], rel=1e-3)  # not one teacher
+    report = (out / "report.md").read_text()
+    assert "vs the teachers' ensemble" in report and "teachers_ensemble" in report
+    _same_numbers(metrics, evaluate_run(out, progress=False))

@@ -60,8 +60,11 @@ AUGMENTATIONS = ("noise", "mask", "mixup")
 # ------------------------------------------------------------------------------- evaluation
 #: Forecast baselines: config name -> the name of its row in metrics.json and the report.
 BASELINES: dict[str, str] = {"last": "last_value", "seasonal": "seasonal_avg", "ridge": "ridge"}
-#: Roles of the models of a run, in report order.
-ROLES = ("teacher", "student_kd", "student_plain", "baseline")
+#: Roles of the models of a run, in report order (``teacher_ensemble``: the row of several teachers' (weighted)
+#: mean, what a distilled student learns from; scored from their caches, not a model of its own).
+ROLES = ("teacher", "teacher_ensemble", "student_kd", "student_plain", "baseline")
+#: The name of that row in metrics.json and the report.
+TEACHER_ENSEMBLE = "teachers_ensemble"
 ROLE_ORDER = {role: i for i, role in enumerate(ROLES)}
 #: ``stkd transfer``: the ways to forecast a place with little history, scored side by side on its test split
 #: (the student alone; the source teacher as it is; fine-tuned; a student distilled from either).

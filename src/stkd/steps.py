@@ -148,16 +148,21 @@ def inputs_card(inputs: InputsConfig | None, wd) -> dict | None:
     return {**to_dict(inputs), "view": wd.view_key()}
 
 
+def load_caches(run_dir: Path, teachers: list[Trained], wd, cfg: RunConfig, *, kind: str = "forecast",
+                with_hidden: bool = False, progress: bool = False) -> list[CacheEntry]:
+    """The soft-label cache of every teacher, each on its own view of the same windows (the cache is
+    keyed by window start), built where it is missing, with a bar ``cache <teacher>`` while one is built
+    when ``progress``. No barrier: for one process (scoring on rank 0); training uses :func:`build_caches`."""
+    return [build_or_load(run_dir, t.model, t.registry_name, wd.view(t.inputs),  # type: ignore[arg-type]
+                          with_hidden=with_hidden, batch_size=eval_batch_size(cfg), kind=kind,
+                          progress=progress, label=t.name) for t in teachers]
+
+
 def build_caches(run_dir: Path, teachers: list[Trained], wd, cfg: RunConfig, *, kind: str = "forecast",
                  with_hidden: bool = False, progress: bool = False) -> list[CacheEntry]:
-    """The soft-label cache of every teacher (built once, by rank 0 under DDP; read from disk after),
-    with a bar ``cache <teacher>`` while one is built when ``progress``."""
-    def build():  # each teacher on its own view of the same windows (the cache is keyed by window start)
-        return [build_or_load(run_dir, t.model, t.registry_name, wd.view(t.inputs),  # type: ignore[arg-type]
-                              with_hidden=with_hidden, batch_size=eval_batch_size(cfg), kind=kind,
-                              progress=progress, label=t.name) for t in teachers]
-
-    return rank0_first(build)
+    """:func:`load_caches`, built once (by rank 0 under DDP; read from disk by the others after)."""
+    return rank0_first(lambda: load_caches(run_dir, teachers, wd, cfg, kind=kind, with_hidden=with_hidden,
+                                           progress=progress))
 
 
 def report_on_rank0(run_dir: Path, score: Callable[[], dict]) -> dict:

@@ -16,6 +16,7 @@ from stkd.cli import main
 from stkd.config import ModelConfig, parse_config
 from stkd.distill.losses import event_kd_loss
 from stkd.errors import DataError
+from stkd.metrics import classification_metrics
 from stkd.pipeline import evaluate_run, prepare_task, run, saved_teachers
 from stkd.steps import check_fits
 from stkd.tasks.classify import ClassifyTask, EventSignal
@@ -351,6 +352,20 @@ def test_run_with_two_weighted_teachers_records_their_weights(tmp_path):
     signal = task.teacher_signal(out, saved_teachers(task, out))  # in the config's order
     assert signal.teachers == card["teachers"] and signal.weights == pytest.approx(w)
     assert json.loads((out / "models" / "mlp_plain" / "model.json").read_text())["teacher_weights"] is None
+    # the report's ensemble row: the teachers' weighted mean logits (as distilled), from their saved test
+    # probabilities, scored
+    metrics = json.loads((out / "metrics.json").read_text())
+    row = metrics["models"]["teachers_ensemble"]
+    assert row["role"] == "teacher_ensemble" and row["members"] == ["mlp", "linear"]
+    assert row["weights"] == pytest.approx(w)
+    probs = [np.load(out / "predictions" / f"{n}.npy").astype(np.float64) for n in ("mlp", "linear")]  # [W, H, N]
+    logit = sum(wi * np.log(p / (1 - p)) for wi, p in zip(w, probs, strict=True))
+    mixed = 1 / (1 + np.exp(-logit))
+    np.testing.assert_allclose(np.load(out / "predictions" / "teachers_ensemble.npy"), mixed, atol=1e-4)
+    y, m = task.split_labels("test")
+    mine = classification_metrics(np.stack([1 - mixed, mixed], -1), y, row["threshold"], mask=m)
+    assert row["test"]["f1"] == pytest.approx(mine["f1"], abs=1e-6)
+    assert "the teachers' ensemble" in (out / "report.md").read_text()
 
 
 def test_resuming_an_event_run_with_other_data_is_refused_before_anything_is_written(tmp_path, incident_task):

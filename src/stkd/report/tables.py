@@ -18,6 +18,7 @@ from stkd import names
 ROLE_ORDER = names.ROLES
 ROLE_LABEL = {
     "teacher": "teacher",
+    "teacher_ensemble": "teachers' ensemble",
     "student_kd": "distilled student",
     "student_plain": "student, no distillation",
     "baseline": "baseline",
@@ -25,11 +26,12 @@ ROLE_LABEL = {
 # One palette per role, so a model keeps its colour in every plot and roles read at a glance.
 ROLE_PALETTE = {
     "teacher": ["#1f5fa8", "#6a3d9a", "#17becf", "#4c72b0"],
+    "teacher_ensemble": ["#08306b"],
     "student_kd": ["#d62728", "#ff7f0e", "#e377c2", "#b8860b"],
     "student_plain": ["#2ca02c", "#8fbc3f", "#006d5b", "#98df8a"],
     "baseline": ["#7f7f7f", "#8c564b", "#bcbd22", "#525252", "#c49c94"],
 }
-ROLE_STYLE = {"teacher": "-", "student_kd": "-", "student_plain": "--", "baseline": ":"}
+ROLE_STYLE = {"teacher": "-", "teacher_ensemble": "-.", "student_kd": "-", "student_plain": "--", "baseline": ":"}
 
 FORECAST_METRICS = ("mae", "rmse", "mape")
 CLASSIFY_METRICS = ("accuracy", "precision", "recall", "f1", "auroc", "ap", "ece")
@@ -354,17 +356,23 @@ def student_summary(metrics: dict) -> dict[str, Any]:
     ``metric`` (``mae`` or ``f1``), ``ratio_to_teacher`` (student / teacher metric), ``gain_vs_plain_pct``
     (improvement over the plain student in %, positive = distillation helped), ``param_ratio``
     (teacher params / student params) and ``latency_speedup`` (teacher / student batch-1 latency).
+    With several teachers, ``teacher_ensemble`` names their ensemble's row (what the student learned
+    from) and ``ratio_to_ensemble`` is the student's metric over the ensemble's.
     """
     key, lower = PRIMARY_METRIC[_task(metrics)]
     teacher, kd, plain = _key_models(metrics)
+    ensemble = _best_of_role(metrics, "teacher_ensemble")
     models = metrics.get("models") or {}
     t, s, p = (models.get(n, {}) if n else {} for n in (teacher, kd, plain))
     out: dict[str, Any] = {"teacher": teacher, "student_kd": kd, "student_plain": plain, "metric": key,
                            "ratio_to_teacher": None, "gain_vs_plain_pct": None,
-                           "param_ratio": None, "latency_speedup": None}
+                           "param_ratio": None, "latency_speedup": None,
+                           "teacher_ensemble": ensemble, "ratio_to_ensemble": None}
     if kd is None:
         return out
     sv = _test_value(s, key)
+    if ensemble is not None:
+        out["ratio_to_ensemble"] = _ratio(sv, _test_value(models[ensemble], key))
     if teacher is not None:
         out["ratio_to_teacher"] = _ratio(sv, _test_value(t, key))
         out["param_ratio"] = _ratio(t.get("params"), s.get("params"))
@@ -390,6 +398,11 @@ def _summary_lines(metrics: dict) -> list[str]:
         tv = _fmt(_test_value(models[t], key), ".3f")
         lines.append(f"- **{label} vs the teacher**: `{kd}` {kv} vs `{t}` {tv}: "
                      f"**{s['ratio_to_teacher']:.2f} x** the teacher's {label}.")
+    if s["ratio_to_ensemble"] is not None:
+        e = s["teacher_ensemble"]
+        lines.append(f"- **{label} vs the teachers' ensemble** (what the student learned from): `{kd}` {kv} vs "
+                     f"`{e}` {_fmt(_test_value(models[e], key), '.3f')}: **{s['ratio_to_ensemble']:.2f} x** "
+                     f"the ensemble's {label}.")
     if s["gain_vs_plain_pct"] is not None:
         pv = _fmt(_test_value(models[p], key), ".3f")
         word = "better" if s["gain_vs_plain_pct"] >= 0 else "worse"

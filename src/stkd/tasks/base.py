@@ -21,7 +21,7 @@ from torch import nn
 from stkd.config import InputsConfig, RunConfig
 from stkd.data.windows import WindowedData
 from stkd.errors import STKDError
-from stkd.models.base import ModelSpec
+from stkd.models.base import ModelSpec, count_params
 from stkd.runs import Trained
 
 LossFn = Callable[[Any, dict], tuple[Any, dict[str, float]]]
@@ -37,6 +37,19 @@ class TeacherSignal:
 
     def card(self) -> dict:
         return {"teachers": self.teachers, "teacher_weights": None if self.weights is None else list(self.weights)}
+
+
+def ensemble_entry(teachers: list[Trained], weights: list[float] | None) -> dict:
+    """The metrics.json fields of the teachers' ensemble row beside its test scores: its members and
+    their weights; no latency of its own (it is the members run one after the other); its training time
+    is theirs together."""
+    members = [t.name for t in teachers]
+    seconds = [t.train_seconds for t in teachers]
+    return {"model": " + ".join(members), "members": members,
+            "weights": [1.0 / len(teachers)] * len(teachers) if weights is None else list(weights),
+            "params": sum(count_params(t.model) for t in teachers), "latency_ms_batch1": None,
+            "throughput_windows_per_s": None,
+            "train_seconds": None if None in seconds else float(sum(s for s in seconds if s is not None))}
 
 
 class Task(ABC):

@@ -48,8 +48,8 @@ from stkd.metrics import best_threshold, classification_metrics
 from stkd.models.base import ModelSpec, count_params
 from stkd.progress import bar as progress_bar
 from stkd.runs import Trained, load_trained
-from stkd.steps import build_caches, eval_batch_size, model_spec
-from stkd.tasks.base import LossFn, Task, TeacherSignal
+from stkd.steps import build_caches, eval_batch_size, load_caches, model_spec
+from stkd.tasks.base import LossFn, Task, TeacherSignal, ensemble_entry
 from stkd.tasks.forecast import ForecastTask
 
 PERSISTENCE = "persistence"
@@ -302,10 +302,14 @@ class ClassifyTask(Task):
                                 f"{self.K}; use the same events rule as the teacher run")
 
     def teacher_signal(self, run_dir: Path, teachers: list[Trained], *, progress: bool = False) -> EventSignal:
-        forecasters = self.e.teacher_kind == "forecast"
-        caches = build_caches(run_dir, teachers, self.wd, self.cfg, kind="forecast" if forecasters else "classify",
-                              progress=progress)
-        sigma = [horizon_sigma(c, self.wd, self.feature_index()) for c in caches] if forecasters else None
+        caches = build_caches(run_dir, teachers, self.wd, self.cfg, kind=self.e.teacher_kind, progress=progress)
+        return self.signal_from(caches)
+
+    def signal_from(self, caches: list[CacheEntry]) -> EventSignal:
+        """The signal of these teachers' caches (a forecasting teacher's spread per horizon step from its
+        validation errors), weighted by :meth:`teacher_weights`."""
+        sigma = ([horizon_sigma(c, self.wd, self.feature_index()) for c in caches]
+                 if self.e.teacher_kind == "forecast" else None)
         signal = EventSignal(caches, sigma, [c.meta["teacher"] for c in caches], None)
         signal.weights = self.teacher_weights(signal)
         return signal
@@ -366,6 +370,13 @@ class ClassifyTask(Task):
             entry = {"model": m.registry_name, "params": count_params(m.model), **speed,
                      "train_seconds": m.train_seconds, "val_f1": m.val.get("f1"), **extra}
             scored.append(self._scored(m.name, m.role, pv, pt, entry))
+        teachers = [m for m in models if m.role == "teacher"]
+        if len(teachers) >= 2:  # what the distilled student learns from, beside each teacher alone
+            caches = load_caches(teachers[0].run_dir or Path(run_dir), teachers, wd, cfg, kind=self.e.teacher_kind,
+                                 progress=progress)
+            signal = self.signal_from(caches)
+            scored.append(self._scored(names.TEACHER_ENSEMBLE, "teacher_ensemble", self.cache_probs(signal, "val"),
+                                       self.cache_probs(signal, "test"), ensemble_entry(teachers, signal.weights)))
         t0 = time.perf_counter()
         pv, pt = self.persistence_probs("val"), self.persistence_probs("test")
         fit_s = time.perf_counter() - t0

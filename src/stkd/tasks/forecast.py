@@ -32,8 +32,8 @@ from stkd.evaluate import (
 from stkd.io import write_json, write_npy
 from stkd.models.base import ModelSpec, count_params
 from stkd.runs import Trained, load_trained
-from stkd.steps import build_caches, eval_batch_size, model_spec
-from stkd.tasks.base import LossFn, Task, TeacherSignal
+from stkd.steps import build_caches, eval_batch_size, load_caches, model_spec
+from stkd.tasks.base import LossFn, Task, TeacherSignal, ensemble_entry
 
 
 class ForecastSignal(TeacherSignal):
@@ -43,16 +43,21 @@ class ForecastSignal(TeacherSignal):
         super().__init__(teachers, weights)
         self.caches = caches
 
+    def forecaster(self, split: str):
+        """``batch -> [B, H, N, F_out]``: the teachers' (weighted) mean forecast of the batch's windows of
+        ``split``, in original units, read from their caches: the soft labels a distilled student learns from."""
+        def cached(batch):
+            starts = batch.start.cpu().numpy()
+            return ensemble_targets([c.pred(split, starts) for c in self.caches], self.weights)
+
+        return cached
+
     def mae(self, wd, split: str, batch_size: int = 256) -> float:
         """The (ensemble) teacher's MAE on ``split`` from the cache, scored as the evaluation scores a model:
         on ``train`` it is how far the soft labels the student learns from are from the ground truth. A
         teacher that fits its training windows far better than new ones hands the student little beyond
         the ground truth itself."""
-        def cached(batch):  # [B, H, N, F_out], original units
-            starts = batch.start.cpu().numpy()
-            return ensemble_targets([c.pred(split, starts) for c in self.caches], self.weights)
-
-        return evaluate_forecaster(cached, wd, split, [wd.H], batch_size, keep_bytes=0).metrics["mae"]
+        return evaluate_forecaster(self.forecaster(split), wd, split, [wd.H], batch_size, keep_bytes=0).metrics["mae"]
 
 
 class ForecastTask(Task):
@@ -131,8 +136,13 @@ class ForecastTask(Task):
         d = self.cfg.distill
         with_hidden = d.feature_weight > 0 or d.relation_weight > 0
         caches = build_caches(run_dir, teachers, self.wd, self.cfg, with_hidden=with_hidden, progress=progress)
+        return self.signal_from(caches, teachers)
+
+    def signal_from(self, caches: list[CacheEntry], teachers: list[Trained]) -> ForecastSignal:
+        """The signal of these teachers' caches; with ``distill.ensemble: weighted`` each teacher weighted
+        by 1 / its validation MAE (None: equal weights)."""
         weights = None
-        if len(teachers) >= 2 and d.ensemble == "weighted":
+        if len(teachers) >= 2 and self.cfg.distill.ensemble == "weighted":
             weights = inverse_error_weights([float("nan") if t.val_mae is None else t.val_mae for t in teachers])
         return ForecastSignal(caches, [c.meta["teacher"] for c in caches], weights)
 
@@ -167,6 +177,13 @@ class ForecastTask(Task):
                                   throughput_batch=eval_bs, progress=progress, desc=f"latency {m.name}")
             record(m.name, m.role, preds, {"model": m.registry_name, "params": count_params(m.model), **speed,
                                            "train_seconds": m.train_seconds, "val_mae": m.val_mae})
+        teachers = [m for m in models if m.role == "teacher"]
+        if len(teachers) >= 2:  # what the distilled student learns from, beside each teacher alone
+            caches = load_caches(teachers[0].run_dir or Path(run_dir), teachers, wd, cfg, progress=progress)
+            signal = self.signal_from(caches, teachers)
+            preds = evaluate_forecaster(signal.forecaster("test"), wd, "test", horizons, batch_size=eval_bs,
+                                        progress=progress, desc="evaluate the teachers' ensemble")
+            record(names.TEACHER_ENSEMBLE, "teacher_ensemble", preds, ensemble_entry(teachers, signal.weights))
         for b in cfg.eval.baselines:
             t0 = time.perf_counter()
             baseline = build_baseline(b, wd, progress=progress)
