@@ -91,6 +91,7 @@ def child(job: dict) -> dict:
     torch.set_num_threads(job.get("threads", 1))
     from stkd.config import DataConfig
     from stkd.data.windows import prepare
+    from stkd.errors import ConfigError
     from stkd.memory import MemoryLimitError, check_fits, estimate_memory
     from stkd.models.registry import build_model
     from stkd.steps import model_spec
@@ -117,11 +118,15 @@ def child(job: dict) -> dict:
 
     torch.manual_seed(0)
     rng = np.random.default_rng(0)
+    try:
+        model = build_model(name, spec, params)
+    except ConfigError as e:  # a model's own bound (e.g. AGCRN's max_nodes: its N x N graph), before any memory
+        res.update(status="refused", message=str(e), peak_bytes=_peak_rss())
+        return res
     if kind == "epoch":  # the loop of stkd.train.fit: forward, masked Huber, backward, clip, AdamW
         from stkd.config import RunConfig
         from stkd.tasks.forecast import ForecastTask
 
-        model = build_model(name, spec, params)
         opt = torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=1e-4)
         loss_fn = ForecastTask(RunConfig(), wd).hard_loss()
         model.train()
@@ -138,7 +143,6 @@ def child(job: dict) -> dict:
         res.update(status="ok", seconds=time.perf_counter() - t0, cpu_seconds=time.process_time() - c0,
                    windows=windows, loss=float(loss.detach()))
     else:
-        model = build_model(name, spec, params)
         opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
         model.train()
         starts = wd.starts["train"]
@@ -249,6 +253,8 @@ def table(results: list[dict]) -> str:
                 need = note.split("needs ~", 1)[1].split(" GiB", 1)[0]
                 avail = note.split(" has ", 1)[1].split(" GiB", 1)[0]
                 note = f"refused by the guard: needs ~{need} GiB, {avail} GiB available (message below)"
+            elif r.get("status") == "refused":  # the model's own bound: the first sentence of its message
+                note = "refused by the model: " + note.split(": ", 1)[-1].split(" Try ", 1)[0]
             rows.append(f"| {r['model']} | {r.get('N', '?')} | {days} | {r.get('batch', '')} | {r.get('status')} "
                         "| | | | "
                         f"{fmt_gib(r.get('peak_bytes'))} | {fmt_gib(r.get('estimate_bytes'))} | {note} |")
@@ -403,7 +409,7 @@ def main() -> None:
         plan = {n: args.days for n in plan}
     old = json.loads(path.read_text()) if path.is_file() and not (args.quick or args.redo) else {}
     results, year = old.get("results", []), old.get("year", [])
-    done = {(r["model"], r.get("N")) for r in results if r.get("status") in ("ok", "too large")}
+    done = {(r["model"], r.get("N")) for r in results if r.get("status") in ("ok", "too large", "refused")}
     run_args = {k: v for k, v in vars(args).items() if k != "child"}
 
     def save() -> None:
