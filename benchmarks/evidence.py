@@ -7,6 +7,7 @@
     python benchmarks/evidence.py --datasets los-loop --teacher-seed 0 --teacher-epochs 40 --extra-teachers stid-32
     python benchmarks/evidence.py --datasets los-loop --teacher-seed 0 --teacher-epochs 40 --students stid-nb \
         --extra-teachers stid-nb:100 stid-nb:101 stid-nb:102 stid-nb:103 [--without-main-teacher]
+    python benchmarks/evidence.py --datasets los-loop --teacher-seed 0 --teacher-epochs 40 --history 1d
 
 For every data set and seed the teacher(s) train once and cache their soft labels (``--teacher-seed S``:
 one teacher, trained with seed S, serves every seed; cheaper, and the spread then holds the students'
@@ -59,7 +60,7 @@ DISTILL = {"alpha": 0.5, "loss": "huber", "ensemble": "weighted"}
 
 
 def config(dataset: str, seed: int, quick: bool, teacher_lags: list[str] | None = None,
-           precision: str | None = None, teacher_epochs: int | None = None) -> dict:
+           precision: str | None = None, teacher_epochs: int | None = None, history: str | None = None) -> dict:
     eval_cfg = {"baselines": ["last"], "latency_repeats": 5}
     if DATASETS[dataset] == "preset":
         from stkd.presets import default_preset_dict
@@ -74,6 +75,8 @@ def config(dataset: str, seed: int, quick: bool, teacher_lags: list[str] | None 
                "train": {"batch_size": 64, "lr": 0.002, "seed": seed, "precision": "bf16", **d["train"]}}
     if precision is not None:
         cfg["train"]["precision"] = precision
+    if history is not None:  # teacher and students alike see only the last part of the train period
+        cfg["data"]["history"] = history
     if teacher_lags:
         for t in cfg["teacher"]:
             t["inputs"] = {"lags": list(teacher_lags)}
@@ -100,32 +103,34 @@ def student_config(dataset: str, label: str, cfg):
 def run_seed(dataset: str, seed: int, students: list[str], runs: Path, quick: bool, done: set,
              teacher_seed: int | None = None, teacher_lags: list[str] | None = None,
              precision: str | None = None, teacher_epochs: int | None = None,
-             extra_teachers: list[str] | None = None, without_main: bool = False) -> list[dict]:
+             extra_teachers: list[str] | None = None, without_main: bool = False,
+             history: str | None = None) -> list[dict]:
     from stkd.config import parse_config
     from stkd.pipeline import check_models, prepare_task, saved_teachers, train_student, train_teachers
     from stkd.runs import open_run_dir
     from stkd.tasks.forecast import ForecastTask
 
-    cfg = parse_config(config(dataset, seed, quick, teacher_lags, precision, teacher_epochs))
+    cfg = parse_config(config(dataset, seed, quick, teacher_lags, precision, teacher_epochs, history))
     task = prepare_task(cfg)
     check_models(task)
+    short = f"-history-{history}" if history else ""  # run folders of a shorter history stand apart
     if teacher_seed is None:
-        run_dir = open_run_dir(cfg, task.wd, runs / dataset / f"seed-{seed}", overwrite=False, resume=True)
+        run_dir = open_run_dir(cfg, task.wd, runs / dataset / f"seed-{seed}{short}", overwrite=False, resume=True)
         teachers = train_teachers(task, run_dir, resume=True, progress=False)
     else:  # one teacher for every seed, in its own run folder; the students of each seed beside it
-        tcfg = parse_config(config(dataset, teacher_seed, quick, teacher_lags, precision, teacher_epochs))
-        teacher_dir = open_run_dir(tcfg, task.wd, runs / dataset / f"teacher-seed-{teacher_seed}", overwrite=False,
-                                   resume=True)
+        tcfg = parse_config(config(dataset, teacher_seed, quick, teacher_lags, precision, teacher_epochs, history))
+        teacher_dir = open_run_dir(tcfg, task.wd, runs / dataset / f"teacher-seed-{teacher_seed}{short}",
+                                   overwrite=False, resume=True)
         train_teachers(ForecastTask(tcfg, task.wd), teacher_dir, resume=True, progress=False)
         teachers = [] if without_main else saved_teachers(task, teacher_dir)
         for spec in extra_teachers or []:
             label, xseed = split_extra(spec, teacher_seed)
-            raw = config(dataset, xseed, quick, teacher_lags, precision)
+            raw = config(dataset, xseed, quick, teacher_lags, precision, history=history)
             raw["teacher"] = [copy.deepcopy(EXTRA_TEACHERS[label])]
             if teacher_lags:  # every teacher of the ensemble reads what the main one reads
                 raw["teacher"][0]["inputs"] = {"lags": list(teacher_lags)}
             xcfg = parse_config(raw)
-            folder = f"teacher-seed-{teacher_seed}-{label}" + (f"-s{xseed}" if xseed != teacher_seed else "")
+            folder = f"teacher-seed-{teacher_seed}-{label}" + (f"-s{xseed}" if xseed != teacher_seed else "") + short
             xdir = open_run_dir(xcfg, task.wd, runs / dataset / folder, overwrite=False, resume=True)
             train_teachers(ForecastTask(xcfg, task.wd), xdir, resume=True, progress=False)
             taken = {t.name for t in teachers}  # score() keys models by name: copies of one model get the seed
@@ -133,7 +138,7 @@ def run_seed(dataset: str, seed: int, students: list[str], runs: Path, quick: bo
                          for t in saved_teachers(task, xdir)]
         suffix = (f"-{'only' if without_main else 'with'}-{'-'.join(extra_teachers).replace(':', '-s')}"
                   if extra_teachers else "")
-        run_dir = open_run_dir(cfg, task.wd, runs / dataset / f"seed-{seed}{suffix}", overwrite=False, resume=True,
+        run_dir = open_run_dir(cfg, task.wd, runs / dataset / f"seed-{seed}{suffix}{short}", overwrite=False, resume=True,
                                teacher_run=teacher_dir)
     signal = task.teacher_signal(run_dir if teacher_seed is None else teacher_dir, teachers)
     # what the student learns from: the ensemble's own forecast where there are several teachers
@@ -142,6 +147,7 @@ def run_seed(dataset: str, seed: int, students: list[str], runs: Path, quick: bo
     records = []
     for name in students:
         label = f"{name}, teachers {ensemble_label(extra_teachers, without_main)}" if extra_teachers else name
+        label += f", {history} of history" if history else ""
         if (seed, label) in done:
             continue
         stask = ForecastTask(copy.copy(cfg), task.wd)
@@ -155,7 +161,7 @@ def run_seed(dataset: str, seed: int, students: list[str], runs: Path, quick: bo
         records.append({"seed": seed, "student": label, "teacher": best_teacher.name, "teacher_seed": teacher_seed,
                         "teachers": [t.name for t in teachers],
                         "teacher_weights": None if signal.weights is None else [float(w) for w in signal.weights],
-                        "teacher_lags": list(teacher_lags or []), "precision": cfg.train.precision,
+                        "teacher_lags": list(teacher_lags or []), "precision": cfg.train.precision, "history": history,
                         "teacher_epochs": teacher_epochs,
                         "teacher_mae": metrics[best_teacher.name]["test"]["mae"], "teacher_val": best_teacher.val_mae,
                         "plain_mae": metrics[plain.name]["test"]["mae"], "kd_mae": metrics[kd.name]["test"]["mae"],
@@ -257,7 +263,9 @@ def render(result: dict) -> str:
                      f"is {'met' if met else 'not met'}.")
         verdicts.append(line)
     # the single teacher's bar (an ensemble's rows name several teachers and have no single teacher to judge)
-    with_val = [r for r in result["records"] if r.get("teacher_val") is not None and len(r.get("teachers", [])) <= 1]
+    # (the whole training period only: a teacher that saw a shorter history is in its rows' teacher column)
+    with_val = [r for r in result["records"] if r.get("teacher_val") is not None and len(r.get("teachers", [])) <= 1
+                and not r.get("history")]
     if with_val:  # the issue's bar: a teacher at least 5 % below the best plain student
         plain_val = {s: float(np.mean([r["plain_val"] for r in rows])) for s, rows in by_student.items()}
         best = min(plain_val, key=plain_val.__getitem__)
@@ -303,6 +311,9 @@ def main() -> None:
                          f"the weighted ensemble; LABEL is one of {', '.join(EXTRA_TEACHERS)}")
     ap.add_argument("--without-main-teacher", action="store_true",
                     help="the ensemble is the extra teachers alone (the main teacher is still trained once)")
+    ap.add_argument("--history", default=None, metavar="DURATION",
+                    help="teacher and students train on only the last DURATION of the train period, e.g. 1d "
+                         "(data.history; validation and test unchanged): a place with little history")
     ap.add_argument("--quick", action="store_true", help="2 epochs of 3 batches: a smoke test, nothing is saved")
     args = ap.parse_args()
     if args.extra_teachers and args.teacher_seed is None:
@@ -318,7 +329,7 @@ def main() -> None:
             done = {(r["seed"], r["student"]) for r in records}
             new = run_seed(dataset, seed, args.students, args.runs, args.quick, done, args.teacher_seed,
                            args.teacher_lags, args.precision, args.teacher_epochs, args.extra_teachers,
-                           args.without_main_teacher)
+                           args.without_main_teacher, args.history)
             records += new
             if not args.quick:  # another invocation (other students) may have saved meanwhile
                 records = merged_records(path, new, lambda r: (r["seed"], r["student"]))
