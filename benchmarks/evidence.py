@@ -221,6 +221,23 @@ def recipe_comparison(dataset: str, teacher_val: float, records: list[dict]) -> 
             f"{'met' if met else 'not met'}"]
 
 
+def history_gap(rows: list[dict], by_student: dict[str, list[dict]]) -> str:
+    """For rows trained on a shorter history: how much worse the plain student is than the same student
+    (same teachers) trained on the whole period, and how much of that gap distillation closes."""
+    history = rows[0].get("history")
+    full = by_student.get(rows[0]["student"].removesuffix(f", {history} of history")) if history else None
+    if not full:
+        return ""
+    plain_h, kd_h = (float(np.mean([r[k] for r in rows])) for k in ("plain_mae", "kd_mae"))
+    plain_full = float(np.mean([r["plain_mae"] for r in full]))
+    gap = plain_h - plain_full
+    text = (f" With only {history} of history the plain student's test MAE is {plain_h:.3f}, against {plain_full:.3f} "
+            f"on the whole training period ({100 * gap / plain_full:+.1f} %)")
+    if gap <= 0:
+        return text + "."
+    return text + f"; distillation closes {100 * (plain_h - kd_h) / gap:.0f} % of that gap."
+
+
 def render(result: dict) -> str:
     from stkd.paired import describe_gain, paired_gain
 
@@ -255,6 +272,7 @@ def render(result: dict) -> str:
                          f"{'closer' if closer >= 0 else 'further'} where it trained).")
         elif len(rows[0].get("teachers", [])) > 1:
             line += " (Teacher MAE: its best member; the ensemble's own MAE was not recorded for this row.)"
+        line += history_gap(rows, by_student)
         target = TARGET_RATIO.get(result["dataset"])
         if target is not None:
             ratio = kd / float(np.mean([r["plain_mae"] for r in rows]))
