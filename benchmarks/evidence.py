@@ -172,16 +172,25 @@ def run_seed(dataset: str, seed: int, students: list[str], runs: Path, quick: bo
     return records
 
 
-def split_extra(spec: str, teacher_seed: int) -> tuple[str, int]:
-    """``stid-nb:101`` -> (``stid-nb``, 101); without ``:SEED`` the extra teacher trains with ``teacher_seed``."""
+def parse_extra(spec: str) -> tuple[str, int | None]:
+    """``stid-nb:101`` -> (``stid-nb``, 101), ``stid-nb`` -> (``stid-nb``, None); anything else a ValueError."""
     label, _, seed = spec.partition(":")
-    return label, int(seed) if seed else teacher_seed
+    if label not in EXTRA_TEACHERS or (seed and not seed.isdigit()):
+        raise ValueError(f"{spec!r}: expected LABEL or LABEL:SEED, LABEL one of {', '.join(EXTRA_TEACHERS)} and "
+                         "SEED a whole number")
+    return label, int(seed) if seed else None
+
+
+def split_extra(spec: str, teacher_seed: int) -> tuple[str, int]:
+    """An extra teacher's label and seed; without ``:SEED`` it trains with ``teacher_seed``."""
+    label, seed = parse_extra(spec)
+    return label, teacher_seed if seed is None else seed
 
 
 def ensemble_label(extra_teachers: list[str], without_main: bool) -> str:
     """The ensemble as the table names it: ``gwnet + stid`` (the first ensemble's name, kept so its records
     stay matched), ``gwnet + 4 stid-nb``, ``4 stid-nb``."""
-    labels = [spec.partition(":")[0] for spec in extra_teachers]
+    labels = [parse_extra(spec)[0] for spec in extra_teachers]
     if labels == ["stid-32"] and not without_main:
         return "gwnet + stid"
     counts = {lab: labels.count(lab) for lab in dict.fromkeys(labels)}
@@ -191,11 +200,11 @@ def ensemble_label(extra_teachers: list[str], without_main: bool) -> str:
 
 
 def extra_teacher(spec: str) -> str:
-    """argparse type of ``--extra-teachers``: ``LABEL`` or ``LABEL:SEED``, LABEL one of EXTRA_TEACHERS."""
-    label, _, seed = spec.partition(":")
-    if label not in EXTRA_TEACHERS or (seed and not seed.isdigit()):
-        raise argparse.ArgumentTypeError(f"{spec!r}: expected LABEL or LABEL:SEED, LABEL one of "
-                                         f"{', '.join(EXTRA_TEACHERS)} and SEED a whole number")
+    """argparse type of ``--extra-teachers``: ``LABEL`` or ``LABEL:SEED`` (:func:`parse_extra`)."""
+    try:
+        parse_extra(spec)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
     return spec
 
 
