@@ -237,14 +237,17 @@ def history_gap(rows: list[dict], by_student: dict[str, list[dict]]) -> str:
     full = by_student.get(rows[0]["student"].removesuffix(f", {history} of history")) if history else None
     if not full:
         return ""
-    plain_h, kd_h = (float(np.mean([r[k] for r in rows])) for k in ("plain_mae", "kd_mae"))
-    plain_full = float(np.mean([r["plain_mae"] for r in full]))
+    plain_h, kd_h, teacher_h = (float(np.mean([r[k] for r in rows])) for k in ("plain_mae", "kd_mae", "teacher_mae"))
+    plain_full, teacher_full = (float(np.mean([r[k] for r in full])) for k in ("plain_mae", "teacher_mae"))
     gap = plain_h - plain_full
     text = (f" With only {history} of history the plain student's test MAE is {plain_h:.3f}, against {plain_full:.3f} "
-            f"on the whole training period ({100 * gap / plain_full:+.1f} %)")
+            f"on the whole training period ({100 * gap / plain_full:+.1f} %), and the teacher's {teacher_h:.3f} "
+            f"against {teacher_full:.3f} ({100 * (teacher_h - teacher_full) / teacher_full:+.1f} %)")
     if gap <= 0:
         return text + "."
-    return text + f"; distillation closes {100 * (plain_h - kd_h) / gap:.0f} % of that gap."
+    closed = 100 * (plain_h - kd_h) / gap
+    return text + (f"; distillation closes {closed:.0f} % of the student's gap." if closed >= 0 else
+                   f"; the distilled student is {-closed:.0f} % of that gap further from the whole period's.")
 
 
 def render(result: dict) -> str:
