@@ -237,12 +237,17 @@ def history_gap(rows: list[dict], by_student: dict[str, list[dict]]) -> str:
     full = by_student.get(rows[0]["student"].removesuffix(f", {history} of history")) if history else None
     if not full:
         return ""
-    plain_h, kd_h, teacher_h = (float(np.mean([r[k] for r in rows])) for k in ("plain_mae", "kd_mae", "teacher_mae"))
-    plain_full, teacher_full = (float(np.mean([r[k] for r in full])) for k in ("plain_mae", "teacher_mae"))
+    def mean(rs: list[dict], key: str, fallback: str | None = None) -> float:
+        return float(np.mean([r.get(key, r[fallback]) if fallback else r[key] for r in rs]))
+
+    plain_h, kd_h, plain_full = mean(rows, "plain_mae"), mean(rows, "kd_mae"), mean(full, "plain_mae")
+    teacher_h, teacher_full = mean(rows, "ensemble_mae", "teacher_mae"), mean(full, "ensemble_mae", "teacher_mae")
+    teacher_val = mean(rows, "ensemble_val", "teacher_val")  # what the student learns from, as the table's column
     gap = plain_h - plain_full
     text = (f" With only {history} of history the plain student's test MAE is {plain_h:.3f}, against {plain_full:.3f} "
             f"on the whole training period ({100 * gap / plain_full:+.1f} %), and the teacher's {teacher_h:.3f} "
-            f"against {teacher_full:.3f} ({100 * (teacher_h - teacher_full) / teacher_full:+.1f} %)")
+            f"against {teacher_full:.3f} ({100 * (teacher_h - teacher_full) / teacher_full:+.1f} %); on validation "
+            f"the teacher's MAE is {teacher_val:.3f} against the plain student's {mean(rows, 'plain_val'):.3f}")
     if gap <= 0:
         return text + "."
     closed = 100 * (plain_h - kd_h) / gap
