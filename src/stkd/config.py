@@ -89,7 +89,7 @@ class DataConfig:
     clip_outliers: float | None = None  # k: clip values beyond median +- k * IQR (per feature, of the train part)
     scaler: str = "zscore"  # zscore | minmax
     scaler_scope: str = "node"  # node | global
-    day_of_week: str = "auto"  # auto | on | off: day-of-week embeddings (auto: when training holds every weekday twice)
+    day_of_week: str = "auto"  # auto | on | off: day-of-week embeddings (auto: when training holds every weekday)
     clip: str = "auto"  # auto | nonnegative | none: forecasts not below 0 (auto: when no observed train target is < 0)
     simulator: SimulatorConfig = field(default_factory=SimulatorConfig)
 

@@ -40,7 +40,7 @@ SCALER_SCOPES = ("node", "global")
 #: data.clip: forecasts kept in the target's valid range (auto: not below 0 when the train targets never are)
 CLIP_MODES = ("auto", "nonnegative", "none")
 GRAPH_METHODS = ("auto", "file", "gaussian", "knn", "none")
-DAY_OF_WEEK = ("auto", "on", "off")  # day-of-week embeddings: auto = when training holds every weekday twice
+DAY_OF_WEEK = ("auto", "on", "off")  # day-of-week embeddings: auto = when training holds every weekday
 SPLITS = ("train", "val", "test")
 #: Column names recognised, case-insensitively, as the timestamp / node id / coordinates of a file.
 TIME_COLUMNS = ("timestamp", "time", "datetime", "date_time", "date", "ts")

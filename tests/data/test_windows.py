@@ -250,13 +250,15 @@ def test_zero_targets_stay_exactly_zero_with_a_large_center(rng):
     assert (b.y.numpy()[raw == 0] == 0).all()
 
 
-def test_day_of_week_is_used_only_when_training_holds_every_weekday_twice():
+def test_day_of_week_is_used_only_when_training_holds_every_weekday():
     from stkd.data.windows import weekdays_covered
 
-    thirteen = pd.date_range("2024-01-01", periods=13 * 24, freq="h")  # Monday + 12 days: Mondays twice only
-    assert not weekdays_covered(thirteen)
-    assert weekdays_covered(pd.date_range("2024-01-01", periods=14 * 24, freq="h"))
-    assert weekdays_covered(thirteen, times=1)
+    six = pd.date_range("2024-01-01", periods=6 * 24, freq="h")  # Monday to Saturday: no Sunday
+    assert not weekdays_covered(six)
+    seven = pd.date_range("2024-01-01", periods=7 * 24, freq="h")  # every weekday once
+    assert weekdays_covered(seven)
+    assert not weekdays_covered(seven, times=2)
+    assert weekdays_covered(pd.date_range("2024-01-01", periods=14 * 24, freq="h"), times=2)
 
 
 def test_los_loop_models_get_no_day_of_week_embedding():

@@ -45,7 +45,7 @@ class ModelSpec:
         out_classes: 1 for forecasting; C > 1 makes ``pred`` hold C logits per target feature.
         day_of_week: whether models may embed the day of the week. The pipeline sets it from the data
             (:func:`stkd.data.windows.weekdays_covered`): False when the training part does not hold
-            every weekday at least twice (Los-loop's 4.9 training days hold no Tuesday, yet validation
+            every weekday at least once (Los-loop's 4.9 training days hold no Tuesday, yet validation
             and test are a Tuesday and a Wednesday: an embedding never trained for them is noise).
             True for cards saved before the field existed.
     """
