@@ -98,6 +98,19 @@ def merged_records(path: Path, new: list[dict], key) -> list[dict]:
     return [r for r in now if key(r) not in mine] + new
 
 
+def commands_line(result: dict) -> str:
+    """``Command: `c` `` or ``Commands: `a`; `b` ``: the commands that measured a result's records, first seen
+    first (the result's own command when it has none)."""
+    commands = list(dict.fromkeys(r["command"] for r in result.get("records", []))) or [result["command"]]
+    return "Commands: " + "; ".join(f"`{c}`" for c in commands) if len(commands) > 1 else f"Command: `{commands[0]}`"
+
+
+def machine_line(result: dict) -> str:
+    """``Machine: ...; stkd <version> (commit <commit>), <date>``: where and with what a result was measured."""
+    v = result["versions"]
+    return f"Machine: {result['machine']}; stkd {v['stkd']} (commit {v['commit']}), {result['date']}"
+
+
 def save_result(section: str, kind: str, payload: dict, args: dict | None = None) -> Path:
     """Write ``docs/results/<section>.json`` (atomically): the payload plus the command, its arguments,
     versions, machine and date. ``kind`` names the script whose ``render`` turns it into markdown."""

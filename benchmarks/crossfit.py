@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from common import RESULTS, command, merged_records, save_result
+from common import RESULTS, command, commands_line, machine_line, merged_records, save_result
 from evidence import config, student_config
 
 DATASET = "los-loop"
@@ -177,12 +177,9 @@ def render(result: dict) -> str:
             + f" The soft labels are {abs(closer):.0f} % {'closer to' if closer >= 0 else 'further from'} "
             f"the truth on the training windows than on validation."
         )
-    commands = list(dict.fromkeys(r["command"] for r in result["records"])) or [result["command"]]
-    shown = "Commands: " + "; ".join(f"`{c}`" for c in commands) if len(commands) > 1 else f"Command: `{commands[0]}`"
     return (
-        f"### Cross-fitted soft labels on {DATASET} (stid-nb teachers and student, paired seeds)\n\n{shown}  \n"
-        f"Machine: {result['machine']}; stkd {result['versions']['stkd']} (commit {result['versions']['commit']}), "
-        f"{result['date']}\n\n" + "\n".join(lines) + "\n\n" + "\n".join(verdicts) + "\n"
+        f"### Cross-fitted soft labels on {DATASET} (stid-nb teachers and student, paired seeds)\n\n"
+        f"{commands_line(result)}  \n{machine_line(result)}\n\n" + "\n".join(lines) + "\n\n" + "\n".join(verdicts) + "\n"
     )
 
 

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from common import RESULTS, command, merged_records, save_result
+from common import RESULTS, command, commands_line, machine_line, merged_records, save_result
 from evidence import config, student_config
 
 DATASET = "synthetic-traffic"
@@ -80,11 +80,8 @@ def render(result: dict) -> str:
                         f"{100 * edge / teacher:+.1f} % off"
                         + (f": the embedding alone closes {100 * (t_off - t_on) / edge:.0f} % of the teacher's edge."
                            if edge > 0 else "."))
-    commands = list(dict.fromkeys(r["command"] for r in result["records"]))
     return (f"### The day-of-week embedding on the simulator (plain stid-nb, paired seeds)\n\n"
-            f"Command: `{'`; `'.join(commands)}`  \n"
-            f"Machine: {result['machine']}; stkd {result['versions']['stkd']} (commit {result['versions']['commit']}), "
-            f"{result['date']}\n\n" + "\n".join(lines) + "\n\n" + "\n".join(text) + "\n")
+            f"{commands_line(result)}  \n{machine_line(result)}\n\n" + "\n".join(lines) + "\n\n" + "\n".join(text) + "\n")
 
 
 def main() -> None:

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from common import RESULTS, command, mean_std, merged_records, save_result
+from common import RESULTS, command, machine_line, mean_std, merged_records, save_result
 from evidence import STUDENTS
 
 PLAIN = "plain (no teacher)"
@@ -163,8 +163,7 @@ def render(result: dict) -> str:
     return (f"### Distillation gain per method ({data}{result['student']} student, {n_seeds} seeds, paired with the plain "
             f"student of the same seed)\n\nCommand{'s' if len(commands) > 1 else ''}: "
             + "; ".join(f"`{c}`" for c in commands) + "  \n" + teachers
-            + f"Machine: {result['machine']}; stkd {result['versions']['stkd']} (commit {result['versions']['commit']}), "
-            f"{result['date']}\n\n" + "\n".join(rows) + "\n\n" + text + "\n".join(verdicts) + "\n"
+            + f"{machine_line(result)}\n\n" + "\n".join(rows) + "\n\n" + text + "\n".join(verdicts) + "\n"
             + ("" if first else "No run measured yet.\n"))
 
 

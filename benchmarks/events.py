@@ -39,7 +39,7 @@ from pathlib import Path
 
 import numpy as np
 
-from common import RESULTS, command, los_loop_data, mean_std, save_result
+from common import RESULTS, command, los_loop_data, machine_line, mean_std, save_result
 
 SCENARIOS = ("simulator", "los-loop")
 TITLES = {"simulator": "Simulator with incidents (synthetic-traffic, labels = ground-truth incidents)",
@@ -226,8 +226,7 @@ def render(result: dict) -> str:
     commands = sorted({r.get("command", result["command"]) for r in recs})
     return (f"### {TITLES[result['scenario']]}\n\n"
             f"Command{'s' if len(commands) > 1 else ''}: {'; '.join(f'`{c}`' for c in commands)}  \n"
-            f"Machine: {result['machine']}; stkd {result['versions']['stkd']} (commit {result['versions']['commit']}), "
-            f"{result['date']}; {sum(r['seconds'] for r in recs) / 60:.0f} min in all  \n"
+            f"{machine_line(result)}; {sum(r['seconds'] for r in recs) / 60:.0f} min in all  \n"
             f"Rule: `{recs[0]['rule']}`; test labels: {counts[1]:,} events of {sum(counts):,} "
             f"({counts[1] / max(sum(counts), 1):.1%})\n\n" + "\n".join(lines) + "\n\n" + "\n\n".join(text) + "\n\n"
             f"Training runs per seed: {budget(recs, 'kd')} distilled, {budget(recs, 'plain')} plain. Distilled (alpha, T) chosen on validation F1: "

@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from common import RESULTS, command, los_loop_data, merged_records, save_result
+from common import RESULTS, command, commands_line, los_loop_data, machine_line, merged_records, save_result
 
 DATASETS = {
     "los-loop": {"data": los_loop_data(), "train": {"epochs": 80, "patience": 15, "max_batches": None}},
@@ -319,12 +319,9 @@ def render(result: dict) -> str:
         teacher += ", every model trained under bf16"
     if first.get("teacher_lags"):
         teacher += f", reading also the lags {', '.join(first['teacher_lags'])} (a privileged teacher)"
-    commands = list(dict.fromkeys(r["command"] for r in result["records"])) or [result["command"]]
-    shown = "Commands: " + "; ".join(f"`{c}`" for c in commands) if len(commands) > 1 else f"Command: `{commands[0]}`"
-    return (f"### Distillation evidence on {result['dataset']} (paired seeds)\n\n{shown}  \n"
+    return (f"### Distillation evidence on {result['dataset']} (paired seeds)\n\n{commands_line(result)}  \n"
             f"Teacher: {teacher}; each seed trains the student twice from the same initial weights and batches  \n"
-            f"Machine: {result['machine']}; stkd {result['versions']['stkd']} (commit {result['versions']['commit']}), "
-            f"{result['date']}\n\n" + "\n".join(lines) + "\n\n" + "\n".join(verdicts) + "\n")
+            f"{machine_line(result)}\n\n" + "\n".join(lines) + "\n\n" + "\n".join(verdicts) + "\n")
 
 
 def main() -> None:

@@ -19,7 +19,7 @@ import copy
 import json
 from pathlib import Path
 
-from common import RESULTS, command, save_result
+from common import RESULTS, command, machine_line, save_result
 
 SECTION = "preset-variants"
 # name -> (what changes, function of the preset dict)
@@ -105,8 +105,7 @@ def render(result: dict) -> str:
                         f"student's test MAE; {kept} (one seed: the paired-seed evidence below says whether a gain "
                         "holds).")
     return (f"### Candidates for the default preset (Auckland pedestrian counts, seed 0, 20 teacher epochs)\n\n"
-            f"Command: `{result['command']}`  \nMachine: {result['machine']}; stkd {result['versions']['stkd']} "
-            f"(commit {result['versions']['commit']}), {result['date']}; training times were taken on a shared, "
+            f"Command: `{result['command']}`  \n{machine_line(result)}; training times were taken on a shared, "
             "loaded machine (they compare nothing)\n\n" + "\n".join(lines) + "\n\n" + "\n".join(verdicts) + "\n")
 
 

@@ -17,7 +17,7 @@ import copy
 import json
 import time
 
-from common import RESULTS, command, los_loop_data, save_result
+from common import RESULTS, command, los_loop_data, machine_line, save_result
 
 SECTION = "recipe-los-loop"
 OLD_SCHEDULE = {"epochs": 30, "patience": 6, "loss": "huber"}
@@ -139,8 +139,7 @@ def render(result: dict) -> str:
     how = (f"`{commands[0]}`" if len(commands) == 1 else
            "; ".join(f"`{c}`" for c in commands) + " (each row's command is in the result file)")
     return (f"### The training recipe on Los-loop (seed {result['args'].get('seed', 0)}, plain models, no teacher)\n\n"
-            f"Commands: {how}  \nMachine: {result['machine']}; stkd {result['versions']['stkd']} "
-            f"(commit {result['versions']['commit']}), {result['date']}\n\n" + "\n".join(lines) + "\n\n"
+            f"Commands: {how}  \n{machine_line(result)}\n\n" + "\n".join(lines) + "\n\n"
             + " ".join(text) + "\n")
 
 

@@ -48,7 +48,7 @@ from pathlib import Path
 
 import numpy as np
 
-from common import REPO, RESULTS, command, save_result
+from common import REPO, RESULTS, command, machine_line, save_result
 
 DAYS = {200: 30, 1000: 14, 5000: 7, 20000: 3}  # days of 5-minute data per N (time budget: whole epochs of the student)
 QUICK_DAYS = {200: 3, 1000: 2}
@@ -329,8 +329,7 @@ def render(result: dict) -> str:
              f"Command{'s' if len(commands(result)) > 1 else ''}: {'; '.join(f'`{c}`' for c in commands(result))} "
              f"({minutes:.1f} min of measurements; load average {min(loads, default=0):.1f}-{max(loads, default=0):.1f} "
              f"at their starts, on {result['cpus']} cores shared with other sessions)  ",
-             f"Machine: {result['machine']}; stkd {result['versions']['stkd']} (commit {result['versions']['commit']}), "
-             f"{result['date']}", "",
+             machine_line(result), "",
              f"Each measurement uses {threads} torch thread{'s' if threads != 1 else ''}; wall seconds depend on what else runs, "
              "so the CPU seconds of the measuring process (`time.process_time`) are the ones to compare across "
              "rows.", "",

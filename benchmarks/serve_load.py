@@ -289,13 +289,14 @@ def main() -> int:
 
 
 def render(result: dict) -> str:
+    from common import machine_line
+
     ds = result["dataset"]
     lines = [
         "### Serving: requests per second and latency at batch 1",
         "",
         f"Command: `{result['command']}`  ",
-        f"Machine: {result['machine']}; stkd {result['versions']['stkd']} (commit {result['versions']['commit']}), "
-        f"{result['date']}",
+        machine_line(result),
         "",
         *([result["note"], ""] if result.get("note") else []),
         f"Data set {ds['name']} ({ds['nodes']} nodes, {ds['input_len']} input steps, freq {ds['freq']}); `stkd serve` "

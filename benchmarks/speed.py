@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from common import save_result
+from common import machine_line, save_result
 
 
 def timed(fn, repeats: int) -> float:
@@ -189,8 +189,7 @@ def render(result: dict) -> str:
     ds = result["dataset"]
     return (f"### Speed on {ds['name']} ({ds['nodes']} nodes): every model of one run\n\n"
             f"Command: `{result['command']}`; torch threads: {result['threads']}; load average at the start: "
-            f"{result['load_average']:.1f}  \nMachine: {result['machine']}; stkd {result['versions']['stkd']} "
-            f"(commit {result['versions']['commit']}), {result['date']}\n\n" + "\n".join(rows) + "\n\n"
+            f"{result['load_average']:.1f}  \n{machine_line(result)}\n\n" + "\n".join(rows) + "\n\n"
             + ("\n".join(lines) + "\n\n" if lines else "") + notes + "\n")
 
 

@@ -35,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
-from common import REPO, RESULTS, los_loop_data, save_result
+from common import REPO, RESULTS, los_loop_data, machine_line, save_result
 
 # node-agnostic (its weights load on any graph), at half Graph WaveNet's widths so that a case fits a 2-core CPU
 TEACHER = {"name": "gwnet", "params": {"adaptive": False, "residual_channels": 16, "dilation_channels": 16,
@@ -129,8 +129,7 @@ def render(result: dict) -> str:
     sched = result["target_config"]["train"]
     head = (f"### Transfer on {result['case']}: {s['data']} ({s['nodes']} sensors, full history) -> {g['data']} "
             f"({g['nodes']} sensors), seeds {t['seeds']}\n\n"
-            f"Command: `{result['command']}`  \nMachine: {result['machine']}; stkd {result['versions']['stkd']} "
-            f"(commit {result['versions']['commit']}), {result['date']}; source teacher {secs['source'] / 60:.1f} min, "
+            f"Command: `{result['command']}`  \n{machine_line(result)}; source teacher {secs['source'] / 60:.1f} min, "
             f"transfer {secs['transfer'] / 60:.1f} min  \n"
             f"Source teacher {s['model']} {result['source_config']['teacher']['params']}; student {g['student']['name']} {g['student']['params']}; "
             f"{sched['epochs']} epochs of at most {sched['max_batches']} batches (patience {sched['patience']}), "

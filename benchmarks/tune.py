@@ -20,7 +20,7 @@ import json
 import time
 from pathlib import Path
 
-from common import los_loop_data, los_loop_nodes, save_result
+from common import los_loop_data, los_loop_nodes, machine_line, save_result
 
 SECTION = "tune-los-loop"
 TEACHER = {"name": "gwnet", "params": {"residual_channels": 16, "dilation_channels": 16, "skip_channels": 64,
@@ -126,8 +126,7 @@ def render(result: dict) -> str:
     return (f"### `stkd tune` on Los-loop ({setup['nodes']} detectors, {setup['trials']} trials, {setup['epochs']} "
             f"epochs each, seed {setup['seed']})\n\n"
             f"Command: `{result['command']}` (it runs `{result['tune_command']}` after training the teacher)  \n"
-            f"Machine: {result['machine']}; stkd {result['versions']['stkd']} (commit {result['versions']['commit']}), "
-            f"{result['date']}  \n"
+            f"{machine_line(result)}  \n"
             f"Teacher: Graph WaveNet at half width, {setup['teacher_epochs']} epochs ({t['teacher_s']:.0f} s with its "
             f"cache). Search: {t['tune_s']:.0f} s for {c['complete']} complete and {c['pruned']} pruned trials "
             f"plus the best's retraining and test scoring ({setup['workers']} process(es), {setup['threads']} "
