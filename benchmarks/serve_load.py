@@ -174,7 +174,8 @@ def payloads(run_dir: Path, steps_needed: int, windows: int = 64) -> dict:
     for t in range(lo, min(data.num_steps, lo + steps_needed)):
         steps.append({"timestamp": str(data.index[t]),
                       "readings": {n: reading(data.values[t, i, 0]) for i, n in enumerate(nodes)}})
-    return {"predict": predict, "steps": steps, "input_len": P, "nodes": len(nodes)}
+    return {"predict": predict, "steps": steps, "input_len": P, "nodes": len(nodes), "name": info.get("name", "?"),
+            "freq": info.get("freq", "?")}
 
 
 def bench_one(run_dir: Path, model: str, backend: str, threads: int, payload_file: Path, requests: int,
@@ -236,7 +237,7 @@ def main() -> int:
     from common import command, machine, save_result, versions
     from stkd.deploy.loading import choose_model, list_models, load
     from stkd.models.base import count_params
-    from stkd.runs import linked_teacher_run, load_run
+    from stkd.runs import linked_teacher_run
 
     run_dir = Path(args.run_dir)
     cards = list_models(run_dir)
@@ -245,9 +246,9 @@ def main() -> int:
     teacher_dir = run_dir
     teacher = args.teacher or next((n for n, c in cards.items() if c.get("role") == "teacher"), None)
     if teacher is None and (linked := linked_teacher_run(run_dir)) is not None:
-        teacher_dir, cards = linked, {**list_models(linked), **cards}
-        teacher = next((n for n, c in list_models(linked).items() if c.get("role") == "teacher"), None)
-    _, info = load_run(run_dir)
+        linked_cards = list_models(linked)
+        teacher_dir, cards = linked, {**linked_cards, **cards}
+        teacher = next((n for n, c in linked_cards.items() if c.get("role") == "teacher"), None)
     tmp = Path(tempfile.mkdtemp(prefix="stkd-serve-bench-"))
     try:
         pl = payloads(run_dir, steps_needed=args.requests // 2 + 100)
@@ -255,13 +256,13 @@ def main() -> int:
         pfile.write_text(json.dumps(pl))
         runs = [(run_dir, student, "onnx"), (run_dir, student, "torch")]
         runs += [(teacher_dir, teacher, "torch")] if teacher else []
+        params = {(where, model): count_params(load(where, model).model) for where, model, _ in runs}
         results = []
         load_before = os.getloadavg()
         for where, model, backend in runs:
             print(f"serving {model} ({backend}) ...", flush=True)
-            params = count_params(load(where, model).model)
             r = bench_one(where, model, backend, args.threads, pfile, args.requests, args.seconds)
-            results.append((model, backend, params, r))
+            results.append((model, backend, params[where, model], r))
             print(f"  /predict {r['predict']['requests_per_s']:.1f} req/s p50 {r['predict']['p50_ms']:.2f} ms "
                   f"p99 {r['predict']['p99_ms']:.2f} ms; obs+forecast {r['cycle']['requests_per_s']:.1f} req/s "
                   f"p50 {r['cycle']['p50_ms']:.2f} ms p99 {r['cycle']['p99_ms']:.2f} ms", flush=True)
@@ -269,8 +270,7 @@ def main() -> int:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
-    payload = {"dataset": {"name": info.get("name", "?"), "freq": info.get("freq", "?"), "nodes": pl["nodes"],
-                           "input_len": pl["input_len"]},
+    payload = {"dataset": {"name": pl["name"], "freq": pl["freq"], "nodes": pl["nodes"], "input_len": pl["input_len"]},
                "threads": args.threads, "requests": args.requests, "seconds": args.seconds, "note": args.note,
                "results": [{"model": model, "backend": backend, "role": cards.get(model, {}).get("role", "?"),
                             "params": params, **r} for model, backend, params, r in results],
