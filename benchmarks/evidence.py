@@ -162,7 +162,7 @@ def run_seed(dataset: str, seed: int, students: list[str], runs: Path, quick: bo
                         "teachers": [t.name for t in teachers],
                         "teacher_weights": None if signal.weights is None else [float(w) for w in signal.weights],
                         "teacher_lags": list(teacher_lags or []), "precision": cfg.train.precision, "history": history,
-                        "teacher_epochs": teacher_epochs,
+                        "teacher_epochs": teacher_epochs, "day_of_week": bool(task.wd.day_of_week),
                         "teacher_mae": metrics[best_teacher.name]["test"]["mae"], "teacher_val": best_teacher.val_mae,
                         "plain_mae": metrics[plain.name]["test"]["mae"], "kd_mae": metrics[kd.name]["test"]["mae"],
                         "plain_val": plain.val_mae, "kd_val": kd.val_mae,
@@ -255,11 +255,24 @@ def history_gap(rows: list[dict], by_student: dict[str, list[dict]]) -> str:
                    f"; the distilled student is {-closed:.0f} % of that gap further from the whole period's.")
 
 
+def day_of_week_line(by_student: dict[str, list[dict]]) -> str:
+    """Which rows had the day-of-week embedding (``data.day_of_week: auto`` decides from the training part's
+    calendar, teacher and students alike), as recorded per row; empty for records older than the field."""
+    state = {s: rows[0]["day_of_week"] for s, rows in by_student.items() if "day_of_week" in rows[0]}
+    if not state:
+        return ""
+    if len(set(state.values())) == 1:
+        return f"Day-of-week embedding: {'on' if next(iter(state.values())) else 'off'} in every row  \n"
+    on, off = ([s for s, v in state.items() if v is want] for want in (True, False))
+    names = {want: ", ".join(f"`{s}`" for s in rows) for want, rows in ((True, on), (False, off))}
+    return f"Day-of-week embedding: on in the rows {names[True]}; off in {names[False]}  \n"
+
+
 def render(result: dict) -> str:
     from stkd.paired import describe_gain, paired_gain
 
     by_student: dict[str, list[dict]] = {}
-    for r in result["records"]:
+    for r in sorted(result["records"], key=lambda r: bool(r.get("earlier_rule"))):  # rows of an earlier rule last
         by_student.setdefault(r["student"], []).append(r)
     lines = ["| student | seeds | teacher MAE | plain MAE | distilled MAE | mean gain (95 % interval) | wins | "
              "distilled / teacher |", "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
@@ -299,8 +312,9 @@ def render(result: dict) -> str:
         verdicts.append(line)
     # the single teacher's bar (an ensemble's rows name several teachers and have no single teacher to judge)
     # (the whole training period only: a teacher that saw a shorter history is in its rows' teacher column)
+    # (and rules of today only: rows kept from an earlier rule, ``earlier_rule``, are there to compare against)
     with_val = [r for r in result["records"] if r.get("teacher_val") is not None and len(r.get("teachers", [])) <= 1
-                and not r.get("history")]
+                and not r.get("history") and not r.get("earlier_rule")]
     if with_val:  # the issue's bar: a teacher at least 5 % below the best plain student
         plain_val = {s: float(np.mean([r["plain_val"] for r in rows])) for s, rows in by_student.items()}
         best = min(plain_val, key=plain_val.__getitem__)
@@ -321,7 +335,7 @@ def render(result: dict) -> str:
         teacher += f", reading also the lags {', '.join(first['teacher_lags'])} (a privileged teacher)"
     return (f"### Distillation evidence on {result['dataset']} (paired seeds)\n\n{commands_line(result)}  \n"
             f"Teacher: {teacher}; each seed trains the student twice from the same initial weights and batches  \n"
-            f"{machine_line(result)}\n\n" + "\n".join(lines) + "\n\n" + "\n".join(verdicts) + "\n")
+            f"{day_of_week_line(by_student)}{machine_line(result)}\n\n" + "\n".join(lines) + "\n\n" + "\n".join(verdicts) + "\n")
 
 
 def main() -> None:
