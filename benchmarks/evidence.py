@@ -104,18 +104,23 @@ def run_seed(dataset: str, seed: int, students: list[str], runs: Path, quick: bo
              teacher_seed: int | None = None, teacher_lags: list[str] | None = None,
              precision: str | None = None, teacher_epochs: int | None = None,
              extra_teachers: list[str] | None = None, without_main: bool = False,
-             history: str | None = None) -> list[dict]:
+             history: str | None = None, student_schedule: tuple[int, int] | None = None) -> list[dict]:
     from stkd.config import parse_config
     from stkd.pipeline import check_models, prepare_task, saved_teachers, train_student, train_teachers
     from stkd.runs import open_run_dir
     from stkd.tasks.forecast import ForecastTask
 
     cfg = parse_config(config(dataset, seed, quick, teacher_lags, precision, teacher_epochs, history))
+    if student_schedule:  # the students' own schedule; the teacher (its own run, --teacher-seed) keeps its own
+        cfg.train = dataclasses.replace(cfg.train, epochs=student_schedule[0], patience=student_schedule[1])
     task = prepare_task(cfg)
     check_models(task)
     short = f"-history-{history}" if history else ""  # run folders of a shorter history stand apart
+    # the students' folders of another schedule too (their teachers are the same and keep their folders)
+    schedule = f"-epochs-{student_schedule[0]}-patience-{student_schedule[1]}" if student_schedule else ""
     if teacher_seed is None:
-        run_dir = open_run_dir(cfg, task.wd, runs / dataset / f"seed-{seed}{short}", overwrite=False, resume=True)
+        run_dir = open_run_dir(cfg, task.wd, runs / dataset / f"seed-{seed}{short}{schedule}", overwrite=False,
+                               resume=True)
         teachers = train_teachers(task, run_dir, resume=True, progress=False)
     else:  # one teacher for every seed, in its own run folder; the students of each seed beside it
         tcfg = parse_config(config(dataset, teacher_seed, quick, teacher_lags, precision, teacher_epochs, history))
@@ -138,7 +143,8 @@ def run_seed(dataset: str, seed: int, students: list[str], runs: Path, quick: bo
                          for t in saved_teachers(task, xdir)]
         suffix = (f"-{'only' if without_main else 'with'}-{'-'.join(extra_teachers).replace(':', '-s')}"
                   if extra_teachers else "")
-        run_dir = open_run_dir(cfg, task.wd, runs / dataset / f"seed-{seed}{suffix}{short}", overwrite=False, resume=True,
+        run_dir = open_run_dir(cfg, task.wd, runs / dataset / f"seed-{seed}{suffix}{short}{schedule}", overwrite=False,
+                               resume=True,
                                teacher_run=teacher_dir)
     signal = task.teacher_signal(run_dir if teacher_seed is None else teacher_dir, teachers)
     # what the student learns from: the ensemble's own forecast where there are several teachers
@@ -148,6 +154,7 @@ def run_seed(dataset: str, seed: int, students: list[str], runs: Path, quick: bo
     for name in students:
         label = f"{name}, teachers {ensemble_label(extra_teachers, without_main)}" if extra_teachers else name
         label += f", {history} of history" if history else ""
+        label += f", {student_schedule[0]} epochs" if student_schedule else ""
         if (seed, label) in done:
             continue
         stask = ForecastTask(copy.copy(cfg), task.wd)
@@ -163,6 +170,7 @@ def run_seed(dataset: str, seed: int, students: list[str], runs: Path, quick: bo
                         "teacher_weights": None if signal.weights is None else [float(w) for w in signal.weights],
                         "teacher_lags": list(teacher_lags or []), "precision": cfg.train.precision, "history": history,
                         "teacher_epochs": teacher_epochs, "day_of_week": bool(task.wd.day_of_week),
+                        "student_epochs": cfg.train.epochs, "student_patience": cfg.train.patience,
                         "teacher_mae": metrics[best_teacher.name]["test"]["mae"], "teacher_val": best_teacher.val_mae,
                         "plain_mae": metrics[plain.name]["test"]["mae"], "kd_mae": metrics[kd.name]["test"]["mae"],
                         "plain_val": plain.val_mae, "kd_val": kd.val_mae,
@@ -268,11 +276,28 @@ def day_of_week_line(by_student: dict[str, list[dict]]) -> str:
     return f"Day-of-week embedding: on in the rows {names[True]}; off in {names[False]}  \n"
 
 
+def schedule_gap(rows: list[dict], by_student: dict[str, list[dict]]) -> str:
+    """For rows whose students trained on their own schedule (``--student-schedule``): both students against
+    the same ones on the data set's schedule, so a longer schedule's effect and distillation's stand apart."""
+    epochs = rows[0].get("student_epochs")
+    base = by_student.get(rows[0]["student"].removesuffix(f", {epochs} epochs")) if epochs else None
+    if not base or base is rows or base[0].get("student_epochs") == epochs:
+        return ""
+    mean = {key: (float(np.mean([r[key] for r in rows])), float(np.mean([r[key] for r in base])))
+            for key in ("plain_mae", "kd_mae")}
+    (plain, plain_base), (kd, kd_base) = mean["plain_mae"], mean["kd_mae"]
+    return (f" With {epochs} epochs (patience {rows[0]['student_patience']}) the plain student's test MAE is "
+            f"{plain:.3f}, against {plain_base:.3f} with the {base[0].get('student_epochs', '?')} epochs of the row "
+            f"`{base[0]['student']}` ({100 * (plain - plain_base) / plain_base:+.1f} %), and the distilled student's {kd:.3f} against "
+            f"{kd_base:.3f} ({100 * (kd - kd_base) / kd_base:+.1f} %).")
+
+
 def render(result: dict) -> str:
     from stkd.paired import describe_gain, paired_gain
 
     by_student: dict[str, list[dict]] = {}
-    for r in sorted(result["records"], key=lambda r: bool(r.get("earlier_rule"))):  # rows of an earlier rule last
+    # the whole period first, then shorter histories, rows of an earlier rule last
+    for r in sorted(result["records"], key=lambda r: (bool(r.get("earlier_rule")), bool(r.get("history")))):
         by_student.setdefault(r["student"], []).append(r)
     lines = ["| student | seeds | teacher MAE | plain MAE | distilled MAE | mean gain (95 % interval) | wins | "
              "distilled / teacher |", "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
@@ -302,7 +327,7 @@ def render(result: dict) -> str:
                          f"{'closer' if closer >= 0 else 'further'} where it trained).")
         elif len(rows[0].get("teachers", [])) > 1:
             line += " (Teacher MAE: its best member; the ensemble's own MAE was not recorded for this row.)"
-        line += history_gap(rows, by_student)
+        line += history_gap(rows, by_student) + schedule_gap(rows, by_student)
         target = TARGET_RATIO.get(result["dataset"])
         if target is not None:
             ratio = kd / float(np.mean([r["plain_mae"] for r in rows]))
@@ -316,7 +341,8 @@ def render(result: dict) -> str:
     with_val = [r for r in result["records"] if r.get("teacher_val") is not None and len(r.get("teachers", [])) <= 1
                 and not r.get("history") and not r.get("earlier_rule")]
     if with_val:  # the issue's bar: a teacher at least 5 % below the best plain student
-        plain_val = {s: float(np.mean([r["plain_val"] for r in rows])) for s, rows in by_student.items()}
+        plain_val = {s: float(np.mean([r["plain_val"] for r in rows])) for s, rows in by_student.items()
+                     if not rows[0].get("earlier_rule")}
         best = min(plain_val, key=plain_val.__getitem__)
         t_val = float(np.mean([r["teacher_val"] for r in with_val]))
         rel = 100 * (1 - t_val / plain_val[best])
@@ -360,10 +386,15 @@ def main() -> None:
     ap.add_argument("--history", default=None, metavar="DURATION",
                     help="teacher and students train on only the last DURATION of the train period, e.g. 1d "
                          "(data.history; validation and test unchanged): a place with little history")
+    ap.add_argument("--student-schedule", nargs=2, type=int, default=None, metavar=("EPOCHS", "PATIENCE"),
+                    help="the students' epochs and early-stopping patience (default: the data set's schedule); "
+                         "needs --teacher-seed, so the teacher keeps its own")
     ap.add_argument("--quick", action="store_true", help="2 epochs of 3 batches: a smoke test, nothing is saved")
     args = ap.parse_args()
     if args.extra_teachers and args.teacher_seed is None:
         ap.error("--extra-teachers needs --teacher-seed (the extra teachers are trained once)")
+    if args.student_schedule and args.teacher_seed is None:
+        ap.error("--student-schedule needs --teacher-seed (the teacher trains apart, on its own schedule)")
     if args.without_main_teacher and not args.extra_teachers:
         ap.error("--without-main-teacher needs --extra-teachers (an ensemble to distil from)")
     for dataset in args.datasets:
@@ -375,7 +406,7 @@ def main() -> None:
             done = {(r["seed"], r["student"]) for r in records}
             new = run_seed(dataset, seed, args.students, args.runs, args.quick, done, args.teacher_seed,
                            args.teacher_lags, args.precision, args.teacher_epochs, args.extra_teachers,
-                           args.without_main_teacher, args.history)
+                           args.without_main_teacher, args.history, args.student_schedule)
             records += new
             if not args.quick:  # another invocation (other students) may have saved meanwhile
                 records = merged_records(path, new, lambda r: (r["seed"], r["student"]))
