@@ -73,9 +73,9 @@ def run_one(dataset: str, student: str, share: float, seed: int, runs: Path, qui
             "command": command()}
 
 
-def row_label(student: str, schedule: list[int] | tuple[int, int] | None) -> str:
-    """A table row: the student, and its schedule where it is not the data set's."""
-    return f"{student}, {schedule[0]} epochs (patience {schedule[1]})" if schedule else student
+def row_label(r: dict) -> str:
+    """A table row: the student and the schedule it trained on (a data set's own schedule may change)."""
+    return f"{r['student']}, {r['epochs']} epochs (patience {r['patience']})"
 
 
 def power_law(errors: list[float]) -> dict | None:
@@ -91,13 +91,15 @@ def power_law(errors: list[float]) -> dict | None:
     return {"c": math.log2(ratio), "reducible": reducible, "floor": full - reducible}
 
 
-def measured_gain(dataset: str, student: str) -> float | None:
+def measured_gain(dataset: str, student: str, epochs: int) -> float | None:
     """The distillation gain (mean over paired seeds, %) evidence.py measured for this student on the whole
-    period under today's rules, if it has."""
+    period and the same schedule (its row ``student`` or ``student, N epochs``), if it has."""
     path = RESULTS / f"evidence-{dataset}.json"
     if not path.is_file():
         return None
-    rows = [r for r in json.loads(path.read_text())["records"] if r["student"] == student]
+    rows = [r for r in json.loads(path.read_text())["records"]
+            if r["student"] in (student, f"{student}, {epochs} epochs") and r.get("student_epochs", epochs) == epochs
+            and not r.get("history") and not r.get("earlier_rule")]
     if not rows:
         return None
     return float(np.mean([100 * (r["plain_mae"] - r["kd_mae"]) / r["plain_mae"] for r in rows]))
@@ -126,8 +128,8 @@ def verdict(dataset: str, student: str, rows: dict[float, list[dict]]) -> str:
             need = 100 * (1 - target)
             text += (f" The issue's target asks for {need:.0f} %: "
                      + ("within that headroom." if head >= need else "more than the headroom."))
-    first = rows[SHARES[-1]][0]  # evidence.py's label of the same student and schedule
-    gain = measured_gain(dataset, first["student"] + (f", {first['schedule'][0]} epochs" if first.get("schedule") else ""))
+    first = rows[SHARES[-1]][0]
+    gain = measured_gain(dataset, first["student"], first["epochs"])
     if gain is not None:
         text += f" Distillation measured {gain:+.1f} % on the whole period (the evidence table)."
     return text
@@ -136,7 +138,7 @@ def verdict(dataset: str, student: str, rows: dict[float, list[dict]]) -> str:
 def render(result: dict) -> str:
     by: dict[str, dict[float, list[dict]]] = {}
     for r in result["records"]:
-        by.setdefault(row_label(r["student"], r.get("schedule")), {}).setdefault(r["share"], []).append(r)
+        by.setdefault(row_label(r), {}).setdefault(r["share"], []).append(r)
     lines = ["| student | history | training windows | day of week | seeds | val MAE | test MAE (mean ± std) | "
              "test vs whole period |", "| --- | --- | ---: | --- | ---: | ---: | ---: | ---: |"]
     verdicts = []
@@ -160,15 +162,14 @@ def headline(result: dict) -> str:
     """The README's line: the plain student best on validation, its headroom and what distillation measured."""
     by: dict[str, dict[float, list[dict]]] = {}
     for r in result["records"]:
-        by.setdefault(row_label(r["student"], r.get("schedule")), {}).setdefault(r["share"], []).append(r)
+        by.setdefault(row_label(r), {}).setdefault(r["share"], []).append(r)
     complete = {label: shares for label, shares in by.items() if all(s in shares for s in SHARES)}
     best = min(complete, key=lambda label: np.mean([r["val_mae"] for r in complete[label][1.0]]))
     shares = complete[best]
     test = [float(np.mean([r["test_mae"] for r in shares[s]])) for s in SHARES]
     fit = power_law(test) if len({r["day_of_week"] for s in SHARES for r in shares[s]}) == 1 else None
     first = shares[1.0][0]
-    gain = measured_gain(result["dataset"], first["student"] + (f", {first['schedule'][0]} epochs"
-                                                                 if first.get("schedule") else ""))
+    gain = measured_gain(result["dataset"], first["student"], first["epochs"])
     what = (f"unlimited data of this kind would lower its test MAE by about {100 * fit['reducible'] / test[-1]:.1f} % "
             f"(a power law through its learning curve; if it holds, the most any soft labels could give it)"
             if fit else "its learning curve does not extrapolate")
@@ -191,19 +192,21 @@ def main() -> None:
         section = f"headroom-{dataset}"
         path = RESULTS / f"{section}.json"
         records = json.loads(path.read_text())["records"] if path.is_file() and not args.quick else []
+        from stkd.config import parse_config
+
+        train = parse_config(config(dataset, 0, args.quick)).train  # the data set's schedule, unless --schedule
+        epochs, patience = args.schedule or (train.epochs, train.patience)
         for student in args.students:
             for share in SHARES:
                 for seed in args.seeds:
-                    label = row_label(student, args.schedule)
-                    if any((row_label(r["student"], r.get("schedule")), r["share"], r["seed"]) == (label, share, seed)
-                           for r in records):
+                    label = row_label({"student": student, "epochs": epochs, "patience": patience})
+                    if any((row_label(r), r["share"], r["seed"]) == (label, share, seed) for r in records):
                         continue
                     new = run_one(dataset, student, share, seed, args.runs, args.quick, args.schedule)
                     print(json.dumps(new), flush=True)
                     records.append(new)
                     if not args.quick:
-                        records = merged_records(path, [new], lambda r: (row_label(r["student"], r.get("schedule")),
-                                                                         r["share"], r["seed"]))
+                        records = merged_records(path, [new], lambda r: (row_label(r), r["share"], r["seed"]))
                         save_result(section, "headroom", {"dataset": dataset, "records": records},
                                     vars(args) | {"runs": None})
         if args.quick:
