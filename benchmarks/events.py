@@ -152,7 +152,10 @@ def run_seed(name: str, seed: int, quick: bool, runs: Path) -> dict:
         m = plain_run(parse_config(merge(raw, over)), teacher_dir, out / f"plain-{slug(label)}")
         plain[label] = entry(by_role(m, "student_plain"))
     ev = first["events"]
-    return {"seed": seed, "teacher": entry(by_role(first, "teacher")), "persistence": entry(by_role(first, "baseline")),
+    from stkd.io import read_json
+
+    dow = read_json(teacher_dir / "data.json").get("day_of_week")  # data.day_of_week: auto's choice here
+    return {"seed": seed, "day_of_week": dow, "teacher": entry(by_role(first, "teacher")), "persistence": entry(by_role(first, "baseline")),
             "kd": kd, "plain": plain, "test_class_counts": ev["test_class_counts"], "rule": ev["rule"],
             "seconds": time.perf_counter() - t0, "command": command()}
 
@@ -228,9 +231,18 @@ def render(result: dict) -> str:
             f"Command{'s' if len(commands) > 1 else ''}: {'; '.join(f'`{c}`' for c in commands)}  \n"
             f"{machine_line(result)}; {sum(r['seconds'] for r in recs) / 60:.0f} min in all  \n"
             f"Rule: `{recs[0]['rule']}`; test labels: {counts[1]:,} events of {sum(counts):,} "
-            f"({counts[1] / max(sum(counts), 1):.1%})\n\n" + "\n".join(lines) + "\n\n" + "\n\n".join(text) + "\n\n"
+            f"({counts[1] / max(sum(counts), 1):.1%}){day_of_week_line(recs)}\n\n" + "\n".join(lines) + "\n\n" + "\n\n".join(text) + "\n\n"
             f"Training runs per seed: {budget(recs, 'kd')} distilled, {budget(recs, 'plain')} plain. Distilled (alpha, T) chosen on validation F1: "
             f"{kd_choice}. Plain setting chosen on validation F1: {plain_choice}.\n")
+
+
+def day_of_week_line(recs: list[dict]) -> str:
+    """Whether the models embedded the day of the week (``data.day_of_week: auto`` decides from the training
+    part's calendar), as each seed's record says; empty for records older than the field."""
+    seen = {r["day_of_week"] for r in recs if r.get("day_of_week") is not None}
+    if not seen:
+        return ""
+    return "  \nDay-of-week embedding: " + ("on" if seen == {True} else "off" if seen == {False} else "on for some seeds")
 
 
 SHORT = {"simulator": "simulator incidents", "los-loop": "Los-loop congestion"}
