@@ -100,7 +100,7 @@ def student_config(dataset: str, label: str, cfg):
     return ModelConfig(name=model, params=dict(params))
 
 
-def run_seed(dataset: str, seed: int, students: list[str], runs: Path, quick: bool, done: set,
+def run_seed(dataset: str, seed: int, students: list[str], runs: Path, quick: bool, done: dict,
              teacher_seed: int | None = None, teacher_lags: list[str] | None = None,
              precision: str | None = None, teacher_epochs: int | None = None,
              extra_teachers: list[str] | None = None, without_main: bool = False,
@@ -156,6 +156,11 @@ def run_seed(dataset: str, seed: int, students: list[str], runs: Path, quick: bo
         label += f", {history} of history" if history else ""
         label += f", {student_schedule[0]} epochs" if student_schedule else ""
         if (seed, label) in done:
+            measured = done[(seed, label)]  # the schedule a record's students had (None: older than the field)
+            if measured not in (None, cfg.train.epochs):
+                raise SystemExit(f"evidence-{dataset}.json: the row {label!r} (seed {seed}) was measured with "
+                                 f"{measured} student epochs, the data set's schedule now has {cfg.train.epochs}; "
+                                 "move the file aside to measure it again, or pass --student-schedule")
             continue
         stask = ForecastTask(copy.copy(cfg), task.wd)
         stask.cfg.student = student_config(dataset, name, cfg)
@@ -403,7 +408,7 @@ def main() -> None:
         old = json.loads(path.read_text()) if path.is_file() and not args.quick else {"records": []}
         records = old["records"]
         for seed in args.seeds:
-            done = {(r["seed"], r["student"]) for r in records}
+            done = {(r["seed"], r["student"]): r.get("student_epochs") for r in records}
             new = run_seed(dataset, seed, args.students, args.runs, args.quick, done, args.teacher_seed,
                            args.teacher_lags, args.precision, args.teacher_epochs, args.extra_teachers,
                            args.without_main_teacher, args.history, args.student_schedule)
