@@ -134,6 +134,7 @@ def plain_run(cfg, teacher_dir: Path, out: Path) -> dict:
 def run_seed(name: str, seed: int, quick: bool, runs: Path) -> dict:
     """One seed: the teacher once, then five distilled and five plain students; every run resumes."""
     from stkd.config import parse_config
+    from stkd.io import read_json
     from stkd.pipeline import distill_from, train_only
 
     raw = scenario_config(name, seed, quick)
@@ -152,8 +153,6 @@ def run_seed(name: str, seed: int, quick: bool, runs: Path) -> dict:
         m = plain_run(parse_config(merge(raw, over)), teacher_dir, out / f"plain-{slug(label)}")
         plain[label] = entry(by_role(m, "student_plain"))
     ev = first["events"]
-    from stkd.io import read_json
-
     dow = read_json(teacher_dir / "data.json").get("day_of_week")  # data.day_of_week: auto's choice here
     return {"seed": seed, "day_of_week": dow, "teacher": entry(by_role(first, "teacher")), "persistence": entry(by_role(first, "baseline")),
             "kd": kd, "plain": plain, "test_class_counts": ev["test_class_counts"], "rule": ev["rule"],

@@ -35,23 +35,24 @@ from evidence import DATASETS, STUDENTS, TARGET_RATIO, config, student_config
 SHARES = (0.25, 0.5, 1.0)  # of the training period, its last part
 
 
-def history_for(task, share: float) -> str | None:
-    """``data.history`` keeping the last ``share`` of the training period, in whole steps (None: all of it)."""
-    if share >= 1:
-        return None
-    lo, hi = task.wd.ranges["train"]
-    minutes = task.wd.data.freq.total_seconds() / 60
-    return f"{int(round(share * (hi - lo)) * minutes)}min"
+def histories(dataset: str, quick: bool) -> dict[float, str | None]:
+    """Per share, ``data.history`` keeping the last ``share`` of the training period in whole steps (None: all
+    of it); the split does not depend on the seed, so the data set is prepared once for every run."""
+    from stkd.config import parse_config
+    from stkd.pipeline import prepare_task
+
+    wd = prepare_task(parse_config(config(dataset, 0, quick))).wd
+    lo, hi = wd.ranges["train"]
+    minutes = wd.data.freq.total_seconds() / 60
+    return {share: None if share >= 1 else f"{int(round(share * (hi - lo)) * minutes)}min" for share in SHARES}
 
 
-def run_one(dataset: str, student: str, share: float, seed: int, runs: Path, quick: bool,
+def run_one(dataset: str, student: str, share: float, seed: int, runs: Path, quick: bool, history: str | None,
             schedule: tuple[int, int] | None = None) -> dict:
     from stkd.config import parse_config
     from stkd.pipeline import prepare_task, train_student
     from stkd.runs import open_run_dir
 
-    whole = prepare_task(parse_config(config(dataset, seed, quick)))
-    history = history_for(whole, share)
     cfg = parse_config(config(dataset, seed, quick, history=history))
     if schedule:  # the student's own epochs and patience (a schedule long enough to converge)
         cfg.train = dataclasses.replace(cfg.train, epochs=schedule[0], patience=schedule[1])
@@ -105,15 +106,32 @@ def measured_gain(dataset: str, student: str, epochs: int) -> float | None:
     return float(np.mean([100 * (r["plain_mae"] - r["kd_mae"]) / r["plain_mae"] for r in rows]))
 
 
-def verdict(dataset: str, student: str, rows: dict[float, list[dict]]) -> str:
-    test = [float(np.mean([r["test_mae"] for r in rows[s]])) for s in SHARES]
+def by_row(records: list[dict]) -> dict[str, dict[float, list[dict]]]:
+    """Records per table row (student and schedule), then per share."""
+    by: dict[str, dict[float, list[dict]]] = {}
+    for r in records:
+        by.setdefault(row_label(r), {}).setdefault(r["share"], []).append(r)
+    return by
+
+
+def curve(dataset: str, shares: dict[float, list[dict]]) -> dict:
+    """One complete row's mean test MAE per share, its power-law fit (None where the day-of-week embedding
+    flips along the curve, or no law fits) and evidence.py's distillation gain for the same student."""
+    test = [float(np.mean([r["test_mae"] for r in shares[s]])) for s in SHARES]
+    mixed = len({r["day_of_week"] for s in SHARES for r in shares[s]}) > 1
+    first = shares[SHARES[-1]][0]
+    return {"test": test, "mixed_day_of_week": mixed, "fit": None if mixed else power_law(test),
+            "gain": measured_gain(dataset, first["student"], first["epochs"])}
+
+
+def verdict(dataset: str, student: str, shares: dict[float, list[dict]]) -> str:
+    c = curve(dataset, shares)
+    test, fit = c["test"], c["fit"]
     full = test[-1]
     text = (f"- {student}: with half the history the test MAE is {100 * (test[1] - full) / full:+.1f} % against the "
             f"whole period, with a quarter {100 * (test[0] - full) / full:+.1f} %.")
-    dows = {r["day_of_week"] for s in SHARES for r in rows[s]}
-    fit = power_law(test) if len(dows) == 1 else None
     target = TARGET_RATIO.get(dataset)
-    if len(dows) > 1:
+    if c["mixed_day_of_week"]:
         text += (" The day-of-week embedding is on for some histories and off for others (`data.day_of_week: "
                  "auto`), so the model changes along the curve: not extrapolated.")
     elif fit is None:
@@ -128,21 +146,16 @@ def verdict(dataset: str, student: str, rows: dict[float, list[dict]]) -> str:
             need = 100 * (1 - target)
             text += (f" The issue's target asks for {need:.0f} %: "
                      + ("within that headroom." if head >= need else "more than the headroom."))
-    first = rows[SHARES[-1]][0]
-    gain = measured_gain(dataset, first["student"], first["epochs"])
-    if gain is not None:
-        text += f" Distillation measured {gain:+.1f} % on the whole period (the evidence table)."
+    if c["gain"] is not None:
+        text += f" Distillation measured {c['gain']:+.1f} % on the whole period (the evidence table)."
     return text
 
 
 def render(result: dict) -> str:
-    by: dict[str, dict[float, list[dict]]] = {}
-    for r in result["records"]:
-        by.setdefault(row_label(r), {}).setdefault(r["share"], []).append(r)
     lines = ["| student | history | training windows | day of week | seeds | val MAE | test MAE (mean ± std) | "
              "test vs whole period |", "| --- | --- | ---: | --- | ---: | ---: | ---: | ---: |"]
     verdicts = []
-    for student, shares in by.items():
+    for student, shares in by_row(result["records"]).items():
         full = float(np.mean([r["test_mae"] for r in shares.get(1.0, [])])) if 1.0 in shares else float("nan")
         for share in sorted(shares):
             rows = sorted(shares[share], key=lambda r: r["seed"])
@@ -160,17 +173,12 @@ def render(result: dict) -> str:
 
 def headline(result: dict) -> str:
     """The README's line: the plain student best on validation, its headroom and what distillation measured."""
-    by: dict[str, dict[float, list[dict]]] = {}
-    for r in result["records"]:
-        by.setdefault(row_label(r), {}).setdefault(r["share"], []).append(r)
-    complete = {label: shares for label, shares in by.items() if all(s in shares for s in SHARES)}
+    complete = {label: shares for label, shares in by_row(result["records"]).items()
+                if all(s in shares for s in SHARES)}
     best = min(complete, key=lambda label: np.mean([r["val_mae"] for r in complete[label][1.0]]))
-    shares = complete[best]
-    test = [float(np.mean([r["test_mae"] for r in shares[s]])) for s in SHARES]
-    fit = power_law(test) if len({r["day_of_week"] for s in SHARES for r in shares[s]}) == 1 else None
-    first = shares[1.0][0]
-    gain = measured_gain(result["dataset"], first["student"], first["epochs"])
-    what = (f"unlimited data of this kind would lower its test MAE by about {100 * fit['reducible'] / test[-1]:.1f} % "
+    c = curve(result["dataset"], complete[best])
+    fit, gain = c["fit"], c["gain"]
+    what = (f"unlimited data of this kind would lower its test MAE by about {100 * fit['reducible'] / c['test'][-1]:.1f} % "
             f"(a power law through its learning curve; if it holds, the most any soft labels could give it)"
             if fit else "its learning curve does not extrapolate")
     return (f"- **Headroom** ({result['dataset']}, plain {best}, the best on validation): {what}; distillation "
@@ -196,13 +204,14 @@ def main() -> None:
 
         train = parse_config(config(dataset, 0, args.quick)).train  # the data set's schedule, unless --schedule
         epochs, patience = args.schedule or (train.epochs, train.patience)
+        history = histories(dataset, args.quick)
         for student in args.students:
             for share in SHARES:
                 for seed in args.seeds:
                     label = row_label({"student": student, "epochs": epochs, "patience": patience})
                     if any((row_label(r), r["share"], r["seed"]) == (label, share, seed) for r in records):
                         continue
-                    new = run_one(dataset, student, share, seed, args.runs, args.quick, args.schedule)
+                    new = run_one(dataset, student, share, seed, args.runs, args.quick, history[share], args.schedule)
                     print(json.dumps(new), flush=True)
                     records.append(new)
                     if not args.quick:
