@@ -2,19 +2,27 @@
 
     python benchmarks/headroom.py --datasets los-loop --students stid-nb mlp --seeds 0 1 2
     python benchmarks/headroom.py --datasets akl-pedestrians --students stid mlp
+    python benchmarks/headroom.py --datasets los-loop --students stid-nb mlp --layout blocks
 
 Soft labels change the targets a student learns from, not its inputs or its capacity: at best they make
 the student what it would be with unlimited training data of the same kind, the best function of its own
 inputs. How far a student is from that point is its estimation error, and the learning curve measures it:
 the plain student (evidence.py's configuration and schedule) trains on the last quarter, the last half and
 all of the training period (``data.history``; validation and test unchanged) from the same seeds. With the
-test MAE falling as ``a + b * n**-c`` in the data size ``n`` (a power law, the usual shape of learning
-curves), three points fix ``a``, ``b`` and ``c``: ``e(n) - a`` is what unlimited data would remove, the
+test MAE falling as ``a + b * n**-c`` in the data size ``n`` (the training windows; a power law, the usual
+shape of learning curves), three points fix ``a``, ``b`` and ``c``: ``e(n) - a`` is what unlimited data would remove, the
 most any training signal can give this student on these inputs *if the curve holds*. It is an estimate,
 not a proof: a curve that does not fall, or does not flatten, is reported as such and not extrapolated,
 and so is one where ``data.day_of_week: auto`` turns the embedding on for some histories and off for
 others (the model itself changes). The issue's target (distilled at most 0.95x plain on Los-loop, 0.97x
-on Auckland) needs that much headroom. Results: ``docs/results/headroom-<dataset>.json``, one record per
+on Auckland) needs that much headroom.
+
+A training period of a few days is not the same data at every share: the last quarter of Los-loop's
+Thursday-to-Monday period holds only the weekend and Monday. ``--layout blocks`` keeps the calendar
+instead: the training period is cut into blocks of ``--block`` (8 hours: three a day, so every other
+block, or every fourth, falls at other hours on successive days) and a share of 1/k keeps every k-th
+block, with the windows lying wholly inside a kept block (no window reads a left-out step); every share
+then spans the same days and hours, thinned. Results: ``docs/results/headroom-<dataset>.json``, one record per
 (student, share, seed), written as soon as it is measured (an interrupted run resumes).
 """
 
@@ -28,11 +36,22 @@ import time
 from pathlib import Path
 
 import numpy as np
+from scipy.optimize import brentq
 
 from common import RESULTS, command, commands_line, machine_line, merged_records, save_result
 from evidence import DATASETS, STUDENTS, TARGET_RATIO, config, student_config
 
-SHARES = (0.25, 0.5, 1.0)  # of the training period, its last part
+SHARES = (0.25, 0.5, 1.0)  # of the training period: its last part, or every 4th / 2nd / block
+LAYOUTS = ("last", "blocks")  # which part of the training period a share keeps (see the docstring)
+
+
+def block_starts(starts: np.ndarray, lo: int, span: int, block: int, every: int) -> np.ndarray:
+    """The window ``starts`` (training windows of ``span`` steps, the period starting at step ``lo``) that lie
+    wholly inside a kept block: blocks of ``block`` steps counted from ``lo``, every ``every``-th kept (the
+    first among them). ``every`` 1 keeps every window."""
+    first = (starts - lo) // block
+    last = (starts + span - 1 - lo) // block
+    return starts[(first == last) & (first % every == 0)] if every > 1 else starts
 
 
 def histories(dataset: str, quick: bool) -> dict[float, str | None]:
@@ -47,9 +66,16 @@ def histories(dataset: str, quick: bool) -> dict[float, str | None]:
     return {share: None if share >= 1 else f"{int(round(share * (hi - lo)) * minutes)}min" for share in SHARES}
 
 
+def kept_steps(starts: np.ndarray, lo: int, hi: int, block: int) -> int:
+    """How many steps of the training period ``[lo, hi)`` the blocks holding ``starts`` cover."""
+    return sum(min(lo + (g + 1) * block, hi) - (lo + g * block) for g in set(((starts - lo) // block).tolist()))
+
+
 def run_one(dataset: str, student: str, share: float, seed: int, runs: Path, quick: bool, history: str | None,
-            schedule: tuple[int, int] | None = None) -> dict:
-    from stkd.config import parse_config
+            schedule: tuple[int, int] | None = None, block: str | None = None) -> dict:
+    """One plain student on one share; ``block`` (a duration) thins the whole period into blocks (``--layout
+    blocks``) instead of keeping its last part (``history``)."""
+    from stkd.config import parse_config, parse_duration
     from stkd.pipeline import prepare_task, train_student
     from stkd.runs import open_run_dir
 
@@ -58,38 +84,70 @@ def run_one(dataset: str, student: str, share: float, seed: int, runs: Path, qui
         cfg.train = dataclasses.replace(cfg.train, epochs=schedule[0], patience=schedule[1])
     task = prepare_task(cfg)
     task.cfg.student = student_config(dataset, student, cfg)
+    lo, hi = task.wd.ranges["train"]
+    thinned = block is not None and share < 1
+    every = int(round(1 / share))
+    block_steps = int(round(parse_duration(block, "--block") / task.wd.data.freq.total_seconds())) if block else None
+    if thinned:
+        task.wd.starts["train"] = block_starts(task.wd.starts["train"], lo, task.wd.P + task.wd.H, block_steps, every)
     folder = runs / dataset / (student + (f"-epochs-{schedule[0]}-patience-{schedule[1]}" if schedule else "")) / \
-        f"seed-{seed}-share-{share:g}"  # a run folder holds one student config
+        (f"seed-{seed}-blocks-{block}-every-{every}" if thinned else f"seed-{seed}-share-{share:g}")
+    # a run folder holds one student config and one set of training windows
     run_dir = open_run_dir(cfg, task.wd, folder, overwrite=False, resume=True)
     t0 = time.perf_counter()
     plain = train_student(task, run_dir, resume=True, progress=False, label=f"{student.replace('-', '_')}_plain")
     test = task.score(run_dir / "scores" / student, [plain])["models"][plain.name]["test"]
-    lo, hi = task.wd.ranges["train"]
     return {"dataset": dataset, "student": student, "share": share, "seed": seed, "history": history,
+            "layout": "blocks" if thinned else "last" if share < 1 else None,  # None: the whole period, either
+            "block": block if thinned else None, "block_steps": block_steps if thinned else None,
             "schedule": list(schedule) if schedule else None, "epochs": cfg.train.epochs,
             "patience": cfg.train.patience, "max_batches": cfg.train.max_batches,
-            "train_days": (hi - lo) * task.wd.data.freq.total_seconds() / 86400,
+            "train_days": (kept_steps(task.wd.starts["train"], lo, hi, block_steps) if thinned else hi - lo)
+            * task.wd.data.freq.total_seconds() / 86400,
             "train_windows": int(len(task.wd.starts["train"])), "day_of_week": bool(task.wd.day_of_week),
             "val_mae": plain.val_mae, "test_mae": test["mae"], "seconds": time.perf_counter() - t0,
+            "best_epoch": json.loads((run_dir / "models" / plain.name / "model.json").read_text())["best_epoch"],
             "command": command()}
 
 
 def row_label(r: dict) -> str:
-    """A table row: the student and the schedule it trained on (a data set's own schedule may change)."""
-    return f"{r['student']}, {r['epochs']} epochs (patience {r['patience']})"
+    """A table row: the student and the schedule it trained on (a data set's own schedule may change), and
+    for a curve thinned into blocks, their length."""
+    label = f"{r['student']}, {r['epochs']} epochs (patience {r['patience']})"
+    return label + (f", blocks of {r['block']}" if layout(r) == "blocks" else "")
 
 
-def power_law(errors: list[float]) -> dict | None:
-    """``a + b * n**-c`` through the mean errors at a quarter, a half and all of the data (each share twice
-    the one before): ``2**c`` is the ratio of the successive drops. None where the errors do not fall with
-    more data, or fall faster as data grows (no power law with ``c > 0`` fits)."""
-    quarter, half, full = errors
-    drops = (quarter - half, half - full)
-    if min(drops) <= 0 or drops[0] <= drops[1]:
+def layout(r: dict) -> str | None:
+    """Which part of the training period a record's share kept: ``last``, ``blocks``, or None for the whole
+    period (it belongs to the curves of either layout; records from before ``--layout`` are ``last``)."""
+    return r.get("layout") or ("last" if r["share"] < 1 else None)
+
+
+def record_key(r: dict) -> tuple:
+    """What one record measures: its row, share and seed."""
+    return row_label(r), r["share"], r["seed"]
+
+
+def power_law(sizes: list[float], errors: list[float]) -> dict | None:
+    """``a + b * n**-c`` through the mean errors at three data sizes ``n`` (increasing). None where the errors
+    do not fall with more data, or do not fall at a slowing rate in ``log n`` (no power law with ``c > 0``
+    fits: as ``c`` tends to 0 the ratio of the successive drops tends to the ratio of the steps in ``log n``,
+    and it grows without bound with ``c``)."""
+    n1, n2, n3 = (float(n) for n in sizes)
+    e1, e2, e3 = errors
+    drops = (e1 - e2, e2 - e3)
+    if min(drops) <= 0 or drops[0] / drops[1] <= math.log(n2 / n1) / math.log(n3 / n2):
         return None
-    ratio = drops[0] / drops[1]  # 2**c
-    reducible = drops[1] / (ratio - 1)  # b * n**-c at the whole period
-    return {"c": math.log2(ratio), "reducible": reducible, "floor": full - reducible}
+
+    def excess(c: float) -> float:  # the drops' ratio at exponent c, minus the measured one
+        return (n1 ** -c - n2 ** -c) / (n2 ** -c - n3 ** -c) - drops[0] / drops[1]
+
+    hi = 1.0
+    while excess(hi) < 0:  # the ratio grows like (n3/n2)**c, so this ends
+        hi *= 2
+    c = brentq(excess, 1e-9, hi, xtol=1e-12)
+    reducible = drops[1] / (n2 ** -c - n3 ** -c) * n3 ** -c  # b * n3**-c
+    return {"c": c, "reducible": reducible, "floor": e3 - reducible}
 
 
 def measured_gain(dataset: str, student: str, epochs: int) -> float | None:
@@ -107,33 +165,59 @@ def measured_gain(dataset: str, student: str, epochs: int) -> float | None:
 
 
 def by_row(records: list[dict]) -> dict[str, dict[float, list[dict]]]:
-    """Records per table row (student and schedule), then per share."""
+    """Records per table row (student, schedule and layout), then per share; the whole period's records join
+    every row of their student and schedule (a row of its own when no share of theirs is measured yet)."""
     by: dict[str, dict[float, list[dict]]] = {}
     for r in records:
-        by.setdefault(row_label(r), {}).setdefault(r["share"], []).append(r)
+        if layout(r) is not None:
+            by.setdefault(row_label(r), {}).setdefault(r["share"], []).append(r)
+    for r in records:
+        if layout(r) is None:
+            rows = [label for label in by if label == row_label(r) or label.startswith(row_label(r) + ", blocks of")]
+            for label in rows or [row_label(r)]:
+                by.setdefault(label, {}).setdefault(r["share"], []).append(r)
     return by
 
 
 def curve(dataset: str, shares: dict[float, list[dict]]) -> dict:
-    """One complete row's mean test MAE per share, its power-law fit (None where the day-of-week embedding
-    flips along the curve, or no law fits) and evidence.py's distillation gain for the same student."""
+    """One complete row's mean training windows and test MAE per share, its power-law fit (None where the
+    day-of-week embedding flips along the curve, or no law fits) and evidence.py's distillation gain for the
+    same student."""
+    windows = [float(np.mean([r["train_windows"] for r in shares[s]])) for s in SHARES]
     test = [float(np.mean([r["test_mae"] for r in shares[s]])) for s in SHARES]
     mixed = len({r["day_of_week"] for s in SHARES for r in shares[s]}) > 1
     first = shares[SHARES[-1]][0]
-    return {"test": test, "mixed_day_of_week": mixed, "fit": None if mixed else power_law(test),
+    return {"windows": windows, "test": test, "mixed_day_of_week": mixed,
+            "fit": None if mixed else power_law(windows, test),
             "gain": measured_gain(dataset, first["student"], first["epochs"])}
+
+
+def share_text(r: dict) -> str:
+    """What a record's share kept, for the sentences: "half the history", "1 block in 4", "the whole period"."""
+    if layout(r) is None:
+        return "the whole period"
+    if layout(r) == "last":
+        return {0.5: "half the history", 0.25: "a quarter"}.get(r["share"], f"the last {r['share']:g}")
+    return f"1 block in {int(round(1 / r['share']))}"
 
 
 def verdict(dataset: str, student: str, shares: dict[float, list[dict]]) -> str:
     c = curve(dataset, shares)
     test, fit = c["test"], c["fit"]
     full = test[-1]
-    text = (f"- {student}: with half the history the test MAE is {100 * (test[1] - full) / full:+.1f} % against the "
-            f"whole period, with a quarter {100 * (test[0] - full) / full:+.1f} %.")
+    half, quarter = share_text(shares[SHARES[1]][0]), share_text(shares[SHARES[0]][0])
+    text = (f"- {student}: with {half} the test MAE is {100 * (test[1] - full) / full:+.1f} % against the "
+            f"whole period, with {quarter} {100 * (test[0] - full) / full:+.1f} %.")
     target = TARGET_RATIO.get(dataset)
     if c["mixed_day_of_week"]:
         text += (" The day-of-week embedding is on for some histories and off for others (`data.day_of_week: "
                  "auto`), so the model changes along the curve: not extrapolated.")
+    elif fit is None and test[0] > test[1] > test[2]:
+        n = c["windows"]
+        per_doubling = [100 * (test[i] - test[i + 1]) / full / math.log2(n[i + 1] / n[i]) for i in (0, 1)]
+        text += (f" Per doubling of the training windows the error falls by {per_doubling[0]:.1f} % of the whole "
+                 f"period's over the first step and {per_doubling[1]:.1f} % over the last: it does not level off "
+                 "over this range, so no power law fits and the headroom is not extrapolated.")
     elif fit is None:
         text += (" The error does not fall with more data at a slowing rate, so no power law fits: not "
                  "extrapolated.")
@@ -148,12 +232,33 @@ def verdict(dataset: str, student: str, shares: dict[float, list[dict]]) -> str:
                      + ("within that headroom." if head >= need else "more than the headroom."))
     if c["gain"] is not None:
         text += f" Distillation measured {c['gain']:+.1f} % on the whole period (the evidence table)."
+        if fit is not None and c["gain"] < 0.5 * 100 * fit["reducible"] / full:
+            text += (" Soft labels on the same windows realise less than half of that headroom: what more data "
+                     "would give is more inputs, and the teacher labels only the windows the student already has.")
+    whole = [r["best_epoch"] for r in shares[SHARES[-1]] if "best_epoch" in r]
+    epochs, patience = shares[SHARES[-1]][0]["epochs"], shares[SHARES[-1]][0]["patience"]
+    if whole and min(whole) > epochs - patience:  # early stopping did not end any of them
+        text += (f" On the whole period the schedule, not early stopping, ended every seed's run (best epoch "
+                 f"{np.mean(whole):.0f} of {epochs} on average, patience {patience}): a longer one may lower the "
+                 "last point.")
     return text
 
 
+def best_epochs(rows: list[dict]) -> str:
+    """The epochs early stopping kept, "mean (min-max)" over the seeds, of the epochs the schedule allowed: a
+    share that levels off before its last epoch is not held back by its schedule (fewer windows are also
+    fewer batches an epoch)."""
+    best = [r["best_epoch"] for r in rows if "best_epoch" in r]
+    if not best:
+        return "n/a"
+    return f"{np.mean(best):.0f} ({min(best)}-{max(best)}) of {rows[0]['epochs']}"
+
+
 def render(result: dict) -> str:
+    epochs = any("best_epoch" in r for r in result["records"])  # recorded since the block layout
     lines = ["| student | history | training windows | day of week | seeds | val MAE | test MAE (mean ± std) | "
-             "test vs whole period |", "| --- | --- | ---: | --- | ---: | ---: | ---: | ---: |"]
+             "test vs whole period |" + (" best epoch (range) |" if epochs else ""),
+             "| --- | --- | ---: | --- | ---: | ---: | ---: | ---: |" + (" ---: |" if epochs else "")]
     verdicts = []
     for student, shares in by_row(result["records"]).items():
         full = float(np.mean([r["test_mae"] for r in shares.get(1.0, [])])) if 1.0 in shares else float("nan")
@@ -162,9 +267,11 @@ def render(result: dict) -> str:
             test = [r["test_mae"] for r in rows]
             std = float(np.std(test, ddof=1)) if len(test) > 1 else 0.0
             dow = "/".join(sorted({"on" if r["day_of_week"] else "off" for r in rows}))
-            lines.append(f"| {student} | last {share:g} ({rows[0]['train_days']:.1f} d) | {rows[0]['train_windows']:,} | "
+            kept = {"last": f"last {share:g}", "blocks": f"1 in {int(round(1 / share))} blocks of {rows[0].get('block')}",
+                    None: "all"}[layout(rows[0])]
+            lines.append(f"| {student} | {kept} ({rows[0]['train_days']:.1f} d) | {rows[0]['train_windows']:,} | "
                          f"{dow} | {len(rows)} | {np.mean([r['val_mae'] for r in rows]):.3f} | {np.mean(test):.3f} ± "
-                         f"{std:.3f} | {100 * (np.mean(test) - full) / full:+.1f} % |")
+                         f"{std:.3f} | {100 * (np.mean(test) - full) / full:+.1f} % |" + (f" {best_epochs(rows)} |" if epochs else ""))
         if all(s in shares for s in SHARES):
             verdicts.append(verdict(result["dataset"], student, shares))
     return (f"### Learning curves of the plain students on {result['dataset']}\n\n{commands_line(result)}  \n"
@@ -175,7 +282,8 @@ def headline(result: dict) -> str:
     """The README's line: the plain student best on validation, its headroom and what distillation measured."""
     complete = {label: shares for label, shares in by_row(result["records"]).items()
                 if all(s in shares for s in SHARES)}
-    best = min(complete, key=lambda label: np.mean([r["val_mae"] for r in complete[label][1.0]]))
+    best = min(complete, key=lambda label: (np.mean([r["val_mae"] for r in complete[label][1.0]]),
+                                            curve(result["dataset"], complete[label])["fit"] is None))
     c = curve(result["dataset"], complete[best])
     fit, gain = c["fit"], c["gain"]
     what = (f"unlimited data of this kind would lower its test MAE by about {100 * fit['reducible'] / c['test'][-1]:.1f} % "
@@ -194,8 +302,12 @@ def main() -> None:
     ap.add_argument("--runs", type=Path, default=Path("bench-runs/headroom"))
     ap.add_argument("--schedule", nargs=2, type=int, default=None, metavar=("EPOCHS", "PATIENCE"),
                     help="the students' epochs and early-stopping patience (default: the data set's schedule)")
+    ap.add_argument("--layout", choices=LAYOUTS, default="last",
+                    help="a share keeps the last part of the training period, or every k-th block of it (default: last)")
+    ap.add_argument("--block", default="8h", help="with --layout blocks: the blocks' length, a duration (default: 8h)")
     ap.add_argument("--quick", action="store_true", help="2 epochs of 3 batches: a smoke test, nothing is saved")
     args = ap.parse_args()
+    block = args.block if args.layout == "blocks" else None
     for dataset in args.datasets:
         section = f"headroom-{dataset}"
         path = RESULTS / f"{section}.json"
@@ -208,14 +320,16 @@ def main() -> None:
         for student in args.students:
             for share in SHARES:
                 for seed in args.seeds:
-                    label = row_label({"student": student, "epochs": epochs, "patience": patience})
-                    if any((row_label(r), r["share"], r["seed"]) == (label, share, seed) for r in records):
+                    key = record_key({"student": student, "epochs": epochs, "patience": patience, "share": share,
+                                      "seed": seed, "layout": args.layout if share < 1 else None, "block": block})
+                    if any(record_key(r) == key for r in records):
                         continue
-                    new = run_one(dataset, student, share, seed, args.runs, args.quick, history[share], args.schedule)
+                    new = run_one(dataset, student, share, seed, args.runs, args.quick,
+                                  None if block else history[share], args.schedule, block)
                     print(json.dumps(new), flush=True)
                     records.append(new)
                     if not args.quick:
-                        records = merged_records(path, [new], lambda r: (row_label(r), r["share"], r["seed"]))
+                        records = merged_records(path, [new], record_key)
                         save_result(section, "headroom", {"dataset": dataset, "records": records},
                                     vars(args) | {"runs": None})
         if args.quick:
