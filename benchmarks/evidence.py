@@ -8,6 +8,7 @@
     python benchmarks/evidence.py --datasets los-loop --teacher-seed 0 --teacher-epochs 40 --students stid-nb \
         --extra-teachers stid-nb:100 stid-nb:101 stid-nb:102 stid-nb:103 [--without-main-teacher]
     python benchmarks/evidence.py --datasets los-loop --teacher-seed 0 --teacher-epochs 40 --history 1d
+    python benchmarks/evidence.py --datasets los-loop --teacher-seed 0 --teacher-epochs 40 --outages 0.5
 
 For every data set and seed the teacher(s) train once and cache their soft labels (``--teacher-seed S``:
 one teacher, trained with seed S, serves every seed; cheaper, and the spread then holds the students'
@@ -60,7 +61,9 @@ DISTILL = {"alpha": 0.5, "loss": "huber", "ensemble": "weighted"}
 
 
 def config(dataset: str, seed: int, quick: bool, teacher_lags: list[str] | None = None,
-           precision: str | None = None, teacher_epochs: int | None = None, history: str | None = None) -> dict:
+           precision: str | None = None, teacher_epochs: int | None = None, history: str | None = None,
+           data: dict | None = None) -> dict:
+    """The run's config; ``data`` replaces the data section (the same data with outages, :mod:`outages`)."""
     eval_cfg = {"baselines": ["last"], "latency_repeats": 5}
     if DATASETS[dataset] == "preset":
         from stkd.presets import default_preset_dict
@@ -75,6 +78,8 @@ def config(dataset: str, seed: int, quick: bool, teacher_lags: list[str] | None 
                "train": {"batch_size": 64, "lr": 0.002, "seed": seed, "precision": "bf16", **d["train"]}}
     if precision is not None:
         cfg["train"]["precision"] = precision
+    if data is not None:
+        cfg["data"] = copy.deepcopy(data)
     if history is not None:  # teacher and students alike see only the last part of the train period
         cfg["data"]["history"] = history
     if teacher_lags:
@@ -104,18 +109,23 @@ def run_seed(dataset: str, seed: int, students: list[str], runs: Path, quick: bo
              teacher_seed: int | None = None, teacher_lags: list[str] | None = None,
              precision: str | None = None, teacher_epochs: int | None = None,
              extra_teachers: list[str] | None = None, without_main: bool = False,
-             history: str | None = None, student_schedule: tuple[int, int] | None = None) -> list[dict]:
+             history: str | None = None, student_schedule: tuple[int, int] | None = None,
+             outages: float | None = None) -> list[dict]:
+    from outages import outage_data
     from stkd.config import parse_config
     from stkd.pipeline import check_models, prepare_task, saved_teachers, train_student, train_teachers
     from stkd.runs import open_run_dir
     from stkd.tasks.forecast import ForecastTask
 
-    cfg = parse_config(config(dataset, seed, quick, teacher_lags, precision, teacher_epochs, history))
+    data = (outage_data(config(dataset, 0, quick)["data"], outages, runs / dataset / f"outages-{outages:g}-data")
+            if outages else None)  # every model reads the same data with outages in its training part
+    cfg = parse_config(config(dataset, seed, quick, teacher_lags, precision, teacher_epochs, history, data))
     if student_schedule:  # the students' own schedule; the teacher (its own run, --teacher-seed) keeps its own
         cfg.train = dataclasses.replace(cfg.train, epochs=student_schedule[0], patience=student_schedule[1])
     task = prepare_task(cfg)
     check_models(task)
-    short = f"-history-{history}" if history else ""  # run folders of a shorter history stand apart
+    # run folders of a shorter history, or of outages, stand apart
+    short = (f"-history-{history}" if history else "") + (f"-outages-{outages:g}" if outages else "")
     # the students' folders of another schedule too (their teachers are the same and keep their folders)
     schedule = f"-epochs-{student_schedule[0]}-patience-{student_schedule[1]}" if student_schedule else ""
     if teacher_seed is None:
@@ -123,14 +133,15 @@ def run_seed(dataset: str, seed: int, students: list[str], runs: Path, quick: bo
                                resume=True)
         teachers = train_teachers(task, run_dir, resume=True, progress=False)
     else:  # one teacher for every seed, in its own run folder; the students of each seed beside it
-        tcfg = parse_config(config(dataset, teacher_seed, quick, teacher_lags, precision, teacher_epochs, history))
+        tcfg = parse_config(config(dataset, teacher_seed, quick, teacher_lags, precision, teacher_epochs, history,
+                                   data))
         teacher_dir = open_run_dir(tcfg, task.wd, runs / dataset / f"teacher-seed-{teacher_seed}{short}",
                                    overwrite=False, resume=True)
         train_teachers(ForecastTask(tcfg, task.wd), teacher_dir, resume=True, progress=False)
         teachers = [] if without_main else saved_teachers(task, teacher_dir)
         for spec in extra_teachers or []:
             label, xseed = split_extra(spec, teacher_seed)
-            raw = config(dataset, xseed, quick, teacher_lags, precision, history=history)
+            raw = config(dataset, xseed, quick, teacher_lags, precision, history=history, data=data)
             raw["teacher"] = [copy.deepcopy(EXTRA_TEACHERS[label])]
             if teacher_lags:  # every teacher of the ensemble reads what the main one reads
                 raw["teacher"][0]["inputs"] = {"lags": list(teacher_lags)}
@@ -154,6 +165,7 @@ def run_seed(dataset: str, seed: int, students: list[str], runs: Path, quick: bo
     for name in students:
         label = f"{name}, teachers {ensemble_label(extra_teachers, without_main)}" if extra_teachers else name
         label += f", {history} of history" if history else ""
+        label += f", {outages_text(outages)}" if outages else ""
         label += f", {student_schedule[0]} epochs" if student_schedule else ""
         if (seed, label) in done:
             measured = done[(seed, label)]  # the schedule a record's students had (None: older than the field)
@@ -174,6 +186,7 @@ def run_seed(dataset: str, seed: int, students: list[str], runs: Path, quick: bo
                         "teachers": [t.name for t in teachers],
                         "teacher_weights": None if signal.weights is None else [float(w) for w in signal.weights],
                         "teacher_lags": list(teacher_lags or []), "precision": cfg.train.precision, "history": history,
+                        "outages": outages,
                         "teacher_epochs": teacher_epochs, "day_of_week": bool(task.wd.day_of_week),
                         "student_epochs": cfg.train.epochs, "student_patience": cfg.train.patience,
                         "teacher_mae": metrics[best_teacher.name]["test"]["mae"], "teacher_val": best_teacher.val_mae,
@@ -243,12 +256,28 @@ def recipe_comparison(dataset: str, teacher_val: float, records: list[dict]) -> 
             f"{'met' if met else 'not met'}"]
 
 
+def outages_text(rate: float) -> str:
+    """How a row names its outages: ``50 % outages``."""
+    return f"{100 * rate:g} % outages"
+
+
+def scarcity(row: dict) -> tuple[str, str, str] | None:
+    """For a row trained on less data, a shorter history or outages: its label's suffix, what it lacked and
+    what the full row had, for :func:`history_gap`'s sentence; None for a row with all the data."""
+    if row.get("history"):
+        return f", {row['history']} of history", f"only {row['history']} of history", "on the whole training period"
+    if row.get("outages"):
+        what = outages_text(row["outages"])
+        return f", {what}", f"{what} in the training part", "with every reading"
+    return None
+
+
 def history_gap(rows: list[dict], by_student: dict[str, list[dict]]) -> str:
-    """For rows trained on a shorter history: how much worse the plain student is than the same student
-    (same teachers) trained on the whole period, and how much of that gap distillation closes."""
-    history = rows[0].get("history")
-    full = by_student.get(rows[0]["student"].removesuffix(f", {history} of history")) if history else None
-    if not full:
+    """For rows trained on less data (a shorter history, or outages): how much worse the plain student is than
+    the same student (same teachers) trained on all of it, and how much of that gap distillation closes."""
+    lack = scarcity(rows[0])
+    full = by_student.get(rows[0]["student"].removesuffix(lack[0])) if lack else None
+    if not full or not lack:
         return ""
     def mean(rs: list[dict], key: str, fallback: str | None = None) -> float:
         return float(np.mean([r.get(key, r[fallback]) if fallback else r[key] for r in rs]))
@@ -257,8 +286,8 @@ def history_gap(rows: list[dict], by_student: dict[str, list[dict]]) -> str:
     teacher_h, teacher_full = mean(rows, "ensemble_mae", "teacher_mae"), mean(full, "ensemble_mae", "teacher_mae")
     teacher_val = mean(rows, "ensemble_val", "teacher_val")  # what the student learns from, as the table's column
     gap = plain_h - plain_full
-    text = (f" With only {history} of history the plain student's test MAE is {plain_h:.3f}, against {plain_full:.3f} "
-            f"on the whole training period ({100 * gap / plain_full:+.1f} %), and the teacher's {teacher_h:.3f} "
+    text = (f" With {lack[1]} the plain student's test MAE is {plain_h:.3f}, against {plain_full:.3f} "
+            f"{lack[2]} ({100 * gap / plain_full:+.1f} %), and the teacher's {teacher_h:.3f} "
             f"against {teacher_full:.3f} ({100 * (teacher_h - teacher_full) / teacher_full:+.1f} %); on validation "
             f"the teacher's MAE is {teacher_val:.3f} against the plain student's {mean(rows, 'plain_val'):.3f}")
     if gap <= 0:
@@ -301,8 +330,8 @@ def render(result: dict) -> str:
     from stkd.paired import describe_gain, paired_gain
 
     by_student: dict[str, list[dict]] = {}
-    # the whole period first, then shorter histories, rows of an earlier rule last
-    for r in sorted(result["records"], key=lambda r: (bool(r.get("earlier_rule")), bool(r.get("history")))):
+    # the whole period first, then shorter histories and outages, rows of an earlier rule last
+    for r in sorted(result["records"], key=lambda r: (bool(r.get("earlier_rule")), scarcity(r) is not None)):
         by_student.setdefault(r["student"], []).append(r)
     lines = ["| student | seeds | teacher MAE | plain MAE | distilled MAE | mean gain (95 % interval) | wins | "
              "distilled / teacher |", "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
@@ -341,10 +370,10 @@ def render(result: dict) -> str:
                      f"is {'met' if met else 'not met'}.")
         verdicts.append(line)
     # the single teacher's bar (an ensemble's rows name several teachers and have no single teacher to judge)
-    # (the whole training period only: a teacher that saw a shorter history is in its rows' teacher column)
+    # (all the data only: a teacher that saw a shorter history or outages is in its rows' teacher column)
     # (and rules of today only: rows kept from an earlier rule, ``earlier_rule``, are there to compare against)
     with_val = [r for r in result["records"] if r.get("teacher_val") is not None and len(r.get("teachers", [])) <= 1
-                and not r.get("history") and not r.get("earlier_rule")]
+                and scarcity(r) is None and not r.get("earlier_rule")]
     if with_val:  # the issue's bar: a teacher at least 5 % below the best plain student
         plain_val = {s: float(np.mean([r["plain_val"] for r in rows])) for s, rows in by_student.items()
                      if not rows[0].get("earlier_rule")}
@@ -391,6 +420,9 @@ def main() -> None:
     ap.add_argument("--history", default=None, metavar="DURATION",
                     help="teacher and students train on only the last DURATION of the train period, e.g. 1d "
                          "(data.history; validation and test unchanged): a place with little history")
+    ap.add_argument("--outages", type=float, default=None, metavar="RATE",
+                    help="knock RATE (e.g. 0.5) of every sensor's training readings out, in outages of 1 to 8 hours "
+                         "(benchmarks/outages.py); the distilled student gets the teacher's forecast in their place")
     ap.add_argument("--student-schedule", nargs=2, type=int, default=None, metavar=("EPOCHS", "PATIENCE"),
                     help="the students' epochs and early-stopping patience (default: the data set's schedule); "
                          "needs --teacher-seed, so the teacher keeps its own")
@@ -400,6 +432,10 @@ def main() -> None:
         ap.error("--extra-teachers needs --teacher-seed (the extra teachers are trained once)")
     if args.student_schedule and args.teacher_seed is None:
         ap.error("--student-schedule needs --teacher-seed (the teacher trains apart, on its own schedule)")
+    if args.outages is not None and not 0 < args.outages < 1:
+        ap.error("--outages: a rate strictly between 0 and 1")
+    if args.outages and args.history:
+        ap.error("--outages and --history: one kind of missing data at a time")
     if args.without_main_teacher and not args.extra_teachers:
         ap.error("--without-main-teacher needs --extra-teachers (an ensemble to distil from)")
     for dataset in args.datasets:
@@ -411,7 +447,7 @@ def main() -> None:
             done = {(r["seed"], r["student"]): r.get("student_epochs") for r in records}
             new = run_seed(dataset, seed, args.students, args.runs, args.quick, done, args.teacher_seed,
                            args.teacher_lags, args.precision, args.teacher_epochs, args.extra_teachers,
-                           args.without_main_teacher, args.history, args.student_schedule)
+                           args.without_main_teacher, args.history, args.student_schedule, args.outages)
             records += new
             if not args.quick:  # another invocation (other students) may have saved meanwhile
                 records = merged_records(path, new, lambda r: (r["seed"], r["student"]))

@@ -1,0 +1,78 @@
+"""The sensor outages of ``benchmarks/outages.py`` (evidence.py ``--outages``): they must take the asked share
+of every sensor's training readings, leave validation and test whole, and read back through the ordinary
+loader exactly as written."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+from evidence import history_gap, scarcity  # noqa: E402
+from outages import knock_out, outage_data  # noqa: E402
+
+
+@pytest.mark.parametrize("rate", [0.2, 0.5, 0.8])
+def test_knock_out_takes_the_rate_of_every_sensors_training_readings_and_nothing_else(rate):
+    T, N, F = 600, 7, 2
+    mask = np.ones((T, N, F), dtype=bool)
+    lo, hi = 0, 400
+    out = knock_out(mask, lo, hi, rate, steps_per_hour=12, rng=np.random.default_rng(3))
+    assert mask.all()  # the input is left alone
+    assert out[hi:].all()  # validation and test keep every reading
+    observed = out[lo:hi].mean(axis=0)  # [N, F]
+    # at least the rate is out, and at most one outage (8 hours = 96 steps) more
+    assert (observed <= 1 - rate).all()
+    assert (observed >= 1 - rate - 96 / (hi - lo)).all()
+    assert (out[:, :, 0] == out[:, :, 1]).all()  # an outage takes every feature of its sensor
+
+
+def test_knock_out_makes_outages_of_one_to_eight_hours():
+    mask = np.ones((2000, 1, 1), dtype=bool)
+    out = knock_out(mask, 0, 2000, 0.3, steps_per_hour=12, rng=np.random.default_rng(0))
+    dark = ~out[:, 0, 0]
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], dark.astype(int), [0]])))
+    runs = edges[1::2] - edges[::2]  # lengths of the dark stretches (overlapping outages join)
+    assert runs.min() >= 12
+    assert len(runs) >= 2
+
+
+def test_knock_out_refuses_a_rate_outside_0_and_1():
+    with pytest.raises(ValueError, match="strictly between 0 and 1"):
+        knock_out(np.ones((10, 1, 1), dtype=bool), 0, 10, 1.0, 12, np.random.default_rng(0))
+
+
+def test_outage_data_reads_back_with_the_outages_and_the_settings_kept(tmp_path):
+    from stkd.config import parse_config
+    from stkd.data.loaders import load_data
+
+    section = {"source": "builtin", "name": "synthetic-traffic", "simulator": {"nodes": 16, "days": 3},
+               "window": {"input": 12, "horizon": 12}, "split": [0.6, 0.2, 0.2]}
+    original = load_data(parse_config({"data": section}).data)
+    data_section = outage_data(section, 0.4, tmp_path / "out")
+    assert data_section["window"] == section["window"] and data_section["split"] == section["split"]
+    again = outage_data(section, 0.4, tmp_path / "out")  # written once, then reused
+    assert again == data_section
+    read = load_data(parse_config({"data": data_section}).data)
+    train = int(round(0.6 * len(original.index)))
+    assert read.values.shape == original.values.shape
+    assert (read.mask[train:] == original.mask[train:]).all()
+    assert np.allclose(read.values[train:], original.values[train:], atol=1e-4, equal_nan=True)
+    share_out = 1 - read.mask[:train].mean(axis=0)  # per sensor
+    assert (share_out >= 0.4).all()
+
+
+def test_an_outage_row_is_compared_with_its_row_with_every_reading():
+    def row(student, plain, kd, outages=None):
+        return {"student": student, "seed": 0, "plain_mae": plain, "kd_mae": kd, "teacher_mae": 3.0,
+                "teacher_val": 2.9, "plain_val": 3.1, "outages": outages}
+
+    full = [row("mlp", 4.0, 4.0)]
+    out = [row("mlp, 50 % outages", 4.4, 4.3, 0.5)]
+    assert scarcity(full[0]) is None
+    text = history_gap(out, {"mlp": full, "mlp, 50 % outages": out})
+    assert "With 50 % outages in the training part the plain student's test MAE is 4.400, against 4.000" in text
+    assert "distillation closes 25 % of the student's gap" in text
