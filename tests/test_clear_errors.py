@@ -125,8 +125,11 @@ def test_a_read_only_output_folder_is_one_line(finished_run, run_copy, tmp_path,
             p.chmod(0o755)
 
 
-def test_a_seed_beyond_64_bits_is_a_config_error(finished_run, tmp_path, capsys):
+@pytest.mark.parametrize("seed", [2**70, 2**63, -1])
+def test_a_seed_outside_the_range_every_seed_shares_is_a_config_error(finished_run, tmp_path, capsys, seed):
+    """train.seed has the bound of a model's own seed: an offset added to it (augmentation's stream, tuning's
+    trials) stays within torch's 64 bits, and numpy's generators take no negative seed."""
     cfg, _ = finished_run
-    _fails(["run", "--config", str(cfg), "--out", str(tmp_path / "r"), "--seed", str(2**70), "--quiet"], capsys,
-           "train.seed", "64 bits")
+    _fails(["run", "--config", str(cfg), "--out", str(tmp_path / "r"), "--seed", str(seed), "--quiet"], capsys,
+           "train.seed", f"from 0 to {2**63 - 1}", f"got {seed}")
     assert not (tmp_path / "r").exists()

@@ -398,6 +398,17 @@ def _check_choice(key: str, value, choices) -> None:
         raise ConfigError(f"{key}: {value!r} is not one of {', '.join(choices)}{hint}")
 
 
+
+SEED_LIMIT = 2**63  # seeds lie in [0, SEED_LIMIT): offsets added to a seed (augmentation's stream, tuning trials)
+# stay within the 64 bits torch.manual_seed takes, and numpy's generators take no negative seed
+
+
+def _check_seed(key: str, seed: int, hint: str = "") -> None:
+    """One bound for every seed of a config (``train.seed`` and a model's own ``seed``)."""
+    if not 0 <= seed < SEED_LIMIT:
+        raise ConfigError(f"{key}: must be an integer from 0 to {SEED_LIMIT - 1}{hint}, got {seed}")
+
+
 def validate(cfg: RunConfig) -> RunConfig:
     """Check values that types alone cannot; raise :class:`ConfigError` naming the key."""
     for key, choices in CHOICES.items():
@@ -445,8 +456,7 @@ def validate(cfg: RunConfig) -> RunConfig:
     for key in ("epochs", "batch_size", "patience"):
         if getattr(t, key) < 1:
             raise ConfigError(f"train.{key}: must be >= 1, got {getattr(t, key)}")
-    if not -(2**63) <= t.seed < 2**64:  # what torch.manual_seed accepts; beyond it is a traceback later
-        raise ConfigError(f"train.seed: {t.seed} does not fit in 64 bits; use an integer from 0 to {2**64 - 1}")
+    _check_seed("train.seed", t.seed)
     if not (t.lr > 0 and math.isfinite(t.lr)):
         raise ConfigError(f"train.lr: must be a finite number > 0, got {t.lr}")
     if t.time_budget is not None:
@@ -463,9 +473,8 @@ def validate(cfg: RunConfig) -> RunConfig:
     for m in [*cfg.teacher, cfg.student]:
         if m.epochs is not None and m.epochs < 1:
             raise ConfigError(f"{m.name}.epochs: must be >= 1 (or left out to use train.epochs), got {m.epochs}")
-        if m.seed is not None and not 0 <= m.seed < 2**63:
-            raise ConfigError(f"{m.name}.seed: must be an integer from 0 to {2**63 - 1} (or left out to use "
-                              f"train.seed), got {m.seed}")
+        if m.seed is not None:
+            _check_seed(f"{m.name}.seed", m.seed, " (or left out to use train.seed)")
     for i, a in enumerate(cfg.teacher):  # the same model from the same seed trains to the same weights
         for j, earlier in enumerate(cfg.teacher[:i]):
             if a == earlier:
