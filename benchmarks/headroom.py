@@ -187,7 +187,10 @@ def curve(dataset: str, shares: dict[float, list[dict]]) -> dict:
     test = [float(np.mean([r["test_mae"] for r in shares[s]])) for s in SHARES]
     mixed = len({r["day_of_week"] for s in SHARES for r in shares[s]}) > 1
     first = shares[SHARES[-1]][0]
-    return {"windows": windows, "test": test, "mixed_day_of_week": mixed,
+    falling = test[0] > test[1] > test[2]  # per doubling of the windows, % of the whole period's error
+    per_doubling = ([100 * (test[i] - test[i + 1]) / test[-1] / math.log2(windows[i + 1] / windows[i]) for i in (0, 1)]
+                    if falling else None)
+    return {"windows": windows, "test": test, "mixed_day_of_week": mixed, "per_doubling": per_doubling,
             "fit": None if mixed else power_law(windows, test),
             "gain": measured_gain(dataset, first["student"], first["epochs"])}
 
@@ -212,9 +215,8 @@ def verdict(dataset: str, student: str, shares: dict[float, list[dict]]) -> str:
     if c["mixed_day_of_week"]:
         text += (" The day-of-week embedding is on for some histories and off for others (`data.day_of_week: "
                  "auto`), so the model changes along the curve: not extrapolated.")
-    elif fit is None and test[0] > test[1] > test[2]:
-        n = c["windows"]
-        per_doubling = [100 * (test[i] - test[i + 1]) / full / math.log2(n[i + 1] / n[i]) for i in (0, 1)]
+    elif fit is None and c["per_doubling"]:
+        per_doubling = c["per_doubling"]
         text += (f" Per doubling of the training windows the error falls by {per_doubling[0]:.1f} % of the whole "
                  f"period's over the first step and {per_doubling[1]:.1f} % over the last: it does not level off "
                  "over this range, so no power law fits and the headroom is not extrapolated.")
@@ -282,13 +284,23 @@ def headline(result: dict) -> str:
     """The README's line: the plain student best on validation, its headroom and what distillation measured."""
     complete = {label: shares for label, shares in by_row(result["records"]).items()
                 if all(s in shares for s in SHARES)}
+    # the best on validation; among the curves of one student (the whole period is shared) one that fits,
+    # else one that keeps the calendar (blocks)
     best = min(complete, key=lambda label: (np.mean([r["val_mae"] for r in complete[label][1.0]]),
-                                            curve(result["dataset"], complete[label])["fit"] is None))
+                                            curve(result["dataset"], complete[label])["fit"] is None,
+                                            layout(complete[label][SHARES[0]][0]) != "blocks"))
     c = curve(result["dataset"], complete[best])
     fit, gain = c["fit"], c["gain"]
-    what = (f"unlimited data of this kind would lower its test MAE by about {100 * fit['reducible'] / c['test'][-1]:.1f} % "
-            f"(a power law through its learning curve; if it holds, the most any soft labels could give it)"
-            if fit else "its learning curve does not extrapolate")
+    if fit:
+        what = (f"unlimited data of this kind would lower its test MAE by about "
+                f"{100 * fit['reducible'] / c['test'][-1]:.1f} % (a power law through its learning curve; if it holds, "
+                "the most any soft labels could give it)")
+    elif c["per_doubling"] and c["per_doubling"][1] >= c["per_doubling"][0]:
+        what = (f"its test MAE still falls by {c['per_doubling'][1]:.1f} % per doubling of the training windows up to "
+                "the whole period, with no sign of levelling off: it is short of data, which soft labels on the same "
+                "windows do not add")
+    else:
+        what = "its learning curve does not extrapolate"
     return (f"- **Headroom** ({result['dataset']}, plain {best}, the best on validation): {what}; distillation "
             f"measured {'n/a' if gain is None else f'{gain:+.1f} %'} ([benchmarks](docs/benchmarks.md#how-much-any-"
             f"training-signal-could-give-a-student)).")
