@@ -58,12 +58,14 @@ EXTRA_TEACHERS = {"stid-32": {"name": "stid", "params": STUDENTS["stid"][1]},
 # The issue's targets for the distilled student's test MAE relative to its plain self (mean over seeds).
 TARGET_RATIO = {"los-loop": 0.95, "akl-pedestrians": 0.97}
 DISTILL = {"alpha": 0.5, "loss": "huber", "ensemble": "weighted"}
+SCOPE_LABEL = ", teacher where inputs observed"  # a row whose students had distill.teacher_scope: observed-inputs
 
 
 def config(dataset: str, seed: int, quick: bool, teacher_lags: list[str] | None = None,
            precision: str | None = None, teacher_epochs: int | None = None, history: str | None = None,
-           data: dict | None = None) -> dict:
-    """The run's config; ``data`` replaces the data section (the same data with outages, :mod:`outages`)."""
+           data: dict | None = None, teacher_scope: str | None = None) -> dict:
+    """The run's config; ``data`` replaces the data section (the same data with outages, :mod:`outages`),
+    ``teacher_scope`` sets ``distill.teacher_scope``."""
     eval_cfg = {"baselines": ["last"], "latency_repeats": 5}
     if DATASETS[dataset] == "preset":
         from stkd.presets import default_preset_dict
@@ -80,6 +82,8 @@ def config(dataset: str, seed: int, quick: bool, teacher_lags: list[str] | None 
         cfg["train"]["precision"] = precision
     if data is not None:
         cfg["data"] = copy.deepcopy(data)
+    if teacher_scope is not None:
+        cfg.setdefault("distill", {})["teacher_scope"] = teacher_scope
     if history is not None:  # teacher and students alike see only the last part of the train period
         cfg["data"]["history"] = history
     if teacher_lags:
@@ -110,7 +114,7 @@ def run_seed(dataset: str, seed: int, students: list[str], runs: Path, quick: bo
              precision: str | None = None, teacher_epochs: int | None = None,
              extra_teachers: list[str] | None = None, without_main: bool = False,
              history: str | None = None, student_schedule: tuple[int, int] | None = None,
-             outages: float | None = None) -> list[dict]:
+             outages: float | None = None, teacher_scope: str | None = None) -> list[dict]:
     from outages import outage_data
     from stkd.config import parse_config
     from stkd.pipeline import check_models, prepare_task, saved_teachers, train_student, train_teachers
@@ -119,7 +123,8 @@ def run_seed(dataset: str, seed: int, students: list[str], runs: Path, quick: bo
 
     data = (outage_data(config(dataset, 0, quick)["data"], outages, runs / dataset / f"outages-{outages:g}-data")
             if outages else None)  # every model reads the same data with outages in its training part
-    cfg = parse_config(config(dataset, seed, quick, teacher_lags, precision, teacher_epochs, history, data))
+    cfg = parse_config(config(dataset, seed, quick, teacher_lags, precision, teacher_epochs, history, data,
+                              teacher_scope))
     if student_schedule:  # the students' own schedule; the teacher (its own run, --teacher-seed) keeps its own
         cfg.train = dataclasses.replace(cfg.train, epochs=student_schedule[0], patience=student_schedule[1])
     task = prepare_task(cfg)
@@ -128,6 +133,7 @@ def run_seed(dataset: str, seed: int, students: list[str], runs: Path, quick: bo
     short = (f"-history-{history}" if history else "") + (f"-outages-{outages:g}" if outages else "")
     # the students' folders of another schedule too (their teachers are the same and keep their folders)
     schedule = f"-epochs-{student_schedule[0]}-patience-{student_schedule[1]}" if student_schedule else ""
+    schedule += f"-teacher-{teacher_scope}" if teacher_scope else ""  # the students' objective, not the teacher's
     if teacher_seed is None:
         run_dir = open_run_dir(cfg, task.wd, runs / dataset / f"seed-{seed}{short}{schedule}", overwrite=False,
                                resume=True)
@@ -165,6 +171,7 @@ def run_seed(dataset: str, seed: int, students: list[str], runs: Path, quick: bo
     for name in students:
         label = f"{name}, teachers {ensemble_label(extra_teachers, without_main)}" if extra_teachers else name
         label += f", {history} of history" if history else ""
+        label += SCOPE_LABEL if teacher_scope == "observed-inputs" else ""
         label += f", {outages_text(outages)}" if outages else ""
         label += f", {student_schedule[0]} epochs" if student_schedule else ""
         if (seed, label) in done:
@@ -186,7 +193,7 @@ def run_seed(dataset: str, seed: int, students: list[str], runs: Path, quick: bo
                         "teachers": [t.name for t in teachers],
                         "teacher_weights": None if signal.weights is None else [float(w) for w in signal.weights],
                         "teacher_lags": list(teacher_lags or []), "precision": cfg.train.precision, "history": history,
-                        "outages": outages,
+                        "outages": outages, "teacher_scope": cfg.distill.teacher_scope,
                         "teacher_epochs": teacher_epochs, "day_of_week": bool(task.wd.day_of_week),
                         "student_epochs": cfg.train.epochs, "student_patience": cfg.train.patience,
                         "teacher_mae": metrics[best_teacher.name]["test"]["mae"], "teacher_val": best_teacher.val_mae,
@@ -276,7 +283,8 @@ def history_gap(rows: list[dict], by_student: dict[str, list[dict]]) -> str:
     """For rows trained on less data (a shorter history, or outages): how much worse the plain student is than
     the same student (same teachers) trained on all of it, and how much of that gap distillation closes."""
     lack = scarcity(rows[0])
-    full = by_student.get(rows[0]["student"].removesuffix(lack[0])) if lack else None
+    # the same student with all the data (its teacher's scope makes no difference where nothing is missing)
+    full = by_student.get(rows[0]["student"].removesuffix(lack[0]).removesuffix(SCOPE_LABEL)) if lack else None
     if not full or not lack:
         return ""
     def mean(rs: list[dict], key: str, fallback: str | None = None) -> float:
@@ -423,6 +431,8 @@ def main() -> None:
     ap.add_argument("--outages", type=float, default=None, metavar="RATE",
                     help="knock RATE (e.g. 0.5) of every sensor's training readings out, in outages of 1 to 8 hours "
                          "(benchmarks/outages.py); the distilled student gets the teacher's forecast in their place")
+    ap.add_argument("--teacher-scope", choices=["all", "observed-inputs"], default=None,
+                    help="distill.teacher_scope of the distilled students (default: the config's, all)")
     ap.add_argument("--student-schedule", nargs=2, type=int, default=None, metavar=("EPOCHS", "PATIENCE"),
                     help="the students' epochs and early-stopping patience (default: the data set's schedule); "
                          "needs --teacher-seed, so the teacher keeps its own")
@@ -447,7 +457,8 @@ def main() -> None:
             done = {(r["seed"], r["student"]): r.get("student_epochs") for r in records}
             new = run_seed(dataset, seed, args.students, args.runs, args.quick, done, args.teacher_seed,
                            args.teacher_lags, args.precision, args.teacher_epochs, args.extra_teachers,
-                           args.without_main_teacher, args.history, args.student_schedule, args.outages)
+                           args.without_main_teacher, args.history, args.student_schedule, args.outages,
+                           args.teacher_scope)
             records += new
             if not args.quick:  # another invocation (other students) may have saved meanwhile
                 records = merged_records(path, new, lambda r: (r["seed"], r["student"]))

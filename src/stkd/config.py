@@ -130,6 +130,7 @@ class DistillConfig:
     bounded: bool = False  # teacher-bounded: penalise only where the student is worse than the teacher
     margin: float = 0.0  # teacher-bounded margin (original units)
     fill_missing: bool = True  # the teacher's prediction stands in for missing ground truth
+    teacher_scope: str = "all"  # all | observed-inputs: where the teacher's forecast counts (see docs/distillation.md)
     feature_weight: float = 0.0  # hint loss weight (0: off)
     relation_weight: float = 0.0  # relation loss weight (0: off)
     temperature: float = 2.0  # softmax temperature for event tasks
@@ -376,6 +377,7 @@ CHOICES = {
     "data.day_of_week": names.DAY_OF_WEEK,
     "distill.loss": names.LOSSES,
     "distill.ensemble": names.ENSEMBLES,
+    "distill.teacher_scope": names.TEACHER_SCOPES,
     "train.loss": names.LOSSES,
     "train.scheduler": names.SCHEDULERS,
     "train.device": names.DEVICES,

@@ -102,6 +102,24 @@ def test_response_kd_golden_values():
     assert response_kd_loss(s, y, m, te, 0.5, "mse").item() == pytest.approx(0.5 * 5 / 3 + 0.5 * 5.25 / 3)
 
 
+def test_response_kd_counts_the_teacher_only_inside_its_mask():
+    s, y, m, te = t(*S), t(*Y), b(*M), t(*T)
+    # the teacher counts on entries 1 and 2 only (entry 3, missing truth, had imputed inputs)
+    tm = b(True, True, False)
+    # hard with fill_missing: entries observed or teacher-counted = 1, 2 -> (1 + 0) / 2 = 0.5 (no fill for 3)
+    # soft: entries 1, 2 -> (0.5 + 1) / 2 = 0.75
+    assert response_kd_loss(s, y, m, te, 0.25, "l1", fill_missing=True, teacher_mask=tm).item() == pytest.approx(
+        0.25 * 0.5 + 0.75 * 0.75)
+    # where the teacher counts on the missing entry too, it fills it: the hard term as without a mask
+    tm3 = b(False, True, True)
+    # hard: entries 1 (observed), 2, 3 -> (1 + 0 + 2) / 3 = 1; soft: entries 2, 3 -> (1 + 2) / 2 = 1.5
+    assert response_kd_loss(s, y, m, te, 0.25, "l1", fill_missing=True, teacher_mask=tm3).item() == pytest.approx(
+        0.25 * 1.0 + 0.75 * 1.5)
+    # an all-True mask is no mask
+    assert response_kd_loss(s, y, m, te, 0.4, "mse", teacher_mask=b(True, True, True)).item() == pytest.approx(
+        response_kd_loss(s, y, m, te, 0.4, "mse").item())
+
+
 @pytest.mark.parametrize("kind", ["l1", "huber", "mse"])
 def test_response_kd_limits(kind):
     g = torch.Generator().manual_seed(1)

@@ -78,6 +78,20 @@ def test_response_objective_equals_response_kd_loss(fill):
     assert torch.isfinite(o["student_pred"].grad).all()
 
 
+def test_the_teacher_mask_reaches_both_response_terms():
+    o = _outputs()
+    g = torch.Generator().manual_seed(5)
+    teacher_mask = torch.rand(o["mask"].shape[0], 1, *o["mask"].shape[2:], generator=g) > 0.5  # [B, 1, N, F]
+    needed = {k: o[k] for k in ("student_pred", "y", "mask", "teacher_pred")} | {"teacher_mask": teacher_mask}
+    cfg = DistillConfig(alpha=0.3, loss="l1", teacher_scope="observed-inputs")
+    total, _ = build_forecast_objective(cfg, "l1")(needed)
+    ref = response_kd_loss(o["student_pred"], o["y"], o["mask"], o["teacher_pred"], 0.3, "l1", True,
+                           teacher_mask=teacher_mask)
+    assert total.item() == pytest.approx(ref.item(), rel=1e-6)
+    unmasked = response_kd_loss(o["student_pred"], o["y"], o["mask"], o["teacher_pred"], 0.3, "l1", True)
+    assert total.item() != pytest.approx(unmasked.item(), rel=1e-3)
+
+
 def test_alpha_one_skips_the_teacher_term():
     o = _outputs()
     total, values = build_forecast_objective(DistillConfig(alpha=1.0, loss="mse", fill_missing=False), "l1")(o)

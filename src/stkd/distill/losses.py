@@ -85,7 +85,8 @@ def masked_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | N
 
 def response_kd_loss(student: torch.Tensor, y: torch.Tensor, mask: torch.Tensor | None,
                      teacher: torch.Tensor, alpha: float, kind: str = "huber",
-                     fill_missing: bool = True, delta: float = 1.0) -> torch.Tensor:
+                     fill_missing: bool = True, delta: float = 1.0,
+                     teacher_mask: torch.Tensor | None = None) -> torch.Tensor:
     """Response (output) distillation for regression: ``alpha * L(s, y | mask) + (1 - alpha) * L(s, t)``.
 
     The student fits a mix of the ground truth and the teacher's prediction, the regression form of
@@ -96,8 +97,11 @@ def response_kd_loss(student: torch.Tensor, y: torch.Tensor, mask: torch.Tensor 
 
     The teacher term covers every entry. With ``fill_missing`` the teacher also stands in for missing
     truth in the first term (target = where(mask, y, teacher), all entries), so sensor outages still
-    teach the student something; without it the first term is masked. A term whose weight is 0 is not
-    computed. Shapes: ``student``, ``y``, ``teacher`` ``[B, H, N, F]``; ``mask`` broadcastable.
+    teach the student something; without it the first term is masked. ``teacher_mask`` (broadcastable,
+    None: everywhere) limits where the teacher counts, in both terms: the teacher term covers only its
+    True entries and a missing truth is filled only there (the first term then covers ``mask | teacher_mask``);
+    a teacher that forecast from imputed inputs is no better a target than nothing. A term whose weight is 0
+    is not computed. Shapes: ``student``, ``y``, ``teacher`` ``[B, H, N, F]``; ``mask`` broadcastable.
     """
     if not 0.0 <= alpha <= 1.0:
         raise ValueError(f"alpha must lie in [0, 1], got {alpha}")
@@ -106,12 +110,13 @@ def response_kd_loss(student: torch.Tensor, y: torch.Tensor, mask: torch.Tensor 
     if alpha > 0:
         if fill_missing:
             m = _mask_like(mask, student)
-            hard = masked_loss(student, torch.where(m, y.to(student.dtype), teacher), None, kind, delta)
+            where = None if teacher_mask is None else m | _mask_like(teacher_mask, student)
+            hard = masked_loss(student, torch.where(m, y.to(student.dtype), teacher), where, kind, delta)
         else:
             hard = masked_loss(student, y, mask, kind, delta)
         total = total + alpha * hard
     if alpha < 1:
-        total = total + (1.0 - alpha) * masked_loss(student, teacher, None, kind, delta)
+        total = total + (1.0 - alpha) * masked_loss(student, teacher, teacher_mask, kind, delta)
     return total
 
 

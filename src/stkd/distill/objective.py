@@ -69,6 +69,8 @@ def build_forecast_objective(distill_cfg=None, train_loss: str = "huber",
       ``where(mask, y, teacher)`` over all entries (:func:`losses.response_kd_loss` at alpha = 1);
     - ``soft`` (weight 1 - alpha): ``L(student, teacher)`` over all entries, or with ``bounded`` the
       term ``bounded`` = :func:`losses.teacher_bounded_loss` with ``margin`` in its place;
+    - in both, ``outputs["teacher_mask"]`` (when given: ``distill.teacher_scope: observed-inputs``) limits
+      the entries where the teacher counts;
     - ``hint`` (weight ``feature_weight``): :func:`losses.hint_loss` through ``projection``;
     - ``relation`` (weight ``relation_weight``): :func:`losses.relation_loss` on the hidden features
       (``outputs["node_idx"]`` when given, else a random subset of ``max_nodes`` nodes per call);
@@ -88,13 +90,15 @@ def build_forecast_objective(distill_cfg=None, train_loss: str = "huber",
     if kind not in losses.LOSS_KINDS:
         raise ValueError(f"distill.loss {kind!r} is not one of {', '.join(losses.LOSS_KINDS)}")
     terms = [Term("hard", c.alpha, lambda o: losses.response_kd_loss(
-        o["student_pred"], o["y"], o.get("mask"), o["teacher_pred"], 1.0, kind, c.fill_missing))]
+        o["student_pred"], o["y"], o.get("mask"), o["teacher_pred"], 1.0, kind, c.fill_missing,
+        teacher_mask=o.get("teacher_mask")))]
     if c.bounded:
         terms.append(Term("bounded", 1.0 - c.alpha, lambda o: losses.teacher_bounded_loss(
             o["student_pred"], o["y"], o.get("mask"), o["teacher_pred"], c.margin, kind)))
     else:
         terms.append(Term("soft", 1.0 - c.alpha, lambda o: losses.response_kd_loss(
-            o["student_pred"], o["y"], o.get("mask"), o["teacher_pred"], 0.0, kind)))
+            o["student_pred"], o["y"], o.get("mask"), o["teacher_pred"], 0.0, kind,
+            teacher_mask=o.get("teacher_mask"))))
     terms.append(Term("hint", c.feature_weight, lambda o: losses.hint_loss(
         o["student_hidden"], o["teacher_hidden"], projection)))
     terms.append(Term("relation", c.relation_weight, lambda o: losses.relation_loss(
