@@ -171,15 +171,20 @@ def run_seed(dataset: str, seed: int, students: list[str], runs: Path, quick: bo
     for name in students:
         label = f"{name}, teachers {ensemble_label(extra_teachers, without_main)}" if extra_teachers else name
         label += f", {history} of history" if history else ""
-        label += SCOPE_LABEL if teacher_scope == "observed-inputs" else ""
+        label += SCOPE_LABEL if teacher_scope == "observed-inputs" else ""  # named before it was the default
         label += f", {outages_text(outages)}" if outages else ""
         label += f", {student_schedule[0]} epochs" if student_schedule else ""
         if (seed, label) in done:
-            measured = done[(seed, label)]  # the schedule a record's students had (None: older than the field)
-            if measured not in (None, cfg.train.epochs):
+            # the schedule and the teacher's scope a record's students had (None: older than the field)
+            epochs, scope = done[(seed, label)]
+            if epochs not in (None, cfg.train.epochs):
                 raise SystemExit(f"evidence-{dataset}.json: the row {label!r} (seed {seed}) was measured with "
-                                 f"{measured} student epochs, the data set's schedule now has {cfg.train.epochs}; "
+                                 f"{epochs} student epochs, the data set's schedule now has {cfg.train.epochs}; "
                                  "move the file aside to measure it again, or pass --student-schedule")
+            if scope != cfg.distill.teacher_scope and not teacher_scope:
+                raise SystemExit(f"evidence-{dataset}.json: the row {label!r} (seed {seed}) was measured with "
+                                 f"distill.teacher_scope {scope}, the default now is {cfg.distill.teacher_scope}; "
+                                 f"move the file aside to measure it again, or pass --teacher-scope {scope}")
             continue
         stask = ForecastTask(copy.copy(cfg), task.wd)
         stask.cfg.student = student_config(dataset, name, cfg)
@@ -305,17 +310,42 @@ def history_gap(rows: list[dict], by_student: dict[str, list[dict]]) -> str:
                    f"; the distilled student is {-closed:.0f} % of that gap further from the whole period's.")
 
 
-def day_of_week_line(by_student: dict[str, list[dict]]) -> str:
-    """Which rows had the day-of-week embedding (``data.day_of_week: auto`` decides from the training part's
-    calendar, teacher and students alike), as recorded per row; empty for records older than the field."""
-    state = {s: rows[0]["day_of_week"] for s, rows in by_student.items() if "day_of_week" in rows[0]}
+def per_row_line(by_student: dict[str, list[dict]], key: str, title: str, show=str) -> str:
+    """A line under the table's header: the value of ``key`` in each row (``show`` names it), as recorded;
+    empty for records older than the field."""
+    state = {s: show(rows[0][key]) for s, rows in by_student.items() if key in rows[0]}
     if not state:
         return ""
-    if len(set(state.values())) == 1:
-        return f"Day-of-week embedding: {'on' if next(iter(state.values())) else 'off'} in every row  \n"
-    on, off = ([s for s, v in state.items() if v is want] for want in (True, False))
-    names = {want: ", ".join(f"`{s}`" for s in rows) for want, rows in ((True, on), (False, off))}
-    return f"Day-of-week embedding: on in the rows {names[True]}; off in {names[False]}  \n"
+    values = list(dict.fromkeys(state.values()))
+    if len(values) == 1:
+        return f"{title}: {values[0]} in every row  \n"
+    parts = [f"{v} in {'the rows ' if i == 0 else ''}{', '.join(f'`{s}`' for s, w in state.items() if w == v)}"
+             for i, v in enumerate(values)]
+    return f"{title}: {'; '.join(parts)}  \n"
+
+
+def day_of_week_line(by_student: dict[str, list[dict]]) -> str:
+    """Which rows had the day-of-week embedding (``data.day_of_week: auto`` decides from the training part's
+    calendar, teacher and students alike) and where the teacher counted for the distilled students
+    (``distill.teacher_scope``)."""
+    return (per_row_line(by_student, "day_of_week", "Day-of-week embedding", lambda on: "on" if on else "off")
+            + per_row_line(by_student, "teacher_scope", "The teacher counts (`distill.teacher_scope`)",
+                           lambda scope: {"all": "everywhere", "observed-inputs": "where inputs were observed"}[scope]))
+
+
+def scope_gap(rows: list[dict], by_student: dict[str, list[dict]]) -> str:
+    """For a row whose students counted the teacher only where inputs were observed (``SCOPE_LABEL``): its
+    distilled student against the row that counted it everywhere, on validation and test (same seeds)."""
+    other = by_student.get(rows[0]["student"].replace(SCOPE_LABEL, "")) if SCOPE_LABEL in rows[0]["student"] else None
+    if not other:
+        return ""
+    seeds = {r["seed"] for r in rows} & {r["seed"] for r in other}
+    mean = {key: tuple(float(np.mean([r[key] for r in rs if r["seed"] in seeds])) for rs in (rows, other))
+            for key in ("kd_val", "kd_mae")}
+    (val, val_all), (test, test_all) = mean["kd_val"], mean["kd_mae"]
+    return (f" Counting the teacher only where the inputs were observed, the distilled student's validation MAE is "
+            f"{val:.3f} against {val_all:.3f} counting it everywhere, and its test MAE {test:.3f} against {test_all:.3f} "
+            f"({100 * (test - test_all) / test_all:+.1f} %; the {len(seeds)} seeds both rows have).")
 
 
 def schedule_gap(rows: list[dict], by_student: dict[str, list[dict]]) -> str:
@@ -369,7 +399,7 @@ def render(result: dict) -> str:
                          f"{'closer' if closer >= 0 else 'further'} where it trained).")
         elif len(rows[0].get("teachers", [])) > 1:
             line += " (Teacher MAE: its best member; the ensemble's own MAE was not recorded for this row.)"
-        line += history_gap(rows, by_student) + schedule_gap(rows, by_student)
+        line += history_gap(rows, by_student) + scope_gap(rows, by_student) + schedule_gap(rows, by_student)
         target = TARGET_RATIO.get(result["dataset"])
         if target is not None:
             ratio = kd / float(np.mean([r["plain_mae"] for r in rows]))
@@ -432,7 +462,8 @@ def main() -> None:
                     help="knock RATE (e.g. 0.5) of every sensor's training readings out, in outages of 1 to 8 hours "
                          "(benchmarks/outages.py); the distilled student gets the teacher's forecast in their place")
     ap.add_argument("--teacher-scope", choices=["all", "observed-inputs"], default=None,
-                    help="distill.teacher_scope of the distilled students (default: the config's, all)")
+                    help="distill.teacher_scope of the distilled students (default: the config's); a row of the "
+                         "other scope than the default is labelled so")
     ap.add_argument("--student-schedule", nargs=2, type=int, default=None, metavar=("EPOCHS", "PATIENCE"),
                     help="the students' epochs and early-stopping patience (default: the data set's schedule); "
                          "needs --teacher-seed, so the teacher keeps its own")
@@ -454,7 +485,8 @@ def main() -> None:
         old = json.loads(path.read_text()) if path.is_file() and not args.quick else {"records": []}
         records = old["records"]
         for seed in args.seeds:
-            done = {(r["seed"], r["student"]): r.get("student_epochs") for r in records}
+            done = {(r["seed"], r["student"]): (r.get("student_epochs"), r.get("teacher_scope", "all"))
+                    for r in records}
             new = run_seed(dataset, seed, args.students, args.runs, args.quick, done, args.teacher_seed,
                            args.teacher_lags, args.precision, args.teacher_epochs, args.extra_teachers,
                            args.without_main_teacher, args.history, args.student_schedule, args.outages,

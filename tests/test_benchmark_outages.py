@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-from evidence import history_gap, scarcity  # noqa: E402
+from evidence import SCOPE_LABEL, history_gap, scarcity, scope_gap  # noqa: E402
 from outages import knock_out, outage_data  # noqa: E402
 
 
@@ -76,3 +76,16 @@ def test_an_outage_row_is_compared_with_its_row_with_every_reading():
     text = history_gap(out, {"mlp": full, "mlp, 50 % outages": out})
     assert "With 50 % outages in the training part the plain student's test MAE is 4.400, against 4.000" in text
     assert "distillation closes 25 % of the student's gap" in text
+
+
+def test_the_two_teacher_scopes_are_compared_on_the_seeds_both_rows_have():
+    def row(student, seed, kd_val, kd):
+        return {"student": student, "seed": seed, "kd_val": kd_val, "kd_mae": kd}
+
+    everywhere = [row("mlp, 50 % outages", s, 3.6, 4.3) for s in (0, 1, 2)]
+    observed = [row(f"mlp{SCOPE_LABEL}, 50 % outages", s, 3.5, 4.0 + s / 10) for s in (0, 1)]
+    by = {"mlp, 50 % outages": everywhere, f"mlp{SCOPE_LABEL}, 50 % outages": observed}
+    text = scope_gap(observed, by)
+    assert "validation MAE is 3.500 against 3.600" in text
+    assert "test MAE 4.050 against 4.300 (-5.8 %; the 2 seeds both rows have)" in text
+    assert scope_gap(everywhere, by) == ""  # a row of the old scope is not compared with itself

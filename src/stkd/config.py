@@ -130,7 +130,9 @@ class DistillConfig:
     bounded: bool = False  # teacher-bounded: penalise only where the student is worse than the teacher
     margin: float = 0.0  # teacher-bounded margin (original units)
     fill_missing: bool = True  # the teacher's prediction stands in for missing ground truth
-    teacher_scope: str = "all"  # all | observed-inputs: where the teacher's forecast counts (see docs/distillation.md)
+    # all | observed-inputs: where the teacher's forecast of a sensor counts; observed-inputs leaves out windows
+    # whose input of that sensor was imputed (docs/distillation.md, "Where readings are missing")
+    teacher_scope: str = "observed-inputs"
     feature_weight: float = 0.0  # hint loss weight (0: off)
     relation_weight: float = 0.0  # relation loss weight (0: off)
     temperature: float = 2.0  # softmax temperature for event tasks
