@@ -257,10 +257,10 @@ def best_epochs(rows: list[dict]) -> str:
 
 
 def render(result: dict) -> str:
-    epochs = any("best_epoch" in r for r in result["records"])  # recorded since the block layout
+    with_epochs = any("best_epoch" in r for r in result["records"])  # recorded since the block layout
     lines = ["| student | history | training windows | day of week | seeds | val MAE | test MAE (mean ± std) | "
-             "test vs whole period |" + (" best epoch (range) |" if epochs else ""),
-             "| --- | --- | ---: | --- | ---: | ---: | ---: | ---: |" + (" ---: |" if epochs else "")]
+             "test vs whole period |" + (" best epoch (range) |" if with_epochs else ""),
+             "| --- | --- | ---: | --- | ---: | ---: | ---: | ---: |" + (" ---: |" if with_epochs else "")]
     verdicts = []
     for student, shares in by_row(result["records"]).items():
         full = float(np.mean([r["test_mae"] for r in shares.get(1.0, [])])) if 1.0 in shares else float("nan")
@@ -273,7 +273,7 @@ def render(result: dict) -> str:
                     None: "all"}[layout(rows[0])]
             lines.append(f"| {student} | {kept} ({rows[0]['train_days']:.1f} d) | {rows[0]['train_windows']:,} | "
                          f"{dow} | {len(rows)} | {np.mean([r['val_mae'] for r in rows]):.3f} | {np.mean(test):.3f} ± "
-                         f"{std:.3f} | {100 * (np.mean(test) - full) / full:+.1f} % |" + (f" {best_epochs(rows)} |" if epochs else ""))
+                         f"{std:.3f} | {100 * (np.mean(test) - full) / full:+.1f} % |" + (f" {best_epochs(rows)} |" if with_epochs else ""))
         if all(s in shares for s in SHARES):
             verdicts.append(verdict(result["dataset"], student, shares))
     return (f"### Learning curves of the plain students on {result['dataset']}\n\n{commands_line(result)}  \n"
