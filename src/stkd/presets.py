@@ -15,9 +15,10 @@ epochs, so that the whole run stays within 6 minutes on 2 cores (with 20 it was 
 little and the run took over 9 minutes; with 10, 5.6 to 6.7 minutes: the default-run section of
 docs/benchmarks.md and its git history). The students get 30 epochs with patience 6: with 12 they were
 still improving when the learning rate ran out, and on validation (5 paired seeds, the evidence table on
-Auckland in docs/benchmarks.md) 30 epochs beat 12 and 60 beat 30. With 30 the whole run took 4 min 25 s,
-the two students 89 s of it (the default-run section); 60 epochs would double the students' part and
-leave the run at the 6-minute limit, with no margin for a slower machine.
+Auckland in docs/benchmarks.md) 30 epochs beat 12 and 60 beat 30. With 30 the whole run took 4 min 25 s
+when they were chosen, the two students 89 s of it (the default-run section, at commit 6dff21a; the
+section has the latest run); 60 epochs would double the students' part and leave the run at the 6-minute
+limit, with no margin for a slower machine.
 """
 
 from __future__ import annotations
