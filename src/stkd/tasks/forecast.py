@@ -104,13 +104,15 @@ class ForecastTask(Task):
         gen = torch.Generator().manual_seed(cfg.train.seed)
         aug_gen = torch.Generator().manual_seed(cfg.train.seed + 1)  # its own stream: other terms' draws stay put
         n, relation_nodes = wd.num_nodes, 512
+        lo, hi = wd.ranges["train"]  # where nothing of the training part is missing the scope changes nothing
+        scoped = d.teacher_scope == "observed-inputs" and not bool(wd.mask_all[lo:hi].all())
 
         def loss_fn(batch, out):
             starts = batch.start.cpu().numpy()  # training windows only: the cache's other rows are never read
             teacher = ensemble_targets([c.pred("train", starts) for c in caches], weights).to(batch.y.device)
             named = {"student_pred": to_original_units(wd, out["pred"]), "y": batch.y, "mask": batch.mask,
                      "teacher_pred": teacher}
-            if d.teacher_scope == "observed-inputs":
+            if scoped:
                 named["teacher_mask"] = observed_inputs(wd, batch.start)
             if d.augment_weight > 0:  # one augmentation per batch, in turn: unlabelled inputs the teacher labels
                 kind = d.augment[int(torch.randint(0, len(d.augment), (1,), generator=aug_gen))]
