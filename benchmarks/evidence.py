@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from common import RESULTS, command, commands_line, los_loop_data, machine_line, merged_records, save_result
+from stkd.names import TEACHER_SCOPES
 
 DATASETS = {
     "los-loop": {"data": los_loop_data(), "train": {"epochs": 80, "patience": 15, "max_batches": None}},
@@ -59,6 +60,8 @@ EXTRA_TEACHERS = {"stid-32": {"name": "stid", "params": STUDENTS["stid"][1]},
 TARGET_RATIO = {"los-loop": 0.95, "akl-pedestrians": 0.97}
 DISTILL = {"alpha": 0.5, "loss": "huber", "ensemble": "weighted"}
 SCOPE_LABEL = ", teacher where inputs observed"  # a row whose students had distill.teacher_scope: observed-inputs
+SCOPE_WORDS = {"all": "everywhere", "observed-inputs": "where inputs were observed"}  # for the table's header
+assert set(SCOPE_WORDS) == set(TEACHER_SCOPES), "a teacher scope without words for the table"
 
 
 def config(dataset: str, seed: int, quick: bool, teacher_lags: list[str] | None = None,
@@ -330,7 +333,7 @@ def day_of_week_line(by_student: dict[str, list[dict]]) -> str:
     (``distill.teacher_scope``)."""
     return (per_row_line(by_student, "day_of_week", "Day-of-week embedding", lambda on: "on" if on else "off")
             + per_row_line(by_student, "teacher_scope", "The teacher counts (`distill.teacher_scope`)",
-                           lambda scope: {"all": "everywhere", "observed-inputs": "where inputs were observed"}[scope]))
+                           lambda scope: SCOPE_WORDS[scope]))
 
 
 def scope_gap(rows: list[dict], by_student: dict[str, list[dict]]) -> str:
@@ -461,9 +464,9 @@ def main() -> None:
     ap.add_argument("--outages", type=float, default=None, metavar="RATE",
                     help="knock RATE (e.g. 0.5) of every sensor's training readings out, in outages of 1 to 8 hours "
                          "(benchmarks/outages.py); the distilled student gets the teacher's forecast in their place")
-    ap.add_argument("--teacher-scope", choices=["all", "observed-inputs"], default=None,
-                    help="distill.teacher_scope of the distilled students (default: the config's); a row of the "
-                         "other scope than the default is labelled so")
+    ap.add_argument("--teacher-scope", choices=TEACHER_SCOPES, default=None,
+                    help="distill.teacher_scope of the distilled students (default: the config's); rows measured with "
+                         "observed-inputs given here are labelled so (they were measured before it was the default)")
     ap.add_argument("--student-schedule", nargs=2, type=int, default=None, metavar=("EPOCHS", "PATIENCE"),
                     help="the students' epochs and early-stopping patience (default: the data set's schedule); "
                          "needs --teacher-seed, so the teacher keeps its own")
