@@ -110,11 +110,14 @@ def run_one(dataset: str, student: str, share: float, seed: int, runs: Path, qui
             "command": command()}
 
 
+def base_label(r: dict) -> str:
+    """The student and the schedule it trained on (a data set's own schedule may change)."""
+    return f"{r['student']}, {r['epochs']} epochs (patience {r['patience']})"
+
+
 def row_label(r: dict) -> str:
-    """A table row: the student and the schedule it trained on (a data set's own schedule may change), and
-    for a curve thinned into blocks, their length."""
-    label = f"{r['student']}, {r['epochs']} epochs (patience {r['patience']})"
-    return label + (f", blocks of {r['block']}" if layout(r) == "blocks" else "")
+    """A table row: :func:`base_label`, and for a curve thinned into blocks, their length."""
+    return base_label(r) + (f", blocks of {r['block']}" if layout(r) == "blocks" else "")
 
 
 def layout(r: dict) -> str | None:
@@ -168,13 +171,14 @@ def by_row(records: list[dict]) -> dict[str, dict[float, list[dict]]]:
     """Records per table row (student, schedule and layout), then per share; the whole period's records join
     every row of their student and schedule (a row of its own when no share of theirs is measured yet)."""
     by: dict[str, dict[float, list[dict]]] = {}
+    base: dict[str, str] = {}  # row label -> its student and schedule
     for r in records:
         if layout(r) is not None:
             by.setdefault(row_label(r), {}).setdefault(r["share"], []).append(r)
+            base[row_label(r)] = base_label(r)
     for r in records:
         if layout(r) is None:
-            rows = [label for label in by if label == row_label(r) or label.startswith(row_label(r) + ", blocks of")]
-            for label in rows or [row_label(r)]:
+            for label in [label for label, b in base.items() if b == base_label(r)] or [row_label(r)]:
                 by.setdefault(label, {}).setdefault(r["share"], []).append(r)
     return by
 
@@ -284,12 +288,13 @@ def headline(result: dict) -> str:
     """The README's line: the plain student best on validation, its headroom and what distillation measured."""
     complete = {label: shares for label, shares in by_row(result["records"]).items()
                 if all(s in shares for s in SHARES)}
+    curves = {label: curve(result["dataset"], shares) for label, shares in complete.items()}
     # the best on validation; among the curves of one student (the whole period is shared) one that fits,
     # else one that keeps the calendar (blocks)
     best = min(complete, key=lambda label: (np.mean([r["val_mae"] for r in complete[label][1.0]]),
-                                            curve(result["dataset"], complete[label])["fit"] is None,
+                                            curves[label]["fit"] is None,
                                             layout(complete[label][SHARES[0]][0]) != "blocks"))
-    c = curve(result["dataset"], complete[best])
+    c = curves[best]
     fit, gain = c["fit"], c["gain"]
     if fit:
         what = (f"unlimited data of this kind would lower its test MAE by about "
@@ -328,7 +333,7 @@ def main() -> None:
 
         train = parse_config(config(dataset, 0, args.quick)).train  # the data set's schedule, unless --schedule
         epochs, patience = args.schedule or (train.epochs, train.patience)
-        history = histories(dataset, args.quick)
+        history = {} if block else histories(dataset, args.quick)  # a thinned curve keeps the whole period
         for student in args.students:
             for share in SHARES:
                 for seed in args.seeds:
@@ -337,7 +342,7 @@ def main() -> None:
                     if any(record_key(r) == key for r in records):
                         continue
                     new = run_one(dataset, student, share, seed, args.runs, args.quick,
-                                  None if block else history[share], args.schedule, block)
+                                  history.get(share), args.schedule, block)
                     print(json.dumps(new), flush=True)
                     records.append(new)
                     if not args.quick:
