@@ -109,20 +109,3 @@ def test_a_task_takes_another_training_config_on_the_same_prepared_data(task):
     moved = dataclasses.replace(t.cfg, data=dataclasses.replace(t.cfg.data, split=[0.6, 0.2, 0.2]))
     with pytest.raises(STKDError, match="data: differs from the config this task prepared its data for"):
         t.with_config(moved)
-
-
-def test_observed_inputs_says_which_sensors_read_only_observed_steps():
-    """``distill.teacher_scope: observed-inputs``: a sensor's teacher forecast counts only in windows whose
-    input steps of that sensor were all observed; one missing reading inside the input window is enough to
-    leave it out, one in the horizon is not."""
-    from stkd.tasks.forecast import observed_inputs
-
-    wd = prepare_task(parse_config(config("forecast"))).wd
-    P = wd.P
-    wd.mask_all[:] = True
-    wd.mask_all[20, 3, 0] = False  # sensor 3 misses step 20
-    start = torch.tensor([20 - P + 1, 20, 20 - P, 21])  # step 20 last input, first input, first target, after
-    seen = observed_inputs(wd, start)  # [B, 1, N, F_out]
-    assert tuple(seen.shape) == (4, 1, wd.num_nodes, wd.out_features)
-    assert seen[:, 0, 3, 0].tolist() == [False, False, True, True]
-    assert seen[:, 0, [n for n in range(wd.num_nodes) if n != 3]].all()

@@ -71,6 +71,22 @@ def test_prepare_leaves_the_source_untouched(rng):
 
 
 # --------------------------------------------------------------------------------- windows
+def test_observed_inputs_says_which_sensors_read_only_observed_steps(rng):
+    """``distill.teacher_scope: observed-inputs``: a sensor's teacher forecast counts only in windows whose
+    input steps of that sensor were all observed; one missing reading inside the input window is enough to
+    leave it out, one in the horizon is not."""
+    d = _data(rng, F=1, missing=0.0)
+    d.values[20, 3, 0] = np.nan  # sensor 3 misses step 20
+    d.mask[20, 3, 0] = False
+    wd = prepare(d, _cfg())
+    P = wd.P
+    start = torch.tensor([20 - P + 1, 20, 20 - P, 21])  # step 20 last input, first input, first target, after
+    seen = wd.observed_inputs(start)  # [B, 1, N, F_out]
+    assert tuple(seen.shape) == (4, 1, wd.num_nodes, wd.out_features)
+    assert seen[:, 0, 3, 0].tolist() == [False, False, True, True]
+    assert seen[:, 0, [n for n in range(wd.num_nodes) if n != 3]].all()
+
+
 @pytest.mark.parametrize("T,P,H,split", [(200, 4, 3, (0.7, 0.1, 0.2)), (97, 2, 5, (0.6, 0.2, 0.2)),
                                          (250, 12, 12, (0.7, 0.1, 0.2)), (50, 3, 1, (0.8, 0.0, 0.2))])
 def test_window_counts_and_no_boundary_crossing(rng, T, P, H, split):

@@ -294,6 +294,14 @@ class WindowedData:
         y = torch.where(mask, raw.to(self.device), 0.0)  # original units, 0 where missing
         return Batch(x=x, y=y, mask=mask, tod=self.tod[t_in], dow=self.dow[t_in], start=s, nodes=node_idx)
 
+    def observed_inputs(self, starts) -> torch.Tensor:
+        """``[B, 1, N, F_out]`` bool: whether each sensor's target readings were observed at every input step of
+        the windows starting at ``starts`` (the plain window's ``P`` steps). Where they were not, the inputs were
+        imputed (``distill.teacher_scope: observed-inputs`` leaves the teacher's forecast out there)."""
+        _, s = self._as_starts(starts)  # [B]
+        t_in = s[:, None] + torch.arange(self.P, device=self.device)  # [B, P]
+        return self.mask_all[t_in].all(dim=1, keepdim=True)  # [B, P, N, F_out] -> [B, 1, N, F_out]
+
     def _view_batch(self, a: np.ndarray, s: torch.Tensor, nodes) -> Batch:
         """A batch whose ``x``, ``tod``, ``dow`` follow the view; targets and mask as the plain window's."""
         plain = copy.copy(self)

@@ -60,14 +60,6 @@ class ForecastSignal(TeacherSignal):
         return evaluate_forecaster(self.forecaster(split), wd, split, [wd.H], batch_size, keep_bytes=0).metrics["mae"]
 
 
-def observed_inputs(wd, start: torch.Tensor) -> torch.Tensor:
-    """``[B, 1, N, F_out]`` bool: whether each sensor's target readings were observed at every input step of
-    the windows starting at ``start`` ``[B]`` (``distill.teacher_scope: observed-inputs``). Where they were
-    not, the inputs were imputed, and the teacher's forecast of that sensor rests on the imputation."""
-    steps = start.to(wd.mask_all.device)[:, None] + torch.arange(wd.P, device=wd.mask_all.device)  # [B, P]
-    return wd.mask_all[steps].all(dim=1, keepdim=True)  # [B, P, N, F_out] -> [B, 1, N, F_out]
-
-
 class ForecastTask(Task):
     name = "forecast"
     monitor = "mae"
@@ -113,7 +105,7 @@ class ForecastTask(Task):
             named = {"student_pred": to_original_units(wd, out["pred"]), "y": batch.y, "mask": batch.mask,
                      "teacher_pred": teacher}
             if scoped:
-                named["teacher_mask"] = observed_inputs(wd, batch.start)
+                named["teacher_mask"] = wd.observed_inputs(batch.start)  # elsewhere it forecast from imputations
             if d.augment_weight > 0:  # one augmentation per batch, in turn: unlabelled inputs the teacher labels
                 kind = d.augment[int(torch.randint(0, len(d.augment), (1,), generator=aug_gen))]
                 x_aug, target = augment(kind, batch.x, teacher, aug_gen, noise_std=d.noise_std,
