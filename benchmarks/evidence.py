@@ -9,6 +9,8 @@
         --extra-teachers stid-nb:100 stid-nb:101 stid-nb:102 stid-nb:103 [--without-main-teacher]
     python benchmarks/evidence.py --datasets los-loop --teacher-seed 0 --teacher-epochs 40 --history 1d
     python benchmarks/evidence.py --datasets los-loop --teacher-seed 0 --teacher-epochs 40 --outages 0.5
+    python benchmarks/evidence.py --datasets akl-pedestrians --teacher-seed 0 --teacher-lags 1D 7D \
+        --augment mask mixup [--augment-labels online] [--augment-weight 1]
 
 For every data set and seed the teacher(s) train once and cache their soft labels (``--teacher-seed S``:
 one teacher, trained with seed S, serves every seed; cheaper, and the spread then holds the students'
@@ -34,7 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from common import RESULTS, command, commands_line, los_loop_data, machine_line, merged_records, save_result
-from stkd.names import TEACHER_SCOPES
+from stkd.names import AUGMENT_LABELS, AUGMENTATIONS, TEACHER_SCOPES
 
 DATASETS = {
     "los-loop": {"data": los_loop_data(), "train": {"epochs": 80, "patience": 15, "max_batches": None}},
@@ -66,9 +68,10 @@ assert set(SCOPE_WORDS) == set(TEACHER_SCOPES), "a teacher scope without words f
 
 def config(dataset: str, seed: int, quick: bool, teacher_lags: list[str] | None = None,
            precision: str | None = None, teacher_epochs: int | None = None, history: str | None = None,
-           data: dict | None = None, teacher_scope: str | None = None) -> dict:
+           data: dict | None = None, teacher_scope: str | None = None, augment: dict | None = None) -> dict:
     """The run's config; ``data`` replaces the data section (the same data with outages, :mod:`outages`),
-    ``teacher_scope`` sets ``distill.teacher_scope``."""
+    ``teacher_scope`` sets ``distill.teacher_scope``, ``augment`` the ``distill`` keys of teacher-labelled
+    augmented inputs (``augment``, ``augment_weight``, ``augment_labels``)."""
     eval_cfg = {"baselines": ["last"], "latency_repeats": 5}
     if DATASETS[dataset] == "preset":
         from stkd.presets import default_preset_dict
@@ -87,6 +90,8 @@ def config(dataset: str, seed: int, quick: bool, teacher_lags: list[str] | None 
         cfg["data"] = copy.deepcopy(data)
     if teacher_scope is not None:
         cfg.setdefault("distill", {})["teacher_scope"] = teacher_scope
+    if augment:
+        cfg.setdefault("distill", {}).update(augment)
     if history is not None:  # teacher and students alike see only the last part of the train period
         cfg["data"]["history"] = history
     if teacher_lags:
@@ -100,6 +105,17 @@ def config(dataset: str, seed: int, quick: bool, teacher_lags: list[str] | None 
         for t in cfg["teacher"]:
             t.pop("epochs", None)
     return cfg
+
+
+def augment_label(augment: dict) -> str:
+    """A row's words for its students' augmented inputs, e.g. ``mask + mixup labelled online (weight 1)``."""
+    return (f"{' + '.join(augment['augment'])} labelled {augment['augment_labels']} "
+            f"(weight {augment['augment_weight']:g})")
+
+
+def augment_folder(augment: dict) -> str:
+    """The run folder's suffix for students with augmented inputs (their teachers keep their folders)."""
+    return f"augment-{'-'.join(augment['augment'])}-{augment['augment_labels']}-{augment['augment_weight']:g}"
 
 
 def student_config(dataset: str, label: str, cfg):
@@ -117,7 +133,8 @@ def run_seed(dataset: str, seed: int, students: list[str], runs: Path, quick: bo
              precision: str | None = None, teacher_epochs: int | None = None,
              extra_teachers: list[str] | None = None, without_main: bool = False,
              history: str | None = None, student_schedule: tuple[int, int] | None = None,
-             outages: float | None = None, teacher_scope: str | None = None) -> list[dict]:
+             outages: float | None = None, teacher_scope: str | None = None,
+             augment: dict | None = None) -> list[dict]:
     from outages import outage_data
     from stkd.config import parse_config
     from stkd.pipeline import check_models, prepare_task, saved_teachers, train_student, train_teachers
@@ -127,7 +144,7 @@ def run_seed(dataset: str, seed: int, students: list[str], runs: Path, quick: bo
     data = (outage_data(config(dataset, 0, quick)["data"], outages, runs / dataset / f"outages-{outages:g}-data")
             if outages else None)  # every model reads the same data with outages in its training part
     cfg = parse_config(config(dataset, seed, quick, teacher_lags, precision, teacher_epochs, history, data,
-                              teacher_scope))
+                              teacher_scope, augment))
     if student_schedule:  # the students' own schedule; the teacher (its own run, --teacher-seed) keeps its own
         cfg.train = dataclasses.replace(cfg.train, epochs=student_schedule[0], patience=student_schedule[1])
     task = prepare_task(cfg)
@@ -137,6 +154,7 @@ def run_seed(dataset: str, seed: int, students: list[str], runs: Path, quick: bo
     # the students' folders of another schedule too (their teachers are the same and keep their folders)
     schedule = f"-epochs-{student_schedule[0]}-patience-{student_schedule[1]}" if student_schedule else ""
     schedule += f"-teacher-{teacher_scope}" if teacher_scope else ""  # the students' objective, not the teacher's
+    schedule += f"-{augment_folder(augment)}" if augment else ""
     if teacher_seed is None:
         run_dir = open_run_dir(cfg, task.wd, runs / dataset / f"seed-{seed}{short}{schedule}", overwrite=False,
                                resume=True)
@@ -177,6 +195,7 @@ def run_seed(dataset: str, seed: int, students: list[str], runs: Path, quick: bo
         label += SCOPE_LABEL if teacher_scope == "observed-inputs" else ""  # named before it was the default
         label += f", {outages_text(outages)}" if outages else ""
         label += f", {student_schedule[0]} epochs" if student_schedule else ""
+        label += f", {augment_label(augment)}" if augment else ""
         if (seed, label) in done:
             # the schedule and the teacher's scope a record's students had (None: older than the field)
             epochs, scope = done[(seed, label)]
@@ -202,6 +221,8 @@ def run_seed(dataset: str, seed: int, students: list[str], runs: Path, quick: bo
                         "teacher_weights": None if signal.weights is None else [float(w) for w in signal.weights],
                         "teacher_lags": list(teacher_lags or []), "precision": cfg.train.precision, "history": history,
                         "outages": outages, "teacher_scope": cfg.distill.teacher_scope,
+                        "augment": list(cfg.distill.augment), "augment_weight": cfg.distill.augment_weight,
+                        "augment_labels": cfg.distill.augment_labels,
                         "teacher_epochs": teacher_epochs, "day_of_week": bool(task.wd.day_of_week),
                         "student_epochs": cfg.train.epochs, "student_patience": cfg.train.patience,
                         "teacher_mae": metrics[best_teacher.name]["test"]["mae"], "teacher_val": best_teacher.val_mae,
@@ -470,6 +491,13 @@ def main() -> None:
     ap.add_argument("--student-schedule", nargs=2, type=int, default=None, metavar=("EPOCHS", "PATIENCE"),
                     help="the students' epochs and early-stopping patience (default: the data set's schedule); "
                          "needs --teacher-seed, so the teacher keeps its own")
+    ap.add_argument("--augment", nargs="+", choices=AUGMENTATIONS, default=None,
+                    help="the distilled students also learn the teacher's forecasts of these augmented inputs "
+                         "(distill.augment)")
+    ap.add_argument("--augment-labels", choices=AUGMENT_LABELS, default="online",
+                    help="with --augment: the cached forecast of the clean window, or the teacher run on the "
+                         "augmented input itself (distill.augment_labels; default here: online)")
+    ap.add_argument("--augment-weight", type=float, default=1.0, help="with --augment: distill.augment_weight")
     ap.add_argument("--quick", action="store_true", help="2 epochs of 3 batches: a smoke test, nothing is saved")
     args = ap.parse_args()
     if args.extra_teachers and args.teacher_seed is None:
@@ -480,6 +508,10 @@ def main() -> None:
         ap.error("--outages: a rate strictly between 0 and 1")
     if args.outages and args.history:
         ap.error("--outages and --history: one kind of missing data at a time")
+    augment = ({"augment": args.augment, "augment_labels": args.augment_labels,
+                "augment_weight": args.augment_weight} if args.augment else None)
+    if augment and args.augment_weight <= 0:
+        ap.error("--augment-weight: must be > 0")
     if args.without_main_teacher and not args.extra_teachers:
         ap.error("--without-main-teacher needs --extra-teachers (an ensemble to distil from)")
     for dataset in args.datasets:
@@ -493,7 +525,7 @@ def main() -> None:
             new = run_seed(dataset, seed, args.students, args.runs, args.quick, done, args.teacher_seed,
                            args.teacher_lags, args.precision, args.teacher_epochs, args.extra_teachers,
                            args.without_main_teacher, args.history, args.student_schedule, args.outages,
-                           args.teacher_scope)
+                           args.teacher_scope, augment)
             records += new
             if not args.quick:  # another invocation (other students) may have saved meanwhile
                 records = merged_records(path, new, lambda r: (r["seed"], r["student"]))

@@ -78,10 +78,16 @@ def simulator_networks() -> tuple[dict, dict]:
 
 
 # name -> (data sections (source, target), kept target histories, training schedule)
+# (every epoch exactly max_batches batches: a short history passes over its windows several times an epoch,
+# so every history gets the same optimiser steps; with at most max_batches a 1-day history had a few steps an
+# epoch and its models stopped far from trained)
 CASES = {
-    "simulator": (simulator_networks, ["1d", "2d", "4d"], {"epochs": 30, "patience": 8, "max_batches": 20}),
-    "los-loop": (los_loop_regions, ["1d", "2d", "4d"], {"epochs": 30, "patience": 8, "max_batches": 25}),
-    "akl-pedestrians": (akl_regions, ["7d", "28d", "91d"], {"epochs": 30, "patience": 8, "max_batches": 40}),
+    "simulator": (simulator_networks, ["1d", "2d", "4d"],
+                  {"epochs": 30, "patience": 8, "max_batches": 20, "min_batches": 20}),
+    "los-loop": (los_loop_regions, ["1d", "2d", "4d"],
+                 {"epochs": 30, "patience": 8, "max_batches": 25, "min_batches": 25}),
+    "akl-pedestrians": (akl_regions, ["7d", "28d", "91d"],
+                        {"epochs": 30, "patience": 8, "max_batches": 40, "min_batches": 40}),
 }
 
 
@@ -90,7 +96,7 @@ def configs(case: str, quick: bool) -> tuple[dict, dict]:
     source_data, target_data = regions()
     train = {"batch_size": 64, "lr": 0.002, "threads": 1, **schedule}
     if quick:
-        train.update(epochs=1, max_batches=2)
+        train.update(epochs=1, max_batches=2, min_batches=2)
     common = {"teacher": copy.deepcopy(TEACHER), "student": copy.deepcopy(STUDENT), "train": train,
               "distill": {"alpha": 0.5, "loss": "huber"}, "eval": {"baselines": ["last"], "latency_repeats": 3}}
     return {"data": source_data, **copy.deepcopy(common)}, {"data": target_data, **copy.deepcopy(common)}
@@ -120,6 +126,15 @@ def run_case(case: str, seeds: list[int], runs: Path, quick: bool) -> dict:
 
 
 # ------------------------------------------------------------------------------------------ rendering
+def schedule_text(train: dict) -> str:
+    """The routes' schedule in words: epochs of exactly ``max_batches`` batches where ``min_batches`` fixes
+    them (a short history passes over its windows several times an epoch), else of at most that many."""
+    if train.get("min_batches") == train["max_batches"]:
+        return (f"{train['epochs']} epochs of {train['max_batches']} batches each (patience {train['patience']}; "
+                "a short history's epoch passes over its windows several times, `train.min_batches`)")
+    return f"{train['epochs']} epochs of at most {train['max_batches']} batches (patience {train['patience']})"
+
+
 def render(result: dict) -> str:
     from stkd.transfer.report import findings, summarise, table
 
@@ -132,8 +147,7 @@ def render(result: dict) -> str:
             f"Command: `{result['command']}`  \n{machine_line(result)}; source teacher {secs['source'] / 60:.1f} min, "
             f"transfer {secs['transfer'] / 60:.1f} min  \n"
             f"Source teacher {s['model']} {result['source_config']['teacher']['params']}; student {g['student']['name']} {g['student']['params']}; "
-            f"{sched['epochs']} epochs of at most {sched['max_batches']} batches (patience {sched['patience']}), "
-            f"best epoch on the target's validation split.\n\n")
+            f"{schedule_text(sched)}, best epoch on the target's validation split.\n\n")
     curve = f"\n![test MAE against kept history](img/transfer-{result['case']}.png)\n"
     gains = summarise(t)
     return head + "\n".join(findings(t, gains)) + "\n\n" + "\n".join(table(t, gains)) + "\n" + curve

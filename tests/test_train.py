@@ -309,6 +309,35 @@ def test_prefetch_yields_the_same_batches_in_order_and_draws_the_same_randomness
     assert torch.equal(g1.get_state(), g2.get_state())
 
 
+def test_min_batches_makes_an_epoch_of_few_windows_pass_over_them_again_in_a_new_order(wd):
+    """``train.min_batches``: a short history's epoch holds as many optimiser steps as a long one's. Every
+    pass over the windows holds each window once, in its own order; without the floor nothing changes."""
+    from stkd.train import num_train_batches, train_batches
+
+    n = len(wd.starts["train"])
+    base = TrainConfig(batch_size=8, seed=0)
+    assert num_train_batches(wd, base) == n // 8
+    floor = TrainConfig(batch_size=8, seed=0, min_batches=3 * (n // 8) + 2)
+    assert num_train_batches(wd, floor) == 3 * (n // 8) + 2
+    assert num_train_batches(wd, TrainConfig(batch_size=8, min_batches=n, max_batches=5)) == 5
+    starts = [s for b in train_batches(wd, floor, torch.Generator().manual_seed(3), 0, 1) for s in b.start.tolist()]
+    assert len(starts) == 8 * (3 * (n // 8) + 2)
+    passes = [starts[i:i + n] for i in range(0, len(starts), n)]
+    assert all(sorted(p) == sorted(wd.starts["train"].tolist()) for p in passes[:3])  # each pass: every window once
+    assert passes[0] != passes[1]  # in a new order
+    g1, g2 = torch.Generator().manual_seed(3), torch.Generator().manual_seed(3)
+    plain = [b.start.tolist() for b in train_batches(wd, base, g1, 0, 1)]
+    assert [b.start.tolist() for b in train_batches(wd, TrainConfig(batch_size=8, seed=0, min_batches=2), g2, 0, 1)] \
+        == plain  # a floor below one pass changes nothing
+    from stkd.config import parse_config
+    from stkd.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"train.min_batches \(50\) is more than train.max_batches \(40\)"):
+        parse_config({"train": {"min_batches": 50, "max_batches": 40}})
+    with pytest.raises(ConfigError, match="train.min_batches: must be >= 1"):
+        parse_config({"train": {"min_batches": 0}})
+
+
 def test_prefetch_raises_the_workers_error_and_stops_when_left_early():
     import threading
 

@@ -78,6 +78,13 @@ def test_routes_share_the_test_windows_and_history_shortens_training(transferred
     # 15-minute steps: 12 h = 48 steps, 1 d = 96 steps of training, each minus one window (24 steps) + 1
     assert short["windows"]["train"] == 48 - 24 + 1 and long["windows"]["train"] == 96 - 24 + 1
     assert short["train_days"] == pytest.approx(0.5) and long["train_days"] == pytest.approx(1.0)
+    assert (short["batches_per_epoch"], long["batches_per_epoch"]) == (1, 2)  # batch 32, at most 2 an epoch
+    from stkd.transfer.report import schedule_hint, table
+
+    assert schedule_hint(result, None) == ("the histories train on 1 to 2 batches an epoch, so the shorter ones get "
+                                           "fewer optimiser steps; train.min_batches: 2 gives each the same")
+    assert schedule_hint(result, 2) is None
+    assert "| 12h (0.50 d, 25, 1) |" in "\n".join(table(result))
     # every route of a run was scored on the same windows: one truth file, one prediction per route
     preds = out / "runs" / "12h-seed0" / "predictions"
     truth = np.load(preds / "truth.npy")

@@ -142,6 +142,7 @@ class DistillConfig:
     period_temperature: float = 1.0  # softmax temperature of the period term
     augment: list[str] = field(default_factory=list)  # noise | mask | mixup: inputs with no ground truth, teacher-labelled
     augment_weight: float = 0.0  # weight of the augmented term (0: off)
+    augment_labels: str = "cached"  # cached | online: the clean window's cached forecast, or the teacher run on the input
     noise_std: float = 0.1  # augment noise: std of the Gaussian noise on the scaled inputs
     mask_share: float = 0.15  # augment mask: share of sensors whose inputs are blanked (set to the training mean)
     mixup_alpha: float = 0.4  # augment mixup: windows mixed with weight ~ Beta(alpha, alpha), targets alike
@@ -163,6 +164,7 @@ class TrainConfig:
     device: str = "cpu"  # cpu | cuda | auto
     threads: int | None = None  # torch intra-op threads (default: torch's choice)
     max_batches: int | None = None  # cap on training batches per epoch (large data)
+    min_batches: int | None = None  # floor on batches per epoch: few windows are passed over several times an epoch
     node_subset: int | None = None  # teachers train each step on a sampled neighbourhood of this many nodes
     precision: str = "fp32"  # fp32 | bf16: the training forward under bfloat16 autocast (~2x on CPUs with AVX512-BF16)
     time_budget: str | None = None  # per model, e.g. 10min: stop training cleanly when reached (the best epoch is kept)
@@ -380,6 +382,7 @@ CHOICES = {
     "distill.loss": names.LOSSES,
     "distill.ensemble": names.ENSEMBLES,
     "distill.teacher_scope": names.TEACHER_SCOPES,
+    "distill.augment_labels": names.AUGMENT_LABELS,
     "train.loss": names.LOSSES,
     "train.scheduler": names.SCHEDULERS,
     "train.device": names.DEVICES,
@@ -465,9 +468,12 @@ def validate(cfg: RunConfig) -> RunConfig:
         raise ConfigError(f"train.lr: must be a finite number > 0, got {t.lr}")
     if t.time_budget is not None:
         parse_duration(t.time_budget, "train.time_budget")
-    for key in ("max_batches", "threads", "node_subset"):
+    for key in ("max_batches", "min_batches", "threads", "node_subset"):
         if getattr(t, key) is not None and getattr(t, key) < 1:
             raise ConfigError(f"train.{key}: must be >= 1 (or left out), got {getattr(t, key)}")
+    if t.min_batches and t.max_batches and t.min_batches > t.max_batches:
+        raise ConfigError(f"train.min_batches ({t.min_batches}) is more than train.max_batches ({t.max_batches}): "
+                          "an epoch cannot hold both; set them equal for epochs of exactly that many batches")
     for key, value in (("train.weight_decay", t.weight_decay), ("train.grad_clip", t.grad_clip),
                        ("distill.feature_weight", cfg.distill.feature_weight),
                        ("distill.relation_weight", cfg.distill.relation_weight),

@@ -56,6 +56,9 @@ PRECISIONS = ("fp32", "bf16")
 ENSEMBLES = ("mean", "weighted")
 #: Input augmentations a distilled student also learns from, with the teacher's soft labels as targets.
 AUGMENTATIONS = ("noise", "mask", "mixup")
+# where an augmented input's target comes from (distill.augment_labels): the cached forecast of the clean
+# window, or the teacher run on the augmented input itself (consistent teaching)
+AUGMENT_LABELS = ("cached", "online")
 # where a sensor's forecast from the teacher counts (distill.teacher_scope): everywhere, or only in windows
 # whose input of that sensor was observed at every step (elsewhere the teacher forecast from imputed inputs)
 TEACHER_SCOPES = ("all", "observed-inputs")

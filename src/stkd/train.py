@@ -458,22 +458,26 @@ def _node_sampler(model: nn.Module, data, k: int | None, gen: torch.Generator, d
 
 
 def num_train_batches(data, cfg: TrainConfig) -> int:
-    """Training batches per epoch: whole batches of ``train.batch_size`` (at least one), at most
+    """Training batches per epoch: whole batches of ``train.batch_size`` (at least one), at least
+    ``train.min_batches`` (an epoch then passes over few windows several times) and at most
     ``train.max_batches``."""
     n = len(data.starts["train"])
-    n_batches = n // cfg.batch_size if n >= cfg.batch_size else 1
+    n_batches = max(n // cfg.batch_size if n >= cfg.batch_size else 1, cfg.min_batches or 1)
     return min(n_batches, cfg.max_batches) if cfg.max_batches else n_batches
 
 
 def train_batches(data, cfg: TrainConfig, gen: torch.Generator, rank: int, world_size: int,
-                   sample_nodes=None) -> Iterable:
+                  sample_nodes=None) -> Iterable:
     """The train windows in a seeded random order; under DDP each rank takes its own share of every
     global batch (global batch = cfg.batch_size), so 1 and N processes see the same windows per step.
-    With ``sample_nodes`` every batch is cut to a freshly sampled node subset."""
+    With ``sample_nodes`` every batch is cut to a freshly sampled node subset. Where an epoch holds more
+    batches than one pass over the windows (``train.min_batches``), the passes follow one another, each in
+    its own random order."""
     starts = torch.as_tensor(data.starts["train"])
-    order = starts[torch.randperm(len(starts), generator=gen)]
     bs = cfg.batch_size
     n_batches = num_train_batches(data, cfg)
+    passes = max(1, -(-n_batches * bs // len(starts))) if cfg.min_batches else 1  # ceil: windows for every batch
+    order = torch.cat([starts[torch.randperm(len(starts), generator=gen)] for _ in range(passes)])
     for b in range(n_batches):
         chunk = order[b * bs:(b + 1) * bs]
         if world_size > 1:

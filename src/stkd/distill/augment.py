@@ -13,10 +13,23 @@ of the batch's own windows, so they work with any teacher (a privileged one incl
   permutation of the batch, target ``lam * t_i + (1 - lam) * t_j`` (Zhang et al., "mixup: Beyond Empirical
   Risk Minimization", ICLR 2018, here on soft labels); the calendar inputs are window i's.
 
+Where the targets come from (``distill.augment_labels``):
+
+- ``cached`` (the default): from the cached soft labels of the batch's own windows, as above. No new run of
+  the teacher, so it works with any teacher (a privileged one included), but the target is the teacher's
+  forecast of the clean window (or, for mixup, the mix of two forecasts), not of the input the student sees;
+- ``online``: the teacher forecasts the very input the student sees (each teacher on its own view of the
+  window, changed by the same draw): the same function at the same point, "consistent teaching" (Beyer et
+  al., "Knowledge distillation: A good teacher is patient and consistent", CVPR 2022). It costs a teacher
+  forward per batch. A :class:`Draw` holds one augmentation's random choices, so that the student's input
+  and the teacher's are changed alike.
+
 Pure functions of tensors and a generator: the same generator state gives the same augmentation.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -24,28 +37,65 @@ import torch
 from stkd import names
 
 
-def augment(kind: str, x: torch.Tensor, teacher: torch.Tensor, generator: torch.Generator, *,
-            noise_std: float = 0.1, mask_share: float = 0.15, mixup_alpha: float = 0.4
-            ) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(x_aug [B, P, N, F], target [B, H, N, F_out])`` for one augmentation ``kind`` (see the module doc).
+@dataclass(frozen=True)
+class Draw:
+    """The random choices of one augmentation of a batch of ``B`` windows, to apply alike to every view of
+    them (the student's window, a teacher's longer or lagged one): Gaussian noise (``noise``, the shape of
+    the input it was drawn for), blanked sensors (``drop [B, 1, N, 1]``), or a mixup weight and partner per
+    window (``lam [B]``, ``perm [B]``)."""
 
-    ``x`` is the student's (scaled) input, ``teacher`` the teacher's forecast of the same windows.
-    """
-    t = teacher.detach()
+    kind: str
+    noise: torch.Tensor | None = None
+    drop: torch.Tensor | None = None
+    lam: torch.Tensor | None = None
+    perm: torch.Tensor | None = None
+
+    def inputs(self, x: torch.Tensor) -> torch.Tensor:
+        """``x [B, L, N, C]`` changed by this draw (any length L and channels C for mask and mixup)."""
+        if self.noise is not None:
+            if self.noise.shape != x.shape:
+                raise ValueError(f"noise drawn for inputs of shape {tuple(self.noise.shape)}, not {tuple(x.shape)}")
+            return x + self.noise.to(x.dtype)
+        if self.drop is not None:
+            return torch.where(self.drop, torch.zeros((), dtype=x.dtype, device=x.device), x)
+        assert self.lam is not None and self.perm is not None
+        lx = self.lam.view(-1, *([1] * (x.dim() - 1))).to(x.dtype)
+        return lx * x + (1 - lx) * x[self.perm]
+
+    def targets(self, teacher: torch.Tensor) -> torch.Tensor:
+        """The target from the teacher's cached forecast ``[B, H, N, F_out]`` of the clean windows: unchanged
+        for noise and mask, mixed with the inputs' weight and partner for mixup."""
+        t = teacher.detach()
+        if self.lam is None:
+            return t
+        assert self.perm is not None
+        lt = self.lam.view(-1, *([1] * (t.dim() - 1))).to(t.dtype)
+        return lt * t + (1 - lt) * t[self.perm]
+
+
+def draw(kind: str, x: torch.Tensor, generator: torch.Generator, *, noise_std: float = 0.1,
+         mask_share: float = 0.15, mixup_alpha: float = 0.4) -> Draw:
+    """One augmentation's random choices for the student's input ``x [B, P, N, F]`` (see the module doc)."""
     if kind == "noise":
         noise = torch.randn(x.shape, generator=generator, dtype=x.dtype).to(x.device)
-        return x + noise_std * noise, t
+        return Draw(kind, noise=noise_std * noise)
     if kind == "mask":
         B, _, N, _ = x.shape
-        drop = (torch.rand((B, 1, N, 1), generator=generator) < mask_share).to(x.device)  # [B, 1, N, 1]
-        return torch.where(drop, torch.zeros((), dtype=x.dtype, device=x.device), x), t
+        return Draw(kind, drop=(torch.rand((B, 1, N, 1), generator=generator) < mask_share).to(x.device))
     if kind == "mixup":
         B = x.shape[0]
         seed = int(torch.randint(0, 2**31 - 1, (1,), generator=generator))
-        draw = np.random.default_rng(seed).beta(mixup_alpha, mixup_alpha, size=B) if mixup_alpha > 0 else np.ones(B)
-        lam = torch.as_tensor(np.maximum(draw, 1 - draw), dtype=x.dtype).to(x.device)  # window i dominates
-        perm = torch.randperm(B, generator=generator).to(x.device)
-        lx = lam.view(B, *([1] * (x.dim() - 1)))
-        lt = lam.view(B, *([1] * (t.dim() - 1))).to(t.dtype)
-        return lx * x + (1 - lx) * x[perm], lt * t + (1 - lt) * t[perm]
+        lam = np.random.default_rng(seed).beta(mixup_alpha, mixup_alpha, size=B) if mixup_alpha > 0 else np.ones(B)
+        return Draw(kind, lam=torch.as_tensor(np.maximum(lam, 1 - lam), dtype=x.dtype).to(x.device),  # i dominates
+                    perm=torch.randperm(B, generator=generator).to(x.device))
     raise ValueError(f"augmentation {kind!r} is not one of {', '.join(names.AUGMENTATIONS)}")
+
+
+def augment(kind: str, x: torch.Tensor, teacher: torch.Tensor, generator: torch.Generator, *,
+            noise_std: float = 0.1, mask_share: float = 0.15, mixup_alpha: float = 0.4
+            ) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(x_aug [B, P, N, F], target [B, H, N, F_out])`` for one augmentation ``kind`` with cached labels
+    (see the module doc). ``x`` is the student's (scaled) input, ``teacher`` the teacher's forecast of the
+    same windows."""
+    d = draw(kind, x, generator, noise_std=noise_std, mask_share=mask_share, mixup_alpha=mixup_alpha)
+    return d.inputs(x), d.targets(teacher)

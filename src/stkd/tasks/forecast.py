@@ -19,10 +19,12 @@ from torch import nn
 
 from stkd import names
 from stkd.baselines import build_baseline
-from stkd.distill.augment import augment
+from stkd.data.windows import Batch, WindowedData
+from stkd.distill.augment import Draw, draw
 from stkd.distill.cache import CacheEntry
 from stkd.distill.losses import ensemble_targets, inverse_error_weights, masked_loss
 from stkd.distill.objective import build_forecast_objective
+from stkd.errors import ConfigError
 from stkd.evaluate import (
     evaluate_forecaster,
     measure_speed,
@@ -37,11 +39,31 @@ from stkd.tasks.base import LossFn, Task, TeacherSignal, ensemble_entry
 
 
 class ForecastSignal(TeacherSignal):
-    """The teachers' cached forecasts (original units) and, for feature distillation, hidden features."""
+    """The teachers' cached forecasts (original units) and, for feature distillation, hidden features; with
+    ``distill.augment_labels: online`` also the teachers themselves, each with its view of the data."""
 
-    def __init__(self, caches: list[CacheEntry], teachers: list[str], weights: list[float] | None) -> None:
+    def __init__(self, caches: list[CacheEntry], teachers: list[str], weights: list[float] | None,
+                 online: list[tuple[nn.Module, WindowedData]] | None = None) -> None:
         super().__init__(teachers, weights)
         self.caches = caches
+        self.online = online
+
+    @torch.no_grad()
+    def relabel(self, draw: Draw, batch: Batch) -> torch.Tensor:
+        """``[B, H, N, F_out]``: the teachers' (weighted) mean forecast, in original units, of the batch's
+        windows changed by ``draw``, each teacher reading its own view of the windows changed alike: the
+        target of the very input the student sees (consistent teaching)."""
+        if not self.online:
+            raise ValueError("relabel needs the teachers themselves (distill.augment_labels: online)")
+        if batch.nodes is not None:
+            raise ValueError("relabel needs batches of every node (the teachers forecast the whole graph)")
+        preds = []
+        for model, view in self.online:
+            b = batch if view.view_spec is None else view.batch(batch.start)
+            model.eval().to(b.x.device)
+            out = model(draw.inputs(b.x), b.tod, b.dow)["pred"]  # [B, H, N, F_out] scaled
+            preds.append(to_original_units(view, out).float())
+        return ensemble_targets(preds, self.weights)
 
     def forecaster(self, split: str):
         """``batch -> [B, H, N, F_out]``: the teachers' (weighted) mean forecast of the batch's windows of
@@ -98,6 +120,7 @@ class ForecastTask(Task):
         n, relation_nodes = wd.num_nodes, 512
         lo, hi = wd.ranges["train"]  # where nothing of the training part is missing the scope changes nothing
         scoped = d.teacher_scope == "observed-inputs" and not bool(wd.mask_all[lo:hi].all())
+        online = d.augment_weight > 0 and d.augment_labels == "online"
 
         def loss_fn(batch, out):
             starts = batch.start.cpu().numpy()  # training windows only: the cache's other rows are never read
@@ -108,10 +131,12 @@ class ForecastTask(Task):
                 named["teacher_mask"] = wd.observed_inputs(batch.start)  # elsewhere it forecast from imputations
             if d.augment_weight > 0:  # one augmentation per batch, in turn: unlabelled inputs the teacher labels
                 kind = d.augment[int(torch.randint(0, len(d.augment), (1,), generator=aug_gen))]
-                x_aug, target = augment(kind, batch.x, teacher, aug_gen, noise_std=d.noise_std,
-                                        mask_share=d.mask_share, mixup_alpha=d.mixup_alpha)
+                change = draw(kind, batch.x, aug_gen, noise_std=d.noise_std, mask_share=d.mask_share,
+                              mixup_alpha=d.mixup_alpha)
+                x_aug = change.inputs(batch.x)  # [B, P, N, F]
                 named["augment_pred"] = to_original_units(wd, student(x_aug, batch.tod, batch.dow)["pred"])
-                named["augment_target"] = target
+                named["augment_target"] = (signal.relabel(change, batch) if online
+                                           else change.targets(teacher))
             if need_hidden:
                 named["student_hidden"] = out["hidden"]
                 named["teacher_hidden"] = caches[0].hidden("train", starts).to(batch.y.device)
@@ -145,10 +170,26 @@ class ForecastTask(Task):
     def signal_from(self, caches: list[CacheEntry], teachers: list[Trained]) -> ForecastSignal:
         """The signal of these teachers' caches; with ``distill.ensemble: weighted`` each teacher weighted
         by 1 / its validation MAE (None: equal weights)."""
+        d = self.cfg.distill
         weights = None
-        if len(teachers) >= 2 and self.cfg.distill.ensemble == "weighted":
+        if len(teachers) >= 2 and d.ensemble == "weighted":
             weights = inverse_error_weights([float("nan") if t.val_mae is None else t.val_mae for t in teachers])
-        return ForecastSignal(caches, [c.meta["teacher"] for c in caches], weights)
+        online = self.online_teachers(teachers) if d.augment_weight > 0 and d.augment_labels == "online" else None
+        return ForecastSignal(caches, [c.meta["teacher"] for c in caches], weights, online)
+
+    def online_teachers(self, teachers: list[Trained]) -> list[tuple[nn.Module, WindowedData]]:
+        """Each teacher with its view of the data, to forecast augmented inputs during training. Noise is
+        drawn for the student's window, so it can change a teacher's input alike only where the teacher
+        reads that same window: a privileged teacher with noise is refused."""
+        out = []
+        for t in teachers:
+            view = self.wd.view(t.inputs, where=f"teacher {t.name} inputs")
+            if "noise" in self.cfg.distill.augment and view is not self.wd:
+                raise ConfigError(f"distill.augment: noise with augment_labels: online needs teachers that read the "
+                                  f"student's window, but teacher {t.name!r} reads {view.view_key()} (its inputs); "
+                                  "use mask and mixup, which change every view alike, or augment_labels: cached")
+            out.append((t.model, view))
+        return out
 
     # ---------------------------------------------------------------- evaluation
     def load_models(self, run_dir: Path, roles: tuple[str, ...]) -> list[Trained]:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 def cmd_transfer(args) -> int:
     from stkd.cli import _overrides, resolve_config, writing_to
-    from stkd.transfer.report import LABELS, route_scores
+    from stkd.transfer.report import LABELS, route_scores, schedule_hint
     from stkd.transfer.run import transfer
 
     cfg = resolve_config(args.config, _overrides(args), default_preset=False)
@@ -17,13 +17,16 @@ def cmd_transfer(args) -> int:
     with writing_to(out):
         result = transfer(Path(args.source_run), cfg, out, histories=args.history, seeds=args.seeds,
                           teacher=args.teacher, overwrite=args.overwrite, progress=not args.quiet)
-    for h in result["runs"]:
-        print(f"history {h}:")
+    for h, run in result["runs"].items():
+        print(f"history {h} ({run['batches_per_epoch']} training batches an epoch):")
         for route, label in LABELS.items():
             maes = route_scores(result, h, route)
             g = result["gains"].get(h, {}).get(route)
             gain = "" if g is None else f"  gain {g['mean']:+.1f} % [{g['ci'][0]:+.1f}, {g['ci'][1]:+.1f}]"
             print(f"  {route:17s} MAE {sum(maes) / len(maes):8.3f}{gain}  ({label})")
+    hint = schedule_hint(result, cfg.train.min_batches)
+    if hint:
+        print(f"\n{hint}")
     print(f"\nreport: {out / 'transfer.md'}\nresults: {out / 'transfer.json'}")
     return 0
 

@@ -43,6 +43,17 @@ def summarise(result: dict) -> dict:
     return gains
 
 
+def schedule_hint(result: dict, min_batches: int | None) -> str | None:
+    """A note when the kept histories train on different numbers of batches an epoch (without
+    ``train.min_batches``): the same epochs then mean fewer optimiser steps for a shorter history, whose
+    models may stop far from trained."""
+    batches = {run["batches_per_epoch"] for run in result["runs"].values() if "batches_per_epoch" in run}
+    if len(batches) < 2 or min_batches:
+        return None
+    return (f"the histories train on {min(batches)} to {max(batches)} batches an epoch, so the shorter ones get "
+            f"fewer optimiser steps; train.min_batches: {max(batches)} gives each the same")
+
+
 def _mean_sd(values: list[float]) -> str:
     if not values:
         return "n/a"
@@ -55,10 +66,13 @@ def table(result: dict, gains: dict | None = None) -> list[str]:
     ``gains``: :func:`summarise` of ``result``, computed here when not given (a stored ``result["gains"]``
     is not read: it may predate the current rule)."""
     gains = summarise(result) if gains is None else gains
-    rows = ["| history (train days, windows) | route | MAE | RMSE | gain in MAE vs target only (95 % interval) "
-            "| better on | verdict |", "| --- | --- | --- | --- | --- | --- | --- |"]
+    batches = all("batches_per_epoch" in run for run in result["runs"].values())  # older results lack them
+    rows = [f"| history (train days, windows{', batches an epoch' if batches else ''}) | route | MAE | RMSE "
+            "| gain in MAE vs target only (95 % interval) | better on | verdict |",
+            "| --- | --- | --- | --- | --- | --- | --- |"]
     for h, run in result["runs"].items():
-        where = f"{h} ({run['train_days']:.2f} d, {run['windows']['train']})"
+        where = (f"{h} ({run['train_days']:.2f} d, {run['windows']['train']}"
+                 f"{', ' + str(run['batches_per_epoch']) if batches else ''})")
         for route in names.TRANSFER_ROUTES:
             mae, rmse = route_scores(result, h, route), route_scores(result, h, route, "rmse")
             g = gains.get(h, {}).get(route)

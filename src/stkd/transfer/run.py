@@ -26,6 +26,7 @@ from stkd.io import write_json, write_text
 from stkd.pipeline import check_splits, make_task
 from stkd.runs import open_run_dir, prepare_run_dir, run_lock
 from stkd.steps import check_fits
+from stkd.train import num_train_batches
 from stkd.transfer.report import summarise, write_transfer_report
 from stkd.transfer.routes import score_routes, train_routes
 from stkd.transfer.source import load_source, source_task, zero_shot
@@ -92,6 +93,7 @@ def transfer(source_run: Path, cfg: RunConfig, out: Path, *, histories: Sequence
             train_lo, train_hi = wd.ranges["train"]
             entry: dict[str, Any] = {"train_days": (train_hi - train_lo) / wd.steps_per_day,
                      "windows": {s: wd.num_windows(s) for s in names.SPLITS},
+                     "batches_per_epoch": num_train_batches(wd, cfg_h.train),
                      "test_start": str(wd.index[wd.ranges["test"][0]]), "seeds": {}}
             result["runs"][h] = entry
             for seed in seeds:
