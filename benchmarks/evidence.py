@@ -108,7 +108,8 @@ def config(dataset: str, seed: int, quick: bool, teacher_lags: list[str] | None 
 
 
 def augment_label(augment: dict) -> str:
-    """A row's words for its students' augmented inputs, e.g. ``mask + mixup labelled online (weight 1)``."""
+    """A row's words for its students' augmented inputs, e.g. ``mask + mixup labelled online (weight 1)``
+    (from ``--augment``, ``--augment-labels``, ``--augment-weight`` or a record's fields of those names)."""
     return (f"{' + '.join(augment['augment'])} labelled {augment['augment_labels']} "
             f"(weight {augment['augment_weight']:g})")
 
@@ -357,19 +358,39 @@ def day_of_week_line(by_student: dict[str, list[dict]]) -> str:
                            lambda scope: SCOPE_WORDS[scope]))
 
 
+def kd_gap(rows: list[dict], other: list[dict], this_words: str, other_words: str) -> str:
+    """The distilled student of ``rows`` against that of ``other`` (the same row less one change), on validation
+    and test over the seeds both have: `` {this_words}, the distilled student's validation MAE is ... against
+    ... {other_words}, ...``."""
+    seeds = {r["seed"] for r in rows} & {r["seed"] for r in other}
+    mean = {key: tuple(float(np.mean([r[key] for r in rs if r["seed"] in seeds])) for rs in (rows, other))
+            for key in ("kd_val", "kd_mae")}
+    (val, val_o), (test, test_o) = mean["kd_val"], mean["kd_mae"]
+    return (f" {this_words}, the distilled student's validation MAE is {val:.3f} against {val_o:.3f} {other_words}, "
+            f"and its test MAE {test:.3f} against {test_o:.3f} ({100 * (test - test_o) / test_o:+.1f} %; the "
+            f"{len(seeds)} seeds both rows have).")
+
+
 def scope_gap(rows: list[dict], by_student: dict[str, list[dict]]) -> str:
     """For a row whose students counted the teacher only where inputs were observed (``SCOPE_LABEL``): its
     distilled student against the row that counted it everywhere, on validation and test (same seeds)."""
     other = by_student.get(rows[0]["student"].replace(SCOPE_LABEL, "")) if SCOPE_LABEL in rows[0]["student"] else None
     if not other:
         return ""
-    seeds = {r["seed"] for r in rows} & {r["seed"] for r in other}
-    mean = {key: tuple(float(np.mean([r[key] for r in rs if r["seed"] in seeds])) for rs in (rows, other))
-            for key in ("kd_val", "kd_mae")}
-    (val, val_all), (test, test_all) = mean["kd_val"], mean["kd_mae"]
-    return (f" Counting the teacher only where the inputs were observed, the distilled student's validation MAE is "
-            f"{val:.3f} against {val_all:.3f} counting it everywhere, and its test MAE {test:.3f} against {test_all:.3f} "
-            f"({100 * (test - test_all) / test_all:+.1f} %; the {len(seeds)} seeds both rows have).")
+    return kd_gap(rows, other, "Counting the teacher only where the inputs were observed", "counting it everywhere")
+
+
+def augment_gap(rows: list[dict], by_student: dict[str, list[dict]]) -> str:
+    """For a row whose distilled students also learned the teacher's forecasts of augmented inputs: its
+    distilled student against the same row without them (same teachers, schedule and seeds)."""
+    first = rows[0]
+    if not first.get("augment"):
+        return ""
+    augment = {k: first[k] for k in ("augment", "augment_labels", "augment_weight")}
+    other = by_student.get(first["student"].removesuffix(f", {augment_label(augment)}"))
+    if not other or other is rows:
+        return ""
+    return kd_gap(rows, other, f"With the teacher's forecasts of {augment_label(augment)} inputs", "without them")
 
 
 def schedule_gap(rows: list[dict], by_student: dict[str, list[dict]]) -> str:
@@ -423,7 +444,8 @@ def render(result: dict) -> str:
                          f"{'closer' if closer >= 0 else 'further'} where it trained).")
         elif len(rows[0].get("teachers", [])) > 1:
             line += " (Teacher MAE: its best member; the ensemble's own MAE was not recorded for this row.)"
-        line += history_gap(rows, by_student) + scope_gap(rows, by_student) + schedule_gap(rows, by_student)
+        line += (history_gap(rows, by_student) + scope_gap(rows, by_student) + schedule_gap(rows, by_student)
+                 + augment_gap(rows, by_student))
         target = TARGET_RATIO.get(result["dataset"])
         if target is not None:
             ratio = kd / float(np.mean([r["plain_mae"] for r in rows]))

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-from evidence import SCOPE_LABEL, history_gap, scarcity, scope_gap  # noqa: E402
+from evidence import SCOPE_LABEL, augment_gap, augment_label, history_gap, scarcity, scope_gap  # noqa: E402
 from outages import knock_out, outage_data  # noqa: E402
 
 
@@ -89,3 +89,17 @@ def test_the_two_teacher_scopes_are_compared_on_the_seeds_both_rows_have():
     assert "validation MAE is 3.500 against 3.600" in text
     assert "test MAE 4.050 against 4.300 (-5.8 %; the 2 seeds both rows have)" in text
     assert scope_gap(everywhere, by) == ""  # a row of the old scope is not compared with itself
+
+
+def test_a_row_with_augmented_inputs_is_compared_with_the_same_row_without_them():
+    augment = {"augment": ["mask", "mixup"], "augment_labels": "online", "augment_weight": 1.0}
+    assert augment_label(augment) == "mask + mixup labelled online (weight 1)"
+    base = [{"student": "stid, 30 epochs", "seed": s, "kd_val": 50.0, "kd_mae": 58.0, "augment": []} for s in range(3)]
+    label = f"stid, 30 epochs, {augment_label(augment)}"
+    rows = [{"student": label, "seed": s, "kd_val": 49.0, "kd_mae": 57.0 + s, **augment} for s in range(3)]
+    by = {"stid, 30 epochs": base, label: rows}
+    text = augment_gap(rows, by)
+    assert text.startswith(" With the teacher's forecasts of mask + mixup labelled online (weight 1) inputs, the "
+                           "distilled student's validation MAE is 49.000 against 50.000 without them")
+    assert "test MAE 58.000 against 58.000 (+0.0 %; the 3 seeds both rows have)" in text
+    assert augment_gap(base, by) == "" and augment_gap(rows, {label: rows}) == ""
