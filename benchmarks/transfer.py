@@ -112,16 +112,18 @@ def run_case(case: str, seeds: list[int], runs: Path, quick: bool) -> dict:
     where = runs / case
     t0 = time.perf_counter()
     source_run = where / "source"
-    if not (source_run / "models" / "gwnet" / "model.json").is_file():  # a finished source run is reused
+    card = source_run / "models" / "gwnet" / "model.json"
+    reused = card.is_file()  # a finished source run is reused: its time is the teacher's training time
+    if not reused:
         task = prepare_task(parse_config(source_raw))  # as stkd train, less the source's own soft-label cache
         train_teachers(task, open_run_dir(task.cfg, task.wd, source_run, overwrite=True, resume=False),
                        progress=False)
-    source_s = time.perf_counter() - t0
+    source_s = float(json.loads(card.read_text())["train_seconds"]) if reused else time.perf_counter() - t0
     t1 = time.perf_counter()
     result = transfer(source_run, parse_config(target_raw), where / "transfer", histories=CASES[case][1],
                       seeds=seeds, overwrite=True, progress=False)
     return {"case": case, "transfer": result, "source_config": source_raw, "target_config": target_raw,
-            "seconds": {"source": source_s, "transfer": time.perf_counter() - t1},
+            "seconds": {"source": source_s, "transfer": time.perf_counter() - t1}, "source_reused": reused,
             "curve": str((where / "transfer" / "plots" / "transfer_curve.png"))}
 
 
@@ -144,13 +146,59 @@ def render(result: dict) -> str:
     sched = result["target_config"]["train"]
     head = (f"### Transfer on {result['case']}: {s['data']} ({s['nodes']} sensors, full history) -> {g['data']} "
             f"({g['nodes']} sensors), seeds {t['seeds']}\n\n"
-            f"Command: `{result['command']}`  \n{machine_line(result)}; source teacher {secs['source'] / 60:.1f} min, "
+            f"Command: `{result['command']}`  \n{machine_line(result)}; source teacher {secs['source'] / 60:.1f} min"
+            f"{' (its training, in a finished source run this one reused)' if result.get('source_reused') else ''}, "
             f"transfer {secs['transfer'] / 60:.1f} min  \n"
             f"Source teacher {s['model']} {result['source_config']['teacher']['params']}; student {g['student']['name']} {g['student']['params']}; "
             f"{schedule_text(sched)}, best epoch on the target's validation split.\n\n")
     curve = f"\n![test MAE against kept history](img/transfer-{result['case']}.png)\n"
     gains = summarise(t)
-    return head + "\n".join(findings(t, gains)) + "\n\n" + "\n".join(table(t, gains)) + "\n" + curve
+    lines = findings(t, gains) + beyond_teacher(t, gains)
+    return head + "\n".join(lines) + "\n\n" + "\n".join(table(t, gains)) + "\n" + curve
+
+
+def beyond_teacher(t: dict, gains: dict) -> list[str]:
+    """A line per history where a distilled student is established better than the student alone and also
+    better than the teacher it learned from: its gain is then not the teacher's edge handed on."""
+    from stkd.paired import verdict
+    from stkd.transfer.report import route_scores
+
+    lines = []
+    for h in t["runs"]:
+        for route, teacher in (("kd_source", "source_zero_shot"), ("kd_finetuned", "finetuned")):
+            g = gains.get(h, {}).get(route)
+            if g is None or verdict(g) != "better":
+                continue
+            kd, alone, tm = (float(np.mean(route_scores(t, h, r))) for r in (route, "target_only", teacher))
+            if kd < tm:
+                lines.append(f"- **{h}**: {route} ({kd:.3f}) is better than the student alone ({alone:.3f}, "
+                             f"{g['mean']:+.1f} %) and than its teacher, {teacher} ({tm:.3f}): the student gains more "
+                             "than the teacher's edge over it.")
+    return lines
+
+
+def headline(result: dict) -> str:
+    """The README line: per kept history, the student distilled from the source teacher against the same
+    student trained on the target alone (mean test MAE over seeds, paired gain, wins, verdict)."""
+    from stkd.paired import verdict
+    from stkd.transfer.report import route_scores, summarise
+
+    t = result["transfer"]
+    gains = summarise(t)
+    num = lambda x: f"{x:.2f}" if x < 10 else f"{x:.1f}"  # noqa: E731
+    parts = []
+    for h in t["runs"]:
+        g = gains.get(h, {}).get("kd_source")
+        if g is None:
+            continue
+        kd, alone, teacher = (float(np.mean(route_scores(t, h, r)))
+                              for r in ("kd_source", "target_only", "source_zero_shot"))
+        parts.append(f"{h} of history {num(kd)} against {num(alone)} alone and {num(teacher)} for the teacher "
+                     f"({g['mean']:+.1f} %, better on {g['wins']} of {g['n']} seeds: {verdict(g)})")
+    return (f"- **Transfer, {result['case']}** ({t['source']['nodes']} sensors with their full history teach a "
+            f"student for {t['target']['nodes']} others, {len(t['seeds'])} seeds, test MAE of the student distilled "
+            f"from the source teacher): " + "; ".join(parts)
+            + " ([benchmarks](docs/benchmarks.md#transfer-to-a-new-place)).\n")
 
 
 def main() -> None:

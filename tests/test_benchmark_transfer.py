@@ -1,0 +1,41 @@
+"""The transfer benchmark's computed sentences (benchmarks/transfer.py): the README headline and the line for a
+distilled student that ends better than its teacher."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+
+from stkd.transfer.report import summarise  # noqa: E402
+from transfer import beyond_teacher, headline, schedule_text  # noqa: E402
+
+
+def _result(kd: list[float]) -> dict:
+    """A transfer of one history and five seeds: the student alone 100 + seed, the teacher 99, the
+    fine-tuned teacher 90, the distilled students ``kd``."""
+    seeds = {str(s): {"routes": {"target_only": {"mae": 100.0 + s}, "source_zero_shot": {"mae": 99.0},
+                                 "finetuned": {"mae": 90.0}, "kd_source": {"mae": kd[s]},
+                                 "kd_finetuned": {"mae": 100.0 + s}}} for s in range(5)}
+    return {"seeds": [0, 1, 2, 3, 4], "metric": "mae", "runs": {"7d": {"seeds": seeds}},
+            "source": {"nodes": 10}, "target": {"nodes": 11}}
+
+
+def test_a_distilled_student_better_than_alone_and_than_its_teacher_is_named():
+    t = _result([95.0, 96.0, 97.0, 98.0, 95.5])
+    lines = beyond_teacher(t, summarise(t))
+    assert lines == ["- **7d**: kd_source (96.300) is better than the student alone (102.000, +5.6 %) and than its "
+                     "teacher, source_zero_shot (99.000): the student gains more than the teacher's edge over it."]
+    behind = _result([99.5, 100.5, 101.5, 102.5, 103.5])  # better than alone on every seed, not than the teacher
+    assert beyond_teacher(behind, summarise(behind)) == []
+    text = headline({"case": "akl-pedestrians", "transfer": t})
+    assert ("7d of history 96.3 against 102.0 alone and 99.0 for the teacher (+5.6 %, better on 5 of 5 seeds: "
+            "better)") in text and "10 sensors with their full history teach a student for 11 others, 5 seeds" in text
+
+
+def test_the_schedule_says_whether_every_epoch_holds_the_same_batches():
+    assert schedule_text({"epochs": 30, "max_batches": 40, "min_batches": 40, "patience": 8}).startswith(
+        "30 epochs of 40 batches each (patience 8; a short history's epoch passes over its windows several times")
+    assert schedule_text({"epochs": 30, "max_batches": 40, "patience": 8}) == \
+        "30 epochs of at most 40 batches (patience 8)"
