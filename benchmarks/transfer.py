@@ -1,8 +1,9 @@
 """Transfer to a new place: does a teacher trained on a source network help a target with little history?
 
-    python benchmarks/transfer.py --case simulator --seeds 0 1 2
-    python benchmarks/transfer.py --case los-loop --seeds 0 1 2
-    python benchmarks/transfer.py --case akl-pedestrians --seeds 0 1 2
+    python benchmarks/transfer.py --case simulator --seeds 0 1 2 3 4
+    python benchmarks/transfer.py --case simulator --seeds 0 1 2 3 4 --student stid-nb
+    python benchmarks/transfer.py --case los-loop --seeds 0 1 2 3 4
+    python benchmarks/transfer.py --case akl-pedestrians --seeds 0 1 2 3 4
     python benchmarks/transfer.py --case simulator --quick      # a smoke test: 1 epoch of 2 batches, nothing saved
 
 Each case trains a node-agnostic Graph WaveNet (``params.adaptive: false``: no node embedding, the given
@@ -21,7 +22,7 @@ Cases:
   so the kept histories are weeks).
 
 Results: ``docs/results/transfer-<case>.json`` (the whole transfer.json plus the configs and timings) and the
-curve ``docs/img/transfer-<case>.png``.
+curve ``docs/img/transfer-<case>.png`` (``-<student>`` added for ``--student stid-nb``).
 """
 
 from __future__ import annotations
@@ -40,7 +41,10 @@ from common import REPO, RESULTS, los_loop_data, machine_line, save_result
 # node-agnostic (its weights load on any graph), at half Graph WaveNet's widths so that a case fits a 2-core CPU
 TEACHER = {"name": "gwnet", "params": {"adaptive": False, "residual_channels": 16, "dilation_channels": 16,
                                        "skip_channels": 128, "end_channels": 256}}
-STUDENT = {"name": "stid", "params": {}}
+# the target's students (--student): the default STID reads its own sensor's window; stid-nb also the mean
+# windows of its 4 strongest up- and downstream neighbours, the part of a graph teacher's edge it can compute
+STUDENTS = {"stid": {"name": "stid", "params": {}},
+            "stid-nb": {"name": "stid", "params": {"neighbours": 4, "neighbour_dim": 16}}}
 
 
 def by_longitude(load) -> tuple[list[str], list[str]]:
@@ -91,24 +95,24 @@ CASES = {
 }
 
 
-def configs(case: str, quick: bool) -> tuple[dict, dict]:
+def configs(case: str, quick: bool, student: str = "stid") -> tuple[dict, dict]:
     regions, _, schedule = CASES[case]
     source_data, target_data = regions()
     train = {"batch_size": 64, "lr": 0.002, "threads": 1, **schedule}
     if quick:
         train.update(epochs=1, max_batches=2, min_batches=2)
-    common = {"teacher": copy.deepcopy(TEACHER), "student": copy.deepcopy(STUDENT), "train": train,
+    common = {"teacher": copy.deepcopy(TEACHER), "student": copy.deepcopy(STUDENTS[student]), "train": train,
               "distill": {"alpha": 0.5, "loss": "huber"}, "eval": {"baselines": ["last"], "latency_repeats": 3}}
     return {"data": source_data, **copy.deepcopy(common)}, {"data": target_data, **copy.deepcopy(common)}
 
 
-def run_case(case: str, seeds: list[int], runs: Path, quick: bool) -> dict:
+def run_case(case: str, seeds: list[int], runs: Path, quick: bool, student: str = "stid") -> dict:
     from stkd.config import parse_config
     from stkd.pipeline import prepare_task, train_teachers
     from stkd.runs import open_run_dir
     from stkd.transfer.run import transfer
 
-    source_raw, target_raw = configs(case, quick)
+    source_raw, target_raw = configs(case, quick, student)
     where = runs / case
     t0 = time.perf_counter()
     source_run = where / "source"
@@ -120,11 +124,18 @@ def run_case(case: str, seeds: list[int], runs: Path, quick: bool) -> dict:
                        progress=False)
     source_s = float(json.loads(card.read_text())["train_seconds"]) if reused else time.perf_counter() - t0
     t1 = time.perf_counter()
-    result = transfer(source_run, parse_config(target_raw), where / "transfer", histories=CASES[case][1],
+    folder = where / ("transfer" if student == "stid" else f"transfer-{student}")
+    result = transfer(source_run, parse_config(target_raw), folder, histories=CASES[case][1],
                       seeds=seeds, overwrite=True, progress=False)
     return {"case": case, "transfer": result, "source_config": source_raw, "target_config": target_raw,
             "seconds": {"source": source_s, "transfer": time.perf_counter() - t1}, "source_reused": reused,
-            "curve": str((where / "transfer" / "plots" / "transfer_curve.png"))}
+            "student": student, "curve": str(folder / "plots" / "transfer_curve.png")}
+
+
+def section_name(case: str, student: str = "stid") -> str:
+    """The result file's and the page block's name: ``transfer-<case>``, with ``-<student>`` for another
+    student than the default STID."""
+    return f"transfer-{case}" + ("" if student == "stid" else f"-{student}")
 
 
 # ------------------------------------------------------------------------------------------ rendering
@@ -151,7 +162,7 @@ def render(result: dict) -> str:
             f"transfer {secs['transfer'] / 60:.1f} min  \n"
             f"Source teacher {s['model']} {result['source_config']['teacher']['params']}; student {g['student']['name']} {g['student']['params']}; "
             f"{schedule_text(sched)}, best epoch on the target's validation split.\n\n")
-    curve = f"\n![test MAE against kept history](img/transfer-{result['case']}.png)\n"
+    curve = f"\n![test MAE against kept history](img/{section_name(result['case'], result.get('student', 'stid'))}.png)\n"
     gains = summarise(t)
     lines = findings(t, gains) + beyond_teacher(t, gains)
     return head + "\n".join(lines) + "\n\n" + "\n".join(table(t, gains)) + "\n" + curve
@@ -206,13 +217,16 @@ def main() -> None:
     ap.add_argument("--case", required=True, choices=list(CASES))
     ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     ap.add_argument("--runs", type=Path, default=Path("bench-runs/transfer"))
+    ap.add_argument("--student", choices=list(STUDENTS), default="stid",
+                    help="the target's student: stid (its own sensor) or stid-nb (also 4 up- and downstream "
+                         "neighbours); another than stid writes transfer-<case>-<student>.json")
     ap.add_argument("--quick", action="store_true", help="1 epoch of 2 batches: a smoke test, nothing is saved")
     args = ap.parse_args()
-    payload = run_case(args.case, args.seeds, args.runs, args.quick)
+    payload = run_case(args.case, args.seeds, args.runs, args.quick, args.student)
     if args.quick:
         print(json.dumps(payload["transfer"]["gains"], indent=1))
         return
-    section = f"transfer-{args.case}"
+    section = section_name(args.case, args.student)
     shutil.copyfile(payload.pop("curve"), REPO / "docs" / "img" / f"{section}.png")
     src = payload["transfer"]["source"]
     src["run"] = str(Path("RUNS") / Path(src["run"]).resolve().relative_to(args.runs.resolve()))  # no machine path
