@@ -164,13 +164,14 @@ def render(result: dict) -> str:
             f"{schedule_text(sched)}, best epoch on the target's validation split.\n\n")
     curve = f"\n![test MAE against kept history](img/{section_name(result['case'], result.get('student', 'stid'))}.png)\n"
     gains = summarise(t)
-    lines = findings(t, gains) + beyond_teacher(t, gains)
+    lines = findings(t, gains) + edge_kept(t, gains)
     return head + "\n".join(lines) + "\n\n" + "\n".join(table(t, gains)) + "\n" + curve
 
 
-def beyond_teacher(t: dict, gains: dict) -> list[str]:
-    """A line per history where a distilled student is established better than the student alone and also
-    better than the teacher it learned from: its gain is then not the teacher's edge handed on."""
+def edge_kept(t: dict, gains: dict) -> list[str]:
+    """A line per history and distilled route established better than the student alone: how much of its
+    teacher's edge over the student alone it keeps, or that it ends better than the teacher (its gain is then
+    not the teacher's edge handed on)."""
     from stkd.paired import verdict
     from stkd.transfer.report import route_scores
 
@@ -181,10 +182,13 @@ def beyond_teacher(t: dict, gains: dict) -> list[str]:
             if g is None or verdict(g) != "better":
                 continue
             kd, alone, tm = (float(np.mean(route_scores(t, h, r))) for r in (route, "target_only", teacher))
+            head = f"- **{h}**: {route} ({kd:.3f}) is better than the student alone ({alone:.3f}, {g['mean']:+.1f} %)"
             if kd < tm:
-                lines.append(f"- **{h}**: {route} ({kd:.3f}) is better than the student alone ({alone:.3f}, "
-                             f"{g['mean']:+.1f} %) and than its teacher, {teacher} ({tm:.3f}): the student gains more "
-                             "than the teacher's edge over it.")
+                lines.append(f"{head} and than its teacher, {teacher} ({tm:.3f}): the student gains more than the "
+                             "teacher's edge over it.")
+            else:
+                lines.append(f"{head} and keeps {100 * (alone - kd) / (alone - tm):.0f} % of its teacher's edge "
+                             f"({teacher}, {tm:.3f}).")
     return lines
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
 from stkd.transfer.report import summarise  # noqa: E402
-from transfer import beyond_teacher, headline, schedule_text  # noqa: E402
+from transfer import edge_kept, headline, schedule_text  # noqa: E402
 
 
 def _result(kd: list[float]) -> dict:
@@ -22,13 +22,17 @@ def _result(kd: list[float]) -> dict:
             "source": {"nodes": 10}, "target": {"nodes": 11}}
 
 
-def test_a_distilled_student_better_than_alone_and_than_its_teacher_is_named():
+def test_a_distilled_student_better_than_alone_says_how_much_of_its_teachers_edge_it_keeps():
     t = _result([95.0, 96.0, 97.0, 98.0, 95.5])
-    lines = beyond_teacher(t, summarise(t))
+    lines = edge_kept(t, summarise(t))
     assert lines == ["- **7d**: kd_source (96.300) is better than the student alone (102.000, +5.6 %) and than its "
                      "teacher, source_zero_shot (99.000): the student gains more than the teacher's edge over it."]
-    behind = _result([99.5, 100.5, 101.5, 102.5, 103.5])  # better than alone on every seed, not than the teacher
-    assert beyond_teacher(behind, summarise(behind)) == []
+    behind = _result([97.5 + s for s in range(5)])  # better than alone on every seed, not than the teacher
+    assert edge_kept(behind, summarise(behind)) == [
+        "- **7d**: kd_source (99.500) is better than the student alone (102.000, +2.5 %) and keeps 83 % of its "
+        "teacher's edge (source_zero_shot, 99.000)."]
+    worse = _result([101.0 + s for s in range(5)])
+    assert edge_kept(worse, summarise(worse)) == []
     text = headline({"case": "akl-pedestrians", "transfer": t})
     assert ("7d of history 96.3 against 102.0 alone and 99.0 for the teacher (+5.6 %, better on 5 of 5 seeds: "
             "better)") in text and "10 sensors with their full history teach a student for 11 others, 5 seeds" in text
