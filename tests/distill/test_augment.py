@@ -6,7 +6,14 @@ import numpy as np
 import pytest
 import torch
 
-from stkd.distill.augment import augment
+from stkd.distill.augment import draw
+
+
+def augment(kind, x, t, generator, **knobs):
+    """The student's input and its target from cached labels for one augmentation (``distill.augment_labels:
+    cached``): the draw applied to the input, and the teacher's forecast of the clean windows through it."""
+    d = draw(kind, x, generator, **knobs)
+    return d.inputs(x), d.targets(t)
 
 
 def _xt(B=8, P=4, N=5, H=3):

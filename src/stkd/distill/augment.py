@@ -1,9 +1,10 @@
 """Inputs without ground truth for the student to learn from: augmented windows labelled by the teacher.
 
 The labelled windows of a short series are few (Los-loop trains on 1388); the teacher can label inputs
-nobody observed. Each augmentation returns ``(x_aug, target)``: the student's input changed, and the
-teacher's forecast it should then make. They need no new run of the teacher, only its cached soft labels
-of the batch's own windows, so they work with any teacher (a privileged one included):
+nobody observed. Each augmentation gives the student's input changed (:meth:`Draw.inputs`) and the
+teacher's forecast it should then make. With cached labels (:meth:`Draw.targets`) they need no new run of
+the teacher, only its cached soft labels of the batch's own windows, so they work with any teacher (a
+privileged one included):
 
 - ``noise``: ``x + N(0, noise_std^2)`` (scaled units), target the teacher's forecast of the clean window:
   the student learns to forecast through sensor noise (a consistency / denoising target);
@@ -89,13 +90,3 @@ def draw(kind: str, x: torch.Tensor, generator: torch.Generator, *, noise_std: f
         return Draw(kind, lam=torch.as_tensor(np.maximum(lam, 1 - lam), dtype=x.dtype).to(x.device),  # i dominates
                     perm=torch.randperm(B, generator=generator).to(x.device))
     raise ValueError(f"augmentation {kind!r} is not one of {', '.join(names.AUGMENTATIONS)}")
-
-
-def augment(kind: str, x: torch.Tensor, teacher: torch.Tensor, generator: torch.Generator, *,
-            noise_std: float = 0.1, mask_share: float = 0.15, mixup_alpha: float = 0.4
-            ) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(x_aug [B, P, N, F], target [B, H, N, F_out])`` for one augmentation ``kind`` with cached labels
-    (see the module doc). ``x`` is the student's (scaled) input, ``teacher`` the teacher's forecast of the
-    same windows."""
-    d = draw(kind, x, generator, noise_std=noise_std, mask_share=mask_share, mixup_alpha=mixup_alpha)
-    return d.inputs(x), d.targets(teacher)
