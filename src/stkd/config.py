@@ -140,12 +140,13 @@ class DistillConfig:
     multiscale_weight: float = 0.0  # match the teacher's forecast averaged over 2 and 4 steps (0: off)
     period_weight: float = 0.0  # match the teacher's distribution over periods (amplitude spectrum; 0: off)
     period_temperature: float = 1.0  # softmax temperature of the period term
-    augment: list[str] = field(default_factory=list)  # noise | mask | mixup: inputs with no ground truth, teacher-labelled
+    augment: list[str] = field(default_factory=list)  # noise | mask | mixup | shift: inputs with no ground truth, teacher-labelled
     augment_weight: float = 0.0  # weight of the augmented term (0: off)
     augment_labels: str = "cached"  # cached | online: the clean window's cached forecast, or the teacher run on the input
     noise_std: float = 0.1  # augment noise: std of the Gaussian noise on the scaled inputs
     mask_share: float = 0.15  # augment mask: share of sensors whose inputs are blanked (set to the training mean)
     mixup_alpha: float = 0.4  # augment mixup: windows mixed with weight ~ Beta(alpha, alpha), targets alike
+    max_shift: int = 2  # augment shift: each sensor's inputs delayed by 0..max_shift steps (readings arriving late)
 
 
 @dataclass
@@ -405,7 +406,6 @@ def _check_choice(key: str, value, choices) -> None:
         raise ConfigError(f"{key}: {value!r} is not one of {', '.join(choices)}{hint}")
 
 
-
 SEED_LIMIT = 2**63  # seeds lie in [0, SEED_LIMIT): offsets added to a seed (augmentation's stream, tuning trials)
 # stay within the 64 bits torch.manual_seed takes, and numpy's generators take no negative seed
 
@@ -421,11 +421,9 @@ def validate(cfg: RunConfig) -> RunConfig:
     for key, choices in CHOICES.items():
         _check_choice(key, _get(cfg, key), choices)
     d = cfg.data
-    if len(d.split) != 3 or any(s < 0 for s in d.split) or abs(sum(d.split) - 1.0) > 1e-6:
-        raise ConfigError(f"data.split: three non-negative shares (train, val, test) summing to 1 expected, "
-                          f"got {d.split} (sum {sum(d.split):.4g})")
-    if d.split[0] <= 0:
-        raise ConfigError("data.split: the train share must be positive")
+    if len(d.split) != 3 or any(s < 0 for s in d.split) or abs(sum(d.split) - 1.0) > 1e-6 or d.split[0] <= 0:
+        raise ConfigError(f"data.split: three non-negative shares (train, val, test) summing to 1, the train share "
+                          f"positive, expected, got {d.split} (sum {sum(d.split):.4g})")
     if d.clip_outliers is not None and not (d.clip_outliers > 0 and math.isfinite(d.clip_outliers)):
         raise ConfigError(f"data.clip_outliers: must be a number > 0 (k in median +- k * IQR), got {d.clip_outliers}")
     if d.history is not None:
@@ -455,8 +453,11 @@ def validate(cfg: RunConfig) -> RunConfig:
         raise ConfigError(f"distill.period_temperature: must be > 0, got {cfg.distill.period_temperature}")
     if not 0.0 <= cfg.distill.mask_share <= 1.0:
         raise ConfigError(f"distill.mask_share: must lie in [0, 1], got {cfg.distill.mask_share}")
+    if "shift" in cfg.distill.augment and not 1 <= cfg.distill.max_shift < d.window.input:
+        raise ConfigError(f"distill.max_shift: augment shift needs 1..{d.window.input - 1} (data.window.input - 1) "
+                          f"steps, got {cfg.distill.max_shift}")
     if cfg.distill.augment_weight > 0 and not cfg.distill.augment:
-        raise ConfigError("distill.augment_weight > 0 needs distill.augment (noise, mask and/or mixup)")
+        raise ConfigError("distill.augment_weight > 0 needs distill.augment (noise, mask, mixup and/or shift)")
     if not cfg.teacher:
         raise ConfigError("teacher: at least one teacher model is needed")
     t = cfg.train

@@ -55,7 +55,7 @@ DEVICES = ("cpu", "cuda", "auto")
 PRECISIONS = ("fp32", "bf16")
 ENSEMBLES = ("mean", "weighted")
 #: Input augmentations a distilled student also learns from, with the teacher's soft labels as targets.
-AUGMENTATIONS = ("noise", "mask", "mixup")
+AUGMENTATIONS = ("noise", "mask", "mixup", "shift")
 # where an augmented input's target comes from (distill.augment_labels): the cached forecast of the clean
 # window, or the teacher run on the augmented input itself (consistent teaching)
 AUGMENT_LABELS = ("cached", "online")

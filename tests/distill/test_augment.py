@@ -55,8 +55,24 @@ def test_mixup_mixes_inputs_and_targets_with_the_same_weight():
     torch.testing.assert_close(xa, lam.view(8, 1, 1, 1) * x + (1 - lam.view(8, 1, 1, 1)) * x[perm])
     torch.testing.assert_close(ta, lam.view(8, 1, 1, 1) * t + (1 - lam.view(8, 1, 1, 1)) * t[perm])
     assert bool((lam >= 0.5).all())
-    with pytest.raises(ValueError, match="noise, mask, mixup"):
+    with pytest.raises(ValueError, match="noise, mask, mixup, shift"):
         augment("rotate", x, t, torch.Generator())
+
+
+def test_shift_delays_each_sensor_by_at_most_max_shift_steps_and_keeps_the_teachers_target():
+    B, P, N = 16, 6, 7
+    # a ramp per sensor: a reading's value says at which step of the window it was taken
+    x = (torch.arange(P, dtype=torch.float32).view(1, P, 1, 1) + 100 * torch.arange(N).view(1, 1, N, 1)).expand(
+        B, P, N, 1).contiguous()
+    t = torch.randn(B, 3, N, 1, generator=torch.Generator().manual_seed(0))
+    xa, ta = augment("shift", x, t, torch.Generator().manual_seed(4), max_shift=2)
+    delay = x[:, -1] - xa[:, -1]  # [B, N, 1]: the last step shows how late each sensor's readings are
+    assert set(delay.unique().tolist()) == {0.0, 1.0, 2.0}  # every delay 0..2 drawn, none beyond
+    for p in range(P):  # step p reads step p - delay, the first step where the window runs out
+        torch.testing.assert_close(xa[:, p], x[:, 0] + (p - delay).clamp_min(0))
+    assert torch.equal(ta, t)  # the forecast of the same hours
+    again, _ = augment("shift", x, t, torch.Generator().manual_seed(4), max_shift=2)
+    assert torch.equal(again, xa)  # the same generator state, the same shift
 
 
 def test_a_distilled_run_with_every_new_term_trains_and_logs_each(tmp_path, los_small_config):
@@ -67,9 +83,8 @@ def test_a_distilled_run_with_every_new_term_trains_and_logs_each(tmp_path, los_
     from stkd.cli import main
 
     raw = los_small_config()
-    raw["distill"] = {"alpha": 0.5, "multiscale_weight": 0.3, "period_weight": 0.1, "augment": ["noise", "mask",
-                                                                                                  "mixup"],
-                      "augment_weight": 0.5}
+    raw["distill"] = {"alpha": 0.5, "multiscale_weight": 0.3, "period_weight": 0.1,
+                      "augment": ["noise", "mask", "mixup", "shift"], "augment_weight": 0.5}
     cfg = tmp_path / "cfg.yaml"
     cfg.write_text(yaml.safe_dump(raw))
     assert main(["run", "--config", str(cfg), "--out", str(tmp_path / "run"), "--quiet"]) == 0
@@ -84,3 +99,6 @@ def test_a_distilled_run_with_every_new_term_trains_and_logs_each(tmp_path, los_
         parse_config({"distill": {"augment_weight": 0.5}})
     with pytest.raises(ConfigError, match="distill.augment: 'rotate'"):
         parse_config({"distill": {"augment": ["rotate"], "augment_weight": 0.5}})
+    with pytest.raises(ConfigError, match=r"distill.max_shift: augment shift needs 1..11 \(data.window.input - 1\)"):
+        parse_config({"distill": {"augment": ["shift"], "augment_weight": 0.5, "max_shift": 12}})
+    assert parse_config({"distill": {"augment": ["mask"], "augment_weight": 0.5, "max_shift": 12}})  # unused there

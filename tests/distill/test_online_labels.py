@@ -38,6 +38,15 @@ def test_a_draw_changes_every_view_of_the_windows_alike():
             probe = torch.arange(6.0).view(6, 1, 1, 1)
             torch.testing.assert_close(d.inputs(probe.expand_as(x).contiguous())[:, 0, 0, 0],
                                        d.inputs(probe.expand_as(lagged).contiguous())[:, 0, 0, 0])
+    shift = draw("shift", x, torch.Generator().manual_seed(5), max_shift=3)
+    late = shift.delay  # [B, 1, N, 1]: the same delays in every view
+    steps = torch.arange(4).view(1, 4, 1, 1)
+    kept = (steps >= late).expand_as(x)  # where the student's delayed window does not run out
+    assert torch.equal(shift.inputs(longer)[:, -4:][kept], shift.inputs(x)[kept]) and bool(late.gt(0).any())
+    torch.testing.assert_close(shift.inputs(lagged), torch.gather(lagged, 1, (steps - late).clamp_min(0).expand_as(
+        lagged)))  # every channel of a lagged view delayed alike
+    real = torch.gather(longer, 1, (8 + steps - late).expand_as(x))  # the longer view's real earlier readings
+    assert torch.equal(shift.inputs(longer)[:, -4:], real) and not torch.equal(real[~kept], shift.inputs(x)[~kept])
     noise = draw("noise", x, torch.Generator().manual_seed(5), noise_std=0.3)
     torch.testing.assert_close(noise.inputs(x) - x, noise.noise)
     with pytest.raises(ValueError, match="noise drawn for inputs of shape"):
@@ -61,7 +70,7 @@ def test_online_labels_are_the_teachers_forecast_of_the_augmented_input(small):
     plain_teacher, long_teacher = _teacher(wd, 1), _teacher(view, 2)
     signal = ForecastSignal([], ["mlp", "mlp"], [0.25, 0.75], online=[(plain_teacher, wd), (long_teacher, view)])
     batch = wd.batch(wd.starts["train"][:16])
-    for kind in ("mask", "mixup"):
+    for kind in ("mask", "mixup", "shift"):
         d = draw(kind, batch.x, torch.Generator().manual_seed(3), mask_share=0.5)
         got = signal.relabel(d, batch)  # [B, H, N, F_out]
         long_batch = view.batch(batch.start)

@@ -12,7 +12,12 @@ privileged one included):
   target unchanged: a sensor that drops out must not derail its forecast (the teacher still saw it);
 - ``mixup``: ``lam * x_i + (1 - lam) * x_j`` with ``lam ~ Beta(a, a)`` folded to ``>= 0.5`` and ``j`` a
   permutation of the batch, target ``lam * t_i + (1 - lam) * t_j`` (Zhang et al., "mixup: Beyond Empirical
-  Risk Minimization", ICLR 2018, here on soft labels); the calendar inputs are window i's.
+  Risk Minimization", ICLR 2018, here on soft labels); the calendar inputs are window i's;
+- ``shift``: a small time shift per sensor: each sensor's inputs delayed by ``0..max_shift`` steps, drawn
+  per window and sensor (its readings arriving late, its clock behind the others'), the window's first step
+  repeated where the delayed window runs out; target unchanged: the forecast of the same hours from stale
+  readings. For a student that reads its neighbours this pairs readings that were never seen together; the
+  calendar inputs are the window's own.
 
 Where the targets come from (``distill.augment_labels``):
 
@@ -42,30 +47,37 @@ from stkd import names
 class Draw:
     """The random choices of one augmentation of a batch of ``B`` windows, to apply alike to every view of
     them (the student's window, a teacher's longer or lagged one): Gaussian noise (``noise``, the shape of
-    the input it was drawn for), blanked sensors (``drop [B, 1, N, 1]``), or a mixup weight and partner per
-    window (``lam [B]``, ``perm [B]``)."""
+    the input it was drawn for), blanked sensors (``drop [B, 1, N, 1]``), a mixup weight and partner per
+    window (``lam [B]``, ``perm [B]``), or a delay in steps per window and sensor (``delay [B, 1, N, 1]``).
+    A delay changes every channel of a view alike (a teacher's lagged channels too), and a teacher's longer
+    window holds the real earlier readings where the student's repeats its first step."""
 
     kind: str
     noise: torch.Tensor | None = None
     drop: torch.Tensor | None = None
     lam: torch.Tensor | None = None
     perm: torch.Tensor | None = None
+    delay: torch.Tensor | None = None
 
     def inputs(self, x: torch.Tensor) -> torch.Tensor:
-        """``x [B, L, N, C]`` changed by this draw (any length L and channels C for mask and mixup)."""
+        """``x [B, L, N, C]`` changed by this draw (any length L and channels C for mask, mixup and shift)."""
         if self.noise is not None:
             if self.noise.shape != x.shape:
                 raise ValueError(f"noise drawn for inputs of shape {tuple(self.noise.shape)}, not {tuple(x.shape)}")
             return x + self.noise.to(x.dtype)
         if self.drop is not None:
             return torch.where(self.drop, torch.zeros((), dtype=x.dtype, device=x.device), x)
+        if self.delay is not None:
+            L = x.shape[1]
+            steps = (torch.arange(L, device=x.device).view(1, L, 1, 1) - self.delay).clamp_min(0)  # [B, L, N, 1]
+            return torch.gather(x, 1, steps.expand(-1, -1, -1, x.shape[-1]))  # step p reads step p - delay
         assert self.lam is not None and self.perm is not None
         lx = self.lam.view(-1, *([1] * (x.dim() - 1))).to(x.dtype)
         return lx * x + (1 - lx) * x[self.perm]
 
     def targets(self, teacher: torch.Tensor) -> torch.Tensor:
         """The target from the teacher's cached forecast ``[B, H, N, F_out]`` of the clean windows: unchanged
-        for noise and mask, mixed with the inputs' weight and partner for mixup."""
+        for noise, mask and shift, mixed with the inputs' weight and partner for mixup."""
         t = teacher.detach()
         if self.lam is None:
             return t
@@ -75,7 +87,7 @@ class Draw:
 
 
 def draw(kind: str, x: torch.Tensor, generator: torch.Generator, *, noise_std: float = 0.1,
-         mask_share: float = 0.15, mixup_alpha: float = 0.4) -> Draw:
+         mask_share: float = 0.15, mixup_alpha: float = 0.4, max_shift: int = 2) -> Draw:
     """One augmentation's random choices for the student's input ``x [B, P, N, F]`` (see the module doc)."""
     if kind == "noise":
         noise = torch.randn(x.shape, generator=generator, dtype=x.dtype).to(x.device)
@@ -89,4 +101,7 @@ def draw(kind: str, x: torch.Tensor, generator: torch.Generator, *, noise_std: f
         lam = np.random.default_rng(seed).beta(mixup_alpha, mixup_alpha, size=B) if mixup_alpha > 0 else np.ones(B)
         return Draw(kind, lam=torch.as_tensor(np.maximum(lam, 1 - lam), dtype=x.dtype).to(x.device),  # i dominates
                     perm=torch.randperm(B, generator=generator).to(x.device))
+    if kind == "shift":
+        B, _, N, _ = x.shape
+        return Draw(kind, delay=torch.randint(0, max_shift + 1, (B, 1, N, 1), generator=generator).to(x.device))
     raise ValueError(f"augmentation {kind!r} is not one of {', '.join(names.AUGMENTATIONS)}")

@@ -132,7 +132,7 @@ class ForecastTask(Task):
             if d.augment_weight > 0:  # one augmentation per batch, in turn: unlabelled inputs the teacher labels
                 kind = d.augment[int(torch.randint(0, len(d.augment), (1,), generator=aug_gen))]
                 change = draw(kind, batch.x, aug_gen, noise_std=d.noise_std, mask_share=d.mask_share,
-                              mixup_alpha=d.mixup_alpha)
+                              mixup_alpha=d.mixup_alpha, max_shift=d.max_shift)
                 x_aug = change.inputs(batch.x)  # [B, P, N, F]
                 named["augment_pred"] = to_original_units(wd, student(x_aug, batch.tod, batch.dow)["pred"])
                 named["augment_target"] = (signal.relabel(change, batch) if online
@@ -187,7 +187,7 @@ class ForecastTask(Task):
             if "noise" in self.cfg.distill.augment and view is not self.wd:
                 raise ConfigError(f"distill.augment: noise with augment_labels: online needs teachers that read the "
                                   f"student's window, but teacher {t.name!r} reads {view.view_key()} (its inputs); "
-                                  "use mask and mixup, which change every view alike, or augment_labels: cached")
+                                  "use mask, mixup or shift, which change every view alike, or augment_labels: cached")
             out.append((t.model, view))
         return out
 
