@@ -44,7 +44,10 @@ def test_a_draw_changes_every_view_of_the_windows_alike():
     kept = (steps >= late).expand_as(x)  # where the student's delayed window does not run out
     assert torch.equal(shift.inputs(longer)[:, -4:][kept], shift.inputs(x)[kept]) and bool(late.gt(0).any())
     torch.testing.assert_close(shift.inputs(lagged), torch.gather(lagged, 1, (steps - late).clamp_min(0).expand_as(
-        lagged)))  # every channel of a lagged view delayed alike
+        lagged)))  # by default every channel is live: all delayed alike
+    one_live = shift.inputs(lagged, live=1)  # a lagged view: its first channel live, the lags long arrived
+    torch.testing.assert_close(one_live[..., :1], shift.inputs(lagged)[..., :1])
+    assert torch.equal(one_live[..., 1:], lagged[..., 1:])
     real = torch.gather(longer, 1, (8 + steps - late).expand_as(x))  # the longer view's real earlier readings
     assert torch.equal(shift.inputs(longer)[:, -4:], real) and not torch.equal(real[~kept], shift.inputs(x)[~kept])
     noise = draw("noise", x, torch.Generator().manual_seed(5), noise_std=0.3)
@@ -62,6 +65,13 @@ def small(los_small_config):
 def _teacher(wd, seed: int) -> torch.nn.Module:
     torch.manual_seed(seed)
     return build_model("mlp", model_spec(wd), {"hidden": [8]})
+
+
+def test_a_lagged_views_live_channels_are_its_own_readings(small):
+    _, wd = small
+    lagged = wd.view(InputsConfig(lags=["1D"]))
+    assert wd.live_channels == wd.in_features and lagged.live_channels == wd.in_features
+    assert lagged.in_features == 2 * wd.in_features  # the lag's channels after the live ones
 
 
 def test_online_labels_are_the_teachers_forecast_of_the_augmented_input(small):

@@ -235,6 +235,12 @@ class WindowedData:
         out._before = _covariates_before(self.index, lookback) if lookback > 0 else None
         return out
 
+    @property
+    def live_channels(self) -> int:
+        """How many leading input channels hold the window's own readings; a lagged view's further channels
+        hold readings from at least a horizon earlier (:mod:`stkd.data.views`)."""
+        return self.in_features if self.view_spec is None else len(self.view_spec.features)
+
     def view_key(self) -> dict | None:
         """The view as plain data (for cache keys and model cards); None for the plain window."""
         return None if self.view_spec is None else self.view_spec.key()

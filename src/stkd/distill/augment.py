@@ -49,8 +49,9 @@ class Draw:
     them (the student's window, a teacher's longer or lagged one): Gaussian noise (``noise``, the shape of
     the input it was drawn for), blanked sensors (``drop [B, 1, N, 1]``), a mixup weight and partner per
     window (``lam [B]``, ``perm [B]``), or a delay in steps per window and sensor (``delay [B, 1, N, 1]``).
-    A delay changes every channel of a view alike (a teacher's lagged channels too), and a teacher's longer
-    window holds the real earlier readings where the student's repeats its first step."""
+    A delay moves a view's live channels only (a lagged view's other channels hold readings at least a
+    horizon old, long arrived), and a teacher's longer window holds the real earlier readings where the
+    student's repeats its first step."""
 
     kind: str
     noise: torch.Tensor | None = None
@@ -59,8 +60,10 @@ class Draw:
     perm: torch.Tensor | None = None
     delay: torch.Tensor | None = None
 
-    def inputs(self, x: torch.Tensor) -> torch.Tensor:
-        """``x [B, L, N, C]`` changed by this draw (any length L and channels C for mask, mixup and shift)."""
+    def inputs(self, x: torch.Tensor, live: int | None = None) -> torch.Tensor:
+        """``x [B, L, N, C]`` changed by this draw (any length L and channels C for mask, mixup and shift).
+        ``live``: how many leading channels hold the window's own readings (default: all). A lagged view's
+        further channels hold readings from at least a horizon earlier, long arrived: a delay leaves them be."""
         if self.noise is not None:
             if self.noise.shape != x.shape:
                 raise ValueError(f"noise drawn for inputs of shape {tuple(self.noise.shape)}, not {tuple(x.shape)}")
@@ -68,9 +71,10 @@ class Draw:
         if self.drop is not None:
             return torch.where(self.drop, torch.zeros((), dtype=x.dtype, device=x.device), x)
         if self.delay is not None:
-            L = x.shape[1]
+            L, C = x.shape[1], x.shape[-1] if live is None else live
             steps = (torch.arange(L, device=x.device).view(1, L, 1, 1) - self.delay).clamp_min(0)  # [B, L, N, 1]
-            return torch.gather(x, 1, steps.expand(-1, -1, -1, x.shape[-1]))  # step p reads step p - delay
+            late = torch.gather(x[..., :C], 1, steps.expand(-1, -1, -1, C))  # step p reads step p - delay
+            return late if C == x.shape[-1] else torch.cat([late, x[..., C:]], dim=-1)
         assert self.lam is not None and self.perm is not None
         lx = self.lam.view(-1, *([1] * (x.dim() - 1))).to(x.dtype)
         return lx * x + (1 - lx) * x[self.perm]

@@ -61,7 +61,7 @@ class ForecastSignal(TeacherSignal):
         for model, view in self.online:
             b = batch if view.view_spec is None else view.batch(batch.start)
             model.eval().to(b.x.device)
-            out = model(draw.inputs(b.x), b.tod, b.dow)["pred"]  # [B, H, N, F_out] scaled
+            out = model(draw.inputs(b.x, live=view.live_channels), b.tod, b.dow)["pred"]  # [B, H, N, F_out] scaled
             preds.append(to_original_units(view, out).float())
         return ensemble_targets(preds, self.weights)
 
