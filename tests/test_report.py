@@ -212,3 +212,24 @@ def test_the_table_says_which_seasonal_period_a_baseline_used():
                          "test": {"mae": 7.6, "rmse": 12.7, "mape": 27.0, "horizons": {}}}}}
     row = [line for line in format_table(metrics).splitlines() if line.startswith("| seasonal_avg")][0]
     assert "baseline, period 1 day" in row
+
+
+def test_the_served_student_is_the_better_one_on_validation_the_distilled_on_a_tie():
+    from stkd.report.tables import _summary_lines, served_student
+
+    def models(kd: float | None, plain: float | None, key: str = "val_mae") -> dict:
+        out = {"gwnet": {"role": "teacher", "val_mae": 0.1}, "last_value": {"role": "baseline"}}
+        for name, role, v in (("stid_kd", "student_kd", kd), ("stid_plain", "student_plain", plain)):
+            out[name] = {"role": role, "test": {"mae": 1.0}, **({key: v} if v is not None else {})}
+        return out
+
+    assert served_student(models(2.0, 2.1)) == "stid_kd"
+    assert served_student(models(2.1, 2.0)) == "stid_plain"  # distillation did not help on validation
+    assert served_student(models(2.0, 2.0)) == "stid_kd"  # a tie: the distilled student
+    assert served_student(models(0.6, 0.7, "val_f1")) == "stid_plain"  # F1: higher is better
+    assert served_student(models(2.0, None)) is None  # a student without a score: the role order decides
+    assert served_student(models(float("nan"), 2.0)) is None
+    line = next(x for x in _summary_lines({"task": "forecast", "models": models(2.1, 2.0)}) if "Served" in x)
+    assert "`stid_plain`, validation MAE 2.000 against `stid_kd` 2.100" in line and "did not help" in line
+    line = next(x for x in _summary_lines({"task": "forecast", "models": models(2.0, 2.1)}) if "Served" in x)
+    assert "`stid_kd`, validation MAE 2.000 against `stid_plain` 2.100" in line and "did not help" not in line

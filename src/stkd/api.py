@@ -58,7 +58,8 @@ class Result:
         return self.run_dir / "report.md"
 
     def load(self, model: str | None = None, **kw):
-        """The :class:`~stkd.deploy.predictor.Predictor` of ``model`` (default: the distilled student)."""
+        """The :class:`~stkd.deploy.predictor.Predictor` of ``model`` (default: the student with the best
+        validation score)."""
         from stkd.deploy.loading import load  # the serving stack, loaded when asked for
 
         return load(self.run_dir, model, **kw)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import warnings
 
@@ -258,3 +259,19 @@ def test_grid_positions_fast_path_equals_the_general_path(predictor, prepared):
                        (["2012-03-01T00:05+01:00"], "timezone"), (["2012-03-01 00:05Z"], "timezone")):
         with pytest.raises(DataError, match=match):
             prep.grid_positions(bad)
+
+
+def test_the_default_model_is_the_student_that_scored_better_on_validation(run_dir):
+    from stkd.io import write_json
+
+    cards = {}
+    for card_path in (run_dir / "models").glob("*/model.json"):
+        cards[card_path.parent.name] = json.loads(card_path.read_text())
+    scores = {"stid_kd": 2.0, "stid_plain": 1.5, "mlp_plain": 1.9, "stid_nb": 1.8}  # the plain twin is best
+    for name, card in cards.items():
+        if name in scores:
+            write_json(run_dir / "models" / name / "model.json", {**card, "val_mae": scores[name]})
+    assert stkd.load(run_dir).name == "stid_plain"
+    write_json(run_dir / "models" / "stid_plain" / "model.json", {**cards["stid_plain"], "val_mae": 2.5})
+    assert stkd.load(run_dir).name == "stid_nb"  # the best of every student on validation
+    assert stkd.load(run_dir, "stid_kd").name == "stid_kd"  # asked by name: that one

@@ -79,7 +79,7 @@ def check_export(run_fn, model: nn.Module, inputs, tolerance: float) -> dict:
 
 def export_model(run_dir: str | Path, fmt: str = "onnx", out: str | Path | None = None, model: str | None = None,
                  *, tolerance: float = 1e-4, windows: int = 64, overwrite: bool = False) -> dict:
-    """Export a run's model (default: the distilled student) to ``out`` and check it.
+    """Export a run's model (default: the student with the best validation score) to ``out`` and check it.
 
     Returns the export report (also stored in ``deploy.json`` under ``export``). Raises STKDError when
     the exported model's output differs from PyTorch's by more than the tolerance (nothing is left

@@ -1,7 +1,7 @@
 """Build a :class:`~stkd.deploy.predictor.Predictor` from a run directory or an exported folder.
 
 ``stkd.load`` is :func:`load`. From a run directory the model is rebuilt from its safetensors weights
-and model card (by default the distilled student: :func:`choose_model`), with the serving spec of
+and model card (by default the student with the best validation score: :func:`choose_model`), with the serving spec of
 :func:`stkd.deploy.spec.spec_from_run`; from a folder written by ``stkd export`` the exported model runs
 as it is (:func:`load_export`).
 
@@ -29,6 +29,7 @@ from stkd.deploy.predictor import Predictor
 from stkd.deploy.spec import SEASONAL_FILE, SPEC_FILE, ServingSpec, serving_stats, spec_from_run
 from stkd.errors import STKDError
 from stkd.models.registry import model_class
+from stkd.report.tables import served_student
 from stkd.runs import load_run
 
 ROLE_PREFERENCE = ("student_kd", "student_plain", "teacher")  # the default model of a run, best first
@@ -73,7 +74,9 @@ def list_models(run_dir: Path) -> dict[str, dict]:
 
 
 def choose_model(run_dir: Path, model: str | None = None) -> tuple[str, dict]:
-    """The model to serve: ``model`` by name, else the distilled student (then plain student, teacher)."""
+    """The model to serve: ``model`` by name, else the student with the best validation score (the distilled
+    one, unless the same student trained alone scored better on validation: :func:`served_student`), else the
+    first of the distilled student, the plain student, the teacher."""
     cards = list_models(run_dir)
     if not cards:
         raise STKDError(f"{run_dir}: no trained model under models/ (is the run finished?)")
@@ -81,6 +84,9 @@ def choose_model(run_dir: Path, model: str | None = None) -> tuple[str, dict]:
         if model not in cards:
             raise STKDError(f"{run_dir}: no model {model!r}; the run has {', '.join(cards)}")
         return model, cards[model]
+    best = served_student(cards)
+    if best is not None:
+        return best, cards[best]
     for role in ROLE_PREFERENCE:
         for name, card in cards.items():
             if card.get("role") == role:
@@ -99,7 +105,7 @@ def check_servable_inputs(name: str, card: dict) -> None:
         raise STKDError(f"model {name!r} reads {view.get('length')} steps, lags {view.get('lags')} (steps) and features "
                         f"{view.get('features')} (a privileged teacher: inputs in its config); the serving path gives "
                         "a model the run's window of every feature. Serve a student instead (the default of "
-                        "stkd.load / stkd serve / stkd export is the distilled student)")
+                        "stkd.load / stkd serve / stkd export is the student with the best validation score)")
 
 
 def load(run_dir: str | Path, model: str | None = None, *, backend: str = "torch",
@@ -109,7 +115,8 @@ def load(run_dir: str | Path, model: str | None = None, *, backend: str = "torch
     Args:
         run_dir: a run directory written by ``stkd run`` / ``stkd distill``, or a folder written by
             ``stkd export`` (then the exported model is used and ``backend`` is ignored).
-        model: a model name of the run (``stkd_kd``, ``gwnet``, ...); default: the distilled student.
+        model: a model name of the run (``stkd_kd``, ``gwnet``, ...); default: the student with the best
+            validation score (the distilled one unless the same student trained alone scored better).
         backend: ``torch`` (default), ``onnx`` (exported in memory and run with onnxruntime) or
             ``torchscript``.
         threads: intra-op threads of the onnx backend (default: onnxruntime's choice).

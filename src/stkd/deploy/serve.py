@@ -64,7 +64,7 @@ def create_app(run_dir: str | Path, backend: str = "torch", token: str | None = 
                max_body_bytes: int = MAX_BODY_BYTES, state_path: str | Path | None | bool = True,
                threads: int | None = None, predictor=None, max_clock_skew: str | None = MAX_CLOCK_SKEW,
                reset_state: bool = False, sync: str = "full", trust_code: bool = False) -> FastAPI:
-    """The FastAPI app serving a run's model (default: the distilled student).
+    """The FastAPI app serving a run's model (default: the student with the best validation score).
 
     Args:
         run_dir: a run directory (or a folder written by ``stkd export``).

@@ -383,6 +383,33 @@ def student_summary(metrics: dict) -> dict[str, Any]:
     return out
 
 
+STUDENT_ROLES = ("student_kd", "student_plain")  # on a tie of validation scores the distilled student first
+VALIDATION_SCORES = {"val_mae": 1.0, "val_f1": -1.0}  # a model's validation score -> sign: lower signed is better
+
+
+def validation_score(entry: dict) -> float | None:
+    """A model's validation score (a model card's or metrics.json's entry), signed so that lower is better;
+    None when it has none."""
+    for key, sign in VALIDATION_SCORES.items():
+        value = _num(entry.get(key))
+        if value is not None and math.isfinite(value):
+            return sign * value
+    return None
+
+
+def served_student(models: dict[str, dict]) -> str | None:
+    """The student a run serves by default (``stkd serve``, ``stkd export``, ``stkd.load``): the one with the
+    best validation score among its distilled and plain students, the distilled one on a tie. Chosen on the
+    validation split, never the test split: where distillation did not help on validation, the same student
+    trained alone is the better one to deploy. None when a student has no validation score (older runs, or
+    models saved without one): then the caller's role order decides."""
+    students = {n: e for n, e in models.items() if e.get("role") in STUDENT_ROLES}
+    scores = {n: validation_score(e) for n, e in students.items()}
+    if not students or any(v is None for v in scores.values()):
+        return None
+    return min(students, key=lambda n: (scores[n], STUDENT_ROLES.index(students[n]["role"])))
+
+
 def _summary_lines(metrics: dict) -> list[str]:
     """The bullet lines of the "what the student kept" section (lines whose inputs are missing are skipped)."""
     s = student_summary(metrics)
@@ -417,6 +444,16 @@ def _summary_lines(metrics: dict) -> list[str]:
         lines.append(f"- **Speed**: batch-1 latency {_fmt_latency(models[kd].get('latency_ms_batch1'))} ms vs "
                      f"{_fmt_latency(models[t].get('latency_ms_batch1'))} ms: **{s['latency_speedup']:.1f} x** faster "
                      "than the teacher.")
+    served = served_student(models)
+    if served is not None:
+        others = [n for n in models if n != served and models[n].get("role") in STUDENT_ROLES]
+        val_key = next(k for k in VALIDATION_SCORES if _num(models[served].get(k)) is not None)
+        vs = "; ".join(f"`{n}` {_fmt(_num(models[n].get(val_key)), '.3f')}" for n in others)
+        why = (" (distillation did not help on validation: the same student trained alone is served)"
+               if models[served].get("role") == "student_plain" else "")
+        lines.append(f"- **Served by default** (`stkd serve`, `stkd export`, `stkd.load`; chosen on the validation "
+                     f"split): `{served}`, validation {val_key.removeprefix('val_').upper()} "
+                     f"{_fmt(_num(models[served].get(val_key)), '.3f')}" + (f" against {vs}" if vs else "") + why + ".")
     if t is None:
         lines.append("- No teacher in this run: ratios to the teacher not computed.")
     return lines or [f"- Not enough finite metrics to compare `{kd}` with other models."]
