@@ -179,12 +179,18 @@ def test_evaluate_rewrites_the_same_numbers(e2e, distilled, capsys, monkeypatch)
     _same_numbers(distilled["metrics"], json.loads((distilled["out"] / "metrics.json").read_text()))
 
 
-def test_resume_of_a_finished_run_trains_nothing(e2e, monkeypatch):
+def test_resume_of_a_finished_run_trains_nothing(e2e, monkeypatch, capsys):
     _no_report(monkeypatch)
     run = e2e["run"]
     logs = {p: p.read_text() for p in (run / "models").glob("*/log.csv")}
     weights = {p: p.read_bytes() for p in (run / "models").glob("*/model.safetensors")}
+    capsys.readouterr()
     assert main(["run", "--config", str(e2e["config"]), "--out", str(run), "--resume", "--quiet"]) == 0
+    # the printed result names the student that serve / export / predict use: the better one on validation
+    students = {n: m["val_mae"] for n, m in e2e["metrics"]["models"].items() if m["role"].startswith("student")}
+    best = min(students, key=lambda n: (students[n], n != "stid_kd"))
+    assert f"served by default (stkd serve, export, predict; the better student on validation): {best}\n" in \
+        capsys.readouterr().out
     assert {p: p.read_text() for p in logs} == logs
     assert {p: p.read_bytes() for p in weights} == weights
     _same_numbers(e2e["metrics"], json.loads((run / "metrics.json").read_text()))

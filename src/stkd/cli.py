@@ -143,7 +143,6 @@ def writing_to(folder: Path) -> Iterator[None]:
 # ---------------------------------------------------------------- subcommands
 def cmd_run(args) -> int:
     from stkd.pipeline import run
-    from stkd.report import format_table
 
     cfg = resolve_config(args.config, _overrides(args))
     out = Path(args.out) if args.out else default_out()
@@ -156,9 +155,21 @@ def cmd_run(args) -> int:
     from stkd.distributed import is_rank0
 
     if is_rank0():
-        print(format_table(metrics))
-        print(f"\nreport: {out / 'report.md'}\nmetrics: {out / 'metrics.json'}")
+        _print_result(metrics, out, with_metrics=True)
     return 0
+
+
+def _print_result(metrics: dict, run_dir: Path, *, with_metrics: bool = False) -> None:
+    """The side-by-side table, the student that serve / export / predict use by default (chosen on the
+    validation split) and where the report is."""
+    from stkd.report import format_table
+    from stkd.report.tables import served_student
+
+    print(format_table(metrics))
+    served = served_student(metrics.get("models") or {})
+    if served is not None:
+        print(f"\nserved by default (stkd serve, export, predict; the better student on validation): {served}")
+    print(f"\nreport: {run_dir / 'report.md'}" + (f"\nmetrics: {run_dir / 'metrics.json'}" if with_metrics else ""))
 
 
 def cmd_train(args) -> int:
@@ -175,7 +186,6 @@ def cmd_train(args) -> int:
 
 def cmd_distill(args) -> int:
     from stkd.pipeline import distill_from
-    from stkd.report import format_table
     from stkd.runs import load_run
 
     if args.config:
@@ -189,19 +199,16 @@ def cmd_distill(args) -> int:
     with writing_to(out):
         metrics = distill_from(cfg, Path(args.teacher_run), out, overwrite=args.overwrite, resume=args.resume,
                                progress=not args.quiet)
-    print(format_table(metrics))
-    print(f"\nreport: {out / 'report.md'}")
+    _print_result(metrics, out)
     return 0
 
 
 def cmd_evaluate(args) -> int:
     from stkd.pipeline import evaluate_run
-    from stkd.report import format_table
 
     with writing_to(Path(args.run_dir)):
         metrics = evaluate_run(Path(args.run_dir), progress=not args.quiet)
-    print(format_table(metrics))
-    print(f"\nreport: {Path(args.run_dir) / 'report.md'}")
+    _print_result(metrics, Path(args.run_dir))
     return 0
 
 
