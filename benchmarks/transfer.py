@@ -4,6 +4,7 @@
     python benchmarks/transfer.py --case simulator --seeds 0 1 2 3 4 --student stid-nb
     python benchmarks/transfer.py --case los-loop --seeds 0 1 2 3 4
     python benchmarks/transfer.py --case akl-pedestrians --seeds 0 1 2 3 4
+    python benchmarks/transfer.py --case akl-pedestrians-same --seeds 0 1 2 3 4
     python benchmarks/transfer.py --case simulator --quick      # a smoke test: 1 epoch of 2 batches, nothing saved
 
 Each case trains a node-agnostic Graph WaveNet (``params.adaptive: false``: no node embedding, the given
@@ -20,6 +21,10 @@ Cases:
   with the full 4.9 training days; east half: target).
 - ``akl-pedestrians``: the 21 Auckland pedestrian counters split into two groups by longitude (hourly,
   so the kept histories are weeks).
+- ``akl-pedestrians-same``: the same place: the teacher trained on all 21 counters' full history, the target
+  the same 21 counters keeping only their last weeks (a student retrained on recent data only, with a
+  teacher that learned from the archive); beside ``akl-pedestrians`` it says what a teacher that knows the
+  very sensors gives over one that learned elsewhere (the same teacher, schedule and histories).
 
 Results: ``docs/results/transfer-<case>.json`` (the whole transfer.json plus the configs and timings) and the
 curve ``docs/img/transfer-<case>.png`` (``-<student>`` added for ``--student stid-nb``).
@@ -63,14 +68,21 @@ def los_loop_regions() -> tuple[dict, dict]:
     return los_loop_data(nodes=west), los_loop_data(nodes=east)
 
 
+AKL = {"source": "builtin", "name": "akl-pedestrians", "time_range": ["2023-01-01", "2025-12-31 23:00"],
+       "graph": {"method": "knn", "k": 4}}  # the Auckland counters' data section of both Auckland cases
+
+
 def akl_regions() -> tuple[dict, dict]:
     from stkd.config import parse_config
     from stkd.data.loaders import load_data
 
-    base = {"source": "builtin", "name": "akl-pedestrians", "time_range": ["2023-01-01", "2025-12-31 23:00"],
-            "graph": {"method": "knn", "k": 4}}
-    west, east = by_longitude(lambda: load_data(parse_config({"data": base}).data))
-    return {**base, "nodes": west}, {**base, "nodes": east}
+    west, east = by_longitude(lambda: load_data(parse_config({"data": AKL}).data))
+    return {**copy.deepcopy(AKL), "nodes": west}, {**copy.deepcopy(AKL), "nodes": east}
+
+
+def akl_same_place() -> tuple[dict, dict]:
+    """Every Auckland counter as source and target: the target keeps a short history (``--history``)."""
+    return copy.deepcopy(AKL), copy.deepcopy(AKL)
 
 
 def simulator_networks() -> tuple[dict, dict]:
@@ -92,6 +104,8 @@ CASES = {
                  {"epochs": 30, "patience": 8, "max_batches": 25, "min_batches": 25}),
     "akl-pedestrians": (akl_regions, ["7d", "28d", "91d"],
                         {"epochs": 30, "patience": 8, "max_batches": 40, "min_batches": 40}),
+    "akl-pedestrians-same": (akl_same_place, ["7d", "28d", "91d"],
+                             {"epochs": 30, "patience": 8, "max_batches": 40, "min_batches": 40}),
 }
 
 
