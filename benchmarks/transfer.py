@@ -5,6 +5,7 @@
     python benchmarks/transfer.py --case los-loop --seeds 0 1 2 3 4
     python benchmarks/transfer.py --case akl-pedestrians --seeds 0 1 2 3 4
     python benchmarks/transfer.py --case akl-pedestrians-same --seeds 0 1 2 3 4
+    python benchmarks/transfer.py --case los-loop-same --seeds 0 1 2 3 4
     python benchmarks/transfer.py --case simulator --quick      # a smoke test: 1 epoch of 2 batches, nothing saved
 
 Each case trains a node-agnostic Graph WaveNet (``params.adaptive: false``: no node embedding, the given
@@ -25,6 +26,8 @@ Cases:
   the same 21 counters keeping only their last weeks (a student retrained on recent data only, with a
   teacher that learned from the archive); beside ``akl-pedestrians`` it says what a teacher that knows the
   very sensors gives over one that learned elsewhere (the same teacher, schedule and histories).
+- ``los-loop-same``: the same for Los-loop: the teacher trained on all 207 detectors' 4.9 training days, the
+  target the same detectors keeping their last 1 or 2 days.
 
 Results: ``docs/results/transfer-<case>.json`` (the whole transfer.json plus the configs and timings) and the
 curve ``docs/img/transfer-<case>.png`` (``-<student>`` added for ``--student stid-nb``).
@@ -85,6 +88,11 @@ def akl_same_place() -> tuple[dict, dict]:
     return copy.deepcopy(AKL), copy.deepcopy(AKL)
 
 
+def los_loop_same_place() -> tuple[dict, dict]:
+    """Every Los-loop detector as source and target: the target keeps a short history (``--history``)."""
+    return los_loop_data(), los_loop_data()
+
+
 def simulator_networks() -> tuple[dict, dict]:
     def sim(nodes: int, seed: int) -> dict:
         return {"source": "builtin", "name": "synthetic-traffic",
@@ -102,6 +110,8 @@ CASES = {
                   {"epochs": 30, "patience": 8, "max_batches": 20, "min_batches": 20}),
     "los-loop": (los_loop_regions, ["1d", "2d", "4d"],
                  {"epochs": 30, "patience": 8, "max_batches": 25, "min_batches": 25}),
+    "los-loop-same": (los_loop_same_place, ["1d", "2d"],
+                      {"epochs": 30, "patience": 8, "max_batches": 25, "min_batches": 25}),
     "akl-pedestrians": (akl_regions, ["7d", "28d", "91d"],
                         {"epochs": 30, "patience": 8, "max_batches": 40, "min_batches": 40}),
     "akl-pedestrians-same": (akl_same_place, ["7d", "28d", "91d"],
