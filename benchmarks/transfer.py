@@ -26,8 +26,8 @@ Cases:
   the same 21 counters keeping only their last weeks (a student retrained on recent data only, with a
   teacher that learned from the archive); beside ``akl-pedestrians`` it says what a teacher that knows the
   very sensors gives over one that learned elsewhere (the same teacher, schedule and histories).
-- ``los-loop-same``: the same for Los-loop: the teacher trained on all 207 detectors' 4.9 training days, the
-  target the same detectors keeping their last 1 or 2 days.
+- ``los-loop-same``: the same for Los-loop's east region, the target of ``los-loop``: the teacher trained on
+  its 104 detectors' 4.9 training days, the target the same detectors keeping their last day.
 
 Results: ``docs/results/transfer-<case>.json`` (the whole transfer.json plus the configs and timings) and the
 curve ``docs/img/transfer-<case>.png`` (``-<student>`` added for ``--student stid-nb``).
@@ -89,8 +89,9 @@ def akl_same_place() -> tuple[dict, dict]:
 
 
 def los_loop_same_place() -> tuple[dict, dict]:
-    """Every Los-loop detector as source and target: the target keeps a short history (``--history``)."""
-    return los_loop_data(), los_loop_data()
+    """The east region of ``los-loop`` as source and target: the target keeps a short history (``--history``)."""
+    _, east = los_loop_regions()
+    return east, copy.deepcopy(east)
 
 
 def simulator_networks() -> tuple[dict, dict]:
@@ -110,7 +111,7 @@ CASES = {
                   {"epochs": 30, "patience": 8, "max_batches": 20, "min_batches": 20}),
     "los-loop": (los_loop_regions, ["1d", "2d", "4d"],
                  {"epochs": 30, "patience": 8, "max_batches": 25, "min_batches": 25}),
-    "los-loop-same": (los_loop_same_place, ["1d", "2d"],
+    "los-loop-same": (los_loop_same_place, ["1d"],
                       {"epochs": 30, "patience": 8, "max_batches": 25, "min_batches": 25}),
     "akl-pedestrians": (akl_regions, ["7d", "28d", "91d"],
                         {"epochs": 30, "patience": 8, "max_batches": 40, "min_batches": 40}),
