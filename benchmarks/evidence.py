@@ -409,27 +409,62 @@ def schedule_gap(rows: list[dict], by_student: dict[str, list[dict]]) -> str:
             f"{kd_base:.3f} ({100 * (kd - kd_base) / kd_base:+.1f} %).")
 
 
-def render(result: dict) -> str:
-    from stkd.paired import describe_gain, paired_gain
-
+def rows_by_student(result: dict) -> dict[str, list[dict]]:
+    """The records grouped by row label: the whole period first, then shorter histories and outages, rows of an
+    earlier rule last; within a row by seed."""
     by_student: dict[str, list[dict]] = {}
-    # the whole period first, then shorter histories and outages, rows of an earlier rule last
     for r in sorted(result["records"], key=lambda r: (bool(r.get("earlier_rule")), scarcity(r) is not None)):
         by_student.setdefault(r["student"], []).append(r)
+    return {s: sorted(rows, key=lambda r: r["seed"]) for s, rows in by_student.items()}
+
+
+def row_summary(result: dict, rows: list[dict]) -> dict:
+    """One row's numbers: the paired gain (``gain``), mean test MAE of the teacher it learns from (``teacher``: an
+    ensemble's own forecast where recorded), the plain and distilled student (``plain``, ``kd``), and against the
+    issue's target for the data set (``ratio`` distilled / plain, ``met``: at most the target and established;
+    None where the data set has no target)."""
+    from stkd.paired import paired_gain
+
+    g = paired_gain([r["plain_mae"] for r in rows], [r["kd_mae"] for r in rows])
+    plain, kd = float(np.mean([r["plain_mae"] for r in rows])), float(np.mean([r["kd_mae"] for r in rows]))
+    target = TARGET_RATIO.get(result["dataset"])
+    return {"gain": g, "teacher": float(np.mean([r.get("ensemble_mae", r["teacher_mae"]) for r in rows])),
+            "plain": plain, "kd": kd, "ratio": kd / plain, "target": target,
+            "met": None if target is None else kd / plain <= target and g["established"] and g["mean"] > 0}
+
+
+def teacher_bar(result: dict, by_student: dict[str, list[dict]]) -> dict | None:
+    """The issue's bar for the single teacher: its mean validation MAE (``teacher_val``) against the best plain
+    student's here (``best``, ``best_val``), ``below`` in %; None without a row to judge. Rows of an ensemble (no
+    single teacher), of less data (their teacher saw it too) or of an earlier rule are left out."""
+    with_val = [r for r in result["records"] if r.get("teacher_val") is not None and len(r.get("teachers", [])) <= 1
+                and scarcity(r) is None and not r.get("earlier_rule")]
+    if not with_val:
+        return None
+    plain_val = {s: float(np.mean([r["plain_val"] for r in rows])) for s, rows in by_student.items()
+                 if not rows[0].get("earlier_rule")}
+    best = min(plain_val, key=plain_val.__getitem__)
+    t_val = float(np.mean([r["teacher_val"] for r in with_val]))
+    return {"teacher_val": t_val, "best": best, "best_val": plain_val[best], "below": 100 * (1 - t_val / plain_val[best]),
+            "records": with_val}
+
+
+def render(result: dict) -> str:
+    from stkd.paired import describe_gain
+
+    by_student = rows_by_student(result)
     lines = ["| student | seeds | teacher MAE | plain MAE | distilled MAE | mean gain (95 % interval) | wins | "
              "distilled / teacher |", "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     verdicts = []
     for student, rows in by_student.items():
-        rows = sorted(rows, key=lambda r: r["seed"])
-        g = paired_gain([r["plain_mae"] for r in rows], [r["kd_mae"] for r in rows])
-        t = float(np.mean([r.get("ensemble_mae", r["teacher_mae"]) for r in rows]))  # what the student learns from
-        kd = float(np.mean([r["kd_mae"] for r in rows]))
-        lines.append(f"| {student} | {g['n']} | {t:.3f} | {np.mean([r['plain_mae'] for r in rows]):.3f} | {kd:.3f} | "
+        row = row_summary(result, rows)
+        g, t, kd = row["gain"], row["teacher"], row["kd"]  # t: what the student learns from
+        lines.append(f"| {student} | {g['n']} | {t:.3f} | {row['plain']:.3f} | {kd:.3f} | "
                      f"{g['mean']:+.1f} % ({g['ci'][0]:+.1f} to {g['ci'][1]:+.1f}) | {g['wins']}/{g['n']} | "
                      f"{kd / t:.3f} |")
         line = f"- {student}: " + describe_gain(g, "distillation")
         if "ensemble_mae" in rows[0]:  # how much of the ensemble's edge over the plain student it keeps
-            plain = float(np.mean([r["plain_mae"] for r in rows]))
+            plain = row["plain"]
             edge = plain - t
             kept = 100 * (plain - kd) / edge if edge > 0 else float("nan")
             line += (f" The ensemble teacher's test MAE is {t:.3f}, {100 * abs(edge) / plain:.1f} % "
@@ -446,28 +481,17 @@ def render(result: dict) -> str:
             line += " (Teacher MAE: its best member; the ensemble's own MAE was not recorded for this row.)"
         line += (history_gap(rows, by_student) + scope_gap(rows, by_student) + schedule_gap(rows, by_student)
                  + augment_gap(rows, by_student))
-        target = TARGET_RATIO.get(result["dataset"])
-        if target is not None:
-            ratio = kd / float(np.mean([r["plain_mae"] for r in rows]))
-            met = ratio <= target and g["established"] and g["mean"] > 0
-            line += (f" Distilled / plain {ratio:.3f}: the issue's target (at most {target:.2f}, the gain established) "
-                     f"is {'met' if met else 'not met'}.")
+        if row["target"] is not None:
+            line += (f" Distilled / plain {row['ratio']:.3f}: the issue's target (at most {row['target']:.2f}, the gain "
+                     f"established) is {'met' if row['met'] else 'not met'}.")
         verdicts.append(line)
-    # the single teacher's bar (an ensemble's rows name several teachers and have no single teacher to judge)
-    # (all the data only: a teacher that saw a shorter history or outages is in its rows' teacher column)
-    # (and rules of today only: rows kept from an earlier rule, ``earlier_rule``, are there to compare against)
-    with_val = [r for r in result["records"] if r.get("teacher_val") is not None and len(r.get("teachers", [])) <= 1
-                and scarcity(r) is None and not r.get("earlier_rule")]
-    if with_val:  # the issue's bar: a teacher at least 5 % below the best plain student
-        plain_val = {s: float(np.mean([r["plain_val"] for r in rows])) for s, rows in by_student.items()
-                     if not rows[0].get("earlier_rule")}
-        best = min(plain_val, key=plain_val.__getitem__)
-        t_val = float(np.mean([r["teacher_val"] for r in with_val]))
-        rel = 100 * (1 - t_val / plain_val[best])
-        verdicts.append(f"- the teacher's validation MAE is {t_val:.3f}, {abs(rel):.1f} % "
-                        f"{'below' if rel >= 0 else 'above'} the best plain student's here ({best}, {plain_val[best]:.3f}): "
-                        f"the 5 % margin the issue asks for is {'met' if rel >= 5 else 'not met'}")
-        verdicts += recipe_comparison(result["dataset"], t_val, with_val)
+    bar = teacher_bar(result, by_student)
+    if bar is not None:  # the issue's bar: a teacher at least 5 % below the best plain student
+        rel = bar["below"]
+        verdicts.append(f"- the teacher's validation MAE is {bar['teacher_val']:.3f}, {abs(rel):.1f} % "
+                        f"{'below' if rel >= 0 else 'above'} the best plain student's here ({bar['best']}, "
+                        f"{bar['best_val']:.3f}): the 5 % margin the issue asks for is {'met' if rel >= 5 else 'not met'}")
+        verdicts += recipe_comparison(result["dataset"], bar["teacher_val"], bar["records"])
     first = result["records"][0] if result["records"] else {}
     teacher = ("one teacher per seed" if first.get("teacher_seed") is None
                else f"one teacher (seed {first['teacher_seed']}) for every seed")

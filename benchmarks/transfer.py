@@ -217,6 +217,12 @@ def edge_kept(t: dict, gains: dict) -> list[str]:
     return lines
 
 
+def same_place(result: dict) -> bool:
+    """Whether the source and the target are the same sensors (a ``-same`` case: only the history differs)."""
+    source, target = (result.get(k, {}).get("data") for k in ("source_config", "target_config"))
+    return source is not None and source == target
+
+
 def headline(result: dict) -> str:
     """The README line: per kept history, the student distilled from the source teacher against the same
     student trained on the target alone (mean test MAE over seeds, paired gain, wins, verdict)."""
@@ -235,8 +241,10 @@ def headline(result: dict) -> str:
                               for r in ("kd_source", "target_only", "source_zero_shot"))
         parts.append(f"{h} of history {num(kd)} against {num(alone)} alone and {num(teacher)} for the teacher "
                      f"({g['mean']:+.1f} %, better on {g['wins']} of {g['n']} seeds: {verdict(g)})")
+    whom = ("the same sensors keeping a short history" if same_place(result)
+            else f"{t['target']['nodes']} others")
     return (f"- **Transfer, {result['case']}** ({t['source']['nodes']} sensors with their full history teach a "
-            f"student for {t['target']['nodes']} others, {len(t['seeds'])} seeds, test MAE of the student distilled "
+            f"student for {whom}, {len(t['seeds'])} seeds, test MAE of the student distilled "
             f"from the source teacher): " + "; ".join(parts)
             + " ([benchmarks](docs/benchmarks.md#transfer-to-a-new-place)).\n")
 

@@ -36,6 +36,10 @@ def test_a_distilled_student_better_than_alone_says_how_much_of_its_teachers_edg
     text = headline({"case": "akl-pedestrians", "transfer": t})
     assert ("7d of history 96.3 against 102.0 alone and 99.0 for the teacher (+5.6 %, better on 5 of 5 seeds: "
             "better)") in text and "10 sensors with their full history teach a student for 11 others, 5 seeds" in text
+    data = {"source": "builtin", "name": "akl-pedestrians"}
+    same = headline({"case": "akl-pedestrians-same", "transfer": t, "source_config": {"data": data},
+                     "target_config": {"data": dict(data)}})
+    assert "teach a student for the same sensors keeping a short history, 5 seeds" in same
 
 
 def test_the_schedule_says_whether_every_epoch_holds_the_same_batches():

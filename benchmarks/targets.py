@@ -1,0 +1,207 @@
+"""The distillation issue's targets, each beside the best value measured for it, and where a gain holds.
+
+    python benchmarks/targets.py    # writes docs/results/targets.json; python benchmarks/render.py renders it
+
+Nothing is trained here. The block is computed, when the page is rendered, from the result files of the
+benchmarks that measured each target (``SOURCES``), so it follows them: a new evidence row that meets a
+target turns its line to "met" at the next render. The targets are the issue's (the plain STID's level,
+the teacher's bar, distilled / plain on Los-loop and the Auckland default, the default run's time and
+table); the same-data targets are judged on rows with the whole training period and every reading (the
+rows with less data or outages are a different question, reported in their tables). The second part lists
+every paired comparison on the page where distillation is established better than the same student
+alone: the measured frontier of where it pays.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from common import RESULTS, save_result
+from events import arms
+from evidence import row_summary, rows_by_student, scarcity, teacher_bar
+from recipe import TEACHER_CANDIDATES, best_student
+
+SOURCES = ("recipe-los-loop", "evidence-los-loop", "evidence-akl-pedestrians", "evidence-synthetic-traffic",
+           "default-run", "transfer-akl-pedestrians", "transfer-akl-pedestrians-same", "transfer-los-loop",
+           "transfer-los-loop-same", "transfer-simulator", "transfer-simulator-stid-nb", "events-simulator",
+           "events-los-loop")
+PLAIN_STID_LOS_LOOP = 3.85  # the independent reference model's level (issue: plain STID at or below it, seed 0)
+TEACHER_BELOW_STUDENT = 5.0  # % below the best plain student, on validation
+TEACHER_VS_LAST = 0.80  # the teacher at most this times the last-value baseline's test MAE
+KD_VS_TEACHER = 1.03  # the distilled student within this times its teacher's test MAE
+DEFAULT_RUN_SECONDS = 6 * 60
+STUDENT_FAMILIES = ("stid", "mlp")  # the students the issue names for distilled / plain
+
+
+def load(section: str) -> dict | None:
+    path = RESULTS / f"{section}.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def whole_period(rows_by: dict[str, list[dict]]) -> dict[str, list[dict]]:
+    """The rows with the whole training period and every reading, measured under today's rules."""
+    return {s: rows for s, rows in rows_by.items() if scarcity(rows[0]) is None and not rows[0].get("earlier_rule")}
+
+
+def line(target: str, asked: str, measured: str, where: str, met: bool) -> dict:
+    return {"target": target, "asked": asked, "measured": measured, "where": where, "met": met}
+
+
+def teacher_lines(recipe: dict, evidence: dict) -> list[dict]:
+    """The Los-loop teacher's bar: against the last value (test) and the best plain student (validation), the
+    best teacher on validation among the single teacher of the evidence, its ensembles and the recipe's
+    candidates, against the best plain student of either benchmark."""
+    rows_by = rows_by_student(evidence)
+    bar = teacher_bar(evidence, rows_by)
+    out = []
+    if bar is not None:
+        t_test = float(np.mean([r["teacher_mae"] for r in bar["records"]]))
+        last = float(np.mean([r["last_value_mae"] for r in bar["records"]]))
+        out.append(line("Los-loop: the teacher against the last value (test MAE)", f"at most {TEACHER_VS_LAST:.2f}x",
+                        f"{t_test / last:.2f}x ({t_test:.3f} against {last:.3f})",
+                        "evidence on Los-loop, the single teacher", t_test / last <= TEACHER_VS_LAST))
+    teachers = {}  # name -> validation MAE
+    if bar is not None:
+        teachers[f"the evidence's teacher, {bar['records'][0]['teacher']}"] = bar["teacher_val"]
+    for s, rows in whole_period(rows_by).items():
+        if "ensemble_val" in rows[0]:
+            teachers[f"ensemble of the row `{s}`"] = float(np.mean([r["ensemble_val"] for r in rows]))
+    for r in recipe["runs"]:
+        if r["variant"] in TEACHER_CANDIDATES:
+            teachers[f"recipe candidate {r['variant']}"] = r["val_mae"]
+    students = {f"recipe {best_student(recipe)['variant']}": best_student(recipe)["val_mae"]}
+    if bar is not None:
+        students[f"evidence row `{bar['best']}`"] = bar["best_val"]
+    if teachers:
+        t_name = min(teachers, key=teachers.__getitem__)
+        s_name = min(students, key=students.__getitem__)
+        below = 100 * (1 - teachers[t_name] / students[s_name])
+        out.append(line("Los-loop: the best teacher against the best plain student (validation MAE)",
+                        f"at least {TEACHER_BELOW_STUDENT:g} % below",
+                        f"{abs(below):.1f} % {'below' if below >= 0 else 'above'} ({teachers[t_name]:.3f} against "
+                        f"{students[s_name]:.3f})", f"{t_name}; {s_name}", below >= TEACHER_BELOW_STUDENT))
+    return out
+
+
+def ratio_lines(evidence: dict, place: str) -> list[dict]:
+    """Per student family, the whole-period row with the lowest distilled / plain, and (on Los-loop) the row
+    closest to its teacher."""
+    rows = {s: row_summary(evidence, rs) for s, rs in whole_period(rows_by_student(evidence)).items()}
+    out = []
+    for family in STUDENT_FAMILIES:
+        mine = {s: r for s, r in rows.items() if s.split(",")[0].split("-")[0] == family}
+        if not mine:
+            continue
+        best = min(mine, key=lambda s: mine[s]["ratio"])
+        r = mine[best]
+        g = r["gain"]
+        out.append(line(f"{place}: distilled / plain, {family} students", f"at most {r['target']:.2f}, established",
+                        f"{r['ratio']:.3f} ({g['mean']:+.1f} %, 95 % interval {g['ci'][0]:+.1f} to {g['ci'][1]:+.1f}, "
+                        f"{g['wins']}/{g['n']} seeds)", f"row `{best}`", bool(r["met"])))
+        if evidence["dataset"] == "los-loop":
+            near = min(mine, key=lambda s: mine[s]["kd"] / mine[s]["teacher"])
+            k = mine[near]["kd"] / mine[near]["teacher"]
+            out.append(line(f"{place}: distilled / teacher, {family} students", f"at most {KD_VS_TEACHER:.2f}",
+                            f"{k:.3f}", f"row `{near}`", k <= KD_VS_TEACHER))
+    return out
+
+
+def default_run_lines(result: dict) -> list[dict]:
+    from stkd.report import student_summary
+
+    s = student_summary(result["metrics"])
+    m = result["metrics"]["models"]
+    teacher, plain = m[s["teacher"]]["test"]["mae"], m[s["student_plain"]]["test"]["mae"]
+    minutes, seconds = divmod(round(result["wall_seconds"]), 60)
+    below = 100 * (1 - teacher / plain)
+    return [line("Default run: wall time on 2 cores", f"within {DEFAULT_RUN_SECONDS // 60} min",
+                 f"{minutes} min {seconds} s", "the default run", result["wall_seconds"] <= DEFAULT_RUN_SECONDS),
+            line("Default run: the teacher ahead of the plain student (test MAE)",
+                 f"clearly: at least {TEACHER_BELOW_STUDENT:g} % below", f"{below:.1f} % below ({teacher:.1f} against "
+                 f"{plain:.1f})", "the default run", below >= TEACHER_BELOW_STUDENT)]
+
+
+def established_gains(blobs: dict[str, dict]) -> list[tuple[str, float]]:
+    """Every paired comparison on the page where distillation is established better than the same student alone:
+    its words and its mean gain (%)."""
+    from stkd.paired import paired_gain
+    from stkd.transfer.report import summarise
+
+    out = []
+    for section, blob in blobs.items():
+        if blob["kind"] == "evidence":
+            for s, rs in rows_by_student(blob).items():
+                g = row_summary(blob, rs)["gain"]
+                if g["established"] and g["mean"] > 0:
+                    out.append((f"{section}, row `{s}`: {g['mean']:+.1f} % ({g['wins']}/{g['n']} seeds)", g["mean"]))
+        elif blob["kind"] == "transfer":
+            for h, routes in summarise(blob["transfer"]).items():
+                for route in ("kd_source", "kd_finetuned"):
+                    g = routes.get(route)
+                    if g is not None and g["established"] and g["mean"] > 0:
+                        out.append((f"{section}, {h} of history, {route}: {g['mean']:+.1f} % against the student "
+                                    f"alone ({g['wins']}/{g['n']} seeds)", g["mean"]))
+        elif blob["kind"] == "events" and blob["records"]:
+            f1 = {k: [e["f1"] for e in es] for k, es in arms(blob["records"]).items()}
+            g = paired_gain(f1["plain"], f1["kd"], lower_is_better=False)
+            if g["established"] and g["mean"] > 0:
+                out.append((f"{section}: test F1 {g['mean']:+.1f} % ({g['wins']}/{g['n']} seeds)", g["mean"]))
+    return out
+
+
+def assess(result: dict) -> tuple[list[dict], list[tuple[str, float]]]:
+    """Each target's line (:func:`line`) and the established gains, from the source files as they are now."""
+    blobs = {s: b for s in result["sources"] if (b := load(s)) is not None}
+    lines: list[dict] = []
+    if "recipe-los-loop" in blobs:
+        best = best_student(blobs["recipe-los-loop"])
+        lines.append(line("Los-loop: plain STID, seed 0 (test MAE)", f"at most {PLAIN_STID_LOS_LOOP}",
+                          f"{best['test_mae']:.3f}", f"recipe, {best['variant']} (chosen on validation)",
+                          best["test_mae"] <= PLAIN_STID_LOS_LOOP))
+        if "evidence-los-loop" in blobs:
+            lines += teacher_lines(blobs["recipe-los-loop"], blobs["evidence-los-loop"])
+    for section, place in (("evidence-los-loop", "Los-loop"), ("evidence-akl-pedestrians", "Auckland default")):
+        if section in blobs:
+            lines += ratio_lines(blobs[section], place)
+    if "default-run" in blobs:
+        lines += default_run_lines(blobs["default-run"])
+    return lines, established_gains(blobs)
+
+
+def met_count(lines: list[dict]) -> str:
+    return f"{sum(x['met'] for x in lines)} of {len(lines)} targets met"
+
+
+def render(result: dict) -> str:
+    lines, gains = assess(result)
+    table = ["| target | asked | best measured | where | met |", "| --- | --- | --- | --- | --- |"]
+    table += [f"| {x['target']} | {x['asked']} | {x['measured']} | {x['where']} | {'yes' if x['met'] else 'no'} |"
+              for x in lines]
+    missed = [x["target"] for x in lines if not x["met"]]
+    summary = met_count(lines) + (f"; not met: {'; '.join(missed)}." if missed else ".")
+    frontier = ("Where distillation is established better than the same student alone "
+                f"({len(gains)} comparisons of the page):\n\n" + "\n".join(f"- {g}" for g, _ in gains) if gains else
+                "No comparison on the page establishes distillation better than the same student alone.")
+    return (f"### The distillation targets against the best measured values\n\nCommand: `{result['command']}` (it "
+            f"reads {', '.join(f'`{s}.json`' for s in result['sources'])}, as they are when the page is rendered)\n\n"
+            + "\n".join(table) + f"\n\n{summary}\n\n{frontier}\n")
+
+
+def headline(result: dict) -> str:
+    """The README line: how many targets are met, and the largest established gain on the page."""
+    lines, gains = assess(result)
+    best = max(gains, key=lambda g: g[1], default=None)
+    return (f"- **Distillation targets** (the issue's: a student clearly better than itself alone): {met_count(lines)}"
+            f"; distillation is established better than the student alone in {len(gains)} paired comparisons"
+            + (f", the largest {best[0]}" if best else "") + " ([benchmarks](docs/benchmarks.md#where-distillation-stands)).\n")
+
+
+def main() -> None:
+    save_result("targets", "targets", {"sources": list(SOURCES)})
+    print(render(load("targets") or {}))
+
+
+if __name__ == "__main__":
+    main()

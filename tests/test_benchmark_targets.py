@@ -1,0 +1,77 @@
+"""The targets block (``benchmarks/targets.py``): each target's line follows the result files it reads, so a
+row that meets a target turns it to "met", and only established gains are listed as where distillation pays."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+import targets  # noqa: E402
+
+
+def _record(seed: int, student: str, plain: float, kd: float, **extra) -> dict:
+    return {"seed": seed, "student": student, "teacher": "gwnet", "teacher_mae": 3.0, "teacher_val": 2.7,
+            "plain_mae": plain, "kd_mae": kd, "plain_val": 3.0, "kd_val": 3.0, "last_value_mae": 4.4,
+            "command": "python benchmarks/evidence.py", **extra}
+
+
+def _evidence(dataset: str, records: list[dict]) -> dict:
+    return {"section": f"evidence-{dataset}", "kind": "evidence", "dataset": dataset, "records": records,
+            "command": "python benchmarks/evidence.py"}
+
+
+@pytest.fixture
+def results(tmp_path, monkeypatch):
+    monkeypatch.setattr(targets, "RESULTS", tmp_path)
+
+    def write(section: str, blob: dict) -> None:
+        (tmp_path / f"{section}.json").write_text(json.dumps(blob))
+
+    return write
+
+
+def _lines(sources: list[str]) -> dict[str, dict]:
+    lines, _ = targets.assess({"command": "python benchmarks/targets.py", "sources": sources})
+    return {x["target"]: x for x in lines}
+
+
+def test_a_row_that_meets_the_ratio_target_turns_its_line_to_met_and_is_listed_as_a_gain(results):
+    gaining = [_record(s, "stid-nb", 3.40 + 0.01 * s, 3.10 + 0.01 * s) for s in range(5)]  # -8.8 %, every seed
+    flat = [_record(s, "mlp", 3.90 + 0.01 * s, 3.90 + 0.01 * s + (0.002 if s % 2 else -0.002)) for s in range(5)]
+    results("evidence-los-loop", _evidence("los-loop", gaining + flat))
+    got = _lines(["evidence-los-loop"])
+    stid, mlp = got["Los-loop: distilled / plain, stid students"], got["Los-loop: distilled / plain, mlp students"]
+    assert stid["met"] and stid["measured"].startswith("0.91") and "`stid-nb`" in stid["where"]
+    assert not mlp["met"]
+    near = got["Los-loop: distilled / teacher, stid students"]
+    assert near["measured"] == "1.040" and not near["met"]  # 3.12 against the teacher's 3.0: past 1.03
+    _, gains = targets.assess({"command": "c", "sources": ["evidence-los-loop"]})
+    assert [g for g, _ in gains] == ["evidence-los-loop, row `stid-nb`: +8.8 % (5/5 seeds)"]
+
+
+def test_rows_with_less_data_do_not_count_for_the_same_data_targets(results):
+    short = [_record(s, "stid-nb, 1d of history", 4.1, 3.5, history="1d") for s in range(5)]
+    whole = [_record(s, "stid-nb", 3.4 + 0.01 * s, 3.41 + 0.01 * s) for s in range(5)]
+    results("evidence-los-loop", _evidence("los-loop", short + whole))
+    line = _lines(["evidence-los-loop"])["Los-loop: distilled / plain, stid students"]
+    assert not line["met"] and "`stid-nb`" in line["where"] and "1d" not in line["where"]
+
+
+def test_the_teacher_bar_takes_the_best_teacher_and_the_best_plain_student_on_validation(results):
+    recs = [_record(s, "stid-nb", 3.4, 3.4) for s in range(3)]
+    ens = [_record(s, "stid-nb, teachers gwnet + 4 stid-nb", 3.4, 3.4, ensemble_mae=3.2, ensemble_val=2.5,
+                   teachers=["gwnet", "stid-nb"]) for s in range(3)]
+    results("evidence-los-loop", _evidence("los-loop", recs + ens))
+    results("recipe-los-loop", {"kind": "recipe", "runs": [
+        {"variant": "stid-long", "val_mae": 2.9, "test_mae": 3.5},
+        {"variant": "stid-32-yesterday", "val_mae": 3.0, "test_mae": 3.45}], "baselines": {"last": {"test": 4.4}}})
+    got = _lines(["recipe-los-loop", "evidence-los-loop"])
+    bar = got["Los-loop: the best teacher against the best plain student (validation MAE)"]
+    # the ensemble (2.5) against the recipe's stid-long (2.9): 13.8 % below
+    assert bar["met"] and bar["measured"].startswith("13.8 % below") and "ensemble" in bar["where"]
+    assert got["Los-loop: plain STID, seed 0 (test MAE)"]["measured"] == "3.500"
+    assert got["Los-loop: the teacher against the last value (test MAE)"]["measured"].startswith("0.68x")
