@@ -36,6 +36,7 @@ STUDENT_FAMILIES = ("stid", "mlp")  # the students the issue names for distilled
 
 
 def load(section: str) -> dict | None:
+    """A result file of ``docs/results/`` as it is now; None when it was never written."""
     path = RESULTS / f"{section}.json"
     return json.loads(path.read_text()) if path.exists() else None
 
@@ -46,6 +47,7 @@ def whole_period(rows_by: dict[str, list[dict]]) -> dict[str, list[dict]]:
 
 
 def line(target: str, asked: str, measured: str, where: str, met: bool) -> dict:
+    """One row of the targets table: the target, what the issue asks, the best value measured and its row."""
     return {"target": target, "asked": asked, "measured": measured, "where": where, "met": met}
 
 

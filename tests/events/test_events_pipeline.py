@@ -190,7 +190,11 @@ def _check_serving(out: Path, metrics: dict) -> None:
         warnings.simplefilter("ignore")  # starlette's deprecation note about httpx
         from fastapi.testclient import TestClient
 
-    threshold = metrics["models"]["mlp_kd"]["threshold"]
+    from stkd.report.tables import served_student
+
+    served = served_student(metrics["models"])  # the student with the better validation F1
+    assert served in ("mlp_kd", "mlp_plain")
+    threshold = metrics["models"][served]["threshold"]
     report = export_model(out, "onnx", out / "exported", windows=8)
     assert report["passed"] and report["max_abs_diff"] <= 1e-4
     cfg, _ = load_run(out)
@@ -199,6 +203,7 @@ def _check_serving(out: Path, metrics: dict) -> None:
     s = int(wd.starts["test"][0])
     window, times = data.values[s:s + wd.P], data.index[s:s + wd.P]
     for predictor in (stkd.load(out), stkd.load(out / "exported")):
+        assert predictor.name == served
         fc = predictor.predict(window, times, as_frame=False)
         assert fc.values.shape == (1, wd.H, wd.num_nodes, 1, 2) and fc.threshold == threshold
         np.testing.assert_allclose(fc.values.sum(-1), 1.0, atol=1e-5)
