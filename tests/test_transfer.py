@@ -138,3 +138,28 @@ def test_history_list_is_checked():
         parse_histories("1d,1d")
     with pytest.raises(ConfigError, match="not a duration"):
         parse_histories("soon")
+
+
+def test_finetune_lr_sets_the_finetuned_routes_learning_rate_only(source_run, tmp_path, capsys):
+    import csv
+
+    raw = sim_config(16, seed=1)
+    raw["train"]["lr"] = 0.002
+    cfg = tmp_path / "target.yaml"
+    cfg.write_text(yaml.safe_dump(raw))
+    out = tmp_path / "transfer"
+    assert main(["transfer", "--source-run", str(source_run), "--config", str(cfg), "--history", "12h",
+                 "--seeds", "0", "--finetune-lr", "0.0002", "--out", str(out), "--quiet"]) == 0
+    assert json.loads((out / "transfer.json").read_text())["finetune_lr"] == 0.0002
+
+    def first_lr(route: str) -> float:
+        with open(out / "runs" / "12h-seed0" / "models" / route / "log.csv", newline="") as fh:
+            return float(next(csv.DictReader(fh))["lr"])
+
+    # the same schedule from a tenth of the rate: every logged rate a tenth of the other routes'
+    assert first_lr("finetuned") == pytest.approx(first_lr("target_only") / 10)
+    assert first_lr("kd_source") == pytest.approx(first_lr("target_only"))
+    assert main(["transfer", "--source-run", str(source_run), "--config", str(cfg), "--finetune-lr", "-1",
+                 "--out", str(tmp_path / "bad"), "--quiet"]) == 2  # refused before anything is written
+    assert "--finetune-lr: must be a finite number > 0, got -1.0" in capsys.readouterr().err
+    assert not (tmp_path / "bad").exists()

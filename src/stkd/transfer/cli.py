@@ -16,7 +16,8 @@ def cmd_transfer(args) -> int:
     out = Path(args.out)
     with writing_to(out):
         result = transfer(Path(args.source_run), cfg, out, histories=args.history, seeds=args.seeds,
-                          teacher=args.teacher, overwrite=args.overwrite, progress=not args.quiet)
+                          teacher=args.teacher, overwrite=args.overwrite, progress=not args.quiet,
+                          finetune_lr=args.finetune_lr)
     for h, run in result["runs"].items():
         print(f"history {h} ({run['batches_per_epoch']} training batches an epoch):")
         for route, label in LABELS.items():
@@ -55,6 +56,9 @@ def register(sub, fmt=argparse.RawDescriptionHelpFormatter) -> None:
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4],
                    help="seeds of every route (default: 0 1 2 3 4; fewer seeds never establish a gain)")
     p.add_argument("--teacher", help="the source run's teacher folder (default: its first teacher)")
+    p.add_argument("--finetune-lr", type=float, default=None, metavar="LR",
+                   help="learning rate of the finetuned route (default: the target's train.lr); a lower one keeps "
+                        "more of what the source teacher learned")
     p.add_argument("--out", required=True, help="folder to create")
     p.add_argument("--overwrite", action="store_true", help="replace an existing transfer folder")
     p.add_argument("--quiet", action="store_true", help="no progress bars")

@@ -147,7 +147,9 @@ def write_transfer_report(out: Path, result: dict) -> Path:
     gains = summarise(result)
     lines = [f"# Transfer: {s['data']} ({s['nodes']} sensors) -> {t['data']} ({t['nodes']} sensors)", "",
              f"Source teacher `{s['teacher']}` ({s['model']}, params {s['params']}) from `{s['run']}`; student "
-             f"`{t['student']['name']}` (params {t['student']['params']}); seeds {result['seeds']}. Every route "
+             f"`{t['student']['name']}` (params {t['student']['params']}); seeds {result['seeds']}"
+             + (f"; the finetuned route at learning rate {result['finetune_lr']:g}" if "finetune_lr" in result else "")
+             + ". Every route "
              "trains on the same kept target history and is scored on the same target test windows "
              f"({next(iter(result['runs'].values()))['windows']['test'] if result['runs'] else 0}).", "",
              "Gain: the relative MAE reduction over the student trained on the target alone, paired by seed, "

@@ -16,6 +16,8 @@ included) and to each teacher's weights, so the two teachers never share an entr
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 from pathlib import Path
 
 from stkd import names
@@ -37,13 +39,24 @@ def finetune_config(task: Task, source: SourceModel) -> ModelConfig:
     return ModelConfig(name=source.name, params=dict(source.hparams), epochs=epochs)
 
 
-def train_routes(task: Task, source: SourceModel, run_dir: Path, *, progress: bool = True) -> list[Trained]:
-    """Train every route's model into ``run_dir/models/<route>`` (the zero-shot teacher is not trained)."""
+def with_lr(task: Task, lr: float | None) -> Task:
+    """``task`` whose training runs at learning rate ``lr`` (the task itself for None)."""
+    if lr is None:
+        return task
+    out = copy.copy(task)  # shares its data; only the config differs
+    out.cfg = dataclasses.replace(task.cfg, train=dataclasses.replace(task.cfg.train, lr=float(lr)))
+    return out
+
+
+def train_routes(task: Task, source: SourceModel, run_dir: Path, *, progress: bool = True,
+                 finetune_lr: float | None = None) -> list[Trained]:
+    """Train every route's model into ``run_dir/models/<route>`` (the zero-shot teacher is not trained);
+    ``finetune_lr``: the fine-tuned route's learning rate (default: the target's ``train.lr``)."""
     src = source_task(task, source)
     origin = {"source_run": str(Path(source.run_dir).resolve()), "source_model": source.label}
     zero = zero_shot(src, source, run_dir)
     hard = src.hard_loss()
-    tuned = train_model(src, finetune_config(task, source), "finetuned", "teacher", run_dir,
+    tuned = train_model(with_lr(src, finetune_lr), finetune_config(task, source), "finetuned", "teacher", run_dir,
                         lambda _: (hard, {}), card=origin, progress=progress, init=source.state)
     models = [zero, tuned, train_student(task, run_dir, label="target_only", progress=progress)]
     for label, teacher in (("kd_source", zero), ("kd_finetuned", tuned)):

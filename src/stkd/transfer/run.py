@@ -14,6 +14,7 @@ Output folder (``--out``)::
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -58,11 +59,15 @@ def with_seed(cfg: RunConfig, seed: int) -> RunConfig:
 
 
 def transfer(source_run: Path, cfg: RunConfig, out: Path, *, histories: Sequence[str], seeds: Sequence[int],
-             teacher: str | None = None, overwrite: bool = False, progress: bool = True) -> dict:
+             teacher: str | None = None, overwrite: bool = False, progress: bool = True,
+             finetune_lr: float | None = None) -> dict:
     """Every route for every history and seed on the target ``cfg`` from the source teacher of
-    ``source_run``; returns transfer.json's content (see the module doc for the folder)."""
+    ``source_run``; returns transfer.json's content (see the module doc for the folder). ``finetune_lr``:
+    the learning rate of the ``finetuned`` route (default: the target's ``train.lr``, as every other route)."""
     if cfg.task != "forecast":
         raise ConfigError("stkd transfer: task must be forecast")
+    if finetune_lr is not None and not (finetune_lr > 0 and math.isfinite(finetune_lr)):
+        raise ConfigError(f"--finetune-lr: must be a finite number > 0, got {finetune_lr}")
     histories = parse_histories(histories)
     seeds = [int(s) for s in seeds]
     if not seeds or len(set(seeds)) != len(seeds):
@@ -83,6 +88,7 @@ def transfer(source_run: Path, cfg: RunConfig, out: Path, *, histories: Sequence
         "target": {"data": wd.data.name, "nodes": wd.num_nodes, "freq": wd.data.freq_str,
                    "student": to_dict(cfg.student)},
         "histories": histories, "seeds": seeds, "routes": list(names.TRANSFER_ROUTES), "metric": "mae",
+        "finetune_lr": cfg.train.lr if finetune_lr is None else finetune_lr,
         "runs": {}, "gains": {},
     }
     out = Path(out)
@@ -99,7 +105,7 @@ def transfer(source_run: Path, cfg: RunConfig, out: Path, *, histories: Sequence
             for seed in seeds:
                 task = make_task(with_seed(cfg_h, seed), wd)
                 run_dir = open_run_dir(task.cfg, wd, out / "runs" / f"{h}-seed{seed}", overwrite=False, resume=False)
-                models = train_routes(task, source, run_dir, progress=progress)
+                models = train_routes(task, source, run_dir, progress=progress, finetune_lr=finetune_lr)
                 scored = score_routes(task, run_dir, models)
                 entry["seeds"][str(seed)] = {"routes": scored["routes"], "baselines": scored["baselines"]}
                 result["gains"] = summarise(result)
