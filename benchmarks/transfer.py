@@ -131,7 +131,8 @@ def configs(case: str, quick: bool, student: str = "stid") -> tuple[dict, dict]:
     return {"data": source_data, **copy.deepcopy(common)}, {"data": target_data, **copy.deepcopy(common)}
 
 
-def run_case(case: str, seeds: list[int], runs: Path, quick: bool, student: str = "stid") -> dict:
+def run_case(case: str, seeds: list[int], runs: Path, quick: bool, student: str = "stid",
+             finetune_lr: float | None = None, histories: list[str] | None = None) -> dict:
     from stkd.config import parse_config
     from stkd.pipeline import prepare_task, train_teachers
     from stkd.runs import open_run_dir
@@ -149,18 +150,22 @@ def run_case(case: str, seeds: list[int], runs: Path, quick: bool, student: str 
                        progress=False)
     source_s = float(json.loads(card.read_text())["train_seconds"]) if reused else time.perf_counter() - t0
     t1 = time.perf_counter()
-    folder = where / ("transfer" if student == "stid" else f"transfer-{student}")
-    result = transfer(source_run, parse_config(target_raw), folder, histories=CASES[case][1],
-                      seeds=seeds, overwrite=True, progress=False)
+    folder = where / ("transfer" + suffix(student, finetune_lr))  # the source run is shared
+    result = transfer(source_run, parse_config(target_raw), folder, histories=histories or CASES[case][1],
+                      seeds=seeds, overwrite=True, progress=False, finetune_lr=finetune_lr)
     return {"case": case, "transfer": result, "source_config": source_raw, "target_config": target_raw,
             "seconds": {"source": source_s, "transfer": time.perf_counter() - t1}, "source_reused": reused,
             "student": student, "curve": str(folder / "plots" / "transfer_curve.png")}
 
 
-def section_name(case: str, student: str = "stid") -> str:
-    """The result file's and the page block's name: ``transfer-<case>``, with ``-<student>`` for another
-    student than the default STID."""
-    return f"transfer-{case}" + ("" if student == "stid" else f"-{student}")
+def suffix(student: str = "stid", finetune_lr: float | None = None) -> str:
+    """``-<student>`` for another student than the default STID, ``-ft<lr>`` for a fine-tuning rate of its own."""
+    return ("" if student == "stid" else f"-{student}") + ("" if finetune_lr is None else f"-ft{finetune_lr:g}")
+
+
+def section_name(case: str, student: str = "stid", finetune_lr: float | None = None) -> str:
+    """The result file's and the page block's name: ``transfer-<case>`` and its :func:`suffix`."""
+    return f"transfer-{case}" + suffix(student, finetune_lr)
 
 
 # ------------------------------------------------------------------------------------------ rendering
@@ -180,14 +185,17 @@ def render(result: dict) -> str:
     s, g = t["source"], t["target"]
     secs = result["seconds"]
     sched = result["target_config"]["train"]
+    ft = result.get("args", {}).get("finetune_lr")  # a fine-tuning rate of its own (--finetune-lr)
     head = (f"### Transfer on {result['case']}: {s['data']} ({s['nodes']} sensors, full history) -> {g['data']} "
             f"({g['nodes']} sensors), seeds {t['seeds']}\n\n"
             f"Command: `{result['command']}`  \n{machine_line(result)}; source teacher {secs['source'] / 60:.1f} min"
             f"{' (its training, in a finished source run this one reused)' if result.get('source_reused') else ''}, "
             f"transfer {secs['transfer'] / 60:.1f} min  \n"
             f"Source teacher {s['model']} {result['source_config']['teacher']['params']}; student {g['student']['name']} {g['student']['params']}; "
-            f"{schedule_text(sched)}, best epoch on the target's validation split.\n\n")
-    curve = f"\n![test MAE against kept history](img/{section_name(result['case'], result.get('student', 'stid'))}.png)\n"
+            f"{schedule_text(sched)}, best epoch on the target's validation split"
+            + (f"; the finetuned route at learning rate {ft:g} (the others at {sched['lr']:g})" if ft else "")
+            + ".\n\n")
+    curve = f"\n![test MAE against kept history](img/{section_name(result['case'], result.get('student', 'stid'), ft)}.png)\n"
     gains = summarise(t)
     lines = findings(t, gains) + edge_kept(t, gains)
     return head + "\n".join(lines) + "\n\n" + "\n".join(table(t, gains)) + "\n" + curve
@@ -257,13 +265,17 @@ def main() -> None:
     ap.add_argument("--student", choices=list(STUDENTS), default="stid",
                     help="the target's student: stid (its own sensor) or stid-nb (also 4 up- and downstream "
                          "neighbours); another than stid writes transfer-<case>-<student>.json")
+    ap.add_argument("--finetune-lr", type=float, default=None, metavar="LR",
+                    help="the finetuned route's learning rate (stkd transfer --finetune-lr); writes "
+                         "transfer-<case>-ft<LR>.json")
+    ap.add_argument("--histories", nargs="+", default=None, help="kept histories (default: the case's)")
     ap.add_argument("--quick", action="store_true", help="1 epoch of 2 batches: a smoke test, nothing is saved")
     args = ap.parse_args()
-    payload = run_case(args.case, args.seeds, args.runs, args.quick, args.student)
+    payload = run_case(args.case, args.seeds, args.runs, args.quick, args.student, args.finetune_lr, args.histories)
     if args.quick:
         print(json.dumps(payload["transfer"]["gains"], indent=1))
         return
-    section = section_name(args.case, args.student)
+    section = section_name(args.case, args.student, args.finetune_lr)
     shutil.copyfile(payload.pop("curve"), REPO / "docs" / "img" / f"{section}.png")
     src = payload["transfer"]["source"]
     src["run"] = str(Path("RUNS") / Path(src["run"]).resolve().relative_to(args.runs.resolve()))  # no machine path

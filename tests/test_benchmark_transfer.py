@@ -47,3 +47,11 @@ def test_the_schedule_says_whether_every_epoch_holds_the_same_batches():
         "30 epochs of 40 batches each (patience 8; a short history's epoch passes over its windows several times")
     assert schedule_text({"epochs": 30, "max_batches": 40, "patience": 8}) == \
         "30 epochs of at most 40 batches (patience 8)"
+
+
+def test_a_run_with_its_own_student_or_fine_tuning_rate_gets_its_own_result_file():
+    from transfer import section_name
+
+    assert section_name("akl-pedestrians") == "transfer-akl-pedestrians"
+    assert section_name("simulator", "stid-nb") == "transfer-simulator-stid-nb"
+    assert section_name("akl-pedestrians-same", "stid", 0.0002) == "transfer-akl-pedestrians-same-ft0.0002"
