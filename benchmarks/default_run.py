@@ -20,14 +20,19 @@ from common import save_result
 SECTION = "default-run"
 
 
+def wall_time(result: dict) -> str:
+    """The run's wall time in words: ``3 min 48 s``."""
+    minutes, seconds = divmod(round(result["wall_seconds"]), 60)
+    return f"{minutes} min {seconds} s"
+
+
 def render(result: dict) -> str:
     from stkd.report import format_table
 
-    minutes, seconds = divmod(round(result["wall_seconds"]), 60)
     return (f"### `stkd run` with the default preset\n\nCommand: `{result['command']}` (it runs `stkd run --out DIR`)  \n"
             f"Machine: {result['machine']}, load average {result['load_before']:.1f} before the run; stkd "
             f"{result['versions']['stkd']} (commit {result['versions']['commit']}), {result['date']}  \n"
-            f"Wall time: **{minutes} min {seconds} s**\n\n" + format_table(result["metrics"]) + "\n")
+            f"Wall time: **{wall_time(result)}**\n\n" + format_table(result["metrics"]) + "\n")
 
 
 def headline(result: dict) -> str:
@@ -36,8 +41,7 @@ def headline(result: dict) -> str:
     s = student_summary(result["metrics"])
     m = result["metrics"]["models"]
     kd, plain, teacher = s["student_kd"], s["student_plain"], s["teacher"]
-    minutes, seconds = divmod(round(result["wall_seconds"]), 60)
-    line = (f"- **Default run** (`stkd run`, Auckland pedestrian counts, {minutes} min {seconds} s on this 2-core "
+    line = (f"- **Default run** (`stkd run`, Auckland pedestrian counts, {wall_time(result)} on this 2-core "
             f"machine at load average {result['load_before']:.1f}): teacher `{teacher}` MAE {m[teacher]['test']['mae']:.1f}, distilled student `{kd}` "
             f"{m[kd]['test']['mae']:.1f}, the same student alone {m[plain]['test']['mae']:.1f}")
     if s["param_ratio"] is not None and s["latency_speedup"] is not None:

@@ -184,8 +184,16 @@ def arms(recs: list[dict]) -> dict[str, list[dict]]:
             "plain": [r["plain"][chosen(r["plain"])] for r in recs], "persistence": [r["persistence"] for r in recs]}
 
 
+def f1_by_arm(recs: list[dict]) -> tuple[dict[str, list[float]], dict]:
+    """Each arm's test F1 per seed (:func:`arms`) and the paired gain of the distilled arm over the plain one."""
+    from stkd.paired import paired_gain
+
+    f1 = {k: [e["f1"] for e in es] for k, es in arms(recs).items()}
+    return f1, paired_gain(f1["plain"], f1["kd"], lower_is_better=False)
+
+
 def render(result: dict) -> str:
-    from stkd.paired import describe_gain, paired_gain
+    from stkd.paired import describe_gain
 
     recs = sorted(result["records"], key=lambda r: r["seed"])
     if not recs:
@@ -209,7 +217,7 @@ def render(result: dict) -> str:
         if detect:
             row += [mean_std(col("share_detected")), mean_std(col("median_delay_steps"))]
         lines.append("| " + " | ".join(row) + " |")
-    g = paired_gain([e["f1"] for e in plain], [e["f1"] for e in kd], lower_is_better=False)
+    _, g = f1_by_arm(recs)
     teacher = arm["teacher"]
     t_f1, kd_f1 = float(np.mean([e["f1"] for e in teacher])), float(np.mean([e["f1"] for e in kd]))
     size = teacher[0]["params"] / kd[0]["params"] if teacher[0]["params"] and kd[0]["params"] else None
@@ -249,13 +257,12 @@ SHORT = {"simulator": "simulator incidents", "los-loop": "Los-loop congestion"}
 
 def headline(result: dict) -> str:
     """The README line: each arm's mean test F1 and the paired verdict, from the result file."""
-    from stkd.paired import paired_gain, verdict
+    from stkd.paired import verdict
 
     recs = result["records"]
     if not recs:
         return f"- **Events, {SHORT[result['scenario']]}**: no seed measured yet."
-    f1 = {k: [e["f1"] for e in es] for k, es in arms(recs).items()}
-    g = paired_gain(f1["plain"], f1["kd"], lower_is_better=False)
+    f1, g = f1_by_arm(recs)
     mean = {k: float(np.mean(v)) for k, v in f1.items()}
     return (f"- **Events, {SHORT[result['scenario']]}** ({g['n']} seeds, test F1, both arms tuned with the same budget "
             f"on validation): teacher {mean['teacher']:.3f}, distilled student {mean['kd']:.3f}, the same student "

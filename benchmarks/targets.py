@@ -19,7 +19,8 @@ import json
 import numpy as np
 
 from common import RESULTS, save_result
-from events import arms
+from default_run import wall_time
+from events import f1_by_arm
 from evidence import row_summary, rows_by_student, scarcity, teacher_bar
 from recipe import TEACHER_CANDIDATES, best_student
 
@@ -116,10 +117,9 @@ def default_run_lines(result: dict) -> list[dict]:
     s = student_summary(result["metrics"])
     m = result["metrics"]["models"]
     teacher, plain = m[s["teacher"]]["test"]["mae"], m[s["student_plain"]]["test"]["mae"]
-    minutes, seconds = divmod(round(result["wall_seconds"]), 60)
     below = 100 * (1 - teacher / plain)
     return [line("Default run: wall time on 2 cores", f"within {DEFAULT_RUN_SECONDS // 60} min",
-                 f"{minutes} min {seconds} s", "the default run", result["wall_seconds"] <= DEFAULT_RUN_SECONDS),
+                 wall_time(result), "the default run", result["wall_seconds"] <= DEFAULT_RUN_SECONDS),
             line("Default run: the teacher ahead of the plain student (test MAE)",
                  f"clearly: at least {TEACHER_BELOW_STUDENT:g} % below", f"{below:.1f} % below ({teacher:.1f} against "
                  f"{plain:.1f})", "the default run", below >= TEACHER_BELOW_STUDENT)]
@@ -128,7 +128,6 @@ def default_run_lines(result: dict) -> list[dict]:
 def established_gains(blobs: dict[str, dict]) -> list[tuple[str, float]]:
     """Every paired comparison on the page where distillation is established better than the same student alone:
     its words and its mean gain (%)."""
-    from stkd.paired import paired_gain
     from stkd.transfer.report import summarise
 
     out = []
@@ -146,8 +145,7 @@ def established_gains(blobs: dict[str, dict]) -> list[tuple[str, float]]:
                         out.append((f"{section}, {h} of history, {route}: {g['mean']:+.1f} % against the student "
                                     f"alone ({g['wins']}/{g['n']} seeds)", g["mean"]))
         elif blob["kind"] == "events" and blob["records"]:
-            f1 = {k: [e["f1"] for e in es] for k, es in arms(blob["records"]).items()}
-            g = paired_gain(f1["plain"], f1["kd"], lower_is_better=False)
+            _, g = f1_by_arm(blob["records"])
             if g["established"] and g["mean"] > 0:
                 out.append((f"{section}: test F1 {g['mean']:+.1f} % ({g['wins']}/{g['n']} seeds)", g["mean"]))
     return out

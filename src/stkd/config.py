@@ -421,9 +421,9 @@ def validate(cfg: RunConfig) -> RunConfig:
     for key, choices in CHOICES.items():
         _check_choice(key, _get(cfg, key), choices)
     d = cfg.data
-    if len(d.split) != 3 or any(s < 0 for s in d.split) or abs(sum(d.split) - 1.0) > 1e-6 or d.split[0] <= 0:
-        raise ConfigError(f"data.split: three non-negative shares (train, val, test) summing to 1, the train share "
-                          f"positive, expected, got {d.split} (sum {sum(d.split):.4g})")
+    from stkd.data.splits import check_ratios  # the one check of the shares (here at load, there at split)
+
+    check_ratios(d.split)
     if d.clip_outliers is not None and not (d.clip_outliers > 0 and math.isfinite(d.clip_outliers)):
         raise ConfigError(f"data.clip_outliers: must be a number > 0 (k in median +- k * IQR), got {d.clip_outliers}")
     if d.history is not None:
