@@ -227,6 +227,45 @@ def test_without_validation_data_the_train_loss_picks_the_best_weights(wd, tmp_p
     assert res.best_score == pytest.approx(min(losses))
 
 
+def test_validate_start_keeps_the_starting_weights_when_no_epoch_beats_them(wd, tmp_path):
+    """Fine-tuning: the weights it starts from are epoch 0; training that only worsens them keeps them."""
+    scores = iter([2.0, 3.0, 2.5, 2.1, 9.0])  # epoch 0 (the start), then three worse epochs
+
+    def validate(model):
+        return {"mae": next(scores)}
+
+    model = _model(wd)
+    start = {k: v.clone() for k, v in model.state_dict().items()}
+    res = fit(model, wd, hard_loss(wd), validate, _cfg(epochs=3), tmp_path, progress=False, validate_start=True)
+    assert (res.best_epoch, res.best_score, res.epochs_run) == (0, 2.0, 3)
+    assert all(torch.equal(v, start[k]) for k, v in model.state_dict().items())
+    rows = _read_log(tmp_path / "log.csv")
+    assert [int(r["epoch"]) for r in rows] == [0, 1, 2, 3]
+    assert math.isnan(float(rows[0]["train_loss"])) and float(rows[0]["val_mae"]) == 2.0
+    from stkd.checkpoint import load_weights
+
+    best = load_weights(tmp_path / "best.safetensors")
+    assert all(torch.equal(best[f"model.{k}"], v) for k, v in start.items())
+    # resuming the finished run neither validates the start again nor trains
+    res2 = fit(_model(wd, seed=5), wd, hard_loss(wd), validate, _cfg(epochs=3), tmp_path, progress=False,
+               resume=True, validate_start=True)
+    assert res2.best_epoch == 0 and next(scores) == 9.0
+
+
+def test_validate_start_gives_way_to_a_better_epoch_and_counts_the_patience_from_the_start(wd, tmp_path):
+    scores = iter([4.0, 5.0, 3.0, 3.5, 3.6])
+    model = _model(wd)
+    start = {k: v.clone() for k, v in model.state_dict().items()}
+    res = fit(model, wd, hard_loss(wd), lambda m: {"mae": next(scores)}, _cfg(epochs=5, patience=2),
+              tmp_path, progress=False, validate_start=True)
+    assert (res.best_epoch, res.best_score, res.epochs_run, res.stopped_early) == (2, 3.0, 4, True)
+    assert not all(torch.equal(v, start[k]) for k, v in model.state_dict().items())
+    # without validation scores the start has nothing to be compared with: no epoch-0 row
+    fit(_model(wd), wd, hard_loss(wd), lambda m: {"mae": float("nan")}, _cfg(epochs=2), tmp_path / "noval",
+        progress=False, validate_start=True)
+    assert [int(r["epoch"]) for r in _read_log(tmp_path / "noval" / "log.csv")] == [1, 2]
+
+
 def test_nan_loss_is_a_clear_error(wd, tmp_path):
     def nan_loss(batch, out):
         return out["pred"].sum() * float("nan"), {}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import math
 
@@ -94,8 +95,32 @@ def test_routes_share_the_test_windows_and_history_shortens_training(transferred
 
 
 def test_finetuned_teacher_starts_from_the_source_weights(transferred, source_run):
-    """Fine-tuning changes the weights it started from, and the fine-tuned card says where they came from."""
-    _, out, _ = transferred
+    """Fine-tuning starts from the source weights, scored as epoch 0, and keeps them unless an epoch beats
+    them on validation; transfer.json records which, and the fine-tuned card says where they came from."""
+    _, out, result = transferred
+    from stkd.transfer.report import findings, source_weights_kept
+
+    kept = 0
+    for h in ("12h", "1d"):
+        for seed in ("0", "1"):
+            run = out / "runs" / f"{h}-seed{seed}"
+            epoch = result["runs"][h]["seeds"][seed]["finetuned_epoch"]
+            assert epoch == json.loads((run / "models" / "finetuned" / "model.json").read_text())["best_epoch"]
+            with open(run / "models" / "finetuned" / "log.csv", newline="") as fh:
+                val = {int(r["epoch"]): float(r["val_mae"]) for r in csv.DictReader(fh)}
+            assert min(val) == 0 and epoch == min(val, key=lambda e: (val[e], e))
+            same = np.array_equal(np.load(run / "predictions" / "finetuned.npy"),
+                                  np.load(run / "predictions" / "source_zero_shot.npy"))
+            assert same == (epoch == 0)  # kept: the fine-tuned teacher forecasts exactly as the source one
+            kept += epoch == 0
+        count = source_weights_kept(result, h)
+        n_kept = sum(result["runs"][h]["seeds"][s]["finetuned_epoch"] == 0 for s in ("0", "1"))
+        assert count == (f"{n_kept} of 2 seeds" if n_kept else None)
+        line = next(x for x in findings(result) if x.startswith(f"- **{h}**"))
+        assert ("kept the source weights" in line) == bool(n_kept)
+    fake = {"runs": {"7d": {"seeds": {"0": {"finetuned_epoch": 0}, "1": {"finetuned_epoch": 3},
+                                      "2": {"finetuned_epoch": 0}}}}}
+    assert source_weights_kept(fake, "7d") == "2 of 3 seeds" and source_weights_kept(fake, "1d") is None
     card = json.loads((out / "runs" / "1d-seed0" / "models" / "finetuned" / "model.json").read_text())
     assert card["source_model"] == "gwnet" and card["spec"]["num_nodes"] == 16
     kd = json.loads((out / "runs" / "1d-seed0" / "models" / "kd_source" / "model.json").read_text())
@@ -141,8 +166,6 @@ def test_history_list_is_checked():
 
 
 def test_finetune_lr_sets_the_finetuned_routes_learning_rate_only(source_run, tmp_path, capsys):
-    import csv
-
     raw = sim_config(16, seed=1)
     raw["train"]["lr"] = 0.002
     cfg = tmp_path / "target.yaml"
@@ -154,11 +177,13 @@ def test_finetune_lr_sets_the_finetuned_routes_learning_rate_only(source_run, tm
 
     def first_lr(route: str) -> float:
         with open(out / "runs" / "12h-seed0" / "models" / route / "log.csv", newline="") as fh:
-            return float(next(csv.DictReader(fh))["lr"])
+            return float(next(r for r in csv.DictReader(fh) if r["epoch"] == "1")["lr"])
 
     # the same schedule from a tenth of the rate: every logged rate a tenth of the other routes'
     assert first_lr("finetuned") == pytest.approx(first_lr("target_only") / 10)
     assert first_lr("kd_source") == pytest.approx(first_lr("target_only"))
+    with open(out / "runs" / "12h-seed0" / "models" / "finetuned" / "log.csv", newline="") as fh:
+        assert next(csv.DictReader(fh))["epoch"] == "0"  # the source weights, scored before fine-tuning
     assert main(["transfer", "--source-run", str(source_run), "--config", str(cfg), "--finetune-lr", "-1",
                  "--out", str(tmp_path / "bad"), "--quiet"]) == 2  # refused before anything is written
     assert "--finetune-lr: must be a finite number > 0, got -1.0" in capsys.readouterr().err

@@ -114,7 +114,7 @@ def train_model(task: Task, mcfg: ModelConfig, label: str, role: str, run_dir: P
     ``run_dir/models/<label>`` (best weights and card) and return it.
 
     ``init``: weights to start from instead of the seed's (fine-tuning a model trained elsewhere; every
-    weight must match). Teachers train on node subsets when ``train.node_subset`` is set (for every task
+    weight must match). They are validated first, as epoch 0, and kept if no epoch of training beats them. Teachers train on node subsets when ``train.node_subset`` is set (for every task
     alike). ``on_epoch`` is :func:`stkd.train.fit`'s per-epoch callback (a search's pruner)."""
     cfg = task.cfg
     train_cfg = cfg.train if mcfg.seed is None else dataclasses.replace(cfg.train, seed=mcfg.seed)
@@ -130,7 +130,7 @@ def train_model(task: Task, mcfg: ModelConfig, label: str, role: str, run_dir: P
                              epochs=mcfg.epochs, extra_modules=extra_modules, resume=resume, monitor=task.monitor,
                              desc=f"{role} {label}", progress=progress,
                              node_subset=cfg.train.node_subset if role == "teacher" else None, tracker=tracker,
-                             on_epoch=on_epoch)
+                             on_epoch=on_epoch, validate_start=init is not None)
     val = task.val_record(res.best_score)
     save_model(mdir, model, mcfg.name, task.spec(), role,
                {**task.card_extra(), "train_seconds": res.train_seconds, "best_epoch": res.best_epoch,

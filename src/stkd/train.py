@@ -184,7 +184,8 @@ class Trainer:
                  cfg: TrainConfig, model_dir: Path, *, epochs: int | None = None,
                  extra_modules: dict[str, nn.Module] | None = None, monitor: str = "mae", desc: str = "train",
                  progress: bool = True, node_subset: int | None = None, tracker=None,
-                 on_epoch: EpochCallback | None = None) -> None:
+                 on_epoch: EpochCallback | None = None, validate_start: bool = False) -> None:
+        self.validate_start = validate_start
         self.model, self.data, self.loss_fn, self.validate_fn = model, data, loss_fn, validate
         self.cfg, self.model_dir, self.monitor, self.desc = cfg, Path(model_dir), monitor, desc
         self.rank, self.world_size = world()
@@ -345,11 +346,22 @@ class Trainer:
                    "best_epoch": st.best_epoch, "bad_epochs": st.bad_epochs, "elapsed": st.elapsed, "log": st.log,
                    "stopped_early": st.stopped_early, "stop_reason": st.stop_reason, "finished": st.finished})
 
+    def start_epoch(self) -> None:
+        """Score the starting weights as epoch 0: the weights to beat. Fine-tuning a model trained
+        elsewhere keeps it when no epoch of training improves its validation score, so it never returns
+        weights worse on validation than those it was given. Its log row has no training loss (NaN).
+        Without a validation score (nothing to validate on) there is nothing to compare: no row."""
+        val, score = self.validate(math.nan)
+        if math.isfinite(score):
+            self.end_epoch(-1, math.nan, {}, val, score, 0.0)
+
     # ------------------------------------------------------------------ the run
     def run(self, resume: bool = False) -> FitResult:
         st = self.state
         if resume and (self.model_dir / "last.json").is_file():
             self.resume()
+        if self.validate_start and not st.log:
+            self.start_epoch()
         start = st.epoch if not st.finished else self.epochs
         total = self.epochs * self.batches_per_epoch
         bar = progress_bar(total=total, initial=min(start, self.epochs) * self.batches_per_epoch, desc=self.desc,
@@ -409,6 +421,7 @@ def fit(
     node_subset: int | None = None,
     tracker=None,
     on_epoch: EpochCallback | None = None,
+    validate_start: bool = False,
 ) -> FitResult:
     """Train ``model`` on ``data``'s train windows and keep the weights with the best validation score.
 
@@ -425,11 +438,13 @@ def fit(
     and checkpointed; returning true stops training there, cleanly (the best epoch so far is kept). It is
     how a caller steers training from outside without the loop knowing it: a hyper-parameter search
     reports each epoch to its pruner and stops a trial the pruner gives up on (:mod:`stkd.tuning`).
+    ``validate_start`` scores the weights ``model`` starts with as epoch 0 of the log (fine-tuning): if
+    no epoch beats them, they are the ones kept (``best_epoch`` 0).
     After ``fit`` returns, ``model`` holds the best weights (also in ``model_dir/best.safetensors``).
     """
     trainer = Trainer(model, data, loss_fn, validate, cfg, model_dir, epochs=epochs, extra_modules=extra_modules,
                       monitor=monitor, desc=desc, progress=progress, node_subset=node_subset, tracker=tracker,
-                      on_epoch=on_epoch)
+                      on_epoch=on_epoch, validate_start=validate_start)
     return trainer.run(resume=resume)
 
 

@@ -85,6 +85,15 @@ def table(result: dict, gains: dict | None = None) -> list[str]:
     return rows
 
 
+def source_weights_kept(result: dict, history: str) -> str | None:
+    """``"k of n seeds"`` where the fine-tuned teacher's best epoch is 0 (its source weights, scored before
+    fine-tuning, were never beaten on validation); None where none was, or for results without the record."""
+    epochs = [run["finetuned_epoch"] for run in result["runs"].get(history, {}).get("seeds", {}).values()
+              if "finetuned_epoch" in run]
+    kept = sum(e == 0 for e in epochs)
+    return f"{kept} of {len(epochs)} seeds" if kept else None
+
+
 def _listed(routes: list[str], gains: dict) -> str:
     return ", ".join(f"{r} ({gains[r]['mean']:+.1f} %)" for r in routes)
 
@@ -106,6 +115,8 @@ def findings(result: dict, gains: dict | None = None) -> list[str]:
         parts.append(f"better than target only: {_listed(better, g) if better else 'none established'}")
         if worse:
             parts.append(f"worse than target only: {_listed(worse, g)}")
+        if kept := source_weights_kept(result, h):
+            parts.append(f"fine-tuning kept the source weights (no epoch beat them on validation) on {kept}")
         lines.append(f"- **{h}** of history: " + "; ".join(parts) + ".")
     return lines
 

@@ -6,7 +6,8 @@ same scaler (the target's, fitted on its own kept history), so their differences
 
 - ``target_only``: the configured student trained on the target alone;
 - ``source_zero_shot``: the source teacher applied to the target unchanged (no target training);
-- ``finetuned``: the source teacher's weights trained further on the target;
+- ``finetuned``: the source teacher's weights trained further on the target (scored on the target's
+  validation split first, as epoch 0: fine-tuning keeps them unless an epoch beats them there);
 - ``kd_source``: the student distilled from the source teacher's forecasts of the target's windows;
 - ``kd_finetuned``: the student distilled from the fine-tuned teacher.
 

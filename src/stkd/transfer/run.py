@@ -4,7 +4,9 @@
 Output folder (``--out``)::
 
     config.yaml                   the target config (the command's other arguments are in transfer.json)
-    transfer.json                 per history, seed and route the test metrics; per route the gain over
+    transfer.json                 per history, seed and route the test metrics; per seed the fine-tuned
+                                  teacher's best epoch (0: no epoch of fine-tuning beat the source
+                                  weights on validation, so they were kept); per route the gain over
                                   target_only across seeds; rewritten after each run, so a stopped
                                   transfer keeps what it finished
     transfer.md, plots/transfer_curve.png
@@ -20,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from stkd import names
+from stkd.checkpoint import read_model_card
 from stkd.config import RunConfig, dump_config, parse_duration, to_dict
 from stkd.data.windows import load_windowed
 from stkd.errors import ConfigError
@@ -107,7 +110,9 @@ def transfer(source_run: Path, cfg: RunConfig, out: Path, *, histories: Sequence
                 run_dir = open_run_dir(task.cfg, wd, out / "runs" / f"{h}-seed{seed}", overwrite=False, resume=False)
                 models = train_routes(task, source, run_dir, progress=progress, finetune_lr=finetune_lr)
                 scored = score_routes(task, run_dir, models)
-                entry["seeds"][str(seed)] = {"routes": scored["routes"], "baselines": scored["baselines"]}
+                tuned = read_model_card(run_dir / "models" / "finetuned")["best_epoch"]  # 0: the source weights
+                entry["seeds"][str(seed)] = {"routes": scored["routes"], "baselines": scored["baselines"],
+                                             "finetuned_epoch": tuned}
                 result["gains"] = summarise(result)
                 write_json(out / "transfer.json", result)  # after every run: a stopped transfer keeps its part
         write_transfer_report(out, result)
