@@ -194,11 +194,22 @@ def render(result: dict) -> str:
             f"Source teacher {s['model']} {result['source_config']['teacher']['params']}; student {g['student']['name']} {g['student']['params']}; "
             f"{schedule_text(sched)}, best epoch on the target's validation split"
             + (f"; the finetuned route at learning rate {ft:g} (the others at {sched['lr']:g})" if ft else "")
-            + ".\n\n")
+            + f"; {finetune_start(t)}.\n\n")
     curve = f"\n![test MAE against kept history](img/{section_name(result['case'], result.get('student', 'stid'), ft)}.png)\n"
     gains = summarise(t)
     lines = findings(t, gains) + edge_kept(t, gains)
     return head + "\n".join(lines) + "\n\n" + "\n".join(table(t, gains)) + "\n" + curve
+
+
+def finetune_start(t: dict) -> str:
+    """Whether the fine-tuned route could keep the source weights: results since epoch 0 was scored record
+    ``finetuned_epoch`` per seed; older ones do not, and their fine-tuned teacher is its best trained epoch."""
+    seeds = [run for h in t["runs"].values() for run in h["seeds"].values()]
+    if seeds and all("finetuned_epoch" in run for run in seeds):
+        return ("the finetuned route counts the source weights as epoch 0, kept where no epoch of fine-tuning "
+                "beats them on validation")
+    return ("measured before the finetuned route counted the source weights as epoch 0: its teacher is its best "
+            "epoch of fine-tuning, even where the source weights scored better on validation")
 
 
 def edge_kept(t: dict, gains: dict) -> list[str]:

@@ -9,7 +9,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
 from stkd.transfer.report import summarise  # noqa: E402
-from transfer import edge_kept, headline, schedule_text  # noqa: E402
+from transfer import edge_kept, finetune_start, headline, schedule_text  # noqa: E402
 
 
 def _result(kd: list[float]) -> dict:
@@ -55,3 +55,13 @@ def test_a_run_with_its_own_student_or_fine_tuning_rate_gets_its_own_result_file
     assert section_name("akl-pedestrians") == "transfer-akl-pedestrians"
     assert section_name("simulator", "stid-nb") == "transfer-simulator-stid-nb"
     assert section_name("akl-pedestrians-same", "stid", 0.0002) == "transfer-akl-pedestrians-same-ft0.0002"
+
+
+def test_the_header_says_whether_the_finetuned_route_could_keep_the_source_weights():
+    t = _result([95.0, 96.0, 97.0, 98.0, 95.5])
+    assert finetune_start(t).startswith("measured before the finetuned route counted the source weights as epoch 0")
+    for s, run in t["runs"]["7d"]["seeds"].items():
+        run["finetuned_epoch"] = int(s) % 2
+    assert finetune_start(t).startswith("the finetuned route counts the source weights as epoch 0")
+    del t["runs"]["7d"]["seeds"]["3"]["finetuned_epoch"]  # a result of both kinds cannot say either
+    assert finetune_start(t).startswith("measured before")
