@@ -16,7 +16,7 @@ from stkd.config import parse_config
 from stkd.data.windows import load_windowed
 from stkd.errors import ConfigError
 from stkd.transfer.run import parse_histories
-from stkd.transfer.source import check_node_agnostic, load_source
+from stkd.transfer.source import load_source
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -141,20 +141,39 @@ def test_history_keeps_the_test_split_and_refits_on_the_kept_part():
         load_windowed(parse_config(raw).data)
 
 
-def test_node_dependent_source_teacher_is_refused_naming_the_param(tmp_path, capsys):
+def test_a_teacher_with_per_node_weights_transfers_to_its_own_sensors_only(tmp_path, capsys):
+    """An adaptive Graph WaveNet (node embeddings) teaches the same sensors' short history; other sensors, or
+    the same in another order, are refused naming the parameter that makes a teacher transfer anywhere."""
+    raw = sim_config(16, seed=0, adaptive=True)
     cfg = tmp_path / "src.yaml"
-    cfg.write_text(yaml.safe_dump(sim_config(16, seed=0, adaptive=True)))
+    cfg.write_text(yaml.safe_dump(raw))
     assert main(["train", "--config", str(cfg), "--out", str(tmp_path / "src"), "--quiet"]) == 0
-    with pytest.raises(ConfigError, match=r"params\.adaptive: false"):
-        load_source(tmp_path / "src")
-    assert main(["transfer", "--source-run", str(tmp_path / "src"), "--config", str(cfg),
+    source = load_source(tmp_path / "src")
+    assert source.per_node and len(source.node_ids) == 16
+    out = tmp_path / "same"
+    assert main(["transfer", "--source-run", str(tmp_path / "src"), "--config", str(cfg), "--history", "1d",
+                 "--seeds", "0", "--out", str(out), "--quiet"]) == 0
+    routes = json.loads((out / "transfer.json").read_text())["runs"]["1d"]["seeds"]["0"]["routes"]
+    assert set(routes) == set(names.TRANSFER_ROUTES) and all(math.isfinite(r["mae"]) for r in routes.values())
+    other = tmp_path / "other.yaml"
+    other.write_text(yaml.safe_dump(sim_config(20, seed=1)))
+    assert main(["transfer", "--source-run", str(tmp_path / "src"), "--config", str(other),
                  "--out", str(tmp_path / "t"), "--quiet"]) == 2
-    assert "params.adaptive: false" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "transfers only to the sensors it learned" in err and "set params.adaptive: false" in err
     assert not (tmp_path / "t").exists()
-    with pytest.raises(ConfigError, match="no setting of agcrn"):
-        check_node_agnostic("agcrn", {}, "source teacher")
-    with pytest.raises(ConfigError, match=r"params\.node_dim: 0"):
-        check_node_agnostic("stid", {}, "model")
+    from stkd.transfer.source import check_same_sensors, node_agnostic_fix
+
+    ids = source.node_ids
+    check_same_sensors(source, list(ids))
+    with pytest.raises(ConfigError, match=r"the target keeps 15 of the source's 16 sensors"):
+        check_same_sensors(source, ids[1:])
+    with pytest.raises(ConfigError, match=rf"sensor 1 is {ids[1]!r} there, {ids[0]!r} in the source"):
+        check_same_sensors(source, [ids[1], ids[0], *ids[2:]])
+    with pytest.raises(ConfigError, match=r"1 of the target's 16 sensors are not the source's \(e\.g\. 'elsewhere'\)"):
+        check_same_sensors(source, [*ids[:-1], "elsewhere"])
+    assert node_agnostic_fix("agcrn").startswith("no setting of agcrn")
+    assert node_agnostic_fix("stid") == "set params.node_dim: 0"
 
 
 def test_history_list_is_checked():

@@ -41,8 +41,9 @@ def register(sub, fmt=argparse.RawDescriptionHelpFormatter) -> None:
                     "the student on the target alone (target_only), the source teacher unchanged "
                     "(source_zero_shot), the source teacher fine-tuned on the target (finetuned), the student "
                     "distilled from the source teacher (kd_source) and from the fine-tuned one (kd_finetuned). "
-                    "The source teacher must have no per-node weights (gwnet with params.adaptive: false, "
-                    "staeformer with params.adaptive_embed: 0). Writes transfer.json, transfer.md and the "
+                    "To teach other sensors the source teacher must have no per-node weights (gwnet with "
+                    "params.adaptive: false, staeformer with params.adaptive_embed: 0); any teacher teaches its "
+                    "own sensors (the same data keeping a short --history). Writes transfer.json, transfer.md and the "
                     "curve of error against history.",
         epilog="example:\n  stkd train --config source.yaml --set teacher.params.adaptive=false --out runs/src\n"
                "  stkd transfer --source-run runs/src --config target.yaml --history 1d,2d,4d --seeds 0 1 2 3 4 "

@@ -1,10 +1,12 @@
-"""The source side of a transfer: a teacher trained on another place, read from its finished run, checked
-to have no per-node weight, and rebuilt on the target's sensors and graph with the source's weights.
+"""The source side of a transfer: a teacher trained on another place (or on the same sensors' longer
+history), read from its finished run, and rebuilt on the target's sensors and graph with its weights.
 
-Why node-agnostic: a node embedding (STID's, Graph WaveNet's adaptive adjacency, AGCRN's) is a row per
-sensor of the source; the target has other sensors (often another number of them), so those rows mean
-nothing there. A model whose weights are all shared by the sensors (windows, clock and graph features
-in, ``STModel.node_agnostic``) runs on any graph, so its weights load on the target unchanged.
+Which teachers transfer where: a node embedding (STID's, Graph WaveNet's adaptive adjacency, AGCRN's) is
+a row per sensor of the source; on other sensors (often another number of them) those rows mean nothing.
+A model whose weights are all shared by the sensors (windows, clock and graph features in,
+``STModel.node_agnostic``) runs on any graph, so its weights load on any target unchanged. A teacher with
+per-node weights transfers only to the very sensors it learned, in the same order: a student retrained on
+the recent weeks of the same network, taught by a teacher that learned from its archive.
 """
 
 from __future__ import annotations
@@ -42,6 +44,8 @@ class SourceModel:
     state: dict[str, torch.Tensor]
     data_name: str
     nodes: int
+    node_ids: list[str]  # the source's sensors, in its order
+    per_node: bool  # it has per-node weights: it transfers to exactly these sensors only
 
 
 def node_agnostic_fix(name: str) -> str:
@@ -55,18 +59,10 @@ def node_agnostic_fix(name: str) -> str:
     return "set " + ", ".join(f"params.{k}: {json.dumps(v)}" for k, v in params.items())
 
 
-def check_node_agnostic(name: str, hparams: dict, what: str) -> None:
-    """A ConfigError naming the parameter to set when ``name`` with ``hparams`` has per-node weights."""
-    if model_class(name).node_agnostic(hparams):
-        return
-    raise ConfigError(f"{what} {name!r} has per-node weights (node embeddings or an adaptive N x N graph), so its "
-                      f"weights mean nothing on other sensors: {node_agnostic_fix(name)} (e.g. stkd train --set "
-                      f"teacher.params.<key>=<value>) and train the source again")
-
-
 def load_source(source_run: Path, teacher: str | None = None) -> SourceModel:
     """The teacher ``teacher`` (a folder name under ``models/``; default the run's first teacher) of a
-    finished ``stkd train`` / ``stkd run`` folder, refused when it is not node-agnostic."""
+    finished ``stkd train`` / ``stkd run`` folder. One with per-node weights is refused by
+    :func:`source_task` unless the target has exactly its sensors."""
     source_run = require_run_dir(Path(source_run))
     cards = {}
     for mdir in sorted((source_run / "models").glob("*")):
@@ -86,17 +82,41 @@ def load_source(source_run: Path, teacher: str | None = None) -> SourceModel:
         raise STKDError(f"source teacher {teacher} reads more than the plain window (inputs {card['inputs']}); "
                         "transfer a teacher trained on the plain window (no teacher.inputs section)")
     hparams = model_class(card["name"]).with_legacy_defaults(card["hparams"])
-    check_node_agnostic(card["name"], hparams, f"source teacher {teacher}")
     summary = load_run(source_run)[1]
     state = load_weights(source_run / "models" / teacher / "model.safetensors")
+    node_ids = [str(n) for n in summary.get("nodes", [])]
     return SourceModel(source_run, teacher, card["name"], hparams, dict(card["spec"]), state,
-                       str(summary.get("name")), len(summary.get("nodes", [])))
+                       str(summary.get("name")), len(node_ids), node_ids,
+                       per_node=not model_class(card["name"]).node_agnostic(hparams))
+
+
+def check_same_sensors(source: SourceModel, target_nodes: list[str]) -> None:
+    """A source teacher with per-node weights needs the target's sensors to be its own, in its order; a
+    ConfigError says which differ and how to train a teacher that transfers anywhere."""
+    if not source.per_node or [str(n) for n in target_nodes] == source.node_ids:
+        return
+    missing = [n for n in target_nodes if str(n) not in set(source.node_ids)]
+    if missing:
+        why = f"{len(missing)} of the target's {len(target_nodes)} sensors are not the source's (e.g. {missing[0]!r})"
+    elif len(target_nodes) != len(source.node_ids):
+        why = f"the target keeps {len(target_nodes)} of the source's {len(source.node_ids)} sensors"
+    else:
+        at = next(i for i, (a, b) in enumerate(zip(target_nodes, source.node_ids)) if str(a) != b)
+        why = (f"the target orders them otherwise (sensor {at + 1} is {target_nodes[at]!r} there, "
+               f"{source.node_ids[at]!r} in the source)")
+    who = source.label if source.label == source.name else f"{source.label} ({source.name})"
+    raise ConfigError(f"source teacher {who} has per-node weights (node embeddings or an "
+                      f"adaptive N x N graph), so it transfers only to the sensors it learned, in their order, and "
+                      f"{why}; to transfer to other sensors: {node_agnostic_fix(source.name)} (e.g. stkd train --set "
+                      "teacher.params.<key>=<value>) and train the source again")
 
 
 def source_task(task: Task, source: SourceModel) -> Task:
     """``task`` as the source model sees it: the target's windows, sensors and graph, with the source's
     day-of-week switch (its weights hold a day-of-week embedding or not, whatever the target's history
-    covers). Shape facts the weights depend on must match, or a ConfigError names the setting."""
+    covers). Shape facts the weights depend on must match, or a ConfigError names the setting; a teacher
+    with per-node weights needs the source's very sensors (:func:`check_same_sensors`)."""
+    check_same_sensors(source, list(task.wd.data.nodes))
     spec = task.spec()
     for key, setting in MUST_MATCH.items():
         want, have = source.spec.get(key, 1 if key == "out_classes" else None), getattr(spec, key)
@@ -112,6 +132,6 @@ def source_task(task: Task, source: SourceModel) -> Task:
 def zero_shot(task: Task, source: SourceModel, run_dir: Path, label: str = "source_zero_shot") -> Trained:
     """The source teacher on the target's sensors and graph with its source weights, unchanged."""
     model = build_model(source.name, task.spec(), source.hparams)
-    model.load_state_dict(source.state)  # strict: node-agnostic weights fit any N
+    model.load_state_dict(source.state)  # strict: node-agnostic weights fit any N, per-node ones their own
     model.eval()
     return Trained(label, "teacher", model, source.name, 0.0, {}, run_dir=Path(run_dir))
