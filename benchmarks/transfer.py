@@ -6,9 +6,10 @@
     python benchmarks/transfer.py --case akl-pedestrians --seeds 0 1 2 3 4
     python benchmarks/transfer.py --case akl-pedestrians-same --seeds 0 1 2 3 4
     python benchmarks/transfer.py --case los-loop-same --seeds 0 1 2 3 4
+    python benchmarks/transfer.py --case akl-pedestrians-same-nodes --seeds 0 1 2 3 4 --histories 7d 28d
     python benchmarks/transfer.py --case simulator --quick      # a smoke test: 1 epoch of 2 batches, nothing saved
 
-Each case trains a node-agnostic Graph WaveNet (``params.adaptive: false``: no node embedding, the given
+Each case (but ``akl-pedestrians-same-nodes``) trains a node-agnostic Graph WaveNet (``params.adaptive: false``: no node embedding, the given
 graph only) on the source with its full history (``stkd train``), then runs ``stkd transfer`` on the target
 for several kept histories and seeds: the student alone, the source teacher zero-shot and fine-tuned, and
 students distilled from either, all scored on the target's same test windows. The gain of each route over
@@ -26,6 +27,9 @@ Cases:
   the same 21 counters keeping only their last weeks (a student retrained on recent data only, with a
   teacher that learned from the archive); beside ``akl-pedestrians`` it says what a teacher that knows the
   very sensors gives over one that learned elsewhere (the same teacher, schedule and histories).
+- ``akl-pedestrians-same-nodes``: ``akl-pedestrians-same`` with the teacher's adaptive graph on (node
+  embeddings: per-node weights, which only its own sensors can use): what a teacher that knows each counter
+  gives over the node-agnostic one of the other cases.
 - ``los-loop-same``: the same for Los-loop's east region, the target of ``los-loop``: the teacher trained on
   its 104 detectors' 4.9 training days, the target the same detectors keeping their last day.
 
@@ -49,6 +53,8 @@ from common import REPO, RESULTS, los_loop_data, machine_line, save_result
 # node-agnostic (its weights load on any graph), at half Graph WaveNet's widths so that a case fits a 2-core CPU
 TEACHER = {"name": "gwnet", "params": {"adaptive": False, "residual_channels": 16, "dilation_channels": 16,
                                        "skip_channels": 128, "end_channels": 256}}
+# the same with its adaptive graph (node embeddings): per-node weights, so it teaches its own sensors only
+NODE_AWARE_TEACHER = {"name": "gwnet", "params": {**TEACHER["params"], "adaptive": True}}
 # the target's students (--student): the default STID reads its own sensor's window; stid-nb also the mean
 # windows of its 4 strongest up- and downstream neighbours, the part of a graph teacher's edge it can compute
 STUDENTS = {"stid": {"name": "stid", "params": {}},
@@ -102,7 +108,7 @@ def simulator_networks() -> tuple[dict, dict]:
     return sim(60, 0), sim(30, 1)
 
 
-# name -> (data sections (source, target), kept target histories, training schedule)
+# name -> (data sections (source, target), kept target histories, training schedule[, source teacher])
 # (every epoch exactly max_batches batches: a short history passes over its windows several times an epoch,
 # so every history gets the same optimiser steps; with at most max_batches a 1-day history had a few steps an
 # epoch and its models stopped far from trained)
@@ -117,16 +123,19 @@ CASES = {
                         {"epochs": 30, "patience": 8, "max_batches": 40, "min_batches": 40}),
     "akl-pedestrians-same": (akl_same_place, ["7d", "28d", "91d"],
                              {"epochs": 30, "patience": 8, "max_batches": 40, "min_batches": 40}),
+    "akl-pedestrians-same-nodes": (akl_same_place, ["7d", "28d", "91d"],
+                                   {"epochs": 30, "patience": 8, "max_batches": 40, "min_batches": 40},
+                                   NODE_AWARE_TEACHER),
 }
 
 
 def configs(case: str, quick: bool, student: str = "stid") -> tuple[dict, dict]:
-    regions, _, schedule = CASES[case]
+    regions, _, schedule, *teacher = CASES[case]
     source_data, target_data = regions()
     train = {"batch_size": 64, "lr": 0.002, "threads": 1, **schedule}
     if quick:
         train.update(epochs=1, max_batches=2, min_batches=2)
-    common = {"teacher": copy.deepcopy(TEACHER), "student": copy.deepcopy(STUDENTS[student]), "train": train,
+    common = {"teacher": copy.deepcopy(teacher[0] if teacher else TEACHER), "student": copy.deepcopy(STUDENTS[student]), "train": train,
               "distill": {"alpha": 0.5, "loss": "huber"}, "eval": {"baselines": ["last"], "latency_repeats": 3}}
     return {"data": source_data, **copy.deepcopy(common)}, {"data": target_data, **copy.deepcopy(common)}
 
