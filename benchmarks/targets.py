@@ -25,7 +25,8 @@ from evidence import row_summary, rows_by_student, scarcity, teacher_bar
 from recipe import TEACHER_CANDIDATES, best_student
 
 SOURCES = ("recipe-los-loop", "evidence-los-loop", "evidence-akl-pedestrians", "evidence-synthetic-traffic",
-           "default-run", "transfer-akl-pedestrians", "transfer-akl-pedestrians-same", "transfer-los-loop",
+           "default-run", "transfer-akl-pedestrians", "transfer-akl-pedestrians-same",
+           "transfer-akl-pedestrians-same-nodes", "transfer-los-loop",
            "transfer-los-loop-same", "transfer-simulator", "transfer-simulator-stid-nb", "events-simulator",
            "events-los-loop")
 PLAIN_STID_LOS_LOOP = 3.85  # the independent reference model's level (issue: plain STID at or below it, seed 0)

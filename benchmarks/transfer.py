@@ -271,6 +271,8 @@ def headline(result: dict) -> str:
                      f"({g['mean']:+.1f} %, better on {g['wins']} of {g['n']} seeds: {verdict(g)})")
     whom = ("the same sensors keeping a short history" if same_place(result)
             else f"{t['target']['nodes']} others")
+    if t["source"].get("params", {}).get("adaptive"):
+        whom += " (the teacher with node embeddings)"
     return (f"- **Transfer, {result['case']}** ({t['source']['nodes']} sensors with their full history teach a "
             f"student for {whom}, {len(t['seeds'])} seeds, test MAE of the student distilled "
             f"from the source teacher): " + "; ".join(parts)

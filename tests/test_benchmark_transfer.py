@@ -40,6 +40,10 @@ def test_a_distilled_student_better_than_alone_says_how_much_of_its_teachers_edg
     same = headline({"case": "akl-pedestrians-same", "transfer": t, "source_config": {"data": data},
                      "target_config": {"data": dict(data)}})
     assert "teach a student for the same sensors keeping a short history, 5 seeds" in same
+    t["source"]["params"] = {"adaptive": True}
+    nodes = headline({"case": "akl-pedestrians-same-nodes", "transfer": t, "source_config": {"data": data},
+                      "target_config": {"data": dict(data)}})
+    assert "the same sensors keeping a short history (the teacher with node embeddings), 5 seeds" in nodes
 
 
 def test_the_schedule_says_whether_every_epoch_holds_the_same_batches():
