@@ -114,8 +114,9 @@ def train_model(task: Task, mcfg: ModelConfig, label: str, role: str, run_dir: P
     ``run_dir/models/<label>`` (best weights and card) and return it.
 
     ``init``: weights to start from instead of the seed's (fine-tuning a model trained elsewhere; every
-    weight must match). They are validated first, as epoch 0, and kept if no epoch of training beats them. Teachers train on node subsets when ``train.node_subset`` is set (for every task
-    alike). ``on_epoch`` is :func:`stkd.train.fit`'s per-epoch callback (a search's pruner)."""
+    weight must match). They are validated first, as epoch 0, and kept if no epoch of training beats
+    them. Teachers train on node subsets when ``train.node_subset`` is set (for every task alike).
+    ``on_epoch`` is :func:`stkd.train.fit`'s per-epoch callback (a search's pruner)."""
     cfg = task.cfg
     train_cfg = cfg.train if mcfg.seed is None else dataclasses.replace(cfg.train, seed=mcfg.seed)
     model = check_fits(task, mcfg, role, seed=train_cfg.seed)  # the seed fixes the weights and the batch order
