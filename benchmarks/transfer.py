@@ -6,7 +6,7 @@
     python benchmarks/transfer.py --case akl-pedestrians --seeds 0 1 2 3 4
     python benchmarks/transfer.py --case akl-pedestrians-same --seeds 0 1 2 3 4
     python benchmarks/transfer.py --case los-loop-same --seeds 0 1 2 3 4
-    python benchmarks/transfer.py --case akl-pedestrians-same-nodes --seeds 0 1 2 3 4 --histories 7d 28d
+    python benchmarks/transfer.py --case akl-pedestrians-same-nodes --seeds 0 1 2 3 4
     python benchmarks/transfer.py --case simulator --quick      # a smoke test: 1 epoch of 2 batches, nothing saved
 
 Each case (but ``akl-pedestrians-same-nodes``) trains a node-agnostic Graph WaveNet (``params.adaptive: false``: no node embedding, the given
