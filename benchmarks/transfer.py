@@ -9,12 +9,13 @@
     python benchmarks/transfer.py --case akl-pedestrians-same-nodes --seeds 0 1 2 3 4
     python benchmarks/transfer.py --case simulator --quick      # a smoke test: 1 epoch of 2 batches, nothing saved
 
-Each case (but ``akl-pedestrians-same-nodes``) trains a node-agnostic Graph WaveNet (``params.adaptive: false``: no node embedding, the given
-graph only) on the source with its full history (``stkd train``), then runs ``stkd transfer`` on the target
-for several kept histories and seeds: the student alone, the source teacher zero-shot and fine-tuned, and
-students distilled from either, all scored on the target's same test windows. The gain of each route over
-the student alone is paired by seed with a 95 % bootstrap interval (:func:`stkd.paired.paired_gain`), as in
-the distillation evidence; a gain whose interval contains zero is "not established".
+Each case (but ``akl-pedestrians-same-nodes``) trains a node-agnostic Graph WaveNet (``params.adaptive:
+false``: no node embedding, the given graph only) on the source with its full history (``stkd train``),
+then runs ``stkd transfer`` on the target for several kept histories and seeds: the student alone, the
+source teacher zero-shot and fine-tuned, and students distilled from either, all scored on the target's
+same test windows. The gain of each route over the student alone is paired by seed with a 95 % bootstrap
+interval (:func:`stkd.paired.paired_gain`), as in the distillation evidence; a gain whose interval
+contains zero is "not established".
 
 Cases:
 - ``simulator``: the traffic simulator's two networks of different size (60 and 30 sensors, 15-minute
@@ -108,21 +109,21 @@ def simulator_networks() -> tuple[dict, dict]:
     return sim(60, 0), sim(30, 1)
 
 
-# name -> (data sections (source, target), kept target histories, training schedule[, source teacher])
+# name -> (data sections (source, target), kept target histories, training schedule, source teacher)
 # (every epoch exactly max_batches batches: a short history passes over its windows several times an epoch,
 # so every history gets the same optimiser steps; with at most max_batches a 1-day history had a few steps an
 # epoch and its models stopped far from trained)
 CASES = {
     "simulator": (simulator_networks, ["1d", "2d", "4d"],
-                  {"epochs": 30, "patience": 8, "max_batches": 20, "min_batches": 20}),
+                  {"epochs": 30, "patience": 8, "max_batches": 20, "min_batches": 20}, TEACHER),
     "los-loop": (los_loop_regions, ["1d", "2d", "4d"],
-                 {"epochs": 30, "patience": 8, "max_batches": 25, "min_batches": 25}),
+                 {"epochs": 30, "patience": 8, "max_batches": 25, "min_batches": 25}, TEACHER),
     "los-loop-same": (los_loop_same_place, ["1d"],
-                      {"epochs": 30, "patience": 8, "max_batches": 25, "min_batches": 25}),
+                      {"epochs": 30, "patience": 8, "max_batches": 25, "min_batches": 25}, TEACHER),
     "akl-pedestrians": (akl_regions, ["7d", "28d", "91d"],
-                        {"epochs": 30, "patience": 8, "max_batches": 40, "min_batches": 40}),
+                        {"epochs": 30, "patience": 8, "max_batches": 40, "min_batches": 40}, TEACHER),
     "akl-pedestrians-same": (akl_same_place, ["7d", "28d", "91d"],
-                             {"epochs": 30, "patience": 8, "max_batches": 40, "min_batches": 40}),
+                             {"epochs": 30, "patience": 8, "max_batches": 40, "min_batches": 40}, TEACHER),
     "akl-pedestrians-same-nodes": (akl_same_place, ["7d", "28d", "91d"],
                                    {"epochs": 30, "patience": 8, "max_batches": 40, "min_batches": 40},
                                    NODE_AWARE_TEACHER),
@@ -130,12 +131,12 @@ CASES = {
 
 
 def configs(case: str, quick: bool, student: str = "stid") -> tuple[dict, dict]:
-    regions, _, schedule, *teacher = CASES[case]
+    regions, _, schedule, teacher = CASES[case]
     source_data, target_data = regions()
     train = {"batch_size": 64, "lr": 0.002, "threads": 1, **schedule}
     if quick:
         train.update(epochs=1, max_batches=2, min_batches=2)
-    common = {"teacher": copy.deepcopy(teacher[0] if teacher else TEACHER), "student": copy.deepcopy(STUDENTS[student]), "train": train,
+    common = {"teacher": copy.deepcopy(teacher), "student": copy.deepcopy(STUDENTS[student]), "train": train,
               "distill": {"alpha": 0.5, "loss": "huber"}, "eval": {"baselines": ["last"], "latency_repeats": 3}}
     return {"data": source_data, **copy.deepcopy(common)}, {"data": target_data, **copy.deepcopy(common)}
 

@@ -43,9 +43,12 @@ class SourceModel:
     spec: dict  # the card's ModelSpec fields (the source data's shape)
     state: dict[str, torch.Tensor]
     data_name: str
-    nodes: int
     node_ids: list[str]  # the source's sensors, in its order
     per_node: bool  # it has per-node weights: it transfers to exactly these sensors only
+
+    @property
+    def nodes(self) -> int:
+        return len(self.node_ids)
 
 
 def node_agnostic_fix(name: str) -> str:
@@ -86,7 +89,7 @@ def load_source(source_run: Path, teacher: str | None = None) -> SourceModel:
     state = load_weights(source_run / "models" / teacher / "model.safetensors")
     node_ids = [str(n) for n in summary.get("nodes", [])]
     return SourceModel(source_run, teacher, card["name"], hparams, dict(card["spec"]), state,
-                       str(summary.get("name")), len(node_ids), node_ids,
+                       str(summary.get("name")), node_ids,
                        per_node=not model_class(card["name"]).node_agnostic(hparams))
 
 
@@ -95,7 +98,8 @@ def check_same_sensors(source: SourceModel, target_nodes: list[str]) -> None:
     ConfigError says which differ and how to train a teacher that transfers anywhere."""
     if not source.per_node or [str(n) for n in target_nodes] == source.node_ids:
         return
-    missing = [n for n in target_nodes if str(n) not in set(source.node_ids)]
+    known = set(source.node_ids)
+    missing = [n for n in target_nodes if str(n) not in known]
     if missing:
         why = f"{len(missing)} of the target's {len(target_nodes)} sensors are not the source's (e.g. {missing[0]!r})"
     elif len(target_nodes) != len(source.node_ids):
