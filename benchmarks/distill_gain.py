@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from common import RESULTS, command, machine_line, mean_std, merged_records, save_result
-from evidence import STUDENTS
+from evidence import DATASETS, STUDENTS, student_config
 
 PLAIN = "plain (no teacher)"
 METHODS = {
@@ -44,6 +44,11 @@ METHODS = {
                                                  "augment_weight": 0.5}, "best"),
     "several teachers (val-weighted)": ({"alpha": 0.5, "ensemble": "weighted"}, "all"),
 }
+
+
+def dataset_name(data_cfg) -> str:
+    """The builtin data set's name (``data`` for a user's files): the result file's and folders' name."""
+    return data_cfg.name if data_cfg.source == "builtin" and data_cfg.name else "data"
 
 
 def finished_student(model_dir: Path, wd):
@@ -82,7 +87,12 @@ def run(teacher_run: Path, out: Path, seeds: list[int], device: str, student: st
     teachers = load_trained(teacher_run, wd, roles=("teacher",))
     chosen_by = {"best": [min(teachers, key=lambda t: t.val_mae)], "all": teachers}
     fit = teacher_fit(teacher_run, base, wd, chosen_by["best"][0])
-    model_name, params = STUDENTS[student]
+    dataset = dataset_name(base.data)
+    if dataset in DATASETS:  # the default preset's own STID for its `stid`, as in the evidence
+        chosen = student_config(dataset, student, base)
+        model_name, params = chosen.name, chosen.params
+    else:
+        model_name, params = STUDENTS[student]
     done = {(r["method"], r["seed"]) for r in records}
     for method, (overrides, names) in ((m, METHODS[m]) for m in methods):
         if names == "all" and len(teachers) < 2:
@@ -173,7 +183,8 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path("bench-runs/distill_gain"))
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     ap.add_argument("--student", default="stid", choices=list(STUDENTS),
-                    help="a student of benchmarks/evidence.py (stid: the wide STID; stid-nb: reading its neighbours)")
+                    help="a student of benchmarks/evidence.py (stid: the wide STID, on akl-pedestrians the default "
+                         "preset's own; stid-nb: reading its neighbours)")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--methods", nargs="+", choices=list(METHODS), default=list(METHODS),
                     help="only these methods (default: all; the plain student is always trained)")
@@ -181,8 +192,7 @@ def main() -> None:
     args = ap.parse_args()
     from stkd.runs import load_run
 
-    data_cfg = load_run(args.teacher_run)[0].data
-    dataset = data_cfg.name if data_cfg.source == "builtin" and data_cfg.name else "data"
+    dataset = dataset_name(load_run(args.teacher_run)[0].data)
     section = f"distill-gain-{dataset}-{args.student}"
     path = RESULTS / f"{section}.json"
     old = json.loads(path.read_text()) if path.is_file() and not args.quick else {}

@@ -7,9 +7,10 @@
     python benchmarks/transfer.py --case akl-pedestrians-same --seeds 0 1 2 3 4
     python benchmarks/transfer.py --case los-loop-same --seeds 0 1 2 3 4
     python benchmarks/transfer.py --case akl-pedestrians-same-nodes --seeds 0 1 2 3 4
+    python benchmarks/transfer.py --case los-loop-same-nodes --seeds 0 1 2 3 4
     python benchmarks/transfer.py --case simulator --quick      # a smoke test: 1 epoch of 2 batches, nothing saved
 
-Each case (but ``akl-pedestrians-same-nodes``) trains a node-agnostic Graph WaveNet (``params.adaptive:
+Each case (but the two ``-same-nodes`` ones) trains a node-agnostic Graph WaveNet (``params.adaptive:
 false``: no node embedding, the given graph only) on the source with its full history (``stkd train``),
 then runs ``stkd transfer`` on the target for several kept histories and seeds: the student alone, the
 source teacher zero-shot and fine-tuned, and students distilled from either, all scored on the target's
@@ -33,6 +34,8 @@ Cases:
   gives over the node-agnostic one of the other cases.
 - ``los-loop-same``: the same for Los-loop's east region, the target of ``los-loop``: the teacher trained on
   its 104 detectors' 4.9 training days, the target the same detectors keeping their last day.
+- ``los-loop-same-nodes``: ``los-loop-same`` with the teacher's adaptive graph on, as
+  ``akl-pedestrians-same-nodes`` is to ``akl-pedestrians-same``.
 
 Results: ``docs/results/transfer-<case>.json`` (the whole transfer.json plus the configs and timings) and the
 curve ``docs/img/transfer-<case>.png`` (``-<student>`` added for ``--student stid-nb``).
@@ -127,6 +130,8 @@ CASES = {
     "akl-pedestrians-same-nodes": (akl_same_place, ["7d", "28d", "91d"],
                                    {"epochs": 30, "patience": 8, "max_batches": 40, "min_batches": 40},
                                    NODE_AWARE_TEACHER),
+    "los-loop-same-nodes": (los_loop_same_place, ["1d"],
+                            {"epochs": 30, "patience": 8, "max_batches": 25, "min_batches": 25}, NODE_AWARE_TEACHER),
 }
 
 

@@ -51,6 +51,16 @@ def test_staeformer_at_a_huge_n_is_refused_with_the_model_and_a_suggestion():
     assert "stid" in msg and "adaptive: false" in msg and "data.nodes" in msg
 
 
+@pytest.mark.parametrize("name", ["staeformer", "agcrn"])
+def test_a_models_node_limit_does_not_refuse_the_tiny_probes(name):
+    # the probes run at N = 16..64: max_nodes 100 allows the real N = 80 but not every probe size if it
+    # were passed on; the estimate must still be made
+    est = estimate_memory(name, spec(80), {"max_nodes": 100}, batch_size=4, data_loaded=True)
+    assert est.model_bytes > 0
+    est_small = estimate_memory(name, spec(80), {"max_nodes": 20}, batch_size=4, data_loaded=True)
+    assert est_small.model_bytes == est.model_bytes
+
+
 def test_a_smaller_batch_size_is_suggested_when_it_would_fit():
     s = spec(2000)
     one = estimate_memory("staeformer", s, {}, batch_size=1, data_loaded=True).model_bytes

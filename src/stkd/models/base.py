@@ -151,8 +151,9 @@ class STModel(nn.Module):
     @classmethod
     def probe_params(cls, spec: "ModelSpec", hparams: dict[str, Any]) -> dict[str, Any]:
         """The hyper-parameters for the memory guard's tiny probe models (N = 16..64), with every switch
-        that depends on N fixed as it will be at the real N."""
-        return dict(hparams)
+        that depends on N fixed as it will be at the real N. ``max_nodes`` (a model's refusal of large
+        graphs: :func:`too_large`) is dropped: the probes are tiny and must not be refused by it."""
+        return {k: v for k, v in hparams.items() if k != "max_nodes"}
 
     @classmethod
     def scale_advice(cls, degree: int) -> list[str]:

@@ -95,10 +95,6 @@ class AGCRN(STModel):
     legacy_defaults = {"time_dim": 0}  # cards saved before the clock inputs
     node_agnostic_params = None  # its graph and its per-node weights both come from the node embeddings
 
-    @classmethod
-    def probe_params(cls, spec: ModelSpec, hparams: dict) -> dict:
-        return {k: v for k, v in hparams.items() if k != "max_nodes"}  # the probes are tiny
-
     def __init__(
         self,
         spec: ModelSpec,

@@ -65,10 +65,6 @@ class STAEformer(STModel):
 
     node_agnostic_params = {"adaptive_embed": 0}  # the spatial attention itself runs over any number of nodes
 
-    @classmethod
-    def probe_params(cls, spec: ModelSpec, hparams: dict) -> dict:
-        return {k: v for k, v in hparams.items() if k != "max_nodes"}  # the probes are tiny
-
     def __init__(
         self,
         spec: ModelSpec,
