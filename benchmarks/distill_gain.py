@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from common import RESULTS, command, machine_line, mean_std, merged_records, save_result
-from evidence import DATASETS, STUDENTS, student_config
+from evidence import DATASETS, STUDENTS, paired_row, student_config
 
 PLAIN = "plain (no teacher)"
 METHODS = {
@@ -125,13 +125,35 @@ def run(teacher_run: Path, out: Path, seeds: list[int], device: str, student: st
     return records, fit
 
 
-def render(result: dict) -> str:
-    from stkd.paired import describe_gain, paired_gain
-
+def records_by_method(result: dict) -> dict[str, dict[int, dict]]:
     by_method: dict[str, dict[int, dict]] = {}
     for r in result["records"]:
         by_method.setdefault(r["method"], {})[r["seed"]] = r
+    return by_method
+
+
+def method_rows(result: dict) -> dict[str, dict]:
+    """Per method (the plain student's row left out), on the seeds the plain student has too: the paired
+    comparison in the shape of :func:`evidence.row_summary` (``teacher``: the single teacher's test MAE from its
+    cache; None for the several-teachers method), which the targets block reads like an evidence row."""
+    by_method = records_by_method(result)
     plain = by_method.get(PLAIN, {})
+    fit = result.get("teacher_fit") or {}
+    out = {}
+    for method in [m for m in METHODS if m in by_method and m != PLAIN]:
+        seeds = sorted(s for s in by_method[method] if s in plain)
+        if seeds:
+            teacher = fit.get("test") if METHODS[method][1] == "best" else None
+            out[method] = paired_row(result["dataset"], [plain[s]["test_mae"] for s in seeds],
+                                     [by_method[method][s]["test_mae"] for s in seeds], teacher)
+    return out
+
+
+def render(result: dict) -> str:
+    from stkd.paired import describe_gain
+
+    by_method = records_by_method(result)
+    summaries = method_rows(result)
     rows = ["| method | seeds | val MAE | test MAE (mean ± std) | mean gain vs plain (95 % interval) | wins |",
             "| --- | ---: | ---: | ---: | ---: | ---: |"]
     verdicts, val = [], {}
@@ -139,11 +161,10 @@ def render(result: dict) -> str:
         recs = by_method[method]
         val[method] = float(np.mean([r["val_mae"] for r in recs.values()]))
         cells = f"| {method} | {len(recs)} | {val[method]:.3f} | {mean_std([r['test_mae'] for r in recs.values()])} |"
-        seeds = sorted(s for s in recs if s in plain)
-        if method == PLAIN or not seeds:
+        if method not in summaries:
             rows.append(cells + " | |")
             continue
-        g = paired_gain([plain[s]["test_mae"] for s in seeds], [recs[s]["test_mae"] for s in seeds])
+        g = summaries[method]["gain"]
         rows.append(cells + f" {g['mean']:+.1f} % ({g['ci'][0]:+.1f} to {g['ci'][1]:+.1f}) | {g['wins']}/{g['n']} |")
         verdicts.append("- " + describe_gain(g, method))
     text = ""

@@ -423,13 +423,20 @@ def row_summary(result: dict, rows: list[dict]) -> dict:
     ensemble's own forecast where recorded), the plain and distilled student (``plain``, ``kd``), and against the
     issue's target for the data set (``ratio`` distilled / plain, ``met``: at most the target and established;
     None where the data set has no target)."""
+    return paired_row(result["dataset"], [r["plain_mae"] for r in rows], [r["kd_mae"] for r in rows],
+                      float(np.mean([r.get("ensemble_mae", r["teacher_mae"]) for r in rows])))
+
+
+def paired_row(dataset: str, plain_mae: list[float], kd_mae: list[float], teacher: float | None) -> dict:
+    """The numbers of one paired comparison (test MAE of the plain and the distilled student, per seed in the
+    same order) against the issue's target for ``dataset``: the shape of :func:`row_summary`, which the
+    targets block reads from every benchmark with paired students."""
     from stkd.paired import paired_gain
 
-    g = paired_gain([r["plain_mae"] for r in rows], [r["kd_mae"] for r in rows])
-    plain, kd = float(np.mean([r["plain_mae"] for r in rows])), float(np.mean([r["kd_mae"] for r in rows]))
-    target = TARGET_RATIO.get(result["dataset"])
-    return {"gain": g, "teacher": float(np.mean([r.get("ensemble_mae", r["teacher_mae"]) for r in rows])),
-            "plain": plain, "kd": kd, "ratio": kd / plain, "target": target,
+    g = paired_gain(plain_mae, kd_mae)
+    plain, kd = float(np.mean(plain_mae)), float(np.mean(kd_mae))
+    target = TARGET_RATIO.get(dataset)
+    return {"gain": g, "teacher": teacher, "plain": plain, "kd": kd, "ratio": kd / plain, "target": target,
             "met": None if target is None else kd / plain <= target and g["established"] and g["mean"] > 0}
 
 

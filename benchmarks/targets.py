@@ -20,12 +20,13 @@ import numpy as np
 
 from common import RESULTS, save_result
 from default_run import wall_time
+from distill_gain import method_rows
 from events import f1_by_arm
 from evidence import row_summary, rows_by_student, scarcity, teacher_bar
 from recipe import TEACHER_CANDIDATES, best_student
 
 SOURCES = ("recipe-los-loop", "evidence-los-loop", "evidence-akl-pedestrians", "evidence-synthetic-traffic",
-           "default-run", "transfer-akl-pedestrians", "transfer-akl-pedestrians-same",
+           "distill-gain-los-loop-mlp", "distill-gain-synthetic-traffic-stid-nb", "default-run", "transfer-akl-pedestrians", "transfer-akl-pedestrians-same",
            "transfer-akl-pedestrians-same-nodes", "transfer-los-loop",
            "transfer-los-loop-same", "transfer-simulator", "transfer-simulator-stid-nb", "events-simulator",
            "events-los-loop")
@@ -89,26 +90,48 @@ def teacher_lines(recipe: dict, evidence: dict) -> list[dict]:
     return out
 
 
-def ratio_lines(evidence: dict, place: str) -> list[dict]:
-    """Per student family, the whole-period row with the lowest distilled / plain, and (on Los-loop) the row
-    closest to its teacher."""
-    rows = {s: row_summary(evidence, rs) for s, rs in whole_period(rows_by_student(evidence)).items()}
+def family(student: str) -> str:
+    """``stid`` for ``stid``, ``stid-nb`` and ``stid-nb, 150 epochs``: the student families the issue names."""
+    return student.split(",")[0].split("-")[0]
+
+
+def paired_rows(blobs: dict[str, dict], dataset: str) -> dict[str, tuple[str, dict]]:
+    """Every whole-period paired comparison on ``dataset``: ``where -> (student family, row)`` (rows in the shape of
+    :func:`evidence.row_summary`), from its evidence (one row per student) and the per-method tables of
+    ``distill_gain.py`` (one row per method)."""
+    out: dict[str, tuple[str, dict]] = {}
+    for section, blob in blobs.items():
+        if blob.get("dataset") != dataset:
+            continue
+        if blob["kind"] == "evidence":
+            for s, rs in whole_period(rows_by_student(blob)).items():
+                out[f"row `{s}`"] = (family(s), row_summary(blob, rs))
+        elif blob["kind"] == "distill_gain":
+            for m, row in method_rows(blob).items():
+                out[f"{section}, method `{m}`"] = (family(blob["student"]), row)
+    return out
+
+
+def ratio_lines(rows: dict[str, tuple[str, dict]], place: str, dataset: str) -> list[dict]:
+    """Per student family, the row with the lowest distilled / plain, and (on Los-loop) the row closest to its
+    teacher (``rows``: :func:`paired_rows`)."""
     out = []
-    for family in STUDENT_FAMILIES:
-        mine = {s: r for s, r in rows.items() if s.split(",")[0].split("-")[0] == family}
+    for fam in STUDENT_FAMILIES:
+        mine = {where: r for where, (f, r) in rows.items() if f == fam}
         if not mine:
             continue
         best = min(mine, key=lambda s: mine[s]["ratio"])
         r = mine[best]
         g = r["gain"]
-        out.append(line(f"{place}: distilled / plain, {family} students", f"at most {r['target']:.2f}, established",
+        out.append(line(f"{place}: distilled / plain, {fam} students", f"at most {r['target']:.2f}, established",
                         f"{r['ratio']:.3f} ({g['mean']:+.1f} %, 95 % interval {g['ci'][0]:+.1f} to {g['ci'][1]:+.1f}, "
-                        f"{g['wins']}/{g['n']} seeds)", f"row `{best}`", bool(r["met"])))
-        if evidence["dataset"] == "los-loop":
-            near = min(mine, key=lambda s: mine[s]["kd"] / mine[s]["teacher"])
-            k = mine[near]["kd"] / mine[near]["teacher"]
-            out.append(line(f"{place}: distilled / teacher, {family} students", f"at most {KD_VS_TEACHER:.2f}",
-                            f"{k:.3f}", f"row `{near}`", k <= KD_VS_TEACHER))
+                        f"{g['wins']}/{g['n']} seeds)", best, bool(r["met"])))
+        taught = {s: r for s, r in mine.items() if r["teacher"] is not None}
+        if dataset == "los-loop" and taught:
+            near = min(taught, key=lambda s: taught[s]["kd"] / taught[s]["teacher"])
+            k = taught[near]["kd"] / taught[near]["teacher"]
+            out.append(line(f"{place}: distilled / teacher, {fam} students", f"at most {KD_VS_TEACHER:.2f}",
+                            f"{k:.3f}", near, k <= KD_VS_TEACHER))
     return out
 
 
@@ -138,6 +161,11 @@ def established_gains(blobs: dict[str, dict]) -> list[tuple[str, float]]:
                 g = row_summary(blob, rs)["gain"]
                 if g["established"] and g["mean"] > 0:
                     out.append((f"{section}, row `{s}`: {g['mean']:+.1f} % ({g['wins']}/{g['n']} seeds)", g["mean"]))
+        elif blob["kind"] == "distill_gain":
+            for m, row in method_rows(blob).items():
+                g = row["gain"]
+                if g["established"] and g["mean"] > 0:
+                    out.append((f"{section}, method `{m}`: {g['mean']:+.1f} % ({g['wins']}/{g['n']} seeds)", g["mean"]))
         elif blob["kind"] == "transfer":
             for h, routes in summarise(blob["transfer"]).items():
                 for route in ("kd_source", "kd_finetuned"):
@@ -163,9 +191,8 @@ def assess(result: dict) -> tuple[list[dict], list[tuple[str, float]]]:
                           best["test_mae"] <= PLAIN_STID_LOS_LOOP))
         if "evidence-los-loop" in blobs:
             lines += teacher_lines(blobs["recipe-los-loop"], blobs["evidence-los-loop"])
-    for section, place in (("evidence-los-loop", "Los-loop"), ("evidence-akl-pedestrians", "Auckland default")):
-        if section in blobs:
-            lines += ratio_lines(blobs[section], place)
+    for dataset, place in (("los-loop", "Los-loop"), ("akl-pedestrians", "Auckland default")):
+        lines += ratio_lines(paired_rows(blobs, dataset), place, dataset)
     if "default-run" in blobs:
         lines += default_run_lines(blobs["default-run"])
     return lines, established_gains(blobs)

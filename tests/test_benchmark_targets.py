@@ -53,6 +53,30 @@ def test_a_row_that_meets_the_ratio_target_turns_its_line_to_met_and_is_listed_a
     assert [g for g, _ in gains] == ["evidence-los-loop, row `stid-nb`: +8.8 % (5/5 seeds)"]
 
 
+def _gain_record(method: str, seed: int, test_mae: float) -> dict:
+    return {"method": method, "seed": seed, "val_mae": test_mae - 0.4, "test_mae": test_mae,
+            "teachers": [] if method.startswith("plain") else ["gwnet"], "command": "python benchmarks/distill_gain.py"}
+
+
+def test_a_method_of_the_per_method_table_counts_like_an_evidence_row(results):
+    flat = [_record(s, "stid", 57.0 + s, 57.1 + s) for s in range(5)]
+    results("evidence-akl-pedestrians", _evidence("akl-pedestrians", flat))
+    plain = [_gain_record("plain (no teacher)", s, 57.0 + 0.1 * s) for s in range(5)]
+    bounded = [_gain_record("teacher-bounded", s, 54.0 + 0.1 * s) for s in range(5)]  # -5.2 %, every seed
+    worse = [_gain_record("response a=0.3", s, 58.0 + 0.1 * s) for s in range(5)]
+    results("distill-gain-akl-pedestrians-stid", {
+        "section": "distill-gain-akl-pedestrians-stid", "kind": "distill_gain", "dataset": "akl-pedestrians",
+        "student": "stid", "teacher_fit": {"train": 48.0, "val": 47.0, "test": 48.5}, "records": plain + bounded + worse})
+    sources = ["evidence-akl-pedestrians", "distill-gain-akl-pedestrians-stid"]
+    line = _lines(sources)["Auckland default: distilled / plain, stid students"]
+    assert line["met"] and line["measured"].startswith("0.948 (+5.2 %")
+    assert line["where"] == "distill-gain-akl-pedestrians-stid, method `teacher-bounded`"
+    _, gains = targets.assess({"command": "c", "sources": sources})
+    assert [g for g, _ in gains] == ["distill-gain-akl-pedestrians-stid, method `teacher-bounded`: +5.2 % (5/5 seeds)"]
+    # without the per-method table the evidence row is the best, and it meets nothing
+    assert not _lines(["evidence-akl-pedestrians"])["Auckland default: distilled / plain, stid students"]["met"]
+
+
 def test_rows_with_less_data_do_not_count_for_the_same_data_targets(results):
     short = [_record(s, "stid-nb, 1d of history", 4.1, 3.5, history="1d") for s in range(5)]
     whole = [_record(s, "stid-nb", 3.4 + 0.01 * s, 3.41 + 0.01 * s) for s in range(5)]
