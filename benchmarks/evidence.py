@@ -135,9 +135,9 @@ def run_seed(dataset: str, seed: int, students: list[str], runs: Path, quick: bo
              extra_teachers: list[str] | None = None, without_main: bool = False,
              history: str | None = None, student_schedule: tuple[int, int] | None = None,
              outages: float | None = None, teacher_scope: str | None = None,
-             augment: dict | None = None) -> list[dict]:
+             augment: dict | None = None, student_lags: list[str] | None = None) -> list[dict]:
     from outages import outage_data
-    from stkd.config import parse_config
+    from stkd.config import InputsConfig, parse_config
     from stkd.pipeline import check_models, prepare_task, saved_teachers, train_student, train_teachers
     from stkd.runs import open_run_dir
     from stkd.tasks.forecast import ForecastTask
@@ -197,6 +197,7 @@ def run_seed(dataset: str, seed: int, students: list[str], runs: Path, quick: bo
         label += f", {outages_text(outages)}" if outages else ""
         label += f", {student_schedule[0]} epochs" if student_schedule else ""
         label += f", {augment_label(augment)}" if augment else ""
+        label += lags_label(student_lags) if student_lags else ""
         if (seed, label) in done:
             # the schedule and the teacher's scope a record's students had (None: older than the field)
             epochs, scope = done[(seed, label)]
@@ -212,6 +213,9 @@ def run_seed(dataset: str, seed: int, students: list[str], runs: Path, quick: bo
         stask = ForecastTask(copy.copy(cfg), task.wd)
         stask.cfg.student = student_config(dataset, name, cfg)
         folder = name.replace("-", "_")  # the run folder's model names: stid_kd, stid_nb_plain, ...
+        if student_lags:  # the student reads what the privileged teacher reads: its own folders
+            stask.cfg.student.inputs = InputsConfig(lags=list(student_lags))
+            folder += "_lags_" + "_".join(student_lags)
         t0 = time.perf_counter()
         kd = train_student(stask, run_dir, signal, resume=True, progress=False, label=f"{folder}_kd")
         plain = train_student(stask, run_dir, resume=True, progress=False, label=f"{folder}_plain")
@@ -220,7 +224,8 @@ def run_seed(dataset: str, seed: int, students: list[str], runs: Path, quick: bo
         records.append({"seed": seed, "student": label, "teacher": best_teacher.name, "teacher_seed": teacher_seed,
                         "teachers": [t.name for t in teachers],
                         "teacher_weights": None if signal.weights is None else [float(w) for w in signal.weights],
-                        "teacher_lags": list(teacher_lags or []), "precision": cfg.train.precision, "history": history,
+                        "teacher_lags": list(teacher_lags or []), "student_lags": list(student_lags or []),
+                        "precision": cfg.train.precision, "history": history,
                         "outages": outages, "teacher_scope": cfg.distill.teacher_scope,
                         "augment": list(cfg.distill.augment), "augment_weight": cfg.distill.augment_weight,
                         "augment_labels": cfg.distill.augment_labels,
@@ -409,6 +414,25 @@ def schedule_gap(rows: list[dict], by_student: dict[str, list[dict]]) -> str:
             f"{kd_base:.3f} ({100 * (kd - kd_base) / kd_base:+.1f} %).")
 
 
+def lags_label(lags: list[str]) -> str:
+    """A row's words for students that read lagged channels too (``--student-lags``)."""
+    return f", reading lags {', '.join(lags)}"
+
+
+def lags_gap(rows: list[dict], by_student: dict[str, list[dict]]) -> str:
+    """For a row whose students read lagged channels (``--student-lags``): the plain student against the same
+    row without them and against the teacher, so what the lags give stands apart from what distillation gives."""
+    lags = rows[0].get("student_lags")
+    base = by_student.get(rows[0]["student"].removesuffix(lags_label(lags))) if lags else None
+    if not base or base is rows:
+        return ""
+    plain, plain_base = (float(np.mean([r["plain_mae"] for r in rs])) for rs in (rows, base))
+    teacher = float(np.mean([r["teacher_mae"] for r in rows]))
+    return (f" Reading the lags {', '.join(lags)} the plain student's test MAE is {plain:.3f}, against {plain_base:.3f} "
+            f"in the row `{base[0]['student']}` ({100 * (plain - plain_base) / plain_base:+.1f} %) and {teacher:.3f} "
+            f"for the teacher ({100 * (plain - teacher) / teacher:+.1f} %).")
+
+
 def rows_by_student(result: dict) -> dict[str, list[dict]]:
     """The records grouped by row label: the whole period first, then shorter histories and outages, rows of an
     earlier rule last; within a row by seed."""
@@ -487,7 +511,7 @@ def render(result: dict) -> str:
         elif len(rows[0].get("teachers", [])) > 1:
             line += " (Teacher MAE: its best member; the ensemble's own MAE was not recorded for this row.)"
         line += (history_gap(rows, by_student) + scope_gap(rows, by_student) + schedule_gap(rows, by_student)
-                 + augment_gap(rows, by_student))
+                 + augment_gap(rows, by_student) + lags_gap(rows, by_student))
         if row["target"] is not None:
             line += (f" Distilled / plain {row['ratio']:.3f}: the issue's target (at most {row['target']:.2f}, the gain "
                      f"established) is {'met' if row['met'] else 'not met'}.")
@@ -551,6 +575,9 @@ def main() -> None:
                     help="with --augment: the cached forecast of the clean window, or the teacher run on the "
                          "augmented input itself (distill.augment_labels; default here: online)")
     ap.add_argument("--augment-weight", type=float, default=1.0, help="with --augment: distill.augment_weight")
+    ap.add_argument("--student-lags", nargs="+", default=None, metavar="LAG",
+                    help="the students read these lagged channels too (student.inputs.lags, e.g. 1D 7D: what a "
+                         "privileged teacher reads); such a student is not served by stkd serve yet")
     ap.add_argument("--quick", action="store_true", help="2 epochs of 3 batches: a smoke test, nothing is saved")
     args = ap.parse_args()
     if args.extra_teachers and args.teacher_seed is None:
@@ -578,7 +605,7 @@ def main() -> None:
             new = run_seed(dataset, seed, args.students, args.runs, args.quick, done, args.teacher_seed,
                            args.teacher_lags, args.precision, args.teacher_epochs, args.extra_teachers,
                            args.without_main_teacher, args.history, args.student_schedule, args.outages,
-                           args.teacher_scope, augment)
+                           args.teacher_scope, augment, args.student_lags)
             records += new
             if not args.quick:  # another invocation (other students) may have saved meanwhile
                 records = merged_records(path, new, lambda r: (r["seed"], r["student"]))

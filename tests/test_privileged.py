@@ -46,7 +46,38 @@ def test_a_privileged_teacher_is_not_served_and_says_what_to_serve(tmp_path):
     from stkd.deploy.loading import check_servable_inputs
     from stkd.errors import STKDError
 
-    check_servable_inputs("mlp_kd", {"inputs": None})
-    with pytest.raises(STKDError, match="privileged teacher.*Serve a student"):
-        check_servable_inputs("gwnet", {"inputs": {"length": 36, "view": {"length": 36, "lags": [288],
-                                                                           "features": [0]}}})
+    check_servable_inputs("mlp_kd", {"inputs": None, "role": "student_kd"})
+    view = {"length": 36, "view": {"length": 36, "lags": [288], "features": [0]}}
+    with pytest.raises(STKDError, match=r"lags \[288\].*teacher.inputs.*serve a student instead"):
+        check_servable_inputs("gwnet", {"inputs": view, "role": "teacher"})
+    with pytest.raises(STKDError, match=r"student.inputs.*train the student without student.inputs"):
+        check_servable_inputs("mlp_kd", {"inputs": view, "role": "student_kd"})
+
+
+@pytest.mark.slow
+def test_a_student_that_reads_lags_is_scored_and_the_run_says_it_is_not_served(tmp_path, capsys):
+    """A student may read what a privileged teacher reads (``student.inputs``): it trains and is scored, and
+    the run does not claim a student is served that the serving path cannot feed."""
+    import stkd
+    from stkd.errors import STKDError
+
+    raw = {"data": {"source": "builtin", "name": "synthetic-traffic", "simulator": {"nodes": 16, "days": 4, "seed": 3}},
+           "teacher": {"name": "stid", "params": {"embed_dim": 8, "node_dim": 4, "tod_dim": 4}},
+           "student": {"name": "mlp", "params": {"hidden": [16]}, "inputs": {"lags": ["1D"]}},
+           "train": {"epochs": 1, "batch_size": 32, "max_batches": 3, "threads": 1},
+           "eval": {"latency_repeats": 2, "baselines": ["last"]}}
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text(yaml.safe_dump(raw))
+    out = tmp_path / "run"
+    assert main(["run", "--config", str(cfg), "--out", str(out), "--quiet"]) == 0
+    printed = capsys.readouterr().out
+    metrics = json.loads((out / "metrics.json").read_text())["models"]
+    assert metrics["mlp_kd"]["inputs"]["view"]["lags"] == [288]  # a day of 5-minute steps
+    assert "inputs" not in metrics["stid"]  # the teacher reads the plain window
+    assert np.isfinite(metrics["mlp_plain"]["test"]["mae"])
+    assert "served by default: none. mlp_kd, mlp_plain read more than the run's window (lags ['1D']" in printed
+    report = (out / "report.md").read_text()
+    assert "- **Served by default**: none. `mlp_kd`, `mlp_plain` read more than the run's window" in report
+    with pytest.raises(STKDError, match="train the student without student.inputs"):
+        stkd.load(out)
+    assert stkd.load(out, "stid").num_nodes == 16  # the teacher, reading the plain window, still serves

@@ -163,12 +163,16 @@ def _print_result(metrics: dict, run_dir: Path, *, with_metrics: bool = False) -
     """The side-by-side table, the student that serve / export / predict use by default (chosen on the
     validation split) and where the report is."""
     from stkd.report import format_table
-    from stkd.report.tables import served_student
+    from stkd.report.tables import not_served_reason, served_student, unservable_students
 
     print(format_table(metrics))
-    served = served_student(metrics.get("models") or {})
+    models = metrics.get("models") or {}
+    served = served_student(models)
+    unservable = unservable_students(models)
     if served is not None:
         print(f"\nserved by default (stkd serve, export, predict; the better student on validation): {served}")
+    elif unservable:
+        print(f"\nserved by default: none. {not_served_reason(unservable, models)}".replace("`", ""))
     print(f"\nreport: {run_dir / 'report.md'}" + (f"\nmetrics: {run_dir / 'metrics.json'}" if with_metrics else ""))
 
 

@@ -149,6 +149,14 @@ def inputs_card(inputs: InputsConfig | None, wd) -> dict | None:
     return {**to_dict(inputs), "view": wd.view_key()}
 
 
+def inputs_entry(inputs: InputsConfig | None, wd) -> dict:
+    """``{"inputs": card}`` for the metrics entry of a model that reads more than the run's window (lagged
+    channels, a longer history, some features: :func:`inputs_card`), else ``{}``: what tells the report and
+    ``stkd.load`` that the serving path cannot give that model its inputs."""
+    card = inputs_card(inputs, wd)
+    return {} if card is None else {"inputs": card}
+
+
 def load_caches(run_dir: Path, teachers: list[Trained], wd, cfg: RunConfig, *, kind: str = "forecast",
                 with_hidden: bool = False, progress: bool = False) -> list[CacheEntry]:
     """The soft-label cache of every teacher, each on its own view of the same windows (the cache is

@@ -29,7 +29,7 @@ from stkd.deploy.predictor import Predictor
 from stkd.deploy.spec import SEASONAL_FILE, SPEC_FILE, ServingSpec, serving_stats, spec_from_run
 from stkd.errors import STKDError
 from stkd.models.registry import model_class
-from stkd.report.tables import served_student
+from stkd.report.tables import STUDENT_ROLES, reads_more_than_window, served_student
 from stkd.runs import load_run
 
 ROLE_PREFERENCE = ("student_kd", "student_plain", "teacher")  # the default model of a run, best first
@@ -96,16 +96,18 @@ def choose_model(run_dir: Path, model: str | None = None) -> tuple[str, dict]:
 
 
 def check_servable_inputs(name: str, card: dict) -> None:
-    """A model that reads more than the run's window (a privileged teacher: a longer history, lagged
-    channels or a chosen set of features, ``inputs`` on its card) cannot be served: the serving path
-    gives a model the last P steps of every feature. Refused with what to do instead."""
-    inputs = card.get("inputs")
-    if inputs:
-        view = inputs.get("view", {})
+    """A model that reads more than the run's window (a privileged teacher, or a student configured so: a
+    longer history, lagged channels or a chosen set of features, ``inputs`` on its card) cannot be served:
+    the serving path gives a model the last P steps of every feature. Refused with what to do instead."""
+    if reads_more_than_window(card):
+        view = card["inputs"].get("view", {})
+        student = card.get("role") in STUDENT_ROLES
+        fix = ("train the student without student.inputs to serve it" if student else
+               "serve a student instead (the default of stkd.load / stkd serve / stkd export is the student with "
+               "the best validation score)")
         raise STKDError(f"model {name!r} reads {view.get('length')} steps, lags {view.get('lags')} (steps) and features "
-                        f"{view.get('features')} (a privileged teacher: inputs in its config); the serving path gives "
-                        "a model the run's window of every feature. Serve a student instead (the default of "
-                        "stkd.load / stkd serve / stkd export is the student with the best validation score)")
+                        f"{view.get('features')} ({'student' if student else 'teacher'}.inputs in its config); the "
+                        f"serving path gives a model the run's window of every feature only: {fix}")
 
 
 def load(run_dir: str | Path, model: str | None = None, *, backend: str = "torch",

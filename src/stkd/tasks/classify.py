@@ -48,7 +48,7 @@ from stkd.metrics import best_threshold, classification_metrics
 from stkd.models.base import ModelSpec, count_params
 from stkd.progress import bar as progress_bar
 from stkd.runs import Trained, load_trained
-from stkd.steps import build_caches, eval_batch_size, load_caches, model_spec
+from stkd.steps import build_caches, eval_batch_size, inputs_entry, load_caches, model_spec
 from stkd.tasks.base import LossFn, Task, TeacherSignal, ensemble_entry
 from stkd.tasks.forecast import ForecastTask
 
@@ -368,7 +368,7 @@ class ClassifyTask(Task):
             speed = measure_speed(m.model.cpu(), mwd, repeats=cfg.eval.latency_repeats,  # CPU latency, as reported
                                   throughput_batch=bs, progress=progress, desc=f"latency {m.name}")
             entry = {"model": m.registry_name, "params": count_params(m.model), **speed,
-                     "train_seconds": m.train_seconds, "val_f1": m.val.get("f1"), **extra}
+                     "train_seconds": m.train_seconds, "val_f1": m.val.get("f1"), **inputs_entry(m.inputs, mwd), **extra}
             scored.append(self._scored(m.name, m.role, pv, pt, entry))
         teachers = [m for m in models if m.role == "teacher"]
         if len(teachers) >= 2:  # what the distilled student learns from, beside each teacher alone

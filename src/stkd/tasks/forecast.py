@@ -34,7 +34,7 @@ from stkd.evaluate import (
 from stkd.io import write_json, write_npy
 from stkd.models.base import ModelSpec, count_params
 from stkd.runs import Trained, load_trained
-from stkd.steps import build_caches, eval_batch_size, load_caches, model_spec
+from stkd.steps import build_caches, eval_batch_size, inputs_entry, load_caches, model_spec
 from stkd.tasks.base import LossFn, Task, TeacherSignal, ensemble_entry
 
 
@@ -221,7 +221,8 @@ class ForecastTask(Task):
             speed = measure_speed(m.model.cpu(), mwd, repeats=cfg.eval.latency_repeats,  # CPU latency, as reported
                                   throughput_batch=eval_bs, progress=progress, desc=f"latency {m.name}")
             record(m.name, m.role, preds, {"model": m.registry_name, "params": count_params(m.model), **speed,
-                                           "train_seconds": m.train_seconds, "val_mae": m.val_mae})
+                                           "train_seconds": m.train_seconds, "val_mae": m.val_mae,
+                                           **inputs_entry(m.inputs, mwd)})
         teachers = [m for m in models if m.role == "teacher"]
         if len(teachers) >= 2:  # what the distilled student learns from, beside each teacher alone
             caches = load_caches(teachers[0].run_dir or Path(run_dir), teachers, wd, cfg, progress=progress)
