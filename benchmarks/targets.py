@@ -26,7 +26,8 @@ from evidence import row_summary, rows_by_student, scarcity, teacher_bar
 from recipe import TEACHER_CANDIDATES, best_student
 
 SOURCES = ("recipe-los-loop", "evidence-los-loop", "evidence-akl-pedestrians", "evidence-synthetic-traffic",
-           "distill-gain-los-loop-mlp", "distill-gain-synthetic-traffic-stid-nb", "default-run", "transfer-akl-pedestrians", "transfer-akl-pedestrians-same",
+           "distill-gain-los-loop-mlp", "distill-gain-synthetic-traffic-stid-nb", "distill-gain-akl-pedestrians-stid",
+           "default-run", "transfer-akl-pedestrians", "transfer-akl-pedestrians-same",
            "transfer-akl-pedestrians-same-nodes", "transfer-los-loop",
            "transfer-los-loop-same", "transfer-simulator", "transfer-simulator-stid-nb", "events-simulator",
            "events-los-loop")

@@ -103,3 +103,17 @@ def test_a_row_with_augmented_inputs_is_compared_with_the_same_row_without_them(
                            "distilled student's validation MAE is 49.000 against 50.000 without them")
     assert "test MAE 58.000 against 58.000 (+0.0 %; the 3 seeds both rows have)" in text
     assert augment_gap(base, by) == "" and augment_gap(rows, {label: rows}) == ""
+
+
+def test_a_row_whose_students_read_lags_is_compared_with_the_window_only_row_and_the_teacher():
+    from evidence import lags_gap, lags_label
+
+    base = [{"student": "stid, 30 epochs", "seed": s, "plain_mae": 57.0, "teacher_mae": 48.0} for s in range(3)]
+    label = "stid, 30 epochs" + lags_label(["1D", "7D"])
+    assert label == "stid, 30 epochs, reading lags 1D, 7D"
+    rows = [{"student": label, "seed": s, "plain_mae": 44.0 + s, "teacher_mae": 48.0, "student_lags": ["1D", "7D"]}
+            for s in range(3)]
+    by = {"stid, 30 epochs": base, label: rows}
+    assert lags_gap(rows, by) == (" Reading the lags 1D, 7D the plain student's test MAE is 45.000, against 57.000 in "
+                                  "the row `stid, 30 epochs` (-21.1 %) and 48.000 for the teacher (-6.2 %).")
+    assert lags_gap(base, by) == "" and lags_gap(rows, {label: rows}) == ""
