@@ -412,7 +412,8 @@ def unservable_students(models: dict[str, dict]) -> list[str]:
 def not_served_reason(names: list[str], models: dict[str, dict]) -> str:
     """Why students that read more than the run's window are not served, and what to do (report and CLI)."""
     inputs = models[names[0]]["inputs"]
-    what = ", ".join(f"{k} {v}" for k, v in inputs.items() if k != "view" and v)
+    what = "; ".join(f"{k} {', '.join(map(str, v)) if isinstance(v, list) else v}"
+                     for k, v in inputs.items() if k != "view" and v)
     return (f"{', '.join(f'`{n}`' for n in names)} read more than the run's window ({what}: `student.inputs`), and "
             "the serving path (`stkd serve`, `stkd export`, `stkd.load`) gives a model the run's window of every "
             "feature only; train the student without `student.inputs` to serve it.")
