@@ -88,7 +88,7 @@ def run(teacher_run: Path, out: Path, seeds: list[int], device: str, student: st
     chosen_by = {"best": [min(teachers, key=lambda t: t.val_mae)], "all": teachers}
     fit = teacher_fit(teacher_run, base, wd, chosen_by["best"][0])
     dataset = dataset_name(base.data)
-    if dataset in DATASETS:  # the default preset's own STID for its `stid`, as in the evidence
+    if dataset in DATASETS:  # on akl-pedestrians the teacher run is the preset's: its STID for `stid`, as in the evidence
         chosen = student_config(dataset, student, base)
         model_name, params = chosen.name, chosen.params
     else:
@@ -144,7 +144,7 @@ def method_rows(result: dict) -> dict[str, dict]:
         seeds = sorted(s for s in by_method[method] if s in plain)
         if seeds:
             teacher = fit.get("test") if METHODS[method][1] == "best" else None
-            out[method] = paired_row(result["dataset"], [plain[s]["test_mae"] for s in seeds],
+            out[method] = paired_row(result.get("dataset", ""), [plain[s]["test_mae"] for s in seeds],
                                      [by_method[method][s]["test_mae"] for s in seeds], teacher)
     return out
 

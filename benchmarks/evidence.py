@@ -219,7 +219,7 @@ def run_seed(dataset: str, seed: int, students: list[str], runs: Path, quick: bo
         t0 = time.perf_counter()
         kd = train_student(stask, run_dir, signal, resume=True, progress=False, label=f"{folder}_kd")
         plain = train_student(stask, run_dir, resume=True, progress=False, label=f"{folder}_plain")
-        metrics = stask.score(run_dir / "scores" / name, [*teachers, kd, plain])["models"]
+        metrics = stask.score(run_dir / "scores" / folder, [*teachers, kd, plain])["models"]
         best_teacher = min(teachers, key=lambda t: t.val_mae)
         records.append({"seed": seed, "student": label, "teacher": best_teacher.name, "teacher_seed": teacher_seed,
                         "teachers": [t.name for t in teachers],
@@ -426,8 +426,11 @@ def lags_gap(rows: list[dict], by_student: dict[str, list[dict]]) -> str:
     base = by_student.get(rows[0]["student"].removesuffix(lags_label(lags))) if lags else None
     if not base or base is rows:
         return ""
-    plain, plain_base = (float(np.mean([r["plain_mae"] for r in rs])) for rs in (rows, base))
-    teacher = float(np.mean([r["teacher_mae"] for r in rows]))
+    seeds = {r["seed"] for r in rows} & {r["seed"] for r in base}  # the seeds both rows have
+    if not seeds:
+        return ""
+    plain, plain_base = (float(np.mean([r["plain_mae"] for r in rs if r["seed"] in seeds])) for rs in (rows, base))
+    teacher = float(np.mean([r.get("ensemble_mae", r["teacher_mae"]) for r in rows if r["seed"] in seeds]))
     return (f" Reading the lags {', '.join(lags)} the plain student's test MAE is {plain:.3f}, against {plain_base:.3f} "
             f"in the row `{base[0]['student']}` ({100 * (plain - plain_base) / plain_base:+.1f} %) and {teacher:.3f} "
             f"for the teacher ({100 * (plain - teacher) / teacher:+.1f} %).")

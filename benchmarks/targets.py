@@ -46,8 +46,11 @@ def load(section: str) -> dict | None:
 
 
 def whole_period(rows_by: dict[str, list[dict]]) -> dict[str, list[dict]]:
-    """The rows with the whole training period and every reading, measured under today's rules."""
-    return {s: rows for s, rows in rows_by.items() if scarcity(rows[0]) is None and not rows[0].get("earlier_rule")}
+    """The rows with the whole training period and every reading, measured under today's rules, of students
+    that read their window only (a student reading lags, ``--student-lags``, is another student: the targets
+    are about the deployed student of the data set's default)."""
+    return {s: rows for s, rows in rows_by.items() if scarcity(rows[0]) is None and not rows[0].get("earlier_rule")
+            and not rows[0].get("student_lags")}
 
 
 def line(target: str, asked: str, measured: str, where: str, met: bool) -> dict:

@@ -79,10 +79,11 @@ def test_a_method_of_the_per_method_table_counts_like_an_evidence_row(results):
 
 def test_rows_with_less_data_do_not_count_for_the_same_data_targets(results):
     short = [_record(s, "stid-nb, 1d of history", 4.1, 3.5, history="1d") for s in range(5)]
+    short += [_record(s, "stid-nb, reading lags 1D", 4.1, 3.5, student_lags=["1D"]) for s in range(5)]  # another student
     whole = [_record(s, "stid-nb", 3.4 + 0.01 * s, 3.41 + 0.01 * s) for s in range(5)]
     results("evidence-los-loop", _evidence("los-loop", short + whole))
     line = _lines(["evidence-los-loop"])["Los-loop: distilled / plain, stid students"]
-    assert not line["met"] and "`stid-nb`" in line["where"] and "1d" not in line["where"]
+    assert not line["met"] and "`stid-nb`" in line["where"] and "1d" not in line["where"] and "1D" not in line["where"]
 
 
 def test_the_teacher_bar_takes_the_best_teacher_and_the_best_plain_student_on_validation(results):

@@ -75,9 +75,9 @@ def test_a_student_that_reads_lags_is_scored_and_the_run_says_it_is_not_served(t
     assert metrics["mlp_kd"]["inputs"]["view"]["lags"] == [288]  # a day of 5-minute steps
     assert "inputs" not in metrics["stid"]  # the teacher reads the plain window
     assert np.isfinite(metrics["mlp_plain"]["test"]["mae"])
-    assert "served by default: none. mlp_kd, mlp_plain read more than the run's window (lags 1D: student.inputs)" in printed
+    assert "served by default: none. mlp_kd, mlp_plain read other inputs than the run's window (lags 1D: student.inputs)" in printed
     report = (out / "report.md").read_text()
-    assert "- **Served by default**: none. `mlp_kd`, `mlp_plain` read more than the run's window" in report
+    assert "- **Served by default**: none. `mlp_kd`, `mlp_plain` read other inputs than the run's window" in report
     with pytest.raises(STKDError, match="train the student without student.inputs"):
         stkd.load(out)
     assert stkd.load(out, "stid").num_nodes == 16  # the teacher, reading the plain window, still serves

@@ -233,3 +233,37 @@ def test_the_served_student_is_the_better_one_on_validation_the_distilled_on_a_t
     assert "`stid_plain`, validation MAE 2.000 against `stid_kd` 2.100" in line and "did not help" in line
     line = next(x for x in _summary_lines({"task": "forecast", "models": models(2.0, 2.1)}) if "Served" in x)
     assert "`stid_kd`, validation MAE 2.000 against `stid_plain` 2.100" in line and "did not help" not in line
+
+
+def test_only_a_student_the_serving_path_can_feed_is_served_and_the_run_says_when_none_is():
+    from stkd.report.tables import _summary_lines, served_student
+
+    lags = {"lags": ["1D"], "length": None, "features": None, "view": {"length": 12, "lags": [288], "features": [0]}}
+    models = {"gwnet": {"role": "teacher", "val_mae": 0.1},
+              "stid_kd": {"role": "student_kd", "val_mae": 1.5, "test": {"mae": 1.0}, "inputs": lags},
+              "stid_plain": {"role": "student_plain", "val_mae": 2.0, "test": {"mae": 1.1}}}
+    assert served_student(models) == "stid_plain"  # the better one on validation reads lags: not served
+    line = next(x for x in _summary_lines({"task": "forecast", "models": models}) if "Served" in x)
+    assert line.endswith("`stid_plain`, validation MAE 2.000.")  # no "did not help": stid_kd was not in the race
+    models["stid_plain"]["inputs"] = lags
+    assert served_student(models) is None
+    line = next(x for x in _summary_lines({"task": "forecast", "models": models}) if "Served" in x)
+    assert line.startswith("- **Served by default**: none. `stid_kd`, `stid_plain` read other inputs than the "
+                           "run's window (lags 1D: `student.inputs`)")
+
+
+def test_without_validation_scores_the_default_model_is_a_student_the_serving_path_can_feed(tmp_path):
+    import json
+
+    from stkd.deploy.loading import choose_model
+
+    lags = {"lags": ["1D"], "view": {"length": 12, "lags": [288], "features": [0]}}
+    for name, card in {"gwnet": {"role": "teacher"}, "stid_kd": {"role": "student_kd", "inputs": lags},
+                       "stid_plain": {"role": "student_plain", "inputs": None}}.items():
+        (tmp_path / "models" / name).mkdir(parents=True)
+        (tmp_path / "models" / name / "model.json").write_text(json.dumps({"name": "stid", **card}))
+        (tmp_path / "models" / name / "model.safetensors").write_bytes(b"")
+    assert choose_model(tmp_path)[0] == "stid_plain"  # no val scores: role order, the servable student first
+    card = json.loads((tmp_path / "models" / "stid_plain" / "model.json").read_text())
+    (tmp_path / "models" / "stid_plain" / "model.json").write_text(json.dumps({**card, "inputs": lags}))
+    assert choose_model(tmp_path)[0] == "stid_kd"  # no student to feed: the distilled one, which load refuses

@@ -163,7 +163,7 @@ def _print_result(metrics: dict, run_dir: Path, *, with_metrics: bool = False) -
     """The side-by-side table, the student that serve / export / predict use by default (chosen on the
     validation split) and where the report is."""
     from stkd.report import format_table
-    from stkd.report.tables import not_served_reason, served_student, unservable_students
+    from stkd.report.tables import not_served_reason, servable_students, served_student, unservable_students
 
     print(format_table(metrics))
     models = metrics.get("models") or {}
@@ -171,7 +171,7 @@ def _print_result(metrics: dict, run_dir: Path, *, with_metrics: bool = False) -
     unservable = unservable_students(models)
     if served is not None:
         print(f"\nserved by default (stkd serve, export, predict; the better student on validation): {served}")
-    elif unservable:
+    elif unservable and not servable_students(models):
         print(f"\nserved by default: none. {not_served_reason(unservable, models)}".replace("`", ""))
     print(f"\nreport: {run_dir / 'report.md'}" + (f"\nmetrics: {run_dir / 'metrics.json'}" if with_metrics else ""))
 

@@ -29,7 +29,7 @@ from stkd.deploy.predictor import Predictor
 from stkd.deploy.spec import SEASONAL_FILE, SPEC_FILE, ServingSpec, serving_stats, spec_from_run
 from stkd.errors import STKDError
 from stkd.models.registry import model_class
-from stkd.report.tables import STUDENT_ROLES, reads_more_than_window, served_student
+from stkd.report.tables import STUDENT_ROLES, reads_own_view, served_student
 from stkd.runs import load_run
 
 ROLE_PREFERENCE = ("student_kd", "student_plain", "teacher")  # the default model of a run, best first
@@ -76,7 +76,8 @@ def list_models(run_dir: Path) -> dict[str, dict]:
 def choose_model(run_dir: Path, model: str | None = None) -> tuple[str, dict]:
     """The model to serve: ``model`` by name, else the student with the best validation score (the distilled
     one, unless the same student trained alone scored better on validation: :func:`served_student`), else the
-    first of the distilled student, the plain student, the teacher."""
+    first of the distilled student, the plain student, the teacher (a student the serving path can feed
+    before one that reads its own view)."""
     cards = list_models(run_dir)
     if not cards:
         raise STKDError(f"{run_dir}: no trained model under models/ (is the run finished?)")
@@ -87,10 +88,13 @@ def choose_model(run_dir: Path, model: str | None = None) -> tuple[str, dict]:
     best = served_student(cards)
     if best is not None:
         return best, cards[best]
-    for role in ROLE_PREFERENCE:
-        for name, card in cards.items():
-            if card.get("role") == role:
-                return name, card
+    # students before the teacher, among them those the serving path can feed first (one that reads its own
+    # view is refused by check_servable_inputs with what to do), then the role order
+    ranked = sorted(((n, c) for n, c in cards.items() if c.get("role") in ROLE_PREFERENCE),
+                    key=lambda item: (item[1]["role"] == "teacher", reads_own_view(item[1]),
+                                      ROLE_PREFERENCE.index(item[1]["role"])))
+    if ranked:
+        return ranked[0]
     name = next(iter(cards))
     return name, cards[name]
 
@@ -99,7 +103,7 @@ def check_servable_inputs(name: str, card: dict) -> None:
     """A model that reads more than the run's window (a privileged teacher, or a student configured so: a
     longer history, lagged channels or a chosen set of features, ``inputs`` on its card) cannot be served:
     the serving path gives a model the last P steps of every feature. Refused with what to do instead."""
-    if reads_more_than_window(card):
+    if reads_own_view(card):
         view = card["inputs"].get("view", {})
         student = card.get("role") in STUDENT_ROLES
         fix = ("train the student without student.inputs to serve it" if student else

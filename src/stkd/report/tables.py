@@ -397,26 +397,32 @@ def validation_score(entry: dict) -> float | None:
     return None
 
 
-def reads_more_than_window(entry: dict) -> bool:
-    """Whether a model (its metrics entry or its card) reads more than the run's window: lagged channels, a
-    longer history or some features only (``inputs`` in its config). The serving path gives a model the run's
-    window of every feature, so such a model is trained and scored but not served."""
+def reads_own_view(entry: dict) -> bool:
+    """Whether a model (its metrics entry or its card) reads its own view of the data rather than the run's
+    window: lagged channels, another history length or some features only (``inputs`` in its config). The
+    serving path gives a model the run's window of every feature, so such a model is trained and scored but
+    not served."""
     return bool(entry.get("inputs"))
 
 
+def servable_students(models: dict[str, dict]) -> dict[str, dict]:
+    """The run's students the serving path can feed (``{name: entry}``): those reading the run's window."""
+    return {n: e for n, e in models.items() if e.get("role") in STUDENT_ROLES and not reads_own_view(e)}
+
+
 def unservable_students(models: dict[str, dict]) -> list[str]:
-    """The run's students that read more than its window: trained and scored, not served."""
-    return [n for n, e in models.items() if e.get("role") in STUDENT_ROLES and reads_more_than_window(e)]
+    """The run's students that read their own view of the data: trained and scored, not served."""
+    return [n for n, e in models.items() if e.get("role") in STUDENT_ROLES and reads_own_view(e)]
 
 
 def not_served_reason(names: list[str], models: dict[str, dict]) -> str:
-    """Why students that read more than the run's window are not served, and what to do (report and CLI)."""
+    """Why students that read their own view are not served, and what to do (report and CLI)."""
     inputs = models[names[0]]["inputs"]
     what = "; ".join(f"{k} {', '.join(map(str, v)) if isinstance(v, list) else v}"
                      for k, v in inputs.items() if k != "view" and v)
-    return (f"{', '.join(f'`{n}`' for n in names)} read more than the run's window ({what}: `student.inputs`), and "
-            "the serving path (`stkd serve`, `stkd export`, `stkd.load`) gives a model the run's window of every "
-            "feature only; train the student without `student.inputs` to serve it.")
+    return (f"{', '.join(f'`{n}`' for n in names)} read other inputs than the run's window ({what}: "
+            "`student.inputs`), and the serving path (`stkd serve`, `stkd export`, `stkd.load`) gives a model the "
+            "run's window of every feature only; train the student without `student.inputs` to serve it.")
 
 
 def served_student(models: dict[str, dict]) -> str | None:
@@ -424,9 +430,9 @@ def served_student(models: dict[str, dict]) -> str | None:
     best validation score among its distilled and plain students, the distilled one on a tie. Chosen on the
     validation split, never the test split: where distillation did not help on validation, the same student
     trained alone is the better one to deploy. None when a student has no validation score (older runs, or
-    models saved without one): then the caller's role order decides; None too when the students read more than
-    the run's window (:func:`reads_more_than_window`): the serving path cannot give them their inputs."""
-    students = {n: e for n, e in models.items() if e.get("role") in STUDENT_ROLES and not reads_more_than_window(e)}
+    models saved without one): then the caller's role order decides. Only students the serving path can feed
+    count (:func:`servable_students`)."""
+    students = servable_students(models)
     scores = {n: validation_score(e) for n, e in students.items()}
     if not students or any(v is None for v in scores.values()):
         return None
@@ -469,15 +475,15 @@ def _summary_lines(metrics: dict) -> list[str]:
                      "than the teacher.")
     served = served_student(models)
     if served is not None:
-        others = [n for n in models if n != served and models[n].get("role") in STUDENT_ROLES]
+        others = [n for n in servable_students(models) if n != served]
         val_key = next(k for k in VALIDATION_SCORES if _num(models[served].get(k)) is not None)
         vs = "; ".join(f"`{n}` {_fmt(_num(models[n].get(val_key)), '.3f')}" for n in others)
         why = (" (distillation did not help on validation: the same student trained alone is served)"
-               if models[served].get("role") == "student_plain" else "")
+               if models[served].get("role") == "student_plain" and others else "")
         lines.append(f"- **Served by default** (`stkd serve`, `stkd export`, `stkd.load`; chosen on the validation "
                      f"split): `{served}`, validation {val_key.removeprefix('val_').upper()} "
                      f"{_fmt(_num(models[served].get(val_key)), '.3f')}" + (f" against {vs}" if vs else "") + why + ".")
-    elif unservable := unservable_students(models):
+    elif (unservable := unservable_students(models)) and not servable_students(models):
         lines.append(f"- **Served by default**: none. {not_served_reason(unservable, models)}")
     if t is None:
         lines.append("- No teacher in this run: ratios to the teacher not computed.")
