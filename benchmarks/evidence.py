@@ -580,7 +580,7 @@ def main() -> None:
     ap.add_argument("--augment-weight", type=float, default=1.0, help="with --augment: distill.augment_weight")
     ap.add_argument("--student-lags", nargs="+", default=None, metavar="LAG",
                     help="the students read these lagged channels too (student.inputs.lags, e.g. 1D 7D: what a "
-                         "privileged teacher reads); such a student is not served by stkd serve yet")
+                         "privileged teacher reads); such a student is served from a history back to its lag")
     ap.add_argument("--quick", action="store_true", help="2 epochs of 3 batches: a smoke test, nothing is saved")
     args = ap.parse_args()
     if args.extra_teachers and args.teacher_seed is None:

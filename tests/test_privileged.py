@@ -47,17 +47,22 @@ def test_a_privileged_teacher_is_not_served_and_says_what_to_serve(tmp_path):
     from stkd.errors import STKDError
 
     check_servable_inputs("mlp_kd", {"inputs": None, "role": "student_kd"})
-    view = {"length": 36, "view": {"length": 36, "lags": [288], "features": [0]}}
+    lags_only = {"lags": ["1D"], "view": {"length": 12, "lags": [288], "features": [0]}, "servable": True}
+    check_servable_inputs("mlp_kd", {"inputs": lags_only, "role": "student_kd"})  # served from a day of history
+    view = {"length": 36, "view": {"length": 36, "lags": [288], "features": [0]}, "servable": False}
     with pytest.raises(STKDError, match=r"lags \[288\].*teacher.inputs.*serve a student instead"):
         check_servable_inputs("gwnet", {"inputs": view, "role": "teacher"})
-    with pytest.raises(STKDError, match=r"student.inputs.*train the student without student.inputs"):
+    with pytest.raises(STKDError, match=r"student.inputs.*serve a student without student.inputs.length"):
         check_servable_inputs("mlp_kd", {"inputs": view, "role": "student_kd"})
+    old_card = {"length": 36, "view": {"length": 36, "lags": [288], "features": [0]}}  # before the servable mark
+    with pytest.raises(STKDError, match="teacher.inputs"):
+        check_servable_inputs("gwnet", {"inputs": old_card, "role": "teacher"})
 
 
 @pytest.mark.slow
-def test_a_student_that_reads_lags_is_scored_and_the_run_says_it_is_not_served(tmp_path, capsys):
-    """A student may read what a privileged teacher reads (``student.inputs``): it trains and is scored, and
-    the run does not claim a student is served that the serving path cannot feed."""
+def test_a_student_that_reads_lags_is_scored_and_served_and_one_with_a_longer_history_is_not(tmp_path, capsys):
+    """A student may read what a privileged teacher reads (``student.inputs``): with lags it trains, is scored
+    and is served from a history back to its lag; with a longer history the run says no student is served."""
     import stkd
     from stkd.errors import STKDError
 
@@ -70,14 +75,22 @@ def test_a_student_that_reads_lags_is_scored_and_the_run_says_it_is_not_served(t
     cfg.write_text(yaml.safe_dump(raw))
     out = tmp_path / "run"
     assert main(["run", "--config", str(cfg), "--out", str(out), "--quiet"]) == 0
-    printed = capsys.readouterr().out
     metrics = json.loads((out / "metrics.json").read_text())["models"]
-    assert metrics["mlp_kd"]["inputs"]["view"]["lags"] == [288]  # a day of 5-minute steps
+    assert metrics["mlp_kd"]["inputs"]["view"]["lags"] == [288] and metrics["mlp_kd"]["inputs"]["servable"]
     assert "inputs" not in metrics["stid"]  # the teacher reads the plain window
-    assert np.isfinite(metrics["mlp_plain"]["test"]["mae"])
-    assert "served by default: none. mlp_kd, mlp_plain read other inputs than the run's window (lags 1D: student.inputs)" in printed
+    served = stkd.load(out)
+    assert served.role.startswith("student") and served.history_len == 12 + 288 - 12
+    assert "served by default (stkd serve, export, predict; the better student on validation): mlp_" in \
+        capsys.readouterr().out
+    raw["student"]["inputs"] = {"length": 24}  # two hours of history: not what the serving path gives
+    cfg.write_text(yaml.safe_dump(raw))
+    out = tmp_path / "run-long"
+    assert main(["run", "--config", str(cfg), "--out", str(out), "--quiet"]) == 0
+    printed = capsys.readouterr().out
+    assert "served by default: none. mlp_kd, mlp_plain read other inputs than the run's window (length 24: " \
+           "student.inputs)" in printed
     report = (out / "report.md").read_text()
     assert "- **Served by default**: none. `mlp_kd`, `mlp_plain` read other inputs than the run's window" in report
-    with pytest.raises(STKDError, match="train the student without student.inputs"):
+    with pytest.raises(STKDError, match="serve a student without student.inputs.length and student.inputs.features"):
         stkd.load(out)
     assert stkd.load(out, "stid").num_nodes == 16  # the teacher, reading the plain window, still serves

@@ -238,7 +238,8 @@ def test_the_served_student_is_the_better_one_on_validation_the_distilled_on_a_t
 def test_only_a_student_the_serving_path_can_feed_is_served_and_the_run_says_when_none_is():
     from stkd.report.tables import _summary_lines, served_student
 
-    lags = {"lags": ["1D"], "length": None, "features": None, "view": {"length": 12, "lags": [288], "features": [0]}}
+    lags = {"lags": [], "length": 24, "features": None, "view": {"length": 24, "lags": [], "features": [0]},
+            "servable": False}  # two hours of history: the serving path gives the run's window only
     models = {"gwnet": {"role": "teacher", "val_mae": 0.1},
               "stid_kd": {"role": "student_kd", "val_mae": 1.5, "test": {"mae": 1.0}, "inputs": lags},
               "stid_plain": {"role": "student_plain", "val_mae": 2.0, "test": {"mae": 1.1}}}
@@ -249,7 +250,7 @@ def test_only_a_student_the_serving_path_can_feed_is_served_and_the_run_says_whe
     assert served_student(models) is None
     line = next(x for x in _summary_lines({"task": "forecast", "models": models}) if "Served" in x)
     assert line.startswith("- **Served by default**: none. `stid_kd`, `stid_plain` read other inputs than the "
-                           "run's window (lags 1D: `student.inputs`)")
+                           "run's window (length 24: `student.inputs`)")
 
 
 def test_without_validation_scores_the_default_model_is_a_student_the_serving_path_can_feed(tmp_path):
@@ -257,7 +258,7 @@ def test_without_validation_scores_the_default_model_is_a_student_the_serving_pa
 
     from stkd.deploy.loading import choose_model
 
-    lags = {"lags": ["1D"], "view": {"length": 12, "lags": [288], "features": [0]}}
+    lags = {"length": 24, "view": {"length": 24, "lags": [], "features": [0]}, "servable": False}
     for name, card in {"gwnet": {"role": "teacher"}, "stid_kd": {"role": "student_kd", "inputs": lags},
                        "stid_plain": {"role": "student_plain", "inputs": None}}.items():
         (tmp_path / "models" / name).mkdir(parents=True)

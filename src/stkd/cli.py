@@ -432,8 +432,11 @@ def main(argv: list[str] | None = None) -> int:
         import torch
 
         init_from_env("cuda" if torch.cuda.is_available() else "cpu")
+    finished = False
     try:
-        return int(args.func(args) or 0)
+        code = int(args.func(args) or 0)
+        finished = True
+        return code
     except STKDError as e:
         print(f"stkd: error: {e}", file=sys.stderr)
         return 2
@@ -441,7 +444,7 @@ def main(argv: list[str] | None = None) -> int:
         print("stkd: interrupted; continue with --resume", file=sys.stderr)
         return 130
     finally:
-        shutdown()
+        shutdown(finished)
 
 
 if __name__ == "__main__":

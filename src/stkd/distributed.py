@@ -84,8 +84,14 @@ def rank0_first(fn):
     return out if is_rank0() else fn()
 
 
-def shutdown() -> None:
+def shutdown(finished: bool = True) -> None:
+    """Leave the process group. ``finished`` (the command returned on this rank): wait for every rank first,
+    so that none tears its connections down while rank 0 still scores and writes (a rank that left early
+    could abort the others' gloo threads at exit); after an error, leave at once: the others may never
+    arrive."""
     if dist.is_available() and dist.is_initialized():
+        if finished:
+            dist.barrier()
         dist.destroy_process_group()
 
 

@@ -217,7 +217,8 @@ def load_trained(run_dir: Path, wd, roles=("teacher", "student_kd", "student_pla
         model, card = load_model(mdir, adjacency=wd.data.adjacency)
         val = {k[len("val_"):]: v for k, v in card.items() if k.startswith("val_")}
         inputs = card.get("inputs")
-        inputs = None if not inputs else from_dict(InputsConfig, {k: v for k, v in inputs.items() if k != "view"},
+        config_keys = {f.name for f in dataclasses.fields(InputsConfig)}  # the card adds view and servable
+        inputs = None if not inputs else from_dict(InputsConfig, {k: v for k, v in inputs.items() if k in config_keys},
                                                    f"{mdir.name}/model.json inputs")
         found.append(Trained(mdir.name, card["role"], model, card["name"], card.get("train_seconds"), val,
                              kind=card.get("task", "forecast"), run_dir=Path(run_dir), inputs=inputs))

@@ -142,17 +142,21 @@ def train_model(task: Task, mcfg: ModelConfig, label: str, role: str, run_dir: P
 
 
 def inputs_card(inputs: InputsConfig | None, wd) -> dict | None:
-    """What a model card records of the model's inputs: the config and its resolved view (None: the
-    plain window, as every card before views existed)."""
-    if wd.view_spec is None:
+    """What a model card records of the model's inputs: the config, its resolved view and whether the
+    serving path can feed it (``servable``: the run's window of every feature, with lagged channels at most;
+    a longer history or some features only it cannot). None: the plain window, as every card before views
+    existed."""
+    v = wd.view_spec
+    if v is None:
         return None
-    return {**to_dict(inputs), "view": wd.view_key()}
+    servable = v.length == wd.P and tuple(v.features) == tuple(range(len(wd.features)))
+    return {**to_dict(inputs), "view": wd.view_key(), "servable": servable}
 
 
 def inputs_entry(inputs: InputsConfig | None, wd) -> dict:
-    """``{"inputs": card}`` for the metrics entry of a model that reads more than the run's window (lagged
-    channels, a longer history, some features: :func:`inputs_card`), else ``{}``: what tells the report and
-    ``stkd.load`` that the serving path cannot give that model its inputs."""
+    """``{"inputs": card}`` for the metrics entry of a model that reads its own view of the data (lagged
+    channels, a longer history, some features: :func:`inputs_card`), else ``{}``: what tells the report
+    whether the serving path can feed that model."""
     card = inputs_card(inputs, wd)
     return {} if card is None else {"inputs": card}
 

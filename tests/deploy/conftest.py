@@ -77,6 +77,16 @@ def build_run(root: Path, los_loop_dir: Path) -> Path:
         model = build_model(name, model_spec(wd), params).eval()
         save_model(run_dir / "models" / label, model, name, model_spec(wd), role, {"train_seconds": 0.0})
         models[label] = model
+    # a student that reads lagged channels too (inputs.lags: 1 and 2 hours, 12 and 24 steps): served from a
+    # history back to its longest lag
+    from stkd.config import InputsConfig
+    from stkd.steps import inputs_card
+
+    lags = InputsConfig(lags=["1h", "2h"])
+    vwd = wd.view(lags)
+    lagged = build_model("stid", model_spec(vwd), cfg.student.params).eval()
+    save_model(run_dir / "models" / "stid_lags", lagged, "stid", model_spec(vwd), "baseline",
+               {"train_seconds": 0.0, "inputs": inputs_card(lags, vwd)})
     # an event model: two classes per target (logits), as the classification task writes them
     spec2 = model_spec(wd, out_classes=2)
     events = build_model("mlp", spec2, {"hidden": [16]}).eval()

@@ -115,3 +115,17 @@ def test_a_student_that_reads_its_neighbours_exports_and_serves_alone(run_dir, p
     a = stkd.load(run_dir / "nb").predict(win, ts, as_frame=False).values
     b = stkd.load(run_dir, "stid_nb").predict(win, ts, as_frame=False).values
     np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-4)
+
+
+def test_a_model_that_reads_lags_exports_and_serves_alone(run_dir, prepared):
+    data, wd = prepared
+    report = export_model(run_dir, "onnx", run_dir / "out-lags", model="stid_lags", windows=8)
+    assert report["passed"] and "test-split" in report["checked_on"]  # its own view of the held-out windows
+    meta = json.loads((run_dir / "out-lags" / "deploy.json").read_text())
+    assert meta["lags"] == [12, 24] and meta["input_len"] == 12
+    exported, torch_p = stkd.load(run_dir / "out-lags"), stkd.load(run_dir, "stid_lags")
+    assert exported.history_len == 30
+    s = int(wd.starts["test"][3])
+    win, end = data.values[s - 18:s + 12], data.index[s + 11]  # 30 steps: the window and back to its lag
+    np.testing.assert_allclose(exported.predict(win, end=end, as_frame=False).values,
+                               torch_p.predict(win, end=end, as_frame=False).values, rtol=1e-4, atol=1e-4)

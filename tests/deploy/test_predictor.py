@@ -275,3 +275,35 @@ def test_the_default_model_is_the_student_that_scored_better_on_validation(run_d
     write_json(run_dir / "models" / "stid_plain" / "model.json", {**cards["stid_plain"], "val_mae": 2.5})
     assert stkd.load(run_dir).name == "stid_nb"  # the best of every student on validation
     assert stkd.load(run_dir, "stid_kd").name == "stid_kd"  # asked by name: that one
+
+
+def test_a_model_that_reads_lags_serves_from_a_history_back_to_its_longest_lag(run_template, prepared):
+    """A student with ``inputs.lags`` (1 and 2 hours): raw readings through the predictor == the same windows
+    through training's view of the data and the model, in every input form."""
+    from stkd.config import InputsConfig
+
+    data, wd = prepared
+    p = stkd.load(run_template, "stid_lags")
+    assert p.spec.lags == [12, 24] and p.history_len == 12 + 24 - 6 and p.spec.in_channels == 3
+    vwd = wd.view(InputsConfig(lags=["1h", "2h"]))
+    starts = np.concatenate([wd.starts["test"][:2], wd.starts["val"][-1:]])
+    ref = reference(p.model, vwd, starts)
+    P, L = wd.P, p.history_len
+    for i, s in enumerate(starts):
+        fc = p.predict(raw_frame(data, s + P), as_frame=False)  # the frame: its last L steps are read
+        np.testing.assert_allclose(fc.values[0], ref[i], rtol=1e-5, atol=1e-4)
+    # an array of L steps ending at the window's last input step, with the fill of training (whole series)
+    s = int(starts[0])
+    filled = p.prep.fill(data.values[: s + P], p.prep.positions(data.index[: s + P]))
+    arr = p.predict(filled[s + P - L:], end=data.index[s + P - 1], as_frame=False)
+    np.testing.assert_allclose(arr.values[0], ref[0], rtol=1e-5, atol=1e-4)
+    # batch prediction over the series: the same forecasts at the same issue times
+    series = list(p.predict_series(data.values, data.index))
+    issued = {t: k for fc in series for k, t in enumerate(fc.issued_at)}
+    by_time = {t: fc.values[k] for fc in series for t, k in ((t, issued[t]) for t in fc.issued_at)}
+    for i, s in enumerate(starts):
+        np.testing.assert_allclose(by_time[data.index[s + P - 1]], ref[i], rtol=1e-5, atol=1e-4)
+    assert min(by_time) == data.index[L - 1]  # the first forecast: once the history reaches back to the lag
+    with pytest.raises(DataError, match=r"needs 30 consecutive steps \(its 12 input steps and back to its lag of "
+                                        r"24 steps\), the window has 12"):
+        p.predict(data.values[s:s + P], end=data.index[s + P - 1])

@@ -436,3 +436,35 @@ def test_a_bug_is_a_500_that_names_itself_and_is_logged(run_dir, caplog):
     assert r.status_code == 500 and r.json()["detail"] == "internal error (RuntimeError); see the server log"
     assert "internal error on POST /predict" in caplog.text and "a bug" in caplog.text
     assert c.get("/health").status_code == 200
+
+
+def test_a_model_that_reads_lags_serves_its_rolling_window_and_predict_from_its_whole_history(run_dir, prepared):
+    """The lag-reading student (lags of 12 and 24 steps, so 30 steps of history): the rolling window is ready
+    once it holds 30 steps, and both endpoints give the predictor's numbers."""
+    import stkd
+
+    data, wd = prepared
+    p = stkd.load(run_dir, "stid_lags")
+    L = p.history_len
+    t0 = int(wd.starts["test"][0])
+    with TestClient(create_app(run_dir, "torch", token=TOKEN, model="stid_lags")) as client:
+        info = client.get("/metadata").json()
+        assert info["lags"] == [12, 24] and info["history_len"] == L == 30 and info["input_len"] == 12
+        for k in range(L):
+            r = post_step(client, data, t0 + k)
+            assert r.json()["window_steps"] == k + 1 and r.json()["ready"] == (k + 1 >= L)
+            if k == L - 2:
+                assert client.get("/forecast").status_code == 409  # 29 of 30 steps: not yet
+        body = client.get("/forecast").json()
+        frame = pd.DataFrame(data.values[t0:t0 + L, :, 0], index=data.index[t0:t0 + L], columns=data.nodes)
+        want = p.predict(frame, as_frame=False).values[0, :, :, 0]  # [H, N]
+        np.testing.assert_allclose(np.array([body["values"][n] for n in data.nodes]).T, want, rtol=1e-5, atol=1e-4)
+        win = data.values[t0:t0 + L]
+        values = {n: [None if np.isnan(x) else float(x) for x in win[:, i, 0]] for i, n in enumerate(data.nodes)}
+        r = client.post("/predict", json={"end": str(data.index[t0 + L - 1]), "values": values}, headers=AUTH)
+        assert r.status_code == 200, r.text
+        want = p.predict(win, end=data.index[t0 + L - 1], as_frame=False).values[0, :, :, 0]
+        np.testing.assert_allclose(np.array([r.json()["values"][n] for n in data.nodes]).T, want, rtol=1e-5, atol=1e-4)
+        short = {n: v[-12:] for n, v in values.items()}
+        r = client.post("/predict", json={"end": str(data.index[t0 + L - 1]), "values": short}, headers=AUTH)
+        assert r.status_code == 422 and "the model needs 30" in r.json()["detail"]

@@ -32,7 +32,7 @@ def example_inputs(spec, batch: int = 2, seed: int = 0) -> tuple[torch.Tensor, t
     g = torch.Generator().manual_seed(seed)
     P = spec.input_len
     N = len(spec.nodes) if hasattr(spec, "nodes") else spec.num_nodes
-    F = len(spec.features) if hasattr(spec, "features") else spec.in_features
+    F = spec.in_channels if hasattr(spec, "in_channels") else spec.in_features  # lagged channels included
     x = torch.randn(batch, P, N, F, generator=g)
     tod = torch.rand(batch, P, generator=g) * 0.999
     dow = torch.randint(0, 7, (batch, P), generator=g)

@@ -30,9 +30,11 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 from torch import nn
 
+from stkd.config import InputsConfig
 from stkd.data.windows import load_windowed
 from stkd.deploy.backends import OnnxBackend, TorchScriptBackend
 from stkd.deploy.convert import example_inputs, onnx_bytes, torchscript_module
@@ -56,6 +58,9 @@ def heldout_windows(predictor, count: int = 64):
         warnings.warn(f"the run's data cannot be loaded ({e}); checking the export on random inputs", stacklevel=2)
         x, tod, dow = example_inputs(predictor.spec, batch=min(count, 16), seed=1)
         return x, tod, dow, "random inputs (the run's data could not be loaded)"
+    if predictor.spec.lags:  # the model's own channels: the window and its lags, as in training
+        step = pd.Timedelta(pd.tseries.frequencies.to_offset(predictor.spec.freq))
+        wd = wd.view(InputsConfig(lags=[str(g * step) for g in predictor.spec.lags]))
     split = "test" if len(wd.starts["test"]) else "val" if len(wd.starts["val"]) else "train"
     starts = wd.starts[split]
     pick = starts[np.linspace(0, len(starts) - 1, min(count, len(starts))).round().astype(np.int64)]

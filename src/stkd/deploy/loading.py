@@ -29,7 +29,7 @@ from stkd.deploy.predictor import Predictor
 from stkd.deploy.spec import SEASONAL_FILE, SPEC_FILE, ServingSpec, serving_stats, spec_from_run
 from stkd.errors import STKDError
 from stkd.models.registry import model_class
-from stkd.report.tables import STUDENT_ROLES, reads_own_view, served_student
+from stkd.report.tables import STUDENT_ROLES, servable, served_student
 from stkd.runs import load_run
 
 ROLE_PREFERENCE = ("student_kd", "student_plain", "teacher")  # the default model of a run, best first
@@ -77,7 +77,7 @@ def choose_model(run_dir: Path, model: str | None = None) -> tuple[str, dict]:
     """The model to serve: ``model`` by name, else the student with the best validation score (the distilled
     one, unless the same student trained alone scored better on validation: :func:`served_student`), else the
     first of the distilled student, the plain student, the teacher (a student the serving path can feed
-    before one that reads its own view)."""
+    before one it cannot)."""
     cards = list_models(run_dir)
     if not cards:
         raise STKDError(f"{run_dir}: no trained model under models/ (is the run finished?)")
@@ -88,10 +88,10 @@ def choose_model(run_dir: Path, model: str | None = None) -> tuple[str, dict]:
     best = served_student(cards)
     if best is not None:
         return best, cards[best]
-    # students before the teacher, among them those the serving path can feed first (one that reads its own
-    # view is refused by check_servable_inputs with what to do), then the role order
+    # students before the teacher, among them those the serving path can feed first (another is refused by
+    # check_servable_inputs with what to do), then the role order
     ranked = sorted(((n, c) for n, c in cards.items() if c.get("role") in ROLE_PREFERENCE),
-                    key=lambda item: (item[1]["role"] == "teacher", reads_own_view(item[1]),
+                    key=lambda item: (item[1]["role"] == "teacher", not servable(item[1]),
                                       ROLE_PREFERENCE.index(item[1]["role"])))
     if ranked:
         return ranked[0]
@@ -100,18 +100,20 @@ def choose_model(run_dir: Path, model: str | None = None) -> tuple[str, dict]:
 
 
 def check_servable_inputs(name: str, card: dict) -> None:
-    """A model that reads more than the run's window (a privileged teacher, or a student configured so: a
-    longer history, lagged channels or a chosen set of features, ``inputs`` on its card) cannot be served:
-    the serving path gives a model the last P steps of every feature. Refused with what to do instead."""
-    if reads_own_view(card):
+    """A model that reads a longer history or some features only (``inputs.length`` / ``inputs.features`` in
+    its config: a privileged teacher, or a student configured so) cannot be served: the serving path gives a
+    model the run's window of every feature, with the lagged channels of ``inputs.lags`` at most. Refused
+    with what to do instead."""
+    if not servable(card):
         view = card["inputs"].get("view", {})
         student = card.get("role") in STUDENT_ROLES
-        fix = ("train the student without student.inputs to serve it" if student else
+        fix = ("serve a student without student.inputs.length and student.inputs.features" if student else
                "serve a student instead (the default of stkd.load / stkd serve / stkd export is the student with "
                "the best validation score)")
         raise STKDError(f"model {name!r} reads {view.get('length')} steps, lags {view.get('lags')} (steps) and features "
                         f"{view.get('features')} ({'student' if student else 'teacher'}.inputs in its config); the "
-                        f"serving path gives a model the run's window of every feature only: {fix}")
+                        "serving path gives a model the run's window of every feature, with lagged channels at "
+                        f"most: {fix}")
 
 
 def load(run_dir: str | Path, model: str | None = None, *, backend: str = "torch",

@@ -105,6 +105,7 @@ class Predictor:
     features = property(lambda self: list(self.spec.features))
     targets = property(lambda self: list(self.spec.targets))
     input_len = property(lambda self: self.spec.input_len)
+    history_len = property(lambda self: self.spec.history_len)  # steps a forecast needs (P, or back to a lag)
     horizon = property(lambda self: self.spec.horizon)
     freq = property(lambda self: self.spec.freq)
     out_classes = property(lambda self: self.spec.out_classes)
@@ -117,7 +118,7 @@ class Predictor:
     def __repr__(self) -> str:
         s = self.spec
         return (f"Predictor({s.model!r}, role={s.role}, backend={self.backend.name}, nodes={len(s.nodes)}, "
-                f"P={s.input_len}, H={s.horizon}, freq={s.freq})")
+                f"P={s.input_len}, H={s.horizon}" + (f", lags={s.lags}" if s.lags else "") + f", freq={s.freq})")
 
     def with_backend(self, backend: str, threads: int | None = None) -> "Predictor":
         """The same model on another backend: ``torch``, ``onnx`` (exported in memory) or ``torchscript``."""
@@ -141,13 +142,18 @@ class Predictor:
         """Model outputs from gap-filled windows in original units.
 
         Args:
-            filled: ``[B, P, N, F]`` float32 without NaN. pos: ``[B, P]`` grid positions.
+            filled: ``[B, L, N, F]`` float32 without NaN, L = ``history_len`` (P for a model without lags).
+            pos: ``[B, L]`` grid positions.
         Returns:
             ``[B, H, N, F_out]`` original units, or ``[B, H, N, F_out, K]`` probabilities.
         """
         s = self.spec
-        x = np.ascontiguousarray(self.prep.scale(filled), dtype=np.float32)  # [B, P, N, F]
-        tod, dow = self.prep.covariates(pos)  # [B, P]
+        P, L = s.input_len, filled.shape[1]
+        scaled = self.prep.scale(filled)  # [B, L, N, F]
+        # the window's P steps, then per lag g the values at each input step + H - g (stkd.data.views' channels)
+        chans = [scaled[:, L - P:], *(scaled[:, L - P + s.horizon - g:L + s.horizon - g] for g in s.lags)]
+        x = np.ascontiguousarray(np.concatenate(chans, axis=-1) if s.lags else chans[0], dtype=np.float32)
+        tod, dow = self.prep.covariates(pos[:, L - P:])  # [B, P]
         pred = np.asarray(self.backend(x, np.ascontiguousarray(tod, np.float32),
                                        np.ascontiguousarray(dow, np.int64)))  # [B, H, N, C]
         Fo, K = s.out_features, s.out_classes
@@ -166,8 +172,9 @@ class Predictor:
         """Forecasts of windows of raw readings.
 
         Args:
-            values: ``[B, P, N, F]`` original units, NaN where missing (model node and feature order).
-            pos: ``[B, P]`` consecutive grid positions of each window's steps.
+            values: ``[B, L, N, F]`` original units, NaN where missing (model node and feature order), L =
+                ``history_len``.
+            pos: ``[B, L]`` consecutive grid positions of each window's steps.
             carry: ``[B, N, F]`` or ``[N, F]`` last readings before each window (NaN where unknown).
         """
         B = values.shape[0]
@@ -194,7 +201,8 @@ class Predictor:
             window: one of
                 - numpy ``[P, N, F]`` (``[P, N]`` when F is 1) or ``[B, P, N, F]``, original units,
                   NaN for missing; give ``timestamps`` (``[P]``, or ``[B, P]`` for a batch) or ``end``
-                  (the last input step's timestamp, one per window);
+                  (the last input step's timestamp, one per window). A model with lagged inputs
+                  (``inputs.lags``) needs ``history_len`` steps in place of P: back to its longest lag;
                 - a pandas DataFrame in wide form (a DatetimeIndex, or a timestamp column, and one
                   column per node; one feature), or long form (columns timestamp, node and the
                   feature names, or ``value`` for a single feature). It needs at least P steps;
@@ -211,18 +219,18 @@ class Predictor:
                 raise DataError("predict: a DataFrame carries its own timestamps and node ids; do not pass "
                                 "timestamps, end or nodes with it")
             values, pos = self.frame_to_array(window)
-            P = self.spec.input_len
-            if len(pos) < P:
-                raise DataError(f"predict: the model needs {P} consecutive steps of {self.spec.freq}; the frame "
+            P, L = self.spec.input_len, self.spec.history_len
+            if len(pos) < L:
+                raise DataError(f"predict: the model needs {self._steps_needed()} of {self.spec.freq}; the frame "
                                 f"covers {len(pos)} ({self.prep.times(pos[:1])[0] if len(pos) else '-'} .. "
                                 f"{self.prep.times(pos[-1:])[0] if len(pos) else '-'})")
             self._check_observed(values[-P:][None])
             filled = self.prep.fill(values, pos)  # the whole history: forward fill like training
-            out = self.forward_filled(filled[-P:][None], pos[-P:][None])
+            out = self.forward_filled(filled[-L:][None], pos[-L:][None])
             fc = self._forecast(out, pos[-1:])
         else:
             values, pos = self._array_input(window, timestamps, nodes, end)
-            self._check_observed(values)
+            self._check_observed(values[:, -self.spec.input_len:])  # the input window, not the lags
             fc = self.forecast_windows(values, pos)
         return fc.to_frame() if as_frame else fc
 
@@ -234,18 +242,18 @@ class Predictor:
         training). ``every``: issue every K-th step counted back from the last; ``last``: only the last.
         Windows whose P steps hold no reading at all are skipped (their issue times go to ``skipped``).
         """
-        P = self.spec.input_len
+        P, L = self.spec.input_len, self.spec.history_len
         values = np.asarray(values, np.float32)
         T = values.shape[0]
-        if T < P:
-            raise DataError(f"the input has {T} steps; the model needs at least {P} (its input window)")
+        if T < L:
+            raise DataError(f"the input has {T} steps; the model needs at least {self._steps_needed()}")
         pos = self.prep.positions(index)
         if T > 1 and (np.diff(pos) != 1).any():
             raise DataError("the input's timestamps must be consecutive steps of the data's grid")
         if every < 1:
             raise DataError(f"--every must be >= 1, got {every}")
         filled = self.prep.fill(values, pos)
-        ends = np.arange(T - 1, P - 2, -every)[::-1] if not last else np.array([T - 1])  # last input step
+        ends = np.arange(T - 1, L - 2, -every)[::-1] if not last else np.array([T - 1])  # last input step
         observed = np.concatenate([[0], np.cumsum((~np.isnan(values)).reshape(T, -1).any(axis=1))])
         has = observed[ends + 1] - observed[ends + 1 - P] > 0
         if skipped is not None:
@@ -253,7 +261,7 @@ class Predictor:
         ends = ends[has]
         for i in range(0, len(ends), batch_size):
             e = ends[i:i + batch_size]
-            t_in = e[:, None] + np.arange(-P + 1, 1)  # [b, P]
+            t_in = e[:, None] + np.arange(-L + 1, 1)  # [b, L]
             out = self.forward_filled(filled[t_in], pos[t_in])
             yield self._forecast(out, pos[e])
 
@@ -284,9 +292,18 @@ class Predictor:
                             "every node (NaN / null for one without readings)")
         return np.array([where[n] for n in self.spec.nodes], dtype=np.int64)
 
+    def _steps_needed(self) -> str:
+        """``12 consecutive steps``, or for a model with lags ``180 consecutive steps (its 12 input steps and
+        back to its lag of 168)``: what an error says the model needs."""
+        s = self.spec
+        if not s.lags:
+            return f"{s.input_len} consecutive steps"
+        return (f"{s.history_len} consecutive steps (its {s.input_len} input steps and back to its lag of "
+                f"{max(s.lags)} steps)")
+
     def _array_input(self, window, timestamps, nodes, end) -> tuple[np.ndarray, np.ndarray]:
         s = self.spec
-        P, N, F = s.input_len, len(s.nodes), len(s.features)
+        P, N, F = s.history_len, len(s.nodes), len(s.features)  # P: the steps given (the window, or back to a lag)
         try:
             a = np.array(window, dtype=np.float32)
         except (TypeError, ValueError) as e:
@@ -300,7 +317,8 @@ class Predictor:
                             f"got shape {list(np.shape(window))}")
         B = a.shape[0]
         if a.shape[1] != P:
-            raise DataError(f"predict: the model needs P={P} input steps, the window has {a.shape[1]}")
+            need = self._steps_needed() if s.lags else f"P={P} input steps"
+            raise DataError(f"predict: the model needs {need}, the window has {a.shape[1]}")
         if a.shape[3] != F:
             raise DataError(f"predict: the model needs F={F} feature(s) per node ({', '.join(s.features)}), "
                             f"the window has {a.shape[3]}")

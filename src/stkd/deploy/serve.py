@@ -98,7 +98,7 @@ def create_app(run_dir: str | Path, backend: str = "torch", token: str | None = 
     s = p.spec
     store = None
     if state_path:
-        store = WindowStore(Path(state_path), s.model, s.input_len, len(s.nodes), len(s.features), s.nodes,
+        store = WindowStore(Path(state_path), s.model, s.history_len, len(s.nodes), len(s.features), s.nodes,
                             legacy=legacy_state, sync=sync)
         store.open(reset=reset_state)
     try:
@@ -115,7 +115,9 @@ def create_app(run_dir: str | Path, backend: str = "torch", token: str | None = 
 
     app = FastAPI(title="stkd forecasting service",
                   description=f"Forecasts of {s.model} ({s.registry_name}, {s.role}) on {s.dataset}: "
-                              f"{len(s.nodes)} nodes, {s.input_len} input steps of {s.freq}, {s.horizon} ahead.",
+                              f"{len(s.nodes)} nodes, {s.input_len} input steps of {s.freq}"
+                              + (f" and lagged channels {s.lags} steps back (send {s.history_len} steps)"
+                                 if s.lags else "") + f", {s.horizon} ahead.",
                   version="1", lifespan=lifespan)
     limits = svc.body_limits(max_body_bytes)
     app.add_middleware(BodyLimit, max_bytes=max_body_bytes, limits=limits)
@@ -152,7 +154,8 @@ def create_app(run_dir: str | Path, backend: str = "torch", token: str | None = 
             "model": s.model, "architecture": s.registry_name, "role": s.role, "task": s.task,
             "backend": p.backend.name, "dataset": {"name": s.dataset, **s.dataset_metrics},
             "nodes": s.nodes, "features": s.features, "targets": s.targets, "freq": s.freq,
-            "input_len": s.input_len, "horizon": s.horizon, "classes": s.out_classes,
+            "input_len": s.input_len, "lags": s.lags, "history_len": s.history_len, "horizon": s.horizon,
+            "classes": s.out_classes,
             "class_names": s.class_names, "impute": s.impute,
             "gap_statistics": s.stats_source, "metrics": s.metrics,
             "window": {"latest": w["latest"], "steps": w["window_steps"], "ready": w["ready"]},

@@ -38,7 +38,8 @@ class Service:
     def __init__(self, predictor, store: WindowStore | None, max_clock_skew: pd.Timedelta | None = None) -> None:
         self.p = predictor
         s = predictor.spec
-        self.P, self.N, self.F = s.input_len, len(s.nodes), len(s.features)
+        # P: the steps of readings a forecast needs (the input window, or back to the longest lag)
+        self.P, self.N, self.F = s.history_len, len(s.nodes), len(s.features)
         self.lock = threading.Lock()
         self.max_clock_skew = max_clock_skew
         self.window = RollingWindow(self.P, self.N, self.F)
@@ -132,7 +133,7 @@ class Service:
             w.put(pos, idx, vals)
             self._commit(w)
             return {"accepted": len(names), "timestamp": self.times([pos])[0],
-                    "window_steps": min(w.steps, s.input_len), "ready": w.ready}
+                    "window_steps": min(w.steps, self.P), "ready": w.ready}
 
     def check_clock(self, pos: int, what: str) -> None:
         """422 for a step before the model's data or beyond the allowed skew ahead of this server's clock:
@@ -199,14 +200,14 @@ class Service:
         with self.lock:
             w = self.window
             if not w.ready:
-                have = min(w.steps, s.input_len)
-                raise HTTPException(409, f"no full window yet: {have} of {s.input_len} steps seen; POST "
+                have = min(w.steps, self.P)
+                raise HTTPException(409, f"no full window yet: {have} of {self.P} steps seen; POST "
                                          "/observations for the missing steps first")
             if self._cache is not None and self._cache[0] == (w.version, w.latest):
                 fc = self._cache[1]
             else:
                 values, pos, carry = w.model_input()  # [P, N, F], [P], [N, F]
-                if np.isnan(values).all():
+                if np.isnan(values[-s.input_len:]).all():
                     raise HTTPException(409, f"the last {s.input_len} steps hold no reading at all; nothing to "
                                              "forecast from")
                 fc = self.p.forecast_windows(values[None], pos[None], carry)
@@ -218,12 +219,12 @@ class Service:
         s = self.p.spec
         self.precheck(raw, "/predict")
         body = parse_body(raw, PredictIn)
-        P = s.input_len
+        P = self.P
         if (body.timestamps is None) == (body.end is None):
             raise HTTPException(422, "give either timestamps (one per input step) or end (the last input step)")
         if body.timestamps is not None and len(body.timestamps) != P:
             raise HTTPException(422, f"timestamps: {len(body.timestamps)} given; the model needs {P} (its input "
-                                     "window)")
+                                     "window" + (", and back to its longest lag)" if s.lags else ")"))
         names = list(body.values)
         self.node_index(names, "values")
         missing = [n for n in s.nodes if n not in body.values]

@@ -74,6 +74,20 @@ class ServingSpec:
     stats_source: str = "data"  # data | scaler (train means approximated by the scaler's center)
     out_features: int | None = None  # output channels before the classes (default: the number of targets)
     class_names: list[str] | None = None  # event classes (classification runs)
+    # lagged input channels in steps (a model whose config reads inputs.lags: each input step also gets the
+    # values that far back at the same clock times); empty for the plain window
+    lags: list[int] = field(default_factory=list)
+
+    @property
+    def history_len(self) -> int:
+        """Steps of readings a forecast needs: the input window, and as far back as the longest lag reaches
+        (its value at the first input step's target time); ``input_len`` for a model without lags."""
+        return self.input_len + max(0, max(self.lags) - self.horizon) if self.lags else self.input_len
+
+    @property
+    def in_channels(self) -> int:
+        """Input channels of the model: every feature, once more per lag (``stkd.data.views``'s order)."""
+        return len(self.features) * (1 + len(self.lags))
 
     @property
     def event_threshold(self) -> float | None:
@@ -98,6 +112,9 @@ class ServingSpec:
         self.out_features = int(self.out_features)
         if not 1 <= self.out_features <= max(1, len(self.targets)):
             raise DataError(f"serving spec: out_features {self.out_features} does not fit targets {self.targets}")
+        self.lags = [int(g) for g in self.lags]
+        if any(g < self.horizon for g in self.lags):
+            raise DataError(f"serving spec: lags {self.lags} must each be at least the horizon ({self.horizon} steps)")
         if self.impute not in METHODS:
             raise DataError(f"serving spec: impute {self.impute!r} is not one of {', '.join(METHODS)}")
 
@@ -119,7 +136,7 @@ class ServingSpec:
                 "seasonal_period": self.period, "scaler": self.scaler,
                 "train_means": self.train_means.tolist(), "metrics": self.metrics,
                 "dataset_metrics": self.dataset_metrics, "stats_source": self.stats_source,
-                "out_features": self.out_features, "class_names": self.class_names}
+                "out_features": self.out_features, "class_names": self.class_names, "lags": self.lags}
 
     @classmethod
     def from_json(cls, d: dict, seasonal: np.ndarray | None = None) -> "ServingSpec":
@@ -131,7 +148,7 @@ class ServingSpec:
             raise DataError(f"deploy.json: missing key(s) {missing}")
         return cls(**{k: d[k] for k in keys}, seasonal_means=seasonal, metrics=d.get("metrics") or {},
                    dataset_metrics=d.get("dataset_metrics") or {}, stats_source=d.get("stats_source", "data"),
-                   out_features=d.get("out_features"), class_names=d.get("class_names"))
+                   out_features=d.get("out_features"), class_names=d.get("class_names"), lags=d.get("lags") or [])
 
     @property
     def output_names(self) -> list[str]:
@@ -260,6 +277,7 @@ def spec_from_run(run_dir: Path, name: str, card: dict, stats: TrainStats, info:
         seasonal_means=stats.seasonal, metrics=(metrics.get("models") or {}).get(name, {}),
         dataset_metrics=metrics.get("dataset") or {}, stats_source=stats.source,
         out_features=int(spec.get("out_features", len(targets))),
-        class_names=(info.get("events") or {}).get("class_names") if int(spec.get("out_classes", 1)) > 1 else None)
+        class_names=(info.get("events") or {}).get("class_names") if int(spec.get("out_classes", 1)) > 1 else None,
+        lags=list(((card.get("inputs") or {}).get("view") or {}).get("lags") or []))
 
 

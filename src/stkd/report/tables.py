@@ -8,12 +8,14 @@ benchmarks) does not read prediction files or import matplotlib.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Any
 
 import numpy as np
 
 from stkd import names
+from stkd.config import InputsConfig
 
 ROLE_ORDER = names.ROLES
 ROLE_LABEL = {
@@ -397,32 +399,34 @@ def validation_score(entry: dict) -> float | None:
     return None
 
 
-def reads_own_view(entry: dict) -> bool:
-    """Whether a model (its metrics entry or its card) reads its own view of the data rather than the run's
-    window: lagged channels, another history length or some features only (``inputs`` in its config). The
-    serving path gives a model the run's window of every feature, so such a model is trained and scored but
-    not served."""
-    return bool(entry.get("inputs"))
+def servable(entry: dict) -> bool:
+    """Whether the serving path can feed a model (its metrics entry or its card): the run's window of every
+    feature, with lagged channels at most (``inputs.lags``). A model that reads a longer history or some
+    features only (``inputs.length``, ``inputs.features``), or whose card predates the ``servable`` mark,
+    is trained and scored but not served."""
+    inputs = entry.get("inputs")
+    return not inputs or bool(inputs.get("servable"))
 
 
 def servable_students(models: dict[str, dict]) -> dict[str, dict]:
-    """The run's students the serving path can feed (``{name: entry}``): those reading the run's window."""
-    return {n: e for n, e in models.items() if e.get("role") in STUDENT_ROLES and not reads_own_view(e)}
+    """The run's students the serving path can feed (``{name: entry}``)."""
+    return {n: e for n, e in models.items() if e.get("role") in STUDENT_ROLES and servable(e)}
 
 
 def unservable_students(models: dict[str, dict]) -> list[str]:
-    """The run's students that read their own view of the data: trained and scored, not served."""
-    return [n for n, e in models.items() if e.get("role") in STUDENT_ROLES and reads_own_view(e)]
+    """The run's students the serving path cannot feed: trained and scored, not served."""
+    return [n for n, e in models.items() if e.get("role") in STUDENT_ROLES and not servable(e)]
 
 
 def not_served_reason(names: list[str], models: dict[str, dict]) -> str:
-    """Why students that read their own view are not served, and what to do (report and CLI)."""
+    """Why students the serving path cannot feed are not served, and what to do (report and CLI)."""
     inputs = models[names[0]]["inputs"]
     what = "; ".join(f"{k} {', '.join(map(str, v)) if isinstance(v, list) else v}"
-                     for k, v in inputs.items() if k != "view" and v)
+                     for k, v in inputs.items() if k in {f.name for f in dataclasses.fields(InputsConfig)} and v)
     return (f"{', '.join(f'`{n}`' for n in names)} read other inputs than the run's window ({what}: "
             "`student.inputs`), and the serving path (`stkd serve`, `stkd export`, `stkd.load`) gives a model the "
-            "run's window of every feature only; train the student without `student.inputs` to serve it.")
+            "run's window of every feature, with lagged channels at most; serve a student without "
+            "`student.inputs.length` and `student.inputs.features`.")
 
 
 def served_student(models: dict[str, dict]) -> str | None:

@@ -21,7 +21,6 @@ import torch
 from stkd.checkpoint import load_weights, read_model_card
 from stkd.errors import ConfigError, STKDError
 from stkd.models.registry import MODELS, build_model, model_class
-from stkd.report.tables import reads_own_view
 from stkd.runs import Trained, load_run, require_run_dir
 from stkd.steps import teacher_labels
 from stkd.tasks.base import Task
@@ -82,7 +81,7 @@ def load_source(source_run: Path, teacher: str | None = None) -> SourceModel:
     if teacher not in cards:
         raise STKDError(f"--teacher {teacher!r}: {source_run} holds the teachers {', '.join(sorted(cards))}")
     card = cards[teacher]
-    if reads_own_view(card):
+    if card.get("inputs"):  # lags of the source's history, or its own length or features: not the target's
         raise STKDError(f"source teacher {teacher} reads more than the plain window (inputs {card['inputs']}); "
                         "transfer a teacher trained on the plain window (no teacher.inputs section)")
     hparams = model_class(card["name"]).with_legacy_defaults(card["hparams"])
