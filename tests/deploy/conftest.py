@@ -78,7 +78,7 @@ def build_run(root: Path, los_loop_dir: Path) -> Path:
         save_model(run_dir / "models" / label, model, name, model_spec(wd), role, {"train_seconds": 0.0})
         models[label] = model
     # a student that reads lagged channels too (inputs.lags: 1 and 2 hours, 12 and 24 steps): served from a
-    # history back to its longest lag
+    # history back to its longest lag (saved with role baseline: it must not change which student a run serves)
     from stkd.config import InputsConfig
     from stkd.steps import inputs_card
 
