@@ -87,7 +87,8 @@ class Predictor:
         spec: the :class:`ServingSpec` (nodes, features, targets, freq, P, H, scaler, statistics).
         backend: callable ``(x, tod, dow) -> pred`` (torch, onnx or torchscript).
         model: the PyTorch module (None when loaded from an exported folder).
-        nodes, features, targets, input_len, horizon, freq, out_classes, name, role, metrics.
+        nodes, features, targets, input_len, history_len (steps a forecast needs: input_len, or back to the
+        longest lag of a model with lagged inputs), horizon, freq, out_classes, name, role, metrics.
     """
 
     def __init__(self, spec: ServingSpec, backend, model=None, run_dir: Path | None = None) -> None:
