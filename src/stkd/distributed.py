@@ -86,9 +86,8 @@ def rank0_first(fn):
 
 def shutdown(finished: bool = True) -> None:
     """Leave the process group. ``finished`` (the command returned on this rank): wait for every rank first,
-    so that none tears its connections down while rank 0 still scores and writes (a rank that left early
-    could abort the others' gloo threads at exit); after an error, leave at once: the others may never
-    arrive."""
+    so that all tear their gloo connections down together (rank 0 still prints the result after the run's
+    last barrier); after an error, leave at once: the others may never arrive."""
     if dist.is_available() and dist.is_initialized():
         if finished:
             dist.barrier()
