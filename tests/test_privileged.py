@@ -52,11 +52,11 @@ def test_a_privileged_teacher_is_not_served_and_says_what_to_serve(tmp_path):
     view = {"length": 36, "view": {"length": 36, "lags": [288], "features": [0]}, "servable": False}
     with pytest.raises(STKDError, match=r"lags \[288\].*teacher.inputs.*serve a student instead"):
         check_servable_inputs("gwnet", {"inputs": view, "role": "teacher"})
-    with pytest.raises(STKDError, match=r"student.inputs.*serve a student without student.inputs.length"):
+    with pytest.raises(STKDError, match=r"student.inputs.*train the student without student.inputs.length"):
         check_servable_inputs("mlp_kd", {"inputs": view, "role": "student_kd"})
-    old_card = {"length": 36, "view": {"length": 36, "lags": [288], "features": [0]}}  # before the servable mark
-    with pytest.raises(STKDError, match="teacher.inputs"):
-        check_servable_inputs("gwnet", {"inputs": old_card, "role": "teacher"})
+    old_card = {"lags": ["1D"], "view": {"length": 12, "lags": [288], "features": [0]}}  # before the servable mark
+    with pytest.raises(STKDError, match="its card predates the mark.*re-train the model to serve it"):
+        check_servable_inputs("mlp_kd", {"inputs": old_card, "role": "student_kd"})
 
 
 @pytest.mark.slow
@@ -91,6 +91,6 @@ def test_a_student_that_reads_lags_is_scored_and_served_and_one_with_a_longer_hi
            "student.inputs)" in printed
     report = (out / "report.md").read_text()
     assert "- **Served by default**: none. `mlp_kd`, `mlp_plain` read other inputs than the run's window" in report
-    with pytest.raises(STKDError, match="serve a student without student.inputs.length and student.inputs.features"):
+    with pytest.raises(STKDError, match="train the student without student.inputs.length and student.inputs.features"):
         stkd.load(out)
     assert stkd.load(out, "stid").num_nodes == 16  # the teacher, reading the plain window, still serves

@@ -231,3 +231,17 @@ def test_an_empty_token_is_an_error(run_dir, token):
     """``STKD_API_TOKEN=""`` silently turned authentication off."""
     with pytest.raises(STKDError, match="token is empty"):
         create_app(run_dir, "torch", token=token, state_path=False)
+
+
+def test_where_a_valid_request_can_exceed_the_global_limit_the_413_says_which_limit_to_raise(run_dir, prepared):
+    """A model with lagged inputs takes long requests (30 steps here); under a global limit smaller than that
+    the 413 names --max-body-mb instead of claiming a valid request needs far less."""
+    data, _ = prepared
+    app = create_app(run_dir, "torch", token=TOKEN, model="stid_lags", max_body_bytes=20_000, state_path=None)
+    with TestClient(app) as c:
+        values = {n: [1.0] * 30 for n in data.nodes}
+        raw = json.dumps({"end": str(data.index[100]), "values": values}, indent=40).encode()
+        assert len(raw) > 20_000
+        r = c.post("/predict", content=raw, headers={**AUTH, "Content-Type": "application/json"})
+        assert r.status_code == 413, r.text
+        assert "10 nodes x 30 steps can need up to" in r.json()["detail"] and "raise --max-body-mb" in r.json()["detail"]

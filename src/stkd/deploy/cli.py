@@ -108,7 +108,7 @@ def register(sub, fmt=argparse.RawDescriptionHelpFormatter) -> None:
     p = sub.add_parser(
         "predict", help="batch forecasts over a file of observations (long CSV/Parquet out)", formatter_class=fmt,
         description="Forecast with a trained model at every step of an input file where a whole input window "
-                    "ends (or every K-th, or the last). The file is read like the run's data (wide or long CSV, "
+                    "ends (back to its longest lag for a model with lagged inputs; or every K-th, or the last). The file is read like the run's data (wide or long CSV, "
                     "Parquet, ...); gaps are filled, scaled and windowed exactly as in training. The output is "
                     "long form: issued_at, target_time, node, horizon, value (original units).",
         epilog="examples:\n  stkd predict runs/la --input recent.csv --out forecasts.csv\n"

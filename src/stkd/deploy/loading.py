@@ -107,9 +107,12 @@ def check_servable_inputs(name: str, card: dict) -> None:
     if not servable(card):
         view = card["inputs"].get("view", {})
         student = card.get("role") in STUDENT_ROLES
-        fix = ("serve a student without student.inputs.length and student.inputs.features" if student else
-               "serve a student instead (the default of stkd.load / stkd serve / stkd export is the student with "
-               "the best validation score)")
+        fix = ("train the student without student.inputs.length and student.inputs.features to serve it" if student
+               else "serve a student instead (the default of stkd.load / stkd serve / stkd export is the student "
+               "with the best validation score)")
+        if "servable" not in card["inputs"]:  # written before stkd marked which views it can feed
+            fix = ("its card predates the mark of views the serving path can feed (lags on the run's window "
+                   "are served now): re-train the model to serve it, or " + fix)
         raise STKDError(f"model {name!r} reads {view.get('length')} steps, lags {view.get('lags')} (steps) and features "
                         f"{view.get('features')} ({'student' if student else 'teacher'}.inputs in its config); the "
                         "serving path gives a model the run's window of every feature, with lagged channels at "

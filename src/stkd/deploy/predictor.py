@@ -206,7 +206,8 @@ class Predictor:
                   (``inputs.lags``) needs ``history_len`` steps in place of P: back to its longest lag;
                 - a pandas DataFrame in wide form (a DatetimeIndex, or a timestamp column, and one
                   column per node; one feature), or long form (columns timestamp, node and the
-                  feature names, or ``value`` for a single feature). It needs at least P steps;
+                  feature names, or ``value`` for a single feature). It needs at least P steps
+                  (``history_len`` for a model with lagged inputs);
                   the forecast is issued at its last step, and earlier rows only feed the gap filling.
             nodes: node ids of the array's node axis (default: the model's nodes in order).
             as_frame: return the long DataFrame (``issued_at, target_time, node, horizon, value``);

@@ -26,7 +26,8 @@ class ObservationsIn(BaseModel):
 
 class PredictIn(BaseModel):
     """A whole input window: ``values`` maps every node id -> its P readings (oldest first; null = missing;
-    lists of F values per step for a model with several input features). Give ``timestamps`` (P of them)
+    lists of F values per step for a model with several input features; a model with lagged inputs takes
+    ``history_len`` readings, back to its longest lag: ``GET /metadata``). Give ``timestamps`` (as many)
     or ``end`` (the last input step)."""
 
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [

@@ -88,10 +88,14 @@ class Service:
         ids = sum(len(json.dumps(n)) + 8 for n in s.nodes)
         obs = self.SLACK_BYTES + ids + N * F * self.VALUE_BYTES
         pred = self.SLACK_BYTES + 2 * ids + N * P * F * self.VALUE_BYTES + P * 96
-        return {"/observations": (min(max_body_bytes, obs), f" (a request for this model's {N} nodes needs far "
-                                                            "less)"),
-                "/predict": (min(max_body_bytes, pred), f" (a request for this model's {N} nodes x {P} steps "
-                                                        "needs far less)")}
+        def why(need: int, what: str) -> str:
+            if need > max_body_bytes:  # a valid request may need more than the global limit: say which to raise
+                return (f" (a request for this model's {what} can need up to {need:,} bytes: raise --max-body-mb "
+                        "to send it whole)")
+            return f" (a request for this model's {what} needs far less)"
+
+        return {"/observations": (min(max_body_bytes, obs), why(obs, f"{N} nodes")),
+                "/predict": (min(max_body_bytes, pred), why(pred, f"{N} nodes x {P} steps"))}
 
     def max_strings(self, path: str) -> int:
         """The most JSON strings a valid body of ``path`` holds: keys, node ids, timestamps."""

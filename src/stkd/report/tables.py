@@ -425,8 +425,8 @@ def not_served_reason(names: list[str], models: dict[str, dict]) -> str:
                      for k, v in inputs.items() if k in {f.name for f in dataclasses.fields(InputsConfig)} and v)
     return (f"{', '.join(f'`{n}`' for n in names)} read other inputs than the run's window ({what}: "
             "`student.inputs`), and the serving path (`stkd serve`, `stkd export`, `stkd.load`) gives a model the "
-            "run's window of every feature, with lagged channels at most; serve a student without "
-            "`student.inputs.length` and `student.inputs.features`.")
+            "run's window of every feature, with lagged channels at most; train the student without "
+            "`student.inputs.length` and `student.inputs.features` to serve it.")
 
 
 def served_student(models: dict[str, dict]) -> str | None:
