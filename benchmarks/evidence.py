@@ -472,6 +472,7 @@ def teacher_bar(result: dict, by_student: dict[str, list[dict]]) -> dict | None:
     student's here (``best``, ``best_val``), ``below`` in %; None without a row to judge. Rows of an ensemble (no
     single teacher), of less data (their teacher saw it too) or of an earlier rule are left out."""
     with_val = [r for r in result["records"] if r.get("teacher_val") is not None and len(r.get("teachers", [])) <= 1
+                and ", teachers " not in r["student"]  # the main teacher: not an ensemble, nor extra teachers alone
                 and scarcity(r) is None and not r.get("earlier_rule")]
     if not with_val:
         return None

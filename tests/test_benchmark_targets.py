@@ -90,7 +90,9 @@ def test_the_teacher_bar_takes_the_best_teacher_and_the_best_plain_student_on_va
     recs = [_record(s, "stid-nb", 3.4, 3.4) for s in range(3)]
     ens = [_record(s, "stid-nb, teachers gwnet + 4 stid-nb", 3.4, 3.4, ensemble_mae=3.2, ensemble_val=2.5,
                    teachers=["gwnet", "stid-nb"]) for s in range(3)]
-    results("evidence-los-loop", _evidence("los-loop", recs + ens))
+    alone = [_record(s, "stid-nb, teachers stid-32", 3.4, 3.4, teacher_val=1.0, teachers=["stid"])
+             for s in range(3)]  # an extra teacher alone: not the evidence's teacher, left out of its bar
+    results("evidence-los-loop", _evidence("los-loop", recs + ens + alone))
     results("recipe-los-loop", {"kind": "recipe", "runs": [
         {"variant": "stid-long", "val_mae": 2.9, "test_mae": 3.5},
         {"variant": "stid-32-yesterday", "val_mae": 3.0, "test_mae": 3.45}], "baselines": {"last": {"test": 4.4}}})
