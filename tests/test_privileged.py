@@ -13,6 +13,15 @@ from stkd.cli import main
 from stkd.distill.cache import CacheEntry
 
 
+def _run(raw: dict, tmp_path, name: str = "run"):
+    """``stkd run`` on the config ``raw`` (written as YAML beside the run): the run directory."""
+    cfg = tmp_path / f"{name}.yaml"
+    cfg.write_text(yaml.safe_dump(raw))
+    out = tmp_path / name
+    assert main(["run", "--config", str(cfg), "--out", str(out), "--quiet"]) == 0
+    return out
+
+
 @pytest.mark.slow
 def test_a_teacher_with_a_longer_history_and_a_day_lag_teaches_a_plain_student(tmp_path):
     raw = {"data": {"source": "builtin", "name": "synthetic-traffic",
@@ -22,10 +31,7 @@ def test_a_teacher_with_a_longer_history_and_a_day_lag_teaches_a_plain_student(t
            "student": {"name": "mlp", "params": {"hidden": [16]}},
            "train": {"epochs": 2, "batch_size": 32, "max_batches": 3, "threads": 1},
            "eval": {"latency_repeats": 2, "baselines": ["last"]}}
-    cfg = tmp_path / "cfg.yaml"
-    cfg.write_text(yaml.safe_dump(raw))
-    out = tmp_path / "run"
-    assert main(["run", "--config", str(cfg), "--out", str(out), "--quiet"]) == 0
+    out = _run(raw, tmp_path)
     card = json.loads((out / "models" / "stid" / "model.json").read_text())
     assert card["spec"]["input_len"] == 36 and card["spec"]["in_features"] == 2
     assert card["inputs"]["view"] == {"length": 36, "lags": [288], "features": [0]}
@@ -71,10 +77,7 @@ def test_a_student_that_reads_lags_is_scored_and_served_and_one_with_a_longer_hi
            "student": {"name": "mlp", "params": {"hidden": [16]}, "inputs": {"lags": ["1D"]}},
            "train": {"epochs": 1, "batch_size": 32, "max_batches": 3, "threads": 1},
            "eval": {"latency_repeats": 2, "baselines": ["last"]}}
-    cfg = tmp_path / "cfg.yaml"
-    cfg.write_text(yaml.safe_dump(raw))
-    out = tmp_path / "run"
-    assert main(["run", "--config", str(cfg), "--out", str(out), "--quiet"]) == 0
+    out = _run(raw, tmp_path)
     metrics = json.loads((out / "metrics.json").read_text())["models"]
     assert metrics["mlp_kd"]["inputs"]["view"]["lags"] == [288] and metrics["mlp_kd"]["inputs"]["servable"]
     assert "inputs" not in metrics["stid"]  # the teacher reads the plain window
@@ -83,9 +86,7 @@ def test_a_student_that_reads_lags_is_scored_and_served_and_one_with_a_longer_hi
     assert "served by default (stkd serve, export, predict; the better student on validation): mlp_" in \
         capsys.readouterr().out
     raw["student"]["inputs"] = {"length": 24}  # two hours of history: not what the serving path gives
-    cfg.write_text(yaml.safe_dump(raw))
-    out = tmp_path / "run-long"
-    assert main(["run", "--config", str(cfg), "--out", str(out), "--quiet"]) == 0
+    out = _run(raw, tmp_path, "run-long")
     printed = capsys.readouterr().out
     assert "served by default: none. mlp_kd, mlp_plain read other inputs than the run's window (length 24: " \
            "student.inputs)" in printed

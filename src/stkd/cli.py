@@ -163,16 +163,15 @@ def _print_result(metrics: dict, run_dir: Path, *, with_metrics: bool = False) -
     """The side-by-side table, the student that serve / export / predict use by default (chosen on the
     validation split) and where the report is."""
     from stkd.report import format_table
-    from stkd.report.tables import not_served_reason, servable_students, served_student, unservable_students
+    from stkd.report.tables import none_served_reason, served_student
 
     print(format_table(metrics))
     models = metrics.get("models") or {}
     served = served_student(models)
-    unservable = unservable_students(models)
     if served is not None:
         print(f"\nserved by default (stkd serve, export, predict; the better student on validation): {served}")
-    elif unservable and not servable_students(models):
-        print(f"\nserved by default: none. {not_served_reason(unservable, models)}".replace("`", ""))
+    elif (reason := none_served_reason(models)) is not None:
+        print(f"\nserved by default: none. {reason}".replace("`", ""))
     print(f"\nreport: {run_dir / 'report.md'}" + (f"\nmetrics: {run_dir / 'metrics.json'}" if with_metrics else ""))
 
 

@@ -109,6 +109,11 @@ class InputsConfig:
     features: list[str] | None = None  # data features it reads (default: all of them)
 
 
+# what a model card's inputs add beside InputsConfig's own keys (stkd.steps.inputs_card): the resolved view
+# and whether the serving path can feed it; readers of the config part leave these out
+INPUTS_CARD_EXTRAS = ("view", "servable")
+
+
 @dataclass
 class ModelConfig:
     """A model by registry name and its hyper-parameters."""

@@ -22,7 +22,7 @@ import numpy as np
 from torch import nn
 
 from stkd.checkpoint import load_model, read_model_card
-from stkd.config import InputsConfig, RunConfig, dump_config, from_dict, load_config, to_dict
+from stkd.config import INPUTS_CARD_EXTRAS, InputsConfig, RunConfig, dump_config, from_dict, load_config, to_dict
 from stkd.distributed import barrier, is_rank0
 from stkd.errors import STKDError
 from stkd.io import LockHeld, read_json, take_lock, write_json, write_text
@@ -217,8 +217,8 @@ def load_trained(run_dir: Path, wd, roles=("teacher", "student_kd", "student_pla
         model, card = load_model(mdir, adjacency=wd.data.adjacency)
         val = {k[len("val_"):]: v for k, v in card.items() if k.startswith("val_")}
         inputs = card.get("inputs")
-        config_keys = {f.name for f in dataclasses.fields(InputsConfig)}  # the card adds view and servable
-        inputs = None if not inputs else from_dict(InputsConfig, {k: v for k, v in inputs.items() if k in config_keys},
+        inputs = None if not inputs else from_dict(InputsConfig, {k: v for k, v in inputs.items()
+                                                                  if k not in INPUTS_CARD_EXTRAS},
                                                    f"{mdir.name}/model.json inputs")
         found.append(Trained(mdir.name, card["role"], model, card["name"], card.get("train_seconds"), val,
                              kind=card.get("task", "forecast"), run_dir=Path(run_dir), inputs=inputs))

@@ -8,14 +8,13 @@ benchmarks) does not read prediction files or import matplotlib.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from typing import Any
 
 import numpy as np
 
 from stkd import names
-from stkd.config import InputsConfig
+from stkd.config import INPUTS_CARD_EXTRAS
 
 ROLE_ORDER = names.ROLES
 ROLE_LABEL = {
@@ -418,11 +417,15 @@ def unservable_students(models: dict[str, dict]) -> list[str]:
     return [n for n, e in models.items() if e.get("role") in STUDENT_ROLES and not servable(e)]
 
 
-def not_served_reason(names: list[str], models: dict[str, dict]) -> str:
-    """Why students the serving path cannot feed are not served, and what to do (report and CLI)."""
+def none_served_reason(models: dict[str, dict]) -> str | None:
+    """Why the run serves no student, and what to do (report and CLI), when its students exist but the serving
+    path can feed none of them; None otherwise."""
+    names = unservable_students(models)
+    if not names or servable_students(models):
+        return None
     inputs = models[names[0]]["inputs"]
     what = "; ".join(f"{k} {', '.join(map(str, v)) if isinstance(v, list) else v}"
-                     for k, v in inputs.items() if k in {f.name for f in dataclasses.fields(InputsConfig)} and v)
+                     for k, v in inputs.items() if k not in INPUTS_CARD_EXTRAS and v)
     return (f"{', '.join(f'`{n}`' for n in names)} read other inputs than the run's window ({what}: "
             "`student.inputs`), and the serving path (`stkd serve`, `stkd export`, `stkd.load`) gives a model the "
             "run's window of every feature, with lagged channels at most; train the student without "
@@ -487,8 +490,8 @@ def _summary_lines(metrics: dict) -> list[str]:
         lines.append(f"- **Served by default** (`stkd serve`, `stkd export`, `stkd.load`; chosen on the validation "
                      f"split): `{served}`, validation {val_key.removeprefix('val_').upper()} "
                      f"{_fmt(_num(models[served].get(val_key)), '.3f')}" + (f" against {vs}" if vs else "") + why + ".")
-    elif (unservable := unservable_students(models)) and not servable_students(models):
-        lines.append(f"- **Served by default**: none. {not_served_reason(unservable, models)}")
+    elif (reason := none_served_reason(models)) is not None:
+        lines.append(f"- **Served by default**: none. {reason}")
     if t is None:
         lines.append("- No teacher in this run: ratios to the teacher not computed.")
     return lines or [f"- Not enough finite metrics to compare `{kd}` with other models."]
