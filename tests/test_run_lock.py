@@ -76,7 +76,9 @@ def test_overwrite_while_another_run_holds_the_folder_is_refused_and_changes_not
 
 @pytest.mark.parametrize("change, section", [(["student.name=mlp"], "student"),
                                              (["student.params.embed_dim=16"], "student"),
-                                             (["teacher.params.residual_channels=4"], "teacher")])
+                                             (["teacher.params.residual_channels=4"], "teacher"),
+                                             (["distill.alpha=0.9"], "distill"),
+                                             (["train.lr=0.01"], "train")])
 def test_resume_with_other_models_is_refused_before_anything_is_written(finished_run, tmp_path, capsys,
                                                                         change, section):
     import shutil
@@ -93,3 +95,30 @@ def test_resume_with_other_models_is_refused_before_anything_is_written(finished
     assert rc == 2 and f"--resume: the {section} section differs" in err and str(run / "config.yaml") in err, err
     assert sorted(p.name for p in (run / "models").iterdir()) == before
     assert (run / "config.yaml").read_bytes() == (out / "config.yaml").read_bytes()
+    if section in ("distill", "train"):  # the message names the setting, with both values
+        key = change[0].split("=")[0]
+        assert f"{key}: saved " in err and "now " + change[0].split("=")[1] in err, err
+
+
+def test_resume_may_change_where_a_run_trains_but_not_what_it_learns(finished_run, tmp_path):
+    """The train keys free on resume (device, threads, logging, time budget) pass the check; any other does
+    not, and the check reads the saved config.yaml, not the run's memory of it."""
+    import dataclasses
+    import shutil
+
+    from stkd.config import load_config
+    from stkd.runs import RESUME_FREE_TRAIN_KEYS, check_same_training
+
+    cfg, out = finished_run
+    run = tmp_path / "run"
+    shutil.copytree(out, run)
+    saved = load_config(run / "config.yaml")
+    free = dataclasses.replace(saved, train=dataclasses.replace(saved.train, threads=1, time_budget="5min",
+                                                                tensorboard=True))
+    assert {"threads", "time_budget", "tensorboard"} <= set(RESUME_FREE_TRAIN_KEYS)
+    check_same_training(run, free)  # no error
+    for change in ({"seed": saved.train.seed + 1}, {"epochs": saved.train.epochs + 1}, {"loss": "mse"}):
+        other = dataclasses.replace(saved, train=dataclasses.replace(saved.train, **change))
+        key = next(iter(change))
+        with pytest.raises(STKDError, match=rf"the train section differs .*train\.{key}: saved"):
+            check_same_training(run, other)

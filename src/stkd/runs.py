@@ -95,18 +95,36 @@ def run_lock(run_dir: Path) -> Iterator[Path]:
             os.close(fd)  # releases the lock; the file stays (deleting it would race with a new holder)
 
 
-def check_same_models(out: Path, cfg: RunConfig) -> None:
-    """On ``--resume``: the saved config's student and teacher sections must be this config's, or the resumed
-    run would train other models beside the old ones (and report both as one run)."""
+# ``train`` settings a resumed run may change: where and how fast it runs and where it logs, not what it
+# learns (a run started on a GPU may finish on a CPU, a spent time budget may be raised).
+RESUME_FREE_TRAIN_KEYS = ("device", "threads", "tensorboard", "mlflow", "time_budget")
+
+
+def check_same_training(out: Path, cfg: RunConfig) -> None:
+    """On ``--resume``: the saved config's models and everything that shapes their training (the task, the
+    teacher, student, distill and events sections, and the train section but for
+    :data:`RESUME_FREE_TRAIN_KEYS`) must be this config's. Otherwise the resumed run would train other models
+    beside the old ones, or finish a model under another objective than it started with, and report the
+    mix as one run."""
     saved_path = Path(out) / "config.yaml"
     if not saved_path.is_file():
         return
     saved, now = to_dict(load_config(saved_path)), to_dict(cfg)
-    for section in ("teacher", "student"):
-        if saved[section] != now[section]:
-            raise STKDError(f"--resume: the {section} section differs from the run's {saved_path} (saved "
-                            f"{_brief(saved[section])}, now {_brief(now[section])}); resume with the same "
-                            "config, or start a new run (another --out, or --overwrite)")
+    for section in ("task", "teacher", "student", "distill", "events", "train"):
+        was, isnow = saved.get(section), now.get(section)
+        if section == "train":
+            was, isnow = ({k: v for k, v in d.items() if k not in RESUME_FREE_TRAIN_KEYS} for d in (was, isnow))
+        if was == isnow:
+            continue
+        if section in ("teacher", "student"):
+            brief = f"saved {_brief(was)}, now {_brief(isnow)}"
+        elif isinstance(was, dict) and isinstance(isnow, dict):
+            keys = sorted(k for k in was.keys() | isnow.keys() if was.get(k) != isnow.get(k))
+            brief = "; ".join(f"{section}.{k}: saved {was.get(k)!r}, now {isnow.get(k)!r}" for k in keys)
+        else:
+            brief = f"saved {was!r}, now {isnow!r}"
+        raise STKDError(f"--resume: the {section} section differs from the run's {saved_path} ({brief}); resume "
+                        "with the same config, or start a new run (another --out, or --overwrite)")
 
 
 def _brief(section) -> str:
@@ -186,7 +204,7 @@ def open_run_dir(cfg: RunConfig, wd, out: Path, *, overwrite: bool, resume: bool
     if resume and (out / "data.json").is_file():
         check_same_data(out, wd)  # on every rank, so that every rank stops
     if resume:
-        check_same_models(out, cfg)
+        check_same_training(out, cfg)
     if is_rank0():
         prepare_run_dir(out, overwrite=overwrite, resume=resume)
         write_text(out / "config.yaml", dump_config(cfg))
