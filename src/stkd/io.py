@@ -7,9 +7,12 @@ through safetensors, everything else is JSON, YAML (``safe_load``) or ``.npy`` w
 
 from __future__ import annotations
 
+import glob
 import json
 import math
 import os
+import re
+import socket
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -22,11 +25,50 @@ _UMASK = os.umask(0)
 os.umask(_UMASK)
 
 
+def _writer_tag() -> str:
+    """This process as a temporary file names it, ``<host>-<pid>``: enough for a later writer on the same
+    host to tell whether the file's writer still runs (:func:`_sweep_orphans`)."""
+    host = re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname())[:40] or "host"
+    return f"{host}-{os.getpid()}"
+
+
+def _pid_alive(pid: int) -> bool:
+    """Whether a process with ``pid`` runs on this host (POSIX ``kill(pid, 0)``: it sends nothing)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def _sweep_orphans(path: Path, suffix: str) -> list[Path]:
+    """Remove the temporary files of ``path`` left by writers on this host that no longer run (a process
+    killed by a signal, e.g. the out-of-memory killer in the middle of a large soft-label cache, cannot
+    remove its own). A live writer's file, and any file of another host (a shared file system) or of
+    another naming, is left alone; on a non-POSIX system nothing is removed. Returns what was removed."""
+    if os.name != "posix" or not path.parent.is_dir():
+        return []
+    host = _writer_tag().rsplit("-", 1)[0]
+    pattern = re.compile(rf"\.{re.escape(path.name)}\.{re.escape(host)}-(\d+)\..*{re.escape(suffix)}")
+    removed = []
+    for tmp in path.parent.glob(f".{glob.escape(path.name)}.*{glob.escape(suffix)}"):
+        m = pattern.fullmatch(tmp.name)
+        if m is None or int(m.group(1)) == os.getpid() or _pid_alive(int(m.group(1))):
+            continue
+        tmp.unlink(missing_ok=True)
+        removed.append(tmp)
+    return removed
+
+
 def _temp_beside(path: Path, suffix: str) -> Path:
     """A new empty file next to ``path``, hidden and unique to this writer (``mkstemp``): two writers of
-    one result never write into each other's temporary file."""
+    one result never write into each other's temporary file. Its name says which process writes it, so
+    the files of writers that died without cleaning up are removed here first."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
+    _sweep_orphans(path, suffix)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{_writer_tag()}.", suffix=suffix)
     os.close(fd)
     return Path(tmp)
 
