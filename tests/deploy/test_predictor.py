@@ -128,7 +128,7 @@ def test_event_model_returns_probabilities(run_template, prepared):
 
 
 @pytest.mark.parametrize("case, match", [
-    ("short", "needs P=12 input steps"),
+    ("short", "needs 12 consecutive steps, the window has 11"),
     ("features", "F=1 feature"),
     ("nodes", "N=10 nodes"),
     ("unknown", "unknown node id"),

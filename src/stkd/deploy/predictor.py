@@ -319,8 +319,7 @@ class Predictor:
                             f"got shape {list(np.shape(window))}")
         B = a.shape[0]
         if a.shape[1] != P:
-            need = self._steps_needed() if s.lags else f"P={P} input steps"
-            raise DataError(f"predict: the model needs {need}, the window has {a.shape[1]}")
+            raise DataError(f"predict: the model needs {self._steps_needed()}, the window has {a.shape[1]}")
         if a.shape[3] != F:
             raise DataError(f"predict: the model needs F={F} feature(s) per node ({', '.join(s.features)}), "
                             f"the window has {a.shape[3]}")
