@@ -3,6 +3,7 @@
     python benchmarks/headroom.py --datasets los-loop --students stid-nb mlp --seeds 0 1 2
     python benchmarks/headroom.py --datasets akl-pedestrians --students stid mlp
     python benchmarks/headroom.py --datasets los-loop --students stid-nb mlp --layout blocks
+    python benchmarks/headroom.py --datasets akl-pedestrians --students stid --schedule 30 6 --student-lags 1D 7D
 
 Soft labels change the targets a student learns from, not its inputs or its capacity: at best they make
 the student what it would be with unlimited training data of the same kind, the best function of its own
@@ -39,7 +40,7 @@ import numpy as np
 from scipy.optimize import brentq
 
 from common import RESULTS, command, commands_line, machine_line, merged_records, save_result
-from evidence import DATASETS, STUDENTS, TARGET_RATIO, config, student_config
+from evidence import DATASETS, STUDENTS, TARGET_RATIO, config, lags_label, scarcity, student_config
 
 SHARES = (0.25, 0.5, 1.0)  # of the training period: its last part, or every 4th / 2nd / block
 LAYOUTS = ("last", "blocks")  # which part of the training period a share keeps (see the docstring)
@@ -72,10 +73,11 @@ def kept_steps(starts: np.ndarray, lo: int, hi: int, block: int) -> int:
 
 
 def run_one(dataset: str, student: str, share: float, seed: int, runs: Path, quick: bool, history: str | None,
-            schedule: tuple[int, int] | None = None, block: str | None = None) -> dict:
+            schedule: tuple[int, int] | None = None, block: str | None = None, lags: list[str] | None = None) -> dict:
     """One plain student on one share; ``block`` (a duration) thins the whole period into blocks (``--layout
-    blocks``) instead of keeping its last part (``history``)."""
-    from stkd.config import parse_config, parse_duration
+    blocks``) instead of keeping its last part (``history``); ``lags``: the student also reads these lagged
+    channels (evidence.py's ``--student-lags``)."""
+    from stkd.config import InputsConfig, parse_config, parse_duration
     from stkd.pipeline import prepare_task, train_student
     from stkd.runs import open_run_dir
 
@@ -84,20 +86,24 @@ def run_one(dataset: str, student: str, share: float, seed: int, runs: Path, qui
         cfg.train = dataclasses.replace(cfg.train, epochs=schedule[0], patience=schedule[1])
     task = prepare_task(cfg)
     task.cfg.student = student_config(dataset, student, cfg)
+    if lags:
+        task.cfg.student.inputs = InputsConfig(lags=list(lags))
     lo, hi = task.wd.ranges["train"]
     thinned = block is not None and share < 1
     every = int(round(1 / share))
     block_steps = int(round(parse_duration(block, "--block") / task.wd.data.freq.total_seconds())) if block else None
     if thinned:
         task.wd.starts["train"] = block_starts(task.wd.starts["train"], lo, task.wd.P + task.wd.H, block_steps, every)
-    folder = runs / dataset / (student + (f"-epochs-{schedule[0]}-patience-{schedule[1]}" if schedule else "")) / \
+    folder = runs / dataset / (student + (f"-epochs-{schedule[0]}-patience-{schedule[1]}" if schedule else "")
+                               + ("-lags-" + "-".join(lags) if lags else "")) / \
         (f"seed-{seed}-blocks-{block}-every-{every}" if thinned else f"seed-{seed}-share-{share:g}")
     # a run folder holds one student config and one set of training windows
     run_dir = open_run_dir(cfg, task.wd, folder, overwrite=False, resume=True)
     t0 = time.perf_counter()
     plain = train_student(task, run_dir, resume=True, progress=False, label=f"{student.replace('-', '_')}_plain")
     test = task.score(run_dir / "scores" / student, [plain])["models"][plain.name]["test"]
-    return {"dataset": dataset, "student": student, "share": share, "seed": seed, "history": history,
+    return {"dataset": dataset, "student": student, "student_lags": list(lags or []), "share": share, "seed": seed,
+            "history": history,
             "layout": "blocks" if thinned else "last" if share < 1 else None,  # None: the whole period, either
             "block": block if thinned else None, "block_steps": block_steps if thinned else None,
             "schedule": list(schedule) if schedule else None, "epochs": cfg.train.epochs,
@@ -111,8 +117,10 @@ def run_one(dataset: str, student: str, share: float, seed: int, runs: Path, qui
 
 
 def base_label(r: dict) -> str:
-    """The student and the schedule it trained on (a data set's own schedule may change)."""
-    return f"{r['student']}, {r['epochs']} epochs (patience {r['patience']})"
+    """The student, the schedule it trained on (a data set's own schedule may change) and the lagged channels
+    it reads, if any."""
+    lags = r.get("student_lags")
+    return f"{r['student']}, {r['epochs']} epochs (patience {r['patience']})" + (lags_label(lags) if lags else "")
 
 
 def row_label(r: dict) -> str:
@@ -153,18 +161,22 @@ def power_law(sizes: list[float], errors: list[float]) -> dict | None:
     return {"c": c, "reducible": reducible, "floor": e3 - reducible}
 
 
-def measured_gain(dataset: str, student: str, epochs: int) -> float | None:
-    """The distillation gain (mean over paired seeds, %) evidence.py measured for this student on the whole
-    period and the same schedule (its row ``student`` or ``student, N epochs``), if it has."""
+def measured_gains(dataset: str, student: str, epochs: int, lags: list[str] | None = None) -> dict[str, float]:
+    """The distillation gains (mean over paired seeds, %) evidence.py measured for this very student (the same
+    model, lagged channels and epochs) on the whole period with every reading, per evidence row (one per
+    teacher or objective), in the file's order; the main teacher's row first where it has one."""
     path = RESULTS / f"evidence-{dataset}.json"
     if not path.is_file():
-        return None
-    rows = [r for r in json.loads(path.read_text())["records"]
-            if r["student"] in (student, f"{student}, {epochs} epochs") and r.get("student_epochs", epochs) == epochs
-            and not r.get("history") and not r.get("earlier_rule")]
-    if not rows:
-        return None
-    return float(np.mean([100 * (r["plain_mae"] - r["kd_mae"]) / r["plain_mae"] for r in rows]))
+        return {}
+    rows: dict[str, list[dict]] = {}
+    for r in json.loads(path.read_text())["records"]:
+        if (r["student"].split(",")[0] == student and list(r.get("student_lags") or []) == list(lags or [])
+                and r.get("student_epochs", epochs) == epochs and scarcity(r) is None and not r.get("earlier_rule")):
+            rows.setdefault(r["student"], []).append(r)
+    gains = {label: float(np.mean([100 * (r["plain_mae"] - r["kd_mae"]) / r["plain_mae"] for r in rs]))
+             for label, rs in rows.items()}
+    main = [label for label in gains if ", teachers " not in label]
+    return {label: gains[label] for label in main + [label for label in gains if label not in main]}
 
 
 def by_row(records: list[dict]) -> dict[str, dict[float, list[dict]]]:
@@ -185,8 +197,8 @@ def by_row(records: list[dict]) -> dict[str, dict[float, list[dict]]]:
 
 def curve(dataset: str, shares: dict[float, list[dict]]) -> dict:
     """One complete row's mean training windows and test MAE per share, its power-law fit (None where the
-    day-of-week embedding flips along the curve, or no law fits) and evidence.py's distillation gain for the
-    same student."""
+    day-of-week embedding flips along the curve, or no law fits) and evidence.py's distillation gains for the
+    same student (per evidence row)."""
     windows = [float(np.mean([r["train_windows"] for r in shares[s]])) for s in SHARES]
     test = [float(np.mean([r["test_mae"] for r in shares[s]])) for s in SHARES]
     mixed = len({r["day_of_week"] for s in SHARES for r in shares[s]}) > 1
@@ -196,7 +208,7 @@ def curve(dataset: str, shares: dict[float, list[dict]]) -> dict:
                     if falling else None)
     return {"windows": windows, "test": test, "mixed_day_of_week": mixed, "per_doubling": per_doubling,
             "fit": None if mixed else power_law(windows, test),
-            "gain": measured_gain(dataset, first["student"], first["epochs"])}
+            "gains": measured_gains(dataset, first["student"], first["epochs"], first.get("student_lags"))}
 
 
 def share_text(r: dict) -> str:
@@ -236,11 +248,16 @@ def verdict(dataset: str, student: str, shares: dict[float, list[dict]]) -> str:
             need = 100 * (1 - target)
             text += (f" The issue's target asks for {need:.0f} %: "
                      + ("within that headroom." if head >= need else "more than the headroom."))
-    if c["gain"] is not None:
-        text += f" Distillation measured {c['gain']:+.1f} % on the whole period (the evidence table)."
-        if fit is not None and c["gain"] < 0.5 * 100 * fit["reducible"] / full:
+    gains = c["gains"]
+    if gains:
+        first, best = next(iter(gains)), max(gains, key=gains.__getitem__)
+        text += f" Distillation measured {gains[first]:+.1f} % on the whole period (the evidence row `{first}`)"
+        text += (f"; the best of its {len(gains)} rows {gains[best]:+.1f} % (`{best}`)." if best != first else ".")
+        if fit is not None and gains[best] < 0.5 * 100 * fit["reducible"] / full:
             text += (" Soft labels on the same windows realise less than half of that headroom: what more data "
                      "would give is more inputs, and the teacher labels only the windows the student already has.")
+        elif fit is not None and gains[best] > 0:
+            text += f" The best row realises {gains[best] / (fit['reducible'] / full):.0f} % of that headroom."
     whole = [r["best_epoch"] for r in shares[SHARES[-1]] if "best_epoch" in r]
     epochs, patience = shares[SHARES[-1]][0]["epochs"], shares[SHARES[-1]][0]["patience"]
     if whole and min(whole) > epochs - patience:  # early stopping did not end any of them
@@ -295,7 +312,12 @@ def headline(result: dict) -> str:
                                             curves[label]["fit"] is None,
                                             layout(complete[label][SHARES[0]][0]) != "blocks"))
     c = curves[best]
-    fit, gain = c["fit"], c["gain"]
+    fit, gains = c["fit"], c["gains"]
+    first = next(iter(gains), None)
+    top = max(gains, key=gains.__getitem__) if gains else None  # the evidence row with the largest gain
+    measured = "n/a" if first is None else f"{gains[first]:+.1f} %"
+    if top is not None and top != first:
+        measured += f", at best {gains[top]:+.1f} % (`{top}`)"
     if fit:
         what = (f"unlimited data of this kind would lower its test MAE by about "
                 f"{100 * fit['reducible'] / c['test'][-1]:.1f} % (a power law through its learning curve; if it holds, "
@@ -307,7 +329,7 @@ def headline(result: dict) -> str:
     else:
         what = "its learning curve does not extrapolate"
     return (f"- **Headroom** ({result['dataset']}, plain {best}, the best on validation): {what}; distillation "
-            f"measured {'n/a' if gain is None else f'{gain:+.1f} %'} ([benchmarks](docs/benchmarks.md#how-much-any-"
+            f"measured {measured} ([benchmarks](docs/benchmarks.md#how-much-any-"
             f"training-signal-could-give-a-student)).")
 
 
@@ -322,6 +344,8 @@ def main() -> None:
     ap.add_argument("--layout", choices=LAYOUTS, default="last",
                     help="a share keeps the last part of the training period, or every k-th block of it (default: last)")
     ap.add_argument("--block", default="8h", help="with --layout blocks: the blocks' length, a duration (default: 8h)")
+    ap.add_argument("--student-lags", nargs="+", default=None, metavar="LAG",
+                    help="the students also read these lagged channels, e.g. 1D 7D (as evidence.py's --student-lags)")
     ap.add_argument("--quick", action="store_true", help="2 epochs of 3 batches: a smoke test, nothing is saved")
     args = ap.parse_args()
     block = args.block if args.layout == "blocks" else None
@@ -338,11 +362,12 @@ def main() -> None:
             for share in SHARES:
                 for seed in args.seeds:
                     key = record_key({"student": student, "epochs": epochs, "patience": patience, "share": share,
-                                      "seed": seed, "layout": args.layout if share < 1 else None, "block": block})
+                                      "seed": seed, "layout": args.layout if share < 1 else None, "block": block,
+                                      "student_lags": args.student_lags})
                     if any(record_key(r) == key for r in records):
                         continue
                     new = run_one(dataset, student, share, seed, args.runs, args.quick,
-                                  history.get(share), args.schedule, block)
+                                  history.get(share), args.schedule, block, args.student_lags)
                     print(json.dumps(new), flush=True)
                     records.append(new)
                     if not args.quick:

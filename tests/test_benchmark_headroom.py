@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-from headroom import SHARES, block_starts, by_row, power_law  # noqa: E402
+import headroom  # noqa: E402
+from headroom import SHARES, block_starts, by_row, measured_gains, power_law  # noqa: E402
 
 
 @pytest.mark.parametrize("a, b, c", [(3.0, 2.0, 0.5), (1.5, 0.4, 1.0), (40.0, 25.0, 0.3)])
@@ -72,3 +73,41 @@ def test_whole_period_records_join_every_curve_of_their_student():
         assert sorted(shares) == [0.25, 0.5, 1.0]
         assert shares[1.0] == [records[0]]
     assert rows["mlp, 80 epochs (patience 15), blocks of 8h"][0.5] == [records[3]]
+
+
+def test_a_lag_reading_student_has_curves_of_its_own():
+    base = {"student": "stid", "epochs": 30, "patience": 6, "seed": 0, "share": 1.0}
+    rows = by_row([base, base | {"student_lags": ["1D", "7D"]}, base | {"student_lags": []}])
+    assert sorted(rows) == ["stid, 30 epochs (patience 6)", "stid, 30 epochs (patience 6), reading lags 1D, 7D"]
+    assert len(rows["stid, 30 epochs (patience 6)"][1.0]) == 2  # no lags and an empty list are the same student
+
+
+def test_measured_gains_are_those_of_this_very_student_on_the_whole_period(tmp_path, monkeypatch):
+    """Every evidence row of the same model, lags and epochs with all the data counts, the main teacher's row
+    first; rows of another student, other lags, another schedule, less data or an earlier rule do not."""
+    import json
+
+    def rec(label, plain, kd, **extra):
+        return {"student": label, "plain_mae": plain, "kd_mae": kd, "student_epochs": 30, **extra}
+
+    lags = {"student_lags": ["1D", "7D"]}
+    records = [rec("stid, teachers stid-32, 30 epochs, reading lags 1D, 7D", 40.0, 39.6, **lags),  # +1.0 %
+               rec("stid, 30 epochs, reading lags 1D, 7D", 40.0, 41.0, **lags),  # -2.5 %, the main teacher
+               rec("stid, 30 epochs, reading lags 1D, 7D", 50.0, 51.0, seed=1, **lags),  # -2.0 %: mean -2.25 %
+               rec("stid, 30 epochs", 50.0, 45.0),  # no lags: another student
+               rec("stid, teachers stid-32, 60 epochs, reading lags 1D", 40.0, 30.0, student_lags=["1D"]),
+               rec("stid, teachers stid-32, 30 epochs, reading lags 1D, 7D, 7d of history", 40.0, 30.0, history="7d",
+                   **lags),
+               rec("stid, 30 epochs, 50 % outages, reading lags 1D, 7D", 40.0, 30.0, outages=0.5, **lags),
+               rec("stid, teachers gwnet + stid, 30 epochs, reading lags 1D, 7D", 40.0, 30.0, earlier_rule=True,
+                   **lags),
+               rec("mlp, 30 epochs, reading lags 1D, 7D", 40.0, 30.0, **lags),
+               rec("stid, teachers 4 stid-32, 30 epochs, reading lags 1D, 7D", 40.0, 40.0, student_epochs=60, **lags)]
+    (tmp_path / "evidence-akl-pedestrians.json").write_text(json.dumps({"records": records}))
+    monkeypatch.setattr(headroom, "RESULTS", tmp_path)
+    gains = measured_gains("akl-pedestrians", "stid", 30, ["1D", "7D"])
+    assert list(gains) == ["stid, 30 epochs, reading lags 1D, 7D", "stid, teachers stid-32, 30 epochs, reading lags 1D, 7D"]
+    assert gains["stid, 30 epochs, reading lags 1D, 7D"] == pytest.approx(-2.25)
+    assert gains["stid, teachers stid-32, 30 epochs, reading lags 1D, 7D"] == pytest.approx(1.0)
+    assert measured_gains("akl-pedestrians", "stid", 30) == {"stid, 30 epochs": pytest.approx(10.0)}
+    assert measured_gains("los-loop", "stid", 30) == {}  # no evidence file
