@@ -8,6 +8,7 @@ features are the forecast targets; the rest are covariates (inputs only).
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from typing import cast
 
 import numpy as np
 import pandas as pd
@@ -182,7 +183,9 @@ class STData:
         adj = self.adjacency
         density = None
         if adj is not None:
-            nnz = adj.count_nonzero() if sp.issparse(adj) else int(np.count_nonzero(np.asarray(adj)))
+            # cast: scipy has no type stubs, so issparse() does not narrow ndarray | sparse for mypy
+            nnz = cast("sp.spmatrix | sp.sparray", adj).count_nonzero() if sp.issparse(adj) \
+                else int(np.count_nonzero(np.asarray(adj)))
             density = nnz / float(self.num_nodes**2)
         return {
             "name": self.name,

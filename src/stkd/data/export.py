@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import pandas as pd
@@ -92,7 +93,9 @@ def export_data(data: STData, out: str | Path, fmt: str = "wide", *, overwrite: 
         written.append(write_text(out / "locations.csv", _csv(locs, index=False)))
         data_cfg["locations"] = "locations.csv"
     if data.adjacency is not None:
-        adj = data.adjacency.toarray() if sp.issparse(data.adjacency) else np.asarray(data.adjacency)
+        # cast: scipy has no type stubs, so issparse() does not narrow ndarray | sparse for mypy
+        adj = cast("sp.spmatrix | sp.sparray", data.adjacency).toarray() if sp.issparse(data.adjacency) \
+            else np.asarray(data.adjacency)
         # a blank corner cell, then node ids on both axes: read back in order even when the ids are numbers
         frame = pd.DataFrame(adj.astype(np.float32), index=pd.Index(data.nodes, name=""), columns=data.nodes)
         written.append(write_text(out / "adjacency.csv", _csv(frame, index=True)))  # [N, N]
