@@ -136,6 +136,6 @@ def fill_inputs(values: np.ndarray, mask: np.ndarray, method: str = "ffill", per
             carry = blk[-1].copy()  # taken before the leading gaps are filled: they stay NaN here
         if gaps.size:
             col = gaps % W
-            fill = slots[(t0 + gaps // W) % period, col] if slots is not None else means[col]
+            fill = slots[(t0 + gaps // W) % len(slots), col] if slots is not None else means[col]
             blk.reshape(-1)[gaps] = fill
     return out

@@ -116,7 +116,8 @@ def _highways(rng: np.random.Generator, half: float, n_highways: int, per_lane: 
     Returns positions ``[H, 2]``, directed edges (upstream, downstream) and per-sensor heading
     vectors. Highways fan out at spread angles through points near the centre and bend gently.
     """
-    xy, edges, direction = [], [], []
+    xy: list[np.ndarray] = []  # [M, 2] positions per carriageway
+    edges, direction = [], []
     s = np.linspace(-half, half, per_lane)  # [M] distance along the highway
     for h in range(n_highways):
         angle = np.pi * (h + rng.uniform(-0.3, 0.3)) / n_highways

@@ -324,7 +324,7 @@ def _field_counts(raw: bytes, path: Path) -> tuple[list[str], np.ndarray, np.nda
         return header, fields[1:], line_no[1:]
     text = raw.decode("utf-8", errors="replace")
     reader = csv.reader(io.StringIO(text, newline=""))
-    header: list[str] = []
+    header = []
     counts, lines = [], []
     prev = 0
     for row in reader:
