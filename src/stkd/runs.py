@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from torch import nn
@@ -112,8 +113,9 @@ def check_same_training(out: Path, cfg: RunConfig) -> None:
     saved, now = to_dict(load_config(saved_path)), to_dict(cfg)
     for section in ("task", "teacher", "student", "distill", "events", "train"):
         was, isnow = saved.get(section), now.get(section)
-        if section == "train":
-            was, isnow = ({k: v for k, v in d.items() if k not in RESUME_FREE_TRAIN_KEYS} for d in (was, isnow))
+        if section == "train":  # a dict in both: every RunConfig has a train section
+            was, isnow = ({k: v for k, v in d.items() if k not in RESUME_FREE_TRAIN_KEYS}
+                          for d in (saved[section], now[section]))
         if was == isnow:
             continue
         if section in ("teacher", "student"):
@@ -163,7 +165,7 @@ def absolutize_paths(cfg: RunConfig, base_dir: Path | None) -> RunConfig:
     if base_dir is None:
         return cfg
     d = cfg.data
-    changes = {}
+    changes: dict[str, Any] = {}  # str values; Any because mypy checks **changes against every field of DataConfig
     for key in ("path", "locations", "adjacency", "distances"):
         value = getattr(d, key)
         if value and not Path(value).is_absolute():

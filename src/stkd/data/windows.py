@@ -21,6 +21,7 @@ import json
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass, fields
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -62,8 +63,11 @@ class Batch:
 
     def to(self, device, non_blocking: bool = False) -> "Batch":
         """The same batch on ``device`` (a new object; tensors already there are not copied)."""
-        moved = {f.name: getattr(self, f.name) for f in fields(self)}
-        return Batch(**{k: v if v is None else v.to(device, non_blocking=non_blocking) for k, v in moved.items()})
+        moved: dict[str, Any] = {}  # every field's tensor on device; nodes stays None when it is
+        for f in fields(self):
+            v = getattr(self, f.name)
+            moved[f.name] = None if v is None else v.to(device, non_blocking=non_blocking)
+        return Batch(**moved)
 
     def __len__(self) -> int:
         return int(self.start.shape[0])
@@ -278,7 +282,7 @@ class WindowedData:
         a, s = self._as_starts(starts)  # [B]
         B, P, H, N, F, Fo = len(a), self.P, self.H, self.num_nodes, int(self.x_all.shape[2]), self.out_features
         if self.view_spec is not None:
-            return self._view_batch(a, s, nodes)
+            return self._view_batch(self.view_spec, a, s, nodes)
         t_in = s[:, None] + torch.arange(P, device=self.device)  # [B, P]
         t_out = (a[:, None] + np.arange(P, P + H)).reshape(-1)  # [B*H] target steps
         if nodes is None:
@@ -308,12 +312,12 @@ class WindowedData:
         t_in = s[:, None] + torch.arange(self.P, device=self.device)  # [B, P]
         return self.mask_all[t_in].all(dim=1, keepdim=True)  # [B, P, N, F_out] -> [B, 1, N, F_out]
 
-    def _view_batch(self, a: np.ndarray, s: torch.Tensor, nodes) -> Batch:
-        """A batch whose ``x``, ``tod``, ``dow`` follow the view; targets and mask as the plain window's."""
+    def _view_batch(self, v: InputView, a: np.ndarray, s: torch.Tensor, nodes) -> Batch:
+        """A batch whose ``x``, ``tod``, ``dow`` follow the view ``v`` (this data's ``view_spec``); targets and
+        mask as the plain window's."""
         plain = copy.copy(self)
         plain.view_spec = None
         base = plain.batch(a, nodes)  # targets, mask, node subset as usual
-        v = self.view_spec
         L, H = v.length, self.H
         t_in = (s + self.P)[:, None] - L + torch.arange(L, device=self.device)  # [B, L], may reach before step 0
         feats = torch.as_tensor(v.features, device=self.device)
@@ -378,8 +382,9 @@ def data_fingerprint(data: STData, cfg: DataConfig) -> str:
     h = hashlib.sha256()
     settings = {"input": cfg.window.input, "horizon": cfg.window.horizon, "split": [float(r) for r in cfg.split],
                 "impute": cfg.impute, "scaler": cfg.scaler, "scaler_scope": cfg.scaler_scope}
-    if getattr(cfg, "clip_outliers", None) is not None:  # only then, so older runs keep their fingerprint
-        settings["clip_outliers"] = float(cfg.clip_outliers)
+    clip = getattr(cfg, "clip_outliers", None)
+    if clip is not None:  # only then, so older runs keep their fingerprint
+        settings["clip_outliers"] = float(clip)
     if getattr(cfg, "history", None) is not None:  # the same: only then
         settings["history"] = str(cfg.history)
     h.update(json.dumps(settings, sort_keys=True).encode())

@@ -341,9 +341,10 @@ def _field_counts(raw: bytes, path: Path) -> tuple[list[str], np.ndarray, np.nda
 
 
 def _read_csv(path: Path, what: str, usecols: list[str] | None = None,
-              dtype: dict | None = None) -> tuple[pd.DataFrame, _Rows]:
+              dtype: type | dict | None = None) -> tuple[pd.DataFrame, _Rows]:
     """``pd.read_csv`` with the checks pandas does not make: empty file, header only, duplicate column
-    names (pandas would rename them ``x.1``), rows with a wrong number of fields (a truncated file)."""
+    names (pandas would rename them ``x.1``), rows with a wrong number of fields (a truncated file).
+    ``dtype`` as pandas takes it: one type for every column (``str``) or one per column."""
     _check_file(path, what)
     raw = _read_raw(path)
     try:
