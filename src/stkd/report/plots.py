@@ -8,6 +8,7 @@ import csv
 import math
 import warnings
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
@@ -22,6 +23,7 @@ from stkd.report.tables import (
     _num,
     _ordered_models,
     _ratio,
+    _role,
     _test_value,
 )
 
@@ -45,8 +47,8 @@ class _Skip(Exception):
     """A plot cannot be drawn from this run's files; the message says why (it goes into report.md)."""
 
 
-def _figure(nrows: int = 1, ncols: int = 1, size: tuple[float, float] = (8, 4.5), layout: str | None = "constrained",
-            **kw):
+def _figure(nrows: int = 1, ncols: int = 1, size: tuple[float, float] = (8, 4.5),
+            layout: Literal["constrained", "compressed", "tight"] | None = "constrained", **kw):
     """A pyplot-free figure (Agg canvas, no global state) with its axes."""
     from matplotlib.figure import Figure
 
@@ -76,7 +78,7 @@ def _plot_error_by_horizon(run: _Run, colors: dict, path: Path) -> str | None:
         y = _float_array([s.get("mae") if isinstance(s, dict) else None for s in per_step])
         if y.size == 0 or np.all(np.isnan(y)):
             continue
-        role = m.get("role")
+        role = _role(m)
         ax.plot(np.arange(1, y.size + 1), y, ROLE_STYLE.get(role, ":"), marker="o", ms=3.5,
                 lw=2.2 if role in ("teacher", "student_kd") else 1.6, color=colors[name],
                 label=f"{name} ({ROLE_LABEL.get(role, role)})")
@@ -448,7 +450,7 @@ def _plot_confusion(run: _Run, path: Path) -> str | None:
     for name, m in _ordered_models(run.metrics):
         cm = (m.get("test") or {}).get("confusion_matrix")
         if isinstance(cm, list) and cm and all(isinstance(r, list) for r in cm):
-            mats.append((name, m.get("role"), np.asarray(cm, dtype=float)))
+            mats.append((name, _role(m), np.asarray(cm, dtype=float)))
     if not mats:
         raise _Skip("no model reports a confusion matrix (`test.confusion_matrix`)")
     names = (run.metrics.get("events") or {}).get("class_names") or [str(k) for k in range(mats[0][2].shape[0])]

@@ -111,12 +111,23 @@ def _ordered_models(metrics: dict) -> list[tuple[str, dict]]:
     return sorted(models, key=lambda kv: rank.get(kv[1].get("role"), len(ROLE_ORDER)))
 
 
+def _role(m: dict) -> str:
+    """A model's role in metrics.json as text (``"None"`` when it names none): the role tables' key, shown as
+    it is where the report does not know it."""
+    return str(m.get("role"))
+
+
+def _role_label(m: dict) -> str:
+    """A model's role as the tables name it."""
+    return ROLE_LABEL.get(_role(m), _role(m))
+
+
 def _model_colors(metrics: dict) -> dict[str, str]:
     """A fixed colour per model, taken from its role's palette in report order."""
     used: dict[str, int] = {}
     colors = {}
     for name, m in _ordered_models(metrics):
-        role = m.get("role") if m.get("role") in ROLE_PALETTE else "baseline"
+        role = _role(m) if _role(m) in ROLE_PALETTE else "baseline"
         palette = ROLE_PALETTE[role]
         colors[name] = palette[used.get(role, 0) % len(palette)]
         used[role] = used.get(role, 0) + 1
@@ -248,7 +259,7 @@ COST_HEADER = ["latency b=1 (ms)", "throughput (windows/s)", "train time (s)"]
 
 def _role_cell(m: dict) -> str:
     """The role column: ``baseline, period 1 day`` for a seasonal baseline (which profile it used)."""
-    label = ROLE_LABEL.get(m.get("role"), str(m.get("role")))
+    label = _role_label(m)
     return f"{label}, period {m['period']}" if m.get("period") else label
 
 
@@ -269,7 +280,7 @@ def format_table(metrics: dict) -> str:
         names = {"f1": "F1", "auroc": "AUROC", "ap": "AP", "ece": "ECE"}
         header = ["model", "role", "params"] + [names.get(c, c) for c in cols]
         rows = [
-            [name, ROLE_LABEL.get(m.get("role"), str(m.get("role"))), _fmt_params(m.get("params"))]
+            [name, _role_label(m), _fmt_params(m.get("params"))]
             + [_fmt(_cls_value(m.get("test") or {}, c), ".3f") for c in cols]
             + _cost_cells(m)
             for name, m in models
@@ -317,7 +328,7 @@ def format_detection_table(metrics: dict) -> str:
         d = (m.get("test") or {}).get("detection")
         if not isinstance(d, dict):
             continue
-        rows.append([name, ROLE_LABEL.get(m.get("role"), str(m.get("role"))),
+        rows.append([name, _role_label(m),
                      f"{d.get('detected', 'n/a')} / {d.get('incidents', 'n/a')}",
                      _fmt(d.get("share_detected"), ".3f"), _fmt(d.get("mean_delay_steps"), ".2f"),
                      _fmt(d.get("median_delay_steps"), ".1f"), _fmt(d.get("median_delay_minutes"), ".0f"),
