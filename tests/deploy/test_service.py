@@ -131,6 +131,26 @@ def test_rollback_and_reset_are_authenticated_and_backed_up(client, run_dir, pre
         assert r.status_code == 403 and "--token" in r.json()["detail"]
 
 
+def test_a_rollback_before_the_first_post_does_not_serve_the_dropped_readings_forecast(client, run_dir, prepared):
+    """Rolling back before the first post restarted the window's version at 0: the same steps posted again
+    with other readings reached the cached forecast's key, and /forecast answered the dropped readings'."""
+    data, wd = prepared
+    t0 = int(wd.starts["test"][0])
+    for k in range(12):
+        assert post(client, data, t0 + k).status_code == 200
+    dropped = client.get("/forecast").json()
+    r = client.post("/admin/rollback", params={"to": str(data.index[t0 - 1])}, headers=AUTH)
+    assert r.status_code == 200 and r.json()["latest"] is None, r.text
+    for k in range(12):  # the same steps, the readings of other steps
+        assert post(client, data, t0 - 200 + k, timestamp=str(data.index[t0 + k])).status_code == 200
+    again = client.get("/forecast").json()
+    assert again != dropped
+    with TestClient(create_app(run_dir, "torch", state_path=False)) as fresh:
+        for k in range(12):
+            assert post(fresh, data, t0 - 200 + k, timestamp=str(data.index[t0 + k])).status_code == 200
+        assert fresh.get("/forecast").json() == again
+
+
 def test_reset_state_starts_empty_and_keeps_the_old_file(run_dir, prepared):
     data, wd = prepared
     state = state_file(run_dir)

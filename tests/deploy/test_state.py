@@ -87,6 +87,22 @@ def test_rollback_restores_the_window_exactly():
     assert w.rollback(-5, times) == 8 and w.latest is None  # before the first post: empty (4 steps held)
 
 
+def test_a_rollback_that_empties_the_window_keeps_the_version_counting_up():
+    """The service caches its forecast under (version, latest): a rollback before the first post restarted
+    the version at 0, so posting the same steps again reached a cached key with other readings."""
+    w = RollingWindow(3, 2, 1)
+    keys = set()
+    for pos in range(3):
+        w.put(pos, np.array([0, 1]), np.ones((2, 1), np.float32))
+        keys.add((w.version, w.latest))
+    version = w.version
+    w.rollback(-1, times)
+    assert w.latest is None and w.version > version
+    for pos in range(3):
+        w.put(pos, np.array([0, 1]), np.zeros((2, 1), np.float32))
+        assert (w.version, w.latest) not in keys
+
+
 def test_round_trip_and_the_newest_save_wins(tmp_path):
     path = tmp_path / "state.sqlite"
     store = _store(path)

@@ -185,8 +185,10 @@ class RollingWindow:
             raise WindowConflict(f"nothing to roll back: the latest step is "
                                  f"{'none' if self.latest is None else times([self.latest])[0]}")
         dropped = int(self.seen[max(0, to - self.start + 1):].sum())
-        if to < self.first:
-            self.__init__(self.P, self.N, self.F)
+        if to < self.first:  # an empty window; its version still counts up: it keys the service's forecast cache
+            empty = RollingWindow(self.P, self.N, self.F)
+            empty.version = self.version + 1
+            self.__dict__.update(empty.__dict__)
             return dropped
         earliest = max(self.start, self.known_from) + self.P - 1
         if to < earliest:
