@@ -91,13 +91,17 @@ class RollingWindow:
     # ------------------------------------------------------------- facts
     @property
     def start(self) -> int:
-        """Grid position of row 0."""
+        """Grid position of row 0 (of a window with a post: every caller checks or sets ``latest`` first)."""
+        assert self.latest is not None, "an empty window has no rows on the grid"
         return self.latest - self.L + 1
 
     @property
     def steps(self) -> int:
         """Steps spanned since the first post (0 when empty)."""
-        return 0 if self.latest is None else self.latest - self.first + 1
+        if self.latest is None:
+            return 0
+        assert self.first is not None, "the first post sets it with latest"
+        return self.latest - self.first + 1
 
     @property
     def ready(self) -> bool:
@@ -113,6 +117,7 @@ class RollingWindow:
         """``(values [P, N, F], positions [P], carry [N, F])`` of the window the model reads: its last P
         steps, and each column's last reading before them (the rollback rows folded into ``carry``)."""
         P = self.P
+        assert self.latest is not None, "an empty window has no steps to read"
         carry = self.carry.copy()
         for row in self.values[:-P]:  # oldest first
             np.copyto(carry, row, where=~np.isnan(row))
@@ -164,6 +169,7 @@ class RollingWindow:
             self.values[:-k], self.seen[:-k] = self.values[k:], self.seen[k:]
             self.values[-k:], self.seen[-k:] = np.nan, False
         self.latest = pos
+        assert self.known_from is not None, "the first post sets it with latest"
         self.known_from = max(self.known_from, self.start)
 
     def put(self, pos: int, idx: np.ndarray, vals: np.ndarray) -> None:
@@ -172,6 +178,7 @@ class RollingWindow:
         row = pos - self.start
         self.values[row, idx] = vals
         self.seen[row, idx] = True
+        assert self.first is not None, "the first post sets it with latest"
         self.first = min(self.first, pos)
         self.version += 1
 
@@ -185,6 +192,7 @@ class RollingWindow:
             raise WindowConflict(f"nothing to roll back: the latest step is "
                                  f"{'none' if self.latest is None else times([self.latest])[0]}")
         dropped = int(self.seen[max(0, to - self.start + 1):].sum())
+        assert self.first is not None and self.known_from is not None, "the first post sets them with latest"
         if to < self.first:  # an empty window; its version still counts up: it keys the service's forecast cache
             empty = RollingWindow(self.P, self.N, self.F)
             empty.version = self.version + 1
@@ -322,9 +330,15 @@ class WindowStore:
                  path, kept, self.path)
 
     # ------------------------------------------------------------- read / write
+    def _connection(self) -> sqlite3.Connection:
+        """The store's connection, opened first if need be."""
+        db = self.open()._db
+        assert db is not None, "open() connects or raises"
+        return db
+
     def load(self) -> RollingWindow | None:
         """The saved window, or None when there is none; StateError when the file holds something else."""
-        db = self.open()._db
+        db = self._connection()
         try:
             row = db.execute("SELECT meta, readings, carry, seen FROM window WHERE id = 0").fetchone()
         except sqlite3.Error as e:
@@ -346,8 +360,8 @@ class WindowStore:
                            "P": w.P, "L": w.L, "N": w.N, "F": w.F, "latest": w.latest, "first": w.first,
                            "known_from": w.known_from, "version_counter": w.version})
         try:
-            self.open()._db.execute("INSERT OR REPLACE INTO window VALUES (0, ?, ?, ?, ?)",
-                                    (meta, w.values.tobytes(), w.carry.tobytes(), w.seen.tobytes()))
+            self._connection().execute("INSERT OR REPLACE INTO window VALUES (0, ?, ?, ?, ?)",
+                                       (meta, w.values.tobytes(), w.carry.tobytes(), w.seen.tobytes()))
         except (sqlite3.Error, OSError) as e:
             raise StateError(f"cannot save the rolling window to {self.path}: {e}", cause=str(e)) from None
 
@@ -357,7 +371,7 @@ class WindowStore:
             return None
         dest = self.path.with_name(f"{self.path.name}.{label}-{time.strftime('%Y%m%d-%H%M%S')}")
         try:
-            self.open()._db.execute("VACUUM INTO ?", (str(dest),))
+            self._connection().execute("VACUUM INTO ?", (str(dest),))
         except sqlite3.Error as e:
             raise StateError(f"cannot back up {self.path} to {dest.name} before the {label}: {e}",
                              cause=str(e)) from None
