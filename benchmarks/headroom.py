@@ -211,6 +211,21 @@ def curve(dataset: str, shares: dict[float, list[dict]]) -> dict:
             "gains": measured_gains(dataset, first["student"], first["epochs"], first.get("student_lags"))}
 
 
+def last_doubling(c: dict) -> float:
+    """What the last doubling of the training windows gave (%, positive: the whole period's error is lower)."""
+    return 100 * (c["test"][1] - c["test"][2]) / c["test"][2]
+
+
+def beyond_data(c: dict, gain: float) -> str:
+    """A sentence where distillation's best gain is more than the last doubling of the data gave: then what the
+    teacher adds is not more windows of the kind the student has (empty otherwise)."""
+    doubling = last_doubling(c)
+    if gain <= 0 or gain <= doubling:
+        return ""
+    return (f" That is more than the last doubling of the training windows gave ({doubling:+.1f} %): what the "
+            "teacher adds is not more data of this kind.")
+
+
 def share_text(r: dict) -> str:
     """What a record's share kept, for the sentences: "half the history", "1 block in 4", "the whole period"."""
     if layout(r) is None:
@@ -258,6 +273,7 @@ def verdict(dataset: str, student: str, shares: dict[float, list[dict]]) -> str:
                      "would give is more inputs, and the teacher labels only the windows the student already has.")
         elif fit is not None and gains[best] > 0:
             text += f" The best row realises {gains[best] / (fit['reducible'] / full):.0f} % of that headroom."
+        text += beyond_data(c, gains[best])
     whole = [r["best_epoch"] for r in shares[SHARES[-1]] if "best_epoch" in r]
     epochs, patience = shares[SHARES[-1]][0]["epochs"], shares[SHARES[-1]][0]["patience"]
     if whole and min(whole) > epochs - patience:  # early stopping did not end any of them
@@ -318,6 +334,8 @@ def headline(result: dict) -> str:
     measured = "n/a" if first is None else f"{gains[first]:+.1f} %"
     if top is not None and top != first:
         measured += f", at best {gains[top]:+.1f} % (`{top}`)"
+    if top is not None and beyond_data(c, gains[top]):
+        measured += f", more than the last doubling of its training windows gave ({last_doubling(c):+.1f} %)"
     if fit:
         what = (f"unlimited data of this kind would lower its test MAE by about "
                 f"{100 * fit['reducible'] / c['test'][-1]:.1f} % (a power law through its learning curve; if it holds, "

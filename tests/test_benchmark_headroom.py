@@ -12,7 +12,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 import headroom  # noqa: E402
-from headroom import SHARES, block_starts, by_row, measured_gains, power_law  # noqa: E402
+from headroom import SHARES, beyond_data, block_starts, by_row, measured_gains, power_law  # noqa: E402
 
 
 @pytest.mark.parametrize("a, b, c", [(3.0, 2.0, 0.5), (1.5, 0.4, 1.0), (40.0, 25.0, 0.3)])
@@ -111,3 +111,11 @@ def test_measured_gains_are_those_of_this_very_student_on_the_whole_period(tmp_p
     assert gains["stid, teachers stid-32, 30 epochs, reading lags 1D, 7D"] == pytest.approx(1.0)
     assert measured_gains("akl-pedestrians", "stid", 30) == {"stid, 30 epochs": pytest.approx(10.0)}
     assert measured_gains("los-loop", "stid", 30) == {}  # no evidence file
+
+
+def test_a_gain_beyond_what_doubling_the_data_gave_is_said_only_when_it_is():
+    flat = {"test": [46.4, 44.68, 44.73]}  # the last doubling raised the error by 0.1 %
+    assert "more than the last doubling of the training windows gave (-0.1 %)" in beyond_data(flat, 0.6)
+    assert beyond_data(flat, -0.5) == ""  # a loss is never "more"
+    steep = {"test": [4.6, 4.0, 3.6]}  # the last doubling gave 11.1 %
+    assert beyond_data(steep, 0.6) == "" and beyond_data(steep, 12.0) != ""
