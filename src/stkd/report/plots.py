@@ -24,6 +24,7 @@ from stkd.report.tables import (
     _ordered_models,
     _ratio,
     _role,
+    _role_label,
     _test_value,
 )
 
@@ -176,7 +177,7 @@ def _plot_forecast_vs_truth(run: _Run, colors: dict, path: Path, days: float = 3
                 y_hat = _series_by_step(pred[:, h - 1, node, 0].astype(float), starts, P + h - 1, lo, hi)
                 y_hat[np.isnan(y_true)] = np.nan  # not scored where the truth is missing: drawn as a gap too
                 ax.plot(x if x is not None else grid, y_hat, color=colors[name], lw=1.0, alpha=0.9,
-                        label=f"{name} ({ROLE_LABEL.get(run.metrics['models'][name].get('role'))})")
+                        label=f"{name} ({_role_label(run.metrics['models'][name])})")
             ax.set_title(f"sensor {nodes[node]}, {h} step{'s' if h > 1 else ''} ahead", fontsize=10)
             ax.grid(alpha=0.3)
             if c == 0:
