@@ -2,6 +2,8 @@
 
     python benchmarks/distill_gain.py --teacher-run bench-runs/evidence/los-loop/teacher-seed-0 --student mlp
     # -> docs/results/distill-gain-los-loop-mlp.json (one file per data set and student)
+    python benchmarks/distill_gain.py --teacher-run bench-runs/evidence/akl-pedestrians/teacher-seed-0-stid-64 \
+        --student stid --student-lags 1D 7D   # -> distill-gain-akl-pedestrians-stid-lags-1D-7D.json
 
 The teachers of one run (trained once, their soft labels cached; by default seed 0 of
 ``benchmarks/evidence.py`` on Los-loop) are reused; only the student is retrained, with each method below
@@ -24,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from common import RESULTS, command, machine_line, mean_std, merged_records, save_result
-from evidence import DATASETS, STUDENTS, paired_row, student_config
+from evidence import DATASETS, STUDENTS, lags_label, paired_row, student_config
 
 PLAIN = "plain (no teacher)"
 METHODS = {
@@ -72,10 +74,11 @@ def teacher_fit(teacher_run: Path, base, wd, teacher) -> dict:
 
 
 def run(teacher_run: Path, out: Path, seeds: list[int], device: str, student: str, quick: bool,
-        records: list[dict], save, methods: list[str]) -> tuple[list[dict], dict]:
+        records: list[dict], save, methods: list[str], lags: list[str] | None = None) -> tuple[list[dict], dict]:
     """Train and score every (method, seed) not in ``records``; ``save(records, fit)`` after each (``fit``:
-    :func:`teacher_fit` of the single-teacher methods' teacher)."""
-    from stkd.config import parse_config, to_dict
+    :func:`teacher_fit` of the single-teacher methods' teacher); ``lags``: the student also reads these lagged
+    channels (``student.inputs.lags``)."""
+    from stkd.config import InputsConfig, parse_config, to_dict
     from stkd.data.windows import load_windowed
     from stkd.evaluate import evaluate_forecaster, model_forecaster
     from stkd.pipeline import train_student
@@ -93,6 +96,7 @@ def run(teacher_run: Path, out: Path, seeds: list[int], device: str, student: st
         model_name, params = chosen.name, chosen.params
     else:
         model_name, params = STUDENTS[student]
+    swd = wd.view(InputsConfig(lags=list(lags))) if lags else wd  # what the student reads
     done = {(r["method"], r["seed"]) for r in records}
     for method, (overrides, names) in ((m, METHODS[m]) for m in methods):
         if names == "all" and len(teachers) < 2:
@@ -102,6 +106,8 @@ def run(teacher_run: Path, out: Path, seeds: list[int], device: str, student: st
                 continue
             raw = to_dict(base)
             raw["student"] = {"name": model_name, "params": dict(params), "epochs": None}
+            if lags:
+                raw["student"]["inputs"] = {"lags": list(lags)}
             raw["train"].update(seed=seed, device=device)
             if quick:
                 raw["train"].update(epochs=2, max_batches=5)
@@ -116,7 +122,7 @@ def run(teacher_run: Path, out: Path, seeds: list[int], device: str, student: st
                 signal = task.teacher_signal(Path(teacher_run), chosen_by[names]) if names else None
                 model = train_student(task, run_dir, signal, progress=False).model
             model.cpu()
-            mae = {split: evaluate_forecaster(model_forecaster(model, wd), wd, split, [3, 6, 12],
+            mae = {split: evaluate_forecaster(model_forecaster(model, swd), swd, split, [3, 6, 12],
                                               keep_bytes=0).metrics["mae"] for split in ("val", "test")}
             records.append({"method": method, "seed": seed, "val_mae": mae["val"], "test_mae": mae["test"],
                             "teachers": [t.name for t in chosen_by[names]] if names else [], "command": command()})
@@ -191,7 +197,8 @@ def render(result: dict) -> str:
     commands = sorted({r.get("command", result["command"]) for r in result["records"]})
     n_seeds = len({r["seed"] for r in result["records"]})
     data = f"{result['dataset']}, " if result.get("dataset") else ""
-    return (f"### Distillation gain per method ({data}{result['student']} student, {n_seeds} seeds, paired with the plain "
+    student = result["student"] + (lags_label(result["student_lags"]) if result.get("student_lags") else "")
+    return (f"### Distillation gain per method ({data}{student} student, {n_seeds} seeds, paired with the plain "
             f"student of the same seed)\n\nCommand{'s' if len(commands) > 1 else ''}: "
             + "; ".join(f"`{c}`" for c in commands) + "  \n" + teachers
             + f"{machine_line(result)}\n\n" + "\n".join(rows) + "\n\n" + text + "\n".join(verdicts) + "\n"
@@ -209,12 +216,17 @@ def main() -> None:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--methods", nargs="+", choices=list(METHODS), default=list(METHODS),
                     help="only these methods (default: all; the plain student is always trained)")
+    ap.add_argument("--student-lags", nargs="+", default=None, metavar="LAG",
+                    help="the student also reads these lagged channels, e.g. 1D 7D (evidence.py's --student-lags): "
+                         "another student, in a result file of its own")
     ap.add_argument("--quick", action="store_true", help="2 epochs of 5 batches: a smoke test, printed, nothing saved")
     args = ap.parse_args()
     from stkd.runs import load_run
 
     dataset = dataset_name(load_run(args.teacher_run)[0].data)
-    section = f"distill-gain-{dataset}-{args.student}"
+    lags = list(args.student_lags or [])
+    student = args.student + ("-lags-" + "-".join(lags) if lags else "")  # the result file's and folders' name
+    section = f"distill-gain-{dataset}-{student}"
     path = RESULTS / f"{section}.json"
     old = json.loads(path.read_text()) if path.is_file() and not args.quick else {}
     records = old.get("records", [])
@@ -225,14 +237,15 @@ def main() -> None:
         if args.quick:
             return
         merged = merged_records(path, recs, lambda r: (r["method"], r["seed"]))  # other methods may run beside
-        save_result(section, "distill_gain", {"dataset": dataset, "student": args.student, "teacher_fit": fit,
-                                              "records": merged}, run_args)
+        save_result(section, "distill_gain", {"dataset": dataset, "student": args.student, "student_lags": lags,
+                                              "teacher_fit": fit, "records": merged}, run_args)
 
-    out = (args.out / "quick" if args.quick else args.out) / dataset / args.student
+    out = (args.out / "quick" if args.quick else args.out) / dataset / student
     records, fit = run(args.teacher_run, out, args.seeds, args.device, args.student, args.quick, records, save,
-                       methods)
+                       methods, lags)
     if args.quick:
-        print(render({"dataset": dataset, "student": args.student, "records": records, "teacher_fit": fit, "command": command(),
+        print(render({"dataset": dataset, "student": args.student, "student_lags": lags, "records": records,
+                      "teacher_fit": fit, "command": command(),
                       "machine": "this machine", "versions": {"stkd": "", "commit": ""}, "date": "today"}))
     elif path.is_file():
         print(render(json.loads(path.read_text())))

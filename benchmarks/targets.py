@@ -27,7 +27,7 @@ from recipe import TEACHER_CANDIDATES, best_student
 
 SOURCES = ("recipe-los-loop", "evidence-los-loop", "evidence-akl-pedestrians", "evidence-synthetic-traffic",
            "distill-gain-los-loop-mlp", "distill-gain-synthetic-traffic-stid-nb", "distill-gain-akl-pedestrians-stid",
-           "default-run", "transfer-akl-pedestrians", "transfer-akl-pedestrians-same",
+           "distill-gain-akl-pedestrians-stid-lags-1D-7D", "default-run", "transfer-akl-pedestrians", "transfer-akl-pedestrians-same",
            "transfer-akl-pedestrians-same-nodes", "transfer-los-loop", "transfer-los-loop-same",
            "transfer-los-loop-same-nodes", "transfer-simulator", "transfer-simulator-stid-nb", "events-simulator",
            "events-los-loop")
@@ -110,7 +110,7 @@ def paired_rows(blobs: dict[str, dict], dataset: str) -> dict[str, tuple[str, di
         if blob["kind"] == "evidence":
             for s, rs in whole_period(rows_by_student(blob)).items():
                 out[f"row `{s}`"] = (family(s), row_summary(blob, rs))
-        elif blob["kind"] == "distill_gain":
+        elif blob["kind"] == "distill_gain" and not blob.get("student_lags"):  # a lag-reading student is another
             for m, row in method_rows(blob).items():
                 out[f"{section}, method `{m}`"] = (family(blob["student"]), row)
     return out

@@ -77,6 +77,21 @@ def test_a_method_of_the_per_method_table_counts_like_an_evidence_row(results):
     assert not _lines(["evidence-akl-pedestrians"])["Auckland default: distilled / plain, stid students"]["met"]
 
 
+def test_a_per_method_table_of_a_lag_reading_student_lists_its_gains_but_meets_no_same_data_target(results):
+    flat = [_record(s, "stid", 57.0 + s, 57.1 + s) for s in range(5)]
+    results("evidence-akl-pedestrians", _evidence("akl-pedestrians", flat))
+    plain = [_gain_record("plain (no teacher)", s, 44.0 + 0.1 * s) for s in range(5)]
+    bounded = [_gain_record("teacher-bounded", s, 41.0 + 0.1 * s) for s in range(5)]  # -6.8 %, every seed
+    section = "distill-gain-akl-pedestrians-stid-lags-1D-7D"
+    results(section, {"section": section, "kind": "distill_gain", "dataset": "akl-pedestrians", "student": "stid",
+                      "student_lags": ["1D", "7D"], "records": plain + bounded})
+    sources = ["evidence-akl-pedestrians", section]
+    line = _lines(sources)["Auckland default: distilled / plain, stid students"]
+    assert not line["met"] and line["where"] == "row `stid`"  # another student: not the default's
+    _, gains = targets.assess({"command": "c", "sources": sources})
+    assert [g for g, _ in gains] == [f"{section}, method `teacher-bounded`: +6.8 % (5/5 seeds)"]
+
+
 def test_rows_with_less_data_do_not_count_for_the_same_data_targets(results):
     short = [_record(s, "stid-nb, 1d of history", 4.1, 3.5, history="1d") for s in range(5)]
     short += [_record(s, "stid-nb, reading lags 1D", 4.1, 3.5, student_lags=["1D"]) for s in range(5)]  # another student
