@@ -152,6 +152,27 @@ def test_a_file_that_is_not_a_window_is_an_error_and_left_alone(tmp_path, conten
     assert path.read_bytes() == content
 
 
+def test_a_window_whose_steps_disagree_is_an_error_at_load_and_left_alone(tmp_path):
+    """latest, first and known_from are set together by the first post; a file with one of them empty (edited
+    by hand, or damaged) is refused when the service starts, not served until a post fails on it."""
+    import json
+
+    path = tmp_path / "state.sqlite"
+    store = _store(path)
+    store.save(_window())
+    store.close()
+    db = sqlite3.connect(path)
+    meta = json.loads(db.execute("SELECT meta FROM window").fetchone()[0])
+    db.execute("UPDATE window SET meta = ?", (json.dumps(meta | {"known_from": None}),))
+    db.commit()
+    db.close()
+    before = path.read_bytes()
+    with pytest.raises(StateError, match=rf"state file {path} cannot be used: the saved window's steps are "
+                                         r"inconsistent \(latest 13, first 10, known_from empty\).*--reset-state"):
+        _store(path).load()
+    assert path.read_bytes() == before
+
+
 def test_reset_moves_the_old_file_aside(tmp_path):
     path = tmp_path / "state.sqlite"
     path.write_bytes(b"garbage" * 100)

@@ -425,6 +425,10 @@ class WindowStore:
         w.first = None if m["first"] is None else int(m["first"])
         w.known_from = None if m["known_from"] is None else int(m["known_from"])
         w.version = int(m["version_counter"])
+        marks = {"latest": w.latest, "first": w.first, "known_from": w.known_from}
+        if len({v is None for v in marks.values()}) > 1:  # the first post sets all three; nothing clears one alone
+            raise ValueError("the saved window's steps are inconsistent (" + ", ".join(
+                f"{k} {'empty' if v is None else v}" for k, v in marks.items()) + "): they are set together")
         return w
 
     def _read_npz(self, data: bytes, path: Path) -> RollingWindow:
