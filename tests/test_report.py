@@ -253,6 +253,29 @@ def test_only_a_student_the_serving_path_can_feed_is_served_and_the_run_says_whe
                            "run's window (length 24: `student.inputs`)")
 
 
+def test_the_report_says_which_lags_the_teacher_reads_and_the_student_does_not():
+    from stkd.report.tables import _summary_lines
+
+    def card(lags):
+        return {"lags": lags, "length": None, "features": None, "servable": True,
+                "view": {"length": 12, "lags": [24 * len(lags)], "features": [0]}}
+
+    models = {"gwnet": {"role": "teacher", "val_mae": 40.0, "test": {"mae": 48.0}, "inputs": card(["1D", "7D"])},
+              "stid_kd": {"role": "student_kd", "val_mae": 53.0, "test": {"mae": 58.0}},
+              "stid_plain": {"role": "student_plain", "val_mae": 52.0, "test": {"mae": 57.0}}}
+    lines = _summary_lines({"task": "forecast", "models": models})
+    line = next(x for x in lines if "Read by the teacher" in x)
+    assert "`gwnet` also reads the same clock times 1D, 7D back" in line and "`stid_kd`'s inputs" in line
+    assert "`student.inputs: {lags: [1D, 7D]}`" in line
+    models["stid_kd"]["inputs"] = models["stid_plain"]["inputs"] = card(["1D"])  # the student reads one of them
+    line = next(x for x in _summary_lines({"task": "forecast", "models": models}) if "Read by the teacher" in x)
+    assert "same clock times 7D back" in line and "1D, 7D back" not in line and "{lags: [1D, 7D]}" in line
+    models["stid_kd"]["inputs"] = models["stid_plain"]["inputs"] = card(["1D", "7D"])
+    assert not any("Read by the teacher" in x for x in _summary_lines({"task": "forecast", "models": models}))
+    del models["gwnet"]["inputs"]  # a teacher of the window only: nothing to say
+    assert not any("Read by the teacher" in x for x in _summary_lines({"task": "forecast", "models": models}))
+
+
 def test_without_validation_scores_the_default_model_is_a_student_the_serving_path_can_feed(tmp_path):
     import json
 
