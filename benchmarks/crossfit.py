@@ -50,9 +50,8 @@ def crossfit_cache(task, run_dir: Path, folds: int, teacher_seed: int):
     import torch
 
     from stkd.config import ModelConfig
-    from stkd.distill.cache import SPLITS, CacheEntry
+    from stkd.distill.cache import SPLITS, CacheEntry, write_cache
     from stkd.evaluate import model_forecaster
-    from stkd.io import write_json, write_npy
     from stkd.steps import train_model
     from stkd.tasks.forecast import ForecastTask
 
@@ -87,19 +86,11 @@ def crossfit_cache(task, run_dir: Path, folds: int, teacher_seed: int):
                 starts = block if split == "train" else np.asarray(wd.starts[split])
                 rows = [forecast(wd.batch(starts[i : i + 256])).numpy() for i in range(0, len(starts), 256)]
                 preds[split].append(np.concatenate(rows))  # [W, H, N, F_out] original units
-    for split in SPLITS:
-        arr = np.concatenate(preds[split]) if split == "train" else np.mean(preds[split], axis=0)
-        write_npy(cache / f"{split}_starts.npy", np.asarray(wd.starts[split], dtype=np.int64))
-        write_npy(cache / f"{split}_pred.npy", arr.astype(np.float32))
-    meta = {
-        "teacher": f"stid-nb, {folds} folds",
-        "kind": "forecast",
-        "folds": folds,
-        "teacher_seed": teacher_seed,
-        "fold_val": val_mae,
-    }
-    write_json(cache / "meta.json", meta)
-    return CacheEntry(cache, meta, built=True), val_mae
+    merged = {split: np.concatenate(preds[split]) if split == "train" else np.mean(preds[split], axis=0)
+              for split in SPLITS}
+    meta = {"teacher": f"stid-nb, {folds} folds", "kind": "forecast", "folds": folds, "teacher_seed": teacher_seed,
+            "fold_val": val_mae}
+    return write_cache(cache, merged, wd.starts, meta), val_mae
 
 
 def run_seed(seed: int, folds: int, teacher_seed: int, runs: Path, quick: bool) -> dict:

@@ -182,3 +182,21 @@ def test_a_teacher_that_fails_mid_build_leaves_no_files(wd, tmp_path):
         build_or_load(tmp_path, teacher, "stid", wd, with_hidden=True, batch_size=32)
     entry_dirs = list((tmp_path / "cache").iterdir())
     assert all(not list(d.iterdir()) for d in entry_dirs)  # no arrays, no temporary files, no meta.json
+
+
+def test_labels_written_from_memory_read_back_like_a_teachers_cache(tmp_path):
+    """write_cache (cross-fitted labels, each window labelled by a teacher that never saw it) writes the layout
+    CacheEntry reads: per split the windows' starts and outputs, meta.json last."""
+    import numpy as np
+
+    from stkd.distill.cache import SPLITS, CacheEntry, write_cache
+
+    rng = np.random.default_rng(0)
+    starts = {"train": np.arange(0, 40, 2), "val": np.arange(50, 60), "test": np.arange(70, 75)}
+    preds = {s: rng.normal(size=(len(starts[s]), 3, 4, 1)) for s in SPLITS}  # [W, H, N, F] float64 in
+    entry = write_cache(tmp_path / "crossfit", preds, starts, {"teacher": "folds", "kind": "forecast"})
+    again = CacheEntry(tmp_path / "crossfit", entry.meta, built=False)
+    assert again.kind == "forecast" and (tmp_path / "crossfit" / "meta.json").is_file()
+    got = again.pred("train", np.array([4, 30]))  # [2, H, N, F], float32 on disk
+    np.testing.assert_allclose(got.numpy(), preds["train"][[2, 15]].astype(np.float32))
+    assert got.dtype.is_floating_point and str(got.dtype) == "torch.float32"

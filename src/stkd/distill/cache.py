@@ -114,6 +114,20 @@ class CacheEntry:
         return self._pred[split]
 
 
+def write_cache(path: Path, preds: dict[str, np.ndarray], starts: dict[str, np.ndarray], meta: dict) -> CacheEntry:
+    """A cache entry from outputs already in memory (``preds[split]``: ``[W, H, N, C]`` for the windows
+    ``starts[split]``), in the layout :class:`CacheEntry` reads: the arrays first, ``meta.json`` last, so a
+    folder with a meta file holds whole arrays. For soft labels that no single teacher run produces (e.g.
+    cross-fitted labels, each window labelled by a teacher that never saw it); one teacher's outputs go
+    through :func:`build_or_load`."""
+    path = Path(path)
+    for split in SPLITS:
+        write_npy(path / f"{split}_starts.npy", np.asarray(starts[split], dtype=np.int64))
+        write_npy(path / f"{split}_pred.npy", np.asarray(preds[split], dtype=np.float32))
+    write_json(path / "meta.json", meta)
+    return CacheEntry(path, meta, built=True)
+
+
 @torch.no_grad()
 def build_or_load(run_dir: Path, teacher: STModel, teacher_name: str, data, *, with_hidden: bool,
                   batch_size: int = 256, device: str | torch.device | None = None, kind: str = "forecast",
