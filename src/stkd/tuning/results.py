@@ -12,6 +12,7 @@ from typing import Any
 
 from stkd.io import write_json, write_text
 from stkd.tuning import require_optuna
+from stkd.tuning.trial import SURPLUS
 
 STATES = ("complete", "pruned", "failed", "running")
 SHOWN = ("mae", "rmse", "mape", "f1", "precision", "recall", "auroc")  # test scores the table prints (if present)
@@ -21,10 +22,11 @@ def trial_rows(study, label: str, sign: int) -> list[dict[str, Any]]:
     """One row per trial: number, state, validation score (``val_<label>``: a pruned trial's last reported
     epoch), epochs, seconds, why it stopped, then each searched key."""
     keys: list[str] = []
-    for t in study.get_trials(deepcopy=False):
+    ran = [t for t in study.get_trials(deepcopy=False) if not t.user_attrs.get(SURPLUS)]  # a surplus one never trained
+    for t in ran:
         keys += [k for k in t.params if k not in keys]
     rows = []
-    for t in study.get_trials(deepcopy=False):
+    for t in ran:
         value = t.value
         if value is None and t.intermediate_values:
             value = t.intermediate_values[max(t.intermediate_values)]
@@ -49,6 +51,8 @@ def state_counts(study) -> dict[str, int]:
     optuna = require_optuna()
     counts = dict.fromkeys(STATES, 0)
     for t in study.get_trials(deepcopy=False):
+        if t.user_attrs.get(SURPLUS):
+            continue
         name = t.state.name.lower()
         if t.state == optuna.trial.TrialState.FAIL:
             name = "failed"

@@ -9,7 +9,8 @@
 - Pruning: a median pruner on the per-epoch validation score, after ``prune_warmup`` epochs and once
   ``prune_startup`` trials have finished.
 - Budget: ``--trials`` counts every trial of the study that finished or is running, sessions and
-  processes together; ``--timeout`` is this session's wall time: no trial starts after it and running
+  processes together (a trial that finds the last place taken by another worker as it starts stops before
+  training and is left out of the results); ``--timeout`` is this session's wall time: no trial starts after it and running
   ones stop after their current epoch (as pruned).
 - The study records what it searches (task, data fingerprint, base config, space) and refuses to be
   continued with anything else.
@@ -34,7 +35,16 @@ from stkd.config import RunConfig, TuneConfig, parse_config, to_dict
 from stkd.errors import STKDError
 from stkd.tuning import require_optuna
 from stkd.tuning.space import Space
-from stkd.tuning.trial import Shared, load_shared, run_trial, score_name
+from stkd.tuning.trial import (
+    SURPLUS,
+    Shared,
+    SurplusTrial,
+    claim_place,
+    counted_states,
+    load_shared,
+    run_trial,
+    score_name,
+)
 
 HEARTBEAT_S = 60  # a running trial's process writes a heartbeat this often
 GRACE_S = 180  # a running trial without a heartbeat for this long is marked failed (its process died)
@@ -107,11 +117,8 @@ def open_study(storage, tcfg: TuneConfig, ident: dict, cfg: RunConfig, *, worker
 
 
 def counted_trials(study) -> int:
-    """Trials toward ``--trials``: finished (complete or pruned) and running ones, every session's. Failed
-    trials (an error, an interrupted session) do not count."""
-    optuna = require_optuna()
-    states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED, optuna.trial.TrialState.RUNNING)
-    return len(study.get_trials(deepcopy=False, states=states))
+    """Trials toward ``--trials`` (:func:`~stkd.tuning.trial.counted_states`), every session's."""
+    return len(study.get_trials(deepcopy=False, states=counted_states()))
 
 
 def work(study, shared: Shared, trials: int | None, deadline: float | None) -> None:
@@ -120,15 +127,19 @@ def work(study, shared: Shared, trials: int | None, deadline: float | None) -> N
     label, sign = score_name(shared.task)
 
     def report(_study, frozen) -> None:
-        if shared.progress:
+        if shared.progress and not frozen.user_attrs.get(SURPLUS):
             print(format_trial(frozen, label, sign), file=sys.stderr, flush=True)
+
+    def objective(trial) -> float:
+        claim_place(trial, trials)  # another worker may have taken the last place since the check below
+        return run_trial(trial, shared)
 
     while True:
         if deadline is not None and time.time() >= deadline:
             return
         if trials is not None and counted_trials(study) >= trials:
             return
-        study.optimize(lambda trial: run_trial(trial, shared), n_trials=1, callbacks=[report])
+        study.optimize(objective, n_trials=1, callbacks=[report], catch=(SurplusTrial,))
 
 
 def format_trial(frozen, label: str, sign: int) -> str:

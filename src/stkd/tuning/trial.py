@@ -52,6 +52,35 @@ def load_shared(cfg: RunConfig, teacher_run: Path, out: Path, space: Space, *, d
     return Shared(task, teachers, signal, space, Path(out), deadline, progress), task.wd.fingerprint()
 
 
+# The user attribute of a trial that found ``--trials`` already filled by other workers when it started: it is
+# recorded as failed (so it does not count), never trains, and the search's results leave it out.
+SURPLUS = "surplus"
+
+
+class SurplusTrial(Exception):
+    """Raised by :func:`claim_place` for a trial beyond ``--trials``."""
+
+
+def counted_states() -> tuple:
+    """The trial states that count toward ``--trials``: finished (complete or pruned) and running, every
+    session's and worker's. Failed trials (an error, an interrupted session, a surplus trial) do not."""
+    optuna = require_optuna()
+    return optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED, optuna.trial.TrialState.RUNNING
+
+
+def claim_place(trial, trials: int | None) -> None:
+    """Let ``trial`` run only if fewer than ``trials`` counted trials were created before it. Workers check the
+    budget before they ask for a trial, but two can ask at once; the storage numbers trials in the order it
+    creates them, so this decides who came first and the surplus trial stops before it trains
+    (:class:`SurplusTrial`, marked :data:`SURPLUS`)."""
+    if trials is None:
+        return
+    before = [t for t in trial.study.get_trials(deepcopy=False, states=counted_states()) if t.number < trial.number]
+    if len(before) >= trials:
+        trial.set_user_attr(SURPLUS, True)
+        raise SurplusTrial(f"trial {trial.number}: --trials {trials} were already taken by other workers")
+
+
 def trial_dir(out: Path, number: int) -> Path:
     return Path(out) / TRIALS_DIR / f"{number:04d}"
 
