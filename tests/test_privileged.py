@@ -46,6 +46,9 @@ def test_a_teacher_with_a_longer_history_and_a_day_lag_teaches_a_plain_student(t
     again = json.loads((out / "metrics.json").read_text())
     assert again["models"]["stid"]["test"]["mae"] == pytest.approx(metrics["models"]["stid"]["test"]["mae"])
     assert np.isfinite(metrics["models"]["mlp_kd"]["test"]["mae"])
+    report = (out / "report.md").read_text()  # the report says what the teacher reads and how the student could
+    assert "- **Read by the teacher, not by the student**: `stid` also reads the same clock times 1D back" in report
+    assert "`student.inputs: {lags: [1D]}`" in report
 
 
 def test_a_privileged_teacher_is_not_served_and_says_what_to_serve(tmp_path):
