@@ -56,11 +56,15 @@ TEACHERS = [{"name": "gwnet"}]
 # main one (weights inverse to their validation MAE): an ensemble teacher is better than each of its members.
 # A student's own architecture is a teacher too: an ensemble of its copies trained from other seeds knows
 # what averaging over seeds buys, which the student can represent (ensemble distillation).
-# ``stid-64``: twice ``stid-32``'s width and one layer more (535k parameters, 28x the Auckland student).
+# ``stid-64``: twice ``stid-32``'s width and one layer more (535k parameters, 28x the Auckland student);
+# ``stid-64-nb`` the same reading its 4 strongest up- and downstream neighbours, as ``stid-nb`` does.
 EXTRA_TEACHERS = {"stid-32": {"name": "stid", "params": STUDENTS["stid"][1]},
                   "stid-nb": {"name": "stid", "params": STUDENTS["stid-nb"][1]},
                   "stid-64": {"name": "stid", "params": {"embed_dim": 64, "node_dim": 64, "tod_dim": 64, "dow_dim": 64,
-                                                         "layers": 4}}}
+                                                         "layers": 4}},
+                  "stid-64-nb": {"name": "stid", "params": {"embed_dim": 64, "node_dim": 64, "tod_dim": 64,
+                                                            "dow_dim": 64, "layers": 4, "neighbours": 4,
+                                                            "neighbour_dim": 32}}}
 # The issue's targets for the distilled student's test MAE relative to its plain self (mean over seeds).
 TARGET_RATIO = {"los-loop": 0.95, "akl-pedestrians": 0.97}
 DISTILL = {"alpha": 0.5, "loss": "huber", "ensemble": "weighted"}
@@ -168,7 +172,8 @@ def run_seed(dataset: str, seed: int, students: list[str], runs: Path, quick: bo
                                    data))
         teacher_dir = open_run_dir(tcfg, task.wd, runs / dataset / f"teacher-seed-{teacher_seed}{short}",
                                    overwrite=False, resume=True)
-        train_teachers(ForecastTask(tcfg, task.wd), teacher_dir, resume=True, progress=False)
+        if not without_main:  # the extra teachers alone need no main teacher (its folder keeps the config)
+            train_teachers(ForecastTask(tcfg, task.wd), teacher_dir, resume=True, progress=False)
         teachers = [] if without_main else saved_teachers(task, teacher_dir)
         for spec in extra_teachers or []:
             label, xseed = split_extra(spec, teacher_seed)
@@ -562,7 +567,7 @@ def main() -> None:
                     help=f"also train these teachers (once, with --teacher-seed or their own SEED) and distil from "
                          f"the weighted ensemble; LABEL is one of {', '.join(EXTRA_TEACHERS)}")
     ap.add_argument("--without-main-teacher", action="store_true",
-                    help="the ensemble is the extra teachers alone (the main teacher is still trained once)")
+                    help="the ensemble is the extra teachers alone (the main teacher is not trained)")
     ap.add_argument("--history", default=None, metavar="DURATION",
                     help="teacher and students train on only the last DURATION of the train period, e.g. 1d "
                          "(data.history; validation and test unchanged): a place with little history")
