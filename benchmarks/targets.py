@@ -60,8 +60,8 @@ def line(target: str, asked: str, measured: str, where: str, met: bool) -> dict:
 
 def teacher_lines(recipe: dict, evidence: dict) -> list[dict]:
     """The Los-loop teacher's bar: against the last value (test) and the best plain student (validation), the
-    best teacher on validation among the single teacher of the evidence, its ensembles and the recipe's
-    candidates, against the best plain student of either benchmark."""
+    best teacher on validation among the single teacher of the evidence, its ensembles, the extra teachers that
+    taught alone and the recipe's candidates, against the best plain student of either benchmark."""
     rows_by = rows_by_student(evidence)
     bar = teacher_bar(evidence, rows_by)
     out = []
@@ -77,6 +77,8 @@ def teacher_lines(recipe: dict, evidence: dict) -> list[dict]:
     for s, rows in whole_period(rows_by).items():
         if "ensemble_val" in rows[0]:
             teachers[f"ensemble of the row `{s}`"] = float(np.mean([r["ensemble_val"] for r in rows]))
+        elif ", teachers " in s and rows[0].get("teacher_val") is not None:  # one extra teacher, alone
+            teachers[f"the teacher of the row `{s}`"] = float(np.mean([r["teacher_val"] for r in rows]))
     for r in recipe["runs"]:
         if r["variant"] in TEACHER_CANDIDATES:
             teachers[f"recipe candidate {r['variant']}"] = r["val_mae"]

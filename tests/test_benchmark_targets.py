@@ -105,8 +105,8 @@ def test_the_teacher_bar_takes_the_best_teacher_and_the_best_plain_student_on_va
     recs = [_record(s, "stid-nb", 3.4, 3.4) for s in range(3)]
     ens = [_record(s, "stid-nb, teachers gwnet + 4 stid-nb", 3.4, 3.4, ensemble_mae=3.2, ensemble_val=2.5,
                    teachers=["gwnet", "stid-nb"]) for s in range(3)]
-    alone = [_record(s, "stid-nb, teachers stid-32", 3.4, 3.4, teacher_val=1.0, teachers=["stid"])
-             for s in range(3)]  # an extra teacher alone: not the evidence's teacher, left out of its bar
+    alone = [_record(s, "stid-nb, teachers stid-32", 3.4, 3.4, teacher_val=2.6, teachers=["stid"], teacher_mae=1.0)
+             for s in range(3)]  # an extra teacher alone: a teacher for the best-teacher line, not the single one
     results("evidence-los-loop", _evidence("los-loop", recs + ens + alone))
     results("recipe-los-loop", {"kind": "recipe", "runs": [
         {"variant": "stid-long", "val_mae": 2.9, "test_mae": 3.5},
@@ -117,3 +117,10 @@ def test_the_teacher_bar_takes_the_best_teacher_and_the_best_plain_student_on_va
     assert bar["met"] and bar["measured"].startswith("13.8 % below") and "ensemble" in bar["where"]
     assert got["Los-loop: plain STID, seed 0 (test MAE)"]["measured"] == "3.500"
     assert got["Los-loop: the teacher against the last value (test MAE)"]["measured"].startswith("0.68x")
+    # an extra teacher that taught alone and is the best on validation is the best teacher
+    better = [r | {"teacher_val": 2.0} for r in alone]
+    results("evidence-los-loop", _evidence("los-loop", recs + ens + better))
+    bar = _lines(["recipe-los-loop", "evidence-los-loop"])[
+        "Los-loop: the best teacher against the best plain student (validation MAE)"]
+    assert bar["measured"].startswith("31.0 % below (2.000 against 2.900)")
+    assert bar["where"].startswith("the teacher of the row `stid-nb, teachers stid-32`")
