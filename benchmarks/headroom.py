@@ -3,7 +3,7 @@
     python benchmarks/headroom.py --datasets los-loop --students stid-nb mlp --seeds 0 1 2
     python benchmarks/headroom.py --datasets akl-pedestrians --students stid mlp
     python benchmarks/headroom.py --datasets los-loop --students stid-nb mlp --layout blocks
-    python benchmarks/headroom.py --datasets akl-pedestrians --students stid --schedule 30 6 --student-lags 1D 7D
+    python benchmarks/headroom.py --datasets akl-pedestrians --students stid --student-lags 1D 7D
 
 Soft labels change the targets a student learns from, not its inputs or its capacity: at best they make
 the student what it would be with unlimited training data of the same kind, the best function of its own
