@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from common import RESULTS, command, machine_line, mean_std, merged_records, save_result
-from evidence import DATASETS, STUDENTS, lags_label, paired_row, student_config
+from evidence import DATASETS, STUDENTS, lags_label, lags_slug, paired_row, student_config
 
 PLAIN = "plain (no teacher)"
 METHODS = {
@@ -225,7 +225,7 @@ def main() -> None:
 
     dataset = dataset_name(load_run(args.teacher_run)[0].data)
     lags = list(args.student_lags or [])
-    student = args.student + ("-lags-" + "-".join(lags) if lags else "")  # the result file's and folders' name
+    student = args.student + lags_slug(lags)  # the result file's and folders' name
     section = f"distill-gain-{dataset}-{student}"
     path = RESULTS / f"{section}.json"
     old = json.loads(path.read_text()) if path.is_file() and not args.quick else {}

@@ -427,6 +427,11 @@ def lags_label(lags: list[str]) -> str:
     return f", reading lags {', '.join(lags)}"
 
 
+def lags_slug(lags: list[str] | None) -> str:
+    """The same in a file or folder name (``-lags-1D-7D``; empty for a student of the window only)."""
+    return "-lags-" + "-".join(lags) if lags else ""
+
+
 def lags_gap(rows: list[dict], by_student: dict[str, list[dict]]) -> str:
     """For a row whose students read lagged channels (``--student-lags``): the plain student against the same
     row without them and against the teacher, so what the lags give stands apart from what distillation gives."""

@@ -40,7 +40,7 @@ import numpy as np
 from scipy.optimize import brentq
 
 from common import RESULTS, command, commands_line, machine_line, merged_records, save_result
-from evidence import DATASETS, STUDENTS, TARGET_RATIO, config, lags_label, scarcity, student_config
+from evidence import DATASETS, STUDENTS, TARGET_RATIO, config, lags_label, lags_slug, scarcity, student_config
 
 SHARES = (0.25, 0.5, 1.0)  # of the training period: its last part, or every 4th / 2nd / block
 LAYOUTS = ("last", "blocks")  # which part of the training period a share keeps (see the docstring)
@@ -95,7 +95,7 @@ def run_one(dataset: str, student: str, share: float, seed: int, runs: Path, qui
     if thinned:
         task.wd.starts["train"] = block_starts(task.wd.starts["train"], lo, task.wd.P + task.wd.H, block_steps, every)
     folder = runs / dataset / (student + (f"-epochs-{schedule[0]}-patience-{schedule[1]}" if schedule else "")
-                               + ("-lags-" + "-".join(lags) if lags else "")) / \
+                               + lags_slug(lags)) / \
         (f"seed-{seed}-blocks-{block}-every-{every}" if thinned else f"seed-{seed}-share-{share:g}")
     # a run folder holds one student config and one set of training windows
     run_dir = open_run_dir(cfg, task.wd, folder, overwrite=False, resume=True)

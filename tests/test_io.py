@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from stkd.io import AtomicNpy, _writer_tag, atomic_write, read_npy
+from stkd.io import AtomicNpy, _host_tag, atomic_write, read_npy
 
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="the sweep reads POSIX process ids")
 
@@ -44,7 +44,7 @@ def test_a_killed_writers_temporary_file_is_removed_by_the_next_writer(tmp_path)
     proc.wait(timeout=30)
     assert orphan.is_file() and not target.exists()
     other = tmp_path / "cache" / "val_pred.npy"  # another result's temporary file of a dead writer stays
-    other_orphan = other.parent / f".{other.name}.{_writer_tag().rsplit('-', 1)[0]}-{proc.pid}.abc.tmp.npy"
+    other_orphan = other.parent / f".{other.name}.{_host_tag()}-{proc.pid}.abc.tmp.npy"
     other_orphan.write_bytes(b"x")
 
     new = AtomicNpy(target, (2, 3))

@@ -25,11 +25,15 @@ _UMASK = os.umask(0)
 os.umask(_UMASK)
 
 
+def _host_tag() -> str:
+    """This host as temporary file names carry it (letters, digits and dashes only)."""
+    return re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname())[:40] or "host"
+
+
 def _writer_tag() -> str:
     """This process as a temporary file names it, ``<host>-<pid>``: enough for a later writer on the same
     host to tell whether the file's writer still runs (:func:`_sweep_orphans`)."""
-    host = re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname())[:40] or "host"
-    return f"{host}-{os.getpid()}"
+    return f"{_host_tag()}-{os.getpid()}"
 
 
 def _pid_alive(pid: int) -> bool:
@@ -50,8 +54,7 @@ def _sweep_orphans(path: Path, suffix: str) -> list[Path]:
     another naming, is left alone; on a non-POSIX system nothing is removed. Returns what was removed."""
     if os.name != "posix" or not path.parent.is_dir():
         return []
-    host = _writer_tag().rsplit("-", 1)[0]
-    pattern = re.compile(rf"\.{re.escape(path.name)}\.{re.escape(host)}-(\d+)\..*{re.escape(suffix)}")
+    pattern = re.compile(rf"\.{re.escape(path.name)}\.{re.escape(_host_tag())}-(\d+)\..*{re.escape(suffix)}")
     removed = []
     for tmp in path.parent.glob(f".{glob.escape(path.name)}.*{glob.escape(suffix)}"):
         m = pattern.fullmatch(tmp.name)

@@ -37,6 +37,13 @@ class InputView:
         return {"length": self.length, "lags": list(self.lags), "features": list(self.features)}
 
 
+def lag_reach(lags, H: int) -> int:
+    """Steps before a window's first input step that its lagged channels read (input step ``t`` reads
+    ``t + H - lag``): the longest lag less the horizon, 0 without lags. Training's views and the serving
+    path's history (``ServingSpec.history_len``) both reach back this far."""
+    return max(lags) - H if len(lags) else 0
+
+
 def resolve_view(inputs: InputsConfig | None, *, P: int, H: int, step: pd.Timedelta,
                  features: list[str], where: str = "inputs") -> InputView | None:
     """The view ``inputs`` describes for data with window ``P``/``H``, step ``step`` and ``features``; None

@@ -35,7 +35,7 @@ from stkd.data.loaders import load_data
 from stkd.data.quality import check_observed, clip_outliers
 from stkd.data.scalers import Scaler
 from stkd.data.splits import SPLITS, check_ratios, split_ranges, window_starts
-from stkd.data.views import InputView, resolve_view
+from stkd.data.views import InputView, lag_reach, resolve_view
 from stkd.errors import ConfigError, DataError
 
 
@@ -235,7 +235,7 @@ class WindowedData:
         out.view_spec = view
         out.input_len = view.length
         out.in_features = len(view.features) * (1 + len(view.lags))
-        lookback = view.length - self.P + (max(view.lags) - self.H if view.lags else 0)
+        lookback = view.length - self.P + lag_reach(view.lags, self.H)
         out._before = _covariates_before(self.index, lookback) if lookback > 0 else None
         return out
 

@@ -31,6 +31,7 @@ import scipy.sparse as sp
 from stkd.data.impute import METHODS, seasonal_means, train_means
 from stkd.data.loaders import load_data
 from stkd.data.scalers import Scaler
+from stkd.data.views import lag_reach
 from stkd.data.windows import data_fingerprint, steps_per_week
 from stkd.errors import DataError, STKDError
 from stkd.io import atomic_write
@@ -82,7 +83,7 @@ class ServingSpec:
     def history_len(self) -> int:
         """Steps of readings a forecast needs: the input window, and as far back as the longest lag reaches
         (its value at the first input step's target time); ``input_len`` for a model without lags."""
-        return self.input_len + max(0, max(self.lags) - self.horizon) if self.lags else self.input_len
+        return self.input_len + lag_reach(self.lags, self.horizon)
 
     @property
     def in_channels(self) -> int:
