@@ -32,6 +32,27 @@ def los_loop_data(**extra) -> dict:
             "split": [0.7, 0.1, 0.2], **extra}
 
 
+def akl_gwnet_preset() -> dict:
+    """The default preset of ``stkd run`` until 2026-12-04 (commit 369af88), pinned: a half-width Graph WaveNet
+    teacher (8 epochs) and an STID student that reads its 12-hour window only. The Auckland rows of the
+    evidence, headroom and preset-variant benchmarks were measured from it, and their commands must still
+    mean what they meant after the preset moved on (``src/stkd/presets.py`` says why it did)."""
+    return {
+        "task": "forecast",
+        "data": {"source": "builtin", "name": "akl-pedestrians", "time_range": ["2023-01-01", "2025-12-31 23:00"],
+                 "window": {"input": 12, "horizon": 12}, "split": [0.7, 0.1, 0.2],
+                 "graph": {"method": "knn", "k": 6}},
+        "teacher": [{"name": "gwnet", "epochs": 8,
+                     "params": {"residual_channels": 16, "dilation_channels": 16, "skip_channels": 128,
+                                "end_channels": 256},
+                     "inputs": {"lags": ["1D", "7D"]}}],
+        "student": {"name": "stid", "params": {}},
+        "distill": {"alpha": 0.5, "loss": "huber"},
+        "train": {"epochs": 30, "batch_size": 64, "lr": 0.002, "patience": 6, "seed": 0, "max_batches": 100,
+                  "precision": "bf16"},
+    }
+
+
 def los_loop_nodes(k: int | None = None) -> list[str]:
     """The builtin Los-loop's detector ids (the first ``k``)."""
     from stkd.data.builtin import load_los_loop

@@ -1,11 +1,13 @@
 """Candidates for the default preset, each run as ``stkd run`` runs it: the earlier preset's teacher under
 bf16, and a privileged teacher that also reads the same hours yesterday and last week
-(``inputs.lags: [1D, 7D]``; the preset now, chosen here).
+(``inputs.lags: [1D, 7D]``; the preset from 2026-12-02 to 2026-12-04, chosen here; ``src/stkd/presets.py`` says
+what replaced it and why).
 
     python benchmarks/preset_variants.py                  # every variant, writes docs/results/preset-variants.json
     python benchmarks/preset_variants.py --only bf16      # one variant (the others' results are kept)
 
-Each variant is the default preset (``src/stkd/presets.py``) with the settings below, run through the CLI
+Each variant is the default preset of that time (``common.akl_gwnet_preset``, pinned: the preset has since
+moved on, ``src/stkd/presets.py``) with the settings below, run through the CLI
 (``stkd run --config VARIANT.yaml --out RUNS/VARIANT --resume --quiet``: a finished run folder is re-scored,
 not retrained). The earlier preset (fp32, the teacher reads its window) is the row its own benchmark measured
 (``default-run.json`` as it was when this script first ran, kept in this result file with its command).
@@ -19,7 +21,7 @@ import copy
 import json
 from pathlib import Path
 
-from common import RESULTS, command, machine_line, save_result
+from common import RESULTS, akl_gwnet_preset, command, machine_line, save_result
 
 SECTION = "preset-variants"
 # name -> (what changes, function of the preset dict)
@@ -46,9 +48,7 @@ VARIANTS = {
 
 
 def variant_config(name: str) -> dict:
-    from stkd.presets import default_preset_dict
-
-    cfg = default_preset_dict()
+    cfg = akl_gwnet_preset()
     VARIANTS[name][1](cfg)
     return cfg
 
