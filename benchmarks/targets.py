@@ -7,7 +7,8 @@ benchmarks that measured each target (``SOURCES``), so it follows them: a new ev
 target turns its line to "met" at the next render. The targets are the issue's (the plain STID's level,
 the teacher's bar, distilled / plain on Los-loop and the Auckland default, the default run's time and
 table); the same-data targets are judged on rows with the whole training period and every reading (the
-rows with less data or outages are a different question, reported in their tables). The second part lists
+rows with less data or outages are a different question, reported in their tables), of the student that the
+data set's default deploys (on the Auckland counts the preset's, which reads the lags 1D and 7D). The second part lists
 every paired comparison on the page where distillation is established better than the same student
 alone: the measured frontier of where it pays.
 """
@@ -45,12 +46,23 @@ def load(section: str) -> dict | None:
     return json.loads(path.read_text()) if path.exists() else None
 
 
-def whole_period(rows_by: dict[str, list[dict]]) -> dict[str, list[dict]]:
+def default_student_lags(dataset: str) -> list[str]:
+    """What the data set's default student reads besides its window: on the Auckland counts the default
+    preset's lags (``src/stkd/presets.py``), elsewhere nothing (the README's configs read the window only)."""
+    from stkd.presets import DEFAULT_PRESET
+
+    if dataset != DEFAULT_PRESET["data"]["name"]:
+        return []
+    return list(DEFAULT_PRESET["student"].get("inputs", {}).get("lags", []))
+
+
+def whole_period(rows_by: dict[str, list[dict]], dataset: str) -> dict[str, list[dict]]:
     """The rows with the whole training period and every reading, measured under today's rules, of students
-    that read their window only (a student reading lags, ``--student-lags``, is another student: the targets
-    are about the deployed student of the data set's default)."""
+    that read what the data set's default student reads (:func:`default_student_lags`): the targets are about
+    the student a user of the default deploys; a student reading other inputs is another student."""
+    lags = default_student_lags(dataset)
     return {s: rows for s, rows in rows_by.items() if scarcity(rows[0]) is None and not rows[0].get("earlier_rule")
-            and not rows[0].get("student_lags")}
+            and list(rows[0].get("student_lags") or []) == lags}
 
 
 def line(target: str, asked: str, measured: str, where: str, met: bool) -> dict:
@@ -74,7 +86,7 @@ def teacher_lines(recipe: dict, evidence: dict) -> list[dict]:
     teachers = {}  # name -> validation MAE
     if bar is not None:
         teachers[f"the evidence's teacher, {bar['records'][0]['teacher']}"] = bar["teacher_val"]
-    for s, rows in whole_period(rows_by).items():
+    for s, rows in whole_period(rows_by, "los-loop").items():
         if "ensemble_val" in rows[0]:
             teachers[f"ensemble of the row `{s}`"] = float(np.mean([r["ensemble_val"] for r in rows]))
         elif ", teachers " in s and rows[0].get("teacher_val") is not None:  # one extra teacher, alone
@@ -110,9 +122,9 @@ def paired_rows(blobs: dict[str, dict], dataset: str) -> dict[str, tuple[str, di
         if blob.get("dataset") != dataset:
             continue
         if blob["kind"] == "evidence":
-            for s, rs in whole_period(rows_by_student(blob)).items():
+            for s, rs in whole_period(rows_by_student(blob), dataset).items():
                 out[f"row `{s}`"] = (family(s), row_summary(blob, rs))
-        elif blob["kind"] == "distill_gain" and not blob.get("student_lags"):  # a lag-reading student is another
+        elif blob["kind"] == "distill_gain" and list(blob.get("student_lags") or []) == default_student_lags(dataset):
             for m, row in method_rows(blob).items():
                 out[f"{section}, method `{m}`"] = (family(blob["student"]), row)
     return out

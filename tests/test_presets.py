@@ -1,0 +1,58 @@
+"""The default preset (what ``stkd run`` does with no config): its teacher and student read what the preset
+says, and README command 1 and the README's deploy commands work on it (shortened: a quarter of data, one
+epoch), including the week of history its student is served from."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from stkd.cli import main, resolve_config
+from stkd.presets import DEFAULT_PRESET, LAGS, default_preset_dict
+
+
+def test_teacher_and_student_read_the_same_lags_and_the_teacher_is_the_wider_model():
+    cfg = resolve_config(None)  # what `stkd run` reads with no config
+    assert cfg.student.inputs.lags == LAGS == cfg.teacher[0].inputs.lags == ["1D", "7D"]
+    assert cfg.student.name == cfg.teacher[0].name == "stid"
+    teacher_params = cfg.teacher[0].params
+    assert teacher_params["embed_dim"] > 16 and teacher_params["layers"] > 2  # the student's: stid's defaults
+    assert cfg.student.params == {}
+
+
+def test_a_copy_of_the_preset_leaves_the_preset_as_it_is():
+    raw = default_preset_dict()
+    raw["student"]["inputs"]["lags"].append("2D")
+    raw["teacher"][0]["params"]["layers"] = 1
+    assert DEFAULT_PRESET["student"]["inputs"]["lags"] == ["1D", "7D"]
+    assert DEFAULT_PRESET["teacher"][0]["params"]["layers"] == 4
+
+
+@pytest.mark.slow
+def test_the_default_preset_runs_and_its_student_forecasts_from_a_week_of_history(tmp_path, capsys):
+    """README command 1 with the preset (shortened by ``--set`` only), then the deploy section's
+    ``stkd data query`` (eight days) and ``stkd predict``: one forecast time per hour past the first week."""
+    import stkd
+
+    out = tmp_path / "quickstart"
+    assert main(["run", "--out", str(out), "--quiet",
+                 "--set", "data.time_range=['2025-10-01', '2025-12-31 23:00']",
+                 "--set", "train.epochs=1", "--set", "train.max_batches=2", "--set", "teacher.epochs=1",
+                 "--set", "eval.latency_repeats=2", "--set", "eval.baselines=[last]"]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())["models"]
+    assert metrics["stid"]["params"] > 20 * metrics["stid_kd"]["params"]  # the teacher: 4x wider, one layer more
+    assert metrics["stid_kd"]["inputs"]["view"]["lags"] == [24, 168] and metrics["stid_kd"]["inputs"]["servable"]
+    served = stkd.load(out)
+    assert served.role.startswith("student") and served.history_len == 168  # a week: the 7D lag reaches back
+    capsys.readouterr()
+
+    recent, forecasts = tmp_path / "recent.csv", tmp_path / "forecasts.csv"
+    assert main(["data", "query", "akl-pedestrians", "--start", "2025-12-24 00:00", "--end", "2025-12-31 23:00",
+                 "--out", str(recent)]) == 0
+    assert main(["predict", str(out), "--input", str(recent), "--out", str(forecasts)]) == 0
+    fc = pd.read_csv(forecasts)
+    assert fc["issued_at"].nunique() == 8 * 24 - 168 + 1  # every hour from the end of the first week on
+    assert fc["horizon"].max() == 12 and fc["node"].nunique() == served.num_nodes
+    assert fc["value"].notna().all() and (fc["value"] >= 0).all()  # counts: clipped at zero
