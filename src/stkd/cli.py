@@ -188,9 +188,14 @@ def cmd_train(args) -> int:
 
 
 def cmd_distill(args) -> int:
+    from stkd.config import distinct_seeds
     from stkd.pipeline import distill_from
     from stkd.runs import load_run
 
+    if args.seeds is not None:  # checked before anything is read
+        if args.seed is not None:
+            raise ConfigError("stkd distill: give --seed (one run) or --seeds (a run per seed), not both")
+        args.seeds = distinct_seeds(args.seeds)
     if args.config:
         cfg = resolve_config(args.config, _overrides(args))
     else:
@@ -199,6 +204,15 @@ def cmd_distill(args) -> int:
         base, _ = load_run(args.teacher_run)
         cfg = parse_config(apply_overrides(to_dict(base), _overrides(args)))
     out = Path(args.out) if args.out else default_out()
+    if args.seeds:
+        from stkd.across_seeds import distill_seeds, render
+
+        with writing_to(out):
+            result = distill_seeds(cfg, Path(args.teacher_run), out, args.seeds, overwrite=args.overwrite,
+                                   resume=args.resume, progress=not args.quiet)
+        print(render(result), end="")
+        print(f"\nacross seeds: {out / 'seeds.md'}\nper seed: {out / 'seed-<S>'}")
+        return 0
     with writing_to(out):
         metrics = distill_from(cfg, Path(args.teacher_run), out, overwrite=args.overwrite, resume=args.resume,
                                progress=not args.quiet)
@@ -340,10 +354,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("distill", help="distil a student from the teacher(s) of an earlier run",
                        description="Distil a student from saved teacher(s) without retraining them: the "
                                    "teacher run's soft-label cache is reused (built once if missing).",
-                       epilog="example:\n  stkd distill --teacher-run runs/teacher --set student.name=mlp "
-                              "--out runs/mlp", formatter_class=fmt)
+                       epilog="examples:\n  stkd distill --teacher-run runs/teacher --set student.name=mlp "
+                              "--out runs/mlp\n  stkd distill --teacher-run runs/quickstart --seeds 0 1 2 3 4 "
+                              "--out runs/seeds   # does the gain hold across seeds?", formatter_class=fmt)
     _common(p)
     p.add_argument("--teacher-run", required=True, help="run directory holding trained teacher(s)")
+    p.add_argument("--seeds", type=int, nargs="+", metavar="S",
+                   help="train the distilled and the plain student once per seed (a run per seed under --out) "
+                        "and say whether distillation's gain holds across them (seeds.md; 5 seeds or more can "
+                        "establish it)")
     p.set_defaults(func=cmd_distill)
 
     p = sub.add_parser("evaluate", help="re-score the models of a run and rewrite its report",

@@ -334,6 +334,21 @@ def _check_seed(key: str, seed: int, hint: str = "") -> None:
         raise ConfigError(f"{key}: must be an integer from 0 to {SEED_LIMIT - 1}{hint}, got {seed}")
 
 
+def distinct_seeds(seeds) -> list[int]:
+    """The seeds of a comparison across seeds (``--seeds``): at least one, none twice, each a valid seed."""
+    out = [int(s) for s in seeds]
+    if not out or len(set(out)) != len(out):
+        raise ConfigError(f"--seeds: give distinct seeds, got {out}")
+    for s in out:
+        _check_seed("--seeds", s)
+    return out
+
+
+def with_seed(cfg: RunConfig, seed: int) -> RunConfig:
+    """``cfg`` trained from ``seed`` (``train.seed``): one seed of a comparison across seeds."""
+    return dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, seed=int(seed)))
+
+
 def validate(cfg: RunConfig) -> RunConfig:
     """Check values that types alone cannot; raise :class:`ConfigError` naming the key."""
     for key, choices in CHOICES.items():

@@ -504,7 +504,9 @@ def _summary_lines(metrics: dict) -> list[str]:
         pv = _fmt(_test_value(models[p], key), ".3f")
         word = "better" if s["gain_vs_plain_pct"] >= 0 else "worse"
         lines.append(f"- **Gain from distillation**: `{kd}` {kv} vs `{p}` (same student, no teacher) {pv}: "
-                     f"**{s['gain_vs_plain_pct']:+.1f} %** ({word} with distillation).")
+                     f"**{s['gain_vs_plain_pct']:+.1f} %** ({word} with distillation from this one seed; "
+                     "`stkd distill --teacher-run RUN --seeds 0 1 2 3 4 --out DIR` says whether that holds "
+                     "across seeds).")
     elif p is None:
         lines.append("- No plain student (same student without distillation) in this run: gain not measured.")
     if (hint := privileged_lags_line(models, kd)) is not None:

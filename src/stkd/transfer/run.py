@@ -23,7 +23,7 @@ from typing import Any
 
 from stkd import names
 from stkd.checkpoint import read_model_card
-from stkd.config import RunConfig, dump_config, parse_duration, to_dict
+from stkd.config import RunConfig, distinct_seeds, dump_config, parse_duration, to_dict, with_seed
 from stkd.data.windows import load_windowed
 from stkd.errors import ConfigError
 from stkd.io import write_json, write_text
@@ -57,10 +57,6 @@ def with_history(cfg: RunConfig, history: str) -> RunConfig:
     return dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, history=None if history == ALL else history))
 
 
-def with_seed(cfg: RunConfig, seed: int) -> RunConfig:
-    return dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, seed=int(seed)))
-
-
 def transfer(source_run: Path, cfg: RunConfig, out: Path, *, histories: Sequence[str], seeds: Sequence[int],
              teacher: str | None = None, overwrite: bool = False, progress: bool = True,
              finetune_lr: float | None = None) -> dict:
@@ -72,9 +68,7 @@ def transfer(source_run: Path, cfg: RunConfig, out: Path, *, histories: Sequence
     if finetune_lr is not None and not (finetune_lr > 0 and math.isfinite(finetune_lr)):
         raise ConfigError(f"--finetune-lr: must be a finite number > 0, got {finetune_lr}")
     histories = parse_histories(histories)
-    seeds = [int(s) for s in seeds]
-    if not seeds or len(set(seeds)) != len(seeds):
-        raise ConfigError(f"--seeds: give distinct seeds, got {seeds}")
+    seeds = distinct_seeds(seeds)
     source = load_source(Path(source_run), teacher)  # refused here when it has per-node weights
     prepared = {}
     for h in histories:  # bad data, histories or models fail before anything is written

@@ -1,0 +1,117 @@
+"""Does distillation pay on *your* data? The distilled and the plain student of one teacher, over seeds.
+
+One run compares the distilled student with the same student trained alone from one seed, and a
+difference of a few tenths of a percent is what another seed alone can make. ``stkd distill
+--teacher-run RUN --seeds 0 1 2 3 4 --out DIR`` trains both students once per seed from the same initial
+weights and batches (an ordinary ``stkd distill`` run per seed: the teachers and their soft-label cache are
+read from RUN, never retrained), and compares them by :mod:`stkd.paired`'s rule: the mean gain, its 95 %
+bootstrap interval over seeds, the wins, and whether the gain is established (enough seeds, an interval
+clear of zero, a gain at least the seed spread). The same rule judges every comparison in docs/benchmarks.md.
+
+Output folder (``--out``)::
+
+    config.yaml       the student's config (the seed of each run is in its own folder)
+    seeds.json        per seed the distilled and plain student's validation and test score; the
+                      comparison on test and on validation; rewritten after each seed, so a stopped call
+                      keeps what it finished (``--resume`` continues it)
+    seeds.md          the same as a table and sentences computed from it
+    seed-<S>/         an ordinary run folder per seed (models, metrics.json, report.md)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from stkd.config import RunConfig, distinct_seeds, dump_config, with_seed
+from stkd.errors import STKDError
+from stkd.io import write_json, write_text
+from stkd.paired import MIN_SEEDS, describe_gain, paired_gain, verdict
+from stkd.pipeline import distill_from
+from stkd.report.tables import PRIMARY_METRIC, student_summary
+from stkd.runs import prepare_run_dir, require_run_dir, run_lock
+
+
+def _score(entry: dict, split: str, key: str) -> float | None:
+    """A model's ``key`` (``mae``, ``f1``) on ``split``: metrics.json keeps test scores under ``test`` and the
+    validation score of the kept epoch as ``val_<key>``."""
+    value = entry.get("test", {}).get(key) if split == "test" else entry.get(f"val_{key}")
+    return None if value is None else float(value)
+
+
+def seed_record(seed: int, metrics: dict) -> dict:
+    """One seed's scores from its run's metrics.json: the distilled and the plain student, validation and test."""
+    s = student_summary(metrics)
+    kd, plain = s["student_kd"], s["student_plain"]
+    if kd is None or plain is None:
+        raise STKDError(f"seed {seed}: the run has no distilled and plain student to compare")
+    models = metrics["models"]
+    key = s["metric"]
+    record: dict[str, Any] = {"seed": int(seed), "metric": key, "student_kd": kd, "student_plain": plain}
+    for split in ("test", "val"):
+        record[f"kd_{split}"] = _score(models[kd], split, key)
+        record[f"plain_{split}"] = _score(models[plain], split, key)
+    if record["kd_test"] is None or record["plain_test"] is None:
+        raise STKDError(f"seed {seed}: the students have no test {key} to compare")
+    return record
+
+
+def compare(records: Sequence[dict], task: str) -> dict:
+    """The paired comparison on test and (where every seed has one) on validation, by :func:`paired_gain`."""
+    _, lower = PRIMARY_METRIC[task]
+    out: dict[str, Any] = {"test": paired_gain([r["plain_test"] for r in records], [r["kd_test"] for r in records],
+                                               lower_is_better=lower)}
+    if all(r["kd_val"] is not None and r["plain_val"] is not None for r in records):
+        out["val"] = paired_gain([r["plain_val"] for r in records], [r["kd_val"] for r in records],
+                                 lower_is_better=lower)
+    return out
+
+
+def render(result: dict) -> str:
+    """seeds.md: the per-seed table and the sentences, computed from ``result`` (seeds.json)."""
+    records, task = result["records"], result["task"]
+    key, lower = PRIMARY_METRIC[task]
+    label = key.upper()
+    score = None if lower else label  # describe_gain's wording for a score that rises
+    lines = [f"# Distillation across seeds: {result['teacher_run']}", "",
+             f"The distilled student and the same student alone, trained from the same initial weights and batches "
+             f"for each seed; the teachers and their soft labels are those of `{result['teacher_run']}`. Gain: the "
+             f"relative {'fall of the error' if lower else f'rise of {label}'} (positive: distillation helped); "
+             f"established with {MIN_SEEDS} seeds or more, a 95 % bootstrap interval over seeds clear of zero, and "
+             "a gain at least the seed spread (the plain student's standard deviation over seeds).", "",
+             f"| seed | plain val {label} | distilled val {label} | plain test {label} | distilled test {label} | gain |",
+             "| ---: | ---: | ---: | ---: | ---: | ---: |"]
+    gains = result["comparison"]["test"]["gains"]
+    for r, g in zip(records, gains):
+        val = [f"{v:.3f}" if v is not None else "n/a" for v in (r["plain_val"], r["kd_val"])]
+        lines.append(f"| {r['seed']} | {val[0]} | {val[1]} | {r['plain_test']:.3f} | {r['kd_test']:.3f} | {g:+.1f} % |")
+    test = result["comparison"]["test"]
+    lines += ["", f"- On test: {describe_gain(test, 'distillation', score)} Verdict: **{verdict(test)}**."]
+    if "val" in result["comparison"]:
+        lines.append(f"- On validation: {describe_gain(result['comparison']['val'], 'distillation', score)}")
+    return "\n".join(lines) + "\n"
+
+
+def distill_seeds(cfg: RunConfig, teacher_run: Path, out: Path, seeds: Sequence[int], *, overwrite: bool = False,
+                  resume: bool = False, progress: bool = True) -> dict:
+    """Distil and train alone the configured student once per seed from ``teacher_run``'s teachers; returns
+    seeds.json's content (the module doc has the folder)."""
+    seeds = distinct_seeds(seeds)
+    teacher_run = require_run_dir(teacher_run)
+    out = Path(out)
+    if out.resolve() == teacher_run.resolve():
+        raise STKDError(f"--out {out} is the teacher run; give a new folder for the seeds' runs")
+    result: dict[str, Any] = {"teacher_run": str(teacher_run), "task": cfg.task, "seeds": seeds, "records": []}
+    with run_lock(out):
+        prepare_run_dir(out, overwrite=overwrite, resume=resume)
+        if not (out / "config.yaml").is_file():  # a resumed call keeps it: each seed's run refuses a changed config
+            write_text(out / "config.yaml", dump_config(cfg))
+        for seed in seeds:
+            metrics = distill_from(with_seed(cfg, seed), teacher_run, out / f"seed-{seed}", resume=resume,
+                                   progress=progress)
+            result["records"].append(seed_record(seed, metrics))
+            result["comparison"] = compare(result["records"], cfg.task)
+            write_json(out / "seeds.json", result)  # after every seed: a stopped call keeps its part
+        write_text(out / "seeds.md", render(result))
+    return result

@@ -1,0 +1,109 @@
+"""``stkd distill --teacher-run RUN --seeds ...``: the distilled and the plain student once per seed from one
+teacher, compared by stkd.paired's rule; the seed of the run itself is reproduced exactly, the folder
+resumes, and a user's folder is never overwritten."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+
+from stkd.across_seeds import compare, render
+from stkd.cli import main
+from stkd.paired import MIN_SEEDS
+
+RAW = {"data": {"source": "builtin", "name": "synthetic-traffic", "simulator": {"nodes": 16, "days": 4, "seed": 5}},
+       "teacher": {"name": "stid", "params": {"embed_dim": 16, "node_dim": 8, "tod_dim": 8}},
+       "student": {"name": "mlp", "params": {"hidden": [16]}},
+       "train": {"epochs": 1, "batch_size": 32, "max_batches": 3, "threads": 1},
+       "eval": {"latency_repeats": 2, "baselines": ["last"]}}
+
+
+@pytest.fixture(scope="module")
+def teacher_run(tmp_path_factory):
+    """One ``stkd run`` (seed 0): the teacher every seed learns from, and its own students to compare with."""
+    tmp = tmp_path_factory.mktemp("seeds")
+    cfg = tmp / "cfg.yaml"
+    cfg.write_text(yaml.safe_dump(RAW))
+    out = tmp / "run"
+    assert main(["run", "--config", str(cfg), "--out", str(out), "--quiet"]) == 0
+    return out
+
+
+@pytest.mark.slow
+def test_every_seed_trains_both_students_from_the_cached_teacher_and_the_comparison_follows_them(teacher_run, tmp_path,
+                                                                                               capsys):
+    out = tmp_path / "seeds"
+    cache = {p: p.read_bytes() for p in (teacher_run / "cache").rglob("*") if p.is_file()}
+    assert main(["distill", "--teacher-run", str(teacher_run), "--seeds", "0", "1", "--out", str(out), "--quiet"]) == 0
+    printed = capsys.readouterr().out
+    result = json.loads((out / "seeds.json").read_text())
+    assert [r["seed"] for r in result["records"]] == [0, 1]
+    for r in result["records"]:  # each record is its seed's own run
+        models = json.loads((out / f"seed-{r['seed']}" / "metrics.json").read_text())["models"]
+        assert r["kd_test"] == models["mlp_kd"]["test"]["mae"] and r["plain_test"] == models["mlp_plain"]["test"]["mae"]
+        assert r["kd_val"] == models["mlp_kd"]["val_mae"]
+        assert "stid" not in {p.name for p in (out / f"seed-{r['seed']}" / "models").iterdir()}  # not retrained
+    assert cache and {p: p.read_bytes() for p in (teacher_run / "cache").rglob("*") if p.is_file()} == cache
+    # seed 0 is the teacher run's own seed: its students come out exactly as that run's
+    own = json.loads((teacher_run / "metrics.json").read_text())["models"]
+    assert result["records"][0]["kd_test"] == own["mlp_kd"]["test"]["mae"]
+    assert result["records"][0]["plain_test"] == own["mlp_plain"]["test"]["mae"]
+    assert result["records"][0]["kd_test"] != result["records"][1]["kd_test"]  # another seed, another student
+    test = result["comparison"]["test"]
+    assert not test["established"] and test["why_not"] == f"2 seeds, {MIN_SEEDS} needed"
+    assert test["gains"] == pytest.approx([100 * (r["plain_test"] - r["kd_test"]) / r["plain_test"]
+                                           for r in result["records"]])
+    md = (out / "seeds.md").read_text()
+    assert md == render(result) and md in printed
+    assert f"Verdict: **not established (2 seeds, {MIN_SEEDS} needed)**" in md
+    # one run's report calls its gain one seed's, and names the command that says more
+    gain_line = next(x for x in (teacher_run / "report.md").read_text().splitlines()
+                     if x.startswith("- **Gain from distillation**"))
+    assert gain_line.endswith("with distillation from this one seed; `stkd distill --teacher-run RUN --seeds 0 1 2 3 4 "
+                              "--out DIR` says whether that holds across seeds).")
+
+
+@pytest.mark.slow
+def test_resume_trains_only_the_seeds_not_yet_done_and_a_folder_is_never_overwritten(teacher_run, tmp_path, capsys):
+    out = tmp_path / "seeds"
+    argv = ["distill", "--teacher-run", str(teacher_run), "--out", str(out), "--quiet", "--seeds"]
+    assert main([*argv, "3"]) == 0
+    done = {p: p.read_bytes() for p in (out / "seed-3" / "models").glob("*/*") if p.name in ("model.safetensors",
+                                                                                              "log.csv")}
+    assert len(done) == 4
+    assert main([*argv, "3", "4", "--resume"]) == 0
+    assert {p: p.read_bytes() for p in done} == done  # seed 3 was finished: re-scored, not retrained
+    assert [r["seed"] for r in json.loads((out / "seeds.json").read_text())["records"]] == [3, 4]
+    capsys.readouterr()
+    assert main([*argv, "5"]) == 2  # an existing folder without --resume or --overwrite
+    assert "already exists and is not empty" in capsys.readouterr().err
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("a user's file")
+    assert main(["distill", "--teacher-run", str(teacher_run), "--out", str(mine), "--quiet", "--overwrite",
+                 "--seeds", "0"]) == 2
+    assert "not an stkd run directory" in capsys.readouterr().err and (mine / "notes.txt").is_file()
+
+
+def test_bad_seeds_are_refused_before_anything_is_trained(tmp_path, capsys):
+    run = tmp_path / "run"
+    run.mkdir()
+    for seeds, words in ((["1", "1"], "--seeds: give distinct seeds, got [1, 1]"),
+                         (["-2"], "--seeds: must be an integer from 0")):
+        assert main(["distill", "--teacher-run", str(run), "--out", str(tmp_path / "o"), "--seeds", *seeds]) == 2
+        assert words in capsys.readouterr().err
+    assert main(["distill", "--teacher-run", str(run), "--out", str(tmp_path / "o"), "--seed", "3",
+                 "--seeds", "0", "1"]) == 2
+    assert "give --seed (one run) or --seeds (a run per seed), not both" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+
+
+def test_an_event_task_s_comparison_counts_a_higher_f1_as_the_gain():
+    records = [{"seed": s, "plain_test": 0.50, "kd_test": 0.55, "plain_val": 0.5, "kd_val": 0.52} for s in range(5)]
+    got = compare(records, "classify")
+    assert got["test"]["mean"] == pytest.approx(10.0) and got["test"]["wins"] == 5
+    assert got["val"]["mean"] == pytest.approx(4.0)
+    lower = compare(records, "forecast")  # as errors, the same numbers are a loss
+    assert lower["test"]["mean"] == pytest.approx(-10.0) and lower["test"]["wins"] == 0
