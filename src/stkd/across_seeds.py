@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from stkd.config import RunConfig, distinct_seeds, dump_config, with_seed
+from stkd.distributed import barrier, is_rank0
 from stkd.errors import STKDError
 from stkd.io import write_json, write_text
 from stkd.paired import MIN_SEEDS, describe_gain, paired_gain, verdict
@@ -96,7 +97,7 @@ def render(result: dict) -> str:
 def distill_seeds(cfg: RunConfig, teacher_run: Path, out: Path, seeds: Sequence[int], *, overwrite: bool = False,
                   resume: bool = False, progress: bool = True) -> dict:
     """Distil and train alone the configured student once per seed from ``teacher_run``'s teachers; returns
-    seeds.json's content (the module doc has the folder)."""
+    seeds.json's content (the module doc has the folder; under DDP the other ranks get no records)."""
     seeds = distinct_seeds(seeds)
     teacher_run = require_run_dir(teacher_run)
     out = Path(out)
@@ -104,14 +105,19 @@ def distill_seeds(cfg: RunConfig, teacher_run: Path, out: Path, seeds: Sequence[
         raise STKDError(f"--out {out} is the teacher run; give a new folder for the seeds' runs")
     result: dict[str, Any] = {"teacher_run": str(teacher_run), "task": cfg.task, "seeds": seeds, "records": []}
     with run_lock(out):
-        prepare_run_dir(out, overwrite=overwrite, resume=resume)
-        if not (out / "config.yaml").is_file():  # a resumed call keeps it: each seed's run refuses a changed config
-            write_text(out / "config.yaml", dump_config(cfg))
+        if is_rank0():  # under DDP (torchrun) every rank trains each seed's students; rank 0 alone writes
+            prepare_run_dir(out, overwrite=overwrite, resume=resume)
+            if not (out / "config.yaml").is_file():  # a resumed call keeps it: each seed's run refuses another config
+                write_text(out / "config.yaml", dump_config(cfg))
+        barrier()
         for seed in seeds:
             metrics = distill_from(with_seed(cfg, seed), teacher_run, out / f"seed-{seed}", resume=resume,
                                    progress=progress)
-            result["records"].append(seed_record(seed, metrics))
-            result["comparison"] = compare(result["records"], cfg.task)
-            write_json(out / "seeds.json", result)  # after every seed: a stopped call keeps its part
-        write_text(out / "seeds.md", render(result))
+            if is_rank0():
+                result["records"].append(seed_record(seed, metrics))
+                result["comparison"] = compare(result["records"], cfg.task)
+                write_json(out / "seeds.json", result)  # after every seed: a stopped call keeps its part
+        if is_rank0():
+            write_text(out / "seeds.md", render(result))
+        barrier()
     return result

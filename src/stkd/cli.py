@@ -210,8 +210,9 @@ def cmd_distill(args) -> int:
         with writing_to(out):
             result = distill_seeds(cfg, Path(args.teacher_run), out, args.seeds, overwrite=args.overwrite,
                                    resume=args.resume, progress=not args.quiet)
-        print(render(result), end="")
-        print(f"\nacross seeds: {out / 'seeds.md'}\nper seed: {out / 'seed-<S>'}")
+        if result["records"]:  # rank 0 (under DDP the other ranks hold no records)
+            print(render(result), end="")
+            print(f"\nacross seeds: {out / 'seeds.md'}\nper seed: {out / 'seed-<S>'}")
         return 0
     with writing_to(out):
         metrics = distill_from(cfg, Path(args.teacher_run), out, overwrite=args.overwrite, resume=args.resume,
