@@ -20,8 +20,9 @@ seeds), the evidence rows ``stid, 30 epochs, reading lags 1D, 7D`` and ``stid, t
 epochs, reading lags 1D, 7D``. A graph teacher is one ``teacher:`` entry away (``name: gwnet``: README
 "Your data"). The teacher trains 30 epochs, the students 30 with patience 6: 60 student epochs gave
 both students a lower validation MAE and left distillation's gain smaller than the seed spread (the row
-``stid, teachers stid-64, 60 epochs, ...``), and would bring the whole run close to the 6-minute limit
-on 2 cores (the default-run section of docs/benchmarks.md has the latest run and its time).
+``stid, teachers stid-64, 60 epochs, ...``), and a seed-0 ``stkd run`` with them (patience 10) ran past
+6 minutes on 2 cores with the teacher less than 5 % ahead of the plain student (not kept: the default-run
+section of docs/benchmarks.md has the preset's latest run and its time).
 """
 
 from __future__ import annotations
