@@ -88,3 +88,31 @@ def test_two_processes_match_one_for_an_event_task(tmp_path, los_loop_dir):
     log = (tmp_path / "two" / "models" / "mlp_plain" / "log.csv").read_text().splitlines()
     assert len(log) == 1 + 2
     assert len(list((tmp_path / "two" / "cache").glob("*/meta.json"))) == 1
+
+
+@pytest.mark.slow
+def test_seeds_of_a_distillation_under_two_processes_match_one(tmp_path, los_loop_dir):
+    """``torchrun ... stkd distill --seeds``: every rank trains each seed's students, rank 0 alone writes the
+    comparison, and each seed's plain MLP matches the one-process run's (within 0.1 %, as above)."""
+    cfg = tmp_path / "tiny.yaml"
+    cfg.write_text(CONFIG.format(path=los_loop_dir / "los_speed.csv",
+                                 locations=los_loop_dir / "graph_sensor_locations.csv"))
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    teacher = subprocess.run([sys.executable, "-m", "stkd", "train", "--config", str(cfg), "--out",
+                              str(tmp_path / "teacher"), "--quiet"], env=env, capture_output=True, text=True, timeout=600)
+    assert teacher.returncode == 0, teacher.stderr[-3000:]
+    tail = ["-m", "stkd", "distill", "--teacher-run", str(tmp_path / "teacher"), "--seeds", "0", "1", "--quiet"]
+    one = subprocess.run([sys.executable, *tail, "--out", str(tmp_path / "one")], env=env, capture_output=True,
+                         text=True, timeout=600)
+    assert one.returncode == 0, one.stderr[-3000:]
+    two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+                          *tail, "--out", str(tmp_path / "two")], env=env, capture_output=True, text=True, timeout=600)
+    assert two.returncode == 0, two.stderr[-3000:]
+    assert two.stdout.count("# Distillation across seeds") == 1  # printed by rank 0 only
+    r1 = json.loads((tmp_path / "one" / "seeds.json").read_text())["records"]
+    r2 = json.loads((tmp_path / "two" / "seeds.json").read_text())["records"]
+    assert [r["seed"] for r in r2] == [0, 1]
+    for a, b in zip(r1, r2):
+        assert abs(a["plain_test"] - b["plain_test"]) / a["plain_test"] < 1e-3, (a, b)
+    written = sorted(p.name for p in (tmp_path / "two").iterdir() if not p.name.endswith(".lock"))  # run locks
+    assert written == ["config.yaml", "seed-0", "seed-1", "seeds.json", "seeds.md"]  # no stray temporary files
