@@ -8,8 +8,8 @@ The student is the STID (18.8k parameters) and reads, besides its 12-hour window
 yesterday and last week (``inputs.lags: [1D, 7D]``). Why: on validation and test that student is far
 better than the one that reads its window only (5 paired seeds, the Auckland evidence table in
 docs/benchmarks.md: test MAE 44.7 against 57.3), at the same size and speed. What it costs: it is
-served from a history that reaches back a week and 12 hours (``stkd serve``, ``predict`` and the
-exported model's metadata say so, docs/deploy.md).
+served from a history that reaches back a week, 168 hourly steps in place of 12 (``stkd serve``,
+``predict`` and the exported model's metadata say so, docs/deploy.md).
 
 The teacher is the same architecture 4x wider with one layer more (535k parameters, 28x the student),
 reading the same lags. Why: a teacher must know more than the student it teaches. The earlier preset's
