@@ -131,6 +131,13 @@ def test_every_help_has_an_example(capsys):
         assert "stkd " in text.split("example", 1)[1], path
 
 
+def test_the_config_default_each_help_names_is_the_one_its_command_reads():
+    helps = {path: next(a.help for a in sub._actions if a.dest == "config")
+             for path, sub in _subparsers(build_parser()) if any(a.dest == "config" for a in sub._actions)}
+    assert helps[("distill",)].endswith("default: the teacher run's config.yaml")  # cmd_distill reads it
+    assert helps[("run",)].endswith("default: the embedded Auckland pedestrian preset")
+
+
 def test_seed_flag_and_overrides(write_cfg):
     parser = build_parser()
     args = parser.parse_args(["run", "--config", write_cfg(), "--seed", "7", "--set", "train.seed=3"])

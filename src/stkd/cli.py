@@ -309,10 +309,11 @@ def cmd_data_export(args) -> int:
 
 
 # --------------------------------------------------------------------- parser
-def _common(p: argparse.ArgumentParser, *, config=True, out=True) -> None:
+def _common(p: argparse.ArgumentParser, *, config=True, out=True,
+            config_default: str = "the embedded Auckland pedestrian preset") -> None:
     if config:
         p.add_argument("--config", help="YAML config (sections data, teacher, student, distill, train, eval); "
-                                        "default: the embedded Auckland pedestrian preset")
+                                        f"default: {config_default}")
         p.add_argument("--set", action="append", metavar="KEY=VALUE",
                        help="override a config value, e.g. --set train.epochs=5 (repeatable)")
         p.add_argument("--seed", type=int, help="random seed (train.seed): the same seed repeats a run exactly")
@@ -358,7 +359,7 @@ def build_parser() -> argparse.ArgumentParser:
                        epilog="examples:\n  stkd distill --teacher-run runs/teacher --set student.name=mlp "
                               "--out runs/mlp\n  stkd distill --teacher-run runs/quickstart --seeds 0 1 2 3 4 "
                               "--out runs/seeds   # does the gain hold across seeds?", formatter_class=fmt)
-    _common(p)
+    _common(p, config_default="the teacher run's config.yaml")
     p.add_argument("--teacher-run", required=True, help="run directory holding trained teacher(s)")
     p.add_argument("--seeds", type=int, nargs="+", metavar="S",
                    help="train the distilled and the plain student once per seed (a run per seed under --out) "
