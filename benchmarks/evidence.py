@@ -409,7 +409,7 @@ def augment_gap(rows: list[dict], by_student: dict[str, list[dict]]) -> str:
     if not first.get("augment"):
         return ""
     augment = {k: first[k] for k in ("augment", "augment_labels", "augment_weight")}
-    other = by_student.get(first["student"].removesuffix(f", {augment_label(augment)}"))
+    other = by_student.get(first["student"].replace(f", {augment_label(augment)}", "", 1))  # lags may follow it
     if not other or other is rows:
         return ""
     return kd_gap(rows, other, f"With the teacher's forecasts of {augment_label(augment)} inputs", "without them")

@@ -103,6 +103,11 @@ def test_a_row_with_augmented_inputs_is_compared_with_the_same_row_without_them(
                            "distilled student's validation MAE is 49.000 against 50.000 without them")
     assert "test MAE 58.000 against 58.000 (+0.0 %; the 3 seeds both rows have)" in text
     assert augment_gap(base, by) == "" and augment_gap(rows, {label: rows}) == ""
+    # a row whose students also read lags names them after the augmentation: its twin keeps the lags
+    lagged = "stid, 30 epochs, reading lags 1D, 7D"
+    lag_rows = [{**r, "student": f"stid, 30 epochs, {augment_label(augment)}, reading lags 1D, 7D"} for r in rows]
+    text = augment_gap(lag_rows, {lagged: [{**b, "student": lagged} for b in base], lag_rows[0]["student"]: lag_rows})
+    assert "validation MAE is 49.000 against 50.000 without them" in text
 
 
 def test_a_row_whose_students_read_lags_is_compared_with_the_window_only_row_and_the_teacher():
