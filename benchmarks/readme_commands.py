@@ -1,10 +1,10 @@
 """The README's commands, each timed as a newcomer runs them one after the other: quick start, data, deploy.
 
-    python benchmarks/readme_commands.py     # writes docs/results/readme-commands.json (about 5 minutes)
+    python benchmarks/readme_commands.py     # writes docs/results/readme-commands.json (about 13 minutes)
 
 In a fresh temporary folder it runs ``stkd --help``, ``stkd run --out runs/quickstart`` (the default
-preset), ``stkd data inspect``, the deploy section's ``stkd data query`` (eight days), ``stkd predict``
-and ``stkd export``, each as its own process through the ``stkd`` entry point beside this Python; then
+preset), ``stkd data inspect``, the deploy section's ``stkd data query`` (eight days), ``stkd predict``,
+``stkd export`` and the quick start's ``stkd distill --seeds``, each as its own process through the ``stkd`` entry point beside this Python; then
 ``stkd serve`` until ``/health`` answers, and the README's week of hourly ``POST /observations`` followed
 by ``GET /forecast`` (sent from here with urllib where the README uses curl: the same requests). Any
 command that fails, or a forecast the service does not give, stops the script with what happened.
@@ -43,6 +43,9 @@ COMMANDS = [
      ["predict", "runs/quickstart", "--input", "recent.csv", "--out", "forecasts.csv"], ""),
     ("stkd export runs/quickstart --format onnx --out exported/",
      ["export", "runs/quickstart", "--format", "onnx", "--out", "exported/"], "with its check"),
+    ("stkd distill --teacher-run runs/quickstart --seeds 0 1 2 3 4 --out runs/seeds",
+     ["distill", "--teacher-run", "runs/quickstart", "--seeds", "0", "1", "2", "3", "4", "--out", "runs/seeds",
+      "--quiet"], "both students, 5 seeds"),
 ]
 
 
