@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -26,6 +25,8 @@ import urllib.request
 from pathlib import Path
 
 from common import save_result
+from default_run import wall_time
+from serve_load import free_port, wait_up
 
 SECTION = "readme-commands"
 QUERY = ["--start", "2025-12-24 00:00", "--end", "2025-12-31 23:00"]  # the README's eight days
@@ -50,10 +51,9 @@ COMMANDS = [
 
 
 def seconds(s: float) -> str:
-    """``0.14 s``, ``4.9 s``, ``4 min 36 s``."""
+    """``0.14 s``, ``4.9 s``, ``4 min 36 s`` (from a minute on, as the default run's wall time)."""
     if s >= 60:
-        minutes, rest = divmod(round(s), 60)
-        return f"{minutes} min {rest} s"
+        return wall_time({"wall_seconds": s})
     return f"{s:.2f} s" if s < 1 else f"{s:.1f} s"
 
 
@@ -64,12 +64,6 @@ def timed(stkd: str, args: list[str], cwd: Path) -> float:
     if done.returncode != 0:
         raise SystemExit(f"stkd {' '.join(args)} failed with exit status {done.returncode}:\n{done.stderr[-2000:]}")
     return wall
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def request(url: str, body: dict | None = None) -> tuple[int, dict]:
@@ -86,19 +80,16 @@ def serve(stkd: str, cwd: Path) -> dict:
     """``stkd serve`` until ``/health`` answers, then the README's week of observations and one forecast."""
     port = free_port()
     base = f"http://127.0.0.1:{port}"
+    log_path = cwd / "serve.log"  # a file, not a pipe: the server's log never fills a buffer nobody reads
     t0 = time.perf_counter()
-    proc = subprocess.Popen([stkd, "serve", "runs/quickstart", "--port", str(port)], cwd=cwd,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen([stkd, "serve", "runs/quickstart", "--port", str(port)], cwd=cwd,
+                                stdout=log, stderr=subprocess.STDOUT)
     try:
-        while True:
-            if proc.poll() is not None:
-                raise SystemExit(f"stkd serve exited with status {proc.returncode}:\n{proc.stderr.read()[-2000:]}")
-            try:
-                if request(f"{base}/health")[0] == 200:
-                    break
-            except OSError:
-                pass  # not listening yet
-            time.sleep(0.1)
+        try:
+            wait_up(port, proc, poll=0.1)
+        except RuntimeError as e:
+            raise SystemExit(f"stkd serve: {e}:\n{log_path.read_text()[-2000:]}") from None
         up = time.perf_counter() - t0
         early, _ = request(f"{base}/forecast")  # before a week is held: no forecast yet
         t0 = time.perf_counter()
