@@ -56,13 +56,18 @@ def default_student_lags(dataset: str) -> list[str]:
     return list(DEFAULT_PRESET["student"].get("inputs", {}).get("lags", []))
 
 
+def reads_like_default(measured: dict, dataset: str) -> bool:
+    """Whether an evidence record or a per-method result (``student_lags``) is of a student that reads what the
+    data set's default student reads (:func:`default_student_lags`)."""
+    return list(measured.get("student_lags") or []) == default_student_lags(dataset)
+
+
 def whole_period(rows_by: dict[str, list[dict]], dataset: str) -> dict[str, list[dict]]:
     """The rows with the whole training period and every reading, measured under today's rules, of students
     that read what the data set's default student reads (:func:`default_student_lags`): the targets are about
     the student a user of the default deploys; a student reading other inputs is another student."""
-    lags = default_student_lags(dataset)
     return {s: rows for s, rows in rows_by.items() if scarcity(rows[0]) is None and not rows[0].get("earlier_rule")
-            and list(rows[0].get("student_lags") or []) == lags}
+            and reads_like_default(rows[0], dataset)}
 
 
 def line(target: str, asked: str, measured: str, where: str, met: bool) -> dict:
@@ -124,7 +129,7 @@ def paired_rows(blobs: dict[str, dict], dataset: str) -> dict[str, tuple[str, di
         if blob["kind"] == "evidence":
             for s, rs in whole_period(rows_by_student(blob), dataset).items():
                 out[f"row `{s}`"] = (family(s), row_summary(blob, rs))
-        elif blob["kind"] == "distill_gain" and list(blob.get("student_lags") or []) == default_student_lags(dataset):
+        elif blob["kind"] == "distill_gain" and reads_like_default(blob, dataset):
             for m, row in method_rows(blob).items():
                 out[f"{section}, method `{m}`"] = (family(blob["student"]), row)
     return out
