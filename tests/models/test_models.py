@@ -289,7 +289,7 @@ def test_students_are_ten_times_smaller_than_teachers():
         assert 10 * count_params(build_model(s, spec, {})) <= teacher, s
 
 
-@pytest.mark.parametrize("name, params", [(s, {}) for s in STUDENTS] + [("stid", {"neighbours": 2})])
+@pytest.mark.parametrize("name, params", [(s, {}) for s in STUDENTS] + [(s, {"neighbours": 2}) for s in ("stid", "mlp")])
 def test_students_export_to_onnx(name, params, tmp_path):
     ort = pytest.importorskip("onnxruntime")
     torch.manual_seed(0)
@@ -347,14 +347,15 @@ def test_gwnet_node_identity_tells_sensors_with_equal_readings_apart():
         assert same is not identity
 
 
-def test_stid_neighbours_read_the_strongest_neighbours_only():
+@pytest.mark.parametrize("name", ["stid", "mlp"])
+def test_students_read_their_strongest_neighbours_only(name):
     """With ``neighbours: 1`` node 1's output changes when its strongest downstream (2) or upstream (0)
     neighbour changes, and not when a node it has no edge to (4) changes; the buffers are not weights."""
     torch.manual_seed(0)
     a = np.zeros((N, N), dtype=np.float32)
     a[1, 2], a[1, 3] = 3.0, 1.0  # downstream of 1: 2 (strongest), 3
     a[0, 1], a[5, 1] = 2.0, 1.0  # upstream of 1: 0 (strongest), 5
-    model = build_model("stid", make_spec(adjacency=a), {"neighbours": 1, "dropout": 0.0}).eval()
+    model = build_model(name, make_spec(adjacency=a), {"neighbours": 1, "dropout": 0.0}).eval()
     assert not any(k.startswith("nbr_") for k in model.state_dict())  # rebuilt from the data, not saved
     x, tod, dow = make_batch(1)
     with torch.no_grad():
@@ -366,12 +367,27 @@ def test_stid_neighbours_read_the_strongest_neighbours_only():
             assert changed == matters, node
 
 
-def test_stid_neighbours_need_an_adjacency():
+@pytest.mark.parametrize("name", ["stid", "mlp"])
+def test_student_neighbours_need_an_adjacency(name):
     spec = ModelSpec(N, P, H, F_IN, 1, steps_per_day=288)
-    with pytest.raises(ConfigError, match="params.neighbours=4 reads each sensor's neighbours, but the data has no adjacency"):
-        build_model("stid", spec, {"neighbours": 4})
-    with pytest.raises(ConfigError, match="params.neighbours must be >= 0"):
-        build_model("stid", make_spec(), {"neighbours": -1})
+    with pytest.raises(ConfigError, match=f"{name}: params.neighbours=4 reads each sensor's neighbours, but the data has no adjacency"):
+        build_model(name, spec, {"neighbours": 4})
+    with pytest.raises(ConfigError, match=f"{name}: params.neighbours must be >= 0"):
+        build_model(name, make_spec(), {"neighbours": -1})
+
+
+def test_mlp_without_neighbours_keeps_its_weights_and_forecasts():
+    """``neighbours: 0`` (the default) builds the MLP it always was: the same weight shapes, the same
+    forecast from the same seed, so runs saved before the option existed load and predict unchanged."""
+    torch.manual_seed(0)
+    plain = build_model("mlp", make_spec(), {}).eval()
+    torch.manual_seed(0)
+    off = build_model("mlp", make_spec(adjacency=np.eye(N, dtype=np.float32)), {"neighbours": 0}).eval()
+    assert off.around is None and off.body[0].in_features == P * F_IN
+    x, tod, dow = make_batch(2)
+    with torch.no_grad():
+        torch.testing.assert_close(off(x, tod, dow)["pred"], plain(x, tod, dow)["pred"])
+    assert not build_model("mlp", make_spec(), {}).needs_adjacency({"neighbours": 0})
 
 
 def test_agcrn_graph_convolution_is_each_nodes_own_chebyshev_filter():
@@ -404,6 +420,8 @@ def test_facts_about_a_model_come_from_its_class():
     assert needs_adjacency({"name": "gwnet", "hparams": {}})
     assert needs_adjacency({"name": "stid", "hparams": {"neighbours": 2}})
     assert not needs_adjacency({"name": "stid", "hparams": {"neighbours": 0}})
+    assert needs_adjacency({"name": "mlp", "hparams": {"neighbours": 2}})
+    assert not needs_adjacency({"name": "mlp", "hparams": {}})
     assert not needs_adjacency({"name": "agcrn", "hparams": {}})  # learns its own graph
     assert model_class("gwnet").with_legacy_defaults({"dropout": 0.1}) == {
         "time_embedding": False, "node_identity": False, "dropout": 0.1}

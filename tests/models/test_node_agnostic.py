@@ -15,7 +15,7 @@ AGNOSTIC = {"gwnet": {"adaptive": False, "residual_channels": 8, "dilation_chann
                       "end_channels": 16},
             "staeformer": {"adaptive_embed": 0, "layers": 1, "ff_dim": 16},
             "stid": {"node_dim": 0, "neighbours": 2},
-            "mlp": {"hidden": [16]},
+            "mlp": {"hidden": [16], "neighbours": 1},
             "linear": {}}
 
 

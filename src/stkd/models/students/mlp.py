@@ -5,6 +5,12 @@ its ``H * C_out`` outputs. It sees no graph, no other sensor and no calendar, wh
 and fast, and why it has most to gain from a teacher: distilling graph models into MLPs is the recipe
 of GLNN (Zhang, Liu, Sun, Shah: "Graph-less Neural Networks: Teaching Old MLPs New Tricks via
 Distillation", ICLR 2022), here per time window. Only dense ops: it exports to ONNX.
+
+Optional neighbour input (``neighbours: k``): the mean windows of the sensor's k strongest downstream
+and upstream neighbours (:mod:`stkd.models.students.neighbours`) are read next to its own window. Why:
+where a graph teacher's edge comes from the graph, a student that sees only its own sensor cannot
+compute what the teacher knows, whatever the targets; this is the cheapest fixed graph aggregation that
+lets it, and it keeps every weight shared by the sensors.
 """
 
 from __future__ import annotations
@@ -16,25 +22,34 @@ from torch import nn
 
 from stkd.errors import ConfigError
 from stkd.models.base import ModelSpec, StudentModel, to_pred
+from stkd.models.students.neighbours import ReadsNeighbours, neighbour_windows
 
 
-class MLP(StudentModel):
+class MLP(ReadsNeighbours, StudentModel):
     """Per-node MLP student.
 
     Hyper-parameters:
         hidden: widths of the hidden layers (ReLU after each).
         dropout: after each hidden layer.
+        neighbours: k > 0 also reads the mean window of each sensor's k strongest downstream and k
+            strongest upstream neighbours (needs the data's adjacency); 0 switches it off.
 
     ``hidden`` (the output) is the last hidden layer, ``[B, N, hidden[-1]]``.
     """
 
-    node_agnostic_params: ClassVar[dict[str, Any] | None] = {}  # weights shared by all sensors: any N, always
+    #: Weights shared by all sensors: any N, always (the neighbour input is cut from the data's graph at
+    #: build time, not learned).
+    node_agnostic_params: ClassVar[dict[str, Any] | None] = {}
 
-    def __init__(self, spec: ModelSpec, *, hidden: tuple[int, ...] = (64, 64), dropout: float = 0.0) -> None:
+    def __init__(
+        self, spec: ModelSpec, *, hidden: tuple[int, ...] = (64, 64), dropout: float = 0.0, neighbours: int = 0
+    ) -> None:
         super().__init__(spec, locals())
         if not hidden or any(int(w) < 1 for w in hidden):
             raise ConfigError(f"mlp: hidden must be a non-empty list of positive widths, got {hidden!r}")
-        widths = [spec.input_len * spec.in_features, *map(int, hidden)]
+        self.around = neighbour_windows(spec, neighbours, model="mlp")  # None when switched off
+        streams = 1 if self.around is None else 3  # its own window, then the downstream and upstream means
+        widths = [streams * spec.input_len * spec.in_features, *map(int, hidden)]
         layers: list[nn.Module] = []
         for a, b in zip(widths[:-1], widths[1:]):
             layers += [nn.Linear(a, b), nn.ReLU(), nn.Dropout(dropout)]
@@ -44,7 +59,9 @@ class MLP(StudentModel):
 
     def forward(self, x: torch.Tensor, tod: torch.Tensor, dow: torch.Tensor) -> dict[str, torch.Tensor]:
         self.check_inputs(x, tod, dow)
-        window = x.permute(0, 2, 1, 3).flatten(2)  # [B, N, P*F]
+        if self.around is not None:
+            x = torch.cat([x, self.around(x)], dim=-1)  # [B, P, N, 3F]
+        window = x.permute(0, 2, 1, 3).flatten(2)  # [B, N, P*F'] with F' = F or 3F
         h = self.body(window)  # [B, N, D]
         out = self.head(h)  # [B, N, H*C_out]
         return {"pred": to_pred(out, self.spec.horizon, self.spec.out_channels), "hidden": h}

@@ -8,22 +8,19 @@ embedding of the window itself and passed through residual MLP layers. Cost and 
 linearly in N (one embedding row per node, no node-to-node term), so it trains at 20,000 sensors,
 and it uses only dense ops, so it exports to ONNX.
 
-Optional neighbour input (``neighbours: k``, not in the paper): the window of each sensor's k strongest
-downstream and k strongest upstream neighbours (weighted means, from the data's adjacency) is embedded
-next to its own. Why: some events are only visible against the neighbours (an incident slows one
-sensor while the next one downstream runs free; recurring congestion slows both), and a per-node MLP
-cannot see that. It is a fixed-size gather, O(N k), so the model stays linear in N and exports to ONNX.
+Optional neighbour input (``neighbours: k``, not in the paper): the mean windows of each sensor's k
+strongest downstream and upstream neighbours (:mod:`stkd.models.students.neighbours`) are embedded
+next to its own, so it sees what only shows against the neighbours (an incident slows one sensor while
+the next one downstream runs free); the model stays linear in N.
 """
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 from torch import nn
 
-from stkd.data.graph import strongest_neighbours
-from stkd.errors import ConfigError
-from stkd.models.base import ModelSpec, StudentModel, adjacency_to_scipy, to_pred, tod_index
+from stkd.models.base import ModelSpec, StudentModel, to_pred, tod_index
+from stkd.models.students.neighbours import ReadsNeighbours, neighbour_windows
 
 
 class ResidualMLP(nn.Module):
@@ -40,7 +37,7 @@ class ResidualMLP(nn.Module):
         return h + self.fc2(self.dropout(self.act(self.fc1(h))))  # [B, N, D]
 
 
-class STID(StudentModel):
+class STID(ReadsNeighbours, StudentModel):
     """STID student (the paper's design with 16-wide embeddings instead of 32, to stay small).
 
     Hyper-parameters:
@@ -63,11 +60,6 @@ class STID(StudentModel):
     def scale_advice(cls, degree: int) -> list[str]:
         return []
 
-    @classmethod
-    def needs_adjacency(cls, hparams: dict) -> bool:
-        """With ``neighbours`` > 0 it reads each sensor's neighbours from the data's graph."""
-        return bool(hparams.get("neighbours"))
-
     def __init__(
         self,
         spec: ModelSpec,
@@ -84,21 +76,8 @@ class STID(StudentModel):
         super().__init__(spec, locals())
         window = spec.input_len * spec.in_features
         self.window_emb = nn.Linear(window, embed_dim)
-        self.neighbours = neighbours
-        if neighbours < 0:
-            raise ConfigError(f"stid: params.neighbours must be >= 0, got {neighbours}")
-        if neighbours and spec.adjacency is None:
-            raise ConfigError(
-                f"stid: params.neighbours={neighbours} reads each sensor's neighbours, but the data has no "
-                "adjacency; give data.adjacency (or data.locations to build a kNN graph), or set params.neighbours: 0"
-            )
-        if neighbours:
-            adj = adjacency_to_scipy(spec.adjacency)
-            down, w_down = strongest_neighbours(adj, neighbours)  # [N, k] along the edges
-            up, w_up = strongest_neighbours(adj.T, neighbours)  # [N, k] against them (rows of A^T)
-            # derived from the data's adjacency, not learned: rebuilt at load time, so not in the weights
-            self.register_buffer("nbr_index", torch.from_numpy(np.stack([down, up])), persistent=False)  # [2, N, k]
-            self.register_buffer("nbr_weight", torch.from_numpy(np.stack([w_down, w_up])), persistent=False)
+        self.around = neighbour_windows(spec, neighbours, model="stid")  # None when switched off
+        if self.around is not None:
             self.neighbour_emb = nn.Linear(2 * window, neighbour_dim)
         else:
             neighbour_dim = 0
@@ -121,8 +100,8 @@ class STID(StudentModel):
         self.check_inputs(x, tod, dow)
         b, _, n, _ = x.shape
         parts = [self.window_emb(x.permute(0, 2, 1, 3).flatten(2))]  # [B, N, d_e]
-        if self.neighbours:
-            around = torch.cat([self._neighbour_mean(x, d) for d in range(2)], dim=-1)  # [B, P, N, 2F]
+        if self.around is not None:
+            around = self.around(x)  # [B, P, N, 2F]
             parts.append(self.neighbour_emb(around.permute(0, 2, 1, 3).flatten(2)))  # [B, N, d_nb]
         if self.node_emb is not None:
             parts.append(self.node_emb.unsqueeze(0).expand(b, -1, -1))  # [B, N, d_n]
@@ -135,13 +114,3 @@ class STID(StudentModel):
         h = self.encoder(torch.cat(parts, dim=-1))  # [B, N, D]
         out = self.head(h)  # [B, N, H*C_out]
         return {"pred": to_pred(out, self.spec.horizon, self.spec.out_channels), "hidden": h}
-
-    def _neighbour_mean(self, x: torch.Tensor, direction: int) -> torch.Tensor:
-        """Weighted mean of the neighbours' windows, ``[B, P, N, F]``; one gather per neighbour rank
-        keeps the peak at one ``[B, P, N, F]`` copy instead of ``[B, P, N, k, F]``."""
-        index, weight = self.nbr_index[direction], self.nbr_weight[direction]  # type: ignore[index]  # [N, k]
-        out = x.new_zeros(x.shape)
-        for j in range(self.neighbours):
-            out = out + x[:, :, index[:, j]] * weight[:, j].view(1, 1, -1, 1)  # [B, P, N, F]
-        return out
-
