@@ -73,7 +73,8 @@ def build_run(root: Path, los_loop_dir: Path) -> Path:
                                       ("stid_plain", "stid", cfg.student.params, "student_plain"),
                                       ("mlp_plain", "mlp", {"hidden": [16]}, "student_plain"),
                                       # reads its neighbours: rebuilt from the data's adjacency at load time
-                                      ("stid_nb", "stid", {**cfg.student.params, "neighbours": 2}, "student_plain")):
+                                      ("stid_nb", "stid", {**cfg.student.params, "neighbours": 2}, "student_plain"),
+                                      ("mlp_nb", "mlp", {"hidden": [16], "neighbours": 2}, "student_plain")):
         model = build_model(name, model_spec(wd), params).eval()
         save_model(run_dir / "models" / label, model, name, model_spec(wd), role, {"train_seconds": 0.0})
         models[label] = model

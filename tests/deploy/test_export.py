@@ -103,17 +103,18 @@ def test_standalone_example_in_docs(run_dir, prepared):
     assert checked == 5
 
 
-def test_a_student_that_reads_its_neighbours_exports_and_serves_alone(run_dir, prepared):
+@pytest.mark.parametrize("label", ["stid_nb", "mlp_nb"])
+def test_a_student_that_reads_its_neighbours_exports_and_serves_alone(run_dir, prepared, label):
     """The neighbour lists come from the data's adjacency at load time; the exported ONNX carries them
     as constants, so the exported folder needs no graph and agrees with the run's predictor."""
     data, wd = prepared
-    report = export_model(run_dir, "onnx", run_dir / "nb", model="stid_nb", windows=8)
+    report = export_model(run_dir, "onnx", run_dir / f"out-{label}", model=label, windows=8)
     assert report["passed"] and report["max_abs_diff"] <= 1e-4
     s = wd.starts["test"][:3]
     win = np.stack([data.values[i:i + wd.P] for i in s])
     ts = np.stack([data.index[i:i + wd.P] for i in s])
-    a = stkd.load(run_dir / "nb").predict(win, ts, as_frame=False).values
-    b = stkd.load(run_dir, "stid_nb").predict(win, ts, as_frame=False).values
+    a = stkd.load(run_dir / f"out-{label}").predict(win, ts, as_frame=False).values
+    b = stkd.load(run_dir, label).predict(win, ts, as_frame=False).values
     np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-4)
 
 
