@@ -289,7 +289,8 @@ def test_students_are_ten_times_smaller_than_teachers():
         assert 10 * count_params(build_model(s, spec, {})) <= teacher, s
 
 
-@pytest.mark.parametrize("name, params", [(s, {}) for s in STUDENTS] + [(s, {"neighbours": 2}) for s in ("stid", "mlp")])
+@pytest.mark.parametrize("name, params", [(s, {}) for s in STUDENTS] + [(s, {"neighbours": 2}) for s in ("stid", "mlp")]
+                         + [("mlp", {"neighbours": 2, "node_dim": 4})])
 def test_students_export_to_onnx(name, params, tmp_path):
     ort = pytest.importorskip("onnxruntime")
     torch.manual_seed(0)
@@ -388,6 +389,24 @@ def test_mlp_without_neighbours_keeps_its_weights_and_forecasts():
     with torch.no_grad():
         torch.testing.assert_close(off(x, tod, dow)["pred"], plain(x, tod, dow)["pred"])
     assert not build_model("mlp", make_spec(), {}).needs_adjacency({"neighbours": 0})
+
+
+def test_mlp_node_identity_tells_sensors_with_equal_windows_apart():
+    """Identical windows at every node: the MLP without node identity gives every node the same forecast;
+    with ``node_dim`` they differ, and its weights are tied to the sensors (not node-agnostic)."""
+    from stkd.models import MODELS
+
+    x, tod, dow = make_batch(2)
+    x = x[:, :, :1].expand(-1, -1, N, -1).contiguous()  # [B, P, N, F] the same series at every node
+    for node_dim in (0, 8):
+        torch.manual_seed(0)
+        model = build_model("mlp", make_spec(), {"node_dim": node_dim}).eval()
+        with torch.no_grad():
+            pred = model(x, tod, dow)["pred"]  # [B, H, N, 1]
+        assert torch.allclose(pred, pred[:, :, :1].expand_as(pred), atol=1e-6) is (node_dim == 0)
+    assert MODELS["mlp"].node_agnostic({}) and not MODELS["mlp"].node_agnostic({"node_dim": 8})
+    with pytest.raises(ConfigError, match="mlp: params.node_dim must be >= 0"):
+        build_model("mlp", make_spec(), {"node_dim": -1})
 
 
 def test_agcrn_graph_convolution_is_each_nodes_own_chebyshev_filter():
