@@ -1,10 +1,11 @@
 """The per-node MLP student of the classic distillation recipe.
 
 Each sensor's input window ``[P * F_in]`` goes through a small MLP (weights shared by all sensors) to
-its ``H * C_out`` outputs. By default it sees no graph, no other sensor, no sensor identity and no calendar, which is why it is tiny
-and fast, and why it has most to gain from a teacher: distilling graph models into MLPs is the recipe
-of GLNN (Zhang, Liu, Sun, Shah: "Graph-less Neural Networks: Teaching Old MLPs New Tricks via
-Distillation", ICLR 2022), here per time window. Only dense ops: it exports to ONNX.
+its ``H * C_out`` outputs. By default it sees no graph, no other sensor, no sensor identity and no
+calendar, which is why it is tiny and fast, and why it has most to gain from a teacher: distilling
+graph models into MLPs is the recipe of GLNN (Zhang, Liu, Sun, Shah: "Graph-less Neural Networks:
+Teaching Old MLPs New Tricks via Distillation", ICLR 2022), here per time window. Only dense ops: it
+exports to ONNX.
 
 Optional neighbour input (``neighbours: k``): the mean windows of the sensor's k strongest downstream
 and upstream neighbours (:mod:`stkd.models.students.neighbours`) are read next to its own window. Why:
