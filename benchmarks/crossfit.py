@@ -139,7 +139,7 @@ def record_key(r: dict) -> tuple[int, int, int]:
 
 
 def render(result: dict) -> str:
-    from stkd.paired import describe_gain, paired_gain
+    from stkd.paired import describe_gain, gain_cell, paired_gain
 
     lines = [
         "| folds | seeds | fold teachers' mean, test MAE | soft labels vs truth: train / val | plain MAE | "
@@ -159,7 +159,7 @@ def render(result: dict) -> str:
         lines.append(
             f"| {folds}{seed_note} | {g['n']} | {rows[0]['soft_test']:.3f} | {tr:.3f} / {va:.3f} | "
             f"{np.mean([r['plain_mae'] for r in rows]):.3f} | {np.mean([r['kd_mae'] for r in rows]):.3f} | "
-            f"{g['mean']:+.1f} % ({g['ci'][0]:+.1f} to {g['ci'][1]:+.1f}) | {g['wins']}/{g['n']} |"
+            f"{gain_cell(g)} | {g['wins']}/{g['n']} |"
         )
         closer = 100 * (va - tr) / va
         verdicts.append(

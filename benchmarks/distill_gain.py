@@ -156,7 +156,7 @@ def method_rows(result: dict) -> dict[str, dict]:
 
 
 def render(result: dict) -> str:
-    from stkd.paired import describe_gain
+    from stkd.paired import describe_gain, gain_cell
 
     by_method = records_by_method(result)
     summaries = method_rows(result)
@@ -171,7 +171,7 @@ def render(result: dict) -> str:
             rows.append(cells + " | |")
             continue
         g = summaries[method]["gain"]
-        rows.append(cells + f" {g['mean']:+.1f} % ({g['ci'][0]:+.1f} to {g['ci'][1]:+.1f}) | {g['wins']}/{g['n']} |")
+        rows.append(cells + f" {gain_cell(g)} | {g['wins']}/{g['n']} |")
         verdicts.append("- " + describe_gain(g, method))
     text = ""
     kd = [m for m in val if m != PLAIN]

@@ -509,7 +509,7 @@ def teacher_bar(result: dict, by_student: dict[str, list[dict]]) -> dict | None:
 
 
 def render(result: dict) -> str:
-    from stkd.paired import describe_gain
+    from stkd.paired import describe_gain, gain_cell
 
     by_student = rows_by_student(result)
     lines = ["| student | seeds | teacher MAE | plain MAE | distilled MAE | mean gain (95 % interval) | wins | "
@@ -519,7 +519,7 @@ def render(result: dict) -> str:
         row = row_summary(result, rows)
         g, t, kd = row["gain"], row["teacher"], row["kd"]  # t: what the student learns from
         lines.append(f"| {student} | {g['n']} | {t:.3f} | {row['plain']:.3f} | {kd:.3f} | "
-                     f"{g['mean']:+.1f} % ({g['ci'][0]:+.1f} to {g['ci'][1]:+.1f}) | {g['wins']}/{g['n']} | "
+                     f"{gain_cell(g)} | {g['wins']}/{g['n']} | "
                      f"{kd / t:.3f} |")
         line = f"- {student}: " + describe_gain(g, "distillation")
         if "ensemble_mae" in rows[0]:  # how much of the ensemble's edge over the plain student it keeps

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from stkd.paired import describe_gain, paired_gain
+from stkd.paired import describe_gain, gain_cell, paired_gain, signed
 
 
 def test_a_consistent_gain_is_established_and_described_from_the_numbers():
@@ -68,3 +68,13 @@ def test_the_sentence_gives_its_interval_in_the_sign_of_its_own_number(kd):
     number = float(re.search(r"by ([+-]?\d+\.\d) %", text).group(1))
     low, high = (float(v) for v in re.search(r"interval ([+-]\d+\.\d) % to ([+-]\d+\.\d) %", text).groups())
     assert low <= number <= high, text
+
+
+def test_a_mean_that_rounds_to_zero_is_written_without_a_minus():
+    """A mean gain of -0.04 % is no loss: "+0.0 %", never "-0.0 %", in the sentence and the table cell."""
+    plain = [10.0, 11.0, 12.0, 10.5, 11.5]
+    g = paired_gain(plain, [p * (1 - r / 100) for p, r in zip(plain, [-0.04, 0.02, -0.06, 0.01, -0.05])])
+    assert -0.05 < g["mean"] < 0
+    assert "-0.0" not in describe_gain(g) and "by +0.0 %" in describe_gain(g)
+    assert gain_cell(g).startswith("+0.0 % (") and "-0.0" not in gain_cell(g)
+    assert signed(-0.04) == "+0.0" and signed(-0.06) == "-0.1" and signed(0.25, 2) == "+0.25"

@@ -28,7 +28,7 @@ from stkd.config import RunConfig, distinct_seeds, dump_config, with_seed
 from stkd.distributed import barrier, is_rank0
 from stkd.errors import STKDError
 from stkd.io import write_json, write_text
-from stkd.paired import MIN_SEEDS, describe_gain, paired_gain, verdict
+from stkd.paired import MIN_SEEDS, describe_gain, paired_gain, signed, verdict
 from stkd.pipeline import distill_from
 from stkd.report.tables import PRIMARY_METRIC, student_summary
 from stkd.runs import prepare_run_dir, require_run_dir, run_lock
@@ -86,7 +86,7 @@ def render(result: dict) -> str:
     gains = result["comparison"]["test"]["gains"]
     for r, g in zip(records, gains):
         val = [f"{v:.3f}" if v is not None else "n/a" for v in (r["plain_val"], r["kd_val"])]
-        lines.append(f"| {r['seed']} | {val[0]} | {val[1]} | {r['plain_test']:.3f} | {r['kd_test']:.3f} | {g:+.1f} % |")
+        lines.append(f"| {r['seed']} | {val[0]} | {val[1]} | {r['plain_test']:.3f} | {r['kd_test']:.3f} | {signed(g)} % |")
     test = result["comparison"]["test"]
     lines += ["", f"- On test: {describe_gain(test, 'distillation', score)} Verdict: **{verdict(test)}**."]
     if "val" in result["comparison"]:

@@ -57,6 +57,18 @@ def paired_gain(plain: Sequence[float], distilled: Sequence[float], *, lower_is_
             "wins": int((diff > 0).sum()), "spread": spread, "established": why_not is None, "why_not": why_not}
 
 
+def signed(value: float, digits: int = 1) -> str:
+    """``value`` with its sign at ``digits`` decimals, ``+0.0`` where it rounds to zero: a mean gain of
+    -0.04 % is no loss, and "-0.0 %" would read as one."""
+    text = f"{value:+.{digits}f}"
+    return f"{0.0:+.{digits}f}" if float(text) == 0 else text
+
+
+def gain_cell(g: dict) -> str:
+    """A table cell of :func:`paired_gain`'s mean and interval: ``+0.4 % (+0.2 to +0.6)``."""
+    return f"{signed(g['mean'])} % ({signed(g['ci'][0])} to {signed(g['ci'][1])})"
+
+
 def verdict(g: dict) -> str:
     """``better`` / ``worse`` (established by :func:`paired_gain`'s rule) or ``not established``."""
     if not g["established"]:
@@ -74,17 +86,17 @@ def describe_gain(g: dict, what: str = "distillation", score: str | None = None)
 
     def ci(sign: int) -> str:  # the interval of the quantity the sentence names, in the sentence's sign
         a, b = sorted((sign * lo, sign * hi))
-        return f"95 % interval {a:+.1f} % to {b:+.1f} %"
+        return f"95 % interval {signed(a)} % to {signed(b)} %"
 
     if score is not None:  # the gain is the score's rise
         if g["established"] and g["mean"] > 0:
             return f"{what} raises {score} by {g['mean']:.1f} % on average ({ci(1)}; better on {wins}): established."
         if g["established"]:
             return f"{what} lowers {score} by {-g['mean']:.1f} % on average ({ci(-1)}; better on {wins}): a loss."
-        return f"{what} changes {score} by {g['mean']:+.1f} % on average ({ci(1)}; better on {wins}): not established{why}."
+        return f"{what} changes {score} by {signed(g['mean'])} % on average ({ci(1)}; better on {wins}): not established{why}."
     # the gain is the error's fall
     if g["established"] and g["mean"] > 0:
         return f"{what} lowers the error by {g['mean']:.1f} % on average ({ci(1)}; better on {wins}): established."
     if g["established"]:
         return f"{what} raises the error by {-g['mean']:.1f} % on average ({ci(-1)}; better on {wins}): a loss."
-    return f"{what} changes the error by {-g['mean']:+.1f} % on average ({ci(-1)}; better on {wins}): not established{why}."
+    return f"{what} changes the error by {signed(-g['mean'])} % on average ({ci(-1)}; better on {wins}): not established{why}."

@@ -9,6 +9,7 @@ from pathlib import Path
 
 def cmd_transfer(args) -> int:
     from stkd.cli import _overrides, resolve_config, writing_to
+    from stkd.paired import gain_cell
     from stkd.transfer.report import LABELS, route_scores, schedule_hint
     from stkd.transfer.run import transfer
 
@@ -23,7 +24,7 @@ def cmd_transfer(args) -> int:
         for route, label in LABELS.items():
             maes = route_scores(result, h, route)
             g = result["gains"].get(h, {}).get(route)
-            gain = "" if g is None else f"  gain {g['mean']:+.1f} % [{g['ci'][0]:+.1f}, {g['ci'][1]:+.1f}]"
+            gain = "" if g is None else f"  gain {gain_cell(g)}"
             print(f"  {route:17s} MAE {sum(maes) / len(maes):8.3f}{gain}  ({label})")
     hint = schedule_hint(result, cfg.train.min_batches)
     if hint:

@@ -10,7 +10,7 @@ import numpy as np
 
 from stkd import names
 from stkd.io import atomic_write, write_text
-from stkd.paired import MIN_SEEDS, paired_gain, verdict
+from stkd.paired import MIN_SEEDS, gain_cell, paired_gain, signed, verdict
 
 BASE = "target_only"
 LABELS = {"target_only": "student, target only", "source_zero_shot": "source teacher, zero-shot",
@@ -77,8 +77,8 @@ def table(result: dict, gains: dict | None = None) -> list[str]:
             mae, rmse = route_scores(result, h, route), route_scores(result, h, route, "rmse")
             g = gains.get(h, {}).get(route)
             gain = ("(reference)" if route == BASE else "n/a" if g is None else
-                    f"{g['mean']:+.1f} % (one seed: no interval)" if g["n"] < 2 else
-                    f"{g['mean']:+.1f} % ({g['ci'][0]:+.1f} to {g['ci'][1]:+.1f})")
+                    f"{signed(g['mean'])} % (one seed: no interval)" if g["n"] < 2 else
+                    f"{gain_cell(g)}")
             wins = "" if g is None else f"{g['wins']}/{g['n']}"
             rows.append(f"| {where} | {route} | {_mean_sd(mae)} | {_mean_sd(rmse)} | {gain} | {wins} | "
                         f"{'' if g is None else verdict(g)} |")
@@ -95,7 +95,7 @@ def source_weights_kept(result: dict, history: str) -> str | None:
 
 
 def _listed(routes: list[str], gains: dict) -> str:
-    return ", ".join(f"{r} ({gains[r]['mean']:+.1f} %)" for r in routes)
+    return ", ".join(f"{r} ({signed(gains[r]['mean'])} %)" for r in routes)
 
 
 def findings(result: dict, gains: dict | None = None) -> list[str]:
