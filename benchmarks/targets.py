@@ -25,7 +25,7 @@ from distill_gain import method_rows
 from events import f1_by_arm
 from evidence import row_summary, rows_by_student, scarcity, teacher_bar
 from recipe import TEACHER_CANDIDATES, best_student
-from stkd.paired import signed
+from stkd.paired import bound, signed
 
 SOURCES = ("recipe-los-loop", "evidence-los-loop", "evidence-akl-pedestrians", "evidence-synthetic-traffic",
            "distill-gain-los-loop-mlp", "distill-gain-synthetic-traffic-stid-nb", "distill-gain-akl-pedestrians-stid",
@@ -148,7 +148,7 @@ def ratio_lines(rows: dict[str, tuple[str, dict]], place: str, dataset: str) -> 
         r = mine[best]
         g = r["gain"]
         out.append(line(f"{place}: distilled / plain, {fam} students", f"at most {r['target']:.2f}, established",
-                        f"{r['ratio']:.3f} ({signed(g['mean'])} %, 95 % interval {signed(g['ci'][0])} to {signed(g['ci'][1])}, "
+                        f"{r['ratio']:.3f} ({signed(g['mean'])} %, 95 % interval {bound(g['ci'][0])} to {bound(g['ci'][1])}, "
                         f"{g['wins']}/{g['n']} seeds)", best, bool(r["met"])))
         taught = {s: r for s, r in mine.items() if r["teacher"] is not None}
         if dataset == "los-loop" and taught:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from stkd.paired import describe_gain, gain_cell, paired_gain, signed
+from stkd.paired import bound, describe_gain, gain_cell, paired_gain, signed
 
 
 def test_a_consistent_gain_is_established_and_described_from_the_numbers():
@@ -71,10 +71,19 @@ def test_the_sentence_gives_its_interval_in_the_sign_of_its_own_number(kd):
 
 
 def test_a_mean_that_rounds_to_zero_is_written_without_a_minus():
-    """A mean gain of -0.04 % is no loss: "+0.0 %", never "-0.0 %", in the sentence and the table cell."""
+    """A mean gain of -0.02 % is no loss: "+0.0 %", never "-0.0 %", in the sentence and the table cell."""
     plain = [10.0, 11.0, 12.0, 10.5, 11.5]
     g = paired_gain(plain, [p * (1 - r / 100) for p, r in zip(plain, [-0.04, 0.02, -0.06, 0.01, -0.05])])
     assert -0.05 < g["mean"] < 0
-    assert "-0.0" not in describe_gain(g) and "by +0.0 %" in describe_gain(g)
-    assert gain_cell(g).startswith("+0.0 % (") and "-0.0" not in gain_cell(g)
+    assert "by +0.0 %" in describe_gain(g)
+    assert gain_cell(g).startswith("+0.0 % (")
     assert signed(-0.04) == "+0.0" and signed(-0.06) == "-0.1" and signed(0.25, 2) == "+0.25"
+
+
+def test_an_interval_end_near_zero_keeps_its_sign():
+    """Whether an end lies below or above zero decides "established": it is never rounded to a bare 0.0."""
+    assert bound(-0.004) == "-0.00" and bound(0.03) == "+0.03" and bound(-0.3) == "-0.3" and bound(0.05) == "+0.1"
+    plain = [10.0, 11.0, 12.0, 10.5, 11.5]
+    g = paired_gain(plain, [p * (1 - r / 100) for p, r in zip(plain, [0.3, 0.2, -0.01, 0.25, 0.3])])
+    low = g["ci"][0]
+    assert gain_cell(g).split("(")[1].startswith(bound(low)) and bound(low)[0] == ("-" if low < 0 else "+")

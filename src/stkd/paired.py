@@ -58,15 +58,21 @@ def paired_gain(plain: Sequence[float], distilled: Sequence[float], *, lower_is_
 
 
 def signed(value: float, digits: int = 1) -> str:
-    """``value`` with its sign at ``digits`` decimals, ``+0.0`` where it rounds to zero: a mean gain of
+    """A mean gain with its sign at ``digits`` decimals, ``+0.0`` where it rounds to zero: a mean of
     -0.04 % is no loss, and "-0.0 %" would read as one."""
     text = f"{value:+.{digits}f}"
     return f"{0.0:+.{digits}f}" if float(text) == 0 else text
 
 
+def bound(value: float) -> str:
+    """An interval's end with its sign, to 0.1 % or, where that would round it to zero, to 0.01 %: whether
+    an end lies below or above zero is what decides "established", so it must not be rounded away."""
+    return f"{value:+.1f}" if abs(value) >= 0.05 else f"{value:+.2f}"
+
+
 def gain_cell(g: dict) -> str:
     """A table cell of :func:`paired_gain`'s mean and interval: ``+0.4 % (+0.2 to +0.6)``."""
-    return f"{signed(g['mean'])} % ({signed(g['ci'][0])} to {signed(g['ci'][1])})"
+    return f"{signed(g['mean'])} % ({bound(g['ci'][0])} to {bound(g['ci'][1])})"
 
 
 def verdict(g: dict) -> str:
@@ -86,7 +92,7 @@ def describe_gain(g: dict, what: str = "distillation", score: str | None = None)
 
     def ci(sign: int) -> str:  # the interval of the quantity the sentence names, in the sentence's sign
         a, b = sorted((sign * lo, sign * hi))
-        return f"95 % interval {signed(a)} % to {signed(b)} %"
+        return f"95 % interval {bound(a)} % to {bound(b)} %"
 
     if score is not None:  # the gain is the score's rise
         if g["established"] and g["mean"] > 0:
