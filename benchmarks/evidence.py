@@ -508,20 +508,35 @@ def teacher_bar(result: dict, by_student: dict[str, list[dict]]) -> dict | None:
             "records": with_val}
 
 
+def splits_disagree(test: dict, val: dict) -> str:
+    """A sentence where the gain is established on one split and not on the other (or established with
+    opposite signs), computed from both :func:`stkd.paired.paired_gain` results; "" where they agree."""
+    from stkd.paired import signed
+
+    def state(g: dict) -> str:
+        return "not established" if not g["established"] else "established better" if g["mean"] > 0 else "a loss"
+
+    if state(test) == state(val):
+        return ""
+    return (f" On validation the gain is {signed(val['mean'])} % ({val['wins']} of {val['n']} seeds: "
+            f"{state(val)}), on test {signed(test['mean'])} % ({state(test)}): the two splits disagree.")
+
+
 def render(result: dict) -> str:
-    from stkd.paired import describe_gain, gain_cell
+    from stkd.paired import describe_gain, gain_cell, paired_gain
 
     by_student = rows_by_student(result)
     lines = ["| student | seeds | teacher MAE | plain MAE | distilled MAE | mean gain (95 % interval) | wins | "
-             "distilled / teacher |", "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+             "gain on validation | distilled / teacher |", "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     verdicts = []
     for student, rows in by_student.items():
         row = row_summary(result, rows)
         g, t, kd = row["gain"], row["teacher"], row["kd"]  # t: what the student learns from
+        g_val = paired_gain([r["plain_val"] for r in rows], [r["kd_val"] for r in rows])  # the split choices use
         lines.append(f"| {student} | {g['n']} | {t:.3f} | {row['plain']:.3f} | {kd:.3f} | "
-                     f"{gain_cell(g)} | {g['wins']}/{g['n']} | "
+                     f"{gain_cell(g)} | {g['wins']}/{g['n']} | {gain_cell(g_val)}, {g_val['wins']}/{g_val['n']} | "
                      f"{kd / t:.3f} |")
-        line = f"- {student}: " + describe_gain(g, "distillation")
+        line = f"- {student}: " + describe_gain(g, "distillation") + splits_disagree(g, g_val)
         if "ensemble_mae" in rows[0]:  # how much of the ensemble's edge over the plain student it keeps
             plain = row["plain"]
             edge = plain - t

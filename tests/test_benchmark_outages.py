@@ -122,3 +122,20 @@ def test_a_row_whose_students_read_lags_is_compared_with_the_window_only_row_and
     assert lags_gap(rows, by) == (" Reading the lags 1D, 7D the plain student's test MAE is 45.000, against 57.000 in "
                                   "the row `stid, 30 epochs` (-21.1 %) and 48.000 for the teacher (-6.2 %).")
     assert lags_gap(base, by) == "" and lags_gap(rows, {label: rows}) == ""
+
+
+def test_a_gain_established_on_validation_only_is_said_to_disagree_with_test():
+    from evidence import splits_disagree
+    from stkd.paired import paired_gain
+
+    plain = [10.0, 10.2, 9.9, 10.1, 10.05]
+    better = paired_gain(plain, [p * 0.98 for p in plain])  # 2 % on every seed: established
+    unclear = paired_gain(plain, [p * f for p, f in zip(plain, [0.99, 1.01, 1.0, 0.995, 1.005])])
+    assert better["established"] and not unclear["established"]
+    text = splits_disagree(unclear, better)
+    assert text == (f" On validation the gain is +2.0 % (5 of 5 seeds: established better), on test "
+                    f"{'+0.0' if abs(unclear['mean']) < 0.05 else format(unclear['mean'], '+.1f')} % (not established): "
+                    "the two splits disagree.")
+    assert splits_disagree(better, better) == "" and splits_disagree(unclear, unclear) == ""
+    worse = paired_gain(plain, [p * 1.02 for p in plain])
+    assert "(5 of 5 seeds: established better), on test -2.0 % (a loss)" in splits_disagree(worse, better)
