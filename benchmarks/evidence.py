@@ -532,7 +532,7 @@ def render(result: dict) -> str:
     for student, rows in by_student.items():
         row = row_summary(result, rows)
         g, t, kd = row["gain"], row["teacher"], row["kd"]  # t: what the student learns from
-        g_val = paired_gain([r["plain_val"] for r in rows], [r["kd_val"] for r in rows])  # the split choices use
+        g_val = paired_gain([r["plain_val"] for r in rows], [r["kd_val"] for r in rows])  # where early stopping reads
         lines.append(f"| {student} | {g['n']} | {t:.3f} | {row['plain']:.3f} | {kd:.3f} | "
                      f"{gain_cell(g)} | {g['wins']}/{g['n']} | {gain_cell(g_val)}, {g_val['wins']}/{g_val['n']} | "
                      f"{kd / t:.3f} |")

@@ -81,7 +81,8 @@ class MLP(ReadsNeighbours, StudentModel):
             x = torch.cat([x, self.around(x)], dim=-1)  # [B, P, N, 3F]
         window = x.permute(0, 2, 1, 3).flatten(2)  # [B, N, P*F'] with F' = F or 3F
         if self.node_emb is not None:
-            window = torch.cat([window, self.node_emb.unsqueeze(0).expand(x.shape[0], -1, -1)], dim=-1)  # [B, N, P*F'+d_n]
+            identity = self.node_emb.unsqueeze(0).expand(x.shape[0], -1, -1)  # [B, N, d_n]
+            window = torch.cat([window, identity], dim=-1)  # [B, N, P*F' + d_n]
         h = self.body(window)  # [B, N, D]
         out = self.head(h)  # [B, N, H*C_out]
         return {"pred": to_pred(out, self.spec.horizon, self.spec.out_channels), "hidden": h}
