@@ -16,7 +16,7 @@ lets it, and it keeps every weight shared by the sensors.
 Optional node identity (``node_dim: d``): a learned embedding per sensor read next to the window, the
 design of the issue's independent reference MLP. Why: much of a teacher's edge is what each sensor does
 on its own (its usual level and its daily shape); with weights shared by all sensors the MLP can only
-guess it from the window. It ties the weights to the sensors they were trained on (no transfer).
+guess it from the window. Its weights then fit the sensors they were trained on only.
 """
 
 from __future__ import annotations
