@@ -28,11 +28,11 @@ from recipe import TEACHER_CANDIDATES, best_student
 from stkd.paired import bound, signed
 
 SOURCES = ("recipe-los-loop", "evidence-los-loop", "evidence-akl-pedestrians", "evidence-synthetic-traffic",
-           "distill-gain-los-loop-mlp", "distill-gain-synthetic-traffic-stid-nb", "distill-gain-akl-pedestrians-stid",
-           "distill-gain-akl-pedestrians-stid-lags-1D-7D", "default-run", "transfer-akl-pedestrians", "transfer-akl-pedestrians-same",
-           "transfer-akl-pedestrians-same-nodes", "transfer-los-loop", "transfer-los-loop-same",
-           "transfer-los-loop-same-nodes", "transfer-simulator", "transfer-simulator-stid-nb", "events-simulator",
-           "events-los-loop")
+           "distill-gain-los-loop-mlp", "distill-gain-los-loop-mlp-nb-id", "distill-gain-synthetic-traffic-stid-nb",
+           "distill-gain-akl-pedestrians-stid", "distill-gain-akl-pedestrians-stid-lags-1D-7D", "default-run",
+           "transfer-akl-pedestrians", "transfer-akl-pedestrians-same", "transfer-akl-pedestrians-same-nodes",
+           "transfer-los-loop", "transfer-los-loop-same", "transfer-los-loop-same-nodes", "transfer-simulator",
+           "transfer-simulator-stid-nb", "events-simulator", "events-los-loop")
 PLAIN_STID_LOS_LOOP = 3.85  # the independent reference model's level (issue: plain STID at or below it, seed 0)
 TEACHER_BELOW_STUDENT = 5.0  # % below the best plain student, on validation
 TEACHER_VS_LAST = 0.80  # the teacher at most this times the last-value baseline's test MAE
