@@ -107,3 +107,22 @@ def test_an_event_task_s_comparison_counts_a_higher_f1_as_the_gain():
     assert got["val"]["mean"] == pytest.approx(4.0)
     lower = compare(records, "forecast")  # as errors, the same numbers are a loss
     assert lower["test"]["mean"] == pytest.approx(-10.0) and lower["test"]["wins"] == 0
+
+
+def test_a_seed_s_scores_are_read_from_its_metrics_and_a_missing_test_score_is_refused():
+    """Test scores under ``test``, validation as ``val_<key>``; a score that is not a finite number counts as
+    missing: no test score stops the comparison with the seed named, no validation score leaves it out."""
+    from stkd.across_seeds import seed_record
+    from stkd.errors import STKDError
+
+    def metrics(kd_test, plain_val):
+        return {"task": "forecast", "models": {
+            "teacher": {"role": "teacher", "params": 100, "test": {"mae": 1.0}, "val_mae": 0.9},
+            "stid_kd": {"role": "student_kd", "params": 10, "test": {"mae": kd_test}, "val_mae": 1.1},
+            "stid_plain": {"role": "student_plain", "params": 10, "test": {"mae": 1.3}, "val_mae": plain_val}}}
+
+    record = seed_record(3, metrics(1.2, 1.25))
+    assert (record["kd_test"], record["plain_test"], record["kd_val"], record["plain_val"]) == (1.2, 1.3, 1.1, 1.25)
+    assert seed_record(3, metrics(1.2, float("nan")))["plain_val"] is None
+    with pytest.raises(STKDError, match="seed 3: the students have no test mae to compare"):
+        seed_record(3, metrics(float("nan"), 1.25))

@@ -30,15 +30,8 @@ from stkd.errors import STKDError
 from stkd.io import write_json, write_text
 from stkd.paired import MIN_SEEDS, describe_gain, paired_gain, signed, verdict
 from stkd.pipeline import distill_from
-from stkd.report.tables import PRIMARY_METRIC, student_summary
+from stkd.report.tables import PRIMARY_METRIC, split_value, student_summary
 from stkd.runs import prepare_run_dir, require_run_dir, run_lock
-
-
-def _score(entry: dict, split: str, key: str) -> float | None:
-    """A model's ``key`` (``mae``, ``f1``) on ``split``: metrics.json keeps test scores under ``test`` and the
-    validation score of the kept epoch as ``val_<key>``."""
-    value = entry.get("test", {}).get(key) if split == "test" else entry.get(f"val_{key}")
-    return None if value is None else float(value)
 
 
 def seed_record(seed: int, metrics: dict) -> dict:
@@ -51,8 +44,8 @@ def seed_record(seed: int, metrics: dict) -> dict:
     key = s["metric"]
     record: dict[str, Any] = {"seed": int(seed), "metric": key, "student_kd": kd, "student_plain": plain}
     for split in ("test", "val"):
-        record[f"kd_{split}"] = _score(models[kd], split, key)
-        record[f"plain_{split}"] = _score(models[plain], split, key)
+        record[f"kd_{split}"] = split_value(models[kd], key, split)
+        record[f"plain_{split}"] = split_value(models[plain], key, split)
     if record["kd_test"] is None or record["plain_test"] is None:
         raise STKDError(f"seed {seed}: the students have no test {key} to compare")
     return record

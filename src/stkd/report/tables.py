@@ -134,9 +134,15 @@ def _model_colors(metrics: dict) -> dict[str, str]:
     return colors
 
 
+def split_value(m: dict, key: str, split: str = "test") -> float | None:
+    """A model's metric ``key`` (``mae``, ``f1``) on ``split`` as a finite float, or None: a metrics.json entry
+    keeps the averaged test scores under ``test`` and the validation score of the kept epoch as ``val_<key>``."""
+    return _num((m.get("test") or {}).get(key) if split == "test" else m.get(f"val_{key}"))
+
+
 def _test_value(m: dict, key: str) -> float | None:
     """A model's averaged test metric ``key`` as a finite float, or None."""
-    return _num((m.get("test") or {}).get(key))
+    return split_value(m, key, "test")
 
 
 def _best_of_role(metrics: dict, role: str, prefer_params: Any = None) -> str | None:
