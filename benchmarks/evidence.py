@@ -81,6 +81,9 @@ EXTRA_TEACHERS = {"stid-32": {"name": "stid", "params": STUDENTS["stid"][1]},
 # The issue's targets for the distilled student's test MAE relative to its plain self (mean over seeds).
 TARGET_RATIO = {"los-loop": 0.95, "akl-pedestrians": 0.97}
 DISTILL = {"alpha": 0.5, "loss": "huber", "ensemble": "weighted"}
+# The lags every teacher of a data set's rows reads unless the row's label says otherwise (``--teacher-lags``):
+# on the Auckland counts the pinned preset's privileged teacher; elsewhere the window only.
+USUAL_TEACHER_LAGS = {"akl-pedestrians": ["1D", "7D"]}
 SCOPE_LABEL = ", teacher where inputs observed"  # a row whose students had distill.teacher_scope: observed-inputs
 SCOPE_WORDS = {"all": "everywhere", "observed-inputs": "where inputs were observed"}  # for the table's header
 assert set(SCOPE_WORDS) == set(TEACHER_SCOPES), "a teacher scope without words for the table"
@@ -123,6 +126,23 @@ def config(dataset: str, seed: int, quick: bool, teacher_lags: list[str] | None 
         for t in cfg["teacher"]:
             t.pop("epochs", None)
     return cfg
+
+
+def teacher_lags_label(dataset: str, lags: list[str] | None) -> str:
+    """A row's words for a teacher that reads other lags than the data set's usual teacher
+    (:data:`USUAL_TEACHER_LAGS`), e.g. ``, privileged teacher (lags 1D)``; empty for the usual teacher."""
+    lags = list(lags or [])
+    if lags == USUAL_TEACHER_LAGS.get(dataset, []):
+        return ""
+    return f", privileged teacher (lags {', '.join(lags)})" if lags else ", window-only teacher"
+
+
+def teacher_lags_folder(dataset: str, lags: list[str] | None) -> str:
+    """The same in a folder name (``-teacher-lags-1D``): such teachers and their students keep folders of their
+    own, so that a cached teacher of other inputs is never taken for them."""
+    if not teacher_lags_label(dataset, lags):
+        return ""
+    return "-teacher-lags-" + "-".join(lags) if lags else "-teacher-window-only"
 
 
 def augment_label(augment: dict) -> str:
@@ -170,6 +190,7 @@ def run_seed(dataset: str, seed: int, students: list[str], runs: Path, quick: bo
     check_models(task)
     # run folders of a shorter history, or of outages, stand apart
     short = (f"-history-{history}" if history else "") + (f"-outages-{outages:g}" if outages else "")
+    short += teacher_lags_folder(dataset, teacher_lags)  # teachers of other inputs (and their students) too
     # the students' folders of another schedule too (their teachers are the same and keep their folders)
     schedule = f"-epochs-{student_schedule[0]}-patience-{student_schedule[1]}" if student_schedule else ""
     schedule += f"-teacher-{teacher_scope}" if teacher_scope else ""  # the students' objective, not the teacher's
@@ -211,6 +232,7 @@ def run_seed(dataset: str, seed: int, students: list[str], runs: Path, quick: bo
     records = []
     for name in students:
         label = f"{name}, teachers {ensemble_label(extra_teachers, without_main)}" if extra_teachers else name
+        label += teacher_lags_label(dataset, teacher_lags)
         label += f", {history} of history" if history else ""
         label += SCOPE_LABEL if teacher_scope == "observed-inputs" else ""  # named before it was the default
         label += f", {outages_text(outages)}" if outages else ""
@@ -460,6 +482,24 @@ def lags_gap(rows: list[dict], by_student: dict[str, list[dict]]) -> str:
             f"for the teacher ({100 * (plain - teacher) / teacher:+.1f} %).")
 
 
+def privileged_gap(rows: list[dict], by_student: dict[str, list[dict]], dataset: str) -> str:
+    """For a row whose teacher reads other lags than the data set's usual teacher (:func:`teacher_lags_label`):
+    that teacher against the usual one of the same row otherwise, on validation and test (same seeds), so what
+    the teacher's extra inputs give it stands apart from what the student takes of it."""
+    words = teacher_lags_label(dataset, rows[0].get("teacher_lags"))
+    other = by_student.get(rows[0]["student"].replace(words, "", 1)) if words else None
+    seeds = {r["seed"] for r in rows} & {r["seed"] for r in other} if other else set()
+    if not seeds:
+        return ""
+    def mean(rs: list[dict], key: str) -> float:
+        return float(np.mean([r.get(f"ensemble_{key}", r[f"teacher_{key}"]) for r in rs if r["seed"] in seeds]))
+
+    val, val_o, test, test_o = mean(rows, "val"), mean(other, "val"), mean(rows, "mae"), mean(other, "mae")
+    return (f" This teacher's validation MAE is {val:.3f} against {val_o:.3f} for the usual teacher of the row "
+            f"`{other[0]['student']}` ({100 * (val - val_o) / val_o:+.1f} %), its test MAE {test:.3f} against "
+            f"{test_o:.3f} ({100 * (test - test_o) / test_o:+.1f} %).")
+
+
 def rows_by_student(result: dict) -> dict[str, list[dict]]:
     """The records grouped by row label: the whole period first, then shorter histories and outages, rows of an
     earlier rule last; within a row by seed."""
@@ -494,9 +534,11 @@ def paired_row(dataset: str, plain_mae: list[float], kd_mae: list[float], teache
 def teacher_bar(result: dict, by_student: dict[str, list[dict]]) -> dict | None:
     """The issue's bar for the single teacher: its mean validation MAE (``teacher_val``) against the best plain
     student's here (``best``, ``best_val``), ``below`` in %; None without a row to judge. Rows of an ensemble (no
-    single teacher), of less data (their teacher saw it too) or of an earlier rule are left out."""
+    single teacher), of a teacher reading other inputs (:func:`teacher_lags_label`: the targets weigh it apart),
+    of less data (their teacher saw it too) or of an earlier rule are left out."""
     with_val = [r for r in result["records"] if r.get("teacher_val") is not None and len(r.get("teachers", [])) <= 1
                 and ", teachers " not in r["student"]  # the main teacher: not an ensemble, nor extra teachers alone
+                and not teacher_lags_label(result["dataset"], r.get("teacher_lags"))  # reading the usual inputs
                 and scarcity(r) is None and not r.get("earlier_rule")]
     if not with_val:
         return None
@@ -554,7 +596,8 @@ def render(result: dict) -> str:
         elif len(rows[0].get("teachers", [])) > 1:
             line += " (Teacher MAE: its best member; the ensemble's own MAE was not recorded for this row.)"
         line += (history_gap(rows, by_student) + scope_gap(rows, by_student) + schedule_gap(rows, by_student)
-                 + augment_gap(rows, by_student) + lags_gap(rows, by_student))
+                 + augment_gap(rows, by_student) + lags_gap(rows, by_student)
+                 + privileged_gap(rows, by_student, result["dataset"]))
         if row["target"] is not None:
             line += (f" Distilled / plain {row['ratio']:.3f}: the issue's target (at most {row['target']:.2f}, the gain "
                      f"established) is {'met' if row['met'] else 'not met'}.")
@@ -573,8 +616,12 @@ def render(result: dict) -> str:
         teacher += f", {first['teacher_epochs']} epochs"
     if first.get("precision") == "bf16":
         teacher += ", every model trained under bf16"
-    if first.get("teacher_lags"):
-        teacher += f", reading also the lags {', '.join(first['teacher_lags'])} (a privileged teacher)"
+    usual = USUAL_TEACHER_LAGS.get(result["dataset"], [])
+    if usual:
+        teacher += f", reading also the lags {', '.join(usual)} (a privileged teacher)"
+    marked = sorted({lab for r in result["records"] if (lab := teacher_lags_label(result["dataset"], r.get("teacher_lags")))})
+    if marked:  # rows whose teacher reads other inputs say so in their label
+        teacher += "; in the rows marked " + ", ".join(f"`{m.removeprefix(', ')}`" for m in marked) + " it reads those instead"
     return (f"### Distillation evidence on {result['dataset']} (paired seeds)\n\n{commands_line(result)}  \n"
             f"Teacher: {teacher}; each seed trains the student twice from the same initial weights and batches  \n"
             f"{day_of_week_line(by_student)}{machine_line(result)}\n\n" + "\n".join(lines) + "\n\n" + "\n".join(verdicts) + "\n")

@@ -23,7 +23,7 @@ from common import RESULTS, save_result
 from default_run import wall_time
 from distill_gain import method_rows
 from events import f1_by_arm
-from evidence import row_summary, rows_by_student, scarcity, teacher_bar
+from evidence import row_summary, rows_by_student, scarcity, teacher_bar, teacher_lags_label
 from recipe import TEACHER_CANDIDATES, best_student
 from stkd.paired import bound, signed
 
@@ -79,7 +79,8 @@ def line(target: str, asked: str, measured: str, where: str, met: bool) -> dict:
 def teacher_lines(recipe: dict, evidence: dict) -> list[dict]:
     """The Los-loop teacher's bar: against the last value (test) and the best plain student (validation), the
     best teacher on validation among the single teacher of the evidence, its ensembles, the extra teachers that
-    taught alone and the recipe's candidates, against the best plain student of either benchmark."""
+    taught alone, the teachers that read more (privileged: other lags) and the recipe's candidates, against the
+    best plain student of either benchmark."""
     rows_by = rows_by_student(evidence)
     bar = teacher_bar(evidence, rows_by)
     out = []
@@ -97,6 +98,8 @@ def teacher_lines(recipe: dict, evidence: dict) -> list[dict]:
             teachers[f"ensemble of the row `{s}`"] = float(np.mean([r["ensemble_val"] for r in rows]))
         elif ", teachers " in s and rows[0].get("teacher_val") is not None:  # one extra teacher, alone
             teachers[f"the teacher of the row `{s}`"] = float(np.mean([r["teacher_val"] for r in rows]))
+        elif teacher_lags_label("los-loop", rows[0].get("teacher_lags")) and rows[0].get("teacher_val") is not None:
+            teachers[f"the privileged teacher of the row `{s}`"] = float(np.mean([r["teacher_val"] for r in rows]))
     for r in recipe["runs"]:
         if r["variant"] in TEACHER_CANDIDATES:
             teachers[f"recipe candidate {r['variant']}"] = r["val_mae"]

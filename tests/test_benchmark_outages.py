@@ -139,3 +139,38 @@ def test_a_gain_established_on_validation_only_is_said_to_disagree_with_test():
     assert splits_disagree(better, better) == "" and splits_disagree(unclear, unclear) == ""
     worse = paired_gain(plain, [p * 1.02 for p in plain])
     assert "(5 of 5 seeds: established better), on test -2.0 % (a loss)" in splits_disagree(worse, better)
+
+
+def test_a_teacher_reading_other_lags_than_the_usual_one_marks_its_rows_and_folders():
+    from evidence import teacher_lags_folder, teacher_lags_label
+
+    # the usual teacher of each data set: no mark, the folders of the committed rows
+    assert teacher_lags_label("los-loop", None) == teacher_lags_label("los-loop", []) == ""
+    assert teacher_lags_label("akl-pedestrians", ["1D", "7D"]) == teacher_lags_folder("akl-pedestrians", ["1D", "7D"]) == ""
+    # any other teacher is named, and its folders stand apart from the usual teacher's cache
+    assert teacher_lags_label("los-loop", ["1D"]) == ", privileged teacher (lags 1D)"
+    assert teacher_lags_folder("los-loop", ["1D"]) == "-teacher-lags-1D"
+    assert teacher_lags_label("akl-pedestrians", ["1D"]) == ", privileged teacher (lags 1D)"
+    assert teacher_lags_label("akl-pedestrians", []) == ", window-only teacher"
+    assert teacher_lags_folder("akl-pedestrians", None) == "-teacher-window-only"
+
+
+def test_a_privileged_teacher_s_row_is_compared_with_the_usual_teacher_s_and_kept_out_of_the_single_teacher_bar():
+    from evidence import privileged_gap, rows_by_student, teacher_bar
+
+    def rec(student: str, seed: int, t_val: float, t_mae: float, lags: list[str]) -> dict:
+        return {"student": student, "seed": seed, "teacher_val": t_val, "teacher_mae": t_mae, "teacher_lags": lags,
+                "plain_val": 3.0, "plain_mae": 3.4, "kd_val": 3.0, "kd_mae": 3.4, "teachers": ["gwnet"]}
+
+    label = "stid-nb, privileged teacher (lags 1D)"
+    usual = [rec("stid-nb", s, 2.9, 3.4, []) for s in range(3)]
+    priv = [rec(label, s, 2.6 + 0.01 * s, 3.2, ["1D"]) for s in range(4)]  # seed 3: the other row lacks it
+    result = {"dataset": "los-loop", "records": usual + priv}
+    by = rows_by_student(result)
+    assert privileged_gap(by[label], by, "los-loop") == (
+        " This teacher's validation MAE is 2.610 against 2.900 for the usual teacher of the row `stid-nb` (-10.0 %), "
+        "its test MAE 3.200 against 3.400 (-5.9 %).")
+    assert privileged_gap(by["stid-nb"], by, "los-loop") == "" and privileged_gap(by[label], {label: priv}, "los-loop") == ""
+    # the single teacher's bar weighs the usual teacher only (the targets weigh the privileged one apart)
+    bar = teacher_bar(result, by)
+    assert bar["teacher_val"] == pytest.approx(2.9) and len(bar["records"]) == 3
