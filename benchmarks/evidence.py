@@ -495,9 +495,11 @@ def privileged_gap(rows: list[dict], by_student: dict[str, list[dict]], dataset:
         return float(np.mean([r.get(f"ensemble_{key}", r[f"teacher_{key}"]) for r in rs if r["seed"] in seeds]))
 
     val, val_o, test, test_o = mean(rows, "val"), mean(other, "val"), mean(rows, "mae"), mean(other, "mae")
+    plain, plain_o = (float(np.mean([r["plain_mae"] for r in rs if r["seed"] in seeds])) for rs in (rows, other))
     return (f" This teacher's validation MAE is {val:.3f} against {val_o:.3f} for the usual teacher of the row "
             f"`{other[0]['student']}` ({100 * (val - val_o) / val_o:+.1f} %), its test MAE {test:.3f} against "
-            f"{test_o:.3f} ({100 * (test - test_o) / test_o:+.1f} %).")
+            f"{test_o:.3f} ({100 * (test - test_o) / test_o:+.1f} %); the plain students, trained alike in both rows, "
+            f"score {plain:.3f} and {plain_o:.3f} ({len(seeds)} seeds both rows have).")
 
 
 def rows_by_student(result: dict) -> dict[str, list[dict]]:
