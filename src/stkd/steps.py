@@ -10,17 +10,20 @@ drift apart between tasks.
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from collections.abc import Callable
 from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import torch
 from torch import nn
 
 from stkd import report
 from stkd.checkpoint import save_model
 from stkd.config import InputsConfig, ModelConfig, RunConfig, to_dict
+from stkd.data.windows import WindowedData
 from stkd.distill.cache import CacheEntry, build_or_load
 from stkd.distributed import barrier, is_rank0, rank0_first
 from stkd.errors import ConfigError, STKDError
@@ -60,6 +63,24 @@ def teacher_labels(cfg: RunConfig) -> list[str]:
     return unique_names([t.name for t in cfg.teacher])
 
 
+def check_lag_reach(wd: WindowedData, who: str) -> None:
+    """Refuse lags that reach before the data's first step from every training window (the channel would
+    read the training mean only: a model that learns nothing from it, silently), and warn where they do
+    from most of them. A lag is worth what the training windows see of it."""
+    share = wd.unseen_lag_share("train")
+    if share <= 0.5:
+        return
+    longest = max(wd.view_spec.lags) if wd.view_spec is not None else 0
+    reach = f"{longest} steps ({pd.Timedelta(wd.data.freq) * longest})"
+    where = (f"{who} inputs.lags: the longest lag, {reach}, reaches before the data's first step from "
+             f"{100 * share:.0f} % of the {wd.num_windows('train')} training windows")
+    if share >= 1:
+        raise ConfigError(f"{where}: that channel would read only the training mean; use a shorter lag, or data "
+                          "with that much history before its training part")
+    warnings.warn(f"{where}: there it reads only the training mean, and the model learns it from the rest",
+                  stacklevel=2)
+
+
 def check_fits(task: Task, mcfg: ModelConfig, role: str, seed: int | None = None) -> STModel:
     """Build the model and run one batch through it, so shape errors surface before any training.
 
@@ -73,6 +94,7 @@ def check_fits(task: Task, mcfg: ModelConfig, role: str, seed: int | None = None
     """
     task = task.for_inputs(mcfg.inputs)  # what this model reads (a privileged teacher reads more)
     cfg, wd = task.cfg, task.wd
+    check_lag_reach(wd, f"{role} {mcfg.name!r}")
     spec = task.spec()
     train = cfg.train
     subset = train.node_subset if role == "teacher" else None

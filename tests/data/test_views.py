@@ -58,3 +58,32 @@ def test_the_plain_window_is_no_view_and_bad_views_are_config_errors(wd):
         wd.view(InputsConfig(features=["speed"]))
     with pytest.raises(ConfigError, match="not a whole number"):
         wd.view(InputsConfig(lags=["90min"]))
+
+
+def test_the_share_of_training_windows_that_see_no_lagged_value_is_counted_from_the_last_input_step(wd):
+    assert wd.unseen_lag_share() == 0.0 and wd.view(InputsConfig(length=8)).unseen_lag_share() == 0.0
+    for lag in ("1D", "3D"):
+        view = wd.view(InputsConfig(lags=[lag]))
+        starts = wd.starts["train"]
+        lag_steps = int(pd.Timedelta(lag) / pd.Timedelta("1h"))
+        # brute force: a window sees a lagged value when its last input step's lag (t + H - lag) is a real step
+        unseen = [s + wd.P - 1 + wd.H - lag_steps < 0 for s in starts]
+        assert view.unseen_lag_share() == pytest.approx(np.mean(unseen))
+        batch = view.batch(starts[np.array(unseen)][-1:])  # the last such window: its lag channel is all mean
+        assert (batch.x[..., 2] == 0).all()
+
+
+def test_a_lag_that_most_training_windows_cannot_see_warns_and_one_that_none_can_see_is_refused(wd):
+    from stkd.steps import check_lag_reach
+
+    train_last = int(wd.starts["train"].max())
+    check_lag_reach(wd.view(InputsConfig(lags=["1D"])), "teacher 'stid'")  # most windows see it: silent
+    most = wd.view(InputsConfig(lags=[f"{train_last - 10}h"]))  # seen from the last 11 + P + H - 1 windows only
+    assert most.unseen_lag_share() > 0.5
+    with pytest.warns(UserWarning, match=r"teacher 'stid' inputs.lags: the longest lag, .* reaches before the data's "
+                                         r"first step from \d+ % of the \d+ training windows"):
+        check_lag_reach(most, "teacher 'stid'")
+    none = wd.view(InputsConfig(lags=[f"{train_last + wd.P + wd.H}h"]))
+    assert none.unseen_lag_share() == 1.0
+    with pytest.raises(ConfigError, match="would read only the training mean; use a shorter lag"):
+        check_lag_reach(none, "student 'stid'")

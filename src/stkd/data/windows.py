@@ -245,6 +245,19 @@ class WindowedData:
         hold readings from at least a horizon earlier (:mod:`stkd.data.views`)."""
         return self.in_features if self.view_spec is None else len(self.view_spec.features)
 
+    def unseen_lag_share(self, split: str = "train") -> float:
+        """The share of ``split``'s windows whose longest lagged channel reads only steps before the data's
+        first step, so only the training mean (0 after scaling): there the lag tells the model nothing. 0
+        for a view without lags. The lag's channel at input step ``t`` reads ``t + H - lag``, so a window
+        starting at ``s`` sees an observed value at its last input step once ``s + P - 1 + H - lag >= 0``."""
+        if self.view_spec is None or not self.view_spec.lags:
+            return 0.0
+        starts = self._split_starts(split)
+        if not len(starts):
+            return 0.0
+        first_seen = max(self.view_spec.lags) - self.H - self.P + 1
+        return float(np.mean(starts < first_seen))
+
     def view_key(self) -> dict | None:
         """The view as plain data (for cache keys and model cards); None for the plain window."""
         return None if self.view_spec is None else self.view_spec.key()
