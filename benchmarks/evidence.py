@@ -623,7 +623,7 @@ def render(result: dict) -> str:
         teacher += f", reading also the lags {', '.join(usual)} (a privileged teacher)"
     marked = sorted({lab for r in result["records"] if (lab := teacher_lags_label(result["dataset"], r.get("teacher_lags")))})
     if marked:  # rows whose teacher reads other inputs say so in their label
-        teacher += "; in the rows marked " + ", ".join(f"`{m.removeprefix(', ')}`" for m in marked) + " it reads those instead"
+        teacher += "; in the rows marked " + ", ".join(f"`{m.removeprefix(', ')}`" for m in marked) + " it reads what the mark names"
     return (f"### Distillation evidence on {result['dataset']} (paired seeds)\n\n{commands_line(result)}  \n"
             f"Teacher: {teacher}; each seed trains the student twice from the same initial weights and batches  \n"
             f"{day_of_week_line(by_student)}{machine_line(result)}\n\n" + "\n".join(lines) + "\n\n" + "\n".join(verdicts) + "\n")
