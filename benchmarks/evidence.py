@@ -43,6 +43,7 @@ from common import (
     command,
     commands_line,
     los_loop_data,
+    machine,
     machine_line,
     merged_records,
     save_result,
@@ -277,7 +278,8 @@ def run_seed(dataset: str, seed: int, students: list[str], runs: Path, quick: bo
                         "plain_val": plain.val_mae, "kd_val": kd.val_mae,
                         "last_value_mae": metrics["last_value"]["test"]["mae"],
                         "params": {"teacher": metrics[best_teacher.name]["params"], "student": metrics[kd.name]["params"]},
-                        **ensemble, "seconds": time.perf_counter() - t0, "command": command()})
+                        **ensemble, "seconds": time.perf_counter() - t0, "command": command(),
+                        "machine": machine()})  # rows of one file come from several sessions' machines
     return records
 
 
