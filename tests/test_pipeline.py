@@ -313,3 +313,21 @@ def test_a_run_with_several_teachers_scores_their_ensemble(los_small_config, tmp
     report = (out / "report.md").read_text()
     assert "vs the teachers' ensemble" in report and "teachers_ensemble" in report
     _same_numbers(metrics, evaluate_run(out, progress=False))
+
+
+def test_a_teacher_lag_that_no_training_window_can_see_stops_the_run_before_its_folder_is_made(los_small_config,
+                                                                                              tmp_path):
+    """Two days of Los-loop: a 2-day lag reaches before the data from every training window, so ``stkd run``
+    refuses it, naming the teacher, the lag and the share, before anything is written."""
+    from stkd.errors import ConfigError
+    from stkd.pipeline import check_models, prepare_task
+
+    raw = los_small_config()
+    raw["teacher"]["inputs"] = {"lags": ["2D"]}
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text(yaml.safe_dump(raw))
+    with pytest.raises(ConfigError, match=r"teacher 'gwnet' inputs.lags: the longest lag, 576 steps \(2 days "
+                                          r"00:00:00\), reaches before the data's first step from 100 % of the"):
+        check_models(prepare_task(parse_config(raw)))
+    assert main(["run", "--config", str(cfg), "--out", str(tmp_path / "run"), "--quiet"]) != 0
+    assert not (tmp_path / "run").exists()
