@@ -9,6 +9,8 @@
         --extra-teachers stid-nb:100 stid-nb:101 stid-nb:102 stid-nb:103 [--without-main-teacher]
     python benchmarks/evidence.py --datasets los-loop --teacher-seed 0 --teacher-epochs 40 --history 1d
     python benchmarks/evidence.py --datasets los-loop --teacher-seed 0 --teacher-epochs 40 --outages 0.5
+    python benchmarks/evidence.py --datasets los-loop --teacher-seed 0 --teacher-epochs 40 --teacher-lags 1D \
+        [--extra-teachers stid-64-nb] [--student-lags 1D]
     python benchmarks/evidence.py --datasets akl-pedestrians --teacher-seed 0 --teacher-lags 1D 7D \
         --augment mask mixup [--augment-labels online] [--augment-weight 1]
 
@@ -18,7 +20,8 @@ randomness only); then every student trains twice from the same seed (so from th
 and batch order): distilled and alone. ``akl-pedestrians`` is the default preset of ``stkd run`` as it was
 until 2026-12-04 (its data, Graph WaveNet teacher, student width and schedule: ``common.akl_gwnet_preset``,
 pinned so that the rows measured from it keep their meaning); the rows whose student reads the lags 1D, 7D
-taught by ``stid-64`` alone are today's preset.
+taught by ``stid-64`` alone are today's preset. A teacher that reads other lags than the data set's usual one
+(``--teacher-lags``; :data:`USUAL_TEACHER_LAGS`) has rows, run folders and a teacher cache of its own.
 Per data set and student the script reports the teacher's, the plain and the distilled test MAE (mean over
 seeds), the mean relative gain with a 95 % bootstrap interval over seeds and the wins
 (:func:`stkd.paired.paired_gain`); a gain is "established" only when the interval excludes zero. Choices
