@@ -360,6 +360,14 @@ def scarcity(row: dict) -> tuple[str, str, str] | None:
     return None
 
 
+def seeds_mean(rows: list[dict], key: str, fallback: str | None = None, seeds: set[int] | None = None) -> float:
+    """The mean of ``key`` over a row's records (only those of ``seeds`` when given, so that two rows compare on
+    the seeds both have); ``fallback`` where a record lacks ``key`` (``ensemble_mae``, else ``teacher_mae``: the
+    ensemble's own score where one was recorded, the single teacher's otherwise)."""
+    return float(np.mean([r.get(key, r[fallback]) if fallback else r[key] for r in rows
+                          if seeds is None or r["seed"] in seeds]))
+
+
 def history_gap(rows: list[dict], by_student: dict[str, list[dict]]) -> str:
     """For rows trained on less data (a shorter history, or outages): how much worse the plain student is than
     the same student (same teachers) trained on all of it, and how much of that gap distillation closes."""
@@ -368,17 +376,14 @@ def history_gap(rows: list[dict], by_student: dict[str, list[dict]]) -> str:
     full = by_student.get(rows[0]["student"].removesuffix(lack[0]).removesuffix(SCOPE_LABEL)) if lack else None
     if not full or not lack:
         return ""
-    def mean(rs: list[dict], key: str, fallback: str | None = None) -> float:
-        return float(np.mean([r.get(key, r[fallback]) if fallback else r[key] for r in rs]))
-
-    plain_h, kd_h, plain_full = mean(rows, "plain_mae"), mean(rows, "kd_mae"), mean(full, "plain_mae")
-    teacher_h, teacher_full = mean(rows, "ensemble_mae", "teacher_mae"), mean(full, "ensemble_mae", "teacher_mae")
-    teacher_val = mean(rows, "ensemble_val", "teacher_val")  # what the student learns from, as the table's column
+    plain_h, kd_h, plain_full = seeds_mean(rows, "plain_mae"), seeds_mean(rows, "kd_mae"), seeds_mean(full, "plain_mae")
+    teacher_h, teacher_full = seeds_mean(rows, "ensemble_mae", "teacher_mae"), seeds_mean(full, "ensemble_mae", "teacher_mae")
+    teacher_val = seeds_mean(rows, "ensemble_val", "teacher_val")  # what the student learns from, as the table's column
     gap = plain_h - plain_full
     text = (f" With {lack[1]} the plain student's test MAE is {plain_h:.3f}, against {plain_full:.3f} "
             f"{lack[2]} ({100 * gap / plain_full:+.1f} %), and the teacher's {teacher_h:.3f} "
             f"against {teacher_full:.3f} ({100 * (teacher_h - teacher_full) / teacher_full:+.1f} %); on validation "
-            f"the teacher's MAE is {teacher_val:.3f} against the plain student's {mean(rows, 'plain_val'):.3f}")
+            f"the teacher's MAE is {teacher_val:.3f} against the plain student's {seeds_mean(rows, 'plain_val'):.3f}")
     if gap <= 0:
         return text + "."
     closed = 100 * (plain_h - kd_h) / gap
@@ -480,8 +485,8 @@ def lags_gap(rows: list[dict], by_student: dict[str, list[dict]]) -> str:
     seeds = {r["seed"] for r in rows} & {r["seed"] for r in base}  # the seeds both rows have
     if not seeds:
         return ""
-    plain, plain_base = (float(np.mean([r["plain_mae"] for r in rs if r["seed"] in seeds])) for rs in (rows, base))
-    teacher = float(np.mean([r.get("ensemble_mae", r["teacher_mae"]) for r in rows if r["seed"] in seeds]))
+    plain, plain_base = (seeds_mean(rs, "plain_mae", seeds=seeds) for rs in (rows, base))
+    teacher = seeds_mean(rows, "ensemble_mae", "teacher_mae", seeds)
     return (f" Reading the lags {', '.join(lags)} the plain student's test MAE is {plain:.3f}, against {plain_base:.3f} "
             f"in the row `{base[0]['student']}` ({100 * (plain - plain_base) / plain_base:+.1f} %) and {teacher:.3f} "
             f"for the teacher ({100 * (plain - teacher) / teacher:+.1f} %).")
@@ -496,11 +501,9 @@ def privileged_gap(rows: list[dict], by_student: dict[str, list[dict]], dataset:
     seeds = {r["seed"] for r in rows} & {r["seed"] for r in other} if other else set()
     if not seeds:
         return ""
-    def mean(rs: list[dict], key: str) -> float:
-        return float(np.mean([r.get(f"ensemble_{key}", r[f"teacher_{key}"]) for r in rs if r["seed"] in seeds]))
-
-    val, val_o, test, test_o = mean(rows, "val"), mean(other, "val"), mean(rows, "mae"), mean(other, "mae")
-    plain, plain_o = (float(np.mean([r["plain_mae"] for r in rs if r["seed"] in seeds])) for rs in (rows, other))
+    val, val_o = (seeds_mean(rs, "ensemble_val", "teacher_val", seeds) for rs in (rows, other))
+    test, test_o = (seeds_mean(rs, "ensemble_mae", "teacher_mae", seeds) for rs in (rows, other))
+    plain, plain_o = (seeds_mean(rs, "plain_mae", seeds=seeds) for rs in (rows, other))
     return (f" This teacher's validation MAE is {val:.3f} against {val_o:.3f} for the usual teacher of the row "
             f"`{other[0]['student']}` ({100 * (val - val_o) / val_o:+.1f} %), its test MAE {test:.3f} against "
             f"{test_o:.3f} ({100 * (test - test_o) / test_o:+.1f} %); the plain students, trained alike in both rows, "
