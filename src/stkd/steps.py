@@ -70,7 +70,8 @@ def check_lag_reach(wd: WindowedData, who: str) -> None:
     share = wd.unseen_lag_share("train")
     if share <= 0.5:
         return
-    longest = max(wd.view_spec.lags) if wd.view_spec is not None else 0
+    assert wd.view_spec is not None  # a share above 0 needs a view with lags
+    longest = max(wd.view_spec.lags)
     reach = f"{longest} steps ({pd.Timedelta(wd.data.freq) * longest})"
     where = (f"{who} inputs.lags: the longest lag, {reach}, reaches before the data's first step from "
              f"{100 * share:.0f} % of the {wd.num_windows('train')} training windows")

@@ -255,7 +255,7 @@ class WindowedData:
         starts = self._split_starts(split)
         if not len(starts):
             return 0.0
-        first_seen = max(self.view_spec.lags) - self.H - self.P + 1
+        first_seen = lag_reach(self.view_spec.lags, self.H) - self.P + 1  # the first start that sees a value
         return float(np.mean(starts < first_seen))
 
     def view_key(self) -> dict | None:
