@@ -20,6 +20,9 @@ def test_a_gain_whose_interval_includes_zero_is_not_established():
     g = paired_gain([4.0, 4.2, 3.9, 4.1, 4.0], [3.9, 4.4, 3.7, 4.3, 3.95])
     assert not g["established"] and g["ci"][0] < 0 < g["ci"][1]
     assert describe_gain(g).endswith("not established (the interval includes 0).")
+    # the sentence gives the gain the table's cell gives, in its sign (not the error's change)
+    assert f"the gain from distillation is {signed(g['mean'])} %" in describe_gain(g)
+    assert gain_cell(g).startswith(f"{signed(g['mean'])} %")
 
 
 def test_a_consistent_gain_smaller_than_the_seed_spread_is_not_established():
@@ -65,7 +68,7 @@ def test_the_sentence_gives_its_interval_in_the_sign_of_its_own_number(kd):
 
     g = paired_gain([4.0, 4.2, 3.9, 4.1, 4.0], kd)
     text = describe_gain(g)
-    number = float(re.search(r"by ([+-]?\d+\.\d) %", text).group(1))
+    number = float(re.search(r"(?:by|is) ([+-]?\d+\.\d) %", text).group(1))
     low, high = (float(v) for v in re.search(r"interval ([+-]\d+\.\d) % to ([+-]\d+\.\d) %", text).groups())
     assert low <= number <= high, text
 
@@ -75,7 +78,7 @@ def test_a_mean_that_rounds_to_zero_is_written_without_a_minus():
     plain = [10.0, 11.0, 12.0, 10.5, 11.5]
     g = paired_gain(plain, [p * (1 - r / 100) for p, r in zip(plain, [-0.04, 0.02, -0.06, 0.01, -0.05])])
     assert -0.05 < g["mean"] < 0
-    assert "by +0.0 %" in describe_gain(g)
+    assert "is +0.0 %" in describe_gain(g)
     assert gain_cell(g).startswith("+0.0 % (")
     assert signed(-0.04) == "+0.0" and signed(-0.06) == "-0.1" and signed(0.25, 2) == "+0.25"
 

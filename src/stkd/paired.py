@@ -105,4 +105,5 @@ def describe_gain(g: dict, what: str = "distillation", score: str | None = None)
         return f"{what} lowers the error by {g['mean']:.1f} % on average ({ci(1)}; better on {wins}): established."
     if g["established"]:
         return f"{what} raises the error by {-g['mean']:.1f} % on average ({ci(-1)}; better on {wins}): a loss."
-    return f"{what} changes the error by {signed(-g['mean'])} % on average ({ci(-1)}; better on {wins}): not established{why}."
+    # not "changes the error by +0.1 %": beside a table of gains, an error's rise read as a contradiction
+    return f"the gain from {what} is {signed(g['mean'])} % on average ({ci(1)}; better on {wins}): not established{why}."
