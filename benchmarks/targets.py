@@ -39,6 +39,7 @@ TEACHER_VS_LAST = 0.80  # the teacher at most this times the last-value baseline
 KD_VS_TEACHER = 1.03  # the distilled student within this times its teacher's test MAE
 DEFAULT_RUN_SECONDS = 6 * 60
 STUDENT_FAMILIES = ("stid", "mlp")  # the students the issue names for distilled / plain
+PLACES = (("los-loop", "Los-loop"), ("akl-pedestrians", "Auckland default"))  # data sets with distilled / plain targets
 
 
 def load(section: str) -> dict | None:
@@ -162,6 +163,35 @@ def ratio_lines(rows: dict[str, tuple[str, dict]], place: str, dataset: str) -> 
     return out
 
 
+def teacher_room(rows: dict[str, tuple[str, dict]], place: str) -> list[str]:
+    """Per student family, what the teachers measured allow the distilled / plain target at most: a distilled
+    student exactly as good as its teacher scores the teacher's test MAE, so no row can reach below its teacher /
+    plain. Where even the best such ratio is above the target, the target needs a teacher further ahead of the
+    student than any measured, whatever the distillation; where it is below, the teachers are far enough ahead
+    and the student falls short of them (``rows``: :func:`paired_rows`)."""
+    out = []
+    for fam in STUDENT_FAMILIES:
+        taught = {where: r for where, (f, r) in rows.items() if f == fam and r["teacher"] is not None}
+        if not taught:
+            continue
+        best = min(taught, key=lambda s: taught[s]["teacher"] / taught[s]["plain"])
+        r = taught[best]
+        room = r["teacher"] / r["plain"]
+        if room > r["target"]:
+            beat = 100 * (1 - r["target"] * r["plain"] / r["teacher"])
+            verdict = (f"above the {r['target']:.2f} asked: there the distilled student would have to be {beat:.1f} % "
+                       "better than its teacher; short of that, the target needs a teacher further ahead of this "
+                       "student than any measured")
+        else:
+            reached = min(x["ratio"] for x in taught.values())
+            verdict = (f"below the {r['target']:.2f} asked: a teacher is far enough ahead, and the distilled students "
+                       f"reached {reached:.3f} at best")
+        out.append(f"- {place}, {fam} students: a distilled student as good as its teacher would reach "
+                   f"{room:.3f} of its plain self at best ({best}: teacher {r['teacher']:.3f}, plain {r['plain']:.3f}), "
+                   f"{verdict}.")
+    return out
+
+
 def default_run_lines(result: dict) -> list[dict]:
     from stkd.report import student_summary
 
@@ -207,9 +237,20 @@ def established_gains(blobs: dict[str, dict]) -> list[tuple[str, float]]:
     return out
 
 
+def source_blobs(result: dict) -> dict[str, dict]:
+    """The block's source files as they are now, by section; those never written left out."""
+    return {s: b for s in result["sources"] if (b := load(s)) is not None}
+
+
+def rooms(result: dict) -> list[str]:
+    """:func:`teacher_room`'s sentences for the places with a distilled / plain target."""
+    blobs = source_blobs(result)
+    return [x for dataset, place in PLACES for x in teacher_room(paired_rows(blobs, dataset), place)]
+
+
 def assess(result: dict) -> tuple[list[dict], list[tuple[str, float]]]:
     """Each target's line (:func:`line`) and the established gains, from the source files as they are now."""
-    blobs = {s: b for s in result["sources"] if (b := load(s)) is not None}
+    blobs = source_blobs(result)
     lines: list[dict] = []
     if "recipe-los-loop" in blobs:
         best = best_student(blobs["recipe-los-loop"])
@@ -218,7 +259,7 @@ def assess(result: dict) -> tuple[list[dict], list[tuple[str, float]]]:
                           best["test_mae"] <= PLAIN_STID_LOS_LOOP))
         if "evidence-los-loop" in blobs:
             lines += teacher_lines(blobs["recipe-los-loop"], blobs["evidence-los-loop"])
-    for dataset, place in (("los-loop", "Los-loop"), ("akl-pedestrians", "Auckland default")):
+    for dataset, place in PLACES:
         lines += ratio_lines(paired_rows(blobs, dataset), place, dataset)
     if "default-run" in blobs:
         lines += default_run_lines(blobs["default-run"])
@@ -236,12 +277,18 @@ def render(result: dict) -> str:
               for x in lines]
     missed = [x["target"] for x in lines if not x["met"]]
     summary = met_count(lines) + (f"; not met: {'; '.join(missed)}." if missed else ".")
+    room = rooms(result)
+    room_text = ("What the teachers allow: a distilled student that matched its teacher would score the teacher's "
+                 "test MAE, so the teacher's MAE over the plain student's is the distilled / plain of a student that "
+                 "took all of its teacher's edge; below it, distillation would have to make the student better than "
+                 "its teacher.\n\n"
+                 + "\n".join(room) + "\n\n" if room else "")
     frontier = ("Where distillation is established better than the same student alone "
                 f"({len(gains)} comparisons of the page):\n\n" + "\n".join(f"- {g}" for g, _ in gains) if gains else
                 "No comparison on the page establishes distillation better than the same student alone.")
     return (f"### The distillation targets against the best measured values\n\nCommand: `{result['command']}` (it "
             f"reads {', '.join(f'`{s}.json`' for s in result['sources'])}, as they are when the page is rendered)\n\n"
-            + "\n".join(table) + f"\n\n{summary}\n\n{frontier}\n")
+            + "\n".join(table) + f"\n\n{summary}\n\n{room_text}{frontier}\n")
 
 
 def headline(result: dict) -> str:

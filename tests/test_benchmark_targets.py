@@ -158,3 +158,19 @@ def test_a_privileged_teacher_counts_as_a_teacher_for_the_best_teacher_line(resu
     alone = _lines(["recipe-los-loop", "evidence-los-loop"])[
         "Los-loop: the best teacher against the best plain student (validation MAE)"]
     assert alone["measured"].startswith("6.9 % below (2.700 against 2.900)")
+
+
+def test_the_room_a_teacher_leaves_says_when_the_target_asks_a_student_to_beat_its_teacher(results):
+    """teacher / plain is the distilled / plain of a student that took all of its teacher's edge: above the
+    target, the target asks the student to beat its teacher; below it, the teacher leaves room."""
+    close = [_record(s, "stid-nb", 3.10, 3.08, teacher_mae=3.0) for s in range(5)]  # teacher/plain 0.968 > 0.95
+    far = [_record(s, "mlp", 4.00, 3.96, teacher_mae=3.0) for s in range(5)]  # 0.750: room enough
+    results("evidence-los-loop", _evidence("los-loop", close + far))
+    room = targets.rooms({"command": "c", "sources": ["evidence-los-loop"]})
+    stid, mlp = room
+    assert stid.startswith("- Los-loop, stid students:") and "reach 0.968 of its plain self" in stid
+    # 0.95 * 3.10 = 2.945: 1.8 % below the teacher's 3.0
+    assert "above the 0.95 asked" in stid and "1.8 % better than its teacher" in stid
+    assert "reach 0.750" in mlp and "below the 0.95 asked" in mlp and "reached 0.990 at best" in mlp
+    text = targets.render({"command": "c", "sources": ["evidence-los-loop"]})
+    assert stid in text and mlp in text
