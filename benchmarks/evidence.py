@@ -75,7 +75,10 @@ TEACHERS = [{"name": "gwnet"}]
 # what averaging over seeds buys, which the student can represent (ensemble distillation).
 # ``stid-64``: twice ``stid-32``'s width and one layer more (535k parameters, 28x the Auckland student);
 # ``stid-64-nb`` the same reading its 4 strongest up- and downstream neighbours, as ``stid-nb`` does.
-EXTRA_TEACHERS = {"stid-32": {"name": "stid", "params": STUDENTS["stid"][1]},
+# ``gwnet``: the main teacher's own model from another seed (``gwnet:101``), on the main teacher's schedule
+# (``--teacher-epochs``): copies of the strongest teacher for an ensemble further ahead of the students.
+EXTRA_TEACHERS = {"gwnet": copy.deepcopy(TEACHERS[0]),
+                  "stid-32": {"name": "stid", "params": STUDENTS["stid"][1]},
                   "stid-nb": {"name": "stid", "params": STUDENTS["stid-nb"][1]},
                   "stid-64": {"name": "stid", "params": {"embed_dim": 64, "node_dim": 64, "tod_dim": 64, "dow_dim": 64,
                                                          "layers": 4}},
@@ -213,11 +216,8 @@ def run_seed(dataset: str, seed: int, students: list[str], runs: Path, quick: bo
         teachers = [] if without_main else saved_teachers(task, teacher_dir)
         for spec in extra_teachers or []:
             label, xseed = split_extra(spec, teacher_seed)
-            raw = config(dataset, xseed, quick, teacher_lags, precision, history=history, data=data)
-            raw["teacher"] = [copy.deepcopy(EXTRA_TEACHERS[label])]
-            if teacher_lags:  # every teacher of the ensemble reads what the main one reads
-                raw["teacher"][0]["inputs"] = {"lags": list(teacher_lags)}
-            xcfg = parse_config(raw)
+            xcfg = parse_config(extra_teacher_config(dataset, label, xseed, quick, teacher_lags, precision,
+                                                     teacher_epochs, history, data))
             folder = f"teacher-seed-{teacher_seed}-{label}" + (f"-s{xseed}" if xseed != teacher_seed else "") + short
             xdir = open_run_dir(xcfg, task.wd, runs / dataset / folder, overwrite=False, resume=True)
             train_teachers(ForecastTask(xcfg, task.wd), xdir, resume=True, progress=False)
@@ -286,6 +286,21 @@ def run_seed(dataset: str, seed: int, students: list[str], runs: Path, quick: bo
     return records
 
 
+def extra_teacher_config(dataset: str, label: str, seed: int, quick: bool, teacher_lags: list[str] | None,
+                         precision: str | None, teacher_epochs: int | None, history: str | None,
+                         data: dict | None) -> dict:
+    """The run config of the extra teacher ``label`` (:data:`EXTRA_TEACHERS`) from ``seed``: it reads what the main
+    teacher reads (``teacher_lags``); a copy of the main teacher's model also trains on its schedule
+    (``teacher_epochs``), the others on the data set's."""
+    raw = config(dataset, seed, quick, teacher_lags, precision, history=history, data=data)
+    raw["teacher"] = [copy.deepcopy(EXTRA_TEACHERS[label])]
+    if teacher_epochs is not None and not quick and EXTRA_TEACHERS[label]["name"] == TEACHERS[0]["name"]:
+        raw["teacher"][0]["epochs"] = teacher_epochs
+    if teacher_lags:  # every teacher of the ensemble reads what the main one reads
+        raw["teacher"][0]["inputs"] = {"lags": list(teacher_lags)}
+    return raw
+
+
 def parse_extra(spec: str) -> tuple[str, int | None]:
     """``stid-nb:101`` -> (``stid-nb``, 101), ``stid-nb`` -> (``stid-nb``, None); anything else a ValueError."""
     label, _, seed = spec.partition(":")
@@ -303,14 +318,14 @@ def split_extra(spec: str, teacher_seed: int) -> tuple[str, int]:
 
 def ensemble_label(extra_teachers: list[str], without_main: bool) -> str:
     """The ensemble as the table names it: ``gwnet + stid`` (the first ensemble's name, kept so its records
-    stay matched), ``gwnet + 4 stid-nb``, ``4 stid-nb``."""
+    stay matched), ``gwnet + 4 stid-nb``, ``4 stid-nb``, ``3 gwnet + stid-64-nb`` (the main teacher counted with
+    its copies)."""
     labels = [parse_extra(spec)[0] for spec in extra_teachers]
     if labels == ["stid-32"] and not without_main:
         return "gwnet + stid"
+    labels = ([] if without_main else [TEACHERS[0]["name"]]) + labels
     counts = {lab: labels.count(lab) for lab in dict.fromkeys(labels)}
-    parts = [] if without_main else [TEACHERS[0]["name"]]
-    parts += [f"{n} {lab}" if n > 1 else lab for lab, n in counts.items()]
-    return " + ".join(parts)
+    return " + ".join(f"{n} {lab}" if n > 1 else lab for lab, n in counts.items())
 
 
 def extra_teacher(spec: str) -> str:

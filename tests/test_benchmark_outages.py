@@ -175,3 +175,19 @@ def test_a_privileged_teacher_s_row_is_compared_with_the_usual_teacher_s_and_kep
     # the single teacher's bar weighs the usual teacher only (the targets weigh the privileged one apart)
     bar = teacher_bar(result, by)
     assert bar["teacher_val"] == pytest.approx(2.9) and len(bar["records"]) == 3
+
+
+def test_copies_of_the_main_teacher_join_its_count_and_train_on_its_schedule():
+    """``--extra-teachers gwnet:101``: a copy of the main Graph WaveNet from another seed, on the main teacher's
+    ``--teacher-epochs`` and inputs; the other extra teachers keep the data set's schedule, and the names of the
+    ensembles measured before stay as they were (their records are matched by them)."""
+    from evidence import ensemble_label, extra_teacher_config
+
+    assert ensemble_label(["stid-64-nb", "gwnet:101", "gwnet:102"], False) == "3 gwnet + stid-64-nb"
+    assert ensemble_label(["stid-nb:100", "stid-nb:101", "stid-nb:102", "stid-nb:103"], False) == "gwnet + 4 stid-nb"
+    assert ensemble_label(["stid-64-nb"], True) == "stid-64-nb" and ensemble_label(["stid-32"], False) == "gwnet + stid"
+    gw = extra_teacher_config("los-loop", "gwnet", 101, False, ["1D"], "bf16", 40, None, None)
+    assert gw["teacher"] == [{"name": "gwnet", "epochs": 40, "inputs": {"lags": ["1D"]}}]
+    assert gw["train"]["seed"] == 101 and gw["train"]["precision"] == "bf16"
+    wide = extra_teacher_config("los-loop", "stid-64-nb", 0, False, None, None, 40, None, None)
+    assert "epochs" not in wide["teacher"][0] and "inputs" not in wide["teacher"][0]
