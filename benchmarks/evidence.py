@@ -51,6 +51,7 @@ from common import (
     merged_records,
     save_result,
 )
+from fidelity import fidelity_gap, to_teacher
 from stkd.names import AUGMENT_LABELS, AUGMENTATIONS, TEACHER_SCOPES
 
 DATASETS = {
@@ -180,11 +181,15 @@ def run_seed(dataset: str, seed: int, students: list[str], runs: Path, quick: bo
              extra_teachers: list[str] | None = None, without_main: bool = False,
              history: str | None = None, student_schedule: tuple[int, int] | None = None,
              outages: float | None = None, teacher_scope: str | None = None,
-             augment: dict | None = None, student_lags: list[str] | None = None) -> list[dict]:
+             augment: dict | None = None, student_lags: list[str] | None = None,
+             distances_only: bool = False) -> list[dict]:
+    """The records of one seed's rows not yet in ``done`` (``(seed, row) -> record``). With ``distances_only``
+    it trains nothing: for the rows in ``done`` without the students' distances to the teacher
+    (:mod:`fidelity`), whose teachers and students are saved under ``runs``, it adds them to the record."""
     from outages import outage_data
     from stkd.config import InputsConfig, parse_config
     from stkd.pipeline import check_models, prepare_task, saved_teachers, train_student, train_teachers
-    from stkd.runs import open_run_dir
+    from stkd.runs import load_trained, open_run_dir
     from stkd.tasks.forecast import ForecastTask
 
     data = (outage_data(config(dataset, 0, quick)["data"], outages, runs / dataset / f"outages-{outages:g}-data")
@@ -202,37 +207,49 @@ def run_seed(dataset: str, seed: int, students: list[str], runs: Path, quick: bo
     schedule = f"-epochs-{student_schedule[0]}-patience-{student_schedule[1]}" if student_schedule else ""
     schedule += f"-teacher-{teacher_scope}" if teacher_scope else ""  # the students' objective, not the teacher's
     schedule += f"-{augment_folder(augment)}" if augment else ""
-    if teacher_seed is None:
-        run_dir = open_run_dir(cfg, task.wd, runs / dataset / f"seed-{seed}{short}{schedule}", overwrite=False,
-                               resume=True)
-        teachers = train_teachers(task, run_dir, resume=True, progress=False)
-    else:  # one teacher for every seed, in its own run folder; the students of each seed beside it
-        tcfg = parse_config(config(dataset, teacher_seed, quick, teacher_lags, precision, teacher_epochs, history,
-                                   data))
-        teacher_dir = open_run_dir(tcfg, task.wd, runs / dataset / f"teacher-seed-{teacher_seed}{short}",
-                                   overwrite=False, resume=True)
-        if not without_main:  # the extra teachers alone need no main teacher (its folder keeps the config)
-            train_teachers(ForecastTask(tcfg, task.wd), teacher_dir, resume=True, progress=False)
-        teachers = [] if without_main else saved_teachers(task, teacher_dir)
-        for spec in extra_teachers or []:
-            label, xseed = split_extra(spec, teacher_seed)
-            xcfg = parse_config(extra_teacher_config(dataset, label, xseed, quick, teacher_lags, precision,
-                                                     teacher_epochs, history, data))
-            folder = f"teacher-seed-{teacher_seed}-{label}" + (f"-s{xseed}" if xseed != teacher_seed else "") + short
-            xdir = open_run_dir(xcfg, task.wd, runs / dataset / folder, overwrite=False, resume=True)
-            train_teachers(ForecastTask(xcfg, task.wd), xdir, resume=True, progress=False)
-            taken = {t.name for t in teachers}  # score() keys models by name: copies of one model get the seed
-            teachers += [t if t.name not in taken else dataclasses.replace(t, name=f"{t.name}_s{xseed}")
-                         for t in saved_teachers(task, xdir)]
-        suffix = (f"-{'only' if without_main else 'with'}-{'-'.join(extra_teachers).replace(':', '-s')}"
-                  if extra_teachers else "")
-        run_dir = open_run_dir(cfg, task.wd, runs / dataset / f"seed-{seed}{suffix}{short}{schedule}", overwrite=False,
-                               resume=True,
-                               teacher_run=teacher_dir)
+
+    def opened(rcfg, path: Path, **kw) -> Path:  # with distances_only: only a folder that holds a run already
+        if distances_only and not path.is_dir():
+            raise FileNotFoundError(f"{path.name} (under --runs) is not on this machine")
+        return open_run_dir(rcfg, task.wd, path, overwrite=False, resume=True, **kw)
+
+    def trained(ttask, path: Path) -> list:  # the teachers of a run folder, trained there unless distances_only
+        if not distances_only:
+            train_teachers(ttask, path, resume=True, progress=False)
+        return saved_teachers(task, path)
+
+    try:
+        if teacher_seed is None:
+            run_dir = opened(cfg, runs / dataset / f"seed-{seed}{short}{schedule}")
+            teachers = (saved_teachers(task, run_dir) if distances_only
+                        else train_teachers(task, run_dir, resume=True, progress=False))
+        else:  # one teacher for every seed, in its own run folder; the students of each seed beside it
+            tcfg = parse_config(config(dataset, teacher_seed, quick, teacher_lags, precision, teacher_epochs, history,
+                                       data))
+            teacher_dir = opened(tcfg, runs / dataset / f"teacher-seed-{teacher_seed}{short}")
+            # the extra teachers alone need no main teacher (its folder keeps the config)
+            teachers = [] if without_main else trained(ForecastTask(tcfg, task.wd), teacher_dir)
+            for spec in extra_teachers or []:
+                label, xseed = split_extra(spec, teacher_seed)
+                xcfg = parse_config(extra_teacher_config(dataset, label, xseed, quick, teacher_lags, precision,
+                                                         teacher_epochs, history, data))
+                folder = (f"teacher-seed-{teacher_seed}-{label}" + (f"-s{xseed}" if xseed != teacher_seed else "")
+                          + short)
+                xdir = opened(xcfg, runs / dataset / folder)
+                taken = {t.name for t in teachers}  # score() keys models by name: copies of one model get the seed
+                teachers += [t if t.name not in taken else dataclasses.replace(t, name=f"{t.name}_s{xseed}")
+                             for t in trained(ForecastTask(xcfg, task.wd), xdir)]
+            suffix = (f"-{'only' if without_main else 'with'}-{'-'.join(extra_teachers).replace(':', '-s')}"
+                      if extra_teachers else "")
+            run_dir = opened(cfg, runs / dataset / f"seed-{seed}{suffix}{short}{schedule}", teacher_run=teacher_dir)
+    except FileNotFoundError as e:
+        print(f"seed {seed}: {e}; its rows keep their records as they are")
+        return []
     signal = task.teacher_signal(run_dir if teacher_seed is None else teacher_dir, teachers)
     # what the student learns from: the ensemble's own forecast where there are several teachers
     ensemble = ({f"ensemble_{key}": signal.mae(task.wd, split)
-                 for key, split in (("mae", "test"), ("val", "val"), ("train", "train"))} if len(teachers) > 1 else {})
+                 for key, split in (("mae", "test"), ("val", "val"), ("train", "train"))}
+                if len(teachers) > 1 and not distances_only else {})
     records = []
     for name in students:
         label = f"{name}, teachers {ensemble_label(extra_teachers, without_main)}" if extra_teachers else name
@@ -243,9 +260,10 @@ def run_seed(dataset: str, seed: int, students: list[str], runs: Path, quick: bo
         label += f", {student_schedule[0]} epochs" if student_schedule else ""
         label += f", {augment_label(augment)}" if augment else ""
         label += lags_label(student_lags) if student_lags else ""
-        if (seed, label) in done:
+        old = done.get((seed, label))
+        if old is not None:
             # the schedule and the teacher's scope a record's students had (None: older than the field)
-            epochs, scope = done[(seed, label)]
+            epochs, scope = old.get("student_epochs"), old.get("teacher_scope", "all")
             if epochs not in (None, cfg.train.epochs):
                 raise SystemExit(f"evidence-{dataset}.json: the row {label!r} (seed {seed}) was measured with "
                                  f"{epochs} student epochs, the data set's schedule now has {cfg.train.epochs}; "
@@ -254,13 +272,22 @@ def run_seed(dataset: str, seed: int, students: list[str], runs: Path, quick: bo
                 raise SystemExit(f"evidence-{dataset}.json: the row {label!r} (seed {seed}) was measured with "
                                  f"distill.teacher_scope {scope}, the default now is {cfg.distill.teacher_scope}; "
                                  f"move the file aside to measure it again, or pass --teacher-scope {scope}")
-            continue
+        if (old is None) == distances_only or (old is not None and "kd_to_teacher" in old):
+            continue  # measured already, or (distances_only) not measured: nothing to add
         stask = ForecastTask(copy.copy(cfg), task.wd)
         stask.cfg.student = student_config(dataset, name, cfg)
         folder = name.replace("-", "_")  # the run folder's model names: stid_kd, stid_nb_plain, ...
         if student_lags:  # the student reads what the privileged teacher reads: its own folders
             stask.cfg.student.inputs = InputsConfig(lags=list(student_lags))
             folder += "_lags_" + "_".join(student_lags)
+        if distances_only:
+            saved = {t.name: t for t in load_trained(run_dir, task.wd, roles=("student_kd", "student_plain"))}
+            if f"{folder}_kd" not in saved or f"{folder}_plain" not in saved:
+                print(f"seed {seed}, row {label!r}: its students are not in {run_dir.name}; the record stays as it is")
+                continue
+            records.append({**old, **to_teacher(signal, task.wd, saved[f"{folder}_kd"], saved[f"{folder}_plain"]),
+                            "distances_command": command()})
+            continue
         t0 = time.perf_counter()
         kd = train_student(stask, run_dir, signal, resume=True, progress=False, label=f"{folder}_kd")
         plain = train_student(stask, run_dir, resume=True, progress=False, label=f"{folder}_plain")
@@ -281,8 +308,8 @@ def run_seed(dataset: str, seed: int, students: list[str], runs: Path, quick: bo
                         "plain_val": plain.val_mae, "kd_val": kd.val_mae,
                         "last_value_mae": metrics["last_value"]["test"]["mae"],
                         "params": {"teacher": metrics[best_teacher.name]["params"], "student": metrics[kd.name]["params"]},
-                        **ensemble, "seconds": time.perf_counter() - t0, "command": command(),
-                        "machine": machine()})  # rows of one file come from several sessions' machines
+                        **ensemble, "seconds": time.perf_counter() - t0, **to_teacher(signal, task.wd, kd, plain),
+                        "command": command(), "machine": machine()})  # rows of one file: several sessions' machines
     return records
 
 
@@ -622,7 +649,7 @@ def render(result: dict) -> str:
             line += " (Teacher MAE: its best member; the ensemble's own MAE was not recorded for this row.)"
         line += (history_gap(rows, by_student) + scope_gap(rows, by_student) + schedule_gap(rows, by_student)
                  + augment_gap(rows, by_student) + lags_gap(rows, by_student)
-                 + privileged_gap(rows, by_student, result["dataset"]))
+                 + privileged_gap(rows, by_student, result["dataset"]) + fidelity_gap(rows))
         if row["target"] is not None:
             line += (f" Distilled / plain {row['ratio']:.3f}: the issue's target (at most {row['target']:.2f}, the gain "
                      f"established) is {'met' if row['met'] else 'not met'}.")
@@ -693,6 +720,9 @@ def main() -> None:
     ap.add_argument("--student-lags", nargs="+", default=None, metavar="LAG",
                     help="the students read these lagged channels too (student.inputs.lags, e.g. 1D 7D: what a "
                          "privileged teacher reads); such a student is served from a history back to its lag")
+    ap.add_argument("--distances-only", action="store_true",
+                    help="train nothing: add the students' distances to the teacher (fidelity.py) to the records of "
+                         "the rows these arguments name whose teachers and students are saved under --runs")
     ap.add_argument("--quick", action="store_true", help="2 epochs of 3 batches: a smoke test, nothing is saved")
     args = ap.parse_args()
     if args.extra_teachers and args.teacher_seed is None:
@@ -715,12 +745,11 @@ def main() -> None:
         old = json.loads(path.read_text()) if path.is_file() and not args.quick else {"records": []}
         records = old["records"]
         for seed in args.seeds:
-            done = {(r["seed"], r["student"]): (r.get("student_epochs"), r.get("teacher_scope", "all"))
-                    for r in records}
+            done = {(r["seed"], r["student"]): r for r in records}
             new = run_seed(dataset, seed, args.students, args.runs, args.quick, done, args.teacher_seed,
                            args.teacher_lags, args.precision, args.teacher_epochs, args.extra_teachers,
                            args.without_main_teacher, args.history, args.student_schedule, args.outages,
-                           args.teacher_scope, augment, args.student_lags)
+                           args.teacher_scope, augment, args.student_lags, args.distances_only)
             records += new
             if not args.quick:  # another invocation (other students) may have saved meanwhile
                 records = merged_records(path, new, lambda r: (r["seed"], r["student"]))

@@ -257,6 +257,33 @@ def test_the_signal_scores_the_cached_teacher_like_the_evaluation_does(los_small
     assert signal.mae(task.wd, "train") != pytest.approx(signal.mae(task.wd, "test"), rel=1e-3)
 
 
+def test_the_signal_measures_how_far_a_model_is_from_the_cached_teacher(los_small_config, tmp_path):
+    """``ForecastSignal.distance``: the teacher itself is at 0 from its cache; another model, also one that
+    reads a longer window (a view of the data), is at the mean absolute difference of the two forecasts where a
+    target was observed, computed here apart from the forecasts the evaluation keeps."""
+    import numpy as np
+
+    from stkd.config import InputsConfig
+    from stkd.evaluate import evaluate_forecaster, model_forecaster
+    from stkd.pipeline import prepare_task
+    from stkd.runs import Trained
+    from stkd.steps import model_spec
+
+    task = prepare_task(parse_config(los_small_config()))
+    torch.manual_seed(0)
+    teacher = build_model("linear", model_spec(task.wd))
+    signal = task.teacher_signal(tmp_path, [Trained("linear", "teacher", teacher, "linear", None, {"mae": 1.0})])
+    assert signal.distance(model_forecaster(teacher, task.wd), task.wd, "test") < 1e-3 * signal.mae(task.wd, "test")
+    view = task.wd.view(InputsConfig(length=task.wd.P * 2))
+    other = build_model("linear", model_spec(view))
+    for split in ("train", "test"):
+        t = evaluate_forecaster(model_forecaster(teacher, task.wd), task.wd, split, [])
+        o = evaluate_forecaster(model_forecaster(other, view), view, split, [])
+        assert (t.starts == o.starts).all()
+        expected = float(np.abs(o.pred - t.pred)[t.mask].mean())
+        assert signal.distance(model_forecaster(other, view), view, split) == pytest.approx(expected, rel=1e-4)
+
+
 def test_copies_of_one_teacher_need_their_own_seed(los_small_config):
     """Two teachers with the same settings would train to the same weights (the ensemble would hold one
     model twice): the config is refused with the fix; a seed per copy makes them two teachers."""

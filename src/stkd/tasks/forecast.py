@@ -27,11 +27,13 @@ from stkd.distill.objective import build_forecast_objective
 from stkd.errors import ConfigError
 from stkd.evaluate import (
     evaluate_forecaster,
+    iterate_eval,
     measure_speed,
     model_forecaster,
     to_original_units,
 )
 from stkd.io import write_json, write_npy
+from stkd.metrics import ForecastAccumulator
 from stkd.models.base import ModelSpec, count_params
 from stkd.runs import Trained, load_trained
 from stkd.steps import build_caches, eval_batch_size, inputs_entry, load_caches, model_spec
@@ -73,6 +75,20 @@ class ForecastSignal(TeacherSignal):
             return ensemble_targets([c.pred(split, starts) for c in self.caches], self.weights)
 
         return cached
+
+    @torch.no_grad()
+    def distance(self, forecast_fn, wd, split: str, batch_size: int = 256) -> float:
+        """How far ``forecast_fn(batch) -> [B, H, N, F_out]`` (original units) is from the teachers' (weighted)
+        cached forecast of the same windows of ``split``: their mean absolute difference where the metrics score
+        (a reading at the target), in original units. ``wd``: the data ``forecast_fn`` reads (a view of the
+        student's inputs; its windows are the teachers' windows). A distilled student near its teacher on the
+        training windows and far on test fitted what it was taught and did not carry it to new windows; one
+        far on both could not follow its teacher from its inputs."""
+        teacher = self.forecaster(split)
+        acc = ForecastAccumulator(wd.H, wd.num_nodes)
+        for batch in iterate_eval(wd, split, batch_size):
+            acc.update(forecast_fn(batch).float(), teacher(batch).float(), batch.mask)
+        return float(acc.compute([])["mae"])
 
     def mae(self, wd, split: str, batch_size: int = 256) -> float:
         """The (ensemble) teacher's MAE on ``split`` from the cache, scored as the evaluation scores a model:
