@@ -121,11 +121,13 @@ def mean_std(values) -> str:
 
 
 def merged_records(path: Path, new: list[dict], key) -> list[dict]:
-    """The records of ``path`` (if any) with those of ``new`` in place of any with the same ``key(record)``:
-    re-read just before saving, so two invocations measuring other parts of one file can run side by side."""
+    """The records of ``path`` (if any) with those of ``new`` in place of any with the same ``key(record)`` (where
+    they were: a record completed later keeps its row's place in the tables) and the others after them: re-read
+    just before saving, so two invocations measuring other parts of one file can run side by side."""
     now = json.loads(path.read_text())["records"] if path.is_file() else []
-    mine = {key(r) for r in new}
-    return [r for r in now if key(r) not in mine] + new
+    fresh = {key(r): r for r in new}
+    kept = [fresh.pop(key(r), r) for r in now]
+    return kept + [r for r in new if key(r) in fresh]
 
 
 def commands_line(result: dict) -> str:

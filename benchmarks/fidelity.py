@@ -44,6 +44,6 @@ def fidelity_gap(rows: list[dict]) -> str:
             f"it {abs(nearer['train']):.1f} % {'nearer' if nearer['train'] >= 0 else 'further'} where it was taught "
             f"and {abs(nearer['test']):.1f} % {'nearer' if nearer['test'] >= 0 else 'further'} on test")
     if nearer["train"] > 0:
-        text += (f" (on new windows it keeps {100 * nearer['test'] / nearer['train']:.0f} % of the approach it made on "
-                 "the windows it was taught)")
+        text += (f" (its approach on test is {100 * nearer['test'] / nearer['train']:.0f} % of that on the windows it "
+                 "was taught)")
     return text + "."
