@@ -33,3 +33,15 @@ def test_a_student_that_moved_away_from_its_teacher_is_said_to_and_gets_no_share
 def test_a_row_whose_seeds_lack_the_distances_gets_no_sentence():
     rows = [_row(0, (1.4, 2.6), (2.0, 2.9)), {"seed": 1}]
     assert fidelity_gap(rows) == "" and fidelity_gap([]) == ""
+
+
+def test_the_teacher_s_edge_is_given_as_a_share_of_how_much_the_plain_student_differs_from_it():
+    rows = [{**_row(0, (1.4, 2.6), (2.0, 3.0)), "plain_mae": 4.0, "teacher_mae": 3.7},
+            {**_row(1, (1.6, 2.8), (2.0, 3.0)), "plain_mae": 4.0, "teacher_mae": 3.7}]
+    text = fidelity_gap(rows)
+    assert "differ from the teacher's by 3.000 while the teacher's MAE is 0.300 lower: its edge is 10 %" in text
+    assert text.endswith("outweigh those where the student is by that share).")
+    ensemble = [{**r, "ensemble_mae": 2.0} for r in rows]  # an ensemble's own forecast is what was taught
+    assert "its edge is 67 % of their difference (" in fidelity_gap(ensemble)
+    behind = [{**r, "teacher_mae": 4.2} for r in rows]
+    assert "edge" not in fidelity_gap(behind)
