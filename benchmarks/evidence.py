@@ -182,7 +182,7 @@ def run_seed(dataset: str, seed: int, students: list[str], runs: Path, quick: bo
              history: str | None = None, student_schedule: tuple[int, int] | None = None,
              outages: float | None = None, teacher_scope: str | None = None,
              augment: dict | None = None, student_lags: list[str] | None = None,
-             distances_only: bool = False) -> list[dict]:
+             distances_only: bool = False, alpha: float | None = None) -> list[dict]:
     """The records of one seed's rows not yet in ``done`` (``(seed, row) -> record``). With ``distances_only``
     it trains nothing: for the rows in ``done`` without the students' distances to the teacher
     (:mod:`fidelity`), whose teachers and students are saved under ``runs``, it adds them to the record."""
@@ -198,6 +198,8 @@ def run_seed(dataset: str, seed: int, students: list[str], runs: Path, quick: bo
                               teacher_scope, augment))
     if student_schedule:  # the students' own schedule; the teacher (its own run, --teacher-seed) keeps its own
         cfg.train = dataclasses.replace(cfg.train, epochs=student_schedule[0], patience=student_schedule[1])
+    if alpha is not None:  # the distilled students' weight of the ground truth (the rest is the teacher's)
+        cfg.distill = dataclasses.replace(cfg.distill, alpha=alpha)
     task = prepare_task(cfg)
     check_models(task)
     # run folders of a shorter history, or of outages, stand apart
@@ -207,6 +209,7 @@ def run_seed(dataset: str, seed: int, students: list[str], runs: Path, quick: bo
     schedule = f"-epochs-{student_schedule[0]}-patience-{student_schedule[1]}" if student_schedule else ""
     schedule += f"-teacher-{teacher_scope}" if teacher_scope else ""  # the students' objective, not the teacher's
     schedule += f"-{augment_folder(augment)}" if augment else ""
+    schedule += f"-alpha-{alpha:g}" if alpha is not None else ""
 
     def opened(rcfg, path: Path, **kw) -> Path:  # with distances_only: only a folder that holds a run already
         if distances_only and not path.is_dir():
@@ -259,6 +262,7 @@ def run_seed(dataset: str, seed: int, students: list[str], runs: Path, quick: bo
         label += f", {outages_text(outages)}" if outages else ""
         label += f", {student_schedule[0]} epochs" if student_schedule else ""
         label += f", {augment_label(augment)}" if augment else ""
+        label += f", alpha {alpha:g}" if alpha is not None else ""
         label += lags_label(student_lags) if student_lags else ""
         old = done.get((seed, label))
         if old is not None:
@@ -300,7 +304,7 @@ def run_seed(dataset: str, seed: int, students: list[str], runs: Path, quick: bo
                         "precision": cfg.train.precision, "history": history,
                         "outages": outages, "teacher_scope": cfg.distill.teacher_scope,
                         "augment": list(cfg.distill.augment), "augment_weight": cfg.distill.augment_weight,
-                        "augment_labels": cfg.distill.augment_labels,
+                        "augment_labels": cfg.distill.augment_labels, "alpha": cfg.distill.alpha,
                         "teacher_epochs": teacher_epochs, "day_of_week": bool(task.wd.day_of_week),
                         "student_epochs": cfg.train.epochs, "student_patience": cfg.train.patience,
                         "teacher_mae": metrics[best_teacher.name]["test"]["mae"], "teacher_val": best_teacher.val_mae,
@@ -491,6 +495,17 @@ def augment_gap(rows: list[dict], by_student: dict[str, list[dict]]) -> str:
     return kd_gap(rows, other, f"With the teacher's forecasts of {augment_label(augment)} inputs", "without them")
 
 
+def alpha_gap(rows: list[dict], by_student: dict[str, list[dict]]) -> str:
+    """For a row whose distilled students weighed the ground truth otherwise (``--alpha``): its distilled student
+    against the same row with the usual weight (:data:`DISTILL`), same teachers, schedule and seeds."""
+    alpha = rows[0].get("alpha")
+    mark = f", alpha {alpha:g}" if alpha is not None else ""
+    other = by_student.get(rows[0]["student"].replace(mark, "", 1)) if mark and mark in rows[0]["student"] else None
+    if not other or other is rows:
+        return ""
+    return kd_gap(rows, other, f"With alpha {alpha:g}", f"with alpha {DISTILL['alpha']:g}")
+
+
 def schedule_gap(rows: list[dict], by_student: dict[str, list[dict]]) -> str:
     """For rows whose students trained on their own schedule (``--student-schedule``): both students against
     the same ones on the data set's schedule, so a longer schedule's effect and distillation's stand apart."""
@@ -649,7 +664,8 @@ def render(result: dict) -> str:
             line += " (Teacher MAE: its best member; the ensemble's own MAE was not recorded for this row.)"
         line += (history_gap(rows, by_student) + scope_gap(rows, by_student) + schedule_gap(rows, by_student)
                  + augment_gap(rows, by_student) + lags_gap(rows, by_student)
-                 + privileged_gap(rows, by_student, result["dataset"]) + fidelity_gap(rows))
+                 + privileged_gap(rows, by_student, result["dataset"]) + alpha_gap(rows, by_student)
+                 + fidelity_gap(rows))
         if row["target"] is not None:
             line += (f" Distilled / plain {row['ratio']:.3f}: the issue's target (at most {row['target']:.2f}, the gain "
                      f"established) is {'met' if row['met'] else 'not met'}.")
@@ -720,6 +736,9 @@ def main() -> None:
     ap.add_argument("--student-lags", nargs="+", default=None, metavar="LAG",
                     help="the students read these lagged channels too (student.inputs.lags, e.g. 1D 7D: what a "
                          "privileged teacher reads); such a student is served from a history back to its lag")
+    ap.add_argument("--alpha", type=float, default=None,
+                    help=f"distill.alpha of the distilled students: the ground truth's weight, the rest the "
+                         f"teacher's (default {DISTILL['alpha']:g}; 0: the teacher's forecasts alone)")
     ap.add_argument("--distances-only", action="store_true",
                     help="train nothing: add the students' distances to the teacher (fidelity.py) to the records of "
                          "the rows these arguments name whose teachers and students are saved under --runs")
@@ -737,6 +756,8 @@ def main() -> None:
                 "augment_weight": args.augment_weight} if args.augment else None)
     if augment and args.augment_weight <= 0:
         ap.error("--augment-weight: must be > 0")
+    if args.alpha is not None and not 0 <= args.alpha <= 1:
+        ap.error("--alpha: a weight between 0 and 1")
     if args.without_main_teacher and not args.extra_teachers:
         ap.error("--without-main-teacher needs --extra-teachers (an ensemble to distil from)")
     for dataset in args.datasets:
@@ -749,7 +770,7 @@ def main() -> None:
             new = run_seed(dataset, seed, args.students, args.runs, args.quick, done, args.teacher_seed,
                            args.teacher_lags, args.precision, args.teacher_epochs, args.extra_teachers,
                            args.without_main_teacher, args.history, args.student_schedule, args.outages,
-                           args.teacher_scope, augment, args.student_lags, args.distances_only)
+                           args.teacher_scope, augment, args.student_lags, args.distances_only, args.alpha)
             records += new
             if not args.quick:  # another invocation (other students) may have saved meanwhile
                 records = merged_records(path, new, lambda r: (r["seed"], r["student"]))

@@ -191,3 +191,18 @@ def test_copies_of_the_main_teacher_join_its_count_and_train_on_its_schedule():
     assert gw["train"]["seed"] == 101 and gw["train"]["precision"] == "bf16"
     wide = extra_teacher_config("los-loop", "stid-64-nb", 0, False, None, None, 40, None, None)
     assert "epochs" not in wide["teacher"][0] and "inputs" not in wide["teacher"][0]
+
+
+def test_a_row_with_another_alpha_is_compared_with_the_same_row_with_the_usual_one():
+    from evidence import alpha_gap
+
+    def rows(label, kd, alpha):
+        return [{"seed": s, "student": label, "kd_val": kd - 0.4, "kd_mae": kd, "alpha": alpha} for s in range(5)]
+
+    usual = rows("stid-nb, teachers 3 gwnet + stid-64-nb", 3.40, 0.5)
+    teacher_only = rows("stid-nb, teachers 3 gwnet + stid-64-nb, alpha 0", 3.366, 0.0)
+    by_student = {usual[0]["student"]: usual, teacher_only[0]["student"]: teacher_only}
+    text = alpha_gap(teacher_only, by_student)
+    assert text.startswith(" With alpha 0, the distilled student's validation MAE is 2.966 against 3.000 with "
+                           "alpha 0.5") and "(-1.0 %; the 5 seeds both rows have)" in text
+    assert alpha_gap(usual, by_student) == ""
