@@ -510,7 +510,8 @@ def schedule_gap(rows: list[dict], by_student: dict[str, list[dict]]) -> str:
     """For rows whose students trained on their own schedule (``--student-schedule``): both students against
     the same ones on the data set's schedule, so a longer schedule's effect and distillation's stand apart."""
     epochs = rows[0].get("student_epochs")
-    base = by_student.get(rows[0]["student"].removesuffix(f", {epochs} epochs")) if epochs else None
+    # the same row's name less its schedule (other marks, e.g. ", alpha 0", may follow it)
+    base = by_student.get(rows[0]["student"].replace(f", {epochs} epochs", "", 1)) if epochs else None
     if not base or base is rows or base[0].get("student_epochs") == epochs:
         return ""
     mean = {key: (float(np.mean([r[key] for r in rows])), float(np.mean([r[key] for r in base])))

@@ -206,3 +206,20 @@ def test_a_row_with_another_alpha_is_compared_with_the_same_row_with_the_usual_o
     assert text.startswith(" With alpha 0, the distilled student's validation MAE is 2.966 against 3.000 with "
                            "alpha 0.5") and "(-1.0 %; the 5 seeds both rows have)" in text
     assert alpha_gap(usual, by_student) == ""
+
+
+def test_a_row_on_its_own_schedule_is_compared_with_the_same_row_on_the_usual_one_whatever_follows_the_mark():
+    from evidence import schedule_gap
+
+    def rows(label, epochs, plain, kd):
+        return [{"seed": s, "student": label, "student_epochs": epochs, "student_patience": 25 if epochs == 150 else 15,
+                 "plain_mae": plain, "kd_mae": kd} for s in range(5)]
+
+    base = rows("stid-nb, teachers 3 gwnet, alpha 0", 80, 3.43, 3.43)
+    longer = rows("stid-nb, teachers 3 gwnet, 150 epochs, alpha 0", 150, 3.40, 3.36)
+    by_student = {base[0]["student"]: base, longer[0]["student"]: longer}
+    text = schedule_gap(longer, by_student)
+    assert text.startswith(" With 150 epochs (patience 25) the plain student's test MAE is 3.400, against 3.430 with "
+                           "the 80 epochs of the row `stid-nb, teachers 3 gwnet, alpha 0` (-0.9 %)")
+    assert "the distilled student's 3.360 against 3.430 (-2.0 %)" in text
+    assert schedule_gap(base, by_student) == ""
