@@ -83,7 +83,7 @@ class ForecastSignal(TeacherSignal):
         (a reading at the target), in original units. ``wd``: the data ``forecast_fn`` reads (a view of the
         student's inputs; its windows are the teachers' windows). A distilled student near its teacher on the
         training windows and far on test fitted what it was taught and did not carry it to new windows; one
-        far on both could not follow its teacher from its inputs."""
+        far on both did not follow its teacher even there (its inputs, its capacity or its training fell short)."""
         teacher = self.forecaster(split)
         acc = ForecastAccumulator(wd.H, wd.num_nodes)
         for batch in iterate_eval(wd, split, batch_size):
