@@ -175,6 +175,10 @@ def student_config(dataset: str, label: str, cfg):
     return ModelConfig(name=model, params=dict(params))
 
 
+class NotOnThisMachine(Exception):
+    """A run folder that ``--distances-only`` needs (it trains nothing) is not under ``--runs``."""
+
+
 def run_seed(dataset: str, seed: int, students: list[str], runs: Path, quick: bool, done: dict,
              teacher_seed: int | None = None, teacher_lags: list[str] | None = None,
              precision: str | None = None, teacher_epochs: int | None = None,
@@ -213,7 +217,7 @@ def run_seed(dataset: str, seed: int, students: list[str], runs: Path, quick: bo
 
     def opened(rcfg, path: Path, **kw) -> Path:  # with distances_only: only a folder that holds a run already
         if distances_only and not path.is_dir():
-            raise FileNotFoundError(f"{path.name} (under --runs) is not on this machine")
+            raise NotOnThisMachine(f"{path.name} (under --runs) is not on this machine")
         return open_run_dir(rcfg, task.wd, path, overwrite=False, resume=True, **kw)
 
     def trained(ttask, path: Path) -> list:  # the teachers of a run folder, trained there unless distances_only
@@ -245,7 +249,7 @@ def run_seed(dataset: str, seed: int, students: list[str], runs: Path, quick: bo
             suffix = (f"-{'only' if without_main else 'with'}-{'-'.join(extra_teachers).replace(':', '-s')}"
                       if extra_teachers else "")
             run_dir = opened(cfg, runs / dataset / f"seed-{seed}{suffix}{short}{schedule}", teacher_run=teacher_dir)
-    except FileNotFoundError as e:
+    except NotOnThisMachine as e:  # only --distances-only raises it: a missing file elsewhere stays an error
         print(f"seed {seed}: {e}; its rows keep their records as they are")
         return []
     signal = task.teacher_signal(run_dir if teacher_seed is None else teacher_dir, teachers)
