@@ -670,7 +670,7 @@ def render(result: dict) -> str:
         line += (history_gap(rows, by_student) + scope_gap(rows, by_student) + schedule_gap(rows, by_student)
                  + augment_gap(rows, by_student) + lags_gap(rows, by_student)
                  + privileged_gap(rows, by_student, result["dataset"]) + alpha_gap(rows, by_student)
-                 + fidelity_gap(rows))
+                 + fidelity_gap(rows, row["plain"], t))
         if row["target"] is not None:
             line += (f" Distilled / plain {row['ratio']:.3f}: the issue's target (at most {row['target']:.2f}, the gain "
                      f"established) is {'met' if row['met'] else 'not met'}.")

@@ -30,14 +30,15 @@ def to_teacher(signal, wd, kd, plain) -> dict:
     return out
 
 
-def fidelity_gap(rows: list[dict]) -> str:
+def fidelity_gap(rows: list[dict], plain: float, teacher: float | None) -> str:
     """A row's sentence from its seeds' distances (means over the seeds), empty where a seed lacks them: how far
     each student is from the teacher on the training windows and on test, how much nearer distillation brings
     the student on each, and what share of the first holds on the second. Where the teacher is ahead, also its
     edge in MAE as a share of how much the plain student differs from it (at most 100 %, by the triangle
     inequality): a student moved a fraction of the way towards its teacher at every point gains at least that
     fraction of the edge (the error is convex along the way), so a small share means little accuracy per unit
-    of approach, even for a student that follows its teacher closely."""
+    of approach, even for a student that follows its teacher closely. ``plain`` and ``teacher``: the row's mean
+    test MAE of the plain student and of what it learns from (:func:`evidence.row_summary`)."""
     if not rows or any(k not in r for r in rows for k in KEYS):
         return ""
     d = {(k, s): float(np.mean([r[k][s] for r in rows])) for k in KEYS for s in SPLITS}
@@ -51,9 +52,7 @@ def fidelity_gap(rows: list[dict]) -> str:
         text += (f" (its approach on test is {100 * nearer['test'] / nearer['train']:.0f} % of that on the windows it "
                  "was taught)")
     text += "."
-    plain = float(np.mean([r["plain_mae"] for r in rows])) if all("plain_mae" in r for r in rows) else None
-    teacher = float(np.mean([r.get("ensemble_mae", r.get("teacher_mae", np.nan)) for r in rows]))
-    if plain is not None and teacher < plain:  # how much of their difference is the teacher being right
+    if teacher is not None and teacher < plain:  # how much of their difference is the teacher being right
         edge = plain - teacher
         share = 100 * edge / d[("plain_to_teacher", "test")]
         text += (f" On test the plain student's forecasts differ from the teacher's by "

@@ -244,14 +244,20 @@ def source_blobs(result: dict) -> dict[str, dict]:
 
 def rooms(result: dict) -> list[str]:
     """:func:`teacher_room`'s sentences for the places with a distilled / plain target."""
-    blobs = source_blobs(result)
-    return [x for dataset, place in PLACES for x in teacher_room(paired_rows(blobs, dataset), place)]
+    return assess_blobs(source_blobs(result))[2]
 
 
 def assess(result: dict) -> tuple[list[dict], list[tuple[str, float]]]:
     """Each target's line (:func:`line`) and the established gains, from the source files as they are now."""
-    blobs = source_blobs(result)
+    lines, gains, _ = assess_blobs(source_blobs(result))
+    return lines, gains
+
+
+def assess_blobs(blobs: dict[str, dict]) -> tuple[list[dict], list[tuple[str, float]], list[str]]:
+    """:func:`assess` and :func:`rooms` of the source files ``blobs`` (:func:`source_blobs`), read once: each
+    place's paired rows serve its ratio lines and its room alike."""
     lines: list[dict] = []
+    room: list[str] = []
     if "recipe-los-loop" in blobs:
         best = best_student(blobs["recipe-los-loop"])
         lines.append(line("Los-loop: plain STID, seed 0 (test MAE)", f"at most {PLAIN_STID_LOS_LOOP}",
@@ -260,10 +266,12 @@ def assess(result: dict) -> tuple[list[dict], list[tuple[str, float]]]:
         if "evidence-los-loop" in blobs:
             lines += teacher_lines(blobs["recipe-los-loop"], blobs["evidence-los-loop"])
     for dataset, place in PLACES:
-        lines += ratio_lines(paired_rows(blobs, dataset), place, dataset)
+        rows = paired_rows(blobs, dataset)
+        lines += ratio_lines(rows, place, dataset)
+        room += teacher_room(rows, place)
     if "default-run" in blobs:
         lines += default_run_lines(blobs["default-run"])
-    return lines, established_gains(blobs)
+    return lines, established_gains(blobs), room
 
 
 def met_count(lines: list[dict]) -> str:
@@ -271,13 +279,12 @@ def met_count(lines: list[dict]) -> str:
 
 
 def render(result: dict) -> str:
-    lines, gains = assess(result)
+    lines, gains, room = assess_blobs(source_blobs(result))
     table = ["| target | asked | best measured | where | met |", "| --- | --- | --- | --- | --- |"]
     table += [f"| {x['target']} | {x['asked']} | {x['measured']} | {x['where']} | {'yes' if x['met'] else 'no'} |"
               for x in lines]
     missed = [x["target"] for x in lines if not x["met"]]
     summary = met_count(lines) + (f"; not met: {'; '.join(missed)}." if missed else ".")
-    room = rooms(result)
     room_text = ("What the teachers allow: a distilled student that matched its teacher would score the teacher's "
                  "test MAE, so the teacher's MAE over the plain student's is the distilled / plain of a student that "
                  "took all of its teacher's edge; below it, distillation would have to make the student better than "

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+from evidence import row_summary  # noqa: E402
 from fidelity import fidelity_gap  # noqa: E402
 
 
@@ -18,7 +19,7 @@ def _row(seed: int, kd: tuple[float, float], plain: tuple[float, float]) -> dict
 def test_the_sentence_gives_the_approach_on_each_split_and_the_share_that_holds_on_test():
     # seeds' means: distilled 1.5 / 2.7, plain 2.0 / 3.0: 25 % nearer where taught, 10 % on test, 40 % of it kept
     rows = [_row(0, (1.4, 2.6), (2.0, 2.9)), _row(1, (1.6, 2.8), (2.0, 3.1))]
-    text = fidelity_gap(rows)
+    text = fidelity_gap(rows, plain=4.0, teacher=None)
     assert "distilled student is 1.500 on the training windows and 2.700 on test" in text
     assert "the plain student 2.000 and 3.000" in text
     assert "25.0 % nearer where it was taught and 10.0 % nearer on test" in text
@@ -26,22 +27,26 @@ def test_the_sentence_gives_the_approach_on_each_split_and_the_share_that_holds_
 
 
 def test_a_student_that_moved_away_from_its_teacher_is_said_to_and_gets_no_share():
-    text = fidelity_gap([_row(0, (2.2, 3.3), (2.0, 3.0))])
+    text = fidelity_gap([_row(0, (2.2, 3.3), (2.0, 3.0))], plain=4.0, teacher=None)
     assert "10.0 % further where it was taught and 10.0 % further on test" in text and "its approach" not in text
 
 
 def test_a_row_whose_seeds_lack_the_distances_gets_no_sentence():
     rows = [_row(0, (1.4, 2.6), (2.0, 2.9)), {"seed": 1}]
-    assert fidelity_gap(rows) == "" and fidelity_gap([]) == ""
+    assert fidelity_gap(rows, 4.0, 3.7) == "" and fidelity_gap([], 4.0, 3.7) == ""
 
 
 def test_the_teacher_s_edge_is_given_as_a_share_of_how_much_the_plain_student_differs_from_it():
-    rows = [{**_row(0, (1.4, 2.6), (2.0, 3.0)), "plain_mae": 4.0, "teacher_mae": 3.7},
-            {**_row(1, (1.6, 2.8), (2.0, 3.0)), "plain_mae": 4.0, "teacher_mae": 3.7}]
-    text = fidelity_gap(rows)
+    def gap(rows: list[dict]) -> str:  # as the evidence page calls it: the row's plain student and teacher
+        row = row_summary({"dataset": "los-loop"}, rows)
+        return fidelity_gap(rows, row["plain"], row["teacher"])
+
+    rows = [{**_row(0, (1.4, 2.6), (2.0, 3.0)), "plain_mae": 4.0, "kd_mae": 3.9, "teacher_mae": 3.7},
+            {**_row(1, (1.6, 2.8), (2.0, 3.0)), "plain_mae": 4.0, "kd_mae": 3.9, "teacher_mae": 3.7}]
+    text = gap(rows)
     assert "differ from the teacher's by 3.000 while the teacher's MAE is 0.300 lower: its edge is 10 %" in text
     assert text.endswith("outweigh those where the student is by that share).")
     ensemble = [{**r, "ensemble_mae": 2.0} for r in rows]  # an ensemble's own forecast is what was taught
-    assert "its edge is 67 % of their difference (" in fidelity_gap(ensemble)
+    assert "its edge is 67 % of their difference (" in gap(ensemble)
     behind = [{**r, "teacher_mae": 4.2} for r in rows]
-    assert "edge" not in fidelity_gap(behind)
+    assert "edge" not in gap(behind)
