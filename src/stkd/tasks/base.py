@@ -163,6 +163,8 @@ class Task(ABC):
         """The saved models of a run that this task scores (for ``stkd evaluate`` and ``distill``)."""
 
     @abstractmethod
-    def score(self, run_dir: Path, models: list[Trained], *, progress: bool = False) -> dict:
+    def score(self, run_dir: Path, models: list[Trained], *, progress: bool = False, to_teacher: bool = True) -> dict:
         """Score every model and the baselines on the test split; write predictions and metrics.json.
-        ``progress``: a bar per model scored, latency measured and baseline (:mod:`stkd.progress`)."""
+        ``progress``: a bar per model scored, latency measured and baseline (:mod:`stkd.progress`).
+        ``to_teacher``: each student's ``to_teacher`` (:func:`to_teacher_entry`) against what the run's teachers
+        teach together; off where the students learned from different teachers (``stkd transfer``'s routes)."""

@@ -351,7 +351,7 @@ class ClassifyTask(Task):
         thr = scored.entry["threshold"]
         return 0.5 if thr is None else float(thr)
 
-    def score(self, run_dir: Path, models: list[Trained], *, progress: bool = False) -> dict:
+    def score(self, run_dir: Path, models: list[Trained], *, progress: bool = False, to_teacher: bool = True) -> dict:
         """Score every model and the persistence baseline on the test split; write predictions and metrics.json."""
         cfg, wd = self.cfg, self.wd
         bs = eval_batch_size(cfg)
@@ -384,7 +384,7 @@ class ClassifyTask(Task):
             signal = self.signal_from(caches)
             scored.append(self._scored(names.TEACHER_ENSEMBLE, "teacher_ensemble", self.cache_probs(signal, "val"),
                                        self.cache_probs(signal, "test"), ensemble_entry(teachers, signal.weights)))
-        if teachers:  # how closely each student follows what it learned from (the ensemble's row, or the teacher)
+        if teachers and to_teacher:  # how closely each student follows what it learned from (the ensemble, or the teacher)
             y, mask = self.split_labels("test")
             ref = next(s for s in scored if s.name == taught_by(teachers))
             for s in scored:

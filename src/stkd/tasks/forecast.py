@@ -211,7 +211,7 @@ class ForecastTask(Task):
     def load_models(self, run_dir: Path, roles: tuple[str, ...]) -> list[Trained]:
         return load_trained(run_dir, self.wd, roles=roles)
 
-    def score(self, run_dir: Path, models: list[Trained], *, progress: bool = False) -> dict:
+    def score(self, run_dir: Path, models: list[Trained], *, progress: bool = False, to_teacher: bool = True) -> dict:
         """Score every model and baseline on the test split; write predictions and metrics.json."""
         cfg, wd = self.cfg, self.wd
         horizons = cfg.eval.horizons
@@ -240,7 +240,7 @@ class ForecastTask(Task):
                                            "train_seconds": m.train_seconds, "val_mae": m.val_mae,
                                            **inputs_entry(m.inputs, mwd)})
         teachers = [m for m in models if m.role == "teacher"]
-        students = [m for m in models if m.role in ("student_kd", "student_plain")]
+        students = [m for m in models if m.role in ("student_kd", "student_plain")] if to_teacher else []
         if teachers and (students or len(teachers) >= 2):  # the teachers' forecasts, as the students learn them
             caches = load_caches(teachers[0].run_dir or Path(run_dir), teachers, wd, cfg, progress=progress)
             signal = self.signal_from(caches, teachers)
