@@ -92,6 +92,9 @@ DISTILL = {"alpha": 0.5, "loss": "huber", "ensemble": "weighted"}
 # The lags every teacher of a data set's rows reads unless the row's label says otherwise (``--teacher-lags``):
 # on the Auckland counts the pinned preset's privileged teacher; elsewhere the window only.
 USUAL_TEACHER_LAGS = {"akl-pedestrians": ["1D", "7D"]}
+# The epochs every main teacher of a data set's rows trains for unless the row's label says otherwise
+# (``--teacher-epochs``); the pinned Auckland preset's teacher keeps its own schedule.
+USUAL_TEACHER_EPOCHS = {"los-loop": 40, "synthetic-traffic": 20}
 SCOPE_LABEL = ", teacher where inputs observed"  # a row whose students had distill.teacher_scope: observed-inputs
 SCOPE_WORDS = {"all": "everywhere", "observed-inputs": "where inputs were observed"}  # for the table's header
 assert set(SCOPE_WORDS) == set(TEACHER_SCOPES), "a teacher scope without words for the table"
@@ -153,6 +156,20 @@ def teacher_lags_folder(dataset: str, lags: list[str] | None) -> str:
     return "-teacher-lags-" + "-".join(lags) if lags else "-teacher-window-only"
 
 
+def teacher_epochs_label(dataset: str, epochs: int | None) -> str:
+    """A row's words for a teacher trained for other epochs than the data set's usual teacher
+    (:data:`USUAL_TEACHER_EPOCHS`), e.g. ``, teacher 80 epochs``; empty for the usual schedule."""
+    if epochs is None or epochs == USUAL_TEACHER_EPOCHS.get(dataset):
+        return ""
+    return f", teacher {epochs} epochs"
+
+
+def teacher_epochs_folder(dataset: str, epochs: int | None) -> str:
+    """The same in a folder name (``-teacher-epochs-80``): such teachers and their students keep folders of
+    their own, so that a teacher of another schedule is never resumed or taken for them."""
+    return f"-teacher-epochs-{epochs}" if teacher_epochs_label(dataset, epochs) else ""
+
+
 def augment_label(augment: dict) -> str:
     """A row's words for its students' augmented inputs, e.g. ``mask + mixup labelled online (weight 1)``
     (from ``--augment``, ``--augment-labels``, ``--augment-weight`` or a record's fields of those names)."""
@@ -209,6 +226,7 @@ def run_seed(dataset: str, seed: int, students: list[str], runs: Path, quick: bo
     # run folders of a shorter history, or of outages, stand apart
     short = (f"-history-{history}" if history else "") + (f"-outages-{outages:g}" if outages else "")
     short += teacher_lags_folder(dataset, teacher_lags)  # teachers of other inputs (and their students) too
+    short += teacher_epochs_folder(dataset, None if quick else teacher_epochs)  # and of another schedule
     # the students' folders of another schedule too (their teachers are the same and keep their folders)
     schedule = f"-epochs-{student_schedule[0]}-patience-{student_schedule[1]}" if student_schedule else ""
     schedule += f"-teacher-{teacher_scope}" if teacher_scope else ""  # the students' objective, not the teacher's
@@ -261,6 +279,7 @@ def run_seed(dataset: str, seed: int, students: list[str], runs: Path, quick: bo
     for name in students:
         label = f"{name}, teachers {ensemble_label(extra_teachers, without_main)}" if extra_teachers else name
         label += teacher_lags_label(dataset, teacher_lags)
+        label += teacher_epochs_label(dataset, None if quick else teacher_epochs)
         label += f", {history} of history" if history else ""
         label += SCOPE_LABEL if teacher_scope == "observed-inputs" else ""  # named before it was the default
         label += f", {outages_text(outages)}" if outages else ""
@@ -556,17 +575,30 @@ def lags_gap(rows: list[dict], by_student: dict[str, list[dict]]) -> str:
 
 def privileged_gap(rows: list[dict], by_student: dict[str, list[dict]], dataset: str) -> str:
     """For a row whose teacher reads other lags than the data set's usual teacher (:func:`teacher_lags_label`):
-    that teacher against the usual one of the same row otherwise, on validation and test (same seeds), so what
-    the teacher's extra inputs give it stands apart from what the student takes of it."""
-    words = teacher_lags_label(dataset, rows[0].get("teacher_lags"))
+    that teacher against the usual one of the same row otherwise, so what the teacher's extra inputs give it
+    stands apart from what the student takes of it."""
+    return teacher_gap(rows, by_student, teacher_lags_label(dataset, rows[0].get("teacher_lags")), "the usual teacher")
+
+
+def teacher_epochs_gap(rows: list[dict], by_student: dict[str, list[dict]], dataset: str) -> str:
+    """For a row whose teacher trained for other epochs than the data set's usual teacher
+    (:func:`teacher_epochs_label`): that teacher against the usual one of the same row otherwise."""
+    words = teacher_epochs_label(dataset, rows[0].get("teacher_epochs"))
+    return teacher_gap(rows, by_student, words, f"the teacher of {USUAL_TEACHER_EPOCHS.get(dataset)} epochs")
+
+
+def teacher_gap(rows: list[dict], by_student: dict[str, list[dict]], words: str, other_teacher: str) -> str:
+    """The teacher of a row marked ``words`` against ``other_teacher``, the one of the row without the mark, on
+    validation and test (the seeds both rows have), with the plain students of both rows: they train alike, so
+    a change of the teacher's MAE is the teacher's own."""
     other = by_student.get(rows[0]["student"].replace(words, "", 1)) if words else None
     seeds = {r["seed"] for r in rows} & {r["seed"] for r in other} if other else set()
-    if not seeds:
+    if not other or not seeds:
         return ""
     val, val_o = (seeds_mean(rs, "ensemble_val", "teacher_val", seeds) for rs in (rows, other))
     test, test_o = (seeds_mean(rs, "ensemble_mae", "teacher_mae", seeds) for rs in (rows, other))
     plain, plain_o = (seeds_mean(rs, "plain_mae", seeds=seeds) for rs in (rows, other))
-    return (f" This teacher's validation MAE is {val:.3f} against {val_o:.3f} for the usual teacher of the row "
+    return (f" This teacher's validation MAE is {val:.3f} against {val_o:.3f} for {other_teacher} of the row "
             f"`{other[0]['student']}` ({100 * (val - val_o) / val_o:+.1f} %), its test MAE {test:.3f} against "
             f"{test_o:.3f} ({100 * (test - test_o) / test_o:+.1f} %); the plain students, trained alike in both rows, "
             f"score {plain:.3f} and {plain_o:.3f} ({len(seeds)} seeds both rows have).")
@@ -611,6 +643,7 @@ def teacher_bar(result: dict, by_student: dict[str, list[dict]]) -> dict | None:
     with_val = [r for r in result["records"] if r.get("teacher_val") is not None and len(r.get("teachers", [])) <= 1
                 and ", teachers " not in r["student"]  # the main teacher: not an ensemble, nor extra teachers alone
                 and not teacher_lags_label(result["dataset"], r.get("teacher_lags"))  # reading the usual inputs
+                and not teacher_epochs_label(result["dataset"], r.get("teacher_epochs"))  # on the usual schedule
                 and scarcity(r) is None and not r.get("earlier_rule")]
     if not with_val:
         return None
@@ -669,7 +702,8 @@ def render(result: dict) -> str:
             line += " (Teacher MAE: its best member; the ensemble's own MAE was not recorded for this row.)"
         line += (history_gap(rows, by_student) + scope_gap(rows, by_student) + schedule_gap(rows, by_student)
                  + augment_gap(rows, by_student) + lags_gap(rows, by_student)
-                 + privileged_gap(rows, by_student, result["dataset"]) + alpha_gap(rows, by_student)
+                 + privileged_gap(rows, by_student, result["dataset"])
+                 + teacher_epochs_gap(rows, by_student, result["dataset"]) + alpha_gap(rows, by_student)
                  + fidelity_gap(rows, row["plain"], t))
         if row["target"] is not None:
             line += (f" Distilled / plain {row['ratio']:.3f}: the issue's target (at most {row['target']:.2f}, the gain "
@@ -685,8 +719,9 @@ def render(result: dict) -> str:
     first = result["records"][0] if result["records"] else {}
     teacher = ("one teacher per seed" if first.get("teacher_seed") is None
                else f"one teacher (seed {first['teacher_seed']}) for every seed")
-    if first.get("teacher_epochs"):
-        teacher += f", {first['teacher_epochs']} epochs"
+    epochs = USUAL_TEACHER_EPOCHS.get(result["dataset"], first.get("teacher_epochs"))
+    if epochs:
+        teacher += f", {epochs} epochs"
     if first.get("precision") == "bf16":
         teacher += ", every model trained under bf16"
     usual = USUAL_TEACHER_LAGS.get(result["dataset"], [])
@@ -695,6 +730,10 @@ def render(result: dict) -> str:
     marked = sorted({lab for r in result["records"] if (lab := teacher_lags_label(result["dataset"], r.get("teacher_lags")))})
     if marked:  # rows whose teacher reads other inputs say so in their label
         teacher += "; in the rows marked " + ", ".join(f"`{m.removeprefix(', ')}`" for m in marked) + " it reads what the mark names"
+    marked = sorted({lab for r in result["records"]
+                     if (lab := teacher_epochs_label(result["dataset"], r.get("teacher_epochs")))})
+    if marked:  # and rows whose teacher trained for longer or shorter
+        teacher += "; in the rows marked " + ", ".join(f"`{m.removeprefix(', ')}`" for m in marked) + " it trains for those epochs"
     return (f"### Distillation evidence on {result['dataset']} (paired seeds)\n\n{commands_line(result)}  \n"
             f"Teacher: {teacher}; each seed trains the student twice from the same initial weights and batches  \n"
             f"{day_of_week_line(by_student)}{machine_line(result)}\n\n" + "\n".join(lines) + "\n\n" + "\n".join(verdicts) + "\n")

@@ -33,16 +33,16 @@ def to_teacher(signal, wd, kd, plain) -> dict:
 def fidelity_gap(rows: list[dict], plain: float, teacher: float | None) -> str:
     """A row's sentence from its seeds' distances (means over the seeds), empty where a seed lacks them: how far
     each student is from the teacher on the training windows and on test, how much nearer distillation brings
-    the student on each, and what share of the first holds on the second. Where the teacher is ahead, also its
-    edge in MAE as a share of how much the plain student differs from it (at most 100 %, by the triangle
-    inequality): a student moved a fraction of the way towards its teacher at every point gains at least that
-    fraction of the edge (the error is convex along the way), so a small share means little accuracy per unit
-    of approach, even for a student that follows its teacher closely. ``plain`` and ``teacher``: the row's mean
-    test MAE of the plain student and of what it learns from (:func:`evidence.row_summary`)."""
+    the student on each (:func:`stkd.fidelity.nearer_pct`), and what share of the first holds on the second.
+    Where the teacher is ahead, also its edge in MAE as a share of how much the plain student differs from it
+    (:func:`stkd.fidelity.edge_share_pct`). ``plain`` and ``teacher``: the row's mean test MAE of the plain
+    student and of what it learns from (:func:`evidence.row_summary`)."""
+    from stkd.fidelity import edge_share_pct, nearer_pct
+
     if not rows or any(k not in r for r in rows for k in KEYS):
         return ""
     d = {(k, s): float(np.mean([r[k][s] for r in rows])) for k in KEYS for s in SPLITS}
-    nearer = {s: 100 * (1 - d[("kd_to_teacher", s)] / d[("plain_to_teacher", s)]) for s in SPLITS}
+    nearer = {s: nearer_pct(d[("kd_to_teacher", s)], d[("plain_to_teacher", s)]) for s in SPLITS}
     text = (f" From the teacher's forecasts the distilled student is {d[('kd_to_teacher', 'train')]:.3f} on the "
             f"training windows and {d[('kd_to_teacher', 'test')]:.3f} on test, the plain student "
             f"{d[('plain_to_teacher', 'train')]:.3f} and {d[('plain_to_teacher', 'test')]:.3f}: distillation brings "
@@ -52,11 +52,10 @@ def fidelity_gap(rows: list[dict], plain: float, teacher: float | None) -> str:
         text += (f" (its approach on test is {100 * nearer['test'] / nearer['train']:.0f} % of that on the windows it "
                  "was taught)")
     text += "."
-    if teacher is not None and teacher < plain:  # how much of their difference is the teacher being right
-        edge = plain - teacher
-        share = 100 * edge / d[("plain_to_teacher", "test")]
+    share = None if teacher is None else edge_share_pct(plain, teacher, d[("plain_to_teacher", "test")])
+    if teacher is not None and share is not None:  # how much of their difference is the teacher being right
         text += (f" On test the plain student's forecasts differ from the teacher's by "
-                 f"{d[('plain_to_teacher', 'test')]:.3f} while the teacher's MAE is {edge:.3f} lower: its edge is "
+                 f"{d[('plain_to_teacher', 'test')]:.3f} while the teacher's MAE is {plain - teacher:.3f} lower: its edge is "
                  f"{share:.0f} % of their difference (weighed by how far apart the two forecasts are, those where the "
                  "teacher is nearer the truth outweigh those where the student is by that share).")
     return text

@@ -23,7 +23,14 @@ from common import RESULTS, save_result
 from default_run import wall_time
 from distill_gain import method_rows
 from events import f1_by_arm
-from evidence import row_summary, rows_by_student, scarcity, teacher_bar, teacher_lags_label
+from evidence import (
+    row_summary,
+    rows_by_student,
+    scarcity,
+    teacher_bar,
+    teacher_epochs_label,
+    teacher_lags_label,
+)
 from recipe import TEACHER_CANDIDATES, best_student
 from stkd.paired import bound, signed
 
@@ -80,7 +87,8 @@ def line(target: str, asked: str, measured: str, where: str, met: bool) -> dict:
 def teacher_lines(recipe: dict, evidence: dict) -> list[dict]:
     """The Los-loop teacher's bar: against the last value (test) and the best plain student (validation), the
     best teacher on validation among the single teacher of the evidence, its ensembles, the extra teachers that
-    taught alone, the teachers that read more (privileged: other lags) and the recipe's candidates, against the
+    taught alone, the teachers that read more (privileged: other lags) or trained for other epochs and the recipe's
+    candidates, against the
     best plain student of either benchmark."""
     rows_by = rows_by_student(evidence)
     bar = teacher_bar(evidence, rows_by)
@@ -97,10 +105,11 @@ def teacher_lines(recipe: dict, evidence: dict) -> list[dict]:
     for s, rows in whole_period(rows_by, "los-loop").items():
         if "ensemble_val" in rows[0]:
             teachers[f"ensemble of the row `{s}`"] = float(np.mean([r["ensemble_val"] for r in rows]))
-        elif ", teachers " in s and rows[0].get("teacher_val") is not None:  # one extra teacher, alone
+        elif rows[0].get("teacher_val") is not None and (
+                ", teachers " in s  # one extra teacher, alone
+                or teacher_lags_label("los-loop", rows[0].get("teacher_lags"))  # reading more (privileged)
+                or teacher_epochs_label("los-loop", rows[0].get("teacher_epochs"))):  # trained longer or shorter
             teachers[f"the teacher of the row `{s}`"] = float(np.mean([r["teacher_val"] for r in rows]))
-        elif teacher_lags_label("los-loop", rows[0].get("teacher_lags")) and rows[0].get("teacher_val") is not None:
-            teachers[f"the privileged teacher of the row `{s}`"] = float(np.mean([r["teacher_val"] for r in rows]))
     for r in recipe["runs"]:
         if r["variant"] in TEACHER_CANDIDATES:
             teachers[f"recipe candidate {r['variant']}"] = r["val_mae"]

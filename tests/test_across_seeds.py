@@ -58,6 +58,15 @@ def test_every_seed_trains_both_students_from_the_cached_teacher_and_the_compari
     md = (out / "seeds.md").read_text()
     assert md == render(result) and md in printed
     assert f"Verdict: **not established (2 seeds, {MIN_SEEDS} needed)**" in md
+    # how closely each seed's students follow the teacher, from their runs, compared by the same rule
+    for r in result["records"]:
+        models = json.loads((out / f"seed-{r['seed']}" / "metrics.json").read_text())["models"]
+        assert r["to_teacher"] == {"teacher": "stid", "metric": "mae", "kd": models["mlp_kd"]["to_teacher"]["value"],
+                                   "plain": models["mlp_plain"]["to_teacher"]["value"]}
+    nearer = result["comparison"]["to_teacher"]
+    assert nearer["gains"] == pytest.approx([100 * (1 - r["to_teacher"]["kd"] / r["to_teacher"]["plain"])
+                                             for r in result["records"]])
+    assert "- How closely it follows the teacher (`stid`): the distilled student's forecasts are" in md
     # one run's report calls its gain one seed's, and names the command that says more
     gain_line = next(x for x in (teacher_run / "report.md").read_text().splitlines()
                      if x.startswith("- **Gain from distillation**"))
@@ -107,6 +116,16 @@ def test_an_event_task_s_comparison_counts_a_higher_f1_as_the_gain():
     assert got["val"]["mean"] == pytest.approx(4.0)
     lower = compare(records, "forecast")  # as errors, the same numbers are a loss
     assert lower["test"]["mean"] == pytest.approx(-10.0) and lower["test"]["wins"] == 0
+    # agreement with the teacher rises with distillation: a gain, whatever the task's own metric
+    agree = [{**r, "to_teacher": {"teacher": "gwnet", "metric": "agreement", "kd": 0.9, "plain": 0.8}} for r in records]
+    got = compare(agree, "classify")["to_teacher"]
+    assert got["mean"] == pytest.approx(12.5) and got["wins"] == 5 and got["established"]
+    assert render({"teacher_run": "t", "task": "classify", "records": agree, "comparison": compare(agree, "classify")}
+                  ).endswith("- How closely it follows the teacher (`gwnet`): the distilled student decides the "
+                             "teacher's class on 90.0 % of the scored test targets, the plain one on 80.0 %: "
+                             "distillation changes that agreement by +12.5 % (95 % interval +12.5 % to +12.5 %; on 5 "
+                             "of 5 seeds higher). Verdict: **better**.\n")
+    assert "to_teacher" not in compare(records, "classify")  # runs scored before the field: no line
 
 
 def test_a_seed_s_scores_are_read_from_its_metrics_and_a_missing_test_score_is_refused():

@@ -177,6 +177,35 @@ def test_a_privileged_teacher_s_row_is_compared_with_the_usual_teacher_s_and_kep
     assert bar["teacher_val"] == pytest.approx(2.9) and len(bar["records"]) == 3
 
 
+def test_a_teacher_of_other_epochs_marks_its_rows_and_folders_and_is_compared_with_the_usual_one():
+    from evidence import USUAL_TEACHER_EPOCHS, rows_by_student, teacher_bar, teacher_epochs_folder, teacher_epochs_gap
+    from evidence import teacher_epochs_label as label_of
+
+    # the usual schedule (and the pinned preset's own, None): no mark, the folders of the committed rows
+    assert label_of("los-loop", USUAL_TEACHER_EPOCHS["los-loop"]) == label_of("los-loop", None) == ""
+    assert label_of("akl-pedestrians", None) == teacher_epochs_folder("los-loop", 40) == ""
+    assert label_of("los-loop", 80) == ", teacher 80 epochs" and teacher_epochs_folder("los-loop", 80) == "-teacher-epochs-80"
+    assert label_of("synthetic-traffic", 40) == ", teacher 40 epochs"  # its usual teacher trains 20
+
+    def rec(student: str, seed: int, t_val: float, t_mae: float, epochs: int) -> dict:
+        return {"student": student, "seed": seed, "teacher_val": t_val, "teacher_mae": t_mae, "teacher_epochs": epochs,
+                "plain_val": 3.0, "plain_mae": 3.4 + 0.01 * seed, "kd_val": 3.0, "kd_mae": 3.4, "teachers": ["gwnet"]}
+
+    longer = "stid-nb, privileged teacher (lags 1D), teacher 80 epochs"
+    result = {"dataset": "los-loop", "records": [rec("stid-nb, privileged teacher (lags 1D)", s, 2.95, 3.39, 40)
+                                                 for s in range(5)] + [rec(longer, s, 2.9, 3.3, 80) for s in range(2)]}
+    by = rows_by_student(result)
+    assert teacher_epochs_gap(by[longer], by, "los-loop") == (
+        " This teacher's validation MAE is 2.900 against 2.950 for the teacher of 40 epochs of the row "
+        "`stid-nb, privileged teacher (lags 1D)` (-1.7 %), its test MAE 3.300 against 3.390 (-2.7 %); the plain "
+        "students, trained alike in both rows, score 3.405 and 3.405 (2 seeds both rows have).")
+    assert teacher_epochs_gap(by["stid-nb, privileged teacher (lags 1D)"], by, "los-loop") == ""
+    # the single teacher's bar weighs the usual schedule only
+    plain = {"dataset": "los-loop", "records": [rec("stid-nb", s, 2.99, 3.43, 40) for s in range(2)]
+             + [rec("stid-nb, teacher 80 epochs", s, 2.5, 3.2, 80) for s in range(2)]}
+    assert teacher_bar(plain, rows_by_student(plain))["teacher_val"] == pytest.approx(2.99)
+
+
 def test_copies_of_the_main_teacher_join_its_count_and_train_on_its_schedule():
     """``--extra-teachers gwnet:101``: a copy of the main Graph WaveNet from another seed, on the main teacher's
     ``--teacher-epochs`` and inputs; the other extra teachers keep the data set's schedule, and the names of the

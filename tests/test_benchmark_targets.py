@@ -142,17 +142,18 @@ def test_the_teacher_bar_takes_the_best_teacher_and_the_best_plain_student_on_va
     assert bar["where"].startswith("the teacher of the row `stid-nb, teachers stid-32`")
 
 
-def test_a_privileged_teacher_counts_as_a_teacher_for_the_best_teacher_line(results):
-    recs = [_record(s, "stid-nb", 3.4, 3.4) for s in range(3)]
-    priv = [_record(s, "stid-nb, privileged teacher (lags 1D)", 3.4, 3.4, teacher_val=2.4, teacher_lags=["1D"])
-            for s in range(3)]
+@pytest.mark.parametrize("label, extra", [("stid-nb, privileged teacher (lags 1D)", {"teacher_lags": ["1D"]}),
+                                          ("stid-nb, teacher 80 epochs", {"teacher_epochs": 80})])
+def test_a_teacher_of_other_inputs_or_epochs_counts_as_a_teacher_for_the_best_teacher_line(results, label, extra):
+    recs = [_record(s, "stid-nb", 3.4, 3.4, teacher_epochs=40) for s in range(3)]
+    priv = [_record(s, label, 3.4, 3.4, teacher_val=2.4, **extra) for s in range(3)]
     results("evidence-los-loop", _evidence("los-loop", recs + priv))
     results("recipe-los-loop", {"kind": "recipe", "runs": [{"variant": "stid-long", "val_mae": 2.9, "test_mae": 3.5}],
                                 "baselines": {"last": {"test": 4.4}}})
     got = _lines(["recipe-los-loop", "evidence-los-loop"])
     bar = got["Los-loop: the best teacher against the best plain student (validation MAE)"]
     assert bar["measured"].startswith("17.2 % below (2.400 against 2.900)") and bar["met"]
-    assert bar["where"].startswith("the privileged teacher of the row `stid-nb, privileged teacher (lags 1D)`")
+    assert bar["where"].startswith(f"the teacher of the row `{label}`")
     # the single teacher's lines still read the usual teacher only (teacher_val 2.7 in _record)
     results("evidence-los-loop", _evidence("los-loop", recs))
     alone = _lines(["recipe-los-loop", "evidence-los-loop"])[

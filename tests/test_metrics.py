@@ -13,6 +13,7 @@ from sklearn.preprocessing import label_binarize
 from stkd.metrics import (
     ForecastAccumulator,
     best_threshold,
+    class_agreement,
     classification_metrics,
     expected_calibration_error,
     forecast_metrics,
@@ -296,3 +297,19 @@ def test_best_threshold_matches_brute_force(rng):
     t, best = best_threshold(p, y, metric="balanced_accuracy")
     brute = max(skm.balanced_accuracy_score(y, (p >= c).astype(int)) for c in np.r_[np.unique(p), 2.0])
     assert best == pytest.approx(brute)
+
+
+def test_class_agreement_compares_decisions_at_each_model_s_own_threshold_where_scored():
+    """Two alarms agree where both decide the same class, each by its own rule (binary: ``p >= threshold``; more
+    classes: the arg-max), counted over the scored targets only."""
+    y = np.array([[0, 1, 0, 1]])  # [W, H]: the labels only give the shape here
+    a = np.array([[0.2, 0.6, 0.4, 0.9]])
+    b = np.array([[0.3, 0.5, 0.1, 0.8]])
+    # a at 0.5 decides 0 1 0 1; b at 0.5: 0 1 0 1 (all agree); b at 0.2: 1 1 0 1 (three of four)
+    assert class_agreement(a, 0.5, b, 0.5, y) == 1.0
+    assert class_agreement(a, 0.5, b, 0.2, y) == pytest.approx(0.75)
+    assert class_agreement(a, 0.5, b, 0.2, y, mask=np.array([[False, True, True, True]])) == 1.0
+    k3 = np.array([[[0.1, 0.2, 0.7], [0.5, 0.3, 0.2]]])  # [W, H, K]: arg-max 2, 0
+    other = np.array([[[0.1, 0.6, 0.3], [0.4, 0.35, 0.25]]])  # 1, 0
+    assert class_agreement(k3, 0.5, other, 0.9, np.zeros((1, 2))) == pytest.approx(0.5)  # thresholds unused
+    assert math.isnan(class_agreement(a, 0.5, b, 0.5, y, mask=np.zeros((1, 4), bool)))

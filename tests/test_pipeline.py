@@ -84,6 +84,14 @@ def test_metrics_json_has_the_design_schema_and_sane_values(e2e):
             assert entry["train_seconds"] > 0
     models = m["models"]
     assert models["stid_kd"]["params"] == models["stid_plain"]["params"] < models["gwnet"]["params"]
+    # how closely each student follows its one teacher: only students have it, measured against that teacher
+    assert {n for n, e in models.items() if "to_teacher" in e} == {"stid_kd", "stid_plain"}
+    pred = lambda name: np.load(e2e["run"] / "predictions" / f"{name}.npy")  # noqa: E731
+    mask = np.load(e2e["run"] / "predictions" / "mask.npy").astype(bool)
+    for student in ("stid_kd", "stid_plain"):
+        assert models[student]["to_teacher"]["teacher"] == "gwnet"
+        expected = float(np.abs(pred(student) - pred("gwnet"))[mask].mean())
+        assert models[student]["to_teacher"]["value"] == pytest.approx(expected, rel=1e-4)
     # speeds in mph: any forecast is off by at most tens of mph on average
     assert all(e["test"]["mae"] < 40 for e in models.values())
 
@@ -339,7 +347,17 @@ def test_a_run_with_several_teachers_scores_their_ensemble(los_small_config, tmp
     assert mine["mae"] != pytest.approx(metrics["models"]["linear"]["test"]["mae"], rel=1e-3)  # not one teacher
     report = (out / "report.md").read_text()
     assert "vs the teachers' ensemble" in report and "teachers_ensemble" in report
-    _same_numbers(metrics, evaluate_run(out, progress=False))
+    # each student's distance to the ensemble's forecast, from the saved test predictions, where a target is scored
+    for student in ("linear_kd", "linear_plain"):
+        follows = metrics["models"][student]["to_teacher"]
+        assert follows["teacher"] == "teachers_ensemble" and follows["metric"] == "mae"
+        expected = float(np.abs(pred(student) - mixed)[pred("mask").astype(bool)].mean())
+        assert follows["value"] == pytest.approx(expected, rel=1e-4)
+    assert "**How closely it follows the teacher** (`teachers_ensemble`, test): `linear_kd`'s forecasts" in report
+    again = evaluate_run(out, progress=False)
+    _same_numbers(metrics, again)
+    assert again["models"]["linear_kd"]["to_teacher"]["value"] == pytest.approx(
+        metrics["models"]["linear_kd"]["to_teacher"]["value"], rel=1e-5)
 
 
 def test_a_teacher_lag_that_no_training_window_can_see_stops_the_run_before_its_folder_is_made(los_small_config,

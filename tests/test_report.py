@@ -291,3 +291,35 @@ def test_without_validation_scores_the_default_model_is_a_student_the_serving_pa
     card = json.loads((tmp_path / "models" / "stid_plain" / "model.json").read_text())
     (tmp_path / "models" / "stid_plain" / "model.json").write_text(json.dumps({**card, "inputs": lags}))
     assert choose_model(tmp_path)[0] == "stid_kd"  # no student to feed: the distilled one, which load refuses
+
+
+def test_the_report_says_how_closely_the_student_follows_its_teacher():
+    """From the students' ``to_teacher``: how far each is from the teacher, how much nearer distillation brought
+    the distilled one, and the teacher's edge as a share of the plain student's distance; agreement for events;
+    nothing where the run has no such number."""
+    from stkd.report.tables import following_line
+
+    def entry(role: str, mae: float, to: float | None, metric: str = "mae") -> dict:
+        out = {"role": role, "test": {"mae": mae}}
+        return out if to is None else {**out, "to_teacher": {"teacher": "gwnet", "metric": metric, "value": to}}
+
+    models = {"gwnet": entry("teacher", 3.0, None), "stid_kd": entry("student_kd", 3.36, 0.6),
+              "stid": entry("student_plain", 3.4, 0.8)}
+    assert following_line(models, "stid_kd", "stid") == (
+        "- **How closely it follows the teacher** (`gwnet`, test): `stid_kd`'s forecasts differ from the teacher's "
+        "by 0.600 (mean absolute difference), `stid`'s by 0.800: distillation brought the student 25.0 % nearer. "
+        "The teacher's MAE is below `stid`'s by 0.400, 50 % of their difference: a student that came all the way "
+        "would gain that edge, one that comes a share of the way gains at least that share of it.")
+    models["stid_kd"]["to_teacher"]["value"] = 0.9  # further away; a teacher behind the student has no edge
+    models["gwnet"]["test"]["mae"] = 3.5
+    assert following_line(models, "stid_kd", "stid") == (
+        "- **How closely it follows the teacher** (`gwnet`, test): `stid_kd`'s forecasts differ from the teacher's "
+        "by 0.900 (mean absolute difference), `stid`'s by 0.800: distillation brought the student 12.5 % further "
+        "away.")
+    assert following_line(models, "stid_kd", None).endswith("by 0.900 (mean absolute difference).")
+    events = {"kd": entry("student_kd", 0.0, 0.95, "agreement"), "plain": entry("student_plain", 0.0, 0.9, "agreement")}
+    assert following_line(events, "kd", "plain") == (
+        "- **How closely it follows the teacher** (`gwnet`, test): `kd` decides its class on 95.0 % of the scored "
+        "targets, `plain` on 90.0 %: +5.0 points with distillation.")
+    assert following_line({"kd": entry("student_kd", 3.0, None)}, "kd", None) is None  # a run scored before it
+

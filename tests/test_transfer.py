@@ -69,6 +69,9 @@ def test_every_route_history_and_seed_is_scored(transferred):
         assert all(g["n"] == 2 for g in result["gains"][h].values())
     text = (out / "transfer.md").read_text()
     assert "kd_finetuned" in text and (out / "plots" / "transfer_curve.png").stat().st_size > 1000
+    # each distilled route learns from its own teacher: no student is measured against the routes' ensemble
+    models = json.loads((out / "runs" / "12h-seed0" / "metrics.json").read_text())["models"]
+    assert {"kd_source", "target_only"} <= set(models) and not any("to_teacher" in m for m in models.values())
 
 
 def test_routes_share_the_test_windows_and_history_shortens_training(transferred):

@@ -20,6 +20,7 @@ Output folder (``--out``)::
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,8 @@ from stkd.config import RunConfig, distinct_seeds, dump_config, with_seed
 from stkd.distributed import barrier, is_rank0
 from stkd.errors import STKDError
 from stkd.io import write_json, write_text
-from stkd.paired import MIN_SEEDS, describe_gain, paired_gain, signed, verdict
+from stkd.names import TO_TEACHER_METRICS
+from stkd.paired import MIN_SEEDS, bound, describe_gain, paired_gain, signed, verdict
 from stkd.pipeline import distill_from
 from stkd.report.tables import PRIMARY_METRIC, split_value, student_summary
 from stkd.runs import prepare_run_dir, require_run_dir, run_lock
@@ -48,6 +50,10 @@ def seed_record(seed: int, metrics: dict) -> dict:
         record[f"plain_{split}"] = split_value(models[plain], key, split)
     if record["kd_test"] is None or record["plain_test"] is None:
         raise STKDError(f"seed {seed}: the students have no test {key} to compare")
+    mine, other = (models[n].get("to_teacher") for n in (kd, plain))
+    if mine and other:  # how closely each follows what the distilled one learns from (:mod:`stkd.fidelity`)
+        record["to_teacher"] = {"teacher": mine["teacher"], "metric": mine["metric"], "kd": mine["value"],
+                                "plain": other["value"]}
     return record
 
 
@@ -59,6 +65,11 @@ def compare(records: Sequence[dict], task: str) -> dict:
     if all(r["kd_val"] is not None and r["plain_val"] is not None for r in records):
         out["val"] = paired_gain([r["plain_val"] for r in records], [r["kd_val"] for r in records],
                                  lower_is_better=lower)
+    follows: list[dict] = [r["to_teacher"] for r in records if r.get("to_teacher")]
+    if len(follows) == len(records) and all(math.isfinite(f["kd"]) and math.isfinite(f["plain"]) for f in follows):
+        # the same rule for "nearer its teacher": per seed the distilled student's change of distance (agreement)
+        out["to_teacher"] = paired_gain([f["plain"] for f in follows], [f["kd"] for f in follows],
+                                        lower_is_better=TO_TEACHER_METRICS[follows[0]["metric"]])
     return out
 
 
@@ -84,7 +95,26 @@ def render(result: dict) -> str:
     lines += ["", f"- On test: {describe_gain(test, 'distillation', score)} Verdict: **{verdict(test)}**."]
     if "val" in result["comparison"]:
         lines.append(f"- On validation: {describe_gain(result['comparison']['val'], 'distillation', score)}")
+    if "to_teacher" in result["comparison"]:
+        lines.append(following_sentence(records, result["comparison"]["to_teacher"]))
     return "\n".join(lines) + "\n"
+
+
+def following_sentence(records: Sequence[dict], g: dict) -> str:
+    """seeds.md's line on how closely the students follow their teacher (each seed's ``to_teacher``), with the
+    paired comparison ``g`` of the two: whether distillation brings the student nearer, by the rule of a gain."""
+    f = [r["to_teacher"] for r in records]
+    kd, plain = (sum(x[k] for x in f) / len(f) for k in ("kd", "plain"))
+    interval = f"95 % interval {bound(g['ci'][0])} % to {bound(g['ci'][1])} %; on {g['wins']} of {g['n']} seeds"
+    if f[0]["metric"] == "agreement":
+        where = (f"the distilled student decides the teacher's class on {100 * kd:.1f} % of the scored test targets, "
+                 f"the plain one on {100 * plain:.1f} %: distillation changes that agreement by {signed(g['mean'])} % "
+                 f"({interval} higher)")
+    else:
+        where = (f"the distilled student's forecasts are {kd:.3f} from the teacher's on test (mean absolute "
+                 f"difference), the plain one's {plain:.3f}: distillation brings the student {signed(g['mean'])} % "
+                 f"nearer ({interval} nearer)")
+    return f"- How closely it follows the teacher (`{f[0]['teacher']}`): {where}. Verdict: **{verdict(g)}**."
 
 
 def distill_seeds(cfg: RunConfig, teacher_run: Path, out: Path, seeds: Sequence[int], *, overwrite: bool = False,

@@ -287,6 +287,22 @@ def _flatten_cls(prob, y_true, mask):
     return prob, y.astype(np.int64), binary
 
 
+def _decided(prob: np.ndarray, binary: bool, threshold: float) -> np.ndarray:
+    """``[M]`` the class decided from ``prob [M, K]``: binary ``p >= threshold``, else the arg-max."""
+    return (prob[:, 1] >= threshold).astype(np.int64) if binary else prob.argmax(axis=1)
+
+
+def class_agreement(prob_a, threshold_a: float, prob_b, threshold_b: float, y_true, mask=None) -> float:
+    """The share of the scored targets (``mask``; ``y_true`` gives their shape) where two classifiers decide the
+    same class, each by its own rule (:func:`classification_metrics`' ``threshold``): how closely a student
+    follows its teacher's decisions, right or wrong. NaN with no target."""
+    a, _, binary = _flatten_cls(prob_a, y_true, mask)
+    b, _, _ = _flatten_cls(prob_b, y_true, mask)
+    if not len(a):
+        return float("nan")
+    return float(np.mean(_decided(a, binary, threshold_a) == _decided(b, binary, threshold_b)))
+
+
 def expected_calibration_error(prob, y_true, mask=None, n_bins: int = 10) -> float:
     """Expected calibration error (Guo et al., ICML 2017, "On Calibration of Modern Neural Networks").
 
@@ -336,10 +352,7 @@ def classification_metrics(prob, y_true, threshold: float = 0.5, mask=None, n_bi
     K = prob.shape[1]
     labels = list(range(K))
     nan = float("nan")
-    if binary:
-        pred = (prob[:, 1] >= threshold).astype(np.int64)
-    else:
-        pred = prob.argmax(axis=1)
+    pred = _decided(prob, binary, threshold)
     out: dict[str, Any] = {"n": int(y.size)}
     if y.size == 0:
         out.update(accuracy=nan, precision=nan, recall=nan, f1=nan, f1_macro=nan, auroc=nan,

@@ -72,6 +72,11 @@ ROLES = ("teacher", "teacher_ensemble", "student_kd", "student_plain", "baseline
 #: The name of that row in metrics.json and the report.
 TEACHER_ENSEMBLE = "teachers_ensemble"
 ROLE_ORDER = {role: i for i, role in enumerate(ROLES)}
+#: How closely a student follows its teacher on the test split (a student's ``to_teacher`` in metrics.json):
+#: metric -> whether lower is nearer. ``mae``: a forecaster's mean absolute difference to the teacher's forecast
+#: where targets are observed, in the data's units; ``agreement``: the share of scored targets where an event
+#: student decides the class the teacher decides, each at its own threshold.
+TO_TEACHER_METRICS: dict[str, bool] = {"mae": True, "agreement": False}
 #: ``stkd transfer``: the ways to forecast a place with little history, scored side by side on its test split
 #: (the student alone; the source teacher as it is; fine-tuned; a student distilled from either).
 TRANSFER_ROUTES = ("target_only", "source_zero_shot", "finetuned", "kd_source", "kd_finetuned")

@@ -371,6 +371,15 @@ def test_run_with_two_weighted_teachers_records_their_weights(tmp_path):
     mine = classification_metrics(np.stack([1 - mixed, mixed], -1), y, row["threshold"], mask=m)
     assert row["test"]["f1"] == pytest.approx(mine["f1"], abs=1e-6)
     assert "the teachers' ensemble" in (out / "report.md").read_text()
+    # each student's agreement with the ensemble's decisions (each at its own validation threshold), from the
+    # saved test probabilities, where a label is scored
+    decide = lambda name: np.load(out / "predictions" / f"{name}.npy") >= metrics["models"][name]["threshold"]  # noqa: E731
+    for student in ("mlp_kd", "mlp_plain"):
+        follows = metrics["models"][student]["to_teacher"]
+        assert follows["teacher"] == "teachers_ensemble" and follows["metric"] == "agreement"
+        assert follows["value"] == pytest.approx(float((decide(student) == decide("teachers_ensemble"))[m].mean()))
+    assert "**How closely it follows the teacher** (`teachers_ensemble`, test): `mlp_kd` decides its class on" in (
+        out / "report.md").read_text()
 
 
 def test_resuming_an_event_run_with_other_data_is_refused_before_anything_is_written(tmp_path, incident_task):

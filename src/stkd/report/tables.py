@@ -15,6 +15,7 @@ import numpy as np
 
 from stkd import names
 from stkd.config import INPUTS_CARD_EXTRAS
+from stkd.fidelity import edge_share_pct, nearer_pct
 
 ROLE_ORDER = names.ROLES
 ROLE_LABEL = {
@@ -472,6 +473,41 @@ def privileged_lags_line(models: dict[str, dict], student: str) -> str | None:
             "know more than the student\").")
 
 
+def following_line(models: dict[str, dict], kd: str, plain: str | None) -> str | None:
+    """How closely the distilled student follows what it learned from on the test split (its ``to_teacher``),
+    beside the plain student: whether distillation brought it nearer (:func:`stkd.fidelity.nearer_pct`), and
+    for forecasts the teacher's edge as a share of the plain student's distance to it
+    (:func:`stkd.fidelity.edge_share_pct`), which says how much accuracy coming nearer can buy. None where the
+    run has no such number (no teacher, or a run scored before it was recorded)."""
+    mine = (models.get(kd) or {}).get("to_teacher")
+    if not mine:
+        return None
+    other = (models.get(plain) or {}).get("to_teacher") if plain else None
+    ref, metric = str(mine["teacher"]), str(mine["metric"])
+    v, pv = _num(mine["value"]), _num(other["value"]) if other else None
+    if v is None:
+        return None
+    if metric == "agreement":
+        text = f"- **How closely it follows the teacher** (`{ref}`, test): `{kd}` decides its class on {100 * v:.1f} % of the scored targets"
+        if pv is not None:
+            text += f", `{plain}` on {100 * pv:.1f} %: {100 * (v - pv):+.1f} points with distillation"
+        return text + "."
+    text = (f"- **How closely it follows the teacher** (`{ref}`, test): `{kd}`'s forecasts differ from the "
+            f"teacher's by {v:.3f} (mean absolute difference)")
+    if pv is None or pv <= 0:
+        return text + "."
+    nearer = nearer_pct(v, pv)
+    text += (f", `{plain}`'s by {pv:.3f}: distillation brought the student {abs(nearer):.1f} % "
+             f"{'nearer' if nearer >= 0 else 'further away'}")
+    plain_mae, ref_mae = (_test_value(models.get(n) or {}, metric) for n in (str(plain), ref))
+    edge = None if plain_mae is None or ref_mae is None else edge_share_pct(plain_mae, ref_mae, pv)
+    if edge is not None:
+        text += (f". The teacher's MAE is below `{plain}`'s by {edge * pv / 100:.3f}, {edge:.0f} % of their difference: "
+                 "a student that came all the way would gain that edge, one that comes a share of the way gains at "
+                 "least that share of it")
+    return text + "."
+
+
 def served_student(models: dict[str, dict]) -> str | None:
     """The student a run serves by default (``stkd serve``, ``stkd export``, ``stkd.load``): the one with the
     best validation score among its distilled and plain students, the distilled one on a tie. Chosen on the
@@ -515,6 +551,8 @@ def _summary_lines(metrics: dict) -> list[str]:
                      "across seeds).")
     elif p is None:
         lines.append("- No plain student (same student without distillation) in this run: gain not measured.")
+    if (follows := following_line(models, kd, p)) is not None:
+        lines.append(follows)
     if (hint := privileged_lags_line(models, kd)) is not None:
         lines.append(hint)
     if s["param_ratio"] is not None:

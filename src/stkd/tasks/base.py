@@ -18,6 +18,7 @@ from typing import Any, ClassVar, Self
 
 from torch import nn
 
+from stkd import names
 from stkd.config import InputsConfig, RunConfig
 from stkd.data.windows import WindowedData
 from stkd.errors import STKDError
@@ -37,6 +38,19 @@ class TeacherSignal:
 
     def card(self) -> dict:
         return {"teachers": self.teachers, "teacher_weights": None if self.weights is None else list(self.weights)}
+
+
+def to_teacher_entry(teachers: list[Trained], metric: str, value: float) -> dict:
+    """A student's metrics.json field ``to_teacher``: how closely it follows what it learned from on the test
+    split (the teachers' ensemble where there are several, else the teacher), by ``metric`` (a key of
+    :data:`stkd.names.TO_TEACHER_METRICS`). Beside the plain student's it says whether distillation brought the
+    student nearer its teacher, which a gain in accuracy alone cannot tell."""
+    return {"to_teacher": {"teacher": taught_by(teachers), "metric": metric, "value": float(value)}}
+
+
+def taught_by(teachers: list[Trained]) -> str:
+    """The name of the row a distilled student learns from: the teachers' ensemble where there are several."""
+    return names.TEACHER_ENSEMBLE if len(teachers) >= 2 else teachers[0].name
 
 
 def ensemble_entry(teachers: list[Trained], weights: list[float] | None) -> dict:
@@ -149,6 +163,8 @@ class Task(ABC):
         """The saved models of a run that this task scores (for ``stkd evaluate`` and ``distill``)."""
 
     @abstractmethod
-    def score(self, run_dir: Path, models: list[Trained], *, progress: bool = False) -> dict:
+    def score(self, run_dir: Path, models: list[Trained], *, progress: bool = False, to_teacher: bool = True) -> dict:
         """Score every model and the baselines on the test split; write predictions and metrics.json.
-        ``progress``: a bar per model scored, latency measured and baseline (:mod:`stkd.progress`)."""
+        ``progress``: a bar per model scored, latency measured and baseline (:mod:`stkd.progress`).
+        ``to_teacher``: each student's ``to_teacher`` (:func:`to_teacher_entry`) against what the run's teachers
+        teach together; off where the students learned from different teachers (``stkd transfer``'s routes)."""

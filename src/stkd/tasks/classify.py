@@ -44,12 +44,12 @@ from stkd.events.labels import (
 )
 from stkd.events.soft import event_probabilities, horizon_sigma, probabilities_to_logits
 from stkd.io import write_json, write_npy
-from stkd.metrics import best_threshold, classification_metrics
+from stkd.metrics import best_threshold, class_agreement, classification_metrics
 from stkd.models.base import ModelSpec, count_params
 from stkd.progress import bar as progress_bar
 from stkd.runs import Trained, load_trained
 from stkd.steps import build_caches, eval_batch_size, inputs_entry, load_caches, model_spec
-from stkd.tasks.base import LossFn, Task, TeacherSignal, ensemble_entry
+from stkd.tasks.base import LossFn, Task, TeacherSignal, ensemble_entry, taught_by, to_teacher_entry
 from stkd.tasks.forecast import ForecastTask
 
 PERSISTENCE = "persistence"
@@ -344,7 +344,14 @@ class ClassifyTask(Task):
         return Scored(name, role, probs_test, {"role": role, **extra, "threshold": thr if self.binary else None,
                                                "test": test})
 
-    def score(self, run_dir: Path, models: list[Trained], *, progress: bool = False) -> dict:
+    @staticmethod
+    def threshold_of(scored: Scored) -> float:
+        """The binary decision threshold a scored model was chosen on validation (``p >= it``); 0.5 with more
+        classes, where the decision is the arg-max and the threshold is unused."""
+        thr = scored.entry["threshold"]
+        return 0.5 if thr is None else float(thr)
+
+    def score(self, run_dir: Path, models: list[Trained], *, progress: bool = False, to_teacher: bool = True) -> dict:
         """Score every model and the persistence baseline on the test split; write predictions and metrics.json."""
         cfg, wd = self.cfg, self.wd
         bs = eval_batch_size(cfg)
@@ -377,6 +384,13 @@ class ClassifyTask(Task):
             signal = self.signal_from(caches)
             scored.append(self._scored(names.TEACHER_ENSEMBLE, "teacher_ensemble", self.cache_probs(signal, "val"),
                                        self.cache_probs(signal, "test"), ensemble_entry(teachers, signal.weights)))
+        if teachers and to_teacher:  # how closely each student follows what it learned from (the ensemble, or the teacher)
+            y, mask = self.split_labels("test")
+            ref = next(s for s in scored if s.name == taught_by(teachers))
+            for s in scored:
+                if s.role in ("student_kd", "student_plain"):
+                    s.entry.update(to_teacher_entry(teachers, "agreement", class_agreement(
+                        s.probs, self.threshold_of(s), ref.probs, self.threshold_of(ref), y, mask)))
         t0 = time.perf_counter()
         pv, pt = self.persistence_probs("val"), self.persistence_probs("test")
         fit_s = time.perf_counter() - t0

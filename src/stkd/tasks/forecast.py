@@ -37,7 +37,7 @@ from stkd.metrics import ForecastAccumulator
 from stkd.models.base import ModelSpec, count_params
 from stkd.runs import Trained, load_trained
 from stkd.steps import build_caches, eval_batch_size, inputs_entry, load_caches, model_spec
-from stkd.tasks.base import LossFn, Task, TeacherSignal, ensemble_entry
+from stkd.tasks.base import LossFn, Task, TeacherSignal, ensemble_entry, to_teacher_entry
 
 
 class ForecastSignal(TeacherSignal):
@@ -211,7 +211,7 @@ class ForecastTask(Task):
     def load_models(self, run_dir: Path, roles: tuple[str, ...]) -> list[Trained]:
         return load_trained(run_dir, self.wd, roles=roles)
 
-    def score(self, run_dir: Path, models: list[Trained], *, progress: bool = False) -> dict:
+    def score(self, run_dir: Path, models: list[Trained], *, progress: bool = False, to_teacher: bool = True) -> dict:
         """Score every model and baseline on the test split; write predictions and metrics.json."""
         cfg, wd = self.cfg, self.wd
         horizons = cfg.eval.horizons
@@ -240,12 +240,18 @@ class ForecastTask(Task):
                                            "train_seconds": m.train_seconds, "val_mae": m.val_mae,
                                            **inputs_entry(m.inputs, mwd)})
         teachers = [m for m in models if m.role == "teacher"]
-        if len(teachers) >= 2:  # what the distilled student learns from, beside each teacher alone
+        students = [m for m in models if m.role in ("student_kd", "student_plain")] if to_teacher else []
+        if teachers and (students or len(teachers) >= 2):  # the teachers' forecasts, as the students learn them
             caches = load_caches(teachers[0].run_dir or Path(run_dir), teachers, wd, cfg, progress=progress)
             signal = self.signal_from(caches, teachers)
-            preds = evaluate_forecaster(signal.forecaster("test"), wd, "test", horizons, batch_size=eval_bs,
-                                        progress=progress, desc="evaluate the teachers' ensemble")
-            record(names.TEACHER_ENSEMBLE, "teacher_ensemble", preds, ensemble_entry(teachers, signal.weights))
+            if len(teachers) >= 2:  # what the distilled student learns from, beside each teacher alone
+                preds = evaluate_forecaster(signal.forecaster("test"), wd, "test", horizons, batch_size=eval_bs,
+                                            progress=progress, desc="evaluate the teachers' ensemble")
+                record(names.TEACHER_ENSEMBLE, "teacher_ensemble", preds, ensemble_entry(teachers, signal.weights))
+            for m in students:  # how closely each student follows it: the plain one says how near it comes alone
+                mwd = wd.view(m.inputs)
+                entries[m.name].update(to_teacher_entry(
+                    teachers, "mae", signal.distance(model_forecaster(m.model, mwd), mwd, "test", eval_bs)))
         for b in cfg.eval.baselines:
             t0 = time.perf_counter()
             baseline = build_baseline(b, wd, progress=progress)
