@@ -727,13 +727,12 @@ def render(result: dict) -> str:
     usual = USUAL_TEACHER_LAGS.get(result["dataset"], [])
     if usual:
         teacher += f", reading also the lags {', '.join(usual)} (a privileged teacher)"
-    marked = sorted({lab for r in result["records"] if (lab := teacher_lags_label(result["dataset"], r.get("teacher_lags")))})
-    if marked:  # rows whose teacher reads other inputs say so in their label
-        teacher += "; in the rows marked " + ", ".join(f"`{m.removeprefix(', ')}`" for m in marked) + " it reads what the mark names"
-    marked = sorted({lab for r in result["records"]
-                     if (lab := teacher_epochs_label(result["dataset"], r.get("teacher_epochs")))})
-    if marked:  # and rows whose teacher trained for longer or shorter
-        teacher += "; in the rows marked " + ", ".join(f"`{m.removeprefix(', ')}`" for m in marked) + " it trains for those epochs"
+    # rows whose teacher reads other inputs, or trained for longer or shorter, say so in their label
+    for label_of, key, what in ((teacher_lags_label, "teacher_lags", "it reads what the mark names"),
+                                (teacher_epochs_label, "teacher_epochs", "it trains for those epochs")):
+        marked = sorted({lab for r in result["records"] if (lab := label_of(result["dataset"], r.get(key)))})
+        if marked:
+            teacher += "; in the rows marked " + ", ".join(f"`{m.removeprefix(', ')}`" for m in marked) + f" {what}"
     return (f"### Distillation evidence on {result['dataset']} (paired seeds)\n\n{commands_line(result)}  \n"
             f"Teacher: {teacher}; each seed trains the student twice from the same initial weights and batches  \n"
             f"{day_of_week_line(by_student)}{machine_line(result)}\n\n" + "\n".join(lines) + "\n\n" + "\n".join(verdicts) + "\n")

@@ -87,9 +87,8 @@ def line(target: str, asked: str, measured: str, where: str, met: bool) -> dict:
 def teacher_lines(recipe: dict, evidence: dict) -> list[dict]:
     """The Los-loop teacher's bar: against the last value (test) and the best plain student (validation), the
     best teacher on validation among the single teacher of the evidence, its ensembles, the extra teachers that
-    taught alone, the teachers that read more (privileged: other lags) or trained for other epochs and the recipe's
-    candidates, against the
-    best plain student of either benchmark."""
+    taught alone, the teachers that read more (privileged: other lags) or trained for other epochs and the
+    recipe's candidates, against the best plain student of either benchmark."""
     rows_by = rows_by_student(evidence)
     bar = teacher_bar(evidence, rows_by)
     out = []
