@@ -72,6 +72,9 @@ ROLES = ("teacher", "teacher_ensemble", "student_kd", "student_plain", "baseline
 #: The name of that row in metrics.json and the report.
 TEACHER_ENSEMBLE = "teachers_ensemble"
 ROLE_ORDER = {role: i for i, role in enumerate(ROLES)}
+#: The students' roles: distilled, and the same student trained alone (on a tie of validation scores the
+#: distilled one is served first).
+STUDENT_ROLES = ("student_kd", "student_plain")
 #: How closely a student follows its teacher on the test split (a student's ``to_teacher`` in metrics.json):
 #: metric -> whether lower is nearer. ``mae``: a forecaster's mean absolute difference to the teacher's forecast
 #: where targets are observed, in the data's units; ``agreement``: the share of scored targets where an event

@@ -23,13 +23,14 @@ from pathlib import Path
 import numpy as np
 from safetensors import SafetensorError
 
+from stkd import names
 from stkd.checkpoint import load_model
 from stkd.deploy.backends import EXPORT_EXTRA, OnnxBackend, TorchBackend, TorchScriptBackend
 from stkd.deploy.predictor import Predictor
 from stkd.deploy.spec import SEASONAL_FILE, SPEC_FILE, ServingSpec, serving_stats, spec_from_run
 from stkd.errors import STKDError
 from stkd.models.registry import model_class
-from stkd.report.tables import STUDENT_ROLES, servable, served_student
+from stkd.report.tables import servable, served_student
 from stkd.runs import load_run
 
 ROLE_PREFERENCE = ("student_kd", "student_plain", "teacher")  # the default model of a run, best first
@@ -106,7 +107,7 @@ def check_servable_inputs(name: str, card: dict) -> None:
     with what to do instead."""
     if not servable(card):
         view = card["inputs"].get("view", {})
-        student = card.get("role") in STUDENT_ROLES
+        student = card.get("role") in names.STUDENT_ROLES
         fix = ("train the student without student.inputs.length and student.inputs.features to serve it" if student
                else "serve a student instead (the default of stkd.load / stkd serve / stkd export is the student "
                "with the best validation score)")

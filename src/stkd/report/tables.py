@@ -402,7 +402,6 @@ def student_summary(metrics: dict) -> dict[str, Any]:
     return out
 
 
-STUDENT_ROLES = ("student_kd", "student_plain")  # on a tie of validation scores the distilled student first
 VALIDATION_SCORES = {"val_mae": 1.0, "val_f1": -1.0}  # a model's validation score -> sign: lower signed is better
 
 
@@ -427,12 +426,12 @@ def servable(entry: dict) -> bool:
 
 def servable_students(models: dict[str, dict]) -> dict[str, dict]:
     """The run's students the serving path can feed (``{name: entry}``)."""
-    return {n: e for n, e in models.items() if e.get("role") in STUDENT_ROLES and servable(e)}
+    return {n: e for n, e in models.items() if e.get("role") in names.STUDENT_ROLES and servable(e)}
 
 
 def unservable_students(models: dict[str, dict]) -> list[str]:
     """The run's students the serving path cannot feed: trained and scored, not served."""
-    return [n for n, e in models.items() if e.get("role") in STUDENT_ROLES and not servable(e)]
+    return [n for n, e in models.items() if e.get("role") in names.STUDENT_ROLES and not servable(e)]
 
 
 def none_served_reason(models: dict[str, dict]) -> str | None:
@@ -519,7 +518,7 @@ def served_student(models: dict[str, dict]) -> str | None:
     scores = {n: validation_score(e) for n, e in students.items()}
     if not students or any(v is None for v in scores.values()):
         return None
-    return min(students, key=lambda n: (scores[n], STUDENT_ROLES.index(students[n]["role"])))
+    return min(students, key=lambda n: (scores[n], names.STUDENT_ROLES.index(students[n]["role"])))
 
 
 def _summary_lines(metrics: dict) -> list[str]:

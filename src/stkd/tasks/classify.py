@@ -388,7 +388,7 @@ class ClassifyTask(Task):
             y, mask = self.split_labels("test")
             ref = next(s for s in scored if s.name == taught_by(teachers))
             for s in scored:
-                if s.role in ("student_kd", "student_plain"):
+                if s.role in names.STUDENT_ROLES:
                     s.entry.update(to_teacher_entry(teachers, "agreement", class_agreement(
                         s.probs, self.threshold_of(s), ref.probs, self.threshold_of(ref), y, mask)))
         t0 = time.perf_counter()

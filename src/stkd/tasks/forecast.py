@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -84,11 +85,25 @@ class ForecastSignal(TeacherSignal):
         student's inputs; its windows are the teachers' windows). A distilled student near its teacher on the
         training windows and far on test fitted what it was taught and did not carry it to new windows; one
         far on both did not follow its teacher even there (its inputs, its capacity or its training fell short)."""
+        follow, distance = self.following(forecast_fn, wd, split)
+        for batch in iterate_eval(wd, split, batch_size):
+            follow(batch)
+        return distance()
+
+    def following(self, forecast_fn, wd, split: str) -> tuple[Callable, Callable[[], float]]:
+        """``forecast_fn`` that also accumulates, batch by batch, how far each forecast is from the teachers'
+        cached forecast of the same windows of ``split``, and the function that reads that distance
+        (:meth:`distance`'s measure) over the batches seen: pass the first wherever the split is streamed anyway
+        (the evaluation), then call the second."""
         teacher = self.forecaster(split)
         acc = ForecastAccumulator(wd.H, wd.num_nodes)
-        for batch in iterate_eval(wd, split, batch_size):
-            acc.update(forecast_fn(batch).float(), teacher(batch).float(), batch.mask)
-        return float(acc.compute([])["mae"])
+
+        def follow(batch):
+            pred = forecast_fn(batch)
+            acc.update(pred.float(), teacher(batch).float(), batch.mask)
+            return pred
+
+        return follow, lambda: float(acc.compute([])["mae"])
 
     def mae(self, wd, split: str, batch_size: int = 256) -> float:
         """The (ensemble) teacher's MAE on ``split`` from the cache, scored as the evaluation scores a model:
@@ -230,28 +245,30 @@ class ForecastTask(Task):
             write_npy(pred_dir / f"{name}.npy", preds.pred)
             entries[name] = {"role": role, **extra, "test": preds.metrics}
 
+        teachers = [m for m in models if m.role == "teacher"]
+        follows = to_teacher and any(m.role in names.STUDENT_ROLES for m in models)
+        signal = None
+        if teachers and (follows or len(teachers) >= 2):  # the teachers' forecasts, as the students learn them
+            caches = load_caches(teachers[0].run_dir or Path(run_dir), teachers, wd, cfg, progress=progress)
+            signal = self.signal_from(caches, teachers)
         for m in sorted(models, key=lambda t: names.ROLE_ORDER[t.role]):
             mwd = wd.view(m.inputs)  # what this model reads (a privileged teacher reads more)
-            preds = evaluate_forecaster(model_forecaster(m.model, mwd), mwd, "test", horizons, batch_size=eval_bs,
+            forecast, distance = model_forecaster(m.model, mwd), None
+            if signal is not None and follows and m.role in names.STUDENT_ROLES:
+                # how closely the student follows its teachers, measured in the same pass over the test split
+                forecast, distance = signal.following(forecast, mwd, "test")
+            preds = evaluate_forecaster(forecast, mwd, "test", horizons, batch_size=eval_bs,
                                         progress=progress, desc=f"evaluate {m.name}")
             speed = measure_speed(m.model.cpu(), mwd, repeats=cfg.eval.latency_repeats,  # CPU latency, as reported
                                   throughput_batch=eval_bs, progress=progress, desc=f"latency {m.name}")
             record(m.name, m.role, preds, {"model": m.registry_name, "params": count_params(m.model), **speed,
                                            "train_seconds": m.train_seconds, "val_mae": m.val_mae,
-                                           **inputs_entry(m.inputs, mwd)})
-        teachers = [m for m in models if m.role == "teacher"]
-        students = [m for m in models if m.role in ("student_kd", "student_plain")] if to_teacher else []
-        if teachers and (students or len(teachers) >= 2):  # the teachers' forecasts, as the students learn them
-            caches = load_caches(teachers[0].run_dir or Path(run_dir), teachers, wd, cfg, progress=progress)
-            signal = self.signal_from(caches, teachers)
-            if len(teachers) >= 2:  # what the distilled student learns from, beside each teacher alone
-                preds = evaluate_forecaster(signal.forecaster("test"), wd, "test", horizons, batch_size=eval_bs,
-                                            progress=progress, desc="evaluate the teachers' ensemble")
-                record(names.TEACHER_ENSEMBLE, "teacher_ensemble", preds, ensemble_entry(teachers, signal.weights))
-            for m in students:  # how closely each student follows it: the plain one says how near it comes alone
-                mwd = wd.view(m.inputs)
-                entries[m.name].update(to_teacher_entry(
-                    teachers, "mae", signal.distance(model_forecaster(m.model, mwd), mwd, "test", eval_bs)))
+                                           **inputs_entry(m.inputs, mwd),
+                                           **({} if distance is None else to_teacher_entry(teachers, "mae", distance()))})
+        if signal is not None and len(teachers) >= 2:  # what the distilled student learns from, beside each teacher
+            preds = evaluate_forecaster(signal.forecaster("test"), wd, "test", horizons, batch_size=eval_bs,
+                                        progress=progress, desc="evaluate the teachers' ensemble")
+            record(names.TEACHER_ENSEMBLE, "teacher_ensemble", preds, ensemble_entry(teachers, signal.weights))
         for b in cfg.eval.baselines:
             t0 = time.perf_counter()
             baseline = build_baseline(b, wd, progress=progress)
