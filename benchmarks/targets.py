@@ -250,11 +250,6 @@ def source_blobs(result: dict) -> dict[str, dict]:
     return {s: b for s in result["sources"] if (b := load(s)) is not None}
 
 
-def rooms(result: dict) -> list[str]:
-    """:func:`teacher_room`'s sentences for the places with a distilled / plain target."""
-    return assess_blobs(source_blobs(result))[2]
-
-
 def assess(result: dict) -> tuple[list[dict], list[tuple[str, float]]]:
     """Each target's line (:func:`line`) and the established gains, from the source files as they are now."""
     lines, gains, _ = assess_blobs(source_blobs(result))
@@ -262,8 +257,9 @@ def assess(result: dict) -> tuple[list[dict], list[tuple[str, float]]]:
 
 
 def assess_blobs(blobs: dict[str, dict]) -> tuple[list[dict], list[tuple[str, float]], list[str]]:
-    """:func:`assess` and :func:`rooms` of the source files ``blobs`` (:func:`source_blobs`), read once: each
-    place's paired rows serve its ratio lines and its room alike."""
+    """:func:`assess` of the source files ``blobs`` (:func:`source_blobs`) and :func:`teacher_room`'s sentences for
+    the places with a distilled / plain target, read once: each place's paired rows serve its ratio lines and its
+    room alike."""
     lines: list[dict] = []
     room: list[str] = []
     if "recipe-los-loop" in blobs:

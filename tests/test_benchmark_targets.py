@@ -167,7 +167,7 @@ def test_the_room_a_teacher_leaves_says_when_the_target_asks_a_student_to_beat_i
     close = [_record(s, "stid-nb", 3.10, 3.08, teacher_mae=3.0) for s in range(5)]  # teacher/plain 0.968 > 0.95
     far = [_record(s, "mlp", 4.00, 3.96, teacher_mae=3.0) for s in range(5)]  # 0.750: room enough
     results("evidence-los-loop", _evidence("los-loop", close + far))
-    room = targets.rooms({"command": "c", "sources": ["evidence-los-loop"]})
+    room = targets.assess_blobs(targets.source_blobs({"command": "c", "sources": ["evidence-los-loop"]}))[2]
     stid, mlp = room
     assert stid.startswith("- Los-loop, stid students:") and "reach 0.968 of its plain self" in stid
     # 0.95 * 3.10 = 2.945: 1.8 % below the teacher's 3.0
