@@ -40,12 +40,14 @@ class TeacherSignal:
         return {"teachers": self.teachers, "teacher_weights": None if self.weights is None else list(self.weights)}
 
 
-def to_teacher_entry(teachers: list[Trained], metric: str, value: float) -> dict:
+def to_teacher_entry(teachers: list[Trained], metric: str, value: float, **more: float) -> dict:
     """A student's metrics.json field ``to_teacher``: how closely it follows what it learned from on the test
     split (the teachers' ensemble where there are several, else the teacher), by ``metric`` (a key of
     :data:`stkd.names.TO_TEACHER_METRICS`). Beside the plain student's it says whether distillation brought the
-    student nearer its teacher, which a gain in accuracy alone cannot tell."""
-    return {"to_teacher": {"teacher": taught_by(teachers), "metric": metric, "value": float(value)}}
+    student nearer its teacher, which a gain in accuracy alone cannot tell. ``more``: other measures of the
+    same closeness, kept beside it (events: ``probability_gap``)."""
+    return {"to_teacher": {"teacher": taught_by(teachers), "metric": metric, "value": float(value),
+                           **{k: float(v) for k, v in more.items()}}}
 
 
 def taught_by(teachers: list[Trained]) -> str:

@@ -44,7 +44,7 @@ from stkd.events.labels import (
 )
 from stkd.events.soft import event_probabilities, horizon_sigma, probabilities_to_logits
 from stkd.io import write_json, write_npy
-from stkd.metrics import best_threshold, class_agreement, classification_metrics
+from stkd.metrics import best_threshold, class_agreement, classification_metrics, probability_gap
 from stkd.models.base import ModelSpec, count_params
 from stkd.progress import bar as progress_bar
 from stkd.runs import Trained, load_trained
@@ -389,8 +389,10 @@ class ClassifyTask(Task):
             ref = next(s for s in scored if s.name == taught_by(teachers))
             for s in scored:
                 if s.role in names.STUDENT_ROLES:
-                    s.entry.update(to_teacher_entry(teachers, "agreement", class_agreement(
-                        s.probs, self.threshold_of(s), ref.probs, self.threshold_of(ref), y, mask)))
+                    s.entry.update(to_teacher_entry(
+                        teachers, "agreement",
+                        class_agreement(s.probs, self.threshold_of(s), ref.probs, self.threshold_of(ref), y, mask),
+                        probability_gap=probability_gap(s.probs, ref.probs, y, mask)))
         t0 = time.perf_counter()
         pv, pt = self.persistence_probs("val"), self.persistence_probs("test")
         fit_s = time.perf_counter() - t0
