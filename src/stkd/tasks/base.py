@@ -165,8 +165,11 @@ class Task(ABC):
         """The saved models of a run that this task scores (for ``stkd evaluate`` and ``distill``)."""
 
     @abstractmethod
-    def score(self, run_dir: Path, models: list[Trained], *, progress: bool = False, to_teacher: bool = True) -> dict:
+    def score(self, run_dir: Path, models: list[Trained], *, progress: bool = False,
+              teachers_together: bool = True) -> dict:
         """Score every model and the baselines on the test split; write predictions and metrics.json.
         ``progress``: a bar per model scored, latency measured and baseline (:mod:`stkd.progress`).
-        ``to_teacher``: each student's ``to_teacher`` (:func:`to_teacher_entry`) against what the run's teachers
-        teach together; off where the students learned from different teachers (``stkd transfer``'s routes)."""
+        ``teachers_together``: the run's teachers teach its distilled students together (their ensemble, or the
+        one teacher): each student gets its ``to_teacher`` (:func:`to_teacher_entry`) against that, and several
+        teachers their ensemble's row. False where the teachers are alternatives, each teaching a student of its
+        own (``stkd transfer``'s routes): neither, since no student learned from them together."""

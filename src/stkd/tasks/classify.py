@@ -351,7 +351,8 @@ class ClassifyTask(Task):
         thr = scored.entry["threshold"]
         return 0.5 if thr is None else float(thr)
 
-    def score(self, run_dir: Path, models: list[Trained], *, progress: bool = False, to_teacher: bool = True) -> dict:
+    def score(self, run_dir: Path, models: list[Trained], *, progress: bool = False,
+              teachers_together: bool = True) -> dict:
         """Score every model and the persistence baseline on the test split; write predictions and metrics.json."""
         cfg, wd = self.cfg, self.wd
         bs = eval_batch_size(cfg)
@@ -378,13 +379,13 @@ class ClassifyTask(Task):
                      "train_seconds": m.train_seconds, "val_f1": m.val.get("f1"), **inputs_entry(m.inputs, mwd), **extra}
             scored.append(self._scored(m.name, m.role, pv, pt, entry))
         teachers = [m for m in models if m.role == "teacher"]
-        if len(teachers) >= 2:  # what the distilled student learns from, beside each teacher alone
+        if teachers_together and len(teachers) >= 2:  # what the distilled student learns from, beside each teacher
             caches = load_caches(teachers[0].run_dir or Path(run_dir), teachers, wd, cfg, kind=self.e.teacher_kind,
                                  progress=progress)
             signal = self.signal_from(caches)
             scored.append(self._scored(names.TEACHER_ENSEMBLE, "teacher_ensemble", self.cache_probs(signal, "val"),
                                        self.cache_probs(signal, "test"), ensemble_entry(teachers, signal.weights)))
-        if teachers and to_teacher:  # how closely each student follows what it learned from (the ensemble, or the teacher)
+        if teachers and teachers_together:  # how closely each student follows what it learned from (ensemble or teacher)
             y, mask = self.split_labels("test")
             ref = next(s for s in scored if s.name == taught_by(teachers))
             for s in scored:
