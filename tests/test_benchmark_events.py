@@ -87,3 +87,4 @@ def test_records_of_the_earlier_design_are_kept_apart_and_not_rendered(seed_reco
     first = events.render({"scenario": "simulator", "records": [old], "command": "c", "machine": "m",
                            "versions": {"stkd": "0", "commit": "x"}, "date": "today"})
     assert "Training runs per seed: 5 distilled, 5 plain." in first
+    assert "the distilled arm trained at the plain arm's first setting (lr 0.003, class weights auto)" in first
