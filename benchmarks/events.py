@@ -277,7 +277,7 @@ def following(arm: dict[str, list[dict]]) -> str | None:
     means over seeds): the share of decisions they share with it, and the distance of their probabilities to its
     (:func:`stkd.metrics.probability_gap`), with the seeds where distillation brought the student nearer. None for
     records without them (measured before they were recorded)."""
-    from stkd.fidelity import nearer_pct
+    from stkd.fidelity import nearer_words
 
     pairs = [(k.get("to_teacher"), p.get("to_teacher")) for k, p in zip(arm["kd"], arm["plain"])]
     if not pairs or any(k is None or p is None or "probability_gap" not in k or "probability_gap" not in p
@@ -289,9 +289,8 @@ def following(arm: dict[str, list[dict]]) -> str | None:
             f"teacher's class on {100 * mean(0, 'value'):.1f} % of the scored targets, the plain one on "
             f"{100 * mean(1, 'value'):.1f} %; their probabilities are {mean(0, 'probability_gap'):.3f} and "
             f"{mean(1, 'probability_gap'):.3f} from the teacher's (mean total variation): distillation brought them "
-            f"{abs(nearer_pct(mean(0, 'probability_gap'), mean(1, 'probability_gap'))):.1f} % "
-            f"{'nearer' if mean(0, 'probability_gap') <= mean(1, 'probability_gap') else 'further away'} "
-            f"({nearer} of {len(pairs)} seeds nearer).")
+            f"{nearer_words(mean(0, 'probability_gap'), mean(1, 'probability_gap'))} ({nearer} of {len(pairs)} seeds "
+            "nearer).")
 
 
 def day_of_week_line(recs: list[dict]) -> str:

@@ -15,7 +15,7 @@ import numpy as np
 
 from stkd import names
 from stkd.config import INPUTS_CARD_EXTRAS
-from stkd.fidelity import edge_share_pct, nearer_pct
+from stkd.fidelity import edge_share_pct, nearer_words
 
 ROLE_ORDER = names.ROLES
 ROLE_LABEL = {
@@ -472,13 +472,6 @@ def privileged_lags_line(models: dict[str, dict], student: str) -> str | None:
             "know more than the student\").")
 
 
-def _nearer(kd_distance: float, plain_distance: float) -> str:
-    """``12.5 % nearer`` or ``3.0 % further away``: the distilled student's distance to its teacher against the
-    plain student's (:func:`stkd.fidelity.nearer_pct`)."""
-    nearer = nearer_pct(kd_distance, plain_distance)
-    return f"{abs(nearer):.1f} % {'nearer' if nearer >= 0 else 'further away'}"
-
-
 def following_line(models: dict[str, dict], kd: str, plain: str | None) -> str | None:
     """How closely the distilled student follows what it learned from on the test split (its ``to_teacher``),
     beside the plain student: whether distillation brought it nearer (:func:`stkd.fidelity.nearer_pct`), and
@@ -506,13 +499,13 @@ def following_line(models: dict[str, dict], kd: str, plain: str | None) -> str |
                  "taught, whatever threshold each decides at)")
         plain_gap = _num(other.get("probability_gap")) if other else None
         if plain_gap is not None and plain_gap > 0:
-            text += f", `{plain}`'s by {plain_gap:.3f}: distillation brought them {_nearer(gap, plain_gap)}"
+            text += f", `{plain}`'s by {plain_gap:.3f}: distillation brought them {nearer_words(gap, plain_gap)}"
         return text + "."
     text = (f"- **How closely it follows the teacher** (`{ref}`, test): `{kd}`'s forecasts differ from the "
             f"teacher's by {v:.3f} (mean absolute difference)")
     if pv is None or pv <= 0:
         return text + "."
-    text += f", `{plain}`'s by {pv:.3f}: distillation brought the student {_nearer(v, pv)}"
+    text += f", `{plain}`'s by {pv:.3f}: distillation brought the student {nearer_words(v, pv)}"
     plain_mae, ref_mae = (_test_value(models.get(n) or {}, metric) for n in (str(plain), ref))
     edge = None if plain_mae is None or ref_mae is None else edge_share_pct(plain_mae, ref_mae, pv)
     if edge is not None:
