@@ -335,7 +335,7 @@ def run_seed(dataset: str, seed: int, students: list[str], runs: Path, quick: bo
                         "plain_val": plain.val_mae, "kd_val": kd.val_mae,
                         "last_value_mae": metrics["last_value"]["test"]["mae"],
                         "params": {"teacher": metrics[best_teacher.name]["params"], "student": metrics[kd.name]["params"]},
-                        **ensemble, "seconds": time.perf_counter() - t0, **to_teacher(signal, task.wd, kd, plain),
+                        **ensemble, "seconds": time.perf_counter() - t0, **to_teacher(signal, task.wd, kd, plain, metrics),
                         "command": command(), "machine": machine()})  # rows of one file: several sessions' machines
     return records
 

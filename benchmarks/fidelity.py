@@ -18,15 +18,21 @@ SPLITS = ("train", "test")  # where the distances are measured: the windows taug
 KEYS = ("kd_to_teacher", "plain_to_teacher")
 
 
-def to_teacher(signal, wd, kd, plain) -> dict:
+def to_teacher(signal, wd, kd, plain, metrics: dict | None = None) -> dict:
     """``{"kd_to_teacher": {"train": d, "test": d}, "plain_to_teacher": {...}}`` for the distilled and the plain
-    student (:class:`stkd.runs.Trained`), each read through its own view of ``wd`` (what it reads)."""
+    student (:class:`stkd.runs.Trained`), each read through its own view of ``wd`` (what it reads).
+    ``metrics``: the run's metrics.json models, whose students' ``to_teacher`` is the test distance already
+    measured in their evaluation pass (:meth:`stkd.tasks.forecast.ForecastTask.score`): only the training
+    windows then need a pass of their own."""
     from stkd.evaluate import model_forecaster
 
     out = {}
     for key, trained in zip(KEYS, (kd, plain)):
         view = wd.view(trained.inputs)
-        out[key] = {split: signal.distance(model_forecaster(trained.model, view), view, split) for split in SPLITS}
+        measured = ((metrics or {}).get(trained.name) or {}).get("to_teacher")
+        out[key] = {split: (float(measured["value"]) if split == "test" and measured is not None
+                            else signal.distance(model_forecaster(trained.model, view), view, split))
+                    for split in SPLITS}
     return out
 
 

@@ -125,6 +125,15 @@ def test_an_event_task_s_comparison_counts_a_higher_f1_as_the_gain():
                              "teacher's class on 90.0 % of the scored test targets, the plain one on 80.0 %: "
                              "distillation changes that agreement by +12.5 % (95 % interval +12.5 % to +12.5 %; on 5 "
                              "of 5 seeds higher). Verdict: **better**.\n")
+    # and their probabilities come nearer the teacher's: 0.10 -> 0.08 is 20 % nearer on every seed
+    gaps = [{**r, "to_teacher": {**r["to_teacher"], "kd_gap": 0.08, "plain_gap": 0.10}} for r in agree]
+    got = compare(gaps, "classify")
+    assert got["probability_gap"]["mean"] == pytest.approx(20.0) and got["probability_gap"]["wins"] == 5
+    assert render({"teacher_run": "t", "task": "classify", "records": gaps, "comparison": got}).endswith(
+        "Verdict: **better**. Its probabilities are 0.080 from the teacher's (mean total variation), the plain one's "
+        "0.100: distillation brings them +20.0 % nearer (95 % interval +20.0 % to +20.0 %; on 5 of 5 seeds nearer). "
+        "Verdict: **better**.\n")
+    assert "probability_gap" not in compare(agree, "classify")  # records without the gaps: no such comparison
     assert "to_teacher" not in compare(records, "classify")  # runs scored before the field: no line
 
 
@@ -145,3 +154,12 @@ def test_a_seed_s_scores_are_read_from_its_metrics_and_a_missing_test_score_is_r
     assert seed_record(3, metrics(1.2, float("nan")))["plain_val"] is None
     with pytest.raises(STKDError, match="seed 3: the students have no test mae to compare"):
         seed_record(3, metrics(float("nan"), 1.25))
+    # how closely each follows the teacher, with an event student's probability gap where both students have it
+    events = metrics(1.2, 1.25)
+    for name, (agree, gap) in (("stid_kd", (0.9, 0.05)), ("stid_plain", (0.8, 0.07))):
+        events["models"][name]["to_teacher"] = {"teacher": "teacher", "metric": "agreement", "value": agree,
+                                                "probability_gap": gap}
+    assert seed_record(3, events)["to_teacher"] == {"teacher": "teacher", "metric": "agreement", "kd": 0.9,
+                                                    "plain": 0.8, "kd_gap": 0.05, "plain_gap": 0.07}
+    del events["models"]["stid_plain"]["to_teacher"]["probability_gap"]  # one without it: agreement only
+    assert "kd_gap" not in seed_record(3, events)["to_teacher"]

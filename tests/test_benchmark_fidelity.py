@@ -50,3 +50,33 @@ def test_the_teacher_s_edge_is_given_as_a_share_of_how_much_the_plain_student_di
     assert "its edge is 67 % of their difference (" in gap(ensemble)
     behind = [{**r, "teacher_mae": 4.2} for r in rows]
     assert "edge" not in gap(behind)
+
+
+def test_the_test_distance_measured_in_the_evaluation_pass_is_the_one_the_benchmark_would_measure(finished_run):
+    """``to_teacher`` with the run's metrics.json reads each student's test distance from it (measured while the
+    student was scored) and measures only the training windows; without it, both. The two agree."""
+    import json
+
+    import pytest
+    import yaml
+
+    from fidelity import to_teacher
+    from stkd.config import parse_config
+    from stkd.pipeline import prepare_task
+    from stkd.runs import load_trained
+
+    cfg_path, run = finished_run
+    task = prepare_task(parse_config(yaml.safe_load(cfg_path.read_text())))
+    models = {t.name: t for t in load_trained(run, task.wd)}
+    signal = task.teacher_signal(run, [t for t in models.values() if t.role == "teacher"])
+    kd, plain = models["stid_kd"], models["stid_plain"]
+    measured = json.loads((run / "metrics.json").read_text())["models"]
+    streamed = to_teacher(signal, task.wd, kd, plain)
+    read = to_teacher(signal, task.wd, kd, plain, measured)
+    for key, name in (("kd_to_teacher", "stid_kd"), ("plain_to_teacher", "stid_plain")):
+        assert read[key]["test"] == measured[name]["to_teacher"]["value"]
+        assert read[key]["test"] == pytest.approx(streamed[key]["test"], rel=1e-5)
+        assert read[key]["train"] == streamed[key]["train"] > 0
+    # a student without a measured distance (an older metrics.json) is measured on test too
+    older = {n: {k: v for k, v in e.items() if k != "to_teacher"} for n, e in measured.items()}
+    assert to_teacher(signal, task.wd, kd, plain, older) == streamed

@@ -34,3 +34,11 @@ def test_the_edge_share_bounds_what_a_partial_approach_gains():
     # no edge to share: a teacher no better than the student, or a student that is the teacher
     assert edge_share_pct(3.0, 3.0, 0.5) is None and edge_share_pct(3.0, 3.2, 0.5) is None
     assert edge_share_pct(3.0, 2.8, 0.0) is None
+
+
+def test_nearer_words_say_the_direction_and_the_size_of_the_approach():
+    from stkd.fidelity import nearer_words
+
+    assert nearer_words(0.6, 0.8) == "25.0 % nearer"
+    assert nearer_words(0.9, 0.8) == "12.5 % further away"
+    assert nearer_words(0.8, 0.8) == "0.0 % nearer"

@@ -313,3 +313,20 @@ def test_class_agreement_compares_decisions_at_each_model_s_own_threshold_where_
     other = np.array([[[0.1, 0.6, 0.3], [0.4, 0.35, 0.25]]])  # 1, 0
     assert class_agreement(k3, 0.5, other, 0.9, np.zeros((1, 2))) == pytest.approx(0.5)  # thresholds unused
     assert math.isnan(class_agreement(a, 0.5, b, 0.5, y, mask=np.zeros((1, 4), bool)))
+
+
+def test_probability_gap_is_the_mean_total_variation_between_class_probabilities_where_scored():
+    """What a distilled event student was taught: how far its class probabilities are from the teacher's, whatever
+    threshold each decides at (binary: ``|p_a - p_b|``; more classes: half the L1 distance)."""
+    from stkd.metrics import probability_gap
+
+    y = np.zeros((1, 4))  # [W, H]: the labels only give the shape here
+    a = np.array([[0.1, 0.4, 0.8, 0.5]])  # P(event)
+    b = np.array([[0.3, 0.4, 0.1, 1.0]])
+    assert probability_gap(a, b, y) == pytest.approx((0.2 + 0.0 + 0.7 + 0.5) / 4)
+    assert probability_gap(a, b, y, mask=np.array([[True, True, False, False]])) == pytest.approx(0.1)
+    assert probability_gap(a, a, y) == 0.0
+    k3 = np.array([[[1.0, 0.0, 0.0], [0.2, 0.3, 0.5]]])  # [W, H, K]
+    other = np.array([[[0.0, 1.0, 0.0], [0.2, 0.5, 0.3]]])
+    assert probability_gap(k3, other, np.zeros((1, 2))) == pytest.approx((1.0 + 0.2) / 2)
+    assert math.isnan(probability_gap(a, b, y, mask=np.zeros((1, 4), bool)))

@@ -321,5 +321,14 @@ def test_the_report_says_how_closely_the_student_follows_its_teacher():
     assert following_line(events, "kd", "plain") == (
         "- **How closely it follows the teacher** (`gwnet`, test): `kd` decides its class on 95.0 % of the scored "
         "targets, `plain` on 90.0 %: +5.0 points with distillation.")
+    events["kd"]["to_teacher"]["probability_gap"] = 0.05  # and how near its probabilities came (what was taught)
+    events["plain"]["to_teacher"]["probability_gap"] = 0.08
+    assert following_line(events, "kd", "plain") == (
+        "- **How closely it follows the teacher** (`gwnet`, test): `kd` decides its class on 95.0 % of the scored "
+        "targets, `plain` on 90.0 %: +5.0 points with distillation. Its probabilities differ from the teacher's by "
+        "0.050 (mean total variation: what it was taught, whatever threshold each decides at), `plain`'s by 0.080: "
+        "distillation brought them 37.5 % nearer.")
+    assert following_line(events, "kd", None).endswith("by 0.050 (mean total variation: what it was taught, whatever "
+                                                      "threshold each decides at).")
     assert following_line({"kd": entry("student_kd", 3.0, None)}, "kd", None) is None  # a run scored before it
 

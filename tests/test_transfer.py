@@ -69,9 +69,11 @@ def test_every_route_history_and_seed_is_scored(transferred):
         assert all(g["n"] == 2 for g in result["gains"][h].values())
     text = (out / "transfer.md").read_text()
     assert "kd_finetuned" in text and (out / "plots" / "transfer_curve.png").stat().st_size > 1000
-    # each distilled route learns from its own teacher: no student is measured against the routes' ensemble
+    # each distilled route learns from its own teacher: the routes' two teachers make no ensemble row, and no
+    # student is measured against one
     models = json.loads((out / "runs" / "12h-seed0" / "metrics.json").read_text())["models"]
-    assert {"kd_source", "target_only"} <= set(models) and not any("to_teacher" in m for m in models.values())
+    assert {"kd_source", "target_only", "source_zero_shot", "finetuned"} <= set(models)
+    assert names.TEACHER_ENSEMBLE not in models and not any("to_teacher" in m for m in models.values())
 
 
 def test_routes_share_the_test_windows_and_history_shortens_training(transferred):

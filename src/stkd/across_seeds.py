@@ -54,6 +54,8 @@ def seed_record(seed: int, metrics: dict) -> dict:
     if mine and other:  # how closely each follows what the distilled one learns from (:mod:`stkd.fidelity`)
         record["to_teacher"] = {"teacher": mine["teacher"], "metric": mine["metric"], "kd": mine["value"],
                                 "plain": other["value"]}
+        if "probability_gap" in mine and "probability_gap" in other:  # events: how near their probabilities came
+            record["to_teacher"].update(kd_gap=mine["probability_gap"], plain_gap=other["probability_gap"])
     return record
 
 
@@ -70,6 +72,10 @@ def compare(records: Sequence[dict], task: str) -> dict:
         # the same rule for "nearer its teacher": per seed the distilled student's change of distance (agreement)
         out["to_teacher"] = paired_gain([f["plain"] for f in follows], [f["kd"] for f in follows],
                                         lower_is_better=TO_TEACHER_METRICS[follows[0]["metric"]])
+        if all(math.isfinite(f.get("kd_gap", math.nan)) and math.isfinite(f.get("plain_gap", math.nan))
+               for f in follows):  # events: the distance of the probabilities, lower is nearer
+            out["probability_gap"] = paired_gain([f["plain_gap"] for f in follows], [f["kd_gap"] for f in follows],
+                                                 lower_is_better=True)
     return out
 
 
@@ -96,25 +102,38 @@ def render(result: dict) -> str:
     if "val" in result["comparison"]:
         lines.append(f"- On validation: {describe_gain(result['comparison']['val'], 'distillation', score)}")
     if "to_teacher" in result["comparison"]:
-        lines.append(following_sentence(records, result["comparison"]["to_teacher"]))
+        lines.append(following_sentence(records, result["comparison"]["to_teacher"],
+                                        result["comparison"].get("probability_gap")))
     return "\n".join(lines) + "\n"
 
 
-def following_sentence(records: Sequence[dict], g: dict) -> str:
+def following_sentence(records: Sequence[dict], g: dict, gap: dict | None = None) -> str:
     """seeds.md's line on how closely the students follow their teacher (each seed's ``to_teacher``), with the
-    paired comparison ``g`` of the two: whether distillation brings the student nearer, by the rule of a gain."""
+    paired comparison ``g`` of the two: whether distillation brings the student nearer, by the rule of a gain.
+    ``gap``: for events, the same comparison of their probabilities' distance to the teacher's."""
     f = [r["to_teacher"] for r in records]
-    kd, plain = (sum(x[k] for x in f) / len(f) for k in ("kd", "plain"))
-    interval = f"95 % interval {bound(g['ci'][0])} % to {bound(g['ci'][1])} %; on {g['wins']} of {g['n']} seeds"
+
+    def mean(key: str) -> float:
+        return sum(x[key] for x in f) / len(f)
+
+    def interval(c: dict) -> str:
+        return f"95 % interval {bound(c['ci'][0])} % to {bound(c['ci'][1])} %; on {c['wins']} of {c['n']} seeds"
+
+    kd, plain = mean("kd"), mean("plain")
     if f[0]["metric"] == "agreement":
         where = (f"the distilled student decides the teacher's class on {100 * kd:.1f} % of the scored test targets, "
                  f"the plain one on {100 * plain:.1f} %: distillation changes that agreement by {signed(g['mean'])} % "
-                 f"({interval} higher)")
+                 f"({interval(g)} higher)")
     else:
         where = (f"the distilled student's forecasts are {kd:.3f} from the teacher's on test (mean absolute "
                  f"difference), the plain one's {plain:.3f}: distillation brings the student {signed(g['mean'])} % "
-                 f"nearer ({interval} nearer)")
-    return f"- How closely it follows the teacher (`{f[0]['teacher']}`): {where}. Verdict: **{verdict(g)}**."
+                 f"nearer ({interval(g)} nearer)")
+    text = f"- How closely it follows the teacher (`{f[0]['teacher']}`): {where}. Verdict: **{verdict(g)}**."
+    if gap is not None:
+        text += (f" Its probabilities are {mean('kd_gap'):.3f} from the teacher's (mean total variation), the plain "
+                 f"one's {mean('plain_gap'):.3f}: distillation brings them {signed(gap['mean'])} % nearer "
+                 f"({interval(gap)} nearer). Verdict: **{verdict(gap)}**.")
+    return text
 
 
 def distill_seeds(cfg: RunConfig, teacher_run: Path, out: Path, seeds: Sequence[int], *, overwrite: bool = False,

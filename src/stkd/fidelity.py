@@ -24,6 +24,12 @@ def nearer_pct(kd_distance: float, plain_distance: float) -> float:
     return 100.0 * (1.0 - kd_distance / plain_distance)
 
 
+def nearer_words(kd_distance: float, plain_distance: float) -> str:
+    """``12.5 % nearer`` or ``3.0 % further away``: :func:`nearer_pct` as the report's sentences say it."""
+    nearer = nearer_pct(kd_distance, plain_distance)
+    return f"{abs(nearer):.1f} % {'nearer' if nearer >= 0 else 'further away'}"
+
+
 def edge_share_pct(plain_error: float, teacher_error: float, plain_distance: float) -> float | None:
     """The teacher's edge over the plain student in error (plain - teacher, in the distance's units) as a share
     of their distance, in %; None where the teacher is not ahead or the two do not differ."""

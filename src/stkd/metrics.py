@@ -303,6 +303,22 @@ def class_agreement(prob_a, threshold_a: float, prob_b, threshold_b: float, y_tr
     return float(np.mean(_decided(a, binary, threshold_a) == _decided(b, binary, threshold_b)))
 
 
+def probability_gap(prob_a, prob_b, y_true, mask=None) -> float:
+    """The mean total-variation distance between two classifiers' class probabilities over the scored targets
+    (``mask``; ``y_true`` gives their shape): ``0.5 * sum_k |a_k - b_k|``, for two classes ``|p_a - p_b|`` of
+    the event. 0 where they give the same probabilities, 1 where they are sure of different classes.
+
+    Why beside :func:`class_agreement`: a distilled event student learns the teacher's probabilities, not its
+    decisions, and each decides at its own validation threshold. Two models can disagree on a borderline window
+    while their probabilities are close, or agree while they are far apart; this measures what was taught.
+    NaN with no target."""
+    a, _, _ = _flatten_cls(prob_a, y_true, mask)
+    b, _, _ = _flatten_cls(prob_b, y_true, mask)
+    if not len(a):
+        return float("nan")
+    return float(0.5 * np.abs(a - b).sum(axis=1).mean())  # a, b: [M, K]
+
+
 def expected_calibration_error(prob, y_true, mask=None, n_bins: int = 10) -> float:
     """Expected calibration error (Guo et al., ICML 2017, "On Calibration of Modern Neural Networks").
 

@@ -78,7 +78,8 @@ STUDENT_ROLES = ("student_kd", "student_plain")
 #: How closely a student follows its teacher on the test split (a student's ``to_teacher`` in metrics.json):
 #: metric -> whether lower is nearer. ``mae``: a forecaster's mean absolute difference to the teacher's forecast
 #: where targets are observed, in the data's units; ``agreement``: the share of scored targets where an event
-#: student decides the class the teacher decides, each at its own threshold.
+#: student decides the class the teacher decides, each at its own threshold (its ``probability_gap`` beside it: the
+#: mean total-variation distance of their class probabilities, :func:`stkd.metrics.probability_gap`).
 TO_TEACHER_METRICS: dict[str, bool] = {"mae": True, "agreement": False}
 #: ``stkd transfer``: the ways to forecast a place with little history, scored side by side on its test split
 #: (the student alone; the source teacher as it is; fine-tuned; a student distilled from either).

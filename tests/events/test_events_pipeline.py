@@ -378,6 +378,9 @@ def test_run_with_two_weighted_teachers_records_their_weights(tmp_path):
         follows = metrics["models"][student]["to_teacher"]
         assert follows["teacher"] == "teachers_ensemble" and follows["metric"] == "agreement"
         assert follows["value"] == pytest.approx(float((decide(student) == decide("teachers_ensemble"))[m].mean()))
+        # and how far its probability of an event is from the ensemble's (binary: the total variation is |p - q|)
+        gap = np.abs(np.load(out / "predictions" / f"{student}.npy").astype(np.float64) - mixed)[m].mean()
+        assert follows["probability_gap"] == pytest.approx(float(gap), abs=1e-4)
     assert "**How closely it follows the teacher** (`teachers_ensemble`, test): `mlp_kd` decides its class on" in (
         out / "report.md").read_text()
 

@@ -18,6 +18,9 @@ from stkd.names import EXPORT_FORMATS, FILE_SOURCES, LOG_LEVELS, MAX_CLOCK_SKEW,
 
 SERVE_MODULES = ("fastapi", "uvicorn")  # what the `serve` extra brings that `stkd serve` cannot run without
 EXPORT_MODULES = ("onnx", "onnxruntime")  # the `export` extra
+# --model of predict, export and serve: each picks the same default (stkd.deploy.loading.choose_model)
+MODEL_HELP = ("model of the run (default: the student with the best validation score, the distilled one unless the "
+              "same student trained alone scored better)")
 
 
 def require_extra(extra: str, modules: tuple[str, ...], command: str) -> None:
@@ -117,8 +120,7 @@ def register(sub, fmt=argparse.RawDescriptionHelpFormatter) -> None:
     p.add_argument("--input", required=True, help="observations: wide CSV (timestamp + one column per node), "
                                                   "long CSV or Parquet (timestamp, node, value columns)")
     p.add_argument("--out", required=True, help="output file; .csv or .parquet")
-    p.add_argument("--model", help="model of the run (default: the student with the best validation score, "
-                   "the distilled one unless the same student trained alone scored better)")
+    p.add_argument("--model", help=MODEL_HELP)
     g = p.add_mutually_exclusive_group()
     g.add_argument("--every", type=int, default=1, metavar="K", help="issue every K-th step (from the last)")
     g.add_argument("--last", action="store_true", help="only the forecast from the last window")
@@ -139,8 +141,7 @@ def register(sub, fmt=argparse.RawDescriptionHelpFormatter) -> None:
     p.add_argument("run_dir")
     p.add_argument("--format", choices=EXPORT_FORMATS, default="onnx")
     p.add_argument("--out", help="folder to write (default: RUN_DIR/export/<model>-<format>)")
-    p.add_argument("--model", help="model of the run (default: the student with the best validation score, "
-                   "the distilled one unless the same student trained alone scored better)")
+    p.add_argument("--model", help=MODEL_HELP)
     p.add_argument("--tolerance", type=float, default=1e-4,
                    help="allowed max |exported - pytorch| as a share of max(1, max |output|) (default 1e-4)")
     p.add_argument("--windows", type=int, default=64, help="held-out windows to check on")
@@ -162,8 +163,7 @@ def register(sub, fmt=argparse.RawDescriptionHelpFormatter) -> None:
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--backend", choices=SERVE_BACKENDS, default="torch")
-    p.add_argument("--model", help="model of the run (default: the student with the best validation score, "
-                   "the distilled one unless the same student trained alone scored better)")
+    p.add_argument("--model", help=MODEL_HELP)
     p.add_argument("--token", help="API token for POST endpoints (or set STKD_API_TOKEN)")
     p.add_argument("--threads", type=int, help="intra-op threads of the model (default: the library's choice)")
     p.add_argument("--max-body-mb", type=float, default=5.0, help="largest request body (MiB)")

@@ -127,7 +127,7 @@ def load(run_dir: str | Path, model: str | None = None, *, backend: str = "torch
     Args:
         run_dir: a run directory written by ``stkd run`` / ``stkd distill``, or a folder written by
             ``stkd export`` (then the exported model is used and ``backend`` is ignored).
-        model: a model name of the run (``stkd_kd``, ``gwnet``, ...); default: the student with the best
+        model: a model name of the run (``stid_kd``, ``gwnet``, ...); default: the student with the best
             validation score (the distilled one unless the same student trained alone scored better).
         backend: ``torch`` (default), ``onnx`` (exported in memory and run with onnxruntime) or
             ``torchscript``.

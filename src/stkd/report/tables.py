@@ -15,7 +15,7 @@ import numpy as np
 
 from stkd import names
 from stkd.config import INPUTS_CARD_EXTRAS
-from stkd.fidelity import edge_share_pct, nearer_pct
+from stkd.fidelity import edge_share_pct, nearer_words
 
 ROLE_ORDER = names.ROLES
 ROLE_LABEL = {
@@ -476,8 +476,10 @@ def following_line(models: dict[str, dict], kd: str, plain: str | None) -> str |
     """How closely the distilled student follows what it learned from on the test split (its ``to_teacher``),
     beside the plain student: whether distillation brought it nearer (:func:`stkd.fidelity.nearer_pct`), and
     for forecasts the teacher's edge as a share of the plain student's distance to it
-    (:func:`stkd.fidelity.edge_share_pct`), which says how much accuracy coming nearer can buy. None where the
-    run has no such number (no teacher, or a run scored before it was recorded)."""
+    (:func:`stkd.fidelity.edge_share_pct`), which says how much accuracy coming nearer can buy; for events the
+    share of decisions it shares with the teacher, then how far its probabilities are from the teacher's (what
+    it was taught: the decisions depend on each model's threshold too). None where the run has no such number
+    (no teacher, or a run scored before it was recorded)."""
     mine = (models.get(kd) or {}).get("to_teacher")
     if not mine:
         return None
@@ -490,14 +492,20 @@ def following_line(models: dict[str, dict], kd: str, plain: str | None) -> str |
         text = f"- **How closely it follows the teacher** (`{ref}`, test): `{kd}` decides its class on {100 * v:.1f} % of the scored targets"
         if pv is not None:
             text += f", `{plain}` on {100 * pv:.1f} %: {100 * (v - pv):+.1f} points with distillation"
+        gap = _num(mine.get("probability_gap"))
+        if gap is None:  # a run scored before it was recorded
+            return text + "."
+        text += (f". Its probabilities differ from the teacher's by {gap:.3f} (mean total variation: what it was "
+                 "taught, whatever threshold each decides at)")
+        plain_gap = _num(other.get("probability_gap")) if other else None
+        if plain_gap is not None and plain_gap > 0:
+            text += f", `{plain}`'s by {plain_gap:.3f}: distillation brought them {nearer_words(gap, plain_gap)}"
         return text + "."
     text = (f"- **How closely it follows the teacher** (`{ref}`, test): `{kd}`'s forecasts differ from the "
             f"teacher's by {v:.3f} (mean absolute difference)")
     if pv is None or pv <= 0:
         return text + "."
-    nearer = nearer_pct(v, pv)
-    text += (f", `{plain}`'s by {pv:.3f}: distillation brought the student {abs(nearer):.1f} % "
-             f"{'nearer' if nearer >= 0 else 'further away'}")
+    text += f", `{plain}`'s by {pv:.3f}: distillation brought the student {nearer_words(v, pv)}"
     plain_mae, ref_mae = (_test_value(models.get(n) or {}, metric) for n in (str(plain), ref))
     edge = None if plain_mae is None or ref_mae is None else edge_share_pct(plain_mae, ref_mae, pv)
     if edge is not None:

@@ -40,12 +40,14 @@ class TeacherSignal:
         return {"teachers": self.teachers, "teacher_weights": None if self.weights is None else list(self.weights)}
 
 
-def to_teacher_entry(teachers: list[Trained], metric: str, value: float) -> dict:
+def to_teacher_entry(teachers: list[Trained], metric: str, value: float, **more: float) -> dict:
     """A student's metrics.json field ``to_teacher``: how closely it follows what it learned from on the test
     split (the teachers' ensemble where there are several, else the teacher), by ``metric`` (a key of
     :data:`stkd.names.TO_TEACHER_METRICS`). Beside the plain student's it says whether distillation brought the
-    student nearer its teacher, which a gain in accuracy alone cannot tell."""
-    return {"to_teacher": {"teacher": taught_by(teachers), "metric": metric, "value": float(value)}}
+    student nearer its teacher, which a gain in accuracy alone cannot tell. ``more``: other measures of the
+    same closeness, kept beside it (events: ``probability_gap``)."""
+    return {"to_teacher": {"teacher": taught_by(teachers), "metric": metric, "value": float(value),
+                           **{k: float(v) for k, v in more.items()}}}
 
 
 def taught_by(teachers: list[Trained]) -> str:
@@ -163,8 +165,11 @@ class Task(ABC):
         """The saved models of a run that this task scores (for ``stkd evaluate`` and ``distill``)."""
 
     @abstractmethod
-    def score(self, run_dir: Path, models: list[Trained], *, progress: bool = False, to_teacher: bool = True) -> dict:
+    def score(self, run_dir: Path, models: list[Trained], *, progress: bool = False,
+              teachers_together: bool = True) -> dict:
         """Score every model and the baselines on the test split; write predictions and metrics.json.
         ``progress``: a bar per model scored, latency measured and baseline (:mod:`stkd.progress`).
-        ``to_teacher``: each student's ``to_teacher`` (:func:`to_teacher_entry`) against what the run's teachers
-        teach together; off where the students learned from different teachers (``stkd transfer``'s routes)."""
+        ``teachers_together``: the run's teachers teach its distilled students together (their ensemble, or the
+        one teacher): each student gets its ``to_teacher`` (:func:`to_teacher_entry`) against that, and several
+        teachers their ensemble's row. False where the teachers are alternatives, each teaching a student of its
+        own (``stkd transfer``'s routes): neither, since no student learned from them together."""

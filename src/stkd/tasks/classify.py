@@ -44,7 +44,7 @@ from stkd.events.labels import (
 )
 from stkd.events.soft import event_probabilities, horizon_sigma, probabilities_to_logits
 from stkd.io import write_json, write_npy
-from stkd.metrics import best_threshold, class_agreement, classification_metrics
+from stkd.metrics import best_threshold, class_agreement, classification_metrics, probability_gap
 from stkd.models.base import ModelSpec, count_params
 from stkd.progress import bar as progress_bar
 from stkd.runs import Trained, load_trained
@@ -351,7 +351,8 @@ class ClassifyTask(Task):
         thr = scored.entry["threshold"]
         return 0.5 if thr is None else float(thr)
 
-    def score(self, run_dir: Path, models: list[Trained], *, progress: bool = False, to_teacher: bool = True) -> dict:
+    def score(self, run_dir: Path, models: list[Trained], *, progress: bool = False,
+              teachers_together: bool = True) -> dict:
         """Score every model and the persistence baseline on the test split; write predictions and metrics.json."""
         cfg, wd = self.cfg, self.wd
         bs = eval_batch_size(cfg)
@@ -378,19 +379,21 @@ class ClassifyTask(Task):
                      "train_seconds": m.train_seconds, "val_f1": m.val.get("f1"), **inputs_entry(m.inputs, mwd), **extra}
             scored.append(self._scored(m.name, m.role, pv, pt, entry))
         teachers = [m for m in models if m.role == "teacher"]
-        if len(teachers) >= 2:  # what the distilled student learns from, beside each teacher alone
+        if teachers_together and len(teachers) >= 2:  # what the distilled student learns from, beside each teacher
             caches = load_caches(teachers[0].run_dir or Path(run_dir), teachers, wd, cfg, kind=self.e.teacher_kind,
                                  progress=progress)
             signal = self.signal_from(caches)
             scored.append(self._scored(names.TEACHER_ENSEMBLE, "teacher_ensemble", self.cache_probs(signal, "val"),
                                        self.cache_probs(signal, "test"), ensemble_entry(teachers, signal.weights)))
-        if teachers and to_teacher:  # how closely each student follows what it learned from (the ensemble, or the teacher)
+        if teachers and teachers_together:  # how closely each student follows what it learned from (ensemble or teacher)
             y, mask = self.split_labels("test")
             ref = next(s for s in scored if s.name == taught_by(teachers))
             for s in scored:
                 if s.role in names.STUDENT_ROLES:
-                    s.entry.update(to_teacher_entry(teachers, "agreement", class_agreement(
-                        s.probs, self.threshold_of(s), ref.probs, self.threshold_of(ref), y, mask)))
+                    s.entry.update(to_teacher_entry(
+                        teachers, "agreement",
+                        class_agreement(s.probs, self.threshold_of(s), ref.probs, self.threshold_of(ref), y, mask),
+                        probability_gap=probability_gap(s.probs, ref.probs, y, mask)))
         t0 = time.perf_counter()
         pv, pt = self.persistence_probs("val"), self.persistence_probs("test")
         fit_s = time.perf_counter() - t0

@@ -226,7 +226,8 @@ class ForecastTask(Task):
     def load_models(self, run_dir: Path, roles: tuple[str, ...]) -> list[Trained]:
         return load_trained(run_dir, self.wd, roles=roles)
 
-    def score(self, run_dir: Path, models: list[Trained], *, progress: bool = False, to_teacher: bool = True) -> dict:
+    def score(self, run_dir: Path, models: list[Trained], *, progress: bool = False,
+              teachers_together: bool = True) -> dict:
         """Score every model and baseline on the test split; write predictions and metrics.json."""
         cfg, wd = self.cfg, self.wd
         horizons = cfg.eval.horizons
@@ -246,9 +247,10 @@ class ForecastTask(Task):
             entries[name] = {"role": role, **extra, "test": preds.metrics}
 
         teachers = [m for m in models if m.role == "teacher"]
-        follows = to_teacher and any(m.role in names.STUDENT_ROLES for m in models)
+        follows = teachers_together and any(m.role in names.STUDENT_ROLES for m in models)
+        ensemble = teachers_together and len(teachers) >= 2
         signal = None
-        if teachers and (follows or len(teachers) >= 2):  # the teachers' forecasts, as the students learn them
+        if teachers and (follows or ensemble):  # the teachers' forecasts, as the students learn them
             caches = load_caches(teachers[0].run_dir or Path(run_dir), teachers, wd, cfg, progress=progress)
             signal = self.signal_from(caches, teachers)
         for m in sorted(models, key=lambda t: names.ROLE_ORDER[t.role]):
@@ -265,7 +267,7 @@ class ForecastTask(Task):
                                            "train_seconds": m.train_seconds, "val_mae": m.val_mae,
                                            **inputs_entry(m.inputs, mwd),
                                            **({} if distance is None else to_teacher_entry(teachers, "mae", distance()))})
-        if signal is not None and len(teachers) >= 2:  # what the distilled student learns from, beside each teacher
+        if signal is not None and ensemble:  # what the distilled student learns from, beside each teacher
             preds = evaluate_forecaster(signal.forecaster("test"), wd, "test", horizons, batch_size=eval_bs,
                                         progress=progress, desc="evaluate the teachers' ensemble")
             record(names.TEACHER_ENSEMBLE, "teacher_ensemble", preds, ensemble_entry(teachers, signal.weights))

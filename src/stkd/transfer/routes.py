@@ -70,7 +70,7 @@ def train_routes(task: Task, source: SourceModel, run_dir: Path, *, progress: bo
 def score_routes(task: Task, run_dir: Path, models: list[Trained]) -> dict:
     """Score the routes and the baselines on the test split (``run_dir/metrics.json``); returns
     ``{"routes": {route: test metrics}, "baselines": {name: test metrics}, "windows": {split: count}}``."""
-    rows = task.score(run_dir, models, to_teacher=False)["models"]  # each distilled route has its own teacher
+    rows = task.score(run_dir, models, teachers_together=False)["models"]  # each distilled route has its own teacher
     brief = lambda test: {k: test[k] for k in KEPT if k in test}  # noqa: E731
     return {"routes": {r: brief(rows[r]["test"]) for r in ROUTES},
             "baselines": {k: brief(v["test"]) for k, v in rows.items() if v["role"] == "baseline"},
