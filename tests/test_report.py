@@ -321,6 +321,9 @@ def test_the_report_says_how_closely_the_student_follows_its_teacher():
     assert following_line(events, "kd", "plain") == (
         "- **How closely it follows the teacher** (`gwnet`, test): `kd` decides its class on 95.0 % of the scored "
         "targets, `plain` on 90.0 %: +5.0 points with distillation.")
+    events["kd"]["to_teacher"]["value"] = 0.8999  # a change that rounds to nothing is said as +0.0, not -0.0
+    assert following_line(events, "kd", "plain").endswith("`plain` on 90.0 %: +0.0 points with distillation.")
+    events["kd"]["to_teacher"]["value"] = 0.95
     events["kd"]["to_teacher"]["probability_gap"] = 0.05  # and how near its probabilities came (what was taught)
     events["plain"]["to_teacher"]["probability_gap"] = 0.08
     assert following_line(events, "kd", "plain") == (
@@ -332,3 +335,18 @@ def test_the_report_says_how_closely_the_student_follows_its_teacher():
                                                       "threshold each decides at).")
     assert following_line({"kd": entry("student_kd", 3.0, None)}, "kd", None) is None  # a run scored before it
 
+
+
+def test_a_one_seed_gain_that_rounds_to_zero_is_said_as_plus_zero_not_minus_zero():
+    from stkd.report.tables import _summary_lines
+
+    def model(role: str, mae: float) -> dict:
+        return {"role": role, "params": 10, "test": {"mae": mae}, "val_mae": mae}
+
+    metrics = {"task": "forecast", "models": {"gwnet": model("teacher", 2.9), "stid_kd": model("student_kd", 3.0012),
+                                              "stid_plain": model("student_plain", 3.0)}}
+    gain = next(x for x in _summary_lines(metrics) if x.startswith("- **Gain from distillation**"))
+    assert "**+0.0 %** (better with distillation from this one seed" in gain  # -0.04 % is no loss
+    metrics["models"]["stid_kd"]["test"]["mae"] = 3.03  # -1.0 %: a loss, said as one
+    gain = next(x for x in _summary_lines(metrics) if x.startswith("- **Gain from distillation**"))
+    assert "**-1.0 %** (worse with distillation from this one seed" in gain

@@ -16,6 +16,7 @@ import numpy as np
 from stkd import names
 from stkd.config import INPUTS_CARD_EXTRAS
 from stkd.fidelity import edge_share_pct, nearer_words
+from stkd.paired import signed
 
 ROLE_ORDER = names.ROLES
 ROLE_LABEL = {
@@ -491,7 +492,7 @@ def following_line(models: dict[str, dict], kd: str, plain: str | None) -> str |
     if metric == "agreement":
         text = f"- **How closely it follows the teacher** (`{ref}`, test): `{kd}` decides its class on {100 * v:.1f} % of the scored targets"
         if pv is not None:
-            text += f", `{plain}` on {100 * pv:.1f} %: {100 * (v - pv):+.1f} points with distillation"
+            text += f", `{plain}` on {100 * pv:.1f} %: {signed(100 * (v - pv))} points with distillation"
         gap = _num(mine.get("probability_gap"))
         if gap is None:  # a run scored before it was recorded
             return text + "."
@@ -551,9 +552,10 @@ def _summary_lines(metrics: dict) -> list[str]:
                      f"the ensemble's {label}.")
     if s["gain_vs_plain_pct"] is not None:
         pv = _fmt(_test_value(models[p], key), ".3f")
-        word = "better" if s["gain_vs_plain_pct"] >= 0 else "worse"
+        gain = signed(s["gain_vs_plain_pct"])  # a gain that rounds to zero is +0.0, never -0.0
+        word = "better" if float(gain) >= 0 else "worse"
         lines.append(f"- **Gain from distillation**: `{kd}` {kv} vs `{p}` (same student, no teacher) {pv}: "
-                     f"**{s['gain_vs_plain_pct']:+.1f} %** ({word} with distillation from this one seed; "
+                     f"**{gain} %** ({word} with distillation from this one seed; "
                      "`stkd distill --teacher-run RUN --seeds 0 1 2 3 4 --out DIR` says whether that holds "
                      "across seeds).")
     elif p is None:
