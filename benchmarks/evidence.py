@@ -52,7 +52,7 @@ from common import (
     save_result,
 )
 from fidelity import fidelity_gap, to_teacher
-from stkd.names import AUGMENT_LABELS, AUGMENTATIONS, TEACHER_SCOPES
+from stkd.names import AUGMENT_LABELS, AUGMENTATIONS, STUDENT_ROLES, TEACHER_SCOPES
 
 DATASETS = {
     "los-loop": {"data": los_loop_data(), "train": {"epochs": 80, "patience": 15, "max_batches": None}},
@@ -308,7 +308,7 @@ def run_seed(dataset: str, seed: int, students: list[str], runs: Path, quick: bo
             stask.cfg.student.inputs = InputsConfig(lags=list(student_lags))
             folder += "_lags_" + "_".join(student_lags)
         if distances_only:
-            saved = {t.name: t for t in load_trained(run_dir, task.wd, roles=("student_kd", "student_plain"))}
+            saved = {t.name: t for t in load_trained(run_dir, task.wd, roles=STUDENT_ROLES)}
             if f"{folder}_kd" not in saved or f"{folder}_plain" not in saved:
                 print(f"seed {seed}, row {label!r}: its students are not in {run_dir.name}; the record stays as it is")
                 continue
