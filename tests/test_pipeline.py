@@ -192,6 +192,7 @@ def test_resume_of_a_finished_run_trains_nothing(e2e, monkeypatch, capsys):
     run = e2e["run"]
     logs = {p: p.read_text() for p in (run / "models").glob("*/log.csv")}
     weights = {p: p.read_bytes() for p in (run / "models").glob("*/model.safetensors")}
+    written = {p: p.stat().st_mtime_ns for p in (run / "models").glob("*/*") if p.is_file()}
     capsys.readouterr()
     assert main(["run", "--config", str(e2e["config"]), "--out", str(run), "--resume", "--quiet"]) == 0
     # the printed result names the student that serve / export / predict use: the better one on validation
@@ -201,6 +202,8 @@ def test_resume_of_a_finished_run_trains_nothing(e2e, monkeypatch, capsys):
         capsys.readouterr().out
     assert {p: p.read_text() for p in logs} == logs
     assert {p: p.read_bytes() for p in weights} == weights
+    # a finished model's files are not even rewritten: their times still say when each model was trained
+    assert {p: p.stat().st_mtime_ns for p in written} == written
     _same_numbers(e2e["metrics"], json.loads((run / "metrics.json").read_text()))
     assert len(list((run / "cache").iterdir())) == 1
 

@@ -153,10 +153,14 @@ def test_resume_of_a_finished_run_trains_nothing_and_returns_the_best_weights(wd
     model = _model(wd)
     first = _fit(wd, model, cfg, tmp_path)
     log = _read_log(tmp_path / "log.csv", drop=())
+    written = {p.name: p.stat().st_mtime_ns for p in tmp_path.iterdir()}
     again = _model(wd, seed=5)
     res = _fit(wd, again, cfg, tmp_path, resume=True)
     assert _same_weights(model, again)
     assert _read_log(tmp_path / "log.csv", drop=()) == log  # nothing was trained or logged
+    # nor rewritten: the files' times still say when the model finished training
+    assert {p.name: p.stat().st_mtime_ns for p in tmp_path.iterdir()} == written
+    assert res.was_finished and not first.was_finished
     assert (res.best_epoch, res.epochs_run, res.stopped_early) == (first.best_epoch, 3, False)
 
 

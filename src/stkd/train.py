@@ -75,6 +75,9 @@ class FitResult:
     train_seconds: float
     stopped_early: bool
     stop_reason: str | None = None  # "patience" | "time budget" | "requested" (on_epoch) | None
+    #: The run had finished before this call (a resume of a finished model): nothing was trained or written,
+    #: so the model's saved files (and their times) are left as they are.
+    was_finished: bool = False
 
 
 def format_duration(seconds: float) -> str:
@@ -360,6 +363,7 @@ class Trainer:
         st = self.state
         if resume and (self.model_dir / "last.json").is_file():
             self.resume()
+        was_finished = st.finished
         if self.validate_start and not st.log:
             self.start_epoch()
         start = st.epoch if not st.finished else self.epochs
@@ -386,13 +390,15 @@ class Trainer:
                             self.cfg.time_budget, epoch + 1, self.epochs, st.best_epoch)
                 break
         bar.close()
-        return self.finish()
+        return self.finish(was_finished=was_finished)
 
-    def finish(self) -> FitResult:
-        """Mark the run finished (a resume trains nothing more) and put the best weights in the model."""
+    def finish(self, *, was_finished: bool = False) -> FitResult:
+        """Mark the run finished (a resume trains nothing more) and put the best weights in the model.
+        ``was_finished``: it was already (a resumed finished model); ``last.json`` is then left untouched,
+        so that its time still says when the model finished training."""
         st = self.state
         st.finished = True
-        if self.rank == 0 and (self.model_dir / "last.json").is_file():
+        if self.rank == 0 and not was_finished and (self.model_dir / "last.json").is_file():
             info = read_json(self.model_dir / "last.json")
             info.update(finished=True, stopped_early=st.stopped_early, stop_reason=st.stop_reason)
             write_json(self.model_dir / "last.json", info)
@@ -401,7 +407,8 @@ class Trainer:
             sync_from_rank0(m)  # every rank holds the model rank 0 saved (its soft labels are the cached ones)
             m.eval()
         return FitResult(best_epoch=st.best_epoch, best_score=st.best_score, epochs_run=st.epoch,
-                         train_seconds=st.elapsed, stopped_early=st.stopped_early, stop_reason=st.stop_reason)
+                         train_seconds=st.elapsed, stopped_early=st.stopped_early, stop_reason=st.stop_reason,
+                         was_finished=was_finished)
 
 
 def fit(
