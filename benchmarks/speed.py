@@ -8,8 +8,8 @@ its teachers timed too.
 
 Latency is the median of ``--repeats`` single-window forwards after warm-up; throughput is windows
 per second at batch ``--batch``; both are measured in ``--rounds`` rounds over all models in turn, and the
-table gives the median over rounds. A training step is timed as waiting for the next batch the way training gets it
-(``stkd.train.train_batches`` cut ahead by ``stkd.train.prefetch``; data loading) plus forward, loss,
+table gives the median over rounds. A training step is timed as cutting the next batch the way training gets it
+(``stkd.train.train_batches``, between steps; data loading) plus forward, loss,
 backward and optimizer step (compute), medians over up to 30 steps. All on this machine's CPU. Any run
 folder with trained models will do (``--run``); the default is seed 0 of ``benchmarks/evidence.py``.
 """
@@ -109,8 +109,8 @@ def median_over_rounds(values: list):
 def train_step_split(model, wd, batch_size: int, steps: int = 30, budget_s: float = 20.0) -> tuple[float, float]:
     """Median seconds of data loading and of compute per training step.
 
-    Batches come the way ``stkd.train.fit`` draws them (``train_batches`` over the shuffled train split,
-    cut ahead by its ``prefetch`` thread); data loading is the time the step waits for its batch. After
+    Batches come the way ``stkd.train.fit`` draws them (``train_batches`` over the shuffled train split, cut
+    between steps); data loading is the time the next batch takes to cut. After
     2 warm-up steps, ``steps`` steps are timed, or as many as fit in ``budget_s`` (at least 3), so a
     teacher taking seconds per step does not hold the benchmark for minutes. Medians, because a step
     that the machine's other work delays says nothing about the split.
@@ -118,13 +118,13 @@ def train_step_split(model, wd, batch_size: int, steps: int = 30, budget_s: floa
     from stkd.config import TrainConfig
     from stkd.distill.losses import masked_loss
     from stkd.evaluate import to_original_units
-    from stkd.train import prefetch, train_batches
+    from stkd.train import train_batches
 
     model.train()
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
     cfg = TrainConfig(batch_size=batch_size, seed=0)
     gen = torch.Generator().manual_seed(0)
-    batches = prefetch(train_batches(wd, cfg, gen, 0, 1))
+    batches = iter(train_batches(wd, cfg, gen, 0, 1))
     load, compute = [], []
     started = time.perf_counter()
     for i in range(steps + 2):
@@ -132,7 +132,7 @@ def train_step_split(model, wd, batch_size: int, steps: int = 30, budget_s: floa
         try:
             b = next(batches)
         except StopIteration:  # a new epoch
-            batches = prefetch(train_batches(wd, cfg, gen, 0, 1))
+            batches = iter(train_batches(wd, cfg, gen, 0, 1))
             b = next(batches)
         t1 = time.perf_counter()
         pred = to_original_units(wd, model(b.x, b.tod, b.dow)["pred"])
@@ -148,6 +148,20 @@ def train_step_split(model, wd, batch_size: int, steps: int = 30, budget_s: floa
                 break
     model.eval()
     return float(np.median(load)), float(np.median(compute))
+
+
+# How a result's training steps got their batches: until commit 58140c0 the trainer cut them ahead in a
+# thread (``prefetch``), which slowed the steps down (benchmarks/batch_stream.py); since, between steps.
+STREAM_WORDS = {"prefetched": "the time a step waited for its batch from the trainer's batch stream as it was "
+                              "then, cut ahead by a thread (`prefetch`, removed after 58140c0: it slowed the "
+                              "steps down, so the compute column is slower than today's trainer)",
+                "inline": "the time the next batch takes to cut from the trainer's batch stream, between steps "
+                          "as the trainer does"}
+
+
+def stream(result: dict) -> str:
+    """``inline`` for a result that says so; ``prefetched`` for the earlier ones (measured with the thread)."""
+    return result.get("batch_stream", "prefetched")
 
 
 def fmt(v) -> str:
@@ -183,9 +197,8 @@ def render(result: dict) -> str:
              "models in turn (a shared machine's speed drifts over minutes, so one pass per model can favour "
              "whichever ran in a fast spell). `no export` marks a model torch's ONNX exporter could not export "
              "(e.g. a sparse graph product); `skipped`: torch.compile was not asked for that model. Loading share = "
-             "data loading / (data loading + compute) of one training step: the time a step waits for its batch "
-             "from the trainer's own batch stream (`stkd.train.prefetch`); medians over up to 30 steps, at most "
-             "~20 s per model.")
+             "data loading / (data loading + compute) of one training step: " + STREAM_WORDS[stream(result)]
+             + "; medians over up to 30 steps, at most ~20 s per model.")
     ds = result["dataset"]
     return (f"### Speed on {ds['name']} ({ds['nodes']} nodes): every model of one run\n\n"
             f"Command: `{result['command']}`; torch threads: {result['threads']}; load average at the start: "
@@ -242,7 +255,8 @@ def main() -> None:
     ds = wd.data
     section = f"speed-{ds.name}"
     path = save_result(section, "speed", {"dataset": {"name": ds.name, "nodes": ds.num_nodes}, "models": rows,
-                                           "threads": torch.get_num_threads(), "load_average": load_average},
+                                           "threads": torch.get_num_threads(), "load_average": load_average,
+                                           "batch_stream": "inline"},
                        vars(args) | {"run": None})
     print(render(json.loads(path.read_text())))
 

@@ -339,19 +339,6 @@ def test_node_subset_batch_matches_the_full_batch_on_those_nodes(wd):
     assert torch.allclose(to_original_units(wd, scaled, sub.nodes), to_original_units(wd, padded)[:, :, [1, 3]])
 
 
-def test_prefetch_yields_the_same_batches_in_order_and_draws_the_same_randomness(wd):
-    """The prefetching thread consumes the batch generator alone: same windows, same order, and the
-    shuffling generator ends in the same state as without it (what a resumed run restores)."""
-    from stkd.train import prefetch, train_batches
-
-    cfg = TrainConfig(batch_size=8, seed=0)
-    g1, g2 = torch.Generator().manual_seed(3), torch.Generator().manual_seed(3)
-    plain = [b.start.tolist() for b in train_batches(wd, cfg, g1, 0, 1)]
-    fetched = [b.start.tolist() for b in prefetch(train_batches(wd, cfg, g2, 0, 1), depth=2)]
-    assert plain == fetched and len(plain) > 3
-    assert torch.equal(g1.get_state(), g2.get_state())
-
-
 def test_min_batches_makes_an_epoch_of_few_windows_pass_over_them_again_in_a_new_order(wd):
     """``train.min_batches``: a short history's epoch holds as many optimiser steps as a long one's. Every
     pass over the windows holds each window once, in its own order; without the floor nothing changes."""
@@ -379,36 +366,6 @@ def test_min_batches_makes_an_epoch_of_few_windows_pass_over_them_again_in_a_new
         parse_config({"train": {"min_batches": 50, "max_batches": 40}})
     with pytest.raises(ConfigError, match="train.min_batches: must be >= 1"):
         parse_config({"train": {"min_batches": 0}})
-
-
-def test_prefetch_raises_the_workers_error_and_stops_when_left_early():
-    import threading
-
-    from stkd.train import prefetch
-
-    def failing():
-        yield 1
-        raise ValueError("batch 2 is broken")
-
-    got = []
-    with pytest.raises(ValueError, match="batch 2 is broken"):
-        for x in prefetch(failing()):
-            got.append(x)
-    assert got == [1]
-    produced = []
-
-    def endless():
-        i = 0
-        while True:
-            produced.append(i)
-            yield i
-            i += 1
-
-    it = prefetch(endless(), depth=1)
-    assert [next(it), next(it)] == [0, 1]
-    it.close()  # the consumer leaves the loop
-    assert not any(t.name == "stkd-prefetch" and t.is_alive() for t in threading.enumerate())
-    assert len(produced) <= 5  # it stopped instead of running on
 
 
 # ------------------------------------------------------------------ precision, time budget, progress

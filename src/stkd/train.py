@@ -14,13 +14,11 @@ import csv
 import io
 import logging
 import math
-import queue
 import random
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
+from typing import Callable, Iterable
 
 import numpy as np
 import torch
@@ -269,8 +267,10 @@ class Trainer:
         total, count, terms_sum = 0.0, 0, {}
         t_start = time.perf_counter() - self.state.elapsed
         out_of_time = False
+        # cut here, between steps: a thread that cut them ahead slowed the steps down on a CPU (its gathers ran
+        # a second OpenMP team beside the step's) and gained nothing measurable (benchmarks/batch_stream.py)
         batches = train_batches(self.data, self.cfg, self.gen, self.rank, self.world_size, self.sample_nodes)
-        for batch in prefetch(batches):
+        for batch in batches:
             loss, terms = self.step(batch.to(self.device), epoch)
             total += loss
             count += 1
@@ -505,56 +505,3 @@ def train_batches(data, cfg: TrainConfig, gen: torch.Generator, rank: int, world
         if world_size > 1:
             chunk = chunk[rank::world_size]
         yield data.batch(chunk.numpy(), nodes=None if sample_nodes is None else sample_nodes())
-
-
-class _Failed:
-    def __init__(self, error: BaseException) -> None:
-        self.error = error
-
-
-_DONE = object()
-
-
-def prefetch(batches: Iterable, depth: int = 2) -> Iterator:
-    """Yield from ``batches`` while a background thread cuts the next ``depth`` batches.
-
-    Why: cutting a batch (gathers from the prepared arrays, ~1 ms at batch 64 on Los-loop) is most of a
-    tiny student's step on a CPU; torch's gathers release the GIL, so a thread overlaps that with the
-    step's compute. One thread consumes ``batches``, so the batches, their order and every random draw
-    they make (shuffling, node subsets) are exactly those of ``batches`` alone: results do not change.
-    An error while cutting a batch is raised here; leaving the loop early stops the thread.
-    """
-    q: queue.Queue = queue.Queue(maxsize=max(1, int(depth)))
-    stop = threading.Event()
-
-    def put(item) -> bool:
-        while not stop.is_set():
-            try:
-                q.put(item, timeout=0.05)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def work() -> None:
-        try:
-            for b in batches:
-                if not put(b):
-                    return
-            put(_DONE)
-        except BaseException as e:  # handed to the consumer, which raises it
-            put(_Failed(e))
-
-    worker = threading.Thread(target=work, name="stkd-prefetch", daemon=True)
-    worker.start()
-    try:
-        while True:
-            item = q.get()
-            if item is _DONE:
-                return
-            if isinstance(item, _Failed):
-                raise item.error
-            yield item
-    finally:
-        stop.set()
-        worker.join(timeout=5)
