@@ -4,6 +4,8 @@
 
 Runs the default preset exactly as ``stkd run --out DIR`` does (the CLI entry point, in this process),
 records the wall time and the run's metrics.json, and renders the side-by-side table the command prints.
+Before the run it makes the plan ``stkd run`` prints (``stkd.plan``), so that the page can set the plan's
+estimate of the training time beside the time the models took.
 """
 
 from __future__ import annotations
@@ -26,13 +28,29 @@ def wall_time(result: dict) -> str:
     return f"{minutes} min {seconds} s"
 
 
+def plan_line(result: dict) -> str:
+    """The plan's estimate beside the models' measured training time (results that recorded the plan)."""
+    from stkd.names import STUDENT_ROLES
+    from stkd.train import format_duration
+
+    plan = result.get("plan")
+    if not plan:
+        return ""
+    estimate = sum(r["estimate_seconds"] for r in plan)
+    trained = sum(m["train_seconds"] for m in result["metrics"]["models"].values()
+                  if m["role"] == "teacher" or m["role"] in STUDENT_ROLES)
+    return (f"The plan printed before training estimated {format_duration(estimate)} of training; the "
+            f"{len(plan)} models trained for {format_duration(trained)} (the estimate is "
+            f"{estimate / trained:.2f}x the time taken).\n\n")
+
+
 def render(result: dict) -> str:
     from stkd.report import format_table
 
     return (f"### `stkd run` with the default preset\n\nCommand: `{result['command']}` (it runs `stkd run --out DIR`)  \n"
             f"Machine: {result['machine']}, load average {result['load_before']:.1f} before the run; stkd "
             f"{result['versions']['stkd']} (commit {result['versions']['commit']}), {result['date']}  \n"
-            f"Wall time: **{wall_time(result)}**\n\n" + format_table(result["metrics"]) + "\n")
+            f"Wall time: **{wall_time(result)}**\n\n" + plan_line(result) + format_table(result["metrics"]) + "\n")
 
 
 def headline(result: dict) -> str:
@@ -55,6 +73,12 @@ def main() -> None:
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.parse_args()
+    from stkd.config import parse_config
+    from stkd.pipeline import prepare_task
+    from stkd.plan import training_plan
+    from stkd.presets import default_preset_dict
+
+    plan = training_plan(prepare_task(parse_config(default_preset_dict())))  # what `stkd run` prints first
     load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "run"
@@ -64,7 +88,8 @@ def main() -> None:
         if rc != 0:
             raise SystemExit(f"stkd run failed with exit status {rc}")
         metrics = json.loads((out / "metrics.json").read_text())
-    save_result(SECTION, "default_run", {"wall_seconds": wall, "load_before": load_before, "metrics": metrics})
+    save_result(SECTION, "default_run", {"wall_seconds": wall, "load_before": load_before, "metrics": metrics,
+                                          "plan": plan})
     print(f"{wall:.0f} s")
 
 

@@ -3,15 +3,18 @@ setting gave them), batches per epoch and an estimate of the time.
 
 Why: a long run should say up front what it will do and roughly how long it takes (a user once watched a
 teacher's bar at 0/30 for minutes, not knowing the preset's ``teacher.epochs`` had won over their
-``train.epochs``). The estimate times one real training step of each model (forward, loss-free backward,
-at ``train.batch_size`` and ``train.precision``) and one validation pass's share of it; it is a guide, not
-a promise (early stopping ends models sooner; a busy machine runs slower).
+``train.epochs``). The estimate times real training steps of each model (the batch cut, forward, loss, backward and
+optimizer step, at ``train.batch_size`` and ``train.precision``) and one validation pass's share of them;
+it is a guide, not a promise (early stopping ends models sooner; a busy machine runs slower).
+``benchmarks/default_run.py`` compares it with the default run's training time.
 """
 
 from __future__ import annotations
 
+import statistics
 import time
 
+import numpy as np
 import torch
 
 from stkd.config import ModelConfig
@@ -20,24 +23,37 @@ from stkd.tasks.base import Task
 from stkd.train import format_duration, num_train_batches, precision_context, resolve_device
 
 
-def _step_seconds(task: Task, mcfg: ModelConfig, role: str) -> float:
-    """Seconds of one training step of the model (median of 2 after a warm-up)."""
+def _step_seconds(task: Task, mcfg: ModelConfig, role: str, steps: int = 5, budget_s: float = 2.0) -> float:
+    """Seconds of one training step of the model as the trainer takes it: cut the batch, forward (under
+    ``train.precision``), the task's loss, backward and an AdamW step; the median of ``steps`` after a warm-up, or of those that fit in
+    ``budget_s`` (at least one: a graph teacher on many sensors takes seconds a step). The model is a
+    throwaway copy and the run's random state is left alone."""
     cfg = task.cfg
-    model = check_fits(task, mcfg, role)
-    wd = task.for_inputs(mcfg.inputs).wd
-    device = resolve_device(cfg.train.device)
-    model.to(device).train()
-    batch = wd.batch(wd.starts["train"][:cfg.train.batch_size]).to(device)
-    autocast = precision_context(cfg.train.precision, device)
-    times = []
     with torch.random.fork_rng(devices=[]):  # the plan leaves the run's random state alone
-        for _ in range(3):
+        model = check_fits(task, mcfg, role)
+        wd = task.for_inputs(mcfg.inputs).wd
+        device = resolve_device(cfg.train.device)
+        model.to(device).train()
+        opt = torch.optim.AdamW(model.parameters(), lr=cfg.train.lr)
+        loss_fn = task.hard_loss()  # the task's own loss (a forecast's masked error, an event's cross-entropy)
+        autocast = precision_context(cfg.train.precision, device)
+        starts = wd.starts["train"]
+        bs = min(cfg.train.batch_size, len(starts))
+        times: list[float] = []
+        started = time.perf_counter()
+        for i in range(steps + 1):
             t0 = time.perf_counter()
+            batch = wd.batch(np.roll(starts, -i * bs)[:bs]).to(device)  # [B, P, N, F] inputs
             with autocast():
-                out = model(batch.x, batch.tod, batch.dow)["pred"]
-            out.float().sum().backward()
+                out = model(batch.x, batch.tod, batch.dow)
+            loss, _ = loss_fn(batch, {k: v.float() if torch.is_tensor(v) else v for k, v in out.items()})
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
             times.append(time.perf_counter() - t0)
-    return sorted(times[1:])[0]
+            if len(times) >= 2 and time.perf_counter() - started > budget_s:
+                break
+    return statistics.median(times[1:])
 
 
 def training_plan(task: Task, *, teachers: bool = True, students: int = 2) -> list[dict]:
@@ -75,8 +91,8 @@ def training_plan(task: Task, *, teachers: bool = True, students: int = 2) -> li
 
 def format_plan(rows: list[dict]) -> str:
     total = sum(r["estimate_seconds"] for r in rows)
-    lines = [f"plan: {len(rows)} model(s), about {format_duration(total)} of training (estimated from one timed "
-             "step each; early stopping may end models sooner)"]
+    lines = [f"plan: {len(rows)} model(s), about {format_duration(total)} of training (estimated from a few timed "
+             "steps of each model; early stopping may end models sooner)"]
     for r in rows:
         lines.append(f"  {r['role']:7s} {r['model']:22s} {r['epochs']:4d} epochs ({r['epochs_from']}) x "
                      f"{r['batches_per_epoch']} batches, ~{format_duration(r['estimate_seconds'])}")
