@@ -20,6 +20,9 @@ def test_teacher_and_student_read_the_same_lags_and_the_teacher_is_the_wider_mod
     teacher_params = cfg.teacher[0].params
     assert teacher_params["embed_dim"] > 16 and teacher_params["layers"] > 2  # the student's: stid's defaults
     assert cfg.student.params == {}
+    # the distilled student also learns the teacher's forecasts of masked and mixed copies of its windows
+    assert cfg.distill.augment == ["mask", "mixup"] and cfg.distill.augment_weight > 0
+    assert cfg.distill.augment_labels == "online"  # the teacher labels each augmented input itself
 
 
 def test_a_copy_of_the_preset_leaves_the_preset_as_it_is():
