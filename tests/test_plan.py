@@ -29,3 +29,18 @@ def test_stkd_run_prints_the_plan_before_training(tmp_path, los_small_config, ca
     assert main(["run", "--config", str(cfg), "--out", str(tmp_path / "run")]) == 0
     err = capsys.readouterr().err
     assert "plan: 3 model(s)" in err and err.index("plan:") < err.index("teacher gwnet")
+
+
+def test_the_plan_counts_the_augmented_inputs_of_the_distilled_student(los_small_config):
+    """With teacher-labelled augmented inputs the distilled student's step runs it twice (clean and augmented
+    windows) and, labelled online, every teacher once more: its estimate says so; the plain one's does not."""
+    raw = los_small_config()
+    raw["distill"] = {**raw.get("distill", {}), "augment": ["mask"], "augment_weight": 1.0, "augment_labels": "online"}
+    teacher, distilled, alone = training_plan(prepare_task(parse_config(raw)))
+    assert (distilled["model"], alone["model"]) == ("stid (distilled)", "stid (alone)")
+    assert distilled["step_seconds"] > 2 * alone["step_seconds"]  # 2 student passes + the teacher's forward
+    assert distilled["estimate_seconds"] > alone["estimate_seconds"]
+    raw["distill"]["augment_weight"] = 0.0
+    raw["distill"]["augment"] = []
+    _, distilled, alone = training_plan(prepare_task(parse_config(raw)))
+    assert distilled["step_seconds"] == alone["step_seconds"]  # without augmented inputs: the same step

@@ -23,10 +23,12 @@ from stkd.tasks.base import Task
 from stkd.train import format_duration, num_train_batches, precision_context, resolve_device
 
 
-def _step_seconds(task: Task, mcfg: ModelConfig, role: str, steps: int = 5, budget_s: float = 2.0) -> float:
-    """Seconds of one training step of the model as the trainer takes it: cut the batch, forward (under
-    ``train.precision``), the task's loss, backward and an AdamW step; the median of ``steps`` after a warm-up, or of those that fit in
-    ``budget_s`` (at least one: a graph teacher on many sensors takes seconds a step). The model is a
+def _step_seconds(task: Task, mcfg: ModelConfig, role: str, steps: int = 5,
+                  budget_s: float = 2.0) -> tuple[float, float]:
+    """Seconds of one training step of the model as the trainer takes it (cut the batch, forward under
+    ``train.precision``, the task's loss, backward and an AdamW step), and of one forward without gradients
+    (what labelling a batch online costs a teacher). Medians of ``steps`` after a warm-up, or of those that
+    fit in ``budget_s`` (at least one: a graph teacher on many sensors takes seconds a step). The model is a
     throwaway copy and the run's random state is left alone."""
     cfg = task.cfg
     with torch.random.fork_rng(devices=[]):  # the plan leaves the run's random state alone
@@ -53,7 +55,14 @@ def _step_seconds(task: Task, mcfg: ModelConfig, role: str, steps: int = 5, budg
             times.append(time.perf_counter() - t0)
             if len(times) >= 2 and time.perf_counter() - started > budget_s:
                 break
-    return statistics.median(times[1:])
+        model.eval()
+        forwards = []
+        with torch.no_grad(), autocast():
+            for _ in range(min(3, len(times))):
+                t0 = time.perf_counter()
+                model(batch.x, batch.tod, batch.dow)
+                forwards.append(time.perf_counter() - t0)
+    return statistics.median(times[1:]), statistics.median(forwards)
 
 
 def training_plan(task: Task, *, teachers: bool = True, students: int = 2) -> list[dict]:
@@ -73,18 +82,30 @@ def training_plan(task: Task, *, teachers: bool = True, students: int = 2) -> li
         from stkd.config import parse_duration
 
         budget = parse_duration(cfg.train.time_budget, "train.time_budget")
+    teacher_forwards = 0.0  # seconds: every teacher labelling one batch (augmented inputs labelled online)
+    d = cfg.distill
+    augmented = bool(d.augment) and d.augment_weight > 0
     for t, mcfg, role in models:
         epochs = mcfg.epochs or cfg.train.epochs
         source = (f"its own epochs ({mcfg.epochs}; train.epochs is {cfg.train.epochs})" if mcfg.epochs
                   else "train.epochs")
-        step = _step_seconds(t, mcfg, role)
-        # a validation batch is a forward at up to 4x the training batch: about the cost of one training step
-        seconds = epochs * (batches + val_batches) * step
-        if budget is not None:
-            seconds = min(seconds, budget)
-        for label in (("distilled", "alone") if role == "student" and students == 2 else ("",)):
+        step, forward = _step_seconds(t, mcfg, role)
+        if role == "teacher":
+            teacher_forwards += forward
+        labels = ("distilled", "alone") if role == "student" and students == 2 else \
+            ("distilled",) if role == "student" else ("",)
+        for label in labels:
+            # a distilled step with augmented inputs also runs the student on them (a second forward and
+            # backward) and, labelled online, every teacher on them
+            train_step = step
+            if label == "distilled" and augmented:
+                train_step = 2 * step + (teacher_forwards if d.augment_labels == "online" else 0.0)
+            # a validation batch is a forward at up to 4x the training batch: about the cost of one training step
+            seconds = epochs * (batches * train_step + val_batches * step)
+            if budget is not None:
+                seconds = min(seconds, budget)
             rows.append({"model": mcfg.name + (f" ({label})" if label else ""), "role": role, "epochs": epochs,
-                         "epochs_from": source, "batches_per_epoch": batches, "step_seconds": step,
+                         "epochs_from": source, "batches_per_epoch": batches, "step_seconds": train_step,
                          "estimate_seconds": seconds})
     return rows
 
