@@ -31,7 +31,6 @@ import copy
 import os
 import queue
 import statistics
-import subprocess
 import tempfile
 import threading
 import time
@@ -40,7 +39,7 @@ from typing import Iterable, Iterator
 
 import torch
 
-from common import REPO, machine_line, save_result
+from common import machine_line, save_result, source_at
 
 SECTION = "batch-stream"
 BEFORE = "58140c0"  # the last commit whose trainer cut its batches ahead in a thread (stkd.train.prefetch)
@@ -50,12 +49,7 @@ ARMS = ("now", "before", "before, its thread at one torch thread")
 
 def prefetch_at(commit: str):
     """``prefetch`` (with the two names it needs) from ``src/stkd/train.py`` at ``commit``, read with git."""
-    try:
-        source = subprocess.run(["git", "show", f"{commit}:{TRAIN_FILE}"], cwd=REPO, capture_output=True,
-                                text=True, check=True).stdout
-    except (OSError, subprocess.CalledProcessError) as e:
-        raise SystemExit(f"batch_stream.py compares with {TRAIN_FILE} at commit {commit}: it needs the "
-                         f"repository's git history ({e})") from None
+    source = source_at(commit, TRAIN_FILE, "batch_stream.py")
     wanted = {"_Failed", "_DONE", "prefetch"}
     tree = ast.parse(source)
     body = [n for n in tree.body if getattr(n, "name", None) in wanted

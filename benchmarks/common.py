@@ -25,6 +25,17 @@ DOC = REPO / "docs" / "benchmarks.md"
 RESULTS = REPO / "docs" / "results"
 
 
+def source_at(commit: str, path: str, script: str) -> str:
+    """The text of ``path`` at ``commit``, read with git: what a speed benchmark compares today's code with
+    (``script`` names the benchmark in the message when the repository's history is missing)."""
+    try:
+        return subprocess.run(["git", "show", f"{commit}:{path}"], cwd=REPO, capture_output=True, text=True,
+                              check=True).stdout
+    except (OSError, subprocess.CalledProcessError) as e:
+        raise SystemExit(f"{script} compares with {path} at commit {commit}: it needs the repository's git "
+                         f"history ({e})") from None
+
+
 def los_loop_data(**extra) -> dict:
     """The Los-loop data section (the builtin): 207 LA detectors, 5-minute speeds, 7 days, 12 in / 12 out,
     70/10/20."""

@@ -23,12 +23,11 @@ import argparse
 import importlib.util
 import os
 import statistics
-import subprocess
 import time
 
 import torch
 
-from common import REPO, save_result
+from common import save_result, source_at
 
 SECTION = "teacher-step"
 BEFORE = "ac59929"  # the last commit with the concatenate-then-Linear diffusion convolution
@@ -46,12 +45,7 @@ def einsum_propagate(a: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
 
 def model_file_at(commit: str):
     """The Graph WaveNet module as it was at ``commit`` (read from git, imported under its own name)."""
-    try:
-        source = subprocess.run(["git", "show", f"{commit}:{MODEL_FILE}"], cwd=REPO, capture_output=True,
-                                text=True, check=True).stdout
-    except (OSError, subprocess.CalledProcessError) as e:
-        raise SystemExit(f"teacher_step.py compares with {MODEL_FILE} at commit {commit}: it needs the "
-                         f"repository's git history ({e})") from None
+    source = source_at(commit, MODEL_FILE, "teacher_step.py")
     spec = importlib.util.spec_from_loader(f"gwnet_at_{commit}", loader=None)
     assert spec is not None
     module = importlib.util.module_from_spec(spec)
