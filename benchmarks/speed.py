@@ -234,21 +234,23 @@ def main() -> None:
     if not models:
         raise SystemExit(f"no trained models in {args.run}")
     starts = wd.starts["test"]
-    one, big = wd.batch(starts[:1]), wd.batch(np.resize(starts, args.batch))
+    views = {m.name: wd.view(m.inputs) for m in models}  # what each model reads (a privileged teacher: its lags)
     runners, cells = {}, {}
     for m in models:  # build everything first (exports, compilation), so the rounds only time
         model = m.model.float().eval()
+        mwd = views[m.name]
+        one, big = mwd.batch(starts[:1]), mwd.batch(np.resize(starts, args.batch))
         compile_too = not args.no_compile and (not args.compile_models or m.name in args.compile_models)
         runners[m.name] = {**torch_runners(model, one, big, compile_too), "onnx": onnx_runner(model, one, big)}
         cells[m.name] = {k: [] for k in runners[m.name]}
     for _ in range(args.rounds):  # round-robin: a slow spell of the machine hits every model alike
         for m in models:
             for kind, runner in runners[m.name].items():
-                cells[m.name][kind].append(measure(runner, len(big.start), args.repeats))
+                cells[m.name][kind].append(measure(runner, args.batch, args.repeats))
     rows = []
     for m in models:
         speeds = {k: median_over_rounds(v) for k, v in cells[m.name].items()}
-        load, comp = train_step_split(m.model.float(), wd, args.train_batch)
+        load, comp = train_step_split(m.model.float(), views[m.name], args.train_batch)
         rows.append({"name": m.name, "role": m.role, "params": count_params(m.model), "speeds": speeds,
                      "eager_rounds_ms": [v[0] for v in cells[m.name]["eager"]], "load_s": load, "compute_s": comp})
         print(json.dumps(rows[-1]), flush=True)
