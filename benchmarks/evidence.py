@@ -490,9 +490,12 @@ def kd_gap(rows: list[dict], other: list[dict], this_words: str, other_words: st
     seeds = {r["seed"] for r in rows} & {r["seed"] for r in other}
     mean = {key: tuple(float(np.mean([r[key] for r in rs if r["seed"] in seeds])) for rs in (rows, other))
             for key in ("kd_val", "kd_mae")}
+    this_by, other_by = ({r["seed"]: r for r in rs} for rs in (rows, other))
+    lower = {key: sum(this_by[s][key] < other_by[s][key] for s in seeds) for key in ("kd_val", "kd_mae")}
     (val, val_o), (test, test_o) = mean["kd_val"], mean["kd_mae"]
-    return (f" {this_words}, the distilled student's validation MAE is {val:.3f} against {val_o:.3f} {other_words}, "
-            f"and its test MAE {test:.3f} against {test_o:.3f} ({100 * (test - test_o) / test_o:+.1f} %; the "
+    return (f" {this_words}, the distilled student's validation MAE is {val:.3f} against {val_o:.3f} {other_words} "
+            f"(lower on {lower['kd_val']} of {len(seeds)} seeds), and its test MAE {test:.3f} against {test_o:.3f} "
+            f"({100 * (test - test_o) / test_o:+.1f} %, lower on {lower['kd_mae']} of {len(seeds)}; the "
             f"{len(seeds)} seeds both rows have).")
 
 
