@@ -28,6 +28,7 @@ import argparse
 import ast
 import contextlib
 import copy
+import json
 import os
 import queue
 import statistics
@@ -175,8 +176,6 @@ def main() -> None:
              "rounds_ms": {arm: [x * 1e3 for x in v] for arm, v in per_batch[label].items()}} for label in tasks]
     result = {"rows": rows, "before_commit": BEFORE, "threads": torch.get_num_threads(), "load_average": load}
     path = save_result(SECTION, "batch_stream", result, vars(args))
-    import json
-
     print(render(json.loads(path.read_text())))
 
 

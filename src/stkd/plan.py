@@ -92,8 +92,7 @@ def training_plan(task: Task, *, teachers: bool = True, students: int = 2) -> li
         step, forward = _step_seconds(t, mcfg, role)
         if role == "teacher":
             teacher_forwards += forward
-        labels = ("distilled", "alone") if role == "student" and students == 2 else \
-            ("distilled",) if role == "student" else ("",)
+        labels = ("distilled", "alone")[:students] if role == "student" else ("",)
         for label in labels:
             # a distilled step with augmented inputs also runs the student on them (a second forward and
             # backward) and, labelled online, every teacher on them
