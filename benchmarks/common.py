@@ -72,19 +72,13 @@ def los_loop_nodes(k: int | None = None) -> list[str]:
 
 
 def machine() -> str:
-    """Where a result was measured: cores, architecture, the vector instructions torch's CPU kernels use (and
-    AMX bf16 units where the CPU has them), torch's version, a GPU. Two x86_64 machines with other instruction
-    sets run other kernels, whose rounding differs: the same seed then gives slightly different numbers."""
-    import torch
+    """Where a result was measured (:func:`stkd.machine.describe`, less the threads: the benchmarks set them in
+    their command): cores, architecture, the vector instructions torch's CPU kernels use and AMX bf16 units
+    where the CPU has them, any cap set on those kernels, torch's version, a GPU. Two machines with other
+    kernels round differently: the same seed then gives slightly different numbers."""
+    from stkd.machine import compute_facts, describe
 
-    isa = torch.backends.cpu.get_cpu_capability()
-    try:
-        flags = Path("/proc/cpuinfo").read_text().split()
-    except OSError:  # not Linux: the capability alone
-        flags = []
-    isa += ", AMX bf16" if "amx_bf16" in flags else ""
-    return (f"{os.cpu_count()} CPU cores ({platform.processor() or platform.machine()}, {isa}), torch {torch.__version__}"
-            + (f", GPU {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else ""))
+    return describe(compute_facts(), threads=False)
 
 
 def command() -> str:

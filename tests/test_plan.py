@@ -29,6 +29,28 @@ def test_stkd_run_prints_the_plan_before_training(tmp_path, los_small_config, ca
     assert main(["run", "--config", str(cfg), "--out", str(tmp_path / "run")]) == 0
     err = capsys.readouterr().err
     assert "plan: 3 model(s)" in err and err.index("plan:") < err.index("teacher gwnet")
+    precision = parse_config(los_small_config()).train.precision
+    assert f"training forward at {precision} (train.precision {precision})" in err
+
+
+def test_a_run_records_where_each_model_trained_and_the_report_names_it(tmp_path, los_small_config):
+    """metrics.json says which machine scored the models and each trained model's card where it trained (the
+    same seed repeats a run only on the same kernels); the report says it in one line."""
+    from stkd.io import read_json
+    from stkd.machine import compute_facts, describe, same_kernels
+
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text(yaml.safe_dump(los_small_config()))
+    assert main(["run", "--config", str(cfg), "--out", str(tmp_path / "run"), "--quiet"]) == 0
+    metrics = read_json(tmp_path / "run" / "metrics.json")
+    assert same_kernels(metrics["scored_on"], compute_facts())
+    trained = {n: m["trained_on"] for n, m in metrics["models"].items() if m["role"] != "baseline"}
+    assert set(trained) == {"gwnet", "stid_kd", "stid_plain"}
+    for name, machines in trained.items():
+        assert len(machines) == 1 and same_kernels(machines[0], compute_facts())
+        assert read_json(tmp_path / "run" / "models" / name / "model.json")["trained_on"] == machines
+    report = (tmp_path / "run" / "report.md").read_text()
+    assert f"- **Machine**: trained and scored on {describe(trained['stid_plain'][0])}." in report
 
 
 def test_the_plan_counts_the_augmented_inputs_of_the_distilled_student(los_small_config):

@@ -350,3 +350,24 @@ def test_a_one_seed_gain_that_rounds_to_zero_is_said_as_plus_zero_not_minus_zero
     metrics["models"]["stid_kd"]["test"]["mae"] = 3.03  # -1.0 %: a loss, said as one
     gain = next(x for x in _summary_lines(metrics) if x.startswith("- **Gain from distillation**"))
     assert "**-1.0 %** (worse with distillation from this one seed" in gain
+
+
+def test_the_machine_line_names_one_machine_or_each_models_where_they_differ():
+    from stkd.report import machine_note
+
+    here = {"cores": 2, "arch": "x86_64", "cpu_kernels": "AVX512", "amx_bf16": True, "kernel_caps": {},
+            "threads": 2, "torch": "2.13.0+cpu", "gpu": None}
+    metrics = {"scored_on": here, "models": {
+        "gwnet": {"role": "teacher", "trained_on": [{**here, "cores": 16, "precision": "bf16"}]},
+        "stid_kd": {"role": "student_kd", "trained_on": [{**here, "precision": "bf16"}]},
+        "last_value": {"role": "baseline"}}}
+    one = machine_note(metrics)
+    assert one.startswith("- **Machine**: trained and scored on 2 CPU cores (x86_64, AVX512, AMX bf16), 2 torch "
+                          "threads, torch 2.13.0+cpu, training forward at bf16.")
+    other = copy.deepcopy(metrics)
+    other["models"]["gwnet"]["trained_on"] = [{**here, "cpu_kernels": "AVX2", "amx_bf16": False,
+                                               "precision": "fp32"}, {**here, "precision": "bf16"}]
+    both = machine_note(other)
+    assert "Not one machine" in both and "`gwnet` trained on 2 CPU cores (x86_64, AVX2), 2 torch threads" in both
+    assert ", then on 2 CPU cores (x86_64, AVX512, AMX bf16)" in both and "`stid_kd` trained on" in both
+    assert machine_note({"models": {"stid": {"role": "student_kd"}}}) is None  # written before machines were kept

@@ -17,6 +17,7 @@ from stkd.config import DataConfig, ModelConfig, RunConfig, TrainConfig, WindowC
 from stkd.data.container import STData
 from stkd.data.windows import prepare
 from stkd.errors import STKDError
+from stkd.io import read_json
 from stkd.models.registry import build_model
 from stkd.pipeline import train_student
 from stkd.steps import model_spec
@@ -375,6 +376,51 @@ def test_bf16_training_runs_and_keeps_float32_weights_and_loss(wd, tmp_path):
     assert math.isfinite(res.best_score) and all(p.dtype == torch.float32 for p in model.parameters())
     fp32 = _fit(wd, _model(wd), _cfg(epochs=3), tmp_path / "fp32")
     assert abs(res.best_score - fp32.best_score) < 0.25 * fp32.best_score  # the same problem, learnt alike
+
+
+@pytest.mark.parametrize("flags, expected", [(["avx512f", "amx_bf16"], "bf16"), (["avx2"], "fp32")])
+def test_auto_precision_trains_at_this_machines_choice_and_the_model_records_it(wd, tmp_path, monkeypatch,
+                                                                               flags, expected):
+    from stkd import machine
+
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
+    monkeypatch.setattr(machine, "_cpu_flags", lambda: flags)
+    res = _fit(wd, _model(wd), _cfg(precision="auto", epochs=1), tmp_path)
+    assert [m["precision"] for m in res.machines] == [expected]
+    assert read_json(tmp_path / "last.json")["machines"] == res.machines
+    assert res.machines[0]["threads"] == torch.get_num_threads()
+
+
+def test_a_model_resumed_on_other_kernels_says_so_and_keeps_both_machines(wd, tmp_path, monkeypatch, caplog):
+    import stkd.train
+
+    cfg = _cfg(epochs=4)
+    calls = {"n": 0}
+    validate = validator(wd)
+
+    def dying_validate(model):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise _Interrupt
+        return validate(model)
+
+    with pytest.raises(_Interrupt):
+        fit(_model(wd), wd, hard_loss(wd), dying_validate, cfg, tmp_path, progress=False)
+    first = read_json(tmp_path / "last.json")["machines"]
+    assert len(first) == 1
+    same = _fit(wd, _model(wd), dataclasses.replace(cfg, epochs=2), tmp_path / "same")
+    assert same.machines == first  # the same kernels: one machine, however many sessions
+
+    real = stkd.train.compute_facts
+    monkeypatch.setattr(stkd.train, "compute_facts", lambda: {**real(), "cpu_kernels": "ANOTHER"})
+    with caplog.at_level("WARNING", logger="stkd.train"):
+        res = _fit(wd, _model(wd), cfg, tmp_path, resume=True)
+    assert "resumed on" in caplog.text and "ANOTHER" in caplog.text and "uninterrupted" in caplog.text
+    assert [m["cpu_kernels"] for m in res.machines] == [first[0]["cpu_kernels"], "ANOTHER"]
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="stkd.train"):  # finished: nothing trains, nothing to say
+        again = _fit(wd, _model(wd), cfg, tmp_path, resume=True)
+    assert again.machines == res.machines and "resumed on" not in caplog.text
 
 
 def test_a_graph_teacher_trains_under_bf16_with_its_sparse_graph_in_float32(tmp_path):

@@ -316,7 +316,8 @@ def _common(p: argparse.ArgumentParser, *, config=True, out=True,
                                         f"default: {config_default}")
         p.add_argument("--set", action="append", metavar="KEY=VALUE",
                        help="override a config value, e.g. --set train.epochs=5 (repeatable)")
-        p.add_argument("--seed", type=int, help="random seed (train.seed): the same seed repeats a run exactly")
+        p.add_argument("--seed", type=int, help="random seed (train.seed): the same seed repeats a run exactly "
+                                                "on the same CPU kernels and threads (the report names the machine)")
     if out:
         p.add_argument("--out", help="run directory to create (default: runs/run-<timestamp>)")
         p.add_argument("--overwrite", action="store_true", help="replace an existing run directory")

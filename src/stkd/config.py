@@ -171,7 +171,8 @@ class TrainConfig:
     max_batches: int | None = None  # cap on training batches per epoch (large data)
     min_batches: int | None = None  # floor on batches per epoch: few windows are passed over several times an epoch
     node_subset: int | None = None  # teachers train each step on a sampled neighbourhood of this many nodes
-    precision: str = "fp32"  # fp32 | bf16: the training forward under bfloat16 autocast (~2x on CPUs with AVX512-BF16)
+    # fp32 | bf16 (the training forward under bfloat16 autocast) | auto (bf16 where it is fast: AMX, a bf16 GPU)
+    precision: str = "fp32"
     time_budget: str | None = None  # per model, e.g. 10min: stop training cleanly when reached (the best epoch is kept)
     tensorboard: bool = False  # per-epoch losses (each term), lr and validation scores to RUN/tensorboard/<model>
     mlflow: str | None = None  # an MLflow tracking URI (e.g. file:./mlruns) to log the same there (extra: tracking)

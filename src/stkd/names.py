@@ -52,7 +52,9 @@ LON_COLUMNS = ("longitude", "lon", "lng", "long")
 LOSSES = ("l1", "huber", "mse")
 SCHEDULERS = ("cosine", "step", "none")
 DEVICES = ("cpu", "cuda", "auto")
-PRECISIONS = ("fp32", "bf16")
+#: ``auto``: bf16 where bfloat16 matrix products are fast (AMX units, a bf16 GPU), else fp32
+#: (:func:`stkd.machine.resolve_precision`)
+PRECISIONS = ("fp32", "bf16", "auto")
 ENSEMBLES = ("mean", "weighted")
 #: Input augmentations a distilled student also learns from, with the teacher's soft labels as targets.
 AUGMENTATIONS = ("noise", "mask", "mixup", "shift")

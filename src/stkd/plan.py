@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from stkd.config import ModelConfig
+from stkd.machine import resolve_precision
 from stkd.steps import check_fits, eval_batch_size
 from stkd.tasks.base import Task
 from stkd.train import format_duration, num_train_batches, precision_context, resolve_device
@@ -82,6 +83,7 @@ def training_plan(task: Task, *, teachers: bool = True, students: int = 2) -> li
         from stkd.config import parse_duration
 
         budget = parse_duration(cfg.train.time_budget, "train.time_budget")
+    precision, why = resolve_precision(cfg.train.precision, resolve_device(cfg.train.device).type)
     teacher_forwards = 0.0  # seconds: every teacher labelling one batch (augmented inputs labelled online)
     d = cfg.distill
     augmented = bool(d.augment) and d.augment_weight > 0
@@ -105,7 +107,7 @@ def training_plan(task: Task, *, teachers: bool = True, students: int = 2) -> li
                 seconds = min(seconds, budget)
             rows.append({"model": mcfg.name + (f" ({label})" if label else ""), "role": role, "epochs": epochs,
                          "epochs_from": source, "batches_per_epoch": batches, "step_seconds": train_step,
-                         "estimate_seconds": seconds})
+                         "estimate_seconds": seconds, "precision": precision, "precision_why": why})
     return rows
 
 
@@ -113,6 +115,8 @@ def format_plan(rows: list[dict]) -> str:
     total = sum(r["estimate_seconds"] for r in rows)
     lines = [f"plan: {len(rows)} model(s), about {format_duration(total)} of training (estimated from a few timed "
              "steps of each model; early stopping may end models sooner)"]
+    if rows:
+        lines.append(f"  training forward at {rows[0]['precision']} ({rows[0]['precision_why']})")
     for r in rows:
         lines.append(f"  {r['role']:7s} {r['model']:22s} {r['epochs']:4d} epochs ({r['epochs_from']}) x "
                      f"{r['batches_per_epoch']} batches, ~{format_duration(r['estimate_seconds'])}")

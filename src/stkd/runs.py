@@ -47,6 +47,9 @@ class Trained:
     kind: str = "forecast"  # the task it was trained for: forecast | classify (an event teacher may forecast)
     run_dir: Path | None = None  # the run directory that holds it (where its soft-label cache lives)
     inputs: InputsConfig | None = None  # what it reads when not the plain window (a privileged teacher)
+    #: The machines it trained on (:func:`stkd.machine.compute_facts`; empty for a card written before they
+    #: were kept): its numbers repeat with the same seed on the same kernels.
+    trained_on: list[dict] = field(default_factory=list)
 
     @property
     def val_mae(self) -> float | None:
@@ -241,7 +244,8 @@ def load_trained(run_dir: Path, wd, roles=("teacher", "student_kd", "student_pla
                                                                   if k not in INPUTS_CARD_EXTRAS},
                                                    f"{mdir.name}/model.json inputs")
         found.append(Trained(mdir.name, card["role"], model, card["name"], card.get("train_seconds"), val,
-                             kind=card.get("task", "forecast"), run_dir=Path(run_dir), inputs=inputs))
+                             kind=card.get("task", "forecast"), run_dir=Path(run_dir), inputs=inputs,
+                             trained_on=list(card.get("trained_on") or [])))
     return found
 
 

@@ -158,11 +158,12 @@ def train_model(task: Task, mcfg: ModelConfig, label: str, role: str, run_dir: P
     val = task.val_record(res.best_score)
     if not (res.was_finished and (mdir / "model.json").is_file()):  # a finished model re-opened keeps its files
         save_model(mdir, model, mcfg.name, task.spec(), role,
-                   {**task.card_extra(), "train_seconds": res.train_seconds, "best_epoch": res.best_epoch,
+                   {**task.card_extra(), "train_seconds": res.train_seconds, "trained_on": res.machines,
+                    "best_epoch": res.best_epoch,
                     **{f"val_{k}": v for k, v in val.items()}, "inputs": inputs_card(mcfg.inputs, task.wd),
                     **(card or {})})
     return Trained(label, role, model, mcfg.name, res.train_seconds, val, kind=task.name, run_dir=Path(run_dir),
-                   inputs=mcfg.inputs if task.wd.view_spec is not None else None)
+                   inputs=mcfg.inputs if task.wd.view_spec is not None else None, trained_on=res.machines)
 
 
 def inputs_card(inputs: InputsConfig | None, wd) -> dict | None:

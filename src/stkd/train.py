@@ -29,6 +29,7 @@ from stkd.config import TrainConfig, parse_duration
 from stkd.distributed import sync_from_rank0, world
 from stkd.errors import ConfigError, STKDError, TrainingDiverged
 from stkd.io import read_json, write_json, write_text
+from stkd.machine import add_machine, compute_facts, describe, resolve_precision, same_kernels
 from stkd.progress import bar as progress_bar
 
 log = logging.getLogger(__name__)
@@ -76,6 +77,9 @@ class FitResult:
     #: The run had finished before this call (a resume of a finished model): nothing was trained or written,
     #: so the model's saved files (and their times) are left as they are.
     was_finished: bool = False
+    #: The machines it trained on (:func:`stkd.machine.compute_facts`), one per change of machine over the
+    #: sessions of a resumed run: the same seed repeats the numbers only on the same kernels.
+    machines: list[dict] = field(default_factory=list)
 
 
 def format_duration(seconds: float) -> str:
@@ -90,9 +94,11 @@ def format_duration(seconds: float) -> str:
 
 def precision_context(precision: str, device: torch.device):
     """A context factory for the training forward: ``fp32`` does nothing; ``bf16`` autocasts matrix products
-    to bfloat16 (about 2x faster on CPUs with AVX512-BF16 or AMX; the loss, the optimizer and the weights
-    stay float32). Sparse graph products stay float32 (:mod:`stkd.models.teachers.gwnet`)."""
-    if precision == "bf16":
+    to bfloat16 (faster where AMX units or a GPU multiply bfloat16; slower than fp32 on other CPUs; the loss,
+    the optimizer and the weights stay float32); ``auto`` is one of the two for this machine
+    (:func:`stkd.machine.resolve_precision`). Sparse graph products stay float32
+    (:mod:`stkd.models.teachers.gwnet`)."""
+    if resolve_precision(precision, device.type)[0] == "bf16":
         return lambda: torch.autocast(device.type, dtype=torch.bfloat16)
     return contextlib.nullcontext
 
@@ -174,6 +180,7 @@ class _Progress:
     stopped_early: bool = False
     stop_reason: str | None = None  # "patience" | "time budget" | "requested" | None (ran all epochs)
     finished: bool = False
+    machines: list[dict] = field(default_factory=list)  # where it trained (stkd.machine), one per change
 
 
 class Trainer:
@@ -194,6 +201,9 @@ class Trainer:
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
         torch.set_flush_denormal(True)  # tiny weights late in training must not slow CPU kernels down
+        self.precision, _ = resolve_precision(cfg.precision, self.device.type)  # auto: this machine's choice
+        # after the threads are set: they fix the numbers as much as the kernels do (and so does the precision)
+        self.machine = {**compute_facts(), "precision": self.precision}
         self.gen = set_seed(cfg.seed)
         self.epochs = epochs or cfg.epochs
         self.modules = {"model": model, **dict(extra_modules or {})}
@@ -207,7 +217,7 @@ class Trainer:
         self.opt = torch.optim.AdamW(self.params, lr=cfg.lr, weight_decay=cfg.weight_decay)
         self.sched = make_scheduler(self.opt, cfg.scheduler, self.epochs)
         self.budget = parse_duration(cfg.time_budget, "train.time_budget") if cfg.time_budget else None
-        self.autocast = precision_context(cfg.precision, self.device)
+        self.autocast = precision_context(self.precision, self.device)
         self.state = _Progress()
         self.best_state = self._snapshot()
         self.progress = progress and self.rank == 0
@@ -246,6 +256,7 @@ class Trainer:
         st.best_score = math.inf if info["best_score"] is None else info["best_score"]
         st.elapsed, st.log = info["elapsed"], info["log"]
         st.stopped_early, st.stop_reason = bool(info.get("stopped_early")), info.get("stop_reason")
+        st.machines = list(info.get("machines") or [])  # absent from checkpoints written before it was kept
         if (md / "best.safetensors").is_file():
             tensors = load_weights(md / "best.safetensors",
                                    fix=f"delete it with last.safetensors and last.json in {md} to train this "
@@ -347,7 +358,8 @@ class Trainer:
         save_last(self.model_dir, self.modules, self.opt, self.sched, self.gen,
                   {"epoch": st.epoch - 1, "best_score": st.best_score if math.isfinite(st.best_score) else None,
                    "best_epoch": st.best_epoch, "bad_epochs": st.bad_epochs, "elapsed": st.elapsed, "log": st.log,
-                   "stopped_early": st.stopped_early, "stop_reason": st.stop_reason, "finished": st.finished})
+                   "stopped_early": st.stopped_early, "stop_reason": st.stop_reason, "finished": st.finished,
+                   "machines": st.machines})
 
     def start_epoch(self) -> None:
         """Score the starting weights as epoch 0: the weights to beat. Fine-tuning a model trained
@@ -364,6 +376,8 @@ class Trainer:
         if resume and (self.model_dir / "last.json").is_file():
             self.resume()
         was_finished = st.finished
+        if not st.finished:
+            self.note_machine()
         if self.validate_start and not st.log:
             self.start_epoch()
         start = st.epoch if not st.finished else self.epochs
@@ -392,6 +406,16 @@ class Trainer:
         bar.close()
         return self.finish(was_finished=was_finished)
 
+    def note_machine(self) -> None:
+        """Add this machine to the ones the model trained on; say so where a resumed model goes on with other
+        kernels than it started with (its numbers then differ from an uninterrupted run's)."""
+        st = self.state
+        if self.rank == 0 and st.machines and not same_kernels(st.machines[-1], self.machine):
+            log.warning("%s: resumed on %s; its epochs so far ran on %s. Other CPU kernels round differently: "
+                        "the model will not end exactly where an uninterrupted run would", self.desc,
+                        describe(self.machine), describe(st.machines[-1]))
+        st.machines = add_machine(st.machines, self.machine)
+
     def finish(self, *, was_finished: bool = False) -> FitResult:
         """Mark the run finished (a resume trains nothing more) and put the best weights in the model.
         ``was_finished``: it was already (a resumed finished model); ``last.json`` is then left untouched,
@@ -408,7 +432,7 @@ class Trainer:
             m.eval()
         return FitResult(best_epoch=st.best_epoch, best_score=st.best_score, epochs_run=st.epoch,
                          train_seconds=st.elapsed, stopped_early=st.stopped_early, stop_reason=st.stop_reason,
-                         was_finished=was_finished)
+                         was_finished=was_finished, machines=list(st.machines))
 
 
 def fit(
@@ -438,8 +462,8 @@ def fit(
     sensor (:func:`stkd.data.graph.neighbourhood_sample`) and validates on the whole network: the
     way to train a graph teacher whose full-network step does not fit in memory. Only models without
     per-node weights support it (``model.supports_node_subsets()``).
-    ``cfg.precision`` bf16 runs the training forward under bfloat16 autocast (the loss and the weights
-    stay float32); ``cfg.time_budget`` stops the model cleanly once its training time reaches it.
+    ``cfg.precision`` bf16 (or auto where bf16 is fast) runs the training forward under bfloat16 autocast (the
+    loss and the weights stay float32); ``cfg.time_budget`` stops the model cleanly once its training time reaches it.
     ``tracker`` (:mod:`stkd.tracking`) receives every epoch's log row (losses per term, lr, validation).
     ``on_epoch(epoch, score, val)`` sees every epoch's monitored validation score once the epoch is logged
     and checkpointed; returning true stops training there, cleanly (the best epoch so far is kept). It is

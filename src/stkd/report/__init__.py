@@ -62,6 +62,7 @@ from stkd.report.tables import (
     format_horizon_table,
     format_table,
     freq_words,
+    machine_note,
     speed_note,
     student_summary,
 )
@@ -72,7 +73,7 @@ from stkd.report_html import markdown_to_html
 __all__ = [
     "CLASSIFY_METRICS", "COST_HEADER", "DPI", "FORECAST_METRICS", "PLOT_FILES", "PRIMARY_METRIC", "ROLE_LABEL",
     "ROLE_ORDER", "ROLE_PALETTE", "ROLE_STYLE", "baseline_losses", "format_detection_table",
-    "format_event_horizon_table", "format_horizon_table", "format_table", "freq_words", "label_offsets",
+    "format_event_horizon_table", "format_horizon_table", "format_table", "freq_words", "label_offsets", "machine_note",
     "short_labels", "speed_note", "student_summary", "write_report",
 ]
 
@@ -99,7 +100,8 @@ def _header_lines(run: _Run) -> list[str]:
     lines.append(f"- **Task**: {task}.")
     lines.append(f"- **Files** (in `{run.root}`): `metrics.json` (all numbers below), `config.yaml` (re-runs this), "
                  "`models/<name>/` (weights, config, `log.csv`), `predictions/` (test forecasts), `plots/`.")
-    return lines
+    note = machine_note(run.metrics)
+    return lines + ([note] if note else [])
 
 
 def _table_section(run: _Run) -> list[str]:

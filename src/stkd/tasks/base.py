@@ -22,6 +22,7 @@ from stkd import names
 from stkd.config import InputsConfig, RunConfig
 from stkd.data.windows import WindowedData
 from stkd.errors import STKDError
+from stkd.machine import compute_facts
 from stkd.models.base import ModelSpec, count_params
 from stkd.runs import Trained
 
@@ -163,6 +164,15 @@ class Task(ABC):
     @abstractmethod
     def load_models(self, run_dir: Path, roles: tuple[str, ...]) -> list[Trained]:
         """The saved models of a run that this task scores (for ``stkd evaluate`` and ``distill``)."""
+
+    def metrics_header(self) -> dict:
+        """The fields metrics.json opens with, for every task: the data set, the task, and the machine that
+        scored the models (their latencies were measured there; each model's ``trained_on`` says where it
+        trained)."""
+        data = self.wd.data
+        return {"dataset": {"name": data.name, "nodes": data.num_nodes, "steps": data.num_steps,
+                            "freq": data.freq_str},
+                "task": self.name, "scored_on": compute_facts()}
 
     @abstractmethod
     def score(self, run_dir: Path, models: list[Trained], *, progress: bool = False,

@@ -376,7 +376,8 @@ class ClassifyTask(Task):
             speed = measure_speed(m.model.cpu(), mwd, repeats=cfg.eval.latency_repeats,  # CPU latency, as reported
                                   throughput_batch=bs, progress=progress, desc=f"latency {m.name}")
             entry = {"model": m.registry_name, "params": count_params(m.model), **speed,
-                     "train_seconds": m.train_seconds, "val_f1": m.val.get("f1"), **inputs_entry(m.inputs, mwd), **extra}
+                     "train_seconds": m.train_seconds, "trained_on": m.trained_on,
+                     "val_f1": m.val.get("f1"), **inputs_entry(m.inputs, mwd), **extra}
             scored.append(self._scored(m.name, m.role, pv, pt, entry))
         teachers = [m for m in models if m.role == "teacher"]
         if teachers_together and len(teachers) >= 2:  # what the distilled student learns from, beside each teacher
@@ -409,11 +410,9 @@ class ClassifyTask(Task):
         write_npy(pred_dir / "starts.npy", np.asarray(wd.starts["test"], dtype=np.int64))
         for s in scored:  # binary: P(event) [W, H, N]; K > 2: [W, H, N, K]
             write_npy(pred_dir / f"{s.name}.npy", s.probs[..., 1] if self.binary else s.probs)
-        data = wd.data
         lo, hi = wd.ranges["test"]
         metrics = {
-            "dataset": {"name": data.name, "nodes": data.num_nodes, "steps": data.num_steps, "freq": data.freq_str},
-            "task": self.name,
+            **self.metrics_header(),
             "events": {"rule": self.labels.rule, "classes": self.K, "class_names": self.labels.class_names,
                        "within": self.e.within, "teacher_kind": self.e.teacher_kind,
                        "class_weights": self.weights, "focal_gamma": self.e.focal_gamma,

@@ -264,7 +264,8 @@ class ForecastTask(Task):
             speed = measure_speed(m.model.cpu(), mwd, repeats=cfg.eval.latency_repeats,  # CPU latency, as reported
                                   throughput_batch=eval_bs, progress=progress, desc=f"latency {m.name}")
             record(m.name, m.role, preds, {"model": m.registry_name, "params": count_params(m.model), **speed,
-                                           "train_seconds": m.train_seconds, "val_mae": m.val_mae,
+                                           "train_seconds": m.train_seconds, "trained_on": m.trained_on,
+                                           "val_mae": m.val_mae,
                                            **inputs_entry(m.inputs, mwd),
                                            **({} if distance is None else to_teacher_entry(teachers, "mae", distance()))})
         if signal is not None and ensemble:  # what the distilled student learns from, beside each teacher
@@ -282,9 +283,6 @@ class ForecastTask(Task):
             if getattr(baseline, "period_name", None):
                 extra["period"] = baseline.period_name  # which seasonal profile: "1 week", "1 day" or "none"
             record(names.BASELINES[b], "baseline", preds, extra)
-        data = wd.data
-        metrics = {"dataset": {"name": data.name, "nodes": data.num_nodes, "steps": data.num_steps,
-                               "freq": data.freq_str},
-                   "task": self.name, "models": entries}
+        metrics = {**self.metrics_header(), "models": entries}
         write_json(Path(run_dir) / "metrics.json", metrics)
         return metrics

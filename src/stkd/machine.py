@@ -1,0 +1,102 @@
+"""What a run's numbers depend on besides its config and seed: the CPU kernels torch runs on this machine.
+
+The same seed repeats a run exactly where torch runs the same kernels with the same threads. Another kind of
+CPU (AVX2 against AVX-512, with or without AMX bf16 units), another torch, another thread count or a capped
+instruction set (``ONEDNN_MAX_CPU_ISA``, ``ATEN_CPU_CAPABILITY``) runs other kernels for the same operations;
+their floating-point rounding differs, so training takes a slightly different path and ends at slightly
+different scores. ``benchmarks/kernels.py`` measures how much on the default run. So every trained model's
+card records the machine it trained on (a resumed model each machine it trained on), the report names them,
+and a model resumed on other kernels says so.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+from pathlib import Path
+
+#: The environment variables that cap the instruction sets torch's CPU kernels use (oneDNN's matrix products,
+#: ATen's vectorised kernels): set, they change the numbers as another CPU would.
+KERNEL_CAPS = ("ONEDNN_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY")
+
+
+def _cpu_flags() -> list[str]:
+    """The CPU's feature flags on Linux; empty elsewhere (the kernel capability alone then describes it)."""
+    try:
+        return Path("/proc/cpuinfo").read_text().split()
+    except OSError:
+        return []
+
+
+def compute_facts() -> dict:
+    """This process's compute: cores, architecture, the vector instructions torch's CPU kernels use, AMX bf16
+    units where the CPU has them, any cap set on the kernels (:data:`KERNEL_CAPS`), torch's threads and
+    version, a GPU. Call it where the work runs (the trainer calls it after setting its threads)."""
+    import torch
+
+    flags = _cpu_flags()
+    caps = {name: os.environ[name] for name in KERNEL_CAPS if os.environ.get(name)}
+    return {"cores": os.cpu_count(), "arch": platform.processor() or platform.machine(),
+            "cpu_kernels": torch.backends.cpu.get_cpu_capability(),
+            "amx_bf16": ("amx_bf16" in flags) if flags else None, "kernel_caps": caps,
+            "threads": torch.get_num_threads(), "torch": torch.__version__,
+            "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
+
+
+def amx_allowed() -> bool:
+    """Whether oneDNN may use AMX units here: the CPU has them and ``ONEDNN_MAX_CPU_ISA`` (or its older name
+    ``DNNL_MAX_CPU_ISA``) does not cap the instruction sets below them."""
+    if "amx_bf16" not in _cpu_flags():
+        return False
+    cap = (os.environ.get("ONEDNN_MAX_CPU_ISA") or os.environ.get("DNNL_MAX_CPU_ISA") or "ALL").upper()
+    return cap in ("ALL", "DEFAULT") or "AMX" in cap
+
+
+def resolve_precision(precision: str, device_type: str) -> tuple[str, str]:
+    """``(fp32 | bf16, why)``: the precision the training forward runs at for ``train.precision``.
+
+    ``auto`` is bf16 only where bfloat16 matrix products are fast: a CUDA GPU that supports them, or a CPU
+    whose AMX units oneDNN may use. Elsewhere bf16 is slower than fp32, not faster: on this project's 2-core
+    machine with AMX capped away, the default teacher's training step took 1.3x as long under bf16 (AVX512-BF16
+    instructions), 2.5x without them and 24x with AVX2 alone (``benchmarks/kernels.py``). The decision is
+    made from the machine's facts, not by timing, so one seed on one machine always makes the same choice."""
+    if precision != "auto":
+        return precision, f"train.precision {precision}"
+    if device_type == "cuda":
+        import torch
+
+        if torch.cuda.is_bf16_supported():
+            return "bf16", "train.precision auto: this GPU multiplies bfloat16 natively"
+        return "fp32", "train.precision auto: this GPU has no fast bfloat16"
+    if device_type == "cpu" and amx_allowed():
+        return "bf16", "train.precision auto: this CPU's AMX units multiply bfloat16"
+    return "fp32", "train.precision auto: no AMX units in use on this CPU, where bfloat16 is slower than fp32"
+
+
+def same_kernels(a: dict, b: dict) -> bool:
+    """Whether two machines' facts (:func:`compute_facts`) run the same kernels the same way: every fact both
+    record but the number of cores (which sets nothing once the threads are the same). A trainer's facts add
+    the precision it trained at; a scorer's have none, and are compared on the rest."""
+    keys = (a.keys() & b.keys()) - {"cores"}
+    return all(a[k] == b[k] for k in keys)
+
+
+def describe(facts: dict, *, threads: bool = True) -> str:
+    """``2 CPU cores (x86_64, AVX512, AMX bf16), 2 torch threads, torch 2.13.0+cpu``, with the caps set on the
+    kernels and the GPU where there are. ``threads``: False leaves the thread count out (the benchmarks'
+    machine line, which set the threads in their command)."""
+    isa = str(facts.get("cpu_kernels")) + (", AMX bf16" if facts.get("amx_bf16") else "")
+    caps = "".join(f", {k}={v}" for k, v in (facts.get("kernel_caps") or {}).items())
+    text = f"{facts.get('cores')} CPU cores ({facts.get('arch')}, {isa}{caps})"
+    if threads and facts.get("threads") is not None:
+        text += f", {facts['threads']} torch thread{'s' if facts['threads'] != 1 else ''}"
+    text += f", torch {facts.get('torch')}" + (f", GPU {facts['gpu']}" if facts.get("gpu") else "")
+    return text + (f", training forward at {facts['precision']}" if facts.get("precision") else "")
+
+
+def add_machine(machines: list[dict], facts: dict) -> list[dict]:
+    """``machines`` with ``facts`` appended unless the last one runs the same kernels: a model's training
+    sessions, one entry per change of machine."""
+    if machines and same_kernels(machines[-1], facts):
+        return list(machines)
+    return [*machines, facts]
