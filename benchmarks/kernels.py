@@ -78,7 +78,7 @@ out = {}
 for precision in ("fp32", "bf16"):
     raw = default_preset_dict()
     raw["train"]["precision"] = precision
-    raw["distill"]["augment"] = []  # the plain step: the distilled one adds augmented passes on top
+    raw["distill"].update(augment=[], augment_weight=0.0)  # the plain step (the distilled one adds passes)
     rows = training_plan(prepare_task(parse_config(raw)), students=1)
     out[precision] = {r["role"]: r["step_seconds"] for r in rows}
 json.dump(out, sys.stdout)
