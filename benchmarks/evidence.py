@@ -496,7 +496,20 @@ def kd_gap(rows: list[dict], other: list[dict], this_words: str, other_words: st
     return (f" {this_words}, the distilled student's validation MAE is {val:.3f} against {val_o:.3f} {other_words} "
             f"(lower on {lower['kd_val']} of {len(seeds)} seeds), and its test MAE {test:.3f} against {test_o:.3f} "
             f"({100 * (test - test_o) / test_o:+.1f} %, lower on {lower['kd_mae']} of {len(seeds)}; the "
-            f"{len(seeds)} seeds both rows have).")
+            f"{len(seeds)} seeds both rows have{machines_apart([*rows, *other], seeds)}).")
+
+
+def machines_apart(records: list[dict], seeds: set) -> str:
+    """``; ...`` where the records that two rows compare were not all measured on one recorded machine: other
+    CPU kernels round differently, so part of a small difference between rows may be the machine's
+    (``benchmarks/kernels.py``); empty where one machine measured them all."""
+    machines = {r.get("machine") for r in records if r["seed"] in seeds}
+    if len(machines) == 1 and None not in machines:
+        return ""
+    if None in machines:
+        return "; not all on one recorded machine, and other CPU kernels round differently: `benchmarks/kernels.py`"
+    return (f"; measured on {len(machines)} machines, {' and '.join(sorted(machines))}, whose CPU kernels round "
+            "differently: `benchmarks/kernels.py`")
 
 
 def scope_gap(rows: list[dict], by_student: dict[str, list[dict]]) -> str:

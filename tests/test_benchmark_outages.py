@@ -87,8 +87,26 @@ def test_the_two_teacher_scopes_are_compared_on_the_seeds_both_rows_have():
     by = {"mlp, 50 % outages": everywhere, f"mlp{SCOPE_LABEL}, 50 % outages": observed}
     text = scope_gap(observed, by)
     assert "validation MAE is 3.500 against 3.600 counting it everywhere (lower on 2 of 2 seeds)" in text
-    assert "test MAE 4.050 against 4.300 (-5.8 %, lower on 2 of 2; the 2 seeds both rows have)" in text
+    assert "test MAE 4.050 against 4.300 (-5.8 %, lower on 2 of 2; the 2 seeds both rows have" in text
     assert scope_gap(everywhere, by) == ""  # a row of the old scope is not compared with itself
+
+
+def test_a_comparison_of_two_rows_says_when_one_recorded_machine_did_not_measure_them_all():
+    def row(student, seed, machine):
+        return {"student": student, "seed": seed, "kd_val": 3.5, "kd_mae": 4.0, "machine": machine}
+
+    here, there = "2 CPU cores (x86_64, AVX512, AMX bf16), torch 2.13.0+cpu", "2 CPU cores (x86_64, AVX2), torch 2.13.0+cpu"
+    observed, everywhere = f"mlp{SCOPE_LABEL}", "mlp"
+    one = {everywhere: [row(everywhere, s, here) for s in (0, 1)], observed: [row(observed, s, here) for s in (0, 1)]}
+    assert scope_gap(one[observed], one).endswith("the 2 seeds both rows have).")
+    two = {**one, everywhere: [row(everywhere, 0, here), row(everywhere, 1, there)]}
+    assert f"have; measured on 2 machines, {there} and {here}, whose CPU kernels" in scope_gap(two[observed], two)
+    # a record without its machine (measured before they were recorded): no claim of one machine
+    old = {**one, everywhere: [{k: v for k, v in r.items() if k != "machine"} for r in one[everywhere]]}
+    assert "have; not all on one recorded machine, and other" in scope_gap(old[observed], old)
+    # only the seeds both rows have count: a third seed elsewhere changes nothing
+    extra = {**one, observed: [*one[observed], row(observed, 2, there)]}
+    assert scope_gap(extra[observed], extra).endswith("the 2 seeds both rows have).")
 
 
 def test_a_row_with_augmented_inputs_is_compared_with_the_same_row_without_them():
@@ -102,7 +120,7 @@ def test_a_row_with_augmented_inputs_is_compared_with_the_same_row_without_them(
     assert text.startswith(" With the teacher's forecasts of mask + mixup labelled online (weight 1) inputs, the "
                            "distilled student's validation MAE is 49.000 against 50.000 without them")
     assert "49.000 against 50.000 without them (lower on 3 of 3 seeds)" in text
-    assert "test MAE 58.000 against 58.000 (+0.0 %, lower on 1 of 3; the 3 seeds both rows have)" in text
+    assert "test MAE 58.000 against 58.000 (+0.0 %, lower on 1 of 3; the 3 seeds both rows have" in text
     assert augment_gap(base, by) == "" and augment_gap(rows, {label: rows}) == ""
     # a row whose students also read lags names them after the augmentation: its twin keeps the lags
     lagged = "stid, 30 epochs, reading lags 1D, 7D"
@@ -234,7 +252,7 @@ def test_a_row_with_another_alpha_is_compared_with_the_same_row_with_the_usual_o
     by_student = {usual[0]["student"]: usual, teacher_only[0]["student"]: teacher_only}
     text = alpha_gap(teacher_only, by_student)
     assert text.startswith(" With alpha 0, the distilled student's validation MAE is 2.966 against 3.000 with "
-                           "alpha 0.5") and "(-1.0 %, lower on 5 of 5; the 5 seeds both rows have)" in text
+                           "alpha 0.5") and "(-1.0 %, lower on 5 of 5; the 5 seeds both rows have" in text
     assert alpha_gap(usual, by_student) == ""
 
 
