@@ -45,12 +45,14 @@ def plan_line(result: dict) -> str:
 
 
 def render(result: dict) -> str:
-    from stkd.report import format_table
+    from stkd.report import format_table, machine_note
 
+    trained = machine_note(result["metrics"])  # the precision the models trained at (metrics since 0d010e2)
     return (f"### `stkd run` with the default preset\n\nCommand: `{result['command']}` (it runs `stkd run --out DIR`)  \n"
             f"Machine: {result['machine']}, load average {result['load_before']:.1f} before the run; stkd "
             f"{result['versions']['stkd']} (commit {result['versions']['commit']}), {result['date']}  \n"
-            f"Wall time: **{wall_time(result)}**\n\n" + plan_line(result) + format_table(result["metrics"]) + "\n")
+            f"Wall time: **{wall_time(result)}**\n\n" + (f"{trained}\n\n" if trained else "") + plan_line(result)
+            + format_table(result["metrics"]) + "\n")
 
 
 def headline(result: dict) -> str:

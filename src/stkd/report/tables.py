@@ -239,11 +239,11 @@ def machine_note(metrics: dict) -> str | None:
     if all(same_kernels(every[0], f) for f in every[1:]):
         done = "trained and scored" if trained and scored else "trained" if trained else "scored"
         return (f"- **Machine**: {done} on {describe(every[-1])}. The same seed repeats these numbers where torch "
-                "runs the same CPU kernels with the same threads; another kind of CPU rounds differently.")
+                "runs the same CPU kernels with the same threads; another kind of CPU may round differently.")
     parts = ([f"scored on {describe(scored)}"] if scored else []) + [
         f"`{name}` trained on {', then on '.join(describe(f) for f in ms)}" for name, ms in trained.items()]
-    return ("- **Machine**: " + "; ".join(parts) + ". Not one machine: other CPU kernels round differently, so the "
-            "same seed repeats each model's numbers only on the kernels it trained on.")
+    return ("- **Machine**: " + "; ".join(parts) + ". Not one machine: other CPU kernels may round differently, so "
+            "the same seed is sure to repeat each model's numbers only on the kernels it trained on.")
 
 
 def baseline_losses(metrics: dict) -> list[tuple[str, float, str, float]]:
