@@ -39,7 +39,7 @@ SOURCES = ("recipe-los-loop", "evidence-los-loop", "evidence-akl-pedestrians", "
            "distill-gain-akl-pedestrians-stid", "distill-gain-akl-pedestrians-stid-lags-1D-7D", "default-run",
            "transfer-akl-pedestrians", "transfer-akl-pedestrians-same", "transfer-akl-pedestrians-same-nodes",
            "transfer-los-loop", "transfer-los-loop-same", "transfer-los-loop-same-nodes", "transfer-simulator",
-           "transfer-simulator-stid-nb", "events-simulator", "events-los-loop")
+           "transfer-simulator-stid-nb", "events-simulator", "events-los-loop", "kernels")
 PLAIN_STID_LOS_LOOP = 3.85  # the independent reference model's level (issue: plain STID at or below it, seed 0)
 TEACHER_BELOW_STUDENT = 5.0  # % below the best plain student, on validation
 TEACHER_VS_LAST = 0.80  # the teacher at most this times the last-value baseline's test MAE
@@ -200,18 +200,41 @@ def teacher_room(rows: dict[str, tuple[str, dict]], place: str) -> list[str]:
     return out
 
 
-def default_run_lines(result: dict) -> list[dict]:
-    from stkd.report import student_summary
+def teacher_below_plain(models: dict) -> float:
+    """How far (%) the teacher's test MAE is below the plain student's, in a run's ``models`` (metrics.json's, or
+    the kernels benchmark's per arm)."""
+    def mae(role: str) -> float:
+        m = next(v for v in models.values() if v["role"] == role)
+        return m["test"]["mae"] if "test" in m else m["test_mae"]
 
-    s = student_summary(result["metrics"])
+    return 100 * (1 - mae("teacher") / mae("student_plain"))
+
+
+def default_run_lines(result: dict, kernels: dict | None = None) -> list[dict]:
+    """The default run's targets; with the kernels benchmark (``kernels``), the teacher's lead also in the other
+    runs of the preset it made (another seed, other kernels, fp32), so one lucky run does not stand alone."""
     m = result["metrics"]["models"]
-    teacher, plain = m[s["teacher"]]["test"]["mae"], m[s["student_plain"]]["test"]["mae"]
-    below = 100 * (1 - teacher / plain)
+    teacher, plain = (next(v["test"]["mae"] for v in m.values() if v["role"] == r) for r in ("teacher", "student_plain"))
+    below = teacher_below_plain(m)
+    where = "the default run"
+    if kernels:
+        # each other outcome once: runs that repeated another to the digit (the same kernels; fp32 under every
+        # cap) are one outcome
+        outcomes = {tuple(sorted((n, v["test_mae"]) for n, v in a["models"].items())): a["models"]
+                    for a in kernels["arms"]}
+        mine = tuple(sorted((n, v["test"]["mae"]) for n, v in m.items() if v["role"] != "baseline"
+                            and n in kernels["arms"][0]["models"]))
+        others = [teacher_below_plain(v) for k, v in outcomes.items() if k != mine]
+        if others:
+            held = sum(v >= TEACHER_BELOW_STUDENT for v in others)
+            where += (f"; the {len(others)} other outcomes of the preset in `kernels.json` (another seed, other "
+                      f"kernels, fp32): {min(others):.1f} % to {max(others):.1f} % below, at least "
+                      f"{TEACHER_BELOW_STUDENT:g} % in {held} of {len(others)}")
     return [line("Default run: wall time on 2 cores", f"within {DEFAULT_RUN_SECONDS // 60} min",
                  wall_time(result), "the default run", result["wall_seconds"] <= DEFAULT_RUN_SECONDS),
             line("Default run: the teacher ahead of the plain student (test MAE)",
                  f"clearly: at least {TEACHER_BELOW_STUDENT:g} % below", f"{below:.1f} % below ({teacher:.1f} against "
-                 f"{plain:.1f})", "the default run", below >= TEACHER_BELOW_STUDENT)]
+                 f"{plain:.1f})", where, below >= TEACHER_BELOW_STUDENT)]
 
 
 def established_gains(blobs: dict[str, dict]) -> list[tuple[str, float]]:
@@ -274,7 +297,7 @@ def assess_blobs(blobs: dict[str, dict]) -> tuple[list[dict], list[tuple[str, fl
         lines += ratio_lines(rows, place, dataset)
         room += teacher_room(rows, place)
     if "default-run" in blobs:
-        lines += default_run_lines(blobs["default-run"])
+        lines += default_run_lines(blobs["default-run"], blobs.get("kernels"))
     return lines, established_gains(blobs), room
 
 

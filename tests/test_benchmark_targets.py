@@ -175,3 +175,30 @@ def test_the_room_a_teacher_leaves_says_when_the_target_asks_a_student_to_beat_i
     assert "reach 0.750" in mlp and "below the 0.95 asked" in mlp and "reached 0.990 at best" in mlp
     text = targets.render({"command": "c", "sources": ["evidence-los-loop"]})
     assert stid in text and mlp in text
+
+
+def test_the_teacher_lead_of_the_default_run_is_set_beside_the_preset_s_other_outcomes(results):
+    """One run meeting the "teacher clearly ahead" target is met; the kernels benchmark's runs that ended with
+    other numbers (another seed, other kernels, fp32) are set beside it, each outcome once."""
+    def models(teacher, kd, plain):
+        return {"stid": {"role": "teacher", "test": {"mae": teacher}},
+                "stid_kd": {"role": "student_kd", "test": {"mae": kd}},
+                "stid_plain": {"role": "student_plain", "test": {"mae": plain}},
+                "last_value": {"role": "baseline", "test": {"mae": 99.0}}}
+
+    def arm(label, teacher, kd, plain):
+        return {"arm": label, "models": {n: {"role": v["role"], "test_mae": v["test"]["mae"]}
+                                         for n, v in models(teacher, kd, plain).items() if v["role"] != "baseline"}}
+
+    results("default-run", {"kind": "default_run", "wall_seconds": 170.0, "metrics": {"models": models(42.7, 44.6, 45.0)}})
+    target = "Default run: the teacher ahead of the plain student (test MAE)"
+    alone = _lines(["default-run"])[target]
+    assert alone["met"] and alone["where"] == "the default run" and alone["measured"].startswith("5.1 % below")
+    results("kernels", {"kind": "kernels", "arms": [
+        arm("this machine", 42.7, 44.6, 45.0), arm("this machine, again", 42.7, 44.6, 45.0),
+        arm("this machine, seed 1", 42.6, 44.2, 44.7), arm("this machine, fp32", 42.9, 44.6, 44.9),
+        arm("AVX2 only", 42.9, 44.6, 44.9), arm("AMX capped away, bf16 forced", 42.0, 44.5, 45.0)]})
+    both = _lines(["default-run", "kernels"])[target]
+    assert both["met"]  # the default run's own line decides
+    assert ("the 3 other outcomes of the preset in `kernels.json` (another seed, other kernels, fp32): 4.5 % to "
+            "6.7 % below, at least 5 % in 1 of 3") in both["where"]
