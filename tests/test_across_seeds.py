@@ -44,6 +44,7 @@ def test_every_seed_trains_both_students_from_the_cached_teacher_and_the_compari
         models = json.loads((out / f"seed-{r['seed']}" / "metrics.json").read_text())["models"]
         assert r["kd_test"] == models["mlp_kd"]["test"]["mae"] and r["plain_test"] == models["mlp_plain"]["test"]["mae"]
         assert r["kd_val"] == models["mlp_kd"]["val_mae"]
+        assert (r["teacher"], r["teacher_test"]) == ("stid", models["stid"]["test"]["mae"])  # scored beside them
         assert "stid" not in {p.name for p in (out / f"seed-{r['seed']}" / "models").iterdir()}  # not retrained
     assert cache and {p: p.read_bytes() for p in (teacher_run / "cache").rglob("*") if p.is_file()} == cache
     # seed 0 is the teacher run's own seed: its students come out exactly as that run's
@@ -58,6 +59,7 @@ def test_every_seed_trains_both_students_from_the_cached_teacher_and_the_compari
     md = (out / "seeds.md").read_text()
     assert md == render(result) and md in printed
     assert f"Verdict: **not established (2 seeds, {MIN_SEEDS} needed)**" in md
+    assert "- The teacher (`stid`, test MAE " in md and "the plain student's mean over the 2 seeds" in md
     # how closely each seed's students follow the teacher, from their runs, compared by the same rule
     for r in result["records"]:
         models = json.loads((out / f"seed-{r['seed']}" / "metrics.json").read_text())["models"]
@@ -163,3 +165,30 @@ def test_a_seed_s_scores_are_read_from_its_metrics_and_a_missing_test_score_is_r
                                                     "plain": 0.8, "kd_gap": 0.05, "plain_gap": 0.07}
     del events["models"]["stid_plain"]["to_teacher"]["probability_gap"]  # one without it: agreement only
     assert "kd_gap" not in seed_record(3, events)["to_teacher"]
+
+
+def test_seeds_md_sets_the_teacher_s_lead_over_the_seeds_beside_the_gain_made():
+    """A lead of 5 % on one seed can be 4 % over five: the line gives the lead against the plain students' mean,
+    its range seed by seed, and the gain the distilled students made."""
+    plains = [45.0, 44.5, 44.4, 44.6, 44.5]
+    records = [{"seed": s, "plain_test": p, "kd_test": p - 0.3, "plain_val": 43.0, "kd_val": 42.8,
+                "teacher": "stid", "teacher_test": 42.7} for s, p in enumerate(plains)]
+    text = render({"teacher_run": "t", "task": "forecast", "records": records,
+                   "comparison": compare(records, "forecast")})
+    mean = sum(plains) / 5
+    per_seed = [100 * (p - 42.7) / p for p in plains]
+    assert (f"- The teacher (`stid`, test MAE 42.700) is {100 * (mean - 42.7) / mean:.1f} % below the plain student's "
+            f"mean over the 5 seeds (+{min(per_seed):.1f} % to +{max(per_seed):.1f} % seed by seed") in text
+    made = sum(100 * 0.3 / p for p in plains) / 5
+    assert f"would gain about that much; the distilled students gained {made:.1f} % on average." in text
+    # a teacher behind the plain students says so (F1: higher is better)
+    events = [{"seed": s, "plain_test": 0.50, "kd_test": 0.51, "plain_val": 0.5, "kd_val": 0.5, "teacher": "gwnet",
+               "teacher_test": 0.45} for s in range(5)]
+    text = render({"teacher_run": "t", "task": "classify", "records": events,
+                   "comparison": compare(events, "classify")})
+    assert "The teacher (`gwnet`, test F1 0.450) is 10.0 % below the plain student's mean" in text
+    assert "(-10.0 % to -10.0 % seed by seed" in text and "would lose about that much; the distilled students gained 2.0 %" in text
+    # records written before the teacher's score was kept: no line
+    old = [{k: v for k, v in r.items() if k not in ("teacher", "teacher_test")} for r in records]
+    assert "The teacher" not in render({"teacher_run": "t", "task": "forecast", "records": old,
+                                        "comparison": compare(old, "forecast")})

@@ -79,3 +79,10 @@ def test_auto_is_a_precision_the_config_accepts():
     from stkd.config import parse_config
 
     assert parse_config({"train": {"precision": "auto"}}).train.precision == "auto"
+
+
+def test_auto_on_a_gpu_follows_its_bfloat16_support(monkeypatch):
+    for supported, expected in ((True, "bf16"), (False, "fp32")):
+        monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda supported=supported: supported)
+        precision, why = resolve_precision("auto", "cuda")
+        assert precision == expected and "GPU" in why

@@ -50,6 +50,9 @@ def seed_record(seed: int, metrics: dict) -> dict:
         record[f"plain_{split}"] = split_value(models[plain], key, split)
     if record["kd_test"] is None or record["plain_test"] is None:
         raise STKDError(f"seed {seed}: the students have no test {key} to compare")
+    taught_by = s["teacher_ensemble"] or s["teacher"]  # what the distilled student learned from
+    if taught_by is not None and split_value(models[taught_by], key, "test") is not None:
+        record["teacher"], record["teacher_test"] = taught_by, split_value(models[taught_by], key, "test")
     mine, other = (models[n].get("to_teacher") for n in (kd, plain))
     if mine and other:  # how closely each follows what the distilled one learns from (:mod:`stkd.fidelity`)
         record["to_teacher"] = {"teacher": mine["teacher"], "metric": mine["metric"], "kd": mine["value"],
@@ -101,10 +104,39 @@ def render(result: dict) -> str:
     lines += ["", f"- On test: {describe_gain(test, 'distillation', score)} Verdict: **{verdict(test)}**."]
     if "val" in result["comparison"]:
         lines.append(f"- On validation: {describe_gain(result['comparison']['val'], 'distillation', score)}")
+    lead = teacher_lead_sentence(records, lower, label)
+    if lead:
+        lines.append(lead)
     if "to_teacher" in result["comparison"]:
         lines.append(following_sentence(records, result["comparison"]["to_teacher"],
                                         result["comparison"].get("probability_gap")))
     return "\n".join(lines) + "\n"
+
+
+def teacher_lead_sentence(records: Sequence[dict], lower: bool, label: str) -> str | None:
+    """seeds.md's line on how far the teacher (or the teachers' ensemble) is ahead of the plain student over
+    the seeds: the gain a distilled student that matched its teacher would make, beside the gain made. One
+    seed's plain student can flatter the teacher's lead; this is it over every seed. None for records written
+    before the teacher's score was kept."""
+    if not records or any(r.get("teacher_test") is None for r in records):
+        return None
+
+    def ahead(teacher: float, plain: float) -> float:  # %, positive: the teacher is the better
+        return 100 * ((plain - teacher) if lower else (teacher - plain)) / abs(plain)
+
+    per_seed = [ahead(r["teacher_test"], r["plain_test"]) for r in records]
+    plain_mean = sum(r["plain_test"] for r in records) / len(records)
+    teachers = {r["teacher_test"] for r in records}
+    teacher = sum(r["teacher_test"] for r in records) / len(records)
+    lead = ahead(teacher, plain_mean)
+    made = sum(ahead(r["kd_test"], r["plain_test"]) for r in records) / len(records)
+    side = ("below" if lower else "above") if lead >= 0 else ("above" if lower else "below")
+    score = f"test {label} {teacher:.3f}" + ("" if len(teachers) == 1 else " on average over the seeds")
+    return (f"- The teacher (`{records[0]['teacher']}`, {score}) is {abs(lead):.1f} % {side} the plain student's "
+            f"mean over the {len(records)} seeds ({min(per_seed):+.1f} % to {max(per_seed):+.1f} % seed by seed, "
+            "positive where the teacher is the better): a distilled student that matched its teacher would "
+            f"{'gain' if lead >= 0 else 'lose'} about that much; the distilled students "
+            f"{'gained' if made >= 0 else 'lost'} {abs(made):.1f} % on average.")
 
 
 def following_sentence(records: Sequence[dict], g: dict, gap: dict | None = None) -> str:
