@@ -122,6 +122,22 @@ class _Interrupt(Exception):
     pass
 
 
+def _killed_while_validating(wd, cfg, model_dir, epoch: int) -> None:
+    """Train ``cfg``'s run into ``model_dir`` and kill it while it validates ``epoch`` (1-indexed): its last
+    checkpoint is that of the epoch before."""
+    calls = {"n": 0}
+    validate = validator(wd)
+
+    def dying_validate(model):
+        calls["n"] += 1
+        if calls["n"] == epoch:
+            raise _Interrupt
+        return validate(model)
+
+    with pytest.raises(_Interrupt):
+        fit(_model(wd), wd, hard_loss(wd), dying_validate, cfg, model_dir, progress=False)
+
+
 @pytest.mark.parametrize("scheduler", ["cosine", "step"])
 def test_resume_after_an_interruption_matches_an_uninterrupted_run(wd, tmp_path, scheduler):
     cfg = _cfg(epochs=5, scheduler=scheduler)
@@ -129,17 +145,7 @@ def test_resume_after_an_interruption_matches_an_uninterrupted_run(wd, tmp_path,
     res_full = _fit(wd, full, cfg, tmp_path / "full")
 
     # the same run, killed while validating epoch 3: its last checkpoint is from epoch 2
-    calls = {"n": 0}
-    validate = validator(wd)
-
-    def dying_validate(model):
-        calls["n"] += 1
-        if calls["n"] == 3:
-            raise _Interrupt
-        return validate(model)
-
-    with pytest.raises(_Interrupt):
-        fit(_model(wd), wd, hard_loss(wd), dying_validate, cfg, tmp_path / "cut", progress=False)
+    _killed_while_validating(wd, cfg, tmp_path / "cut", epoch=3)
     assert len(_read_log(tmp_path / "cut" / "log.csv")) == 2
 
     resumed = _model(wd, seed=99)  # fresh weights: all state must come from the checkpoint
@@ -395,17 +401,7 @@ def test_a_model_resumed_on_other_kernels_says_so_and_keeps_both_machines(wd, tm
     import stkd.train
 
     cfg = _cfg(epochs=4)
-    calls = {"n": 0}
-    validate = validator(wd)
-
-    def dying_validate(model):
-        calls["n"] += 1
-        if calls["n"] == 2:
-            raise _Interrupt
-        return validate(model)
-
-    with pytest.raises(_Interrupt):
-        fit(_model(wd), wd, hard_loss(wd), dying_validate, cfg, tmp_path, progress=False)
+    _killed_while_validating(wd, cfg, tmp_path, epoch=2)
     first = read_json(tmp_path / "last.json")["machines"]
     assert len(first) == 1
     same = _fit(wd, _model(wd), dataclasses.replace(cfg, epochs=2), tmp_path / "same")

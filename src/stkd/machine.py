@@ -100,3 +100,23 @@ def add_machine(machines: list[dict], facts: dict) -> list[dict]:
     if machines and same_kernels(machines[-1], facts):
         return list(machines)
     return [*machines, facts]
+
+
+def machine_note(metrics: dict) -> str | None:
+    """The report's line on where a run's models trained and were scored (metrics.json's ``trained_on`` of each
+    model, in the file's order, and ``scored_on``): one machine in a sentence, or each model's where they differ
+    (a teacher from another run, a model resumed elsewhere). None for a metrics.json written before machines
+    were recorded."""
+    scored = metrics.get("scored_on")
+    trained = {name: m["trained_on"] for name, m in (metrics.get("models") or {}).items() if m.get("trained_on")}
+    every = ([scored] if scored else []) + [f for ms in trained.values() for f in ms]
+    if not every:
+        return None
+    if all(same_kernels(every[0], f) for f in every[1:]):
+        done = "trained and scored" if trained and scored else "trained" if trained else "scored"
+        return (f"- **Machine**: {done} on {describe(every[-1])}. The same seed repeats these numbers where torch "
+                "runs the same CPU kernels with the same threads; another kind of CPU may round differently.")
+    parts = ([f"scored on {describe(scored)}"] if scored else []) + [
+        f"`{name}` trained on {', then on '.join(describe(f) for f in ms)}" for name, ms in trained.items()]
+    return ("- **Machine**: " + "; ".join(parts) + ". Not one machine: other CPU kernels may round differently, so "
+            "the same seed is sure to repeat each model's numbers only on the kernels it trained on.")

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Callable
 
 from stkd.io import write_text
+from stkd.machine import machine_note
 from stkd.report.plots import (
     DPI,
     PLOT_FILES,
@@ -62,7 +63,6 @@ from stkd.report.tables import (
     format_horizon_table,
     format_table,
     freq_words,
-    machine_note,
     speed_note,
     student_summary,
 )

@@ -16,7 +16,6 @@ import numpy as np
 from stkd import names
 from stkd.config import INPUTS_CARD_EXTRAS
 from stkd.fidelity import edge_share_pct, nearer_words
-from stkd.machine import describe, same_kernels
 from stkd.paired import signed
 
 ROLE_ORDER = names.ROLES
@@ -225,25 +224,6 @@ def speed_note(metrics: dict) -> str | None:
         if cpus and max(loads) > cpus:
             text += " (busier than its CPUs: latencies are inflated)"
     return text + "."
-
-
-def machine_note(metrics: dict) -> str | None:
-    """Where the models trained and were scored (``trained_on`` of each model, ``scored_on``): one machine in
-    a sentence, or each model's where they differ (a teacher from another run, a model resumed elsewhere).
-    None for a metrics.json written before machines were recorded."""
-    scored = metrics.get("scored_on")
-    trained = {name: m["trained_on"] for name, m in _ordered_models(metrics) if m.get("trained_on")}
-    every = ([scored] if scored else []) + [f for ms in trained.values() for f in ms]
-    if not every:
-        return None
-    if all(same_kernels(every[0], f) for f in every[1:]):
-        done = "trained and scored" if trained and scored else "trained" if trained else "scored"
-        return (f"- **Machine**: {done} on {describe(every[-1])}. The same seed repeats these numbers where torch "
-                "runs the same CPU kernels with the same threads; another kind of CPU may round differently.")
-    parts = ([f"scored on {describe(scored)}"] if scored else []) + [
-        f"`{name}` trained on {', then on '.join(describe(f) for f in ms)}" for name, ms in trained.items()]
-    return ("- **Machine**: " + "; ".join(parts) + ". Not one machine: other CPU kernels may round differently, so "
-            "the same seed is sure to repeat each model's numbers only on the kernels it trained on.")
 
 
 def baseline_losses(metrics: dict) -> list[tuple[str, float, str, float]]:
