@@ -54,9 +54,12 @@ def test_a_models_machines_grow_only_when_the_kernels_change():
     assert add_machine([a, b], a) == [a, b, a]  # back on the first machine: a third session, said as such
 
 
-def test_fixed_precisions_are_kept_whatever_the_machine(monkeypatch):
+def test_fixed_precisions_are_kept_whatever_the_machine(monkeypatch, no_caps):
     monkeypatch.setattr(machine, "_cpu_flags", lambda: NO_AMX)
     assert resolve_precision("bf16", "cpu")[0] == "bf16" and resolve_precision("fp32", "cpu")[0] == "fp32"
+    assert "slower than fp32 on this CPU" in resolve_precision("bf16", "cpu")[1]  # kept, and said
+    monkeypatch.setattr(machine, "_cpu_flags", lambda: AMX)
+    assert resolve_precision("bf16", "cpu")[1] == "train.precision bf16"
 
 
 def test_auto_is_bf16_only_where_amx_units_may_run(monkeypatch, no_caps):

@@ -397,6 +397,26 @@ def test_auto_precision_trains_at_this_machines_choice_and_the_model_records_it(
     assert res.machines[0]["threads"] == torch.get_num_threads()
 
 
+def test_bf16_asked_for_on_a_cpu_without_amx_trains_as_asked_and_says_once_that_it_is_slower(wd, tmp_path,
+                                                                                            monkeypatch, caplog):
+    import stkd.train
+    from stkd import machine
+
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
+    monkeypatch.setattr(stkd.train, "_WARNED_BF16", [])
+    monkeypatch.setattr(machine, "_cpu_flags", lambda: ["avx512f", "amx_bf16"])
+    with caplog.at_level("WARNING", logger="stkd.train"):
+        _fit(wd, _model(wd), _cfg(precision="bf16", epochs=1), tmp_path / "amx")
+    assert "slower than fp32" not in caplog.text  # AMX units: bf16 is the fast one
+    monkeypatch.setattr(machine, "_cpu_flags", lambda: ["avx2"])
+    with caplog.at_level("WARNING", logger="stkd.train"):
+        first = _fit(wd, _model(wd), _cfg(precision="bf16", epochs=1), tmp_path / "a")
+        _fit(wd, _model(wd), _cfg(precision="bf16", epochs=1), tmp_path / "b")
+    assert first.machines[0]["precision"] == "bf16"  # what was asked for, not overruled
+    assert caplog.text.count("slower than fp32 on this CPU, which has no AMX units in use (auto would pick fp32)") == 1
+    assert "Set train.precision: auto or fp32" in caplog.text
+
+
 def test_a_model_resumed_on_other_kernels_says_so_and_keeps_both_machines(wd, tmp_path, monkeypatch, caplog):
     import stkd.train
 

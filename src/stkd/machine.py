@@ -52,6 +52,12 @@ def amx_allowed() -> bool:
     return cap in ("ALL", "DEFAULT") or "AMX" in cap
 
 
+def bf16_is_slow(device_type: str) -> bool:
+    """Whether bf16 autocast makes training slower than fp32 on ``device_type`` here: a CPU without AMX units
+    in use (:func:`amx_allowed`; ``benchmarks/kernels.py`` measured how much slower)."""
+    return device_type == "cpu" and not amx_allowed()
+
+
 def resolve_precision(precision: str, device_type: str) -> tuple[str, str]:
     """``(fp32 | bf16, why)``: the precision the training forward runs at for ``train.precision``.
 
@@ -61,7 +67,10 @@ def resolve_precision(precision: str, device_type: str) -> tuple[str, str]:
     instructions), 2.5x without them and 22x with AVX2 alone (``benchmarks/kernels.py``). The decision is
     made from the machine's facts, not by timing, so one seed on one machine always makes the same choice."""
     if precision != "auto":
-        return precision, f"train.precision {precision}"
+        why = f"train.precision {precision}"
+        if precision == "bf16" and bf16_is_slow(device_type):
+            why += "; slower than fp32 on this CPU, which has no AMX units in use (auto would pick fp32)"
+        return precision, why
     if device_type == "cuda":
         import torch
 

@@ -29,10 +29,11 @@ from stkd.config import TrainConfig, parse_duration
 from stkd.distributed import sync_from_rank0, world
 from stkd.errors import ConfigError, STKDError, TrainingDiverged
 from stkd.io import read_json, write_json, write_text
-from stkd.machine import add_machine, compute_facts, describe, resolve_precision, same_kernels
+from stkd.machine import add_machine, bf16_is_slow, compute_facts, describe, resolve_precision, same_kernels
 from stkd.progress import bar as progress_bar
 
 log = logging.getLogger(__name__)
+_WARNED_BF16: list[str] = []  # the slow-bf16 warning, once per process (not once per model)
 
 LossFn = Callable[["object", dict], tuple[torch.Tensor, dict[str, float]]]
 #: ``on_epoch(epoch, score, val) -> stop``: called after every epoch (1-indexed ``epoch``, the monitored
@@ -201,7 +202,10 @@ class Trainer:
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
         torch.set_flush_denormal(True)  # tiny weights late in training must not slow CPU kernels down
-        self.precision, _ = resolve_precision(cfg.precision, self.device.type)  # auto: this machine's choice
+        self.precision, why = resolve_precision(cfg.precision, self.device.type)  # auto: this machine's choice
+        if self.precision == "bf16" and bf16_is_slow(self.device.type) and self.rank == 0 and not _WARNED_BF16:
+            _WARNED_BF16.append(why)  # once per process: every model of a run trains at the same precision
+            log.warning("%s: %s. Set train.precision: auto or fp32 to train faster", desc, why)
         # after the threads are set: they fix the numbers as much as the kernels do (and so does the precision)
         self.machine = {**compute_facts(), "precision": self.precision}
         self.gen = set_seed(cfg.seed)
