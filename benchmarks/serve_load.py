@@ -86,7 +86,7 @@ def drive(url: str, payload_file: str, requests: int, seconds: float, warmup: in
     steps = pl["steps"]  # [{"timestamp", "readings"}] consecutive
     posts = [json.dumps(s).encode() for s in steps]
     k = 0
-    for _ in range(max(warmup, pl["input_len"])):  # fill the window first
+    for _ in range(max(warmup, pl.get("history", pl["input_len"]))):  # fill the window first (back to a lag)
         _request(conn, "POST", "/observations", posts[k], hdr)
         k += 1
     lat, lat_obs, lat_fc, n, errors = [], [], [], 0, 0
@@ -152,8 +152,11 @@ def wait_up(port: int, proc, timeout: float = 300.0, poll: float = 0.5) -> None:
     raise RuntimeError("the server did not come up in time")
 
 
-def payloads(run_dir: Path, steps_needed: int, windows: int = 64) -> dict:
-    """Held-out readings: /predict bodies and consecutive /observations posts (test split)."""
+def payloads(run_dir: Path, steps_needed: int, windows: int = 64, history: int | None = None) -> dict:
+    """Held-out readings: /predict bodies and consecutive /observations posts (test split). ``history``: the
+    steps a served model reads (its ``history_len``: the window, and back to its longest lag for a model that
+    reads lagged inputs); each /predict body carries that many, and the rolling window is filled with as many
+    posts before the cycles are timed. Default: the run's input window."""
     import numpy as np
 
     from stkd.data.loaders import load_data
@@ -162,6 +165,7 @@ def payloads(run_dir: Path, steps_needed: int, windows: int = 64) -> dict:
     cfg, info = load_run(run_dir)
     data = load_data(cfg.data)
     P = int(info["input_len"])
+    L = int(history or P)
     lo = int(info["splits"]["test"][0])
     nodes = data.nodes
 
@@ -169,14 +173,14 @@ def payloads(run_dir: Path, steps_needed: int, windows: int = 64) -> dict:
         return None if np.isnan(v) else round(float(v), 4)
 
     predict = []
-    for s in np.linspace(lo, data.num_steps - P, windows).astype(int):
-        predict.append({"end": str(data.index[s + P - 1]),
-                        "values": {n: [reading(v) for v in data.values[s:s + P, i, 0]] for i, n in enumerate(nodes)}})
+    for s in np.linspace(lo, data.num_steps - L, windows).astype(int):
+        predict.append({"end": str(data.index[s + L - 1]),
+                        "values": {n: [reading(v) for v in data.values[s:s + L, i, 0]] for i, n in enumerate(nodes)}})
     steps = []
     for t in range(lo, min(data.num_steps, lo + steps_needed)):
         steps.append({"timestamp": str(data.index[t]),
                       "readings": {n: reading(data.values[t, i, 0]) for i, n in enumerate(nodes)}})
-    return {"predict": predict, "steps": steps, "input_len": P, "nodes": len(nodes), "name": info.get("name", "?"),
+    return {"predict": predict, "steps": steps, "input_len": P, "history": L, "nodes": len(nodes), "name": info.get("name", "?"),
             "freq": info.get("freq", "?")}
 
 
@@ -253,17 +257,23 @@ def main() -> int:
         teacher = next((n for n, c in linked_cards.items() if c.get("role") == "teacher"), None)
     tmp = Path(tempfile.mkdtemp(prefix="stkd-serve-bench-"))
     try:
-        pl = payloads(run_dir, steps_needed=args.requests // 2 + 100)
-        pfile = tmp / "payloads.json"
-        pfile.write_text(json.dumps(pl))
         runs = [(run_dir, student, "onnx"), (run_dir, student, "torch")]
         runs += [(teacher_dir, teacher, "torch")] if teacher else []
-        params = {(where, model): count_params(load(where, model).model) for where, model, _ in runs}
+        predictors = {(where, model): load(where, model) for where, model, _ in runs}
+        params = {key: count_params(p.model) for key, p in predictors.items()}
+        history = {key: int(p.history_len) for key, p in predictors.items()}  # a lag-reading model reads more
+        pfiles = {}
+        for L in sorted(set(history.values())):  # one set of payloads per history length
+            pl = payloads(run_dir, steps_needed=args.requests // 2 + 100 + L, history=L)
+            pfiles[L] = tmp / f"payloads-{L}.json"
+            pfiles[L].write_text(json.dumps(pl))
         results = []
         load_before = os.getloadavg()
         for where, model, backend in runs:
             print(f"serving {model} ({backend}) ...", flush=True)
-            r = bench_one(where, model, backend, args.threads, pfile, args.requests, args.seconds)
+            r = bench_one(where, model, backend, args.threads, pfiles[history[where, model]], args.requests,
+                          args.seconds)
+            r["history_len"] = history[where, model]
             results.append((model, backend, params[where, model], r))
             print(f"  /predict {r['predict']['requests_per_s']:.1f} req/s p50 {r['predict']['p50_ms']:.2f} ms "
                   f"p99 {r['predict']['p99_ms']:.2f} ms; obs+forecast {r['cycle']['requests_per_s']:.1f} req/s "
@@ -305,19 +315,21 @@ def render(result: dict) -> str:
         f"(uvicorn, one worker, `--threads {result['threads']}`) on 127.0.0.1, driven from a separate client "
         "process, one request at a time over a keep-alive connection (the rolling window saved to a state file "
         f"after each post, as by default), at most {result['requests']} requests or {result['seconds']:g} s per "
-        "scenario. `/predict` sends a whole held-out window (every node, P readings); a cycle is "
+        "scenario. `/predict` sends a whole held-out window (every node, the steps the model reads: P, or back "
+        "to its longest lag); a cycle is "
         "`POST /observations` (one step, every node) + `GET /forecast`, and its req/s counts both requests. "
         "Server CPU ms: the server process's CPU time per request (per cycle), which other load on the machine "
         "does not inflate much.",
         "",
-        "| model | role | params | backend | /predict req/s | p50 ms | p99 ms | server CPU ms | obs+forecast req/s "
-        "| cycle p50 ms | cycle p99 ms | server CPU ms | errors |",
-        "| --- | --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| model | role | params | steps read | backend | /predict req/s | p50 ms | p99 ms | server CPU ms | "
+        "obs+forecast req/s | cycle p50 ms | cycle p99 ms | server CPU ms | errors |",
+        "| --- | --- | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for r in result["results"]:
         p, c = r["predict"], r["cycle"]
         params = f"{r['params']:,}" if r["params"] is not None else "?"
-        lines.append(f"| {r['model']} | {r['role']} | {params} | {r['backend']} | "
+        lines.append(f"| {r['model']} | {r['role']} | {params} | {r.get('history_len', ds['input_len'])} | "
+                     f"{r['backend']} | "
                      f"{p['requests_per_s']:.0f} | {p['p50_ms']:.2f} | {p['p99_ms']:.2f} | {p['server_cpu_ms']:.2f} | "
                      f"{c['requests_per_s']:.0f} | {c['p50_ms']:.2f} | {c['p99_ms']:.2f} | {c['server_cpu_ms']:.2f} | "
                      f"{p['errors'] + c['errors']} |")
