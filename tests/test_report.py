@@ -368,6 +368,6 @@ def test_the_machine_line_names_one_machine_or_each_models_where_they_differ():
     other["models"]["gwnet"]["trained_on"] = [{**here, "cpu_kernels": "AVX2", "amx_bf16": False,
                                                "precision": "fp32"}, {**here, "precision": "bf16"}]
     both = machine_note(other)
-    assert "Not one machine" in both and "`gwnet` trained on 2 CPU cores (x86_64, AVX2), 2 torch threads" in both
+    assert "Not one machine and precision" in both and "`gwnet` trained on 2 CPU cores (x86_64, AVX2), 2 torch threads" in both
     assert ", then on 2 CPU cores (x86_64, AVX512, AMX bf16)" in both and "`stid_kd` trained on" in both
     assert machine_note({"models": {"stid": {"role": "student_kd"}}}) is None  # written before machines were kept

@@ -127,5 +127,5 @@ def machine_note(metrics: dict) -> str | None:
                 "runs the same CPU kernels with the same threads; another kind of CPU may round differently.")
     parts = ([f"scored on {describe(scored)}"] if scored else []) + [
         f"`{name}` trained on {', then on '.join(describe(f) for f in ms)}" for name, ms in trained.items()]
-    return ("- **Machine**: " + "; ".join(parts) + ". Not one machine: other CPU kernels may round differently, so "
-            "the same seed is sure to repeat each model's numbers only on the kernels it trained on.")
+    return ("- **Machine**: " + "; ".join(parts) + ". Not one machine and precision: other CPU kernels may round "
+            "differently, so the same seed is sure to repeat each model's numbers only where it trained.")
