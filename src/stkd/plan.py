@@ -66,14 +66,14 @@ def _step_seconds(task: Task, mcfg: ModelConfig, role: str, steps: int = 5,
     return statistics.median(times[1:]), statistics.median(forwards)
 
 
-def training_plan(task: Task, *, teachers: bool = True, students: int = 2) -> list[dict]:
+def training_plan(task: Task, *, students: int = 2) -> list[dict]:
     """One row per model to train: name, role, epochs, where the epochs came from, batches per epoch and
-    the estimated seconds (``students``: how many times the student trains: 2 = distilled and alone)."""
+    the estimated seconds (``students``: how many times the student trains: 2 = distilled and alone). The
+    teachers come first: a distilled student that learns their labels of augmented inputs online runs them
+    in its own steps, so its estimate needs their forward's time."""
     cfg = task.cfg
     rows = []
-    models: list[tuple[Task, ModelConfig, str]] = []
-    if teachers:
-        models += [(task.teacher_task(), t, "teacher") for t in cfg.teacher]
+    models: list[tuple[Task, ModelConfig, str]] = [(task.teacher_task(), t, "teacher") for t in cfg.teacher]
     if students:
         models += [(task, cfg.student, "student")]
     batches = num_train_batches(task.wd, cfg.train)
