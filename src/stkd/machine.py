@@ -11,6 +11,7 @@ and a model resumed on other kernels says so.
 
 from __future__ import annotations
 
+import functools
 import os
 import platform
 from pathlib import Path
@@ -20,8 +21,10 @@ from pathlib import Path
 KERNEL_CAPS = ("ONEDNN_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY")
 
 
+@functools.cache
 def _cpu_flags() -> list[str]:
-    """The CPU's feature flags on Linux; empty elsewhere (the kernel capability alone then describes it)."""
+    """The CPU's feature flags on Linux; empty elsewhere (the kernel capability alone then describes it). Read
+    once per process: every trainer, plan and scoring asks, and the CPU does not change under them."""
     try:
         return Path("/proc/cpuinfo").read_text().split()
     except OSError:
