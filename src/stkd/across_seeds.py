@@ -51,8 +51,9 @@ def seed_record(seed: int, metrics: dict) -> dict:
     if record["kd_test"] is None or record["plain_test"] is None:
         raise STKDError(f"seed {seed}: the students have no test {key} to compare")
     taught_by = s["teacher_ensemble"] or s["teacher"]  # what the distilled student learned from
-    if taught_by is not None and split_value(models[taught_by], key, "test") is not None:
-        record["teacher"], record["teacher_test"] = taught_by, split_value(models[taught_by], key, "test")
+    teacher_test = split_value(models[taught_by], key, "test") if taught_by is not None else None
+    if teacher_test is not None:
+        record["teacher"], record["teacher_test"] = taught_by, teacher_test
     mine, other = (models[n].get("to_teacher") for n in (kd, plain))
     if mine and other:  # how closely each follows what the distilled one learns from (:mod:`stkd.fidelity`)
         record["to_teacher"] = {"teacher": mine["teacher"], "metric": mine["metric"], "kd": mine["value"],
@@ -104,7 +105,7 @@ def render(result: dict) -> str:
     lines += ["", f"- On test: {describe_gain(test, 'distillation', score)} Verdict: **{verdict(test)}**."]
     if "val" in result["comparison"]:
         lines.append(f"- On validation: {describe_gain(result['comparison']['val'], 'distillation', score)}")
-    lead = teacher_lead_sentence(records, lower, label)
+    lead = teacher_lead_sentence(records, lower, label, made=test["mean"])
     if lead:
         lines.append(lead)
     if "to_teacher" in result["comparison"]:
@@ -113,9 +114,10 @@ def render(result: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def teacher_lead_sentence(records: Sequence[dict], lower: bool, label: str) -> str | None:
+def teacher_lead_sentence(records: Sequence[dict], lower: bool, label: str, made: float) -> str | None:
     """seeds.md's line on how far the teacher (or the teachers' ensemble) is ahead of the plain student over
-    the seeds: the gain a distilled student that matched its teacher would make, beside the gain made. One
+    the seeds: the gain a distilled student that matched its teacher would make, beside the gain made
+    (``made``: the comparison's mean gain on test, %). One
     seed's plain student can flatter the teacher's lead; this is it over every seed. None for records written
     before the teacher's score was kept."""
     if not records or any(r.get("teacher_test") is None for r in records):
@@ -129,7 +131,6 @@ def teacher_lead_sentence(records: Sequence[dict], lower: bool, label: str) -> s
     teachers = {r["teacher_test"] for r in records}
     teacher = sum(r["teacher_test"] for r in records) / len(records)
     lead = ahead(teacher, plain_mean)
-    made = sum(ahead(r["kd_test"], r["plain_test"]) for r in records) / len(records)
     side = ("below" if lower else "above") if lead >= 0 else ("above" if lower else "below")
     score = f"test {label} {teacher:.3f}" + ("" if len(teachers) == 1 else " on average over the seeds")
     return (f"- The teacher (`{records[0]['teacher']}`, {score}) is {abs(lead):.1f} % {side} the plain student's "
