@@ -52,7 +52,7 @@ from common import (
     save_result,
 )
 from fidelity import fidelity_gap, to_teacher
-from stkd.names import AUGMENT_LABELS, AUGMENTATIONS, STUDENT_ROLES, TEACHER_SCOPES
+from stkd.names import AUGMENT_LABELS, AUGMENTATIONS, STUDENT_INITS, STUDENT_ROLES, TEACHER_SCOPES
 
 DATASETS = {
     "los-loop": {"data": los_loop_data(), "train": {"epochs": 80, "patience": 15, "max_batches": None}},
@@ -95,6 +95,7 @@ USUAL_TEACHER_LAGS = {"akl-pedestrians": ["1D", "7D"]}
 # The epochs every main teacher of a data set's rows trains for unless the row's label says otherwise
 # (``--teacher-epochs``); the pinned Auckland preset's teacher keeps its own schedule.
 USUAL_TEACHER_EPOCHS = {"los-loop": 40, "synthetic-traffic": 20}
+INIT_LABEL = ", started from the teacher"  # a row whose distilled students had distill.init: teacher
 SCOPE_LABEL = ", teacher where inputs observed"  # a row whose students had distill.teacher_scope: observed-inputs
 SCOPE_WORDS = {"all": "everywhere", "observed-inputs": "where inputs were observed"}  # for the table's header
 assert set(SCOPE_WORDS) == set(TEACHER_SCOPES), "a teacher scope without words for the table"
@@ -203,7 +204,7 @@ def run_seed(dataset: str, seed: int, students: list[str], runs: Path, quick: bo
              history: str | None = None, student_schedule: tuple[int, int] | None = None,
              outages: float | None = None, teacher_scope: str | None = None,
              augment: dict | None = None, student_lags: list[str] | None = None,
-             distances_only: bool = False, alpha: float | None = None) -> list[dict]:
+             distances_only: bool = False, alpha: float | None = None, student_init: str | None = None) -> list[dict]:
     """The records of one seed's rows not yet in ``done`` (``(seed, row) -> record``). With ``distances_only``
     it trains nothing: for the rows in ``done`` without the students' distances to the teacher
     (:mod:`fidelity`), whose teachers and students are saved under ``runs``, it adds them to the record."""
@@ -223,6 +224,8 @@ def run_seed(dataset: str, seed: int, students: list[str], runs: Path, quick: bo
         cfg.distill = dataclasses.replace(cfg.distill, alpha=alpha)
     task = prepare_task(cfg)
     check_models(task)
+    if student_init:  # after the check: the dataset's first configured teacher need not be the one the student starts from
+        cfg.distill = dataclasses.replace(cfg.distill, init=student_init)
     # run folders of a shorter history, or of outages, stand apart
     short = (f"-history-{history}" if history else "") + (f"-outages-{outages:g}" if outages else "")
     short += teacher_lags_folder(dataset, teacher_lags)  # teachers of other inputs (and their students) too
@@ -232,6 +235,7 @@ def run_seed(dataset: str, seed: int, students: list[str], runs: Path, quick: bo
     schedule += f"-teacher-{teacher_scope}" if teacher_scope else ""  # the students' objective, not the teacher's
     schedule += f"-{augment_folder(augment)}" if augment else ""
     schedule += f"-alpha-{alpha:g}" if alpha is not None else ""
+    schedule += f"-init-{student_init}" if student_init else ""
 
     def opened(rcfg, path: Path, **kw) -> Path:  # with distances_only: only a folder that holds a run already
         if distances_only and not path.is_dir():
@@ -286,6 +290,7 @@ def run_seed(dataset: str, seed: int, students: list[str], runs: Path, quick: bo
         label += f", {student_schedule[0]} epochs" if student_schedule else ""
         label += f", {augment_label(augment)}" if augment else ""
         label += f", alpha {alpha:g}" if alpha is not None else ""
+        label += INIT_LABEL if student_init == "teacher" else ""
         label += lags_label(student_lags) if student_lags else ""
         old = done.get((seed, label))
         if old is not None:
@@ -328,6 +333,7 @@ def run_seed(dataset: str, seed: int, students: list[str], runs: Path, quick: bo
                         "outages": outages, "teacher_scope": cfg.distill.teacher_scope,
                         "augment": list(cfg.distill.augment), "augment_weight": cfg.distill.augment_weight,
                         "augment_labels": cfg.distill.augment_labels, "alpha": cfg.distill.alpha,
+                        "student_init": cfg.distill.init,
                         "teacher_epochs": teacher_epochs, "day_of_week": bool(task.wd.day_of_week),
                         "student_epochs": cfg.train.epochs, "student_patience": cfg.train.patience,
                         "teacher_mae": metrics[best_teacher.name]["test"]["mae"], "teacher_val": best_teacher.val_mae,
@@ -545,6 +551,18 @@ def alpha_gap(rows: list[dict], by_student: dict[str, list[dict]]) -> str:
     return kd_gap(rows, other, f"With alpha {alpha:g}", f"with alpha {DISTILL['alpha']:g}")
 
 
+def init_gap(rows: list[dict], by_student: dict[str, list[dict]]) -> str:
+    """For a row whose distilled students started from the first teacher's weights cut to their size
+    (``--student-init teacher``): its distilled student against the same row's started from the seed's weights
+    (same teachers, schedule and seeds; the plain students are the same in both)."""
+    if rows[0].get("student_init") != "teacher" or INIT_LABEL not in rows[0]["student"]:
+        return ""
+    other = by_student.get(rows[0]["student"].replace(INIT_LABEL, "", 1))
+    if not other or other is rows:
+        return ""
+    return kd_gap(rows, other, "Started from the teacher's weights", "from the seed's")
+
+
 def schedule_gap(rows: list[dict], by_student: dict[str, list[dict]]) -> str:
     """For rows whose students trained on their own schedule (``--student-schedule``): both students against
     the same ones on the data set's schedule, so a longer schedule's effect and distillation's stand apart."""
@@ -720,6 +738,7 @@ def render(result: dict) -> str:
                  + augment_gap(rows, by_student) + lags_gap(rows, by_student)
                  + privileged_gap(rows, by_student, result["dataset"])
                  + teacher_epochs_gap(rows, by_student, result["dataset"]) + alpha_gap(rows, by_student)
+                 + init_gap(rows, by_student)
                  + fidelity_gap(rows, row["plain"], t))
         if row["target"] is not None:
             line += (f" Distilled / plain {row['ratio']:.3f}: the issue's target (at most {row['target']:.2f}, the gain "
@@ -798,6 +817,9 @@ def main() -> None:
     ap.add_argument("--alpha", type=float, default=None,
                     help=f"distill.alpha of the distilled students: the ground truth's weight, the rest the "
                          f"teacher's (default {DISTILL['alpha']:g}; 0: the teacher's forecasts alone)")
+    ap.add_argument("--student-init", choices=STUDENT_INITS, default=None,
+                    help="distill.init of the distilled students: teacher starts them from the first teacher's weights "
+                         "cut to their size (the first teacher must be of the student's kind and read what it reads)")
     ap.add_argument("--distances-only", action="store_true",
                     help="train nothing: add the students' distances to the teacher (fidelity.py) to the records of "
                          "the rows these arguments name whose teachers and students are saved under --runs")
@@ -829,7 +851,8 @@ def main() -> None:
             new = run_seed(dataset, seed, args.students, args.runs, args.quick, done, args.teacher_seed,
                            args.teacher_lags, args.precision, args.teacher_epochs, args.extra_teachers,
                            args.without_main_teacher, args.history, args.student_schedule, args.outages,
-                           args.teacher_scope, augment, args.student_lags, args.distances_only, args.alpha)
+                           args.teacher_scope, augment, args.student_lags, args.distances_only, args.alpha,
+                           args.student_init)
             records += new
             if not args.quick:  # another invocation (other students) may have saved meanwhile
                 records = merged_records(path, new, lambda r: (r["seed"], r["student"]))

@@ -151,6 +151,9 @@ class DistillConfig:
     mask_share: float = 0.15  # augment mask: share of sensors whose inputs are blanked (set to the training mean)
     mixup_alpha: float = 0.4  # augment mixup: windows mixed with weight ~ Beta(alpha, alpha), targets alike
     max_shift: int = 2  # augment shift: each sensor's inputs delayed by 0..max_shift steps (readings arriving late)
+    # random | teacher: the distilled student starts from the seed's weights, or from the first teacher's cut down to
+    # its size (a teacher of the student's kind, reading the same inputs: docs/distillation.md)
+    init: str = "random"
 
 
 @dataclass
@@ -394,6 +397,17 @@ def validate(cfg: RunConfig) -> RunConfig:
         raise ConfigError("distill.augment_weight > 0 needs distill.augment (noise, mask, mixup and/or shift)")
     if not cfg.teacher:
         raise ConfigError("teacher: at least one teacher model is needed")
+    _check_choice("distill.init", cfg.distill.init, names.STUDENT_INITS)
+    if cfg.distill.init == "teacher":
+        first = cfg.teacher[0]
+        if first.name != cfg.student.name:
+            raise ConfigError(f"distill.init: teacher: the student starts from the first teacher's weights, so it must "
+                              f"be of the student's kind; the first teacher is {first.name!r}, the student "
+                              f"{cfg.student.name!r} (put a {cfg.student.name} teacher first, or use distill.init: random)")
+        if to_dict(first.inputs) != to_dict(cfg.student.inputs):
+            raise ConfigError(f"distill.init: teacher: the first teacher reads {to_dict(first.inputs)} (teacher.inputs), "
+                              f"the student {to_dict(cfg.student.inputs)} (student.inputs): a student starts only from a "
+                              "teacher that reads what it reads")
     t = cfg.train
     for key in ("epochs", "batch_size", "patience"):
         if getattr(t, key) < 1:

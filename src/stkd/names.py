@@ -64,6 +64,9 @@ AUGMENT_LABELS = ("cached", "online")
 # where a sensor's forecast from the teacher counts (distill.teacher_scope): everywhere, or only in windows
 # whose input of that sensor was observed at every step (elsewhere the teacher forecast from imputed inputs)
 TEACHER_SCOPES = ("all", "observed-inputs")
+# where a distilled student's weights start (distill.init): the seed's random draw, or the first teacher's weights
+# cut down to the student's size (a student of the teacher's own kind: stkd.models.students.stid_shrink)
+STUDENT_INITS = ("random", "teacher")
 
 # ------------------------------------------------------------------------------- evaluation
 #: Forecast baselines: config name -> the name of its row in metrics.json and the report.

@@ -11,10 +11,15 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import torch
+from torch import nn
+
 from stkd.config import RunConfig, to_dict
 from stkd.data.windows import load_windowed
 from stkd.distributed import is_rank0
 from stkd.errors import ConfigError, STKDError
+from stkd.models.base import STModel
+from stkd.models.registry import build_model
 from stkd.plan import format_plan, training_plan
 from stkd.runs import (
     Trained,
@@ -26,7 +31,7 @@ from stkd.runs import (
     require_teachers,
     run_lock,
 )
-from stkd.steps import check_fits, report_on_rank0, teacher_labels, train_model
+from stkd.steps import check_fits, report_on_rank0, student_start, teacher_labels, train_model
 from stkd.tasks.base import Task, TeacherSignal
 from stkd.tasks.classify import ClassifyTask
 from stkd.tasks.forecast import ForecastTask
@@ -62,11 +67,24 @@ def check_splits(wd) -> None:
 def check_models(task: Task, *, teachers: bool = True, student: bool = True) -> None:
     """Build every configured model once and run a batch through it (and the memory guard): bad names,
     hyper-parameters, shapes or sizes fail here, before a run directory is touched or training starts."""
-    if teachers:
-        for t in task.cfg.teacher:
-            check_fits(task.teacher_task(), t, "teacher")
+    built = [check_fits(task.teacher_task(), t, "teacher") for t in task.cfg.teacher] if teachers else []
     if student:
-        check_fits(task, task.cfg.student, "student")
+        model = check_fits(task, task.cfg.student, "student")
+        if built:
+            check_start(task, built[0], model)
+
+
+def check_start(task: Task, first_teacher: nn.Module, student: STModel | None = None) -> None:
+    """With ``distill.init: teacher``: raise ConfigError unless the configured student (``student``: as built
+    already) can be cut from the first teacher, before anything trains."""
+    if task.cfg.distill.init != "teacher":
+        return
+    if student is None:
+        with torch.random.fork_rng():  # a throw-away build: the seeded runs after it draw as they would without
+            student = build_model(task.cfg.student.name, task.for_inputs(task.cfg.student.inputs).spec(),
+                                  task.cfg.student.params)
+    assert isinstance(first_teacher, STModel)
+    student.check_shrink_from(first_teacher)
 
 
 def train_teachers(task: Task, run_dir: Path, *, resume: bool = False, progress: bool = True) -> list[Trained]:
@@ -94,9 +112,11 @@ def train_student(task: Task, run_dir: Path, signal: TeacherSignal | None = None
         hard = task.hard_loss()
         base = {"distill": None, "teachers": None, "teacher_weights": None}
         make_loss = lambda model: (hard, {})  # noqa: E731
+    seed = task.cfg.train.seed if s.seed is None else s.seed
+    init = student_start(task, signal.start, seed) if signal is not None else None  # distill.init: teacher
     return train_model(task, s, label or f"{s.name}_{'kd' if kd else 'plain'}", "student_kd" if kd else "student_plain",
                        run_dir, make_loss, card={**base, **(card or {})}, resume=resume, progress=progress,
-                       on_epoch=on_epoch)
+                       on_epoch=on_epoch, init=init)
 
 
 def _students(task: Task, run_dir: Path, signal: TeacherSignal, *, resume: bool, progress: bool) -> list[Trained]:
@@ -158,6 +178,7 @@ def distill_from(cfg: RunConfig, teacher_run: Path, out: Path, *, overwrite=Fals
     teacher_run = require_run_dir(teacher_run)
     task = prepare_task(cfg)
     teachers = saved_teachers(task, teacher_run)
+    check_start(task, teachers[0].model)
     run_dir = Path(out)
     with run_lock(run_dir):
         if run_dir.resolve() == teacher_run.resolve():  # students added to the teacher run

@@ -131,20 +131,23 @@ LossMaker = Callable[[STModel], tuple[Callable, dict[str, nn.Module]]]
 
 def train_model(task: Task, mcfg: ModelConfig, label: str, role: str, run_dir: Path, make_loss: LossMaker,
                 *, card: dict[str, Any] | None = None, resume: bool = False, progress: bool = True,
-                on_epoch: EpochCallback | None = None, init: dict[str, torch.Tensor] | None = None) -> Trained:
+                on_epoch: EpochCallback | None = None,
+                init: dict[str, torch.Tensor] | Callable[[STModel], dict[str, torch.Tensor]] | None = None) -> Trained:
     """Build ``mcfg``'s model from the seed, train it under the task's validation score with the loss
     ``make_loss(model)`` returns (with any module trained beside it, e.g. a hint projection), save it to
     ``run_dir/models/<label>`` (best weights and card) and return it.
 
     ``init``: weights to start from instead of the seed's (fine-tuning a model trained elsewhere; every
-    weight must match). They are validated first, as epoch 0, and kept if no epoch of training beats
+    weight must match), or a function of the model built from the seed that returns them (a student cut
+    from its teacher: :func:`shrink_batches`). They are validated first, as epoch 0, and kept if no epoch of training beats
     them. Teachers train on node subsets when ``train.node_subset`` is set (for every task alike).
     ``on_epoch`` is :func:`stkd.train.fit`'s per-epoch callback (a search's pruner)."""
     cfg = task.cfg
     train_cfg = cfg.train if mcfg.seed is None else dataclasses.replace(cfg.train, seed=mcfg.seed)
     model = check_fits(task, mcfg, role, seed=train_cfg.seed)  # the seed fixes the weights and the batch order
     if init is not None:
-        model.load_state_dict(init)  # strict: a weight that does not fit is an error, not a silent re-init
+        weights = init(model) if callable(init) else init
+        model.load_state_dict(weights)  # strict: a weight that does not fit is an error, not a silent re-init
     loss_fn, extra_modules = make_loss(model)
     task = task.for_inputs(mcfg.inputs)  # batches, validation and the card follow what the model reads
     mdir = Path(run_dir) / "models" / label
@@ -164,6 +167,32 @@ def train_model(task: Task, mcfg: ModelConfig, label: str, role: str, run_dir: P
                     **(card or {})})
     return Trained(label, role, model, mcfg.name, res.train_seconds, val, kind=task.name, run_dir=Path(run_dir),
                    inputs=mcfg.inputs if task.wd.view_spec is not None else None, trained_on=res.machines)
+
+
+#: Node-rows (windows x sensors) a teacher is measured on to cut a student from it: enough for the second moments
+#: of its widest block (hundreds wide), and a few seconds of teacher forwards at any N.
+SHRINK_ROWS = 65536
+
+
+def shrink_batches(wd: WindowedData, seed: int, batch_size: int = 64):
+    """Training windows to measure a teacher on before cutting a student from it (``distill.init: teacher``):
+    about :data:`SHRINK_ROWS` node-rows (at least one window), drawn by ``seed`` from the training split, in
+    batches of ``batch_size`` windows; the same seed draws the same windows."""
+    starts = wd.starts["train"]
+    count = min(len(starts), max(1, SHRINK_ROWS // wd.num_nodes))
+    gen = torch.Generator().manual_seed(seed)
+    picked = starts[torch.randperm(len(starts), generator=gen)[:count].numpy()]
+    for i in range(0, count, batch_size):
+        yield wd.batch(picked[i:i + batch_size])
+
+
+def student_start(task: Task, start: STModel | None, seed: int) -> Callable[[STModel], dict[str, torch.Tensor]] | None:
+    """``init`` for :func:`train_model`: the student's weights cut from ``start`` (its teacher, reading what it
+    reads) on training windows drawn by ``seed``; None when the student starts from the seed's weights."""
+    if start is None:
+        return None
+    wd = task.for_inputs(task.cfg.student.inputs).wd
+    return lambda model: model.shrink_from(start, shrink_batches(wd, seed))
 
 
 def inputs_card(inputs: InputsConfig | None, wd) -> dict | None:

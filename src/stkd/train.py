@@ -161,8 +161,11 @@ def load_last(model_dir: Path, modules: dict[str, nn.Module], opt, sched, gen: t
 
 # ----------------------------------------------------------------------- the loop
 def _write_log(path: Path, rows: list[dict]) -> None:
+    """``log.csv``: one row per epoch, columns in the order they first appear. Rows may differ in columns: the
+    epoch-0 row of a fine-tuned model (``validate_start``) has no loss terms, the epochs after it have one per
+    term; a row without a column leaves its cell empty."""
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=list(rows[0].keys()))
+    writer = csv.DictWriter(buf, fieldnames=list(dict.fromkeys(k for row in rows for k in row)))
     writer.writeheader()
     writer.writerows(rows)
     write_text(path, buf.getvalue())

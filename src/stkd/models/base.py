@@ -19,7 +19,7 @@ from __future__ import annotations
 import inspect
 import json
 from dataclasses import asdict, dataclass, fields
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Iterable
 
 import numpy as np
 import scipy.sparse as sp
@@ -182,6 +182,22 @@ class STModel(nn.Module):
     def with_legacy_defaults(cls, hparams: dict[str, Any]) -> dict[str, Any]:
         """``hparams`` of a saved model card, with every later-added parameter it lacks set to the old value."""
         return {**cls.legacy_defaults, **hparams}
+
+    # ---------------------------------------------------------------- starting from a teacher
+    def check_shrink_from(self, teacher: "STModel") -> None:
+        """Raise ConfigError unless :meth:`shrink_from` can cut ``teacher``'s weights down to this model
+        (``distill.init: teacher``). Only a class that knows how to cut a wider model of its own kind overrides
+        it (and ``shrink_from``); the others cannot start from a teacher's weights."""
+        raise ConfigError(f"distill.init: teacher: a {type(self).__name__} student cannot start from a teacher's "
+                          "weights (only a student that knows how to cut a wider model of its own kind down to its "
+                          "size can); use distill.init: random")
+
+    def shrink_from(self, teacher: "STModel", batches: Iterable[Any]) -> dict[str, torch.Tensor]:
+        """This model's weights cut from the trained ``teacher``'s, with ``batches`` (windows of the training
+        split, as the teacher reads them) to measure which of its directions and units carry the most. See
+        :meth:`check_shrink_from`."""
+        self.check_shrink_from(teacher)
+        raise NotImplementedError  # check_shrink_from raised for every class that does not override both
 
     def __init__(self, spec: ModelSpec, local_vars: dict[str, Any]) -> None:
         super().__init__()

@@ -14,7 +14,7 @@ import copy
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar, Self, TypeVar
 
 from torch import nn
 
@@ -23,7 +23,7 @@ from stkd.config import InputsConfig, RunConfig
 from stkd.data.windows import WindowedData
 from stkd.errors import STKDError
 from stkd.machine import compute_facts
-from stkd.models.base import ModelSpec, count_params
+from stkd.models.base import ModelSpec, STModel, count_params
 from stkd.runs import Trained
 
 LossFn = Callable[[Any, dict], tuple[Any, dict[str, float]]]
@@ -36,9 +36,14 @@ class TeacherSignal:
     def __init__(self, teachers: list[str], weights: list[float] | None) -> None:
         self.teachers = teachers  # the teachers' registry names, in order
         self.weights = weights  # one weight per teacher, or None for equal weights
+        #: the teacher whose weights, cut down, the distilled student starts from (``distill.init: teacher``)
+        self.start: STModel | None = None
 
     def card(self) -> dict:
         return {"teachers": self.teachers, "teacher_weights": None if self.weights is None else list(self.weights)}
+
+
+SignalT = TypeVar("SignalT", bound=TeacherSignal)
 
 
 def to_teacher_entry(teachers: list[Trained], metric: str, value: float, **more: float) -> dict:
@@ -158,7 +163,17 @@ class Task(ABC):
     @abstractmethod
     def teacher_signal(self, run_dir: Path, teachers: list[Trained], *, progress: bool = False) -> TeacherSignal:
         """Read (building once if needed) the teachers' soft-label cache in ``run_dir`` and weigh them;
-        ``progress``: a bar per cache built (:mod:`stkd.progress`)."""
+        ``progress``: a bar per cache built (:mod:`stkd.progress`). Implementations return it through
+        :meth:`with_start`."""
+
+    def with_start(self, signal: SignalT, teachers: list[Trained]) -> SignalT:
+        """``signal`` with the teacher the distilled student starts from (``distill.init: teacher``: the first
+        one; :func:`stkd.pipeline.check_start` checks before anything trains that the student can be cut from it)."""
+        if self.cfg.distill.init == "teacher":
+            first = teachers[0].model
+            assert isinstance(first, STModel)
+            signal.start = first
+        return signal
 
     # ---------------------------------------------------------------- evaluation
     @abstractmethod

@@ -303,7 +303,7 @@ class ClassifyTask(Task):
 
     def teacher_signal(self, run_dir: Path, teachers: list[Trained], *, progress: bool = False) -> EventSignal:
         caches = build_caches(run_dir, teachers, self.wd, self.cfg, kind=self.e.teacher_kind, progress=progress)
-        return self.signal_from(caches)
+        return self.with_start(self.signal_from(caches), teachers)
 
     def signal_from(self, caches: list[CacheEntry]) -> EventSignal:
         """The signal of these teachers' caches (a forecasting teacher's spread per horizon step from its

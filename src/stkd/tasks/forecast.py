@@ -196,7 +196,7 @@ class ForecastTask(Task):
         d = self.cfg.distill
         with_hidden = d.feature_weight > 0 or d.relation_weight > 0
         caches = build_caches(run_dir, teachers, self.wd, self.cfg, with_hidden=with_hidden, progress=progress)
-        return self.signal_from(caches, teachers)
+        return self.with_start(self.signal_from(caches, teachers), teachers)
 
     def signal_from(self, caches: list[CacheEntry], teachers: list[Trained]) -> ForecastSignal:
         """The signal of these teachers' caches; with ``distill.ensemble: weighted`` each teacher weighted

@@ -16,11 +16,17 @@ the next one downstream runs free); the model stays linear in N.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Iterable
+
 import torch
 from torch import nn
 
-from stkd.models.base import ModelSpec, StudentModel, to_pred, tod_index
+from stkd.models.base import ModelSpec, STModel, StudentModel, to_pred, tod_index
 from stkd.models.students.neighbours import ReadsNeighbours, neighbour_windows
+from stkd.models.students.stid_shrink import check_shrinkable, shrink_stid
+
+if TYPE_CHECKING:
+    from stkd.data.windows import Batch
 
 
 class ResidualMLP(nn.Module):
@@ -96,21 +102,36 @@ class STID(ReadsNeighbours, StudentModel):
         self.encoder = nn.Sequential(*(ResidualMLP(dim, dropout) for _ in range(layers)))
         self.head = nn.Linear(dim, spec.horizon * spec.out_channels)
 
-    def forward(self, x: torch.Tensor, tod: torch.Tensor, dow: torch.Tensor) -> dict[str, torch.Tensor]:
-        self.check_inputs(x, tod, dow)
+    def embedding_parts(self, x: torch.Tensor, tod: torch.Tensor, dow: torch.Tensor) -> list[tuple[str, torch.Tensor]]:
+        """The embeddings concatenated into the encoder's input, each ``[B, N, d]`` with its name (window,
+        neighbours, node, tod, dow; those switched off are left out), in the order of the concatenation."""
         b, _, n, _ = x.shape
-        parts = [self.window_emb(x.permute(0, 2, 1, 3).flatten(2))]  # [B, N, d_e]
+        parts = [("window", self.window_emb(x.permute(0, 2, 1, 3).flatten(2)))]  # [B, N, d_e]
         if self.around is not None:
             around = self.around(x)  # [B, P, N, 2F]
-            parts.append(self.neighbour_emb(around.permute(0, 2, 1, 3).flatten(2)))  # [B, N, d_nb]
+            parts.append(("neighbours", self.neighbour_emb(around.permute(0, 2, 1, 3).flatten(2))))  # [B, N, d_nb]
         if self.node_emb is not None:
-            parts.append(self.node_emb.unsqueeze(0).expand(b, -1, -1))  # [B, N, d_n]
+            parts.append(("node", self.node_emb.unsqueeze(0).expand(b, -1, -1)))  # [B, N, d_n]
         if self.tod_emb is not None:
             t = self.tod_emb(tod_index(tod[:, -1], self.spec.steps_per_day))  # [B, d_t] at the last input step
-            parts.append(t.unsqueeze(1).expand(-1, n, -1))  # [B, N, d_t]
+            parts.append(("tod", t.unsqueeze(1).expand(-1, n, -1)))  # [B, N, d_t]
         if self.dow_emb is not None:
             w = self.dow_emb(dow[:, -1].long())  # [B, d_w]
-            parts.append(w.unsqueeze(1).expand(-1, n, -1))  # [B, N, d_w]
-        h = self.encoder(torch.cat(parts, dim=-1))  # [B, N, D]
+            parts.append(("dow", w.unsqueeze(1).expand(-1, n, -1)))  # [B, N, d_w]
+        return parts
+
+    def forward(self, x: torch.Tensor, tod: torch.Tensor, dow: torch.Tensor) -> dict[str, torch.Tensor]:
+        self.check_inputs(x, tod, dow)
+        h = self.encoder(torch.cat([p for _, p in self.embedding_parts(x, tod, dow)], dim=-1))  # [B, N, D]
         out = self.head(h)  # [B, N, H*C_out]
         return {"pred": to_pred(out, self.spec.horizon, self.spec.out_channels), "hidden": h}
+
+    # ---------------------------------------------------------------- starting from a wider STID
+    def check_shrink_from(self, teacher: STModel) -> None:
+        check_shrinkable(teacher, self)
+
+    def shrink_from(self, teacher: STModel, batches: Iterable[Batch]) -> dict[str, torch.Tensor]:
+        """Weights cut from a wider, deeper trained STID teacher (``distill.init: teacher``):
+        :func:`stkd.models.students.stid_shrink.shrink_stid`."""
+        assert isinstance(teacher, STID)
+        return shrink_stid(teacher, self, batches)

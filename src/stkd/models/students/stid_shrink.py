@@ -1,0 +1,156 @@
+"""Cut a trained wide STID down to a narrow one: the distilled student's starting weights
+(``distill.init: teacher``).
+
+Why: a small STID trained from random weights spends its whole schedule finding what the wide teacher
+already holds; soft labels change its targets, not where it starts. Starting from the teacher's weights,
+cut to the student's size, is how DistilBERT (Sanh et al. 2019: one layer in two) and Minitron (Muralidharan
+et al. 2024: width pruning by activation, then distillation) build their students. On the default preset's
+Auckland data it lowered the distilled student's test MAE well below what soft labels alone gave
+(docs/benchmarks.md, the evidence rows "started from the teacher").
+
+How, for an STID (embeddings concatenated into a residual stream ``h``, residual MLP layers
+``h + fc2(relu(fc1(h)))``, a linear head):
+
+- **Stream directions.** Each embedding block (window, neighbours, node, tod, dow) of the teacher is
+  ``d_t`` wide, the student's ``d_s <= d_t``. Over training windows the teacher's block outputs ``e``
+  have a second moment ``E[e e^T]``; its top ``d_s`` eigenvectors ``U`` (``[d_t, d_s]``, orthonormal)
+  keep most of what the block puts into the stream. The student's block is the teacher's projected on
+  them (a linear block ``W -> U^T W``, a table ``E -> E U``), so the student's stream is ``P^T h`` with
+  ``P`` the block-diagonal of the ``U`` (``P^T P = I``).
+- **Layers.** The teacher's layers are split into as many consecutive groups as the student has layers;
+  a group's updates are summed as if they ran side by side (each update is small against the stream it
+  adds to). Of its hidden units the student keeps the ``d_s`` that carry most: the mean of
+  ``relu(fc1(h))`` on the teacher's own stream times the norm of the unit's output ``P^T fc2[:, j]``.
+  Student ``fc1 = W1[kept] P``, ``fc2 = P^T W2[:, kept]``, ``fc2.bias = P^T sum(b2)``.
+- **Head.** ``W_head P``.
+
+With the student as wide and deep as the teacher this is exact (``P`` is a rotation, every unit is
+kept): the student then forecasts what the teacher does (``tests/models/test_stid_shrink.py``).
+Everything else is an approximation that training then corrects.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+import numpy as np
+import torch
+from torch import nn
+
+from stkd.errors import ConfigError
+
+#: The embedding blocks of the stream, in order, with the attribute holding each and how its weight is cut.
+_BLOCKS = {"window": "window_emb", "neighbours": "neighbour_emb", "node": "node_emb", "tod": "tod_emb",
+           "dow": "dow_emb"}
+
+
+def _widths(model: nn.Module) -> dict[str, int]:
+    """The width of each embedding block a model has switched on."""
+    out = {}
+    for name, attr in _BLOCKS.items():
+        mod = getattr(model, attr, None)
+        if mod is None or (name == "neighbours" and getattr(model, "around", None) is None):
+            continue
+        out[name] = int(mod.shape[1] if isinstance(mod, nn.Parameter) else
+                        mod.out_features if isinstance(mod, nn.Linear) else mod.embedding_dim)
+    return out
+
+
+def check_shrinkable(teacher: Any, student: Any) -> None:
+    """Raise ConfigError, saying what differs, unless ``student``'s weights can be cut from ``teacher``'s:
+    the same class and problem (inputs, nodes, horizon), neighbours read alike, every block the student
+    has is in the teacher at least as wide, and no more layers than the teacher."""
+    where = "distill.init: teacher"
+    if type(teacher) is not type(student):
+        raise ConfigError(f"{where}: the student ({type(student).__name__}) can start only from a teacher of its own "
+                          f"kind; the first teacher is a {type(teacher).__name__}")
+    ts, ss = teacher.spec, student.spec
+    for field in ("num_nodes", "input_len", "in_features", "horizon", "out_features", "out_classes",
+                  "steps_per_day"):
+        if getattr(ts, field) != getattr(ss, field):
+            raise ConfigError(f"{where}: the teacher was built for {field} = {getattr(ts, field)}, the student for "
+                              f"{getattr(ss, field)}: a student starts from a teacher that reads what it reads and "
+                              "forecasts what it forecasts (the same inputs, nodes and task)")
+    if teacher.hparams.get("neighbours", 0) != student.hparams.get("neighbours", 0):
+        raise ConfigError(f"{where}: the teacher reads {teacher.hparams.get('neighbours', 0)} neighbours each way, "
+                          f"the student {student.hparams.get('neighbours', 0)} (params.neighbours): they must match")
+    tw, sw = _widths(teacher), _widths(student)
+    for name, width in sw.items():
+        if name not in tw:
+            raise ConfigError(f"{where}: the student embeds {name} but the teacher does not: nothing to start from")
+        if width > tw[name]:
+            raise ConfigError(f"{where}: the student's {name} embedding is {width} wide, the teacher's {tw[name]}: a "
+                              "student starts from a teacher at least as wide")
+    if len(student.encoder) > len(teacher.encoder):
+        raise ConfigError(f"{where}: the student has {len(student.encoder)} layers, the teacher "
+                          f"{len(teacher.encoder)}: a student starts from a teacher at least as deep")
+
+
+def _top_eigenvectors(second_moment: torch.Tensor, k: int) -> torch.Tensor:
+    """``[d, k]``: the eigenvectors of the ``k`` largest eigenvalues, largest first (a sign fixed so that
+    each one's largest entry is positive: the same moments give the same vectors)."""
+    _, vecs = torch.linalg.eigh(second_moment)  # ascending
+    top = vecs[:, vecs.shape[1] - k:].flip(1) if k else vecs[:, :0]  # [d, k]
+    sign = torch.sign(top.gather(0, top.abs().argmax(0, keepdim=True)))  # [1, k]
+    return top * torch.where(sign == 0, 1.0, sign)
+
+
+@torch.no_grad()
+def shrink_stid(teacher: Any, student: Any, batches: Iterable[Any]) -> dict[str, torch.Tensor]:
+    """The student's state dict cut from the teacher's (see the module's docstring); ``batches`` hold
+    training windows (``x``, ``tod``, ``dow``) as both models read them."""
+    check_shrinkable(teacher, student)
+    was_training = teacher.training
+    teacher.eval()
+    tw, sw = _widths(teacher), _widths(student)
+    t_layers = list(teacher.encoder)
+    moments = {name: torch.zeros(w, w, dtype=torch.float64) for name, w in tw.items()}
+    unit_mean = [torch.zeros(layer.fc1.out_features, dtype=torch.float64) for layer in t_layers]
+    rows = 0
+    for b in batches:
+        parts = teacher.embedding_parts(b.x, b.tod, b.dow)  # [(name, [B, N, d_t])]
+        for name, e in parts:
+            flat = e.reshape(-1, e.shape[-1]).double()  # [B*N, d_t]
+            moments[name] += flat.T @ flat
+        h = torch.cat([e for _, e in parts], dim=-1)  # [B, N, D_t]
+        rows += h.shape[0] * h.shape[1]
+        for i, layer in enumerate(t_layers):
+            unit_mean[i] += torch.relu(layer.fc1(h)).reshape(-1, layer.fc1.out_features).double().sum(0)
+            h = layer(h)  # eval mode: no dropout
+    if rows == 0:
+        raise ConfigError("distill.init: teacher needs training windows to measure the teacher on; there are none")
+    dt = torch.get_default_dtype()
+    # the stream's directions: one orthonormal basis per block, block-diagonal over the teacher's stream
+    bases = {name: _top_eigenvectors(moments[name] / rows, sw.get(name, 0)).to(dt) for name in tw}
+    P = torch.block_diag(*[bases[name] for name in tw])  # [D_t, D_s]
+    state = {k: v.clone() for k, v in student.state_dict().items()}
+    tsd = teacher.state_dict()
+    for name, attr in _BLOCKS.items():
+        if name not in sw:
+            continue
+        U = bases[name]  # [d_t, d_s]
+        if name in ("window", "neighbours"):  # Linear(in -> d): rows are the block's directions
+            state[f"{attr}.weight"] = U.T @ tsd[f"{attr}.weight"]
+            state[f"{attr}.bias"] = U.T @ tsd[f"{attr}.bias"]
+        elif name == "node":  # [N, d]
+            state[attr] = tsd[attr] @ U
+        else:  # Embedding [slots, d]
+            state[f"{attr}.weight"] = tsd[f"{attr}.weight"] @ U
+    groups = np.array_split(np.arange(len(t_layers)), len(student.encoder)) if len(student.encoder) else []
+    for j, group in enumerate(groups):
+        w1 = torch.cat([t_layers[i].fc1.weight for i in group])  # [G*D_t, D_t]
+        b1 = torch.cat([t_layers[i].fc1.bias for i in group])  # [G*D_t]
+        w2 = torch.cat([t_layers[i].fc2.weight for i in group], dim=1)  # [D_t, G*D_t]
+        b2 = sum(t_layers[i].fc2.bias for i in group)  # [D_t]
+        reach = (P.T @ w2).norm(dim=0).double()  # [G*D_t] how much each unit moves the student's stream
+        weight = torch.cat([unit_mean[i] for i in group]) / rows * reach  # [G*D_t]
+        width = student.encoder[j].fc1.out_features
+        kept = torch.sort(torch.topk(weight, width).indices).values  # [D_s] in the teacher's order
+        state[f"encoder.{j}.fc1.weight"] = w1[kept] @ P
+        state[f"encoder.{j}.fc1.bias"] = b1[kept].clone()
+        state[f"encoder.{j}.fc2.weight"] = P.T @ w2[:, kept]
+        state[f"encoder.{j}.fc2.bias"] = P.T @ b2
+    state["head.weight"] = tsd["head.weight"] @ P
+    state["head.bias"] = tsd["head.bias"].clone()
+    teacher.train(was_training)
+    return {k: v.contiguous() for k, v in state.items()}
