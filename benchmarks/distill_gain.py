@@ -45,6 +45,11 @@ METHODS = {
     "response + augment (noise, mask, mixup)": ({"alpha": 0.5, "augment": ["noise", "mask", "mixup"],
                                                  "augment_weight": 0.5}, "best"),
     "several teachers (val-weighted)": ({"alpha": 0.5, "ensemble": "weighted"}, "all"),
+    # where the student starts (distill.init: teacher: the teacher's weights cut to its size), with the usual
+    # objective, with the ground truth alone (what the start gives without soft labels) and with the teacher alone
+    "teacher's weights + response a=0.5": ({"alpha": 0.5, "init": "teacher"}, "best"),
+    "teacher's weights, ground truth only (a=1)": ({"alpha": 1.0, "init": "teacher"}, "best"),
+    "teacher's weights + teacher only (a=0)": ({"alpha": 0.0, "init": "teacher"}, "best"),
 }
 
 

@@ -1,0 +1,88 @@
+"""``distill.init: teacher`` end to end: the distilled student starts from its teacher's weights cut to its
+size, the plain student from the seed's; configs that cannot do it are refused before anything trains."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+
+import pytest
+import yaml
+
+from stkd.cli import main
+from stkd.config import parse_config
+from stkd.errors import ConfigError
+
+WIDE = {"embed_dim": 16, "node_dim": 8, "tod_dim": 8, "dow_dim": 8, "layers": 3}
+
+
+def _config(los_small_config, **student_params) -> dict:
+    raw = los_small_config()
+    raw["teacher"] = {"name": "stid", "params": WIDE}
+    raw["student"]["params"].update(student_params)
+    raw["distill"] = {"init": "teacher"}
+    raw["train"]["epochs"] = 3
+    return raw
+
+
+def _log(path) -> list[dict]:
+    with open(path, newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def test_the_distilled_student_starts_from_its_teacher_and_the_plain_one_from_the_seed(tmp_path, los_small_config):
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text(yaml.safe_dump(_config(los_small_config)))
+    run = tmp_path / "run"
+    assert main(["run", "--config", str(cfg), "--out", str(run), "--quiet"]) == 0
+    kd, plain = _log(run / "models" / "stid_kd" / "log.csv"), _log(run / "models" / "stid_plain" / "log.csv")
+    # the starting weights (the teacher's, cut) are scored as epoch 0, with no training loss; the epochs after
+    # it log every term of the objective
+    assert [int(r["epoch"]) for r in kd] == [0, 1, 2, 3]
+    assert kd[0]["train_loss"] == "nan" and kd[0]["loss_hard"] == "" and math.isfinite(float(kd[0]["val_mae"]))
+    assert all(math.isfinite(float(r["loss_soft"])) for r in kd[1:])
+    assert [int(r["epoch"]) for r in plain] == [1, 2, 3]
+    card = json.loads((run / "models" / "stid_kd" / "model.json").read_text())
+    assert card["distill"]["init"] == "teacher"
+    # the report's plots read a log whose first row has empty cells
+    assert (run / "report.md").is_file()
+
+
+def test_a_student_wider_than_its_teacher_is_refused_before_the_run_folder_is_made(tmp_path, los_small_config,
+                                                                                   capsys):
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text(yaml.safe_dump(_config(los_small_config, embed_dim=32)))
+    run = tmp_path / "run"
+    assert main(["run", "--config", str(cfg), "--out", str(run), "--quiet"]) == 2
+    assert "window embedding is 32 wide, the teacher's 16" in capsys.readouterr().err
+    assert not run.exists()
+
+
+def test_distill_from_a_narrower_saved_teacher_is_refused_before_the_run_folder_is_made(tmp_path, los_small_config,
+                                                                                       capsys):
+    raw = _config(los_small_config)
+    raw["distill"] = {"init": "random"}
+    raw["teacher"]["params"] = {"embed_dim": 4, "node_dim": 4, "tod_dim": 4, "dow_dim": 4}
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text(yaml.safe_dump(raw))
+    assert main(["train", "--config", str(cfg), "--out", str(tmp_path / "teacher"), "--quiet"]) == 0
+    out = tmp_path / "students"
+    rc = main(["distill", "--teacher-run", str(tmp_path / "teacher"), "--set", "distill.init=teacher",
+               "--out", str(out), "--quiet"])
+    assert rc == 2
+    assert "window embedding is 8 wide, the teacher's 4" in capsys.readouterr().err
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"distill": {"init": "teachr"}}, "distill.init: 'teachr' is not one of random, teacher; did you mean 'teacher'"),
+    ({"distill": {"init": "teacher"}, "teacher": {"name": "gwnet"}},
+     "the first teacher is 'gwnet', the student 'stid'"),
+    ({"distill": {"init": "teacher"}, "teacher": {"name": "stid", "inputs": {"lags": ["1D"]}}},
+     "a student starts only from a teacher that reads what it reads"),
+])
+def test_a_config_that_cannot_start_the_student_from_its_teacher_is_refused(change, message):
+    raw = {"student": {"name": "stid"}, **change}
+    with pytest.raises(ConfigError, match=message):
+        parse_config(raw)
