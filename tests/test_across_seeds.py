@@ -192,3 +192,13 @@ def test_seeds_md_sets_the_teacher_s_lead_over_the_seeds_beside_the_gain_made():
     old = [{k: v for k, v in r.items() if k not in ("teacher", "teacher_test")} for r in records]
     assert "The teacher" not in render({"teacher_run": "t", "task": "forecast", "records": old,
                                         "comparison": compare(old, "forecast")})
+
+
+def test_seeds_md_says_whether_the_two_students_of_a_seed_started_from_the_same_weights():
+    records = [{"seed": s, "plain_test": 45.0, "kd_test": 44.0, "plain_val": 43.0, "kd_val": 42.0} for s in range(5)]
+    result = {"teacher_run": "t", "task": "forecast", "records": records, "comparison": compare(records, "forecast")}
+    assert "trained from the same initial weights and batches for each seed" in render(result)  # written before init
+    text = render({**result, "student_init": "teacher"})
+    assert "same initial weights" not in text
+    assert ("trained from the same batches (the distilled one starting from its teacher's weights cut to its size, "
+            "the plain one from the seed's) for each seed") in text

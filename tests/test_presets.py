@@ -23,6 +23,7 @@ def test_teacher_and_student_read_the_same_lags_and_the_teacher_is_the_wider_mod
     # the distilled student also learns the teacher's forecasts of masked and mixed copies of its windows
     assert cfg.distill.augment == ["mask", "mixup"] and cfg.distill.augment_weight > 0
     assert cfg.distill.augment_labels == "online"  # the teacher labels each augmented input itself
+    assert cfg.distill.init == "teacher"  # the distilled student starts from the teacher's weights, cut to its size
 
 
 def test_a_copy_of_the_preset_leaves_the_preset_as_it_is():

@@ -83,6 +83,15 @@ def compare(records: Sequence[dict], task: str) -> dict:
     return out
 
 
+def start_words(result: dict) -> str:
+    """What the two students of a seed share: the initial weights too, unless the distilled one started from its
+    teacher's (``distill.init: teacher``; results written before the field: the seed's)."""
+    if result.get("student_init") == "teacher":
+        return ("batches (the distilled one starting from its teacher's weights cut to its size, the plain one from "
+                "the seed's)")
+    return "initial weights and batches"
+
+
 def render(result: dict) -> str:
     """seeds.md: the per-seed table and the sentences, computed from ``result`` (seeds.json)."""
     records, task = result["records"], result["task"]
@@ -90,7 +99,7 @@ def render(result: dict) -> str:
     label = key.upper()
     score = None if lower else label  # describe_gain's wording for a score that rises
     lines = [f"# Distillation across seeds: {result['teacher_run']}", "",
-             f"The distilled student and the same student alone, trained from the same initial weights and batches "
+             f"The distilled student and the same student alone, trained from the same {start_words(result)} "
              f"for each seed; the teachers and their soft labels are those of `{result['teacher_run']}`. Gain: the "
              f"relative {'fall of the error' if lower else f'rise of {label}'} (positive: distillation helped); "
              f"established with {MIN_SEEDS} seeds or more, a 95 % bootstrap interval over seeds clear of zero, and "
@@ -178,7 +187,8 @@ def distill_seeds(cfg: RunConfig, teacher_run: Path, out: Path, seeds: Sequence[
     out = Path(out)
     if out.resolve() == teacher_run.resolve():
         raise STKDError(f"--out {out} is the teacher run; give a new folder for the seeds' runs")
-    result: dict[str, Any] = {"teacher_run": str(teacher_run), "task": cfg.task, "seeds": seeds, "records": []}
+    result: dict[str, Any] = {"teacher_run": str(teacher_run), "task": cfg.task, "seeds": seeds, "records": [],
+                              "student_init": cfg.distill.init}
     with run_lock(out):
         if is_rank0():  # under DDP (torchrun) every rank trains each seed's students; rank 0 alone writes
             prepare_run_dir(out, overwrite=overwrite, resume=resume)
