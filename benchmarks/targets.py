@@ -218,12 +218,13 @@ def default_run_lines(result: dict, kernels: dict | None = None) -> list[dict]:
     below = teacher_below_plain(m)
     where = "the default run"
     if kernels:
-        # each other outcome once: runs that repeated another to the digit (the same kernels; fp32 under every
-        # cap) are one outcome
-        outcomes = {tuple(sorted((n, v["test_mae"]) for n, v in a["models"].items())): a["models"]
-                    for a in kernels["arms"]}
-        mine = tuple(sorted((n, v["test"]["mae"]) for n, v in m.items() if v["role"] != "baseline"
-                            and n in kernels["arms"][0]["models"]))
+        # each other outcome of the teacher's lead once: runs whose teacher and plain student repeated another's to
+        # the digit (the same kernels; fp32 under every cap) are one outcome, whatever their distilled student did
+        # (the lead does not depend on it, and the preset's distillation may have changed since)
+        lead = ("teacher", "student_plain")
+        outcomes = {tuple(sorted((v["role"], v["test_mae"]) for v in a["models"].values() if v["role"] in lead)):
+                    a["models"] for a in kernels["arms"]}
+        mine = tuple(sorted((v["role"], v["test"]["mae"]) for v in m.values() if v["role"] in lead))
         others = [teacher_below_plain(v) for k, v in outcomes.items() if k != mine]
         if others:
             held = sum(v >= TEACHER_BELOW_STUDENT for v in others)

@@ -202,3 +202,7 @@ def test_the_teacher_lead_of_the_default_run_is_set_beside_the_preset_s_other_ou
     assert both["met"]  # the default run's own line decides
     assert ("the 3 other outcomes of the preset in `kernels.json` (another seed, other kernels, fp32): 4.5 % to "
             "6.7 % below, at least 5 % in 1 of 3") in both["where"]
+    # a preset whose distilled student changed since the kernels benchmark: the same teacher and plain student
+    # are still the default run's own outcome, not another
+    results("default-run", {"kind": "default_run", "wall_seconds": 170.0, "metrics": {"models": models(42.7, 43.8, 45.0)}})
+    assert "the 3 other outcomes" in _lines(["default-run", "kernels"])[target]["where"]
