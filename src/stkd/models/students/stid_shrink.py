@@ -4,9 +4,9 @@
 Why: a small STID trained from random weights spends its whole schedule finding what the wide teacher
 already holds; soft labels change its targets, not where it starts. Starting from the teacher's weights,
 cut to the student's size, is how DistilBERT (Sanh et al. 2019: one layer in two) and Minitron (Muralidharan
-et al. 2024: width pruning by activation, then distillation) build their students. On the default preset's
-Auckland data it lowered the distilled student's test MAE well below what soft labels alone gave
-(docs/benchmarks.md, the evidence rows "started from the teacher").
+et al. 2024: width pruning by activation, then distillation) build their students. What it did on the
+Auckland counts and on Los-loop, paired by seed: docs/benchmarks.md, the evidence rows "started from the
+teacher".
 
 How, for an STID (embeddings concatenated into a residual stream ``h``, residual MLP layers
 ``h + fc2(relu(fc1(h)))``, a linear head):
