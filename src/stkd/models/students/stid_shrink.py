@@ -104,11 +104,12 @@ def shrink_stid(teacher: Any, student: Any, batches: Iterable[Any]) -> dict[str,
     teacher.eval()
     tw, sw = _widths(teacher), _widths(student)
     t_layers = list(teacher.encoder)
-    moments = {name: torch.zeros(w, w, dtype=torch.float64) for name, w in tw.items()}
-    unit_mean = [torch.zeros(layer.fc1.out_features, dtype=torch.float64) for layer in t_layers]
+    device = next(teacher.parameters()).device  # the sums stay where the teacher runs (a GPU, or the CPU)
+    moments = {name: torch.zeros(w, w, dtype=torch.float64, device=device) for name, w in tw.items()}
+    unit_mean = [torch.zeros(layer.fc1.out_features, dtype=torch.float64, device=device) for layer in t_layers]
     rows = 0
     for b in batches:
-        parts = teacher.embedding_parts(b.x, b.tod, b.dow)  # [(name, [B, N, d_t])]
+        parts = teacher.embedding_parts(b.x.to(device), b.tod.to(device), b.dow.to(device))  # [(name, [B, N, d_t])]
         for name, e in parts:
             flat = e.reshape(-1, e.shape[-1]).double()  # [B*N, d_t]
             moments[name] += flat.T @ flat
@@ -153,4 +154,4 @@ def shrink_stid(teacher: Any, student: Any, batches: Iterable[Any]) -> dict[str,
     state["head.weight"] = tsd["head.weight"] @ P
     state["head.bias"] = tsd["head.bias"].clone()
     teacher.train(was_training)
-    return {k: v.contiguous() for k, v in state.items()}
+    return {k: v.detach().cpu().contiguous() for k, v in state.items()}  # load_state_dict moves them to the student
