@@ -86,3 +86,22 @@ def test_a_config_that_cannot_start_the_student_from_its_teacher_is_refused(chan
     raw = {"student": {"name": "stid"}, **change}
     with pytest.raises(ConfigError, match=message):
         parse_config(raw)
+
+
+def test_an_event_classifier_starts_from_its_classifying_teacher_too(tmp_path):
+    """The cut reads the models' structure only: an STID event classifier starts from a wider STID classifier."""
+    raw = {"task": "classify",
+           "data": {"source": "builtin", "name": "synthetic-traffic",
+                    "simulator": {"nodes": 16, "days": 3, "incidents_per_day": 40, "seed": 1}},
+           "teacher": {"name": "stid", "params": WIDE},
+           "student": {"name": "stid", "params": {"embed_dim": 8, "node_dim": 4, "tod_dim": 4, "dow_dim": 4}},
+           "train": {"epochs": 2, "batch_size": 32, "max_batches": 3, "threads": 1},
+           "distill": {"init": "teacher"}, "eval": {"latency_repeats": 2, "horizons": [3]},
+           "events": {"rule": "given", "source": "simulator"}}
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text(yaml.safe_dump(raw))
+    run = tmp_path / "run"
+    assert main(["run", "--config", str(cfg), "--out", str(run), "--quiet"]) == 0
+    kd = _log(run / "models" / "stid_kd" / "log.csv")
+    assert [int(r["epoch"]) for r in kd] == [0, 1, 2] and kd[0]["loss_hard"] == ""
+    assert [int(r["epoch"]) for r in _log(run / "models" / "stid_plain" / "log.csv")] == [1, 2]
