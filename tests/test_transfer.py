@@ -212,3 +212,19 @@ def test_finetune_lr_sets_the_finetuned_routes_learning_rate_only(source_run, tm
                  "--out", str(tmp_path / "bad"), "--quiet"]) == 2  # refused before anything is written
     assert "--finetune-lr: must be a finite number > 0, got -1.0" in capsys.readouterr().err
     assert not (tmp_path / "bad").exists()
+
+
+def test_students_that_cannot_start_from_the_source_teacher_are_refused_before_anything_trains(source_run, tmp_path,
+                                                                                              capsys):
+    """``distill.init: teacher`` in a target config: the students would start from the route's teacher, the source's
+    Graph WaveNet, which an STID cannot be cut from: refused before the fine-tuned teacher trains."""
+    raw = sim_config(16, seed=1)
+    raw["teacher"] = {"name": "stid", "params": TINY_STID}  # the target config's own teacher section passes
+    raw["distill"] = {"init": "teacher"}
+    cfg = tmp_path / "target.yaml"
+    cfg.write_text(yaml.safe_dump(raw))
+    out = tmp_path / "transfer"
+    assert main(["transfer", "--source-run", str(source_run), "--config", str(cfg), "--history", "12h",
+                 "--seeds", "0", "--out", str(out), "--quiet"]) == 2
+    assert "can start only from a teacher of its own kind; the first teacher is a GWNet" in capsys.readouterr().err
+    assert not list(out.rglob("finetuned"))

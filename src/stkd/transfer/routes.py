@@ -23,7 +23,7 @@ from pathlib import Path
 
 from stkd import names
 from stkd.config import ModelConfig
-from stkd.pipeline import train_student
+from stkd.pipeline import check_start, train_student
 from stkd.runs import Trained
 from stkd.steps import train_model
 from stkd.tasks.base import Task
@@ -56,6 +56,7 @@ def train_routes(task: Task, source: SourceModel, run_dir: Path, *, progress: bo
     src = source_task(task, source)
     origin = {"source_run": str(Path(source.run_dir).resolve()), "source_model": source.label}
     zero = zero_shot(src, source, run_dir)
+    check_start(task, zero.model)  # distill.init: teacher: the students can be cut from it, before anything trains
     hard = src.hard_loss()
     tuned = train_model(with_lr(src, finetune_lr), finetune_config(task, source), "finetuned", "teacher", run_dir,
                         lambda _: (hard, {}), card=origin, progress=progress, init=source.state)
