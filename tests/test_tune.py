@@ -283,3 +283,29 @@ def _as_dict(cfg) -> dict:
     from stkd.config import to_dict
 
     return yaml.safe_load(yaml.safe_dump(to_dict(cfg)))
+
+
+def test_a_space_wider_than_the_teacher_students_start_from_is_refused_before_any_trial(los_small_config, tmp_path,
+                                                                                       capsys):
+    """``distill.init: teacher``: every trial's student is cut from the first teacher, so the widest and deepest
+    student the space can draw must fit in it; checked before the search folder is made."""
+    raw = los_small_config()
+    raw["teacher"] = {"name": "stid", "params": {"embed_dim": 16, "node_dim": 16, "tod_dim": 16, "dow_dim": 16,
+                                                 "layers": 2}}
+    raw["distill"] = {"init": "teacher"}
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text(yaml.safe_dump(raw))
+    run = tmp_path / "teacher"
+    assert main(["train", "--config", str(cfg), "--out", str(run), "--quiet"]) == 0
+    out = tmp_path / "tune"
+    assert _tune(run, out) == 2  # the default space draws widths up to 64 and depths up to 4
+    err = capsys.readouterr().err
+    assert "--space: the widest student the search can draw (student.width 64, student.depth 4)" in err
+    assert "window embedding is 64 wide, the teacher's 16" in err and not out.exists()
+    space = tmp_path / "space.yaml"
+    space.write_text("student.width: [4, 16]\nstudent.depth: {low: 1, high: 3}\n")
+    assert _tune(run, out, "--space", str(space)) == 2
+    assert "the student has 3 layers, the teacher 2" in capsys.readouterr().err
+    space.write_text("student.width: [4, 16]\nstudent.depth: {low: 1, high: 2}\n")
+    assert _tune(run, out, "--space", str(space), "--trials", "1") == 0
+    assert len(_rows(out)) == 1

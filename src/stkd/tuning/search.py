@@ -41,7 +41,7 @@ from stkd.tuning.study import (
     threads_per_worker,
     work,
 )
-from stkd.tuning.trial import TRIALS_DIR, Shared, load_shared, score_name
+from stkd.tuning.trial import TRIALS_DIR, Shared, check_widest_start, load_shared, score_name
 
 MARKER = "search.yaml"  # written first: a folder holding it is a search folder stkd may continue or replace
 BEST_CONFIG = "best.yaml"
@@ -81,6 +81,7 @@ def tune(cfg: RunConfig, teacher_run: Path, out: Path, tcfg: TuneConfig, *, spac
         check_search_dir(out, tcfg, url, overwrite=overwrite)
         shared, fingerprint = load_shared(cfg, teacher_run, out, search_space, deadline=deadline, progress=progress)
         check_models(shared.task, teachers=False)  # the base student builds on this data
+        check_widest_start(shared)  # distill.init: teacher: every student the space draws can be cut from the teacher
         if overwrite and out.exists():
             shutil.rmtree(out)  # a search folder (check_search_dir), replaced as asked
         out.mkdir(parents=True, exist_ok=True)

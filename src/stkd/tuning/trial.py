@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from stkd.config import RunConfig, dump_config, to_dict
-from stkd.errors import TrainingDiverged
+from stkd.errors import ConfigError, TrainingDiverged
 from stkd.io import write_text
-from stkd.pipeline import prepare_task, saved_teachers, train_student
+from stkd.pipeline import check_start, prepare_task, saved_teachers, train_student
 from stkd.runs import Trained
 from stkd.tasks.base import Task, TeacherSignal
 from stkd.tuning import require_optuna
@@ -50,6 +50,31 @@ def load_shared(cfg: RunConfig, teacher_run: Path, out: Path, space: Space, *, d
     teachers = saved_teachers(task, teacher_run)
     signal = task.teacher_signal(teacher_run, teachers)
     return Shared(task, teachers, signal, space, Path(out), deadline, progress), task.wd.fingerprint()
+
+
+def check_widest_start(shared: Shared) -> None:
+    """With ``distill.init: teacher`` every trial's student starts from the first teacher's weights cut to its
+    size: the widest and deepest student the space can draw must fit in that teacher, checked before any trial
+    trains (else a trial far into the search would stop it)."""
+    start = shared.signal.start
+    if start is None:
+        return
+    widest: dict[str, Any] = {}
+    for key in ("student.width", "student.depth"):
+        param = shared.space.params.get(key)
+        if param is not None:
+            widest[key] = max(param.choices) if param.kind == "categorical" else int(param.high)  # type: ignore[arg-type]
+        elif key in shared.space.fixed:
+            widest[key] = shared.space.fixed[key]
+    if not widest:
+        return
+    cfg = apply_values(shared.task.cfg, widest)
+    try:
+        check_start(shared.task.with_config(cfg), start)
+    except ConfigError as e:
+        drawn = ", ".join(f"{k} {v}" for k, v in widest.items())
+        raise ConfigError(f"--space: the widest student the search can draw ({drawn}) cannot start from the first "
+                          f"teacher: {e}. Narrow the space (--space) or use distill.init: random") from None
 
 
 # The user attribute of a trial that found ``--trials`` already filled by other workers when it started: it is
