@@ -112,8 +112,7 @@ def train_student(task: Task, run_dir: Path, signal: TeacherSignal | None = None
         hard = task.hard_loss()
         base = {"distill": None, "teachers": None, "teacher_weights": None}
         make_loss = lambda model: (hard, {})  # noqa: E731
-    seed = task.cfg.train.seed if s.seed is None else s.seed
-    init = student_start(task, signal.start, seed) if signal is not None else None  # distill.init: teacher
+    init = student_start(task, signal.start) if signal is not None else None  # distill.init: teacher
     return train_model(task, s, label or f"{s.name}_{'kd' if kd else 'plain'}", "student_kd" if kd else "student_plain",
                        run_dir, make_loss, card={**base, **(card or {})}, resume=resume, progress=progress,
                        on_epoch=on_epoch, init=init)

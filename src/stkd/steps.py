@@ -22,7 +22,7 @@ from torch import nn
 
 from stkd import report
 from stkd.checkpoint import save_model
-from stkd.config import InputsConfig, ModelConfig, RunConfig, to_dict
+from stkd.config import InputsConfig, ModelConfig, RunConfig, TrainConfig, to_dict
 from stkd.data.windows import WindowedData
 from stkd.distill.cache import CacheEntry, build_or_load
 from stkd.distributed import barrier, is_rank0, rank0_first
@@ -129,6 +129,11 @@ def check_fits(task: Task, mcfg: ModelConfig, role: str, seed: int | None = None
 LossMaker = Callable[[STModel], tuple[Callable, dict[str, nn.Module]]]
 
 
+def model_train_config(cfg: RunConfig, mcfg: ModelConfig) -> TrainConfig:
+    """The training settings of one model: the run's, with the model's own ``seed`` where it has one."""
+    return cfg.train if mcfg.seed is None else dataclasses.replace(cfg.train, seed=mcfg.seed)
+
+
 def train_model(task: Task, mcfg: ModelConfig, label: str, role: str, run_dir: Path, make_loss: LossMaker,
                 *, card: dict[str, Any] | None = None, resume: bool = False, progress: bool = True,
                 on_epoch: EpochCallback | None = None,
@@ -143,7 +148,7 @@ def train_model(task: Task, mcfg: ModelConfig, label: str, role: str, run_dir: P
     them. Teachers train on node subsets when ``train.node_subset`` is set (for every task alike).
     ``on_epoch`` is :func:`stkd.train.fit`'s per-epoch callback (a search's pruner)."""
     cfg = task.cfg
-    train_cfg = cfg.train if mcfg.seed is None else dataclasses.replace(cfg.train, seed=mcfg.seed)
+    train_cfg = model_train_config(cfg, mcfg)
     model = check_fits(task, mcfg, role, seed=train_cfg.seed)  # the seed fixes the weights and the batch order
     if init is not None:
         weights = init(model) if callable(init) else init
@@ -186,12 +191,14 @@ def shrink_batches(wd: WindowedData, seed: int, batch_size: int = 64):
         yield wd.batch(picked[i:i + batch_size])
 
 
-def student_start(task: Task, start: STModel | None, seed: int) -> Callable[[STModel], dict[str, torch.Tensor]] | None:
-    """``init`` for :func:`train_model`: the student's weights cut from ``start`` (its teacher, reading what it
-    reads) on training windows drawn by ``seed``; None when the student starts from the seed's weights."""
+def student_start(task: Task, start: STModel | None) -> Callable[[STModel], dict[str, torch.Tensor]] | None:
+    """``init`` for :func:`train_model`: the configured student's weights cut from ``start`` (its teacher,
+    reading what it reads) on training windows drawn by the student's seed; None when the student starts from
+    the seed's weights."""
     if start is None:
         return None
-    wd = task.for_inputs(task.cfg.student.inputs).wd
+    student = task.cfg.student
+    wd, seed = task.for_inputs(student.inputs).wd, model_train_config(task.cfg, student).seed
     return lambda model: model.shrink_from(start, shrink_batches(wd, seed))
 
 

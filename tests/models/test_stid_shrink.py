@@ -144,3 +144,5 @@ def test_a_student_of_another_kind_cannot_start_from_a_teacher_s_weights():
     student = build_model("stid", spec(), NARROW)
     with pytest.raises(ConfigError, match="only from a teacher of its own kind; the first teacher is a MLP"):
         student.check_shrink_from(mlp)
+    with pytest.raises(ConfigError, match="only from a teacher of its own kind; the first teacher is a MLP"):
+        student.shrink_from(mlp, [])  # the cut itself refuses it as clearly as the check before training

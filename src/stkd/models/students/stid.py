@@ -132,6 +132,5 @@ class STID(ReadsNeighbours, StudentModel):
 
     def shrink_from(self, teacher: STModel, batches: Iterable[Batch]) -> dict[str, torch.Tensor]:
         """Weights cut from a wider, deeper trained STID teacher (``distill.init: teacher``):
-        :func:`stkd.models.students.stid_shrink.shrink_stid`."""
-        assert isinstance(teacher, STID)
+        :func:`stkd.models.students.stid_shrink.shrink_stid` (which refuses a teacher of another kind)."""
         return shrink_stid(teacher, self, batches)

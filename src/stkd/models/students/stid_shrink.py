@@ -48,8 +48,8 @@ def _widths(model: nn.Module) -> dict[str, int]:
     """The width of each embedding block a model has switched on."""
     out = {}
     for name, attr in _BLOCKS.items():
-        mod = getattr(model, attr, None)
-        if mod is None or (name == "neighbours" and getattr(model, "around", None) is None):
+        mod = getattr(model, attr, None)  # an STID has a block's module only while the block is switched on
+        if mod is None:
             continue
         out[name] = int(mod.shape[1] if isinstance(mod, nn.Parameter) else
                         mod.out_features if isinstance(mod, nn.Linear) else mod.embedding_dim)
