@@ -23,23 +23,14 @@ How, for an STID (embeddings concatenated into a residual stream ``h``, residual
   ``relu(fc1(h))`` on the teacher's own stream times the norm of the unit's output ``P^T fc2[:, j]``.
   Student ``fc1 = W1[kept] P``, ``fc2 = P^T W2[:, kept]``, ``fc2.bias = P^T sum(b2)``.
 - **Head.** ``W_head P``.
-- **Reconstruction.** Cutting units and merging layers moves each layer's output away from the teacher's,
-  and the errors add up from layer to layer. So, layer after layer, the student's output weights
-  (``fc2``, then the head) are refitted by least squares on the same training windows: each layer's update,
-  fed the student's own stream as the cut layers before it leave it, is fitted to what the teacher's group
-  adds to the projected stream (``P^T`` of its stream after the group, less the student's stream), and the
-  head to the teacher's own outputs. This is the reconstruction step of channel pruning (He, Zhang, Sun:
-  "Channel Pruning for Accelerating Very Deep Neural Networks", ICCV 2017). The fit is a ridge pulled
-  towards the cut weights, not towards zero, so a layer the cut already reproduces keeps its weights.
 
 With the student as wide and deep as the teacher this is exact (``P`` is a rotation, every unit is
-kept, nothing is left to refit): the student then forecasts what the teacher does
-(``tests/models/test_stid_shrink.py``). Everything else is an approximation that training then corrects.
+kept): the student then forecasts what the teacher does (``tests/models/test_stid_shrink.py``).
+Everything else is an approximation that training then corrects.
 """
 
 from __future__ import annotations
 
-import copy
 from typing import Any, Iterable
 
 import numpy as np
@@ -104,59 +95,6 @@ def _top_eigenvectors(second_moment: torch.Tensor, k: int) -> torch.Tensor:
     return top * torch.where(sign == 0, 1.0, sign)
 
 
-#: The ridge of the reconstruction, relative to the mean diagonal of its normal equations: enough to keep the fit
-#: well posed where a kept unit is rarely active, small against what the windows determine.
-RIDGE = 1e-3
-
-
-def _refit(
-    solve: list[torch.Tensor], weight: torch.Tensor, bias: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """The ridge fit of a linear layer pulled towards its cut weights: ``solve`` holds the summed normal
-    equations ``[A 1]^T [A 1]`` (``[k+1, k+1]``) and ``[A 1]^T Y`` (``[k+1, out]``) of its inputs ``A`` and
-    targets ``Y``; ``weight`` ``[out, k]`` and ``bias`` ``[out]`` are the cut's."""
-    gram, cross = solve
-    prior = torch.cat([weight.T, bias[None]]).double()  # [k+1, out]
-    ridge = RIDGE * gram.diagonal().mean().clamp_min(1e-12)
-    eye = torch.eye(len(gram), dtype=gram.dtype, device=gram.device)
-    fitted = torch.linalg.solve(gram + ridge * eye, cross + ridge * prior)  # [k+1, out]
-    return fitted[:-1].T.to(weight.dtype), fitted[-1].to(bias.dtype)
-
-
-def _normal_equations(a: torch.Tensor, y: torch.Tensor, into: list[torch.Tensor] | None) -> list[torch.Tensor]:
-    """Add the rows ``a`` ``[R, k]`` -> ``y`` ``[R, out]`` to the normal equations ``into`` (see :func:`_refit`)."""
-    a1 = torch.cat([a, torch.ones_like(a[:, :1])], dim=1).double()  # [R, k+1]
-    terms = [a1.T @ a1, a1.T @ y.double()]
-    return terms if into is None else [s + t for s, t in zip(into, terms)]
-
-
-def _reconstruct(teacher: Any, cut: Any, P: torch.Tensor, groups: list[np.ndarray], windows: list[tuple]) -> None:
-    """Refit ``cut``'s layer outputs and head, layer after layer, to the teacher's (the module's docstring,
-    *Reconstruction*); ``cut`` holds the cut weights and is changed in place."""
-    t_layers = list(teacher.encoder)
-    for j in range(len(cut.encoder) + 1):  # each layer in turn, then the head
-        layer = cut.encoder[j] if j < len(cut.encoder) else None
-        solve = None
-        for x, tod, dow in windows:
-            ht = torch.cat([e for _, e in teacher.embedding_parts(x, tod, dow)], dim=-1)  # [B, N, D_t]
-            hs = torch.cat([e for _, e in cut.embedding_parts(x, tod, dow)], dim=-1)  # [B, N, D_s]
-            for i in range(min(j, len(cut.encoder))):
-                hs = cut.encoder[i](hs)  # the stream the refitted layers before it leave
-            for group in groups[:j + 1]:
-                for i in group:
-                    ht = t_layers[i](ht)
-            if layer is not None:  # the layer's update against what the teacher's group adds
-                a = torch.relu(layer.fc1(hs)).flatten(0, 1)  # [B*N, D_s]
-                y = (ht @ P - hs).flatten(0, 1)  # [B*N, D_s]
-            else:  # the head against the teacher's own outputs
-                a, y = hs.flatten(0, 1), teacher.head(ht).flatten(0, 1)  # [B*N, D_s], [B*N, H*C]
-            solve = _normal_equations(a, y, solve)
-        out = layer.fc2 if layer is not None else cut.head
-        weight, bias = _refit(solve, out.weight, out.bias)
-        out.weight.copy_(weight)
-        out.bias.copy_(bias)
-
-
 @torch.no_grad()
 def shrink_stid(teacher: Any, student: Any, batches: Iterable[Any]) -> dict[str, torch.Tensor]:
     """The student's state dict cut from the teacher's (see the module's docstring); ``batches`` hold
@@ -167,12 +105,11 @@ def shrink_stid(teacher: Any, student: Any, batches: Iterable[Any]) -> dict[str,
     tw, sw = _widths(teacher), _widths(student)
     t_layers = list(teacher.encoder)
     device = next(teacher.parameters()).device  # the sums stay where the teacher runs (a GPU, or the CPU)
-    windows = [(b.x.to(device), b.tod.to(device), b.dow.to(device)) for b in batches]  # read once per layer
     moments = {name: torch.zeros(w, w, dtype=torch.float64, device=device) for name, w in tw.items()}
     unit_mean = [torch.zeros(layer.fc1.out_features, dtype=torch.float64, device=device) for layer in t_layers]
     rows = 0
-    for x, tod, dow in windows:
-        parts = teacher.embedding_parts(x, tod, dow)  # [(name, [B, N, d_t])]
+    for b in batches:
+        parts = teacher.embedding_parts(b.x.to(device), b.tod.to(device), b.dow.to(device))  # [(name, [B, N, d_t])]
         for name, e in parts:
             flat = e.reshape(-1, e.shape[-1]).double()  # [B*N, d_t]
             moments[name] += flat.T @ flat
@@ -216,8 +153,5 @@ def shrink_stid(teacher: Any, student: Any, batches: Iterable[Any]) -> dict[str,
         state[f"encoder.{j}.fc2.bias"] = P.T @ b2
     state["head.weight"] = tsd["head.weight"] @ P
     state["head.bias"] = tsd["head.bias"].clone()
-    cut = copy.deepcopy(student).to(device).eval()  # the student's own module is left as it was
-    cut.load_state_dict(state)
-    _reconstruct(teacher, cut, P, groups or [np.arange(len(t_layers))], windows)
     teacher.train(was_training)
-    return {k: v.detach().cpu().contiguous() for k, v in cut.state_dict().items()}  # load_state_dict moves them
+    return {k: v.detach().cpu().contiguous() for k, v in state.items()}  # load_state_dict moves them to the student
