@@ -290,7 +290,7 @@ def test_students_are_ten_times_smaller_than_teachers():
 
 
 @pytest.mark.parametrize("name, params", [(s, {}) for s in STUDENTS] + [(s, {"neighbours": 2}) for s in ("stid", "mlp")]
-                         + [("mlp", {"neighbours": 2, "node_dim": 4})])
+                         + [("mlp", {"neighbours": 2, "node_dim": 4}), ("mlp", {"calendar": 2})])
 def test_students_export_to_onnx(name, params, tmp_path):
     ort = pytest.importorskip("onnxruntime")
     torch.manual_seed(0)
@@ -407,6 +407,30 @@ def test_mlp_node_identity_tells_sensors_with_equal_windows_apart():
     assert MODELS["mlp"].node_agnostic({}) and not MODELS["mlp"].node_agnostic({"node_dim": 8})
     with pytest.raises(ConfigError, match="mlp: params.node_dim must be >= 0"):
         build_model("mlp", make_spec(), {"node_dim": -1})
+
+
+def test_mlp_calendar_tells_times_of_day_and_weekdays_apart_and_only_where_the_spec_allows_weekdays():
+    """The same window at another time of day (or weekday): the MLP without ``calendar`` forecasts the same, with
+    it another; a spec without the weekday leaves the one-hot out (its width and its forecasts)."""
+    x, tod, dow = make_batch(2)
+    later = (tod + 0.25) % 1.0  # [B, P] six hours on
+    other_day = (dow + 1) % 7  # [B, P]
+    for calendar in (0, 3):
+        torch.manual_seed(0)
+        model = build_model("mlp", make_spec(), {"calendar": calendar}).eval()
+        with torch.no_grad():
+            pred = model(x, tod, dow)["pred"]  # [B, H, N, 1]
+            moved_hour = model(x, later, dow)["pred"]
+            moved_day = model(x, tod, other_day)["pred"]
+        assert torch.allclose(pred, moved_hour) is (calendar == 0)
+        assert torch.allclose(pred, moved_day) is (calendar == 0)
+    spec = ModelSpec(N, P, H, F_IN, 1, steps_per_day=288, adjacency=ring_adjacency(N), day_of_week=False)
+    no_weekday = build_model("mlp", spec, {"calendar": 3}).eval()
+    assert no_weekday.body[0].in_features == P * F_IN + 2 * 3
+    with torch.no_grad():
+        assert torch.equal(no_weekday(x, tod, dow)["pred"], no_weekday(x, tod, other_day)["pred"])
+    with pytest.raises(ConfigError, match="mlp: params.calendar must be >= 0"):
+        build_model("mlp", make_spec(), {"calendar": -1})
 
 
 def test_agcrn_graph_convolution_is_each_nodes_own_chebyshev_filter():
