@@ -150,12 +150,14 @@ def train_model(task: Task, mcfg: ModelConfig, label: str, role: str, run_dir: P
     cfg = task.cfg
     train_cfg = model_train_config(cfg, mcfg)
     model = check_fits(task, mcfg, role, seed=train_cfg.seed)  # the seed fixes the weights and the batch order
-    if init is not None:
+    mdir = Path(run_dir) / "models" / label
+    # a checkpoint to resume from replaces the starting weights (and holds the random state): they are not
+    # computed again, which for a student cut from its teacher is a pass of the teacher over training windows
+    if init is not None and not (resume and (mdir / "last.json").is_file()):
         weights = init(model) if callable(init) else init
         model.load_state_dict(weights)  # strict: a weight that does not fit is an error, not a silent re-init
     loss_fn, extra_modules = make_loss(model)
     task = task.for_inputs(mcfg.inputs)  # batches, validation and the card follow what the model reads
-    mdir = Path(run_dir) / "models" / label
     tracker = open_tracker(cfg, run_dir, label, role) if is_rank0() else None  # train.tensorboard / mlflow
     with tracker if tracker is not None else nullcontext():
         res: FitResult = fit(model, task.wd, loss_fn, task.validator(eval_batch_size(cfg)), train_cfg, mdir,

@@ -49,6 +49,29 @@ def test_the_distilled_student_starts_from_its_teacher_and_the_plain_one_from_th
     assert (run / "report.md").is_file()
 
 
+def test_a_resumed_run_takes_the_student_from_its_checkpoint_without_cutting_the_teacher_again(
+        tmp_path, los_small_config, monkeypatch):
+    from stkd.checkpoint import load_weights
+    from stkd.models.students.stid import STID
+
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text(yaml.safe_dump(_config(los_small_config)))
+    run = tmp_path / "run"
+    assert main(["run", "--config", str(cfg), "--out", str(run), "--quiet"]) == 0
+    before = load_weights(run / "models" / "stid_kd" / "model.safetensors")
+
+    def no_cut(self, teacher, batches):
+        raise AssertionError("the student was cut from its teacher again on resume")
+
+    monkeypatch.setattr(STID, "shrink_from", no_cut)
+    assert main(["run", "--config", str(cfg), "--out", str(run), "--resume", "--quiet"]) == 0
+    after = load_weights(run / "models" / "stid_kd" / "model.safetensors")
+    assert before.keys() == after.keys() and all(before[k].equal(after[k]) for k in before)
+    # a fresh run still cuts it (the patched cut is what the start goes through)
+    with pytest.raises(AssertionError, match="cut from its teacher again"):
+        main(["run", "--config", str(cfg), "--out", str(tmp_path / "fresh"), "--quiet"])
+
+
 def test_a_student_wider_than_its_teacher_is_refused_before_the_run_folder_is_made(tmp_path, los_small_config,
                                                                                    capsys):
     cfg = tmp_path / "cfg.yaml"
