@@ -391,6 +391,21 @@ def ensemble_label(extra_teachers: list[str], without_main: bool) -> str:
     return " + ".join(f"{n} {lab}" if n > 1 else lab for lab, n in counts.items())
 
 
+def teacher_epochs_problem(teacher_epochs: int | None, extra_teachers: list[str] | None,
+                           without_main: bool) -> str | None:
+    """Why ``--teacher-epochs`` would change no teacher of the row, or None: it sets the schedule of the main
+    teacher and of its model's copies among the extra teachers (:func:`extra_teacher_config`); without the main
+    teacher and without such a copy the row would be labelled with a schedule no teacher trained on."""
+    if teacher_epochs is None or not without_main:
+        return None
+    labels = [parse_extra(spec)[0] for spec in extra_teachers or []]
+    if any(EXTRA_TEACHERS[label]["name"] == TEACHERS[0]["name"] for label in labels):
+        return None
+    return (f"--teacher-epochs sets the schedule of the main teacher ({TEACHERS[0]['name']}) and of its copies; "
+            f"with --without-main-teacher the extra teachers {', '.join(labels)} train on the data set's schedule, "
+            "so no teacher of the row would train for it")
+
+
 def extra_teacher(spec: str) -> str:
     """argparse type of ``--extra-teachers``: ``LABEL`` or ``LABEL:SEED`` (:func:`parse_extra`)."""
     try:
@@ -844,6 +859,9 @@ def main() -> None:
         ap.error("--alpha: a weight between 0 and 1")
     if args.without_main_teacher and not args.extra_teachers:
         ap.error("--without-main-teacher needs --extra-teachers (an ensemble to distil from)")
+    problem = teacher_epochs_problem(args.teacher_epochs, args.extra_teachers, args.without_main_teacher)
+    if problem:
+        ap.error(problem)
     for dataset in args.datasets:
         section = f"evidence-{dataset}"
         path = RESULTS / f"{section}.json"
