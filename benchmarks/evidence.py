@@ -66,12 +66,14 @@ DATASETS = {
 # a per-sensor student cannot see. ``mlp-nb-id`` adds a 16-wide embedding per sensor (the independent reference
 # MLP's node identity): the part of a teacher's edge that is each sensor's own level and daily shape;
 # ``mlp-id`` the same embedding without the neighbours (where the teacher reads no graph either); ``mlp-id-cal``
-# adds 4 harmonics of the time of day and the weekday (``calendar``): what an STID teacher's time embeddings know.
+# and ``mlp-nb-id-cal`` add 4 harmonics of the time of day and the weekday (``calendar``; the weekday only where
+# the data covers every weekday): what a teacher's time embeddings know.
 STUDENTS = {"stid": ("stid", {"embed_dim": 32, "node_dim": 32, "tod_dim": 32, "dow_dim": 32, "layers": 3}),
             "stid-nb": ("stid", {"neighbours": 4, "neighbour_dim": 16}),
             "mlp": ("mlp", {}), "mlp-nb": ("mlp", {"neighbours": 4}),
             "mlp-nb-id": ("mlp", {"neighbours": 4, "node_dim": 16}), "mlp-id": ("mlp", {"node_dim": 16}),
-            "mlp-id-cal": ("mlp", {"node_dim": 16, "calendar": 4}), "linear": ("linear", {})}
+            "mlp-id-cal": ("mlp", {"node_dim": 16, "calendar": 4}),
+            "mlp-nb-id-cal": ("mlp", {"neighbours": 4, "node_dim": 16, "calendar": 4}), "linear": ("linear", {})}
 TEACHERS = [{"name": "gwnet"}]
 # Extra teachers (``--extra-teachers LABEL[:SEED]``), each trained once in its own folder and averaged with the
 # main one (weights inverse to their validation MAE): an ensemble teacher is better than each of its members.
