@@ -80,7 +80,7 @@ def main() -> None:
     ax.scatter(lon[hw], lat[hw], s=8, c="tab:blue", label="highway sensor", zorder=2)
     colors = ["tab:red", "tab:orange", "tab:purple", "tab:green"]
     offsets = [(-10, 10), (8, -16), (8, 8), (-52, 8)]  # keep the origin and upstream labels apart
-    for (i, what), c, off in zip(panels, colors, offsets):
+    for (i, _what), c, off in zip(panels, colors, offsets):
         ax.scatter(lon[i], lat[i], s=120, facecolors="none", edgecolors=c, linewidths=2, zorder=3)
         ax.annotate(data.nodes[i], (lon[i], lat[i]), xytext=off, textcoords="offset points",
                     color=c, fontsize=9, weight="bold", zorder=4,
