@@ -600,6 +600,28 @@ def schedule_gap(rows: list[dict], by_student: dict[str, list[dict]]) -> str:
             f"{kd_base:.3f} ({100 * (kd - kd_base) / kd_base:+.1f} %).")
 
 
+CALENDAR_SUFFIX = "-cal"  # a student label's mark for the same student reading the calendar (``params.calendar``)
+
+
+def calendar_gap(rows: list[dict], by_student: dict[str, list[dict]]) -> str:
+    """For a row whose student reads the calendar (a label ending in :data:`CALENDAR_SUFFIX`, e.g.
+    ``mlp-nb-id-cal``): both its students against the same row's without it (same teachers, schedule and seeds),
+    so what the time of day gives the student stands apart from what distillation gives it."""
+    name, _, rest = rows[0]["student"].partition(",")
+    if not name.endswith(CALENDAR_SUFFIX):
+        return ""
+    base = by_student.get(name.removesuffix(CALENDAR_SUFFIX) + ("," + rest if rest else ""))
+    seeds = {r["seed"] for r in rows} & {r["seed"] for r in base} if base else set()
+    if not base or not seeds:
+        return ""
+    (plain, plain_base), (kd, kd_base) = ((seeds_mean(rows, k, seeds=seeds), seeds_mean(base, k, seeds=seeds))
+                                          for k in ("plain_mae", "kd_mae"))
+    return (f" With the calendar the plain student's test MAE is {plain:.3f}, against {plain_base:.3f} in the row "
+            f"`{base[0]['student']}` ({100 * (plain - plain_base) / plain_base:+.1f} %), and the distilled student's "
+            f"{kd:.3f} against {kd_base:.3f} ({100 * (kd - kd_base) / kd_base:+.1f} %; the {len(seeds)} seeds both "
+            f"rows have).")
+
+
 def lags_label(lags: list[str]) -> str:
     """A row's words for students that read lagged channels too (``--student-lags``)."""
     return f", reading lags {', '.join(lags)}"
@@ -755,7 +777,7 @@ def render(result: dict) -> str:
         elif len(rows[0].get("teachers", [])) > 1:
             line += " (Teacher MAE: its best member; the ensemble's own MAE was not recorded for this row.)"
         line += (history_gap(rows, by_student) + scope_gap(rows, by_student) + schedule_gap(rows, by_student)
-                 + augment_gap(rows, by_student) + lags_gap(rows, by_student)
+                 + augment_gap(rows, by_student) + lags_gap(rows, by_student) + calendar_gap(rows, by_student)
                  + privileged_gap(rows, by_student, result["dataset"])
                  + teacher_epochs_gap(rows, by_student, result["dataset"]) + alpha_gap(rows, by_student)
                  + init_gap(rows, by_student)

@@ -271,3 +271,28 @@ def test_a_row_on_its_own_schedule_is_compared_with_the_same_row_on_the_usual_on
                            "the 80 epochs of the row `stid-nb, teachers 3 gwnet, alpha 0` (-0.9 %)")
     assert "the distilled student's 3.360 against 3.430 (-2.0 %)" in text
     assert schedule_gap(base, by_student) == ""
+
+
+def test_a_row_whose_student_reads_the_calendar_is_compared_with_the_same_row_without_it():
+    from evidence import CALENDAR_SUFFIX, STUDENTS, calendar_gap
+
+    # every calendar student's label is its twin's plus the mark, and the two differ only by the calendar
+    marked = [s for s in STUDENTS if s.endswith(CALENDAR_SUFFIX)]
+    assert marked
+    for label in marked:
+        model, params = STUDENTS[label]
+        twin_model, twin_params = STUDENTS[label.removesuffix(CALENDAR_SUFFIX)]
+        assert params.get("calendar") and model == twin_model
+        assert {k: v for k, v in params.items() if k != "calendar"} == twin_params
+    tail = ", teachers gwnet + stid-64-nb, privileged teacher (lags 1D)"
+    base = [{"student": "mlp-nb-id" + tail, "seed": s, "plain_mae": 4.0, "kd_mae": 3.9} for s in range(4)]
+    rows = [{"student": "mlp-nb-id-cal" + tail, "seed": s, "plain_mae": 3.6, "kd_mae": 3.4 + 0.1 * s}
+            for s in range(1, 5)]
+    by = {"mlp-nb-id" + tail: base, "mlp-nb-id-cal" + tail: rows}
+    assert calendar_gap(rows, by) == (
+        f" With the calendar the plain student's test MAE is 3.600, against 4.000 in the row `mlp-nb-id{tail}` "
+        "(-10.0 %), and the distilled student's 3.600 against 3.900 (-7.7 %; the 3 seeds both rows have).")
+    assert calendar_gap(base, by) == ""  # no calendar
+    assert calendar_gap(rows, {"mlp-nb-id-cal" + tail: rows}) == ""  # no twin measured
+    bare = [{**r, "student": "mlp-nb-id-cal"} for r in rows]  # a label without marks has its twin too
+    assert "in the row `mlp-nb-id`" in calendar_gap(bare, {"mlp-nb-id": [{**b, "student": "mlp-nb-id"} for b in base]})
