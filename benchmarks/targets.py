@@ -167,8 +167,9 @@ def ratio_lines(rows: dict[str, tuple[str, dict]], place: str, dataset: str) -> 
         if dataset == "los-loop" and taught:
             near = min(taught, key=lambda s: taught[s]["kd"] / taught[s]["teacher"])
             k = taught[near]["kd"] / taught[near]["teacher"]
+            p = taught[near]["plain"] / taught[near]["teacher"]  # how much of it the student had untaught
             out.append(line(f"{place}: distilled / teacher, {fam} students", f"at most {KD_VS_TEACHER:.2f}",
-                            f"{k:.3f}", near, k <= KD_VS_TEACHER))
+                            f"{k:.3f} (its plain student {p:.3f})", near, k <= KD_VS_TEACHER))
     return out
 
 
