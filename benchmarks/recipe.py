@@ -35,6 +35,12 @@ VARIANTS: dict[str, tuple[str, dict]] = {
                                                                 "train": {**NEW_SCHEDULE, "loss": "l1"}}),
     "mlp-old": ("MLP, the old schedule", {"student": {"name": "mlp"}, "train": OLD_SCHEDULE}),
     "mlp-long": ("MLP, 80 epochs, patience 15", {"student": {"name": "mlp"}, "train": NEW_SCHEDULE}),
+    "mlp-cal": ("MLP, 80 epochs, + 4 harmonics of the time of day (`calendar: 4`; smooth, not a table per slot)",
+                {"student": {"name": "mlp", "params": {"calendar": 4}}, "train": NEW_SCHEDULE}),
+    "mlp-id": ("MLP, 80 epochs, + a 16-wide embedding per sensor (`node_dim: 16`, the reference's identity)",
+               {"student": {"name": "mlp", "params": {"node_dim": 16}}, "train": NEW_SCHEDULE}),
+    "mlp-id-cal": ("MLP, 80 epochs, + both", {"student": {"name": "mlp", "params": {"node_dim": 16, "calendar": 4}},
+                                              "train": NEW_SCHEDULE}),
     "linear-long": ("linear, 80 epochs, patience 15", {"student": {"name": "linear"}, "train": NEW_SCHEDULE}),
     # teacher candidates: what a model reads that the deployed student cannot afford (a privileged teacher)
     "stid-32-yesterday": ("teacher candidate: stid-32 also reading the same hours yesterday (lag 1D)",
@@ -134,6 +140,11 @@ def render(result: dict) -> str:
     if rows.get("stid-old") and rows.get("stid-no-dow"):
         gain = rows["stid-old"]["val_mae"] - rows["stid-no-dow"]["val_mae"]
         text.append(f"Dropping the day-of-week embedding alone lowers validation MAE by {gain:.3f}.")
+    for with_, without in (("mlp-cal", "mlp-long"), ("mlp-id-cal", "mlp-id")):
+        if rows.get(with_) and rows.get(without):
+            a, b = rows[with_]["val_mae"], rows[without]["val_mae"]
+            text.append(f"The time-of-day harmonics take the MLP's validation MAE from {b:.3f} to {a:.3f} "
+                        f"({100 * (a - b) / b:+.1f} %; `{without}` to `{with_}`).")
     text.append(teacher_verdict(result))
     commands = sorted({r.get("command", result["command"]) for r in result["runs"]})
     how = (f"`{commands[0]}`" if len(commands) == 1 else
