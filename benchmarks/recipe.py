@@ -140,11 +140,13 @@ def render(result: dict) -> str:
     if rows.get("stid-old") and rows.get("stid-no-dow"):
         gain = rows["stid-old"]["val_mae"] - rows["stid-no-dow"]["val_mae"]
         text.append(f"Dropping the day-of-week embedding alone lowers validation MAE by {gain:.3f}.")
-    for with_, without in (("mlp-cal", "mlp-long"), ("mlp-id-cal", "mlp-id")):
-        if rows.get(with_) and rows.get(without):
-            a, b = rows[with_]["val_mae"], rows[without]["val_mae"]
-            text.append(f"The time-of-day harmonics take the MLP's validation MAE from {b:.3f} to {a:.3f} "
-                        f"({100 * (a - b) / b:+.1f} %; `{without}` to `{with_}`).")
+    harmonics = [f"{words}from {rows[without]['val_mae']:.3f} to {rows[with_]['val_mae']:.3f} "
+                 f"({100 * (rows[with_]['val_mae'] / rows[without]['val_mae'] - 1):+.1f} %; `{without}` to `{with_}`)"
+                 for with_, without, words in (("mlp-cal", "mlp-long", ""),
+                                               ("mlp-id-cal", "mlp-id", "with the sensor embedding, "))
+                 if rows.get(with_) and rows.get(without)]
+    if harmonics:
+        text.append(f"The time-of-day harmonics take the MLP's validation MAE {' and, '.join(harmonics)}.")
     text.append(teacher_verdict(result))
     commands = sorted({r.get("command", result["command"]) for r in result["runs"]})
     how = (f"`{commands[0]}`" if len(commands) == 1 else

@@ -30,6 +30,9 @@ def test_the_harmonics_sentence_compares_the_mlp_with_and_without_them_on_valida
     assert ("The time-of-day harmonics take the MLP's validation MAE from 3.400 to 3.060 (-10.0 %; `mlp-long` to "
             "`mlp-cal`).") in text
     assert "`mlp-id` to `mlp-id-cal`" not in text  # that pair was not run
+    both = recipe.render(_result([*runs, _run("mlp-id-cal", 2.88, 3.40)]))
+    assert ("from 3.400 to 3.060 (-10.0 %; `mlp-long` to `mlp-cal`) and, with the sensor embedding, from 3.200 to "
+            "2.880 (-10.0 %; `mlp-id` to `mlp-id-cal`).") in both
     assert "| mlp-cal | MLP, 80 epochs, + 4 harmonics" in text
 
 
