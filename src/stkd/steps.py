@@ -34,7 +34,7 @@ from stkd.models.registry import build_model
 from stkd.runs import Trained
 from stkd.tasks.base import Task
 from stkd.tracking import open_tracker
-from stkd.train import EpochCallback, FitResult, fit, set_seed
+from stkd.train import EpochCallback, FitResult, fit, has_last, set_seed
 
 
 def eval_batch_size(cfg: RunConfig) -> int:
@@ -153,7 +153,7 @@ def train_model(task: Task, mcfg: ModelConfig, label: str, role: str, run_dir: P
     mdir = Path(run_dir) / "models" / label
     # a checkpoint to resume from replaces the starting weights (and holds the random state): they are not
     # computed again, which for a student cut from its teacher is a pass of the teacher over training windows
-    if init is not None and not (resume and (mdir / "last.json").is_file()):
+    if init is not None and not (resume and has_last(mdir)):
         weights = init(model) if callable(init) else init
         model.load_state_dict(weights)  # strict: a weight that does not fit is an error, not a silent re-init
     loss_fn, extra_modules = make_loss(model)

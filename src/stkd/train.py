@@ -142,6 +142,11 @@ def save_last(model_dir: Path, modules: dict[str, nn.Module], opt, sched, gen: t
     write_json(model_dir / "last.json", {**info, "optimizer": opt_plain, "scheduler": sched.state_dict()})
 
 
+def has_last(model_dir: Path) -> bool:
+    """Whether ``model_dir`` holds a checkpoint that a resumed run continues from (:func:`save_last`)."""
+    return (model_dir / "last.json").is_file()
+
+
 def load_last(model_dir: Path, modules: dict[str, nn.Module], opt, sched, gen: torch.Generator) -> dict:
     fix = (f"delete last.safetensors and last.json in {model_dir} to train this model from the start, "
            "or start again with --overwrite")
@@ -380,7 +385,7 @@ class Trainer:
     # ------------------------------------------------------------------ the run
     def run(self, resume: bool = False) -> FitResult:
         st = self.state
-        if resume and (self.model_dir / "last.json").is_file():
+        if resume and has_last(self.model_dir):
             self.resume()
         was_finished = st.finished
         if not st.finished:
