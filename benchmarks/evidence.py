@@ -463,6 +463,11 @@ def seeds_mean(rows: list[dict], key: str, fallback: str | None = None, seeds: s
                           if seeds is None or r["seed"] in seeds]))
 
 
+def shared_seeds(rows: list[dict], other: list[dict] | None) -> set[int]:
+    """The seeds both rows have (none where the other row was not measured): two rows compare on those only."""
+    return {r["seed"] for r in rows} & {r["seed"] for r in other} if other else set()
+
+
 def history_gap(rows: list[dict], by_student: dict[str, list[dict]]) -> str:
     """For rows trained on less data (a shorter history, or outages): how much worse the plain student is than
     the same student (same teachers) trained on all of it, and how much of that gap distillation closes."""
@@ -513,7 +518,7 @@ def kd_gap(rows: list[dict], other: list[dict], this_words: str, other_words: st
     """The distilled student of ``rows`` against that of ``other`` (the same row less one change), on validation
     and test over the seeds both have: `` {this_words}, the distilled student's validation MAE is ... against
     ... {other_words}, ...``."""
-    seeds = {r["seed"] for r in rows} & {r["seed"] for r in other}
+    seeds = shared_seeds(rows, other)
     mean = {key: tuple(float(np.mean([r[key] for r in rs if r["seed"] in seeds])) for rs in (rows, other))
             for key in ("kd_val", "kd_mae")}
     this_by, other_by = ({r["seed"]: r for r in rs} for rs in (rows, other))
@@ -611,7 +616,7 @@ def calendar_gap(rows: list[dict], by_student: dict[str, list[dict]]) -> str:
     if not name.endswith(CALENDAR_SUFFIX):
         return ""
     base = by_student.get(name.removesuffix(CALENDAR_SUFFIX) + ("," + rest if rest else ""))
-    seeds = {r["seed"] for r in rows} & {r["seed"] for r in base} if base else set()
+    seeds = shared_seeds(rows, base)
     if not base or not seeds:
         return ""
     (plain, plain_base), (kd, kd_base) = ((seeds_mean(rows, k, seeds=seeds), seeds_mean(base, k, seeds=seeds))
@@ -639,7 +644,7 @@ def lags_gap(rows: list[dict], by_student: dict[str, list[dict]]) -> str:
     base = by_student.get(rows[0]["student"].removesuffix(lags_label(lags))) if lags else None
     if not base or base is rows:
         return ""
-    seeds = {r["seed"] for r in rows} & {r["seed"] for r in base}  # the seeds both rows have
+    seeds = shared_seeds(rows, base)
     if not seeds:
         return ""
     plain, plain_base = (seeds_mean(rs, "plain_mae", seeds=seeds) for rs in (rows, base))
@@ -668,7 +673,7 @@ def teacher_gap(rows: list[dict], by_student: dict[str, list[dict]], words: str,
     validation and test (the seeds both rows have), with the plain students of both rows: they train alike, so
     a change of the teacher's MAE is the teacher's own."""
     other = by_student.get(rows[0]["student"].replace(words, "", 1)) if words else None
-    seeds = {r["seed"] for r in rows} & {r["seed"] for r in other} if other else set()
+    seeds = shared_seeds(rows, other)
     if not other or not seeds:
         return ""
     val, val_o = (seeds_mean(rs, "ensemble_val", "teacher_val", seeds) for rs in (rows, other))
