@@ -67,8 +67,13 @@ DATASETS = {
 # MLP's node identity): the part of a teacher's edge that is each sensor's own level and daily shape;
 # ``mlp-id`` the same embedding without the neighbours (where the teacher reads no graph either); ``mlp-id-cal``
 # and ``mlp-nb-id-cal`` add 4 harmonics of the time of day and the weekday (``calendar``; the weekday only where
-# the data covers every weekday): what a teacher's time embeddings know.
-STUDENTS = {"stid": ("stid", {"embed_dim": 32, "node_dim": 32, "tod_dim": 32, "dow_dim": 32, "layers": 3}),
+# the data covers every weekday): what a teacher's time embeddings know. ``stid-8`` and ``stid-32`` are STIDs
+# of half and twice the default width (8 and 32, 2 and 3 layers): a student-size frontier beside a data set's own
+# ``stid`` (on the Auckland counts the preset's 16-wide student; elsewhere ``stid`` is ``stid-32``'s size).
+STID_32 = {"embed_dim": 32, "node_dim": 32, "tod_dim": 32, "dow_dim": 32, "layers": 3}
+STUDENTS = {"stid": ("stid", dict(STID_32)),
+            "stid-8": ("stid", {"embed_dim": 8, "node_dim": 8, "tod_dim": 8, "dow_dim": 8, "layers": 2}),
+            "stid-32": ("stid", dict(STID_32)),
             "stid-nb": ("stid", {"neighbours": 4, "neighbour_dim": 16}),
             "mlp": ("mlp", {}), "mlp-nb": ("mlp", {"neighbours": 4}),
             "mlp-nb-id": ("mlp", {"neighbours": 4, "node_dim": 16}), "mlp-id": ("mlp", {"node_dim": 16}),
