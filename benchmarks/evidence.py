@@ -632,6 +632,39 @@ def calendar_gap(rows: list[dict], by_student: dict[str, list[dict]]) -> str:
             f"rows have).")
 
 
+#: Student labels of another size than the data set's own ``stid``, compared with its row by :func:`size_gap`.
+SIZED_STUDENTS = {"stid-8": "stid", "stid-32": "stid"}
+
+
+def size_gap(rows: list[dict], by_student: dict[str, list[dict]]) -> str:
+    """For a row whose student is a sized variant (:data:`SIZED_STUDENTS`, e.g. ``stid-8``): its size, both its
+    students and the share of the teacher's edge the distilled one keeps, against the same row with the data
+    set's own student (same teachers, schedule and seeds), so how distillation pays as the student shrinks or
+    grows reads off one sentence. Nothing where both students have the same number of parameters."""
+    name, _, rest = rows[0]["student"].partition(",")
+    base_name = SIZED_STUDENTS.get(name)
+    base = by_student.get(base_name + ("," + rest if rest else "")) if base_name else None
+    seeds = shared_seeds(rows, base)
+    if not base or not seeds or rows[0]["params"]["student"] == base[0]["params"]["student"]:
+        return ""
+
+    def numbers(rs: list[dict]) -> tuple[float, float, float, float]:
+        plain, kd = seeds_mean(rs, "plain_mae", seeds=seeds), seeds_mean(rs, "kd_mae", seeds=seeds)
+        teacher = seeds_mean(rs, "ensemble_mae", "teacher_mae", seeds)
+        edge = plain - teacher
+        return plain, kd, 100 * (plain - kd) / plain, 100 * (plain - kd) / edge if edge > 0 else float("nan")
+
+    (plain, kd, gain, kept), (plain_b, kd_b, gain_b, kept_b) = numbers(rows), numbers(base)
+    n, n_b = rows[0]["params"]["student"], base[0]["params"]["student"]
+    kept_words = (f"keeps {kept:.0f} % of the teacher's edge against {kept_b:.0f} %"
+                  if not (np.isnan(kept) or np.isnan(kept_b)) else "has no edge of the teacher to keep in one of the two")
+    return (f" This student has {n:,} parameters against {n_b:,} in the row `{base[0]['student']}` "
+            f"({n / n_b:.2f}x): plain {plain:.3f} against {plain_b:.3f} ({100 * (plain - plain_b) / plain_b:+.1f} %), "
+            f"distilled {kd:.3f} against {kd_b:.3f} ({100 * (kd - kd_b) / kd_b:+.1f} %); distillation's gain is "
+            f"{gain:+.1f} % against {gain_b:+.1f} %, and the distilled student {kept_words} (the {len(seeds)} seeds "
+            f"both rows have).")
+
+
 def lags_label(lags: list[str]) -> str:
     """A row's words for students that read lagged channels too (``--student-lags``)."""
     return f", reading lags {', '.join(lags)}"
@@ -788,6 +821,7 @@ def render(result: dict) -> str:
             line += " (Teacher MAE: its best member; the ensemble's own MAE was not recorded for this row.)"
         line += (history_gap(rows, by_student) + scope_gap(rows, by_student) + schedule_gap(rows, by_student)
                  + augment_gap(rows, by_student) + lags_gap(rows, by_student) + calendar_gap(rows, by_student)
+                 + size_gap(rows, by_student)
                  + privileged_gap(rows, by_student, result["dataset"])
                  + teacher_epochs_gap(rows, by_student, result["dataset"]) + alpha_gap(rows, by_student)
                  + init_gap(rows, by_student)

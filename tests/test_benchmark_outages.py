@@ -296,3 +296,29 @@ def test_a_row_whose_student_reads_the_calendar_is_compared_with_the_same_row_wi
     assert calendar_gap(rows, {"mlp-nb-id-cal" + tail: rows}) == ""  # no twin measured
     bare = [{**r, "student": "mlp-nb-id-cal"} for r in rows]  # a label without marks has its twin too
     assert "in the row `mlp-nb-id`" in calendar_gap(bare, {"mlp-nb-id": [{**b, "student": "mlp-nb-id"} for b in base]})
+
+
+def test_a_row_of_another_student_size_is_compared_with_the_data_sets_own_student():
+    from evidence import SIZED_STUDENTS, STUDENTS, size_gap
+
+    for label, base in SIZED_STUDENTS.items():  # a sized label is its base's model at another width
+        assert STUDENTS[label][0] == STUDENTS[base][0]
+    tail = ", teachers stid-64, 30 epochs"
+
+    def rows(label: str, params: int, plain: float, kd: float, seeds: range) -> list[dict]:
+        return [{"student": label + tail, "seed": s, "plain_mae": plain, "kd_mae": kd, "teacher_mae": 40.0,
+                 "params": {"teacher": 500_000, "student": params}} for s in seeds]
+
+    base = rows("stid", 20_000, 44.0, 43.0, range(5))
+    small = rows("stid-8", 5_000, 50.0, 45.0, range(1, 6))
+    by = {"stid" + tail: base, "stid-8" + tail: small}
+    assert size_gap(small, by) == (
+        f" This student has 5,000 parameters against 20,000 in the row `stid{tail}` (0.25x): plain 50.000 against "
+        "44.000 (+13.6 %), distilled 45.000 against 43.000 (+4.7 %); distillation's gain is +10.0 % against +2.3 %, "
+        "and the distilled student keeps 50 % of the teacher's edge against 25 % (the 4 seeds both rows have).")
+    assert size_gap(base, by) == ""  # the data set's own student
+    assert size_gap(small, {"stid-8" + tail: small}) == ""  # its base row not measured
+    same = rows("stid-32", 20_000, 44.0, 43.0, range(5))  # where stid is stid-32's size (Los-loop): nothing to say
+    assert size_gap(same, {**by, "stid-32" + tail: same}) == ""
+    above = rows("stid-32", 80_000, 39.0, 39.5, range(5))  # a student as good as its teacher has no edge to keep
+    assert "has no edge of the teacher to keep" in size_gap(above, {**by, "stid-32" + tail: above})
