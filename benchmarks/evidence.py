@@ -69,12 +69,16 @@ DATASETS = {
 # and ``mlp-nb-id-cal`` add 4 harmonics of the time of day and the weekday (``calendar``; the weekday only where
 # the data covers every weekday): what a teacher's time embeddings know. ``stid-8`` and ``stid-32`` are STIDs
 # of half and twice the default width (8 and 32, 2 and 3 layers): a student-size frontier beside a data set's own
-# ``stid`` (on the Auckland counts the preset's 16-wide student; elsewhere ``stid`` is ``stid-32``'s size).
+# ``stid`` (on the Auckland counts the preset's 16-wide student; elsewhere ``stid`` is ``stid-32``'s size);
+# ``stid-nb-8`` and ``stid-nb-32`` the same beside ``stid-nb`` (the default width, reading its neighbours).
 STID_32 = {"embed_dim": 32, "node_dim": 32, "tod_dim": 32, "dow_dim": 32, "layers": 3}
 STUDENTS = {"stid": ("stid", dict(STID_32)),
             "stid-8": ("stid", {"embed_dim": 8, "node_dim": 8, "tod_dim": 8, "dow_dim": 8, "layers": 2}),
             "stid-32": ("stid", dict(STID_32)),
             "stid-nb": ("stid", {"neighbours": 4, "neighbour_dim": 16}),
+            "stid-nb-8": ("stid", {"embed_dim": 8, "node_dim": 8, "tod_dim": 8, "dow_dim": 8, "layers": 2,
+                                   "neighbours": 4, "neighbour_dim": 8}),
+            "stid-nb-32": ("stid", {**STID_32, "neighbours": 4, "neighbour_dim": 32}),
             "mlp": ("mlp", {}), "mlp-nb": ("mlp", {"neighbours": 4}),
             "mlp-nb-id": ("mlp", {"neighbours": 4, "node_dim": 16}), "mlp-id": ("mlp", {"node_dim": 16}),
             "mlp-id-cal": ("mlp", {"node_dim": 16, "calendar": 4}),
@@ -633,7 +637,7 @@ def calendar_gap(rows: list[dict], by_student: dict[str, list[dict]]) -> str:
 
 
 #: Student labels of another size than the data set's own ``stid``, compared with its row by :func:`size_gap`.
-SIZED_STUDENTS = {"stid-8": "stid", "stid-32": "stid"}
+SIZED_STUDENTS = {"stid-8": "stid", "stid-32": "stid", "stid-nb-8": "stid-nb", "stid-nb-32": "stid-nb"}
 
 
 def size_gap(rows: list[dict], by_student: dict[str, list[dict]]) -> str:
