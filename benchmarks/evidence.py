@@ -71,7 +71,8 @@ DATASETS = {
 # of half and twice the default width (8 and 32, 2 and 3 layers): a student-size frontier beside a data set's own
 # ``stid`` (on the Auckland counts the preset's 16-wide student; elsewhere ``stid`` is ``stid-32``'s size);
 # ``stid-nb-8`` and ``stid-nb-32`` the same beside ``stid-nb`` (the default width, reading its neighbours);
-# ``mlp-nb-id-cal-16`` and ``-256`` the MLP with all its inputs at hidden widths 16 and 256 (the default is 64).
+# ``mlp-nb-id-cal-16`` and ``-256`` the MLP with all its inputs at hidden widths 16 and 256 (the default is 64),
+# ``mlp-id-cal-16`` and ``-256`` the same without the neighbours.
 STID_32 = {"embed_dim": 32, "node_dim": 32, "tod_dim": 32, "dow_dim": 32, "layers": 3}
 STUDENTS = {"stid": ("stid", dict(STID_32)),
             "stid-8": ("stid", {"embed_dim": 8, "node_dim": 8, "tod_dim": 8, "dow_dim": 8, "layers": 2}),
@@ -83,6 +84,8 @@ STUDENTS = {"stid": ("stid", dict(STID_32)),
             "mlp": ("mlp", {}), "mlp-nb": ("mlp", {"neighbours": 4}),
             "mlp-nb-id": ("mlp", {"neighbours": 4, "node_dim": 16}), "mlp-id": ("mlp", {"node_dim": 16}),
             "mlp-id-cal": ("mlp", {"node_dim": 16, "calendar": 4}),
+            "mlp-id-cal-16": ("mlp", {"hidden": [16, 16], "node_dim": 16, "calendar": 4}),
+            "mlp-id-cal-256": ("mlp", {"hidden": [256, 256], "node_dim": 16, "calendar": 4}),
             "mlp-nb-id-cal": ("mlp", {"neighbours": 4, "node_dim": 16, "calendar": 4}),
             "mlp-nb-id-cal-16": ("mlp", {"hidden": [16, 16], "neighbours": 4, "node_dim": 16, "calendar": 4}),
             "mlp-nb-id-cal-256": ("mlp", {"hidden": [256, 256], "neighbours": 4, "node_dim": 16, "calendar": 4}),
@@ -642,7 +645,8 @@ def calendar_gap(rows: list[dict], by_student: dict[str, list[dict]]) -> str:
 
 #: Student labels of another size -> the label of the same student at its usual size (:func:`size_gap`).
 SIZED_STUDENTS = {"stid-8": "stid", "stid-32": "stid", "stid-nb-8": "stid-nb", "stid-nb-32": "stid-nb",
-                  "mlp-nb-id-cal-16": "mlp-nb-id-cal", "mlp-nb-id-cal-256": "mlp-nb-id-cal"}
+                  "mlp-nb-id-cal-16": "mlp-nb-id-cal", "mlp-nb-id-cal-256": "mlp-nb-id-cal",
+                  "mlp-id-cal-16": "mlp-id-cal", "mlp-id-cal-256": "mlp-id-cal"}
 
 
 def size_gap(rows: list[dict], by_student: dict[str, list[dict]]) -> str:
