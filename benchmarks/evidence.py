@@ -13,6 +13,9 @@
         [--extra-teachers stid-64-nb] [--student-lags 1D]
     python benchmarks/evidence.py --datasets akl-pedestrians --teacher-seed 0 --teacher-lags 1D 7D \
         --augment mask mixup [--augment-labels online] [--augment-weight 1]
+    python benchmarks/evidence.py --datasets akl-pedestrians --teacher-seed 0 --teacher-lags 1D 7D --precision bf16 \
+        --student-schedule 30 6 --student-lags 1D 7D --extra-teachers stid-64 --without-main-teacher \
+        --augment mask mixup --student-init teacher --students stid-8 stid-32   # students of other sizes
 
 For every data set and seed the teacher(s) train once and cache their soft labels (``--teacher-seed S``:
 one teacher, trained with seed S, serves every seed; cheaper, and the spread then holds the students'
