@@ -76,22 +76,24 @@ DATASETS = {
 # ``stid-nb-8`` and ``stid-nb-32`` the same beside ``stid-nb`` (the default width, reading its neighbours);
 # ``mlp-nb-id-cal-16`` and ``-256`` the MLP with all its inputs at hidden widths 16 and 256 (the default is 64),
 # ``mlp-id-cal-16`` and ``-256`` the same without the neighbours.
+STID_8 = {"embed_dim": 8, "node_dim": 8, "tod_dim": 8, "dow_dim": 8, "layers": 2}
 STID_32 = {"embed_dim": 32, "node_dim": 32, "tod_dim": 32, "dow_dim": 32, "layers": 3}
+MLP_ID_CAL = {"node_dim": 16, "calendar": 4}
+MLP_NB_ID_CAL = {"neighbours": 4, **MLP_ID_CAL}
 STUDENTS = {"stid": ("stid", dict(STID_32)),
-            "stid-8": ("stid", {"embed_dim": 8, "node_dim": 8, "tod_dim": 8, "dow_dim": 8, "layers": 2}),
+            "stid-8": ("stid", dict(STID_8)),
             "stid-32": ("stid", dict(STID_32)),
             "stid-nb": ("stid", {"neighbours": 4, "neighbour_dim": 16}),
-            "stid-nb-8": ("stid", {"embed_dim": 8, "node_dim": 8, "tod_dim": 8, "dow_dim": 8, "layers": 2,
-                                   "neighbours": 4, "neighbour_dim": 8}),
+            "stid-nb-8": ("stid", {**STID_8, "neighbours": 4, "neighbour_dim": 8}),
             "stid-nb-32": ("stid", {**STID_32, "neighbours": 4, "neighbour_dim": 32}),
             "mlp": ("mlp", {}), "mlp-nb": ("mlp", {"neighbours": 4}),
             "mlp-nb-id": ("mlp", {"neighbours": 4, "node_dim": 16}), "mlp-id": ("mlp", {"node_dim": 16}),
-            "mlp-id-cal": ("mlp", {"node_dim": 16, "calendar": 4}),
-            "mlp-id-cal-16": ("mlp", {"hidden": [16, 16], "node_dim": 16, "calendar": 4}),
-            "mlp-id-cal-256": ("mlp", {"hidden": [256, 256], "node_dim": 16, "calendar": 4}),
-            "mlp-nb-id-cal": ("mlp", {"neighbours": 4, "node_dim": 16, "calendar": 4}),
-            "mlp-nb-id-cal-16": ("mlp", {"hidden": [16, 16], "neighbours": 4, "node_dim": 16, "calendar": 4}),
-            "mlp-nb-id-cal-256": ("mlp", {"hidden": [256, 256], "neighbours": 4, "node_dim": 16, "calendar": 4}),
+            "mlp-id-cal": ("mlp", dict(MLP_ID_CAL)),
+            "mlp-id-cal-16": ("mlp", {**MLP_ID_CAL, "hidden": [16, 16]}),
+            "mlp-id-cal-256": ("mlp", {**MLP_ID_CAL, "hidden": [256, 256]}),
+            "mlp-nb-id-cal": ("mlp", dict(MLP_NB_ID_CAL)),
+            "mlp-nb-id-cal-16": ("mlp", {**MLP_NB_ID_CAL, "hidden": [16, 16]}),
+            "mlp-nb-id-cal-256": ("mlp", {**MLP_NB_ID_CAL, "hidden": [256, 256]}),
             "linear": ("linear", {})}
 TEACHERS = [{"name": "gwnet"}]
 # Extra teachers (``--extra-teachers LABEL[:SEED]``), each trained once in its own folder and averaged with the
@@ -646,29 +648,40 @@ def calendar_gap(rows: list[dict], by_student: dict[str, list[dict]]) -> str:
             f"rows have).")
 
 
-#: Student labels of another size -> the label of the same student at its usual size (:func:`size_gap`).
-SIZED_STUDENTS = {"stid-8": "stid", "stid-32": "stid", "stid-nb-8": "stid-nb", "stid-nb-32": "stid-nb",
-                  "mlp-nb-id-cal-16": "mlp-nb-id-cal", "mlp-nb-id-cal-256": "mlp-nb-id-cal",
-                  "mlp-id-cal-16": "mlp-id-cal", "mlp-id-cal-256": "mlp-id-cal"}
+def sized_base(label: str) -> str | None:
+    """The label of the same student at its usual size for a sized one (``stid-8`` -> ``stid``, ``mlp-id-cal-256``
+    -> ``mlp-id-cal``: a student label whose part after the last dash is a width and whose rest is a student label
+    too); None for any other."""
+    base, _, width = label.rpartition("-")
+    return base if label in STUDENTS and width.isdigit() and base in STUDENTS else None
+
+
+def edge_kept(plain: float, kd: float, teacher: float) -> float:
+    """The share (%) of the teacher's edge over the plain student (test MAE) that the distilled student keeps;
+    NaN where the teacher is not ahead."""
+    edge = plain - teacher
+    return 100 * (plain - kd) / edge if edge > 0 else float("nan")
 
 
 def size_gap(rows: list[dict], by_student: dict[str, list[dict]]) -> str:
-    """For a row whose student is a sized variant (:data:`SIZED_STUDENTS`, e.g. ``stid-8``): its size, both its
+    """For a row whose student is a sized variant (:func:`sized_base`, e.g. ``stid-8``): its size, both its
     students and the share of the teacher's edge the distilled one keeps, against the same row with the data
     set's own student (same teachers, schedule and seeds), so how distillation pays as the student shrinks or
     grows reads off one sentence. Nothing where both students have the same number of parameters."""
+    from stkd.paired import paired_gain
+
     name, _, rest = rows[0]["student"].partition(",")
-    base_name = SIZED_STUDENTS.get(name)
+    base_name = sized_base(name)
     base = by_student.get(base_name + ("," + rest if rest else "")) if base_name else None
     seeds = shared_seeds(rows, base)
     if not base or not seeds or rows[0]["params"]["student"] == base[0]["params"]["student"]:
         return ""
 
     def numbers(rs: list[dict]) -> tuple[float, float, float, float]:
-        plain, kd = seeds_mean(rs, "plain_mae", seeds=seeds), seeds_mean(rs, "kd_mae", seeds=seeds)
-        teacher = seeds_mean(rs, "ensemble_mae", "teacher_mae", seeds)
-        edge = plain - teacher
-        return plain, kd, 100 * (plain - kd) / plain, 100 * (plain - kd) / edge if edge > 0 else float("nan")
+        mine = sorted((r for r in rs if r["seed"] in seeds), key=lambda r: r["seed"])
+        plain, kd = seeds_mean(mine, "plain_mae"), seeds_mean(mine, "kd_mae")
+        gain = paired_gain([r["plain_mae"] for r in mine], [r["kd_mae"] for r in mine])["mean"]  # the table's gain
+        return plain, kd, gain, edge_kept(plain, kd, seeds_mean(mine, "ensemble_mae", "teacher_mae"))
 
     (plain, kd, gain, kept), (plain_b, kd_b, gain_b, kept_b) = numbers(rows), numbers(base)
     n, n_b = rows[0]["params"]["student"], base[0]["params"]["student"]
@@ -822,7 +835,7 @@ def render(result: dict) -> str:
         if "ensemble_mae" in rows[0]:  # how much of the ensemble's edge over the plain student it keeps
             plain = row["plain"]
             edge = plain - t
-            kept = 100 * (plain - kd) / edge if edge > 0 else float("nan")
+            kept = edge_kept(plain, kd, t)
             line += (f" The ensemble teacher's test MAE is {t:.3f}, {100 * abs(edge) / plain:.1f} % "
                      f"{'below' if edge >= 0 else 'above'} the plain student's"
                      + (f"; the distilled student keeps {kept:.0f} % of that edge." if kept >= 0 else

@@ -299,10 +299,14 @@ def test_a_row_whose_student_reads_the_calendar_is_compared_with_the_same_row_wi
 
 
 def test_a_row_of_another_student_size_is_compared_with_the_data_sets_own_student():
-    from evidence import SIZED_STUDENTS, STUDENTS, size_gap
+    from evidence import STUDENTS, size_gap, sized_base
 
-    for label, base in SIZED_STUDENTS.items():  # a sized label is its base's model at another width
+    sized = {label: sized_base(label) for label in STUDENTS if sized_base(label)}
+    assert set(sized) == {"stid-8", "stid-32", "stid-nb-8", "stid-nb-32", "mlp-id-cal-16", "mlp-id-cal-256",
+                          "mlp-nb-id-cal-16", "mlp-nb-id-cal-256"}
+    for label, base in sized.items():  # a sized label is its base's model at another width
         assert STUDENTS[label][0] == STUDENTS[base][0]
+    assert sized_base("stid-64") is None and sized_base("mlp-nb") is None  # no such student; no width
     tail = ", teachers stid-64, 30 epochs"
 
     def rows(label: str, params: int, plain: float, kd: float, seeds: range) -> list[dict]:
