@@ -57,6 +57,34 @@ def test_a_node_that_never_reports_in_training_is_dropped_with_a_warning(tmp_pat
     assert "dropped 1 node(s) with no observed target in the train part" in caplog.text and "'c'" in caplog.text
 
 
+def test_a_node_stuck_at_one_value_in_training_is_dropped_naming_the_value(tmp_path, caplog):
+    """A counter that reads 0 for the whole train part and real counts later (installed late, the held-out
+    Auckland years' '107 Quay Street'): its scaler has no spread, so its later readings would enter the models
+    far outside anything they saw."""
+    cut = int(T * 0.7)
+    path = _wide(tmp_path, lambda f: f.__setitem__("b", np.where(np.arange(T) < cut, 0.0, 500 + f["b"])))
+    with caplog.at_level(logging.WARNING):
+        wd = load_windowed(_cfg(path))
+    assert wd.data.nodes == ["a", "c", "d"] and wd.num_nodes == 3
+    assert "dropped 1 node(s) whose target keeps one value in the train part" in caplog.text
+    assert "'b' (always 0)" in caplog.text
+
+
+def test_a_node_that_varies_only_after_the_train_part_is_dropped_but_one_that_varies_in_it_is_kept(tmp_path):
+    cut = int(T * 0.7)
+    # 'b' keeps 7 until the last train step, which reads 8: it varies in the train part and stays
+    path = _wide(tmp_path, lambda f: f.__setitem__("b", np.where(np.arange(T) < cut - 1, 7.0, 8.0)))
+    assert load_windowed(_cfg(path)).data.nodes == NODES
+
+
+def test_every_node_stuck_in_training_is_refused(tmp_path):
+    def flat(f):
+        for n in NODES:
+            f[n] = 3.0
+    with pytest.raises(DataError, match=r"every node's target keeps one value in the train part"):
+        load_windowed(_cfg(_wide(tmp_path, flat)))
+
+
 def test_nodes_that_report_keep_the_data_as_it_was(tmp_path, caplog):
     with caplog.at_level(logging.WARNING):
         wd = load_windowed(_cfg(_wide(tmp_path)))

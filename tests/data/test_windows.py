@@ -178,19 +178,20 @@ def test_too_short_for_train_alone(rng):
 
 def test_constant_and_all_missing_series_stay_finite(rng):
     d = _data(rng, T=120, N=4, F=2, missing=0.0)
-    d.values[:, 0, 0] = 5.0  # constant target
+    d.values[:, 0, 0] = 5.0  # a target stuck at one value: dropped like a dead sensor (data checks)
     d.values[:, 1, :] = np.nan  # a dead sensor
     d.mask[:, 1, :] = False
     d.values[:, :, 1] = 2.0  # constant covariate
     d.values[:, 1, :] = np.nan
+    d.values[:, 2, 0] = np.where(np.arange(120) % 2, 7.0, 9.0)  # a target with two values: kept
     for scaler in ("zscore", "minmax"):
         for impute in ("ffill", "seasonal", "none"):
             wd = prepare(d, _cfg(scaler=scaler, impute=impute))
-            assert wd.data.nodes == [d.nodes[0], *d.nodes[2:]]  # the dead sensor is dropped (issue 17)
+            assert wd.data.nodes == d.nodes[2:]  # the dead and the stuck sensor are dropped (issue 17)
             assert torch.isfinite(wd.x_all).all()
             for b in wd.iterate("test", 16):
                 assert torch.isfinite(b.x).all() and torch.isfinite(b.y).all()
-                np.testing.assert_allclose(b.y[:, :, 0, 0].numpy(), 5.0)
+                np.testing.assert_allclose(b.x[:, :, :, 1].numpy(), b.x[0, 0, 0, 1].item())  # the covariate: one value
 
 
 def test_batch_rejects_out_of_range_starts(rng):

@@ -78,8 +78,10 @@ def clip_outliers(data: STData, k: float, train_end: int) -> STData:
 
 def check_observed(data: STData, train_end: int) -> STData:
     """Refuse a target with no observed value in the train part; drop (with a warning naming them) the
-    nodes whose targets never report there: a model would give them confident forecasts learnt from
-    nothing, and their test scores would be noise."""
+    nodes whose targets never report there, and those whose targets take one value only there (a stuck
+    sensor, or one not yet in service that sends a placeholder such as 0): a model would give them
+    confident forecasts learnt from nothing, their scaler has no spread to fit (a reading after the train
+    part then enters the models far outside anything they saw), and their test scores would be noise."""
     nt = data.num_targets
     train = data.mask[:train_end, :, :nt]  # [T_train, N, F_out]
     per_target = train.any(axis=(0, 1))
@@ -89,10 +91,28 @@ def check_observed(data: STData, train_end: int) -> STData:
                         f"part (the first {train_end} steps): every value is missing (NaN, or data.null_value); "
                         "check the file's target column, data.null_value and data.time_range")
     reporting = train.any(axis=(0, 2))  # [N]
-    if reporting.all():
+    values = data.values[:train_end, :, :nt]
+    low = np.where(train, values, np.inf).min(axis=0)  # [N, F_out]
+    high = np.where(train, values, -np.inf).max(axis=0)
+    stuck = reporting & ~(high > low).any(axis=1)  # [N]: reports, but every target keeps one value
+    if stuck.all():
+        raise DataError(f"{data.name}: every node's target keeps one value in the train part (the first "
+                        f"{train_end} steps): there is nothing to learn; check the file's target column and "
+                        "data.time_range")
+    if reporting.all() and not stuck.any():
         return data
-    silent = [data.nodes[i] for i in np.flatnonzero(~reporting)]
-    shown = ", ".join(map(repr, silent[:10])) + (f" and {len(silent) - 10} more" if len(silent) > 10 else "")
-    log.warning("%s: dropped %d node(s) with no observed target in the train part (the first %d steps): %s",
-                data.name, len(silent), train_end, shown)
-    return data.subset(np.flatnonzero(reporting), None)
+    if not reporting.all():
+        log.warning("%s: dropped %d node(s) with no observed target in the train part (the first %d steps): %s",
+                    data.name, int((~reporting).sum()), train_end, _shown(data, np.flatnonzero(~reporting)))
+    if stuck.any():
+        one = np.where(np.isfinite(low), low, high)  # the one value each target kept ([N, F_out])
+        log.warning("%s: dropped %d node(s) whose target keeps one value in the train part (the first %d steps; "
+                    "a stuck sensor, or one not yet in service): %s", data.name, int(stuck.sum()), train_end,
+                    _shown(data, np.flatnonzero(stuck), lambda i: f"always {one[i][np.isfinite(one[i])][0]:g}"))
+    return data.subset(np.flatnonzero(reporting & ~stuck), None)
+
+
+def _shown(data: STData, nodes: np.ndarray, note=None, at_most: int = 10) -> str:
+    """The first ``at_most`` of ``nodes`` by name (each with ``note(i)`` in brackets), and how many more."""
+    names = [repr(data.nodes[i]) + (f" ({note(i)})" if note else "") for i in nodes[:at_most]]
+    return ", ".join(names) + (f" and {len(nodes) - at_most} more" if len(nodes) > at_most else "")
