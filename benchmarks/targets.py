@@ -1,4 +1,4 @@
-"""The distillation issue's targets, each beside the best value measured for it, and where a gain holds.
+"""The distillation issue's targets, each beside the best value measured for it, and where a gain or a loss holds.
 
     python benchmarks/targets.py    # writes docs/results/targets.json; python benchmarks/render.py renders it
 
@@ -10,7 +10,8 @@ table); the same-data targets are judged on rows with the whole training period 
 rows with less data or outages are a different question, reported in their tables), of the student that the
 data set's default deploys (on the Auckland counts the preset's, which reads the lags 1D and 7D). The second part lists
 every paired comparison on the page where distillation is established better than the same student
-alone: the measured frontier of where it pays.
+alone: the measured frontier of where it pays; the third every one where it is established worse: where it
+costs.
 """
 
 from __future__ import annotations
@@ -34,7 +35,8 @@ from evidence import (
 from recipe import TEACHER_CANDIDATES, best_student
 from stkd.paired import bound, signed
 
-SOURCES = ("recipe-los-loop", "evidence-los-loop", "evidence-akl-pedestrians", "evidence-synthetic-traffic",
+SOURCES = ("recipe-los-loop", "evidence-los-loop", "evidence-akl-pedestrians", "evidence-akl-pedestrians-2020-2022",
+           "evidence-synthetic-traffic",
            "distill-gain-los-loop-mlp", "distill-gain-los-loop-mlp-nb-id", "distill-gain-synthetic-traffic-stid-nb",
            "distill-gain-akl-pedestrians-stid", "distill-gain-akl-pedestrians-stid-lags-1D-7D",
            "distill-gain-akl-pedestrians-mlp-id-lags-1D-7D", "default-run",
@@ -240,9 +242,9 @@ def default_run_lines(result: dict, kernels: dict | None = None) -> list[dict]:
                  f"{plain:.1f})", where, below >= TEACHER_BELOW_STUDENT)]
 
 
-def established_gains(blobs: dict[str, dict]) -> list[tuple[str, float]]:
-    """Every paired comparison on the page where distillation is established better than the same student alone:
-    its words and its mean gain (%)."""
+def established(blobs: dict[str, dict]) -> list[tuple[str, float]]:
+    """Every paired comparison on the page where distillation is established better or worse than the same
+    student alone (the interval excludes no change): its words and its mean gain (%, negative: a loss)."""
     from stkd.transfer.report import summarise
 
     out = []
@@ -250,25 +252,31 @@ def established_gains(blobs: dict[str, dict]) -> list[tuple[str, float]]:
         if blob["kind"] == "evidence":
             for s, rs in rows_by_student(blob).items():
                 g = row_summary(blob, rs)["gain"]
-                if g["established"] and g["mean"] > 0:
+                if g["established"]:
                     out.append((f"{section}, row `{s}`: {g['mean']:+.1f} % ({g['wins']}/{g['n']} seeds)", g["mean"]))
         elif blob["kind"] == "distill_gain":
             for m, row in method_rows(blob).items():
                 g = row["gain"]
-                if g["established"] and g["mean"] > 0:
+                if g["established"]:
                     out.append((f"{section}, method `{m}`: {g['mean']:+.1f} % ({g['wins']}/{g['n']} seeds)", g["mean"]))
         elif blob["kind"] == "transfer":
             for h, routes in summarise(blob["transfer"]).items():
                 for route in ("kd_source", "kd_finetuned"):
                     g = routes.get(route)
-                    if g is not None and g["established"] and g["mean"] > 0:
+                    if g is not None and g["established"]:
                         out.append((f"{section}, {h} of history, {route}: {g['mean']:+.1f} % against the student "
                                     f"alone ({g['wins']}/{g['n']} seeds)", g["mean"]))
         elif blob["kind"] == "events" and blob["records"]:
             _, g = f1_by_arm(blob["records"])
-            if g["established"] and g["mean"] > 0:
+            if g["established"]:
                 out.append((f"{section}: test F1 {g['mean']:+.1f} % ({g['wins']}/{g['n']} seeds)", g["mean"]))
-    return out
+    return [c for c in out if c[1] != 0]
+
+
+def gains_and_losses(compared: list[tuple[str, float]]) -> tuple[list[tuple[str, float]], list[tuple[str, float]]]:
+    """The comparisons of :func:`established` where distillation is better than the student alone, and those where
+    it is worse."""
+    return [c for c in compared if c[1] > 0], [c for c in compared if c[1] < 0]
 
 
 def source_blobs(result: dict) -> dict[str, dict]:
@@ -277,9 +285,10 @@ def source_blobs(result: dict) -> dict[str, dict]:
 
 
 def assess(result: dict) -> tuple[list[dict], list[tuple[str, float]]]:
-    """Each target's line (:func:`line`) and the established gains, from the source files as they are now."""
-    lines, gains, _ = assess_blobs(source_blobs(result))
-    return lines, gains
+    """Each target's line (:func:`line`) and the established comparisons (:func:`established`: gains and losses),
+    from the source files as they are now."""
+    lines, compared, _ = assess_blobs(source_blobs(result))
+    return lines, compared
 
 
 def assess_blobs(blobs: dict[str, dict]) -> tuple[list[dict], list[tuple[str, float]], list[str]]:
@@ -301,7 +310,7 @@ def assess_blobs(blobs: dict[str, dict]) -> tuple[list[dict], list[tuple[str, fl
         room += teacher_room(rows, place)
     if "default-run" in blobs:
         lines += default_run_lines(blobs["default-run"], blobs.get("kernels"))
-    return lines, established_gains(blobs), room
+    return lines, established(blobs), room
 
 
 def met_count(lines: list[dict]) -> str:
@@ -309,7 +318,8 @@ def met_count(lines: list[dict]) -> str:
 
 
 def render(result: dict) -> str:
-    lines, gains, room = assess_blobs(source_blobs(result))
+    lines, compared, room = assess_blobs(source_blobs(result))
+    gains, losses = gains_and_losses(compared)
     table = ["| target | asked | best measured | where | met |", "| --- | --- | --- | --- | --- |"]
     table += [f"| {x['target']} | {x['asked']} | {x['measured']} | {x['where']} | {'yes' if x['met'] else 'no'} |"
               for x in lines]
@@ -323,18 +333,24 @@ def render(result: dict) -> str:
     frontier = ("Where distillation is established better than the same student alone "
                 f"({len(gains)} comparisons of the page):\n\n" + "\n".join(f"- {g}" for g, _ in gains) if gains else
                 "No comparison on the page establishes distillation better than the same student alone.")
+    setbacks = ("\n\nWhere distillation is established worse than the same student alone "
+                f"({len(losses)} comparisons of the page):\n\n" + "\n".join(f"- {g}" for g, _ in losses)
+                if losses else "\n\nNo comparison on the page establishes distillation worse than the same student alone.")
     return (f"### The distillation targets against the best measured values\n\nCommand: `{result['command']}` (it "
             f"reads {', '.join(f'`{s}.json`' for s in result['sources'])}, as they are when the page is rendered)\n\n"
-            + "\n".join(table) + f"\n\n{summary}\n\n{room_text}{frontier}\n")
+            + "\n".join(table) + f"\n\n{summary}\n\n{room_text}{frontier}{setbacks}\n")
 
 
 def headline(result: dict) -> str:
-    """The README line: how many targets are met, and the largest established gain on the page."""
-    lines, gains = assess(result)
+    """The README line: how many targets are met, the largest established gain on the page and how many
+    comparisons establish a loss."""
+    lines, compared = assess(result)
+    gains, losses = gains_and_losses(compared)
     best = max(gains, key=lambda g: g[1], default=None)
     return (f"- **Distillation targets** (the issue's: a student clearly better than itself alone): {met_count(lines)}"
             f"; distillation is established better than the student alone in {len(gains)} paired comparisons"
-            + (f", the largest {best[0]}" if best else "") + " ([benchmarks](docs/benchmarks.md#where-distillation-stands)).\n")
+            + (f", the largest {best[0]}" if best else "") + f", and worse in {len(losses)}"
+            " ([benchmarks](docs/benchmarks.md#where-distillation-stands)).\n")
 
 
 def main() -> None:

@@ -50,8 +50,8 @@ def test_a_row_that_meets_the_ratio_target_turns_its_line_to_met_and_is_listed_a
     near = got["Los-loop: distilled / teacher, stid students"]
     # 3.12 against the teacher's 3.0: past 1.03; untaught, the student was 3.42
     assert near["measured"] == "1.040 (its plain student 1.140)" and not near["met"]
-    _, gains = targets.assess({"command": "c", "sources": ["evidence-los-loop"]})
-    assert [g for g, _ in gains] == ["evidence-los-loop, row `stid-nb`: +8.8 % (5/5 seeds)"]
+    gains, losses = targets.gains_and_losses(targets.assess({"command": "c", "sources": ["evidence-los-loop"]})[1])
+    assert [g for g, _ in gains] == ["evidence-los-loop, row `stid-nb`: +8.8 % (5/5 seeds)"] and not losses
 
 
 def _gain_record(method: str, seed: int, test_mae: float) -> dict:
@@ -83,8 +83,10 @@ def test_a_method_of_the_per_method_table_counts_like_an_evidence_row(results):
     line = _lines(sources)["Auckland default: distilled / plain, stid students"]
     assert line["met"] and line["measured"].startswith("0.947 (+5.3 %")
     assert line["where"] == f"{section}, method `teacher-bounded`"
-    _, gains = targets.assess({"command": "c", "sources": sources})
+    gains, losses = targets.gains_and_losses(targets.assess({"command": "c", "sources": sources})[1])
     assert [g for g, _ in gains] == [f"{section}, method `teacher-bounded`: +5.3 % (5/5 seeds)"]
+    # the method that made the student worse on every seed is listed apart, as a loss
+    assert [g for g, _ in losses] == [f"{section}, method `response a=0.3`: -2.2 % (0/5 seeds)"]
     # without the per-method table the evidence row is the best, and it meets nothing
     only = _lines(["evidence-akl-pedestrians"])["Auckland default: distilled / plain, stid students"]
     assert not only["met"] and only["where"] == "row `stid, reading lags 1D, 7D`"
@@ -104,7 +106,7 @@ def test_a_student_that_reads_other_inputs_than_the_default_s_lists_its_gains_bu
     sources = ["evidence-akl-pedestrians", section]
     line = _lines(sources)["Auckland default: distilled / plain, stid students"]
     assert not line["met"] and line["where"] == "row `stid, reading lags 1D, 7D`"
-    _, gains = targets.assess({"command": "c", "sources": sources})
+    gains, _ = targets.gains_and_losses(targets.assess({"command": "c", "sources": sources})[1])
     assert sorted(g for g, _ in gains) == [f"{section}, method `teacher-bounded`: +5.2 % (5/5 seeds)",
                                            "evidence-akl-pedestrians, row `stid`: +6.8 % (5/5 seeds)"]
 
@@ -207,3 +209,16 @@ def test_the_teacher_lead_of_the_default_run_is_set_beside_the_preset_s_other_ou
     # are still the default run's own outcome, not another
     results("default-run", {"kind": "default_run", "wall_seconds": 170.0, "metrics": {"models": models(42.7, 43.8, 45.0)}})
     assert "the 3 other outcomes" in _lines(["default-run", "kernels"])[target]["where"]
+
+
+def test_the_block_and_the_headline_list_the_comparisons_where_distillation_is_established_worse(results):
+    worse = [_record(s, "stid-nb", 3.40 + 0.01 * s, 3.50 + 0.01 * s) for s in range(5)]  # +2.9 % error, every seed
+    noisy = [_record(s, "mlp", 3.90, 3.90 + (0.05 if s % 2 else -0.05)) for s in range(5)]  # not established
+    results("evidence-los-loop", _evidence("los-loop", worse + noisy))
+    result = {"command": "python benchmarks/targets.py", "sources": ["evidence-los-loop"]}
+    block = targets.render(result)
+    assert "No comparison on the page establishes distillation better than the same student alone." in block
+    assert ("Where distillation is established worse than the same student alone (1 comparisons of the page):\n\n"
+            "- evidence-los-loop, row `stid-nb`: -2.9 % (0/5 seeds)") in block
+    assert "row `mlp`" not in block.split("established worse")[1]
+    assert ", and worse in 1 (" in targets.headline(result)
