@@ -170,8 +170,8 @@ def _wd(values, P=2, H=2):
 
 
 def test_no_positive_or_negative_in_train_is_an_error():
-    series = [50.0] * 20 + [30.0] * 20
-    wd = _wd(series)  # the train part (first 20 steps) holds no speed below 40
+    series = [50.0, 55.0] * 10 + [30.0] * 20
+    wd = _wd(series)  # the train part (first 20 steps) holds no speed below 40 (and varies: not a stuck sensor)
     lab = build_labels(EventsConfig(rule="threshold", op="<", value=40), wd.data)
     with pytest.raises(DataError, match="no positive .event. example in the train part"):
         check_train_labels(lab, wd)
