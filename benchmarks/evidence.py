@@ -69,6 +69,7 @@ DATASETS = {
 # chosen before any run on them and never read to choose a setting (every preset choice was made on the
 # 2023-2025 rows): data nobody tuned on, in time. Its rows repeat the preset's commands with this data set name.
 HELD_OUT_YEARS = {"akl-pedestrians-2020-2022": ["2020-01-01", "2022-12-31 23:00"]}
+TUNED_ON = {"akl-pedestrians-2020-2022": "akl-pedestrians"}  # the data set whose rows each held-out row repeats
 # label -> (model, hyper-parameters). ``stid-nb`` and ``mlp-nb`` also read the mean windows of each sensor's 4
 # strongest downstream and upstream neighbours: a graph teacher's edge comes partly from the neighbours, which
 # a per-sensor student cannot see. ``mlp-nb-id`` adds a 16-wide embedding per sensor (the independent reference
@@ -790,6 +791,28 @@ def paired_row(dataset: str, plain_mae: list[float], kd_mae: list[float], teache
             "met": None if target is None else kd / plain <= target and g["established"] and g["mean"] > 0}
 
 
+def held_out_gap(dataset: str, rows: list[dict], gain: dict) -> str:
+    """For a row of a held-out data set (:data:`TUNED_ON`): the same row's gain on the data the settings were
+    chosen on, and whether the two agree (both established with one sign, or not); "" elsewhere, for a row of an
+    earlier rule, or where that data set has no such row."""
+    from stkd.paired import gain_cell, paired_gain, verdict
+
+    tuned = TUNED_ON.get(dataset)
+    path = RESULTS / f"evidence-{tuned}.json"
+    if tuned is None or rows[0].get("earlier_rule") or not path.is_file():
+        return ""
+    there = [r for r in json.loads(path.read_text())["records"] if r["student"] == rows[0]["student"]]
+    if not there:
+        return ""
+    g = paired_gain([r["plain_mae"] for r in there], [r["kd_mae"] for r in there])
+    here_v, there_v = verdict(gain), verdict(g)
+    agree = (f"established {here_v} on both" if here_v == there_v and gain["established"] else
+             "the two periods disagree" if gain["established"] and g["established"] else
+             f"{here_v} here, {there_v} there")
+    return (f" On {tuned}, the years its settings were chosen on, the same row gave {gain_cell(g)} "
+            f"({g['wins']}/{g['n']} seeds): {agree}.")
+
+
 def teacher_bar(result: dict, by_student: dict[str, list[dict]]) -> dict | None:
     """The issue's bar for the single teacher: its mean validation MAE (``teacher_val``) against the best plain
     student's here (``best``, ``best_val``), ``below`` in %; None without a row to judge. Rows of an ensemble (no
@@ -860,7 +883,7 @@ def render(result: dict) -> str:
                  + size_gap(rows, by_student)
                  + privileged_gap(rows, by_student, result["dataset"])
                  + teacher_epochs_gap(rows, by_student, result["dataset"]) + alpha_gap(rows, by_student)
-                 + init_gap(rows, by_student)
+                 + init_gap(rows, by_student) + held_out_gap(result["dataset"], rows, g)
                  + fidelity_gap(rows, row["plain"], t))
         if row["target"] is not None:
             line += (f" Distilled / plain {row['ratio']:.3f}: the issue's target (at most {row['target']:.2f}, the gain "
