@@ -60,3 +60,26 @@ def test_the_default_preset_runs_and_its_student_forecasts_from_a_week_of_histor
     assert fc["issued_at"].nunique() == 8 * 24 - 168 + 1  # every hour from the end of the first week on
     assert fc["horizon"].max() == 12 and fc["node"].nunique() == served.num_nodes
     assert fc["value"].notna().all() and (fc["value"] >= 0).all()  # counts: clipped at zero
+
+
+def test_the_readme_s_your_data_form_is_a_valid_config_with_the_default_preset_s_models():
+    """The form users copy for their own data names the preset's teacher, student and distillation (the pair
+    whose gain was checked on held-out years), so the two cannot drift apart unnoticed."""
+    import re
+    from pathlib import Path
+
+    import yaml
+
+    from stkd.config import parse_config
+    from stkd.presets import default_preset_dict
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    form = re.search(r"## Your data\n\n```yaml\n(.*?)```", readme, re.S)
+    assert form, "the README's 'Your data' section has no yaml block"
+    raw = yaml.safe_load(form.group(1))
+    cfg, preset = parse_config(raw), parse_config(default_preset_dict())
+    assert cfg.data.source == "csv-long" and cfg.data.target == ["PM2.5"]
+    assert [(t.name, t.params, t.inputs) for t in cfg.teacher] == [(t.name, t.params, t.inputs) for t in preset.teacher]
+    assert (cfg.student.name, cfg.student.params, cfg.student.inputs) == (
+        preset.student.name, preset.student.params, preset.student.inputs)
+    assert cfg.distill == preset.distill
