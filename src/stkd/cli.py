@@ -238,12 +238,18 @@ def _load_for_data_command(source: str, overrides):
 
 
 def cmd_data_inspect(args) -> int:
-    from stkd.data.quality import OUTLIER_IQR_K, find_outliers
+    from stkd.data.quality import OUTLIER_IQR_K, find_outliers, shown, unusable_nodes
+    from stkd.data.windows import split_data
 
     data, cfg = _load_for_data_command(args.source, args.set)
     info = data.describe()
     k = cfg.data.clip_outliers or OUTLIER_IQR_K
     info["outliers"] = {"k": k, "features": find_outliers(data, k)}
+    try:  # what training would drop: the nodes that never report, or keep one value, in the train part
+        part, ranges = split_data(data, cfg.data)
+        info["dropped_nodes"] = {"train_steps": ranges["train"][1], **unusable_nodes(part, ranges["train"][1])}
+    except STKDError as e:  # a split the data cannot hold: training says so too
+        info["dropped_nodes"] = {"error": str(e)}
     if args.json:
         print(json.dumps(info, indent=2))
         return 0
@@ -267,6 +273,16 @@ def cmd_data_inspect(args) -> int:
                      f"{o['high']:.6g}]; most extreme: {worst}")
     if outliers:
         lines.append("  clip them with data.clip_outliers (k), or fix the file (see docs/data.md)")
+    dropped = info["dropped_nodes"]
+    if "error" in dropped:
+        lines.append(f"dropped       unknown: the data cannot be split for training ({dropped['error']})")
+    else:
+        count = len(dropped["silent"]) + len(dropped["stuck"])
+        lines.append(f"dropped       {f'{count} node(s)' if count else 'none'} before training (train part: the first "
+                     f"{dropped['train_steps']} steps)" + (":" if count else ""))
+        for key, words in (("silent", "no observed target"), ("stuck", "the target keeps one value")):
+            if dropped[key]:
+                lines.append(f"  {words}: {shown(dropped[key])}")
     print("\n".join(lines))
     return 0
 
@@ -381,7 +397,8 @@ def build_parser() -> argparse.ArgumentParser:
                                  "  stkd data export los-loop --out los-loop-csv\n"
                                  "  stkd data query my.yaml --lat 34.05 --lon -118.25 --radius-km 5")
     dsub = data.add_subparsers(dest="data_command", metavar="command")
-    p = dsub.add_parser("inspect", help="nodes, steps, frequency, time span, missing share, graph density",
+    p = dsub.add_parser("inspect", help="nodes, steps, frequency, time span, missing share, graph density, "
+                                        "outliers, the nodes training would drop",
                         description="Summarise a data set given by a config file or a builtin name.",
                         epilog="examples:\n  stkd data inspect akl-pedestrians\n  stkd data inspect my.yaml",
                         formatter_class=fmt)

@@ -110,6 +110,43 @@ def test_data_inspect_reports_an_extreme_value_with_node_and_time(tmp_path, caps
     assert info["outliers"]["features"][0]["count"] == 1
 
 
+def _silent_c_stuck_b(f):
+    cut = int(T * 0.7)
+    f["c"] = np.where(np.arange(T) < cut, np.nan, f["c"])
+    f["b"] = np.where(np.arange(T) < cut, 0.0, 500 + f["b"])
+
+
+def test_data_inspect_names_the_nodes_training_would_drop_before_it_trains(tmp_path, capsys):
+    import json
+
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(yaml.safe_dump({"data": {"source": "csv-wide", "path": str(_wide(tmp_path, _silent_c_stuck_b)),
+                                            "graph": {"method": "none"}}}))
+    assert main(["data", "inspect", str(cfg)]) == 0
+    out = capsys.readouterr().out
+    assert "nodes         4" in out  # the data as read; training keeps 2 of them
+    assert f"dropped       2 node(s) before training (train part: the first {int(T * 0.7)} steps):" in out, out
+    assert "  no observed target: 'c'" in out and "  the target keeps one value: 'b' (always 0)" in out
+    assert main(["data", "inspect", str(cfg), "--json"]) == 0
+    dropped = json.loads(capsys.readouterr().out)["dropped_nodes"]
+    assert dropped["silent"] == [{"node": "c"}] and dropped["stuck"] == [{"node": "b", "value": 0.0}]
+    # the nodes inspect names are the ones training drops
+    assert load_windowed(_cfg(_wide(tmp_path, _silent_c_stuck_b, name="again.csv"))).data.nodes == ["a", "d"]
+
+
+def test_data_inspect_says_none_would_be_dropped_or_why_it_cannot_tell(tmp_path, capsys):
+    cfg = tmp_path / "c.yaml"
+    raw = {"data": {"source": "csv-wide", "path": str(_wide(tmp_path)), "graph": {"method": "none"}}}
+    cfg.write_text(yaml.safe_dump(raw))
+    assert main(["data", "inspect", str(cfg)]) == 0
+    assert "dropped       none before training" in capsys.readouterr().out
+    raw["data"]["window"] = {"input": 300, "horizon": 12}  # longer than the train part: no split for training
+    cfg.write_text(yaml.safe_dump(raw))
+    assert main(["data", "inspect", str(cfg)]) == 0  # the description still prints
+    out = capsys.readouterr().out
+    assert "nodes         4" in out and "dropped       unknown: the data cannot be split for training (" in out
+
+
 def test_clip_outliers_clips_inputs_and_targets_to_the_train_bound(tmp_path):
     path = _wide(tmp_path, _spike)
     plain = load_windowed(_cfg(path))

@@ -76,43 +76,55 @@ def clip_outliers(data: STData, k: float, train_end: int) -> STData:
     return replace(data, values=values)
 
 
+def unusable_nodes(data: STData, train_end: int) -> dict[str, list[dict]]:
+    """The nodes :func:`check_observed` drops, before anything trains: ``silent`` (no observed target in the first
+    ``train_end`` steps) and ``stuck`` (every target keeps one value there; each with its ``value``), as
+    ``{"node": id}`` dicts in the data's order (``stkd data inspect`` shows them)."""
+    nt = data.num_targets
+    train = data.mask[:train_end, :, :nt]  # [T_train, N, F_out]
+    reporting = train.any(axis=(0, 2))  # [N]
+    values = data.values[:train_end, :, :nt]
+    low = np.where(train, values, np.inf).min(axis=0)  # [N, F_out]
+    high = np.where(train, values, -np.inf).max(axis=0)
+    stuck = reporting & ~(high > low).any(axis=1)  # [N]: reports, but every target keeps one value
+    one = np.where(np.isfinite(low), low, np.nan)  # the one value each target kept ([N, F_out]; NaN: never seen)
+    return {"silent": [{"node": data.nodes[i]} for i in np.flatnonzero(~reporting)],
+            "stuck": [{"node": data.nodes[i], "value": float(one[i][np.isfinite(one[i])][0])}
+                      for i in np.flatnonzero(stuck)]}
+
+
 def check_observed(data: STData, train_end: int) -> STData:
     """Refuse a target with no observed value in the train part; drop (with a warning naming them) the
     nodes whose targets never report there, and those whose targets take one value only there (a stuck
     sensor, or one not yet in service that sends a placeholder such as 0): a model would give them
     confident forecasts learnt from nothing, their scaler has no spread to fit (a reading after the train
     part then enters the models far outside anything they saw), and their test scores would be noise."""
-    nt = data.num_targets
-    train = data.mask[:train_end, :, :nt]  # [T_train, N, F_out]
-    per_target = train.any(axis=(0, 1))
+    per_target = data.mask[:train_end, :, :data.num_targets].any(axis=(0, 1))
     if not per_target.all():
         missing = [data.targets[i] for i in np.flatnonzero(~per_target)]
         raise DataError(f"{data.name}: target {', '.join(map(repr, missing))} has no observed value in the train "
                         f"part (the first {train_end} steps): every value is missing (NaN, or data.null_value); "
                         "check the file's target column, data.null_value and data.time_range")
-    reporting = train.any(axis=(0, 2))  # [N]
-    values = data.values[:train_end, :, :nt]
-    low = np.where(train, values, np.inf).min(axis=0)  # [N, F_out]
-    high = np.where(train, values, -np.inf).max(axis=0)
-    stuck = reporting & ~(high > low).any(axis=1)  # [N]: reports, but every target keeps one value
-    if stuck.all():
+    found = unusable_nodes(data, train_end)
+    silent, stuck = found["silent"], found["stuck"]
+    if len(stuck) == data.num_nodes:
         raise DataError(f"{data.name}: every node's target keeps one value in the train part (the first "
                         f"{train_end} steps): there is nothing to learn; check the file's target column and "
                         "data.time_range")
-    if reporting.all() and not stuck.any():
+    if not silent and not stuck:
         return data
-    if not reporting.all():
+    if silent:
         log.warning("%s: dropped %d node(s) with no observed target in the train part (the first %d steps): %s",
-                    data.name, int((~reporting).sum()), train_end, _shown(data, np.flatnonzero(~reporting)))
-    if stuck.any():
-        one = np.where(np.isfinite(low), low, high)  # the one value each target kept ([N, F_out])
+                    data.name, len(silent), train_end, shown(silent))
+    if stuck:
         log.warning("%s: dropped %d node(s) whose target keeps one value in the train part (the first %d steps; "
-                    "a stuck sensor, or one not yet in service): %s", data.name, int(stuck.sum()), train_end,
-                    _shown(data, np.flatnonzero(stuck), lambda i: f"always {one[i][np.isfinite(one[i])][0]:g}"))
-    return data.subset(np.flatnonzero(reporting & ~stuck), None)
+                    "a stuck sensor, or one not yet in service): %s", data.name, len(stuck), train_end, shown(stuck))
+    dropped = {d["node"] for d in silent + stuck}
+    return data.subset(np.array([i for i, n in enumerate(data.nodes) if n not in dropped], dtype=np.int64), None)
 
 
-def _shown(data: STData, nodes: np.ndarray, note=None, at_most: int = 10) -> str:
-    """The first ``at_most`` of ``nodes`` by name (each with ``note(i)`` in brackets), and how many more."""
-    names = [repr(data.nodes[i]) + (f" ({note(i)})" if note else "") for i in nodes[:at_most]]
+def shown(nodes: list[dict], at_most: int = 10) -> str:
+    """The first ``at_most`` of :func:`unusable_nodes`' ``nodes`` by name (a stuck one with its value), and how
+    many more."""
+    names = [repr(d["node"]) + (f" (always {d['value']:g})" if "value" in d else "") for d in nodes[:at_most]]
     return ", ".join(names) + (f" and {len(nodes) - at_most} more" if len(nodes) > at_most else "")

@@ -459,6 +459,20 @@ def keep_history(data: STData, ranges: dict[str, tuple[int, int]], history: str,
     return data.subset(time_slice=slice(cut, None)), shifted
 
 
+def split_data(data: STData, cfg: DataConfig) -> tuple[STData, dict[str, tuple[int, int]]]:
+    """The data (its train part cut to ``data.history`` when set) and its train / val / test step ranges, as
+    :func:`prepare` cuts them; errors for a window that does not fit."""
+    P, H = int(cfg.window.input), int(cfg.window.horizon)
+    if P < 1 or H < 1:
+        raise ConfigError(f"data.window: input and horizon must be >= 1, got input={P}, horizon={H}")
+    ratios = check_ratios(cfg.split)
+    ranges = split_ranges(data.num_steps, ratios)
+    _check_length(data, ranges, ratios, P, H)
+    if cfg.history is not None:
+        data, ranges = keep_history(data, ranges, cfg.history, P + H)
+    return data, ranges
+
+
 def prepare(data: STData, cfg: DataConfig) -> WindowedData:
     """Split, fit the scaler on train only, impute inputs with train statistics, scale, and index windows.
 
@@ -466,14 +480,7 @@ def prepare(data: STData, cfg: DataConfig) -> WindowedData:
     source ``data`` is left untouched and referenced, not copied.
     """
     P, H = int(cfg.window.input), int(cfg.window.horizon)
-    if P < 1 or H < 1:
-        raise ConfigError(f"data.window: input and horizon must be >= 1, got input={P}, horizon={H}")
-    ratios = check_ratios(cfg.split)
-    T = data.num_steps
-    ranges = split_ranges(T, ratios)
-    _check_length(data, ranges, ratios, P, H)
-    if cfg.history is not None:
-        data, ranges = keep_history(data, ranges, cfg.history, P + H)
+    data, ranges = split_data(data, cfg)
     train_end = ranges["train"][1]
     data = check_observed(data, train_end)  # no target at all: an error; silent nodes: dropped with a warning
     if cfg.clip_outliers is not None:
