@@ -60,7 +60,7 @@ from stkd.names import AUGMENT_LABELS, AUGMENTATIONS, STUDENT_INITS, STUDENT_ROL
 DATASETS = {
     "los-loop": {"data": los_loop_data(), "train": {"epochs": 80, "patience": 15, "max_batches": None}},
     "akl-pedestrians": "preset",  # common.akl_gwnet_preset, unchanged but for the seed (and the teacher's inputs)
-    "akl-pedestrians-2020-2022": "preset",  # the same on the three years before its own: HELD_OUT_YEARS
+    "akl-pedestrians-2020-2022": "preset",  # the same on the three years before its own: HELD_OUT
     "synthetic-traffic": {"data": {"source": "builtin", "name": "synthetic-traffic",
                                    "simulator": {"nodes": 200, "days": 14}},
                           "train": {"epochs": 30, "patience": 8, "max_batches": 100}},
@@ -68,8 +68,8 @@ DATASETS = {
 # The pinned preset on other years of the same counts: the three years before the preset's own (2023 to 2025),
 # chosen before any run on them and never read to choose a setting (every preset choice was made on the
 # 2023-2025 rows): data nobody tuned on, in time. Its rows repeat the preset's commands with this data set name.
-HELD_OUT_YEARS = {"akl-pedestrians-2020-2022": ["2020-01-01", "2022-12-31 23:00"]}
-TUNED_ON = {"akl-pedestrians-2020-2022": "akl-pedestrians"}  # the data set whose rows each held-out row repeats
+# ``of``: the data set whose rows each held-out row repeats; ``years``: its data.time_range here.
+HELD_OUT = {"akl-pedestrians-2020-2022": {"of": "akl-pedestrians", "years": ["2020-01-01", "2022-12-31 23:00"]}}
 # label -> (model, hyper-parameters). ``stid-nb`` and ``mlp-nb`` also read the mean windows of each sensor's 4
 # strongest downstream and upstream neighbours: a graph teacher's edge comes partly from the neighbours, which
 # a per-sensor student cannot see. ``mlp-nb-id`` adds a 16-wide embedding per sensor (the independent reference
@@ -143,8 +143,8 @@ def config(dataset: str, seed: int, quick: bool, teacher_lags: list[str] | None 
     if DATASETS[dataset] == "preset":
         cfg = akl_gwnet_preset()
         cfg["train"]["seed"] = seed
-        if dataset in HELD_OUT_YEARS:
-            cfg["data"]["time_range"] = list(HELD_OUT_YEARS[dataset])
+        if dataset in HELD_OUT:
+            cfg["data"]["time_range"] = list(HELD_OUT[dataset]["years"])
         cfg["eval"] = eval_cfg
     else:
         d = copy.deepcopy(DATASETS[dataset])
@@ -792,12 +792,12 @@ def paired_row(dataset: str, plain_mae: list[float], kd_mae: list[float], teache
 
 
 def held_out_gap(dataset: str, rows: list[dict], gain: dict) -> str:
-    """For a row of a held-out data set (:data:`TUNED_ON`): the same row's gain on the data the settings were
+    """For a row of a held-out data set (:data:`HELD_OUT`): the same row's gain on the data the settings were
     chosen on, and whether the two agree (both established with one sign, or not); "" elsewhere, for a row of an
     earlier rule, or where that data set has no such row."""
     from stkd.paired import gain_cell, paired_gain, verdict
 
-    tuned = TUNED_ON.get(dataset)
+    tuned = HELD_OUT.get(dataset, {}).get("of")
     path = RESULTS / f"evidence-{tuned}.json"
     if tuned is None or rows[0].get("earlier_rule") or not path.is_file():
         return ""
