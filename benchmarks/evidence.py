@@ -60,7 +60,6 @@ from stkd.names import AUGMENT_LABELS, AUGMENTATIONS, STUDENT_INITS, STUDENT_ROL
 DATASETS = {
     "los-loop": {"data": los_loop_data(), "train": {"epochs": 80, "patience": 15, "max_batches": None}},
     "akl-pedestrians": "preset",  # common.akl_gwnet_preset, unchanged but for the seed (and the teacher's inputs)
-    "akl-pedestrians-2020-2022": "preset",  # the same on the three years before its own: HELD_OUT
     "synthetic-traffic": {"data": {"source": "builtin", "name": "synthetic-traffic",
                                    "simulator": {"nodes": 200, "days": 14}},
                           "train": {"epochs": 30, "patience": 8, "max_batches": 100}},
@@ -70,6 +69,7 @@ DATASETS = {
 # 2023-2025 rows): data nobody tuned on, in time. Its rows repeat the preset's commands with this data set name.
 # ``of``: the data set whose rows each held-out row repeats; ``years``: its data.time_range here.
 HELD_OUT = {"akl-pedestrians-2020-2022": {"of": "akl-pedestrians", "years": ["2020-01-01", "2022-12-31 23:00"]}}
+DATASETS |= {name: DATASETS[h["of"]] for name, h in HELD_OUT.items()}  # its source's setting, its own years
 # label -> (model, hyper-parameters). ``stid-nb`` and ``mlp-nb`` also read the mean windows of each sensor's 4
 # strongest downstream and upstream neighbours: a graph teacher's edge comes partly from the neighbours, which
 # a per-sensor student cannot see. ``mlp-nb-id`` adds a 16-wide embedding per sensor (the independent reference
@@ -123,7 +123,8 @@ TARGET_RATIO = {"los-loop": 0.95, "akl-pedestrians": 0.97}
 DISTILL = {"alpha": 0.5, "loss": "huber", "ensemble": "weighted"}
 # The lags every teacher of a data set's rows reads unless the row's label says otherwise (``--teacher-lags``):
 # on the Auckland counts the pinned preset's privileged teacher; elsewhere the window only.
-USUAL_TEACHER_LAGS = {"akl-pedestrians": ["1D", "7D"], "akl-pedestrians-2020-2022": ["1D", "7D"]}
+USUAL_TEACHER_LAGS = {"akl-pedestrians": ["1D", "7D"]}
+USUAL_TEACHER_LAGS |= {name: USUAL_TEACHER_LAGS[h["of"]] for name, h in HELD_OUT.items()}
 # The epochs every main teacher of a data set's rows trains for unless the row's label says otherwise
 # (``--teacher-epochs``); the pinned Auckland preset's teacher keeps its own schedule.
 USUAL_TEACHER_EPOCHS = {"los-loop": 40, "synthetic-traffic": 20}
@@ -791,17 +792,24 @@ def paired_row(dataset: str, plain_mae: list[float], kd_mae: list[float], teache
             "met": None if target is None else kd / plain <= target and g["established"] and g["mean"] > 0}
 
 
-def held_out_gap(dataset: str, rows: list[dict], gain: dict) -> str:
-    """For a row of a held-out data set (:data:`HELD_OUT`): the same row's gain on the data the settings were
-    chosen on, and whether the two agree (both established with one sign, or not); "" elsewhere, for a row of an
-    earlier rule, or where that data set has no such row."""
-    from stkd.paired import gain_cell, paired_gain, verdict
-
+def held_out_source(dataset: str) -> tuple[str, list[dict]] | None:
+    """For a held-out data set (:data:`HELD_OUT`): the data set its settings were chosen on and that one's evidence
+    records, read once for all of its rows; None for any other data set, or where that file was never written."""
     tuned = HELD_OUT.get(dataset, {}).get("of")
     path = RESULTS / f"evidence-{tuned}.json"
-    if tuned is None or rows[0].get("earlier_rule") or not path.is_file():
+    return (tuned, json.loads(path.read_text())["records"]) if tuned is not None and path.is_file() else None
+
+
+def held_out_gap(source: tuple[str, list[dict]] | None, rows: list[dict], gain: dict) -> str:
+    """For a row of a held-out data set (``source``: :func:`held_out_source`): the same row's gain on the data the
+    settings were chosen on, and whether the two agree (both established with one sign, or not); "" without a
+    source, for a row of an earlier rule, or where that data set has no such row."""
+    from stkd.paired import gain_cell, paired_gain, verdict
+
+    if source is None or rows[0].get("earlier_rule"):
         return ""
-    there = [r for r in json.loads(path.read_text())["records"] if r["student"] == rows[0]["student"]]
+    tuned, records = source
+    there = [r for r in records if r["student"] == rows[0]["student"]]
     if not there:
         return ""
     g = paired_gain([r["plain_mae"] for r in there], [r["kd_mae"] for r in there])
@@ -851,6 +859,7 @@ def render(result: dict) -> str:
     from stkd.paired import describe_gain, gain_cell, paired_gain
 
     by_student = rows_by_student(result)
+    source = held_out_source(result["dataset"])  # the tuned-on rows a held-out data set's rows are set beside
     lines = ["| student | seeds | teacher MAE | plain MAE | distilled MAE | mean gain (95 % interval) | wins | "
              "gain on validation | distilled / teacher |", "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     verdicts = []
@@ -883,7 +892,7 @@ def render(result: dict) -> str:
                  + size_gap(rows, by_student)
                  + privileged_gap(rows, by_student, result["dataset"])
                  + teacher_epochs_gap(rows, by_student, result["dataset"]) + alpha_gap(rows, by_student)
-                 + init_gap(rows, by_student) + held_out_gap(result["dataset"], rows, g)
+                 + init_gap(rows, by_student) + held_out_gap(source, rows, g)
                  + fidelity_gap(rows, row["plain"], t))
         if row["target"] is not None:
             line += (f" Distilled / plain {row['ratio']:.3f}: the issue's target (at most {row['target']:.2f}, the gain "

@@ -270,7 +270,7 @@ def established(blobs: dict[str, dict]) -> list[tuple[str, float]]:
             _, g = f1_by_arm(blob["records"])
             if g["established"]:
                 out.append((f"{section}: test F1 {g['mean']:+.1f} % ({g['wins']}/{g['n']} seeds)", g["mean"]))
-    return [c for c in out if c[1] != 0]
+    return out
 
 
 def gains_and_losses(compared: list[tuple[str, float]]) -> tuple[list[tuple[str, float]], list[tuple[str, float]]]:
@@ -330,15 +330,15 @@ def render(result: dict) -> str:
                  "took all of its teacher's edge; below it, distillation would have to make the student better than "
                  "its teacher.\n\n"
                  + "\n".join(room) + "\n\n" if room else "")
-    frontier = ("Where distillation is established better than the same student alone "
-                f"({len(gains)} comparisons of the page):\n\n" + "\n".join(f"- {g}" for g, _ in gains) if gains else
-                "No comparison on the page establishes distillation better than the same student alone.")
-    setbacks = ("\n\nWhere distillation is established worse than the same student alone "
-                f"({len(losses)} comparisons of the page):\n\n" + "\n".join(f"- {g}" for g, _ in losses)
-                if losses else "\n\nNo comparison on the page establishes distillation worse than the same student alone.")
+
+    def listed(which: str, found: list[tuple[str, float]]) -> str:  # the comparisons of one sign, or that there are none
+        return (f"Where distillation is established {which} than the same student alone ({len(found)} comparisons of "
+                "the page):\n\n" + "\n".join(f"- {g}" for g, _ in found) if found else
+                f"No comparison on the page establishes distillation {which} than the same student alone.")
+
     return (f"### The distillation targets against the best measured values\n\nCommand: `{result['command']}` (it "
             f"reads {', '.join(f'`{s}.json`' for s in result['sources'])}, as they are when the page is rendered)\n\n"
-            + "\n".join(table) + f"\n\n{summary}\n\n{room_text}{frontier}{setbacks}\n")
+            + "\n".join(table) + f"\n\n{summary}\n\n{room_text}{listed('better', gains)}\n\n{listed('worse', losses)}\n")
 
 
 def headline(result: dict) -> str:

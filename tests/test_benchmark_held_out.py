@@ -37,12 +37,14 @@ def test_a_held_out_row_says_what_the_same_row_gave_on_the_tuned_on_years(tmp_pa
     (tmp_path / "evidence-akl-pedestrians.json").write_text(json.dumps({"records": tuned}))
     better = _rows("stid, x", [40.0 + 0.01 * s for s in range(5)], [39.0 + 0.01 * s for s in range(5)])
     g = paired_gain([r["plain_mae"] for r in better], [r["kd_mae"] for r in better])
-    text = evidence.held_out_gap(HELD_OUT, better, g)
+    source = evidence.held_out_source(HELD_OUT)
+    text = evidence.held_out_gap(source, better, g)
     assert text.startswith(" On akl-pedestrians, the years its settings were chosen on, the same row gave +2.")
     assert text.endswith("(5/5 seeds): established better on both.")
     flipped = _rows("stid, y", [40.0 + 0.01 * s for s in range(5)], [39.0 + 0.01 * s for s in range(5)])
-    assert evidence.held_out_gap(HELD_OUT, flipped, g).endswith("(0/5 seeds): the two periods disagree.")
+    assert evidence.held_out_gap(source, flipped, g).endswith("(0/5 seeds): the two periods disagree.")
     # a row of an earlier rule, a row the tuned-on years lack, and a data set that is not held out: no sentence
-    assert evidence.held_out_gap(HELD_OUT, _rows("stid, x", [1.0], [1.0], earlier_rule=True), g) == ""
-    assert evidence.held_out_gap(HELD_OUT, _rows("stid, z", [1.0], [1.0]), g) == ""
-    assert evidence.held_out_gap("akl-pedestrians", better, g) == ""
+    assert evidence.held_out_gap(source, _rows("stid, x", [1.0], [1.0], earlier_rule=True), g) == ""
+    assert evidence.held_out_gap(source, _rows("stid, z", [1.0], [1.0]), g) == ""
+    assert evidence.held_out_source("akl-pedestrians") is None
+    assert evidence.held_out_gap(evidence.held_out_source("akl-pedestrians"), better, g) == ""

@@ -87,9 +87,8 @@ def unusable_nodes(data: STData, train_end: int) -> dict[str, list[dict]]:
     low = np.where(train, values, np.inf).min(axis=0)  # [N, F_out]
     high = np.where(train, values, -np.inf).max(axis=0)
     stuck = reporting & ~(high > low).any(axis=1)  # [N]: reports, but every target keeps one value
-    one = np.where(np.isfinite(low), low, np.nan)  # the one value each target kept ([N, F_out]; NaN: never seen)
     return {"silent": [{"node": data.nodes[i]} for i in np.flatnonzero(~reporting)],
-            "stuck": [{"node": data.nodes[i], "value": float(one[i][np.isfinite(one[i])][0])}
+            "stuck": [{"node": data.nodes[i], "value": float(low[i][np.isfinite(low[i])][0])}  # a target it reports
                       for i in np.flatnonzero(stuck)]}
 
 
