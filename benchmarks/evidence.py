@@ -228,6 +228,18 @@ def student_config(dataset: str, label: str, cfg):
     return ModelConfig(name=model, params=dict(params))
 
 
+def students_folder_config(cfg, teacher_cfgs: list):
+    """The config saved in the students' folder of a row whose teachers train in their own folders
+    (``--teacher-seed``): as ``cfg``, but with ``distill.init: teacher`` it names the teachers the students
+    start from (``teacher_cfgs``, the ensemble's order) and its student reads what the first of them reads.
+    Why: a later row reopening the folder (``--resume``) loads that file, and the config check refuses
+    ``init: teacher`` beside a first teacher of another kind or inputs (the data set's own main teacher)."""
+    if cfg.distill.init != "teacher":
+        return cfg
+    student = dataclasses.replace(cfg.student, inputs=copy.deepcopy(teacher_cfgs[0].inputs))
+    return dataclasses.replace(cfg, teacher=list(teacher_cfgs), student=student)
+
+
 class NotOnThisMachine(Exception):
     """A run folder that ``--distances-only`` needs (it trains nothing) is not under ``--runs``."""
 
@@ -293,6 +305,7 @@ def run_seed(dataset: str, seed: int, students: list[str], runs: Path, quick: bo
             teacher_dir = opened(tcfg, runs / dataset / f"teacher-seed-{teacher_seed}{short}")
             # the extra teachers alone need no main teacher (its folder keeps the config)
             teachers = [] if without_main else trained(ForecastTask(tcfg, task.wd), teacher_dir)
+            teacher_cfgs = [] if without_main else list(tcfg.teacher)  # the ensemble's configs, in its order
             for spec in extra_teachers or []:
                 label, xseed = split_extra(spec, teacher_seed)
                 xcfg = parse_config(extra_teacher_config(dataset, label, xseed, quick, teacher_lags, precision,
@@ -300,11 +313,13 @@ def run_seed(dataset: str, seed: int, students: list[str], runs: Path, quick: bo
                 folder = (f"teacher-seed-{teacher_seed}-{label}" + (f"-s{xseed}" if xseed != teacher_seed else "")
                           + short)
                 xdir = opened(xcfg, runs / dataset / folder)
+                teacher_cfgs += xcfg.teacher
                 taken = {t.name for t in teachers}  # score() keys models by name: copies of one model get the seed
                 teachers += [t if t.name not in taken else dataclasses.replace(t, name=f"{t.name}_s{xseed}")
                              for t in trained(ForecastTask(xcfg, task.wd), xdir)]
             suffix = (f"-{'only' if without_main else 'with'}-{'-'.join(extra_teachers).replace(':', '-s')}"
                       if extra_teachers else "")
+            cfg = students_folder_config(cfg, teacher_cfgs)
             run_dir = opened(cfg, runs / dataset / f"seed-{seed}{suffix}{short}{schedule}", teacher_run=teacher_dir)
     except NotOnThisMachine as e:  # only --distances-only raises it: a missing file elsewhere stays an error
         print(f"seed {seed}: {e}; its rows keep their records as they are")

@@ -1,13 +1,25 @@
-"""``benchmarks/evidence.py``'s arguments: a schedule that would train no teacher of the row is refused, so no row
-is labelled with a teacher schedule none of its teachers had."""
+"""``benchmarks/evidence.py``'s arguments and folders: a schedule that would train no teacher of the row is
+refused, so no row is labelled with a teacher schedule none of its teachers had; a students' folder saves a config
+that a later row can reopen."""
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from pathlib import Path
 
+import pytest
+
+from stkd.config import parse_config, to_dict
+from stkd.errors import ConfigError
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-from evidence import teacher_epochs_problem  # noqa: E402
+from evidence import (  # noqa: E402
+    config,
+    extra_teacher_config,
+    students_folder_config,
+    teacher_epochs_problem,
+)
 
 
 def test_teacher_epochs_without_the_main_teacher_or_a_copy_of_it_is_refused_with_the_reason():
@@ -20,3 +32,24 @@ def test_teacher_epochs_with_the_main_teacher_or_a_copy_of_its_model_is_allowed(
     assert teacher_epochs_problem(60, ["stid-64"], without_main=False) is None  # the main teacher trains for it
     assert teacher_epochs_problem(60, ["stid-64-nb", "gwnet:101"], without_main=True) is None  # so does its copy
     assert teacher_epochs_problem(None, ["stid-64"], without_main=True) is None
+
+
+def test_a_students_folder_config_with_init_teacher_names_the_teachers_it_starts_from_and_validates():
+    """The folder's saved config is loaded (and checked) when a later row reopens it: with the data set's own
+    Graph WaveNet as first teacher beside ``init: teacher`` the check refused it, so the second row of a folder
+    (other students) failed before training."""
+    cfg = parse_config(config("akl-pedestrians", 0, True, ["1D", "7D"]))
+    cfg.distill = dataclasses.replace(cfg.distill, init="teacher")
+    with pytest.raises(ConfigError, match="distill.init: teacher"):
+        parse_config(to_dict(cfg))  # what the folder saved before
+    extra = parse_config(extra_teacher_config("akl-pedestrians", "stid-64", 0, True, ["1D", "7D"], None, None,
+                                              None, None)).teacher
+    saved = parse_config(to_dict(students_folder_config(cfg, extra)))
+    assert [t.name for t in saved.teacher] == ["stid"] and saved.teacher[0].params["embed_dim"] == 64
+    assert saved.student.inputs.lags == ["1D", "7D"] and saved.student.name == cfg.student.name
+    assert saved.distill.init == "teacher"
+
+
+def test_a_students_folder_config_without_init_teacher_is_left_as_it_is():
+    cfg = parse_config(config("akl-pedestrians", 0, True, ["1D", "7D"]))
+    assert students_folder_config(cfg, []) is cfg
