@@ -218,6 +218,11 @@ def augment_folder(augment: dict) -> str:
     return f"augment-{'-'.join(augment['augment'])}-{augment['augment_labels']}-{augment['augment_weight']:g}"
 
 
+def lr_label(lr: float | None) -> str:
+    """A row's mark for students trained at another learning rate than the data set's (``--student-lr``)."""
+    return f", lr {lr:g}" if lr is not None else ""
+
+
 def student_config(dataset: str, label: str, cfg):
     """The student called ``label``: the pinned preset's own STID for its ``stid``."""
     from stkd.config import ModelConfig
@@ -251,7 +256,8 @@ def run_seed(dataset: str, seed: int, students: list[str], runs: Path, quick: bo
              history: str | None = None, student_schedule: tuple[int, int] | None = None,
              outages: float | None = None, teacher_scope: str | None = None,
              augment: dict | None = None, student_lags: list[str] | None = None,
-             distances_only: bool = False, alpha: float | None = None, student_init: str | None = None) -> list[dict]:
+             distances_only: bool = False, alpha: float | None = None, student_init: str | None = None,
+             student_lr: float | None = None) -> list[dict]:
     """The records of one seed's rows not yet in ``done`` (``(seed, row) -> record``). With ``distances_only``
     it trains nothing: for the rows in ``done`` without the students' distances to the teacher
     (:mod:`fidelity`), whose teachers and students are saved under ``runs``, it adds them to the record."""
@@ -269,6 +275,8 @@ def run_seed(dataset: str, seed: int, students: list[str], runs: Path, quick: bo
         cfg.train = dataclasses.replace(cfg.train, epochs=student_schedule[0], patience=student_schedule[1])
     if alpha is not None:  # the distilled students' weight of the ground truth (the rest is the teacher's)
         cfg.distill = dataclasses.replace(cfg.distill, alpha=alpha)
+    if student_lr is not None:  # both students' learning rate; the teachers train apart (--teacher-seed)
+        cfg.train = dataclasses.replace(cfg.train, lr=student_lr)
     task = prepare_task(cfg)
     check_models(task)
     if student_init:  # after the check: the dataset's first configured teacher need not be the one the student starts from
@@ -282,6 +290,7 @@ def run_seed(dataset: str, seed: int, students: list[str], runs: Path, quick: bo
     schedule += f"-teacher-{teacher_scope}" if teacher_scope else ""  # the students' objective, not the teacher's
     schedule += f"-{augment_folder(augment)}" if augment else ""
     schedule += f"-alpha-{alpha:g}" if alpha is not None else ""
+    schedule += f"-lr-{student_lr:g}" if student_lr is not None else ""
     schedule += f"-init-{student_init}" if student_init else ""
 
     def opened(rcfg, path: Path, **kw) -> Path:  # with distances_only: only a folder that holds a run already
@@ -338,6 +347,7 @@ def run_seed(dataset: str, seed: int, students: list[str], runs: Path, quick: bo
         label += SCOPE_LABEL if teacher_scope == "observed-inputs" else ""  # named before it was the default
         label += f", {outages_text(outages)}" if outages else ""
         label += f", {student_schedule[0]} epochs" if student_schedule else ""
+        label += lr_label(student_lr)
         label += f", {augment_label(augment)}" if augment else ""
         label += f", alpha {alpha:g}" if alpha is not None else ""
         label += INIT_LABEL if student_init == "teacher" else ""
@@ -383,7 +393,7 @@ def run_seed(dataset: str, seed: int, students: list[str], runs: Path, quick: bo
                         "outages": outages, "teacher_scope": cfg.distill.teacher_scope,
                         "augment": list(cfg.distill.augment), "augment_weight": cfg.distill.augment_weight,
                         "augment_labels": cfg.distill.augment_labels, "alpha": cfg.distill.alpha,
-                        "student_init": cfg.distill.init,
+                        "student_init": cfg.distill.init, "student_lr": cfg.train.lr,
                         "teacher_epochs": teacher_epochs, "day_of_week": bool(task.wd.day_of_week),
                         "student_epochs": cfg.train.epochs, "student_patience": cfg.train.patience,
                         "teacher_mae": metrics[best_teacher.name]["test"]["mae"], "teacher_val": best_teacher.val_mae,
@@ -989,6 +999,9 @@ def main() -> None:
     ap.add_argument("--student-init", choices=STUDENT_INITS, default=None,
                     help="distill.init of the distilled students: teacher starts them from the first teacher's weights "
                          "cut to their size (the first teacher must be of the student's kind and read what it reads)")
+    ap.add_argument("--student-lr", type=float, default=None,
+                    help="train.lr of both students, the plain and the distilled (default: the data set's); needs "
+                         "--teacher-seed, so the teacher keeps its own")
     ap.add_argument("--distances-only", action="store_true",
                     help="train nothing: add the students' distances to the teacher (fidelity.py) to the records of "
                          "the rows these arguments name whose teachers and students are saved under --runs")
@@ -998,6 +1011,10 @@ def main() -> None:
         ap.error("--extra-teachers needs --teacher-seed (the extra teachers are trained once)")
     if args.student_schedule and args.teacher_seed is None:
         ap.error("--student-schedule needs --teacher-seed (the teacher trains apart, on its own schedule)")
+    if args.student_lr is not None and args.teacher_seed is None:
+        ap.error("--student-lr needs --teacher-seed (the teacher trains apart, at its own learning rate)")
+    if args.student_lr is not None and args.student_lr <= 0:
+        ap.error("--student-lr: a learning rate above 0")
     if args.outages is not None and not 0 < args.outages < 1:
         ap.error("--outages: a rate strictly between 0 and 1")
     if args.outages and args.history:
@@ -1024,7 +1041,7 @@ def main() -> None:
                            args.teacher_lags, args.precision, args.teacher_epochs, args.extra_teachers,
                            args.without_main_teacher, args.history, args.student_schedule, args.outages,
                            args.teacher_scope, augment, args.student_lags, args.distances_only, args.alpha,
-                           args.student_init)
+                           args.student_init, args.student_lr)
             records += new
             if not args.quick:  # another invocation (other students) may have saved meanwhile
                 records = merged_records(path, new, lambda r: (r["seed"], r["student"]))
