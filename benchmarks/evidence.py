@@ -38,6 +38,7 @@ import argparse
 import copy
 import dataclasses
 import json
+import re
 import time
 from pathlib import Path
 
@@ -631,6 +632,58 @@ def alpha_gap(rows: list[dict], by_student: dict[str, list[dict]]) -> str:
     return kd_gap(rows, other, f"With alpha {alpha:g}", f"with alpha {DISTILL['alpha']:g}")
 
 
+LR_MARK = re.compile(r", lr ([0-9.e+-]+)")  # :func:`lr_label`'s mark in a row's label
+
+
+def lr_family(rows: list[dict], by_student: dict[str, list[dict]], dataset: str) -> dict[float, list[dict]]:
+    """The rows that differ from ``rows`` by the students' learning rate alone (``--student-lr``), ``rows``
+    among them: learning rate -> records, lowest first (a record without ``student_lr`` trained at the data
+    set's). Empty where no other learning rate was measured."""
+    base = LR_MARK.sub("", rows[0]["student"], count=1)
+    usual = float(config(dataset, 0, False)["train"]["lr"])
+    family = {float(rs[0].get("student_lr") or usual): rs for label, rs in by_student.items()
+              if LR_MARK.sub("", label, count=1) == base}
+    return dict(sorted(family.items())) if len(family) > 1 else {}
+
+
+def lr_choice(rows: list[dict], by_student: dict[str, list[dict]], dataset: str) -> dict | None:
+    """For a row measured at several learning rates of the students (:func:`lr_family`): each student's mean
+    validation MAE at each rate (``val``: arm -> rate -> MAE, over the ``seeds`` every rate has), the rate where
+    it is lowest (``best``: arm -> rate), and the two students at those rates (``plain_mae``, ``kd_mae``: test
+    MAE per seed, ``teacher``: the teacher's mean test MAE); None without other rates or shared seeds. Why: the
+    two students share one rate in a row, and a rate that suits one more than the other moves the gain; the fair
+    comparison pits each student at its own best rate, chosen on validation as a user would."""
+    family = lr_family(rows, by_student, dataset)
+    seeds = sorted(set.intersection(*({r["seed"] for r in rs} for rs in family.values()))) if family else []
+    if not seeds:
+        return None
+    val = {arm: {lr: seeds_mean(rs, f"{arm}_val", seeds=set(seeds)) for lr, rs in family.items()}
+           for arm in ("plain", "kd")}
+    best = {arm: min(v, key=v.__getitem__) for arm, v in val.items()}
+    pick = {arm: {r["seed"]: r for r in family[best[arm]]} for arm in best}
+    return {"seeds": seeds, "val": val, "best": best,
+            "plain_mae": [pick["plain"][s]["plain_mae"] for s in seeds],
+            "kd_mae": [pick["kd"][s]["kd_mae"] for s in seeds],
+            "teacher": seeds_mean(family[best["kd"]], "ensemble_mae", "teacher_mae", seeds=set(seeds))}
+
+
+def lr_gap(rows: list[dict], by_student: dict[str, list[dict]], dataset: str) -> str:
+    """For a row measured at several learning rates of the students (the sentence goes with the row at the data
+    set's rate): each student's mean validation MAE at each rate, and distillation's gain with each student at
+    its own best rate (:func:`lr_choice`)."""
+    from stkd.paired import describe_gain, paired_gain
+
+    choice = None if LR_MARK.search(rows[0]["student"]) else lr_choice(rows, by_student, dataset)
+    if choice is None:
+        return ""
+    val, best = choice["val"], choice["best"]
+    rates = "; ".join(f"{lr:g}: plain {val['plain'][lr]:.3f}, distilled {val['kd'][lr]:.3f}" for lr in val["plain"])
+    g = paired_gain(choice["plain_mae"], choice["kd_mae"])
+    return (f" The students' learning rate (mean validation MAE over the {len(choice['seeds'])} seeds every rate has; "
+            f"{rates}): the plain student does best at {best['plain']:g}, the distilled one at {best['kd']:g}. Each "
+            f"at its own best rate, " + describe_gain(g, "distillation"))
+
+
 def init_gap(rows: list[dict], by_student: dict[str, list[dict]]) -> str:
     """For a row whose distilled students started from the first teacher's weights cut to their size
     (``--student-init teacher``): its distilled student against the same row's started from the seed's weights
@@ -917,7 +970,8 @@ def render(result: dict) -> str:
                  + size_gap(rows, by_student)
                  + privileged_gap(rows, by_student, result["dataset"])
                  + teacher_epochs_gap(rows, by_student, result["dataset"]) + alpha_gap(rows, by_student)
-                 + init_gap(rows, by_student) + held_out_gap(source, rows, g)
+                 + init_gap(rows, by_student) + lr_gap(rows, by_student, result["dataset"])
+                 + held_out_gap(source, rows, g)
                  + fidelity_gap(rows, row["plain"], t))
         if row["target"] is not None:
             line += (f" Distilled / plain {row['ratio']:.3f}: the issue's target (at most {row['target']:.2f}, the gain "
