@@ -252,6 +252,10 @@ def default_run_lines(result: dict, kernels: dict | None = None) -> list[dict]:
                     a["models"] for a in kernels["arms"]}
         mine = tuple(sorted((v["role"], v["test"]["mae"]) for v in m.values() if v["role"] in lead))
         others = [teacher_below_plain(v) for k, v in outcomes.items() if k != mine]
+        if mine not in outcomes:  # none of its runs repeats the default run: it ran another preset (or machine)
+            others = []
+            where += ("; `kernels.json` ran the preset of an earlier commit (no run of it repeats the default run's "
+                      "teacher and plain student), so its outcomes are not counted here")
         if others:
             held = sum(v >= TEACHER_BELOW_STUDENT for v in others)
             where += (f"; the {len(others)} other outcomes of the preset in `kernels.json` (another seed, other "

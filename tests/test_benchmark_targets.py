@@ -209,6 +209,12 @@ def test_the_teacher_lead_of_the_default_run_is_set_beside_the_preset_s_other_ou
     # are still the default run's own outcome, not another
     results("default-run", {"kind": "default_run", "wall_seconds": 170.0, "metrics": {"models": models(42.7, 43.8, 45.0)}})
     assert "the 3 other outcomes" in _lines(["default-run", "kernels"])[target]["where"]
+    # a preset whose plain student changed (e.g. its learning rate): no kernels run repeats the default run, so the
+    # kernels file ran an earlier preset and none of its outcomes is counted as this one's
+    results("default-run", {"kind": "default_run", "wall_seconds": 170.0, "metrics": {"models": models(42.7, 43.6, 43.9)}})
+    later = _lines(["default-run", "kernels"])[target]
+    assert "other outcomes" not in later["where"] and "ran the preset of an earlier commit" in later["where"]
+    assert not later["met"] and later["measured"].startswith("2.7 % below")
 
 
 def test_the_block_and_the_headline_list_the_comparisons_where_distillation_is_established_worse(results):

@@ -4,6 +4,7 @@ numbers; resume of a finished run; a teacher run from other data is refused."""
 
 from __future__ import annotations
 
+import csv
 import json
 import math
 import os
@@ -323,6 +324,36 @@ def test_a_model_seed_replaces_the_run_seed_for_that_model_only(los_small_config
     [as_run_seed] = weights([{"name": "linear"}], 5, tmp_path / "run-seed")
     assert all(torch.equal(copies[0][k], as_run_seed[k]) for k in as_run_seed)
     assert not all(torch.equal(copies[0][k], copies[1][k]) for k in copies[0])
+
+
+def test_a_model_lr_replaces_the_run_lr_for_that_model_only(los_small_config, tmp_path):
+    """``student: {lr: X}`` trains the student exactly as ``train.lr: X`` would, while the teachers keep
+    ``train.lr`` (the log's first epoch records each model's rate); a rate that is not a finite positive
+    number is refused with the key."""
+    from stkd.errors import ConfigError
+    from stkd.pipeline import prepare_task, train_student, train_teachers
+
+    def first_lr(mdir: Path) -> float:
+        with open(mdir / "log.csv") as f:
+            rows = list(csv.DictReader(f))
+        return float(next(r for r in rows if r["epoch"] == "1")["lr"])
+
+    base = los_small_config()
+    raw = {**base, "teacher": [{"name": "linear"}], "student": {"name": "linear", "lr": 0.01},
+           "train": {**base["train"], "lr": 0.001, "scheduler": "none"}}
+    task = prepare_task(parse_config(raw))
+    train_teachers(task, tmp_path / "own", progress=False)
+    own = train_student(task, tmp_path / "own", progress=False)
+    assert first_lr(tmp_path / "own" / "models" / "linear") == pytest.approx(0.001)
+    assert first_lr(tmp_path / "own" / "models" / own.name) == pytest.approx(0.01)
+    as_run = {**raw, "student": {"name": "linear"}, "train": {**raw["train"], "lr": 0.01}}
+    same = train_student(prepare_task(parse_config(as_run)), tmp_path / "run-lr", progress=False)
+    assert all(torch.equal(own.model.state_dict()[k], v) for k, v in same.model.state_dict().items())
+    for bad in (0, -1e-3, float("inf")):
+        with pytest.raises(ConfigError, match=r"linear\.lr: must be a finite number > 0"):
+            parse_config({**raw, "student": {"name": "linear", "lr": bad}})
+    with pytest.raises(ConfigError, match=r"student\.lr: expected a number"):
+        parse_config({**raw, "student": {"name": "linear", "lr": "fast"}})
 
 
 def test_a_run_with_several_teachers_scores_their_ensemble(los_small_config, tmp_path):

@@ -123,6 +123,7 @@ class ModelConfig:
     epochs: int | None = None  # overrides train.epochs for this model
     inputs: InputsConfig = field(default_factory=InputsConfig)  # what it reads (privileged teachers read more)
     seed: int | None = None  # overrides train.seed for this model: copies of one model in a teacher ensemble
+    lr: float | None = None  # overrides train.lr for this model: a small student may learn best at another rate
 
 
 @dataclass
@@ -434,6 +435,8 @@ def validate(cfg: RunConfig) -> RunConfig:
             raise ConfigError(f"{m.name}.epochs: must be >= 1 (or left out to use train.epochs), got {m.epochs}")
         if m.seed is not None:
             _check_seed(f"{m.name}.seed", m.seed, " (or left out to use train.seed)")
+        if m.lr is not None and not (isinstance(m.lr, (int, float)) and m.lr > 0 and math.isfinite(m.lr)):
+            raise ConfigError(f"{m.name}.lr: must be a finite number > 0 (or left out to use train.lr), got {m.lr!r}")
     for i, a in enumerate(cfg.teacher):  # the same model from the same seed trains to the same weights
         for j, earlier in enumerate(cfg.teacher[:i]):
             if a == earlier:

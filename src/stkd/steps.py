@@ -130,8 +130,10 @@ LossMaker = Callable[[STModel], tuple[Callable, dict[str, nn.Module]]]
 
 
 def model_train_config(cfg: RunConfig, mcfg: ModelConfig) -> TrainConfig:
-    """The training settings of one model: the run's, with the model's own ``seed`` where it has one."""
-    return cfg.train if mcfg.seed is None else dataclasses.replace(cfg.train, seed=mcfg.seed)
+    """The training settings of one model: the run's, with the model's own ``seed`` and ``lr`` where it has
+    them."""
+    train = cfg.train if mcfg.seed is None else dataclasses.replace(cfg.train, seed=mcfg.seed)
+    return train if mcfg.lr is None else dataclasses.replace(train, lr=float(mcfg.lr))
 
 
 def train_model(task: Task, mcfg: ModelConfig, label: str, role: str, run_dir: Path, make_loss: LossMaker,

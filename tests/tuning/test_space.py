@@ -95,6 +95,18 @@ def test_values_set_the_config_and_the_students_own_parameters():
     assert apply_values(_cfg("mlp"), {"student.depth": 3}).student.params["hidden"] == [64, 64, 64]
 
 
+def test_a_tuned_learning_rate_reaches_a_student_with_its_own():
+    """A student with its own ``lr`` (the default preset's) would not train at a tuned ``train.lr``: the
+    tuned rate is set on it too, so each trial's student trains at the rate the trial drew."""
+    import dataclasses
+
+    cfg = _cfg()
+    own = dataclasses.replace(cfg, student=dataclasses.replace(cfg.student, lr=8e-3))
+    tuned = apply_values(own, {"train.lr": 1e-3})
+    assert (tuned.train.lr, tuned.student.lr) == (1e-3, 1e-3)
+    assert apply_values(cfg, {"train.lr": 1e-3}).student.lr is None  # none of its own: train.lr reaches it
+
+
 def test_values_are_validated_like_any_config():
     with pytest.raises(ConfigError, match="distill.alpha: must lie in"):
         apply_values(_cfg(), {"distill.alpha": 2.0})

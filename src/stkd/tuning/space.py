@@ -240,6 +240,8 @@ def apply_values(cfg: RunConfig, values: dict[str, Any]) -> RunConfig:
         section, name = key.split(".", 1)
         sections[section][name] = value
     student = student_with(cfg.student, sections["student"]) if sections["student"] else cfg.student
+    if "lr" in sections["train"] and student.lr is not None:  # the tuned rate is the student's: its own one too
+        student = dataclasses.replace(student, lr=sections["train"]["lr"])
     return validate(dataclasses.replace(cfg, distill=dataclasses.replace(cfg.distill, **sections["distill"]),
                                         train=dataclasses.replace(cfg.train, **sections["train"]),
                                         student=student))
