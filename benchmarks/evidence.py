@@ -857,6 +857,26 @@ def row_summary(result: dict, rows: list[dict]) -> dict:
                       float(np.mean([r.get("ensemble_mae", r["teacher_mae"]) for r in rows])))
 
 
+def row_comparisons(result: dict, rows_by: dict[str, list[dict]]) -> dict[str, tuple[str, dict]]:
+    """The paired comparisons of an evidence file's rows ``rows_by``: ``label -> (row label, numbers)``, the
+    numbers in :func:`row_summary`'s shape. A row measured at several learning rates of the students counts
+    once, under the label of its row at the data set's rate with ``, each student at its best learning rate
+    (...)``, each student at the rate where its mean validation MAE is lowest (:func:`lr_choice`): a shared
+    rate that suits the plain student less than the distilled one would flatter distillation. What the targets
+    block and the headroom benchmark read of the evidence."""
+    out: dict[str, tuple[str, dict]] = {}
+    for s, rs in rows_by.items():
+        choice = lr_choice(rs, rows_by, result["dataset"])
+        if choice is None:
+            out[s] = (s, row_summary(result, rs))
+            continue
+        base = LR_MARK.sub("", s, count=1)
+        label = (f"{base}, each student at its best learning rate (plain {choice['best']['plain']:g}, distilled "
+                 f"{choice['best']['kd']:g})")
+        out[label] = (base, paired_row(result["dataset"], choice["plain_mae"], choice["kd_mae"], choice["teacher"]))
+    return out
+
+
 def paired_row(dataset: str, plain_mae: list[float], kd_mae: list[float], teacher: float | None) -> dict:
     """The numbers of one paired comparison (test MAE of the plain and the distilled student, per seed in the
     same order) against the issue's target for ``dataset``: the shape of :func:`row_summary`, which the

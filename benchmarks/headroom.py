@@ -40,7 +40,18 @@ import numpy as np
 from scipy.optimize import brentq
 
 from common import RESULTS, command, commands_line, machine_line, merged_records, save_result
-from evidence import DATASETS, STUDENTS, TARGET_RATIO, config, lags_label, lags_slug, scarcity, student_config
+from evidence import (
+    DATASETS,
+    STUDENTS,
+    TARGET_RATIO,
+    config,
+    lags_label,
+    lags_slug,
+    row_comparisons,
+    rows_by_student,
+    scarcity,
+    student_config,
+)
 
 SHARES = (0.25, 0.5, 1.0)  # of the training period: its last part, or every 4th / 2nd / block
 LAYOUTS = ("last", "blocks")  # which part of the training period a share keeps (see the docstring)
@@ -168,13 +179,13 @@ def measured_gains(dataset: str, student: str, epochs: int, lags: list[str] | No
     path = RESULTS / f"evidence-{dataset}.json"
     if not path.is_file():
         return {}
-    rows: dict[str, list[dict]] = {}
-    for r in json.loads(path.read_text())["records"]:
-        if (r["student"].split(",")[0] == student and list(r.get("student_lags") or []) == list(lags or [])
-                and r.get("student_epochs", epochs) == epochs and scarcity(r) is None and not r.get("earlier_rule")):
-            rows.setdefault(r["student"], []).append(r)
-    gains = {label: float(np.mean([100 * (r["plain_mae"] - r["kd_mae"]) / r["plain_mae"] for r in rs]))
-             for label, rs in rows.items()}
+    result = json.loads(path.read_text())
+    rows = {label: rs for label, rs in rows_by_student(result).items()
+            if (label.split(",")[0] == student and list(rs[0].get("student_lags") or []) == list(lags or [])
+                and rs[0].get("student_epochs", epochs) == epochs and scarcity(rs[0]) is None
+                and not rs[0].get("earlier_rule"))}
+    # a row measured at several learning rates counts once, each student at its own best rate
+    gains = {label: row["gain"]["mean"] for label, (_, row) in row_comparisons(result, rows).items()}
     main = [label for label in gains if ", teachers " not in label]
     return {label: gains[label] for label in main + [label for label in gains if label not in main]}
 

@@ -12,7 +12,7 @@ data set's default deploys (on the Auckland counts the preset's, which reads the
 every paired comparison on the page where distillation is established better than the same student
 alone: the measured frontier of where it pays; the third every one where it is established worse: where it
 costs. A row measured at several learning rates of the students counts once, each student at the rate where its
-validation MAE is lowest (``evidence.lr_choice``).
+validation MAE is lowest (``evidence.row_comparisons``).
 """
 
 from __future__ import annotations
@@ -26,10 +26,7 @@ from default_run import wall_time
 from distill_gain import method_rows
 from events import f1_by_arm
 from evidence import (
-    LR_MARK,
-    lr_choice,
-    paired_row,
-    row_summary,
+    row_comparisons,
     rows_by_student,
     scarcity,
     teacher_bar,
@@ -138,24 +135,6 @@ def family(student: str) -> str:
     return student.split(",")[0].split("-")[0]
 
 
-def evidence_comparisons(blob: dict, rows_by: dict[str, list[dict]]) -> dict[str, tuple[str, dict]]:
-    """The paired comparisons of an evidence file's rows ``rows_by``: ``where -> (row label, numbers)`` in the
-    shape of :func:`evidence.row_summary`. A row measured at several learning rates of the students counts once,
-    each student at the rate where its mean validation MAE is lowest (:func:`evidence.lr_choice`): a shared rate
-    that suits the plain student less than the distilled one would flatter distillation."""
-    out: dict[str, tuple[str, dict]] = {}
-    for s, rs in rows_by.items():
-        choice = lr_choice(rs, rows_by, blob["dataset"])
-        if choice is None:
-            out[f"row `{s}`"] = (s, row_summary(blob, rs))
-            continue
-        base = LR_MARK.sub("", s, count=1)
-        where = (f"row `{base}`, each student at its best learning rate (plain {choice['best']['plain']:g}, "
-                 f"distilled {choice['best']['kd']:g})")
-        out[where] = (base, paired_row(blob["dataset"], choice["plain_mae"], choice["kd_mae"], choice["teacher"]))
-    return out
-
-
 def paired_rows(blobs: dict[str, dict], dataset: str) -> dict[str, tuple[str, dict]]:
     """Every whole-period paired comparison on ``dataset``: ``where -> (student family, row)`` (rows in the shape of
     :func:`evidence.row_summary`), from its evidence (one row per student) and the per-method tables of
@@ -165,8 +144,8 @@ def paired_rows(blobs: dict[str, dict], dataset: str) -> dict[str, tuple[str, di
         if blob.get("dataset") != dataset:
             continue
         if blob["kind"] == "evidence":
-            for where, (s, row) in evidence_comparisons(blob, whole_period(rows_by_student(blob), dataset)).items():
-                out[where] = (family(s), row)
+            for label, (s, row) in row_comparisons(blob, whole_period(rows_by_student(blob), dataset)).items():
+                out[f"row `{label}`"] = (family(s), row)
         elif blob["kind"] == "distill_gain" and reads_like_default(blob, dataset):
             for m, row in method_rows(blob).items():
                 out[f"{section}, method `{m}`"] = (family(blob["student"]), row)
@@ -276,10 +255,10 @@ def established(blobs: dict[str, dict]) -> list[tuple[str, float]]:
     out = []
     for section, blob in blobs.items():
         if blob["kind"] == "evidence":
-            for where, (_, row) in evidence_comparisons(blob, rows_by_student(blob)).items():
+            for label, (_, row) in row_comparisons(blob, rows_by_student(blob)).items():
                 g = row["gain"]
                 if g["established"]:
-                    out.append((f"{section}, {where}: {g['mean']:+.1f} % ({g['wins']}/{g['n']} seeds)", g["mean"]))
+                    out.append((f"{section}, row `{label}`: {g['mean']:+.1f} % ({g['wins']}/{g['n']} seeds)", g["mean"]))
         elif blob["kind"] == "distill_gain":
             for m, row in method_rows(blob).items():
                 g = row["gain"]

@@ -88,7 +88,8 @@ def test_measured_gains_are_those_of_this_very_student_on_the_whole_period(tmp_p
     import json
 
     def rec(label, plain, kd, **extra):
-        return {"student": label, "plain_mae": plain, "kd_mae": kd, "student_epochs": 30, **extra}
+        return {"student": label, "plain_mae": plain, "kd_mae": kd, "student_epochs": 30, "seed": 0,
+                "teacher_mae": 35.0, **extra}
 
     lags = {"student_lags": ["1D", "7D"]}
     records = [rec("stid, teachers stid-32, 30 epochs, reading lags 1D, 7D", 40.0, 39.6, **lags),  # +1.0 %
@@ -103,7 +104,8 @@ def test_measured_gains_are_those_of_this_very_student_on_the_whole_period(tmp_p
                    **lags),
                rec("mlp, 30 epochs, reading lags 1D, 7D", 40.0, 30.0, **lags),
                rec("stid, teachers 4 stid-32, 30 epochs, reading lags 1D, 7D", 40.0, 40.0, student_epochs=60, **lags)]
-    (tmp_path / "evidence-akl-pedestrians.json").write_text(json.dumps({"records": records}))
+    (tmp_path / "evidence-akl-pedestrians.json").write_text(json.dumps({"dataset": "akl-pedestrians",
+                                                                       "records": records}))
     monkeypatch.setattr(headroom, "RESULTS", tmp_path)
     gains = measured_gains("akl-pedestrians", "stid", 30, ["1D", "7D"])
     assert list(gains) == ["stid, 30 epochs, reading lags 1D, 7D", "stid, teachers stid-32, 30 epochs, reading lags 1D, 7D"]
@@ -111,6 +113,18 @@ def test_measured_gains_are_those_of_this_very_student_on_the_whole_period(tmp_p
     assert gains["stid, teachers stid-32, 30 epochs, reading lags 1D, 7D"] == pytest.approx(1.0)
     assert measured_gains("akl-pedestrians", "stid", 30) == {"stid, 30 epochs": pytest.approx(10.0)}
     assert measured_gains("los-loop", "stid", 30) == {}  # no evidence file
+    # the row measured again with both students at another learning rate, where the plain one does better on
+    # validation: it counts once, each student at its own best rate
+    records += [rec("stid, teachers stid-32, 30 epochs, lr 0.008, reading lags 1D, 7D", 39.7, 39.5, student_lr=0.008,
+                    plain_val=37.0, kd_val=37.5, **lags)]
+    records[0].update(plain_val=38.0, kd_val=37.4)
+    (tmp_path / "evidence-akl-pedestrians.json").write_text(json.dumps({"dataset": "akl-pedestrians",
+                                                                       "records": records}))
+    gains = measured_gains("akl-pedestrians", "stid", 30, ["1D", "7D"])
+    fair = ("stid, teachers stid-32, 30 epochs, reading lags 1D, 7D, each student at its best learning rate "
+            "(plain 0.008, distilled 0.002)")
+    assert set(gains) == {"stid, 30 epochs, reading lags 1D, 7D", fair}
+    assert gains[fair] == pytest.approx(100 * (39.7 - 39.6) / 39.7)  # plain at 0.008 against distilled at 0.002
 
 
 def test_a_gain_beyond_what_doubling_the_data_gave_is_said_only_when_it_is():

@@ -6,6 +6,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import pytest
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 from evidence import lr_family, lr_gap, lr_label  # noqa: E402
 
@@ -50,3 +52,16 @@ def test_the_sentence_goes_with_the_data_sets_rate_only():
     by = _by_student()
     assert lr_gap(by[BASE + lr_label(0.008)], by, "akl-pedestrians") == ""
     assert lr_gap(by["mlp, 30 epochs"], by, "akl-pedestrians") == ""
+
+
+def test_the_comparisons_count_a_family_once_with_each_student_at_its_best_rate():
+    from evidence import row_comparisons
+
+    by = _by_student()
+    comparisons = row_comparisons({"dataset": "akl-pedestrians"}, by)
+    fair = BASE + ", each student at its best learning rate (plain 0.008, distilled 0.002)"
+    assert set(comparisons) == {fair, "mlp, 30 epochs"}
+    base, row = comparisons[fair]
+    assert base == BASE
+    assert row["plain"] == pytest.approx(44.0) and row["kd"] == pytest.approx(44.0)  # 0.008's plain, 0.002's kd
+    assert not row["gain"]["established"]
