@@ -646,42 +646,71 @@ def lr_family(rows: list[dict], by_student: dict[str, list[dict]], dataset: str)
     return dict(sorted(family.items())) if len(family) > 1 else {}
 
 
+def same_plain(a: list[dict], b: list[dict]) -> bool:
+    """Whether two rows hold the same plain student: the same test MAE on every seed both have (the plain
+    student learns from no teacher, so rows that differ in their teachers or objective alone share it)."""
+    seeds = shared_seeds(a, b)
+    plain_a, plain_b = ({r["seed"]: r["plain_mae"] for r in rs} for rs in (a, b))
+    return bool(seeds) and all(plain_a[s] == plain_b[s] for s in seeds)
+
+
 def lr_choice(rows: list[dict], by_student: dict[str, list[dict]], dataset: str) -> dict | None:
-    """For a row measured at several learning rates of the students (:func:`lr_family`): each student's mean
-    validation MAE at each rate (``val``: arm -> rate -> MAE, over the ``seeds`` every rate has), the rate where
-    it is lowest (``best``: arm -> rate), and the two students at those rates (``plain_mae``, ``kd_mae``: test
-    MAE per seed, ``teacher``: the teacher's mean test MAE); None without other rates or shared seeds. Why: the
-    two students share one rate in a row, and a rate that suits one more than the other moves the gain; the fair
-    comparison pits each student at its own best rate, chosen on validation as a user would."""
-    family = lr_family(rows, by_student, dataset)
-    seeds = sorted(set.intersection(*({r["seed"] for r in rs} for rs in family.values()))) if family else []
-    if not seeds:
+    """For a row at the data set's learning rate whose students were measured at other rates too: its own rows
+    at other rates (:func:`lr_family`), or, for its plain student alone, those of another row holding the same
+    plain student (:func:`same_plain`: rows that differ in their teacher or objective alone). Returns each
+    student's mean validation MAE at each rate it was measured at (``val``: arm -> rate -> MAE, over the
+    ``seeds`` every rate has), the rate where it is lowest (``best``: arm -> rate), and the two students at those
+    rates (``plain_mae``, ``kd_mae``: test MAE per seed, ``teacher``: the teacher's mean test MAE); None for a row
+    at another rate, or without other rates or shared seeds. Why: the two students share one rate in a row, and a
+    rate that suits one more than the other moves the gain; the fair comparison pits each student at its own best
+    rate, chosen on validation as a user would."""
+    usual = float(config(dataset, 0, False)["train"]["lr"])
+    if LR_MARK.search(rows[0]["student"]) or float(rows[0].get("student_lr") or usual) != usual:
         return None
-    val = {arm: {lr: seeds_mean(rs, f"{arm}_val", seeds=set(seeds)) for lr, rs in family.items()}
-           for arm in ("plain", "kd")}
+    kd_family = lr_family(rows, by_student, dataset) or {usual: rows}
+    plain_family = kd_family
+    if len(kd_family) == 1:  # the plain student may have been measured at other rates in another row
+        plain_family = next((fam for rs in by_student.values()
+                             if (fam := lr_family(rs, by_student, dataset)) and usual in fam
+                             and same_plain(fam[usual], rows)), kd_family)
+    families = {"plain": plain_family, "kd": kd_family}
+    every = [rs for fam in families.values() for rs in fam.values()]
+    seeds = sorted(set.intersection(*({r["seed"] for r in rs} for rs in every)))
+    if len(plain_family) == 1 or not seeds:
+        return None
+    val = {arm: {lr: seeds_mean(rs, f"{arm}_val", seeds=set(seeds)) for lr, rs in fam.items()}
+           for arm, fam in families.items()}
     best = {arm: min(v, key=v.__getitem__) for arm, v in val.items()}
-    pick = {arm: {r["seed"]: r for r in family[best[arm]]} for arm in best}
-    return {"seeds": seeds, "val": val, "best": best,
+    pick = {arm: {r["seed"]: r for r in families[arm][best[arm]]} for arm in best}
+    return {"seeds": seeds, "val": val, "best": best, "shared": plain_family is kd_family,
+            "plain_row": plain_family[usual][0]["student"],
             "plain_mae": [pick["plain"][s]["plain_mae"] for s in seeds],
             "kd_mae": [pick["kd"][s]["kd_mae"] for s in seeds],
-            "teacher": seeds_mean(family[best["kd"]], "ensemble_mae", "teacher_mae", seeds=set(seeds))}
+            "teacher": seeds_mean(kd_family[best["kd"]], "ensemble_mae", "teacher_mae", seeds=set(seeds))}
 
 
 def lr_gap(rows: list[dict], by_student: dict[str, list[dict]], dataset: str) -> str:
-    """For a row measured at several learning rates of the students (the sentence goes with the row at the data
-    set's rate): each student's mean validation MAE at each rate, and distillation's gain with each student at
-    its own best rate (:func:`lr_choice`)."""
+    """For a row at the data set's rate whose students were measured at other rates too (:func:`lr_choice`):
+    each student's mean validation MAE at each rate, and distillation's gain with each student at its own best
+    rate."""
     from stkd.paired import describe_gain, paired_gain
 
-    choice = None if LR_MARK.search(rows[0]["student"]) else lr_choice(rows, by_student, dataset)
+    choice = lr_choice(rows, by_student, dataset)
     if choice is None:
         return ""
     val, best = choice["val"], choice["best"]
-    rates = "; ".join(f"{lr:g}: plain {val['plain'][lr]:.3f}, distilled {val['kd'][lr]:.3f}" for lr in val["plain"])
     g = paired_gain(choice["plain_mae"], choice["kd_mae"])
-    return (f" The students' learning rate (mean validation MAE over the {len(choice['seeds'])} seeds every rate has; "
-            f"{rates}): the plain student does best at {best['plain']:g}, the distilled one at {best['kd']:g}. Each "
-            f"at its own best rate, " + describe_gain(g, "distillation"))
+    n = len(choice["seeds"])
+    if choice["shared"]:
+        rates = "; ".join(f"{lr:g}: plain {val['plain'][lr]:.3f}, distilled {val['kd'][lr]:.3f}" for lr in val["plain"])
+        head = (f" The students' learning rate (mean validation MAE over the {n} seeds every rate has; {rates}): the "
+                f"plain student does best at {best['plain']:g}, the distilled one at {best['kd']:g}.")
+    else:
+        rates = "; ".join(f"{lr:g}: {v:.3f}" for lr, v in val["plain"].items())
+        head = (f" Its plain student is the row `{choice['plain_row']}`'s, measured there at other learning rates "
+                f"too (mean validation MAE over the {n} seeds every rate has; {rates}): it does best at "
+                f"{best['plain']:g}; the distilled student here was measured at {best['kd']:g} only.")
+    return head + " Each at its own best rate, " + describe_gain(g, "distillation")
 
 
 def init_gap(rows: list[dict], by_student: dict[str, list[dict]]) -> str:
@@ -865,15 +894,17 @@ def row_comparisons(result: dict, rows_by: dict[str, list[dict]]) -> dict[str, t
     rate that suits the plain student less than the distilled one would flatter distillation. What the targets
     block and the headroom benchmark read of the evidence."""
     out: dict[str, tuple[str, dict]] = {}
+    usual = float(config(result["dataset"], 0, False)["train"]["lr"])
     for s, rs in rows_by.items():
+        if LR_MARK.search(s) and lr_family(rs, rows_by, result["dataset"]).get(usual):
+            continue  # counted with its row at the data set's rate
         choice = lr_choice(rs, rows_by, result["dataset"])
         if choice is None:
             out[s] = (s, row_summary(result, rs))
             continue
-        base = LR_MARK.sub("", s, count=1)
-        label = (f"{base}, each student at its best learning rate (plain {choice['best']['plain']:g}, distilled "
+        label = (f"{s}, each student at its best learning rate (plain {choice['best']['plain']:g}, distilled "
                  f"{choice['best']['kd']:g})")
-        out[label] = (base, paired_row(result["dataset"], choice["plain_mae"], choice["kd_mae"], choice["teacher"]))
+        out[label] = (s, paired_row(result["dataset"], choice["plain_mae"], choice["kd_mae"], choice["teacher"]))
     return out
 
 

@@ -8,7 +8,8 @@ target turns its line to "met" at the next render. The targets are the issue's (
 the teacher's bar, distilled / plain on Los-loop and the Auckland default, the default run's time and
 table); the same-data targets are judged on rows with the whole training period and every reading (the
 rows with less data or outages are a different question, reported in their tables), of the student that the
-data set's default deploys (on the Auckland counts the preset's, which reads the lags 1D and 7D). The second part lists
+data set's default deploys (on the Auckland counts the preset's, which reads the lags 1D and 7D and trains at its
+own learning rate). The second part lists
 every paired comparison on the page where distillation is established better than the same student
 alone: the measured frontier of where it pays; the third every one where it is established worse: where it
 costs. A row measured at several learning rates of the students counts once, each student at the rate where its
@@ -26,6 +27,7 @@ from default_run import wall_time
 from distill_gain import method_rows
 from events import f1_by_arm
 from evidence import (
+    config,
     row_comparisons,
     rows_by_student,
     scarcity,
@@ -69,9 +71,29 @@ def default_student_lags(dataset: str) -> list[str]:
     return list(DEFAULT_PRESET["student"].get("inputs", {}).get("lags", []))
 
 
+def default_student_lr(dataset: str) -> float | None:
+    """The learning rate of the data set's default student where the default preset gives it one of its own
+    (on the Auckland counts: ``student.lr``); None elsewhere (any rate the benchmarks chose)."""
+    from stkd.presets import DEFAULT_PRESET
+
+    if dataset != DEFAULT_PRESET["data"]["name"]:
+        return None
+    return DEFAULT_PRESET["student"].get("lr")
+
+
 def reads_like_default(measured: dict, dataset: str) -> bool:
     """Whether an evidence record or a per-method result (``student_lags``) is of a student that reads what the
-    data set's default student reads (:func:`default_student_lags`)."""
+    data set's default student reads (:func:`default_student_lags`) and, for the default's own model where the
+    default gives its student a learning rate of its own, trains at it (``student_lr``; a record without one trained at the data set's
+    ``train.lr``): a student at another rate is another training of it, and at the rate of 2026-12-05 the plain
+    student trailed its best (docs/benchmarks.md, the rows at several learning rates)."""
+    from stkd.presets import DEFAULT_PRESET
+
+    lr = default_student_lr(dataset)
+    if lr is not None and family(str(measured.get("student", ""))) == DEFAULT_PRESET["student"]["name"]:
+        usual = float(config(dataset, 0, False)["train"]["lr"])
+        if float(measured.get("student_lr") or usual) != float(lr):
+            return False
     return list(measured.get("student_lags") or []) == default_student_lags(dataset)
 
 

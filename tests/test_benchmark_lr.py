@@ -65,3 +65,28 @@ def test_the_comparisons_count_a_family_once_with_each_student_at_its_best_rate(
     assert base == BASE
     assert row["plain"] == pytest.approx(44.0) and row["kd"] == pytest.approx(44.0)  # 0.008's plain, 0.002's kd
     assert not row["gain"]["established"]
+
+
+def test_a_row_holding_the_same_plain_student_is_set_against_that_student_at_its_best_rate():
+    """Rows that differ in their teacher alone hold the same plain student (the same test MAE per seed): where
+    another row measured it at other rates, this row's distilled student (measured at one rate) is set against
+    the plain student at its best rate, in the sentence and in the comparisons."""
+    from evidence import row_comparisons
+
+    by = _by_student()
+    other = "stid, teachers 4 stid-64, 30 epochs"
+    by[other] = [{**r, "student": other, "kd_mae": r["kd_mae"] - 0.5, "kd_val": r["kd_val"] - 0.5}
+                 for r in by[BASE]]  # the same plain student, a better distilled one
+    text = lr_gap(by[other], by, "akl-pedestrians")
+    assert f"Its plain student is the row `{BASE}`'s" in text and "it does best at 0.008" in text
+    assert "the distilled student here was measured at 0.002 only" in text
+    comparisons = row_comparisons({"dataset": "akl-pedestrians"}, by)
+    fair = other + ", each student at its best learning rate (plain 0.008, distilled 0.002)"
+    _, row = comparisons[fair]
+    assert row["plain"] == pytest.approx(44.0) and row["kd"] == pytest.approx(43.5)
+    assert other not in comparisons  # not also at its own shared rate
+    # a row whose plain student differs keeps its own comparison
+    lone = "stid, teachers gwnet, 30 epochs"
+    by[lone] = [{**r, "student": lone, "plain_mae": r["plain_mae"] + 1.0} for r in by[BASE]]
+    assert lr_gap(by[lone], by, "akl-pedestrians") == ""
+    assert lone in row_comparisons({"dataset": "akl-pedestrians"}, by)
