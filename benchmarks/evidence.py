@@ -37,6 +37,7 @@ from __future__ import annotations
 import argparse
 import copy
 import dataclasses
+import functools
 import json
 import re
 import time
@@ -635,13 +636,23 @@ def alpha_gap(rows: list[dict], by_student: dict[str, list[dict]]) -> str:
 LR_MARK = re.compile(r", lr ([0-9.e+-]+)")  # :func:`lr_label`'s mark in a row's label
 
 
+@functools.cache
+def usual_rate(dataset: str) -> float:
+    """The students' learning rate of a data set's rows unless ``--student-lr`` set another (its ``train.lr``)."""
+    return float(config(dataset, 0, False)["train"]["lr"])
+
+
+def student_rate(record: dict, dataset: str) -> float:
+    """The learning rate a record's students trained at (a record without ``student_lr``: :func:`usual_rate`)."""
+    return float(record.get("student_lr") or usual_rate(dataset))
+
+
 def lr_family(rows: list[dict], by_student: dict[str, list[dict]], dataset: str) -> dict[float, list[dict]]:
     """The rows that differ from ``rows`` by the students' learning rate alone (``--student-lr``), ``rows``
     among them: learning rate -> records, lowest first (a record without ``student_lr`` trained at the data
     set's). Empty where no other learning rate was measured."""
     base = LR_MARK.sub("", rows[0]["student"], count=1)
-    usual = float(config(dataset, 0, False)["train"]["lr"])
-    family = {float(rs[0].get("student_lr") or usual): rs for label, rs in by_student.items()
+    family = {student_rate(rs[0], dataset): rs for label, rs in by_student.items()
               if LR_MARK.sub("", label, count=1) == base}
     return dict(sorted(family.items())) if len(family) > 1 else {}
 
@@ -664,8 +675,8 @@ def lr_choice(rows: list[dict], by_student: dict[str, list[dict]], dataset: str)
     at another rate, or without other rates or shared seeds. Why: the two students share one rate in a row, and a
     rate that suits one more than the other moves the gain; the fair comparison pits each student at its own best
     rate, chosen on validation as a user would."""
-    usual = float(config(dataset, 0, False)["train"]["lr"])
-    if LR_MARK.search(rows[0]["student"]) or float(rows[0].get("student_lr") or usual) != usual:
+    usual = usual_rate(dataset)
+    if LR_MARK.search(rows[0]["student"]) or student_rate(rows[0], dataset) != usual:
         return None
     kd_family = lr_family(rows, by_student, dataset) or {usual: rows}
     plain_family = kd_family
@@ -894,7 +905,7 @@ def row_comparisons(result: dict, rows_by: dict[str, list[dict]]) -> dict[str, t
     rate that suits the plain student less than the distilled one would flatter distillation. What the targets
     block and the headroom benchmark read of the evidence."""
     out: dict[str, tuple[str, dict]] = {}
-    usual = float(config(result["dataset"], 0, False)["train"]["lr"])
+    usual = usual_rate(result["dataset"])
     for s, rs in rows_by.items():
         if LR_MARK.search(s) and lr_family(rs, rows_by, result["dataset"]).get(usual):
             continue  # counted with its row at the data set's rate

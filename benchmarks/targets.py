@@ -27,10 +27,10 @@ from default_run import wall_time
 from distill_gain import method_rows
 from events import f1_by_arm
 from evidence import (
-    config,
     row_comparisons,
     rows_by_student,
     scarcity,
+    student_rate,
     teacher_bar,
     teacher_epochs_label,
     teacher_lags_label,
@@ -84,16 +84,15 @@ def default_student_lr(dataset: str) -> float | None:
 def reads_like_default(measured: dict, dataset: str) -> bool:
     """Whether an evidence record or a per-method result (``student_lags``) is of a student that reads what the
     data set's default student reads (:func:`default_student_lags`) and, for the default's own model where the
-    default gives its student a learning rate of its own, trains at it (``student_lr``; a record without one trained at the data set's
-    ``train.lr``): a student at another rate is another training of it, and at the rate of 2026-12-05 the plain
-    student trailed its best (docs/benchmarks.md, the rows at several learning rates)."""
+    default gives its student a learning rate of its own, trains at it (``evidence.student_rate``): a student at
+    another rate is another training of it, and at the rate of 2026-12-05 the plain student trailed its best
+    (docs/benchmarks.md, the rows at several learning rates)."""
     from stkd.presets import DEFAULT_PRESET
 
     lr = default_student_lr(dataset)
-    if lr is not None and family(str(measured.get("student", ""))) == DEFAULT_PRESET["student"]["name"]:
-        usual = float(config(dataset, 0, False)["train"]["lr"])
-        if float(measured.get("student_lr") or usual) != float(lr):
-            return False
+    if (lr is not None and family(str(measured.get("student", ""))) == DEFAULT_PRESET["student"]["name"]
+            and student_rate(measured, dataset) != float(lr)):
+        return False
     return list(measured.get("student_lags") or []) == default_student_lags(dataset)
 
 

@@ -339,6 +339,12 @@ def _check_seed(key: str, seed: int, hint: str = "") -> None:
         raise ConfigError(f"{key}: must be an integer from 0 to {SEED_LIMIT - 1}{hint}, got {seed}")
 
 
+def _check_lr(key: str, lr: float, hint: str = "") -> None:
+    """One bound for every learning rate of a config (``train.lr`` and a model's own ``lr``)."""
+    if not (lr > 0 and math.isfinite(lr)):
+        raise ConfigError(f"{key}: must be a finite number > 0{hint}, got {lr}")
+
+
 def distinct_seeds(seeds) -> list[int]:
     """The seeds of a comparison across seeds (``--seeds``): at least one, none twice, each a valid seed."""
     out = [int(s) for s in seeds]
@@ -414,8 +420,7 @@ def validate(cfg: RunConfig) -> RunConfig:
         if getattr(t, key) < 1:
             raise ConfigError(f"train.{key}: must be >= 1, got {getattr(t, key)}")
     _check_seed("train.seed", t.seed)
-    if not (t.lr > 0 and math.isfinite(t.lr)):
-        raise ConfigError(f"train.lr: must be a finite number > 0, got {t.lr}")
+    _check_lr("train.lr", t.lr)
     if t.time_budget is not None:
         parse_duration(t.time_budget, "train.time_budget")
     for key in ("max_batches", "min_batches", "threads", "node_subset"):
@@ -435,8 +440,8 @@ def validate(cfg: RunConfig) -> RunConfig:
             raise ConfigError(f"{m.name}.epochs: must be >= 1 (or left out to use train.epochs), got {m.epochs}")
         if m.seed is not None:
             _check_seed(f"{m.name}.seed", m.seed, " (or left out to use train.seed)")
-        if m.lr is not None and not (isinstance(m.lr, (int, float)) and m.lr > 0 and math.isfinite(m.lr)):
-            raise ConfigError(f"{m.name}.lr: must be a finite number > 0 (or left out to use train.lr), got {m.lr!r}")
+        if m.lr is not None:
+            _check_lr(f"{m.name}.lr", m.lr, " (or left out to use train.lr)")
     for i, a in enumerate(cfg.teacher):  # the same model from the same seed trains to the same weights
         for j, earlier in enumerate(cfg.teacher[:i]):
             if a == earlier:
