@@ -238,13 +238,12 @@ def student_config(dataset: str, label: str, cfg):
 def students_folder_config(cfg, teacher_cfgs: list):
     """The config saved in the students' folder of a row whose teachers train in their own folders
     (``--teacher-seed``): as ``cfg``, but with ``distill.init: teacher`` it names the teachers the students
-    start from (``teacher_cfgs``, the ensemble's order) and its student reads what the first of them reads.
-    Why: a later row reopening the folder (``--resume``) loads that file, and the config check refuses
-    ``init: teacher`` beside a first teacher of another kind or inputs (the data set's own main teacher)."""
+    start from (``teacher_cfgs``, the ensemble's order). Why: a later row reopening the folder (``--resume``)
+    loads that file, and the config check refuses ``init: teacher`` beside a first teacher of another kind
+    (the data set's own main teacher)."""
     if cfg.distill.init != "teacher":
         return cfg
-    student = dataclasses.replace(cfg.student, inputs=copy.deepcopy(teacher_cfgs[0].inputs))
-    return dataclasses.replace(cfg, teacher=list(teacher_cfgs), student=student)
+    return dataclasses.replace(cfg, teacher=list(teacher_cfgs))
 
 
 class NotOnThisMachine(Exception):

@@ -46,7 +46,7 @@ def test_a_students_folder_config_with_init_teacher_names_the_teachers_it_starts
                                               None, None)).teacher
     saved = parse_config(to_dict(students_folder_config(cfg, extra)))
     assert [t.name for t in saved.teacher] == ["stid"] and saved.teacher[0].params["embed_dim"] == 64
-    assert saved.student.inputs.lags == ["1D", "7D"] and saved.student.name == cfg.student.name
+    assert saved.student.inputs == cfg.student.inputs and saved.student.name == cfg.student.name
     assert saved.distill.init == "teacher"
 
 

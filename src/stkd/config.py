@@ -411,10 +411,6 @@ def validate(cfg: RunConfig) -> RunConfig:
             raise ConfigError(f"distill.init: teacher: the student starts from the first teacher's weights, so it must "
                               f"be of the student's kind; the first teacher is {first.name!r}, the student "
                               f"{cfg.student.name!r} (put a {cfg.student.name} teacher first, or use distill.init: random)")
-        if to_dict(first.inputs) != to_dict(cfg.student.inputs):
-            raise ConfigError(f"distill.init: teacher: the first teacher reads {to_dict(first.inputs)} (teacher.inputs), "
-                              f"the student {to_dict(cfg.student.inputs)} (student.inputs): a student starts only from a "
-                              "teacher that reads what it reads")
     t = cfg.train
     for key in ("epochs", "batch_size", "patience"):
         if getattr(t, key) < 1:

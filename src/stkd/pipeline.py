@@ -31,7 +31,7 @@ from stkd.runs import (
     require_teachers,
     run_lock,
 )
-from stkd.steps import check_fits, report_on_rank0, student_start, teacher_labels, train_model
+from stkd.steps import check_fits, reads_alike, report_on_rank0, student_start, teacher_labels, train_model
 from stkd.tasks.base import Task, TeacherSignal
 from stkd.tasks.classify import ClassifyTask
 from stkd.tasks.forecast import ForecastTask
@@ -84,7 +84,8 @@ def check_start(task: Task, first_teacher: nn.Module, student: STModel | None = 
             student = build_model(task.cfg.student.name, task.for_inputs(task.cfg.student.inputs).spec(),
                                   task.cfg.student.params)
     assert isinstance(first_teacher, STModel)
-    student.check_shrink_from(first_teacher)
+    student.check_shrink_from(first_teacher,
+                              same_inputs=reads_alike(task, task.cfg.student.inputs, task.cfg.teacher[0].inputs))
 
 
 def train_teachers(task: Task, run_dir: Path, *, resume: bool = False, progress: bool = True) -> list[Trained]:
@@ -112,7 +113,7 @@ def train_student(task: Task, run_dir: Path, signal: TeacherSignal | None = None
         hard = task.hard_loss()
         base = {"distill": None, "teachers": None, "teacher_weights": None}
         make_loss = lambda model: (hard, {})  # noqa: E731
-    init = student_start(task, signal.start) if signal is not None else None  # distill.init: teacher
+    init = student_start(task, signal.start, signal.start_inputs) if signal is not None else None  # distill.init: teacher
     return train_model(task, s, label or f"{s.name}_{'kd' if kd else 'plain'}", "student_kd" if kd else "student_plain",
                        run_dir, make_loss, card={**base, **(card or {})}, resume=resume, progress=progress,
                        on_epoch=on_epoch, init=init)

@@ -195,15 +195,23 @@ def shrink_batches(wd: WindowedData, seed: int, batch_size: int = 64):
         yield wd.batch(picked[i:i + batch_size])
 
 
-def student_start(task: Task, start: STModel | None) -> Callable[[STModel], dict[str, torch.Tensor]] | None:
-    """``init`` for :func:`train_model`: the configured student's weights cut from ``start`` (its teacher,
-    reading what it reads) on training windows drawn by the student's seed; None when the student starts from
-    the seed's weights."""
+def student_start(task: Task, start: STModel | None,
+                  start_inputs: InputsConfig | None = None) -> Callable[[STModel], dict[str, torch.Tensor]] | None:
+    """``init`` for :func:`train_model`: the configured student's weights cut from ``start`` (its teacher, which
+    reads ``start_inputs``) on training windows drawn by the student's seed, each seen as the student and as the
+    teacher read it; None when the student starts from the seed's weights."""
     if start is None:
         return None
     student = task.cfg.student
     wd, seed = task.for_inputs(student.inputs).wd, model_train_config(task.cfg, student).seed
-    return lambda model: model.shrink_from(start, shrink_batches(wd, seed))
+    teacher_wd = None if reads_alike(task, student.inputs, start_inputs) else task.for_inputs(start_inputs).wd
+    return lambda model: model.shrink_from(start, shrink_batches(wd, seed),
+                                           None if teacher_wd is None else shrink_batches(teacher_wd, seed))
+
+
+def reads_alike(task: Task, a: InputsConfig | None, b: InputsConfig | None) -> bool:
+    """Whether models reading ``a`` and ``b`` get the same batches of this task's windows (the same view)."""
+    return task.for_inputs(a).wd.view_key() == task.for_inputs(b).wd.view_key()
 
 
 def inputs_card(inputs: InputsConfig | None, wd) -> dict | None:

@@ -60,7 +60,7 @@ def test_a_resumed_run_takes_the_student_from_its_checkpoint_without_cutting_the
     assert main(["run", "--config", str(cfg), "--out", str(run), "--quiet"]) == 0
     before = load_weights(run / "models" / "stid_kd" / "model.safetensors")
 
-    def no_cut(self, teacher, batches):
+    def no_cut(self, teacher, batches, teacher_batches=None):
         raise AssertionError("the student was cut from its teacher again on resume")
 
     monkeypatch.setattr(STID, "shrink_from", no_cut)
@@ -102,13 +102,35 @@ def test_distill_from_a_narrower_saved_teacher_is_refused_before_the_run_folder_
     ({"distill": {"init": "teachr"}}, "distill.init: 'teachr' is not one of random, teacher; did you mean 'teacher'"),
     ({"distill": {"init": "teacher"}, "teacher": {"name": "gwnet"}},
      "the first teacher is 'gwnet', the student 'stid'"),
-    ({"distill": {"init": "teacher"}, "teacher": {"name": "stid", "inputs": {"lags": ["1D"]}}},
-     "a student starts only from a teacher that reads what it reads"),
 ])
 def test_a_config_that_cannot_start_the_student_from_its_teacher_is_refused(change, message):
     raw = {"student": {"name": "stid"}, **change}
     with pytest.raises(ConfigError, match=message):
         parse_config(raw)
+
+
+def test_a_student_starts_from_a_teacher_that_reads_more_than_it_does(tmp_path):
+    """A privileged teacher (a longer history and yesterday's values) embeds a window the student lacks: the
+    student's window block is fitted on what it reads (:mod:`stkd.models.students.stid_shrink`), and the
+    start is scored as epoch 0, nearer the teacher than the plain student's first epoch."""
+    raw = {"data": {"source": "builtin", "name": "synthetic-traffic",
+                    "simulator": {"nodes": 16, "days": 4, "seed": 2}},
+           "teacher": {"name": "stid", "params": WIDE, "inputs": {"length": 24, "lags": ["1D"]}},
+           "student": {"name": "stid", "params": {"embed_dim": 8, "node_dim": 4, "tod_dim": 4, "dow_dim": 4}},
+           "train": {"epochs": 2, "batch_size": 32, "max_batches": 3, "threads": 1},
+           "distill": {"init": "teacher"}, "eval": {"latency_repeats": 2, "horizons": [3], "baselines": ["last"]}}
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text(yaml.safe_dump(raw))
+    run = tmp_path / "run"
+    assert main(["run", "--config", str(cfg), "--out", str(run), "--quiet"]) == 0
+    teacher = json.loads((run / "models" / "stid" / "model.json").read_text())
+    student = json.loads((run / "models" / "stid_kd" / "model.json").read_text())
+    assert (teacher["spec"]["input_len"], teacher["spec"]["in_features"]) == (24, 2)
+    assert (student["spec"]["input_len"], student["spec"]["in_features"]) == (12, 1)
+    kd = _log(run / "models" / "stid_kd" / "log.csv")
+    plain = _log(run / "models" / "stid_plain" / "log.csv")
+    assert [int(r["epoch"]) for r in kd] == [0, 1, 2] and kd[0]["loss_hard"] == ""
+    assert float(kd[0]["val_mae"]) < float(plain[0]["val_mae"])  # the cut start against one epoch from the seed's
 
 
 def test_an_event_classifier_starts_from_its_classifying_teacher_too(tmp_path):

@@ -60,15 +60,19 @@ def test_a_student_as_wide_and_deep_as_its_teacher_forecasts_exactly_what_it_doe
     assert torch.allclose(forecast(student, held_out), forecast(teacher, held_out), rtol=1e-4, atol=1e-4)
 
 
-def fitted_teacher(steps: int = 150):
+def fitted_teacher(steps: int = 150, extra=None):
     """A wide STID trained a little to a target its inputs determine (a trained model's weights have the
-    structure that cutting keeps; random ones have none)."""
+    structure that cutting keeps; random ones have none); with ``extra`` it reads one channel more
+    (:func:`with_extra_channel`) and the target leans on it too."""
     torch.manual_seed(2)
-    teacher = build_model("stid", spec(), WIDE)
+    teacher = build_model("stid", spec(F_IN + (extra is not None)), WIDE)
     opt = torch.optim.Adam(teacher.parameters(), lr=1e-2)
     for i in range(steps):
         b = batches(count=1, seed=100 + i)[0]
         target = (b.x[:, -3:, :, :1].mean(1, keepdim=True) + torch.sin(6.28 * b.tod[:, -1])[:, None, None, None])
+        if extra is not None:
+            b = with_extra_channel([b], extra)[0]
+            target = target + b.x[:, -3:, :, -1:].mean(1, keepdim=True)
         loss = (teacher(b.x, b.tod, b.dow)["pred"] - target.expand(-1, H, -1, -1)).abs().mean()  # [B, H, N, 1]
         opt.zero_grad()
         loss.backward()
@@ -120,6 +124,55 @@ def test_neighbour_windows_are_cut_like_the_other_blocks():
     assert torch.allclose(forecast(same.eval(), held_out), forecast(teacher, held_out), rtol=1e-4, atol=1e-4)
 
 
+def with_extra_channel(bs: list, make) -> list:
+    """The same windows as a teacher that reads one channel more sees them: ``make(x) [B, P, N, 1]`` appended."""
+    return [SimpleNamespace(x=torch.cat([b.x, make(b.x)], dim=-1), tod=b.tod, dow=b.dow) for b in bs]
+
+
+def noise(x: torch.Tensor) -> torch.Tensor:
+    return torch.randn(x.shape[:-1] + (1,), generator=torch.Generator().manual_seed(int(x.abs().sum() * 1e3) % 2**31))
+
+
+@pytest.mark.parametrize("extra, unused", [
+    (noise, True),  # a channel the student lacks, which the teacher does not use: it is left out exactly
+    (lambda x: 2 * x[..., :1] - x[..., 1:2], False),  # a channel the student can compute: the fit finds it
+])
+def test_a_student_as_wide_as_a_teacher_that_reads_more_forecasts_what_it_does_where_its_inputs_tell_all(extra,
+                                                                                                         unused):
+    teacher = trained_like(WIDE, in_features=F_IN + 1)
+    if unused:
+        with torch.no_grad():  # the window block reads [P, F + 1] flattened: the extra channel is every (F+1)-th
+            teacher.window_emb.weight.view(-1, P, F_IN + 1)[:, :, F_IN] = 0
+    student = build_model("stid", spec(), WIDE)
+    student_view = batches()
+    student.load_state_dict(student.shrink_from(teacher, student_view, with_extra_channel(student_view, extra)))
+    held_out = batches(seed=7)
+    assert torch.allclose(forecast(student.eval(), held_out), forecast(teacher, with_extra_channel(held_out, extra)),
+                          rtol=1e-3, atol=1e-3)
+
+
+def test_a_narrow_student_of_a_teacher_that_reads_more_starts_nearer_it_than_from_random_weights():
+    """The teacher reads a channel the student does not have and leans on it; the fit keeps what the
+    student's own channels tell of the teacher's window block."""
+    def correlated(x: torch.Tensor) -> torch.Tensor:  # partly the student's channels, partly new
+        return x[..., :1] + 0.5 * noise(x)
+
+    teacher = fitted_teacher(extra=correlated)
+
+    torch.manual_seed(0)
+    random_student = build_model("stid", spec(), NARROW).eval()
+    cut = build_model("stid", spec(), NARROW)
+    student_view = batches(count=12)
+    cut.load_state_dict(cut.shrink_from(teacher, student_view, with_extra_channel(student_view, correlated)))
+    held_out = batches(seed=7)
+    target = forecast(teacher, with_extra_channel(held_out, correlated))
+    gap_cut = float((forecast(cut.eval(), held_out) - target).abs().mean())
+    gap_random = float((forecast(random_student, held_out) - target).abs().mean())
+    assert gap_cut < 0.5 * gap_random, (gap_cut, gap_random)
+    with pytest.raises(ConfigError, match="in_features = 3, the student for 2"):
+        cut.shrink_from(teacher, student_view)  # the same cut without the teacher's view is refused
+
+
 @pytest.mark.parametrize("student_params, student_spec, message", [
     ({**NARROW, "embed_dim": 32}, {}, "window embedding is 32 wide, the teacher's 16"),
     ({**NARROW, "layers": 5}, {}, "the student has 5 layers, the teacher 4"),
@@ -134,6 +187,11 @@ def test_a_student_that_cannot_be_cut_from_the_teacher_is_refused_with_the_reaso
         check_shrinkable(teacher, student)
     with pytest.raises(ConfigError, match=message):  # before any teacher forward
         student.shrink_from(teacher, [])
+    if "in_features" not in message:  # a teacher that reads more is cut on a fit: every other reason holds there too
+        with pytest.raises(ConfigError, match=message):
+            check_shrinkable(teacher, student, same_inputs=False)
+    else:
+        check_shrinkable(teacher, student, same_inputs=False)
 
 
 def test_a_student_of_another_kind_cannot_start_from_a_teacher_s_weights():

@@ -184,19 +184,22 @@ class STModel(nn.Module):
         return {**cls.legacy_defaults, **hparams}
 
     # ---------------------------------------------------------------- starting from a teacher
-    def check_shrink_from(self, teacher: "STModel") -> None:
+    def check_shrink_from(self, teacher: "STModel", *, same_inputs: bool = True) -> None:
         """Raise ConfigError unless :meth:`shrink_from` can cut ``teacher``'s weights down to this model
-        (``distill.init: teacher``). Only a class that knows how to cut a wider model of its own kind overrides
-        it (and ``shrink_from``); the others cannot start from a teacher's weights."""
+        (``distill.init: teacher``); ``same_inputs``: False where the teacher reads more than this model (a
+        privileged teacher). Only a class that knows how to cut a wider model of its own kind overrides it (and
+        ``shrink_from``); the others cannot start from a teacher's weights."""
         raise ConfigError(f"distill.init: teacher: a {type(self).__name__} student cannot start from a teacher's "
                           "weights (only a student that knows how to cut a wider model of its own kind down to its "
                           "size can); use distill.init: random")
 
-    def shrink_from(self, teacher: "STModel", batches: Iterable[Any]) -> dict[str, torch.Tensor]:
+    def shrink_from(self, teacher: "STModel", batches: Iterable[Any],
+                    teacher_batches: Iterable[Any] | None = None) -> dict[str, torch.Tensor]:
         """This model's weights cut from the trained ``teacher``'s, with ``batches`` (windows of the training
-        split, as the teacher reads them) to measure which of its directions and units carry the most. See
+        split, as this model reads them) to measure which of its directions and units carry the most, and
+        ``teacher_batches`` the same windows as the teacher reads them where it reads more (None: alike). See
         :meth:`check_shrink_from`."""
-        self.check_shrink_from(teacher)
+        self.check_shrink_from(teacher, same_inputs=teacher_batches is None)
         raise NotImplementedError  # check_shrink_from raised for every class that does not override both
 
     def __init__(self, spec: ModelSpec, local_vars: dict[str, Any]) -> None:

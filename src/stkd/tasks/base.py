@@ -38,6 +38,7 @@ class TeacherSignal:
         self.weights = weights  # one weight per teacher, or None for equal weights
         #: the teacher whose weights, cut down, the distilled student starts from (``distill.init: teacher``)
         self.start: STModel | None = None
+        self.start_inputs: InputsConfig | None = None  # what that teacher reads (None: the plain window)
 
     def card(self) -> dict:
         return {"teachers": self.teachers, "teacher_weights": None if self.weights is None else list(self.weights)}
@@ -172,7 +173,7 @@ class Task(ABC):
         if self.cfg.distill.init == "teacher":
             first = teachers[0].model
             assert isinstance(first, STModel)
-            signal.start = first
+            signal.start, signal.start_inputs = first, teachers[0].inputs
         return signal
 
     # ---------------------------------------------------------------- evaluation

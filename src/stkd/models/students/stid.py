@@ -58,6 +58,11 @@ class STID(ReadsNeighbours, StudentModel):
     ``hidden`` is the encoder output, ``[B, N, D]`` with D the sum of the embedding sizes.
     """
 
+    #: The embedding blocks of the stream, in the order of their concatenation, with the attribute holding
+    #: each; the first two are linear maps of the window (:meth:`block_inputs`), the others tables.
+    BLOCKS = {"window": "window_emb", "neighbours": "neighbour_emb", "node": "node_emb", "tod": "tod_emb",
+              "dow": "dow_emb"}
+
     #: Without the node embedding every weight is shared by the sensors (the neighbour input is cut from
     #: the data's graph at build time, not learned), so it runs on any set of sensors.
     node_agnostic_params = {"node_dim": 0}
@@ -106,10 +111,7 @@ class STID(ReadsNeighbours, StudentModel):
         """The embeddings concatenated into the encoder's input, each ``[B, N, d]`` with its name (window,
         neighbours, node, tod, dow; those switched off are left out), in the order of the concatenation."""
         b, _, n, _ = x.shape
-        parts = [("window", self.window_emb(x.permute(0, 2, 1, 3).flatten(2)))]  # [B, N, d_e]
-        if self.around is not None:
-            around = self.around(x)  # [B, P, N, 2F]
-            parts.append(("neighbours", self.neighbour_emb(around.permute(0, 2, 1, 3).flatten(2))))  # [B, N, d_nb]
+        parts = [(name, getattr(self, self.BLOCKS[name])(z)) for name, z in self.block_inputs(x)]  # [B, N, d]
         if self.node_emb is not None:
             parts.append(("node", self.node_emb.unsqueeze(0).expand(b, -1, -1)))  # [B, N, d_n]
         if self.tod_emb is not None:
@@ -120,6 +122,16 @@ class STID(ReadsNeighbours, StudentModel):
             parts.append(("dow", w.unsqueeze(1).expand(-1, n, -1)))  # [B, N, d_w]
         return parts
 
+    def block_inputs(self, x: torch.Tensor) -> list[tuple[str, torch.Tensor]]:
+        """What the linear embedding blocks read of the window ``x [B, P, N, F]``, each ``[B, N, k]`` with the
+        block's name: the sensor's own window flattened (``k = P F``), then its neighbours' mean windows
+        (``k = 2 P F``) when switched on. Apart from :meth:`embedding_parts` so that a student cut from a teacher
+        that reads more (:mod:`stkd.models.students.stid_shrink`) can fit its blocks on what it reads."""
+        out = [("window", x.permute(0, 2, 1, 3).flatten(2))]  # [B, N, P*F]
+        if self.around is not None:
+            out.append(("neighbours", self.around(x).permute(0, 2, 1, 3).flatten(2)))  # [B, N, 2*P*F]
+        return out
+
     def forward(self, x: torch.Tensor, tod: torch.Tensor, dow: torch.Tensor) -> dict[str, torch.Tensor]:
         self.check_inputs(x, tod, dow)
         h = self.encoder(torch.cat([p for _, p in self.embedding_parts(x, tod, dow)], dim=-1))  # [B, N, D]
@@ -127,10 +139,12 @@ class STID(ReadsNeighbours, StudentModel):
         return {"pred": to_pred(out, self.spec.horizon, self.spec.out_channels), "hidden": h}
 
     # ---------------------------------------------------------------- starting from a wider STID
-    def check_shrink_from(self, teacher: STModel) -> None:
-        check_shrinkable(teacher, self)
+    def check_shrink_from(self, teacher: STModel, *, same_inputs: bool = True) -> None:
+        check_shrinkable(teacher, self, same_inputs=same_inputs)
 
-    def shrink_from(self, teacher: STModel, batches: Iterable[Batch]) -> dict[str, torch.Tensor]:
-        """Weights cut from a wider, deeper trained STID teacher (``distill.init: teacher``):
-        :func:`stkd.models.students.stid_shrink.shrink_stid` (which refuses a teacher of another kind)."""
-        return shrink_stid(teacher, self, batches)
+    def shrink_from(self, teacher: STModel, batches: Iterable[Batch],
+                    teacher_batches: Iterable[Batch] | None = None) -> dict[str, torch.Tensor]:
+        """Weights cut from a wider, deeper trained STID teacher (``distill.init: teacher``), which may read more
+        than this student (``teacher_batches``): :func:`stkd.models.students.stid_shrink.shrink_stid` (which
+        refuses a teacher of another kind)."""
+        return shrink_stid(teacher, self, batches, teacher_batches)

@@ -23,6 +23,12 @@ How, for an STID (embeddings concatenated into a residual stream ``h``, residual
   ``relu(fc1(h))`` on the teacher's own stream times the norm of the unit's output ``P^T fc2[:, j]``.
   Student ``fc1 = W1[kept] P``, ``fc2 = P^T W2[:, kept]``, ``fc2.bias = P^T sum(b2)``.
 - **Head.** ``W_head P``.
+- **A teacher that reads more.** A privileged teacher (``inputs`` with more lags, a longer history, other
+  covariates) embeds a window the student does not have. Its linear blocks (window, neighbours) are then
+  fitted on what the student reads: over the same training windows, seen by each as it reads them, the
+  least-squares map from the student's block input to the teacher's block output (``E[e | x_s]``, the part
+  of the teacher's block the student can compute), and cut like a block of the same inputs. Where the two
+  read the same, the fit is the teacher's own map, so this is the cut above.
 
 With the student as wide and deep as the teacher this is exact (``P`` is a rotation, every unit is
 kept): the student then forecasts what the teacher does (``tests/models/test_stid_shrink.py``).
@@ -39,15 +45,14 @@ from torch import nn
 
 from stkd.errors import ConfigError
 
-#: The embedding blocks of the stream, in order, with the attribute holding each and how its weight is cut.
-_BLOCKS = {"window": "window_emb", "neighbours": "neighbour_emb", "node": "node_emb", "tod": "tod_emb",
-           "dow": "dow_emb"}
+#: The blocks that map the window linearly (``block_inputs``), cut from a fit where the teacher reads more.
+_LINEAR = ("window", "neighbours")
 
 
-def _widths(model: nn.Module) -> dict[str, int]:
-    """The width of each embedding block a model has switched on."""
+def _widths(model: Any) -> dict[str, int]:
+    """The width of each embedding block a model has switched on (``BLOCKS``: STID's blocks in order)."""
     out = {}
-    for name, attr in _BLOCKS.items():
+    for name, attr in model.BLOCKS.items():
         mod = getattr(model, attr, None)  # an STID has a block's module only while the block is switched on
         if mod is None:
             continue
@@ -56,17 +61,18 @@ def _widths(model: nn.Module) -> dict[str, int]:
     return out
 
 
-def check_shrinkable(teacher: Any, student: Any) -> None:
+def check_shrinkable(teacher: Any, student: Any, *, same_inputs: bool = True) -> None:
     """Raise ConfigError, saying what differs, unless ``student``'s weights can be cut from ``teacher``'s:
-    the same class and problem (inputs, nodes, horizon), neighbours read alike, every block the student
-    has is in the teacher at least as wide, and no more layers than the teacher."""
+    the same class and problem (nodes, horizon; the same inputs too unless ``same_inputs`` is False, a
+    teacher that reads more: the module's docstring), neighbours read alike, every block the student has is
+    in the teacher at least as wide, and no more layers than the teacher."""
     where = "distill.init: teacher"
     if type(teacher) is not type(student):
         raise ConfigError(f"{where}: the student ({type(student).__name__}) can start only from a teacher of its own "
                           f"kind; the first teacher is a {type(teacher).__name__}")
     ts, ss = teacher.spec, student.spec
-    for field in ("num_nodes", "input_len", "in_features", "horizon", "out_features", "out_classes",
-                  "steps_per_day"):
+    fields = ("num_nodes", "horizon", "out_features", "out_classes", "steps_per_day")
+    for field in (("input_len", "in_features") if same_inputs else ()) + fields:
         if getattr(ts, field) != getattr(ss, field):
             raise ConfigError(f"{where}: the teacher was built for {field} = {getattr(ts, field)}, the student for "
                               f"{getattr(ss, field)}: a student starts from a teacher that reads what it reads and "
@@ -86,6 +92,26 @@ def check_shrinkable(teacher: Any, student: Any) -> None:
                           f"{len(teacher.encoder)}: a student starts from a teacher at least as deep")
 
 
+def _add_fit(fits: dict[str, list[torch.Tensor]], name: str, z: torch.Tensor, e: torch.Tensor) -> None:
+    """Add a batch's rows to block ``name``'s least-squares sums: its input as the student reads it ``z [B, N, k]``
+    (with a column of ones for the bias) against the teacher's block output ``e [B, N, d_t]``."""
+    flat = z.reshape(-1, z.shape[-1]).double()  # [B*N, k]
+    flat = torch.cat([flat, flat.new_ones(flat.shape[0], 1)], dim=1)  # [B*N, k + 1]
+    target = e.reshape(-1, e.shape[-1]).double()  # [B*N, d_t]
+    sums = fits.setdefault(name, [flat.new_zeros(flat.shape[1], flat.shape[1]), flat.new_zeros(flat.shape[1],
+                                                                                              target.shape[1])])
+    sums[0] += flat.T @ flat
+    sums[1] += flat.T @ target
+
+
+def _least_squares(gram: torch.Tensor, cross: torch.Tensor) -> torch.Tensor:
+    """``[k + 1, d]``: the coefficients minimising ``|Z C - E|^2`` from ``Z^T Z`` and ``Z^T E``, with a ridge of
+    1e-8 of the mean diagonal so that an input constant over the windows (or a copy of another) gives the
+    smallest coefficients, not a singular solve."""
+    ridge = 1e-8 * gram.diagonal().mean().clamp_min(1e-12)
+    return torch.linalg.solve(gram + ridge * torch.eye(gram.shape[0], dtype=gram.dtype, device=gram.device), cross)
+
+
 def _top_eigenvectors(second_moment: torch.Tensor, k: int) -> torch.Tensor:
     """``[d, k]``: the eigenvectors of the ``k`` largest eigenvalues, largest first (a sign fixed so that
     each one's largest entry is positive: the same moments give the same vectors)."""
@@ -96,10 +122,13 @@ def _top_eigenvectors(second_moment: torch.Tensor, k: int) -> torch.Tensor:
 
 
 @torch.no_grad()
-def shrink_stid(teacher: Any, student: Any, batches: Iterable[Any]) -> dict[str, torch.Tensor]:
+def shrink_stid(teacher: Any, student: Any, batches: Iterable[Any],
+                teacher_batches: Iterable[Any] | None = None) -> dict[str, torch.Tensor]:
     """The student's state dict cut from the teacher's (see the module's docstring); ``batches`` hold
-    training windows (``x``, ``tod``, ``dow``) as both models read them."""
-    check_shrinkable(teacher, student)
+    training windows (``x``, ``tod``, ``dow``) as the student reads them, ``teacher_batches`` the same
+    windows as the teacher reads them where it reads more (None: as the student does)."""
+    privileged = teacher_batches is not None
+    check_shrinkable(teacher, student, same_inputs=not privileged)
     was_training = teacher.training
     teacher.eval()
     tw, sw = _widths(teacher), _widths(student)
@@ -107,12 +136,19 @@ def shrink_stid(teacher: Any, student: Any, batches: Iterable[Any]) -> dict[str,
     device = next(teacher.parameters()).device  # the sums stay where the teacher runs (a GPU, or the CPU)
     moments = {name: torch.zeros(w, w, dtype=torch.float64, device=device) for name, w in tw.items()}
     unit_mean = [torch.zeros(layer.fc1.out_features, dtype=torch.float64, device=device) for layer in t_layers]
+    fits: dict[str, list[torch.Tensor]] = {}  # a privileged teacher's linear block: [Z^T Z, Z^T E] over the rows
     rows = 0
-    for b in batches:
-        parts = teacher.embedding_parts(b.x.to(device), b.tod.to(device), b.dow.to(device))  # [(name, [B, N, d_t])]
+    pairs = ((b, b) for b in batches) if teacher_batches is None else zip(batches, teacher_batches)
+    for b, tb in pairs:
+        parts = teacher.embedding_parts(tb.x.to(device), tb.tod.to(device), tb.dow.to(device))  # [(name, [B, N, d_t])]
         for name, e in parts:
             flat = e.reshape(-1, e.shape[-1]).double()  # [B*N, d_t]
             moments[name] += flat.T @ flat
+        if privileged:
+            out = dict(parts)
+            for name, z in student.block_inputs(b.x):
+                if name in out:
+                    _add_fit(fits, name, z.to(device), out[name])
         h = torch.cat([e for _, e in parts], dim=-1)  # [B, N, D_t]
         rows += h.shape[0] * h.shape[1]
         for i, layer in enumerate(t_layers):
@@ -121,18 +157,23 @@ def shrink_stid(teacher: Any, student: Any, batches: Iterable[Any]) -> dict[str,
     if rows == 0:
         raise ConfigError("distill.init: teacher needs training windows to measure the teacher on; there are none")
     dt = torch.get_default_dtype()
-    # the stream's directions: one orthonormal basis per block, block-diagonal over the teacher's stream
+    maps = {}  # a fitted block's map from the student's block input: (weight [d_t, k], bias [d_t])
+    for name, (gram, cross) in fits.items():
+        coef = _least_squares(gram, cross)  # [k + 1, d_t]
+        moments[name] = coef.T @ gram @ coef  # the second moment of the fitted block output, over the same rows
+        maps[name] = (coef[:-1].T.to(dt), coef[-1].to(dt))
     bases = {name: _top_eigenvectors(moments[name] / rows, sw.get(name, 0)).to(dt) for name in tw}
     P = torch.block_diag(*[bases[name] for name in tw])  # [D_t, D_s]
     state = {k: v.clone() for k, v in student.state_dict().items()}
     tsd = teacher.state_dict()
-    for name, attr in _BLOCKS.items():
+    for name, attr in student.BLOCKS.items():
         if name not in sw:
             continue
         U = bases[name]  # [d_t, d_s]
-        if name in ("window", "neighbours"):  # Linear(in -> d): rows are the block's directions
-            state[f"{attr}.weight"] = U.T @ tsd[f"{attr}.weight"]
-            state[f"{attr}.bias"] = U.T @ tsd[f"{attr}.bias"]
+        if name in _LINEAR:  # Linear(in -> d): rows are the block's directions
+            weight, bias = maps.get(name, (tsd[f"{attr}.weight"], tsd[f"{attr}.bias"]))
+            state[f"{attr}.weight"] = U.T @ weight
+            state[f"{attr}.bias"] = U.T @ bias
         elif name == "node":  # [N, d]
             state[attr] = tsd[attr] @ U
         else:  # Embedding [slots, d]
