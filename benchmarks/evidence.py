@@ -864,7 +864,8 @@ def teacher_epochs_gap(rows: list[dict], by_student: dict[str, list[dict]], data
 def teacher_gap(rows: list[dict], by_student: dict[str, list[dict]], words: str, other_teacher: str) -> str:
     """The teacher of a row marked ``words`` against ``other_teacher``, the one of the row without the mark, on
     validation and test (the seeds both rows have), with the plain students of both rows: they train alike, so
-    a change of the teacher's MAE is the teacher's own."""
+    a change of the teacher's MAE is the teacher's own; then what it changes for the distilled student
+    (:func:`student_change`)."""
     other = by_student.get(rows[0]["student"].replace(words, "", 1)) if words else None
     seeds = shared_seeds(rows, other)
     if not other or not seeds:
@@ -875,7 +876,25 @@ def teacher_gap(rows: list[dict], by_student: dict[str, list[dict]], words: str,
     return (f" This teacher's validation MAE is {val:.3f} against {val_o:.3f} for {other_teacher} of the row "
             f"`{other[0]['student']}` ({100 * (val - val_o) / val_o:+.1f} %), its test MAE {test:.3f} against "
             f"{test_o:.3f} ({100 * (test - test_o) / test_o:+.1f} %); the plain students, trained alike in both rows, "
-            f"score {plain:.3f} and {plain_o:.3f} ({len(seeds)} seeds both rows have).")
+            f"score {plain:.3f} and {plain_o:.3f} ({len(seeds)} seeds both rows have)." + student_change(rows, other, seeds))
+
+
+def student_change(rows: list[dict], other: list[dict], seeds: set[int]) -> str:
+    """What another teacher did to the distilled student: its validation and test MAE in ``rows`` against the
+    row ``other``, paired by seed on ``seeds`` and judged by the rule of the gains (:func:`stkd.paired.paired_gain`,
+    a positive gain: lower with this teacher). Empty where a record lacks a validation score."""
+    from stkd.paired import gain_cell, paired_gain, verdict
+
+    if any(r.get("kd_val") is None for r in rows + other if r["seed"] in seeds):
+        return ""
+    parts = []
+    for split, key in (("validation", "kd_val"), ("test", "kd_mae")):
+        mine, theirs = ([r[key] for r in sorted(rs, key=lambda r: r["seed"]) if r["seed"] in seeds]
+                        for rs in (rows, other))
+        g = paired_gain(theirs, mine)
+        parts.append(f"{split} {np.mean(mine):.3f} against {np.mean(theirs):.3f}, {gain_cell(g)}, lower on "
+                     f"{g['wins']} of {g['n']} seeds: {verdict(g)}")
+    return " Its distilled student, against that row's: " + "; ".join(parts) + "."
 
 
 def rows_by_student(result: dict) -> dict[str, list[dict]]:

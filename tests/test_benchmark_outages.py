@@ -189,11 +189,29 @@ def test_a_privileged_teacher_s_row_is_compared_with_the_usual_teacher_s_and_kep
     assert privileged_gap(by[label], by, "los-loop") == (
         " This teacher's validation MAE is 2.610 against 2.900 for the usual teacher of the row `stid-nb` (-10.0 %), "
         "its test MAE 3.200 against 3.400 (-5.9 %); the plain students, trained alike in both rows, score 3.400 and "
-        "3.400 (3 seeds both rows have).")
+        "3.400 (3 seeds both rows have). Its distilled student, against that row's: validation 3.000 against 3.000, "
+        "+0.0 % (+0.00 to +0.00), lower on 0 of 3 seeds: not established (3 seeds, 5 needed); test 3.400 against 3.400, "
+        "+0.0 % (+0.00 to +0.00), lower on 0 of 3 seeds: not established (3 seeds, 5 needed).")
     assert privileged_gap(by["stid-nb"], by, "los-loop") == "" and privileged_gap(by[label], {label: priv}, "los-loop") == ""
     # the single teacher's bar weighs the usual teacher only (the targets weigh the privileged one apart)
     bar = teacher_bar(result, by)
     assert bar["teacher_val"] == pytest.approx(2.9) and len(bar["records"]) == 3
+
+
+def test_what_another_teacher_does_to_the_distilled_student_is_paired_by_seed_and_judged_by_the_gains_rule():
+    from evidence import student_change
+
+    def rec(seed: int, kd_val: float, kd_mae: float) -> dict:
+        return {"seed": seed, "kd_val": kd_val, "kd_mae": kd_mae}
+
+    other = [rec(s, 3.0 + 0.2 * s, 3.5 + 0.2 * s) for s in range(6)]  # a seed spread of several %
+    # lower on validation by 10 % on every seed; on test by 1 % on two seeds and higher on the others
+    rows = [rec(s, 0.9 * (3.0 + 0.2 * s), (3.5 + 0.2 * s) * (0.99 if s < 2 else 1.005)) for s in range(5)]
+    text = student_change(rows, other, {0, 1, 2, 3, 4})  # seed 5: the other row's only
+    assert text.startswith(" Its distilled student, against that row's: validation 3.060 against 3.400, +10.0 % "
+                           "(+10.0 to +10.0), lower on 5 of 5 seeds: better; test ")
+    assert "lower on 2 of 5 seeds: not established" in text
+    assert student_change([{**rows[0], "kd_val": None}] + rows[1:], other, {0, 1, 2, 3, 4}) == ""  # no val score
 
 
 def test_a_teacher_of_other_epochs_marks_its_rows_and_folders_and_is_compared_with_the_usual_one():
@@ -217,7 +235,10 @@ def test_a_teacher_of_other_epochs_marks_its_rows_and_folders_and_is_compared_wi
     assert teacher_epochs_gap(by[longer], by, "los-loop") == (
         " This teacher's validation MAE is 2.900 against 2.950 for the teacher of 40 epochs of the row "
         "`stid-nb, privileged teacher (lags 1D)` (-1.7 %), its test MAE 3.300 against 3.390 (-2.7 %); the plain "
-        "students, trained alike in both rows, score 3.405 and 3.405 (2 seeds both rows have).")
+        "students, trained alike in both rows, score 3.405 and 3.405 (2 seeds both rows have)."
+        " Its distilled student, against that row's: validation 3.000 against 3.000, +0.0 % (+0.00 to +0.00), lower "
+        "on 0 of 2 seeds: not established (2 seeds, 5 needed); test 3.400 against 3.400, +0.0 % (+0.00 to +0.00), "
+        "lower on 0 of 2 seeds: not established (2 seeds, 5 needed).")
     assert teacher_epochs_gap(by["stid-nb, privileged teacher (lags 1D)"], by, "los-loop") == ""
     # the single teacher's bar weighs the usual schedule only
     plain = {"dataset": "los-loop", "records": [rec("stid-nb", s, 2.99, 3.43, 40) for s in range(2)]
