@@ -10,12 +10,13 @@ import pandas as pd
 import pytest
 
 from stkd.cli import main, resolve_config
-from stkd.presets import DEFAULT_PRESET, LAGS, default_preset_dict
+from stkd.presets import DEFAULT_PRESET, LAGS, TEACHER_LAGS, default_preset_dict
 
 
-def test_teacher_and_student_read_the_same_lags_and_the_teacher_is_the_wider_model():
+def test_the_teacher_reads_more_lags_than_the_student_and_is_the_wider_model():
     cfg = resolve_config(None)  # what `stkd run` reads with no config
-    assert cfg.student.inputs.lags == LAGS == cfg.teacher[0].inputs.lags == ["1D", "7D"]
+    assert cfg.student.inputs.lags == LAGS == ["1D", "7D"]
+    assert cfg.teacher[0].inputs.lags == TEACHER_LAGS and set(LAGS) < set(TEACHER_LAGS)  # a privileged teacher
     assert cfg.student.name == cfg.teacher[0].name == "stid"
     teacher_params = cfg.teacher[0].params
     assert teacher_params["embed_dim"] > 16 and teacher_params["layers"] > 2  # the student's: stid's defaults

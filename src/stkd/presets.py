@@ -67,8 +67,10 @@ from __future__ import annotations
 
 import copy
 
-#: What the deployed student and its teacher read besides the window: the same hours a day and a week before.
+#: What the deployed student reads besides the window: the same hours a day and a week before.
 LAGS = ["1D", "7D"]
+#: What its teacher reads besides the window: those, and the same hours 2, 14, 21 and 28 days before.
+TEACHER_LAGS = ["1D", "2D", "7D", "14D", "21D", "28D"]
 
 DEFAULT_PRESET = {
     "task": "forecast",
@@ -82,7 +84,7 @@ DEFAULT_PRESET = {
     },
     "teacher": [{"name": "stid", "epochs": 30,
                  "params": {"embed_dim": 64, "node_dim": 64, "tod_dim": 64, "dow_dim": 64, "layers": 4},
-                 "inputs": {"lags": list(LAGS)}}],
+                 "inputs": {"lags": list(TEACHER_LAGS)}}],
     "student": {"name": "stid", "params": {}, "inputs": {"lags": list(LAGS)}, "lr": 0.008},
     "distill": {"alpha": 0.5, "loss": "huber", "augment": ["mask", "mixup"], "augment_weight": 1.0,
                 "augment_labels": "online", "init": "teacher"},
