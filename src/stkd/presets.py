@@ -41,8 +41,7 @@ validation MAE is 41.76 against 41.68 (-0.2 %, smaller than the seed spread) and
 teacher, so it takes little of that edge; the default run's table shows the teacher that knows it. The lag
 set had the lowest validation MAE among a few seed-0 teachers tried by hand (four lags to 14 days, five to
 28 days without 2D, a 24-hour window, three neighbours each way; not committed); a teacher that also reads
-its neighbours was a little better still on validation but trains 1.4x as long, and a student cannot yet
-start from a teacher with neighbours it does not read.
+its neighbours (three each way) was a little better still on validation but trained 1.4x as long.
 
 The distilled student also learns the teacher's forecasts of masked and mixed copies of its training
 windows (``distill.augment: [mask, mixup]``, labelled online by the teacher, weight 1): inputs with no ground

@@ -115,6 +115,16 @@ def test_a_block_the_student_switches_off_is_left_out_of_its_stream():
     assert np.isfinite(forecast(student.eval(), batches(seed=3)).numpy()).all()
 
 
+def test_a_teacher_s_neighbour_block_is_left_out_of_a_student_that_reads_no_neighbours():
+    adjacency = np.roll(np.eye(N, dtype=np.float32), 1, axis=1)
+    teacher = trained_like({**WIDE, "neighbours": 1, "neighbour_dim": 10}, adjacency=adjacency)
+    student = build_model("stid", spec(adjacency=adjacency), NARROW)
+    weights = student.shrink_from(teacher, batches())
+    student.load_state_dict(weights)  # strict: the student's blocks only
+    assert weights["head.weight"].shape == (H, student.hidden_dim)
+    assert np.isfinite(forecast(student.eval(), batches(seed=3)).numpy()).all()
+
+
 def test_neighbour_windows_are_cut_like_the_other_blocks():
     adjacency = np.roll(np.eye(N, dtype=np.float32), 1, axis=1) + np.roll(np.eye(N, dtype=np.float32), -1, axis=1)
     teacher = trained_like({**WIDE, "neighbours": 1, "neighbour_dim": 10}, adjacency=adjacency)

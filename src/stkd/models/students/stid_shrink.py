@@ -64,8 +64,8 @@ def _widths(model: Any) -> dict[str, int]:
 def check_shrinkable(teacher: Any, student: Any, *, same_inputs: bool = True) -> None:
     """Raise ConfigError, saying what differs, unless ``student``'s weights can be cut from ``teacher``'s:
     the same class and problem (nodes, horizon; the same inputs too unless ``same_inputs`` is False, a
-    teacher that reads more: the module's docstring), neighbours read alike, every block the student has is
-    in the teacher at least as wide, and no more layers than the teacher."""
+    teacher that reads more: the module's docstring), the neighbours the student reads read alike by the
+    teacher, every block the student has in the teacher at least as wide, and no more layers than the teacher."""
     where = "distill.init: teacher"
     if type(teacher) is not type(student):
         raise ConfigError(f"{where}: the student ({type(student).__name__}) can start only from a teacher of its own "
@@ -77,9 +77,10 @@ def check_shrinkable(teacher: Any, student: Any, *, same_inputs: bool = True) ->
             raise ConfigError(f"{where}: the teacher was built for {field} = {getattr(ts, field)}, the student for "
                               f"{getattr(ss, field)}: a student starts from a teacher that reads what it reads and "
                               "forecasts what it forecasts (the same inputs, nodes and task)")
-    if teacher.hparams.get("neighbours", 0) != student.hparams.get("neighbours", 0):
-        raise ConfigError(f"{where}: the teacher reads {teacher.hparams.get('neighbours', 0)} neighbours each way, "
-                          f"the student {student.hparams.get('neighbours', 0)} (params.neighbours): they must match")
+    t_nb, s_nb = teacher.hparams.get("neighbours", 0), student.hparams.get("neighbours", 0)
+    if s_nb and s_nb != t_nb:  # a teacher's neighbour block the student does not read is left out, as any block
+        raise ConfigError(f"{where}: the teacher reads {t_nb} neighbours each way, the student {s_nb} "
+                          "(params.neighbours): a student that reads neighbours starts from a teacher that reads as many")
     tw, sw = _widths(teacher), _widths(student)
     for name, width in sw.items():
         if name not in tw:
