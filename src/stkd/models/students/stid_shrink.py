@@ -163,6 +163,7 @@ def shrink_stid(teacher: Any, student: Any, batches: Iterable[Any],
         coef = _least_squares(gram, cross)  # [k + 1, d_t]
         moments[name] = coef.T @ gram @ coef  # the second moment of the fitted block output, over the same rows
         maps[name] = (coef[:-1].T.to(dt), coef[-1].to(dt))
+    # the stream's directions: one orthonormal basis per block, block-diagonal over the teacher's stream
     bases = {name: _top_eigenvectors(moments[name] / rows, sw.get(name, 0)).to(dt) for name in tw}
     P = torch.block_diag(*[bases[name] for name in tw])  # [D_t, D_s]
     state = {k: v.clone() for k, v in student.state_dict().items()}
