@@ -832,9 +832,17 @@ def lags_slug(lags: list[str] | None) -> str:
 
 def lags_gap(rows: list[dict], by_student: dict[str, list[dict]]) -> str:
     """For a row whose students read lagged channels (``--student-lags``): the plain student against the same
-    row without them and against the teacher, so what the lags give stands apart from what distillation gives."""
+    row without them (where none was measured, the same row reading the fewest lags, fewer than these) and against
+    the teacher, so what the lags give stands apart from what distillation gives."""
     lags = rows[0].get("student_lags")
-    base = by_student.get(rows[0]["student"].removesuffix(lags_label(lags))) if lags else None
+    if not lags:
+        return ""
+    prefix = rows[0]["student"].removesuffix(lags_label(lags))
+    base = by_student.get(prefix)
+    if not base:
+        others = [rs for s, rs in by_student.items() if 0 < len(rs[0].get("student_lags") or []) < len(lags)
+                  and s.removesuffix(lags_label(rs[0]["student_lags"])) == prefix]
+        base = min(others, key=lambda rs: len(rs[0]["student_lags"]), default=None)
     if not base or base is rows:
         return ""
     seeds = shared_seeds(rows, base)

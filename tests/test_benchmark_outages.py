@@ -141,6 +141,15 @@ def test_a_row_whose_students_read_lags_is_compared_with_the_window_only_row_and
     assert lags_gap(rows, by) == (" Reading the lags 1D, 7D the plain student's test MAE is 45.000, against 57.000 in "
                                   "the row `stid, 30 epochs` (-21.1 %) and 48.000 for the teacher (-6.2 %).")
     assert lags_gap(base, by) == "" and lags_gap(rows, {label: rows}) == ""
+    # no window-only row: a row reading more lags is set against the same row reading fewer, not the reverse
+    more = "stid, 30 epochs" + lags_label(["1D", "2D", "3D", "7D"])
+    more_rows = [{"student": more, "seed": s, "plain_mae": 43.0, "teacher_mae": 48.0,
+                  "student_lags": ["1D", "2D", "3D", "7D"]} for s in range(3)]
+    by = {label: rows, more: more_rows}
+    assert lags_gap(more_rows, by) == (" Reading the lags 1D, 2D, 3D, 7D the plain student's test MAE is 43.000, "
+                                       "against 45.000 in the row `stid, 30 epochs, reading lags 1D, 7D` (-4.4 %) and "
+                                       "48.000 for the teacher (-10.4 %).")
+    assert lags_gap(rows, by) == ""
 
 
 def test_a_gain_established_on_validation_only_is_said_to_disagree_with_test():
