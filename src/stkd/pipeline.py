@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from stkd.config import RunConfig, to_dict
+from stkd.config import InputsConfig, RunConfig, to_dict
 from stkd.data.windows import load_windowed
 from stkd.distributed import is_rank0
 from stkd.errors import ConfigError, STKDError
@@ -71,12 +71,15 @@ def check_models(task: Task, *, teachers: bool = True, student: bool = True) -> 
     if student:
         model = check_fits(task, task.cfg.student, "student")
         if built:
-            check_start(task, built[0], model)
+            check_start(task, built[0], task.cfg.teacher[0].inputs, model)
 
 
-def check_start(task: Task, first_teacher: nn.Module, student: STModel | None = None) -> None:
+def check_start(task: Task, first_teacher: nn.Module, teacher_inputs: InputsConfig | None,
+                student: STModel | None = None) -> None:
     """With ``distill.init: teacher``: raise ConfigError unless the configured student (``student``: as built
-    already) can be cut from the first teacher, before anything trains."""
+    already) can be cut from the first teacher, which reads ``teacher_inputs`` (as
+    :func:`stkd.steps.student_start` will cut it: from the same place the teacher's model came), before
+    anything trains."""
     if task.cfg.distill.init != "teacher":
         return
     if student is None:
@@ -84,8 +87,7 @@ def check_start(task: Task, first_teacher: nn.Module, student: STModel | None = 
             student = build_model(task.cfg.student.name, task.for_inputs(task.cfg.student.inputs).spec(),
                                   task.cfg.student.params)
     assert isinstance(first_teacher, STModel)
-    student.check_shrink_from(first_teacher,
-                              same_inputs=reads_alike(task, task.cfg.student.inputs, task.cfg.teacher[0].inputs))
+    student.check_shrink_from(first_teacher, same_inputs=reads_alike(task, task.cfg.student.inputs, teacher_inputs))
 
 
 def train_teachers(task: Task, run_dir: Path, *, resume: bool = False, progress: bool = True) -> list[Trained]:
@@ -178,7 +180,7 @@ def distill_from(cfg: RunConfig, teacher_run: Path, out: Path, *, overwrite=Fals
     teacher_run = require_run_dir(teacher_run)
     task = prepare_task(cfg)
     teachers = saved_teachers(task, teacher_run)
-    check_start(task, teachers[0].model)
+    check_start(task, teachers[0].model, teachers[0].inputs)
     run_dir = Path(out)
     with run_lock(run_dir):
         if run_dir.resolve() == teacher_run.resolve():  # students added to the teacher run

@@ -131,6 +131,10 @@ def test_a_student_starts_from_a_teacher_that_reads_more_than_it_does(tmp_path):
     plain = _log(run / "models" / "stid_plain" / "log.csv")
     assert [int(r["epoch"]) for r in kd] == [0, 1, 2] and kd[0]["loss_hard"] == ""
     assert float(kd[0]["val_mae"]) < float(plain[0]["val_mae"])  # the cut start against one epoch from the seed's
+    # distilled again from the saved teacher: its card's inputs decide how the student is cut, as in the run
+    again = tmp_path / "again"
+    assert main(["distill", "--teacher-run", str(run), "--out", str(again), "--quiet"]) == 0
+    assert _log(again / "models" / "stid_kd" / "log.csv")[0]["val_mae"] == kd[0]["val_mae"]
 
 
 def test_an_event_classifier_starts_from_its_classifying_teacher_too(tmp_path):

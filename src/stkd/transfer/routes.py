@@ -56,7 +56,7 @@ def train_routes(task: Task, source: SourceModel, run_dir: Path, *, progress: bo
     src = source_task(task, source)
     origin = {"source_run": str(Path(source.run_dir).resolve()), "source_model": source.label}
     zero = zero_shot(src, source, run_dir)
-    check_start(task, zero.model)  # distill.init: teacher: the students can be cut from it, before anything trains
+    check_start(task, zero.model, zero.inputs)  # distill.init: teacher: the students can be cut from it, before anything trains
     hard = src.hard_loss()
     tuned = train_model(with_lr(src, finetune_lr), finetune_config(task, source), "finetuned", "teacher", run_dir,
                         lambda _: (hard, {}), card=origin, progress=progress, init=source.state)

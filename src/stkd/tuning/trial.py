@@ -70,7 +70,7 @@ def check_widest_start(shared: Shared) -> None:
         return
     cfg = apply_values(shared.task.cfg, widest)
     try:
-        check_start(shared.task.with_config(cfg), start)
+        check_start(shared.task.with_config(cfg), start, shared.signal.start_inputs)
     except ConfigError as e:
         drawn = ", ".join(f"{k} {v}" for k, v in widest.items())
         raise ConfigError(f"--space: the widest student the search can draw ({drawn}) cannot start from the first "
