@@ -61,23 +61,24 @@ def _gain_record(method: str, seed: int, test_mae: float) -> dict:
 
 PRESET_LAGS = targets.default_student_lags("akl-pedestrians")  # what the Auckland default's student reads
 PRESET_LR = targets.default_student_lr("akl-pedestrians")  # and the learning rate it trains at
+LAGGED = f"reading lags {', '.join(PRESET_LAGS)}"  # how an evidence row names such a student
 
 
 def test_the_auckland_default_s_student_reads_the_preset_s_lags_and_los_loop_s_its_window_only():
     from stkd.presets import default_preset_dict
 
-    assert PRESET_LAGS == default_preset_dict()["student"]["inputs"]["lags"] == ["1D", "7D"]
+    assert PRESET_LAGS == default_preset_dict()["student"]["inputs"]["lags"] == ["1D", "2D", "3D", "7D"]
     assert targets.default_student_lags("los-loop") == []
 
 
 def test_a_method_of_the_per_method_table_counts_like_an_evidence_row(results):
-    flat = [_record(s, "stid, reading lags 1D, 7D", 45.0 + s, 45.1 + s, student_lags=PRESET_LAGS, student_lr=PRESET_LR)
+    flat = [_record(s, f"stid, {LAGGED}", 45.0 + s, 45.1 + s, student_lags=PRESET_LAGS, student_lr=PRESET_LR)
             for s in range(5)]
     results("evidence-akl-pedestrians", _evidence("akl-pedestrians", flat))
     plain = [_gain_record("plain (no teacher)", s, 45.0 + 0.1 * s) for s in range(5)]
     bounded = [_gain_record("teacher-bounded", s, 42.6 + 0.1 * s) for s in range(5)]  # -5.3 %, every seed
     worse = [_gain_record("response a=0.3", s, 46.0 + 0.1 * s) for s in range(5)]
-    section = "distill-gain-akl-pedestrians-stid-lags-1D-7D"
+    section = f"distill-gain-akl-pedestrians-stid-lags-{'-'.join(PRESET_LAGS)}"
     results(section, {"section": section, "kind": "distill_gain", "dataset": "akl-pedestrians", "student": "stid",
                       "student_lags": PRESET_LAGS, "student_lr": PRESET_LR,
                       "teacher_fit": {"train": 40.0, "val": 40.5, "test": 42.7},
@@ -92,17 +93,17 @@ def test_a_method_of_the_per_method_table_counts_like_an_evidence_row(results):
     assert [g for g, _ in losses] == [f"{section}, method `response a=0.3`: -2.2 % (0/5 seeds)"]
     # without the per-method table the evidence row is the best, and it meets nothing
     only = _lines(["evidence-akl-pedestrians"])["Auckland default: distilled / plain, stid students"]
-    assert not only["met"] and only["where"] == "row `stid, reading lags 1D, 7D`"
+    assert not only["met"] and only["where"] == f"row `stid, {LAGGED}`"
 
 
 def test_a_student_that_reads_other_inputs_than_the_default_s_lists_its_gains_but_meets_no_same_data_target(results):
     """On the Auckland counts the default's student reads the preset's lags: the window-only STID (the default
     until 2026-12-04) and its per-method table are another student there."""
-    lagged = [_record(s, "stid, reading lags 1D, 7D", 45.0 + s, 45.1 + s, student_lags=PRESET_LAGS, student_lr=PRESET_LR)
+    lagged = [_record(s, f"stid, {LAGGED}", 45.0 + s, 45.1 + s, student_lags=PRESET_LAGS, student_lr=PRESET_LR)
               for s in range(5)]
     window_only = [_record(s, "stid", 57.0 + s, 53.0 + s) for s in range(5)]  # -6.8 %, every seed
     # the same student at the rate every model had until 2026-12-06 (no student_lr: train.lr): another training
-    earlier_lr = [_record(s, "stid, 30 epochs, reading lags 1D, 7D", 47.0 + s, 44.0 + s, student_lags=PRESET_LAGS)
+    earlier_lr = [_record(s, f"stid, 30 epochs, {LAGGED}", 47.0 + s, 44.0 + s, student_lags=PRESET_LAGS)
                   for s in range(5)]
     results("evidence-akl-pedestrians", _evidence("akl-pedestrians", lagged + window_only + earlier_lr))
     plain = [_gain_record("plain (no teacher)", s, 57.0 + 0.1 * s) for s in range(5)]
@@ -112,11 +113,11 @@ def test_a_student_that_reads_other_inputs_than_the_default_s_lists_its_gains_bu
                       "records": plain + bounded})
     sources = ["evidence-akl-pedestrians", section]
     line = _lines(sources)["Auckland default: distilled / plain, stid students"]
-    assert not line["met"] and line["where"] == "row `stid, reading lags 1D, 7D`"
+    assert not line["met"] and line["where"] == f"row `stid, {LAGGED}`"
     gains, _ = targets.gains_and_losses(targets.assess({"command": "c", "sources": sources})[1])
     assert PRESET_LR is not None and PRESET_LR != 0.002
     assert sorted(g for g, _ in gains) == [f"{section}, method `teacher-bounded`: +5.2 % (5/5 seeds)",
-                                           "evidence-akl-pedestrians, row `stid, 30 epochs, reading lags 1D, 7D`: "
+                                           f"evidence-akl-pedestrians, row `stid, 30 epochs, {LAGGED}`: "
                                            "+6.1 % (5/5 seeds)",
                                            "evidence-akl-pedestrians, row `stid`: +6.8 % (5/5 seeds)"]
 

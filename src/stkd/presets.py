@@ -87,7 +87,7 @@ from __future__ import annotations
 import copy
 
 #: What the deployed student reads besides the window: the same hours a day and a week before.
-LAGS = ["1D", "7D"]
+LAGS = ["1D", "2D", "3D", "7D"]
 #: What its teacher reads besides the window: those, and the same hours 2, 14, 21 and 28 days before.
 TEACHER_LAGS = ["1D", "2D", "7D", "14D", "21D", "28D"]
 
