@@ -11,6 +11,7 @@ import torch
 
 from stkd.errors import ConfigError
 from stkd.models import ModelSpec, build_model
+from stkd.models.students import stid_shrink
 from stkd.models.students.stid_shrink import check_shrinkable, shrink_stid
 
 N, P, H, F_IN = 9, 12, 6, 2
@@ -134,6 +135,46 @@ def test_neighbour_windows_are_cut_like_the_other_blocks():
     assert torch.allclose(forecast(same.eval(), held_out), forecast(teacher, held_out), rtol=1e-4, atol=1e-4)
 
 
+RING = np.roll(np.eye(N, dtype=np.float32), 1, axis=1)  # a directed ring: one edge out of each sensor, one in
+
+
+def test_a_student_reading_fewer_neighbours_forecasts_what_the_teacher_does_where_those_are_all_it_reads():
+    """On a ring each sensor has one neighbour each way: a teacher's two-neighbour means are the one-neighbour
+    means (the second is padding at weight 0), so the fitted block is the teacher's own and the cut exact."""
+    teacher = trained_like({**WIDE, "neighbours": 2, "neighbour_dim": 10}, adjacency=RING)
+    student = build_model("stid", spec(adjacency=RING), {**WIDE, "neighbours": 1, "neighbour_dim": 10})
+    student.load_state_dict(student.shrink_from(teacher, batches()))
+    held_out = batches(seed=5)
+    assert torch.allclose(forecast(student.eval(), held_out), forecast(teacher, held_out), rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("teacher_k, student_k", [(2, 1), (1, 3)])
+def test_a_student_reading_other_neighbours_than_its_teacher_starts_from_a_fit_of_its_neighbour_block(teacher_k,
+                                                                                                      student_k,
+                                                                                                      monkeypatch):
+    """Neighbours each way of unequal weight: the student's means differ from the teacher's, and its
+    neighbour block is fitted to what the teacher's puts into the stream."""
+    rng = np.random.default_rng(0)
+    adjacency = RING + 0.5 * np.roll(RING, 1, axis=1) + 0.1 * rng.random((N, N), dtype=np.float32)
+    teacher = trained_like({**WIDE, "neighbours": teacher_k, "neighbour_dim": 10}, adjacency=adjacency)
+    params = {**WIDE, "neighbours": student_k, "neighbour_dim": 10}
+    torch.manual_seed(0)
+    random_student = build_model("stid", spec(adjacency=adjacency), params).eval()
+    student = build_model("stid", spec(adjacency=adjacency), params)
+    student.load_state_dict(student.shrink_from(teacher, batches(count=12)))
+    held_out = batches(seed=7)
+    target = forecast(teacher, held_out)
+    gap_cut = float((forecast(student.eval(), held_out) - target).abs().mean())
+    gap_random = float((forecast(random_student, held_out) - target).abs().mean())
+    assert gap_cut < 0.5 * gap_random, (gap_cut, gap_random)
+    assert not torch.allclose(forecast(student, held_out), target, atol=1e-3)  # the means differ: a fit, not a copy
+    # and the fit starts nearer the teacher than the teacher's own neighbour map on the student's other means
+    monkeypatch.setattr(stid_shrink, "fitted_blocks", lambda *args: set())
+    copied = build_model("stid", spec(adjacency=adjacency), params)
+    copied.load_state_dict(shrink_stid(teacher, copied, batches(count=12)))
+    assert gap_cut < float((forecast(copied.eval(), held_out) - target).abs().mean())
+
+
 def with_extra_channel(bs: list, make) -> list:
     """The same windows as a teacher that reads one channel more sees them: ``make(x) [B, P, N, 1]`` appended."""
     return [SimpleNamespace(x=torch.cat([b.x, make(b.x)], dim=-1), tod=b.tod, dow=b.dow) for b in bs]
@@ -186,7 +227,8 @@ def test_a_narrow_student_of_a_teacher_that_reads_more_starts_nearer_it_than_fro
 @pytest.mark.parametrize("student_params, student_spec, message", [
     ({**NARROW, "embed_dim": 32}, {}, "window embedding is 32 wide, the teacher's 16"),
     ({**NARROW, "layers": 5}, {}, "the student has 5 layers, the teacher 4"),
-    ({**NARROW, "neighbours": 1}, {"adjacency": np.ones((N, N), dtype=np.float32)}, "neighbours each way"),
+    ({**NARROW, "neighbours": 1}, {"adjacency": np.ones((N, N), dtype=np.float32)},
+     "embeds neighbours but the teacher does not"),
     (NARROW, {"in_features": 3}, "in_features = 2, the student for 3"),
 ])
 def test_a_student_that_cannot_be_cut_from_the_teacher_is_refused_with_the_reason(student_params, student_spec,

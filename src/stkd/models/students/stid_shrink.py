@@ -29,6 +29,9 @@ How, for an STID (embeddings concatenated into a residual stream ``h``, residual
   least-squares map from the student's block input to the teacher's block output (``E[e | x_s]``, the part
   of the teacher's block the student can compute), and cut like a block of the same inputs. Where the two
   read the same, the fit is the teacher's own map, so this is the cut above.
+- **Other neighbours.** A student that reads another number of neighbours each way than the teacher
+  (``params.neighbours``) embeds other mean windows of its neighbours; its neighbour block is fitted the same
+  way, on the teacher's neighbour block (a teacher that reads no neighbours has no such block to start from).
 
 With the student as wide and deep as the teacher this is exact (``P`` is a rotation, every unit is
 kept): the student then forecasts what the teacher does (``tests/models/test_stid_shrink.py``).
@@ -64,8 +67,8 @@ def _widths(model: Any) -> dict[str, int]:
 def check_shrinkable(teacher: Any, student: Any, *, same_inputs: bool = True) -> None:
     """Raise ConfigError, saying what differs, unless ``student``'s weights can be cut from ``teacher``'s:
     the same class and problem (nodes, horizon; the same inputs too unless ``same_inputs`` is False, a
-    teacher that reads more: the module's docstring), the neighbours the student reads read alike by the
-    teacher, every block the student has in the teacher at least as wide, and no more layers than the teacher."""
+    teacher that reads more: the module's docstring), every block the student has in the teacher at least as
+    wide (the neighbour block too, however many neighbours each reads), and no more layers than the teacher."""
     where = "distill.init: teacher"
     if type(teacher) is not type(student):
         raise ConfigError(f"{where}: the student ({type(student).__name__}) can start only from a teacher of its own "
@@ -77,20 +80,26 @@ def check_shrinkable(teacher: Any, student: Any, *, same_inputs: bool = True) ->
             raise ConfigError(f"{where}: the teacher was built for {field} = {getattr(ts, field)}, the student for "
                               f"{getattr(ss, field)}: a student starts from a teacher that reads what it reads and "
                               "forecasts what it forecasts (the same inputs, nodes and task)")
-    t_nb, s_nb = teacher.hparams.get("neighbours", 0), student.hparams.get("neighbours", 0)
-    if s_nb and s_nb != t_nb:  # a teacher's neighbour block the student does not read is left out, as any block
-        raise ConfigError(f"{where}: the teacher reads {t_nb} neighbours each way, the student {s_nb} "
-                          "(params.neighbours): a student that reads neighbours starts from a teacher that reads as many")
     tw, sw = _widths(teacher), _widths(student)
-    for name, width in sw.items():
+    for name, width in sw.items():  # a teacher's block the student does not have is left out, as any block
         if name not in tw:
-            raise ConfigError(f"{where}: the student embeds {name} but the teacher does not: nothing to start from")
+            raise ConfigError(f"{where}: the student embeds {name} but the teacher does not: nothing to start from"
+                              + (" (params.neighbours: 0 on the first teacher)" if name == "neighbours" else ""))
         if width > tw[name]:
             raise ConfigError(f"{where}: the student's {name} embedding is {width} wide, the teacher's {tw[name]}: a "
                               "student starts from a teacher at least as wide")
     if len(student.encoder) > len(teacher.encoder):
         raise ConfigError(f"{where}: the student has {len(student.encoder)} layers, the teacher "
                           f"{len(teacher.encoder)}: a student starts from a teacher at least as deep")
+
+
+def fitted_blocks(teacher: Any, student: Any, privileged: bool) -> set[str]:
+    """The linear blocks whose student weights are fitted rather than cut: every one where the teacher reads
+    more (``privileged``), else the neighbour block where the two read other numbers of neighbours."""
+    if privileged:
+        return set(_LINEAR)
+    t_nb, s_nb = teacher.hparams.get("neighbours", 0), student.hparams.get("neighbours", 0)
+    return {"neighbours"} if t_nb and s_nb and t_nb != s_nb else set()
 
 
 def _add_fit(fits: dict[str, list[torch.Tensor]], name: str, z: torch.Tensor, e: torch.Tensor) -> None:
@@ -130,6 +139,7 @@ def shrink_stid(teacher: Any, student: Any, batches: Iterable[Any],
     windows as the teacher reads them where it reads more (None: as the student does)."""
     privileged = teacher_batches is not None
     check_shrinkable(teacher, student, same_inputs=not privileged)
+    fitted = fitted_blocks(teacher, student, privileged)
     was_training = teacher.training
     teacher.eval()
     tw, sw = _widths(teacher), _widths(student)
@@ -137,7 +147,7 @@ def shrink_stid(teacher: Any, student: Any, batches: Iterable[Any],
     device = next(teacher.parameters()).device  # the sums stay where the teacher runs (a GPU, or the CPU)
     moments = {name: torch.zeros(w, w, dtype=torch.float64, device=device) for name, w in tw.items()}
     unit_mean = [torch.zeros(layer.fc1.out_features, dtype=torch.float64, device=device) for layer in t_layers]
-    fits: dict[str, list[torch.Tensor]] = {}  # a privileged teacher's linear block: [Z^T Z, Z^T E] over the rows
+    fits: dict[str, list[torch.Tensor]] = {}  # a fitted linear block: [Z^T Z, Z^T E] over the rows
     rows = 0
     pairs = ((b, b) for b in batches) if teacher_batches is None else zip(batches, teacher_batches)
     for b, tb in pairs:
@@ -145,10 +155,10 @@ def shrink_stid(teacher: Any, student: Any, batches: Iterable[Any],
         for name, e in parts:
             flat = e.reshape(-1, e.shape[-1]).double()  # [B*N, d_t]
             moments[name] += flat.T @ flat
-        if privileged:
+        if fitted:
             out = dict(parts)
             for name, z in student.block_inputs(b.x):
-                if name in out:
+                if name in out and name in fitted:
                     _add_fit(fits, name, z.to(device), out[name])
         h = torch.cat([e for _, e in parts], dim=-1)  # [B, N, D_t]
         rows += h.shape[0] * h.shape[1]
