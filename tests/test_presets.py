@@ -15,8 +15,9 @@ from stkd.presets import DEFAULT_PRESET, LAGS, TEACHER_LAGS, default_preset_dict
 
 def test_the_teacher_reads_more_lags_than_the_student_and_is_the_wider_model():
     cfg = resolve_config(None)  # what `stkd run` reads with no config
-    assert cfg.student.inputs.lags == LAGS == ["1D", "7D"]
-    assert cfg.teacher[0].inputs.lags == TEACHER_LAGS and set(LAGS) < set(TEACHER_LAGS)  # a privileged teacher
+    assert cfg.student.inputs.lags == LAGS == ["1D", "2D", "3D", "7D"]  # all within the week it is served from
+    assert cfg.teacher[0].inputs.lags == TEACHER_LAGS and set(TEACHER_LAGS) - set(LAGS)  # a privileged teacher
+    assert max(TEACHER_LAGS, key=lambda lag: int(lag[:-1])) == "28D"  # it reads four weeks back, the student one
     assert cfg.student.name == cfg.teacher[0].name == "stid"
     teacher_params = cfg.teacher[0].params
     assert teacher_params["embed_dim"] > 16 and teacher_params["layers"] > 2  # the student's: stid's defaults
@@ -29,9 +30,9 @@ def test_the_teacher_reads_more_lags_than_the_student_and_is_the_wider_model():
 
 def test_a_copy_of_the_preset_leaves_the_preset_as_it_is():
     raw = default_preset_dict()
-    raw["student"]["inputs"]["lags"].append("2D")
+    raw["student"]["inputs"]["lags"].append("14D")
     raw["teacher"][0]["params"]["layers"] = 1
-    assert DEFAULT_PRESET["student"]["inputs"]["lags"] == ["1D", "7D"]
+    assert DEFAULT_PRESET["student"]["inputs"]["lags"] == ["1D", "2D", "3D", "7D"]
     assert DEFAULT_PRESET["teacher"][0]["params"]["layers"] == 4
 
 
@@ -48,7 +49,7 @@ def test_the_default_preset_runs_and_its_student_forecasts_from_a_week_of_histor
                  "--set", "eval.latency_repeats=2", "--set", "eval.baselines=[last]"]) == 0
     metrics = json.loads((out / "metrics.json").read_text())["models"]
     assert metrics["stid"]["params"] > 20 * metrics["stid_kd"]["params"]  # the teacher: 4x wider, one layer more
-    assert metrics["stid_kd"]["inputs"]["view"]["lags"] == [24, 168] and metrics["stid_kd"]["inputs"]["servable"]
+    assert metrics["stid_kd"]["inputs"]["view"]["lags"] == [24, 48, 72, 168] and metrics["stid_kd"]["inputs"]["servable"]
     served = stkd.load(out)
     assert served.role.startswith("student") and served.history_len == 168  # a week: the 7D lag reaches back
     capsys.readouterr()
