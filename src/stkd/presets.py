@@ -4,11 +4,11 @@ It runs on the embedded Auckland pedestrian counts (real data, shipped in the ``
 package) and is sized to finish in minutes on a 2-core CPU: the last three years of hourly counts, a
 short schedule with early stopping, under bf16 autocast where the CPU's AMX units make it faster and in fp32
 elsewhere (``train.precision: auto``). Why not bf16 everywhere: without AMX it is slower than fp32. On the
-project's machine the whole default run took 3.2 min under bf16 against 4.1 min at fp32 with AMX, and 5.0 min
-under bf16 against 4.7 min at fp32 with AMX capped away; without AVX512-BF16 instructions too, the teacher's
+project's machine the whole default run took 2.2 min under bf16 against 2.8 min at fp32 with AMX, and 3.5 min
+under bf16 against 2.5 min at fp32 with AMX capped away; without AVX512-BF16 instructions too, the teacher's
 bf16 training step took 2.5x as long as at fp32, and 27x with AVX2 alone (``benchmarks/kernels.py``, the
-section "What one seed fixes" of docs/benchmarks.md; its single-step timings with AMX in use or capped away
-alone are too short to tell the two precisions apart).
+section "What one seed fixes" of docs/benchmarks.md; its single-step timings with AMX in use or capped away,
+steps of 20 to 35 ms, have disagreed between runs, so the whole-run times are the ones cited).
 
 The student is the STID (19.2k parameters) and reads, besides its 12-hour window, the same hours one, two,
 three and seven days before (``inputs.lags: [1D, 2D, 3D, 7D]``). Why lags at all: a student reading yesterday
