@@ -863,8 +863,30 @@ def lags_gap(rows: list[dict], by_student: dict[str, list[dict]]) -> str:
 def privileged_gap(rows: list[dict], by_student: dict[str, list[dict]], dataset: str) -> str:
     """For a row whose teacher reads other lags than the data set's usual teacher (:func:`teacher_lags_label`):
     that teacher against the usual one of the same row otherwise, so what the teacher's extra inputs give it
-    stands apart from what the student takes of it."""
-    return teacher_gap(rows, by_student, teacher_lags_label(dataset, rows[0].get("teacher_lags")), "the usual teacher")
+    stands apart from what the student takes of it. Where no such row exists, against the same row with the
+    teacher reading other lags, the one sharing most of this teacher's (:func:`nearest_teacher_row`)."""
+    words = teacher_lags_label(dataset, rows[0].get("teacher_lags"))
+    usual = teacher_gap(rows, by_student, words, "the usual teacher")
+    if usual or not words:
+        return usual
+    other = nearest_teacher_row(rows, by_student, dataset)
+    if other is None:
+        return ""
+    lags = ", ".join(other[0].get("teacher_lags") or []) or "none"
+    return teacher_gap(rows, by_student, words, f"the teacher reading lags {lags}", other=other)
+
+
+def nearest_teacher_row(rows: list[dict], by_student: dict[str, list[dict]], dataset: str) -> list[dict] | None:
+    """The row that differs from ``rows`` in its teacher's lags alone, the one whose teacher shares most of
+    ``rows``' teacher's lags (then the fewest lags of its own); None where there is none."""
+    lags = list(rows[0].get("teacher_lags") or [])
+    words = teacher_lags_label(dataset, lags)
+    found = []
+    for label, other in by_student.items():
+        theirs = list(other[0].get("teacher_lags") or [])
+        if theirs != lags and label == rows[0]["student"].replace(words, teacher_lags_label(dataset, theirs), 1):
+            found.append((-len(set(theirs) & set(lags)), len(theirs), label))
+    return by_student[min(found)[2]] if found else None
 
 
 def teacher_epochs_gap(rows: list[dict], by_student: dict[str, list[dict]], dataset: str) -> str:
@@ -874,12 +896,14 @@ def teacher_epochs_gap(rows: list[dict], by_student: dict[str, list[dict]], data
     return teacher_gap(rows, by_student, words, f"the teacher of {USUAL_TEACHER_EPOCHS.get(dataset)} epochs")
 
 
-def teacher_gap(rows: list[dict], by_student: dict[str, list[dict]], words: str, other_teacher: str) -> str:
-    """The teacher of a row marked ``words`` against ``other_teacher``, the one of the row without the mark, on
-    validation and test (the seeds both rows have), with the plain students of both rows: they train alike, so
-    a change of the teacher's MAE is the teacher's own; then what it changes for the distilled student
-    (:func:`student_change`)."""
-    other = by_student.get(rows[0]["student"].replace(words, "", 1)) if words else None
+def teacher_gap(rows: list[dict], by_student: dict[str, list[dict]], words: str, other_teacher: str,
+                other: list[dict] | None = None) -> str:
+    """The teacher of a row marked ``words`` against ``other_teacher``, the one of the row without the mark (or of
+    the row ``other``), on validation and test (the seeds both rows have), with the plain students of both rows:
+    they train alike, so a change of the teacher's MAE is the teacher's own; then what it changes for the
+    distilled student (:func:`student_change`)."""
+    if other is None:
+        other = by_student.get(rows[0]["student"].replace(words, "", 1)) if words else None
     seeds = shared_seeds(rows, other)
     if not other or not seeds:
         return ""

@@ -207,6 +207,33 @@ def test_a_privileged_teacher_s_row_is_compared_with_the_usual_teacher_s_and_kep
     assert bar["teacher_val"] == pytest.approx(2.9) and len(bar["records"]) == 3
 
 
+def test_a_privileged_teacher_s_row_without_a_usual_teacher_row_is_compared_with_the_nearest_other_teacher():
+    """No row of the same student with the usual teacher: the same row with the teacher whose lags share most of
+    this one's (then the fewest of its own), never a row that differs in anything else."""
+    from evidence import nearest_teacher_row, privileged_gap, rows_by_student
+
+    def rec(lags: list[str], seed: int, t_val: float, student_lags: str = "1D, 2D, 3D, 7D") -> dict:
+        return {"student": f"stid, teachers stid-64, privileged teacher (lags {', '.join(lags)}), 30 epochs, reading "
+                           f"lags {student_lags}", "seed": seed, "teacher_val": t_val, "teacher_mae": t_val + 1,
+                "teacher_lags": lags, "plain_val": 41.7, "plain_mae": 43.4, "kd_val": 41.4, "kd_mae": 43.1,
+                "teachers": ["stid-64"]}
+
+    seven, six, far = ["1D", "2D", "3D", "7D", "14D"], ["1D", "2D", "7D", "14D"], ["1D", "28D"]
+    records = ([rec(seven, s, 39.7) for s in range(5)] + [rec(six, s, 39.8) for s in range(5)]
+               + [rec(far, s, 39.0) for s in range(5)] + [rec(six, s, 30.0, student_lags="1D, 7D") for s in range(5)])
+    by = rows_by_student({"dataset": "akl-pedestrians", "records": records})
+    label = records[0]["student"]
+    assert nearest_teacher_row(by[label], by, "akl-pedestrians") is by[records[5]["student"]]  # 3 lags shared, not 1
+    text = privileged_gap(by[label], by, "akl-pedestrians")
+    assert text.startswith(" This teacher's validation MAE is 39.700 against 39.800 for the teacher reading lags 1D, "
+                           "2D, 7D, 14D of the row `stid, teachers stid-64, privileged teacher (lags 1D, 2D, 7D, 14D), "
+                           "30 epochs, reading lags 1D, 2D, 3D, 7D` (-0.3 %)")
+    assert "30.000" not in text  # the row whose student reads other lags is another row
+    alone = {label: by[label], records[-1]["student"]: by[records[-1]["student"]]}
+    assert nearest_teacher_row(by[label], alone, "akl-pedestrians") is None and privileged_gap(by[label], alone,
+                                                                                               "akl-pedestrians") == ""
+
+
 def test_what_another_teacher_does_to_the_distilled_student_is_paired_by_seed_and_judged_by_the_gains_rule():
     from evidence import student_change
 
