@@ -4,18 +4,18 @@ It runs on the embedded Auckland pedestrian counts (real data, shipped in the ``
 package) and is sized to finish in minutes on a 2-core CPU: the last three years of hourly counts, a
 short schedule with early stopping, under bf16 autocast where the CPU's AMX units make it faster and in fp32
 elsewhere (``train.precision: auto``). Why not bf16 everywhere: without AMX it is slower than fp32. On the
-project's machine the whole default run took 2.2 min under bf16 against 2.8 min at fp32 with AMX, and 3.5 min
-under bf16 against 2.5 min at fp32 with AMX capped away; without AVX512-BF16 instructions too, the teacher's
-bf16 training step took 2.5x as long as at fp32, and 27x with AVX2 alone (``benchmarks/kernels.py``, the
-section "What one seed fixes" of docs/benchmarks.md; its single-step timings with AMX in use or capped away,
-steps of 20 to 35 ms, have disagreed between runs, so the whole-run times are the ones cited).
+project's machine the teacher's training step took 0.64x the time of fp32 under bf16 with AMX, 1.21x with AMX
+capped away, 2.6x without AVX512-BF16 instructions too and 28x with AVX2 alone; the whole default run took
+4.3 min under bf16 against 3.5 min at fp32 with AMX capped away (``benchmarks/kernels.py``, the section "What one
+seed fixes" of docs/benchmarks.md). With AMX the whole run's times were within their noise (3.2 and 2.9 min
+under bf16 for the same run twice, 3.1 min at fp32), the faster teacher step notwithstanding.
 
 The student is the STID (19.2k parameters) and reads, besides its 12-hour window, the same hours one, two,
 three and seven days before (``inputs.lags: [1D, 2D, 3D, 7D]``). Why lags at all: a student reading yesterday
 and last week is far better on validation and test than the one that reads its window only (5 paired seeds,
 the Auckland evidence table in docs/benchmarks.md: test MAE 44.7 against 57.3), at the same size and speed.
-Why these four (since 2026-12-06; it read 1D and 7D before): with the teacher below and the students at their
-rate, the student that also reads 2D and 3D had the lower mean validation and test MAE over 5 paired seeds,
+Why these four (since 2026-12-06; it read 1D and 7D before): with the six-lag teacher below and the students at
+their rate, the student that also reads 2D and 3D had the lower mean validation and test MAE over 5 paired seeds,
 plain (41.70 against 42.01 on validation, 43.43 against 43.86 on test) and distilled (41.41 against
 41.76; 43.15 against 43.61), the rows ``stid, teachers stid-64, privileged teacher (lags 1D, 2D, 7D, 14D, 21D,
 28D), ...`` reading ``1D, 2D, 3D, 7D`` and ``1D, 7D``; on the held-out years below likewise (plain test 39.35
@@ -25,10 +25,9 @@ the exported model's metadata say so, docs/deploy.md). Where a paragraph below c
 7D``, the choice was made with the student of before; the rows reading the four lags repeat the last of them.
 
 The teacher is the same architecture 4x wider with one layer more (28x the student's parameters), reading
-besides its window the same hours 1, 2, 3, 7, 14, 21 and 28 days before (``TEACHER_LAGS``: the student's lags and
-three weeks further back; a privileged teacher, trained and used for distillation only, never served). Why: a teacher must know more than the
-student it teaches. The earlier preset's
-teacher, a half-width Graph WaveNet reading the lags for a window-only student, stays behind this
+besides its window the same hours 1, 2, 3, 7, 14, 21 and 28 days before (``TEACHER_LAGS``: the student's lags
+and three weeks further back; a privileged teacher, trained and used for distillation only, never served). Why:
+a teacher must know more than the student it teaches. The earlier preset's teacher, a half-width Graph WaveNet reading the lags for a window-only student, stays behind this
 student (48.6 against 44.7) and distilling it made the lag-reading student worse (-3.7 %, 5 of 5 seeds);
 the wide STID is ahead of it (42.7) and distilling it makes it better (+0.5 %, established on 5 of 5
 seeds), the evidence rows ``stid, 30 epochs, reading lags 1D, 7D`` and ``stid, teachers stid-64, 30
