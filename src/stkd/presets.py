@@ -22,7 +22,8 @@ plain (41.70 against 42.01 on validation, 43.43 against 43.86 on test) and disti
 against 39.57, distilled 38.87 against 39.04). What it costs: it is served from a history that reaches back a
 week, 168 hourly steps in place of 12 (the two lags within the week add none; ``stkd serve``, ``predict`` and
 the exported model's metadata say so, docs/deploy.md). Where a paragraph below cites rows ``reading lags 1D,
-7D``, the choice was made with the student of before; the rows reading the four lags repeat the last of them.
+7D``, the choice was made with the student of before; the rows reading the four lags keep those choices (they
+were not each made again).
 
 The teacher is the same architecture 4x wider with one layer more (28x the student's parameters), reading
 besides its window the same hours 1, 2, 3, 7, 14, 21 and 28 days before (``TEACHER_LAGS``: the student's lags
