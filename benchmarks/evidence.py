@@ -28,8 +28,9 @@ and batch order): distilled and alone. ``akl-pedestrians`` is the default preset
 until 2026-12-04 (its data, Graph WaveNet teacher, student width and schedule: ``common.akl_gwnet_preset``,
 pinned so that the rows measured from it keep their meaning); the rows whose student reads the lags 1D, 2D,
 3D, 7D at ``--student-lr 0.008``, taught by ``stid-64`` alone reading ``--teacher-lags 1D 2D 3D 7D 14D 21D 28D``,
-are today's preset (those whose student reads 1D, 7D were it from 2026-12-04 to 2026-12-06). A teacher that reads other lags than the data set's usual one
-(``--teacher-lags``; :data:`USUAL_TEACHER_LAGS`) has rows, run folders and a teacher cache of its own.
+are today's preset (those whose student reads 1D, 7D were it from 2026-12-04 to 2026-12-06). A teacher that
+reads other lags than the data set's usual one (``--teacher-lags``; :data:`USUAL_TEACHER_LAGS`) has rows, run
+folders and a teacher cache of its own.
 Per data set and student the script reports the teacher's, the plain and the distilled test MAE (mean over
 seeds), the mean relative gain with a 95 % bootstrap interval over seeds and the wins
 (:func:`stkd.paired.paired_gain`); a gain is "established" only when the interval excludes zero. Choices
