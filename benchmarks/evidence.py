@@ -47,6 +47,7 @@ import functools
 import json
 import re
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -843,13 +844,11 @@ def lags_gap(rows: list[dict], by_student: dict[str, list[dict]]) -> str:
     lags = rows[0].get("student_lags")
     if not lags:
         return ""
-    prefix = rows[0]["student"].removesuffix(lags_label(lags))
-    base = by_student.get(prefix)
+    fewer = [rs for rs in rows_differing_in(rows, by_student, lags_label(lags),
+                                            lambda r: lags_label(r["student_lags"]) if r.get("student_lags") else "")
+             if len(rs[0].get("student_lags") or []) < len(lags)]
+    base = min(fewer, key=lambda rs: len(rs[0].get("student_lags") or []), default=None)  # the window only first
     if not base:
-        others = [rs for s, rs in by_student.items() if 0 < len(rs[0].get("student_lags") or []) < len(lags)
-                  and s.removesuffix(lags_label(rs[0]["student_lags"])) == prefix]
-        base = min(others, key=lambda rs: len(rs[0]["student_lags"]), default=None)
-    if not base or base is rows:
         return ""
     seeds = shared_seeds(rows, base)
     if not seeds:
@@ -880,14 +879,23 @@ def privileged_gap(rows: list[dict], by_student: dict[str, list[dict]], dataset:
 def nearest_teacher_row(rows: list[dict], by_student: dict[str, list[dict]], dataset: str) -> list[dict] | None:
     """The row that differs from ``rows`` in its teacher's lags alone, the one whose teacher shares most of
     ``rows``' teacher's lags (then the fewest lags of its own); None where there is none."""
-    lags = list(rows[0].get("teacher_lags") or [])
-    words = teacher_lags_label(dataset, lags)
-    found = []
-    for label, other in by_student.items():
-        theirs = list(other[0].get("teacher_lags") or [])
-        if theirs != lags and label == rows[0]["student"].replace(words, teacher_lags_label(dataset, theirs), 1):
-            found.append((-len(set(theirs) & set(lags)), len(theirs), label))
-    return by_student[min(found)[2]] if found else None
+    lags = set(rows[0].get("teacher_lags") or [])
+    others = rows_differing_in(rows, by_student, teacher_lags_label(dataset, rows[0].get("teacher_lags")),
+                               lambda r: teacher_lags_label(dataset, r.get("teacher_lags")))
+
+    def nearness(rs: list[dict]) -> tuple[int, int]:
+        theirs = set(rs[0].get("teacher_lags") or [])
+        return -len(theirs & lags), len(theirs)
+
+    return min(others, key=nearness, default=None)
+
+
+def rows_differing_in(rows: list[dict], by_student: dict[str, list[dict]], words: str,
+                      words_of: Callable[[dict], str]) -> list[list[dict]]:
+    """The other rows whose label is ``rows``' with its ``words`` (one setting's words, e.g. its teacher's lags) in
+    place of their own ``words_of(record)``: the rows that differ from it in that setting alone."""
+    label = rows[0]["student"]
+    return [rs for s, rs in by_student.items() if s != label and s == label.replace(words, words_of(rs[0]), 1)]
 
 
 def teacher_epochs_gap(rows: list[dict], by_student: dict[str, list[dict]], dataset: str) -> str:
