@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from common import RESULTS, command, machine_line, mean_std, merged_records, save_result
-from evidence import DATASETS, STUDENTS, lags_label, lags_slug, paired_row, student_config
+from evidence import DATASETS, STUDENTS, lags_label, lags_slug, lr_label, paired_row, student_config
 
 PLAIN = "plain (no teacher)"
 METHODS = {
@@ -51,6 +51,34 @@ METHODS = {
     "teacher's weights, ground truth only (a=1)": ({"alpha": 1.0, "init": "teacher"}, "best"),
     "teacher's weights + teacher only (a=0)": ({"alpha": 0.0, "init": "teacher"}, "best"),
 }
+PRESET_METHOD = "the default preset's"
+PRESET_VARIANTS = {  # the default preset's distillation (``presets.DEFAULT_PRESET``) with one setting changed or added
+    "": {},
+    ", a=0.3": {"alpha": 0.3},
+    ", a=0.7": {"alpha": 0.7},
+    ", teacher only (a=0)": {"alpha": 0.0},
+    ", from the seed's weights": {"init": "random"},
+    " + feature (hint)": {"feature_weight": 0.1},
+    " + relation": {"relation_weight": 1.0},
+    " + multiscale": {"multiscale_weight": 1.0},
+    " + period (weight 0.1)": {"period_weight": 0.1},
+}
+
+
+def preset_distill() -> dict:
+    """The default preset's ``distill`` settings (read when a method is run, so a table names what it ran)."""
+    from stkd.presets import DEFAULT_PRESET
+
+    return dict(DEFAULT_PRESET["distill"])
+
+
+METHODS.update({PRESET_METHOD + suffix: ({"preset": True, **change}, "best") for suffix, change in PRESET_VARIANTS.items()})
+
+
+def distill_overrides(overrides: dict) -> dict:
+    """A method's ``distill`` settings: its own, on top of the default preset's where it names the preset."""
+    own = {k: v for k, v in overrides.items() if k != "preset"}
+    return preset_distill() | own if overrides.get("preset") else own
 
 
 def dataset_name(data_cfg) -> str:
@@ -79,10 +107,12 @@ def teacher_fit(teacher_run: Path, base, wd, teacher) -> dict:
 
 
 def run(teacher_run: Path, out: Path, seeds: list[int], device: str, student: str, quick: bool,
-        records: list[dict], save, methods: list[str], lags: list[str] | None = None) -> tuple[list[dict], dict]:
+        records: list[dict], save, methods: list[str], lags: list[str] | None = None,
+        lr: float | None = None) -> tuple[list[dict], dict]:
     """Train and score every (method, seed) not in ``records``; ``save(records, fit)`` after each (``fit``:
     :func:`teacher_fit` of the single-teacher methods' teacher); ``lags``: the student also reads these lagged
-    channels (``student.inputs.lags``)."""
+    channels (``student.inputs.lags``); ``lr``: the student's own learning rate (``student.lr``; None: the
+    teacher run's ``train.lr``)."""
     from stkd.config import InputsConfig, parse_config, to_dict
     from stkd.data.windows import load_windowed
     from stkd.evaluate import evaluate_forecaster, model_forecaster
@@ -110,14 +140,14 @@ def run(teacher_run: Path, out: Path, seeds: list[int], device: str, student: st
             if (method, seed) in done:
                 continue
             raw = to_dict(base)
-            raw["student"] = {"name": model_name, "params": dict(params), "epochs": None}
+            raw["student"] = {"name": model_name, "params": dict(params), "epochs": None, "lr": lr}
             if lags:
                 raw["student"]["inputs"] = {"lags": list(lags)}
             raw["train"].update(seed=seed, device=device)
             if quick:
                 raw["train"].update(epochs=2, max_batches=5)
             if overrides:
-                raw["distill"].update(overrides)
+                raw["distill"].update(distill_overrides(overrides))
             cfg = parse_config(raw)
             run_dir = out / "".join(c if c.isalnum() or c in ".-" else "_" for c in method) / f"seed-{seed}"
             run_dir.mkdir(parents=True, exist_ok=True)
@@ -130,7 +160,8 @@ def run(teacher_run: Path, out: Path, seeds: list[int], device: str, student: st
             mae = {split: evaluate_forecaster(model_forecaster(model, swd), swd, split, [3, 6, 12],
                                               keep_bytes=0).metrics["mae"] for split in ("val", "test")}
             records.append({"method": method, "seed": seed, "val_mae": mae["val"], "test_mae": mae["test"],
-                            "teachers": [t.name for t in chosen_by[names]] if names else [], "command": command()})
+                            "teachers": [t.name for t in chosen_by[names]] if names else [],
+                            "distill": distill_overrides(overrides) if overrides else None, "command": command()})
             save(records, fit)
             print(f"{method:32s} seed {seed}: val MAE {mae['val']:.4f}, test MAE {mae['test']:.4f}", flush=True)
     return records, fit
@@ -203,6 +234,12 @@ def render(result: dict) -> str:
     n_seeds = len({r["seed"] for r in result["records"]})
     data = f"{result['dataset']}, " if result.get("dataset") else ""
     student = result["student"] + (lags_label(result["student_lags"]) if result.get("student_lags") else "")
+    student += lr_label(result.get("student_lr"))
+    preset = next((r["distill"] for r in result["records"] if r["method"] == PRESET_METHOD and r.get("distill")), None)
+    if preset:
+        teachers += ("The default preset's distillation, as run: "
+                     + ", ".join(f"`{k}: {v}`" for k, v in preset.items()) + "; each row named after it changes or "
+                     "adds the setting it names.  \n")
     return (f"### Distillation gain per method ({data}{student} student, {n_seeds} seeds, paired with the plain "
             f"student of the same seed)\n\nCommand{'s' if len(commands) > 1 else ''}: "
             + "; ".join(f"`{c}`" for c in commands) + "  \n" + teachers
@@ -224,13 +261,19 @@ def main() -> None:
     ap.add_argument("--student-lags", nargs="+", default=None, metavar="LAG",
                     help="the student also reads these lagged channels, e.g. 1D 7D (evidence.py's --student-lags): "
                          "another student, in a result file of its own")
+    ap.add_argument("--student-lr", type=float, default=None, metavar="LR",
+                    help="the student's own learning rate (student.lr; default: the teacher run's train.lr): "
+                         "another training, in a result file of its own")
     ap.add_argument("--quick", action="store_true", help="2 epochs of 5 batches: a smoke test, printed, nothing saved")
     args = ap.parse_args()
     from stkd.runs import load_run
 
     dataset = dataset_name(load_run(args.teacher_run)[0].data)
     lags = list(args.student_lags or [])
+    if args.student_lr is not None and args.student_lr <= 0:
+        ap.error(f"--student-lr must be positive (got {args.student_lr:g})")
     student = args.student + lags_slug(lags)  # the result file's and folders' name
+    student += f"-lr-{args.student_lr:g}" if args.student_lr is not None else ''
     section = f"distill-gain-{dataset}-{student}"
     path = RESULTS / f"{section}.json"
     old = json.loads(path.read_text()) if path.is_file() and not args.quick else {}
@@ -243,13 +286,14 @@ def main() -> None:
             return
         merged = merged_records(path, recs, lambda r: (r["method"], r["seed"]))  # other methods may run beside
         save_result(section, "distill_gain", {"dataset": dataset, "student": args.student, "student_lags": lags,
-                                              "teacher_fit": fit, "records": merged}, run_args)
+                                              "student_lr": args.student_lr, "teacher_fit": fit, "records": merged}, run_args)
 
     out = (args.out / "quick" if args.quick else args.out) / dataset / student
     records, fit = run(args.teacher_run, out, args.seeds, args.device, args.student, args.quick, records, save,
-                       methods, lags)
+                       methods, lags, args.student_lr)
     if args.quick:
-        print(render({"dataset": dataset, "student": args.student, "student_lags": lags, "records": records,
+        print(render({"dataset": dataset, "student": args.student, "student_lags": lags,
+                      "student_lr": args.student_lr, "records": records,
                       "teacher_fit": fit, "command": command(),
                       "machine": "this machine", "versions": {"stkd": "", "commit": ""}, "date": "today"}))
     elif path.is_file():
