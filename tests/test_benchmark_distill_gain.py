@@ -1,0 +1,43 @@
+"""The per-method table (``benchmarks/distill_gain.py``): methods named after the default preset run its
+distillation with the one setting they name changed, and the table says which student and preset it ran."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+import distill_gain  # noqa: E402
+
+
+def _records(method: str, test_mae: float, distill: dict | None) -> list[dict]:
+    return [{"method": method, "seed": s, "val_mae": test_mae - 1, "test_mae": test_mae + 0.1 * s,
+             "teachers": [] if distill is None else ["stid"], "distill": distill, "command": "c"} for s in range(5)]
+
+
+def test_a_preset_method_runs_the_preset_s_distillation_with_its_own_setting_changed():
+    from stkd.presets import DEFAULT_PRESET
+
+    preset = dict(DEFAULT_PRESET["distill"])
+    assert distill_gain.distill_overrides(distill_gain.METHODS["the default preset's"][0]) == preset
+    from_seed = distill_gain.distill_overrides(distill_gain.METHODS["the default preset's, from the seed's weights"][0])
+    assert from_seed == preset | {"init": "random"} and preset["init"] == "teacher"
+    hint = distill_gain.distill_overrides(distill_gain.METHODS["the default preset's + feature (hint)"][0])
+    assert hint == preset | {"feature_weight": 0.1}
+    # a method not named after the preset keeps its own settings alone
+    assert distill_gain.distill_overrides(distill_gain.METHODS["response a=0.5"][0]) == {"alpha": 0.5}
+
+
+def test_the_table_names_the_student_s_rate_and_the_preset_it_ran():
+    preset = distill_gain.distill_overrides(distill_gain.METHODS["the default preset's"][0])
+    result = {"dataset": "akl-pedestrians", "student": "stid", "student_lags": ["1D", "7D"], "student_lr": 0.008,
+              "teacher_fit": {"train": 40.0, "val": 41.0, "test": 42.0}, "command": "c", "machine": "m",
+              "versions": {"stkd": "0", "commit": "x"}, "date": "d",
+              "records": _records("plain (no teacher)", 44.0, None) + _records("the default preset's", 43.0, preset)}
+    text = distill_gain.render(result)
+    assert "stid, reading lags 1D, 7D, lr 0.008 student, 5 seeds" in text
+    assert "The default preset's distillation, as run: `alpha: 0.5`" in text and "`init: teacher`" in text
+    assert "| the default preset's | 5 | 42.000 |" in text
+    # without a preset method the table says nothing about the preset
+    result["records"] = _records("plain (no teacher)", 44.0, None) + _records("response a=0.5", 43.0, {"alpha": 0.5})
+    assert "default preset's distillation" not in distill_gain.render(result)
