@@ -4,6 +4,8 @@
     python benchmarks/headroom.py --datasets akl-pedestrians --students stid mlp
     python benchmarks/headroom.py --datasets los-loop --students stid-nb mlp --layout blocks
     python benchmarks/headroom.py --datasets akl-pedestrians --students stid --student-lags 1D 7D
+    python benchmarks/headroom.py --datasets akl-pedestrians --students stid --student-lags 1D 2D 3D 7D \
+        --student-lr 0.008 --schedule 30 6   # the default preset's student, at its rate and schedule
 
 Soft labels change the targets a student learns from, not its inputs or its capacity: at best they make
 the student what it would be with unlimited training data of the same kind, the best function of its own
@@ -47,10 +49,12 @@ from evidence import (
     config,
     lags_label,
     lags_slug,
+    lr_label,
     row_comparisons,
     rows_by_student,
     scarcity,
     student_config,
+    student_rate,
 )
 
 SHARES = (0.25, 0.5, 1.0)  # of the training period: its last part, or every 4th / 2nd / block
@@ -84,10 +88,12 @@ def kept_steps(starts: np.ndarray, lo: int, hi: int, block: int) -> int:
 
 
 def run_one(dataset: str, student: str, share: float, seed: int, runs: Path, quick: bool, history: str | None,
-            schedule: tuple[int, int] | None = None, block: str | None = None, lags: list[str] | None = None) -> dict:
+            schedule: tuple[int, int] | None = None, block: str | None = None, lags: list[str] | None = None,
+            lr: float | None = None) -> dict:
     """One plain student on one share; ``block`` (a duration) thins the whole period into blocks (``--layout
     blocks``) instead of keeping its last part (``history``); ``lags``: the student also reads these lagged
-    channels (evidence.py's ``--student-lags``)."""
+    channels (evidence.py's ``--student-lags``); ``lr``: its own learning rate (``student.lr``; None: the data
+    set's ``train.lr``, as evidence.py's ``--student-lr``)."""
     from stkd.config import InputsConfig, parse_config, parse_duration
     from stkd.pipeline import prepare_task, train_student
     from stkd.runs import open_run_dir
@@ -96,7 +102,7 @@ def run_one(dataset: str, student: str, share: float, seed: int, runs: Path, qui
     if schedule:  # the student's own epochs and patience (a schedule long enough to converge)
         cfg.train = dataclasses.replace(cfg.train, epochs=schedule[0], patience=schedule[1])
     task = prepare_task(cfg)
-    task.cfg.student = student_config(dataset, student, cfg)
+    task.cfg.student = dataclasses.replace(student_config(dataset, student, cfg), lr=lr)
     if lags:
         task.cfg.student.inputs = InputsConfig(lags=list(lags))
     lo, hi = task.wd.ranges["train"]
@@ -106,15 +112,15 @@ def run_one(dataset: str, student: str, share: float, seed: int, runs: Path, qui
     if thinned:
         task.wd.starts["train"] = block_starts(task.wd.starts["train"], lo, task.wd.P + task.wd.H, block_steps, every)
     folder = runs / dataset / (student + (f"-epochs-{schedule[0]}-patience-{schedule[1]}" if schedule else "")
-                               + lags_slug(lags)) / \
+                               + lags_slug(lags) + (f"-lr-{lr:g}" if lr is not None else "")) / \
         (f"seed-{seed}-blocks-{block}-every-{every}" if thinned else f"seed-{seed}-share-{share:g}")
     # a run folder holds one student config and one set of training windows
     run_dir = open_run_dir(cfg, task.wd, folder, overwrite=False, resume=True)
     t0 = time.perf_counter()
     plain = train_student(task, run_dir, resume=True, progress=False, label=f"{student.replace('-', '_')}_plain")
     test = task.score(run_dir / "scores" / student, [plain])["models"][plain.name]["test"]
-    return {"dataset": dataset, "student": student, "student_lags": list(lags or []), "share": share, "seed": seed,
-            "history": history,
+    return {"dataset": dataset, "student": student, "student_lags": list(lags or []), "student_lr": lr,
+            "share": share, "seed": seed, "history": history,
             "layout": "blocks" if thinned else "last" if share < 1 else None,  # None: the whole period, either
             "block": block if thinned else None, "block_steps": block_steps if thinned else None,
             "schedule": list(schedule) if schedule else None, "epochs": cfg.train.epochs,
@@ -128,10 +134,11 @@ def run_one(dataset: str, student: str, share: float, seed: int, runs: Path, qui
 
 
 def base_label(r: dict) -> str:
-    """The student, the schedule it trained on (a data set's own schedule may change) and the lagged channels
-    it reads, if any."""
+    """The student, the schedule it trained on (a data set's own schedule may change), the lagged channels
+    it reads, if any, and its own learning rate, if it had one."""
     lags = r.get("student_lags")
-    return f"{r['student']}, {r['epochs']} epochs (patience {r['patience']})" + (lags_label(lags) if lags else "")
+    return (f"{r['student']}, {r['epochs']} epochs (patience {r['patience']})" + (lags_label(lags) if lags else "")
+            + lr_label(r.get("student_lr")))
 
 
 def row_label(r: dict) -> str:
@@ -172,10 +179,12 @@ def power_law(sizes: list[float], errors: list[float]) -> dict | None:
     return {"c": c, "reducible": reducible, "floor": e3 - reducible}
 
 
-def measured_gains(dataset: str, student: str, epochs: int, lags: list[str] | None = None) -> dict[str, float]:
+def measured_gains(dataset: str, student: str, epochs: int, lags: list[str] | None = None,
+                   lr: float | None = None) -> dict[str, float]:
     """The distillation gains (mean over paired seeds, %) evidence.py measured for this very student (the same
     model, lagged channels and epochs) on the whole period with every reading, per evidence row (one per
-    teacher or objective), in the file's order; the main teacher's row first where it has one."""
+    teacher or objective), in the file's order; the main teacher's row first where it has one. With ``lr``
+    only the rows whose students trained at that rate (``--student-lr``) count."""
     path = RESULTS / f"evidence-{dataset}.json"
     if not path.is_file():
         return {}
@@ -183,7 +192,7 @@ def measured_gains(dataset: str, student: str, epochs: int, lags: list[str] | No
     rows = {label: rs for label, rs in rows_by_student(result).items()
             if (label.split(",")[0] == student and list(rs[0].get("student_lags") or []) == list(lags or [])
                 and rs[0].get("student_epochs", epochs) == epochs and scarcity(rs[0]) is None
-                and not rs[0].get("earlier_rule"))}
+                and not rs[0].get("earlier_rule") and (lr is None or student_rate(rs[0], dataset) == lr))}
     # a row measured at several learning rates counts once, each student at its own best rate
     gains = {label: row["gain"]["mean"] for label, (_, row) in row_comparisons(result, rows).items()}
     main = [label for label in gains if ", teachers " not in label]
@@ -219,7 +228,8 @@ def curve(dataset: str, shares: dict[float, list[dict]]) -> dict:
                     if falling else None)
     return {"windows": windows, "test": test, "mixed_day_of_week": mixed, "per_doubling": per_doubling,
             "fit": None if mixed else power_law(windows, test),
-            "gains": measured_gains(dataset, first["student"], first["epochs"], first.get("student_lags"))}
+            "gains": measured_gains(dataset, first["student"], first["epochs"], first.get("student_lags"),
+                                    first.get("student_lr"))}
 
 
 def last_doubling(c: dict) -> float:
@@ -375,8 +385,13 @@ def main() -> None:
     ap.add_argument("--block", default="8h", help="with --layout blocks: the blocks' length, a duration (default: 8h)")
     ap.add_argument("--student-lags", nargs="+", default=None, metavar="LAG",
                     help="the students also read these lagged channels, e.g. 1D 7D (as evidence.py's --student-lags)")
+    ap.add_argument("--student-lr", type=float, default=None, metavar="LR",
+                    help="the students' own learning rate (student.lr; default: the data set's train.lr), as "
+                         "evidence.py's --student-lr")
     ap.add_argument("--quick", action="store_true", help="2 epochs of 3 batches: a smoke test, nothing is saved")
     args = ap.parse_args()
+    if args.student_lr is not None and args.student_lr <= 0:
+        ap.error(f"--student-lr must be positive (got {args.student_lr:g})")
     block = args.block if args.layout == "blocks" else None
     for dataset in args.datasets:
         section = f"headroom-{dataset}"
@@ -392,11 +407,11 @@ def main() -> None:
                 for seed in args.seeds:
                     key = record_key({"student": student, "epochs": epochs, "patience": patience, "share": share,
                                       "seed": seed, "layout": args.layout if share < 1 else None, "block": block,
-                                      "student_lags": args.student_lags})
+                                      "student_lags": args.student_lags, "student_lr": args.student_lr})
                     if any(record_key(r) == key for r in records):
                         continue
                     new = run_one(dataset, student, share, seed, args.runs, args.quick,
-                                  history.get(share), args.schedule, block, args.student_lags)
+                                  history.get(share), args.schedule, block, args.student_lags, args.student_lr)
                     print(json.dumps(new), flush=True)
                     records.append(new)
                     if not args.quick:

@@ -125,6 +125,19 @@ def test_measured_gains_are_those_of_this_very_student_on_the_whole_period(tmp_p
             "(plain 0.008, distilled 0.002)")
     assert set(gains) == {"stid, 30 epochs, reading lags 1D, 7D", fair}
     assert gains[fair] == pytest.approx(100 * (39.7 - 39.6) / 39.7)  # plain at 0.008 against distilled at 0.002
+    # a curve of students at their own rate (--student-lr) reads the rows at that rate alone
+    at_rate = measured_gains("akl-pedestrians", "stid", 30, ["1D", "7D"], lr=0.008)
+    assert at_rate == {"stid, teachers stid-32, 30 epochs, lr 0.008, reading lags 1D, 7D":
+                       pytest.approx(100 * (39.7 - 39.5) / 39.7)}
+    assert measured_gains("akl-pedestrians", "stid", 30, ["1D", "7D"], lr=0.004) == {}
+
+
+def test_a_student_at_its_own_rate_has_curves_of_its_own():
+    base = {"student": "stid", "epochs": 30, "patience": 6, "share": 1.0, "seed": 0, "student_lags": ["1D", "7D"]}
+    rows = by_row([base, base | {"student_lr": 0.008}, base | {"student_lr": None}])
+    assert sorted(rows) == ["stid, 30 epochs (patience 6), reading lags 1D, 7D",
+                            "stid, 30 epochs (patience 6), reading lags 1D, 7D, lr 0.008"]
+    assert len(rows["stid, 30 epochs (patience 6), reading lags 1D, 7D"][1.0]) == 2
 
 
 def test_a_gain_beyond_what_doubling_the_data_gave_is_said_only_when_it_is():
