@@ -247,6 +247,11 @@ def beyond_data(c: dict, gain: float) -> str:
             "teacher adds is not more data of this kind.")
 
 
+def percent(x: float) -> str:
+    """A share in % to one decimal, or to two significant digits below 0.1 (a headroom of 0.04 % is not 0.0 %)."""
+    return f"{x:.1f}" if abs(x) >= 0.1 else f"{x:.2g}"
+
+
 def share_text(r: dict) -> str:
     """What a record's share kept, for the sentences: "half the history", "1 block in 4", "the whole period"."""
     if layout(r) is None:
@@ -278,7 +283,7 @@ def verdict(dataset: str, student: str, shares: dict[float, list[dict]]) -> str:
     else:
         head = 100 * fit["reducible"] / full
         text += (f" Fitted `a + b * n^-c` (c = {fit['c']:.2f}): with unlimited data of this kind the test MAE would "
-                 f"be {fit['floor']:.3f}, {head:.1f} % below the whole period's {full:.3f}; that is the most soft labels "
+                 f"be {fit['floor']:.3f}, {percent(head)} % below the whole period's {full:.3f}; that is the most soft labels "
                  "could give this student on these inputs if the curve holds.")
         if target is not None:
             need = 100 * (1 - target)
@@ -292,6 +297,9 @@ def verdict(dataset: str, student: str, shares: dict[float, list[dict]]) -> str:
         if fit is not None and gains[best] < 0.5 * 100 * fit["reducible"] / full:
             text += (" Soft labels on the same windows realise less than half of that headroom: what more data "
                      "would give is more inputs, and the teacher labels only the windows the student already has.")
+        elif fit is not None and gains[best] > 100 * fit["reducible"] / full:
+            text += (f" The best row gains more than that headroom ({gains[best]:+.1f} % against "
+                     f"{percent(100 * fit['reducible'] / full)} %).")
         elif fit is not None and gains[best] > 0:
             text += f" The best row realises {gains[best] / (fit['reducible'] / full):.0f} % of that headroom."
         text += beyond_data(c, gains[best])
@@ -359,7 +367,7 @@ def headline(result: dict) -> str:
         measured += f", more than the last doubling of its training windows gave ({last_doubling(c):+.1f} %)"
     if fit:
         what = (f"unlimited data of this kind would lower its test MAE by about "
-                f"{100 * fit['reducible'] / c['test'][-1]:.1f} % (a power law through its learning curve; if it holds, "
+                f"{percent(100 * fit['reducible'] / c['test'][-1])} % (a power law through its learning curve; if it holds, "
                 "the most any soft labels could give it)")
     elif c["per_doubling"] and c["per_doubling"][1] >= c["per_doubling"][0]:
         what = (f"its test MAE still falls by {c['per_doubling'][1]:.1f} % per doubling of the training windows up to "

@@ -146,3 +146,21 @@ def test_a_gain_beyond_what_doubling_the_data_gave_is_said_only_when_it_is():
     assert beyond_data(flat, -0.5) == ""  # a loss is never "more"
     steep = {"test": [4.6, 4.0, 3.6]}  # the last doubling gave 11.1 %
     assert beyond_data(steep, 0.6) == "" and beyond_data(steep, 12.0) != ""
+
+
+def test_a_gain_beyond_the_extrapolated_headroom_is_said_as_such(monkeypatch):
+    """A row that gains more than the power law leaves (0.25 % here) is not said to realise "280 %" of it."""
+    windows = {0.25: 4580, 0.5: 9183, 1.0: 18390}
+    shares = {s: [{"student": "stid", "epochs": 30, "patience": 6, "share": s, "seed": 0, "train_windows": n,
+                   "test_mae": 43.0 + 2000 / n, "day_of_week": True, "layout": "last" if s < 1 else None}]
+              for s, n in windows.items()}
+    head = 100 * (2000 / 18390) / (43.0 + 2000 / 18390)
+    monkeypatch.setattr(headroom, "measured_gains", lambda *a: {"stid, teachers stid-64": 0.7})
+    text = headroom.verdict("akl-pedestrians", "stid", shares)
+    assert f"{head:.1f} % below the whole period's" in text
+    assert f"The best row gains more than that headroom (+0.7 % against {head:.1f} %)." in text
+    assert "realises" not in text
+    monkeypatch.setattr(headroom, "measured_gains", lambda *a: {"stid, teachers stid-64": 0.2})
+    assert f"The best row realises {100 * 0.2 / head:.0f} % of that headroom." in headroom.verdict(
+        "akl-pedestrians", "stid", shares)
+    assert headroom.percent(0.0374) == "0.037" and headroom.percent(0.25) == "0.2"
