@@ -167,6 +167,38 @@ def run(teacher_run: Path, out: Path, seeds: list[int], device: str, student: st
     return records, fit
 
 
+START_ALONE = "teacher's weights, ground truth only (a=1)"
+
+
+def starts_from_teacher(method: str) -> bool:
+    """Whether a method starts the student from the teacher's weights (``distill.init: teacher``)."""
+    overrides = METHODS[method][0]
+    return bool(overrides) and distill_overrides(overrides).get("init") == "teacher"
+
+
+def beyond_the_start(by_method: dict[str, dict[int, dict]]) -> list[str]:
+    """Per method that starts from the teacher's weights and also learns from the teacher, what that adds to
+    the same start with the ground truth alone (:data:`START_ALONE`), paired by seed: where the start does
+    the work, the soft labels' own share is this comparison, not the one against the plain student."""
+    from stkd.paired import describe_gain, paired_gain
+
+    alone = by_method.get(START_ALONE, {})
+    out = []
+    for method in [m for m in METHODS if m in by_method and m != START_ALONE and starts_from_teacher(m)]:
+        seeds = sorted(s for s in by_method[method] if s in alone)
+        if not seeds:
+            continue
+        start = [alone[s] for s in seeds]
+        mine = [by_method[method][s] for s in seeds]
+        g = paired_gain([r["test_mae"] for r in start], [r["test_mae"] for r in mine])
+        lower = sum(m["val_mae"] < a["val_mae"] for m, a in zip(mine, start))
+        out.append(f"- Against the same start with the ground truth alone (`{START_ALONE}`): "
+                   + describe_gain(g, f"learning from the teacher in `{method}`")
+                   + f" Validation MAE {np.mean([r['val_mae'] for r in mine]):.3f} against "
+                   f"{np.mean([r['val_mae'] for r in start]):.3f} (lower on {lower} of {len(seeds)} seeds).")
+    return out
+
+
 def records_by_method(result: dict) -> dict[str, dict[int, dict]]:
     by_method: dict[str, dict[int, dict]] = {}
     for r in result["records"]:
@@ -209,6 +241,7 @@ def render(result: dict) -> str:
         g = summaries[method]["gain"]
         rows.append(cells + f" {gain_cell(g)} | {g['wins']}/{g['n']} |")
         verdicts.append("- " + describe_gain(g, method))
+    verdicts += beyond_the_start(by_method)
     text = ""
     kd = [m for m in val if m != PLAIN]
     if kd:

@@ -41,3 +41,20 @@ def test_the_table_names_the_student_s_rate_and_the_preset_it_ran():
     # without a preset method the table says nothing about the preset
     result["records"] = _records("plain (no teacher)", 44.0, None) + _records("response a=0.5", 43.0, {"alpha": 0.5})
     assert "default preset's distillation" not in distill_gain.render(result)
+
+
+def test_what_the_soft_labels_add_to_the_teacher_s_start_is_compared_with_that_start_alone():
+    """A student started from the teacher's weights is set against the same start with the ground truth
+    alone, paired by seed; a method that starts from the seed's weights is not."""
+    start = _records(distill_gain.START_ALONE, 43.0, {"alpha": 1.0, "init": "teacher"})
+    preset = _records("the default preset's", 43.2, {"init": "teacher"})  # 0.2 higher on every seed
+    from_seed = _records("the default preset's, from the seed's weights", 42.0, {"init": "random"})
+    by_method = distill_gain.records_by_method({"records": start + preset + from_seed})
+    lines = distill_gain.beyond_the_start(by_method)
+    assert len(lines) == 1 and "`the default preset's`" in lines[0]
+    assert "raises the error by 0.5 % on average" in lines[0] and "better on 0 of 5 seeds): a loss." in lines[0]
+    assert lines[0].endswith("Validation MAE 42.200 against 42.000 (lower on 0 of 5 seeds).")
+    assert distill_gain.starts_from_teacher("teacher's weights + response a=0.5")
+    assert not distill_gain.starts_from_teacher("response a=0.5")
+    # without the start alone there is nothing to set it against
+    assert distill_gain.beyond_the_start(distill_gain.records_by_method({"records": preset})) == []
