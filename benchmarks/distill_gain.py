@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from common import RESULTS, command, machine_line, mean_std, merged_records, save_result
-from evidence import DATASETS, STUDENTS, lags_label, lags_slug, lr_label, paired_row, student_config
+from evidence import DATASETS, HELD_OUT, STUDENTS, lags_label, lags_slug, lr_label, paired_row, student_config
 
 PLAIN = "plain (no teacher)"
 METHODS = {
@@ -82,8 +82,14 @@ def distill_overrides(overrides: dict) -> dict:
 
 
 def dataset_name(data_cfg) -> str:
-    """The builtin data set's name (``data`` for a user's files): the result file's and folders' name."""
-    return data_cfg.name if data_cfg.source == "builtin" and data_cfg.name else "data"
+    """The builtin data set's name (``data`` for a user's files): the result file's and folders' name; the
+    held-out years of one (:data:`evidence.HELD_OUT`) by evidence.py's name for them, so their table does not
+    overwrite the tuned years' one."""
+    if data_cfg.source != "builtin" or not data_cfg.name:
+        return "data"
+    years = [str(t) for t in (data_cfg.time_range or [])]
+    return next((name for name, h in HELD_OUT.items() if h["of"] == data_cfg.name and h["years"] == years),
+                data_cfg.name)
 
 
 def finished_student(model_dir: Path, wd):

@@ -58,3 +58,15 @@ def test_what_the_soft_labels_add_to_the_teacher_s_start_is_compared_with_that_s
     assert not distill_gain.starts_from_teacher("response a=0.5")
     # without the start alone there is nothing to set it against
     assert distill_gain.beyond_the_start(distill_gain.records_by_method({"records": preset})) == []
+
+
+def test_the_held_out_years_have_a_table_of_their_own():
+    from types import SimpleNamespace
+
+    def data(time_range, name="akl-pedestrians", source="builtin"):
+        return SimpleNamespace(source=source, name=name, time_range=time_range)
+
+    assert distill_gain.dataset_name(data(["2023-01-01", "2025-12-31 23:00"])) == "akl-pedestrians"
+    assert distill_gain.dataset_name(data(["2020-01-01", "2022-12-31 23:00"])) == "akl-pedestrians-2020-2022"
+    assert distill_gain.dataset_name(data(None, name="los-loop")) == "los-loop"
+    assert distill_gain.dataset_name(data(None, name=None, source="csv")) == "data"
