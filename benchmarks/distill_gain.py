@@ -58,6 +58,7 @@ PRESET_VARIANTS = {  # the default preset's distillation (``presets.DEFAULT_PRES
     ", a=0.7": {"alpha": 0.7},
     ", teacher only (a=0)": {"alpha": 0.0},
     ", from the seed's weights": {"init": "random"},
+    ", from the seed's weights + feature (hint)": {"init": "random", "feature_weight": 0.1},  # a student of another kind
     " + feature (hint)": {"feature_weight": 0.1},
     " + relation": {"relation_weight": 1.0},
     " + multiscale": {"multiscale_weight": 1.0},
