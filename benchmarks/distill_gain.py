@@ -58,7 +58,9 @@ PRESET_VARIANTS = {  # the default preset's distillation (``presets.DEFAULT_PRES
     ", a=0.7": {"alpha": 0.7},
     ", teacher only (a=0)": {"alpha": 0.0},
     ", from the seed's weights": {"init": "random"},
-    ", from the seed's weights + feature (hint)": {"init": "random", "feature_weight": 0.1},  # a student of another kind
+    # for a student of another kind than the teacher (it cannot start from its weights)
+    ", from the seed's weights + feature (hint)": {"init": "random", "feature_weight": 0.1},
+    ", from the seed's weights, teacher only (a=0)": {"init": "random", "alpha": 0.0},
     " + feature (hint)": {"feature_weight": 0.1},
     " + relation": {"relation_weight": 1.0},
     " + multiscale": {"multiscale_weight": 1.0},
