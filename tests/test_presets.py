@@ -22,9 +22,8 @@ def test_the_teacher_reads_more_lags_than_the_student_and_is_the_wider_model():
     teacher_params = cfg.teacher[0].params
     assert teacher_params["embed_dim"] > 16 and teacher_params["layers"] > 2  # the student's: stid's defaults
     assert cfg.student.params == {}
-    # the distilled student also learns the teacher's forecasts of masked and mixed copies of its windows
-    assert cfg.distill.augment == ["mask", "mixup"] and cfg.distill.augment_weight > 0
-    assert cfg.distill.augment_labels == "online"  # the teacher labels each augmented input itself
+    # no teacher-labelled augmented windows since 2026-12-06: not established better on validation, 2-3x the time
+    assert cfg.distill.augment == [] and cfg.distill.alpha == 0.5
     assert cfg.distill.init == "teacher"  # the distilled student starts from the teacher's weights, cut to its size
 
 
