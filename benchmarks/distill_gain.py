@@ -51,37 +51,33 @@ METHODS = {
     "teacher's weights, ground truth only (a=1)": ({"alpha": 1.0, "init": "teacher"}, "best"),
     "teacher's weights + teacher only (a=0)": ({"alpha": 0.0, "init": "teacher"}, "best"),
 }
-PRESET_METHOD = "the default preset's"
-PRESET_VARIANTS = {  # the default preset's distillation (``presets.DEFAULT_PRESET``) with one setting changed or added
+PRESET_METHOD = "the 2026-12-05 preset's"
+#: The default preset's distillation from 2026-12-05 to 2026-12-06 (``git show 8422b8a:src/stkd/presets.py``): the
+#: start from the teacher's weights and the teacher's forecasts of masked and mixed windows, labelled online.
+#: Pinned, so a method's name means one objective whatever the preset is today.
+PRESET_DISTILL = {"alpha": 0.5, "loss": "huber", "augment": ["mask", "mixup"], "augment_weight": 1.0,
+                  "augment_labels": "online", "init": "teacher"}
+PRESET_VARIANTS = {  # that objective with one setting changed or added
     "": {},
     ", a=0.3": {"alpha": 0.3},
     ", a=0.7": {"alpha": 0.7},
     ", teacher only (a=0)": {"alpha": 0.0},
     ", from the seed's weights": {"init": "random"},
-    # for a student of another kind than the teacher (it cannot start from its weights)
-    ", from the seed's weights + feature (hint)": {"init": "random", "feature_weight": 0.1},
-    ", from the seed's weights, teacher only (a=0)": {"init": "random", "alpha": 0.0},
     " + feature (hint)": {"feature_weight": 0.1},
     " + relation": {"relation_weight": 1.0},
     " + multiscale": {"multiscale_weight": 1.0},
     " + period (weight 0.1)": {"period_weight": 0.1},
+    # for a student of another kind than the teacher (it cannot start from its weights)
+    ", from the seed's weights + feature (hint)": {"init": "random", "feature_weight": 0.1},
+    ", from the seed's weights, teacher only (a=0)": {"init": "random", "alpha": 0.0},
 }
-
-
-def preset_distill() -> dict:
-    """The default preset's ``distill`` settings (read when a method is run, so a table names what it ran)."""
-    from stkd.presets import DEFAULT_PRESET
-
-    return dict(DEFAULT_PRESET["distill"])
-
-
 METHODS.update({PRESET_METHOD + suffix: ({"preset": True, **change}, "best") for suffix, change in PRESET_VARIANTS.items()})
 
 
 def distill_overrides(overrides: dict) -> dict:
-    """A method's ``distill`` settings: its own, on top of the default preset's where it names the preset."""
+    """A method's ``distill`` settings: its own, on top of :data:`PRESET_DISTILL` where it names that preset."""
     own = {k: v for k, v in overrides.items() if k != "preset"}
-    return preset_distill() | own if overrides.get("preset") else own
+    return PRESET_DISTILL | own if overrides.get("preset") else own
 
 
 def dataset_name(data_cfg) -> str:
@@ -277,11 +273,10 @@ def render(result: dict) -> str:
     data = f"{result['dataset']}, " if result.get("dataset") else ""
     student = result["student"] + (lags_label(result["student_lags"]) if result.get("student_lags") else "")
     student += lr_label(result.get("student_lr"))
-    preset = next((r["distill"] for r in result["records"] if r["method"] == PRESET_METHOD and r.get("distill")), None)
-    if preset:
-        teachers += ("The default preset's distillation, as run: "
-                     + ", ".join(f"`{k}: {v}`" for k, v in preset.items()) + "; each row named after it changes or "
-                     "adds the setting it names.  \n")
+    if any(r["method"].startswith(PRESET_METHOD) for r in result["records"]):
+        teachers += (f"{PRESET_METHOD[0].upper()}{PRESET_METHOD[1:]} distillation (the default preset's from 2026-12-05 "
+                     "to 2026-12-06): " + ", ".join(f"`{k}: {v}`" for k, v in PRESET_DISTILL.items())
+                     + "; each row named after it changes or adds the setting it names.  \n")
     return (f"### Distillation gain per method ({data}{student} student, {n_seeds} seeds, paired with the plain "
             f"student of the same seed)\n\nCommand{'s' if len(commands) > 1 else ''}: "
             + "; ".join(f"`{c}`" for c in commands) + "  \n" + teachers

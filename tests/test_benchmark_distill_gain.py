@@ -1,5 +1,6 @@
-"""The per-method table (``benchmarks/distill_gain.py``): methods named after the default preset run its
-distillation with the one setting they name changed, and the table says which student and preset it ran."""
+"""The per-method table (``benchmarks/distill_gain.py``): methods named after the preset of 2026-12-05 run its
+distillation (pinned: a name means one objective whatever the preset is today) with the one setting they name
+changed, and the table says which student it ran and what that objective was."""
 
 from __future__ import annotations
 
@@ -15,43 +16,54 @@ def _records(method: str, test_mae: float, distill: dict | None) -> list[dict]:
              "teachers": [] if distill is None else ["stid"], "distill": distill, "command": "c"} for s in range(5)]
 
 
-def test_a_preset_method_runs_the_preset_s_distillation_with_its_own_setting_changed():
-    from stkd.presets import DEFAULT_PRESET
-
-    preset = dict(DEFAULT_PRESET["distill"])
-    assert distill_gain.distill_overrides(distill_gain.METHODS["the default preset's"][0]) == preset
-    from_seed = distill_gain.distill_overrides(distill_gain.METHODS["the default preset's, from the seed's weights"][0])
-    assert from_seed == preset | {"init": "random"} and preset["init"] == "teacher"
-    hint = distill_gain.distill_overrides(distill_gain.METHODS["the default preset's + feature (hint)"][0])
-    assert hint == preset | {"feature_weight": 0.1}
+def test_a_preset_method_runs_the_pinned_objective_with_its_own_setting_changed():
+    pinned = distill_gain.PRESET_DISTILL
+    # the objective of 2026-12-05: the teacher's start and its forecasts of masked and mixed windows, online
+    assert pinned["init"] == "teacher" and pinned["augment"] == ["mask", "mixup"] and pinned["augment_labels"] == "online"
+    assert distill_gain.distill_overrides(distill_gain.METHODS["the 2026-12-05 preset's"][0]) == pinned
+    from_seed = distill_gain.distill_overrides(distill_gain.METHODS["the 2026-12-05 preset's, from the seed's weights"][0])
+    assert from_seed == pinned | {"init": "random"}
+    hint = distill_gain.distill_overrides(distill_gain.METHODS["the 2026-12-05 preset's + feature (hint)"][0])
+    assert hint == pinned | {"feature_weight": 0.1}
     # a method not named after the preset keeps its own settings alone
     assert distill_gain.distill_overrides(distill_gain.METHODS["response a=0.5"][0]) == {"alpha": 0.5}
+    # today's preset does not change what the names mean
+    from stkd import presets
+
+    saved = dict(presets.DEFAULT_PRESET["distill"])
+    try:
+        presets.DEFAULT_PRESET["distill"].update(alpha=0.9, augment=["noise"])
+        assert distill_gain.distill_overrides(distill_gain.METHODS["the 2026-12-05 preset's"][0]) == pinned
+    finally:
+        presets.DEFAULT_PRESET["distill"].clear()
+        presets.DEFAULT_PRESET["distill"].update(saved)
 
 
 def test_the_table_names_the_student_s_rate_and_the_preset_it_ran():
-    preset = distill_gain.distill_overrides(distill_gain.METHODS["the default preset's"][0])
+    preset = distill_gain.distill_overrides(distill_gain.METHODS["the 2026-12-05 preset's"][0])
     result = {"dataset": "akl-pedestrians", "student": "stid", "student_lags": ["1D", "7D"], "student_lr": 0.008,
               "teacher_fit": {"train": 40.0, "val": 41.0, "test": 42.0}, "command": "c", "machine": "m",
               "versions": {"stkd": "0", "commit": "x"}, "date": "d",
-              "records": _records("plain (no teacher)", 44.0, None) + _records("the default preset's", 43.0, preset)}
+              "records": _records("plain (no teacher)", 44.0, None) + _records("the 2026-12-05 preset's", 43.0, preset)}
     text = distill_gain.render(result)
     assert "stid, reading lags 1D, 7D, lr 0.008 student, 5 seeds" in text
-    assert "The default preset's distillation, as run: `alpha: 0.5`" in text and "`init: teacher`" in text
-    assert "| the default preset's | 5 | 42.000 |" in text
+    assert ("The 2026-12-05 preset's distillation (the default preset's from 2026-12-05 to 2026-12-06): `alpha: 0.5`"
+            in text and "`augment_labels: online`" in text)
+    assert "| the 2026-12-05 preset's | 5 | 42.000 |" in text
     # without a preset method the table says nothing about the preset
     result["records"] = _records("plain (no teacher)", 44.0, None) + _records("response a=0.5", 43.0, {"alpha": 0.5})
-    assert "default preset's distillation" not in distill_gain.render(result)
+    assert "preset's distillation" not in distill_gain.render(result)
 
 
 def test_what_the_soft_labels_add_to_the_teacher_s_start_is_compared_with_that_start_alone():
     """A student started from the teacher's weights is set against the same start with the ground truth
     alone, paired by seed; a method that starts from the seed's weights is not."""
     start = _records(distill_gain.START_ALONE, 43.0, {"alpha": 1.0, "init": "teacher"})
-    preset = _records("the default preset's", 43.2, {"init": "teacher"})  # 0.2 higher on every seed
-    from_seed = _records("the default preset's, from the seed's weights", 42.0, {"init": "random"})
+    preset = _records("the 2026-12-05 preset's", 43.2, {"init": "teacher"})  # 0.2 higher on every seed
+    from_seed = _records("the 2026-12-05 preset's, from the seed's weights", 42.0, {"init": "random"})
     by_method = distill_gain.records_by_method({"records": start + preset + from_seed})
     lines = distill_gain.beyond_the_start(by_method)
-    assert len(lines) == 1 and "`the default preset's`" in lines[0]
+    assert len(lines) == 1 and "`the 2026-12-05 preset's`" in lines[0]
     assert "raises the error by 0.5 % on average" in lines[0] and "better on 0 of 5 seeds): a loss." in lines[0]
     assert lines[0].endswith("Validation MAE 42.200 against 42.000 (lower on 0 of 5 seeds).")
     assert distill_gain.starts_from_teacher("teacher's weights + response a=0.5")
