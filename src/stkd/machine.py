@@ -66,9 +66,9 @@ def resolve_precision(precision: str, device_type: str) -> tuple[str, str]:
 
     ``auto`` is bf16 only where bfloat16 matrix products are fast: a CUDA GPU that supports them, or a CPU
     whose AMX units oneDNN may use. Elsewhere bf16 is slower than fp32, not faster: on this project's 2-core
-    machine with AMX capped away the default run took 4.3 min under bf16 against 3.5 min at fp32, and the
-    default teacher's training step 1.21x as long under bf16 (0.64x with AMX), 2.6x without AVX512-BF16
-    instructions and 28x with AVX2 alone (``benchmarks/kernels.py``). The decision is made from the machine's
+    machine with AMX capped away the default run took 3.6 min under bf16 against 2.7 min at fp32, and the
+    default teacher's training step 1.40x as long under bf16 (0.59x with AMX), 2.5x without AVX512-BF16
+    instructions and 25x with AVX2 alone (``benchmarks/kernels.py``). The decision is made from the machine's
     facts, not by timing, so one seed on one machine always makes the same choice."""
     if precision != "auto":
         why = f"train.precision {precision}"
