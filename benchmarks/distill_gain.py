@@ -26,7 +26,18 @@ from pathlib import Path
 import numpy as np
 
 from common import RESULTS, command, machine_line, mean_std, merged_records, save_result
-from evidence import DATASETS, HELD_OUT, STUDENTS, lags_label, lags_slug, lr_label, paired_row, student_config
+from evidence import (
+    DATASETS,
+    HELD_OUT,
+    STUDENTS,
+    lags_label,
+    lags_slug,
+    learning_rate,
+    lr_label,
+    lr_slug,
+    paired_row,
+    student_config,
+)
 
 PLAIN = "plain (no teacher)"
 METHODS = {
@@ -298,7 +309,7 @@ def main() -> None:
     ap.add_argument("--student-lags", nargs="+", default=None, metavar="LAG",
                     help="the student also reads these lagged channels, e.g. 1D 7D (evidence.py's --student-lags): "
                          "another student, in a result file of its own")
-    ap.add_argument("--student-lr", type=float, default=None, metavar="LR",
+    ap.add_argument("--student-lr", type=learning_rate, default=None, metavar="LR",
                     help="the student's own learning rate (student.lr; default: the teacher run's train.lr): "
                          "another training, in a result file of its own")
     ap.add_argument("--quick", action="store_true", help="2 epochs of 5 batches: a smoke test, printed, nothing saved")
@@ -307,10 +318,8 @@ def main() -> None:
 
     dataset = dataset_name(load_run(args.teacher_run)[0].data)
     lags = list(args.student_lags or [])
-    if args.student_lr is not None and args.student_lr <= 0:
-        ap.error(f"--student-lr must be positive (got {args.student_lr:g})")
     student = args.student + lags_slug(lags)  # the result file's and folders' name
-    student += f"-lr-{args.student_lr:g}" if args.student_lr is not None else ''
+    student += lr_slug(args.student_lr)
     section = f"distill-gain-{dataset}-{student}"
     path = RESULTS / f"{section}.json"
     old = json.loads(path.read_text()) if path.is_file() and not args.quick else {}

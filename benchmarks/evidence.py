@@ -232,6 +232,22 @@ def lr_label(lr: float | None) -> str:
     return f", lr {lr:g}" if lr is not None else ""
 
 
+def lr_slug(lr: float | None) -> str:
+    """The same in a file or folder name (``-lr-0.008``; empty at the data set's rate)."""
+    return f"-lr-{lr:g}" if lr is not None else ""
+
+
+def learning_rate(text: str) -> float:
+    """argparse type of ``--student-lr`` (here, in ``headroom.py`` and in ``distill_gain.py``): a rate above 0."""
+    try:
+        lr = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a learning rate above 0, not {text!r}") from None
+    if not lr > 0:
+        raise argparse.ArgumentTypeError(f"a learning rate above 0, not {text}")
+    return lr
+
+
 def student_config(dataset: str, label: str, cfg):
     """The student called ``label``: the pinned preset's own STID for its ``stid``."""
     from stkd.config import ModelConfig
@@ -298,7 +314,7 @@ def run_seed(dataset: str, seed: int, students: list[str], runs: Path, quick: bo
     schedule += f"-teacher-{teacher_scope}" if teacher_scope else ""  # the students' objective, not the teacher's
     schedule += f"-{augment_folder(augment)}" if augment else ""
     schedule += f"-alpha-{alpha:g}" if alpha is not None else ""
-    schedule += f"-lr-{student_lr:g}" if student_lr is not None else ""
+    schedule += lr_slug(student_lr)
     schedule += f"-init-{student_init}" if student_init else ""
 
     def opened(rcfg, path: Path, **kw) -> Path:  # with distances_only: only a folder that holds a run already
@@ -1179,7 +1195,7 @@ def main() -> None:
     ap.add_argument("--student-init", choices=STUDENT_INITS, default=None,
                     help="distill.init of the distilled students: teacher starts them from the first teacher's weights "
                          "cut to their size (the first teacher must be of the student's kind and read what it reads)")
-    ap.add_argument("--student-lr", type=float, default=None,
+    ap.add_argument("--student-lr", type=learning_rate, default=None,
                     help="train.lr of both students, the plain and the distilled (default: the data set's); needs "
                          "--teacher-seed, so the teacher keeps its own")
     ap.add_argument("--distances-only", action="store_true",
@@ -1193,8 +1209,6 @@ def main() -> None:
         ap.error("--student-schedule needs --teacher-seed (the teacher trains apart, on its own schedule)")
     if args.student_lr is not None and args.teacher_seed is None:
         ap.error("--student-lr needs --teacher-seed (the teacher trains apart, at its own learning rate)")
-    if args.student_lr is not None and args.student_lr <= 0:
-        ap.error("--student-lr: a learning rate above 0")
     if args.outages is not None and not 0 < args.outages < 1:
         ap.error("--outages: a rate strictly between 0 and 1")
     if args.outages and args.history:

@@ -49,7 +49,9 @@ from evidence import (
     config,
     lags_label,
     lags_slug,
+    learning_rate,
     lr_label,
+    lr_slug,
     row_comparisons,
     rows_by_student,
     scarcity,
@@ -112,7 +114,7 @@ def run_one(dataset: str, student: str, share: float, seed: int, runs: Path, qui
     if thinned:
         task.wd.starts["train"] = block_starts(task.wd.starts["train"], lo, task.wd.P + task.wd.H, block_steps, every)
     folder = runs / dataset / (student + (f"-epochs-{schedule[0]}-patience-{schedule[1]}" if schedule else "")
-                               + lags_slug(lags) + (f"-lr-{lr:g}" if lr is not None else "")) / \
+                               + lags_slug(lags) + lr_slug(lr)) / \
         (f"seed-{seed}-blocks-{block}-every-{every}" if thinned else f"seed-{seed}-share-{share:g}")
     # a run folder holds one student config and one set of training windows
     run_dir = open_run_dir(cfg, task.wd, folder, overwrite=False, resume=True)
@@ -265,6 +267,7 @@ def verdict(dataset: str, student: str, shares: dict[float, list[dict]]) -> str:
     c = curve(dataset, shares)
     test, fit = c["test"], c["fit"]
     full = test[-1]
+    head = None if fit is None else 100 * fit["reducible"] / full  # % of the whole period's error
     half, quarter = share_text(shares[SHARES[1]][0]), share_text(shares[SHARES[0]][0])
     text = (f"- {student}: with {half} the test MAE is {100 * (test[1] - full) / full:+.1f} % against the "
             f"whole period, with {quarter} {100 * (test[0] - full) / full:+.1f} %.")
@@ -281,7 +284,6 @@ def verdict(dataset: str, student: str, shares: dict[float, list[dict]]) -> str:
         text += (" The error does not fall with more data at a slowing rate, so no power law fits: not "
                  "extrapolated.")
     else:
-        head = 100 * fit["reducible"] / full
         text += (f" Fitted `a + b * n^-c` (c = {fit['c']:.2f}): with unlimited data of this kind the test MAE would "
                  f"be {fit['floor']:.3f}, {percent(head)} % below the whole period's {full:.3f}; that is the most soft labels "
                  "could give this student on these inputs if the curve holds.")
@@ -294,14 +296,13 @@ def verdict(dataset: str, student: str, shares: dict[float, list[dict]]) -> str:
         first, best = next(iter(gains)), max(gains, key=gains.__getitem__)
         text += f" Distillation measured {gains[first]:+.1f} % on the whole period (the evidence row `{first}`)"
         text += (f"; the best of its {len(gains)} rows {gains[best]:+.1f} % (`{best}`)." if best != first else ".")
-        if fit is not None and gains[best] < 0.5 * 100 * fit["reducible"] / full:
+        if head is not None and gains[best] < 0.5 * head:
             text += (" Soft labels on the same windows realise less than half of that headroom: what more data "
                      "would give is more inputs, and the teacher labels only the windows the student already has.")
-        elif fit is not None and gains[best] > 100 * fit["reducible"] / full:
-            text += (f" The best row gains more than that headroom ({gains[best]:+.1f} % against "
-                     f"{percent(100 * fit['reducible'] / full)} %).")
-        elif fit is not None and gains[best] > 0:
-            text += f" The best row realises {gains[best] / (fit['reducible'] / full):.0f} % of that headroom."
+        elif head is not None and gains[best] > head:
+            text += f" The best row gains more than that headroom ({gains[best]:+.1f} % against {percent(head)} %)."
+        elif head is not None and gains[best] > 0:
+            text += f" The best row realises {100 * gains[best] / head:.0f} % of that headroom."
         text += beyond_data(c, gains[best])
     whole = [r["best_epoch"] for r in shares[SHARES[-1]] if "best_epoch" in r]
     epochs, patience = shares[SHARES[-1]][0]["epochs"], shares[SHARES[-1]][0]["patience"]
@@ -393,13 +394,11 @@ def main() -> None:
     ap.add_argument("--block", default="8h", help="with --layout blocks: the blocks' length, a duration (default: 8h)")
     ap.add_argument("--student-lags", nargs="+", default=None, metavar="LAG",
                     help="the students also read these lagged channels, e.g. 1D 7D (as evidence.py's --student-lags)")
-    ap.add_argument("--student-lr", type=float, default=None, metavar="LR",
+    ap.add_argument("--student-lr", type=learning_rate, default=None, metavar="LR",
                     help="the students' own learning rate (student.lr; default: the data set's train.lr), as "
                          "evidence.py's --student-lr")
     ap.add_argument("--quick", action="store_true", help="2 epochs of 3 batches: a smoke test, nothing is saved")
     args = ap.parse_args()
-    if args.student_lr is not None and args.student_lr <= 0:
-        ap.error(f"--student-lr must be positive (got {args.student_lr:g})")
     block = args.block if args.layout == "blocks" else None
     for dataset in args.datasets:
         section = f"headroom-{dataset}"

@@ -4,6 +4,7 @@ that a later row can reopen."""
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import sys
 from pathlib import Path
@@ -53,3 +54,26 @@ def test_a_students_folder_config_with_init_teacher_names_the_teachers_it_starts
 def test_a_students_folder_config_without_init_teacher_is_left_as_it_is():
     cfg = parse_config(config("akl-pedestrians", 0, True, ["1D", "7D"]))
     assert students_folder_config(cfg, []) is cfg
+
+
+@pytest.mark.parametrize("script", ["evidence.py", "headroom.py", "distill_gain.py"])
+def test_every_student_lr_option_refuses_a_rate_that_is_not_above_zero(script, rate="0"):
+    """The three scripts that train students at their own rate share one argument type (and one folder suffix,
+    ``lr_slug``), so none of them starts a run at a rate the others would refuse."""
+    import subprocess
+
+    bench = Path(__file__).resolve().parents[1] / "benchmarks"
+    done = subprocess.run([sys.executable, str(bench / script), "--student-lr", rate], capture_output=True, text=True,
+                          cwd=bench.parent, timeout=120)
+    assert done.returncode == 2 and "argument --student-lr: a learning rate above 0" in done.stderr
+
+
+def test_a_learning_rate_names_its_folders_and_rows_alike():
+    from evidence import learning_rate, lr_label, lr_slug
+
+    assert learning_rate("0.008") == 0.008
+    for bad in ("0", "-0.008", "nan", "fast"):
+        with pytest.raises(argparse.ArgumentTypeError, match="a learning rate above 0"):
+            learning_rate(bad)
+    assert lr_slug(0.008) == "-lr-0.008" and lr_label(0.008) == ", lr 0.008"
+    assert lr_slug(None) == "" == lr_label(None)
