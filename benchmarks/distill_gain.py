@@ -102,15 +102,31 @@ def dataset_name(data_cfg) -> str:
                 data_cfg.name)
 
 
-def finished_student(model_dir: Path, wd):
-    """The student a completed training left in ``model_dir`` (its best weights), or None."""
+def finished_student(model_dir: Path, wd, distill: dict | None):
+    """The student a completed training left in ``model_dir`` (its best weights), or None. ``distill``: the
+    method's ``distill`` settings as the run's config holds them (None: the plain student); a student trained
+    with other settings (a method whose definition changed since) is refused, not re-scored under the new name."""
     from stkd.checkpoint import load_model
     from stkd.io import read_json
 
     last = model_dir / "last.json"
     if not (model_dir / "model.json").is_file() or not last.is_file() or not read_json(last).get("finished"):
         return None
+    changed = settings_changed(read_json(model_dir / "model.json").get("distill"), distill)
+    if changed:
+        raise SystemExit(f"{model_dir} holds a student trained with other distill settings than this method's "
+                         f"({changed}); remove that folder or pass another --out")
     return load_model(model_dir, adjacency=wd.data.adjacency)[0]
+
+
+def settings_changed(there: dict | None, now: dict | None) -> str:
+    """What differs between the ``distill`` settings a student was trained with and a method's, key by key
+    ("": nothing). A setting its card lacks (one added to stkd after it trained) is not counted: it trained as
+    the setting's default does, the behaviour from before the setting existed."""
+    if there is None or now is None:
+        return "" if there is now else f"distill {there!r} there, {now!r} now"
+    keys = sorted(k for k in set(there) & set(now) if there[k] != now[k])
+    return "; ".join(f"{k}: {there[k]!r} there, {now[k]!r} now" for k in keys)
 
 
 def teacher_fit(teacher_run: Path, base, wd, teacher) -> dict:
@@ -167,7 +183,8 @@ def run(teacher_run: Path, out: Path, seeds: list[int], device: str, student: st
             cfg = parse_config(raw)
             run_dir = out / "".join(c if c.isalnum() or c in ".-" else "_" for c in method) / f"seed-{seed}"
             run_dir.mkdir(parents=True, exist_ok=True)
-            model = finished_student(run_dir / "models" / f"{model_name}_{'kd' if names else 'plain'}", wd)
+            model = finished_student(run_dir / "models" / f"{model_name}_{'kd' if names else 'plain'}", wd,
+                                     to_dict(cfg.distill) if names else None)
             if model is None:
                 task = ForecastTask(cfg, wd)
                 signal = task.teacher_signal(Path(teacher_run), chosen_by[names]) if names else None

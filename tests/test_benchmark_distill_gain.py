@@ -82,3 +82,25 @@ def test_the_held_out_years_have_a_table_of_their_own():
     assert distill_gain.dataset_name(data(["2020-01-01", "2022-12-31 23:00"])) == "akl-pedestrians-2020-2022"
     assert distill_gain.dataset_name(data(None, name="los-loop")) == "los-loop"
     assert distill_gain.dataset_name(data(None, name=None, source="csv")) == "data"
+
+
+def test_a_finished_student_trained_with_other_settings_is_refused_not_rescored(tmp_path):
+    import json
+
+    import pytest
+
+    folder = tmp_path / "stid_kd"
+    folder.mkdir()
+    (folder / "last.json").write_text(json.dumps({"finished": True}))
+    trained = {"alpha": 0.0, "augment": [], "init": "random"}
+    (folder / "model.json").write_text(json.dumps({"distill": trained}))
+    now = trained | {"augment": ["mask", "mixup"]}
+    with pytest.raises(SystemExit, match=r"other distill settings.*augment: \[\] there, \['mask', 'mixup'\] now"):
+        distill_gain.finished_student(folder, wd=None, distill=now)
+    with pytest.raises(SystemExit, match="distill None there"):  # a plain student where the method distils
+        (folder / "model.json").write_text(json.dumps({"distill": None}))
+        distill_gain.finished_student(folder, wd=None, distill=now)
+    # the same settings (and a setting the card predates) are no difference; an unfinished training is retrained
+    assert distill_gain.settings_changed(trained, trained | {"period_weight": 0.0}) == ""
+    (folder / "last.json").write_text(json.dumps({"finished": False}))
+    assert distill_gain.finished_student(folder, wd=None, distill=now) is None
