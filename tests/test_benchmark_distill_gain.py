@@ -80,6 +80,7 @@ def test_the_held_out_years_have_a_table_of_their_own():
 
     assert distill_gain.dataset_name(data(["2023-01-01", "2025-12-31 23:00"])) == "akl-pedestrians"
     assert distill_gain.dataset_name(data(["2020-01-01", "2022-12-31 23:00"])) == "akl-pedestrians-2020-2022"
+    assert distill_gain.dataset_name(data(["2019-01-01", "2019-12-31 23:00"])) == "akl-pedestrians-2019"
     assert distill_gain.dataset_name(data(None, name="los-loop")) == "los-loop"
     assert distill_gain.dataset_name(data(None, name=None, source="csv")) == "data"
 

@@ -25,6 +25,19 @@ def test_the_held_out_data_set_is_the_pinned_preset_on_the_three_years_before_it
     assert evidence.USUAL_TEACHER_LAGS[HELD_OUT] == evidence.USUAL_TEACHER_LAGS["akl-pedestrians"]
 
 
+
+def test_every_held_out_set_is_the_pinned_preset_on_other_years_of_the_same_counts():
+    tuned = evidence.config("akl-pedestrians", 3, False)
+    assert set(evidence.HELD_OUT) == {"akl-pedestrians-2020-2022", "akl-pedestrians-2019"}
+    for name, held_out in evidence.HELD_OUT.items():
+        held = evidence.config(name, 3, False)
+        assert held["data"]["time_range"] == held_out["years"] != tuned["data"]["time_range"]
+        assert {k: v for k, v in held["data"].items() if k != "time_range"} == \
+            {k: v for k, v in tuned["data"].items() if k != "time_range"}
+        assert {k: v for k, v in held.items() if k != "data"} == {k: v for k, v in tuned.items() if k != "data"}
+    # 2019 lies before every other set's years: no window of it is in theirs
+    assert evidence.HELD_OUT["akl-pedestrians-2019"]["years"][1] < evidence.HELD_OUT["akl-pedestrians-2020-2022"]["years"][0]
+
 def _rows(label: str, plain: list[float], kd: list[float], **extra) -> list[dict]:
     return [{"seed": s, "student": label, "plain_mae": p, "kd_mae": k, **extra}
             for s, (p, k) in enumerate(zip(plain, kd))]
