@@ -209,27 +209,45 @@ def starts_from_teacher(method: str) -> bool:
     return bool(overrides) and distill_overrides(overrides).get("init") == "teacher"
 
 
+def against(by_method: dict[str, dict[int, dict]], method: str, base: str, what: str) -> str | None:
+    """``method`` against ``base``, paired by seed on the seeds both have: the test gain (``what`` names it) and
+    the mean validation MAE of each with the seeds where ``method``'s is lower; None where they share no seed."""
+    from stkd.paired import describe_gain, paired_gain
+
+    seeds = sorted(s for s in by_method.get(method, {}) if s in by_method.get(base, {}))
+    if not seeds:
+        return None
+    theirs = [by_method[base][s] for s in seeds]
+    mine = [by_method[method][s] for s in seeds]
+    g = paired_gain([r["test_mae"] for r in theirs], [r["test_mae"] for r in mine])
+    lower = sum(m["val_mae"] < t["val_mae"] for m, t in zip(mine, theirs))
+    return (describe_gain(g, what) + f" Validation MAE {np.mean([r['val_mae'] for r in mine]):.3f} against "
+            f"{np.mean([r['val_mae'] for r in theirs]):.3f} (lower on {lower} of {len(seeds)} seeds).")
+
+
 def beyond_the_start(by_method: dict[str, dict[int, dict]]) -> list[str]:
     """Per method that starts from the teacher's weights and also learns from the teacher, what that adds to
     the same start with the ground truth alone (:data:`START_ALONE`), paired by seed: where the start does
     the work, the soft labels' own share is this comparison, not the one against the plain student."""
-    from stkd.paired import describe_gain, paired_gain
-
-    alone = by_method.get(START_ALONE, {})
     out = []
     for method in [m for m in METHODS if m in by_method and m != START_ALONE and starts_from_teacher(m)]:
-        seeds = sorted(s for s in by_method[method] if s in alone)
-        if not seeds:
-            continue
-        start = [alone[s] for s in seeds]
-        mine = [by_method[method][s] for s in seeds]
-        g = paired_gain([r["test_mae"] for r in start], [r["test_mae"] for r in mine])
-        lower = sum(m["val_mae"] < a["val_mae"] for m, a in zip(mine, start))
-        out.append(f"- Against the same start with the ground truth alone (`{START_ALONE}`): "
-                   + describe_gain(g, f"learning from the teacher in `{method}`")
-                   + f" Validation MAE {np.mean([r['val_mae'] for r in mine]):.3f} against "
-                   f"{np.mean([r['val_mae'] for r in start]):.3f} (lower on {lower} of {len(seeds)} seeds).")
+        said = against(by_method, method, START_ALONE, f"learning from the teacher in `{method}`")
+        if said:
+            out.append(f"- Against the same start with the ground truth alone (`{START_ALONE}`): {said}")
     return out
+
+
+#: The 2026-12-05 preset's distillation and the same without the teacher's forecasts of augmented windows (the
+#: preset's since 2026-12-06; the teacher run's config gives it the preset's Huber loss).
+WITHOUT_AUGMENT = (PRESET_METHOD, "teacher's weights + response a=0.5")
+
+
+def augmented_windows(by_method: dict[str, dict[int, dict]]) -> list[str]:
+    """What the teacher's forecasts of augmented windows add to the objective without them (:data:`WITHOUT_AUGMENT`),
+    paired by seed: the choice the preset of 2026-12-06 made, on every data set that has both methods."""
+    with_them, without = WITHOUT_AUGMENT
+    said = against(by_method, with_them, without, f"adding the augmented windows of `{with_them}`")
+    return [f"- Against the same objective without them (`{without}`, today's preset's): {said}"] if said else []
 
 
 def records_by_method(result: dict) -> dict[str, dict[int, dict]]:
@@ -274,7 +292,7 @@ def render(result: dict) -> str:
         g = summaries[method]["gain"]
         rows.append(cells + f" {gain_cell(g)} | {g['wins']}/{g['n']} |")
         verdicts.append("- " + describe_gain(g, method))
-    verdicts += beyond_the_start(by_method)
+    verdicts += beyond_the_start(by_method) + augmented_windows(by_method)
     text = ""
     kd = [m for m in val if m != PLAIN]
     if kd:

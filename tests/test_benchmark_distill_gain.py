@@ -105,3 +105,18 @@ def test_a_finished_student_trained_with_other_settings_is_refused_not_rescored(
     assert distill_gain.settings_changed(trained, trained | {"period_weight": 0.0}) == ""
     (folder / "last.json").write_text(json.dumps({"finished": False}))
     assert distill_gain.finished_student(folder, wd=None, distill=now) is None
+
+
+def test_what_the_augmented_windows_add_is_the_preset_of_12_05_against_the_same_without_them():
+    with_them, without = distill_gain.WITHOUT_AUGMENT
+    # the pair differs in the augmented windows alone (the preset's Huber loss comes from the teacher run's config)
+    pinned = {k: v for k, v in distill_gain.distill_overrides(distill_gain.METHODS[with_them][0]).items()
+              if not k.startswith("augment") and k != "loss"}
+    assert pinned == distill_gain.distill_overrides(distill_gain.METHODS[without][0])
+    records = (_records(without, 43.0, {"alpha": 0.5, "init": "teacher"})
+               + _records(with_them, 42.8, distill_gain.PRESET_DISTILL))
+    (line,) = distill_gain.augmented_windows(distill_gain.records_by_method({"records": records}))
+    assert f"(`{without}`, today's preset's)" in line and "lowers the error by 0.5 %" in line
+    assert "better on 5 of 5 seeds" in line and "lower on 5 of 5 seeds" in line
+    # where one of the two never ran there is nothing to say
+    assert distill_gain.augmented_windows(distill_gain.records_by_method({"records": records[:5]})) == []
