@@ -39,6 +39,7 @@ from recipe import TEACHER_CANDIDATES, best_student
 from stkd.paired import bound, signed
 
 SOURCES = ("recipe-los-loop", "evidence-los-loop", "evidence-akl-pedestrians", "evidence-akl-pedestrians-2020-2022",
+           "evidence-akl-pedestrians-2019",
            "evidence-synthetic-traffic",
            "distill-gain-los-loop-mlp", "distill-gain-los-loop-mlp-nb-id", "distill-gain-synthetic-traffic-stid-nb",
            "distill-gain-akl-pedestrians-stid", "distill-gain-akl-pedestrians-stid-lags-1D-7D",
