@@ -383,3 +383,21 @@ def test_a_row_of_another_student_size_is_compared_with_the_data_sets_own_studen
     assert size_gap(same, {**by, "stid-32" + tail: same}) == ""
     above = rows("stid-32", 80_000, 39.0, 39.5, range(5))  # a student as good as its teacher has no edge to keep
     assert "has no edge of the teacher to keep" in size_gap(above, {**by, "stid-32" + tail: above})
+
+
+def test_a_row_on_its_own_schedule_is_compared_with_the_same_row_on_another_schedule_of_its_own():
+    from evidence import schedule_gap
+
+    def rows(label, epochs, plain, kd):
+        return [{"seed": s, "student": label, "student_epochs": epochs, "student_patience": 30 if epochs == 150 else 6,
+                 "plain_mae": plain, "kd_mae": kd} for s in range(5)]
+
+    short = rows("stid, teachers stid-64, 30 epochs, lr 0.008, started from the teacher", 30, 43.4, 43.2)
+    longer = rows("stid, teachers stid-64, 150 epochs, lr 0.008, started from the teacher", 150, 42.9, 43.0)
+    other = rows("stid, teachers stid-64, 30 epochs, lr 0.004, started from the teacher", 30, 44.0, 43.0)  # another rate
+    by_student = {r[0]["student"]: r for r in (short, longer, other)}
+    text = schedule_gap(longer, by_student)
+    assert text.startswith(" With 150 epochs (patience 30) the plain student's test MAE is 42.900, against 43.400 with "
+                           "the 30 epochs of the row `stid, teachers stid-64, 30 epochs, lr 0.008, started from the teacher`")
+    assert "the distilled student's 43.000 against 43.200" in text
+    assert schedule_gap(short, by_student).startswith(" With 30 epochs (patience 6)")  # and the other way round
