@@ -780,10 +780,26 @@ def schedule_gap(rows: list[dict], by_student: dict[str, list[dict]]) -> str:
     mean = {key: (float(np.mean([r[key] for r in rows])), float(np.mean([r[key] for r in base])))
             for key in ("plain_mae", "kd_mae")}
     (plain, plain_base), (kd, kd_base) = mean["plain_mae"], mean["kd_mae"]
+    base_epochs = base[0].get("student_epochs", "?")
     return (f" With {epochs} epochs (patience {rows[0]['student_patience']}) the plain student's test MAE is "
-            f"{plain:.3f}, against {plain_base:.3f} with the {base[0].get('student_epochs', '?')} epochs of the row "
+            f"{plain:.3f}, against {plain_base:.3f} with the {base_epochs} epochs of the row "
             f"`{base[0]['student']}` ({100 * (plain - plain_base) / plain_base:+.1f} %), and the distilled student's {kd:.3f} against "
-            f"{kd_base:.3f} ({100 * (kd - kd_base) / kd_base:+.1f} %).")
+            f"{kd_base:.3f} ({100 * (kd - kd_base) / kd_base:+.1f} %)." + alone_against_distilled(rows, base))
+
+
+def alone_against_distilled(rows: list[dict], base: list[dict]) -> str:
+    """The plain student of ``rows`` against the distilled one of ``base`` (another schedule), on the seeds both
+    have: whether training the student alone on the one schedule does what distilling it does on the other."""
+    seeds = shared_seeds(rows, base)
+    if not seeds or any("plain_val" not in r for r in rows) or any("kd_val" not in r for r in base):
+        return ""
+    plain = {r["seed"]: r for r in rows if r["seed"] in seeds}
+    kd = {r["seed"]: r for r in base if r["seed"] in seeds}
+    lower = sum(plain[s]["plain_val"] < kd[s]["kd_val"] for s in seeds)
+    return (f" Trained alone for {rows[0]['student_epochs']} epochs, the student's validation MAE is "
+            f"{seeds_mean(rows, 'plain_val', seeds=seeds):.3f} against {seeds_mean(base, 'kd_val', seeds=seeds):.3f} "
+            f"distilled for {base[0].get('student_epochs', '?')} (lower on {lower} of {len(seeds)} seeds), its test MAE "
+            f"{seeds_mean(rows, 'plain_mae', seeds=seeds):.3f} against {seeds_mean(base, 'kd_mae', seeds=seeds):.3f}.")
 
 
 CALENDAR_SUFFIX = "-cal"  # a student label's mark for the same student reading the calendar (``params.calendar``)
