@@ -763,7 +763,9 @@ def init_gap(rows: list[dict], by_student: dict[str, list[dict]]) -> str:
 
 def schedule_gap(rows: list[dict], by_student: dict[str, list[dict]]) -> str:
     """For rows whose students trained on their own schedule (``--student-schedule``): both students against
-    the same ones on the data set's schedule, so a longer schedule's effect and distillation's stand apart."""
+    the same ones on the data set's schedule (the row without the mark), else on the shortest other schedule of
+    their own, so a longer schedule's effect and distillation's stand apart; then the student trained alone on
+    this schedule against the one distilled on that (:func:`alone_against_distilled`)."""
     epochs = rows[0].get("student_epochs")
     mark = f", {epochs} epochs"
     if not epochs or mark not in rows[0]["student"]:

@@ -37,7 +37,11 @@ epochs, reading lags 1D, 7D``. A graph teacher is one ``teacher:`` entry away (`
 both students a lower validation MAE and left distillation's gain smaller than the seed spread (the row
 ``stid, teachers stid-64, 60 epochs, ...``), and a seed-0 ``stkd run`` with them (patience 10) ran past
 6 minutes on 2 cores with the teacher less than 5 % ahead of the plain student (not kept: the default-run
-section of docs/benchmarks.md has the preset's latest run and its time).
+section of docs/benchmarks.md has the preset's latest run and its time). With today's pair (measured
+2026-12-06, after these choices; not yet re-decided) the plain student trained 90 or 150 epochs had a lower
+validation MAE than the distilled one of 30 (41.21 and 41.06 against 41.36; 4 and 5 of 5 seeds), and at
+those schedules distillation's gain was not established (+0.2 % at both; the rows ``stid, teachers stid-64,
+privileged teacher (lags 1D, 2D, 3D, 7D, 14D, 21D, 28D), 90 epochs, ...`` and ``..., 150 epochs, ...``).
 
 Why the teacher reads more lags than the student (since 2026-12-06; it read the student's two before): with
 the student at its own learning rate (below) the wide teacher reading 1D and 7D led the plain student by 2.9 %
