@@ -773,12 +773,13 @@ def schedule_gap(rows: list[dict], by_student: dict[str, list[dict]]) -> str:
     # the same row's name less its schedule (other marks, e.g. ", alpha 0", may follow it), or with another
     # schedule of its own in its place
     label = rows[0]["student"]
+    unmarked = label.replace(mark, "", 1)
     others = [rs for s, rs in by_student.items() if rs is not rows and rs[0].get("student_epochs") != epochs
-              and s in (label.replace(mark, "", 1), label.replace(mark, f", {rs[0].get('student_epochs')} epochs", 1))]
+              and s in (unmarked, label.replace(mark, f", {rs[0].get('student_epochs')} epochs", 1))]
     if not others:
         return ""
     # the row on the data set's schedule (no mark) where there is one, else the shortest other schedule
-    base = min(others, key=lambda rs: (rs[0]["student"] != label.replace(mark, "", 1), rs[0].get("student_epochs") or 0))
+    base = min(others, key=lambda rs: (rs[0]["student"] != unmarked, rs[0].get("student_epochs") or 0))
     mean = {key: (float(np.mean([r[key] for r in rows])), float(np.mean([r[key] for r in base])))
             for key in ("plain_mae", "kd_mae")}
     (plain, plain_base), (kd, kd_base) = mean["plain_mae"], mean["kd_mae"]
