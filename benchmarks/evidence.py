@@ -276,6 +276,26 @@ class NotOnThisMachine(Exception):
     """A run folder that ``--distances-only`` needs (it trains nothing) is not under ``--runs``."""
 
 
+def check_record_settings(old: dict, dataset: str, label: str, seed: int, cfg, teacher_scope: str | None) -> None:
+    """Refuse to count a stored record as measured where it was measured with another student schedule or teacher's
+    scope than this command asks for: its row's name does not carry the patience or a default scope, so without
+    this check the command would print the old numbers as if it had measured the new setting."""
+    # the schedule and the teacher's scope a record's students had (None: older than the field)
+    epochs, patience, scope = old.get("student_epochs"), old.get("student_patience"), old.get("teacher_scope", "all")
+    if epochs not in (None, cfg.train.epochs):
+        raise SystemExit(f"evidence-{dataset}.json: the row {label!r} (seed {seed}) was measured with "
+                         f"{epochs} student epochs, the data set's schedule now has {cfg.train.epochs}; "
+                         "move the file aside to measure it again, or pass --student-schedule")
+    if patience not in (None, cfg.train.patience):
+        raise SystemExit(f"evidence-{dataset}.json: the row {label!r} (seed {seed}) was measured with "
+                         f"patience {patience}, this command asks for {cfg.train.patience}; move the file "
+                         f"aside to measure it again, or pass --student-schedule {cfg.train.epochs} {patience}")
+    if scope != cfg.distill.teacher_scope and not teacher_scope:
+        raise SystemExit(f"evidence-{dataset}.json: the row {label!r} (seed {seed}) was measured with "
+                         f"distill.teacher_scope {scope}, the default now is {cfg.distill.teacher_scope}; "
+                         f"move the file aside to measure it again, or pass --teacher-scope {scope}")
+
+
 def run_seed(dataset: str, seed: int, students: list[str], runs: Path, quick: bool, done: dict,
              teacher_seed: int | None = None, teacher_lags: list[str] | None = None,
              precision: str | None = None, teacher_epochs: int | None = None,
@@ -381,16 +401,7 @@ def run_seed(dataset: str, seed: int, students: list[str], runs: Path, quick: bo
         label += lags_label(student_lags) if student_lags else ""
         old = done.get((seed, label))
         if old is not None:
-            # the schedule and the teacher's scope a record's students had (None: older than the field)
-            epochs, scope = old.get("student_epochs"), old.get("teacher_scope", "all")
-            if epochs not in (None, cfg.train.epochs):
-                raise SystemExit(f"evidence-{dataset}.json: the row {label!r} (seed {seed}) was measured with "
-                                 f"{epochs} student epochs, the data set's schedule now has {cfg.train.epochs}; "
-                                 "move the file aside to measure it again, or pass --student-schedule")
-            if scope != cfg.distill.teacher_scope and not teacher_scope:
-                raise SystemExit(f"evidence-{dataset}.json: the row {label!r} (seed {seed}) was measured with "
-                                 f"distill.teacher_scope {scope}, the default now is {cfg.distill.teacher_scope}; "
-                                 f"move the file aside to measure it again, or pass --teacher-scope {scope}")
+            check_record_settings(old, dataset, label, seed, cfg, teacher_scope)
         if (old is None) == distances_only or (old is not None and "kd_to_teacher" in old):
             continue  # measured already, or (distances_only) not measured: nothing to add
         stask = ForecastTask(copy.copy(cfg), task.wd)

@@ -16,6 +16,7 @@ from stkd.errors import ConfigError
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 from evidence import (  # noqa: E402
+    check_record_settings,
     config,
     extra_teacher_config,
     students_folder_config,
@@ -77,3 +78,18 @@ def test_a_learning_rate_names_its_folders_and_rows_alike():
             learning_rate(bad)
     assert lr_slug(0.008) == "-lr-0.008" and lr_label(0.008) == ", lr 0.008"
     assert lr_slug(None) == "" == lr_label(None)
+
+
+def test_a_stored_record_of_another_patience_is_refused_not_reprinted_as_measured():
+    """The row's name carries the students' epochs but not their patience: a record of 90 epochs with patience 18
+    was taken for the 90 epochs with patience 30 asked, and the page printed the old numbers as measured."""
+    cfg = parse_config(config("akl-pedestrians", 0, quick=True))
+    cfg.train = dataclasses.replace(cfg.train, epochs=90, patience=30)
+    old = {"student_epochs": 90, "student_patience": 18, "teacher_scope": cfg.distill.teacher_scope}
+    with pytest.raises(SystemExit, match=r"patience 18, this command asks for 30.*--student-schedule 90 18"):
+        check_record_settings(old, "akl-pedestrians", "stid, 90 epochs", 3, cfg, teacher_scope=None)
+    with pytest.raises(SystemExit, match="64 student epochs"):
+        check_record_settings({**old, "student_epochs": 64}, "akl-pedestrians", "stid", 3, cfg, teacher_scope=None)
+    check_record_settings({**old, "student_patience": 30}, "akl-pedestrians", "stid, 90 epochs", 3, cfg, None)
+    older = {"seed": 3, "teacher_scope": cfg.distill.teacher_scope}  # older than the schedule's fields: kept
+    check_record_settings(older, "akl-pedestrians", "stid", 3, cfg, None)
