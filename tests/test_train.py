@@ -16,7 +16,7 @@ import torch
 from stkd.config import DataConfig, ModelConfig, RunConfig, TrainConfig, WindowConfig
 from stkd.data.container import STData
 from stkd.data.windows import prepare
-from stkd.errors import STKDError
+from stkd.errors import ConfigError, STKDError
 from stkd.io import read_json
 from stkd.models.registry import build_model
 from stkd.pipeline import train_student
@@ -217,6 +217,50 @@ def test_resume_does_not_train_on_after_patience_ran_out(wd, tmp_path):
               progress=False, resume=True)
     assert (res.epochs_run, res.best_epoch, res.stopped_early) == (3, 1, True)
     assert next(scores) == 1.0  # validation never ran again
+
+
+def test_min_epochs_keeps_early_stopping_off_until_then_and_a_resumed_run_honours_it(wd, tmp_path):
+    """A lucky first epoch (as while a cosine rate is still high) ends a run of patience 2 at epoch 3; with
+    ``train.min_epochs: 5`` it runs 5 epochs, stops there (the patience long used up) and keeps epoch 1's weights."""
+    def scores():
+        return iter([1.0, 5.0, 4.0, 3.0, 2.0, 0.5])
+
+    plain = scores()
+    res = fit(_model(wd), wd, hard_loss(wd), lambda m: {"mae": next(plain)}, _cfg(epochs=6, patience=2),
+              tmp_path / "a", progress=False)
+    assert (res.epochs_run, res.best_epoch, res.stopped_early) == (3, 1, True)
+
+    held = scores()
+    cfg = _cfg(epochs=6, patience=2, min_epochs=5)
+    res = fit(_model(wd), wd, hard_loss(wd), lambda m: {"mae": next(held)}, cfg, tmp_path / "b", progress=False)
+    assert (res.epochs_run, res.best_epoch, res.stopped_early, res.stop_reason) == (5, 1, True, "patience")
+    assert next(held) == 0.5  # epoch 6 never validated
+
+    # killed during epoch 4 (patience used up at 3, min_epochs not reached): the resumed run trains epochs 4 and 5
+    killed = iter([1.0, 5.0, 4.0])
+
+    def validate_then_die(m):
+        value = next(killed, None)
+        if value is None:
+            raise KeyboardInterrupt
+        return {"mae": value}
+
+    with pytest.raises(KeyboardInterrupt):
+        fit(_model(wd), wd, hard_loss(wd), validate_then_die, cfg, tmp_path / "c", progress=False)
+    assert read_json(tmp_path / "c" / "last.json")["bad_epochs"] == 2
+    rest = iter([3.0, 2.0, 0.5])
+    res = fit(_model(wd), wd, hard_loss(wd), lambda m: {"mae": next(rest)}, cfg, tmp_path / "c", progress=False,
+              resume=True)
+    assert (res.epochs_run, res.best_epoch, res.stopped_early) == (5, 1, True)
+    assert next(rest) == 0.5
+
+
+def test_min_epochs_below_zero_is_a_config_error():
+    from stkd.config import parse_config
+
+    with pytest.raises(ConfigError, match="train.min_epochs: must be >= 0"):
+        parse_config({"data": {"source": "builtin", "name": "los-loop"}, "teacher": [{"name": "stid"}],
+                      "student": {"name": "stid"}, "train": {"min_epochs": -1}})
 
 
 def test_resume_with_another_model_is_a_clear_error(wd, tmp_path):

@@ -168,6 +168,8 @@ class TrainConfig:
     grad_clip: float = 5.0
     scheduler: str = "cosine"  # cosine | step | none
     patience: int = 6  # epochs without validation improvement before stopping
+    # no early stop before this epoch: a lucky epoch while a cosine rate is still high does not end the schedule
+    min_epochs: int = 0
     loss: str = "huber"  # l1 | huber | mse: loss of teachers and plain students
     seed: int = 0
     device: str = "cpu"  # cpu | cuda | auto
@@ -415,6 +417,8 @@ def validate(cfg: RunConfig) -> RunConfig:
     for key in ("epochs", "batch_size", "patience"):
         if getattr(t, key) < 1:
             raise ConfigError(f"train.{key}: must be >= 1, got {getattr(t, key)}")
+    if t.min_epochs < 0:
+        raise ConfigError(f"train.min_epochs: must be >= 0 (0: early stopping may stop at any epoch), got {t.min_epochs}")
     _check_seed("train.seed", t.seed)
     _check_lr("train.lr", t.lr)
     if t.time_budget is not None:

@@ -275,11 +275,19 @@ class Trainer:
                                        "model from the start, or start again with --overwrite")
             for k in self.modules:
                 self.best_state[k] = {n[len(k) + 1:]: v for n, v in tensors.items() if n.startswith(k + ".")}
-        if info.get("finished") or st.bad_epochs >= self.cfg.patience:
+        if info.get("finished") or self.out_of_patience():
             # nothing left to train (a finished run, or one killed after it decided to stop early)
-            st.stopped_early = st.stopped_early or st.bad_epochs >= self.cfg.patience
+            st.stopped_early = st.stopped_early or self.out_of_patience()
             st.stop_reason = st.stop_reason or ("patience" if st.stopped_early else None)
             st.finished = True
+
+    def out_of_patience(self) -> bool:
+        """Whether early stopping ends training now: ``train.patience`` epochs without a better validation score,
+        and at least ``train.min_epochs`` epochs run (Keras's ``start_from_epoch``, Lightning's ``min_epochs``):
+        under a cosine schedule the rate is still high early on, and one lucky epoch there would otherwise stop
+        the model before the low-rate epochs where it gains most."""
+        st = self.state
+        return st.bad_epochs >= self.cfg.patience and st.epoch >= self.cfg.min_epochs
 
     # ------------------------------------------------------------------ one epoch
     def train_epoch(self, epoch: int, bar) -> tuple[float, dict[str, float], bool]:
@@ -406,7 +414,7 @@ class Trainer:
             if self.on_epoch is not None and self.on_epoch(epoch + 1, score, val):
                 st.stopped_early, st.stop_reason = True, "requested"
                 break
-            if st.bad_epochs >= self.cfg.patience:
+            if self.out_of_patience():
                 st.stopped_early, st.stop_reason = True, "patience"
                 break
             if out_of_time:
