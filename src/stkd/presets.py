@@ -5,10 +5,10 @@ package) and is sized to finish in minutes on a 2-core CPU: the last three years
 short schedule with early stopping, under bf16 autocast where the CPU's AMX units make it faster and in fp32
 elsewhere (``train.precision: auto``). Why not bf16 everywhere: without AMX it is slower than fp32. On the
 project's machine the teacher's training step took 0.59x the time of fp32 under bf16 with AMX, 1.40x with AMX
-capped away, 2.5x without AVX512-BF16 instructions too and 25x with AVX2 alone; the whole default run took
-3.6 min under bf16 against 2.7 min at fp32 with AMX capped away (``benchmarks/kernels.py``, the section "What one
-seed fixes" of docs/benchmarks.md). With AMX the whole run took 1.9 and 2.2 min under bf16 for the same run twice
-and 2.5 min at fp32.
+capped away, 2.5x without AVX512-BF16 instructions too and 25x with AVX2 alone; with the students' earlier
+schedule of 30 epochs the whole default run took 3.6 min under bf16 against 2.7 min at fp32 with AMX capped away
+(``benchmarks/kernels.py``, the section "What one seed fixes" of docs/benchmarks.md), and with AMX 1.9 and 2.2 min
+under bf16 for the same run twice and 2.5 min at fp32.
 
 The student is the STID (19.2k parameters) and reads, besides its 12-hour window, the same hours one, two,
 three and seven days before (``inputs.lags: [1D, 2D, 3D, 7D]``). Why lags at all: a student reading yesterday
