@@ -167,12 +167,20 @@ def paired_rows(blobs: dict[str, dict], dataset: str) -> dict[str, tuple[str, di
         if blob.get("dataset") != dataset:
             continue
         if blob["kind"] == "evidence":
-            for label, (s, row) in row_comparisons(blob, whole_period(rows_by_student(blob), dataset)).items():
-                out[f"row `{label}`"] = (family(s), row)
+            rows_by = whole_period(rows_by_student(blob), dataset)
+            for label, (s, row) in row_comparisons(blob, rows_by).items():
+                out[f"row `{label}`"] = (family(s), {**row, "extra_lags": extra_lags(rows_by[s][0])})
         elif blob["kind"] == "distill_gain" and reads_like_default(blob, dataset):
             for m, row in method_rows(blob).items():
                 out[f"{section}, method `{m}`"] = (family(blob["student"]), row)
     return out
+
+
+def extra_lags(record: dict) -> list[str]:
+    """The lags an evidence record's teacher read and its student did not (none: the teacher knew no more of
+    the past than the student; its edge is its width, depth or what it reads of other sensors)."""
+    student = set(record.get("student_lags") or [])
+    return [lag for lag in record.get("teacher_lags") or [] if lag not in student]
 
 
 def ratio_lines(rows: dict[str, tuple[str, dict]], place: str, dataset: str) -> list[dict]:
@@ -224,8 +232,27 @@ def teacher_room(rows: dict[str, tuple[str, dict]], place: str) -> list[str]:
                        f"reached {reached:.3f} at best")
         out.append(f"- {place}, {fam} students: a distilled student as good as its teacher would reach "
                    f"{room:.3f} of its plain self at best ({best}: teacher {r['teacher']:.3f}, plain {r['plain']:.3f}), "
-                   f"{verdict}.")
+                   f"{verdict}." + same_lags_room(taught, r))
     return out
+
+
+def same_lags_room(taught: dict[str, dict], best: dict) -> str:
+    """The same bound among the evidence rows whose teacher read no lag the student did not (``extra_lags``
+    empty; the per-method tables, which do not record the teacher's lags, are left out): how much of the room is
+    left where the teacher's edge is what the student could in principle compute from its own past (width,
+    depth, other sensors), not history it never sees."""
+    same = {where: r for where, r in taught.items() if r.get("extra_lags") == []}
+    if not same:
+        return ""
+    where = min(same, key=lambda s: same[s]["teacher"] / same[s]["plain"])
+    r = same[where]
+    room = r["teacher"] / r["plain"]
+    if r is best:
+        return " That teacher read no lag the student did not."
+    side = "below" if room <= r["target"] else "above"
+    return (f" Among teachers that read no lag the student did not (their edge is width, depth or other sensors, "
+            f"not history the student never sees), the best would allow {room:.3f} ({where}: teacher "
+            f"{r['teacher']:.3f}, plain {r['plain']:.3f}), {side} the {r['target']:.2f} asked.")
 
 
 def teacher_below_plain(models: dict) -> float:

@@ -191,6 +191,25 @@ def test_the_room_a_teacher_leaves_says_when_the_target_asks_a_student_to_beat_i
     assert stid in text and mlp in text
 
 
+def test_the_room_is_also_given_for_teachers_that_read_no_history_the_student_does_not(results):
+    """A privileged teacher's edge may be lags the student never reads; the bound is given again among teachers
+    whose lags the student reads too, so the part a student could compute from its own past stands apart."""
+    # the default student on Los-loop reads its window only (the targets count that student)
+    privileged = [_record(s, "stid-nb, privileged teacher (lags 1D, 14D)", 3.40, 3.38, teacher_mae=3.0,
+                          teacher_lags=["1D", "14D"]) for s in range(5)]  # 0.882
+    same = [_record(s, "stid-nb, teachers stid-64-nb", 3.40, 3.39, teacher_mae=3.3, teacher_lags=[])
+            for s in range(5)]  # 0.971: above the 0.95 asked
+    results("evidence-los-loop", _evidence("los-loop", privileged + same))
+    (stid,) = targets.assess_blobs(targets.source_blobs({"command": "c", "sources": ["evidence-los-loop"]}))[2]
+    assert "reach 0.882 of its plain self at best (row `stid-nb, privileged teacher (lags 1D, 14D)`" in stid
+    assert ("Among teachers that read no lag the student did not" in stid and "would allow 0.971 (row "
+            "`stid-nb, teachers stid-64-nb`: teacher 3.300, plain 3.400), above the 0.95 asked." in stid)
+
+    results("evidence-los-loop", _evidence("los-loop", same))  # the best teacher is itself one of them
+    (stid,) = targets.assess_blobs(targets.source_blobs({"command": "c", "sources": ["evidence-los-loop"]}))[2]
+    assert stid.endswith("That teacher read no lag the student did not.") and "Among" not in stid
+
+
 def test_the_teacher_lead_of_the_default_run_is_set_beside_the_preset_s_other_outcomes(results):
     """One run meeting the "teacher clearly ahead" target is met; the kernels benchmark's runs that ended with
     other numbers (another seed, other kernels, fp32) are set beside it, each outcome once."""
