@@ -64,6 +64,7 @@ from common import (
     save_result,
 )
 from fidelity import fidelity_gap, to_teacher
+from stkd.io import read_json
 from stkd.names import AUGMENT_LABELS, AUGMENTATIONS, STUDENT_INITS, STUDENT_ROLES, TEACHER_SCOPES
 
 DATASETS = {
@@ -304,7 +305,7 @@ def run_seed(dataset: str, seed: int, students: list[str], runs: Path, quick: bo
              outages: float | None = None, teacher_scope: str | None = None,
              augment: dict | None = None, student_lags: list[str] | None = None,
              distances_only: bool = False, alpha: float | None = None, student_init: str | None = None,
-             student_lr: float | None = None) -> list[dict]:
+             student_lr: float | None = None, student_min_epochs: int | None = None) -> list[dict]:
     """The records of one seed's rows not yet in ``done`` (``(seed, row) -> record``). With ``distances_only``
     it trains nothing: for the rows in ``done`` without the students' distances to the teacher
     (:mod:`fidelity`), whose teachers and students are saved under ``runs``, it adds them to the record."""
@@ -320,6 +321,8 @@ def run_seed(dataset: str, seed: int, students: list[str], runs: Path, quick: bo
                               teacher_scope, augment))
     if student_schedule:  # the students' own schedule; the teacher (its own run, --teacher-seed) keeps its own
         cfg.train = dataclasses.replace(cfg.train, epochs=student_schedule[0], patience=student_schedule[1])
+    if student_min_epochs:  # no early stop of the students before this epoch (train.min_epochs)
+        cfg.train = dataclasses.replace(cfg.train, min_epochs=student_min_epochs)
     if alpha is not None:  # the distilled students' weight of the ground truth (the rest is the teacher's)
         cfg.distill = dataclasses.replace(cfg.distill, alpha=alpha)
     if student_lr is not None:  # both students' learning rate; the teachers train apart (--teacher-seed)
@@ -334,6 +337,7 @@ def run_seed(dataset: str, seed: int, students: list[str], runs: Path, quick: bo
     short += teacher_epochs_folder(dataset, None if quick else teacher_epochs)  # and of another schedule
     # the students' folders of another schedule too (their teachers are the same and keep their folders)
     schedule = f"-epochs-{student_schedule[0]}-patience-{student_schedule[1]}" if student_schedule else ""
+    schedule += f"-min-epochs-{student_min_epochs}" if student_min_epochs else ""
     schedule += f"-teacher-{teacher_scope}" if teacher_scope else ""  # the students' objective, not the teacher's
     schedule += f"-{augment_folder(augment)}" if augment else ""
     schedule += f"-alpha-{alpha:g}" if alpha is not None else ""
@@ -394,6 +398,7 @@ def run_seed(dataset: str, seed: int, students: list[str], runs: Path, quick: bo
         label += SCOPE_LABEL if teacher_scope == "observed-inputs" else ""  # named before it was the default
         label += f", {outages_text(outages)}" if outages else ""
         label += f", {student_schedule[0]} epochs" if student_schedule else ""
+        label += min_epochs_mark(student_min_epochs)
         label += lr_label(student_lr)
         label += f", {augment_label(augment)}" if augment else ""
         label += f", alpha {alpha:g}" if alpha is not None else ""
@@ -434,6 +439,8 @@ def run_seed(dataset: str, seed: int, students: list[str], runs: Path, quick: bo
                         "student_init": cfg.distill.init, "student_lr": cfg.train.lr,
                         "teacher_epochs": teacher_epochs, "day_of_week": bool(task.wd.day_of_week),
                         "student_epochs": cfg.train.epochs, "student_patience": cfg.train.patience,
+                        "student_min_epochs": cfg.train.min_epochs,
+                        "kd_stop": stop_facts(run_dir, kd.name), "plain_stop": stop_facts(run_dir, plain.name),
                         "teacher_mae": metrics[best_teacher.name]["test"]["mae"], "teacher_val": best_teacher.val_mae,
                         "plain_mae": metrics[plain.name]["test"]["mae"], "kd_mae": metrics[kd.name]["test"]["mae"],
                         "plain_val": plain.val_mae, "kd_val": kd.val_mae,
@@ -442,6 +449,14 @@ def run_seed(dataset: str, seed: int, students: list[str], runs: Path, quick: bo
                         **ensemble, "seconds": time.perf_counter() - t0, **to_teacher(signal, task.wd, kd, plain, metrics),
                         "command": command(), "machine": machine()})  # rows of one file: several sessions' machines
     return records
+
+
+def stop_facts(run_dir: Path, name: str) -> dict:
+    """How a trained model's schedule ended, from its checkpoint's ``last.json``: epochs run, its best epoch and
+    whether early stopping ended it (what tells a lucky early epoch from a schedule run to its end)."""
+    info = read_json(run_dir / "models" / name / "last.json")
+    return {"epochs_run": info["epoch"] + 1, "best_epoch": info["best_epoch"],
+            "stopped_early": bool(info.get("stopped_early"))}
 
 
 def extra_teacher_config(dataset: str, label: str, seed: int, quick: bool, teacher_lags: list[str] | None,
@@ -607,19 +622,21 @@ def day_of_week_line(by_student: dict[str, list[dict]]) -> str:
                            lambda scope: SCOPE_WORDS[scope]))
 
 
-def kd_gap(rows: list[dict], other: list[dict], this_words: str, other_words: str) -> str:
-    """The distilled student of ``rows`` against that of ``other`` (the same row less one change), on validation
-    and test over the seeds both have: `` {this_words}, the distilled student's validation MAE is ... against
-    ... {other_words}, ...``."""
+def kd_gap(rows: list[dict], other: list[dict], this_words: str, other_words: str, who: str = "kd") -> str:
+    """The distilled student (``who="plain"``: the plain one) of ``rows`` against that of ``other`` (the same row
+    less one change), on validation and test over the seeds both have: `` {this_words}, the distilled student's
+    validation MAE is ... against ... {other_words}, ...``."""
     seeds = shared_seeds(rows, other)
+    val_key, test_key = f"{who}_val", f"{who}_mae"
     mean = {key: tuple(float(np.mean([r[key] for r in rs if r["seed"] in seeds])) for rs in (rows, other))
-            for key in ("kd_val", "kd_mae")}
+            for key in (val_key, test_key)}
     this_by, other_by = ({r["seed"]: r for r in rs} for rs in (rows, other))
-    lower = {key: sum(this_by[s][key] < other_by[s][key] for s in seeds) for key in ("kd_val", "kd_mae")}
-    (val, val_o), (test, test_o) = mean["kd_val"], mean["kd_mae"]
-    return (f" {this_words}, the distilled student's validation MAE is {val:.3f} against {val_o:.3f} {other_words} "
-            f"(lower on {lower['kd_val']} of {len(seeds)} seeds), and its test MAE {test:.3f} against {test_o:.3f} "
-            f"({100 * (test - test_o) / test_o:+.1f} %, lower on {lower['kd_mae']} of {len(seeds)}; the "
+    lower = {key: sum(this_by[s][key] < other_by[s][key] for s in seeds) for key in (val_key, test_key)}
+    (val, val_o), (test, test_o) = mean[val_key], mean[test_key]
+    student = "distilled" if who == "kd" else "plain"
+    return (f" {this_words}, the {student} student's validation MAE is {val:.3f} against {val_o:.3f} {other_words} "
+            f"(lower on {lower[val_key]} of {len(seeds)} seeds), and its test MAE {test:.3f} against {test_o:.3f} "
+            f"({100 * (test - test_o) / test_o:+.1f} %, lower on {lower[test_key]} of {len(seeds)}; the "
             f"{len(seeds)} seeds both rows have{machines_apart([*rows, *other], seeds)}).")
 
 
@@ -799,6 +816,27 @@ def schedule_gap(rows: list[dict], by_student: dict[str, list[dict]]) -> str:
             f"{plain:.3f}, against {plain_base:.3f} with the {base_epochs} epochs of the row "
             f"`{base[0]['student']}` ({100 * (plain - plain_base) / plain_base:+.1f} %), and the distilled student's {kd:.3f} against "
             f"{kd_base:.3f} ({100 * (kd - kd_base) / kd_base:+.1f} %)." + alone_against_distilled(rows, base))
+
+
+def min_epochs_mark(epochs: int | None) -> str:
+    """The row label's mark of ``--student-min-epochs``: early stopping held off until that epoch."""
+    return f", early stop from epoch {epochs}" if epochs else ""
+
+
+def min_epochs_gap(rows: list[dict], by_student: dict[str, list[dict]]) -> str:
+    """For a row whose students could not stop early before an epoch (``--student-min-epochs``): both students
+    against the same row without it, and how many students of that row early stopping ended before that epoch
+    (where its records say; only those can differ, the rest trained the same epochs)."""
+    mark = min_epochs_mark(rows[0].get("student_min_epochs"))
+    other = by_student.get(rows[0]["student"].replace(mark, "", 1)) if mark and mark in rows[0]["student"] else None
+    if not other or other is rows:
+        return ""
+    n = rows[0]["student_min_epochs"]
+    stops = [r[f"{who}_stop"]["epochs_run"] for r in other for who in ("kd", "plain") if f"{who}_stop" in r]
+    told = "" if not stops else (f" In the row without it, early stopping ended {sum(e < n for e in stops)} of "
+                                 f"its {len(stops)} students before epoch {n}.")
+    words = f"With no early stop before epoch {n}"
+    return kd_gap(rows, other, words, "without that floor") + kd_gap(rows, other, words, "without it", "plain") + told
 
 
 def alone_against_distilled(rows: list[dict], base: list[dict]) -> str:
@@ -1154,6 +1192,7 @@ def render(result: dict) -> str:
                  + privileged_gap(rows, by_student, result["dataset"])
                  + teacher_epochs_gap(rows, by_student, result["dataset"]) + alpha_gap(rows, by_student)
                  + init_gap(rows, by_student) + lr_gap(rows, by_student, result["dataset"])
+                 + min_epochs_gap(rows, by_student)
                  + held_out_gap(source, rows, g)
                  + fidelity_gap(rows, row["plain"], t))
         if row["target"] is not None:
@@ -1220,6 +1259,9 @@ def main() -> None:
     ap.add_argument("--student-schedule", nargs=2, type=int, default=None, metavar=("EPOCHS", "PATIENCE"),
                     help="the students' epochs and early-stopping patience (default: the data set's schedule); "
                          "needs --teacher-seed, so the teacher keeps its own")
+    ap.add_argument("--student-min-epochs", type=int, default=None, metavar="EPOCH",
+                    help="no early stop of the students before this epoch (train.min_epochs; the row's name says "
+                         "so); needs --student-schedule")
     ap.add_argument("--augment", nargs="+", choices=AUGMENTATIONS, default=None,
                     help="the distilled students also learn the teacher's forecasts of these augmented inputs "
                          "(distill.augment)")
@@ -1248,6 +1290,10 @@ def main() -> None:
         ap.error("--extra-teachers needs --teacher-seed (the extra teachers are trained once)")
     if args.student_schedule and args.teacher_seed is None:
         ap.error("--student-schedule needs --teacher-seed (the teacher trains apart, on its own schedule)")
+    if args.student_min_epochs is not None and not args.student_schedule:
+        ap.error("--student-min-epochs needs --student-schedule (the floor is of the students' own schedule)")
+    if args.student_min_epochs is not None and not 1 <= args.student_min_epochs <= args.student_schedule[0]:
+        ap.error("--student-min-epochs: an epoch of the students' schedule (1 to its EPOCHS)")
     if args.student_lr is not None and args.teacher_seed is None:
         ap.error("--student-lr needs --teacher-seed (the teacher trains apart, at its own learning rate)")
     if args.outages is not None and not 0 < args.outages < 1:
@@ -1276,7 +1322,7 @@ def main() -> None:
                            args.teacher_lags, args.precision, args.teacher_epochs, args.extra_teachers,
                            args.without_main_teacher, args.history, args.student_schedule, args.outages,
                            args.teacher_scope, augment, args.student_lags, args.distances_only, args.alpha,
-                           args.student_init, args.student_lr)
+                           args.student_init, args.student_lr, args.student_min_epochs)
             records += new
             if not args.quick:  # another invocation (other students) may have saved meanwhile
                 records = merged_records(path, new, lambda r: (r["seed"], r["student"]))

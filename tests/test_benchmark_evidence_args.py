@@ -18,6 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 from evidence import (  # noqa: E402
     check_record_settings,
     config,
+    min_epochs_gap,
     extra_teacher_config,
     students_folder_config,
     teacher_epochs_problem,
@@ -93,3 +94,27 @@ def test_a_stored_record_of_another_patience_is_refused_not_reprinted_as_measure
     check_record_settings({**old, "student_patience": 30}, "akl-pedestrians", "stid, 90 epochs", 3, cfg, None)
     older = {"seed": 3, "teacher_scope": cfg.distill.teacher_scope}  # older than the schedule's fields: kept
     check_record_settings(older, "akl-pedestrians", "stid", 3, cfg, None)
+
+
+def test_a_row_with_an_early_stop_floor_is_set_against_the_same_row_without_it():
+    """``--student-min-epochs``: both students against the row without the floor, and how many of that row's
+    students early stopping ended before it (only those can differ)."""
+    base = "stid, 90 epochs, lr 0.008"
+    floor = "stid, 90 epochs, early stop from epoch 60, lr 0.008"
+
+    def rec(seed, label, kd_val, plain_val, kd_run=90, **extra):
+        return {"seed": seed, "student": label, "kd_val": kd_val, "kd_mae": kd_val + 2, "plain_val": plain_val,
+                "plain_mae": plain_val + 2, "machine": "m", **extra}
+
+    without = [rec(s, base, 42.5 if s == 3 else 41.2, 41.2, kd_stop={"epochs_run": 32 if s == 3 else 90},
+                   plain_stop={"epochs_run": 90}) for s in range(5)]
+    held = [rec(s, floor, 41.2, 41.2, student_min_epochs=60) for s in range(5)]
+    by = {base: without, floor: held}
+    text = min_epochs_gap(held, by)
+    assert "With no early stop before epoch 60, the distilled student's validation MAE is 41.200 against 41.460 " \
+           "without that floor (lower on 1 of 5 seeds)" in text
+    assert "the plain student's validation MAE is 41.200 against 41.200 without it (lower on 0 of 5 seeds)" in text
+    assert text.endswith("early stopping ended 1 of its 10 students before epoch 60.")
+    assert min_epochs_gap(without, by) == ""  # the row without the floor has no sentence of its own
+    older = [{k: v for k, v in r.items() if not k.endswith("_stop")} for r in without]
+    assert "early stopping ended" not in min_epochs_gap(held, {base: older, floor: held})
