@@ -819,7 +819,8 @@ def schedule_gap(rows: list[dict], by_student: dict[str, list[dict]]) -> str:
     return (f" With {epochs} epochs (patience {rows[0]['student_patience']}) the plain student's test MAE is "
             f"{plain:.3f}, against {plain_base:.3f} with the {base_epochs} epochs of the row "
             f"`{base[0]['student']}` ({100 * (plain - plain_base) / plain_base:+.1f} %), and the distilled student's {kd:.3f} against "
-            f"{kd_base:.3f} ({100 * (kd - kd_base) / kd_base:+.1f} %)." + alone_against_distilled(rows, base))
+            f"{kd_base:.3f} ({100 * (kd - kd_base) / kd_base:+.1f} %)"
+            f"{machines_apart([*rows, *base], {r['seed'] for r in [*rows, *base]})}." + alone_against_distilled(rows, base))
 
 
 def min_epochs_mark(epochs: int | None) -> str:
@@ -855,7 +856,8 @@ def alone_against_distilled(rows: list[dict], base: list[dict]) -> str:
     return (f" Trained alone for {rows[0]['student_epochs']} epochs, the student's validation MAE is "
             f"{seeds_mean(rows, 'plain_val', seeds=seeds):.3f} against {seeds_mean(base, 'kd_val', seeds=seeds):.3f} "
             f"distilled for {base[0].get('student_epochs', '?')} (lower on {lower} of {len(seeds)} seeds), its test MAE "
-            f"{seeds_mean(rows, 'plain_mae', seeds=seeds):.3f} against {seeds_mean(base, 'kd_mae', seeds=seeds):.3f}.")
+            f"{seeds_mean(rows, 'plain_mae', seeds=seeds):.3f} against {seeds_mean(base, 'kd_mae', seeds=seeds):.3f}"
+            f"{machines_apart([*rows, *base], seeds)}.")
 
 
 CALENDAR_SUFFIX = "-cal"  # a student label's mark for the same student reading the calendar (``params.calendar``)

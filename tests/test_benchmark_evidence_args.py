@@ -18,8 +18,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 from evidence import (  # noqa: E402
     check_record_settings,
     config,
-    min_epochs_gap,
     extra_teacher_config,
+    min_epochs_gap,
     students_folder_config,
     teacher_epochs_problem,
 )

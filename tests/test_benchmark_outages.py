@@ -390,7 +390,8 @@ def test_a_row_on_its_own_schedule_is_compared_with_the_same_row_on_another_sche
 
     def rows(label, epochs, plain, kd):
         return [{"seed": s, "student": label, "student_epochs": epochs, "student_patience": 30 if epochs == 150 else 6,
-                 "plain_mae": plain, "kd_mae": kd, "plain_val": plain - 2, "kd_val": kd - 2} for s in range(5)]
+                 "plain_mae": plain, "kd_mae": kd, "plain_val": plain - 2, "kd_val": kd - 2, "machine": "AMX"}
+                for s in range(5)]
 
     short = rows("stid, teachers stid-64, 30 epochs, lr 0.008, started from the teacher", 30, 43.4, 43.2)
     longer = rows("stid, teachers stid-64, 150 epochs, lr 0.008, started from the teacher", 150, 42.9, 43.0)
@@ -404,3 +405,7 @@ def test_a_row_on_its_own_schedule_is_compared_with_the_same_row_on_another_sche
     assert text.endswith(" Trained alone for 150 epochs, the student's validation MAE is 40.900 against 41.200 distilled "
                          "for 30 (lower on 5 of 5 seeds), its test MAE 42.900 against 43.200.")
     assert schedule_gap(short, by_student).startswith(" With 30 epochs (patience 6)")  # and the other way round
+    # rows measured on two machines say so, in both comparisons (other kernels: other numbers, teacher included)
+    elsewhere = [{**r, "machine": "no AMX"} for r in longer]
+    text = schedule_gap(elsewhere, {**by_student, longer[0]["student"]: elsewhere})
+    assert text.count("measured on 2 machines, AMX and no AMX, whose CPU kernels round differently") == 2
