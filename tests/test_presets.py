@@ -28,6 +28,8 @@ def test_the_teacher_reads_more_lags_than_the_student_and_is_the_wider_model():
     # the students train longer than the teacher (since 2026-12-06: both were lower on validation the longer they
     # trained), and early stopping leaves them a fifth of their schedule
     assert cfg.student.epochs > cfg.teacher[0].epochs and cfg.train.patience * 5 == cfg.student.epochs
+    # and no early stop while the cosine rate is still high (one lucky early epoch ended a student at 32 of 90)
+    assert cfg.teacher[0].epochs < cfg.train.min_epochs < cfg.student.epochs
 
 
 def test_a_copy_of_the_preset_leaves_the_preset_as_it_is():
@@ -87,5 +89,5 @@ def test_the_readme_s_your_data_form_is_a_valid_config_with_the_default_preset_s
     assert [(t.name, t.params, t.inputs) for t in cfg.teacher] == [(t.name, t.params, t.inputs) for t in preset.teacher]
     assert (cfg.student.name, cfg.student.params, cfg.student.inputs, cfg.student.lr, cfg.student.epochs) == (
         preset.student.name, preset.student.params, preset.student.inputs, preset.student.lr, preset.student.epochs)
-    assert cfg.train.patience == preset.train.patience
+    assert (cfg.train.patience, cfg.train.min_epochs) == (preset.train.patience, preset.train.min_epochs)
     assert cfg.distill == preset.distill

@@ -42,10 +42,16 @@ trained: the plain student 41.70 at 30 epochs, 41.21 at 90 and 41.06 at 150, the
 41.12 (the rows ``stid, teachers stid-64, privileged teacher (lags 1D, 2D, 3D, 7D, 14D, 21D, 28D), 30 epochs,
 ...``, ``..., 90 epochs, ...`` and ``..., 150 epochs, ...`` of the Auckland evidence table). 150 epochs would be
 the choice on validation alone; 90 is the longest of the three that keeps the default run within 6 minutes on a
-2-core CPU without AMX units, where the teacher trains in fp32 (the default-run section of docs/benchmarks.md
-has the run and each model's training time; the students' time grows with their epochs). The distilled mean at
+2-core CPU without AMX units, where the teacher trains in fp32: there the run took 5 min 37 s, 71 and 82 s of it
+the two students' training (the default-run section of docs/benchmarks.md, 2026-12-06), so at 150 epochs their
+training alone would add about 100 s. The distilled mean at
 90 carries one student (seed 3) that early stopping ended at epoch 32, on a lucky epoch 14 while the cosine rate
-was still high: patience counts from the first epoch. What it changes: at 90 and 150 epochs distillation's gain
+was still high (validation 42.47 against 41.03 to 41.25 for the other four), so early stopping waits for epoch 60
+(``train.min_epochs``, since 2026-12-06), when the rate is down to 29 % of its peak: it changes only a
+run that would have stopped before then. With it, on another 2-core CPU (without AMX, so every number rounds
+differently), no student of the 5 paired seeds stopped early, each had its best epoch at 86 or later, and the
+distilled student's validation MAE was 41.20 on average, the plain one's 41.18 (the row ``..., 90 epochs, early
+stop from epoch 60, ...``). What it changes: at 90 and 150 epochs distillation's gain
 is not established (+0.2 % at both, against +0.6 % at 30): the plain student trained longer reaches alone most
 of what the start from the teacher's weights gave the distilled one of 30 epochs, and the run serves whichever
 student is better on validation. Earlier, 60 student epochs had been set aside with the earlier student and its
@@ -146,7 +152,7 @@ DEFAULT_PRESET = {
                  "inputs": {"lags": list(TEACHER_LAGS)}}],
     "student": {"name": "stid", "params": {}, "inputs": {"lags": list(LAGS)}, "lr": 0.008, "epochs": 90},
     "distill": {"alpha": 0.5, "loss": "huber", "init": "teacher"},
-    "train": {"epochs": 30, "batch_size": 64, "lr": 0.002, "patience": 18, "seed": 0, "max_batches": 100,
+    "train": {"epochs": 30, "batch_size": 64, "lr": 0.002, "patience": 18, "min_epochs": 60, "seed": 0, "max_batches": 100,
               "precision": "auto"},
 }
 
