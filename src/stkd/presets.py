@@ -150,9 +150,9 @@ DEFAULT_PRESET = {
     "teacher": [{"name": "stid", "epochs": 30,
                  "params": {"embed_dim": 64, "node_dim": 64, "tod_dim": 64, "dow_dim": 64, "layers": 4},
                  "inputs": {"lags": list(TEACHER_LAGS)}}],
-    "student": {"name": "stid", "params": {}, "inputs": {"lags": list(LAGS)}, "lr": 0.008, "epochs": 90},
+    "student": {"name": "stid", "params": {}, "inputs": {"lags": list(LAGS)}, "lr": 0.008, "epochs": 60},
     "distill": {"alpha": 0.5, "loss": "huber", "init": "teacher"},
-    "train": {"epochs": 30, "batch_size": 64, "lr": 0.002, "patience": 18, "min_epochs": 60, "seed": 0, "max_batches": 100,
+    "train": {"epochs": 30, "batch_size": 64, "lr": 0.002, "patience": 12, "min_epochs": 40, "seed": 0, "max_batches": 100,
               "precision": "auto"},
 }
 
