@@ -35,26 +35,29 @@ seeds), the evidence rows ``stid, 30 epochs, reading lags 1D, 7D`` and ``stid, t
 epochs, reading lags 1D, 7D``. A graph teacher is one ``teacher:`` entry away (``name: gwnet``: README
 "Your data").
 
-The teacher trains 30 epochs, the students 90 with patience 18 (``student.epochs``, ``train.patience``; since
-2026-12-06, 30 with patience 6 before). Why: with today's pair every student of 30 epochs had its best validation
-score at its last epoch, and on 5 paired seeds both students had a lower mean validation MAE the longer they
-trained: the plain student 41.70 at 30 epochs, 41.21 at 90 and 41.06 at 150, the distilled one 41.36, 41.41 and
-41.12 (the rows ``stid, teachers stid-64, privileged teacher (lags 1D, 2D, 3D, 7D, 14D, 21D, 28D), 30 epochs,
-...``, ``..., 90 epochs, ...`` and ``..., 150 epochs, ...`` of the Auckland evidence table). 150 epochs would be
-the choice on validation alone; 90 is the longest of the three that keeps the default run within 6 minutes on a
-2-core CPU without AMX units, where the teacher trains in fp32: there the run took 5 min 37 s, 71 and 82 s of it
-the two students' training (the default-run section of docs/benchmarks.md, 2026-12-06), so at 150 epochs their
-training alone would add about 100 s. The distilled mean at
-90 carries one student (seed 3) that early stopping ended at epoch 32, on a lucky epoch 14 while the cosine rate
-was still high (validation 42.47 against 41.03 to 41.25 for the other four), so early stopping waits for epoch 60
-(``train.min_epochs``, since 2026-12-06), when the rate is down to 29 % of its peak: it changes only a
-run that would have stopped before then. With it, on another 2-core CPU (without AMX, so every number rounds
-differently), no student of the 5 paired seeds stopped early, each had its best epoch at 86 or later, and the
-distilled student's validation MAE was 41.20 on average, the plain one's 41.18 (the row ``..., 90 epochs, early
-stop from epoch 60, ...``). What it changes: at 90 and 150 epochs distillation's gain
-is not established (+0.2 % at both, against +0.6 % at 30): the plain student trained longer reaches alone most
-of what the start from the teacher's weights gave the distilled one of 30 epochs, and the run serves whichever
-student is better on validation. Earlier, 60 student epochs had been set aside with the earlier student and its
+The teacher trains 30 epochs; the students 60 with patience 12, and early stopping waits for epoch 40
+(``student.epochs``, ``train.patience``, ``train.min_epochs``; since 2026-12-06, 30 with patience 6 before). Why:
+with today's pair every student of 30 epochs had its best validation score at its last epoch, and on 5 paired
+seeds both students had a lower mean validation MAE the longer they trained: the plain student 41.70 at 30
+epochs, 41.34 at 60, 41.21 at 90 and 41.06 at 150, the distilled one 41.36, 41.21, 41.41 and 41.12 (the rows
+``stid, teachers stid-64, privileged teacher (lags 1D, 2D, 3D, 7D, 14D, 21D, 28D), 30 epochs, ...``, ``..., 60
+epochs, early stop from epoch 40, ...``, ``..., 90 epochs, ...`` and ``..., 150 epochs, ...`` of the Auckland
+evidence table; the row at 60 ran on a CPU without AMX, whose kernels round differently, the others with AMX).
+Longer would be the choice on validation alone; 60 is the longest of them that keeps the default run within 6
+minutes on a 2-core CPU without AMX units, where the teacher trains in fp32: with 90 student epochs the default
+run took 5 min 37 s there, then 6 min 37 s for the same run with the same numbers (the teacher's training 170
+and 195 s, the students' 153 and 189 s together; ``docs/results/default-run.json`` at commits d6c1028 and
+c730cd0); the default-run section of docs/benchmarks.md has the run at 60. The floor of early stopping: at 90
+epochs (patience 18) one distilled student (seed 3) was ended at epoch 32 on a lucky epoch 14 while the cosine
+rate was still high (validation 42.47 against 41.03 to 41.25 for the other four). With no early stop before
+epoch 60 of 90 (the row ``..., 90 epochs, early stop from epoch 60, ...``, without AMX) and before 40 of 60, no
+student of the 5 paired seeds stopped early and each had its best epoch in the last tenth of its schedule;
+40 of 60 keeps that two-thirds, where the cosine rate is down to 29 % of its peak. The floor changes only a run
+that would have stopped before it. What the schedule changes: at 60 epochs the distilled student was lower on
+validation on 5 of 5 seeds and its test gain +0.2 % (3 of 5), at 90 and 150 distillation's gain is not
+established (+0.2 % at both, against +0.6 % at 30): the plain student trained longer reaches alone most of what
+the start from the teacher's weights gave the distilled one of 30 epochs, and the run serves whichever student
+is better on validation. Earlier, 60 student epochs had been set aside with the earlier student and its
 teacher-labelled augmented windows (below), which made the distilled student's training two to three times as
 long: a seed-0 ``stkd run`` with them (patience 10) ran past 6 minutes, the row ``stid, teachers stid-64, 60
 epochs, ...`` had distillation's gain smaller than the seed spread.
