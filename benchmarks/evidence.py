@@ -19,11 +19,11 @@
     python benchmarks/evidence.py --datasets akl-pedestrians --teacher-seed 0 --teacher-lags 1D 2D 3D 7D 14D 21D 28D \
         --precision bf16 --student-schedule 30 6 --student-lags 1D 2D 3D 7D --extra-teachers stid-64 \
         --without-main-teacher --augment mask mixup --student-init teacher \
-        --student-lr 0.008   # the preset pair of 2026-12-06 (its students now: 90 epochs, no augmented windows)
+        --student-lr 0.008   # the preset pair of 2026-12-06 (its students now: 60 epochs, no augmented windows)
     python benchmarks/evidence.py --datasets akl-pedestrians --students stid --teacher-seed 0 \
-        --teacher-lags 1D 2D 3D 7D 14D 21D 28D --precision bf16 --student-schedule 90 18 --student-min-epochs 60 \
+        --teacher-lags 1D 2D 3D 7D 14D 21D 28D --precision bf16 --student-schedule 60 12 --student-min-epochs 40 \
         --student-lags 1D 2D 3D 7D --extra-teachers stid-64 --without-main-teacher --student-init teacher \
-        --student-lr 0.008   # today's preset pair, no early stop before epoch 60
+        --student-lr 0.008   # today's preset pair, no early stop before epoch 40
 
 For every data set and seed the teacher(s) train once and cache their soft labels (``--teacher-seed S``:
 one teacher, trained with seed S, serves every seed; cheaper, and the spread then holds the students'
@@ -32,7 +32,8 @@ and batch order): distilled and alone. ``akl-pedestrians`` is the default preset
 until 2026-12-04 (its data, Graph WaveNet teacher, student width and schedule: ``common.akl_gwnet_preset``,
 pinned so that the rows measured from it keep their meaning); the rows whose student reads the lags 1D, 2D,
 3D, 7D at ``--student-lr 0.008``, taught by ``stid-64`` alone reading ``--teacher-lags 1D 2D 3D 7D 14D 21D 28D``,
-are today's preset (at ``--student-schedule 90 18`` its schedule) (those whose student reads 1D, 7D were it from 2026-12-04 to 2026-12-06). A teacher that
+are today's preset (at ``--student-schedule 60 12 --student-min-epochs 40`` its schedule; those whose student reads
+1D, 7D were it from 2026-12-04 to 2026-12-06). A teacher that
 reads other lags than the data set's usual one (``--teacher-lags``; :data:`USUAL_TEACHER_LAGS`) has rows, run
 folders and a teacher cache of its own.
 Per data set and student the script reports the teacher's, the plain and the distilled test MAE (mean over
