@@ -833,11 +833,11 @@ def min_epochs_gap(rows: list[dict], by_student: dict[str, list[dict]]) -> str:
     """For a row whose students could not stop early before an epoch (``--student-min-epochs``): both students
     against the same row without it, and how many students of that row early stopping ended before that epoch
     (where its records say; only those can differ, the rest trained the same epochs)."""
-    mark = min_epochs_mark(rows[0].get("student_min_epochs"))
+    n = rows[0].get("student_min_epochs")
+    mark = min_epochs_mark(n)
     other = by_student.get(rows[0]["student"].replace(mark, "", 1)) if mark and mark in rows[0]["student"] else None
     if not other or other is rows:
         return ""
-    n = rows[0]["student_min_epochs"]
     stops = [r[f"{who}_stop"]["epochs_run"] for r in other for who in ("kd", "plain") if f"{who}_stop" in r]
     told = "" if not stops else (f" In the row without it, early stopping ended {sum(e < n for e in stops)} of "
                                  f"its {len(stops)} students before epoch {n}.")

@@ -102,7 +102,7 @@ def test_a_row_with_an_early_stop_floor_is_set_against_the_same_row_without_it()
     base = "stid, 90 epochs, lr 0.008"
     floor = "stid, 90 epochs, early stop from epoch 60, lr 0.008"
 
-    def rec(seed, label, kd_val, plain_val, kd_run=90, **extra):
+    def rec(seed, label, kd_val, plain_val, **extra):
         return {"seed": seed, "student": label, "kd_val": kd_val, "kd_mae": kd_val + 2, "plain_val": plain_val,
                 "plain_mae": plain_val + 2, "machine": "m", **extra}
 
