@@ -312,8 +312,9 @@ def run_seed(dataset: str, seed: int, students: list[str], runs: Path, quick: bo
              distances_only: bool = False, alpha: float | None = None, student_init: str | None = None,
              student_lr: float | None = None, student_min_epochs: int | None = None) -> list[dict]:
     """The records of one seed's rows not yet in ``done`` (``(seed, row) -> record``). With ``distances_only``
-    it trains nothing: for the rows in ``done`` without the students' distances to the teacher
-    (:mod:`fidelity`), whose teachers and students are saved under ``runs``, it adds them to the record."""
+    it trains nothing: for the rows in ``done`` that lack the students' distances to the teacher
+    (:mod:`fidelity`) or their stop facts (:func:`lacking`), whose teachers and students are saved under ``runs``,
+    it adds them to the record."""
     from outages import outage_data
     from stkd.config import InputsConfig, parse_config
     from stkd.pipeline import check_models, prepare_task, saved_teachers, train_student, train_teachers
@@ -412,8 +413,8 @@ def run_seed(dataset: str, seed: int, students: list[str], runs: Path, quick: bo
         old = done.get((seed, label))
         if old is not None:
             check_record_settings(old, dataset, label, seed, cfg, teacher_scope)
-        if (old is None) == distances_only or (old is not None and "kd_to_teacher" in old):
-            continue  # measured already, or (distances_only) not measured: nothing to add
+        if (old is None) == distances_only or (old is not None and not lacking(old)):
+            continue  # measured already, or (distances_only) not measured or complete: nothing to add
         stask = ForecastTask(copy.copy(cfg), task.wd)
         stask.cfg.student = student_config(dataset, name, cfg)
         folder = name.replace("-", "_")  # the run folder's model names: stid_kd, stid_nb_plain, ...
@@ -425,8 +426,11 @@ def run_seed(dataset: str, seed: int, students: list[str], runs: Path, quick: bo
             if f"{folder}_kd" not in saved or f"{folder}_plain" not in saved:
                 print(f"seed {seed}, row {label!r}: its students are not in {run_dir.name}; the record stays as it is")
                 continue
-            records.append({**old, **to_teacher(signal, task.wd, saved[f"{folder}_kd"], saved[f"{folder}_plain"]),
-                            "distances_command": command()})
+            kd, plain = saved[f"{folder}_kd"], saved[f"{folder}_plain"]
+            added = {**(to_teacher(signal, task.wd, kd, plain) if "distances" in lacking(old) else {}),
+                     **({"kd_stop": stop_facts(run_dir, kd.name), "plain_stop": stop_facts(run_dir, plain.name)}
+                        if "stops" in lacking(old) else {})}
+            records.append({**old, **added, "distances_command": command()})
             continue
         t0 = time.perf_counter()
         kd = train_student(stask, run_dir, signal, resume=True, progress=False, label=f"{folder}_kd")
@@ -454,6 +458,13 @@ def run_seed(dataset: str, seed: int, students: list[str], runs: Path, quick: bo
                         **ensemble, "seconds": time.perf_counter() - t0, **to_teacher(signal, task.wd, kd, plain, metrics),
                         "command": command(), "machine": machine()})  # rows of one file: several sessions' machines
     return records
+
+
+def lacking(record: dict) -> list[str]:
+    """What a record measured before ``--distances-only`` existed, or before the stop facts were kept, lacks that
+    its saved run folder still holds: ``"distances"`` (the students' distances to the teacher, :mod:`fidelity`)
+    and ``"stops"`` (:func:`stop_facts`)."""
+    return [what for what, key in (("distances", "kd_to_teacher"), ("stops", "kd_stop")) if key not in record]
 
 
 def stop_facts(run_dir: Path, name: str) -> dict:
@@ -1289,8 +1300,9 @@ def main() -> None:
                     help="train.lr of both students, the plain and the distilled (default: the data set's); needs "
                          "--teacher-seed, so the teacher keeps its own")
     ap.add_argument("--distances-only", action="store_true",
-                    help="train nothing: add the students' distances to the teacher (fidelity.py) to the records of "
-                         "the rows these arguments name whose teachers and students are saved under --runs")
+                    help="train nothing: add what the records of the rows these arguments name lack, from their teachers "
+                         "and students saved under --runs: the students' distances to the teacher (fidelity.py) "
+                         "and how their schedules ended (epochs run, best epoch, early stop)")
     ap.add_argument("--quick", action="store_true", help="2 epochs of 3 batches: a smoke test, nothing is saved")
     args = ap.parse_args()
     if args.extra_teachers and args.teacher_seed is None:

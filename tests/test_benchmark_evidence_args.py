@@ -19,7 +19,9 @@ from evidence import (  # noqa: E402
     check_record_settings,
     config,
     extra_teacher_config,
+    lacking,
     min_epochs_gap,
+    stop_facts,
     students_folder_config,
     teacher_epochs_problem,
 )
@@ -118,3 +120,15 @@ def test_a_row_with_an_early_stop_floor_is_set_against_the_same_row_without_it()
     assert min_epochs_gap(without, by) == ""  # the row without the floor has no sentence of its own
     older = [{k: v for k, v in r.items() if not k.endswith("_stop")} for r in without]
     assert "early stopping ended" not in min_epochs_gap(held, {base: older, floor: held})
+
+
+def test_a_record_from_before_the_stop_facts_lacks_them_and_its_checkpoint_supplies_them(tmp_path):
+    """``--distances-only`` completes older records: one measured before the stop facts were kept lacks them
+    (not its distances), and the saved checkpoint's ``last.json`` gives epochs run, best epoch and early stop."""
+    assert lacking({"seed": 0}) == ["distances", "stops"]
+    assert lacking({"seed": 0, "kd_to_teacher": {}}) == ["stops"]
+    assert lacking({"seed": 0, "kd_to_teacher": {}, "kd_stop": {}}) == []
+    model_dir = tmp_path / "models" / "stid_kd"
+    model_dir.mkdir(parents=True)
+    (model_dir / "last.json").write_text('{"epoch": 31, "best_epoch": 14, "stopped_early": true}')
+    assert stop_facts(tmp_path, "stid_kd") == {"epochs_run": 32, "best_epoch": 14, "stopped_early": True}
