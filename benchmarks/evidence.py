@@ -99,7 +99,10 @@ DATASETS |= {name: DATASETS[h["of"]] for name, h in HELD_OUT.items()}  # its sou
 # ``stid`` (on the Auckland counts the preset's 16-wide student; elsewhere ``stid`` is ``stid-32``'s size);
 # ``stid-nb-8`` and ``stid-nb-32`` the same beside ``stid-nb`` (the default width, reading its neighbours);
 # ``mlp-nb-id-cal-16`` and ``-256`` the MLP with all its inputs at hidden widths 16 and 256 (the default is 64),
-# ``mlp-id-cal-16`` and ``-256`` the same without the neighbours.
+# ``mlp-id-cal-16`` and ``-256`` the same without the neighbours. ``stid-nodrop`` is the data set's ``stid``
+# without dropout in its encoder (the model's default keeps 0.15): a student too small for its data may need all
+# of its width to follow a teacher, and a teacher's forecasts are no noisy labels to be regularised against.
+NO_DROPOUT = "-nodrop"
 STID_8 = {"embed_dim": 8, "node_dim": 8, "tod_dim": 8, "dow_dim": 8, "layers": 2}
 STID_32 = {"embed_dim": 32, "node_dim": 32, "tod_dim": 32, "dow_dim": 32, "layers": 3}
 MLP_ID_CAL = {"node_dim": 16, "calendar": 4}
@@ -107,6 +110,7 @@ MLP_NB_ID_CAL = {"neighbours": 4, **MLP_ID_CAL}
 STUDENTS = {"stid": ("stid", dict(STID_32)),
             "stid-8": ("stid", dict(STID_8)),
             "stid-32": ("stid", dict(STID_32)),
+            "stid" + NO_DROPOUT: ("stid", {**STID_32, "dropout": 0.0}),
             "stid-nb": ("stid", {"neighbours": 4, "neighbour_dim": 16}),
             "stid-nb-8": ("stid", {**STID_8, "neighbours": 4, "neighbour_dim": 8}),
             "stid-nb-32": ("stid", {**STID_32, "neighbours": 4, "neighbour_dim": 32}),
@@ -258,12 +262,13 @@ def learning_rate(text: str) -> float:
 
 
 def student_config(dataset: str, label: str, cfg):
-    """The student called ``label``: the pinned preset's own STID for its ``stid``."""
+    """The student called ``label``: the pinned preset's own STID for its ``stid`` (and, for ``stid-nodrop``, that
+    STID without dropout)."""
     from stkd.config import ModelConfig
 
     model, params = STUDENTS[label]
-    if DATASETS[dataset] == "preset" and label == cfg.student.name:
-        params = cfg.student.params
+    if DATASETS[dataset] == "preset" and label.removesuffix(NO_DROPOUT) == cfg.student.name:
+        params = {**cfg.student.params, **({"dropout": 0.0} if label.endswith(NO_DROPOUT) else {})}
     return ModelConfig(name=model, params=dict(params))
 
 
@@ -910,17 +915,19 @@ def edge_kept(plain: float, kd: float, teacher: float) -> float:
 
 
 def size_gap(rows: list[dict], by_student: dict[str, list[dict]]) -> str:
-    """For a row whose student is a sized variant (:func:`sized_base`, e.g. ``stid-8``): its size, both its
-    students and the share of the teacher's edge the distilled one keeps, against the same row with the data
-    set's own student (same teachers, schedule and seeds), so how distillation pays as the student shrinks or
-    grows reads off one sentence. Nothing where both students have the same number of parameters."""
+    """For a row whose student is a sized variant (:func:`sized_base`, e.g. ``stid-8``) or the same student without
+    dropout (``stid-nodrop``): its size, both its students and the share of the teacher's edge the distilled one
+    keeps, against the same row with the data set's own student (same teachers, schedule and seeds), so how
+    distillation pays as the student shrinks, grows or loses its regulariser reads off one sentence. Nothing where
+    a sized variant has as many parameters as the student it varies."""
     from stkd.paired import paired_gain
 
     name, _, rest = rows[0]["student"].partition(",")
-    base_name = sized_base(name)
+    nodrop = name.endswith(NO_DROPOUT) and name.removesuffix(NO_DROPOUT) in STUDENTS
+    base_name = name.removesuffix(NO_DROPOUT) if nodrop else sized_base(name)
     base = by_student.get(base_name + ("," + rest if rest else "")) if base_name else None
     seeds = shared_seeds(rows, base)
-    if not base or not seeds or rows[0]["params"]["student"] == base[0]["params"]["student"]:
+    if not base or not seeds or (not nodrop and rows[0]["params"]["student"] == base[0]["params"]["student"]):
         return ""
 
     def numbers(rs: list[dict]) -> tuple[float, float, float, float]:
@@ -933,8 +940,9 @@ def size_gap(rows: list[dict], by_student: dict[str, list[dict]]) -> str:
     n, n_b = rows[0]["params"]["student"], base[0]["params"]["student"]
     kept_words = (f"keeps {kept:.0f} % of the teacher's edge against {kept_b:.0f} %"
                   if not (np.isnan(kept) or np.isnan(kept_b)) else "has no edge of the teacher to keep in one of the two")
-    return (f" This student has {n:,} parameters against {n_b:,} in the row `{base[0]['student']}` "
-            f"({n / n_b:.2f}x): plain {plain:.3f} against {plain_b:.3f} ({100 * (plain - plain_b) / plain_b:+.1f} %), "
+    what = (f"Without dropout, against the row `{base[0]['student']}` with it (the same {n:,} parameters)" if nodrop
+            else f"This student has {n:,} parameters against {n_b:,} in the row `{base[0]['student']}` ({n / n_b:.2f}x)")
+    return (f" {what}: plain {plain:.3f} against {plain_b:.3f} ({100 * (plain - plain_b) / plain_b:+.1f} %), "
             f"distilled {kd:.3f} against {kd_b:.3f} ({100 * (kd - kd_b) / kd_b:+.1f} %); distillation's gain is "
             f"{gain:+.1f} % against {gain_b:+.1f} %, and the distilled student {kept_words} (the {len(seeds)} seeds "
             f"both rows have).")

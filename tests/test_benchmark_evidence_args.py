@@ -21,7 +21,9 @@ from evidence import (  # noqa: E402
     extra_teacher_config,
     lacking,
     min_epochs_gap,
+    size_gap,
     stop_facts,
+    student_config,
     students_folder_config,
     teacher_epochs_problem,
 )
@@ -132,3 +134,30 @@ def test_a_record_from_before_the_stop_facts_lacks_them_and_its_checkpoint_suppl
     model_dir.mkdir(parents=True)
     (model_dir / "last.json").write_text('{"epoch": 31, "best_epoch": 14, "stopped_early": true}')
     assert stop_facts(tmp_path, "stid_kd") == {"epochs_run": 32, "best_epoch": 14, "stopped_early": True}
+
+
+def test_the_student_without_dropout_is_the_data_sets_own_stid_with_dropout_off():
+    """``stid-nodrop``: on the Auckland counts the preset's student (its params, not the ``stid-32`` size that
+    ``stid`` means elsewhere) with dropout 0; on Los-loop that data set's ``stid`` with dropout 0."""
+    akl = parse_config(config("akl-pedestrians", 0, True))
+    own, nodrop = (student_config("akl-pedestrians", label, akl) for label in ("stid", "stid-nodrop"))
+    assert nodrop.name == own.name == "stid"
+    assert nodrop.params == {**own.params, "dropout": 0.0} and "dropout" not in own.params
+    loop = parse_config(config("los-loop", 0, True))
+    assert student_config("los-loop", "stid-nodrop", loop).params == {
+        **student_config("los-loop", "stid", loop).params, "dropout": 0.0}
+
+
+def test_a_row_without_dropout_is_set_against_the_same_row_with_it():
+    def rec(seed, label, plain, kd):
+        return {"seed": seed, "student": label, "plain_mae": plain, "kd_mae": kd, "teacher_mae": 40.0,
+                "params": {"student": 18844}}
+
+    base = "stid, teachers stid-64, lr 0.008"
+    nodrop = "stid-nodrop, teachers stid-64, lr 0.008"
+    by = {base: [rec(s, base, 44.0, 43.0) for s in range(5)], nodrop: [rec(s, nodrop, 43.0, 42.0) for s in range(5)]}
+    text = size_gap(by[nodrop], by)
+    assert text.startswith(f" Without dropout, against the row `{base}` with it (the same 18,844 parameters): "
+                           "plain 43.000 against 44.000 (-2.3 %), distilled 42.000 against 43.000 (-2.3 %)")
+    assert "keeps 33 % of the teacher's edge against 25 %" in text
+    assert size_gap(by[base], by) == ""  # the row with dropout has no such sentence
