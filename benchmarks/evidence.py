@@ -130,7 +130,8 @@ TEACHERS = [{"name": "gwnet"}]
 # what averaging over seeds buys, which the student can represent (ensemble distillation).
 # ``stid-64``: twice ``stid-32``'s width and one layer more (535k parameters, 28x the Auckland student);
 # ``stid-64-nb`` the same reading its 4 strongest up- and downstream neighbours, as ``stid-nb`` does;
-# ``stid-64-nodrop`` ``stid-64`` without dropout (as ``stid-nodrop`` is the student without it).
+# ``stid-64-nodrop`` ``stid-64`` without dropout (as ``stid-nodrop`` is the student without it), and
+# ``stid-64-dropout-0.3`` with twice the model's dropout: the teacher's regulariser, both ways.
 # ``gwnet``: the main teacher's own model from another seed (``gwnet:101``), on the main teacher's schedule
 # (``--teacher-epochs``): copies of the strongest teacher for an ensemble further ahead of the students.
 EXTRA_TEACHERS = {"gwnet": copy.deepcopy(TEACHERS[0]),
@@ -140,6 +141,8 @@ EXTRA_TEACHERS = {"gwnet": copy.deepcopy(TEACHERS[0]),
                                                          "layers": 4}},
                   "stid-64" + NO_DROPOUT: {"name": "stid", "params": {"embed_dim": 64, "node_dim": 64, "tod_dim": 64,
                                                                        "dow_dim": 64, "layers": 4, "dropout": 0.0}},
+                  "stid-64-dropout-0.3": {"name": "stid", "params": {"embed_dim": 64, "node_dim": 64, "tod_dim": 64,
+                                                                     "dow_dim": 64, "layers": 4, "dropout": 0.3}},
                   "stid-64-nb": {"name": "stid", "params": {"embed_dim": 64, "node_dim": 64, "tod_dim": 64,
                                                             "dow_dim": 64, "layers": 4, "neighbours": 4,
                                                             "neighbour_dim": 32}}}
