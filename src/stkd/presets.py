@@ -93,7 +93,9 @@ validation and test (distilled test 38.43 against 38.75; distillation's gain +1.
 on validation on every seed for both (distilled test 61.05 against 61.53 on 5 of 5 seeds, plain 61.57 against
 61.74 on 4 of 5; gain +0.8 % against +0.4 %). The teacher keeps its dropout: the same teacher without it was
 worse on validation and test (seed 0: 40.27 against 39.75, 41.16 against 40.72; the extra teacher
-``stid-64-nodrop``), and the students it taught were worse on validation (distilled 40.93 against 40.79).
+``stid-64-nodrop``), and the students it taught were worse on validation (distilled 40.93 against 40.79); with
+twice the dropout (0.3, ``stid-64-dropout-0.3``) it was level on validation (39.77 against 39.75) and its
+distilled students were not lower (40.83 against 40.79).
 
 From 2026-12-05 to 2026-12-06 the distilled student also learned the teacher's forecasts of masked and mixed
 copies of its training windows (``distill.augment: [mask, mixup]``, labelled online by the teacher, weight 1):
