@@ -95,7 +95,12 @@ on validation on every seed for both (distilled test 61.05 against 61.53 on 5 of
 worse on validation and test (seed 0: 40.27 against 39.75, 41.16 against 40.72; the extra teacher
 ``stid-64-nodrop``), and the students it taught were worse on validation (distilled 40.93 against 40.79); with
 twice the dropout (0.3, ``stid-64-dropout-0.3``) it was level on validation (39.77 against 39.75) and its
-distilled students were not lower (40.83 against 40.79).
+distilled students were not lower (40.83 against 40.79). Without dropout the students' 60 epochs trained in 31 s
+each in the default run on a 2-core CPU without AMX (53 and 56 s with it in the run before, at commit 9400825,
+also without AMX), so 90 would now likely fit in 6 minutes; the
+row ``stid-nodrop, ..., 90 epochs, early stop from epoch 60, ...`` had both students barely lower on validation
+(plain 41.03 against 41.05, 3 of 5 seeds; distilled 40.69 against 40.79, 4 of 5) and not on test (plain 43.51
+against 43.41, distilled 43.01 against 43.00), so the schedule stays at 60.
 
 From 2026-12-05 to 2026-12-06 the distilled student also learned the teacher's forecasts of masked and mixed
 copies of its training windows (``distill.augment: [mask, mixup]``, labelled online by the teacher, weight 1):
