@@ -100,8 +100,9 @@ DATASETS |= {name: DATASETS[h["of"]] for name, h in HELD_OUT.items()}  # its sou
 # ``stid-nb-8`` and ``stid-nb-32`` the same beside ``stid-nb`` (the default width, reading its neighbours);
 # ``mlp-nb-id-cal-16`` and ``-256`` the MLP with all its inputs at hidden widths 16 and 256 (the default is 64),
 # ``mlp-id-cal-16`` and ``-256`` the same without the neighbours. ``stid-nodrop`` is the data set's ``stid``
-# without dropout in its encoder (the model's default keeps 0.15): a student too small for its data may need all
-# of its width to follow a teacher, and a teacher's forecasts are no noisy labels to be regularised against.
+# without dropout in its encoder (the model's default keeps 0.15), and every STID label has such a twin
+# (``stid-nb-nodrop``, ...): a student too small for its data may need all of its width to follow a teacher, and a
+# teacher's forecasts are no noisy labels to be regularised against. (The MLP has no dropout by default.)
 NO_DROPOUT = "-nodrop"
 STID_8 = {"embed_dim": 8, "node_dim": 8, "tod_dim": 8, "dow_dim": 8, "layers": 2}
 STID_32 = {"embed_dim": 32, "node_dim": 32, "tod_dim": 32, "dow_dim": 32, "layers": 3}
@@ -110,7 +111,6 @@ MLP_NB_ID_CAL = {"neighbours": 4, **MLP_ID_CAL}
 STUDENTS = {"stid": ("stid", dict(STID_32)),
             "stid-8": ("stid", dict(STID_8)),
             "stid-32": ("stid", dict(STID_32)),
-            "stid" + NO_DROPOUT: ("stid", {**STID_32, "dropout": 0.0}),
             "stid-nb": ("stid", {"neighbours": 4, "neighbour_dim": 16}),
             "stid-nb-8": ("stid", {**STID_8, "neighbours": 4, "neighbour_dim": 8}),
             "stid-nb-32": ("stid", {**STID_32, "neighbours": 4, "neighbour_dim": 32}),
@@ -123,6 +123,8 @@ STUDENTS = {"stid": ("stid", dict(STID_32)),
             "mlp-nb-id-cal-16": ("mlp", {**MLP_NB_ID_CAL, "hidden": [16, 16]}),
             "mlp-nb-id-cal-256": ("mlp", {**MLP_NB_ID_CAL, "hidden": [256, 256]}),
             "linear": ("linear", {})}
+STUDENTS |= {label + NO_DROPOUT: (model, {**params, "dropout": 0.0})  # every STID student without dropout too
+             for label, (model, params) in STUDENTS.items() if model == "stid"}
 TEACHERS = [{"name": "gwnet"}]
 # Extra teachers (``--extra-teachers LABEL[:SEED]``), each trained once in its own folder and averaged with the
 # main one (weights inverse to their validation MAE): an ensemble teacher is better than each of its members.

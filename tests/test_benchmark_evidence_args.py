@@ -16,6 +16,7 @@ from stkd.errors import ConfigError
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 from evidence import (  # noqa: E402
+    STUDENTS,
     check_record_settings,
     config,
     extra_teacher_config,
@@ -146,6 +147,10 @@ def test_the_student_without_dropout_is_the_data_sets_own_stid_with_dropout_off(
     loop = parse_config(config("los-loop", 0, True))
     assert student_config("los-loop", "stid-nodrop", loop).params == {
         **student_config("los-loop", "stid", loop).params, "dropout": 0.0}
+    for label in ("stid-nb", "stid-8", "stid-nb-32"):  # every STID student has its twin without dropout
+        assert student_config("los-loop", label + "-nodrop", loop).params == {
+            **student_config("los-loop", label, loop).params, "dropout": 0.0}
+    assert "mlp-nodrop" not in STUDENTS  # the MLP has no dropout by default
 
 
 def test_a_row_without_dropout_is_set_against_the_same_row_with_it():
