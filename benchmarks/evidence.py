@@ -953,7 +953,7 @@ def size_gap(rows: list[dict], by_student: dict[str, list[dict]]) -> str:
     return (f" {what}: plain {plain:.3f} against {plain_b:.3f} ({100 * (plain - plain_b) / plain_b:+.1f} %), "
             f"distilled {kd:.3f} against {kd_b:.3f} ({100 * (kd - kd_b) / kd_b:+.1f} %); distillation's gain is "
             f"{gain:+.1f} % against {gain_b:+.1f} %, and the distilled student {kept_words} (the {len(seeds)} seeds "
-            f"both rows have).")
+            f"both rows have{machines_apart([*rows, *base], seeds)}).")
 
 
 def lags_label(lags: list[str]) -> str:

@@ -154,9 +154,9 @@ def test_the_student_without_dropout_is_the_data_sets_own_stid_with_dropout_off(
 
 
 def test_a_row_without_dropout_is_set_against_the_same_row_with_it():
-    def rec(seed, label, plain, kd):
+    def rec(seed, label, plain, kd, machine="m"):
         return {"seed": seed, "student": label, "plain_mae": plain, "kd_mae": kd, "teacher_mae": 40.0,
-                "params": {"student": 18844}}
+                "params": {"student": 18844}, "machine": machine}
 
     base = "stid, teachers stid-64, lr 0.008"
     nodrop = "stid-nodrop, teachers stid-64, lr 0.008"
@@ -165,4 +165,7 @@ def test_a_row_without_dropout_is_set_against_the_same_row_with_it():
     assert text.startswith(f" Without dropout, against the row `{base}` with it (the same 18,844 parameters): "
                            "plain 43.000 against 44.000 (-2.3 %), distilled 42.000 against 43.000 (-2.3 %)")
     assert "keeps 33 % of the teacher's edge against 25 %" in text
+    assert text.endswith("(the 5 seeds both rows have).")  # one machine measured both rows
+    by[nodrop] = [rec(s, nodrop, 43.0, 42.0, machine="n") for s in range(5)]
+    assert "measured on 2 machines, m and n" in size_gap(by[nodrop], by)  # other kernels round otherwise
     assert size_gap(by[base], by) == ""  # the row with dropout has no such sentence

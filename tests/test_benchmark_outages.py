@@ -368,7 +368,7 @@ def test_a_row_of_another_student_size_is_compared_with_the_data_sets_own_studen
 
     def rows(label: str, params: int, plain: float, kd: float, seeds: range) -> list[dict]:
         return [{"student": label + tail, "seed": s, "plain_mae": plain, "kd_mae": kd, "teacher_mae": 40.0,
-                 "params": {"teacher": 500_000, "student": params}} for s in seeds]
+                 "params": {"teacher": 500_000, "student": params}, "machine": "m"} for s in seeds]
 
     base = rows("stid", 20_000, 44.0, 43.0, range(5))
     small = rows("stid-8", 5_000, 50.0, 45.0, range(1, 6))
