@@ -1095,13 +1095,22 @@ def row_comparisons(result: dict, rows_by: dict[str, list[dict]]) -> dict[str, t
     numbers in :func:`row_summary`'s shape. A row measured at several learning rates of the students counts
     once, under the label of its row at the data set's rate with ``, each student at its best learning rate
     (...)``, each student at the rate where its mean validation MAE is lowest (:func:`lr_choice`): a shared
-    rate that suits the plain student less than the distilled one would flatter distillation. What the targets
-    block and the headroom benchmark read of the evidence."""
+    rate that suits the plain student less than the distilled one would flatter distillation. Likewise a row
+    measured with and without the students' dropout counts once, under the label of its row with dropout,
+    each student the way validation chose (:func:`dropout_choice`). What the targets block and the headroom
+    benchmark read of the evidence."""
     out: dict[str, tuple[str, dict]] = {}
     usual = usual_rate(result["dataset"])
     for s, rs in rows_by.items():
         if LR_MARK.search(s) and lr_family(rs, rows_by, result["dataset"]).get(usual):
             continue  # counted with its row at the data set's rate
+        if dropout_twin(s, rows_by, with_dropout=True):
+            continue  # counted with its twin that keeps dropout
+        twin = dropout_twin(s, rows_by, with_dropout=False)
+        if twin is not None:
+            label, row = dropout_choice(result["dataset"], rs, rows_by[twin])
+            out[f"{s}, {label}"] = (s, row)
+            continue
         choice = lr_choice(rs, rows_by, result["dataset"])
         if choice is None:
             out[s] = (s, row_summary(result, rs))
@@ -1110,6 +1119,35 @@ def row_comparisons(result: dict, rows_by: dict[str, list[dict]]) -> dict[str, t
                  f"{choice['best']['kd']:g})")
         out[label] = (s, paired_row(result["dataset"], choice["plain_mae"], choice["kd_mae"], choice["teacher"]))
     return out
+
+
+def dropout_twin(label: str, rows_by: dict[str, list[dict]], with_dropout: bool) -> str | None:
+    """The row that differs from ``label`` by the students' dropout alone, where it was measured on seeds ``label``
+    has too: for a row of a no-dropout student (``stid-nodrop, ...``) its twin with dropout (``with_dropout``), for
+    any other its twin without (``not with_dropout``); None where there is none."""
+    name, sep, rest = label.partition(",")
+    if name.endswith(NO_DROPOUT) != with_dropout:
+        return None
+    twin = (name.removesuffix(NO_DROPOUT) if with_dropout else name + NO_DROPOUT) + sep + rest
+    return twin if twin in rows_by and shared_seeds(rows_by.get(label, []), rows_by[twin]) else None
+
+
+def dropout_choice(dataset: str, with_rows: list[dict], without_rows: list[dict]) -> tuple[str, dict]:
+    """A row measured with and without the students' dropout, counted once: each student, plain and distilled,
+    the way its mean validation MAE is lower (over the seeds both rows have), as a user would choose. Why: dropping
+    dropout may weaken the plain student (a small data set) while the teacher's forecasts regularise the
+    distilled one, and setting the distilled student without it against the plain one without it would credit
+    distillation with what dropout gave the plain student. Returns the label's tail and :func:`paired_row`."""
+    seeds = sorted(shared_seeds(with_rows, without_rows))
+    by_seed = {True: {r["seed"]: r for r in with_rows}, False: {r["seed"]: r for r in without_rows}}
+    chosen = {arm: min((True, False), key=lambda kept: np.mean([by_seed[kept][s][f"{arm}_val"] for s in seeds]))
+              for arm in ("plain", "kd")}
+    words = {True: "with", False: "without"}
+    teacher = float(np.mean([r.get("ensemble_mae", r["teacher_mae"]) for r in with_rows if r["seed"] in seeds]))
+    row = paired_row(dataset, [by_seed[chosen["plain"]][s]["plain_mae"] for s in seeds],
+                     [by_seed[chosen["kd"]][s]["kd_mae"] for s in seeds], teacher)
+    return (f"each student with or without dropout as validation chose (plain {words[chosen['plain']]}, distilled "
+            f"{words[chosen['kd']]})", row)
 
 
 def paired_row(dataset: str, plain_mae: list[float], kd_mae: list[float], teacher: float | None) -> dict:

@@ -90,3 +90,27 @@ def test_a_row_holding_the_same_plain_student_is_set_against_that_student_at_its
     by[lone] = [{**r, "student": lone, "plain_mae": r["plain_mae"] + 1.0} for r in by[BASE]]
     assert lr_gap(by[lone], by, "akl-pedestrians") == ""
     assert lone in row_comparisons({"dataset": "akl-pedestrians"}, by)
+
+
+def test_a_row_measured_with_and_without_dropout_counts_once_each_student_as_validation_chose():
+    """On a small data set dropping dropout weakens the plain student while the teacher regularises the distilled
+    one: the comparison sets each student the way its validation MAE is lower, not the two without dropout."""
+    from evidence import row_comparisons
+
+    kept = "stid-nb, teachers stid-64-nb"
+    dropped = "stid-nb-nodrop, teachers stid-64-nb"
+    by = {kept: _rows(kept, None, 3.03, 2.99, [3.44, 3.45, 3.44], [3.41, 3.41, 3.42]),
+          dropped: _rows(dropped, None, 3.09, 3.00, [3.50, 3.51, 3.49], [3.40, 3.41, 3.41]),
+          "mlp, 30 epochs": _rows("mlp, 30 epochs", None, 50.0, 49.0, [51.0] * 3, [50.0] * 3)}
+    comparisons = row_comparisons({"dataset": "los-loop"}, by)
+    fair = kept + ", each student with or without dropout as validation chose (plain with, distilled with)"
+    assert set(comparisons) == {fair, "mlp, 30 epochs"}  # the row without dropout is not counted alone
+    base, row = comparisons[fair]
+    assert base == kept
+    assert row["plain"] == pytest.approx(3.4433, abs=1e-3) and row["kd"] == pytest.approx(3.4133, abs=1e-3)
+    # where validation prefers the distilled student without dropout, that one is set against the plain with it
+    by[dropped] = _rows(dropped, None, 3.09, 2.90, [3.50, 3.51, 3.49], [3.30, 3.31, 3.31])
+    (label, (_, row)), = ((k, v) for k, v in row_comparisons({"dataset": "los-loop"}, by).items() if k != "mlp, 30 epochs")
+    assert label.endswith("(plain with, distilled without)") and row["kd"] == pytest.approx(3.3067, abs=1e-3)
+    by[dropped] = by[dropped][:0]  # no shared seed: each row stands alone
+    assert kept in row_comparisons({"dataset": "los-loop"}, {k: v for k, v in by.items() if v})
