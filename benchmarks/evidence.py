@@ -106,6 +106,7 @@ DATASETS |= {name: DATASETS[h["of"]] for name, h in HELD_OUT.items()}  # its sou
 NO_DROPOUT = "-nodrop"
 STID_8 = {"embed_dim": 8, "node_dim": 8, "tod_dim": 8, "dow_dim": 8, "layers": 2}
 STID_32 = {"embed_dim": 32, "node_dim": 32, "tod_dim": 32, "dow_dim": 32, "layers": 3}
+STID_64 = {"embed_dim": 64, "node_dim": 64, "tod_dim": 64, "dow_dim": 64, "layers": 4}  # the wide teachers' STID
 MLP_ID_CAL = {"node_dim": 16, "calendar": 4}
 MLP_NB_ID_CAL = {"neighbours": 4, **MLP_ID_CAL}
 STUDENTS = {"stid": ("stid", dict(STID_32)),
@@ -139,15 +140,10 @@ TEACHERS = [{"name": "gwnet"}]
 EXTRA_TEACHERS = {"gwnet": copy.deepcopy(TEACHERS[0]),
                   "stid-32": {"name": "stid", "params": STUDENTS["stid"][1]},
                   "stid-nb": {"name": "stid", "params": STUDENTS["stid-nb"][1]},
-                  "stid-64": {"name": "stid", "params": {"embed_dim": 64, "node_dim": 64, "tod_dim": 64, "dow_dim": 64,
-                                                         "layers": 4}},
-                  "stid-64" + NO_DROPOUT: {"name": "stid", "params": {"embed_dim": 64, "node_dim": 64, "tod_dim": 64,
-                                                                       "dow_dim": 64, "layers": 4, "dropout": 0.0}},
-                  "stid-64-dropout-0.3": {"name": "stid", "params": {"embed_dim": 64, "node_dim": 64, "tod_dim": 64,
-                                                                     "dow_dim": 64, "layers": 4, "dropout": 0.3}},
-                  "stid-64-nb": {"name": "stid", "params": {"embed_dim": 64, "node_dim": 64, "tod_dim": 64,
-                                                            "dow_dim": 64, "layers": 4, "neighbours": 4,
-                                                            "neighbour_dim": 32}}}
+                  "stid-64": {"name": "stid", "params": dict(STID_64)},
+                  "stid-64" + NO_DROPOUT: {"name": "stid", "params": {**STID_64, "dropout": 0.0}},
+                  "stid-64-dropout-0.3": {"name": "stid", "params": {**STID_64, "dropout": 0.3}},
+                  "stid-64-nb": {"name": "stid", "params": {**STID_64, "neighbours": 4, "neighbour_dim": 32}}}
 # The issue's targets for the distilled student's test MAE relative to its plain self (mean over seeds).
 TARGET_RATIO = {"los-loop": 0.95, "akl-pedestrians": 0.97}
 DISTILL = {"alpha": 0.5, "loss": "huber", "ensemble": "weighted"}
@@ -440,9 +436,9 @@ def run_seed(dataset: str, seed: int, students: list[str], runs: Path, quick: bo
                 print(f"seed {seed}, row {label!r}: its students are not in {run_dir.name}; the record stays as it is")
                 continue
             kd, plain = saved[f"{folder}_kd"], saved[f"{folder}_plain"]
-            added = {**(to_teacher(signal, task.wd, kd, plain) if "distances" in lacking(old) else {}),
-                     **({"kd_stop": stop_facts(run_dir, kd.name), "plain_stop": stop_facts(run_dir, plain.name)}
-                        if "stops" in lacking(old) else {})}
+            missing = lacking(old)
+            added = {**(to_teacher(signal, task.wd, kd, plain) if "distances" in missing else {}),
+                     **(students_stops(run_dir, kd.name, plain.name) if "stops" in missing else {})}
             records.append({**old, **added, "distances_command": command()})
             continue
         t0 = time.perf_counter()
@@ -462,7 +458,7 @@ def run_seed(dataset: str, seed: int, students: list[str], runs: Path, quick: bo
                         "teacher_epochs": teacher_epochs, "day_of_week": bool(task.wd.day_of_week),
                         "student_epochs": cfg.train.epochs, "student_patience": cfg.train.patience,
                         "student_min_epochs": cfg.train.min_epochs,
-                        "kd_stop": stop_facts(run_dir, kd.name), "plain_stop": stop_facts(run_dir, plain.name),
+                        **students_stops(run_dir, kd.name, plain.name),
                         "teacher_mae": metrics[best_teacher.name]["test"]["mae"], "teacher_val": best_teacher.val_mae,
                         "plain_mae": metrics[plain.name]["test"]["mae"], "kd_mae": metrics[kd.name]["test"]["mae"],
                         "plain_val": plain.val_mae, "kd_val": kd.val_mae,
@@ -486,6 +482,11 @@ def stop_facts(run_dir: Path, name: str) -> dict:
     info = read_json(run_dir / "models" / name / "last.json")
     return {"epochs_run": info["epoch"] + 1, "best_epoch": info["best_epoch"],
             "stopped_early": bool(info.get("stopped_early"))}
+
+
+def students_stops(run_dir: Path, kd: str, plain: str) -> dict:
+    """A record's ``kd_stop`` and ``plain_stop``: :func:`stop_facts` of the distilled and the plain student."""
+    return {"kd_stop": stop_facts(run_dir, kd), "plain_stop": stop_facts(run_dir, plain)}
 
 
 def extra_teacher_config(dataset: str, label: str, seed: int, quick: bool, teacher_lags: list[str] | None,
@@ -931,9 +932,13 @@ def size_gap(rows: list[dict], by_student: dict[str, list[dict]]) -> str:
     from stkd.paired import paired_gain
 
     name, _, rest = rows[0]["student"].partition(",")
-    nodrop = name.endswith(NO_DROPOUT) and name.removesuffix(NO_DROPOUT) in STUDENTS
-    base_name = name.removesuffix(NO_DROPOUT) if nodrop else sized_base(name)
-    base = by_student.get(base_name + ("," + rest if rest else "")) if base_name else None
+    twin = dropout_twin(rows[0]["student"], by_student, with_dropout=True)  # the same row with dropout
+    nodrop = twin is not None
+    if nodrop:
+        base = by_student[twin]
+    else:
+        base_name = sized_base(name)
+        base = by_student.get(base_name + ("," + rest if rest else "")) if base_name else None
     seeds = shared_seeds(rows, base)
     if not base or not seeds or (not nodrop and rows[0]["params"]["student"] == base[0]["params"]["student"]):
         return ""
