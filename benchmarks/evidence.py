@@ -69,8 +69,9 @@ from common import (
     save_result,
 )
 from fidelity import fidelity_gap, to_teacher
+from stkd.config import TrainConfig
 from stkd.io import read_json
-from stkd.names import AUGMENT_LABELS, AUGMENTATIONS, STUDENT_INITS, STUDENT_ROLES, TEACHER_SCOPES
+from stkd.names import AUGMENT_LABELS, AUGMENTATIONS, LOSSES, STUDENT_INITS, STUDENT_ROLES, TEACHER_SCOPES
 
 DATASETS = {
     "los-loop": {"data": los_loop_data(), "train": {"epochs": 80, "patience": 15, "max_batches": None}},
@@ -147,6 +148,7 @@ EXTRA_TEACHERS = {"gwnet": copy.deepcopy(TEACHERS[0]),
 # The issue's targets for the distilled student's test MAE relative to its plain self (mean over seeds).
 TARGET_RATIO = {"los-loop": 0.95, "akl-pedestrians": 0.97}
 DISTILL = {"alpha": 0.5, "loss": "huber", "ensemble": "weighted"}
+TRAIN_LOSS = TrainConfig.loss  # the students' loss of a row unless --loss set another (records before it lack it)
 # The lags every teacher of a data set's rows reads unless the row's label says otherwise (``--teacher-lags``):
 # on the Auckland counts the pinned preset's privileged teacher; elsewhere the window only.
 USUAL_TEACHER_LAGS = {"akl-pedestrians": ["1D", "7D"]}
@@ -319,7 +321,8 @@ def run_seed(dataset: str, seed: int, students: list[str], runs: Path, quick: bo
              outages: float | None = None, teacher_scope: str | None = None,
              augment: dict | None = None, student_lags: list[str] | None = None,
              distances_only: bool = False, alpha: float | None = None, student_init: str | None = None,
-             student_lr: float | None = None, student_min_epochs: int | None = None) -> list[dict]:
+             student_lr: float | None = None, student_min_epochs: int | None = None,
+             loss: str | None = None) -> list[dict]:
     """The records of one seed's rows not yet in ``done`` (``(seed, row) -> record``). With ``distances_only``
     it trains nothing: for the rows in ``done`` that lack the students' distances to the teacher
     (:mod:`fidelity`) or their stop facts (:func:`lacking`), whose teachers and students are saved under ``runs``,
@@ -342,6 +345,9 @@ def run_seed(dataset: str, seed: int, students: list[str], runs: Path, quick: bo
         cfg.distill = dataclasses.replace(cfg.distill, alpha=alpha)
     if student_lr is not None:  # both students' learning rate; the teachers train apart (--teacher-seed)
         cfg.train = dataclasses.replace(cfg.train, lr=student_lr)
+    if loss is not None:  # both students' loss, the plain one's and both terms of the distilled one's
+        cfg.train = dataclasses.replace(cfg.train, loss=loss)
+        cfg.distill = dataclasses.replace(cfg.distill, loss=loss)
     task = prepare_task(cfg)
     check_models(task)
     if student_init:  # after the check: the dataset's first configured teacher need not be the one the student starts from
@@ -356,6 +362,7 @@ def run_seed(dataset: str, seed: int, students: list[str], runs: Path, quick: bo
     schedule += f"-teacher-{teacher_scope}" if teacher_scope else ""  # the students' objective, not the teacher's
     schedule += f"-{augment_folder(augment)}" if augment else ""
     schedule += f"-alpha-{alpha:g}" if alpha is not None else ""
+    schedule += f"-loss-{loss}" if loss is not None else ""
     schedule += lr_slug(student_lr)
     schedule += f"-init-{student_init}" if student_init else ""
 
@@ -417,6 +424,7 @@ def run_seed(dataset: str, seed: int, students: list[str], runs: Path, quick: bo
         label += lr_label(student_lr)
         label += f", {augment_label(augment)}" if augment else ""
         label += f", alpha {alpha:g}" if alpha is not None else ""
+        label += loss_label(loss)
         label += INIT_LABEL if student_init == "teacher" else ""
         label += lags_label(student_lags) if student_lags else ""
         old = done.get((seed, label))
@@ -454,6 +462,7 @@ def run_seed(dataset: str, seed: int, students: list[str], runs: Path, quick: bo
                         "outages": outages, "teacher_scope": cfg.distill.teacher_scope,
                         "augment": list(cfg.distill.augment), "augment_weight": cfg.distill.augment_weight,
                         "augment_labels": cfg.distill.augment_labels, "alpha": cfg.distill.alpha,
+                        "loss": cfg.train.loss,
                         "student_init": cfg.distill.init, "student_lr": cfg.train.lr,
                         "teacher_epochs": teacher_epochs, "day_of_week": bool(task.wd.day_of_week),
                         "student_epochs": cfg.train.epochs, "student_patience": cfg.train.patience,
@@ -714,6 +723,24 @@ def alpha_gap(rows: list[dict], by_student: dict[str, list[dict]]) -> str:
     if not other or other is rows:
         return ""
     return kd_gap(rows, other, f"With alpha {alpha:g}", f"with alpha {DISTILL['alpha']:g}")
+
+
+def loss_label(loss: str | None) -> str:
+    """A row's mark for its students' loss (``--loss``): none for the data set's own."""
+    return f", loss {loss}" if loss is not None else ""
+
+
+def loss_gap(rows: list[dict], by_student: dict[str, list[dict]]) -> str:
+    """For a row whose students trained under another loss (``--loss``): both students against the same row
+    under the data set's loss (same teachers, schedule and seeds): the loss is both arms' choice, so each moves."""
+    mark = loss_label(rows[0].get("loss"))
+    other = by_student.get(rows[0]["student"].replace(mark, "", 1)) if mark in rows[0]["student"] else None
+    if not other or other is rows:
+        return ""
+    usual = other[0].get("loss") or TRAIN_LOSS
+    this_words, other_words = f"With the {rows[0]['loss']} loss", f"with {usual}"
+    return (kd_gap(rows, other, this_words, other_words, who="plain")
+            + kd_gap(rows, other, this_words, other_words))
 
 
 LR_MARK = re.compile(r", lr ([0-9.e+-]+)")  # :func:`lr_label`'s mark in a row's label
@@ -1268,6 +1295,7 @@ def render(result: dict) -> str:
                  + size_gap(rows, by_student)
                  + privileged_gap(rows, by_student, result["dataset"])
                  + teacher_epochs_gap(rows, by_student, result["dataset"]) + alpha_gap(rows, by_student)
+                 + loss_gap(rows, by_student)
                  + init_gap(rows, by_student) + lr_gap(rows, by_student, result["dataset"])
                  + min_epochs_gap(rows, by_student)
                  + held_out_gap(source, rows, g)
@@ -1352,6 +1380,9 @@ def main() -> None:
     ap.add_argument("--alpha", type=float, default=None,
                     help=f"distill.alpha of the distilled students: the ground truth's weight, the rest the "
                          f"teacher's (default {DISTILL['alpha']:g}; 0: the teacher's forecasts alone)")
+    ap.add_argument("--loss", choices=LOSSES, default=None,
+                    help="train.loss and distill.loss of both students, the plain and the distilled (default: the "
+                         "data set's); needs --teacher-seed, so the teacher keeps its own")
     ap.add_argument("--student-init", choices=STUDENT_INITS, default=None,
                     help="distill.init of the distilled students: teacher starts them from the first teacher's weights "
                          "cut to their size (the first teacher must be of the student's kind and read what it reads)")
@@ -1372,6 +1403,8 @@ def main() -> None:
         ap.error("--student-min-epochs needs --student-schedule (the floor is of the students' own schedule)")
     if args.student_min_epochs is not None and not 1 <= args.student_min_epochs <= args.student_schedule[0]:
         ap.error("--student-min-epochs: an epoch of the students' schedule (1 to its EPOCHS)")
+    if args.loss is not None and args.teacher_seed is None:
+        ap.error("--loss needs --teacher-seed (the teacher trains apart, under its own loss)")
     if args.student_lr is not None and args.teacher_seed is None:
         ap.error("--student-lr needs --teacher-seed (the teacher trains apart, at its own learning rate)")
     if args.outages is not None and not 0 < args.outages < 1:
@@ -1400,7 +1433,7 @@ def main() -> None:
                            args.teacher_lags, args.precision, args.teacher_epochs, args.extra_teachers,
                            args.without_main_teacher, args.history, args.student_schedule, args.outages,
                            args.teacher_scope, augment, args.student_lags, args.distances_only, args.alpha,
-                           args.student_init, args.student_lr, args.student_min_epochs)
+                           args.student_init, args.student_lr, args.student_min_epochs, args.loss)
             records += new
             if not args.quick:  # another invocation (other students) may have saved meanwhile
                 records = merged_records(path, new, lambda r: (r["seed"], r["student"]))
