@@ -21,6 +21,8 @@ from evidence import (  # noqa: E402
     config,
     extra_teacher_config,
     lacking,
+    loss_gap,
+    loss_label,
     min_epochs_gap,
     size_gap,
     stop_facts,
@@ -169,3 +171,24 @@ def test_a_row_without_dropout_is_set_against_the_same_row_with_it():
     by[nodrop] = [rec(s, nodrop, 43.0, 42.0, machine="n") for s in range(5)]
     assert "measured on 2 machines, m and n" in size_gap(by[nodrop], by)  # other kernels round otherwise
     assert size_gap(by[base], by) == ""  # the row with dropout has no such sentence
+
+
+def test_a_row_under_another_loss_is_set_against_the_same_row_under_the_data_sets_own_for_both_students():
+    """``--loss``: the loss is both students' (the plain one's train.loss, both terms of the distilled one's), so
+    the sentence moves each against the row without the mark; records from before the option name no loss."""
+    def rec(seed, label, plain_val, kd_val, **extra):
+        return {"seed": seed, "student": label, "plain_val": plain_val, "plain_mae": plain_val + 2,
+                "kd_val": kd_val, "kd_mae": kd_val + 2, "machine": "m", **extra}
+
+    base = "stid-nodrop, teachers stid-64, lr 0.008, started from the teacher"
+    l1 = base.replace(", started", loss_label("l1") + ", started")
+    assert l1 == "stid-nodrop, teachers stid-64, lr 0.008, loss l1, started from the teacher"
+    by = {base: [rec(s, base, 41.0, 40.8) for s in range(5)],
+          l1: [rec(s, l1, 40.9 if s else 41.1, 40.7, loss="l1") for s in range(5)]}
+    text = loss_gap(by[l1], by)
+    assert text.startswith(" With the l1 loss, the plain student's validation MAE is 40.940 against 41.000 with "
+                           "huber (lower on 4 of 5 seeds)")
+    assert "With the l1 loss, the distilled student's validation MAE is 40.700 against 40.800 with huber (lower on " \
+           "5 of 5 seeds)" in text
+    assert loss_gap(by[base], by) == ""  # the row under the data set's loss has no such sentence
+    assert loss_label(None) == ""
