@@ -775,20 +775,35 @@ def same_plain(a: list[dict], b: list[dict]) -> bool:
     return bool(seeds) and all(plain_a[s] == plain_b[s] for s in seeds)
 
 
+def lr_anchor(rows: list[dict], by_student: dict[str, list[dict]], dataset: str) -> float | None:
+    """The rate of the row that speaks for ``rows``'s family of learning rates (:func:`lr_family`): the data set's
+    rate where the family was measured at it, else the family's lowest (a student measured at other rates
+    only, e.g. one added after the data set's students moved to their own rate); None without a family."""
+    family = lr_family(rows, by_student, dataset)
+    if not family:
+        return None
+    usual = usual_rate(dataset)
+    return usual if usual in family else min(family)
+
+
 def lr_choice(rows: list[dict], by_student: dict[str, list[dict]], dataset: str) -> dict | None:
-    """For a row at the data set's learning rate whose students were measured at other rates too: its own rows
-    at other rates (:func:`lr_family`), or, for its plain student alone, those of another row holding the same
-    plain student (:func:`same_plain`: rows that differ in their teacher or objective alone). Returns each
+    """For the row that speaks for a family of learning rates (:func:`lr_anchor`): its own rows at other rates
+    (:func:`lr_family`); for a row at the data set's rate measured at that rate alone, for its plain student,
+    those of another row holding the same plain student (:func:`same_plain`: rows that differ in their teacher
+    or objective alone). Returns each
     student's mean validation MAE at each rate it was measured at (``val``: arm -> rate -> MAE, over the
     ``seeds`` every rate has), the rate where it is lowest (``best``: arm -> rate), and the two students at those
     rates (``plain_mae``, ``kd_mae``: test MAE per seed, ``teacher``: the teacher's mean test MAE); None for a row
     at another rate, or without other rates or shared seeds. Why: the two students share one rate in a row, and a
     rate that suits one more than the other moves the gain; the fair comparison pits each student at its own best
     rate, chosen on validation as a user would."""
-    usual = usual_rate(dataset)
-    if LR_MARK.search(rows[0]["student"]) or student_rate(rows[0], dataset) != usual:
+    usual, rate, anchor = usual_rate(dataset), student_rate(rows[0], dataset), lr_anchor(rows, by_student, dataset)
+    if anchor is None and (LR_MARK.search(rows[0]["student"]) or rate != usual):
         return None
+    if anchor is not None and (rate != anchor or (anchor == usual and LR_MARK.search(rows[0]["student"]))):
+        return None  # another row speaks for the family
     kd_family = lr_family(rows, by_student, dataset) or {usual: rows}
+    anchor = usual if anchor is None else anchor
     plain_family = kd_family
     if len(kd_family) == 1:  # the plain student may have been measured at other rates in another row
         plain_family = next((fam for rs in by_student.values()
@@ -804,16 +819,15 @@ def lr_choice(rows: list[dict], by_student: dict[str, list[dict]], dataset: str)
     best = {arm: min(v, key=v.__getitem__) for arm, v in val.items()}
     pick = {arm: {r["seed"]: r for r in families[arm][best[arm]]} for arm in best}
     return {"seeds": seeds, "val": val, "best": best, "shared": plain_family is kd_family,
-            "plain_row": plain_family[usual][0]["student"],
+            "plain_row": plain_family[usual if plain_family is not kd_family else anchor][0]["student"],
             "plain_mae": [pick["plain"][s]["plain_mae"] for s in seeds],
             "kd_mae": [pick["kd"][s]["kd_mae"] for s in seeds],
             "teacher": seeds_mean(kd_family[best["kd"]], "ensemble_mae", "teacher_mae", seeds=set(seeds))}
 
 
 def lr_gap(rows: list[dict], by_student: dict[str, list[dict]], dataset: str) -> str:
-    """For a row at the data set's rate whose students were measured at other rates too (:func:`lr_choice`):
-    each student's mean validation MAE at each rate, and distillation's gain with each student at its own best
-    rate."""
+    """For the row that speaks for a family of learning rates (:func:`lr_choice`): each student's mean validation
+    MAE at each rate, and distillation's gain with each student at its own best rate."""
     from stkd.paired import describe_gain, paired_gain
 
     choice = lr_choice(rows, by_student, dataset)
@@ -1125,7 +1139,7 @@ def row_summary(result: dict, rows: list[dict]) -> dict:
 def row_comparisons(result: dict, rows_by: dict[str, list[dict]]) -> dict[str, tuple[str, dict]]:
     """The paired comparisons of an evidence file's rows ``rows_by``: ``label -> (row label, numbers)``, the
     numbers in :func:`row_summary`'s shape. A row measured at several learning rates of the students counts
-    once, under the label of its row at the data set's rate with ``, each student at its best learning rate
+    once, under the label of the row that speaks for its rates (:func:`lr_anchor`) with ``, each student at its best learning rate
     (...)``, each student at the rate where its mean validation MAE is lowest (:func:`lr_choice`): a shared
     rate that suits the plain student less than the distilled one would flatter distillation. Likewise a row
     measured with and without the students' dropout counts once, under the label of its row with dropout,
@@ -1134,8 +1148,9 @@ def row_comparisons(result: dict, rows_by: dict[str, list[dict]]) -> dict[str, t
     out: dict[str, tuple[str, dict]] = {}
     usual = usual_rate(result["dataset"])
     for s, rs in rows_by.items():
-        if LR_MARK.search(s) and lr_family(rs, rows_by, result["dataset"]).get(usual):
-            continue  # counted with its row at the data set's rate
+        anchor = lr_anchor(rs, rows_by, result["dataset"])
+        if LR_MARK.search(s) and anchor is not None and (anchor == usual or student_rate(rs[0], result["dataset"]) != anchor):
+            continue  # counted with the row that speaks for its family of rates (lr_anchor)
         if dropout_twin(s, rows_by, with_dropout=True):
             continue  # counted with its twin that keeps dropout
         twin = dropout_twin(s, rows_by, with_dropout=False)
@@ -1147,8 +1162,9 @@ def row_comparisons(result: dict, rows_by: dict[str, list[dict]]) -> dict[str, t
         if choice is None:
             out[s] = (s, row_summary(result, rs))
             continue
-        label = (f"{s}, each student at its best learning rate (plain {choice['best']['plain']:g}, distilled "
-                 f"{choice['best']['kd']:g})")
+        # the family's name: its row less the rate (the anchor's own rate may be none of the two chosen)
+        label = (f"{LR_MARK.sub('', s, count=1)}, each student at its best learning rate (plain "
+                 f"{choice['best']['plain']:g}, distilled {choice['best']['kd']:g})")
         out[label] = (s, paired_row(result["dataset"], choice["plain_mae"], choice["kd_mae"], choice["teacher"]))
     return out
 

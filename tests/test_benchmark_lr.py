@@ -114,3 +114,24 @@ def test_a_row_measured_with_and_without_dropout_counts_once_each_student_as_val
     assert label.endswith("(plain with, distilled without)") and row["kd"] == pytest.approx(3.3067, abs=1e-3)
     by[dropped] = by[dropped][:0]  # no shared seed: each row stands alone
     assert kept in row_comparisons({"dataset": "los-loop"}, {k: v for k, v in by.items() if v})
+
+
+def test_a_family_without_the_data_sets_rate_is_spoken_for_by_its_lowest_rate_and_counted_once():
+    """A student added after the data set's students moved to their own rate is measured at other rates only: its
+    lowest rate's row carries the sentence, and the comparisons count the family once, named without a rate."""
+    from evidence import row_comparisons
+
+    nodrop = "stid-nodrop, teachers stid-64, 60 epochs"
+    by = {nodrop + lr_label(lr): _rows(nodrop + lr_label(lr), lr, pv, kv, plain, kd)
+          for lr, pv, kv, plain, kd in ((0.004, 41.3, 40.8, [43.6] * 3, [43.0] * 3),
+                                        (0.008, 41.0, 40.7, [43.4] * 3, [43.0] * 3),
+                                        (0.016, 41.6, 41.1, [43.8] * 3, [43.4] * 3))}
+    low, mid = (by[nodrop + lr_label(lr)] for lr in (0.004, 0.008))
+    text = lr_gap(low, by, "akl-pedestrians")
+    assert "the plain student does best at 0.008, the distilled one at 0.008" in text
+    assert "0.004: plain 42.300, distilled 41.800" in text  # means over seeds 0-2 of 41.3 + seed
+    assert lr_gap(mid, by, "akl-pedestrians") == ""  # the lowest rate speaks for the family
+    comparisons = row_comparisons({"dataset": "akl-pedestrians"}, by)
+    assert list(comparisons) == [nodrop + ", each student at its best learning rate (plain 0.008, distilled 0.008)"]
+    _, row = next(iter(comparisons.values()))
+    assert row["plain"] == pytest.approx(43.4) and row["kd"] == pytest.approx(43.0)  # both at 0.008, not 0.004's gap
