@@ -714,6 +714,20 @@ def augment_gap(rows: list[dict], by_student: dict[str, list[dict]]) -> str:
     return kd_gap(rows, other, f"With the teacher's forecasts of {augment_label(augment)} inputs", "without them")
 
 
+COPIES_MARK = re.compile(r"^([^,]*), teachers (\d+) ([\w.-]+),")  # a row taught by copies of one teacher alone
+
+
+def copies_gap(rows: list[dict], by_student: dict[str, list[dict]]) -> str:
+    """For a row taught by several copies of one teacher, seeds apart (``teachers 4 stid-64``): its distilled student
+    against the same row taught by the first of them alone (``teachers stid-64``), same schedule and seeds: what
+    the copies' averaged forecasts add to one teacher's."""
+    found = COPIES_MARK.match(rows[0]["student"])
+    other = by_student.get(COPIES_MARK.sub(r"\1, teachers \3,", rows[0]["student"], count=1)) if found else None
+    if not found or not other or other is rows:
+        return ""
+    return kd_gap(rows, other, f"Taught by {found[2]} copies of {found[3]} (seeds apart)", "by the first alone")
+
+
 def alpha_gap(rows: list[dict], by_student: dict[str, list[dict]]) -> str:
     """For a row whose distilled students weighed the ground truth otherwise (``--alpha``): its distilled student
     against the same row with the usual weight (:data:`DISTILL`), same teachers, schedule and seeds."""
@@ -1311,7 +1325,7 @@ def render(result: dict) -> str:
                  + size_gap(rows, by_student)
                  + privileged_gap(rows, by_student, result["dataset"])
                  + teacher_epochs_gap(rows, by_student, result["dataset"]) + alpha_gap(rows, by_student)
-                 + loss_gap(rows, by_student)
+                 + loss_gap(rows, by_student) + copies_gap(rows, by_student)
                  + init_gap(rows, by_student) + lr_gap(rows, by_student, result["dataset"])
                  + min_epochs_gap(rows, by_student)
                  + held_out_gap(source, rows, g)

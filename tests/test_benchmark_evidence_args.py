@@ -19,6 +19,7 @@ from evidence import (  # noqa: E402
     STUDENTS,
     check_record_settings,
     config,
+    copies_gap,
     extra_teacher_config,
     lacking,
     loss_gap,
@@ -192,3 +193,19 @@ def test_a_row_under_another_loss_is_set_against_the_same_row_under_the_data_set
            "5 of 5 seeds)" in text
     assert loss_gap(by[base], by) == ""  # the row under the data set's loss has no such sentence
     assert loss_label(None) == ""
+
+
+def test_a_row_taught_by_copies_of_one_teacher_is_set_against_the_row_taught_by_the_first_alone():
+    def rec(seed, label, kd_val):
+        return {"seed": seed, "student": label, "kd_val": kd_val, "kd_mae": kd_val + 2, "machine": "m"}
+
+    one = "stid-nodrop, teachers stid-64, 60 epochs, lr 0.008"
+    four = "stid-nodrop, teachers 4 stid-64, 60 epochs, lr 0.008"
+    mixed = "stid-nb, teachers 3 gwnet + stid-64-nb, 60 epochs"
+    by = {one: [rec(s, one, 40.8) for s in range(5)], four: [rec(s, four, 40.6 if s else 40.9) for s in range(5)],
+          mixed: [rec(s, mixed, 3.0) for s in range(5)]}
+    text = copies_gap(by[four], by)
+    assert text.startswith(" Taught by 4 copies of stid-64 (seeds apart), the distilled student's validation MAE is "
+                           "40.660 against 40.800 by the first alone (lower on 4 of 5 seeds)")
+    assert copies_gap(by[one], by) == ""  # one teacher: no copies
+    assert copies_gap(by[mixed], by) == ""  # an ensemble of different teachers is not copies of one

@@ -79,6 +79,13 @@ teacher's validation MAE was 39.78 against 39.81 and its distilled student's 41.
 seeds; test 43.14 against 43.15, not established), the row ``stid, teachers stid-64, privileged teacher (lags 1D,
 2D, 3D, 7D, 14D, 21D, 28D), ...``; on the held-out years below the same (teacher validation 26.12 against 26.56,
 distilled student 27.54 against 27.69 on 5 of 5 seeds, test not established).
+Four such teachers, seeds apart, teach the student better than one on these years: distilled validation MAE
+40.59 against 40.79 and test MAE 42.75 against 43.00, lower on 5 of 5 seeds each, distillation's gain +1.5 %
+against +0.9 % (the row ``stid-nodrop, teachers 4 stid-64, ...``, the student without dropout below); on the
+held-out years, run after it, less clearly (2020 to 2022: validation 26.99 against 27.08, lower on 4 of 5 seeds,
+test 38.37 against 38.43, 3 of 5; 2019: 53.62 against 53.63 and 61.02 against 61.05, 3 of 5 each). The preset
+trains one: the teacher's training alone took 170 s of the default run's 4 min 4 s on a 2-core CPU without AMX
+(``docs/results/default-run.json``), so four would take the run past 6 minutes.
 
 The student has no dropout in its encoder (``student.params.dropout: 0``; since 2026-12-06, the model's 0.15
 before). Why: the 0.15 had never been chosen for this student, and a student too small for its data needs its
