@@ -748,7 +748,7 @@ def loss_gap(rows: list[dict], by_student: dict[str, list[dict]]) -> str:
     """For a row whose students trained under another loss (``--loss``): both students against the same row
     under the data set's loss (same teachers, schedule and seeds): the loss is both arms' choice, so each moves."""
     mark = loss_label(rows[0].get("loss"))
-    other = by_student.get(rows[0]["student"].replace(mark, "", 1)) if mark in rows[0]["student"] else None
+    other = by_student.get(rows[0]["student"].replace(mark, "", 1)) if mark and mark in rows[0]["student"] else None
     if not other or other is rows:
         return ""
     usual = other[0].get("loss") or TRAIN_LOSS
@@ -789,11 +789,10 @@ def same_plain(a: list[dict], b: list[dict]) -> bool:
     return bool(seeds) and all(plain_a[s] == plain_b[s] for s in seeds)
 
 
-def lr_anchor(rows: list[dict], by_student: dict[str, list[dict]], dataset: str) -> float | None:
-    """The rate of the row that speaks for ``rows``'s family of learning rates (:func:`lr_family`): the data set's
-    rate where the family was measured at it, else the family's lowest (a student measured at other rates
-    only, e.g. one added after the data set's students moved to their own rate); None without a family."""
-    family = lr_family(rows, by_student, dataset)
+def lr_anchor(family: dict[float, list[dict]], dataset: str) -> float | None:
+    """The rate of the row that speaks for a family of learning rates (:func:`lr_family`): the data set's rate
+    where the family was measured at it, else the family's lowest (a student measured at other rates only, e.g.
+    one added after the data set's students moved to their own rate); None for no family."""
     if not family:
         return None
     usual = usual_rate(dataset)
@@ -804,20 +803,18 @@ def lr_choice(rows: list[dict], by_student: dict[str, list[dict]], dataset: str)
     """For the row that speaks for a family of learning rates (:func:`lr_anchor`): its own rows at other rates
     (:func:`lr_family`); for a row at the data set's rate measured at that rate alone, for its plain student,
     those of another row holding the same plain student (:func:`same_plain`: rows that differ in their teacher
-    or objective alone). Returns each
-    student's mean validation MAE at each rate it was measured at (``val``: arm -> rate -> MAE, over the
-    ``seeds`` every rate has), the rate where it is lowest (``best``: arm -> rate), and the two students at those
+    or objective alone). Returns each student's mean validation MAE at each rate it was measured at (``val``:
+    arm -> rate -> MAE, over the ``seeds`` every rate has), the rate where it is lowest (``best``: arm -> rate),
+    and the two students at those
     rates (``plain_mae``, ``kd_mae``: test MAE per seed, ``teacher``: the teacher's mean test MAE); None for a row
     at another rate, or without other rates or shared seeds. Why: the two students share one rate in a row, and a
     rate that suits one more than the other moves the gain; the fair comparison pits each student at its own best
     rate, chosen on validation as a user would."""
-    usual, rate, anchor = usual_rate(dataset), student_rate(rows[0], dataset), lr_anchor(rows, by_student, dataset)
-    if anchor is None and (LR_MARK.search(rows[0]["student"]) or rate != usual):
-        return None
-    if anchor is not None and (rate != anchor or (anchor == usual and LR_MARK.search(rows[0]["student"]))):
-        return None  # another row speaks for the family
-    kd_family = lr_family(rows, by_student, dataset) or {usual: rows}
-    anchor = usual if anchor is None else anchor
+    usual, rate, family = usual_rate(dataset), student_rate(rows[0], dataset), lr_family(rows, by_student, dataset)
+    anchor = lr_anchor(family, dataset) or usual  # a row without a family speaks for itself at the data set's rate
+    if rate != anchor or (anchor == usual and LR_MARK.search(rows[0]["student"])):
+        return None  # another row speaks for the family, or a row at another rate measured at that one alone
+    kd_family = family or {usual: rows}
     plain_family = kd_family
     if len(kd_family) == 1:  # the plain student may have been measured at other rates in another row
         plain_family = next((fam for rs in by_student.values()
@@ -1162,7 +1159,7 @@ def row_comparisons(result: dict, rows_by: dict[str, list[dict]]) -> dict[str, t
     out: dict[str, tuple[str, dict]] = {}
     usual = usual_rate(result["dataset"])
     for s, rs in rows_by.items():
-        anchor = lr_anchor(rs, rows_by, result["dataset"])
+        anchor = lr_anchor(lr_family(rs, rows_by, result["dataset"]), result["dataset"])
         if LR_MARK.search(s) and anchor is not None and (anchor == usual or student_rate(rs[0], result["dataset"]) != anchor):
             continue  # counted with the row that speaks for its family of rates (lr_anchor)
         if dropout_twin(s, rows_by, with_dropout=True):
