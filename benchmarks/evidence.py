@@ -692,10 +692,21 @@ def machines_apart(records: list[dict], seeds: set) -> str:
             "differently: `benchmarks/kernels.py`")
 
 
+def row_without(rows: list[dict], by_student: dict[str, list[dict]], mark: str) -> list[dict] | None:
+    """The records of the row named as ``rows``'s less ``mark`` (its first occurrence): the same row without the
+    one change the mark names, which a row's sentence sets it against; None where the label lacks the mark or that
+    row was not measured."""
+    label = rows[0]["student"]
+    if not mark or mark not in label:
+        return None
+    other = by_student.get(label.replace(mark, "", 1))
+    return other if other and other is not rows else None
+
+
 def scope_gap(rows: list[dict], by_student: dict[str, list[dict]]) -> str:
     """For a row whose students counted the teacher only where inputs were observed (``SCOPE_LABEL``): its
     distilled student against the row that counted it everywhere, on validation and test (same seeds)."""
-    other = by_student.get(rows[0]["student"].replace(SCOPE_LABEL, "")) if SCOPE_LABEL in rows[0]["student"] else None
+    other = row_without(rows, by_student, SCOPE_LABEL)
     if not other:
         return ""
     return kd_gap(rows, other, "Counting the teacher only where the inputs were observed", "counting it everywhere")
@@ -708,8 +719,8 @@ def augment_gap(rows: list[dict], by_student: dict[str, list[dict]]) -> str:
     if not first.get("augment"):
         return ""
     augment = {k: first[k] for k in ("augment", "augment_labels", "augment_weight")}
-    other = by_student.get(first["student"].replace(f", {augment_label(augment)}", "", 1))  # lags may follow it
-    if not other or other is rows:
+    other = row_without(rows, by_student, f", {augment_label(augment)}")  # lags may follow it
+    if not other:
         return ""
     return kd_gap(rows, other, f"With the teacher's forecasts of {augment_label(augment)} inputs", "without them")
 
@@ -723,7 +734,7 @@ def copies_gap(rows: list[dict], by_student: dict[str, list[dict]]) -> str:
     the copies' averaged forecasts add to one teacher's."""
     found = COPIES_MARK.match(rows[0]["student"])
     other = by_student.get(COPIES_MARK.sub(r"\1, teachers \3,", rows[0]["student"], count=1)) if found else None
-    if not found or not other or other is rows:
+    if not other:  # the label without the count always differs from the row's own
         return ""
     return kd_gap(rows, other, f"Taught by {found[2]} copies of {found[3]} (seeds apart)", "by the first alone")
 
@@ -732,9 +743,8 @@ def alpha_gap(rows: list[dict], by_student: dict[str, list[dict]]) -> str:
     """For a row whose distilled students weighed the ground truth otherwise (``--alpha``): its distilled student
     against the same row with the usual weight (:data:`DISTILL`), same teachers, schedule and seeds."""
     alpha = rows[0].get("alpha")
-    mark = f", alpha {alpha:g}" if alpha is not None else ""
-    other = by_student.get(rows[0]["student"].replace(mark, "", 1)) if mark and mark in rows[0]["student"] else None
-    if not other or other is rows:
+    other = row_without(rows, by_student, f", alpha {alpha:g}" if alpha is not None else "")
+    if not other:
         return ""
     return kd_gap(rows, other, f"With alpha {alpha:g}", f"with alpha {DISTILL['alpha']:g}")
 
@@ -747,9 +757,8 @@ def loss_label(loss: str | None) -> str:
 def loss_gap(rows: list[dict], by_student: dict[str, list[dict]]) -> str:
     """For a row whose students trained under another loss (``--loss``): both students against the same row
     under the data set's loss (same teachers, schedule and seeds): the loss is both arms' choice, so each moves."""
-    mark = loss_label(rows[0].get("loss"))
-    other = by_student.get(rows[0]["student"].replace(mark, "", 1)) if mark and mark in rows[0]["student"] else None
-    if not other or other is rows:
+    other = row_without(rows, by_student, loss_label(rows[0].get("loss")))
+    if not other:
         return ""
     usual = other[0].get("loss") or TRAIN_LOSS
     this_words, other_words = f"With the {rows[0]['loss']} loss", f"with {usual}"
@@ -799,6 +808,16 @@ def lr_anchor(family: dict[float, list[dict]], dataset: str) -> float | None:
     return usual if usual in family else min(family)
 
 
+def speaks_for_rates(rows: list[dict], family: dict[float, list[dict]], dataset: str) -> bool:
+    """Whether ``rows`` is the row that speaks for its family of learning rates (``family``: :func:`lr_family` of
+    it), at :func:`lr_anchor`'s rate, the data set's own unmarked; a row without a family speaks for itself where
+    it trained at the data set's rate, unmarked. The sentence (:func:`lr_choice`) and the count
+    (:func:`row_comparisons`) both ask this."""
+    usual = usual_rate(dataset)
+    anchor = lr_anchor(family, dataset) or usual
+    return student_rate(rows[0], dataset) == anchor and not (anchor == usual and LR_MARK.search(rows[0]["student"]))
+
+
 def lr_choice(rows: list[dict], by_student: dict[str, list[dict]], dataset: str) -> dict | None:
     """For the row that speaks for a family of learning rates (:func:`lr_anchor`): its own rows at other rates
     (:func:`lr_family`); for a row at the data set's rate measured at that rate alone, for its plain student,
@@ -810,10 +829,10 @@ def lr_choice(rows: list[dict], by_student: dict[str, list[dict]], dataset: str)
     at another rate, or without other rates or shared seeds. Why: the two students share one rate in a row, and a
     rate that suits one more than the other moves the gain; the fair comparison pits each student at its own best
     rate, chosen on validation as a user would."""
-    usual, rate, family = usual_rate(dataset), student_rate(rows[0], dataset), lr_family(rows, by_student, dataset)
-    anchor = lr_anchor(family, dataset) or usual  # a row without a family speaks for itself at the data set's rate
-    if rate != anchor or (anchor == usual and LR_MARK.search(rows[0]["student"])):
+    usual, family = usual_rate(dataset), lr_family(rows, by_student, dataset)
+    if not speaks_for_rates(rows, family, dataset):
         return None  # another row speaks for the family, or a row at another rate measured at that one alone
+    anchor = lr_anchor(family, dataset) or usual
     kd_family = family or {usual: rows}
     plain_family = kd_family
     if len(kd_family) == 1:  # the plain student may have been measured at other rates in another row
@@ -863,10 +882,8 @@ def init_gap(rows: list[dict], by_student: dict[str, list[dict]]) -> str:
     """For a row whose distilled students started from the first teacher's weights cut to their size
     (``--student-init teacher``): its distilled student against the same row's started from the seed's weights
     (same teachers, schedule and seeds; the plain students are the same in both)."""
-    if rows[0].get("student_init") != "teacher" or INIT_LABEL not in rows[0]["student"]:
-        return ""
-    other = by_student.get(rows[0]["student"].replace(INIT_LABEL, "", 1))
-    if not other or other is rows:
+    other = row_without(rows, by_student, INIT_LABEL) if rows[0].get("student_init") == "teacher" else None
+    if not other:
         return ""
     return kd_gap(rows, other, "Started from the teacher's weights", "from the seed's")
 
@@ -911,9 +928,8 @@ def min_epochs_gap(rows: list[dict], by_student: dict[str, list[dict]]) -> str:
     against the same row without it, and how many students of that row early stopping ended before that epoch
     (where its records say; only those can differ, the rest trained the same epochs)."""
     n = rows[0].get("student_min_epochs")
-    mark = min_epochs_mark(n)
-    other = by_student.get(rows[0]["student"].replace(mark, "", 1)) if mark and mark in rows[0]["student"] else None
-    if not other or other is rows:
+    other = row_without(rows, by_student, min_epochs_mark(n))
+    if not other:
         return ""
     stops = [r[f"{who}_stop"]["epochs_run"] for r in other for who in ("kd", "plain") if f"{who}_stop" in r]
     told = "" if not stops else (f" In the row without it, early stopping ended {sum(e < n for e in stops)} of "
@@ -1157,10 +1173,9 @@ def row_comparisons(result: dict, rows_by: dict[str, list[dict]]) -> dict[str, t
     each student the way validation chose (:func:`dropout_choice`). What the targets block and the headroom
     benchmark read of the evidence."""
     out: dict[str, tuple[str, dict]] = {}
-    usual = usual_rate(result["dataset"])
     for s, rs in rows_by.items():
-        anchor = lr_anchor(lr_family(rs, rows_by, result["dataset"]), result["dataset"])
-        if LR_MARK.search(s) and anchor is not None and (anchor == usual or student_rate(rs[0], result["dataset"]) != anchor):
+        family = lr_family(rs, rows_by, result["dataset"])
+        if family and not speaks_for_rates(rs, family, result["dataset"]):
             continue  # counted with the row that speaks for its family of rates (lr_anchor)
         if dropout_twin(s, rows_by, with_dropout=True):
             continue  # counted with its twin that keeps dropout
