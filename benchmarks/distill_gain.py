@@ -35,11 +35,13 @@ from evidence import (
     learning_rate,
     lr_label,
     lr_slug,
+    min_epochs_mark,
     paired_row,
     student_config,
 )
 
 PLAIN = "plain (no teacher)"
+START_METHOD = "teacher's weights + response a=0.5"  # the default preset's distillation since 2026-12-06
 METHODS = {
     # name: (distill overrides, teachers used: "best" = the run's teacher with the lowest validation MAE)
     PLAIN: (None, None),
@@ -58,7 +60,7 @@ METHODS = {
     "several teachers (val-weighted)": ({"alpha": 0.5, "ensemble": "weighted"}, "all"),
     # where the student starts (distill.init: teacher: the teacher's weights cut to its size), with the usual
     # objective, with the ground truth alone (what the start gives without soft labels) and with the teacher alone
-    "teacher's weights + response a=0.5": ({"alpha": 0.5, "init": "teacher"}, "best"),
+    START_METHOD: ({"alpha": 0.5, "init": "teacher"}, "best"),
     "teacher's weights, ground truth only (a=1)": ({"alpha": 1.0, "init": "teacher"}, "best"),
     "teacher's weights + teacher only (a=0)": ({"alpha": 0.0, "init": "teacher"}, "best"),
 }
@@ -68,21 +70,28 @@ PRESET_METHOD = "the 2026-12-05 preset's"
 #: Pinned, so a method's name means one objective whatever the preset is today.
 PRESET_DISTILL = {"alpha": 0.5, "loss": "huber", "augment": ["mask", "mixup"], "augment_weight": 1.0,
                   "augment_labels": "online", "init": "teacher"}
+ADDED_TERMS = {  # a loss term added to an objective, with the weight every table gives it
+    " + feature (hint)": {"feature_weight": 0.1},
+    " + relation": {"relation_weight": 1.0},
+    " + multiscale": {"multiscale_weight": 1.0},
+    " + period (weight 0.1)": {"period_weight": 0.1},
+}
 PRESET_VARIANTS = {  # that objective with one setting changed or added
     "": {},
     ", a=0.3": {"alpha": 0.3},
     ", a=0.7": {"alpha": 0.7},
     ", teacher only (a=0)": {"alpha": 0.0},
     ", from the seed's weights": {"init": "random"},
-    " + feature (hint)": {"feature_weight": 0.1},
-    " + relation": {"relation_weight": 1.0},
-    " + multiscale": {"multiscale_weight": 1.0},
-    " + period (weight 0.1)": {"period_weight": 0.1},
+    **ADDED_TERMS,
     # for a student of another kind than the teacher (it cannot start from its weights)
     ", from the seed's weights + feature (hint)": {"init": "random", "feature_weight": 0.1},
     ", from the seed's weights, teacher only (a=0)": {"init": "random", "alpha": 0.0},
 }
 METHODS.update({PRESET_METHOD + suffix: ({"preset": True, **change}, "best") for suffix, change in PRESET_VARIANTS.items()})
+#: The default preset's distillation since 2026-12-06 (the start from the teacher's weights and its forecasts of the
+#: training windows, ``START_METHOD``) with one loss term added: what each term adds for today's student.
+METHODS.update({START_METHOD + suffix: ({**METHODS[START_METHOD][0], **change}, "best")
+                for suffix, change in ADDED_TERMS.items()})
 
 
 def distill_overrides(overrides: dict) -> dict:
@@ -140,11 +149,14 @@ def teacher_fit(teacher_run: Path, base, wd, teacher) -> dict:
 
 def run(teacher_run: Path, out: Path, seeds: list[int], device: str, student: str, quick: bool,
         records: list[dict], save, methods: list[str], lags: list[str] | None = None,
-        lr: float | None = None) -> tuple[list[dict], dict]:
+        lr: float | None = None, schedule: tuple[int, int] | None = None,
+        min_epochs: int | None = None) -> tuple[list[dict], dict]:
     """Train and score every (method, seed) not in ``records``; ``save(records, fit)`` after each (``fit``:
     :func:`teacher_fit` of the single-teacher methods' teacher); ``lags``: the student also reads these lagged
     channels (``student.inputs.lags``); ``lr``: the student's own learning rate (``student.lr``; None: the
-    teacher run's ``train.lr``)."""
+    teacher run's ``train.lr``); ``schedule`` (epochs, patience) and ``min_epochs``: the student's own schedule
+    and the epoch before which it never stops early (None: the teacher run's ``train``; the teacher is trained
+    already, so the run's ``train`` is the students' alone here)."""
     from stkd.config import InputsConfig, parse_config, to_dict
     from stkd.data.windows import load_windowed
     from stkd.evaluate import evaluate_forecaster, model_forecaster
@@ -176,6 +188,10 @@ def run(teacher_run: Path, out: Path, seeds: list[int], device: str, student: st
             if lags:
                 raw["student"]["inputs"] = {"lags": list(lags)}
             raw["train"].update(seed=seed, device=device)
+            if schedule:
+                raw["train"].update(epochs=schedule[0], patience=schedule[1])
+            if min_epochs:
+                raw["train"].update(min_epochs=min_epochs)
             if quick:
                 raw["train"].update(epochs=2, max_batches=5)
             if overrides:
@@ -198,6 +214,20 @@ def run(teacher_run: Path, out: Path, seeds: list[int], device: str, student: st
             save(records, fit)
             print(f"{method:32s} seed {seed}: val MAE {mae['val']:.4f}, test MAE {mae['test']:.4f}", flush=True)
     return records, fit
+
+
+def schedule_slug(schedule: tuple[int, int] | list[int] | None, min_epochs: int | None) -> str:
+    """The result file's and folders' mark for a student schedule of its own (``--student-schedule``,
+    ``--student-min-epochs``), as evidence.py marks its run folders; "" for the teacher run's schedule."""
+    slug = f"-epochs-{schedule[0]}-patience-{schedule[1]}" if schedule else ""
+    return slug + (f"-min-epochs-{min_epochs}" if min_epochs else "")
+
+
+def schedule_label(schedule: list[int] | None, min_epochs: int | None) -> str:
+    """The table heading's words for the student's own schedule ("" for the teacher run's)."""
+    if not schedule:
+        return ""
+    return f", {schedule[0]} epochs (patience {schedule[1]})" + min_epochs_mark(min_epochs)
 
 
 START_ALONE = "teacher's weights, ground truth only (a=1)"
@@ -239,7 +269,7 @@ def beyond_the_start(by_method: dict[str, dict[int, dict]]) -> list[str]:
 
 #: The 2026-12-05 preset's distillation and the same without the teacher's forecasts of augmented windows (the
 #: preset's since 2026-12-06; the teacher run's config gives it the preset's Huber loss).
-WITHOUT_AUGMENT = (PRESET_METHOD, "teacher's weights + response a=0.5")
+WITHOUT_AUGMENT = (PRESET_METHOD, START_METHOD)
 
 
 def augmented_windows(by_method: dict[str, dict[int, dict]]) -> list[str]:
@@ -319,6 +349,7 @@ def render(result: dict) -> str:
     data = f"{result['dataset']}, " if result.get("dataset") else ""
     student = result["student"] + (lags_label(result["student_lags"]) if result.get("student_lags") else "")
     student += lr_label(result.get("student_lr"))
+    student += schedule_label(result.get("student_schedule"), result.get("student_min_epochs"))
     if any(r["method"].startswith(PRESET_METHOD) for r in result["records"]):
         teachers += (f"{PRESET_METHOD[0].upper()}{PRESET_METHOD[1:]} distillation (the default preset's from 2026-12-05 "
                      "to 2026-12-06): " + ", ".join(f"`{k}: {v}`" for k, v in PRESET_DISTILL.items())
@@ -347,14 +378,25 @@ def main() -> None:
     ap.add_argument("--student-lr", type=learning_rate, default=None, metavar="LR",
                     help="the student's own learning rate (student.lr; default: the teacher run's train.lr): "
                          "another training, in a result file of its own")
+    ap.add_argument("--student-schedule", type=int, nargs=2, default=None, metavar=("EPOCHS", "PATIENCE"),
+                    help="the student's epochs and early-stopping patience (evidence.py's --student-schedule; "
+                         "default: the teacher run's): another training, in a result file of its own")
+    ap.add_argument("--student-min-epochs", type=int, default=None, metavar="EPOCH",
+                    help="no early stop of the student before this epoch (train.min_epochs; evidence.py's "
+                         "--student-min-epochs); needs --student-schedule")
     ap.add_argument("--quick", action="store_true", help="2 epochs of 5 batches: a smoke test, printed, nothing saved")
     args = ap.parse_args()
+    if args.student_min_epochs is not None and not args.student_schedule:
+        ap.error("--student-min-epochs needs --student-schedule")
+    if args.student_schedule and args.student_min_epochs is not None \
+            and not 1 <= args.student_min_epochs <= args.student_schedule[0]:
+        ap.error(f"--student-min-epochs must lie between 1 and the schedule's {args.student_schedule[0]} epochs")
     from stkd.runs import load_run
 
     dataset = dataset_name(load_run(args.teacher_run)[0].data)
     lags = list(args.student_lags or [])
     student = args.student + lags_slug(lags)  # the result file's and folders' name
-    student += lr_slug(args.student_lr)
+    student += lr_slug(args.student_lr) + schedule_slug(args.student_schedule, args.student_min_epochs)
     section = f"distill-gain-{dataset}-{student}"
     path = RESULTS / f"{section}.json"
     old = json.loads(path.read_text()) if path.is_file() and not args.quick else {}
@@ -367,14 +409,17 @@ def main() -> None:
             return
         merged = merged_records(path, recs, lambda r: (r["method"], r["seed"]))  # other methods may run beside
         save_result(section, "distill_gain", {"dataset": dataset, "student": args.student, "student_lags": lags,
-                                              "student_lr": args.student_lr, "teacher_fit": fit, "records": merged}, run_args)
+                                              "student_lr": args.student_lr, "student_schedule": args.student_schedule,
+                                              "student_min_epochs": args.student_min_epochs,
+                                              "teacher_fit": fit, "records": merged}, run_args)
 
     out = (args.out / "quick" if args.quick else args.out) / dataset / student
     records, fit = run(args.teacher_run, out, args.seeds, args.device, args.student, args.quick, records, save,
-                       methods, lags, args.student_lr)
+                       methods, lags, args.student_lr, args.student_schedule, args.student_min_epochs)
     if args.quick:
         print(render({"dataset": dataset, "student": args.student, "student_lags": lags,
-                      "student_lr": args.student_lr, "records": records,
+                      "student_lr": args.student_lr, "student_schedule": args.student_schedule,
+                      "student_min_epochs": args.student_min_epochs, "records": records,
                       "teacher_fit": fit, "command": command(),
                       "machine": "this machine", "versions": {"stkd": "", "commit": ""}, "date": "today"}))
     elif path.is_file():

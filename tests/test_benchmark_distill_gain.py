@@ -120,3 +120,40 @@ def test_what_the_augmented_windows_add_is_the_preset_of_12_05_against_the_same_
     assert "better on 5 of 5 seeds" in line and "lower on 5 of 5 seeds" in line
     # where one of the two never ran there is nothing to say
     assert distill_gain.augmented_windows(distill_gain.records_by_method({"records": records[:5]})) == []
+
+
+def test_today_s_objective_with_one_term_added_keeps_the_start_and_the_weight_of_the_truth():
+    """The terms asked of today's student are added to the preset's distillation since 2026-12-06 (the start
+    from the teacher's weights, alpha 0.5), each with the weight the older tables gave it."""
+    start = distill_gain.distill_overrides(distill_gain.METHODS[distill_gain.START_METHOD][0])
+    assert start == {"alpha": 0.5, "init": "teacher"}
+    for suffix, term in distill_gain.ADDED_TERMS.items():
+        assert distill_gain.distill_overrides(distill_gain.METHODS[distill_gain.START_METHOD + suffix][0]) == start | term
+        # the same term on the older objectives means the same weight
+        assert distill_gain.distill_overrides(distill_gain.METHODS[distill_gain.PRESET_METHOD + suffix][0]) == \
+            distill_gain.PRESET_DISTILL | term
+    assert distill_gain.starts_from_teacher(distill_gain.START_METHOD + " + feature (hint)")
+
+
+def test_a_student_schedule_of_its_own_names_its_file_and_its_table():
+    assert distill_gain.schedule_slug(None, None) == ""
+    assert distill_gain.schedule_slug((60, 12), 40) == "-epochs-60-patience-12-min-epochs-40"
+    assert distill_gain.schedule_slug([30, 6], None) == "-epochs-30-patience-6"
+    result = {"dataset": "akl-pedestrians", "student": "stid-nodrop", "student_lags": ["1D"], "student_lr": 0.008,
+              "student_schedule": [60, 12], "student_min_epochs": 40, "command": "c", "machine": "m",
+              "versions": {"stkd": "0", "commit": "x"}, "date": "d",
+              "records": _records("plain (no teacher)", 44.0, None)}
+    assert ("stid-nodrop, reading lags 1D, lr 0.008, 60 epochs (patience 12), early stop from epoch 40 student"
+            in distill_gain.render(result))
+    del result["student_schedule"], result["student_min_epochs"]  # a table of the teacher run's schedule
+    assert "stid-nodrop, reading lags 1D, lr 0.008 student" in distill_gain.render(result)
+
+
+def test_an_early_stop_floor_needs_a_schedule_it_lies_within():
+    import subprocess
+
+    script = Path(distill_gain.__file__)
+    for extra, said in ((["--student-min-epochs", "40"], "needs --student-schedule"),
+                        (["--student-schedule", "30", "6", "--student-min-epochs", "40"], "between 1 and the schedule's 30")):
+        done = subprocess.run([sys.executable, str(script), *extra], capture_output=True, text=True)
+        assert done.returncode == 2 and said in done.stderr
