@@ -109,14 +109,14 @@ def epoch_seconds(into: list[float]):
 
 def setups(epochs: int, gwnet_batches: int) -> dict:
     """label -> (raw config, role): the models timed, each with its own config."""
-    import evidence
+    import evidence_rows
     from stkd.presets import default_preset_dict
 
     akl = default_preset_dict()
     akl["train"]["epochs"] = epochs
     for t in akl["teacher"]:
         t["epochs"] = epochs
-    los = evidence.config("los-loop", 0, False)
+    los = evidence_rows.config("los-loop", 0, False)
     los["train"]["epochs"] = epochs
     gw = copy.deepcopy(los)
     gw["teacher"][0].update(inputs={"lags": ["1D"]}, epochs=epochs)
@@ -127,7 +127,7 @@ def setups(epochs: int, gwnet_batches: int) -> dict:
            f"default preset: student (stid, lags {lags['student']})": (akl, "student"),
            "los-loop: teacher (gwnet, lag 1D)": (gw, "teacher")}
     for label in ("stid-nb", "mlp"):
-        model, params = evidence.STUDENTS[label]
+        model, params = evidence_rows.STUDENTS[label]
         raw = copy.deepcopy(los)
         raw["student"] = {"name": model, "params": dict(params)}
         out[f"los-loop: student ({label})"] = (raw, "student")

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from common import RESULTS, command, commands_line, machine_line, merged_records, save_result
-from evidence import config, student_config
+from evidence_rows import config, student_config
 
 DATASET = "los-loop"
 

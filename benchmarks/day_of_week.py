@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from common import RESULTS, command, commands_line, machine_line, merged_records, save_result
-from evidence import config, student_config
+from evidence_rows import config, student_config
 
 DATASET = "synthetic-traffic"
 SECTION = f"day-of-week-{DATASET}"

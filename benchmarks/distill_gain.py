@@ -26,17 +26,16 @@ from pathlib import Path
 import numpy as np
 
 from common import RESULTS, command, machine_line, mean_std, merged_records, save_result
-from evidence import (
+from evidence import learning_rate, paired_row
+from evidence_rows import (
     DATASETS,
     HELD_OUT,
     STUDENTS,
     lags_label,
     lags_slug,
-    learning_rate,
     lr_label,
     lr_slug,
     min_epochs_mark,
-    paired_row,
     student_config,
 )
 

@@ -42,18 +42,15 @@ import numpy as np
 from scipy.optimize import brentq
 
 from common import RESULTS, command, commands_line, machine_line, merged_records, save_result
-from evidence import (
+from evidence import TARGET_RATIO, learning_rate, row_comparisons, rows_by_student
+from evidence_rows import (
     DATASETS,
     STUDENTS,
-    TARGET_RATIO,
     config,
     lags_label,
     lags_slug,
-    learning_rate,
     lr_label,
     lr_slug,
-    row_comparisons,
-    rows_by_student,
     scarcity,
     student_config,
     student_rate,

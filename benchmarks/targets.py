@@ -26,15 +26,8 @@ from common import RESULTS, save_result
 from default_run import wall_time
 from distill_gain import method_rows
 from events import f1_by_arm
-from evidence import (
-    row_comparisons,
-    rows_by_student,
-    scarcity,
-    student_rate,
-    teacher_bar,
-    teacher_epochs_label,
-    teacher_lags_label,
-)
+from evidence import row_comparisons, rows_by_student, teacher_bar
+from evidence_rows import scarcity, student_rate, teacher_epochs_label, teacher_lags_label
 from recipe import TEACHER_CANDIDATES, best_student
 from stkd.paired import bound, signed
 
@@ -86,7 +79,7 @@ def default_student_lr(dataset: str) -> float | None:
 def reads_like_default(measured: dict, dataset: str) -> bool:
     """Whether an evidence record or a per-method result (``student_lags``) is of a student that reads what the
     data set's default student reads (:func:`default_student_lags`) and, for the default's own model where the
-    default gives its student a learning rate of its own, trains at it (``evidence.student_rate``): a student at
+    default gives its student a learning rate of its own, trains at it (``evidence_rows.student_rate``): a student at
     another rate is another training of it, and at the rate of 2026-12-05 the plain student trailed its best
     (docs/benchmarks.md, the rows at several learning rates)."""
     from stkd.presets import DEFAULT_PRESET

@@ -16,21 +16,15 @@ from stkd.errors import ConfigError
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 from evidence import (  # noqa: E402
-    STUDENTS,
     check_record_settings,
-    config,
-    copies_gap,
     extra_teacher_config,
     lacking,
-    loss_gap,
-    loss_label,
-    min_epochs_gap,
-    size_gap,
     stop_facts,
-    student_config,
     students_folder_config,
     teacher_epochs_problem,
 )
+from evidence_gaps import copies_gap, loss_gap, min_epochs_gap, size_gap  # noqa: E402
+from evidence_rows import STUDENTS, config, loss_label, student_config  # noqa: E402
 
 
 def test_teacher_epochs_without_the_main_teacher_or_a_copy_of_it_is_refused_with_the_reason():
@@ -79,7 +73,8 @@ def test_every_student_lr_option_refuses_a_rate_that_is_not_above_zero(script, r
 
 
 def test_a_learning_rate_names_its_folders_and_rows_alike():
-    from evidence import learning_rate, lr_label, lr_slug
+    from evidence import learning_rate
+    from evidence_rows import lr_label, lr_slug
 
     assert learning_rate("0.008") == 0.008
     for bad in ("0", "-0.008", "nan", "fast"):

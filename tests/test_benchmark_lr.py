@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-from evidence import lr_family, lr_gap, lr_label  # noqa: E402
+from evidence_gaps import lr_family, lr_gap  # noqa: E402
+from evidence_rows import lr_label  # noqa: E402
 
 BASE = "stid, teachers stid-64, 30 epochs"
 

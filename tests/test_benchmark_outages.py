@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-from evidence import SCOPE_LABEL, augment_gap, augment_label, history_gap, scarcity, scope_gap  # noqa: E402
+from evidence_gaps import augment_gap, history_gap, scope_gap  # noqa: E402
+from evidence_rows import SCOPE_LABEL, augment_label, scarcity  # noqa: E402
 from outages import knock_out, outage_data  # noqa: E402
 
 
@@ -130,7 +131,8 @@ def test_a_row_with_augmented_inputs_is_compared_with_the_same_row_without_them(
 
 
 def test_a_row_whose_students_read_lags_is_compared_with_the_window_only_row_and_the_teacher():
-    from evidence import lags_gap, lags_label
+    from evidence_gaps import lags_gap
+    from evidence_rows import lags_label
 
     base = [{"student": "stid, 30 epochs", "seed": s, "plain_mae": 57.0, "teacher_mae": 48.0} for s in range(3)]
     label = "stid, 30 epochs" + lags_label(["1D", "7D"])
@@ -153,7 +155,7 @@ def test_a_row_whose_students_read_lags_is_compared_with_the_window_only_row_and
 
 
 def test_a_gain_established_on_validation_only_is_said_to_disagree_with_test():
-    from evidence import splits_disagree
+    from evidence_gaps import splits_disagree
     from stkd.paired import paired_gain
 
     plain = [10.0, 10.2, 9.9, 10.1, 10.05]
@@ -170,7 +172,7 @@ def test_a_gain_established_on_validation_only_is_said_to_disagree_with_test():
 
 
 def test_a_teacher_reading_other_lags_than_the_usual_one_marks_its_rows_and_folders():
-    from evidence import teacher_lags_folder, teacher_lags_label
+    from evidence_rows import teacher_lags_folder, teacher_lags_label
 
     # the usual teacher of each data set: no mark, the folders of the committed rows
     assert teacher_lags_label("los-loop", None) == teacher_lags_label("los-loop", []) == ""
@@ -184,7 +186,8 @@ def test_a_teacher_reading_other_lags_than_the_usual_one_marks_its_rows_and_fold
 
 
 def test_a_privileged_teacher_s_row_is_compared_with_the_usual_teacher_s_and_kept_out_of_the_single_teacher_bar():
-    from evidence import privileged_gap, rows_by_student, teacher_bar
+    from evidence import rows_by_student, teacher_bar
+    from evidence_gaps import privileged_gap
 
     def rec(student: str, seed: int, t_val: float, t_mae: float, lags: list[str]) -> dict:
         return {"student": student, "seed": seed, "teacher_val": t_val, "teacher_mae": t_mae, "teacher_lags": lags,
@@ -210,7 +213,8 @@ def test_a_privileged_teacher_s_row_is_compared_with_the_usual_teacher_s_and_kep
 def test_a_privileged_teacher_s_row_without_a_usual_teacher_row_is_compared_with_the_nearest_other_teacher():
     """No row of the same student with the usual teacher: the same row with the teacher whose lags share most of
     this one's (then the fewest of its own), never a row that differs in anything else."""
-    from evidence import nearest_teacher_row, privileged_gap, rows_by_student
+    from evidence import rows_by_student
+    from evidence_gaps import nearest_teacher_row, privileged_gap
 
     def rec(lags: list[str], seed: int, t_val: float, student_lags: str = "1D, 2D, 3D, 7D") -> dict:
         return {"student": f"stid, teachers stid-64, privileged teacher (lags {', '.join(lags)}), 30 epochs, reading "
@@ -235,7 +239,7 @@ def test_a_privileged_teacher_s_row_without_a_usual_teacher_row_is_compared_with
 
 
 def test_what_another_teacher_does_to_the_distilled_student_is_paired_by_seed_and_judged_by_the_gains_rule():
-    from evidence import student_change
+    from evidence_gaps import student_change
 
     def rec(seed: int, kd_val: float, kd_mae: float) -> dict:
         return {"seed": seed, "kd_val": kd_val, "kd_mae": kd_mae}
@@ -251,8 +255,10 @@ def test_what_another_teacher_does_to_the_distilled_student_is_paired_by_seed_an
 
 
 def test_a_teacher_of_other_epochs_marks_its_rows_and_folders_and_is_compared_with_the_usual_one():
-    from evidence import USUAL_TEACHER_EPOCHS, rows_by_student, teacher_bar, teacher_epochs_folder, teacher_epochs_gap
-    from evidence import teacher_epochs_label as label_of
+    from evidence import rows_by_student, teacher_bar
+    from evidence_gaps import teacher_epochs_gap
+    from evidence_rows import USUAL_TEACHER_EPOCHS, teacher_epochs_folder
+    from evidence_rows import teacher_epochs_label as label_of
 
     # the usual schedule (and the pinned preset's own, None): no mark, the folders of the committed rows
     assert label_of("los-loop", USUAL_TEACHER_EPOCHS["los-loop"]) == label_of("los-loop", None) == ""
@@ -299,7 +305,7 @@ def test_copies_of_the_main_teacher_join_its_count_and_train_on_its_schedule():
 
 
 def test_a_row_with_another_alpha_is_compared_with_the_same_row_with_the_usual_one():
-    from evidence import alpha_gap
+    from evidence_gaps import alpha_gap
 
     def rows(label, kd, alpha):
         return [{"seed": s, "student": label, "kd_val": kd - 0.4, "kd_mae": kd, "alpha": alpha} for s in range(5)]
@@ -314,7 +320,7 @@ def test_a_row_with_another_alpha_is_compared_with_the_same_row_with_the_usual_o
 
 
 def test_a_row_on_its_own_schedule_is_compared_with_the_same_row_on_the_usual_one_whatever_follows_the_mark():
-    from evidence import schedule_gap
+    from evidence_gaps import schedule_gap
 
     def rows(label, epochs, plain, kd):
         return [{"seed": s, "student": label, "student_epochs": epochs, "student_patience": 25 if epochs == 150 else 15,
@@ -331,7 +337,8 @@ def test_a_row_on_its_own_schedule_is_compared_with_the_same_row_on_the_usual_on
 
 
 def test_a_row_whose_student_reads_the_calendar_is_compared_with_the_same_row_without_it():
-    from evidence import CALENDAR_SUFFIX, STUDENTS, calendar_gap
+    from evidence_gaps import CALENDAR_SUFFIX, calendar_gap
+    from evidence_rows import STUDENTS
 
     # every calendar student's label is its twin's plus the mark, and the two differ only by the calendar
     marked = [s for s in STUDENTS if s.endswith(CALENDAR_SUFFIX)]
@@ -356,7 +363,8 @@ def test_a_row_whose_student_reads_the_calendar_is_compared_with_the_same_row_wi
 
 
 def test_a_row_of_another_student_size_is_compared_with_the_data_sets_own_student():
-    from evidence import STUDENTS, size_gap, sized_base
+    from evidence_gaps import size_gap, sized_base
+    from evidence_rows import STUDENTS
 
     sized = {label: sized_base(label) for label in STUDENTS if sized_base(label)}
     assert set(sized) == {"stid-8", "stid-32", "stid-nb-8", "stid-nb-32", "mlp-id-cal-16", "mlp-id-cal-256",
@@ -386,7 +394,7 @@ def test_a_row_of_another_student_size_is_compared_with_the_data_sets_own_studen
 
 
 def test_a_row_on_its_own_schedule_is_compared_with_the_same_row_on_another_schedule_of_its_own():
-    from evidence import schedule_gap
+    from evidence_gaps import schedule_gap
 
     def rows(label, epochs, plain, kd):
         return [{"seed": s, "student": label, "student_epochs": epochs, "student_patience": 30 if epochs == 150 else 6,
