@@ -36,6 +36,7 @@ from evidence_rows import (
     lr_label,
     lr_slug,
     min_epochs_mark,
+    schedule_slug,
     student_config,
 )
 
@@ -101,7 +102,7 @@ def distill_overrides(overrides: dict) -> dict:
 
 def dataset_name(data_cfg) -> str:
     """The builtin data set's name (``data`` for a user's files): the result file's and folders' name; the
-    held-out years of one (:data:`evidence.HELD_OUT`) by evidence.py's name for them, so their table does not
+    held-out years of one (:data:`evidence_rows.HELD_OUT`) by evidence.py's name for them, so their table does not
     overwrite the tuned years' one."""
     if data_cfg.source != "builtin" or not data_cfg.name:
         return "data"
@@ -213,13 +214,6 @@ def run(teacher_run: Path, out: Path, seeds: list[int], device: str, student: st
             save(records, fit)
             print(f"{method:32s} seed {seed}: val MAE {mae['val']:.4f}, test MAE {mae['test']:.4f}", flush=True)
     return records, fit
-
-
-def schedule_slug(schedule: tuple[int, int] | list[int] | None, min_epochs: int | None) -> str:
-    """The result file's and folders' mark for a student schedule of its own (``--student-schedule``,
-    ``--student-min-epochs``), as evidence.py marks its run folders; "" for the teacher run's schedule."""
-    slug = f"-epochs-{schedule[0]}-patience-{schedule[1]}" if schedule else ""
-    return slug + (f"-min-epochs-{min_epochs}" if min_epochs else "")
 
 
 def schedule_label(schedule: list[int] | None, min_epochs: int | None) -> str:

@@ -110,6 +110,7 @@ from evidence_rows import (
     min_epochs_mark,
     outages_text,
     scarcity,
+    schedule_slug,
     student_config,
     teacher_epochs_folder,
     teacher_epochs_label,
@@ -216,8 +217,7 @@ def run_seed(dataset: str, seed: int, students: list[str], runs: Path, quick: bo
     short += teacher_lags_folder(dataset, teacher_lags)  # teachers of other inputs (and their students) too
     short += teacher_epochs_folder(dataset, None if quick else teacher_epochs)  # and of another schedule
     # the students' folders of another schedule too (their teachers are the same and keep their folders)
-    schedule = f"-epochs-{student_schedule[0]}-patience-{student_schedule[1]}" if student_schedule else ""
-    schedule += f"-min-epochs-{student_min_epochs}" if student_min_epochs else ""
+    schedule = schedule_slug(student_schedule, student_min_epochs)
     schedule += f"-teacher-{teacher_scope}" if teacher_scope else ""  # the students' objective, not the teacher's
     schedule += f"-{augment_folder(augment)}" if augment else ""
     schedule += f"-alpha-{alpha:g}" if alpha is not None else ""

@@ -233,6 +233,13 @@ def loss_label(loss: str | None) -> str:
     return f", loss {loss}" if loss is not None else ""
 
 
+def schedule_slug(schedule: tuple[int, int] | list[int] | None, min_epochs: int | None) -> str:
+    """The run folders' (and distill_gain.py's result file's) mark for the students' own schedule
+    (``--student-schedule``, ``--student-min-epochs``); "" for the data set's or the teacher run's."""
+    slug = f"-epochs-{schedule[0]}-patience-{schedule[1]}" if schedule else ""
+    return slug + (f"-min-epochs-{min_epochs}" if min_epochs else "")
+
+
 def min_epochs_mark(epochs: int | None) -> str:
     """The row label's mark of ``--student-min-epochs``: early stopping held off until that epoch."""
     return f", early stop from epoch {epochs}" if epochs else ""

@@ -9,6 +9,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 import distill_gain  # noqa: E402
+import evidence_rows  # noqa: E402
 
 
 def _records(method: str, test_mae: float, distill: dict | None) -> list[dict]:
@@ -136,9 +137,9 @@ def test_today_s_objective_with_one_term_added_keeps_the_start_and_the_weight_of
 
 
 def test_a_student_schedule_of_its_own_names_its_file_and_its_table():
-    assert distill_gain.schedule_slug(None, None) == ""
-    assert distill_gain.schedule_slug((60, 12), 40) == "-epochs-60-patience-12-min-epochs-40"
-    assert distill_gain.schedule_slug([30, 6], None) == "-epochs-30-patience-6"
+    assert evidence_rows.schedule_slug(None, None) == ""
+    assert evidence_rows.schedule_slug((60, 12), 40) == "-epochs-60-patience-12-min-epochs-40"
+    assert evidence_rows.schedule_slug([30, 6], None) == "-epochs-30-patience-6"
     result = {"dataset": "akl-pedestrians", "student": "stid-nodrop", "student_lags": ["1D"], "student_lr": 0.008,
               "student_schedule": [60, 12], "student_min_epochs": 40, "command": "c", "machine": "m",
               "versions": {"stkd": "0", "commit": "x"}, "date": "d",
