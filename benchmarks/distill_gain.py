@@ -273,6 +273,18 @@ def augmented_windows(by_method: dict[str, dict[int, dict]]) -> list[str]:
     return [f"- Against the same objective without them (`{without}`, today's preset's): {said}"] if said else []
 
 
+def added_terms(by_method: dict[str, dict[int, dict]]) -> list[str]:
+    """What each loss term of :data:`ADDED_TERMS` adds to today's objective (:data:`START_METHOD`), paired by seed:
+    the question the table of today's student asks, where the comparison with the plain student would count the
+    start's and the soft labels' share too."""
+    out = []
+    for suffix in ADDED_TERMS:
+        said = against(by_method, START_METHOD + suffix, START_METHOD, f"adding{suffix.removeprefix(' +')}")
+        if said:
+            out.append(f"- Against today's objective alone (`{START_METHOD}`): {said}")
+    return out
+
+
 def records_by_method(result: dict) -> dict[str, dict[int, dict]]:
     by_method: dict[str, dict[int, dict]] = {}
     for r in result["records"]:
@@ -315,7 +327,7 @@ def render(result: dict) -> str:
         g = summaries[method]["gain"]
         rows.append(cells + f" {gain_cell(g)} | {g['wins']}/{g['n']} |")
         verdicts.append("- " + describe_gain(g, method))
-    verdicts += beyond_the_start(by_method) + augmented_windows(by_method)
+    verdicts += beyond_the_start(by_method) + augmented_windows(by_method) + added_terms(by_method)
     text = ""
     kd = [m for m in val if m != PLAIN]
     if kd:

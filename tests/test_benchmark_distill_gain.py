@@ -158,3 +158,17 @@ def test_an_early_stop_floor_needs_a_schedule_it_lies_within():
                         (["--student-schedule", "30", "6", "--student-min-epochs", "40"], "between 1 and the schedule's 30")):
         done = subprocess.run([sys.executable, str(script), *extra], capture_output=True, text=True)
         assert done.returncode == 2 and said in done.stderr
+
+
+def test_each_added_term_is_set_against_today_s_objective_alone():
+    start = distill_gain.distill_overrides(distill_gain.METHODS[distill_gain.START_METHOD][0])
+    hint = distill_gain.START_METHOD + " + feature (hint)"
+    records = (_records(distill_gain.START_METHOD, 43.0, start)
+               + _records(hint, 42.5, start | {"feature_weight": 0.1}))
+    lines = distill_gain.added_terms(distill_gain.records_by_method({"records": records}))
+    assert len(lines) == 1 and lines[0].startswith(f"- Against today's objective alone (`{distill_gain.START_METHOD}`)")
+    assert "adding feature (hint) lowers the error" in lines[0] and "better on 5 of 5 seeds" in lines[0]
+    assert "Validation MAE 41.500 against 42.000 (lower on 5 of 5 seeds)" in lines[0]
+    # a table without today's objective says nothing of the terms
+    only_hint = distill_gain.records_by_method({"records": _records(hint, 42.5, start)})
+    assert distill_gain.added_terms(only_hint) == []
