@@ -37,6 +37,7 @@ SOURCES = ("recipe-los-loop", "evidence-los-loop", "evidence-akl-pedestrians", "
            "distill-gain-los-loop-mlp", "distill-gain-los-loop-mlp-nb-id", "distill-gain-synthetic-traffic-stid-nb",
            "distill-gain-akl-pedestrians-stid", "distill-gain-akl-pedestrians-stid-lags-1D-7D",
            "distill-gain-akl-pedestrians-mlp-id-lags-1D-7D", "distill-gain-akl-pedestrians-stid-lags-1D-2D-3D-7D-lr-0.008",
+           "distill-gain-akl-pedestrians-stid-nodrop-lags-1D-2D-3D-7D-lr-0.008-epochs-60-patience-12-min-epochs-40",
            "distill-gain-akl-pedestrians-mlp-id-cal-lags-1D-2D-3D-7D-lr-0.008", "default-run",
            "transfer-akl-pedestrians", "transfer-akl-pedestrians-same", "transfer-akl-pedestrians-same-nodes",
            "transfer-los-loop", "transfer-los-loop-same", "transfer-los-loop-same-nodes", "transfer-simulator",
