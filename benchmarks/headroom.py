@@ -5,7 +5,9 @@
     python benchmarks/headroom.py --datasets los-loop --students stid-nb mlp --layout blocks
     python benchmarks/headroom.py --datasets akl-pedestrians --students stid --student-lags 1D 7D
     python benchmarks/headroom.py --datasets akl-pedestrians --students stid --student-lags 1D 2D 3D 7D \
-        --student-lr 0.008 --schedule 30 6   # the default preset's student, at its rate and schedule
+        --student-lr 0.008 --schedule 30 6   # the default preset's student of 2026-12-06, at its rate and schedule
+    python benchmarks/headroom.py --datasets akl-pedestrians --students stid-nodrop --student-lags 1D 2D 3D 7D \
+        --student-lr 0.008 --schedule 60 12 --min-epochs 40   # today's preset student (no dropout, 60 epochs)
 
 Soft labels change the targets a student learns from, not its inputs or its capacity: at best they make
 the student what it would be with unlimited training data of the same kind, the best function of its own
@@ -51,7 +53,9 @@ from evidence_rows import (
     lags_slug,
     lr_label,
     lr_slug,
+    min_epochs_mark,
     scarcity,
+    schedule_slug,
     student_config,
     student_rate,
 )
@@ -88,11 +92,12 @@ def kept_steps(starts: np.ndarray, lo: int, hi: int, block: int) -> int:
 
 def run_one(dataset: str, student: str, share: float, seed: int, runs: Path, quick: bool, history: str | None,
             schedule: tuple[int, int] | None = None, block: str | None = None, lags: list[str] | None = None,
-            lr: float | None = None) -> dict:
+            lr: float | None = None, min_epochs: int | None = None) -> dict:
     """One plain student on one share; ``block`` (a duration) thins the whole period into blocks (``--layout
     blocks``) instead of keeping its last part (``history``); ``lags``: the student also reads these lagged
     channels (evidence.py's ``--student-lags``); ``lr``: its own learning rate (``student.lr``; None: the data
-    set's ``train.lr``, as evidence.py's ``--student-lr``)."""
+    set's ``train.lr``, as evidence.py's ``--student-lr``); ``min_epochs``: no early stop before this epoch
+    (``train.min_epochs``, evidence.py's ``--student-min-epochs``)."""
     from stkd.config import InputsConfig, parse_config, parse_duration
     from stkd.pipeline import prepare_task, train_student
     from stkd.runs import open_run_dir
@@ -100,6 +105,8 @@ def run_one(dataset: str, student: str, share: float, seed: int, runs: Path, qui
     cfg = parse_config(config(dataset, seed, quick, history=history))
     if schedule:  # the student's own epochs and patience (a schedule long enough to converge)
         cfg.train = dataclasses.replace(cfg.train, epochs=schedule[0], patience=schedule[1])
+    if min_epochs:
+        cfg.train = dataclasses.replace(cfg.train, min_epochs=min_epochs)
     task = prepare_task(cfg)
     task.cfg.student = dataclasses.replace(student_config(dataset, student, cfg), lr=lr)
     if lags:
@@ -110,8 +117,7 @@ def run_one(dataset: str, student: str, share: float, seed: int, runs: Path, qui
     block_steps = int(round(parse_duration(block, "--block") / task.wd.data.freq.total_seconds())) if block else None
     if thinned:
         task.wd.starts["train"] = block_starts(task.wd.starts["train"], lo, task.wd.P + task.wd.H, block_steps, every)
-    folder = runs / dataset / (student + (f"-epochs-{schedule[0]}-patience-{schedule[1]}" if schedule else "")
-                               + lags_slug(lags) + lr_slug(lr)) / \
+    folder = runs / dataset / (student + schedule_slug(schedule, min_epochs) + lags_slug(lags) + lr_slug(lr)) / \
         (f"seed-{seed}-blocks-{block}-every-{every}" if thinned else f"seed-{seed}-share-{share:g}")
     # a run folder holds one student config and one set of training windows
     run_dir = open_run_dir(cfg, task.wd, folder, overwrite=False, resume=True)
@@ -123,7 +129,7 @@ def run_one(dataset: str, student: str, share: float, seed: int, runs: Path, qui
             "layout": "blocks" if thinned else "last" if share < 1 else None,  # None: the whole period, either
             "block": block if thinned else None, "block_steps": block_steps if thinned else None,
             "schedule": list(schedule) if schedule else None, "epochs": cfg.train.epochs,
-            "patience": cfg.train.patience, "max_batches": cfg.train.max_batches,
+            "patience": cfg.train.patience, "min_epochs": min_epochs, "max_batches": cfg.train.max_batches,
             "train_days": (kept_steps(task.wd.starts["train"], lo, hi, block_steps) if thinned else hi - lo)
             * task.wd.data.freq.total_seconds() / 86400,
             "train_windows": int(len(task.wd.starts["train"])), "day_of_week": bool(task.wd.day_of_week),
@@ -133,11 +139,11 @@ def run_one(dataset: str, student: str, share: float, seed: int, runs: Path, qui
 
 
 def base_label(r: dict) -> str:
-    """The student, the schedule it trained on (a data set's own schedule may change), the lagged channels
-    it reads, if any, and its own learning rate, if it had one."""
+    """The student, the schedule it trained on (a data set's own schedule may change; the epoch before which it
+    could not stop early, if any), the lagged channels it reads, if any, and its own learning rate, if it had one."""
     lags = r.get("student_lags")
-    return (f"{r['student']}, {r['epochs']} epochs (patience {r['patience']})" + (lags_label(lags) if lags else "")
-            + lr_label(r.get("student_lr")))
+    return (f"{r['student']}, {r['epochs']} epochs (patience {r['patience']})" + min_epochs_mark(r.get("min_epochs"))
+            + (lags_label(lags) if lags else "") + lr_label(r.get("student_lr")))
 
 
 def row_label(r: dict) -> str:
@@ -179,11 +185,11 @@ def power_law(sizes: list[float], errors: list[float]) -> dict | None:
 
 
 def measured_gains(dataset: str, student: str, epochs: int, lags: list[str] | None = None,
-                   lr: float | None = None) -> dict[str, float]:
+                   lr: float | None = None, min_epochs: int | None = None) -> dict[str, float]:
     """The distillation gains (mean over paired seeds, %) evidence.py measured for this very student (the same
-    model, lagged channels and epochs) on the whole period with every reading, per evidence row (one per
-    teacher or objective), in the file's order; the main teacher's row first where it has one. With ``lr``
-    only the rows whose students trained at that rate (``--student-lr``) count."""
+    model, lagged channels, epochs and floor of early stopping) on the whole period with every reading, per
+    evidence row (one per teacher or objective), in the file's order; the main teacher's row first where it has
+    one. With ``lr`` only the rows whose students trained at that rate (``--student-lr``) count."""
     path = RESULTS / f"evidence-{dataset}.json"
     if not path.is_file():
         return {}
@@ -191,6 +197,7 @@ def measured_gains(dataset: str, student: str, epochs: int, lags: list[str] | No
     rows = {label: rs for label, rs in rows_by_student(result).items()
             if (label.split(",")[0] == student and list(rs[0].get("student_lags") or []) == list(lags or [])
                 and rs[0].get("student_epochs", epochs) == epochs and scarcity(rs[0]) is None
+                and (rs[0].get("student_min_epochs") or None) == (min_epochs or None)
                 and not rs[0].get("earlier_rule") and (lr is None or student_rate(rs[0], dataset) == lr))}
     # a row measured at several learning rates counts once, each student at its own best rate
     gains = {label: row["gain"]["mean"] for label, (_, row) in row_comparisons(result, rows).items()}
@@ -228,7 +235,7 @@ def curve(dataset: str, shares: dict[float, list[dict]]) -> dict:
     return {"windows": windows, "test": test, "mixed_day_of_week": mixed, "per_doubling": per_doubling,
             "fit": None if mixed else power_law(windows, test),
             "gains": measured_gains(dataset, first["student"], first["epochs"], first.get("student_lags"),
-                                    first.get("student_lr"))}
+                                    first.get("student_lr"), first.get("min_epochs"))}
 
 
 def last_doubling(c: dict) -> float:
@@ -394,8 +401,13 @@ def main() -> None:
     ap.add_argument("--student-lr", type=learning_rate, default=None, metavar="LR",
                     help="the students' own learning rate (student.lr; default: the data set's train.lr), as "
                          "evidence.py's --student-lr")
+    ap.add_argument("--min-epochs", type=int, default=None, metavar="EPOCH",
+                    help="no early stop of the students before this epoch (train.min_epochs; evidence.py's "
+                         "--student-min-epochs); needs --schedule")
     ap.add_argument("--quick", action="store_true", help="2 epochs of 3 batches: a smoke test, nothing is saved")
     args = ap.parse_args()
+    if args.min_epochs is not None and not (args.schedule and 1 <= args.min_epochs <= args.schedule[0]):
+        ap.error("--min-epochs needs --schedule and must lie between 1 and its epochs")
     block = args.block if args.layout == "blocks" else None
     for dataset in args.datasets:
         section = f"headroom-{dataset}"
@@ -411,11 +423,13 @@ def main() -> None:
                 for seed in args.seeds:
                     key = record_key({"student": student, "epochs": epochs, "patience": patience, "share": share,
                                       "seed": seed, "layout": args.layout if share < 1 else None, "block": block,
+                                      "min_epochs": args.min_epochs,
                                       "student_lags": args.student_lags, "student_lr": args.student_lr})
                     if any(record_key(r) == key for r in records):
                         continue
                     new = run_one(dataset, student, share, seed, args.runs, args.quick,
-                                  history.get(share), args.schedule, block, args.student_lags, args.student_lr)
+                                  history.get(share), args.schedule, block, args.student_lags, args.student_lr,
+                                  args.min_epochs)
                     print(json.dumps(new), flush=True)
                     records.append(new)
                     if not args.quick:

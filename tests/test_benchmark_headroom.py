@@ -164,3 +164,25 @@ def test_a_gain_beyond_the_extrapolated_headroom_is_said_as_such(monkeypatch):
     assert f"The best row realises {100 * 0.2 / head:.0f} % of that headroom." in headroom.verdict(
         "akl-pedestrians", "stid", shares)
     assert headroom.percent(0.0374) == "0.037" and headroom.percent(0.25) == "0.2"
+
+
+def test_a_floor_of_early_stopping_makes_curves_and_gains_of_its_own(tmp_path, monkeypatch):
+    """A curve whose students could not stop early before an epoch (``--min-epochs``) is another training: a row
+    of its own, and only the evidence rows with the same floor count as its distillation gains."""
+    import json
+
+    base = {"student": "stid-nodrop", "epochs": 60, "patience": 12, "share": 1.0, "seed": 0}
+    rows = by_row([base, base | {"min_epochs": 40}, base | {"min_epochs": None}])
+    assert sorted(rows) == ["stid-nodrop, 60 epochs (patience 12)",
+                            "stid-nodrop, 60 epochs (patience 12), early stop from epoch 40"]
+    assert len(rows["stid-nodrop, 60 epochs (patience 12)"][1.0]) == 2
+    rec = {"plain_mae": 40.0, "student_epochs": 60, "seed": 0, "teacher_mae": 35.0}
+    records = [rec | {"student": "stid-nodrop, 60 epochs, early stop from epoch 40", "kd_mae": 39.6,
+                      "student_min_epochs": 40},
+               rec | {"student": "stid-nodrop, 60 epochs", "kd_mae": 39.0, "student_min_epochs": 0}]
+    (tmp_path / "evidence-akl-pedestrians.json").write_text(json.dumps({"dataset": "akl-pedestrians",
+                                                                       "records": records}))
+    monkeypatch.setattr(headroom, "RESULTS", tmp_path)
+    assert measured_gains("akl-pedestrians", "stid-nodrop", 60, min_epochs=40) == {
+        "stid-nodrop, 60 epochs, early stop from epoch 40": pytest.approx(1.0)}
+    assert measured_gains("akl-pedestrians", "stid-nodrop", 60) == {"stid-nodrop, 60 epochs": pytest.approx(2.5)}
