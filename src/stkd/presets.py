@@ -79,6 +79,10 @@ teacher's validation MAE was 39.78 against 39.81 and its distilled student's 41.
 seeds; test 43.14 against 43.15, not established), the row ``stid, teachers stid-64, privileged teacher (lags 1D,
 2D, 3D, 7D, 14D, 21D, 28D), ...``; on the held-out years below the same (teacher validation 26.12 against 26.56,
 distilled student 27.54 against 27.69 on 5 of 5 seeds, test not established).
+Not a year back: the same teacher reading the same hour 52 weeks before too (``364D``, for holidays; the channel
+reads the training mean for the first year of training windows) was level on validation (39.76 against 39.75,
+seed 0) and taught today's student worse (validation 40.96 against 40.79, test 43.25 against 43.00, higher on 5
+and 4 of 5 seeds; the row ``stid-nodrop, teachers stid-64, privileged teacher (lags 1D, ..., 28D, 364D), ...``).
 Four such teachers, seeds apart, teach the student better than one on these years: distilled validation MAE
 40.59 against 40.79 and test MAE 42.75 against 43.00, lower on 5 of 5 seeds each, distillation's gain +1.5 %
 against +0.9 % (the row ``stid-nodrop, teachers 4 stid-64, ...``, the student without dropout below); on the
