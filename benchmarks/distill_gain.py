@@ -36,6 +36,7 @@ from evidence_rows import (
     lr_label,
     lr_slug,
     min_epochs_mark,
+    min_epochs_problem,
     schedule_slug,
     student_config,
 )
@@ -391,11 +392,8 @@ def main() -> None:
                          "--student-min-epochs); needs --student-schedule")
     ap.add_argument("--quick", action="store_true", help="2 epochs of 5 batches: a smoke test, printed, nothing saved")
     args = ap.parse_args()
-    if args.student_min_epochs is not None and not args.student_schedule:
-        ap.error("--student-min-epochs needs --student-schedule")
-    if args.student_schedule and args.student_min_epochs is not None \
-            and not 1 <= args.student_min_epochs <= args.student_schedule[0]:
-        ap.error(f"--student-min-epochs must lie between 1 and the schedule's {args.student_schedule[0]} epochs")
+    if problem := min_epochs_problem(args.student_min_epochs, args.student_schedule):
+        ap.error(problem)
     from stkd.runs import load_run
 
     dataset = dataset_name(load_run(args.teacher_run)[0].data)

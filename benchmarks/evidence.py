@@ -108,6 +108,7 @@ from evidence_rows import (
     lr_label,
     lr_slug,
     min_epochs_mark,
+    min_epochs_problem,
     outages_text,
     scarcity,
     schedule_slug,
@@ -718,10 +719,8 @@ def main() -> None:
         ap.error("--extra-teachers needs --teacher-seed (the extra teachers are trained once)")
     if args.student_schedule and args.teacher_seed is None:
         ap.error("--student-schedule needs --teacher-seed (the teacher trains apart, on its own schedule)")
-    if args.student_min_epochs is not None and not args.student_schedule:
-        ap.error("--student-min-epochs needs --student-schedule (the floor is of the students' own schedule)")
-    if args.student_min_epochs is not None and not 1 <= args.student_min_epochs <= args.student_schedule[0]:
-        ap.error("--student-min-epochs: an epoch of the students' schedule (1 to its EPOCHS)")
+    if problem := min_epochs_problem(args.student_min_epochs, args.student_schedule):
+        ap.error(problem)
     if args.loss is not None and args.teacher_seed is None:
         ap.error("--loss needs --teacher-seed (the teacher trains apart, under its own loss)")
     if args.student_lr is not None and args.teacher_seed is None:

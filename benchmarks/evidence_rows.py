@@ -240,6 +240,20 @@ def schedule_slug(schedule: tuple[int, int] | list[int] | None, min_epochs: int 
     return slug + (f"-min-epochs-{min_epochs}" if min_epochs else "")
 
 
+def min_epochs_problem(min_epochs: int | None, schedule: tuple[int, int] | list[int] | None,
+                       flags: tuple[str, str] = ("--student-min-epochs", "--student-schedule")) -> str | None:
+    """Why a floor of early stopping (``flags[0]``) cannot be taken with the students' schedule (``flags[1]``),
+    or None: it is an epoch of their own schedule, so it needs one and lies within it. The benchmarks that
+    train students on their own schedule (evidence.py, distill_gain.py, headroom.py) all ask this."""
+    if min_epochs is None:
+        return None
+    if not schedule:
+        return f"{flags[0]} needs {flags[1]} (the floor is of the students' own schedule)"
+    if not 1 <= min_epochs <= schedule[0]:
+        return f"{flags[0]}: an epoch of the students' schedule (1 to its EPOCHS, {schedule[0]})"
+    return None
+
+
 def min_epochs_mark(epochs: int | None) -> str:
     """The row label's mark of ``--student-min-epochs``: early stopping held off until that epoch."""
     return f", early stop from epoch {epochs}" if epochs else ""

@@ -54,6 +54,7 @@ from evidence_rows import (
     lr_label,
     lr_slug,
     min_epochs_mark,
+    min_epochs_problem,
     scarcity,
     schedule_slug,
     student_config,
@@ -406,8 +407,8 @@ def main() -> None:
                          "--student-min-epochs); needs --schedule")
     ap.add_argument("--quick", action="store_true", help="2 epochs of 3 batches: a smoke test, nothing is saved")
     args = ap.parse_args()
-    if args.min_epochs is not None and not (args.schedule and 1 <= args.min_epochs <= args.schedule[0]):
-        ap.error("--min-epochs needs --schedule and must lie between 1 and its epochs")
+    if problem := min_epochs_problem(args.min_epochs, args.schedule, ("--min-epochs", "--schedule")):
+        ap.error(problem)
     block = args.block if args.layout == "blocks" else None
     for dataset in args.datasets:
         section = f"headroom-{dataset}"

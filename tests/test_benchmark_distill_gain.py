@@ -155,7 +155,7 @@ def test_an_early_stop_floor_needs_a_schedule_it_lies_within():
 
     script = Path(distill_gain.__file__)
     for extra, said in ((["--student-min-epochs", "40"], "needs --student-schedule"),
-                        (["--student-schedule", "30", "6", "--student-min-epochs", "40"], "between 1 and the schedule's 30")):
+                        (["--student-schedule", "30", "6", "--student-min-epochs", "40"], "1 to its EPOCHS, 30")):
         done = subprocess.run([sys.executable, str(script), *extra], capture_output=True, text=True)
         assert done.returncode == 2 and said in done.stderr
 

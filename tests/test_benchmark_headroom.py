@@ -186,3 +186,14 @@ def test_a_floor_of_early_stopping_makes_curves_and_gains_of_its_own(tmp_path, m
     assert measured_gains("akl-pedestrians", "stid-nodrop", 60, min_epochs=40) == {
         "stid-nodrop, 60 epochs, early stop from epoch 40": pytest.approx(1.0)}
     assert measured_gains("akl-pedestrians", "stid-nodrop", 60) == {"stid-nodrop, 60 epochs": pytest.approx(2.5)}
+
+
+def test_the_floor_of_early_stopping_is_an_epoch_of_the_students_own_schedule():
+    from evidence_rows import min_epochs_problem
+
+    flags = ("--min-epochs", "--schedule")
+    assert min_epochs_problem(None, None, flags) is None
+    assert min_epochs_problem(40, (60, 12), flags) is None
+    assert min_epochs_problem(40, None, flags) == "--min-epochs needs --schedule (the floor is of the students' own schedule)"
+    assert "1 to its EPOCHS, 30" in min_epochs_problem(40, [30, 6], flags)
+    assert min_epochs_problem(0, (60, 12)).startswith("--student-min-epochs: an epoch")
