@@ -103,6 +103,8 @@ from evidence_rows import (
     augment_folder,
     augment_label,
     config,
+    extra_epochs_folder,
+    extra_epochs_label,
     lags_label,
     loss_label,
     lr_label,
@@ -183,7 +185,7 @@ def run_seed(dataset: str, seed: int, students: list[str], runs: Path, quick: bo
              augment: dict | None = None, student_lags: list[str] | None = None,
              distances_only: bool = False, alpha: float | None = None, student_init: str | None = None,
              student_lr: float | None = None, student_min_epochs: int | None = None,
-             loss: str | None = None) -> list[dict]:
+             loss: str | None = None, extra_epochs: int | None = None) -> list[dict]:
     """The records of one seed's rows not yet in ``done`` (``(seed, row) -> record``). With ``distances_only``
     it trains nothing: for the rows in ``done`` that lack the students' distances to the teacher
     (:mod:`fidelity`) or their stop facts (:func:`lacking`), whose teachers and students are saved under ``runs``,
@@ -217,6 +219,7 @@ def run_seed(dataset: str, seed: int, students: list[str], runs: Path, quick: bo
     short = (f"-history-{history}" if history else "") + (f"-outages-{outages:g}" if outages else "")
     short += teacher_lags_folder(dataset, teacher_lags)  # teachers of other inputs (and their students) too
     short += teacher_epochs_folder(dataset, None if quick else teacher_epochs)  # and of another schedule
+    short += extra_epochs_folder(None if quick else extra_epochs)  # extra teachers of another schedule too
     # the students' folders of another schedule too (their teachers are the same and keep their folders)
     schedule = schedule_slug(student_schedule, student_min_epochs)
     schedule += f"-teacher-{teacher_scope}" if teacher_scope else ""  # the students' objective, not the teacher's
@@ -251,7 +254,7 @@ def run_seed(dataset: str, seed: int, students: list[str], runs: Path, quick: bo
             for spec in extra_teachers or []:
                 label, xseed = split_extra(spec, teacher_seed)
                 xcfg = parse_config(extra_teacher_config(dataset, label, xseed, quick, teacher_lags, precision,
-                                                         teacher_epochs, history, data))
+                                                         teacher_epochs, history, data, extra_epochs))
                 folder = (f"teacher-seed-{teacher_seed}-{label}" + (f"-s{xseed}" if xseed != teacher_seed else "")
                           + short)
                 xdir = opened(xcfg, runs / dataset / folder)
@@ -276,6 +279,7 @@ def run_seed(dataset: str, seed: int, students: list[str], runs: Path, quick: bo
         label = f"{name}, teachers {ensemble_label(extra_teachers, without_main)}" if extra_teachers else name
         label += teacher_lags_label(dataset, teacher_lags)
         label += teacher_epochs_label(dataset, None if quick else teacher_epochs)
+        label += extra_epochs_label(None if quick else extra_epochs)
         label += f", {history} of history" if history else ""
         label += SCOPE_LABEL if teacher_scope == "observed-inputs" else ""  # named before it was the default
         label += f", {outages_text(outages)}" if outages else ""
@@ -324,7 +328,8 @@ def run_seed(dataset: str, seed: int, students: list[str], runs: Path, quick: bo
                         "augment_labels": cfg.distill.augment_labels, "alpha": cfg.distill.alpha,
                         "loss": cfg.train.loss,
                         "student_init": cfg.distill.init, "student_lr": cfg.train.lr,
-                        "teacher_epochs": teacher_epochs, "day_of_week": bool(task.wd.day_of_week),
+                        "teacher_epochs": teacher_epochs, "extra_teacher_epochs": extra_epochs,
+                        "day_of_week": bool(task.wd.day_of_week),
                         "student_epochs": cfg.train.epochs, "student_patience": cfg.train.patience,
                         "student_min_epochs": cfg.train.min_epochs,
                         **students_stops(run_dir, kd.name, plain.name),
@@ -360,14 +365,17 @@ def students_stops(run_dir: Path, kd: str, plain: str) -> dict:
 
 def extra_teacher_config(dataset: str, label: str, seed: int, quick: bool, teacher_lags: list[str] | None,
                          precision: str | None, teacher_epochs: int | None, history: str | None,
-                         data: dict | None) -> dict:
+                         data: dict | None, extra_epochs: int | None = None) -> dict:
     """The run config of the extra teacher ``label`` (:data:`EXTRA_TEACHERS`) from ``seed``: it reads what the main
     teacher reads (``teacher_lags``); a copy of the main teacher's model also trains on its schedule
-    (``teacher_epochs``), the others on the data set's."""
+    (``teacher_epochs``), the others on the data set's; with ``extra_epochs`` (``--extra-teacher-epochs``) every one
+    trains for those epochs."""
     raw = config(dataset, seed, quick, teacher_lags, precision, history=history, data=data)
     raw["teacher"] = [copy.deepcopy(EXTRA_TEACHERS[label])]
     if teacher_epochs is not None and not quick and EXTRA_TEACHERS[label]["name"] == TEACHERS[0]["name"]:
         raw["teacher"][0]["epochs"] = teacher_epochs
+    if extra_epochs is not None and not quick:  # every extra teacher on a schedule of its own
+        raw["teacher"][0]["epochs"] = extra_epochs
     if teacher_lags:  # every teacher of the ensemble reads what the main one reads
         raw["teacher"][0]["inputs"] = {"lags": list(teacher_lags)}
     return raw
@@ -670,6 +678,10 @@ def main() -> None:
     ap.add_argument("--extra-teachers", nargs="+", type=extra_teacher, default=None, metavar="LABEL[:SEED]",
                     help=f"also train these teachers (once, with --teacher-seed or their own SEED) and distil from "
                          f"the weighted ensemble; LABEL is one of {', '.join(EXTRA_TEACHERS)}")
+    ap.add_argument("--extra-teacher-epochs", type=int, default=None, metavar="EPOCHS",
+                    help="every extra teacher trains for these epochs (default: the data set's schedule, or "
+                         "--teacher-epochs for copies of the main teacher's model): e.g. two teachers of fewer "
+                         "epochs in the time of one")
     ap.add_argument("--without-main-teacher", action="store_true",
                     help="the ensemble is the extra teachers alone (the main teacher is not trained)")
     ap.add_argument("--history", default=None, metavar="DURATION",
@@ -740,6 +752,11 @@ def main() -> None:
     problem = teacher_epochs_problem(args.teacher_epochs, args.extra_teachers, args.without_main_teacher)
     if problem:
         ap.error(problem)
+    if args.extra_teacher_epochs is not None and (not args.extra_teachers or args.extra_teacher_epochs < 1):
+        ap.error("--extra-teacher-epochs needs --extra-teachers, and a number of epochs of at least 1")
+    if args.extra_teacher_epochs is not None and args.teacher_epochs is not None:
+        ap.error("--extra-teacher-epochs and --teacher-epochs: give one (both would set the epochs of a copy of "
+                 "the main teacher's model)")
     for dataset in args.datasets:
         section = f"evidence-{dataset}"
         path = RESULTS / f"{section}.json"
@@ -751,7 +768,8 @@ def main() -> None:
                            args.teacher_lags, args.precision, args.teacher_epochs, args.extra_teachers,
                            args.without_main_teacher, args.history, args.student_schedule, args.outages,
                            args.teacher_scope, augment, args.student_lags, args.distances_only, args.alpha,
-                           args.student_init, args.student_lr, args.student_min_epochs, args.loss)
+                           args.student_init, args.student_lr, args.student_min_epochs, args.loss,
+                           args.extra_teacher_epochs)
             records += new
             if not args.quick:  # another invocation (other students) may have saved meanwhile
                 records = merged_records(path, new, lambda r: (r["seed"], r["student"]))

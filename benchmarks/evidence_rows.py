@@ -203,6 +203,18 @@ def teacher_epochs_folder(dataset: str, epochs: int | None) -> str:
     return f"-teacher-epochs-{epochs}" if teacher_epochs_label(dataset, epochs) else ""
 
 
+def extra_epochs_label(epochs: int | None) -> str:
+    """A row's words for extra teachers trained for epochs of their own (``--extra-teacher-epochs``), e.g.
+    ``, extra teachers 20 epochs``; empty where they train on their usual schedule."""
+    return f", extra teachers {epochs} epochs" if epochs else ""
+
+
+def extra_epochs_folder(epochs: int | None) -> str:
+    """The same in a folder name (``-extra-epochs-20``): such teachers, and the students they teach, keep folders
+    of their own, so that a teacher of another schedule is never resumed or taken for them."""
+    return f"-extra-epochs-{epochs}" if epochs else ""
+
+
 def augment_label(augment: dict) -> str:
     """A row's words for its students' augmented inputs, e.g. ``mask + mixup labelled online (weight 1)``
     (from ``--augment``, ``--augment-labels``, ``--augment-weight`` or a record's fields of those names)."""

@@ -204,3 +204,32 @@ def test_a_row_taught_by_copies_of_one_teacher_is_set_against_the_row_taught_by_
                            "40.660 against 40.800 by the first alone (lower on 4 of 5 seeds)")
     assert copies_gap(by[one], by) == ""  # one teacher: no copies
     assert copies_gap(by[mixed], by) == ""  # an ensemble of different teachers is not copies of one
+
+
+def test_extra_teachers_of_a_schedule_of_their_own_train_for_it_and_keep_folders_and_rows_of_their_own():
+    """``--extra-teacher-epochs``: every extra teacher trains for those epochs (a copy of the main teacher's model
+    too), its folder and its students' rows are marked, and the usual schedule leaves no mark."""
+    from evidence_rows import extra_epochs_folder, extra_epochs_label
+
+    raw = extra_teacher_config("akl-pedestrians", "stid-64", 0, False, ["1D", "7D"], None, None, None, None, 20)
+    assert raw["teacher"][0]["epochs"] == 20
+    usual = extra_teacher_config("akl-pedestrians", "stid-64", 0, False, ["1D", "7D"], None, None, None, None)
+    assert "epochs" not in usual["teacher"][0]  # the data set's schedule
+    copy_of_main = extra_teacher_config("akl-pedestrians", "gwnet", 0, False, None, None, 40, None, None, 20)
+    assert copy_of_main["teacher"][0]["epochs"] == 20
+    assert extra_epochs_label(20) == ", extra teachers 20 epochs" and extra_epochs_label(None) == ""
+    assert extra_epochs_folder(20) == "-extra-epochs-20" and extra_epochs_folder(None) == ""
+
+
+@pytest.mark.parametrize("extra, said", [
+    (["--extra-teacher-epochs", "20"], "needs --extra-teachers"),
+    (["--teacher-seed", "0", "--extra-teachers", "stid-64", "--extra-teacher-epochs", "0"], "at least 1"),
+    (["--teacher-seed", "0", "--extra-teachers", "stid-64", "--extra-teacher-epochs", "20", "--teacher-epochs", "30"],
+     "give one"),
+])
+def test_extra_teacher_epochs_are_refused_without_extra_teachers_or_beside_teacher_epochs(extra, said):
+    import subprocess
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "evidence.py"
+    done = subprocess.run([sys.executable, str(script), *extra], capture_output=True, text=True)
+    assert done.returncode == 2 and said in done.stderr
