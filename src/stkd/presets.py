@@ -99,7 +99,8 @@ trains one: the teacher's training alone took 170 s of the default run's 4 min 4
 (``docs/results/default-run.json``), so four would take the run past 6 minutes. Two of 20 epochs each (seeds 0 and 101,
 40 teacher epochs where the preset trains 30; the row ``stid-nodrop, teachers 2 stid-64, ..., extra teachers 20
 epochs, ...``, 2026-12-07) taught it nearly as well as four: validation 40.65 against 40.79 with the preset's one
-teacher and test 42.80 against 43.00, lower on 5 of 5 seeds each (four: 40.59 and 42.75). Not yet the preset: its
+teacher and test 42.80 against 43.00, lower on 5 of 5 seeds each (four: 40.59 and 42.75); the first of them alone
+was level with the 30-epoch teacher (validation 40.71 against 40.79, lower on 3 of 5). Not yet the preset: its
 time in the default run and the held-out years are still to be measured.
 
 The student has no dropout in its encoder (``student.params.dropout: 0``; since 2026-12-06, the model's 0.15
