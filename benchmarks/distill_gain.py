@@ -35,8 +35,8 @@ from evidence_rows import (
     lags_slug,
     lr_label,
     lr_slug,
-    min_epochs_mark,
     min_epochs_problem,
+    schedule_label,
     schedule_slug,
     student_config,
 )
@@ -215,13 +215,6 @@ def run(teacher_run: Path, out: Path, seeds: list[int], device: str, student: st
             save(records, fit)
             print(f"{method:32s} seed {seed}: val MAE {mae['val']:.4f}, test MAE {mae['test']:.4f}", flush=True)
     return records, fit
-
-
-def schedule_label(schedule: list[int] | None, min_epochs: int | None) -> str:
-    """The table heading's words for the student's own schedule ("" for the teacher run's)."""
-    if not schedule:
-        return ""
-    return f", {schedule[0]} epochs (patience {schedule[1]})" + min_epochs_mark(min_epochs)
 
 
 START_ALONE = "teacher's weights, ground truth only (a=1)"

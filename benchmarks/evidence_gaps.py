@@ -34,6 +34,7 @@ from evidence_rows import (
     TRAIN_LOSS,
     USUAL_TEACHER_EPOCHS,
     augment_label,
+    extra_epochs_label,
     lags_label,
     loss_label,
     min_epochs_mark,
@@ -488,9 +489,14 @@ def rows_differing_in(rows: list[dict], by_student: dict[str, list[dict]], words
 
 def teacher_epochs_gap(rows: list[dict], by_student: dict[str, list[dict]], dataset: str) -> str:
     """For a row whose teacher trained for other epochs than the data set's usual teacher
-    (:func:`teacher_epochs_label`): that teacher against the usual one of the same row otherwise."""
+    (:func:`teacher_epochs_label`), or whose extra teachers trained for epochs of their own
+    (:func:`extra_epochs_label`, ``--extra-teacher-epochs``): that teacher against the one of the same row on the
+    usual schedule."""
     words = teacher_epochs_label(dataset, rows[0].get("teacher_epochs"))
-    return teacher_gap(rows, by_student, words, f"the teacher of {USUAL_TEACHER_EPOCHS.get(dataset)} epochs")
+    if words:
+        return teacher_gap(rows, by_student, words, f"the teacher of {USUAL_TEACHER_EPOCHS.get(dataset)} epochs")
+    return teacher_gap(rows, by_student, extra_epochs_label(rows[0].get("extra_teacher_epochs")),
+                       "the teacher of the data set's schedule")
 
 
 def teacher_gap(rows: list[dict], by_student: dict[str, list[dict]], words: str, other_teacher: str,

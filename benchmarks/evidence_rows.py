@@ -252,6 +252,14 @@ def schedule_slug(schedule: tuple[int, int] | list[int] | None, min_epochs: int 
     return slug + (f"-min-epochs-{min_epochs}" if min_epochs else "")
 
 
+def schedule_label(schedule: tuple[int, int] | list[int] | None, min_epochs: int | None) -> str:
+    """The words for the students' own schedule, ``, 60 epochs (patience 12), early stop from epoch 40`` (a
+    per-method table's heading, a learning curve's row); "" for the data set's or the teacher run's."""
+    if not schedule:
+        return ""
+    return f", {schedule[0]} epochs (patience {schedule[1]})" + min_epochs_mark(min_epochs)
+
+
 def min_epochs_problem(min_epochs: int | None, schedule: tuple[int, int] | list[int] | None,
                        flags: tuple[str, str] = ("--student-min-epochs", "--student-schedule")) -> str | None:
     """Why a floor of early stopping (``flags[0]``) cannot be taken with the students' schedule (``flags[1]``),

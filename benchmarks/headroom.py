@@ -53,9 +53,9 @@ from evidence_rows import (
     lags_slug,
     lr_label,
     lr_slug,
-    min_epochs_mark,
     min_epochs_problem,
     scarcity,
+    schedule_label,
     schedule_slug,
     student_config,
     student_rate,
@@ -143,7 +143,7 @@ def base_label(r: dict) -> str:
     """The student, the schedule it trained on (a data set's own schedule may change; the epoch before which it
     could not stop early, if any), the lagged channels it reads, if any, and its own learning rate, if it had one."""
     lags = r.get("student_lags")
-    return (f"{r['student']}, {r['epochs']} epochs (patience {r['patience']})" + min_epochs_mark(r.get("min_epochs"))
+    return (r["student"] + schedule_label((r["epochs"], r["patience"]), r.get("min_epochs"))
             + (lags_label(lags) if lags else "") + lr_label(r.get("student_lr")))
 
 

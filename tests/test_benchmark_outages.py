@@ -417,3 +417,24 @@ def test_a_row_on_its_own_schedule_is_compared_with_the_same_row_on_another_sche
     elsewhere = [{**r, "machine": "no AMX"} for r in longer]
     text = schedule_gap(elsewhere, {**by_student, longer[0]["student"]: elsewhere})
     assert text.count("measured on 2 machines, AMX and no AMX, whose CPU kernels round differently") == 2
+
+
+def test_extra_teachers_of_their_own_schedule_are_compared_with_the_same_teacher_on_the_usual_one():
+    from evidence import rows_by_student
+    from evidence_gaps import teacher_epochs_gap
+
+    def rec(student: str, seed: int, t_val: float, extra: int | None) -> dict:
+        return {"student": student, "seed": seed, "teacher_val": t_val, "teacher_mae": t_val + 1, "teacher_epochs": None,
+                "extra_teacher_epochs": extra, "plain_val": 41.0, "plain_mae": 43.4, "kd_val": 40.8, "kd_mae": 43.0,
+                "teachers": ["stid"]}
+
+    usual = "stid-nodrop, teachers stid-64, 60 epochs"
+    shorter = "stid-nodrop, teachers stid-64, extra teachers 20 epochs, 60 epochs"
+    result = {"dataset": "akl-pedestrians", "records": [rec(usual, s, 39.75, None) for s in range(5)]
+              + [rec(shorter, s, 39.74, 20) for s in range(5)]}
+    by = rows_by_student(result)
+    text = teacher_epochs_gap(by[shorter], by, "akl-pedestrians")
+    assert text.startswith(" This teacher's validation MAE is 39.740 against 39.750 for the teacher of the data set's "
+                           f"schedule of the row `{usual}` (-0.0 %)")
+    assert "score 43.400 and 43.400 (5 seeds both rows have)" in text
+    assert teacher_epochs_gap(by[usual], by, "akl-pedestrians") == ""  # the usual schedule has nothing to set against
