@@ -307,6 +307,11 @@ def test_copies_of_one_teacher_need_their_own_seed(los_small_config):
         parse_config({**los_small_config(), "teacher": [{"name": "linear", "seed": -1}]})
     cfg = parse_config({**los_small_config(), "teacher": [{"name": "linear", "seed": 1}, {"name": "linear", "seed": 2}]})
     assert [t.seed for t in cfg.teacher] == [1, 2]
+    # a copy without a seed of its own trains from train.seed: the same weights as a copy seeded alike
+    raw = {**los_small_config(), "teacher": [{"name": "linear"}, {"name": "linear", "seed": 101}]}
+    assert parse_config(raw).teacher[1].seed == 101  # train.seed 0 and 101: two teachers
+    with pytest.raises(ConfigError, match=r"teachers 1 and 2 \(linear\) have the same settings and seed \(101"):
+        parse_config({**raw, "train": {**raw["train"], "seed": 101}})
 
 
 def test_a_model_seed_replaces_the_run_seed_for_that_model_only(los_small_config, tmp_path):

@@ -442,13 +442,16 @@ def validate(cfg: RunConfig) -> RunConfig:
             _check_seed(f"{m.name}.seed", m.seed, " (or left out to use train.seed)")
         if m.lr is not None:
             _check_lr(f"{m.name}.lr", m.lr, " (or left out to use train.lr)")
-    for i, a in enumerate(cfg.teacher):  # the same model from the same seed trains to the same weights
-        for j, earlier in enumerate(cfg.teacher[:i]):
+    # the same model from the same seed trains to the same weights; a teacher without a seed of its own trains
+    # from train.seed, so one with seed 101 repeats it when train.seed is 101
+    seeded = [dataclasses.replace(m, seed=t.seed if m.seed is None else m.seed) for m in cfg.teacher]
+    for i, a in enumerate(seeded):
+        for j, earlier in enumerate(seeded[:i]):
             if a == earlier:
-                raise ConfigError(f"teacher: teachers {j + 1} and {i + 1} ({a.name}) have the same settings and seed, "
-                                  f"so they would train to the same weights and the ensemble would hold one model "
-                                  f"twice; give each copy its own seed, e.g. teacher: [{{name: {a.name}, seed: 1}}, "
-                                  f"{{name: {a.name}, seed: 2}}]")
+                raise ConfigError(f"teacher: teachers {j + 1} and {i + 1} ({a.name}) have the same settings and seed "
+                                  f"({a.seed}; a teacher without a seed trains from train.seed), so they would train "
+                                  f"to the same weights and the ensemble would hold one model twice; give each copy "
+                                  f"its own seed, e.g. teacher: [{{name: {a.name}, seed: 1}}, {{name: {a.name}, seed: 2}}]")
     for b in cfg.eval.baselines:
         _check_choice("eval.baselines", b, tuple(names.BASELINES))
     if cfg.eval.latency_repeats < 1:
