@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 from stkd.cli import _overrides, apply_overrides, build_parser, main, resolve_config
+from stkd.errors import ConfigError
 
 
 @pytest.fixture
@@ -154,6 +155,28 @@ def test_seed_flag_and_overrides(write_cfg):
         {"name": "mlp", "params": {"hidden": [4]}}
     raw = {"student": {"name": "stid", "params": {"embed_dim": 8}}}
     assert apply_overrides(raw, ["student.name=stid"])["student"]["params"] == {"embed_dim": 8}
+
+
+def test_a_teacher_override_reaches_every_teacher_or_the_one_numbered():
+    """The default preset has two teachers: ``teacher.epochs=1`` must shorten both (it set the first only,
+    so the second trained its whole schedule), ``teacher.1.seed=7`` changes the second alone."""
+    def teachers():
+        return {"teacher": [{"name": "stid", "params": {"layers": 4}}, {"name": "stid", "params": {"layers": 4},
+                                                                       "seed": 101}]}
+
+    out = apply_overrides(teachers(), ["teacher.epochs=1", "teacher.params.layers=2"])["teacher"]
+    assert [t["epochs"] for t in out] == [1, 1] and [t["params"]["layers"] for t in out] == [2, 2]
+    out = apply_overrides(teachers(), ["teacher.1.seed=7", "teacher.0.inputs.lags=[1D]"])["teacher"]
+    assert [t.get("seed") for t in out] == [None, 7] and out[0]["inputs"] == {"lags": ["1D"]} and "inputs" not in out[1]
+    out = apply_overrides(teachers(), ["teacher.name=gwnet"])["teacher"]
+    assert out == [{"name": "gwnet", "params": {}}, {"name": "gwnet", "params": {}, "seed": 101}]  # stid's params dropped
+    out = apply_overrides(teachers(), ["teacher.1.name=mlp"])["teacher"]
+    assert out[0]["params"] == {"layers": 4} and out[1] == {"name": "mlp", "params": {}, "seed": 101}
+    with pytest.raises(ConfigError, match=r"--set teacher.2.epochs: teacher has 2 entries, numbered 0 to 1"):
+        apply_overrides(teachers(), ["teacher.2.epochs=1"])
+    with pytest.raises(ConfigError, match=r"--set teacher.1.epochs: teacher has one entry, numbered 0"):
+        apply_overrides({"teacher": {"name": "gwnet"}}, ["teacher.1.epochs=1"])
+    assert apply_overrides({"teacher": "gwnet"}, ["teacher.0.epochs=3"])["teacher"] == {"name": "gwnet", "epochs": 3}
 
 
 # ------------------------------------------------------------------------------------ data commands

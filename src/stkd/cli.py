@@ -35,10 +35,35 @@ def _parse_value(text: str):
         return text
 
 
+def _override_nodes(raw: dict, key: str) -> list[dict]:
+    """The sections a dotted ``--set`` key's last part is set in, created where missing: ``teacher.KEY`` in every
+    teacher of a list (a run may have several), ``teacher.N.KEY`` in the N-th, from 0."""
+    parts = key.strip().split(".")
+    nodes, i = [raw], 0
+    while i < len(parts) - 1:
+        part, index = parts[i], parts[i + 1] if i + 2 < len(parts) and parts[i + 1].isdigit() else None
+        found: list[dict] = []
+        for node in nodes:
+            child = node.get(part) if isinstance(node.get(part), list) else node.setdefault(part, {})
+            if isinstance(child, list):
+                if index is not None and int(index) >= len(child):
+                    raise ConfigError(f"--set {key}: {part} has {len(child)} entries, numbered 0 to {len(child) - 1}")
+                found += child if index is None else [child[int(index)]]
+            elif not isinstance(child, dict):
+                raise ConfigError(f"--set {key}: {part} is not a section")
+            elif index is not None and index != "0":
+                raise ConfigError(f"--set {key}: {part} has one entry, numbered 0")
+            else:
+                found.append(child)
+        nodes, i = found, i + (2 if index is not None else 1)
+    return nodes
+
+
 def apply_overrides(raw: dict, overrides: list[str]) -> dict:
     """Apply ``section.key=value`` overrides (values parsed as YAML scalars/lists) to a raw config.
 
-    Naming another model (``student.name=mlp``) drops the old model's ``params`` (they belong to the
+    ``teacher.key`` sets the key in every teacher (the default preset has two), ``teacher.N.key`` in the N-th,
+    from 0. Naming another model (``student.name=mlp``) drops the old model's ``params`` (they belong to the
     old model); ``params`` given by the same overrides (``student.params.hidden=[32]``) are kept.
     """
     for sec in ("teacher", "student"):  # the short forms `student: stid`, `teacher: [gwnet]`
@@ -47,27 +72,19 @@ def apply_overrides(raw: dict, overrides: list[str]) -> dict:
         elif isinstance(raw.get(sec), list):
             raw[sec] = [{"name": t} if isinstance(t, str) else t for t in raw[sec]]
     for item in overrides or []:
-        key, _, value = item.partition("=")
-        parts = key.strip().split(".")
-        if len(parts) == 2 and parts[1] == "name" and parts[0] in ("teacher", "student"):
-            node = raw.get(parts[0])
-            node = node[0] if isinstance(node, list) and node else node
-            if isinstance(node, dict) and node.get("name") != _parse_value(value) and node.get("params"):
-                node["params"] = {}
-    for item in overrides or []:
         if "=" not in item:
             raise ConfigError(f"--set {item!r}: expected key=value, e.g. train.epochs=5")
-        key, value = item.split("=", 1)
+    for item in overrides or []:
+        key, _, value = item.partition("=")
         parts = key.strip().split(".")
-        node = raw
-        for part in parts[:-1]:
-            if part in ("teacher",) and isinstance(node.get(part), list):
-                node = node[part][0]
-                continue
-            node = node.setdefault(part, {})
-            if not isinstance(node, dict):
-                raise ConfigError(f"--set {key}: {part} is not a section")
-        node[parts[-1]] = _parse_value(value)
+        if parts[0] in ("teacher", "student") and parts[-1] == "name" and len(parts) > 1 and len(parts) - parts[1].isdigit() == 2:
+            for node in _override_nodes(raw, key):
+                if node.get("name") != _parse_value(value) and node.get("params"):
+                    node["params"] = {}
+    for item in overrides or []:
+        key, value = item.split("=", 1)
+        for node in _override_nodes(raw, key):
+            node[key.strip().split(".")[-1]] = _parse_value(value)
     return raw
 
 
@@ -331,7 +348,8 @@ def _common(p: argparse.ArgumentParser, *, config=True, out=True,
         p.add_argument("--config", help="YAML config (sections data, teacher, student, distill, train, eval); "
                                         f"default: {config_default}")
         p.add_argument("--set", action="append", metavar="KEY=VALUE",
-                       help="override a config value, e.g. --set train.epochs=5 (repeatable)")
+                       help="override a config value, e.g. --set train.epochs=5 (repeatable; teacher.KEY sets every "
+                            "teacher, teacher.N.KEY the N-th from 0)")
         p.add_argument("--seed", type=int, help="random seed (train.seed): the same seed repeats a run exactly "
                                                 "on the same CPU kernels and threads (the report names the machine)")
     if out:
