@@ -60,9 +60,11 @@ def headline(result: dict) -> str:
 
     s = student_summary(result["metrics"])
     m = result["metrics"]["models"]
-    kd, plain, teacher = s["student_kd"], s["student_plain"], s["teacher"]
+    kd, plain, teacher = s["student_kd"], s["student_plain"], s["teacher_ensemble"] or s["teacher"]
+    who = (f"the teachers' ensemble ({' + '.join(f'`{n}`' for n in m[teacher]['members'])})"
+           if s["teacher_ensemble"] else f"teacher `{teacher}`")  # what the student learned from
     line = (f"- **Default run** (`stkd run`, Auckland pedestrian counts, {wall_time(result)} on this 2-core "
-            f"machine at load average {result['load_before']:.1f}): teacher `{teacher}` MAE {m[teacher]['test']['mae']:.1f}, distilled student `{kd}` "
+            f"machine at load average {result['load_before']:.1f}): {who} MAE {m[teacher]['test']['mae']:.1f}, distilled student `{kd}` "
             f"{m[kd]['test']['mae']:.1f}, the same student alone {m[plain]['test']['mae']:.1f}")
     if s["param_ratio"] is not None and s["latency_speedup"] is not None:
         line += (f"; the student has {s['param_ratio']:.1f}x fewer parameters and {s['latency_speedup']:.1f}x lower "
