@@ -24,7 +24,7 @@ import sys
 import time
 from pathlib import Path
 
-from common import machine_line, save_result
+from common import machine_line, save_result, teacher_role
 
 SECTION = "kernels"
 NO_AMX = {"ONEDNN_MAX_CPU_ISA": "AVX512_CORE_BF16"}
@@ -201,7 +201,7 @@ def render(result: dict) -> str:
                 + " | teacher val MAE | wall time |",
                 "| --- | --- | --- | " + " | ".join("---:" for _ in names) + " | ---: | ---: |"]
     for a in result["arms"]:
-        teacher = next(m for m in a["models"].values() if m["role"] == "teacher")
+        teacher = next(m for m in a["models"].values() if m["role"] == teacher_role(a["models"]))
         run_head.append(f"| {a['arm']} | {caps_words(a['caps'])} | {precision_of(a)} | "
                         + " | ".join(f"{a['models'][n]['test_mae']:.3f}" for n in names)
                         + f" | {teacher['val_mae']:.3f} | {a['wall_seconds'] / 60:.1f} min |")

@@ -22,7 +22,7 @@ import json
 
 import numpy as np
 
-from common import RESULTS, save_result
+from common import RESULTS, save_result, teacher_role
 from default_run import wall_time
 from distill_gain import method_rows
 from events import f1_by_arm
@@ -247,12 +247,6 @@ def same_lags_room(taught: dict[str, dict], best: dict) -> str:
     return (f" Among teachers that read no lag the student did not (their edge is width, depth or other sensors, "
             f"not history the student never sees), the best would allow {room:.3f} ({where}: teacher "
             f"{r['teacher']:.3f}, plain {r['plain']:.3f}), {side} the {r['target']:.2f} asked.")
-
-
-def teacher_role(models: dict) -> str:
-    """The role of the teacher the student learned from in a run's ``models``: the teachers' ensemble where the run
-    has several teachers (the default preset since 2026-12-07), else the teacher."""
-    return "teacher_ensemble" if any(v["role"] == "teacher_ensemble" for v in models.values()) else "teacher"
 
 
 def teacher_below_plain(models: dict) -> float:
