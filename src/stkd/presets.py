@@ -105,7 +105,8 @@ and 60.89 against 61.05, 4 of 5 each). They were the preset for an hour (commit 
 6 min 46 s on the same kind of CPU (the teachers 135 and 143 s; ``docs/results/default-run.json`` at commit
 7af8704), over the 6 minutes the distillation issue allows, on a day when this machine trained the unchanged plain
 student in 46 s where it had taken 31 s (the same validation and test MAE to the last digit, so the same
-computation): the run fits only on the machine's faster days. Two of 15 epochs each, the 30 teacher epochs of
+computation; the default run with the one teacher, 40 minutes later, took 4 min 3 s, its plain student 35 s):
+like the students' 90 epochs above, the run would fit only on the machine's faster spells. Two of 15 epochs each, the 30 teacher epochs of
 the one teacher (``..., extra teachers 15 epochs, ...``), were not established better on validation (40.74 against
 40.79, lower on 3 of 5 seeds; test 42.81 against 43.00, 4 of 5), and level on the held-out years 2020 to 2022
 (validation 27.08 against 27.08, lower on 1 of 5; test 38.40 against 38.43, 3 of 5; on 2019 lower on
