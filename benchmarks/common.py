@@ -163,6 +163,6 @@ versions()  # read when a script starts (see versions())
 
 def teacher_role(models: dict) -> str:
     """The role of the teacher the student learned from in a run's ``models`` (metrics.json's, or the kernels
-    benchmark's per arm): the teachers' ensemble where the run has several teachers (the default preset since
-    2026-12-07), else the teacher."""
+    benchmark's per arm): the teachers' ensemble where the run has several teachers (its copies seeds apart, say),
+    else the teacher."""
     return "teacher_ensemble" if any(v["role"] == "teacher_ensemble" for v in models.values()) else "teacher"

@@ -62,8 +62,8 @@ def _override_nodes(raw: dict, key: str) -> list[dict]:
 def apply_overrides(raw: dict, overrides: list[str]) -> dict:
     """Apply ``section.key=value`` overrides (values parsed as YAML scalars/lists) to a raw config.
 
-    ``teacher.key`` sets the key in every teacher (the default preset has two), ``teacher.N.key`` in the N-th,
-    from 0. Naming another model (``student.name=mlp``) drops the old model's ``params`` (they belong to the
+    ``teacher.key`` sets the key in every teacher (a run may have several: an ensemble), ``teacher.N.key`` in the
+    N-th, from 0. Naming another model (``student.name=mlp``) drops the old model's ``params`` (they belong to the
     old model); ``params`` given by the same overrides (``student.params.hidden=[32]``) are kept.
     """
     for sec in ("teacher", "student"):  # the short forms `student: stid`, `teacher: [gwnet]`
@@ -77,7 +77,8 @@ def apply_overrides(raw: dict, overrides: list[str]) -> dict:
     for item in overrides or []:
         key, _, value = item.partition("=")
         parts = key.strip().split(".")
-        if parts[0] in ("teacher", "student") and parts[-1] == "name" and len(parts) > 1 and len(parts) - parts[1].isdigit() == 2:
+        names_model = len(parts) == 2 or (len(parts) == 3 and parts[1].isdigit())  # teacher.name, teacher.1.name
+        if parts[0] in ("teacher", "student") and parts[-1] == "name" and names_model:
             for node in _override_nodes(raw, key):
                 if node.get("name") != _parse_value(value) and node.get("params"):
                     node["params"] = {}
