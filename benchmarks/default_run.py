@@ -60,7 +60,7 @@ def headline(result: dict) -> str:
 
     s = student_summary(result["metrics"])
     m = result["metrics"]["models"]
-    kd, plain, teacher = s["student_kd"], s["student_plain"], s["teacher_ensemble"] or s["teacher"]
+    kd, plain, teacher = s["student_kd"], s["student_plain"], s["taught_by"]
     who = (f"the teachers' ensemble ({' + '.join(f'`{n}`' for n in m[teacher]['members'])})"
            if s["teacher_ensemble"] else f"teacher `{teacher}`")  # what the student learned from
     line = (f"- **Default run** (`stkd run`, Auckland pedestrian counts, {wall_time(result)} on this 2-core "

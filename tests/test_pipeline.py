@@ -386,6 +386,8 @@ def test_a_run_with_several_teachers_scores_their_ensemble(los_small_config, tmp
     assert mine["mae"] != pytest.approx(metrics["models"]["linear"]["test"]["mae"], rel=1e-3)  # not one teacher
     report = (out / "report.md").read_text()
     assert "vs the teachers' ensemble" in report and "teachers_ensemble" in report
+    from stkd.report import student_summary
+    assert student_summary(metrics)["taught_by"] == "teachers_ensemble"  # what the distilled student learned from
     # each student's distance to the ensemble's forecast, from the saved test predictions, where a target is scored
     for student in ("linear_kd", "linear_plain"):
         follows = metrics["models"][student]["to_teacher"]

@@ -142,6 +142,7 @@ def test_kept_summary_numbers(report):
     gain = 100 * (m["stid"]["test"]["mae"] - m["stid_kd"]["test"]["mae"]) / m["stid"]["test"]["mae"]
     s = student_summary(metrics)
     assert (s["teacher"], s["student_kd"], s["student_plain"]) == ("gwnet", "stid_kd", "stid")
+    assert s["taught_by"] == "gwnet" and s["teacher_ensemble"] is None  # one teacher: what the student learned from
     assert math.isclose(s["ratio_to_teacher"], ratio) and math.isclose(s["gain_vs_plain_pct"], gain)
     assert math.isclose(s["param_ratio"], 301_234 / 12_345) and math.isclose(s["latency_speedup"], 25.0)
     kept = text.split("## What the student kept")[1].split("## Plots")[0]

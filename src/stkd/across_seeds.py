@@ -50,7 +50,7 @@ def seed_record(seed: int, metrics: dict) -> dict:
         record[f"plain_{split}"] = split_value(models[plain], key, split)
     if record["kd_test"] is None or record["plain_test"] is None:
         raise STKDError(f"seed {seed}: the students have no test {key} to compare")
-    taught_by = s["teacher_ensemble"] or s["teacher"]  # what the distilled student learned from
+    taught_by = s["taught_by"]
     teacher_test = split_value(models[taught_by], key, "test") if taught_by is not None else None
     if teacher_test is not None:
         record["teacher"], record["teacher_test"] = taught_by, teacher_test

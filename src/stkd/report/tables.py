@@ -377,7 +377,8 @@ def student_summary(metrics: dict) -> dict[str, Any]:
     (improvement over the plain student in %, positive = distillation helped), ``param_ratio``
     (teacher params / student params) and ``latency_speedup`` (teacher / student batch-1 latency).
     With several teachers, ``teacher_ensemble`` names their ensemble's row (what the student learned
-    from) and ``ratio_to_ensemble`` is the student's metric over the ensemble's.
+    from) and ``ratio_to_ensemble`` is the student's metric over the ensemble's. ``taught_by`` names the row
+    the distilled student learned from: the ensemble where there is one, else the teacher.
     """
     key, lower = PRIMARY_METRIC[_task(metrics)]
     teacher, kd, plain = _key_models(metrics)
@@ -387,7 +388,7 @@ def student_summary(metrics: dict) -> dict[str, Any]:
     out: dict[str, Any] = {"teacher": teacher, "student_kd": kd, "student_plain": plain, "metric": key,
                            "ratio_to_teacher": None, "gain_vs_plain_pct": None,
                            "param_ratio": None, "latency_speedup": None,
-                           "teacher_ensemble": ensemble, "ratio_to_ensemble": None}
+                           "teacher_ensemble": ensemble, "ratio_to_ensemble": None, "taught_by": ensemble or teacher}
     if kd is None:
         return out
     sv = _test_value(s, key)
