@@ -417,3 +417,55 @@ def test_a_teacher_lag_that_no_training_window_can_see_stops_the_run_before_its_
         check_models(prepare_task(parse_config(raw)))
     assert main(["run", "--config", str(cfg), "--out", str(tmp_path / "run"), "--quiet"]) != 0
     assert not (tmp_path / "run").exists()
+
+
+def test_models_trained_side_by_side_are_the_models_trained_one_after_the_other(los_small_config, tmp_path,
+                                                                                monkeypatch):
+    """``train.workers: 2`` trains the two teachers at once, then the two students, one spawned process each:
+    at the same threads every model and every number is the one of the run that trains them in turn, and
+    ``stkd distill`` from that run's teachers trains its students side by side too."""
+    import stkd.pipeline
+    from stkd.pipeline import distill_from, run
+
+    started: list[tuple[list[str], int]] = []  # each call's models and how many at once, then the real thing
+
+    def spy(target, jobs, *, limit, **kw):
+        started.append(([a.job.label for a in jobs], limit))
+        return run_processes(target, jobs, limit=limit, **kw)
+
+    from stkd.processes import run_processes
+    monkeypatch.setattr(stkd.pipeline, "run_processes", spy)
+
+    raw = {**los_small_config(), "teacher": [{"name": "linear", "seed": 1}, {"name": "mlp", "params": {"hidden": [8]}}],
+           "distill": {"ensemble": "weighted"}}
+    raw["train"] = {**raw["train"], "threads": 1}
+    apart = {**raw, "train": {**raw["train"], "workers": 2}}
+    one = run(parse_config(raw), tmp_path / "one", progress=False)
+    assert started == []  # train.workers 1: in this process
+    two = run(parse_config(apart), tmp_path / "two", progress=False)
+    assert started == [(["linear", "mlp"], 2), (["stid_kd", "stid_plain"], 2)]
+    assert set(two["models"]) == set(one["models"]) >= {"linear", "mlp", "teachers_ensemble", "stid_kd", "stid_plain"}
+    for name, row in one["models"].items():
+        assert two["models"][name]["test"] == row["test"], name  # exactly: the same weights
+    for label in ("linear", "mlp", "stid_kd", "stid_plain"):
+        cards = [json.loads((tmp_path / r / "models" / label / "model.json").read_text()) for r in ("one", "two")]
+        assert cards[1]["val_mae"] == cards[0]["val_mae"] and cards[1]["best_epoch"] == cards[0]["best_epoch"]
+        assert [m["threads"] for m in cards[1]["trained_on"]] == [1]
+    assert json.loads((tmp_path / "two" / "models" / "stid_kd" / "model.json").read_text())["teacher_weights"] == \
+        json.loads((tmp_path / "one" / "models" / "stid_kd" / "model.json").read_text())["teacher_weights"]
+    weights = tmp_path / "two" / "models" / "mlp" / "best.safetensors"
+    saved = weights.stat().st_mtime_ns
+    again = run(parse_config(apart), tmp_path / "two", resume=True, progress=False)  # finished: nothing trains
+    assert weights.stat().st_mtime_ns == saved and again["models"]["stid_kd"]["test"] == one["models"]["stid_kd"]["test"]
+    students = distill_from(parse_config(apart), tmp_path / "two", tmp_path / "students", progress=False)
+    assert started[-1] == (["stid_kd", "stid_plain"], 2)
+    for name in ("stid_kd", "stid_plain"):
+        assert students["models"][name]["test"] == one["models"][name]["test"], name
+
+
+def test_train_workers_must_be_positive(los_small_config):
+    from stkd.errors import ConfigError
+
+    raw = los_small_config()
+    with pytest.raises(ConfigError, match=r"train\.workers: must be >= 1 \(1: one model at a time\), got 0"):
+        parse_config({**raw, "train": {**raw["train"], "workers": 0}})

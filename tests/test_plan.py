@@ -66,3 +66,31 @@ def test_the_plan_counts_the_augmented_inputs_of_the_distilled_student(los_small
     raw["distill"]["augment"] = []
     _, distilled, alone = training_plan(prepare_task(parse_config(raw)))
     assert distilled["step_seconds"] == alone["step_seconds"]  # without augmented inputs: the same step
+
+
+def test_with_workers_the_plan_times_steps_at_the_shared_threads_and_estimates_the_wall_time(los_small_config):
+    """``train.workers: 2``: the two teachers train at once, then the two students; the plan times each model's
+    steps at its share of the cores and its estimate is the longer of each pair, teachers then students."""
+    import torch
+
+    from stkd.plan import wall_seconds
+    from stkd.processes import threads_per_worker
+
+    raw = los_small_config()
+    raw["teacher"] = [{"name": "linear", "seed": 1}, {"name": "mlp", "params": {"hidden": [8]}}, {"name": "linear"}]
+    raw["train"] = {**raw["train"], "workers": 2}
+    rows = training_plan(prepare_task(parse_config(raw)))
+    assert [(r["role"], r["at_once"]) for r in rows] == [("teacher", 2)] * 3 + [("student", 2)] * 2
+    assert {r["threads"] for r in rows} == {threads_per_worker(2, None)}
+    t = [r["estimate_seconds"] for r in rows]
+    # three teachers on two places: the third starts where the first of the two ends
+    teachers = max(t[0] + t[2], t[1]) if t[0] <= t[1] else max(t[0], t[1] + t[2])
+    assert wall_seconds(rows) == teachers + max(t[3], t[4])
+    assert wall_seconds(rows) < sum(t)
+    text = format_plan(rows)
+    assert f"teachers 2 at once at {threads_per_worker(2, None)} thread(s) each; students 2 at once" in text
+    raw["train"] = {**raw["train"], "workers": 1}
+    rows = training_plan(prepare_task(parse_config(raw)))
+    assert {(r["at_once"], r["threads"]) for r in rows} == {(1, torch.get_num_threads())}
+    assert wall_seconds(rows) == sum(r["estimate_seconds"] for r in rows)
+    assert "at once" not in format_plan(rows)

@@ -157,6 +157,12 @@ class DistillConfig:
     init: str = "random"
 
 
+#: ``train`` settings that say where and how fast models train, not what they learn (the same seed gives the
+#: same model on the same kernels and threads, whatever they are): a resumed run may change them and a search's
+#: identity leaves them out.
+PLACEMENT_TRAIN_KEYS = ("device", "threads", "workers")
+
+
 @dataclass
 class TrainConfig:
     """The optimisation loop."""
@@ -173,7 +179,9 @@ class TrainConfig:
     loss: str = "huber"  # l1 | huber | mse: loss of teachers and plain students
     seed: int = 0
     device: str = "cpu"  # cpu | cuda | auto
-    threads: int | None = None  # torch intra-op threads (default: torch's choice)
+    threads: int | None = None  # torch intra-op threads (default: torch's choice; with workers: the cores shared out)
+    # models trained at once, one process each: a run's teachers, then its distilled and plain student (stkd.processes)
+    workers: int = 1
     max_batches: int | None = None  # cap on training batches per epoch (large data)
     min_batches: int | None = None  # floor on batches per epoch: few windows are passed over several times an epoch
     node_subset: int | None = None  # teachers train each step on a sampled neighbourhood of this many nodes
@@ -423,6 +431,8 @@ def validate(cfg: RunConfig) -> RunConfig:
     _check_lr("train.lr", t.lr)
     if t.time_budget is not None:
         parse_duration(t.time_budget, "train.time_budget")
+    if t.workers < 1:
+        raise ConfigError(f"train.workers: must be >= 1 (1: one model at a time), got {t.workers}")
     for key in ("max_batches", "min_batches", "threads", "node_subset"):
         if getattr(t, key) is not None and getattr(t, key) < 1:
             raise ConfigError(f"train.{key}: must be >= 1 (or left out), got {getattr(t, key)}")

@@ -4,23 +4,31 @@ baselines -> evaluation -> metrics.json + report. Each step is also callable on 
 
 What differs between forecasting and event classification lives in the task (:mod:`stkd.tasks`); the
 steps they share in :mod:`stkd.steps`; run directories in :mod:`stkd.runs`.
+
+With ``train.workers`` above 1 the models that do not depend on each other train at once, one spawned process
+each (:mod:`stkd.processes`): first the teachers, then the distilled and the plain student. A process rebuilds
+the task from the run's config, trains its one model into ``models/<label>`` as this process would, and the
+run goes on with the models read back from there.
 """
 
 from __future__ import annotations
 
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from stkd.config import InputsConfig, RunConfig, to_dict
+from stkd.config import InputsConfig, RunConfig, parse_config, to_dict
 from stkd.data.windows import load_windowed
-from stkd.distributed import is_rank0
+from stkd.distributed import is_rank0, world
 from stkd.errors import ConfigError, STKDError
 from stkd.models.base import STModel
 from stkd.models.registry import build_model
 from stkd.plan import format_plan, training_plan
+from stkd.processes import run_processes, threads_per_worker
+from stkd.progress import set_bar_row
 from stkd.runs import (
     Trained,
     check_same_data,
@@ -31,7 +39,15 @@ from stkd.runs import (
     require_teachers,
     run_lock,
 )
-from stkd.steps import check_fits, reads_alike, report_on_rank0, student_start, teacher_labels, train_model
+from stkd.steps import (
+    check_fits,
+    reads_alike,
+    report_on_rank0,
+    side_by_side,
+    student_start,
+    teacher_labels,
+    train_model,
+)
 from stkd.tasks.base import Task, TeacherSignal
 from stkd.tasks.classify import ClassifyTask
 from stkd.tasks.forecast import ForecastTask
@@ -48,6 +64,9 @@ def make_task(cfg: RunConfig, wd) -> Task:
 
 def prepare_task(cfg: RunConfig) -> Task:
     """Load and prepare the data once and build the task on it (bad data or labels fail here)."""
+    if cfg.train.workers > 1 and world()[1] > 1:
+        raise ConfigError(f"train.workers: {cfg.train.workers} under torchrun: each rank already trains every model "
+                          "with the others (DDP); leave train.workers at 1 there")
     wd = load_windowed(cfg.data)
     check_splits(wd)
     return make_task(cfg, wd)
@@ -91,12 +110,26 @@ def check_start(task: Task, first_teacher: nn.Module, teacher_inputs: InputsConf
 
 
 def train_teachers(task: Task, run_dir: Path, *, resume: bool = False, progress: bool = True) -> list[Trained]:
-    """Every configured teacher, trained under the teachers' task and saved in ``run_dir/models``."""
+    """Every configured teacher, trained under the teachers' task and saved in ``run_dir/models`` (up to
+    ``train.workers`` of them at once)."""
+    labels = teacher_labels(task.cfg)
+    jobs = [ModelJob("teacher", label, teacher=i) for i, label in enumerate(labels)]
+    if side_by_side(task.cfg, len(jobs)) > 1:
+        return train_apart(task, run_dir, jobs, resume=resume, progress=progress)
+    return [_train_teacher(task, i, run_dir, resume=resume, progress=progress) for i in range(len(labels))]
+
+
+def _train_teacher(task: Task, index: int, run_dir: Path, *, resume: bool, progress: bool) -> Trained:
+    """The ``index``-th configured teacher, trained and saved in ``run_dir/models/<its label>``."""
     teacher_task = task.teacher_task()
     hard = teacher_task.hard_loss()
-    return [train_model(teacher_task, tcfg, label, "teacher", run_dir, lambda _: (hard, {}), resume=resume,
-                        progress=progress)
-            for tcfg, label in zip(task.cfg.teacher, teacher_labels(task.cfg))]
+    return train_model(teacher_task, task.cfg.teacher[index], teacher_labels(task.cfg)[index], "teacher", run_dir,
+                       lambda _: (hard, {}), resume=resume, progress=progress)
+
+
+def student_label(cfg: RunConfig, kd: bool) -> str:
+    """The folder (and row) name of the configured student: ``<name>_kd`` distilled, ``<name>_plain`` alone."""
+    return f"{cfg.student.name}_{'kd' if kd else 'plain'}"
 
 
 def train_student(task: Task, run_dir: Path, signal: TeacherSignal | None = None, *, resume: bool = False,
@@ -116,15 +149,89 @@ def train_student(task: Task, run_dir: Path, signal: TeacherSignal | None = None
         base = {"distill": None, "teachers": None, "teacher_weights": None}
         make_loss = lambda model: (hard, {})  # noqa: E731
     init = student_start(task, signal.start, signal.start_inputs) if signal is not None else None  # distill.init: teacher
-    return train_model(task, s, label or f"{s.name}_{'kd' if kd else 'plain'}", "student_kd" if kd else "student_plain",
+    return train_model(task, s, label or student_label(task.cfg, kd), "student_kd" if kd else "student_plain",
                        run_dir, make_loss, card={**base, **(card or {})}, resume=resume, progress=progress,
                        on_epoch=on_epoch, init=init)
 
 
-def _students(task: Task, run_dir: Path, signal: TeacherSignal, *, resume: bool, progress: bool) -> list[Trained]:
-    """The distilled student and the same student without distillation (for the side-by-side table)."""
+def _students(task: Task, run_dir: Path, signal: TeacherSignal, teacher_run: Path, *, resume: bool,
+              progress: bool) -> list[Trained]:
+    """The distilled student and the same student without distillation (for the side-by-side table), at once
+    with ``train.workers`` of 2 or more (the distilled one reads the teachers and their cache in
+    ``teacher_run``)."""
+    jobs = [ModelJob("student_kd", student_label(task.cfg, True), teacher_run=str(teacher_run)),
+            ModelJob("student_plain", student_label(task.cfg, False))]
+    if side_by_side(task.cfg, len(jobs)) > 1:
+        return train_apart(task, run_dir, jobs, resume=resume, progress=progress)
     return [train_student(task, run_dir, signal, resume=resume, progress=progress),
             train_student(task, run_dir, resume=resume, progress=progress)]
+
+
+# ------------------------------------------------------------------ models side by side
+@dataclass
+class ModelJob:
+    """One model of a run to train in a process of its own: its role (``teacher``, ``student_kd``,
+    ``student_plain``), its folder under ``models/``, which teacher (role teacher) and where the teachers and
+    their soft-label cache are (role student_kd). Picklable: the process gets it with the run's config as a
+    dict."""
+
+    role: str
+    label: str
+    teacher: int = 0
+    teacher_run: str = ""
+
+
+@dataclass
+class _Apart:
+    """What a spawned process needs besides its job: the run's config, folder and switches."""
+
+    job: ModelJob
+    config: dict
+    run_dir: str
+    threads: int
+    resume: bool
+    progress: bool
+
+
+def train_apart(task: Task, run_dir: Path, jobs: list[ModelJob], *, resume: bool, progress: bool) -> list[Trained]:
+    """Train ``jobs``' models in spawned processes, :func:`side_by_side` at once, each at its share of the cores
+    (``train.threads`` if set), and return them as read back from ``run_dir/models``, in the jobs' order. A
+    model whose process fails stops the others; each keeps its checkpoints for ``--resume``."""
+    workers = side_by_side(task.cfg, len(jobs))
+    threads = threads_per_worker(workers, task.cfg.train.threads)
+    config = to_dict(task.cfg)
+    run_processes(_train_in_process,
+                  [_Apart(job, config, str(run_dir), threads, resume, progress) for job in jobs],
+                  limit=workers, name=lambda a: f"{a.job.role} {a.job.label}", stop_on_failure=True,
+                  after_failure="what each model trained is kept: run the same command with --resume to go on")
+    teachers = any(job.role == "teacher" for job in jobs)
+    saved = (task.teacher_task() if teachers else task).load_models(run_dir, roles=tuple({j.role for j in jobs}))
+    by_label = {t.name: t for t in saved}
+    return [by_label[job.label] for job in jobs]
+
+
+def _train_in_process(apart: _Apart, slot: int) -> None:
+    """A spawned process: rebuild the task from the config, train the one model and save it (as this
+    process would have); its bars draw on row ``slot``. Errors end it with exit code 2 (130 interrupted)."""
+    torch.set_num_threads(apart.threads)
+    set_bar_row(slot)
+    job = apart.job
+    try:
+        task = prepare_task(parse_config(apart.config))
+        run_dir = Path(apart.run_dir)
+        if job.role == "teacher":
+            _train_teacher(task, job.teacher, run_dir, resume=apart.resume, progress=apart.progress)
+            return
+        signal = None
+        if job.role == "student_kd":
+            teacher_run = Path(job.teacher_run)
+            signal = task.teacher_signal(teacher_run, saved_teachers(task, teacher_run))
+        train_student(task, run_dir, signal, resume=apart.resume, progress=apart.progress)
+    except STKDError as e:
+        print(f"stkd: error: {job.role} {job.label}: {e}", file=sys.stderr, flush=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        sys.exit(130)
 
 
 def _finish(task: Task, run_dir: Path, models: list[Trained], *, progress: bool) -> dict:
@@ -150,7 +257,7 @@ def run(cfg: RunConfig, out: Path, *, overwrite=False, resume=False, progress=Tr
             print(format_plan(training_plan(task)), file=sys.stderr, flush=True)
         teachers = train_teachers(task, run_dir, resume=resume, progress=progress)
         signal = task.teacher_signal(run_dir, teachers, progress=progress)
-        students = _students(task, run_dir, signal, resume=resume, progress=progress)
+        students = _students(task, run_dir, signal, run_dir, resume=resume, progress=progress)
         return _finish(task, run_dir, [*teachers, *students], progress=progress)
 
 
@@ -188,7 +295,7 @@ def distill_from(cfg: RunConfig, teacher_run: Path, out: Path, *, overwrite=Fals
         else:
             _open(task, run_dir, overwrite=overwrite, resume=resume, teachers=False, teacher_run=teacher_run)
         signal = task.teacher_signal(teacher_run, teachers, progress=progress)  # a missing cache is built once (rank 0), in the teacher run
-        students = (_students(task, run_dir, signal, resume=resume, progress=progress) if plain
+        students = (_students(task, run_dir, signal, teacher_run, resume=resume, progress=progress) if plain
                     else [train_student(task, run_dir, signal, resume=resume, progress=progress)])
         return _finish(task, run_dir, [*teachers, *students], progress=progress)
 

@@ -19,18 +19,31 @@ import torch
 
 from stkd.config import ModelConfig
 from stkd.machine import resolve_precision
-from stkd.steps import check_fits, eval_batch_size
+from stkd.processes import threads_per_worker
+from stkd.steps import check_fits, eval_batch_size, side_by_side
 from stkd.tasks.base import Task
 from stkd.train import format_duration, num_train_batches, precision_context, resolve_device
 
 
 def _step_seconds(task: Task, mcfg: ModelConfig, role: str, steps: int = 5,
-                  budget_s: float = 2.0) -> tuple[float, float]:
+                  budget_s: float = 2.0, threads: int | None = None) -> tuple[float, float]:
     """Seconds of one training step of the model as the trainer takes it (cut the batch, forward under
     ``train.precision``, the task's loss, backward and an AdamW step), and of one forward without gradients
     (what labelling a batch online costs a teacher). Medians of ``steps`` after a warm-up, or of those that
-    fit in ``budget_s`` (at least one: a graph teacher on many sensors takes seconds a step). The model is a
-    throwaway copy and the run's random state is left alone."""
+    fit in ``budget_s`` (at least one: a graph teacher on many sensors takes seconds a step), at ``threads``
+    torch threads (default: this process's). The model is a throwaway copy and the run's random state and
+    threads are left alone."""
+    before = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        return _timed_steps(task, mcfg, role, steps, budget_s)
+    finally:
+        torch.set_num_threads(before)
+
+
+def _timed_steps(task: Task, mcfg: ModelConfig, role: str, steps: int, budget_s: float) -> tuple[float, float]:
+    """:func:`_step_seconds` at this process's threads."""
     cfg = task.cfg
     with torch.random.fork_rng(devices=[]):  # the plan leaves the run's random state alone
         model = check_fits(task, mcfg, role)
@@ -68,9 +81,10 @@ def _step_seconds(task: Task, mcfg: ModelConfig, role: str, steps: int = 5,
 
 def training_plan(task: Task, *, students: int = 2) -> list[dict]:
     """One row per model to train: name, role, epochs, where the epochs came from, batches per epoch and
-    the estimated seconds (``students``: how many times the student trains: 2 = distilled and alone). The
-    teachers come first: a distilled student that learns their labels of augmented inputs online runs them
-    in its own steps, so its estimate needs their forward's time."""
+    the estimated seconds (``students``: how many times the student trains: 2 = distilled and alone), and how
+    many of its group (the teachers; the students) train at once and at how many threads (``train.workers``:
+    the steps are timed at those threads). The teachers come first: a distilled student that learns their
+    labels of augmented inputs online runs them in its own steps, so its estimate needs their forward's time."""
     cfg = task.cfg
     rows = []
     models: list[tuple[Task, ModelConfig, str]] = [(task.teacher_task(), t, "teacher") for t in cfg.teacher]
@@ -87,11 +101,15 @@ def training_plan(task: Task, *, students: int = 2) -> list[dict]:
     teacher_forwards = 0.0  # seconds: every teacher labelling one batch (augmented inputs labelled online)
     d = cfg.distill
     augmented = bool(d.augment) and d.augment_weight > 0
+    group = {"teacher": len(cfg.teacher), "student": students}  # models that train side by side with workers
     for t, mcfg, role in models:
         epochs = mcfg.epochs or cfg.train.epochs
         source = (f"its own epochs ({mcfg.epochs}; train.epochs is {cfg.train.epochs})" if mcfg.epochs
                   else "train.epochs")
-        step, forward = _step_seconds(t, mcfg, role)
+        at_once = side_by_side(cfg, group[role])
+        threads = threads_per_worker(at_once, cfg.train.threads) if at_once > 1 else (cfg.train.threads or
+                                                                                       torch.get_num_threads())
+        step, forward = _step_seconds(t, mcfg, role, threads=threads)
         if role == "teacher":
             teacher_forwards += forward
         labels = ("distilled", "alone")[:students] if role == "student" else ("",)
@@ -107,14 +125,29 @@ def training_plan(task: Task, *, students: int = 2) -> list[dict]:
                 seconds = min(seconds, budget)
             rows.append({"model": mcfg.name + (f" ({label})" if label else ""), "role": role, "epochs": epochs,
                          "epochs_from": source, "batches_per_epoch": batches, "step_seconds": train_step,
-                         "estimate_seconds": seconds, "precision": precision, "precision_why": why})
+                         "estimate_seconds": seconds, "precision": precision, "precision_why": why,
+                         "at_once": at_once, "threads": threads})
     return rows
 
 
+def wall_seconds(rows: list[dict]) -> float:
+    """The plan's estimate of the training's wall time: each role's models (the teachers, then the students)
+    in their order, each started as soon as one of its ``at_once`` places is free."""
+    total = 0.0
+    for role in dict.fromkeys(r["role"] for r in rows):
+        group = [r for r in rows if r["role"] == role]
+        places = [0.0] * group[0]["at_once"]
+        for r in group:
+            places[places.index(min(places))] += r["estimate_seconds"]
+        total += max(places)
+    return total
+
+
 def format_plan(rows: list[dict]) -> str:
-    total = sum(r["estimate_seconds"] for r in rows)
-    lines = [f"plan: {len(rows)} model(s), about {format_duration(total)} of training (estimated from a few timed "
-             "steps of each model; early stopping may end models sooner)"]
+    apart = dict.fromkeys((r["role"], r["at_once"], r["threads"]) for r in rows if r["at_once"] > 1)  # in order
+    how = "".join(f"; {role}s {n} at once at {threads} thread(s) each" for role, n, threads in apart)
+    lines = [f"plan: {len(rows)} model(s), about {format_duration(wall_seconds(rows))} of training (estimated from "
+             f"a few timed steps of each model; early stopping may end models sooner{how})"]
     if rows:
         lines.append(f"  training forward at {rows[0]['precision']} ({rows[0]['precision_why']})")
     for r in rows:

@@ -32,10 +32,20 @@ def _rank0() -> bool:
     return is_rank0()
 
 
+#: The terminal row this process's bars draw on where it is one of several side by side (:mod:`stkd.processes`),
+#: so their bars stack instead of overwriting each other; None: tqdm's own choice.
+_ROW: list[int | None] = [None]
+
+
+def set_bar_row(row: int) -> None:
+    """Draw this process's bars on row ``row`` (one of several processes side by side)."""
+    _ROW[0] = row
+
+
 def bar(iterable: Iterable | None = None, *, desc: str, total: int | None = None, unit: str = "it",
         progress: bool = True, **kw: Any) -> tqdm:
     """A tqdm bar for one stage (on stderr, cleared when done), or a silent pass-through (``disable``)
     when ``progress`` is False or this is not rank 0. Use it like tqdm: wrap an iterable, or call
     ``update(n)`` and ``close()`` (or use it as a context manager)."""
     return tqdm(iterable, desc=desc, total=total, unit=unit, disable=not (progress and _rank0()), leave=False,
-                file=sys.stderr, dynamic_ncols=True, **kw)
+                file=sys.stderr, dynamic_ncols=True, **({"position": _ROW[0]} if _ROW[0] is not None else {}), **kw)

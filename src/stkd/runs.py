@@ -23,7 +23,16 @@ import numpy as np
 from torch import nn
 
 from stkd.checkpoint import load_model, read_model_card
-from stkd.config import INPUTS_CARD_EXTRAS, InputsConfig, RunConfig, dump_config, from_dict, load_config, to_dict
+from stkd.config import (
+    INPUTS_CARD_EXTRAS,
+    PLACEMENT_TRAIN_KEYS,
+    InputsConfig,
+    RunConfig,
+    dump_config,
+    from_dict,
+    load_config,
+    to_dict,
+)
 from stkd.distributed import barrier, is_rank0
 from stkd.errors import STKDError
 from stkd.io import LockHeld, read_json, take_lock, write_json, write_text
@@ -101,7 +110,7 @@ def run_lock(run_dir: Path) -> Iterator[Path]:
 
 # ``train`` settings a resumed run may change: where and how fast it runs and where it logs, not what it
 # learns (a run started on a GPU may finish on a CPU, a spent time budget may be raised).
-RESUME_FREE_TRAIN_KEYS = ("device", "threads", "tensorboard", "mlflow", "time_budget")
+RESUME_FREE_TRAIN_KEYS = (*PLACEMENT_TRAIN_KEYS, "tensorboard", "mlflow", "time_budget")
 
 
 def check_same_training(out: Path, cfg: RunConfig) -> None:

@@ -53,6 +53,13 @@ def model_spec(wd, *, out_features: int | None = None, out_classes: int = 1) -> 
                      day_of_week=wd.day_of_week)
 
 
+def side_by_side(cfg: RunConfig, count: int) -> int:
+    """How many of ``count`` models that do not depend on each other (a run's teachers; its distilled and plain
+    student) train at once, one process each: ``train.workers``, at most ``count`` (1: one after the other in
+    the run's own process)."""
+    return min(cfg.train.workers, count)
+
+
 def unique_names(names: list[str]) -> list[str]:
     """Folder names for a run's models: a name used twice gets ``_1``, ``_2``, ... by position."""
     return [n if names.count(n) == 1 else f"{n}_{i + 1}" for i, n in enumerate(names)]

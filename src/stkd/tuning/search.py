@@ -25,6 +25,7 @@ from stkd.config import RunConfig, TuneConfig, dump_config, parse_duration, to_d
 from stkd.errors import STKDError
 from stkd.io import read_json, write_text
 from stkd.pipeline import check_models, distill_from
+from stkd.processes import threads_per_worker
 from stkd.runs import require_run_dir, run_lock
 from stkd.tuning import require_optuna
 from stkd.tuning.results import format_summary, state_counts, trial_rows, write_summary, write_trials_csv
@@ -38,7 +39,6 @@ from stkd.tuning.study import (
     open_storage,
     open_study,
     run_workers,
-    threads_per_worker,
     work,
 )
 from stkd.tuning.trial import TRIALS_DIR, Shared, check_widest_start, load_shared, score_name

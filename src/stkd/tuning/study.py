@@ -19,7 +19,6 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import socket
 import sys
@@ -31,8 +30,10 @@ from pathlib import Path
 from typing import Any
 
 from stkd import names
-from stkd.config import RunConfig, TuneConfig, parse_config, to_dict
+from stkd.config import PLACEMENT_TRAIN_KEYS, RunConfig, TuneConfig, parse_config, to_dict
 from stkd.errors import STKDError
+from stkd.processes import run_processes
+from stkd.progress import set_bar_row
 from stkd.tuning import require_optuna
 from stkd.tuning.space import Space
 from stkd.tuning.trial import (
@@ -80,7 +81,7 @@ def identity(shared: Shared, fingerprint: str) -> dict:
     """What a study searches, as it records it: the same on every machine that joins it (no paths)."""
     cfg = to_dict(shared.task.cfg)
     base = {k: v for k, v in cfg.items() if k not in ("data", "events")}
-    base["train"] = {k: v for k, v in base["train"].items() if k not in ("threads", "device")}
+    base["train"] = {k: v for k, v in base["train"].items() if k not in PLACEMENT_TRAIN_KEYS}
     return json.loads(json.dumps({"task": shared.task.name, "monitor": shared.task.monitor, "data": fingerprint,
                                   "config": base, "space": shared.space.to_dict()}, default=str))
 
@@ -177,33 +178,20 @@ class WorkerJob:
 
 
 def run_workers(jobs: list[WorkerJob]) -> None:
-    """Start one process per job (spawned: a clean interpreter, no forked torch state), wait for all and
-    raise if one failed."""
-    import multiprocessing
-
-    ctx = multiprocessing.get_context("spawn")
-    procs = [ctx.Process(target=worker_main, args=(job,), name=f"stkd-tune-{job.worker}") for job in jobs]
-    for p in procs:
-        p.start()
-    try:
-        for p in procs:
-            p.join()
-    except BaseException:
-        for p in procs:
-            p.join(timeout=30)  # each stops on the interrupt too, after recording its trial as failed
-        raise
-    failed = [(p.name, p.exitcode) for p in procs if p.exitcode != 0]
-    if failed:
-        raise STKDError("worker process(es) " + ", ".join(f"{n} (exit code {c})" for n, c in failed) + " stopped "
-                        "with an error (above); the study keeps every trial they finished: run the command "
-                        "again to continue")
+    """One process per job (:func:`stkd.processes.run_processes`), all at once; returns when every one ended and
+    raises if one failed (the others go on: each records its trials)."""
+    run_processes(worker_main, jobs, limit=len(jobs), name=lambda job: f"stkd-tune-{job.worker}",
+                  stop_on_failure=False,
+                  after_failure="the study keeps every trial they finished: run the command again to continue")
 
 
-def worker_main(job: WorkerJob) -> None:
-    """A worker process: load the data, teachers and cache once, then run trials against the study."""
+def worker_main(job: WorkerJob, slot: int = 0) -> None:
+    """A worker process: load the data, teachers and cache once, then run trials against the study; its
+    progress bars draw on row ``slot``."""
     import torch
 
     torch.set_num_threads(job.threads)
+    set_bar_row(slot)
     try:
         cfg = parse_config(job.config)
         shared, fingerprint = load_shared(cfg, Path(job.teacher_run), Path(job.out), job.space,
@@ -216,8 +204,3 @@ def worker_main(job: WorkerJob) -> None:
         sys.exit(2)
     except KeyboardInterrupt:
         sys.exit(130)
-
-
-def threads_per_worker(workers: int, configured: int | None) -> int:
-    """Torch threads of each of ``workers`` processes: ``train.threads`` if set, else the cores shared out."""
-    return configured or max(1, (os.cpu_count() or 1) // workers)

@@ -1,0 +1,27 @@
+"""Targets for tests/test_processes.py's spawned processes: a spawned interpreter imports a target by its
+module's name, which a test module loaded by pytest's importlib mode does not have; this one is imported by
+that name from the tests folder (put on ``sys.path``, which a spawned process inherits)."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+
+
+def hold_slot(job: tuple[str, str], slot: int) -> None:
+    """Hold the file ``slots/<slot>`` (created exclusively: a second process in the same slot at the same time
+    fails) for a moment, then note which job ran in which slot. Job ``fail`` exits 2, ``sleep`` waits a minute."""
+    folder, name = Path(job[0]), job[1]
+    held = folder / "slots" / str(slot)
+    fd = os.open(held, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+    try:
+        if name == "fail":
+            print(f"job {name}: failing on purpose", file=sys.stderr)
+            sys.exit(2)
+        time.sleep(60 if name == "sleep" else 0.3)
+        (folder / "done" / name).write_text(str(slot))
+    finally:
+        os.close(fd)
+        held.unlink()

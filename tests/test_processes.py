@@ -1,0 +1,62 @@
+"""Work in processes side by side (stkd.processes): every job runs, at most ``limit`` at once, each in a slot
+of its own; a failure is named and, where asked, stops the rest."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from stkd.errors import STKDError
+from stkd.processes import run_processes, threads_per_worker
+
+sys.path.insert(0, str(Path(__file__).parent))  # process_targets, importable by name in a spawned process
+from process_targets import hold_slot  # noqa: E402
+
+
+def _folder(tmp_path: Path) -> Path:
+    (tmp_path / "slots").mkdir()
+    (tmp_path / "done").mkdir()
+    return tmp_path
+
+
+def test_every_job_runs_once_at_most_limit_at_once_each_in_its_own_slot(tmp_path):
+    folder = _folder(tmp_path)
+    jobs = [(str(folder), f"job{i}") for i in range(5)]
+    run_processes(hold_slot, jobs, limit=2, name=lambda job: job[1], stop_on_failure=True, after_failure="")
+    done = {p.name: int(p.read_text()) for p in (folder / "done").iterdir()}
+    assert sorted(done) == [f"job{i}" for i in range(5)]
+    assert set(done.values()) <= {0, 1}  # two slots: a job in a slot held by another would have failed (O_EXCL)
+    assert not any((folder / "slots").iterdir())  # every slot released
+
+
+def test_a_failure_stops_the_others_and_names_the_job(tmp_path):
+    folder = _folder(tmp_path)
+    jobs = [(str(folder), "sleep"), (str(folder), "fail"), (str(folder), "never")]
+    t0 = time.monotonic()
+    with pytest.raises(STKDError, match=r"process\(es\) fail \(exit code 2\) stopped with an error \(above\); "
+                                        r"stopped with it: sleep; run it again"):
+        run_processes(hold_slot, jobs, limit=2, name=lambda job: job[1], stop_on_failure=True,
+                      after_failure="run it again")
+    assert time.monotonic() - t0 < 45  # the sleeping job (60 s) was stopped, not waited for
+    assert not (folder / "done" / "never").exists()  # no job starts after a failure
+
+
+def test_without_stop_on_failure_the_others_finish(tmp_path):
+    folder = _folder(tmp_path)
+    jobs = [(str(folder), "fail"), (str(folder), "a"), (str(folder), "b")]
+    with pytest.raises(STKDError, match=r"fail \(exit code 2\).*kept$"):
+        run_processes(hold_slot, jobs, limit=2, name=lambda job: job[1], stop_on_failure=False,
+                      after_failure="kept")
+    assert sorted(p.name for p in (folder / "done").iterdir()) == ["a", "b"]
+
+
+def test_threads_per_worker_shares_the_cores_unless_set():
+    cores = os.cpu_count() or 1
+    assert threads_per_worker(1, None) == cores
+    assert threads_per_worker(2, None) == max(1, cores // 2)
+    assert threads_per_worker(cores * 4, None) == 1
+    assert threads_per_worker(2, 3) == 3
