@@ -219,6 +219,9 @@ LAGS = ["1D", "2D", "3D", "7D"]
 #: What its teacher reads besides the window: those, and the same hours 14, 21 and 28 days before.
 TEACHER_LAGS = ["1D", "2D", "3D", "7D", "14D", "21D", "28D"]
 
+#: The teachers' STID: 4x the student's width with one layer more.
+WIDE_STID = {"embed_dim": 64, "node_dim": 64, "tod_dim": 64, "dow_dim": 64, "layers": 4}
+
 DEFAULT_PRESET = {
     "task": "forecast",
     "data": {
@@ -229,14 +232,14 @@ DEFAULT_PRESET = {
         "split": [0.7, 0.1, 0.2],
         "graph": {"method": "knn", "k": 6},
     },
-    "teacher": [{"name": "stid", "epochs": 30,
-                 "params": {"embed_dim": 64, "node_dim": 64, "tod_dim": 64, "dow_dim": 64, "layers": 4},
-                 "inputs": {"lags": list(TEACHER_LAGS)}}],
+    # two copies of one wide STID, seeds apart (the first trains from train.seed), each for train.epochs
+    "teacher": [{"name": "stid", "params": dict(WIDE_STID), "inputs": {"lags": list(TEACHER_LAGS)}},
+                {"name": "stid", "seed": 101, "params": dict(WIDE_STID), "inputs": {"lags": list(TEACHER_LAGS)}}],
     "student": {"name": "stid", "params": {"dropout": 0.0}, "inputs": {"lags": list(LAGS)}, "lr": 0.008,
                 "epochs": 60},
-    "distill": {"alpha": 0.5, "loss": "huber", "init": "teacher"},
-    "train": {"epochs": 30, "batch_size": 64, "lr": 0.002, "patience": 12, "min_epochs": 40, "seed": 0, "max_batches": 100,
-              "precision": "auto"},
+    "distill": {"alpha": 0.5, "loss": "huber", "init": "teacher", "ensemble": "weighted"},
+    "train": {"epochs": 20, "batch_size": 64, "lr": 0.002, "patience": 12, "min_epochs": 40, "seed": 0, "max_batches": 100,
+              "precision": "auto", "workers": 2},
 }
 
 
