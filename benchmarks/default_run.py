@@ -31,6 +31,7 @@ def wall_time(result: dict) -> str:
 def plan_line(result: dict) -> str:
     """The plan's estimate beside the models' measured training time (results that recorded the plan)."""
     from stkd.names import STUDENT_ROLES
+    from stkd.plan import wall_seconds
     from stkd.train import format_duration
 
     plan = result.get("plan")
@@ -39,9 +40,43 @@ def plan_line(result: dict) -> str:
     estimate = sum(r["estimate_seconds"] for r in plan)
     trained = sum(m["train_seconds"] for m in result["metrics"]["models"].values()
                   if m["role"] == "teacher" or m["role"] in STUDENT_ROLES)
-    return (f"The plan printed before training estimated {format_duration(estimate)} of training; the "
+    line = (f"The plan printed before training estimated {format_duration(estimate)} of training; the "
             f"{len(plan)} models trained for {format_duration(trained)} (the estimate is "
-            f"{estimate / trained:.2f}x the time taken).\n\n")
+            f"{estimate / trained:.2f}x the time taken)")
+    apart = dict.fromkeys((r["role"], r["at_once"], r["threads"]) for r in plan if r.get("at_once", 1) > 1)
+    if apart:  # train.workers: the sums above add up models that trained at the same time
+        how = " and ".join(f"the {role}s {n} at once at {threads} thread(s) each" for role, n, threads in apart)
+        line += (f". Those are sums over models; {how} (`train.workers`), the plan's estimate of the training's "
+                 f"wall time was {format_duration(wall_seconds(plan))}")
+    return line + ".\n\n"
+
+
+def one_at_a_time_line(result: dict) -> str:
+    """The run made again with the models one after the other (``--one-at-a-time``), set beside this one."""
+    other = result.get("one_at_a_time")
+    if not other:
+        return ""
+    from stkd.names import STUDENT_ROLES
+
+    models = result["metrics"]["models"]
+
+    def seconds(ms: dict, roles: tuple[str, ...]) -> str:
+        return " and ".join(f"{m['train_seconds']:.0f}" for m in ms.values() if m["role"] in roles)
+
+    same = [n for n, m in other["models"].items() if m["test_mae"] == models[n]["test"]["mae"]]
+    differ = [f"`{n}` {m['test_mae']:.3f} against {models[n]['test']['mae']:.3f}" for n, m in other["models"].items()
+              if n not in same]
+    names = [f"`{n}`" for n in same]
+    listed = names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}" if names else ""
+    alike = f"the same test MAE to the last digit for {listed}" if same else ""
+    unlike = f"another for {', '.join(differ)}" if differ else ""
+    return (f"The same run again, right after, with the models one after the other (`--one-at-a-time`: "
+            f"`--set train.workers=1`, torch's own threads): **{wall_time(other)}** at load average "
+            f"{other['load_before']:.1f} (the teachers {seconds(other['models'], ('teacher',))} s, the students "
+            f"{seconds(other['models'], STUDENT_ROLES)} s; side by side above: "
+            f"{seconds(models, ('teacher',))} s and {seconds(models, STUDENT_ROLES)} s). Side by side took "
+            f"{result['wall_seconds'] / other['wall_seconds']:.2f}x its wall time; "
+            f"{'; '.join(x for x in (alike, unlike) if x)}.\n\n")
 
 
 def render(result: dict) -> str:
@@ -52,7 +87,7 @@ def render(result: dict) -> str:
             f"Machine: {result['machine']}, load average {result['load_before']:.1f} before the run; stkd "
             f"{result['versions']['stkd']} (commit {result['versions']['commit']}), {result['date']}  \n"
             f"Wall time: **{wall_time(result)}**\n\n" + (f"{trained}\n\n" if trained else "") + plan_line(result)
-            + format_table(result["metrics"]) + "\n")
+            + one_at_a_time_line(result) + format_table(result["metrics"]) + "\n")
 
 
 def headline(result: dict) -> str:
@@ -73,29 +108,42 @@ def headline(result: dict) -> str:
 
 
 def main() -> None:
-    from stkd.cli import main as stkd_main
-
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.parse_args()
+    ap.add_argument("--one-at-a-time", action="store_true",
+                    help="then run it again with the models one after the other (--set train.workers=1) and "
+                         "record that run's times and MAEs beside it")
+    args = ap.parse_args()
     from stkd.config import parse_config
     from stkd.pipeline import prepare_task
     from stkd.plan import training_plan
     from stkd.presets import default_preset_dict
 
     plan = training_plan(prepare_task(parse_config(default_preset_dict())))  # what `stkd run` prints first
+    load_before, wall, metrics = _timed_run([])
+    payload = {"wall_seconds": wall, "load_before": load_before, "metrics": metrics, "plan": plan}
+    if args.one_at_a_time:
+        load, seconds, again = _timed_run(["--set", "train.workers=1"])
+        payload["one_at_a_time"] = {"wall_seconds": seconds, "load_before": load, "models": {
+            name: {k: m.get(k) for k in ("role", "train_seconds", "val_mae")} | {"test_mae": m["test"]["mae"]}
+            for name, m in again["models"].items() if m.get("train_seconds")}}
+    save_result(SECTION, "default_run", payload, args=vars(args))
+    print(f"{wall:.0f} s")
+
+
+def _timed_run(extra: list[str]) -> tuple[float, float, dict]:
+    """``stkd run`` of the default preset with ``extra`` arguments, in a temporary folder: the load average
+    before it, its wall time and its metrics.json."""
+    from stkd.cli import main as stkd_main
+
     load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "run"
         t0 = time.perf_counter()
-        rc = stkd_main(["run", "--out", str(out), "--quiet"])
+        rc = stkd_main(["run", "--out", str(out), "--quiet", *extra])
         wall = time.perf_counter() - t0
         if rc != 0:
-            raise SystemExit(f"stkd run failed with exit status {rc}")
-        metrics = json.loads((out / "metrics.json").read_text())
-    save_result(SECTION, "default_run", {"wall_seconds": wall, "load_before": load_before, "metrics": metrics,
-                                          "plan": plan})
-    print(f"{wall:.0f} s")
-
+            raise SystemExit(f"stkd run {' '.join(extra)} failed with exit status {rc}")
+        return load_before, wall, json.loads((out / "metrics.json").read_text())
 
 if __name__ == "__main__":
     main()

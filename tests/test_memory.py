@@ -68,6 +68,17 @@ def test_a_smaller_batch_size_is_suggested_when_it_would_fit():
         check_fits("staeformer", s, {}, batch_size=64, data_loaded=True, available=int(4 * one))
 
 
+def test_models_trained_at_once_each_get_their_share_of_the_memory():
+    """``train.workers``: a model that fits alone but not in half the memory is refused with the workers as the
+    first way out."""
+    s = spec(2000)
+    need = estimate_memory("staeformer", s, {}, batch_size=4, data_loaded=True).total_bytes
+    assert check_fits("staeformer", s, {}, batch_size=4, data_loaded=True, available=int(1.5 * need)) is not None
+    with pytest.raises(MemoryLimitError, match=r"GiB available for each of the 2 models that train at once "
+                                               r"\(train\.workers\); try train\.workers: 1 \(one model at a time"):
+        check_fits("staeformer", s, {}, batch_size=4, data_loaded=True, available=int(1.5 * need), share=2)
+
+
 def test_a_long_series_suggests_a_shorter_time_range():
     with pytest.raises(MemoryLimitError, match=r"shorter data\.time_range"):
         check_fits("stid", spec(20000), {}, batch_size=32, num_steps=105120, available=16 * GiB)  # a year

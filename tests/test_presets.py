@@ -25,6 +25,9 @@ def test_the_teacher_reads_more_lags_than_the_student_and_is_the_wider_model():
     first, second = cfg.teacher
     assert dataclasses.replace(second, seed=None) == first and second.seed not in (None, cfg.train.seed)
     assert cfg.distill.ensemble == "weighted" and first.epochs is None and second.epochs is None
+    # trained side by side, one process each, then the two students likewise (one after the other, the pair took
+    # the default run past 6 minutes on a 2-core CPU)
+    assert cfg.train.workers == len(cfg.teacher) == 2 and cfg.train.threads is None  # the cores shared out
     teacher_params = cfg.teacher[0].params
     assert teacher_params["embed_dim"] > 16 and teacher_params["layers"] > 2  # the student's: stid's defaults
     # but for dropout (since 2026-12-06: both students lower on validation without it); the teacher keeps its own
@@ -100,6 +103,7 @@ def test_the_readme_s_your_data_form_is_a_valid_config_with_the_default_preset_s
     assert [(t.name, t.params, t.inputs, t.seed, t.epochs) for t in cfg.teacher] == [
         (t.name, t.params, t.inputs, t.seed, t.epochs) for t in preset.teacher]
     assert cfg.train.epochs == preset.train.epochs  # the teachers' schedule
+    assert cfg.train.workers == preset.train.workers  # trained side by side
     assert (cfg.student.name, cfg.student.params, cfg.student.inputs, cfg.student.lr, cfg.student.epochs) == (
         preset.student.name, preset.student.params, preset.student.inputs, preset.student.lr, preset.student.epochs)
     assert (cfg.train.patience, cfg.train.min_epochs) == (preset.train.patience, preset.train.min_epochs)

@@ -372,3 +372,13 @@ def test_the_machine_line_names_one_machine_or_each_models_where_they_differ():
     assert "Not one machine and precision" in both and "`gwnet` trained on 2 CPU cores (x86_64, AVX2), 2 torch threads" in both
     assert ", then on 2 CPU cores (x86_64, AVX512, AMX bf16)" in both and "`stid_kd` trained on" in both
     assert machine_note({"models": {"stid": {"role": "student_kd"}}}) is None  # written before machines were kept
+    # trained side by side at 1 thread each, scored at 2: one place of training, named once for the models
+    apart = copy.deepcopy(metrics)
+    for name in ("gwnet", "stid_kd"):
+        apart["models"][name]["trained_on"] = [{**here, "threads": 1, "precision": "fp32"}]
+    line = machine_note(apart)
+    assert line == ("- **Machine**: scored on 2 CPU cores (x86_64, AVX512, AMX bf16), 2 torch threads, torch "
+                    "2.13.0+cpu; `gwnet` and `stid_kd` trained on 2 CPU cores (x86_64, AVX512, AMX bf16), 1 torch "
+                    "thread, torch 2.13.0+cpu, training forward at fp32. The same seed repeats each model's numbers "
+                    "where torch runs the kernels and threads it trained with; another kind of CPU may round "
+                    "differently.")

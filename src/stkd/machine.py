@@ -117,9 +117,10 @@ def add_machine(machines: list[dict], facts: dict) -> list[dict]:
 
 def machine_note(metrics: dict) -> str | None:
     """The report's line on where a run's models trained and were scored (metrics.json's ``trained_on`` of each
-    model, in the file's order, and ``scored_on``): one machine in a sentence, or each model's where they differ
-    (a teacher from another run, a model resumed elsewhere). None for a metrics.json written before machines
-    were recorded."""
+    model, in the file's order, and ``scored_on``): one machine in a sentence, or where they differ (a teacher
+    from another run, a model resumed elsewhere, models trained side by side at fewer threads than the run
+    scored them with) the scorer and the models grouped by where they trained. None for a metrics.json written
+    before machines were recorded."""
     scored = metrics.get("scored_on")
     trained = {name: m["trained_on"] for name, m in (metrics.get("models") or {}).items() if m.get("trained_on")}
     every = ([scored] if scored else []) + [f for ms in trained.values() for f in ms]
@@ -129,7 +130,19 @@ def machine_note(metrics: dict) -> str | None:
         done = "trained and scored" if trained and scored else "trained" if trained else "scored"
         return (f"- **Machine**: {done} on {describe(every[-1])}. The same seed repeats these numbers where torch "
                 "runs the same CPU kernels with the same threads; another kind of CPU may round differently.")
+    groups: dict[str, list[str]] = {}  # where they trained -> the models, in the file's order
+    for name, ms in trained.items():
+        groups.setdefault(", then on ".join(describe(f) for f in ms), []).append(f"`{name}`")
     parts = ([f"scored on {describe(scored)}"] if scored else []) + [
-        f"`{name}` trained on {', then on '.join(describe(f) for f in ms)}" for name, ms in trained.items()]
-    return ("- **Machine**: " + "; ".join(parts) + ". Not one machine and precision: other CPU kernels may round "
-            "differently, so the same seed is sure to repeat each model's numbers only where it trained.")
+        f"{_listed(names)} trained on {where}" for where, names in groups.items()]
+    one_place = len(groups) == 1 and all(len(ms) == 1 for ms in trained.values())
+    why = ("the same seed repeats each model's numbers where torch runs the kernels and threads it trained with; "
+           "another kind of CPU may round differently" if one_place else
+           "not one machine and precision: other CPU kernels may round differently, so the same seed is sure to "
+           "repeat each model's numbers only where it trained")
+    return "- **Machine**: " + "; ".join(parts) + f". {why[0].upper()}{why[1:]}."
+
+
+def _listed(items: list[str]) -> str:
+    """``a``, ``a and b``, ``a, b and c``."""
+    return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} and {items[-1]}"

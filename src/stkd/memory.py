@@ -486,13 +486,15 @@ def _suggestions(name: str, spec, params: dict, est: MemoryEstimate, budget: int
 def check_fits(name: str, spec, params: dict | None = None, *, batch_size: int = 64,
                eval_batch_size: int | None = None, num_steps: int | None = None, data_loaded: bool = False,
                available: int | None = None, device: str | None = "cpu",
-               train_nodes: int | None = None) -> MemoryEstimate | None:
+               train_nodes: int | None = None, share: int = 1) -> MemoryEstimate | None:
     """Raise :class:`MemoryLimitError` when training ``name`` would not fit; return the estimate otherwise.
 
     ``available`` (bytes) defaults to :func:`available_bytes`; for a CUDA ``device`` the model's part is
-    checked against the GPU's free memory and the data against host memory. The message names the
-    model, N, the estimate and the memory available, and lists what to try. Returns None (no check)
-    when the model fails to run even at the probe's tiny size: building it reports that error.
+    checked against the GPU's free memory and the data against host memory. ``share``: the model trains at
+    once with ``share - 1`` others, each in a process of its own (``train.workers``), so it gets that part of the
+    memory. The message names the model, N, the estimate and the memory available, and lists what to try.
+    Returns None (no check) when the model fails to run even at the probe's tiny size: building it reports
+    that error.
     """
     params = dict(params or {})
     try:
@@ -516,10 +518,15 @@ def check_fits(name: str, spec, params: dict | None = None, *, batch_size: int =
                     budget, fixed, need, where = host, host_need, host_need, "this machine"
         except Exception:  # noqa: BLE001 - no usable CUDA: fall back to the host check
             pass
+    budget //= max(1, share)
     if need <= budget:
         return est
     tries = _suggestions(name, spec, params, est, budget, fixed)
+    shared = ""
+    if share > 1:
+        shared = f" for each of the {share} models that train at once (train.workers)"
+        tries.insert(0, "train.workers: 1 (one model at a time, each with the whole memory)")
     raise MemoryLimitError(
         f"too large for this memory: {name} at N={spec.num_nodes} needs ~{need / GiB:.1f} GiB "
-        f"({est.describe()}), {where} has {budget / GiB:.1f} GiB available; try " + "; or ".join(tries)
+        f"({est.describe()}), {where} has {budget / GiB:.1f} GiB available{shared}; try " + "; or ".join(tries)
     )

@@ -200,6 +200,7 @@ def train_apart(task: Task, run_dir: Path, jobs: list[ModelJob], *, resume: bool
     workers = side_by_side(task.cfg, len(jobs))
     threads = threads_per_worker(workers, task.cfg.train.threads)
     config = to_dict(task.cfg)
+    config["train"] = {**config["train"], "workers": 1}  # in its process a model trains alone (and is checked so)
     run_processes(_train_in_process,
                   [_Apart(job, config, str(run_dir), threads, resume, progress) for job in jobs],
                   limit=workers, name=lambda a: f"{a.job.role} {a.job.label}", stop_on_failure=True,

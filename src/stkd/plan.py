@@ -136,7 +136,7 @@ def wall_seconds(rows: list[dict]) -> float:
     total = 0.0
     for role in dict.fromkeys(r["role"] for r in rows):
         group = [r for r in rows if r["role"] == role]
-        places = [0.0] * group[0]["at_once"]
+        places = [0.0] * group[0].get("at_once", 1)  # a plan recorded before train.workers: one at a time
         for r in group:
             places[places.index(min(places))] += r["estimate_seconds"]
         total += max(places)

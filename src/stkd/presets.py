@@ -25,8 +25,10 @@ the exported model's metadata say so, docs/deploy.md). Where a paragraph below c
 7D``, the choice was made with the student of before; the rows reading the four lags keep those choices (they
 were not each made again).
 
-The teacher is the same architecture 4x wider with one layer more (28x the student's parameters), reading
-besides its window the same hours 1, 2, 3, 7, 14, 21 and 28 days before (``TEACHER_LAGS``: the student's lags
+The teachers are two copies of the same architecture 4x wider with one layer more (each 28x the student's
+parameters; ``WIDE_STID``), seeds apart (the first from ``train.seed``, the second from 101), and the student
+learns their ensemble, each weighted by 1 / its validation MAE (``distill.ensemble: weighted``; why two: below).
+Each reads besides its window the same hours 1, 2, 3, 7, 14, 21 and 28 days before (``TEACHER_LAGS``: the student's lags
 and three weeks further back; a privileged teacher, trained and used for distillation only, never served). Why:
 a teacher must know more than the student it teaches. The earlier preset's teacher, a half-width Graph WaveNet reading the lags for a window-only student, stays behind this
 student (48.6 against 44.7) and distilling it made the lag-reading student worse (-3.7 %, 5 of 5 seeds);
@@ -35,7 +37,8 @@ seeds), the evidence rows ``stid, 30 epochs, reading lags 1D, 7D`` and ``stid, t
 epochs, reading lags 1D, 7D``. A graph teacher is one ``teacher:`` entry away (``name: gwnet``: README
 "Your data").
 
-The teacher trains 30 epochs; the students 60 with patience 12, and early stopping waits for epoch 40
+The teachers train 20 epochs each (``train.epochs``; one teacher of 30 before 2026-12-07, below); the students
+60 with patience 12, and early stopping waits for epoch 40
 (``student.epochs``, ``train.patience``, ``train.min_epochs``; since 2026-12-06, 30 with patience 6 before). Why:
 with today's pair every student of 30 epochs had its best validation score at its last epoch, and on 5 paired
 seeds both students had a lower mean validation MAE the longer they trained: the plain student 41.70 at 30
@@ -94,25 +97,31 @@ years' validation (2020 to 2022: 26.94 against 26.99, 4 of 5 seeds; 2019: 53.43 
 90 epochs with no early stop before 60 (the row ``..., 90 epochs, early stop from epoch 60, ..., alpha 0.3, ...``)
 that distilled student was lower still on validation (40.54 against 40.58, 4 of 5 seeds) but not on test (42.74
 against 42.66, 2 of 5), and its plain student's test MAE rose (43.51 against 43.41): distilled / plain 0.982
-against 0.983, the farthest these teachers took the student. The preset trains one, for the time: its
-training took 170 s of the default run's 4 min 4 s on a 2-core CPU without AMX (commit 4a48796), so four would
-take the run past 6 minutes. Two of 20 epochs each (seeds 0 and 101, 40 teacher epochs in place of 30; the row
-``stid-nodrop, teachers 2 stid-64, ..., extra teachers 20 epochs, ...``, 2026-12-07) taught it nearly as well as
-four: validation 40.65 against 40.79 with the one 30-epoch teacher and test 42.80 against 43.00, lower on 5 of 5
-seeds each (four: 40.59 and 42.75), and on both held-out periods, run after that row, too (2020 to 2022:
-validation 27.05 against 27.08, lower on 4 of 5 seeds, test 38.36 against 38.43, 2 of 5; 2019: 53.36 against 53.63
-and 60.89 against 61.05, 4 of 5 each). They were the preset for an hour (commit f03b9d2): its default run took
-6 min 46 s on the same kind of CPU (the teachers 135 and 143 s; ``docs/results/default-run.json`` at commit
-7af8704), over the 6 minutes the distillation issue allows, on a day when this machine trained the unchanged plain
-student in 46 s where it had taken 31 s (the same validation and test MAE to the last digit, so the same
-computation; the default run with the one teacher, 40 minutes later, took 4 min 3 s, its plain student 35 s):
-like the students' 90 epochs above, the run would fit only on the machine's faster spells. Two of 15 epochs each, the 30 teacher epochs of
-the one teacher (``..., extra teachers 15 epochs, ...``), were not established better on validation (40.74 against
-40.79, lower on 3 of 5 seeds; test 42.81 against 43.00, 4 of 5), and level on the held-out years 2020 to 2022
-(validation 27.08 against 27.08, lower on 1 of 5; test 38.40 against 38.43, 3 of 5; on 2019 lower on
-validation, 53.14 against 53.63 on 5 of 5 seeds, and not established on test, 60.99 against 61.05, 3 of 5). So the preset
-keeps its one teacher of 30 epochs; with more time, two or four copies (each with its own ``seed``) teach the
-student more.
+against 0.983, the farthest these teachers took the student. Four do not fit the default run: one teacher's
+training took 170 s of its 4 min 4 s on a 2-core CPU without AMX (commit 4a48796), so four would take it past 6
+minutes. Why two of 20 epochs each (since 2026-12-07; one of 30 epochs before): 40 teacher epochs in place of 30,
+and they taught the student nearly as well as four (the row ``stid-nodrop, teachers 2 stid-64, ..., extra teachers
+20 epochs, ...``, seeds 0 and 101): validation 40.65 against 40.79 with the one 30-epoch teacher and test 42.80
+against 43.00, lower on 5 of 5 seeds each (four: 40.59 and 42.75); their ensemble's validation MAE was 39.41
+against 39.75. On both held-out periods, run after that row, the two were better too: 2020 to 2022 validation
+27.05 against 27.08 (lower on 4 of 5 seeds) and test 38.36 against 38.43 (lower on 2 of 5; the mean carried by
+two seeds), 2019 validation 53.36 against 53.63 and test 60.89 against 61.05 (4 of 5 each). Two of 15 epochs each,
+the 30 teacher epochs of the one teacher (``..., extra teachers 15 epochs, ...``), were not established better on
+validation (40.74 against 40.79, lower on 3 of 5 seeds; test 42.81 against 43.00, 4 of 5), and level on 2020 to
+2022 (validation 27.08 against 27.08, lower on 1 of 5).
+
+Why the models train two at a time (``train.workers: 2``, since 2026-12-07): trained one after the other, the two
+teachers took the default run to 6 min 46 s on a slow spell of a 2-core CPU without AMX (the teachers 135 and 143
+s; ``docs/results/default-run.json`` at commit 7af8704), over the 6 minutes the distillation issue allows; the
+preset went back to one teacher for that (commit 639f528). Torch's threads do little for models this small (the
+plan's timed steps, ``docs/results/default-run.json`` now and at commit 5cb313e: the teacher's 66 to 68 ms at one
+thread against 46 to 52 ms at two, the student's 4.3 ms at one against 7.1 ms at two), so the two teachers train
+side by side, one process and one thread each, and then the two students likewise: the default run took 3 min 53 s on the same kind of CPU (the
+teachers 152 and 154 s at once; the default-run section of docs/benchmarks.md), and 3 min 33 s when run again.
+The teachers and the plain student end with the validation and test MAE of the run at 7af8704 (2 threads) to the
+last digit; the distilled student does not (validation 40.61 against 40.64): its start, cut from the first teacher
+(below), is computed from sums over 65,536 node-rows that round differently at one thread than at two (the cut
+weights differ by up to 2e-7), and training carries that on. The model cards record each model's threads.
 
 The student has no dropout in its encoder (``student.params.dropout: 0``; since 2026-12-06, the model's 0.15
 before). Why: the 0.15 had never been chosen for this student, and a student too small for its data needs its
@@ -154,7 +163,7 @@ seeds), they were better: validation 55.02 against 55.10 (lower on 4 of 5 seeds)
 60 epochs; its per-method table named below), whose learning curve leaves more room for data of its kind: with them
 its validation MAE was 40.891 against 40.794 (lower on 1 of 5 seeds), test 42.95 against 43.00 (not established).
 
-The distilled student starts from the teacher's weights cut down to its size (``distill.init: teacher``,
+The distilled student starts from the first teacher's weights cut down to its size (``distill.init: teacher``,
 ``stkd.models.students.stid_shrink``; the window block fitted to what the student reads), not from the seed's. Why: on the same 5 paired seeds its validation
 MAE was lower on every seed (41.83 against 42.51 on average; test 43.75 against 44.35), the row ``stid,
 teachers stid-64, 30 epochs, mask + mixup labelled online (weight 1), started from the teacher, reading lags

@@ -2,10 +2,11 @@
 (``train.workers``: a run's teachers, its distilled and plain student) and a search's trial workers
 (``tune.workers``).
 
-Why processes: torch's intra-op threads do not scale on small models. On the project's 2-core CPU the default
-preset's teacher took 41 ms a step at 2 threads and 66 ms at 1, so two such models trained one after the other
-at 2 threads take about 1.25x as long as the two side by side at 1 thread each (docs/benchmarks.md, the default
-run). Spawned, not forked: a fresh interpreter holds none of the parent's thread pools, which a forked child
+Why processes: torch's intra-op threads do little for small models. On the project's 2-core CPU the default
+preset's teacher took 46 to 52 ms a step at 2 threads and 66 to 68 ms at 1, its student 7.1 ms at 2 and 4.3 ms at
+1; trained side by side at one thread each, the preset's two teachers and two students took the default run to
+3 min 53 s where the teachers one after the other had taken it to 6 min 46 s (``stkd.presets`` gives the runs).
+Spawned, not forked: a fresh interpreter holds none of the parent's thread pools, which a forked child
 can hang on, and builds its own state from what the job carries (a config, paths), never from the parent's
 memory.
 """
