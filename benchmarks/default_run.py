@@ -18,8 +18,11 @@ import time
 from pathlib import Path
 
 from common import save_result
+from stkd.names import STUDENT_ROLES
 
 SECTION = "default-run"
+#: The rows of a run that trained (or mix what trained): what the run one at a time is compared on.
+TRAINED_ROLES = ("teacher", "teacher_ensemble", *STUDENT_ROLES)
 
 
 def wall_time(result: dict) -> str:
@@ -63,8 +66,9 @@ def one_at_a_time_line(result: dict) -> str:
     def seconds(ms: dict, roles: tuple[str, ...]) -> str:
         return " and ".join(f"{m['train_seconds']:.0f}" for m in ms.values() if m["role"] in roles)
 
-    same = [n for n, m in other["models"].items() if m["test_mae"] == models[n]["test"]["mae"]]
-    differ = [f"`{n}` {m['test_mae']:.3f} against {models[n]['test']['mae']:.3f}" for n, m in other["models"].items()
+    trained = {n: m for n, m in other["models"].items() if m["role"] in TRAINED_ROLES}
+    same = [n for n, m in trained.items() if m["test_mae"] == models[n]["test"]["mae"]]
+    differ = [f"`{n}` {m['test_mae']:.3f} against {models[n]['test']['mae']:.3f}" for n, m in trained.items()
               if n not in same]
     names = [f"`{n}`" for n in same]
     listed = names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}" if names else ""
@@ -125,7 +129,7 @@ def main() -> None:
         load, seconds, again = _timed_run(["--set", "train.workers=1"])
         payload["one_at_a_time"] = {"wall_seconds": seconds, "load_before": load, "models": {
             name: {k: m.get(k) for k in ("role", "train_seconds", "val_mae")} | {"test_mae": m["test"]["mae"]}
-            for name, m in again["models"].items() if m.get("train_seconds")}}
+            for name, m in again["models"].items() if m["role"] in TRAINED_ROLES}}
     save_result(SECTION, "default_run", payload, args=vars(args))
     print(f"{wall:.0f} s")
 

@@ -469,3 +469,27 @@ def test_train_workers_must_be_positive(los_small_config):
     raw = los_small_config()
     with pytest.raises(ConfigError, match=r"train\.workers: must be >= 1 \(1: one model at a time\), got 0"):
         parse_config({**raw, "train": {**raw["train"], "workers": 0}})
+
+
+def test_models_side_by_side_must_fit_in_their_share_of_the_memory(los_small_config, monkeypatch):
+    """With ``train.workers: 2`` two teachers train at once, each process with its own copy of the data: a teacher
+    that fits the machine alone but not in half of it is refused before anything is written, naming the way
+    out."""
+    import stkd.memory
+    from stkd.memory import MemoryLimitError, estimate_memory
+    from stkd.pipeline import check_models, prepare_task
+    from stkd.steps import eval_batch_size
+
+    raw = {**los_small_config(), "teacher": [{"name": "gwnet", "params": los_small_config()["teacher"]["params"]},
+                                             {"name": "gwnet", "seed": 7,
+                                              "params": los_small_config()["teacher"]["params"]}]}
+    task = prepare_task(parse_config(raw))
+    cfg = task.cfg
+    need = estimate_memory("gwnet", task.teacher_task().spec(), cfg.teacher[0].params,
+                           batch_size=cfg.train.batch_size, eval_batch_size=eval_batch_size(cfg)).total_bytes
+    monkeypatch.setattr(stkd.memory, "available_bytes", lambda: int(1.5 * need))  # a machine of 1.5x its need
+    check_models(task)  # one at a time: it fits
+    apart = prepare_task(parse_config({**raw, "train": {**raw["train"], "workers": 2}}))
+    with pytest.raises(MemoryLimitError, match=r"for each of the 2 models that train at once \(train\.workers\); "
+                                               r"try train\.workers: 1"):
+        check_models(apart)

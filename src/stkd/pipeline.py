@@ -84,11 +84,14 @@ def check_splits(wd) -> None:
 
 
 def check_models(task: Task, *, teachers: bool = True, student: bool = True) -> None:
-    """Build every configured model once and run a batch through it (and the memory guard): bad names,
-    hyper-parameters, shapes or sizes fail here, before a run directory is touched or training starts."""
-    built = [check_fits(task.teacher_task(), t, "teacher") for t in task.cfg.teacher] if teachers else []
+    """Build every configured model once and run a batch through it (and the memory guard, in each model's share
+    of the memory where ``train.workers`` trains it beside others): bad names, hyper-parameters, shapes or sizes
+    fail here, before a run directory is touched or training starts."""
+    cfg = task.cfg  # with train.workers, the teachers train at once, then the two students: each in its share
+    built = ([check_fits(task.teacher_task(), t, "teacher", share=side_by_side(cfg, len(cfg.teacher)))
+              for t in cfg.teacher] if teachers else [])
     if student:
-        model = check_fits(task, task.cfg.student, "student")
+        model = check_fits(task, cfg.student, "student", share=side_by_side(cfg, 2))
         if built:
             check_start(task, built[0], task.cfg.teacher[0].inputs, model)
 

@@ -89,12 +89,13 @@ def check_lag_reach(wd: WindowedData, who: str) -> None:
                   stacklevel=2)
 
 
-def check_fits(task: Task, mcfg: ModelConfig, role: str, seed: int | None = None) -> STModel:
+def check_fits(task: Task, mcfg: ModelConfig, role: str, seed: int | None = None, share: int = 1) -> STModel:
     """Build the model and run one batch through it, so shape errors surface before any training.
 
     First the memory guard (:func:`stkd.memory.check_fits`, at ``train.batch_size`` and ``train.device``,
-    with the teachers' ``train.node_subset``, in its share of the memory where ``train.workers`` trains it beside
-    others) refuses a model that would not fit in memory, with what to try instead. A teacher asked to train on node subsets that has per-node weights is refused here too.
+    with the teachers' ``train.node_subset``; with ``share`` above 1 in that part of the memory: it trains at once
+    with others, each process loading its own data) refuses a model that would not fit in memory, with what to
+    try instead. A teacher asked to train on node subsets that has per-node weights is refused here too.
 
     With ``seed`` the weights are initialised from it (``--seed`` repeats a run, and the distilled and
     plain students start from the same weights). The check runs in eval mode, so it neither draws
@@ -106,8 +107,6 @@ def check_fits(task: Task, mcfg: ModelConfig, role: str, seed: int | None = None
     spec = task.spec()
     train = cfg.train
     subset = train.node_subset if role == "teacher" else None
-    # with train.workers the teachers train at once, then the two students: each process loads its own data
-    share = side_by_side(cfg, len(cfg.teacher) if role == "teacher" else 2)
     memory_check_fits(mcfg.name, spec, mcfg.params, batch_size=train.batch_size,
                       eval_batch_size=eval_batch_size(cfg), data_loaded=share == 1, device=train.device,
                       train_nodes=subset, share=share)

@@ -404,3 +404,17 @@ def test_resuming_an_event_run_with_other_data_is_refused_before_anything_is_wri
     # the same data resumes (nothing trained yet, so this only reopens the folder)
     _open(incident_task, out, overwrite=False, resume=True)
     assert (out / "config.yaml").is_file()
+
+
+def test_event_models_trained_side_by_side_are_those_trained_in_turn(tmp_path):
+    """``train.workers: 2`` with ``task: classify``: the two teachers (forecasters of the teachers' task) and then
+    the two event students train in processes of their own, and every number is the in-turn run's."""
+    teachers = [TINY_GWNET, {"name": "mlp", "params": {"hidden": [8]}}]
+    raw = config({"rule": "given", "source": "simulator"}, teacher=teachers)
+    one = run(parse_config(raw), tmp_path / "one", progress=False)
+    raw["train"] = {**raw["train"], "workers": 2}
+    two = run(parse_config(raw), tmp_path / "two", progress=False)
+    roles = {m["role"] for m in two["models"].values()}
+    assert {"teacher", "student_kd", "student_plain"} <= roles
+    for name, row in one["models"].items():
+        assert two["models"][name]["test"] == row["test"], name
