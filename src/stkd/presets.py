@@ -114,14 +114,17 @@ Why the models train two at a time (``train.workers: 2``, since 2026-12-07): tra
 teachers took the default run to 6 min 46 s on a slow spell of a 2-core CPU without AMX (the teachers 135 and 143
 s; ``docs/results/default-run.json`` at commit 7af8704), over the 6 minutes the distillation issue allows; the
 preset went back to one teacher for that (commit 639f528). Torch's threads do little for models this small (the
-plan's timed steps, ``docs/results/default-run.json`` now and at commit 5cb313e: the teacher's 66 to 68 ms at one
-thread against 46 to 52 ms at two, the student's 4.3 ms at one against 7.1 ms at two), so the two teachers train
-side by side, one process and one thread each, and then the two students likewise: the default run took 3 min 53 s on the same kind of CPU (the
-teachers 152 and 154 s at once; the default-run section of docs/benchmarks.md), and 3 min 33 s when run again.
-The teachers and the plain student end with the validation and test MAE of the run at 7af8704 (2 threads) to the
-last digit; the distilled student does not (validation 40.61 against 40.64): its start, cut from the first teacher
-(below), is computed from sums over 65,536 node-rows that round differently at one thread than at two (the cut
-weights differ by up to 2e-7), and training carries that on. The model cards record each model's threads.
+plan's timed steps, ``docs/results/default-run.json`` now and at commit 7af8704: the teacher's 66 to 67 ms at one
+thread against 46 to 52 ms at two, the student's 5.2 ms at one against 7.1 ms at two), so the two teachers train
+side by side, one process and one thread each, and then the two students likewise: the default run took 3 min
+46 s on the same kind of CPU (the teachers 149 and 147 s at once), and 5 min 14 s when run again right after with
+the models one after the other at torch's own two threads (the teachers 104 and 104 s; ``python
+benchmarks/default_run.py --one-at-a-time``, the default-run section of docs/benchmarks.md): side by side took
+0.72x the time. The teachers and the plain student end with the same test MAE to the last digit either way (and
+the validation MAE of the run at 7af8704); the distilled student does not (test 42.712 against 42.674, validation
+40.61 against 40.64): its start, cut from the first teacher
+(below), is computed from sums over 65,536 node-rows that round differently at one thread than at two (cut from a
+teacher fresh from its seed, the weights differed by up to 1.8e-7), and training carries that on. The model cards record each model's threads.
 
 The student has no dropout in its encoder (``student.params.dropout: 0``; since 2026-12-06, the model's 0.15
 before). Why: the 0.15 had never been chosen for this student, and a student too small for its data needs its

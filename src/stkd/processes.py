@@ -3,9 +3,10 @@
 (``tune.workers``).
 
 Why processes: torch's intra-op threads do little for small models. On the project's 2-core CPU the default
-preset's teacher took 46 to 52 ms a step at 2 threads and 66 to 68 ms at 1, its student 7.1 ms at 2 and 4.3 ms at
-1; trained side by side at one thread each, the preset's two teachers and two students took the default run to
-3 min 53 s where the teachers one after the other had taken it to 6 min 46 s (``stkd.presets`` gives the runs).
+preset's teacher took 46 to 52 ms a step at 2 threads and 66 to 67 ms at 1, its student 7.1 ms at 2 and 5.2 ms at
+1; trained side by side at one thread each, the preset's two teachers and two students took the default run 3 min
+46 s, and 5 min 14 s one after the other at two threads right after (``benchmarks/default_run.py
+--one-at-a-time``; ``stkd.presets`` gives the runs).
 Spawned, not forked: a fresh interpreter holds none of the parent's thread pools, which a forked child
 can hang on, and builds its own state from what the job carries (a config, paths), never from the parent's
 memory.
