@@ -60,3 +60,24 @@ def test_threads_per_worker_shares_the_cores_unless_set():
     assert threads_per_worker(2, None) == max(1, cores // 2)
     assert threads_per_worker(cores * 4, None) == 1
     assert threads_per_worker(2, 3) == 3
+
+
+def test_a_script_without_a_main_guard_is_not_run_again_in_the_processes(tmp_path):
+    """A user's script that calls stkd without ``if __name__ == "__main__":`` (as the README's API example reads)
+    runs once: the processes import the target by name, never the script."""
+    import subprocess
+
+    folder = _folder(tmp_path)
+    script = tmp_path / "script.py"
+    script.write_text(
+        "import sys\n"
+        f"sys.path.insert(0, {str(Path(__file__).parent)!r})\n"
+        "from process_targets import hold_slot\n"
+        "from stkd.processes import run_processes\n"
+        "print('script started', flush=True)\n"
+        f"run_processes(hold_slot, [({str(folder)!r}, 'a'), ({str(folder)!r}, 'b')], limit=2, name=lambda j: j[1],\n"
+        "              stop_on_failure=True, after_failure='')\n")
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.count("script started") == 1
+    assert sorted(p.name for p in (folder / "done").iterdir()) == ["a", "b"]

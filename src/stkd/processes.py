@@ -7,21 +7,32 @@ preset's teacher took 46 to 52 ms a step at 2 threads and 66 to 67 ms at 1, its 
 1; trained side by side at one thread each, the preset's two teachers and two students took the default run 3 min
 46 s, and 5 min 14 s one after the other at two threads right after (``benchmarks/default_run.py
 --one-at-a-time``; ``stkd.presets`` gives the runs).
-Spawned, not forked: a fresh interpreter holds none of the parent's thread pools, which a forked child
-can hang on, and builds its own state from what the job carries (a config, paths), never from the parent's
-memory.
+
+Each process is a fresh interpreter (``python -c``) that imports the target by its module and name and gets
+its job on stdin: it holds none of the parent's thread pools (a forked child can hang on them), builds its own
+state from what the job carries (a config, paths), and never re-imports the caller's script, so ``stkd.run``
+from a script without an ``if __name__ == "__main__":`` guard, or from a notebook, works as from the CLI
+(multiprocessing's spawn would run such a script again in every process). The job travels pickled through the
+child's stdin: the parent's own objects, never a file from outside.
 """
 
 from __future__ import annotations
 
-import multiprocessing
 import os
+import pickle
+import subprocess
+import sys
+import time
 from collections.abc import Callable, Sequence
-from multiprocessing.connection import wait
 from typing import Any
 
 from stkd.errors import STKDError
 
+#: What a child runs: read (sys.path, module, function name, job, slot) from stdin and call the function.
+_CHILD = ("import pickle, sys; path, module, name, job, slot = pickle.load(sys.stdin.buffer); sys.path[:] = path; "
+          "import importlib; getattr(importlib.import_module(module), name)(job, slot)")
+#: How often the parent looks whether a child ended (seconds).
+_POLL_S = 0.2
 #: How long an interrupted run waits for its processes to stop on their own (each saves where it is).
 STOP_WAIT_S = 30
 
@@ -34,16 +45,17 @@ def threads_per_worker(workers: int, configured: int | None) -> int:
 
 def run_processes(target: Callable[[Any, int], None], jobs: Sequence[Any], *, limit: int,
                   name: Callable[[Any], str], stop_on_failure: bool, after_failure: str) -> None:
-    """Run ``target(job, slot)`` for every job, each in a spawned process, at most ``limit`` at once, started in
+    """Run ``target(job, slot)`` for every job, each in a fresh process, at most ``limit`` at once, started in
     the order given; ``slot`` (0 .. limit-1) is the place the job holds among those running (its progress bar's
-    row). Returns when all ended; raises STKDError naming each job whose process failed (its own error is on
-    stderr above), followed by ``after_failure``. With ``stop_on_failure`` the first failure stops the others
-    (no job starts after it and the running ones are terminated): what they trained stays in their checkpoints.
-    Interrupted (Ctrl-C reaches every process of the terminal), each process gets :data:`STOP_WAIT_S` to stop
-    by itself before it is terminated."""
-    ctx = multiprocessing.get_context("spawn")
+    row). ``target`` must be importable by its module and name and ``job`` picklable. Returns when all ended;
+    raises STKDError naming each job whose process failed (its own error is on stderr above), followed by
+    ``after_failure``. With ``stop_on_failure`` the first failure stops the others (no job starts after it and
+    the running ones are terminated): what they trained stays in their checkpoints. Interrupted (Ctrl-C reaches
+    every process of the terminal), each process gets :data:`STOP_WAIT_S` to stop by itself before it is
+    terminated.
+    """
     pending = list(jobs)
-    running: dict[int, multiprocessing.process.BaseProcess] = {}  # slot -> process
+    running: dict[int, tuple[str, subprocess.Popen]] = {}  # slot -> (name, process)
     failed: list[str] = []
     stopped: list[str] = []
     try:
@@ -51,30 +63,37 @@ def run_processes(target: Callable[[Any, int], None], jobs: Sequence[Any], *, li
             while pending and len(running) < limit and not (failed and stop_on_failure):
                 slot = min(set(range(limit)) - running.keys())
                 job = pending.pop(0)
-                started = ctx.Process(target=target, args=(job, slot), name=name(job))
-                started.start()
-                running[slot] = started
+                running[slot] = (name(job), _start(target, job, slot))
             if not running:
                 break
-            wait([p.sentinel for p in running.values()])
-            for slot, proc in list(running.items()):
-                if proc.exitcode is None:
+            time.sleep(_POLL_S)
+            for slot, (label, proc) in list(running.items()):
+                if proc.poll() is None:
                     continue
-                proc.join()
                 del running[slot]
-                if proc.exitcode != 0 and proc.name not in stopped:
-                    failed.append(f"{proc.name} (exit code {proc.exitcode})")
+                if proc.returncode != 0 and label not in stopped:
+                    failed.append(f"{label} (exit code {proc.returncode})")
             if failed and stop_on_failure:
-                for proc in running.values():
-                    if proc.name not in stopped:
-                        stopped.append(proc.name)
+                for label, proc in running.values():
+                    if label not in stopped:
+                        stopped.append(label)
                         proc.terminate()
     except BaseException:
-        for proc in running.values():
-            proc.join(timeout=STOP_WAIT_S)
-            if proc.is_alive():
+        for _, proc in running.values():
+            try:
+                proc.wait(timeout=STOP_WAIT_S)
+            except subprocess.TimeoutExpired:
                 proc.terminate()
         raise
     if failed:
         also = f"; stopped with it: {', '.join(stopped)}" if stopped else ""
         raise STKDError(f"process(es) {', '.join(failed)} stopped with an error (above){also}; {after_failure}")
+
+
+def _start(target: Callable[[Any, int], None], job: Any, slot: int) -> subprocess.Popen:
+    """A fresh interpreter running ``target(job, slot)``, its stdout and stderr this process's."""
+    proc = subprocess.Popen([sys.executable, "-c", _CHILD], stdin=subprocess.PIPE)
+    assert proc.stdin is not None
+    with proc.stdin:
+        proc.stdin.write(pickle.dumps((list(sys.path), target.__module__, target.__qualname__, job, slot)))
+    return proc
