@@ -1,6 +1,6 @@
-"""Targets for tests/test_processes.py's spawned processes: a spawned interpreter imports a target by its
-module's name, which a test module loaded by pytest's importlib mode does not have; this one is imported by
-that name from the tests folder (put on ``sys.path``, which a spawned process inherits)."""
+"""Targets for tests/test_processes.py's processes: a process imports its target by the module's name, which a
+test module loaded by pytest's importlib mode does not have; this one is imported by that name from the tests
+folder (put on ``sys.path``, which the processes get from the parent)."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ import time
 from pathlib import Path
 
 
-def hold_slot(job: tuple[str, str], slot: int) -> None:
+def hold_slot(job: dict, slot: int) -> None:
     """Hold the file ``slots/<slot>`` (created exclusively: a second process in the same slot at the same time
     fails) for a moment, then note which job ran in which slot. Job ``fail`` exits 2, ``sleep`` waits a minute."""
-    folder, name = Path(job[0]), job[1]
+    folder, name = Path(job["folder"]), job["name"]
     held = folder / "slots" / str(slot)
     fd = os.open(held, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
     try:

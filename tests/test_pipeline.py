@@ -421,7 +421,7 @@ def test_a_teacher_lag_that_no_training_window_can_see_stops_the_run_before_its_
 
 def test_models_trained_side_by_side_are_the_models_trained_one_after_the_other(los_small_config, tmp_path,
                                                                                 monkeypatch):
-    """``train.workers: 2`` trains the two teachers at once, then the two students, one spawned process each:
+    """``train.workers: 2`` trains the two teachers at once, then the two students, each in a process of its own:
     at the same threads every model and every number is the one of the run that trains them in turn, and
     ``stkd distill`` from that run's teachers trains its students side by side too."""
     import stkd.pipeline
@@ -430,7 +430,7 @@ def test_models_trained_side_by_side_are_the_models_trained_one_after_the_other(
     started: list[tuple[list[str], int]] = []  # each call's models and how many at once, then the real thing
 
     def spy(target, jobs, *, limit, **kw):
-        started.append(([a.job.label for a in jobs], limit))
+        started.append(([a["job"]["label"] for a in jobs], limit))
         return run_processes(target, jobs, limit=limit, **kw)
 
     from stkd.processes import run_processes

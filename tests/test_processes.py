@@ -13,7 +13,7 @@ import pytest
 from stkd.errors import STKDError
 from stkd.processes import run_processes, threads_per_worker
 
-sys.path.insert(0, str(Path(__file__).parent))  # process_targets, importable by name in a spawned process
+sys.path.insert(0, str(Path(__file__).parent))  # process_targets, importable by name in the processes
 from process_targets import hold_slot  # noqa: E402
 
 
@@ -25,8 +25,8 @@ def _folder(tmp_path: Path) -> Path:
 
 def test_every_job_runs_once_at_most_limit_at_once_each_in_its_own_slot(tmp_path):
     folder = _folder(tmp_path)
-    jobs = [(str(folder), f"job{i}") for i in range(5)]
-    run_processes(hold_slot, jobs, limit=2, name=lambda job: job[1], stop_on_failure=True, after_failure="")
+    jobs = [{"folder": str(folder), "name": f"job{i}"} for i in range(5)]
+    run_processes(hold_slot, jobs, limit=2, name=lambda job: job["name"], stop_on_failure=True, after_failure="")
     done = {p.name: int(p.read_text()) for p in (folder / "done").iterdir()}
     assert sorted(done) == [f"job{i}" for i in range(5)]
     assert set(done.values()) <= {0, 1}  # two slots: a job in a slot held by another would have failed (O_EXCL)
@@ -35,11 +35,11 @@ def test_every_job_runs_once_at_most_limit_at_once_each_in_its_own_slot(tmp_path
 
 def test_a_failure_stops_the_others_and_names_the_job(tmp_path):
     folder = _folder(tmp_path)
-    jobs = [(str(folder), "sleep"), (str(folder), "fail"), (str(folder), "never")]
+    jobs = [{"folder": str(folder), "name": name} for name in ("sleep", "fail", "never")]
     t0 = time.monotonic()
     with pytest.raises(STKDError, match=r"process\(es\) fail \(exit code 2\) stopped with an error \(above\); "
                                         r"stopped with it: sleep; run it again"):
-        run_processes(hold_slot, jobs, limit=2, name=lambda job: job[1], stop_on_failure=True,
+        run_processes(hold_slot, jobs, limit=2, name=lambda job: job["name"], stop_on_failure=True,
                       after_failure="run it again")
     assert time.monotonic() - t0 < 45  # the sleeping job (60 s) was stopped, not waited for
     assert not (folder / "done" / "never").exists()  # no job starts after a failure
@@ -47,9 +47,9 @@ def test_a_failure_stops_the_others_and_names_the_job(tmp_path):
 
 def test_without_stop_on_failure_the_others_finish(tmp_path):
     folder = _folder(tmp_path)
-    jobs = [(str(folder), "fail"), (str(folder), "a"), (str(folder), "b")]
+    jobs = [{"folder": str(folder), "name": name} for name in ("fail", "a", "b")]
     with pytest.raises(STKDError, match=r"fail \(exit code 2\).*kept$"):
-        run_processes(hold_slot, jobs, limit=2, name=lambda job: job[1], stop_on_failure=False,
+        run_processes(hold_slot, jobs, limit=2, name=lambda job: job["name"], stop_on_failure=False,
                       after_failure="kept")
     assert sorted(p.name for p in (folder / "done").iterdir()) == ["a", "b"]
 
@@ -75,7 +75,8 @@ def test_a_script_without_a_main_guard_is_not_run_again_in_the_processes(tmp_pat
         "from process_targets import hold_slot\n"
         "from stkd.processes import run_processes\n"
         "print('script started', flush=True)\n"
-        f"run_processes(hold_slot, [({str(folder)!r}, 'a'), ({str(folder)!r}, 'b')], limit=2, name=lambda j: j[1],\n"
+        f"jobs = [{{'folder': {str(folder)!r}, 'name': n}} for n in 'ab']\n"
+        "run_processes(hold_slot, jobs, limit=2, name=lambda j: j['name'],\n"
         "              stop_on_failure=True, after_failure='')\n")
     done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr

@@ -5,16 +5,16 @@ baselines -> evaluation -> metrics.json + report. Each step is also callable on 
 What differs between forecasting and event classification lives in the task (:mod:`stkd.tasks`); the
 steps they share in :mod:`stkd.steps`; run directories in :mod:`stkd.runs`.
 
-With ``train.workers`` above 1 the models that do not depend on each other train at once, one spawned process
-each (:mod:`stkd.processes`): first the teachers, then the distilled and the plain student. A process rebuilds
-the task from the run's config, trains its one model into ``models/<label>`` as this process would, and the
-run goes on with the models read back from there.
+With ``train.workers`` above 1 the models that do not depend on each other train at once, each in a process of
+its own (:mod:`stkd.processes`): first the teachers, then the distilled and the plain student. A process rebuilds
+the task from the run's config, trains its one model into ``models/<label>`` as this process would, and the run
+goes on with the models read back from there.
 """
 
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
@@ -186,7 +186,7 @@ class ModelJob:
 
 @dataclass
 class _Apart:
-    """What a spawned process needs besides its job: the run's config, folder and switches."""
+    """What a process of its own needs besides its job: the run's config, folder and switches (sent as JSON)."""
 
     job: ModelJob
     config: dict
@@ -195,9 +195,13 @@ class _Apart:
     resume: bool
     progress: bool
 
+    @classmethod
+    def from_json(cls, raw: dict) -> _Apart:
+        return cls(**{**raw, "job": ModelJob(**raw["job"])})
+
 
 def train_apart(task: Task, run_dir: Path, jobs: list[ModelJob], *, resume: bool, progress: bool) -> list[Trained]:
-    """Train ``jobs``' models in spawned processes, :func:`side_by_side` at once, each at its share of the cores
+    """Train ``jobs``' models in processes of their own, :func:`side_by_side` at once, each at its share of the cores
     (``train.threads`` if set), and return them as read back from ``run_dir/models``, in the jobs' order. A
     model whose process fails stops the others; each keeps its checkpoints for ``--resume``."""
     workers = side_by_side(task.cfg, len(jobs))
@@ -205,8 +209,8 @@ def train_apart(task: Task, run_dir: Path, jobs: list[ModelJob], *, resume: bool
     config = to_dict(task.cfg)
     config["train"] = {**config["train"], "workers": 1}  # in its process a model trains alone (and is checked so)
     run_processes(_train_in_process,
-                  [_Apart(job, config, str(run_dir), threads, resume, progress) for job in jobs],
-                  limit=workers, name=lambda a: f"{a.job.role} {a.job.label}", stop_on_failure=True,
+                  [asdict(_Apart(job, config, str(run_dir), threads, resume, progress)) for job in jobs],
+                  limit=workers, name=lambda a: f"{a['job']['role']} {a['job']['label']}", stop_on_failure=True,
                   after_failure="what each model trained is kept: run the same command with --resume to go on")
     teachers = any(job.role == "teacher" for job in jobs)
     saved = (task.teacher_task() if teachers else task).load_models(run_dir, roles=tuple({j.role for j in jobs}))
@@ -214,9 +218,10 @@ def train_apart(task: Task, run_dir: Path, jobs: list[ModelJob], *, resume: bool
     return [by_label[job.label] for job in jobs]
 
 
-def _train_in_process(apart: _Apart, slot: int) -> None:
-    """A spawned process: rebuild the task from the config, train the one model and save it (as this
+def _train_in_process(raw: dict, slot: int) -> None:
+    """A process of its own: rebuild the task from the config, train the one model and save it (as this
     process would have); its bars draw on row ``slot``. Errors end it with exit code 2 (130 interrupted)."""
+    apart = _Apart.from_json(raw)
     torch.set_num_threads(apart.threads)
     set_bar_row(slot)
     job = apart.job

@@ -12,24 +12,23 @@ Each process is a fresh interpreter (``python -c``) that imports the target by i
 its job on stdin: it holds none of the parent's thread pools (a forked child can hang on them), builds its own
 state from what the job carries (a config, paths), and never re-imports the caller's script, so ``stkd.run``
 from a script without an ``if __name__ == "__main__":`` guard, or from a notebook, works as from the CLI
-(multiprocessing's spawn would run such a script again in every process). The job travels pickled through the
-child's stdin: the parent's own objects, never a file from outside.
+(multiprocessing's spawn would run such a script again in every process). The job travels as JSON through the
+child's stdin (no pickle: nothing a process reads can run code).
 """
 
 from __future__ import annotations
 
+import json
 import os
-import pickle
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
 
 from stkd.errors import STKDError
 
-#: What a child runs: read (sys.path, module, function name, job, slot) from stdin and call the function.
-_CHILD = ("import pickle, sys; path, module, name, job, slot = pickle.load(sys.stdin.buffer); sys.path[:] = path; "
+#: What a child runs: read [sys.path, module, function name, job, slot] as JSON from stdin and call the function.
+_CHILD = ("import json, sys; path, module, name, job, slot = json.load(sys.stdin); sys.path[:] = path; "
           "import importlib; getattr(importlib.import_module(module), name)(job, slot)")
 #: How often the parent looks whether a child ended (seconds).
 _POLL_S = 0.2
@@ -43,11 +42,12 @@ def threads_per_worker(workers: int, configured: int | None) -> int:
     return configured or max(1, (os.cpu_count() or 1) // workers)
 
 
-def run_processes(target: Callable[[Any, int], None], jobs: Sequence[Any], *, limit: int,
-                  name: Callable[[Any], str], stop_on_failure: bool, after_failure: str) -> None:
+def run_processes(target: Callable[[dict, int], None], jobs: Sequence[dict], *, limit: int,
+                  name: Callable[[dict], str], stop_on_failure: bool, after_failure: str) -> None:
     """Run ``target(job, slot)`` for every job, each in a fresh process, at most ``limit`` at once, started in
     the order given; ``slot`` (0 .. limit-1) is the place the job holds among those running (its progress bar's
-    row). ``target`` must be importable by its module and name and ``job`` picklable. Returns when all ended;
+    row). ``target`` must be importable by its module and name, and ``job`` a mapping
+    JSON writes and reads back as it is. Returns when all ended;
     raises STKDError naming each job whose process failed (its own error is on stderr above), followed by
     ``after_failure``. With ``stop_on_failure`` the first failure stops the others (no job starts after it and
     the running ones are terminated): what they trained stays in their checkpoints. Interrupted (Ctrl-C reaches
@@ -90,10 +90,11 @@ def run_processes(target: Callable[[Any, int], None], jobs: Sequence[Any], *, li
         raise STKDError(f"process(es) {', '.join(failed)} stopped with an error (above){also}; {after_failure}")
 
 
-def _start(target: Callable[[Any, int], None], job: Any, slot: int) -> subprocess.Popen:
+def _start(target: Callable[[dict, int], None], job: dict, slot: int) -> subprocess.Popen:
     """A fresh interpreter running ``target(job, slot)``, its stdout and stderr this process's."""
-    proc = subprocess.Popen([sys.executable, "-c", _CHILD], stdin=subprocess.PIPE)
+    message = json.dumps([list(sys.path), target.__module__, target.__qualname__, job, slot])
+    proc = subprocess.Popen([sys.executable, "-c", _CHILD], stdin=subprocess.PIPE, text=True)
     assert proc.stdin is not None
     with proc.stdin:
-        proc.stdin.write(pickle.dumps((list(sys.path), target.__module__, target.__qualname__, job, slot)))
+        proc.stdin.write(message)
     return proc

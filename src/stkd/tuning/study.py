@@ -25,7 +25,7 @@ import sys
 import time
 import warnings
 import zlib
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +35,7 @@ from stkd.errors import STKDError
 from stkd.processes import run_processes
 from stkd.progress import set_bar_row
 from stkd.tuning import require_optuna
-from stkd.tuning.space import Space
+from stkd.tuning.space import Space, build_space
 from stkd.tuning.trial import (
     SURPLUS,
     Shared,
@@ -163,7 +163,8 @@ def _short(v: Any) -> str:
 # ------------------------------------------------------------------------- processes
 @dataclass
 class WorkerJob:
-    """What a worker process needs to rebuild the shared state and join the study (picklable)."""
+    """What a worker process needs to rebuild the shared state and join the study (sent as JSON:
+    :meth:`to_json`, :meth:`from_json`)."""
 
     config: dict
     teacher_run: str
@@ -176,19 +177,32 @@ class WorkerJob:
     threads: int
     progress: bool
 
+    def to_json(self) -> dict:
+        return {**{f.name: getattr(self, f.name) for f in fields(self)}, "space": self.space.to_dict(),
+                "tune": asdict(self.tune)}
+
+    @classmethod
+    def from_json(cls, raw: dict) -> WorkerJob:
+        """The job :meth:`to_json` wrote; its space rebuilt the way ``--space`` files are read."""
+        return cls(**{**raw, "space": build_space(parse_config(raw["config"]), raw["space"]),
+                      "tune": TuneConfig(**raw["tune"])})
+
 
 def run_workers(jobs: list[WorkerJob]) -> None:
     """One process per job (:func:`stkd.processes.run_processes`), all at once; returns when every one ended and
     raises if one failed (the others go on: each records its trials)."""
-    run_processes(worker_main, jobs, limit=len(jobs), name=lambda job: f"stkd-tune-{job.worker}",
+    run_processes(worker_main, [job.to_json() for job in jobs], limit=len(jobs),
+                  name=lambda job: f"stkd-tune-{job['worker']}",
                   stop_on_failure=False,
                   after_failure="the study keeps every trial they finished: run the command again to continue")
 
 
-def worker_main(job: WorkerJob, slot: int = 0) -> None:
+def worker_main(raw: dict, slot: int = 0) -> None:
     """A worker process: load the data, teachers and cache once, then run trials against the study; its
     progress bars draw on row ``slot``."""
     import torch
+
+    job = WorkerJob.from_json(raw)
 
     torch.set_num_threads(job.threads)
     set_bar_row(slot)
