@@ -50,7 +50,13 @@ Longer would be the choice on validation alone; 60 is the longest of them that k
 minutes on a 2-core CPU without AMX units, where the teacher trains in fp32: with 90 student epochs the default
 run took 5 min 37 s there, then 6 min 37 s for the same run with the same numbers (the teacher's training 170
 and 195 s, the students' 153 and 189 s together; ``docs/results/default-run.json`` at commits d6c1028 and
-c730cd0); the default-run section of docs/benchmarks.md has the run at 60. The floor of early stopping: at 90
+c730cd0); the default-run section of docs/benchmarks.md has the run at 60. Since the models train side by side
+(below) 90 would fit, so it was measured again with today's students and pair of teachers (2026-12-07, the row
+``stid-nodrop, teachers 2 stid-64, ..., extra teachers 20 epochs, 90 epochs, early stop from epoch 60, ...``
+against the same row at 60 epochs from epoch 40): the distilled student's validation MAE 40.63 against 40.65
+(lower on 4 of 5 seeds), the plain one's 41.03 against 41.05 (3 of 5), smaller than the seed spread, and on test
+both higher (distilled 42.83 against 42.80, lower on 1 of 5; plain 43.51 against 43.41, 2 of 5): not established
+better, so the students keep 60. The floor of early stopping: at 90
 epochs (patience 18) one distilled student (seed 3) was ended at epoch 32 on a lucky epoch 14 while the cosine
 rate was still high (validation 42.47 against 41.03 to 41.25 for the other four). With no early stop before
 epoch 60 of 90 (the row ``..., 90 epochs, early stop from epoch 60, ...``, without AMX) and before 40 of 60, no
