@@ -74,8 +74,8 @@ def test_models_trained_at_once_each_get_their_share_of_the_memory():
     s = spec(2000)
     need = estimate_memory("staeformer", s, {}, batch_size=4, data_loaded=True).total_bytes
     assert check_fits("staeformer", s, {}, batch_size=4, data_loaded=True, available=int(1.5 * need)) is not None
-    with pytest.raises(MemoryLimitError, match=r"GiB available for each of the 2 models that train at once "
-                                               r"\(train\.workers\); try train\.workers: 1 \(one model at a time"):
+    with pytest.raises(MemoryLimitError, match=r"GiB available for each of the 2 models that train at once, each "
+                                               r"process with its own data; try fewer at once \(train\.workers: 1"):
         check_fits("staeformer", s, {}, batch_size=4, data_loaded=True, available=int(1.5 * need), share=2)
 
 

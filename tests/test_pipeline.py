@@ -490,6 +490,6 @@ def test_models_side_by_side_must_fit_in_their_share_of_the_memory(los_small_con
     monkeypatch.setattr(stkd.memory, "available_bytes", lambda: int(1.5 * need))  # a machine of 1.5x its need
     check_models(task)  # one at a time: it fits
     apart = prepare_task(parse_config({**raw, "train": {**raw["train"], "workers": 2}}))
-    with pytest.raises(MemoryLimitError, match=r"for each of the 2 models that train at once \(train\.workers\); "
-                                               r"try train\.workers: 1"):
+    with pytest.raises(MemoryLimitError, match=r"for each of the 2 models that train at once, each process with its "
+                                               r"own data; try fewer at once \(train\.workers: 1"):
         check_models(apart)

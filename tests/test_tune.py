@@ -309,3 +309,25 @@ def test_a_space_wider_than_the_teacher_students_start_from_is_refused_before_an
     space.write_text("student.width: [4, 16]\nstudent.depth: {low: 1, high: 2}\n")
     assert _tune(run, out, "--space", str(space), "--trials", "1") == 0
     assert len(_rows(out)) == 1
+
+
+def test_workers_each_get_their_share_of_the_memory(finished_run, tmp_path, monkeypatch, capsys):
+    """Every worker process loads the data and trains its own trials: a student that fits the machine alone but not
+    in half of it is refused for ``--workers 2`` before any trial starts, naming the way out."""
+    import stkd.memory
+    from stkd.memory import estimate_memory
+    from stkd.pipeline import prepare_task
+    from stkd.steps import eval_batch_size
+
+    _, run = finished_run
+    cfg, _ = load_run(run)
+    task = prepare_task(cfg)
+    need = estimate_memory(cfg.student.name, task.spec(), cfg.student.params, batch_size=cfg.train.batch_size,
+                           eval_batch_size=eval_batch_size(cfg)).total_bytes
+    monkeypatch.setattr(stkd.memory, "available_bytes", lambda: int(1.5 * need))  # a machine of 1.5x its need
+    out = tmp_path / "tune"
+    assert _tune(run, out, "--trials", "2", "--workers", "2") != 0
+    err = capsys.readouterr().err
+    assert "for each of the 2 models that train at once, each process with its own data; try fewer at once" in err
+    assert "stkd tune --workers" in err
+    assert not (out / "trials.csv").exists()  # nothing trained

@@ -524,8 +524,9 @@ def check_fits(name: str, spec, params: dict | None = None, *, batch_size: int =
     tries = _suggestions(name, spec, params, est, budget, fixed)
     shared = ""
     if share > 1:
-        shared = f" for each of the {share} models that train at once (train.workers)"
-        tries.insert(0, "train.workers: 1 (one model at a time, each with the whole memory)")
+        shared = f" for each of the {share} models that train at once, each process with its own data"
+        tries.insert(0, "fewer at once (train.workers: 1 trains a run's models one at a time; stkd tune --workers "
+                        "sets a search's processes)")
     raise MemoryLimitError(
         f"too large for this memory: {name} at N={spec.num_nodes} needs ~{need / GiB:.1f} GiB "
         f"({est.describe()}), {where} has {budget / GiB:.1f} GiB available{shared}; try " + "; or ".join(tries)

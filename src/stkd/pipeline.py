@@ -83,15 +83,19 @@ def check_splits(wd) -> None:
                               "positive share, e.g. [0.7, 0.1, 0.2]")
 
 
-def check_models(task: Task, *, teachers: bool = True, student: bool = True) -> None:
+def check_models(task: Task, *, teachers: bool = True, student: bool = True,
+                 students_at_once: int | None = None) -> None:
     """Build every configured model once and run a batch through it (and the memory guard, in each model's share
     of the memory where ``train.workers`` trains it beside others): bad names, hyper-parameters, shapes or sizes
-    fail here, before a run directory is touched or training starts."""
+    fail here, before a run directory is touched or training starts. ``students_at_once``: how many copies of
+    the student train at the same time, each in its own process (a search's workers); default: the run's two
+    students, side by side as ``train.workers`` allows."""
     cfg = task.cfg  # with train.workers, the teachers train at once, then the two students: each in its share
     built = ([check_fits(task.teacher_task(), t, "teacher", share=side_by_side(cfg, len(cfg.teacher)))
               for t in cfg.teacher] if teachers else [])
     if student:
-        model = check_fits(task, cfg.student, "student", share=side_by_side(cfg, 2))
+        at_once = students_at_once if students_at_once is not None else side_by_side(cfg, 2)
+        model = check_fits(task, cfg.student, "student", share=at_once)
         if built:
             check_start(task, built[0], task.cfg.teacher[0].inputs, model)
 

@@ -80,7 +80,8 @@ def tune(cfg: RunConfig, teacher_run: Path, out: Path, tcfg: TuneConfig, *, spac
     with run_lock(out):
         check_search_dir(out, tcfg, url, overwrite=overwrite)
         shared, fingerprint = load_shared(cfg, teacher_run, out, search_space, deadline=deadline, progress=progress)
-        check_models(shared.task, teachers=False)  # the base student builds on this data
+        # the base student builds on this data and fits in memory beside the other workers' trials
+        check_models(shared.task, teachers=False, students_at_once=tcfg.workers)
         check_widest_start(shared)  # distill.init: teacher: every student the space draws can be cut from the teacher
         if overwrite and out.exists():
             shutil.rmtree(out)  # a search folder (check_search_dir), replaced as asked
