@@ -491,8 +491,8 @@ def check_fits(name: str, spec, params: dict | None = None, *, batch_size: int =
 
     ``available`` (bytes) defaults to :func:`available_bytes`; for a CUDA ``device`` the model's part is
     checked against the GPU's free memory and the data against host memory. ``share``: the model trains at
-    once with ``share - 1`` others, each in a process of its own (``train.workers``), so it gets that part of the
-    memory. The message names the model, N, the estimate and the memory available, and lists what to try.
+    once with ``share - 1`` others, each in a process of its own (``train.workers``, a search's ``--workers``), so
+    it gets that part of the memory. The message names the model, N, the estimate and the memory available, and lists what to try.
     Returns None (no check) when the model fails to run even at the probe's tiny size: building it reports
     that error.
     """
