@@ -41,10 +41,14 @@ def test_two_processes_match_one(tmp_path, los_loop_dir):
     one = subprocess.run([sys.executable, "-m", "stkd", "run", "--config", str(cfg), "--out", str(tmp_path / "one"),
                           "--quiet"], env=env, capture_output=True, text=True, timeout=600)
     assert one.returncode == 0, one.stderr[-3000:]
-    two = subprocess.run([sys.executable, "-m", "stkd", "run", "--devices", "2", "--config", str(cfg),
+    # train.workers (the default preset sets 2) is set aside under torchrun, with a note: the ranks share each model
+    ddp_cfg = tmp_path / "tiny-workers.yaml"
+    ddp_cfg.write_text(cfg.read_text().replace("threads: 1}", "threads: 1, workers: 2}"))
+    two = subprocess.run([sys.executable, "-m", "stkd", "run", "--devices", "2", "--config", str(ddp_cfg),
                           "--out", str(tmp_path / "two"), "--quiet"], env=env, capture_output=True, text=True,
                          timeout=600)
     assert two.returncode == 0, two.stderr[-3000:]
+    assert two.stderr.count("train.workers 2 is not used under torchrun") == 1  # rank 0 says it, once
     m1 = json.loads((tmp_path / "one" / "metrics.json").read_text())["models"]
     m2 = json.loads((tmp_path / "two" / "metrics.json").read_text())["models"]
     assert set(m1) == set(m2)

@@ -13,6 +13,7 @@ goes on with the models read back from there.
 
 from __future__ import annotations
 
+import logging
 import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -54,6 +55,7 @@ from stkd.tasks.forecast import ForecastTask
 from stkd.train import EpochCallback
 
 TASKS: dict[str, type[Task]] = {"forecast": ForecastTask, "classify": ClassifyTask}
+log = logging.getLogger(__name__)
 
 
 def make_task(cfg: RunConfig, wd) -> Task:
@@ -64,9 +66,9 @@ def make_task(cfg: RunConfig, wd) -> Task:
 
 def prepare_task(cfg: RunConfig) -> Task:
     """Load and prepare the data once and build the task on it (bad data or labels fail here)."""
-    if cfg.train.workers > 1 and world()[1] > 1:
-        raise ConfigError(f"train.workers: {cfg.train.workers} under torchrun: each rank already trains every model "
-                          "with the others (DDP); leave train.workers at 1 there")
+    if cfg.train.workers > 1 and world()[1] > 1 and is_rank0():
+        log.warning("train.workers %d is not used under torchrun: the ranks share every model's batches (DDP) and "
+                    "train the models one after the other", cfg.train.workers)
     wd = load_windowed(cfg.data)
     check_splits(wd)
     return make_task(cfg, wd)

@@ -25,7 +25,7 @@ from stkd.checkpoint import save_model
 from stkd.config import InputsConfig, ModelConfig, RunConfig, TrainConfig, to_dict
 from stkd.data.windows import WindowedData
 from stkd.distill.cache import CacheEntry, build_or_load
-from stkd.distributed import barrier, is_rank0, rank0_first
+from stkd.distributed import barrier, is_rank0, rank0_first, world
 from stkd.errors import ConfigError, STKDError
 from stkd.memory import check_fits as memory_check_fits
 from stkd.memory import default_eval_batch_size
@@ -56,8 +56,8 @@ def model_spec(wd, *, out_features: int | None = None, out_classes: int = 1) -> 
 def side_by_side(cfg: RunConfig, count: int) -> int:
     """How many of ``count`` models that do not depend on each other (a run's teachers; its distilled and plain
     student) train at once, one process each: ``train.workers``, at most ``count`` (1: one after the other in
-    the run's own process)."""
-    return min(cfg.train.workers, count)
+    the run's own process). Under torchrun 1: the ranks already share every model's batches."""
+    return 1 if world()[1] > 1 else min(cfg.train.workers, count)
 
 
 def unique_names(names: list[str]) -> list[str]:
