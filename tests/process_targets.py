@@ -12,11 +12,16 @@ from pathlib import Path
 
 def hold_slot(job: dict, slot: int) -> None:
     """Hold the file ``slots/<slot>`` (created exclusively: a second process in the same slot at the same time
-    fails) for a moment, then note which job ran in which slot. Job ``fail`` exits 2, ``sleep`` waits a minute."""
+    fails) for a moment, then note which job ran in which slot. Job ``fail`` exits 2, ``refused`` raises an
+    STKDError, ``sleep`` waits a minute."""
     folder, name = Path(job["folder"]), job["name"]
     held = folder / "slots" / str(slot)
     fd = os.open(held, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
     try:
+        if name == "refused":
+            from stkd.errors import STKDError
+
+            raise STKDError("bad input, said in one line")
         if name == "fail":
             print(f"job {name}: failing on purpose", file=sys.stderr)
             sys.exit(2)

@@ -54,6 +54,17 @@ def test_without_stop_on_failure_the_others_finish(tmp_path):
     assert sorted(p.name for p in (folder / "done").iterdir()) == ["a", "b"]
 
 
+def test_a_jobs_stkd_error_is_one_line_named_after_the_job(tmp_path, capfd):
+    """An STKDError in a process is reported as the command line reports it (one line, no traceback), with the
+    job's name, and counts as a failure (exit code 2)."""
+    folder = _folder(tmp_path)
+    with pytest.raises(STKDError, match=r"refused \(exit code 2\)"):
+        run_processes(hold_slot, [{"folder": str(folder), "name": "refused"}], limit=1, name=lambda job: job["name"],
+                      stop_on_failure=True, after_failure="")
+    err = capfd.readouterr().err
+    assert "stkd: error: refused: bad input, said in one line" in err and "Traceback" not in err
+
+
 def test_threads_per_worker_shares_the_cores_unless_set():
     cores = os.cpu_count() or 1
     assert threads_per_worker(1, None) == cores

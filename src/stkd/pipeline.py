@@ -181,8 +181,8 @@ def _students(task: Task, run_dir: Path, signal: TeacherSignal, teacher_run: Pat
 class ModelJob:
     """One model of a run to train in a process of its own: its role (``teacher``, ``student_kd``,
     ``student_plain``), its folder under ``models/``, which teacher (role teacher) and where the teachers and
-    their soft-label cache are (role student_kd). Picklable: the process gets it with the run's config as a
-    dict."""
+    their soft-label cache are (role student_kd). The process gets it as JSON, with the run's config as a
+    dict (:class:`_Apart`)."""
 
     role: str
     label: str
@@ -213,7 +213,6 @@ def train_apart(task: Task, run_dir: Path, jobs: list[ModelJob], *, resume: bool
     workers = side_by_side(task.cfg, len(jobs))
     threads = threads_per_worker(workers, task.cfg.train.threads)
     config = to_dict(task.cfg)
-    config["train"] = {**config["train"], "workers": 1}  # in its process a model trains alone (and is checked so)
     run_processes(_train_in_process,
                   [asdict(_Apart(job, config, str(run_dir), threads, resume, progress)) for job in jobs],
                   limit=workers, name=lambda a: f"{a['job']['role']} {a['job']['label']}", stop_on_failure=True,
@@ -226,27 +225,22 @@ def train_apart(task: Task, run_dir: Path, jobs: list[ModelJob], *, resume: bool
 
 def _train_in_process(raw: dict, slot: int) -> None:
     """A process of its own: rebuild the task from the config, train the one model and save it (as this
-    process would have); its bars draw on row ``slot``. Errors end it with exit code 2 (130 interrupted)."""
+    process would have); its bars draw on row ``slot``. Its errors are reported by
+    :func:`stkd.processes.child_main`."""
     apart = _Apart.from_json(raw)
     torch.set_num_threads(apart.threads)
     set_bar_row(slot)
     job = apart.job
-    try:
-        task = prepare_task(parse_config(apart.config))
-        run_dir = Path(apart.run_dir)
-        if job.role == "teacher":
-            _train_teacher(task, job.teacher, run_dir, resume=apart.resume, progress=apart.progress)
-            return
-        signal = None
-        if job.role == "student_kd":
-            teacher_run = Path(job.teacher_run)
-            signal = task.teacher_signal(teacher_run, saved_teachers(task, teacher_run))
-        train_student(task, run_dir, signal, resume=apart.resume, progress=apart.progress)
-    except STKDError as e:
-        print(f"stkd: error: {job.role} {job.label}: {e}", file=sys.stderr, flush=True)
-        sys.exit(2)
-    except KeyboardInterrupt:
-        sys.exit(130)
+    task = prepare_task(parse_config(apart.config))
+    run_dir = Path(apart.run_dir)
+    if job.role == "teacher":
+        _train_teacher(task, job.teacher, run_dir, resume=apart.resume, progress=apart.progress)
+        return
+    signal = None
+    if job.role == "student_kd":
+        teacher_run = Path(job.teacher_run)
+        signal = task.teacher_signal(teacher_run, saved_teachers(task, teacher_run))
+    train_student(task, run_dir, signal, resume=apart.resume, progress=apart.progress)
 
 
 def _finish(task: Task, run_dir: Path, models: list[Trained], *, progress: bool) -> dict:

@@ -27,9 +27,8 @@ from collections.abc import Callable, Sequence
 
 from stkd.errors import STKDError
 
-#: What a child runs: read [sys.path, module, function name, job, slot] as JSON from stdin and call the function.
-_CHILD = ("import json, sys; path, module, name, job, slot = json.load(sys.stdin); sys.path[:] = path; "
-          "import importlib; getattr(importlib.import_module(module), name)(job, slot)")
+#: What a child runs: :func:`child_main`, found on the parent's ``sys.path``.
+_CHILD = "import json, sys; sys.path[:] = json.loads(sys.argv[1]); from stkd.processes import child_main; child_main()"
 #: How often the parent looks whether a child ended (seconds).
 _POLL_S = 0.2
 #: How long an interrupted run waits for its processes to stop on their own (each saves where it is).
@@ -46,8 +45,9 @@ def run_processes(target: Callable[[dict, int], None], jobs: Sequence[dict], *, 
                   name: Callable[[dict], str], stop_on_failure: bool, after_failure: str) -> None:
     """Run ``target(job, slot)`` for every job, each in a fresh process, at most ``limit`` at once, started in
     the order given; ``slot`` (0 .. limit-1) is the place the job holds among those running (its progress bar's
-    row). ``target`` must be importable by its module and name, and ``job`` a mapping
-    JSON writes and reads back as it is. Returns when all ended;
+    row). ``target`` must be importable by its module and name, and ``job`` a mapping JSON writes and reads back
+    as it is; an STKDError it raises is printed as ``stkd: error: <name>: ...`` (exit code 2), an interrupt ends
+    it with 130. Returns when all ended;
     raises STKDError naming each job whose process failed (its own error is on stderr above), followed by
     ``after_failure``. With ``stop_on_failure`` the first failure stops the others (no job starts after it and
     the running ones are terminated): what they trained stays in their checkpoints. Interrupted (Ctrl-C reaches
@@ -63,7 +63,8 @@ def run_processes(target: Callable[[dict, int], None], jobs: Sequence[dict], *, 
             while pending and len(running) < limit and not (failed and stop_on_failure):
                 slot = min(set(range(limit)) - running.keys())
                 job = pending.pop(0)
-                running[slot] = (name(job), _start(target, job, slot))
+                label = name(job)
+                running[slot] = (label, _start(target, job, slot, label))
             if not running:
                 break
             time.sleep(_POLL_S)
@@ -90,11 +91,29 @@ def run_processes(target: Callable[[dict, int], None], jobs: Sequence[dict], *, 
         raise STKDError(f"process(es) {', '.join(failed)} stopped with an error (above){also}; {after_failure}")
 
 
-def _start(target: Callable[[dict, int], None], job: dict, slot: int) -> subprocess.Popen:
-    """A fresh interpreter running ``target(job, slot)``, its stdout and stderr this process's."""
-    message = json.dumps([list(sys.path), target.__module__, target.__qualname__, job, slot])
-    proc = subprocess.Popen([sys.executable, "-c", _CHILD], stdin=subprocess.PIPE, text=True)
+def _start(target: Callable[[dict, int], None], job: dict, slot: int, label: str) -> subprocess.Popen:
+    """A fresh interpreter running ``target(job, slot)`` (:func:`child_main`), its stdout and stderr this
+    process's."""
+    message = json.dumps([target.__module__, target.__qualname__, job, slot, label])
+    proc = subprocess.Popen([sys.executable, "-c", _CHILD, json.dumps(sys.path)], stdin=subprocess.PIPE, text=True)
     assert proc.stdin is not None
     with proc.stdin:
         proc.stdin.write(message)
     return proc
+
+
+def child_main() -> None:
+    """In a child: read [module, function name, job, slot, label] as JSON from stdin and call the function; an
+    STKDError is one line on stderr and exit code 2, as the command line reports it, an interrupt exit code
+    130."""
+    import importlib
+
+    module, name, job, slot, label = json.load(sys.stdin)
+    target = getattr(importlib.import_module(module), name)
+    try:
+        target(job, slot)
+    except STKDError as e:
+        print(f"stkd: error: {label}: {e}", file=sys.stderr, flush=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        sys.exit(130)

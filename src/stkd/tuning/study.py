@@ -206,15 +206,9 @@ def worker_main(raw: dict, slot: int = 0) -> None:
 
     torch.set_num_threads(job.threads)
     set_bar_row(slot)
-    try:
-        cfg = parse_config(job.config)
-        shared, fingerprint = load_shared(cfg, Path(job.teacher_run), Path(job.out), job.space,
-                                          deadline=job.deadline, progress=job.progress)
-        study = open_study(open_storage(job.storage), job.tune, identity(shared, fingerprint), cfg, worker=job.worker,
-                           storage_is_local=job.storage == default_storage(Path(job.out)))
-        work(study, shared, job.tune.trials, job.deadline)
-    except STKDError as e:
-        print(f"stkd: error: {e}", file=sys.stderr, flush=True)
-        sys.exit(2)
-    except KeyboardInterrupt:
-        sys.exit(130)
+    cfg = parse_config(job.config)  # an STKDError is reported by stkd.processes.child_main, an interrupt too
+    shared, fingerprint = load_shared(cfg, Path(job.teacher_run), Path(job.out), job.space,
+                                      deadline=job.deadline, progress=job.progress)
+    study = open_study(open_storage(job.storage), job.tune, identity(shared, fingerprint), cfg, worker=job.worker,
+                       storage_is_local=job.storage == default_storage(Path(job.out)))
+    work(study, shared, job.tune.trials, job.deadline)
