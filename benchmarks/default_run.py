@@ -33,8 +33,7 @@ def wall_time(result: dict) -> str:
 
 def plan_line(result: dict) -> str:
     """The plan's estimate beside the models' measured training time (results that recorded the plan)."""
-    from stkd.names import STUDENT_ROLES
-    from stkd.plan import wall_seconds
+    from stkd.plan import trained_at_once, wall_seconds
     from stkd.train import format_duration
 
     plan = result.get("plan")
@@ -46,7 +45,7 @@ def plan_line(result: dict) -> str:
     line = (f"The plan printed before training estimated {format_duration(estimate)} of training; the "
             f"{len(plan)} models trained for {format_duration(trained)} (the estimate is "
             f"{estimate / trained:.2f}x the time taken)")
-    apart = dict.fromkeys((r["role"], r["at_once"], r["threads"]) for r in plan if r.get("at_once", 1) > 1)
+    apart = trained_at_once(plan)
     if apart:  # train.workers: the sums above add up models that trained at the same time
         how = " and ".join(f"the {role}s {n} at once at {threads} thread(s) each" for role, n, threads in apart)
         line += (f". Those are sums over models; {how} (`train.workers`), the plan's estimate of the training's "
@@ -59,7 +58,7 @@ def one_at_a_time_line(result: dict) -> str:
     other = result.get("one_at_a_time")
     if not other:
         return ""
-    from stkd.names import STUDENT_ROLES
+    from stkd.machine import listed
 
     models = result["metrics"]["models"]
 
@@ -70,9 +69,7 @@ def one_at_a_time_line(result: dict) -> str:
     same = [n for n, m in trained.items() if m["test_mae"] == models[n]["test"]["mae"]]
     differ = [f"`{n}` {m['test_mae']:.3f} against {models[n]['test']['mae']:.3f}" for n, m in trained.items()
               if n not in same]
-    names = [f"`{n}`" for n in same]
-    listed = names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}" if names else ""
-    alike = f"the same test MAE to the last digit for {listed}" if same else ""
+    alike = f"the same test MAE to the last digit for {listed([f'`{n}`' for n in same])}" if same else ""
     unlike = f"another for {', '.join(differ)}" if differ else ""
     return (f"The same run again, right after, with the models one after the other (`--one-at-a-time`: "
             f"`--set train.workers=1`, torch's own threads): **{wall_time(other)}** at load average "

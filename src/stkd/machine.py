@@ -134,7 +134,7 @@ def machine_note(metrics: dict) -> str | None:
     for name, ms in trained.items():
         groups.setdefault(", then on ".join(describe(f) for f in ms), []).append(f"`{name}`")
     parts = ([f"scored on {describe(scored)}"] if scored else []) + [
-        f"{_listed(names)} trained on {where}" for where, names in groups.items()]
+        f"{listed(names)} trained on {where}" for where, names in groups.items()]
     one_place = len(groups) == 1 and all(len(ms) == 1 for ms in trained.values())
     why = ("the same seed repeats each model's numbers where torch runs the kernels and threads it trained with; "
            "another kind of CPU may round differently" if one_place else
@@ -143,6 +143,6 @@ def machine_note(metrics: dict) -> str | None:
     return "- **Machine**: " + "; ".join(parts) + f". {why[0].upper()}{why[1:]}."
 
 
-def _listed(items: list[str]) -> str:
-    """``a``, ``a and b``, ``a, b and c``."""
+def listed(items: list[str]) -> str:
+    """``a``, ``a and b``, ``a, b and c`` (the machine line's models; the default-run benchmark's too)."""
     return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} and {items[-1]}"

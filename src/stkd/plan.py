@@ -143,9 +143,14 @@ def wall_seconds(rows: list[dict]) -> float:
     return total
 
 
+def trained_at_once(rows: list[dict]) -> list[tuple[str, int, int]]:
+    """(role, how many at once, threads each) of each group of the plan that trains side by side, in order (none
+    for a plan recorded before ``train.workers``)."""
+    return list(dict.fromkeys((r["role"], r["at_once"], r["threads"]) for r in rows if r.get("at_once", 1) > 1))
+
+
 def format_plan(rows: list[dict]) -> str:
-    apart = dict.fromkeys((r["role"], r["at_once"], r["threads"]) for r in rows if r["at_once"] > 1)  # in order
-    how = "".join(f"; {role}s {n} at once at {threads} thread(s) each" for role, n, threads in apart)
+    how = "".join(f"; {role}s {n} at once at {threads} thread(s) each" for role, n, threads in trained_at_once(rows))
     lines = [f"plan: {len(rows)} model(s), about {format_duration(wall_seconds(rows))} of training (estimated from "
              f"a few timed steps of each model; early stopping may end models sooner{how})"]
     if rows:
