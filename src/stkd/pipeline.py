@@ -29,7 +29,6 @@ from stkd.models.base import STModel
 from stkd.models.registry import build_model
 from stkd.plan import format_plan, training_plan
 from stkd.processes import run_processes, threads_per_worker
-from stkd.progress import set_bar_row
 from stkd.runs import (
     Trained,
     check_same_data,
@@ -225,11 +224,10 @@ def train_apart(task: Task, run_dir: Path, jobs: list[ModelJob], *, resume: bool
 
 def _train_in_process(raw: dict, slot: int) -> None:
     """A process of its own: rebuild the task from the config, train the one model and save it (as this
-    process would have); its bars draw on row ``slot``. Its errors are reported by
-    :func:`stkd.processes.child_main`."""
+    process would have). :func:`stkd.processes.child_main` places its bars on row ``slot`` and reports its
+    errors."""
     apart = _Apart.from_json(raw)
     torch.set_num_threads(apart.threads)
-    set_bar_row(slot)
     job = apart.job
     task = prepare_task(parse_config(apart.config))
     run_dir = Path(apart.run_dir)

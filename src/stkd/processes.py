@@ -103,12 +103,15 @@ def _start(target: Callable[[dict, int], None], job: dict, slot: int, label: str
 
 
 def child_main() -> None:
-    """In a child: read [module, function name, job, slot, label] as JSON from stdin and call the function; an
-    STKDError is one line on stderr and exit code 2, as the command line reports it, an interrupt exit code
-    130."""
+    """In a child: read [module, function name, job, slot, label] as JSON from stdin and call the function, its
+    progress bars drawn on row ``slot``; an STKDError is one line on stderr and exit code 2, as the command line
+    reports it, an interrupt exit code 130."""
     import importlib
 
+    from stkd.progress import set_bar_row
+
     module, name, job, slot, label = json.load(sys.stdin)
+    set_bar_row(slot)
     target = getattr(importlib.import_module(module), name)
     try:
         target(job, slot)

@@ -33,7 +33,6 @@ from stkd import names
 from stkd.config import PLACEMENT_TRAIN_KEYS, RunConfig, TuneConfig, parse_config, to_dict
 from stkd.errors import STKDError
 from stkd.processes import run_processes
-from stkd.progress import set_bar_row
 from stkd.tuning import require_optuna
 from stkd.tuning.space import Space, build_space
 from stkd.tuning.trial import (
@@ -198,14 +197,13 @@ def run_workers(jobs: list[WorkerJob]) -> None:
 
 
 def worker_main(raw: dict, slot: int = 0) -> None:
-    """A worker process: load the data, teachers and cache once, then run trials against the study; its
-    progress bars draw on row ``slot``."""
+    """A worker process: load the data, teachers and cache once, then run trials against the study
+    (:func:`stkd.processes.child_main` places its bars on row ``slot``)."""
     import torch
 
     job = WorkerJob.from_json(raw)
 
     torch.set_num_threads(job.threads)
-    set_bar_row(slot)
     cfg = parse_config(job.config)  # an STKDError is reported by stkd.processes.child_main, an interrupt too
     shared, fingerprint = load_shared(cfg, Path(job.teacher_run), Path(job.out), job.space,
                                       deadline=job.deadline, progress=job.progress)
