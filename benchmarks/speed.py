@@ -7,8 +7,9 @@ A run distilled from another run's teachers (``teacher_run.json``, as ``evidence
 its teachers timed too.
 
 Latency is the median of ``--repeats`` single-window forwards after warm-up; throughput is windows
-per second at batch ``--batch``; both are measured in ``--rounds`` rounds over all models in turn, and the
-table gives the median over rounds. A training step is timed as cutting the next batch the way training gets it
+per second at batch ``--batch``; both are measured in ``--rounds`` rounds over all models in turn (eager,
+compiled and ONNX alike; ``stkd.evaluate.time_in_rounds``, as a run measures its models), and the table
+gives the median over rounds. A training step is timed as cutting the next batch the way training gets it
 (``stkd.train.train_batches``, between steps; data loading) plus forward, loss,
 backward and optimizer step (compute), medians over up to 30 steps. All on this machine's CPU. Any run
 folder with trained models will do (``--run``); the default is seed 0 of ``benchmarks/evidence.py``.
@@ -19,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -28,18 +28,6 @@ import numpy as np
 import torch
 
 from common import machine_line, save_result
-
-
-def timed(fn, repeats: int) -> float:
-    """Median seconds of ``fn()`` over ``repeats`` calls after 3 warm-ups."""
-    for _ in range(3):
-        fn()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
 
 
 def torch_runners(model, one, big, compile_too: bool = True) -> dict:
@@ -88,22 +76,6 @@ def onnx_runner(model, one, big):
 
     f1, fb = feed(one), feed(big)
     return (lambda: sess.run(None, f1), lambda: sess.run(None, fb))
-
-
-def measure(runner, batch: int, repeats: int):
-    """(batch-1 latency in ms, windows/s at ``batch``) of one runner, or its failure text."""
-    if isinstance(runner, str):
-        return runner
-    one_call, big_call = runner
-    with torch.no_grad():
-        return (timed(one_call, repeats) * 1e3, batch / timed(big_call, max(3, repeats // 10)))
-
-
-def median_over_rounds(values: list):
-    """The per-cell median over rounds (a failure text stays as it is)."""
-    if isinstance(values[0], str):
-        return values[0]
-    return (float(np.median([v[0] for v in values])), float(np.median([v[1] for v in values])))
 
 
 def train_step_split(model, wd, batch_size: int, steps: int = 30, budget_s: float = 20.0) -> tuple[float, float]:
@@ -222,6 +194,7 @@ def main() -> None:
         torch.set_num_threads(args.threads)
 
     from stkd.data.windows import load_windowed
+    from stkd.evaluate import time_in_rounds
     from stkd.models.base import count_params
     from stkd.runs import linked_teacher_run, load_run, load_trained
 
@@ -235,24 +208,26 @@ def main() -> None:
         raise SystemExit(f"no trained models in {args.run}")
     starts = wd.starts["test"]
     views = {m.name: wd.view(m.inputs) for m in models}  # what each model reads (a privileged teacher: its lags)
-    runners, cells = {}, {}
+    runners = {}
     for m in models:  # build everything first (exports, compilation), so the rounds only time
         model = m.model.float().eval()
         mwd = views[m.name]
         one, big = mwd.batch(starts[:1]), mwd.batch(np.resize(starts, args.batch))
         compile_too = not args.no_compile and (not args.compile_models or m.name in args.compile_models)
         runners[m.name] = {**torch_runners(model, one, big, compile_too), "onnx": onnx_runner(model, one, big)}
-        cells[m.name] = {k: [] for k in runners[m.name]}
-    for _ in range(args.rounds):  # round-robin: a slow spell of the machine hits every model alike
-        for m in models:
-            for kind, runner in runners[m.name].items():
-                cells[m.name][kind].append(measure(runner, args.batch, args.repeats))
+    calls = {(name, kind): (*runner, args.batch) for name, kinds in runners.items()
+             for kind, runner in kinds.items() if not isinstance(runner, str)}  # a failure text is not timed
+    with torch.no_grad():  # round-robin: a slow spell of the machine hits every model alike
+        timed = time_in_rounds(calls, args.repeats * args.rounds, args.rounds)
+    cells = {name: {kind: runner if isinstance(runner, str) else
+                    (float(np.median(timed[name, kind].rounds_ms)), float(np.median(timed[name, kind].rates)))
+                    for kind, runner in kinds.items()} for name, kinds in runners.items()}
     rows = []
     for m in models:
-        speeds = {k: median_over_rounds(v) for k, v in cells[m.name].items()}
+        speeds = cells[m.name]
         load, comp = train_step_split(m.model.float(), views[m.name], args.train_batch)
         rows.append({"name": m.name, "role": m.role, "params": count_params(m.model), "speeds": speeds,
-                     "eager_rounds_ms": [v[0] for v in cells[m.name]["eager"]], "load_s": load, "compute_s": comp})
+                     "eager_rounds_ms": timed[m.name, "eager"].rounds_ms, "load_s": load, "compute_s": comp})
         print(json.dumps(rows[-1]), flush=True)
     ds = wd.data
     section = f"speed-{ds.name}"

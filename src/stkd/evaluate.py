@@ -2,7 +2,8 @@
 
 Metrics are computed after inverse scaling, on observed targets only, per horizon step and averaged
 (see :mod:`stkd.metrics`). Speed is measured, not estimated: batch-1 latency is the median of repeated
-single-window forwards; throughput is windows per second at a large batch.
+single-window forwards; throughput is windows per second at a large batch; a run's models are measured
+together, in rounds (:func:`measure_speeds`).
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ import os
 import statistics
 import time
 from dataclasses import dataclass, field
+from functools import partial
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -90,44 +93,102 @@ def model_forecaster(model: nn.Module, data, device: torch.device | str | None =
     return forecast
 
 
-@torch.no_grad()
-def measure_speed(model: nn.Module, data, repeats: int = 50, throughput_batch: int = 256, *,
-                  progress: bool = False, desc: str = "latency") -> dict:
-    """Batch-1 latency (median ms over ``repeats``, with the 10th and 90th percentiles and the machine's
-    1-minute load average while measuring) and throughput (windows/s at a large batch) on CPU.
+#: what :func:`time_in_rounds` times of a model: its batch-1 call, its batched call and that batch's size
+TimedCalls = tuple[Callable[[], Any], Callable[[], Any], int]
+#: rounds over all models of a run: each round times every model in turn, so a slow spell of the machine
+#: (its other work, a clock change) lands on all of them alike instead of on the one measured at that moment
+LATENCY_ROUNDS = 5
+#: untimed batch-1 calls before the rounds, per model (a first call allocates its buffers)
+WARMUP_CALLS = 10
+#: seconds of batched calls per model and round for the throughput (at least one call, at most 50)
+THROUGHPUT_SECONDS = 0.1
 
-    With ``progress`` a bar ``desc`` (``latency <model>``) counts the timed calls: each repeat, then the
-    throughput measurement as one last step (a big teacher's batch-1 calls on CPU add up to minutes).
-    The bar is drawn between calls, outside the timed spans."""
-    with progress_bar(desc=desc, total=repeats + 1, unit="call", progress=progress) as bar:  # closed on errors too
+
+@torch.no_grad()
+def measure_speeds(models: dict[str, tuple[nn.Module, Any]], repeats: int = 50, throughput_batch: int = 256, *,
+                   rounds: int = LATENCY_ROUNDS, progress: bool = False) -> dict[str, dict]:
+    """Batch-1 latency and throughput of a run's models on CPU, measured together in rounds.
+
+    ``models`` maps a name to ``(model, the data it reads)``. A batch-1 call of a small student takes a
+    fraction of a millisecond, so all its ``repeats`` calls take a few milliseconds: measured one model after
+    the other, one model's calls could fall in a quiet moment and the next one's in a busy one (the default
+    run's two teachers, one architecture, measured 0.49 and 0.79 ms that way in one run; 0.48 and 0.47 in
+    rounds when the run was scored again). Here
+    they are timed by :func:`time_in_rounds`: the latency is the median over rounds of each round's median
+    call, with the 10th and 90th percentiles over all calls; the throughput (windows/s at
+    ``throughput_batch``) the median over rounds. The machine's 1-minute load average at the end is recorded
+    with each.
+
+    With ``progress`` one bar, ``latency <names>``, counts the rounds' models; it is drawn between
+    models, outside the timed spans."""
+    calls: dict[Any, TimedCalls] = {}
+    for name, (model, data) in models.items():
         model.eval()
         starts = data.starts["test"] if len(data.starts["test"]) else data.starts["train"]
-        one = data.batch(starts[:1])
-        for _ in range(3):
-            model(one.x, one.tod, one.dow)
-        times = []
-        for _ in range(repeats):
-            t0 = time.perf_counter()
-            model(one.x, one.tod, one.dow)
-            times.append(time.perf_counter() - t0)
-            bar.update()
-        big_starts = np.resize(starts, min(throughput_batch, max(1, throughput_batch)))
-        big = data.batch(big_starts)
-        model(big.x, big.tod, big.dow)
-        n_rounds, t0 = 0, time.perf_counter()
-        while n_rounds < 1 or time.perf_counter() - t0 < 0.5:  # at least half a second (one round if slower)
-            model(big.x, big.tod, big.dow)
-            n_rounds += 1
-            if n_rounds >= 50:
-                break
-        elapsed = time.perf_counter() - t0
-        bar.update()
-    ms = np.asarray(times) * 1000.0
-    return {"latency_ms_batch1": statistics.median(times) * 1000.0,
-            # the spread over the repeats and how busy the machine was: a latency is read with both
-            "latency_ms_batch1_p10": float(np.percentile(ms, 10)), "latency_ms_batch1_p90": float(np.percentile(ms, 90)),
-            "load_avg_1m": machine_load(), "cpus": os.cpu_count(),
-            "throughput_windows_per_s": n_rounds * len(big_starts) / elapsed}
+        one, big = data.batch(starts[:1]), data.batch(np.resize(starts, max(1, throughput_batch)))
+        calls[name] = (partial(model, one.x, one.tod, one.dow), partial(model, big.x, big.tod, big.dow), len(big.x))
+    rounds = max(1, min(rounds, repeats))
+    with progress_bar(desc="latency " + ", ".join(models), total=rounds * len(models), unit="model",
+                      progress=progress) as bar:
+        timed = time_in_rounds(calls, repeats, rounds, after_each=bar.update)
+    load = machine_load()
+    return {name: {"latency_ms_batch1": float(np.median(t.rounds_ms)),
+                   # the spread over the calls and how busy the machine was: a latency is read with both
+                   "latency_ms_batch1_p10": float(np.percentile(t.calls_ms, 10)),
+                   "latency_ms_batch1_p90": float(np.percentile(t.calls_ms, 90)),
+                   "latency_rounds": len(t.rounds_ms), "load_avg_1m": load, "cpus": os.cpu_count(),
+                   "throughput_windows_per_s": float(np.median(t.rates))}
+            for name, t in timed.items()}
+
+
+@dataclass
+class Timed:
+    """What :func:`time_in_rounds` measured of one callable."""
+
+    rounds_ms: list[float]  # [R] each round's median batch-1 call
+    calls_ms: np.ndarray  # [R * calls per round] every batch-1 call
+    rates: list[float]  # [R] windows per second of the batched calls, per round
+
+
+def time_in_rounds(calls: dict[Any, TimedCalls], repeats: int,
+                   rounds: int = LATENCY_ROUNDS, *, throughput_seconds: float = THROUGHPUT_SECONDS,
+                   after_each: Callable[[], Any] | None = None) -> dict[Any, Timed]:
+    """Time ``(batch-1 call, batched call, batch size)`` of each key, all keys in turn, in ``rounds`` rounds.
+
+    Each key's ``repeats`` batch-1 calls are split over the rounds (at least one a round); each round times
+    every key in turn, the order rotated round to round, its batch-1 calls one by one and then its batched
+    call for ``throughput_seconds`` (at least once, at most 50 times): a slow spell of the machine (its other
+    work, a clock change) lands on all keys alike instead of on the one measured at that moment.
+    ``WARMUP_CALLS`` untimed batch-1 calls and one batched call of each key come first. ``after_each`` is
+    called after each key's turn, outside the timed spans (a progress bar)."""
+    keys = list(calls)
+    rounds = max(1, min(rounds, repeats))
+    per_round = -(-repeats // rounds)  # ceil: at least ``repeats`` calls in all
+    for key in keys:  # warm-up: first calls allocate, the thread pool wakes
+        one_call, big_call, _ = calls[key]
+        for _ in range(WARMUP_CALLS):
+            one_call()
+        big_call()
+    times: dict[Any, list[list[float]]] = {k: [] for k in keys}
+    rates: dict[Any, list[float]] = {k: [] for k in keys}
+    for r in range(rounds):
+        for key in keys[r % len(keys):] + keys[:r % len(keys)]:
+            one_call, big_call, size = calls[key]
+            round_times = []
+            for _ in range(per_round):
+                t0 = time.perf_counter()
+                one_call()
+                round_times.append(time.perf_counter() - t0)
+            times[key].append(round_times)
+            n_calls, t0 = 0, time.perf_counter()
+            while n_calls < 1 or (time.perf_counter() - t0 < throughput_seconds and n_calls < 50):
+                big_call()
+                n_calls += 1
+            rates[key].append(n_calls * size / (time.perf_counter() - t0))
+            if after_each is not None:
+                after_each()
+    return {k: Timed([statistics.median(t) * 1000.0 for t in times[k]],
+                     np.concatenate([np.asarray(t) for t in times[k]]) * 1000.0, rates[k]) for k in keys}
 
 
 def machine_load() -> float | None:

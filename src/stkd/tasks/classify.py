@@ -34,7 +34,7 @@ from stkd.distill.cache import CacheEntry, build_or_load
 from stkd.distill.losses import ensemble_targets, inverse_error_weights
 from stkd.distill.objective import build_event_objective
 from stkd.errors import ConfigError, STKDError
-from stkd.evaluate import measure_speed
+from stkd.evaluate import measure_speeds
 from stkd.events.detection import detection_delays, flags_by_step, incident_steps
 from stkd.events.labels import (
     EventLabels,
@@ -373,12 +373,14 @@ class ClassifyTask(Task):
                 # val (the binary threshold is chosen on it), then test
                 pv, pt = (mt.predict(m.model, split, bs, progress=progress, desc=f"evaluate {m.name} ({split})")
                           for split in ("val", "test"))
-            speed = measure_speed(m.model.cpu(), mwd, repeats=cfg.eval.latency_repeats,  # CPU latency, as reported
-                                  throughput_batch=bs, progress=progress, desc=f"latency {m.name}")
-            entry = {"model": m.registry_name, "params": count_params(m.model), **speed,
+            entry = {"model": m.registry_name, "params": count_params(m.model),
                      "train_seconds": m.train_seconds, "trained_on": m.trained_on,
                      "val_f1": m.val.get("f1"), **inputs_entry(m.inputs, mwd), **extra}
             scored.append(self._scored(m.name, m.role, pv, pt, entry))
+        speeds = measure_speeds({m.name: (m.model.cpu(), wd.view(m.inputs)) for m in models},  # CPU, as reported
+                                repeats=cfg.eval.latency_repeats, throughput_batch=bs, progress=progress)
+        for s in scored:
+            s.entry.update(speeds[s.name])
         teachers = [m for m in models if m.role == "teacher"]
         if teachers_together and len(teachers) >= 2:  # what the distilled student learns from, beside each teacher
             caches = load_caches(teachers[0].run_dir or Path(run_dir), teachers, wd, cfg, kind=self.e.teacher_kind,

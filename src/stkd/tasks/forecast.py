@@ -29,7 +29,7 @@ from stkd.errors import ConfigError
 from stkd.evaluate import (
     evaluate_forecaster,
     iterate_eval,
-    measure_speed,
+    measure_speeds,
     model_forecaster,
     to_original_units,
 )
@@ -261,13 +261,15 @@ class ForecastTask(Task):
                 forecast, distance = signal.following(forecast, mwd, "test")
             preds = evaluate_forecaster(forecast, mwd, "test", horizons, batch_size=eval_bs,
                                         progress=progress, desc=f"evaluate {m.name}")
-            speed = measure_speed(m.model.cpu(), mwd, repeats=cfg.eval.latency_repeats,  # CPU latency, as reported
-                                  throughput_batch=eval_bs, progress=progress, desc=f"latency {m.name}")
-            record(m.name, m.role, preds, {"model": m.registry_name, "params": count_params(m.model), **speed,
+            record(m.name, m.role, preds, {"model": m.registry_name, "params": count_params(m.model),
                                            "train_seconds": m.train_seconds, "trained_on": m.trained_on,
                                            "val_mae": m.val_mae,
                                            **inputs_entry(m.inputs, mwd),
                                            **({} if distance is None else to_teacher_entry(teachers, "mae", distance()))})
+        speeds = measure_speeds({m.name: (m.model.cpu(), wd.view(m.inputs)) for m in models},  # CPU, as reported
+                                repeats=cfg.eval.latency_repeats, throughput_batch=eval_bs, progress=progress)
+        for name, speed in speeds.items():
+            entries[name].update(speed)
         if signal is not None and ensemble:  # what the distilled student learns from, beside each teacher
             preds = evaluate_forecaster(signal.forecaster("test"), wd, "test", horizons, batch_size=eval_bs,
                                         progress=progress, desc="evaluate the teachers' ensemble")
