@@ -219,7 +219,8 @@ def speed_note(metrics: dict) -> str | None:
     rounds = next((m.get("latency_rounds") for m in ms if m.get("latency_rounds")), None)
     text = ("Latency: median of the repeated batch-1 calls, (p10-p90) in brackets" if rounds is None else
             f"Latency: batch-1 calls of all models measured together in {rounds} rounds, each model in turn; "
-            "the median over rounds of each round's median call, (p10-p90 of all calls) in brackets")
+            "the quickest round's median call (the round the machine's other work disturbed least), "
+            "(p10-p90 of all calls) in brackets")
     if loads:
         cpus = next((m.get("cpus") for m in ms if m.get("cpus")), None)
         span = f"{min(loads):.2f}" if max(loads) - min(loads) < 0.005 else f"{min(loads):.2f}-{max(loads):.2f}"

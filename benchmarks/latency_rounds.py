@@ -1,0 +1,156 @@
+"""How steady a run's batch-1 latencies are, measured three ways: why ``stkd.evaluate.measure_speeds`` times a
+run's models together in rounds and reports the quickest round.
+
+    python benchmarks/latency_rounds.py --run runs/quickstart     # writes docs/results/latency-rounds.json
+
+The run's models are measured ``--times`` times over, each time three ways: **in turn** (each model's
+``--repeats`` calls one after the other, the median call: how runs measured until 2026-12-07), **rounds,
+median** (the calls split over ``--rounds`` rounds that take every model in turn, the median over rounds of
+each round's median call) and **rounds, quickest** (the same rounds, the quickest round's median call: what
+runs report now). Two models of one architecture and size (the run's distilled and plain student; its
+teachers where it has two copies) take the same time per call, so the ratio of their latencies should be
+1: its spread over the measurements is the error of the method. The teacher-over-student ratio (the
+headline's "x lower batch-1 latency") is given too. With ``--busy N`` (default 1) N background processes
+keep a core busy in random bursts of 10 to 100 ms, half the time, like a machine's other work.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import os
+import random
+import statistics
+import time
+from functools import partial
+from itertools import combinations
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from common import machine_line, save_result
+
+SECTION = "latency-rounds"
+METHODS = ("in turn", "rounds, median", "rounds, quickest")
+
+
+def busy(seed: int, stop) -> None:
+    """Keep one core busy in random bursts (10-100 ms), idle as long between them, until ``stop`` is set."""
+    rng = random.Random(seed)
+    while not stop.is_set():
+        until = time.perf_counter() + rng.uniform(0.01, 0.1)
+        while time.perf_counter() < until:
+            pass
+        time.sleep(rng.uniform(0.01, 0.1))
+
+
+def in_turn(calls: dict, repeats: int) -> dict[str, float]:
+    """Each model's ``repeats`` batch-1 calls one after the other, after its warm-up: the median call (ms)."""
+    from stkd.evaluate import WARMUP_CALLS
+
+    out = {}
+    for name, (one_call, _, _) in calls.items():
+        for _ in range(WARMUP_CALLS):
+            one_call()
+        times = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            one_call()
+            times.append(time.perf_counter() - t0)
+        out[name] = statistics.median(times) * 1000.0
+    return out
+
+
+def twins(models) -> list[tuple[str, str]]:
+    """Pairs of models of one architecture and size: their latencies should be equal."""
+    from stkd.models.base import count_params
+
+    return [(a.name, b.name) for a, b in combinations(models, 2)
+            if a.registry_name == b.registry_name and count_params(a.model) == count_params(b.model)]
+
+
+def render(result: dict) -> str:
+    rows = ["| method | " + " | ".join(f"{a} / {b}: ratio range (largest gap from 1)" for a, b in result["twins"])
+            + f" | {result['teacher']} / {result['student']} range |",
+            "| --- | " + " | ".join("---:" for _ in result["twins"]) + " | ---: |"]
+    gaps = {}
+    for method in METHODS:
+        cells = []
+        for a, b in result["twins"]:
+            r = [m[method][a] / m[method][b] for m in result["measurements"]]
+            gap = max(abs(x - 1) for x in r)
+            gaps.setdefault(method, []).append(gap)
+            cells.append(f"{min(r):.3f}-{max(r):.3f} ({gap:.1%})")
+        h = [m[method][result["teacher"]] / m[method][result["student"]] for m in result["measurements"]]
+        rows.append(f"| {method} | " + " | ".join(cells) + f" | {min(h):.2f}-{max(h):.2f}x |")
+    worst = {m: max(g) for m, g in gaps.items()}
+    best = min(worst, key=worst.get)  # type: ignore[arg-type]
+    a = result["args"]
+    sentence = (f"Over {len(result['measurements'])} measurements, the largest gap between two copies of one "
+                f"architecture was {worst['in turn']:.1%} measured in turn, {worst['rounds, median']:.1%} as the "
+                f"median over rounds and {worst['rounds, quickest']:.1%} as the quickest round: the steadiest "
+                f"is {best}.")
+    return (f"### Batch-1 latency of one run's models, measured three ways\n\n"
+            f"Command: `{result['command']}` (run folder: the default preset's `stkd run`); {a['repeats']} "
+            f"batch-1 calls per model and measurement, in {a['rounds']} rounds for the two round methods; "
+            f"{a['busy']} background process(es) busy in bursts; load average at the end "
+            f"{result['load_average']:.1f}  \n{machine_line(result)}\n\n" + "\n".join(rows) + "\n\n"
+            + sentence + "\n")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--run", type=Path, required=True, help="a run folder with trained models (stkd run --out)")
+    ap.add_argument("--times", type=int, default=8, help="measurements, each of the three methods")
+    ap.add_argument("--repeats", type=int, default=50, help="batch-1 calls per model and measurement")
+    ap.add_argument("--rounds", type=int, default=10)
+    ap.add_argument("--busy", type=int, default=1, help="background processes busy in bursts")
+    args = ap.parse_args()
+
+    from stkd.data.windows import load_windowed
+    from stkd.evaluate import time_in_rounds
+    from stkd.runs import load_run, load_trained
+
+    cfg, _ = load_run(args.run)
+    wd = load_windowed(cfg.data)
+    models = load_trained(args.run, wd)
+    pairs = twins(models)
+    if not pairs:
+        raise SystemExit(f"{args.run}: no two models of one architecture and size to compare")
+    calls = {}
+    for m in models:
+        view = wd.view(m.inputs)
+        one, big = view.batch(view.starts["test"][:1]), view.batch(np.resize(view.starts["test"], 256))
+        m.model.eval()
+        calls[m.name] = (partial(m.model, one.x, one.tod, one.dow), partial(m.model, big.x, big.tod, big.dow), 256)
+    teacher = next(m.name for m in models if m.role == "teacher")
+    student = next(m.name for m in models if m.role == "student_kd")
+    stop = mp.get_context("spawn").Event()
+    helpers = [mp.get_context("spawn").Process(target=busy, args=(i, stop), daemon=True) for i in range(args.busy)]
+    for h in helpers:
+        h.start()
+    measurements = []
+    try:
+        with torch.no_grad():
+            for i in range(args.times):
+                turn = in_turn(calls, args.repeats)
+                timed = time_in_rounds(calls, args.repeats, args.rounds)
+                measurements.append({"in turn": turn,
+                                     "rounds, median": {k: float(np.median(t.rounds_ms)) for k, t in timed.items()},
+                                     "rounds, quickest": {k: t.latency_ms for k, t in timed.items()}})
+                print(i, measurements[-1], flush=True)
+    finally:
+        stop.set()
+        for h in helpers:
+            h.join(5)
+    path = save_result(SECTION, "latency_rounds", {"twins": pairs, "teacher": teacher, "student": student,
+                                                   "measurements": measurements,
+                                                   "load_average": os.getloadavg()[0]},
+                       vars(args) | {"run": None})
+    print(render(json.loads(path.read_text())))
+
+
+if __name__ == "__main__":
+    main()
