@@ -50,36 +50,37 @@ class Sleeper(nn.Module):
         return {"pred": x}
 
 
-def test_every_model_is_timed_in_every_round_in_turn_the_order_rotated():
+def test_every_model_is_timed_once_a_round_in_orders_drawn_anew_and_the_batched_calls_after():
     clock = Clock()
     data = Windows()
     models = {n: (Sleeper(n, clock, 0.2), data) for n in ("a", "b", "c")}
     out = measure_speeds(models, repeats=10, throughput_batch=8, rounds=5)
     timed = clock.calls[3 * (WARMUP_CALLS + 1):]  # after each model's warm-up (batch-1 calls and one batch)
-    firsts = []  # the model each round's run of batch-1 calls belongs to, in order
-    for (name, size), prev in zip(timed, [None, *timed]):
-        if size == 1 and (prev is None or prev[1] != 1 or prev[0] != name):
-            firsts.append(name)
-    assert firsts == ["a", "b", "c", "b", "c", "a", "c", "a", "b", "a", "b", "c", "b", "c", "a"]
+    single = [name for name, size in timed if size == 1]
+    assert [size for _, size in timed] == [1] * 30 + [8] * (len(timed) - 30)  # every batch-1 round comes first
+    rounds = [single[i:i + 6] for i in range(0, 30, 6)]  # 2 calls of each model a round
+    orders = [tuple(r[::2]) for r in rounds]
+    assert all(r[0::2] == r[1::2] and sorted(r[::2]) == ["a", "b", "c"] for r in rounds)
+    assert len(set(orders)) > 1  # drawn anew: not the same order every round
     for name in "abc":
-        assert sum(1 for n, s in timed if n == name and s == 1) == 10  # 2 calls in each of 5 rounds
         assert sum(1 for n, s in timed if n == name and s == 8) >= 5  # its throughput, in every round too
         o = out[name]
         assert o["latency_rounds"] == 5 and o["throughput_windows_per_s"] > 0
-        assert o["latency_ms_batch1_p10"] <= o["latency_ms_batch1"] <= o["latency_ms_batch1_p90"]
+        # the quickest round's median call: no slower than the slowest tenth of the calls
+        assert o["latency_ms_batch1_p10"] <= o["latency_ms_batch1_p90"] and o["latency_ms_batch1"] <= o["latency_ms_batch1_p90"]
 
 
 def test_a_slow_spell_during_one_models_calls_does_not_make_it_slower_than_its_twin():
     """Two copies of one model, and a spell of 5 ms extra on 10 consecutive batch-1 calls, all of them the
     first model's in the first round. Timed one after the other (all calls of a model at once), the spell would
-    have covered a fifth of its calls in a row; in rounds it spoils one round of five and the median over rounds
+    have covered a fifth of its calls in a row; in rounds it spoils one round of five and the quickest round
     reads past it."""
     slow_from = 2 * WARMUP_CALLS  # the first timed batch-1 call
     clock = Clock(slow=frozenset(range(slow_from, slow_from + 10)))
     data = Windows()
     out = measure_speeds({"a": (Sleeper("a", clock), data), "b": (Sleeper("b", clock), data)},
                          repeats=50, throughput_batch=4, rounds=5)
-    assert out["a"]["latency_ms_batch1_p90"] > 5  # the spell was measured: a's slowest calls show it
+    assert max(out[n]["latency_ms_batch1_p90"] for n in "ab") > 5  # the spell was measured: one's slowest calls
     assert out["a"]["latency_ms_batch1"] == pytest.approx(out["b"]["latency_ms_batch1"], abs=0.5)
     assert out["a"]["latency_ms_batch1"] < 3
 

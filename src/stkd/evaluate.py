@@ -9,6 +9,7 @@ together, in rounds (:func:`measure_speeds`).
 from __future__ import annotations
 
 import os
+import random
 import statistics
 import time
 from dataclasses import dataclass, field
@@ -119,8 +120,8 @@ def measure_speeds(models: dict[str, tuple[nn.Module, Any]], repeats: int = 50, 
     at ``throughput_batch``) the quickest round's too. The machine's 1-minute load average at the end is
     recorded with each.
 
-    With ``progress`` one bar, ``latency <names>``, counts the rounds' models; it is drawn between
-    models, outside the timed spans."""
+    With ``progress`` one bar, ``latency <names>``, counts the models' turns; it is drawn between
+    turns, outside the timed spans."""
     calls: dict[Any, TimedCalls] = {}
     for name, (model, data) in models.items():
         model.eval()
@@ -128,7 +129,7 @@ def measure_speeds(models: dict[str, tuple[nn.Module, Any]], repeats: int = 50, 
         one, big = data.batch(starts[:1]), data.batch(np.resize(starts, max(1, throughput_batch)))
         calls[name] = (partial(model, one.x, one.tod, one.dow), partial(model, big.x, big.tod, big.dow), len(big.x))
     rounds = max(1, min(rounds, repeats))
-    with progress_bar(desc="latency " + ", ".join(models), total=rounds * len(models), unit="model",
+    with progress_bar(desc="latency " + ", ".join(models), total=2 * rounds * len(models), unit="model",
                       progress=progress) as bar:
         timed = time_in_rounds(calls, repeats, rounds, after_each=bar.update)
     load = machine_load()
@@ -169,11 +170,15 @@ def time_in_rounds(calls: dict[Any, TimedCalls], repeats: int,
     """Time ``(batch-1 call, batched call, batch size)`` of each key, all keys in turn, in ``rounds`` rounds.
 
     Each key's ``repeats`` batch-1 calls are split over the rounds (at least one a round); each round times
-    every key in turn, the order rotated round to round, its batch-1 calls one by one and then its batched
-    call for ``throughput_seconds`` (at least once, at most 50 times): a slow spell of the machine (its other
-    work, a clock change) lands on all keys alike instead of on the one measured at that moment.
+    every key's share of them in turn, in an order drawn anew each round (seeded: the same every time), so
+    that a slow spell of the machine (its other work, a clock change) lands on all keys alike instead of on
+    the one measured at that moment, and no key always follows the same other. The batched calls (each key
+    for ``throughput_seconds``, at least once, at most 50 times) come after all batch-1 rounds, in rounds of
+    their own: a batch-1 call right after another model's busy batched phase ran slower (the machine's other
+    work, held back during it, catching up), which made one of two copies of a teacher look 30 % slower.
     ``WARMUP_CALLS`` untimed batch-1 calls and one batched call of each key come first. ``after_each`` is
-    called after each key's turn, outside the timed spans (a progress bar)."""
+    called after each key's turn, outside the timed spans (a progress bar): ``2 * rounds * len(calls)``
+    times."""
     keys = list(calls)
     rounds = max(1, min(rounds, repeats))
     per_round = -(-repeats // rounds)  # ceil: at least ``repeats`` calls in all
@@ -182,17 +187,23 @@ def time_in_rounds(calls: dict[Any, TimedCalls], repeats: int,
         for _ in range(WARMUP_CALLS):
             one_call()
         big_call()
+    orders = random.Random(0)
     times: dict[Any, list[list[float]]] = {k: [] for k in keys}
-    rates: dict[Any, list[float]] = {k: [] for k in keys}
-    for r in range(rounds):
-        for key in keys[r % len(keys):] + keys[:r % len(keys)]:
-            one_call, big_call, size = calls[key]
+    for _ in range(rounds):
+        for key in orders.sample(keys, len(keys)):
+            one_call = calls[key][0]
             round_times = []
             for _ in range(per_round):
                 t0 = time.perf_counter()
                 one_call()
                 round_times.append(time.perf_counter() - t0)
             times[key].append(round_times)
+            if after_each is not None:
+                after_each()
+    rates: dict[Any, list[float]] = {k: [] for k in keys}
+    for _ in range(rounds):
+        for key in orders.sample(keys, len(keys)):
+            _, big_call, size = calls[key]
             n_calls, t0 = 0, time.perf_counter()
             while n_calls < 1 or (time.perf_counter() - t0 < throughput_seconds and n_calls < 50):
                 big_call()
