@@ -1,17 +1,19 @@
-"""How steady a run's batch-1 latencies are, measured three ways: why ``stkd.evaluate.measure_speeds`` times a
-run's models together in rounds and reports the quickest round.
+"""How steady a run's batch-1 latencies are, measured four ways: why ``stkd.evaluate.measure_speeds`` times a
+run's models together in rounds and reports the 10th percentile of a model's calls.
 
     python benchmarks/latency_rounds.py --run runs/quickstart     # writes docs/results/latency-rounds.json
 
-The run's models are measured ``--times`` times over, each time three ways: **in turn** (each model's
+The run's models are measured ``--times`` times over, each time four ways: **in turn** (each model's
 ``--repeats`` calls one after the other, the median call: how runs measured until 2026-12-07), **rounds,
 median** (the calls split over ``--rounds`` rounds that take every model in turn, the median over rounds of
 each round's median call), **rounds, quickest** (the same rounds, the quickest round's median call) and
-**rounds, p10 of calls** (the same rounds, the 10th percentile of all calls). Two models of one architecture and size (the run's distilled and plain student; its
+**rounds, p10 of calls** (the same rounds, the 10th percentile of all calls: what runs report since
+2026-12-07; the rounds as ``stkd.evaluate.time_in_rounds`` runs them, batch-1 rounds in orders drawn anew). Two models of one architecture and size (the run's distilled and plain student; its
 teachers where it has two copies) take the same time per call, so the ratio of their latencies should be
 1: its spread over the measurements is the error of the method. The teacher-over-student ratio (the
-headline's "x lower batch-1 latency") is given too. With ``--busy N`` (default 1) N background processes
-keep a core busy in random bursts of 10 to 100 ms, half the time, like a machine's other work.
+headline's "x lower batch-1 latency") is given too. ``--busy N ...`` (default 0 1) measures once per number: with
+N background processes that keep a core busy in random bursts of 10 to 100 ms, half the time, like a
+machine's other work.
 """
 
 from __future__ import annotations
@@ -63,6 +65,33 @@ def in_turn(calls: dict, repeats: int) -> dict[str, float]:
     return out
 
 
+def measure(calls: dict, args, n_busy: int) -> dict:
+    """``args.times`` measurements of every method with ``n_busy`` background processes busy in bursts."""
+    from stkd.evaluate import time_in_rounds
+
+    spawn = mp.get_context("spawn")
+    stop = spawn.Event()
+    helpers = [spawn.Process(target=busy, args=(i, stop), daemon=True) for i in range(n_busy)]
+    for h in helpers:
+        h.start()
+    measurements = []
+    try:
+        with torch.no_grad():
+            for i in range(args.times):
+                turn = in_turn(calls, args.repeats)
+                timed = time_in_rounds(calls, args.repeats, args.rounds)
+                measurements.append({"in turn": turn,
+                                     "rounds, median": {k: float(np.median(t.rounds_ms)) for k, t in timed.items()},
+                                     "rounds, quickest": {k: float(min(t.rounds_ms)) for k, t in timed.items()},
+                                     "rounds, p10 of calls": {k: t.latency_ms for k, t in timed.items()}})
+                print(n_busy, i, measurements[-1], flush=True)
+    finally:
+        stop.set()
+        for h in helpers:
+            h.join(5)
+    return {"busy": n_busy, "measurements": measurements, "load_average": os.getloadavg()[0]}
+
+
 def twins(models) -> list[tuple[str, str]]:
     """Pairs of models of one architecture and size: their latencies should be equal."""
     from stkd.models.base import count_params
@@ -71,46 +100,54 @@ def twins(models) -> list[tuple[str, str]]:
             if a.registry_name == b.registry_name and count_params(a.model) == count_params(b.model)]
 
 
-def render(result: dict) -> str:
+def condition_block(result: dict, cond: dict) -> str:
+    """One condition's table (ratio ranges per method) and the sentence that names the steadiest method."""
     rows = ["| method | " + " | ".join(f"{a} / {b}: ratio range (largest gap from 1)" for a, b in result["twins"])
             + f" | {result['teacher']} / {result['student']} range |",
             "| --- | " + " | ".join("---:" for _ in result["twins"]) + " | ---: |"]
     gaps = {}
-    methods = [m for m in METHODS if m in result["measurements"][0]]
+    measurements = cond["measurements"]
+    methods = [m for m in METHODS if m in measurements[0]]
     for method in methods:
         cells = []
         for a, b in result["twins"]:
-            r = [m[method][a] / m[method][b] for m in result["measurements"]]
+            r = [m[method][a] / m[method][b] for m in measurements]
             gap = max(abs(x - 1) for x in r)
             gaps.setdefault(method, []).append(gap)
             cells.append(f"{min(r):.3f}-{max(r):.3f} ({gap:.1%})")
-        h = [m[method][result["teacher"]] / m[method][result["student"]] for m in result["measurements"]]
+        h = [m[method][result["teacher"]] / m[method][result["student"]] for m in measurements]
         rows.append(f"| {method} | " + " | ".join(cells) + f" | {min(h):.2f}-{max(h):.2f}x |")
     worst = {m: max(g) for m, g in gaps.items()}
     best = min(worst, key=worst.get)  # type: ignore[arg-type]
-    a = result["args"]
-    sentence = (f"Over {len(result['measurements'])} measurements, the largest gap between two copies of one "
+    busy_text = (f"{cond['busy']} background process(es) busy in bursts" if cond["busy"]
+                 else "no background process")
+    sentence = (f"Over {len(measurements)} measurements, the largest gap between two copies of one "
                 "architecture was " + ", ".join(f"{worst[m]:.1%} ({m})" for m in methods)
                 + f": the steadiest is {best}.")
-    return (f"### Batch-1 latency of one run's models, measured three ways\n\n"
+    return (f"**{busy_text}** (load average after: {cond['load_average']:.1f})\n\n" + "\n".join(rows)
+            + "\n\n" + sentence + "\n")
+
+
+def render(result: dict) -> str:
+    a = result["args"]
+    return (f"### Batch-1 latency of one run's models, measured four ways\n\n"
             f"Command: `{result['command']}` (run folder: the default preset's `stkd run`); {a['repeats']} "
-            f"batch-1 calls per model and measurement, in {a['rounds']} rounds for the two round methods; "
-            f"{a['busy']} background process(es) busy in bursts; load average at the end "
-            f"{result['load_average']:.1f}  \n{machine_line(result)}\n\n" + "\n".join(rows) + "\n\n"
-            + sentence + "\n")
+            f"batch-1 calls per model and measurement, in {a['rounds']} rounds for the round methods  \n"
+            f"{machine_line(result)}\n\n"
+            + "\n".join(condition_block(result, c) for c in result["conditions"]))
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--run", type=Path, required=True, help="a run folder with trained models (stkd run --out)")
-    ap.add_argument("--times", type=int, default=8, help="measurements, each of the three methods")
+    ap.add_argument("--times", type=int, default=8, help="measurements per condition, each of every method")
     ap.add_argument("--repeats", type=int, default=50, help="batch-1 calls per model and measurement")
     ap.add_argument("--rounds", type=int, default=10)
-    ap.add_argument("--busy", type=int, default=1, help="background processes busy in bursts")
+    ap.add_argument("--busy", type=int, nargs="+", default=[0, 1],
+                    help="background processes busy in bursts: one condition per number")
     args = ap.parse_args()
 
     from stkd.data.windows import load_windowed
-    from stkd.evaluate import time_in_rounds
     from stkd.runs import load_run, load_trained
 
     cfg, _ = load_run(args.run)
@@ -127,29 +164,9 @@ def main() -> None:
         calls[m.name] = (partial(m.model, one.x, one.tod, one.dow), partial(m.model, big.x, big.tod, big.dow), 256)
     teacher = next(m.name for m in models if m.role == "teacher")
     student = next(m.name for m in models if m.role == "student_kd")
-    stop = mp.get_context("spawn").Event()
-    helpers = [mp.get_context("spawn").Process(target=busy, args=(i, stop), daemon=True) for i in range(args.busy)]
-    for h in helpers:
-        h.start()
-    measurements = []
-    try:
-        with torch.no_grad():
-            for i in range(args.times):
-                turn = in_turn(calls, args.repeats)
-                timed = time_in_rounds(calls, args.repeats, args.rounds)
-                measurements.append({"in turn": turn,
-                                     "rounds, median": {k: float(np.median(t.rounds_ms)) for k, t in timed.items()},
-                                     "rounds, quickest": {k: float(min(t.rounds_ms)) for k, t in timed.items()},
-                                     "rounds, p10 of calls": {k: float(np.percentile(t.calls_ms, 10))
-                                                              for k, t in timed.items()}})
-                print(i, measurements[-1], flush=True)
-    finally:
-        stop.set()
-        for h in helpers:
-            h.join(5)
+    conditions = [measure(calls, args, n) for n in args.busy]
     path = save_result(SECTION, "latency_rounds", {"twins": pairs, "teacher": teacher, "student": student,
-                                                   "measurements": measurements,
-                                                   "load_average": os.getloadavg()[0]},
+                                                   "conditions": conditions},
                        vars(args) | {"run": None})
     print(render(json.loads(path.read_text())))
 

@@ -104,7 +104,7 @@ def test_run_from_a_frame_then_evaluate_and_predict(tmp_path, los20, los_small_c
     assert set(res.models) == {"gwnet", "stid_kd", "stid_plain", "last_value"}
     assert res.metrics["dataset"]["nodes"] == 20
     kd = res.models["stid_kd"]
-    assert kd["latency_ms_batch1_p10"] <= kd["latency_ms_batch1"] <= kd["latency_ms_batch1_p90"]
+    assert kd["latency_ms_batch1"] <= kd["latency_ms_batch1_median"] <= kd["latency_ms_batch1_p90"]  # p10, p50, p90
     assert kd["load_avg_1m"] >= 0 and kd["cpus"] >= 1
     assert "1-minute load average while measuring" in res.report_path.read_text()
     for name in res.models:  # data.clip auto: speeds are never negative, nor are their forecasts

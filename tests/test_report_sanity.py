@@ -64,6 +64,14 @@ def test_latency_spread_and_load_are_shown(tmp_path):
     text = write_report(root).read_text()
     assert "| 2.500 (2.250-3.000) |" in text  # gwnet: median (p10-p90)
     assert "1-minute load average while measuring: 3.50 on 2 CPUs (busier than its CPUs" in text
+    for m in metrics["models"].values():  # measured in rounds (since 2026-12-07): p10 (median-p90)
+        if m["latency_ms_batch1"] is not None:
+            del m["latency_ms_batch1_p10"]
+            m.update(latency_ms_batch1_median=m["latency_ms_batch1"] * 1.1, latency_rounds=10)
+    (root / "metrics.json").write_text(json.dumps(metrics))
+    text = write_report(root).read_text()
+    assert "| 2.500 (2.750-3.000) |" in text
+    assert "measured together in 10 rounds" in text and "the 10th percentile of a model's calls" in text
 
 
 def test_map_labels_are_unique_and_readable():

@@ -115,10 +115,10 @@ def measure_speeds(models: dict[str, tuple[nn.Module, Any]], repeats: int = 50, 
     the other, one model's calls could fall in a quiet moment and the next one's in a busy one (the default
     run's two teachers, one architecture, measured 0.49 and 0.79 ms that way in one run; 0.48 and 0.47 in
     rounds when the run was scored again). Here
-    they are timed by :func:`time_in_rounds`: the latency is the quickest round's median call
-    (:attr:`Timed.latency_ms`), with the 10th and 90th percentiles over all calls; the throughput (windows/s
-    at ``throughput_batch``) the quickest round's too. The machine's 1-minute load average at the end is
-    recorded with each.
+    they are timed by :func:`time_in_rounds`: the latency is the 10th percentile of all its calls
+    (:attr:`Timed.latency_ms`), with their median and 90th percentile beside it; the throughput (windows/s at
+    ``throughput_batch``) the quickest round's. The machine's 1-minute load average at the end is recorded
+    with each.
 
     With ``progress`` one bar, ``latency <names>``, counts the models' turns; it is drawn between
     turns, outside the timed spans."""
@@ -135,7 +135,7 @@ def measure_speeds(models: dict[str, tuple[nn.Module, Any]], repeats: int = 50, 
     load = machine_load()
     return {name: {"latency_ms_batch1": t.latency_ms,
                    # the spread over the calls and how busy the machine was: a latency is read with both
-                   "latency_ms_batch1_p10": float(np.percentile(t.calls_ms, 10)),
+                   "latency_ms_batch1_median": float(np.median(t.calls_ms)),
                    "latency_ms_batch1_p90": float(np.percentile(t.calls_ms, 90)),
                    "latency_rounds": len(t.rounds_ms), "load_avg_1m": load, "cpus": os.cpu_count(),
                    "throughput_windows_per_s": t.windows_per_s}
@@ -150,13 +150,14 @@ class Timed:
     calls_ms: np.ndarray  # [R * calls per round] every batch-1 call
     rates: list[float]  # [R] windows per second of the batched calls, per round
 
-    # The machine's other work only ever adds time, so the quickest round is the one it disturbed least: on
-    # a busy 2-core machine the medians over rounds of two copies of one student differed by up to 30 %
-    # (10 rounds), the quickest rounds by at most 4 % (the measurements: docs/benchmarks.md, the default run).
+    # The machine's other work only ever adds time, so a low share of the calls is what the model takes when
+    # undisturbed. Of the ways measured (benchmarks/latency_rounds.py, docs/benchmarks.md "Batch-1 latency of
+    # one run's models, measured four ways"), the 10th percentile of all calls kept two copies of one
+    # architecture closest together, on a quiet machine and beside another busy process.
     @property
     def latency_ms(self) -> float:
-        """The quickest round's median batch-1 call (ms)."""
-        return float(min(self.rounds_ms))
+        """The 10th percentile of all batch-1 calls (ms)."""
+        return float(np.percentile(self.calls_ms, 10))
 
     @property
     def windows_per_s(self) -> float:

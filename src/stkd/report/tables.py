@@ -214,13 +214,13 @@ def speed_note(metrics: dict) -> str | None:
     """How the latencies were measured: repeats' spread and the machine's load while measuring."""
     ms = [m for _, m in _ordered_models(metrics) if _num(m.get("latency_ms_batch1")) is not None]
     loads = [v for v in (_num(m.get("load_avg_1m")) for m in ms) if v is not None]
-    if not ms or not any(_num(m.get("latency_ms_batch1_p10")) is not None for m in ms):
+    if not ms or not any(_num(m.get("latency_ms_batch1_p90")) is not None for m in ms):
         return None
     rounds = next((m.get("latency_rounds") for m in ms if m.get("latency_rounds")), None)
     text = ("Latency: median of the repeated batch-1 calls, (p10-p90) in brackets" if rounds is None else
             f"Latency: batch-1 calls of all models measured together in {rounds} rounds, each model in turn; "
-            "the quickest round's median call (the round the machine's other work disturbed least), "
-            "(p10-p90 of all calls) in brackets")
+            "the 10th percentile of a model's calls (what it takes when the machine's other work leaves it "
+            "alone), their median-p90 in brackets")
     if loads:
         cpus = next((m.get("cpus") for m in ms if m.get("cpus")), None)
         span = f"{min(loads):.2f}" if max(loads) - min(loads) < 0.005 else f"{min(loads):.2f}-{max(loads):.2f}"
@@ -256,9 +256,12 @@ def baseline_losses(metrics: dict) -> list[tuple[str, float, str, float]]:
 def _cost_cells(m: dict) -> list[str]:
     """Latency, throughput and training-time cells of a model's row."""
     lat = _fmt_latency(m.get("latency_ms_batch1"))
-    lo, hi = _num(m.get("latency_ms_batch1_p10")), _num(m.get("latency_ms_batch1_p90"))
+    # in rounds (since 2026-12-07): the latency is the calls' 10th percentile, median-p90 beside it; before,
+    # the median with p10-p90
+    lo = _num(m.get("latency_ms_batch1_median", m.get("latency_ms_batch1_p10")))
+    hi = _num(m.get("latency_ms_batch1_p90"))
     if lat != "n/a" and lo is not None and hi is not None:
-        lat += f" ({_fmt_latency(lo)}-{_fmt_latency(hi)})"  # p10-p90 over the repeats
+        lat += f" ({_fmt_latency(lo)}-{_fmt_latency(hi)})"
     return [
         lat,
         _fmt(m.get("throughput_windows_per_s"), ",.0f"),
