@@ -150,10 +150,11 @@ class Timed:
     calls_ms: np.ndarray  # [R * calls per round] every batch-1 call
     rates: list[float]  # [R] windows per second of the batched calls, per round
 
-    # The machine's other work only ever adds time, so a low share of the calls is what the model takes when
-    # undisturbed. Of the ways measured (benchmarks/latency_rounds.py, docs/benchmarks.md "Batch-1 latency of
-    # one run's models, measured four ways"), the 10th percentile of all calls kept two copies of one
-    # architecture closest together, on a quiet machine and beside another busy process.
+    # Measured in rounds, two copies of one architecture come out much closer together than measured one
+    # after the other (benchmarks/latency_rounds.py; docs/benchmarks.md "Batch-1 latency of one run's models,
+    # measured four ways"); which statistic of the rounds is steadiest varies from one measurement to the
+    # next. The machine's other work only ever adds time, so a low share of the calls is what the model takes
+    # undisturbed: the 10th percentile, less at the mercy of one lucky call than the quickest.
     @property
     def latency_ms(self) -> float:
         """The 10th percentile of all batch-1 calls (ms)."""
