@@ -150,11 +150,10 @@ class Timed:
     calls_ms: np.ndarray  # [R * calls per round] every batch-1 call
     rates: list[float]  # [R] windows per second of the batched calls, per round
 
-    # Measured in rounds, two copies of one architecture come out much closer together than measured one
-    # after the other (benchmarks/latency_rounds.py; docs/benchmarks.md "Batch-1 latency of one run's models,
-    # measured four ways"); which statistic of the rounds is steadiest varies from one measurement to the
-    # next. The machine's other work only ever adds time, so a low share of the calls is what the model takes
-    # undisturbed: the 10th percentile, less at the mercy of one lucky call than the quickest.
+    # The machine's other work only ever adds time, so a low share of the calls is what the model takes
+    # undisturbed: the 10th percentile, less at the mercy of one lucky call than the quickest. Of four ways
+    # to measure, it kept two copies of one architecture closest together (benchmarks/latency_rounds.py;
+    # docs/benchmarks.md "Batch-1 latency of one run's models, measured four ways").
     @property
     def latency_ms(self) -> float:
         """The 10th percentile of all batch-1 calls (ms)."""
