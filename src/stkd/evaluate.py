@@ -1,9 +1,9 @@
 """Evaluation: predictions in original units, streamed metrics, and speed measurements.
 
 Metrics are computed after inverse scaling, on observed targets only, per horizon step and averaged
-(see :mod:`stkd.metrics`). Speed is measured, not estimated: batch-1 latency is the median of repeated
-single-window forwards; throughput is windows per second at a large batch; a run's models are measured
-together, in rounds (:func:`measure_speeds`).
+(see :mod:`stkd.metrics`). Speed is measured, not estimated: batch-1 latency is the 10th percentile of
+repeated single-window forwards; throughput is windows per second at a large batch; a run's models are
+measured together, in rounds (:func:`measure_speeds`).
 """
 
 from __future__ import annotations
@@ -175,8 +175,9 @@ def time_in_rounds(calls: dict[Any, TimedCalls], repeats: int,
     that a slow spell of the machine (its other work, a clock change) lands on all keys alike instead of on
     the one measured at that moment, and no key always follows the same other. The batched calls (each key
     for ``throughput_seconds``, at least once, at most 50 times) come after all batch-1 rounds, in rounds of
-    their own: a batch-1 call right after another model's busy batched phase ran slower (the machine's other
-    work, held back during it, catching up), which made one of two copies of a teacher look 30 % slower.
+    their own: beside a busy background process, with each model's batched phase right after its batch-1
+    calls, the one of two copies of a teacher that always came after the other's batched phase measured up to
+    a third slower.
     ``WARMUP_CALLS`` untimed batch-1 calls and one batched call of each key come first. ``after_each`` is
     called after each key's turn, outside the timed spans (a progress bar): ``2 * rounds * len(calls)``
     times."""
