@@ -2,9 +2,9 @@
 the same switches.
 
 A stage longer than a few seconds (training, building a teacher's soft-label cache, scoring a model on
-the test split, measuring its latency, fitting and scoring a baseline, an analysis section over many
+the test split, measuring the models' latency, fitting and scoring a baseline, an analysis section over many
 sensors) shows a tqdm bar on stderr named ``"<stage> <what>"`` (``cache gwnet``, ``evaluate stid_kd``,
-``latency stid_kd``, ``baseline seasonal``; in ``stkd analyze`` the section: ``trend (MSTL)``), cleared
+``latency gwnet, stid_kd, stid_plain``, ``baseline seasonal``; in ``stkd analyze`` the section: ``trend (MSTL)``), cleared
 when the stage ends (``leave=False``) so a finished run leaves only its results on the terminal.
 
 Nothing is shown when ``progress`` is False (``--quiet``, the Python API's ``progress=False``) or on a
