@@ -25,7 +25,6 @@ import os
 import random
 import statistics
 import time
-from functools import partial
 from itertools import combinations
 from pathlib import Path
 
@@ -157,6 +156,7 @@ def main() -> None:
     args = ap.parse_args()
 
     from stkd.data.windows import load_windowed
+    from stkd.evaluate import model_calls
     from stkd.runs import load_run, load_trained
 
     cfg, _ = load_run(args.run)
@@ -165,12 +165,7 @@ def main() -> None:
     pairs = twins(models)
     if not pairs:
         raise SystemExit(f"{args.run}: no two models of one architecture and size to compare")
-    calls = {}
-    for m in models:
-        view = wd.view(m.inputs)
-        one, big = view.batch(view.starts["test"][:1]), view.batch(np.resize(view.starts["test"], 256))
-        m.model.eval()
-        calls[m.name] = (partial(m.model, one.x, one.tod, one.dow), partial(m.model, big.x, big.tod, big.dow), 256)
+    calls = {m.name: model_calls(m.model, wd.view(m.inputs), 256) for m in models}
     teacher = next(m.name for m in models if m.role == "teacher")
     student = next(m.name for m in models if m.role == "student_kd")
     conditions = [measure(calls, args, n) for n in args.busy]

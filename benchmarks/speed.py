@@ -6,7 +6,7 @@
 A run distilled from another run's teachers (``teacher_run.json``, as ``evidence.py --teacher-seed`` makes) has
 its teachers timed too.
 
-Latency is the median of ``--repeats`` single-window forwards after warm-up; throughput is windows
+Latency is taken from ``--repeats`` single-window forwards per round after warm-up; throughput is windows
 per second at batch ``--batch``; both are measured in ``--rounds`` rounds over all models in turn (eager,
 compiled and ONNX alike; ``stkd.evaluate.time_in_rounds``, as a run measures its models), and the table
 gives the 10th percentile of a runner's batch-1 calls and its quickest round's throughput (results before
@@ -172,8 +172,7 @@ def render(result: dict) -> str:
     else:
         how = (f"Latency is the median of single-window forwards ({a['repeats']} per round), throughput is "
                f"windows/s at batch {a['batch']}; each cell is the median over {a['rounds']} rounds that take the ")
-    notes = (how
-             +              "models in turn (a shared machine's speed drifts over minutes, so one pass per model can favour "
+    notes = (how + "models in turn (a shared machine's speed drifts over minutes, so one pass per model can favour "
              "whichever ran in a fast spell). `no export` marks a model torch's ONNX exporter could not export "
              "(e.g. a sparse graph product); `skipped`: torch.compile was not asked for that model. Loading share = "
              "data loading / (data loading + compute) of one training step: " + STREAM_WORDS[stream(result)]
@@ -231,9 +230,8 @@ def main() -> None:
                     for kind, runner in kinds.items()} for name, kinds in runners.items()}
     rows = []
     for m in models:
-        speeds = cells[m.name]
         load, comp = train_step_split(m.model.float(), views[m.name], args.train_batch)
-        rows.append({"name": m.name, "role": m.role, "params": count_params(m.model), "speeds": speeds,
+        rows.append({"name": m.name, "role": m.role, "params": count_params(m.model), "speeds": cells[m.name],
                      "eager_rounds_ms": timed[m.name, "eager"].rounds_ms, "load_s": load, "compute_s": comp})
         print(json.dumps(rows[-1]), flush=True)
     ds = wd.data

@@ -105,6 +105,15 @@ WARMUP_CALLS = 10
 THROUGHPUT_SECONDS = 0.1
 
 
+def model_calls(model: nn.Module, data, throughput_batch: int) -> TimedCalls:
+    """What :func:`time_in_rounds` times of a model (put in eval mode): a forward of one test window (of the
+    training windows where the data has no test split) and one of ``throughput_batch`` of them."""
+    model.eval()
+    starts = data.starts["test"] if len(data.starts["test"]) else data.starts["train"]
+    one, big = data.batch(starts[:1]), data.batch(np.resize(starts, max(1, throughput_batch)))
+    return partial(model, one.x, one.tod, one.dow), partial(model, big.x, big.tod, big.dow), len(big.x)
+
+
 @torch.no_grad()
 def measure_speeds(models: dict[str, tuple[nn.Module, Any]], repeats: int = 50, throughput_batch: int = 256, *,
                    rounds: int = LATENCY_ROUNDS, progress: bool = False) -> dict[str, dict]:
@@ -122,12 +131,7 @@ def measure_speeds(models: dict[str, tuple[nn.Module, Any]], repeats: int = 50, 
 
     With ``progress`` one bar, ``latency <names>``, counts the models' turns; it is drawn between
     turns, outside the timed spans."""
-    calls: dict[Any, TimedCalls] = {}
-    for name, (model, data) in models.items():
-        model.eval()
-        starts = data.starts["test"] if len(data.starts["test"]) else data.starts["train"]
-        one, big = data.batch(starts[:1]), data.batch(np.resize(starts, max(1, throughput_batch)))
-        calls[name] = (partial(model, one.x, one.tod, one.dow), partial(model, big.x, big.tod, big.dow), len(big.x))
+    calls = {name: model_calls(model, data, throughput_batch) for name, (model, data) in models.items()}
     rounds = max(1, min(rounds, repeats))
     with progress_bar(desc="latency " + ", ".join(models), total=2 * rounds * len(models), unit="model",
                       progress=progress) as bar:

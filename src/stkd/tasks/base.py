@@ -22,6 +22,7 @@ from stkd import names
 from stkd.config import InputsConfig, RunConfig
 from stkd.data.windows import WindowedData
 from stkd.errors import STKDError
+from stkd.evaluate import measure_speeds
 from stkd.machine import compute_facts
 from stkd.models.base import ModelSpec, STModel, count_params
 from stkd.runs import Trained
@@ -189,6 +190,12 @@ class Task(ABC):
         return {"dataset": {"name": data.name, "nodes": data.num_nodes, "steps": data.num_steps,
                             "freq": data.freq_str},
                 "task": self.name, "scored_on": compute_facts()}
+
+    def speeds(self, models: list[Trained], batch_size: int, *, progress: bool = False) -> dict[str, dict]:
+        """Each model's batch-1 latency and throughput on CPU (as reported), all measured together in rounds
+        (:func:`stkd.evaluate.measure_speeds`), each on the inputs it reads; by model name."""
+        return measure_speeds({m.name: (m.model.cpu(), self.wd.view(m.inputs)) for m in models},
+                              repeats=self.cfg.eval.latency_repeats, throughput_batch=batch_size, progress=progress)
 
     @abstractmethod
     def score(self, run_dir: Path, models: list[Trained], *, progress: bool = False,

@@ -34,7 +34,6 @@ from stkd.distill.cache import CacheEntry, build_or_load
 from stkd.distill.losses import ensemble_targets, inverse_error_weights
 from stkd.distill.objective import build_event_objective
 from stkd.errors import ConfigError, STKDError
-from stkd.evaluate import measure_speeds
 from stkd.events.detection import detection_delays, flags_by_step, incident_steps
 from stkd.events.labels import (
     EventLabels,
@@ -377,8 +376,7 @@ class ClassifyTask(Task):
                      "train_seconds": m.train_seconds, "trained_on": m.trained_on,
                      "val_f1": m.val.get("f1"), **inputs_entry(m.inputs, mwd), **extra}
             scored.append(self._scored(m.name, m.role, pv, pt, entry))
-        speeds = measure_speeds({m.name: (m.model.cpu(), wd.view(m.inputs)) for m in models},  # CPU, as reported
-                                repeats=cfg.eval.latency_repeats, throughput_batch=bs, progress=progress)
+        speeds = self.speeds(models, bs, progress=progress)
         for s in scored:
             s.entry.update(speeds[s.name])
         teachers = [m for m in models if m.role == "teacher"]

@@ -29,7 +29,6 @@ from stkd.errors import ConfigError
 from stkd.evaluate import (
     evaluate_forecaster,
     iterate_eval,
-    measure_speeds,
     model_forecaster,
     to_original_units,
 )
@@ -266,9 +265,7 @@ class ForecastTask(Task):
                                            "val_mae": m.val_mae,
                                            **inputs_entry(m.inputs, mwd),
                                            **({} if distance is None else to_teacher_entry(teachers, "mae", distance()))})
-        speeds = measure_speeds({m.name: (m.model.cpu(), wd.view(m.inputs)) for m in models},  # CPU, as reported
-                                repeats=cfg.eval.latency_repeats, throughput_batch=eval_bs, progress=progress)
-        for name, speed in speeds.items():
+        for name, speed in self.speeds(models, eval_bs, progress=progress).items():
             entries[name].update(speed)
         if signal is not None and ensemble:  # what the distilled student learns from, beside each teacher
             preds = evaluate_forecaster(signal.forecaster("test"), wd, "test", horizons, batch_size=eval_bs,
