@@ -110,3 +110,25 @@ def test_every_stage_shows_a_bar_and_quiet_silences_them(tmp_path, los_small_con
     quiet = tmp_path / "quiet"
     assert main(["run", "--config", str(cfg), "--out", str(quiet), "--quiet"]) == 0
     assert capsys.readouterr().err == ""
+
+
+def test_a_bar_redraws_seldom_where_stderr_is_a_log_and_often_on_a_terminal(monkeypatch):
+    """In a log file or pipe (capsys's stderr is one) a bar waits ``LOG_INTERVAL_S`` between redraws; on a
+    terminal it keeps tqdm's own 0.1 s, and a caller's own ``mininterval`` wins in both."""
+    import io
+    import sys
+
+    from stkd.progress import LOG_INTERVAL_S
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    with bar(range(2), desc="stage demo") as logged:
+        assert logged.mininterval == LOG_INTERVAL_S > 1
+    monkeypatch.setattr(sys, "stderr", Terminal())
+    with bar(range(2), desc="stage demo") as drawn:
+        assert drawn.mininterval == pytest.approx(0.1)
+    with bar(range(2), desc="stage demo", mininterval=2.0) as own:
+        assert own.mininterval == 2.0
+    assert "stage demo" in sys.stderr.getvalue()

@@ -10,6 +10,10 @@ when the stage ends (``leave=False``) so a finished run leaves only its results 
 Nothing is shown when ``progress`` is False (``--quiet``, the Python API's ``progress=False``) or on a
 rank other than 0 under DDP, so N processes do not draw N copies of every bar.
 
+Where stderr is not a terminal (a log file, a pipe, a batch job) a bar redraws at most every
+``LOG_INTERVAL_S`` seconds instead of ten times a second: a long run's log keeps a line of progress now and
+then, not thousands of redraws.
+
 No heavy imports: ``stkd analyze`` uses it without loading torch.
 """
 
@@ -32,6 +36,16 @@ def _rank0() -> bool:
     return is_rank0()
 
 
+#: Seconds between two redraws of a bar where stderr is not a terminal (tqdm's own 0.1 s on one).
+LOG_INTERVAL_S = 15.0
+
+
+def _interval() -> dict[str, float]:
+    """tqdm's ``mininterval`` for this process's stderr: its default on a terminal, ``LOG_INTERVAL_S`` elsewhere."""
+    isatty = getattr(sys.stderr, "isatty", None)
+    return {} if isatty is not None and isatty() else {"mininterval": LOG_INTERVAL_S}
+
+
 #: The terminal row this process's bars draw on where it is one of several side by side (:mod:`stkd.processes`),
 #: so their bars stack instead of overwriting each other; None: tqdm's own choice.
 _ROW: list[int | None] = [None]
@@ -48,4 +62,5 @@ def bar(iterable: Iterable | None = None, *, desc: str, total: int | None = None
     when ``progress`` is False or this is not rank 0. Use it like tqdm: wrap an iterable, or call
     ``update(n)`` and ``close()`` (or use it as a context manager)."""
     return tqdm(iterable, desc=desc, total=total, unit=unit, disable=not (progress and _rank0()), leave=False,
-                file=sys.stderr, dynamic_ncols=True, **({"position": _ROW[0]} if _ROW[0] is not None else {}), **kw)
+                file=sys.stderr, dynamic_ncols=True, **({"position": _ROW[0]} if _ROW[0] is not None else {}),
+                **{**_interval(), **kw})
