@@ -28,7 +28,9 @@
 For every data set and seed the teacher(s) train once and cache their soft labels (``--teacher-seed S``:
 one teacher, trained with seed S, serves every seed; cheaper, and the spread then holds the students'
 randomness only); then every student trains twice from the same seed (so from the same initial weights
-and batch order): distilled and alone. ``akl-pedestrians`` is the default preset of ``stkd run`` as it was
+and batch order): distilled and alone, both at once in processes of their own (``--workers 2``, the default: one
+thread each on 2 cores; ``--workers 1`` trains them one after the other at this process's threads; the same
+threads give the same numbers either way). ``akl-pedestrians`` is the default preset of ``stkd run`` as it was
 until 2026-12-04 (its data, Graph WaveNet teacher, student width and schedule: ``common.akl_gwnet_preset``,
 pinned so that the rows measured from it keep their meaning); the rows whose student reads the lags 1D, 2D,
 3D, 7D at ``--student-lr 0.008``, taught by ``stid-64`` alone reading ``--teacher-lags 1D 2D 3D 7D 14D 21D 28D``,
@@ -50,7 +52,9 @@ import copy
 import dataclasses
 import json
 import time
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -176,24 +180,36 @@ def check_record_settings(old: dict, dataset: str, label: str, seed: int, cfg, t
                          f"move the file aside to measure it again, or pass --teacher-scope {scope}")
 
 
-def run_seed(dataset: str, seed: int, students: list[str], runs: Path, quick: bool, done: dict,
-             teacher_seed: int | None = None, teacher_lags: list[str] | None = None,
-             precision: str | None = None, teacher_epochs: int | None = None,
-             extra_teachers: list[str] | None = None, without_main: bool = False,
-             history: str | None = None, student_schedule: tuple[int, int] | None = None,
-             outages: float | None = None, teacher_scope: str | None = None,
-             augment: dict | None = None, student_lags: list[str] | None = None,
-             distances_only: bool = False, alpha: float | None = None, student_init: str | None = None,
-             student_lr: float | None = None, student_min_epochs: int | None = None,
-             loss: str | None = None, extra_epochs: int | None = None) -> list[dict]:
-    """The records of one seed's rows not yet in ``done`` (``(seed, row) -> record``). With ``distances_only``
-    it trains nothing: for the rows in ``done`` that lack the students' distances to the teacher
-    (:mod:`fidelity`) or their stop facts (:func:`lacking`), whose teachers and students are saved under ``runs``,
-    it adds them to the record."""
+@dataclasses.dataclass
+class RowSetup:
+    """What every student row of one seed shares: the students' task and config, the teachers, what the
+    students learn from (``signal``) and the run folder the students train in."""
+
+    task: Any
+    cfg: Any
+    teachers: list
+    signal: Any
+    run_dir: Path
+
+
+def row_setup(dataset: str, seed: int, runs: Path, quick: bool, *, distances_only: bool = False,
+              teacher_seed: int | None = None, teacher_lags: list[str] | None = None,
+              precision: str | None = None, teacher_epochs: int | None = None,
+              extra_teachers: list[str] | None = None, without_main: bool = False,
+              history: str | None = None, student_schedule: Sequence[int] | None = None,
+              outages: float | None = None, teacher_scope: str | None = None,
+              augment: dict | None = None, student_lags: list[str] | None = None,
+              alpha: float | None = None, student_init: str | None = None,
+              student_lr: float | None = None, student_min_epochs: int | None = None,
+              loss: str | None = None, extra_epochs: int | None = None) -> RowSetup | None:
+    """The teachers of one seed's rows (trained where they are not yet, unless ``distances_only``), their signal
+    and the students' run folder; None where ``distances_only`` finds a folder not on this machine. The keyword
+    arguments are the row's settings (:func:`run_seed`); a student's process of its own calls it with the same
+    ones and finds the teachers trained."""
     from outages import outage_data
-    from stkd.config import InputsConfig, parse_config
-    from stkd.pipeline import check_models, prepare_task, saved_teachers, train_student, train_teachers
-    from stkd.runs import load_trained, open_run_dir
+    from stkd.config import parse_config
+    from stkd.pipeline import check_models, prepare_task, saved_teachers, train_teachers
+    from stkd.runs import open_run_dir
     from stkd.tasks.forecast import ForecastTask
 
     data = (outage_data(config(dataset, 0, quick)["data"], outages, runs / dataset / f"outages-{outages:g}-data")
@@ -268,8 +284,89 @@ def run_seed(dataset: str, seed: int, students: list[str], runs: Path, quick: bo
             run_dir = opened(cfg, runs / dataset / f"seed-{seed}{suffix}{short}{schedule}", teacher_run=teacher_dir)
     except NotOnThisMachine as e:  # only --distances-only raises it: a missing file elsewhere stays an error
         print(f"seed {seed}: {e}; its rows keep their records as they are")
-        return []
+        return None
     signal = task.teacher_signal(run_dir if teacher_seed is None else teacher_dir, teachers)
+    return RowSetup(task, cfg, teachers, signal, run_dir)
+
+
+def student_task(setup: RowSetup, dataset: str, name: str, student_lags: list[str] | None) -> tuple[Any, str]:
+    """The task that trains the row's student ``name`` and its folder's stem under ``models/`` (``stid_nb``,
+    ``stid_lags_1D_7D``: ``<stem>_kd`` and ``<stem>_plain``)."""
+    from stkd.config import InputsConfig
+    from stkd.tasks.forecast import ForecastTask
+
+    stask = ForecastTask(copy.copy(setup.cfg), setup.task.wd)
+    stask.cfg.student = student_config(dataset, name, setup.cfg)
+    folder = name.replace("-", "_")  # the run folder's model names: stid_kd, stid_nb_plain, ...
+    if student_lags:  # the student reads what the privileged teacher reads: its own folders
+        stask.cfg.student.inputs = InputsConfig(lags=list(student_lags))
+        folder += "_lags_" + "_".join(student_lags)
+    return stask, folder
+
+
+def train_row_student(job: dict, slot: int) -> None:
+    """In a process of its own (:func:`stkd.processes.run_processes`): train one student of a row, distilled
+    (``job["kd"]``) or plain, at ``job["threads"]`` torch threads, from the row's settings ``job["row"]`` (the
+    teachers are trained and cached by then; the parent reads the student back from its folder)."""
+    import torch
+
+    from stkd.pipeline import train_student
+
+    torch.set_num_threads(job["threads"])
+    row = dict(job["row"])
+    setup = row_setup(job["dataset"], job["seed"], Path(job["runs"]), job["quick"], **row)
+    assert setup is not None  # only distances_only finds no folder, and it trains nothing
+    stask, folder = student_task(setup, job["dataset"], job["student"], row.get("student_lags"))
+    kd = job["kd"]
+    train_student(stask, setup.run_dir, setup.signal if kd else None, resume=True, progress=False,
+                  label=f"{folder}_{'kd' if kd else 'plain'}")
+
+
+def side_by_side_jobs(dataset: str, seed: int, runs: Path, quick: bool, row: dict, name: str,
+                      workers: int) -> list[dict]:
+    """The two jobs of :func:`train_row_student` for the row's student ``name``, distilled and plain: JSON, all a
+    fresh process needs to rebuild the row (its settings ``row``) and train one of them at its share of the cores."""
+    from stkd.processes import threads_per_worker
+
+    threads = threads_per_worker(workers, None)
+    return [{"dataset": dataset, "seed": seed, "runs": str(runs), "quick": quick, "row": row, "student": name,
+             "kd": kd, "threads": threads} for kd in (True, False)]
+
+
+def train_side_by_side(jobs: list[dict], workers: int) -> None:
+    """A row's distilled and plain student (``jobs``: :func:`side_by_side_jobs`) trained at once, one process each:
+    on 2 cores a student takes about as long a step at one thread as at two (``stkd.processes``), so the pair takes
+    the time of one. Each keeps its checkpoints if the other fails."""
+    import importlib
+
+    from stkd.processes import run_processes
+
+    target = importlib.import_module("evidence").train_row_student  # by its module's name, not ``__main__``
+    run_processes(target, jobs, limit=workers, name=lambda j: f"seed {j['seed']} {j['student']} "
+                  f"{'distilled' if j['kd'] else 'plain'}", stop_on_failure=True,
+                  after_failure="each student keeps its checkpoints: run the same command again to go on")
+
+
+def run_seed(dataset: str, seed: int, students: list[str], runs: Path, quick: bool, done: dict, *,
+             distances_only: bool = False, workers: int = 1, **row: Any) -> list[dict]:
+    """The records of one seed's rows not yet in ``done`` (``(seed, row) -> record``); ``row`` holds the rows'
+    settings (:func:`row_setup`). With ``workers`` of 2 or more each row's two students train at once, one
+    process each. With ``distances_only`` it trains nothing: for the rows in ``done`` that lack the students'
+    distances to the teacher (:mod:`fidelity`) or their stop facts (:func:`lacking`), whose teachers and students
+    are saved under ``runs``, it adds them to the record."""
+    from stkd.pipeline import train_student
+    from stkd.runs import load_trained
+
+    setup = row_setup(dataset, seed, runs, quick, distances_only=distances_only, **row)
+    if setup is None:
+        return []
+    task, cfg, teachers, signal, run_dir = setup.task, setup.cfg, setup.teachers, setup.signal, setup.run_dir
+    teacher_seed, teacher_lags, extra_teachers = row.get("teacher_seed"), row.get("teacher_lags"), row.get("extra_teachers")
+    without_main, history, outages = row.get("without_main", False), row.get("history"), row.get("outages")
+    teacher_scope, student_schedule, augment = row.get("teacher_scope"), row.get("student_schedule"), row.get("augment")
+    student_min_epochs, student_lr, alpha = row.get("student_min_epochs"), row.get("student_lr"), row.get("alpha")
+    loss, student_init, student_lags = row.get("loss"), row.get("student_init"), row.get("student_lags")
+    teacher_epochs, extra_epochs = row.get("teacher_epochs"), row.get("extra_epochs")
     # what the student learns from: the ensemble's own forecast where there are several teachers
     ensemble = ({f"ensemble_{key}": signal.mae(task.wd, split)
                  for key, split in (("mae", "test"), ("val", "val"), ("train", "train"))}
@@ -296,12 +393,7 @@ def run_seed(dataset: str, seed: int, students: list[str], runs: Path, quick: bo
             check_record_settings(old, dataset, label, seed, cfg, teacher_scope)
         if (old is None) == distances_only or (old is not None and not lacking(old)):
             continue  # measured already, or (distances_only) not measured or complete: nothing to add
-        stask = ForecastTask(copy.copy(cfg), task.wd)
-        stask.cfg.student = student_config(dataset, name, cfg)
-        folder = name.replace("-", "_")  # the run folder's model names: stid_kd, stid_nb_plain, ...
-        if student_lags:  # the student reads what the privileged teacher reads: its own folders
-            stask.cfg.student.inputs = InputsConfig(lags=list(student_lags))
-            folder += "_lags_" + "_".join(student_lags)
+        stask, folder = student_task(setup, dataset, name, student_lags)
         if distances_only:
             saved = {t.name: t for t in load_trained(run_dir, task.wd, roles=STUDENT_ROLES)}
             if f"{folder}_kd" not in saved or f"{folder}_plain" not in saved:
@@ -314,6 +406,8 @@ def run_seed(dataset: str, seed: int, students: list[str], runs: Path, quick: bo
             records.append({**old, **added, "distances_command": command()})
             continue
         t0 = time.perf_counter()
+        if workers > 1:  # both students at once; read back below from their finished folders
+            train_side_by_side(side_by_side_jobs(dataset, seed, runs, quick, row, name, workers), workers)
         kd = train_student(stask, run_dir, signal, resume=True, progress=False, label=f"{folder}_kd")
         plain = train_student(stask, run_dir, resume=True, progress=False, label=f"{folder}_plain")
         metrics = stask.score(run_dir / "scores" / folder, [*teachers, kd, plain])["models"]
@@ -338,7 +432,7 @@ def run_seed(dataset: str, seed: int, students: list[str], runs: Path, quick: bo
                         "plain_val": plain.val_mae, "kd_val": kd.val_mae,
                         "last_value_mae": metrics["last_value"]["test"]["mae"],
                         "params": {"teacher": metrics[best_teacher.name]["params"], "student": metrics[kd.name]["params"]},
-                        **ensemble, "seconds": time.perf_counter() - t0, **to_teacher(signal, task.wd, kd, plain, metrics),
+                        **ensemble, "seconds": time.perf_counter() - t0, "workers": workers, **to_teacher(signal, task.wd, kd, plain, metrics),
                         "command": command(), "machine": machine()})  # rows of one file: several sessions' machines
     return records
 
@@ -725,8 +819,13 @@ def main() -> None:
                     help="train nothing: add what the records of the rows these arguments name lack, from their teachers "
                          "and students saved under --runs: the students' distances to the teacher (fidelity.py) "
                          "and how their schedules ended (epochs run, best epoch, early stop)")
+    ap.add_argument("--workers", type=int, default=2, metavar="N",
+                    help="train each row's distilled and plain student at once, one process each at a share of the "
+                         "cores (default 2; 1: one after the other in this process, at its threads)")
     ap.add_argument("--quick", action="store_true", help="2 epochs of 3 batches: a smoke test, nothing is saved")
     args = ap.parse_args()
+    if args.workers < 1:
+        ap.error("--workers: at least 1")
     if args.extra_teachers and args.teacher_seed is None:
         ap.error("--extra-teachers needs --teacher-seed (the extra teachers are trained once)")
     if args.student_schedule and args.teacher_seed is None:
@@ -757,6 +856,13 @@ def main() -> None:
     if args.extra_teacher_epochs is not None and args.teacher_epochs is not None:
         ap.error("--extra-teacher-epochs and --teacher-epochs: give one (both would set the epochs of a copy of "
                  "the main teacher's model)")
+    row = {"teacher_seed": args.teacher_seed, "teacher_lags": args.teacher_lags, "precision": args.precision,
+           "teacher_epochs": args.teacher_epochs, "extra_teachers": args.extra_teachers,
+           "without_main": args.without_main_teacher, "history": args.history,
+           "student_schedule": args.student_schedule, "outages": args.outages, "teacher_scope": args.teacher_scope,
+           "augment": augment, "student_lags": args.student_lags, "alpha": args.alpha,
+           "student_init": args.student_init, "student_lr": args.student_lr,
+           "student_min_epochs": args.student_min_epochs, "loss": args.loss, "extra_epochs": args.extra_teacher_epochs}
     for dataset in args.datasets:
         section = f"evidence-{dataset}"
         path = RESULTS / f"{section}.json"
@@ -764,12 +870,8 @@ def main() -> None:
         records = old["records"]
         for seed in args.seeds:
             done = {(r["seed"], r["student"]): r for r in records}
-            new = run_seed(dataset, seed, args.students, args.runs, args.quick, done, args.teacher_seed,
-                           args.teacher_lags, args.precision, args.teacher_epochs, args.extra_teachers,
-                           args.without_main_teacher, args.history, args.student_schedule, args.outages,
-                           args.teacher_scope, augment, args.student_lags, args.distances_only, args.alpha,
-                           args.student_init, args.student_lr, args.student_min_epochs, args.loss,
-                           args.extra_teacher_epochs)
+            new = run_seed(dataset, seed, args.students, args.runs, args.quick, done,
+                           distances_only=args.distances_only, workers=args.workers, **row)
             records += new
             if not args.quick:  # another invocation (other students) may have saved meanwhile
                 records = merged_records(path, new, lambda r: (r["seed"], r["student"]))
