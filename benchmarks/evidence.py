@@ -335,8 +335,8 @@ def side_by_side_jobs(dataset: str, seed: int, runs: Path, quick: bool, row: dic
 
 def train_side_by_side(jobs: list[dict], workers: int) -> None:
     """A row's distilled and plain student (``jobs``: :func:`side_by_side_jobs`) trained at once, one process each:
-    on 2 cores a student takes about as long a step at one thread as at two (``stkd.processes``), so the pair takes
-    the time of one. Each keeps its checkpoints if the other fails."""
+    a small student's step is little slower at one thread than at two (``stkd.processes``), so on 2 cores the pair
+    finishes well before two in turn would. Each keeps its checkpoints if the other fails."""
     import importlib
 
     from stkd.processes import run_processes
