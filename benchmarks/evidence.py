@@ -28,9 +28,9 @@
 For every data set and seed the teacher(s) train once and cache their soft labels (``--teacher-seed S``:
 one teacher, trained with seed S, serves every seed; cheaper, and the spread then holds the students'
 randomness only); then every student trains twice from the same seed (so from the same initial weights
-and batch order): distilled and alone, both at once in processes of their own (``--workers 2``, the default: one
-thread each on 2 cores; ``--workers 1`` trains them one after the other at this process's threads; the same
-threads give the same numbers either way). ``akl-pedestrians`` is the default preset of ``stkd run`` as it was
+and batch order): distilled and alone, one after the other at this process's threads, or both at once in
+processes of their own with ``--workers 2`` (one thread each on 2 cores; the same threads give the same numbers
+either way, and the command that measured a row says which it was: the rows before it trained in turn). ``akl-pedestrians`` is the default preset of ``stkd run`` as it was
 until 2026-12-04 (its data, Graph WaveNet teacher, student width and schedule: ``common.akl_gwnet_preset``,
 pinned so that the rows measured from it keep their meaning); the rows whose student reads the lags 1D, 2D,
 3D, 7D at ``--student-lr 0.008``, taught by ``stid-64`` alone reading ``--teacher-lags 1D 2D 3D 7D 14D 21D 28D``,
@@ -819,9 +819,10 @@ def main() -> None:
                     help="train nothing: add what the records of the rows these arguments name lack, from their teachers "
                          "and students saved under --runs: the students' distances to the teacher (fidelity.py) "
                          "and how their schedules ended (epochs run, best epoch, early stop)")
-    ap.add_argument("--workers", type=int, default=2, metavar="N",
-                    help="train each row's distilled and plain student at once, one process each at a share of the "
-                         "cores (default 2; 1: one after the other in this process, at its threads)")
+    ap.add_argument("--workers", type=int, default=1, metavar="N",
+                    help="with 2: train each row's distilled and plain student at once, one process each at a share "
+                         "of the cores (default 1: one after the other in this process, at its threads, as every row "
+                         "measured before this option; other threads round differently)")
     ap.add_argument("--quick", action="store_true", help="2 epochs of 3 batches: a smoke test, nothing is saved")
     args = ap.parse_args()
     if args.workers < 1:
