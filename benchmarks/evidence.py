@@ -156,6 +156,14 @@ def students_folder_config(cfg, teacher_cfgs: list):
     return dataclasses.replace(cfg, teacher=list(teacher_cfgs))
 
 
+def seeded_teachers(run_cfg) -> list:
+    """The teachers of a teacher run's config, each with the seed it trained from (its own, else the run's
+    ``train.seed``). Why: copies of one model from other seeds (``stid-64 stid-64:101``) read the same in a
+    students' folder config without their seeds, and the config check refuses two teachers that would train to the
+    same weights when the folder is opened again (a student's process, ``--resume``)."""
+    return [t if t.seed is not None else dataclasses.replace(t, seed=run_cfg.train.seed) for t in run_cfg.teacher]
+
+
 class NotOnThisMachine(Exception):
     """A run folder that ``--distances-only`` needs (it trains nothing) is not under ``--runs``."""
 
@@ -266,7 +274,7 @@ def row_setup(dataset: str, seed: int, runs: Path, quick: bool, *, distances_onl
             teacher_dir = opened(tcfg, runs / dataset / f"teacher-seed-{teacher_seed}{short}")
             # the extra teachers alone need no main teacher (its folder keeps the config)
             teachers = [] if without_main else trained(ForecastTask(tcfg, task.wd), teacher_dir)
-            teacher_cfgs = [] if without_main else list(tcfg.teacher)  # the ensemble's configs, in its order
+            teacher_cfgs = [] if without_main else seeded_teachers(tcfg)  # the ensemble's configs, in its order
             for spec in extra_teachers or []:
                 label, xseed = split_extra(spec, teacher_seed)
                 xcfg = parse_config(extra_teacher_config(dataset, label, xseed, quick, teacher_lags, precision,
@@ -274,7 +282,7 @@ def row_setup(dataset: str, seed: int, runs: Path, quick: bool, *, distances_onl
                 folder = (f"teacher-seed-{teacher_seed}-{label}" + (f"-s{xseed}" if xseed != teacher_seed else "")
                           + short)
                 xdir = opened(xcfg, runs / dataset / folder)
-                teacher_cfgs += xcfg.teacher
+                teacher_cfgs += seeded_teachers(xcfg)
                 taken = {t.name for t in teachers}  # score() keys models by name: copies of one model get the seed
                 teachers += [t if t.name not in taken else dataclasses.replace(t, name=f"{t.name}_s{xseed}")
                              for t in trained(ForecastTask(xcfg, task.wd), xdir)]

@@ -233,3 +233,20 @@ def test_extra_teacher_epochs_are_refused_without_extra_teachers_or_beside_teach
     script = Path(__file__).resolve().parents[1] / "benchmarks" / "evidence.py"
     done = subprocess.run([sys.executable, str(script), *extra], capture_output=True, text=True)
     assert done.returncode == 2 and said in done.stderr
+
+
+def test_a_students_folder_config_of_copies_from_other_seeds_names_each_copys_seed_and_validates():
+    """``--extra-teachers stid-64 stid-64:101 ... --student-init teacher``: the copies differ by the seed they trained
+    from only; without it in the folder's config, opening the folder again (a student's process of its own,
+    ``--resume``) was refused as one model twice."""
+    from evidence import seeded_teachers
+
+    cfg = parse_config(config("akl-pedestrians", 0, True, ["1D", "7D"]))
+    cfg.distill = dataclasses.replace(cfg.distill, init="teacher")
+    copies = [parse_config(extra_teacher_config("akl-pedestrians", "stid-64", seed, True, ["1D", "7D"], None, None,
+                                                None, None)) for seed in (0, 101)]
+    with pytest.raises(ConfigError, match="same settings and seed"):
+        parse_config(to_dict(students_folder_config(cfg, [t for c in copies for t in c.teacher])))
+    saved = parse_config(to_dict(students_folder_config(cfg, [t for c in copies for t in seeded_teachers(c)])))
+    assert [t.seed for t in saved.teacher] == [0, 101]
+    assert seeded_teachers(copies[1])[0].params == copies[1].teacher[0].params  # only the seed is added
