@@ -50,10 +50,12 @@ from __future__ import annotations
 import argparse
 import copy
 import dataclasses
+import inspect
 import json
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -297,6 +299,11 @@ def row_setup(dataset: str, seed: int, runs: Path, quick: bool, *, distances_onl
     return RowSetup(task, cfg, teachers, signal, run_dir)
 
 
+#: The settings of a row (:func:`row_setup`'s keyword arguments but ``distances_only``, which says what to do).
+ROW_KEYS = frozenset(k for k, p in inspect.signature(row_setup).parameters.items()
+                     if p.kind is p.KEYWORD_ONLY and k != "distances_only")
+
+
 def student_task(setup: RowSetup, dataset: str, name: str, student_lags: list[str] | None) -> tuple[Any, str]:
     """The task that trains the row's student ``name`` and its folder's stem under ``models/`` (``stid_nb``,
     ``stid_lags_1D_7D``: ``<stem>_kd`` and ``<stem>_plain``)."""
@@ -324,7 +331,7 @@ def train_row_student(job: dict, slot: int) -> None:
     row = dict(job["row"])
     setup = row_setup(job["dataset"], job["seed"], Path(job["runs"]), job["quick"], **row)
     assert setup is not None  # only distances_only finds no folder, and it trains nothing
-    stask, folder = student_task(setup, job["dataset"], job["student"], row.get("student_lags"))
+    stask, folder = student_task(setup, job["dataset"], job["student"], row_settings(row).student_lags)
     kd = job["kd"]
     train_student(stask, setup.run_dir, setup.signal if kd else None, resume=True, progress=False,
                   label=f"{folder}_{'kd' if kd else 'plain'}")
@@ -355,6 +362,16 @@ def train_side_by_side(jobs: list[dict], workers: int) -> None:
                   after_failure="each student keeps its checkpoints: run the same command again to go on")
 
 
+def row_settings(row: dict) -> SimpleNamespace:
+    """A row's settings (``--teacher-lags`` and the rest, as :func:`row_setup` takes them), each one not given at
+    :func:`row_setup`'s default: the defaults live in one place."""
+    given = set(row) - ROW_KEYS
+    if given:
+        raise TypeError(f"not a row setting: {', '.join(sorted(given))}")
+    defaults = {k: p.default for k, p in inspect.signature(row_setup).parameters.items() if k in ROW_KEYS}
+    return SimpleNamespace(**{**defaults, **row})
+
+
 def run_seed(dataset: str, seed: int, students: list[str], runs: Path, quick: bool, done: dict, *,
              distances_only: bool = False, workers: int = 1, **row: Any) -> list[dict]:
     """The records of one seed's rows not yet in ``done`` (``(seed, row) -> record``); ``row`` holds the rows'
@@ -369,39 +386,34 @@ def run_seed(dataset: str, seed: int, students: list[str], runs: Path, quick: bo
     if setup is None:
         return []
     task, cfg, teachers, signal, run_dir = setup.task, setup.cfg, setup.teachers, setup.signal, setup.run_dir
-    teacher_seed, teacher_lags, extra_teachers = row.get("teacher_seed"), row.get("teacher_lags"), row.get("extra_teachers")
-    without_main, history, outages = row.get("without_main", False), row.get("history"), row.get("outages")
-    teacher_scope, student_schedule, augment = row.get("teacher_scope"), row.get("student_schedule"), row.get("augment")
-    student_min_epochs, student_lr, alpha = row.get("student_min_epochs"), row.get("student_lr"), row.get("alpha")
-    loss, student_init, student_lags = row.get("loss"), row.get("student_init"), row.get("student_lags")
-    teacher_epochs, extra_epochs = row.get("teacher_epochs"), row.get("extra_epochs")
+    r = row_settings(row)
     # what the student learns from: the ensemble's own forecast where there are several teachers
     ensemble = ({f"ensemble_{key}": signal.mae(task.wd, split)
                  for key, split in (("mae", "test"), ("val", "val"), ("train", "train"))}
                 if len(teachers) > 1 and not distances_only else {})
     records = []
     for name in students:
-        label = f"{name}, teachers {ensemble_label(extra_teachers, without_main)}" if extra_teachers else name
-        label += teacher_lags_label(dataset, teacher_lags)
-        label += teacher_epochs_label(dataset, None if quick else teacher_epochs)
-        label += extra_epochs_label(None if quick else extra_epochs)
-        label += f", {history} of history" if history else ""
-        label += SCOPE_LABEL if teacher_scope == "observed-inputs" else ""  # named before it was the default
-        label += f", {outages_text(outages)}" if outages else ""
-        label += f", {student_schedule[0]} epochs" if student_schedule else ""
-        label += min_epochs_mark(student_min_epochs)
-        label += lr_label(student_lr)
-        label += f", {augment_label(augment)}" if augment else ""
-        label += f", alpha {alpha:g}" if alpha is not None else ""
-        label += loss_label(loss)
-        label += INIT_LABEL if student_init == "teacher" else ""
-        label += lags_label(student_lags) if student_lags else ""
+        label = f"{name}, teachers {ensemble_label(r.extra_teachers, r.without_main)}" if r.extra_teachers else name
+        label += teacher_lags_label(dataset, r.teacher_lags)
+        label += teacher_epochs_label(dataset, None if quick else r.teacher_epochs)
+        label += extra_epochs_label(None if quick else r.extra_epochs)
+        label += f", {r.history} of history" if r.history else ""
+        label += SCOPE_LABEL if r.teacher_scope == "observed-inputs" else ""  # named before it was the default
+        label += f", {outages_text(r.outages)}" if r.outages else ""
+        label += f", {r.student_schedule[0]} epochs" if r.student_schedule else ""
+        label += min_epochs_mark(r.student_min_epochs)
+        label += lr_label(r.student_lr)
+        label += f", {augment_label(r.augment)}" if r.augment else ""
+        label += f", alpha {r.alpha:g}" if r.alpha is not None else ""
+        label += loss_label(r.loss)
+        label += INIT_LABEL if r.student_init == "teacher" else ""
+        label += lags_label(r.student_lags) if r.student_lags else ""
         old = done.get((seed, label))
         if old is not None:
-            check_record_settings(old, dataset, label, seed, cfg, teacher_scope)
+            check_record_settings(old, dataset, label, seed, cfg, r.teacher_scope)
         if (old is None) == distances_only or (old is not None and not lacking(old)):
             continue  # measured already, or (distances_only) not measured or complete: nothing to add
-        stask, folder = student_task(setup, dataset, name, student_lags)
+        stask, folder = student_task(setup, dataset, name, r.student_lags)
         if distances_only:
             saved = {t.name: t for t in load_trained(run_dir, task.wd, roles=STUDENT_ROLES)}
             if f"{folder}_kd" not in saved or f"{folder}_plain" not in saved:
@@ -420,17 +432,17 @@ def run_seed(dataset: str, seed: int, students: list[str], runs: Path, quick: bo
         plain = train_student(stask, run_dir, resume=True, progress=False, label=f"{folder}_plain")
         metrics = stask.score(run_dir / "scores" / folder, [*teachers, kd, plain])["models"]
         best_teacher = min(teachers, key=lambda t: t.val_mae)
-        records.append({"seed": seed, "student": label, "teacher": best_teacher.name, "teacher_seed": teacher_seed,
+        records.append({"seed": seed, "student": label, "teacher": best_teacher.name, "teacher_seed": r.teacher_seed,
                         "teachers": [t.name for t in teachers],
                         "teacher_weights": None if signal.weights is None else [float(w) for w in signal.weights],
-                        "teacher_lags": list(teacher_lags or []), "student_lags": list(student_lags or []),
-                        "precision": cfg.train.precision, "history": history,
-                        "outages": outages, "teacher_scope": cfg.distill.teacher_scope,
+                        "teacher_lags": list(r.teacher_lags or []), "student_lags": list(r.student_lags or []),
+                        "precision": cfg.train.precision, "history": r.history,
+                        "outages": r.outages, "teacher_scope": cfg.distill.teacher_scope,
                         "augment": list(cfg.distill.augment), "augment_weight": cfg.distill.augment_weight,
                         "augment_labels": cfg.distill.augment_labels, "alpha": cfg.distill.alpha,
                         "loss": cfg.train.loss,
                         "student_init": cfg.distill.init, "student_lr": cfg.train.lr,
-                        "teacher_epochs": teacher_epochs, "extra_teacher_epochs": extra_epochs,
+                        "teacher_epochs": r.teacher_epochs, "extra_teacher_epochs": r.extra_epochs,
                         "day_of_week": bool(task.wd.day_of_week),
                         "student_epochs": cfg.train.epochs, "student_patience": cfg.train.patience,
                         "student_min_epochs": cfg.train.min_epochs,

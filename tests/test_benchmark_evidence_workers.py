@@ -13,7 +13,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 import evidence_rows  # noqa: E402
-from evidence import run_seed, side_by_side_jobs, train_row_student  # noqa: E402
+from evidence import row_settings, run_seed, side_by_side_jobs, train_row_student  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -26,6 +26,7 @@ def test_students_trained_from_their_jobs_are_the_ones_the_row_trains_in_turn(tm
     monkeypatch.setitem(evidence_rows.DATASETS, "synthetic-traffic", TINY)
     row = {"teacher_seed": 0, "student_lr": 0.004}
     [in_turn] = run_seed("synthetic-traffic", 1, ["linear"], tmp_path / "in-turn", True, {}, workers=1, **row)
+    assert in_turn["student"] == "linear, lr 0.004" and in_turn["workers"] == 1  # the row's name carries its rate
 
     # what the parent sends each process, through JSON as a fresh interpreter reads it
     jobs = json.loads(json.dumps(side_by_side_jobs("synthetic-traffic", 1, tmp_path / "apart", True, row, "linear",
@@ -49,3 +50,10 @@ def test_a_process_finds_the_student_trainer_by_the_scripts_module_name():
     """The script runs as ``__main__``; a fresh process imports ``evidence`` by name (``sys.path`` is passed on)."""
     target = importlib.import_module("evidence").train_row_student
     assert target.__module__ == "evidence" and target.__qualname__ == "train_row_student"
+
+
+def test_a_rows_settings_take_row_setups_defaults_and_refuse_a_key_it_does_not_know():
+    r = row_settings({"teacher_seed": 0, "alpha": 0.3})
+    assert (r.teacher_seed, r.alpha, r.without_main, r.student_lags, r.extra_epochs) == (0, 0.3, False, None, None)
+    with pytest.raises(TypeError, match="not a row setting: workers"):
+        row_settings({"teacher_seed": 0, "workers": 2})
