@@ -132,9 +132,8 @@ def measure_speeds(models: dict[str, tuple[nn.Module, Any]], repeats: int = 50, 
     With ``progress`` one bar, ``latency <names>``, counts the models' turns; it is drawn between
     turns, outside the timed spans."""
     calls = {name: model_calls(model, data, throughput_batch) for name, (model, data) in models.items()}
-    rounds = max(1, min(rounds, repeats))
-    with progress_bar(desc="latency " + ", ".join(models), total=2 * rounds * len(models), unit="model",
-                      progress=progress) as bar:
+    with progress_bar(desc="latency " + ", ".join(models), total=2 * round_count(rounds, repeats) * len(models),
+                      unit="model", progress=progress) as bar:
         timed = time_in_rounds(calls, repeats, rounds, after_each=bar.update)
     load = machine_load()
     return {name: {"latency_ms_batch1": t.latency_ms,
@@ -169,6 +168,12 @@ class Timed:
         return float(max(self.rates))
 
 
+def round_count(rounds: int, repeats: int) -> int:
+    """The rounds :func:`time_in_rounds` runs: ``rounds``, but no more than there are ``repeats`` (each round
+    takes at least one call of each key), and at least one."""
+    return max(1, min(rounds, repeats))
+
+
 def time_in_rounds(calls: dict[Any, TimedCalls], repeats: int,
                    rounds: int = LATENCY_ROUNDS, *, throughput_seconds: float = THROUGHPUT_SECONDS,
                    after_each: Callable[[], Any] | None = None) -> dict[Any, Timed]:
@@ -186,7 +191,7 @@ def time_in_rounds(calls: dict[Any, TimedCalls], repeats: int,
     called after each key's turn, outside the timed spans (a progress bar): ``2 * rounds * len(calls)``
     times."""
     keys = list(calls)
-    rounds = max(1, min(rounds, repeats))
+    rounds = round_count(rounds, repeats)
     per_round = -(-repeats // rounds)  # ceil: at least ``repeats`` calls in all
     for key in keys:  # warm-up: first calls allocate, the thread pool wakes
         one_call, big_call, _ = calls[key]
