@@ -321,13 +321,10 @@ def student_task(setup: RowSetup, dataset: str, name: str, student_lags: list[st
 
 def train_row_student(job: dict, slot: int) -> None:
     """In a process of its own (:func:`stkd.processes.run_processes`): train one student of a row, distilled
-    (``job["kd"]``) or plain, at ``job["threads"]`` torch threads, from the row's settings ``job["row"]`` (the
-    teachers are trained and cached by then; the parent reads the student back from its folder)."""
-    import torch
-
+    (``job["kd"]``) or plain, from the row's settings ``job["row"]`` (the teachers are trained and cached by then;
+    the parent reads the student back from its folder; ``run_processes`` sets the threads)."""
     from stkd.pipeline import train_student
 
-    torch.set_num_threads(job["threads"])
     row = dict(job["row"])
     setup = row_setup(job["dataset"], job["seed"], Path(job["runs"]), job["quick"], **row)
     assert setup is not None  # only distances_only finds no folder, and it trains nothing
@@ -337,28 +334,26 @@ def train_row_student(job: dict, slot: int) -> None:
                   label=f"{folder}_{'kd' if kd else 'plain'}")
 
 
-def side_by_side_jobs(dataset: str, seed: int, runs: Path, quick: bool, row: dict, name: str,
-                      workers: int) -> list[dict]:
+def side_by_side_jobs(dataset: str, seed: int, runs: Path, quick: bool, row: dict, name: str) -> list[dict]:
     """The two jobs of :func:`train_row_student` for the row's student ``name``, distilled and plain: JSON, all a
-    fresh process needs to rebuild the row (its settings ``row``) and train one of them at its share of the cores."""
-    from stkd.processes import threads_per_worker
-
-    threads = threads_per_worker(workers, None)
+    fresh process needs to rebuild the row (its settings ``row``) and train one of them."""
     return [{"dataset": dataset, "seed": seed, "runs": str(runs), "quick": quick, "row": row, "student": name,
-             "kd": kd, "threads": threads} for kd in (True, False)]
+             "kd": kd} for kd in (True, False)]
 
 
 def train_side_by_side(jobs: list[dict], workers: int) -> None:
-    """A row's distilled and plain student (``jobs``: :func:`side_by_side_jobs`) trained at once, one process each:
-    a small student's step is little slower at one thread than at two (``stkd.processes``), so on 2 cores the pair
-    finishes well before two in turn would. Each keeps its checkpoints if the other fails."""
+    """A row's distilled and plain student (``jobs``: :func:`side_by_side_jobs`) trained at once, one process each,
+    each at its share of the cores: a small student's step is little slower at one thread than at two
+    (``stkd.processes``), so on 2 cores the pair finishes well before two in turn would. Each keeps its checkpoints
+    if the other fails."""
     import importlib
 
-    from stkd.processes import run_processes
+    from stkd.processes import run_processes, threads_per_worker
 
     target = importlib.import_module("evidence").train_row_student  # by its module's name, not ``__main__``
-    run_processes(target, jobs, limit=workers, name=lambda j: f"seed {j['seed']} {j['student']} "
-                  f"{'distilled' if j['kd'] else 'plain'}", stop_on_failure=True,
+    run_processes(target, jobs, limit=workers, threads=threads_per_worker(workers, None),
+                  name=lambda j: f"seed {j['seed']} {j['student']} {'distilled' if j['kd'] else 'plain'}",
+                  stop_on_failure=True,
                   after_failure="each student keeps its checkpoints: run the same command again to go on")
 
 
@@ -427,7 +422,7 @@ def run_seed(dataset: str, seed: int, students: list[str], runs: Path, quick: bo
             continue
         t0 = time.perf_counter()
         if workers > 1:  # both students at once; read back below from their finished folders
-            train_side_by_side(side_by_side_jobs(dataset, seed, runs, quick, row, name, workers), workers)
+            train_side_by_side(side_by_side_jobs(dataset, seed, runs, quick, row, name), workers)
         kd = train_student(stask, run_dir, signal, resume=True, progress=False, label=f"{folder}_kd")
         plain = train_student(stask, run_dir, resume=True, progress=False, label=f"{folder}_plain")
         metrics = stask.score(run_dir / "scores" / folder, [*teachers, kd, plain])["models"]

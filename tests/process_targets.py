@@ -30,3 +30,10 @@ def hold_slot(job: dict, slot: int) -> None:
     finally:
         os.close(fd)
         held.unlink()
+
+
+def note_threads(job: dict, slot: int) -> None:
+    """Write torch's intra-op threads as the target finds them to ``<folder>/<name>``."""
+    import torch
+
+    (Path(job["folder"]) / job["name"]).write_text(str(torch.get_num_threads()))

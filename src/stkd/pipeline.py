@@ -196,7 +196,6 @@ class _Apart:
     job: ModelJob
     config: dict
     run_dir: str
-    threads: int
     resume: bool
     progress: bool
 
@@ -210,11 +209,10 @@ def train_apart(task: Task, run_dir: Path, jobs: list[ModelJob], *, resume: bool
     (``train.threads`` if set), and return them as read back from ``run_dir/models``, in the jobs' order. A
     model whose process fails stops the others; each keeps its checkpoints for ``--resume``."""
     workers = side_by_side(task.cfg, len(jobs))
-    threads = threads_per_worker(workers, task.cfg.train.threads)
     config = to_dict(task.cfg)
-    run_processes(_train_in_process,
-                  [asdict(_Apart(job, config, str(run_dir), threads, resume, progress)) for job in jobs],
-                  limit=workers, name=lambda a: f"{a['job']['role']} {a['job']['label']}", stop_on_failure=True,
+    run_processes(_train_in_process, [asdict(_Apart(job, config, str(run_dir), resume, progress)) for job in jobs],
+                  limit=workers, threads=threads_per_worker(workers, task.cfg.train.threads),
+                  name=lambda a: f"{a['job']['role']} {a['job']['label']}", stop_on_failure=True,
                   after_failure="what each model trained is kept: run the same command with --resume to go on")
     teachers = any(job.role == "teacher" for job in jobs)
     saved = (task.teacher_task() if teachers else task).load_models(run_dir, roles=tuple({j.role for j in jobs}))
@@ -224,10 +222,9 @@ def train_apart(task: Task, run_dir: Path, jobs: list[ModelJob], *, resume: bool
 
 def _train_in_process(raw: dict, slot: int) -> None:
     """A process of its own: rebuild the task from the config, train the one model and save it (as this
-    process would have). :func:`stkd.processes.child_main` places its bars on row ``slot`` and reports its
-    errors."""
+    process would have). :func:`stkd.processes.child_main` sets its threads, places its bars on row ``slot`` and
+    reports its errors."""
     apart = _Apart.from_json(raw)
-    torch.set_num_threads(apart.threads)
     job = apart.job
     task = prepare_task(parse_config(apart.config))
     run_dir = Path(apart.run_dir)

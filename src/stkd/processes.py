@@ -41,13 +41,15 @@ def threads_per_worker(workers: int, configured: int | None) -> int:
     return configured or max(1, (os.cpu_count() or 1) // workers)
 
 
-def run_processes(target: Callable[[dict, int], None], jobs: Sequence[dict], *, limit: int,
+def run_processes(target: Callable[[dict, int], None], jobs: Sequence[dict], *, limit: int, threads: int | None,
                   name: Callable[[dict], str], stop_on_failure: bool, after_failure: str) -> None:
     """Run ``target(job, slot)`` for every job, each in a fresh process, at most ``limit`` at once, started in
     the order given; ``slot`` (0 .. limit-1) is the place the job holds among those running (its progress bar's
-    row). ``target`` must be importable by its module and name, and ``job`` a mapping JSON writes and reads back
-    as it is; an STKDError it raises is printed as ``stkd: error: <name>: ...`` (exit code 2), an interrupt ends
-    it with 130. Returns when all ended;
+    row). Each process runs torch at ``threads`` intra-op threads (:func:`threads_per_worker`; None leaves
+    torch's own default: for targets that train nothing), set before the target runs, so no target sets them
+    itself. ``target`` must be importable by its module and name, and ``job`` a mapping JSON writes and reads
+    back as it is; an STKDError it raises is printed as ``stkd: error: <name>: ...`` (exit code 2), an interrupt
+    ends it with 130. Returns when all ended;
     raises STKDError naming each job whose process failed (its own error is on stderr above), followed by
     ``after_failure``. With ``stop_on_failure`` the first failure stops the others (no job starts after it and
     the running ones are terminated): what they trained stays in their checkpoints. Interrupted (Ctrl-C reaches
@@ -64,7 +66,7 @@ def run_processes(target: Callable[[dict, int], None], jobs: Sequence[dict], *, 
                 slot = min(set(range(limit)) - running.keys())
                 job = pending.pop(0)
                 label = name(job)
-                running[slot] = (label, _start(target, job, slot, label))
+                running[slot] = (label, _start(target, job, slot, label, threads))
             if not running:
                 break
             time.sleep(_POLL_S)
@@ -91,10 +93,11 @@ def run_processes(target: Callable[[dict, int], None], jobs: Sequence[dict], *, 
         raise STKDError(f"process(es) {', '.join(failed)} stopped with an error (above){also}; {after_failure}")
 
 
-def _start(target: Callable[[dict, int], None], job: dict, slot: int, label: str) -> subprocess.Popen:
-    """A fresh interpreter running ``target(job, slot)`` (:func:`child_main`), its stdout and stderr this
-    process's."""
-    message = json.dumps([target.__module__, target.__qualname__, job, slot, label])
+def _start(target: Callable[[dict, int], None], job: dict, slot: int, label: str,
+           threads: int | None) -> subprocess.Popen:
+    """A fresh interpreter running ``target(job, slot)`` at ``threads`` torch threads (:func:`child_main`), its
+    stdout and stderr this process's."""
+    message = json.dumps([target.__module__, target.__qualname__, job, slot, label, threads])
     proc = subprocess.Popen([sys.executable, "-c", _CHILD, json.dumps(sys.path)], stdin=subprocess.PIPE, text=True)
     assert proc.stdin is not None
     with proc.stdin:
@@ -103,14 +106,18 @@ def _start(target: Callable[[dict, int], None], job: dict, slot: int, label: str
 
 
 def child_main() -> None:
-    """In a child: read [module, function name, job, slot, label] as JSON from stdin and call the function, its
-    progress bars drawn on row ``slot``; an STKDError is one line on stderr and exit code 2, as the command line
-    reports it, an interrupt exit code 130."""
+    """In a child: read [module, function name, job, slot, label, threads] as JSON from stdin and call the
+    function at ``threads`` torch threads (if given), its progress bars drawn on row ``slot``; an STKDError is one
+    line on stderr and exit code 2, as the command line reports it, an interrupt exit code 130."""
     import importlib
 
     from stkd.progress import set_bar_row
 
-    module, name, job, slot, label = json.load(sys.stdin)
+    module, name, job, slot, label, threads = json.load(sys.stdin)
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)
     set_bar_row(slot)
     target = getattr(importlib.import_module(module), name)
     try:

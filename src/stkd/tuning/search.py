@@ -96,7 +96,7 @@ def tune(cfg: RunConfig, teacher_run: Path, out: Path, tcfg: TuneConfig, *, spac
         else:
             threads = threads_per_worker(tcfg.workers, cfg.train.threads)
             run_workers([WorkerJob(to_dict(cfg), str(teacher_run), str(out), search_space, url, tcfg, deadline, i,
-                                   threads, progress) for i in range(tcfg.workers)])
+                                   progress) for i in range(tcfg.workers)], threads)
         return finish(study, shared, teacher_run, out, tcfg, url, progress=progress)
 
 

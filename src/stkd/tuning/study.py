@@ -173,7 +173,6 @@ class WorkerJob:
     tune: TuneConfig
     deadline: float | None
     worker: int
-    threads: int
     progress: bool
 
     def to_json(self) -> dict:
@@ -187,10 +186,10 @@ class WorkerJob:
                       "tune": TuneConfig(**raw["tune"])})
 
 
-def run_workers(jobs: list[WorkerJob]) -> None:
-    """One process per job (:func:`stkd.processes.run_processes`), all at once; returns when every one ended and
-    raises if one failed (the others go on: each records its trials)."""
-    run_processes(worker_main, [job.to_json() for job in jobs], limit=len(jobs),
+def run_workers(jobs: list[WorkerJob], threads: int) -> None:
+    """One process per job (:func:`stkd.processes.run_processes`), all at once, each at ``threads`` torch threads;
+    returns when every one ended and raises if one failed (the others go on: each records its trials)."""
+    run_processes(worker_main, [job.to_json() for job in jobs], limit=len(jobs), threads=threads,
                   name=lambda job: f"stkd-tune-{job['worker']}",
                   stop_on_failure=False,
                   after_failure="the study keeps every trial they finished: run the command again to continue")
@@ -198,12 +197,8 @@ def run_workers(jobs: list[WorkerJob]) -> None:
 
 def worker_main(raw: dict, slot: int = 0) -> None:
     """A worker process: load the data, teachers and cache once, then run trials against the study
-    (:func:`stkd.processes.child_main` places its bars on row ``slot``)."""
-    import torch
-
+    (:func:`stkd.processes.child_main` sets its threads and places its bars on row ``slot``)."""
     job = WorkerJob.from_json(raw)
-
-    torch.set_num_threads(job.threads)
     cfg = parse_config(job.config)  # an STKDError is reported by stkd.processes.child_main, an interrupt too
     shared, fingerprint = load_shared(cfg, Path(job.teacher_run), Path(job.out), job.space,
                                       deadline=job.deadline, progress=job.progress)
