@@ -51,7 +51,8 @@ DATASETS |= {name: DATASETS[h["of"]] for name, h in HELD_OUT.items()}  # its sou
 # ``stid`` (on the Auckland counts the preset's 16-wide student; elsewhere ``stid`` is ``stid-32``'s size);
 # ``stid-nb-8`` and ``stid-nb-32`` the same beside ``stid-nb`` (the default width, reading its neighbours);
 # ``mlp-nb-id-cal-16`` and ``-256`` the MLP with all its inputs at hidden widths 16 and 256 (the default is 64),
-# ``mlp-id-cal-16`` and ``-256`` the same without the neighbours. ``stid-nodrop`` is the data set's ``stid``
+# ``mlp-id-cal-16``, ``-256`` and ``-512`` the same without the neighbours (where a wider student took more of its
+# teachers' edge, how far that goes). ``stid-nodrop`` is the data set's ``stid``
 # without dropout in its encoder (the model's default keeps 0.15), and every STID label has such a twin
 # (``stid-nb-nodrop``, ...): a student too small for its data may need all of its width to follow a teacher, and a
 # teacher's forecasts are no noisy labels to be regularised against. (The MLP has no dropout by default.)
@@ -72,6 +73,7 @@ STUDENTS = {"stid": ("stid", dict(STID_32)),
             "mlp-id-cal": ("mlp", dict(MLP_ID_CAL)),
             "mlp-id-cal-16": ("mlp", {**MLP_ID_CAL, "hidden": [16, 16]}),
             "mlp-id-cal-256": ("mlp", {**MLP_ID_CAL, "hidden": [256, 256]}),
+            "mlp-id-cal-512": ("mlp", {**MLP_ID_CAL, "hidden": [512, 512]}),
             "mlp-nb-id-cal": ("mlp", dict(MLP_NB_ID_CAL)),
             "mlp-nb-id-cal-16": ("mlp", {**MLP_NB_ID_CAL, "hidden": [16, 16]}),
             "mlp-nb-id-cal-256": ("mlp", {**MLP_NB_ID_CAL, "hidden": [256, 256]}),
