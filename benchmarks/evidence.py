@@ -695,6 +695,14 @@ def teacher_bar(result: dict, by_student: dict[str, list[dict]]) -> dict | None:
             "records": with_val}
 
 
+def same_lag_rows(records: list[dict]) -> list[str]:
+    """The rows whose student reads every lag its teachers read (``--student-lags`` covering the teachers' lags):
+    their teachers know no input the student lacks (their edge is width, depth or their ensemble), though a row is
+    marked ``privileged teacher (lags ...)`` for lags beyond the data set's usual teacher's."""
+    return sorted({r["student"] for r in records
+                   if r.get("teacher_lags") and set(r["teacher_lags"]) <= set(r.get("student_lags") or [])})
+
+
 def render(result: dict) -> str:
     from stkd.paired import describe_gain, gain_cell, paired_gain
 
@@ -765,6 +773,9 @@ def render(result: dict) -> str:
         marked = sorted({lab for r in result["records"] if (lab := label_of(result["dataset"], r.get(key)))})
         if marked:
             teacher += "; in the rows marked " + ", ".join(f"`{m.removeprefix(', ')}`" for m in marked) + f" {what}"
+    if same := same_lag_rows(result["records"]):
+        teacher += ("; in the rows " + ", ".join(f"`{r}`" for r in same) + " the student reads every lag its teachers "
+                    "read (`reading lags`): its teachers know no input it lacks, whatever their mark says")
     return (f"### Distillation evidence on {result['dataset']} (paired seeds)\n\n{commands_line(result)}  \n"
             f"Teacher: {teacher}; each seed trains the student twice from the same initial weights and batches  \n"
             f"{day_of_week_line(by_student)}{machine_line(result)}\n\n" + "\n".join(lines) + "\n\n" + "\n".join(verdicts) + "\n")

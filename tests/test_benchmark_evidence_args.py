@@ -250,3 +250,17 @@ def test_a_students_folder_config_of_copies_from_other_seeds_names_each_copys_se
     saved = parse_config(to_dict(students_folder_config(cfg, [t for c in copies for t in seeded_teachers(c)])))
     assert [t.seed for t in saved.teacher] == [0, 101]
     assert seeded_teachers(copies[1])[0].params == copies[1].teacher[0].params  # only the seed is added
+
+
+def test_the_rows_whose_student_reads_every_lag_of_its_teachers_are_named_as_such():
+    """A row marked ``privileged teacher (lags ...)`` whose student reads those lags too is said to be taught by
+    teachers that know no input the student lacks; a student reading fewer lags, or none, is not."""
+    from evidence import same_lag_rows
+
+    def rec(student, teacher_lags, student_lags):
+        return {"student": student, "teacher_lags": teacher_lags, "student_lags": student_lags}
+
+    records = [rec("same", ["1D", "7D"], ["7D", "1D"]), rec("same", ["1D", "7D"], ["1D", "7D"]),
+               rec("more", ["1D"], ["1D", "7D"]), rec("fewer", ["1D", "14D"], ["1D"]), rec("none", ["1D"], None),
+               rec("window", None, ["1D"])]
+    assert same_lag_rows(records) == ["more", "same"]
