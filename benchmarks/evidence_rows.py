@@ -46,9 +46,10 @@ DATASETS |= {name: DATASETS[h["of"]] for name, h in HELD_OUT.items()}  # its sou
 # MLP's node identity): the part of a teacher's edge that is each sensor's own level and daily shape;
 # ``mlp-id`` the same embedding without the neighbours (where the teacher reads no graph either); ``mlp-id-cal``
 # and ``mlp-nb-id-cal`` add 4 harmonics of the time of day and the weekday (``calendar``; the weekday only where
-# the data covers every weekday): what a teacher's time embeddings know. ``stid-8`` and ``stid-32`` are STIDs
-# of half and twice the default width (8 and 32, 2 and 3 layers): a student-size frontier beside a data set's own
-# ``stid`` (on the Auckland counts the preset's 16-wide student; elsewhere ``stid`` is ``stid-32``'s size);
+# the data covers every weekday): what a teacher's time embeddings know. ``stid-8``, ``stid-32`` and ``stid-48`` are
+# STIDs of half, twice and three times the default width (8, 32 and 48; 2, 3 and 3 layers): a student-size frontier
+# beside a data set's own ``stid`` (on the Auckland counts the preset's 16-wide student; elsewhere ``stid`` is
+# ``stid-32``'s size);
 # ``stid-nb-8`` and ``stid-nb-32`` the same beside ``stid-nb`` (the default width, reading its neighbours);
 # ``mlp-nb-id-cal-16`` and ``-256`` the MLP with all its inputs at hidden widths 16 and 256 (the default is 64),
 # ``mlp-id-cal-16``, ``-256`` and ``-512`` the same without the neighbours (where a wider student took more of its
@@ -59,12 +60,14 @@ DATASETS |= {name: DATASETS[h["of"]] for name, h in HELD_OUT.items()}  # its sou
 NO_DROPOUT = "-nodrop"
 STID_8 = {"embed_dim": 8, "node_dim": 8, "tod_dim": 8, "dow_dim": 8, "layers": 2}
 STID_32 = {"embed_dim": 32, "node_dim": 32, "tod_dim": 32, "dow_dim": 32, "layers": 3}
+STID_48 = {"embed_dim": 48, "node_dim": 48, "tod_dim": 48, "dow_dim": 48, "layers": 3}
 STID_64 = {"embed_dim": 64, "node_dim": 64, "tod_dim": 64, "dow_dim": 64, "layers": 4}  # the wide teachers' STID
 MLP_ID_CAL = {"node_dim": 16, "calendar": 4}
 MLP_NB_ID_CAL = {"neighbours": 4, **MLP_ID_CAL}
 STUDENTS = {"stid": ("stid", dict(STID_32)),
             "stid-8": ("stid", dict(STID_8)),
             "stid-32": ("stid", dict(STID_32)),
+            "stid-48": ("stid", dict(STID_48)),
             "stid-nb": ("stid", {"neighbours": 4, "neighbour_dim": 16}),
             "stid-nb-8": ("stid", {**STID_8, "neighbours": 4, "neighbour_dim": 8}),
             "stid-nb-32": ("stid", {**STID_32, "neighbours": 4, "neighbour_dim": 32}),

@@ -367,7 +367,7 @@ def test_a_row_of_another_student_size_is_compared_with_the_data_sets_own_studen
     from evidence_rows import STUDENTS
 
     sized = {label: sized_base(label) for label in STUDENTS if sized_base(label)}
-    assert set(sized) == {"stid-8", "stid-32", "stid-nb-8", "stid-nb-32", "mlp-id-cal-16", "mlp-id-cal-256",
+    assert set(sized) == {"stid-8", "stid-32", "stid-48", "stid-nb-8", "stid-nb-32", "mlp-id-cal-16", "mlp-id-cal-256",
                           "mlp-id-cal-512", "mlp-nb-id-cal-16", "mlp-nb-id-cal-256"}
     for label, base in sized.items():  # a sized label is its base's model at another width
         assert STUDENTS[label][0] == STUDENTS[base][0]
