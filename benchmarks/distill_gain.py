@@ -299,7 +299,9 @@ def method_rows(result: dict) -> dict[str, dict]:
         if seeds:
             teacher = fit.get("test") if METHODS[method][1] == "best" else None
             out[method] = paired_row(result.get("dataset", ""), [plain[s]["test_mae"] for s in seeds],
-                                     [by_method[method][s]["test_mae"] for s in seeds], teacher)
+                                     [by_method[method][s]["test_mae"] for s in seeds], teacher,
+                                     [plain[s]["val_mae"] for s in seeds],
+                                     [by_method[method][s]["val_mae"] for s in seeds])
     return out
 
 

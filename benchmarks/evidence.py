@@ -600,8 +600,11 @@ def row_summary(result: dict, rows: list[dict]) -> dict:
     ensemble's own forecast where recorded), the plain and distilled student (``plain``, ``kd``), and against the
     issue's target for the data set (``ratio`` distilled / plain, ``met``: at most the target and established;
     None where the data set has no target)."""
+    with_val = all(r.get("plain_val") is not None and r.get("kd_val") is not None for r in rows)
     return paired_row(result["dataset"], [r["plain_mae"] for r in rows], [r["kd_mae"] for r in rows],
-                      float(np.mean([r.get("ensemble_mae", r["teacher_mae"]) for r in rows])))
+                      float(np.mean([r.get("ensemble_mae", r["teacher_mae"]) for r in rows])),
+                      [r["plain_val"] for r in rows] if with_val else None,
+                      [r["kd_val"] for r in rows] if with_val else None)
 
 
 def row_comparisons(result: dict, rows_by: dict[str, list[dict]]) -> dict[str, tuple[str, dict]]:
@@ -632,7 +635,8 @@ def row_comparisons(result: dict, rows_by: dict[str, list[dict]]) -> dict[str, t
         # the family's name: its row less the rate (the anchor's own rate may be none of the two chosen)
         label = (f"{LR_MARK.sub('', s, count=1)}, each student at its best learning rate (plain "
                  f"{choice['best']['plain']:g}, distilled {choice['best']['kd']:g})")
-        out[label] = (s, paired_row(result["dataset"], choice["plain_mae"], choice["kd_mae"], choice["teacher"]))
+        out[label] = (s, paired_row(result["dataset"], choice["plain_mae"], choice["kd_mae"], choice["teacher"],
+                                    choice["plain_val"], choice["kd_val"]))
     return out
 
 
@@ -649,21 +653,28 @@ def dropout_choice(dataset: str, with_rows: list[dict], without_rows: list[dict]
     words = {True: "with", False: "without"}
     teacher = float(np.mean([r.get("ensemble_mae", r["teacher_mae"]) for r in with_rows if r["seed"] in seeds]))
     row = paired_row(dataset, [by_seed[chosen["plain"]][s]["plain_mae"] for s in seeds],
-                     [by_seed[chosen["kd"]][s]["kd_mae"] for s in seeds], teacher)
+                     [by_seed[chosen["kd"]][s]["kd_mae"] for s in seeds], teacher,
+                     [by_seed[chosen["plain"]][s]["plain_val"] for s in seeds],
+                     [by_seed[chosen["kd"]][s]["kd_val"] for s in seeds])
     return (f"each student with or without dropout as validation chose (plain {words[chosen['plain']]}, distilled "
             f"{words[chosen['kd']]})", row)
 
 
-def paired_row(dataset: str, plain_mae: list[float], kd_mae: list[float], teacher: float | None) -> dict:
+def paired_row(dataset: str, plain_mae: list[float], kd_mae: list[float], teacher: float | None,
+               plain_val: list[float] | None = None, kd_val: list[float] | None = None) -> dict:
     """The numbers of one paired comparison (test MAE of the plain and the distilled student, per seed in the
     same order) against the issue's target for ``dataset``: the shape of :func:`row_summary`, which the
-    targets block reads from every benchmark with paired students."""
+    targets block reads from every benchmark with paired students. ``val_ratio``: distilled / plain on the
+    validation split (from ``plain_val`` and ``kd_val``, the same seeds; None where either is not given), what
+    the targets block chooses its rows by, so that no row is picked for its test score."""
     from stkd.paired import paired_gain
 
     g = paired_gain(plain_mae, kd_mae)
     plain, kd = float(np.mean(plain_mae)), float(np.mean(kd_mae))
     target = TARGET_RATIO.get(dataset)
+    val_ratio = float(np.mean(kd_val) / np.mean(plain_val)) if plain_val and kd_val else None
     return {"gain": g, "teacher": teacher, "plain": plain, "kd": kd, "ratio": kd / plain, "target": target,
+            "val_ratio": val_ratio,
             "met": None if target is None else kd / plain <= target and g["established"] and g["mean"] > 0}
 
 

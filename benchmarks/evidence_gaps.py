@@ -227,7 +227,8 @@ def lr_choice(rows: list[dict], by_student: dict[str, list[dict]], dataset: str)
     or objective alone). Returns each student's mean validation MAE at each rate it was measured at (``val``:
     arm -> rate -> MAE, over the ``seeds`` every rate has), the rate where it is lowest (``best``: arm -> rate),
     and the two students at those
-    rates (``plain_mae``, ``kd_mae``: test MAE per seed, ``teacher``: the teacher's mean test MAE); None for a row
+    rates (``plain_mae``, ``kd_mae``: test MAE per seed, ``plain_val``, ``kd_val``: validation MAE per seed,
+    ``teacher``: the teacher's mean test MAE); None for a row
     at another rate, or without other rates or shared seeds. Why: the two students share one rate in a row, and a
     rate that suits one more than the other moves the gain; the fair comparison pits each student at its own best
     rate, chosen on validation as a user would."""
@@ -254,6 +255,8 @@ def lr_choice(rows: list[dict], by_student: dict[str, list[dict]], dataset: str)
             "plain_row": plain_family[usual if plain_family is not kd_family else anchor][0]["student"],
             "plain_mae": [pick["plain"][s]["plain_mae"] for s in seeds],
             "kd_mae": [pick["kd"][s]["kd_mae"] for s in seeds],
+            "plain_val": [pick["plain"][s]["plain_val"] for s in seeds],
+            "kd_val": [pick["kd"][s]["kd_val"] for s in seeds],
             "teacher": seeds_mean(kd_family[best["kd"]], "ensemble_mae", "teacher_mae", seeds=set(seeds))}
 
 

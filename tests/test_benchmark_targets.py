@@ -54,6 +54,33 @@ def test_a_row_that_meets_the_ratio_target_turns_its_line_to_met_and_is_listed_a
     assert [g for g, _ in gains] == ["evidence-los-loop, row `stid-nb`: +8.8 % (5/5 seeds)"] and not losses
 
 
+def test_a_ratio_target_is_judged_on_the_row_chosen_on_validation_not_the_lowest_on_test(results):
+    # ``lucky`` meets the target on test but gains little on validation; ``steady`` is lower on validation
+    lucky = [_record(s, "stid-nb, teachers a", 3.40 + 0.01 * s, 3.10 + 0.01 * s, plain_val=3.0, kd_val=2.97)
+             for s in range(5)]
+    steady = [_record(s, "stid-nb, teachers b", 3.40 + 0.01 * s, 3.30 + 0.01 * s, plain_val=3.0, kd_val=2.85)
+              for s in range(5)]
+    results("evidence-los-loop", _evidence("los-loop", lucky + steady))
+    stid = _lines(["evidence-los-loop"])["Los-loop: distilled / plain, stid students"]
+    assert "`stid-nb, teachers b`" in stid["where"] and not stid["met"]
+    assert stid["measured"].startswith("0.971 ") and "validation 0.950, the lowest of the 2 rows" in stid["measured"]
+    assert "the lowest on test, 0.912, is the row `stid-nb, teachers a` (validation 0.990), not counted" in stid["measured"]
+    # the same rows with the validation the other way round: the lucky row is chosen, and meets the target
+    for r in lucky:
+        r["kd_val"] = 2.7
+    results("evidence-los-loop", _evidence("los-loop", lucky + steady))
+    stid = _lines(["evidence-los-loop"])["Los-loop: distilled / plain, stid students"]
+    assert "`stid-nb, teachers a`" in stid["where"] and stid["met"] and "not counted" not in stid["measured"]
+
+
+def test_rows_without_validation_are_chosen_only_where_no_row_has_it():
+    rows = {"a": {"val_ratio": None, "ratio": 0.90}, "b": {"val_ratio": 0.99, "ratio": 0.98},
+            "c": {"val_ratio": 0.97, "ratio": 0.99}}
+    assert targets.chosen_on_validation(rows) == "c"
+    assert targets.chosen_on_validation({"a": rows["a"], "d": {"val_ratio": None, "ratio": 0.95}}) == "a"
+    assert targets.chosen_on_validation({"b": rows["b"], "e": {"val_ratio": 0.99, "ratio": 0.97}}) == "e"  # a tie
+
+
 def _gain_record(method: str, seed: int, test_mae: float) -> dict:
     return {"method": method, "seed": seed, "val_mae": test_mae - 0.4, "test_mae": test_mae,
             "teachers": [] if method.startswith("plain") else ["gwnet"], "command": "python benchmarks/distill_gain.py"}
