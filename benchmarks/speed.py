@@ -137,6 +137,37 @@ def stream(result: dict) -> str:
     return result.get("batch_stream", "prefetched")
 
 
+def teachers_of(runs: list[Path | None], wd) -> list:
+    """The trained teachers of ``runs`` (None: no teacher run), each name made unique by its folder's position
+    where several folders hold a teacher of the same name (the copies of an ensemble, seeds apart)."""
+    from stkd.runs import load_trained
+
+    return unique_names([t for run in runs if run is not None for t in load_trained(run, wd, roles=("teacher",))])
+
+
+def unique_names(found: list) -> list:
+    """``found`` with each name that several models share numbered in order (``stid#1``, ``stid#2``): the timing
+    rounds and the table key models by name."""
+    names = [t.name for t in found]
+    for i, t in enumerate(found):
+        if names.count(t.name) > 1:
+            t.name = f"{t.name}#{names[:i].count(t.name) + 1}"
+    return found
+
+
+def ensemble_line(student: dict, teachers: list[dict]) -> str:
+    """Where a student was distilled from several teachers: its batch-1 latency against all of them, whose
+    forecasts the ensemble's needs one after another (the sum of their latencies); empty for one teacher."""
+    if len(teachers) < 2:
+        return ""
+    total = sum(t["speeds"]["eager"][0] for t in teachers)
+    params = sum(t["params"] for t in teachers)
+    return (f"{student['name']} vs the {len(teachers)} teachers together (an ensemble's forecast runs each: the sum "
+            f"of their batch-1 latencies, {total:.3f} ms, and of their parameters, {params:,}): "
+            f"{total / student['speeds']['eager'][0]:.1f}x lower latency (eager), {params / student['params']:.1f}x "
+            "fewer parameters.")
+
+
 def fmt(v) -> str:
     if isinstance(v, str):
         return v
@@ -154,16 +185,18 @@ def render(result: dict) -> str:
                     f"{comp * 1e3:.1f} ms | {load / (load + comp):.1%} |")
     by_name = {m["name"]: m for m in result["models"]}
     lines = []
+    teachers = [x for x in result["models"] if x["role"] == "teacher"]
     for m in result["models"]:
         if m["role"] != "student_kd":
             continue
-        for t in (x for x in result["models"] if x["role"] == "teacher"):
+        for t in teachers:
             s_lo, s_hi = min(m["eager_rounds_ms"]), max(m["eager_rounds_ms"])
             t_lo, t_hi = min(t["eager_rounds_ms"]), max(t["eager_rounds_ms"])
             ratio = by_name[t["name"]]["speeds"]["eager"][0] / m["speeds"]["eager"][0]
             lines.append(f"{m['name']} vs {t['name']}: batch-1 latency {ratio:.1f}x lower (eager; rounds ranged "
                          f"{s_lo:.3f}-{s_hi:.3f} ms vs {t_lo:.3f}-{t_hi:.3f} ms, so at least {t_lo / s_hi:.1f}x in "
                          "the least favourable pairing of rounds).")
+        lines += [x for x in [ensemble_line(m, teachers)] if x]
     a = result["args"]
     if result.get("round_statistic") == "p10":
         how = (f"Latency is the 10th percentile of single-window forwards ({a['repeats']} per round, what a model "
@@ -195,6 +228,9 @@ def main() -> None:
     ap.add_argument("--compile-models", nargs="+", help="torch.compile only these (default: all)")
     ap.add_argument("--models", nargs="+", help="only these models of the run (default: all)")
     ap.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's choice)")
+    ap.add_argument("--teacher-runs", nargs="+", type=Path,
+                    help="time the teachers of these run folders in place of the run's linked teacher run (an "
+                         "ensemble of extra teachers, as evidence.py --extra-teachers trains them, one folder each)")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -207,8 +243,8 @@ def main() -> None:
     load_average = os.getloadavg()[0]
     cfg, _ = load_run(args.run)
     wd = load_windowed(cfg.data)
-    teacher_run = linked_teacher_run(args.run)  # a run distilled from another run's teachers: time those too
-    found = (load_trained(teacher_run, wd, roles=("teacher",)) if teacher_run else []) + load_trained(args.run, wd)
+    teacher_runs = args.teacher_runs or [linked_teacher_run(args.run)]  # the teachers it was distilled from
+    found = teachers_of(teacher_runs, wd) + load_trained(args.run, wd)
     models = [m for m in found if not args.models or m.name in args.models]
     if not models:
         raise SystemExit(f"no trained models in {args.run}")
