@@ -155,6 +155,12 @@ def unique_names(found: list) -> list:
     return found
 
 
+def later_copy(name: str) -> bool:
+    """Whether a name is that of a second or later copy of one model (:func:`unique_names`: ``stid#2``)."""
+    base, mark, number = name.rpartition("#")
+    return bool(mark) and number.isdigit() and int(number) > 1
+
+
 def ensemble_line(student: dict, teachers: list[dict]) -> str:
     """Where a student was distilled from several teachers: its batch-1 latency against all of them, whose
     forecasts the ensemble's needs one after another (the sum of their latencies); empty for one teacher."""
@@ -189,7 +195,7 @@ def render(result: dict) -> str:
     for m in result["models"]:
         if m["role"] != "student_kd":
             continue
-        for t in teachers:
+        for t in (x for x in teachers if not later_copy(x["name"])):  # the copies are in the ensemble's line
             s_lo, s_hi = min(m["eager_rounds_ms"]), max(m["eager_rounds_ms"])
             t_lo, t_hi = min(t["eager_rounds_ms"]), max(t["eager_rounds_ms"])
             ratio = by_name[t["name"]]["speeds"]["eager"][0] / m["speeds"]["eager"][0]

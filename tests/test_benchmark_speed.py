@@ -26,6 +26,7 @@ def _result(models: list[dict]) -> dict:
 def test_copies_of_one_teacher_get_numbered_names_and_others_keep_theirs():
     found = [SimpleNamespace(name=n) for n in ("stid", "gwnet", "stid", "stid")]
     assert [t.name for t in speed.unique_names(found)] == ["stid#1", "gwnet", "stid#2", "stid#3"]
+    assert [speed.later_copy(n) for n in ("stid#1", "stid#2", "gwnet", "a#b")] == [False, True, False, False]
 
 
 def test_a_student_of_several_teachers_is_set_against_all_of_them_together():
@@ -35,5 +36,6 @@ def test_a_student_of_several_teachers_is_set_against_all_of_them_together():
     assert ("mlp_kd vs the 4 teachers together (an ensemble's forecast runs each: the sum of their batch-1 "
             "latencies, 2.600 ms, and of their parameters, 2,000,000): 13.0x lower latency (eager), 20.0x fewer "
             "parameters.") in text
-    assert "mlp_kd vs stid#4: batch-1 latency 4.0x lower" in text
+    assert "mlp_kd vs stid#1: batch-1 latency 2.5x lower" in text  # the first copy alone: the others are alike
+    assert "mlp_kd vs stid#2:" not in text and "mlp_kd vs stid#4:" not in text
     assert "together" not in speed.render(_result([teachers[0], student]))  # one teacher: no ensemble line
