@@ -281,7 +281,8 @@ def main() -> None:
     path = save_result(section, "speed", {"dataset": {"name": ds.name, "nodes": ds.num_nodes}, "models": rows,
                                            "threads": torch.get_num_threads(), "load_average": load_average,
                                            "batch_stream": "inline", "round_statistic": "p10"},
-                       vars(args) | {"run": None})
+                       vars(args) | {"run": None,  # folder names only: no machine path in the docs
+                                     "teacher_runs": [p.name for p in args.teacher_runs or []] or None})
     print(render(json.loads(path.read_text())))
 
 
