@@ -189,7 +189,6 @@ def render(result: dict) -> str:
         rows.append(f"| {m['name']} | {m['role']} | {m['params']:,} | {fmt(s['eager'])} | "
                     f"{fmt(s.get('compile', 'skipped'))} | {fmt(s['onnx'])} | {load * 1e3:.2f} ms | "
                     f"{comp * 1e3:.1f} ms | {load / (load + comp):.1%} |")
-    by_name = {m["name"]: m for m in result["models"]}
     lines = []
     teachers = [x for x in result["models"] if x["role"] == "teacher"]
     for m in result["models"]:
@@ -198,11 +197,12 @@ def render(result: dict) -> str:
         for t in (x for x in teachers if not later_copy(x["name"])):  # the copies are in the ensemble's line
             s_lo, s_hi = min(m["eager_rounds_ms"]), max(m["eager_rounds_ms"])
             t_lo, t_hi = min(t["eager_rounds_ms"]), max(t["eager_rounds_ms"])
-            ratio = by_name[t["name"]]["speeds"]["eager"][0] / m["speeds"]["eager"][0]
+            ratio = t["speeds"]["eager"][0] / m["speeds"]["eager"][0]
             lines.append(f"{m['name']} vs {t['name']}: batch-1 latency {ratio:.1f}x lower (eager; rounds ranged "
                          f"{s_lo:.3f}-{s_hi:.3f} ms vs {t_lo:.3f}-{t_hi:.3f} ms, so at least {t_lo / s_hi:.1f}x in "
                          "the least favourable pairing of rounds).")
-        lines += [x for x in [ensemble_line(m, teachers)] if x]
+        if together := ensemble_line(m, teachers):
+            lines.append(together)
     a = result["args"]
     if result.get("round_statistic") == "p10":
         how = (f"Latency is the 10th percentile of single-window forwards ({a['repeats']} per round, what a model "
