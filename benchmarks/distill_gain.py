@@ -297,11 +297,13 @@ def method_rows(result: dict) -> dict[str, dict]:
     for method in [m for m in METHODS if m in by_method and m != PLAIN]:
         seeds = sorted(s for s in by_method[method] if s in plain)
         if seeds:
-            teacher = fit.get("test") if METHODS[method][1] == "best" else None
+            single = METHODS[method][1] == "best"
             out[method] = paired_row(result.get("dataset", ""), [plain[s]["test_mae"] for s in seeds],
-                                     [by_method[method][s]["test_mae"] for s in seeds], teacher,
+                                     [by_method[method][s]["test_mae"] for s in seeds],
+                                     fit.get("test") if single else None,
                                      [plain[s]["val_mae"] for s in seeds],
-                                     [by_method[method][s]["val_mae"] for s in seeds])
+                                     [by_method[method][s]["val_mae"] for s in seeds],
+                                     fit.get("val") if single else None)
     return out
 
 

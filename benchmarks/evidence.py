@@ -88,11 +88,13 @@ from evidence_gaps import (
     privileged_gap,
     schedule_gap,
     scope_gap,
+    seeds_mean,
     shared_seeds,
     size_gap,
     speaks_for_rates,
     splits_disagree,
     teacher_epochs_gap,
+    teacher_val_mean,
 )
 from evidence_rows import (
     DATASETS,
@@ -604,7 +606,7 @@ def row_summary(result: dict, rows: list[dict]) -> dict:
     return paired_row(result["dataset"], [r["plain_mae"] for r in rows], [r["kd_mae"] for r in rows],
                       float(np.mean([r.get("ensemble_mae", r["teacher_mae"]) for r in rows])),
                       [r["plain_val"] for r in rows] if with_val else None,
-                      [r["kd_val"] for r in rows] if with_val else None)
+                      [r["kd_val"] for r in rows] if with_val else None, teacher_val_mean(rows))
 
 
 def row_comparisons(result: dict, rows_by: dict[str, list[dict]]) -> dict[str, tuple[str, dict]]:
@@ -636,7 +638,7 @@ def row_comparisons(result: dict, rows_by: dict[str, list[dict]]) -> dict[str, t
         label = (f"{LR_MARK.sub('', s, count=1)}, each student at its best learning rate (plain "
                  f"{choice['best']['plain']:g}, distilled {choice['best']['kd']:g})")
         out[label] = (s, paired_row(result["dataset"], choice["plain_mae"], choice["kd_mae"], choice["teacher"],
-                                    choice["plain_val"], choice["kd_val"]))
+                                    choice["plain_val"], choice["kd_val"], choice["teacher_val"]))
     return out
 
 
@@ -651,22 +653,26 @@ def dropout_choice(dataset: str, with_rows: list[dict], without_rows: list[dict]
     chosen = {arm: min((True, False), key=lambda kept: np.mean([by_seed[kept][s][f"{arm}_val"] for s in seeds]))
               for arm in ("plain", "kd")}
     words = {True: "with", False: "without"}
-    teacher = float(np.mean([r.get("ensemble_mae", r["teacher_mae"]) for r in with_rows if r["seed"] in seeds]))
+    teacher = seeds_mean(with_rows, "ensemble_mae", "teacher_mae", seeds=set(seeds))
     row = paired_row(dataset, [by_seed[chosen["plain"]][s]["plain_mae"] for s in seeds],
                      [by_seed[chosen["kd"]][s]["kd_mae"] for s in seeds], teacher,
                      [by_seed[chosen["plain"]][s]["plain_val"] for s in seeds],
-                     [by_seed[chosen["kd"]][s]["kd_val"] for s in seeds])
+                     [by_seed[chosen["kd"]][s]["kd_val"] for s in seeds], teacher_val_mean(with_rows, set(seeds)))
     return (f"each student with or without dropout as validation chose (plain {words[chosen['plain']]}, distilled "
             f"{words[chosen['kd']]})", row)
 
 
 def paired_row(dataset: str, plain_mae: list[float], kd_mae: list[float], teacher: float | None,
-               plain_val: list[float] | None = None, kd_val: list[float] | None = None) -> dict:
+               plain_val: list[float] | None = None, kd_val: list[float] | None = None,
+               teacher_val: float | None = None) -> dict:
     """The numbers of one paired comparison (test MAE of the plain and the distilled student, per seed in the
     same order) against the issue's target for ``dataset``: the shape of :func:`row_summary`, which the
     targets block reads from every benchmark with paired students. ``val_ratio``: distilled / plain on the
     validation split (from ``plain_val`` and ``kd_val``, the same seeds; None where either is not given), what
-    the targets block chooses its rows by, so that no row is picked for its test score."""
+    the targets block chooses its rows by, so that no row is picked for its test score. ``vs_teacher``: distilled
+    / teacher on test; ``val_vs_teacher``: the same on validation (from ``kd_val`` and the teacher's mean
+    validation MAE ``teacher_val``; None where either is not given), what the distilled / teacher target is chosen
+    by."""
     from stkd.paired import paired_gain
 
     g = paired_gain(plain_mae, kd_mae)
@@ -674,7 +680,8 @@ def paired_row(dataset: str, plain_mae: list[float], kd_mae: list[float], teache
     target = TARGET_RATIO.get(dataset)
     val_ratio = float(np.mean(kd_val) / np.mean(plain_val)) if plain_val and kd_val else None
     return {"gain": g, "teacher": teacher, "plain": plain, "kd": kd, "ratio": kd / plain, "target": target,
-            "val_ratio": val_ratio,
+            "val_ratio": val_ratio, "vs_teacher": None if teacher is None else kd / teacher,
+            "val_vs_teacher": float(np.mean(kd_val)) / teacher_val if kd_val and teacher_val else None,
             "met": None if target is None else kd / plain <= target and g["established"] and g["mean"] > 0}
 
 

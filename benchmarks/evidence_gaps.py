@@ -54,6 +54,14 @@ def seeds_mean(rows: list[dict], key: str, fallback: str | None = None, seeds: s
                           if seeds is None or r["seed"] in seeds]))
 
 
+def teacher_val_mean(rows: list[dict], seeds: set[int] | None = None) -> float | None:
+    """The teacher's mean validation MAE over a row's records (those of ``seeds`` when given): the ensemble's own
+    (``ensemble_val``) where recorded, the single teacher's (``teacher_val``) otherwise; None where a record has
+    neither (written before validation MAEs were kept), so that no row is judged on part of its seeds."""
+    vals = [r.get("ensemble_val", r.get("teacher_val")) for r in rows if seeds is None or r["seed"] in seeds]
+    return None if not vals or any(v is None for v in vals) else float(np.mean(vals))
+
+
 def shared_seeds(rows: list[dict], other: list[dict] | None) -> set[int]:
     """The seeds both rows have (none where the other row was not measured): two rows compare on those only."""
     return {r["seed"] for r in rows} & {r["seed"] for r in other} if other else set()
@@ -228,7 +236,7 @@ def lr_choice(rows: list[dict], by_student: dict[str, list[dict]], dataset: str)
     arm -> rate -> MAE, over the ``seeds`` every rate has), the rate where it is lowest (``best``: arm -> rate),
     and the two students at those
     rates (``plain_mae``, ``kd_mae``: test MAE per seed, ``plain_val``, ``kd_val``: validation MAE per seed,
-    ``teacher``: the teacher's mean test MAE); None for a row
+    ``teacher``, ``teacher_val``: the teacher's mean test and validation MAE); None for a row
     at another rate, or without other rates or shared seeds. Why: the two students share one rate in a row, and a
     rate that suits one more than the other moves the gain; the fair comparison pits each student at its own best
     rate, chosen on validation as a user would."""
@@ -257,7 +265,8 @@ def lr_choice(rows: list[dict], by_student: dict[str, list[dict]], dataset: str)
             "kd_mae": [pick["kd"][s]["kd_mae"] for s in seeds],
             "plain_val": [pick["plain"][s]["plain_val"] for s in seeds],
             "kd_val": [pick["kd"][s]["kd_val"] for s in seeds],
-            "teacher": seeds_mean(kd_family[best["kd"]], "ensemble_mae", "teacher_mae", seeds=set(seeds))}
+            "teacher": seeds_mean(kd_family[best["kd"]], "ensemble_mae", "teacher_mae", seeds=set(seeds)),
+            "teacher_val": teacher_val_mean(kd_family[best["kd"]], seeds=set(seeds))}
 
 
 def lr_gap(rows: list[dict], by_student: dict[str, list[dict]], dataset: str) -> str:

@@ -178,18 +178,33 @@ def extra_lags(record: dict) -> list[str]:
     return [lag for lag in record.get("teacher_lags") or [] if lag not in student]
 
 
-def chosen_on_validation(rows: dict[str, dict]) -> str:
+def chosen_on_validation(rows: dict[str, dict], val: str = "val_ratio", test: str = "ratio") -> str:
     """The row a user would pick from ``rows`` (``where -> row``, :func:`evidence.paired_row`'s shape) without
-    looking at the test split: the lowest distilled / plain on validation (``val_ratio``), rows without one after
-    every row with one; ties go to the lower test ratio. Why: the lowest test ratio of many rows is partly luck on
-    the test split (the more rows, the more), so a target judged on it would be judged on the split it reports."""
-    return min(rows, key=lambda s: (rows[s]["val_ratio"] is None, rows[s]["val_ratio"] or 0.0, rows[s]["ratio"]))
+    looking at the test split: the lowest ratio on validation (``val``: distilled / plain, or ``val_vs_teacher``),
+    rows without one after every row with one; ties go to the lower test ratio (``test``). Why: the lowest test
+    ratio of many rows is partly luck on the test split (the more rows, the more), so a target judged on it would
+    be judged on the split it reports."""
+    return min(rows, key=lambda s: (rows[s][val] is None, rows[s][val] or 0.0, rows[s][test]))
+
+
+def choice_words(rows: dict[str, dict], chosen: str, val: str, test: str) -> tuple[str, str]:
+    """What a line says of the row :func:`chosen_on_validation` picked from ``rows``: its validation ratio against
+    how many rows had one (for inside the brackets), and the row lowest on test where that is another (named, not
+    counted; for after them)."""
+    r = rows[chosen]
+    lowest = min(rows, key=lambda s: rows[s][test])
+    n = sum(x[val] is not None for x in rows.values())
+    inside = ("" if r[val] is None else f"; validation {r[val]:.3f}, "
+              + ("the only row measured on validation" if n == 1 else f"the lowest of the {n} rows measured on validation"))
+    after = ("" if lowest == chosen else f"; the lowest on test, {rows[lowest][test]:.3f}, is the {lowest} "
+             f"(validation {fmt_ratio(rows[lowest][val])}), not counted: chosen on the test split")
+    return inside, after
 
 
 def ratio_lines(rows: dict[str, tuple[str, dict]], place: str, dataset: str) -> list[dict]:
     """Per student family, the row chosen on validation (:func:`chosen_on_validation`) with its test distilled /
     plain, naming the row of the lowest test ratio where that is another; and (on Los-loop) the row closest to
-    its teacher (``rows``: :func:`paired_rows`)."""
+    its teacher on validation, the same way (``rows``: :func:`paired_rows`)."""
     out = []
     for fam in STUDENT_FAMILIES:
         mine = {where: r for where, (f, r) in rows.items() if f == fam}
@@ -198,21 +213,19 @@ def ratio_lines(rows: dict[str, tuple[str, dict]], place: str, dataset: str) -> 
         best = chosen_on_validation(mine)
         r = mine[best]
         g = r["gain"]
-        lowest = min(mine, key=lambda s: mine[s]["ratio"])
-        chosen = ("" if r["val_ratio"] is None else f"; validation {r['val_ratio']:.3f}, the lowest of the "
-                  f"{sum(x['val_ratio'] is not None for x in mine.values())} rows measured on validation")
-        other = ("" if lowest == best else f"; the lowest on test, {mine[lowest]['ratio']:.3f}, is the {lowest} "
-                 f"(validation {fmt_ratio(mine[lowest]['val_ratio'])}), not counted: chosen on the test split")
+        inside, after = choice_words(mine, best, "val_ratio", "ratio")
         out.append(line(f"{place}: distilled / plain, {fam} students", f"at most {r['target']:.2f}, established",
                         f"{r['ratio']:.3f} ({signed(g['mean'])} %, 95 % interval {bound(g['ci'][0])} to {bound(g['ci'][1])}, "
-                        f"{g['wins']}/{g['n']} seeds{chosen}){other}", best, bool(r["met"])))
+                        f"{g['wins']}/{g['n']} seeds{inside}){after}", best, bool(r["met"])))
         taught = {s: r for s, r in mine.items() if r["teacher"] is not None}
         if dataset == "los-loop" and taught:
-            near = min(taught, key=lambda s: taught[s]["kd"] / taught[s]["teacher"])
-            k = taught[near]["kd"] / taught[near]["teacher"]
-            p = taught[near]["plain"] / taught[near]["teacher"]  # how much of it the student had untaught
+            near = chosen_on_validation(taught, "val_vs_teacher", "vs_teacher")
+            t = taught[near]
+            p = t["plain"] / t["teacher"]  # how much of it the student had untaught
+            inside, after = choice_words(taught, near, "val_vs_teacher", "vs_teacher")
             out.append(line(f"{place}: distilled / teacher, {fam} students", f"at most {KD_VS_TEACHER:.2f}",
-                            f"{k:.3f} (its plain student {p:.3f})", near, k <= KD_VS_TEACHER))
+                            f"{t['vs_teacher']:.3f} (its plain student {p:.3f}{inside}){after}", near,
+                            t["vs_teacher"] <= KD_VS_TEACHER))
     return out
 
 

@@ -66,6 +66,22 @@ def test_the_comparisons_count_a_family_once_with_each_student_at_its_best_rate(
     assert base == BASE
     assert row["plain"] == pytest.approx(44.0) and row["kd"] == pytest.approx(44.0)  # 0.008's plain, 0.002's kd
     assert not row["gain"]["established"]
+    assert row["val_vs_teacher"] is None  # these records keep no teacher validation MAE
+    for rows in by.values():
+        for r in rows:
+            r["teacher_val"] = 40.0
+    row = row_comparisons({"dataset": "akl-pedestrians"}, by)[fair][1]
+    # the distilled student at 0.002 (validation 41, 42, 43) against the teacher's 40 on validation
+    assert row["val_vs_teacher"] == pytest.approx(42.0 / 40.0) and row["vs_teacher"] == pytest.approx(44.0 / 42.0)
+
+
+def test_the_teacher_s_validation_mae_is_the_ensemble_s_where_recorded_and_none_where_a_seed_lacks_it():
+    from evidence_gaps import teacher_val_mean
+
+    rows = [{"seed": 0, "teacher_val": 3.0}, {"seed": 1, "teacher_val": 3.2, "ensemble_val": 2.8}]
+    assert teacher_val_mean(rows) == pytest.approx(2.9)
+    assert teacher_val_mean(rows, seeds={0}) == pytest.approx(3.0)
+    assert teacher_val_mean([*rows, {"seed": 2}]) is None  # an older record: no row judged on part of its seeds
 
 
 def test_a_row_holding_the_same_plain_student_is_set_against_that_student_at_its_best_rate():

@@ -49,7 +49,8 @@ def test_a_row_that_meets_the_ratio_target_turns_its_line_to_met_and_is_listed_a
     assert not mlp["met"]
     near = got["Los-loop: distilled / teacher, stid students"]
     # 3.12 against the teacher's 3.0: past 1.03; untaught, the student was 3.42
-    assert near["measured"] == "1.040 (its plain student 1.140)" and not near["met"]
+    assert near["measured"] == ("1.040 (its plain student 1.140; validation 1.111, the only row measured on "
+                                "validation)") and not near["met"]
     gains, losses = targets.gains_and_losses(targets.assess({"command": "c", "sources": ["evidence-los-loop"]})[1])
     assert [g for g, _ in gains] == ["evidence-los-loop, row `stid-nb`: +8.8 % (5/5 seeds)"] and not losses
 
@@ -71,6 +72,24 @@ def test_a_ratio_target_is_judged_on_the_row_chosen_on_validation_not_the_lowest
     results("evidence-los-loop", _evidence("los-loop", lucky + steady))
     stid = _lines(["evidence-los-loop"])["Los-loop: distilled / plain, stid students"]
     assert "`stid-nb, teachers a`" in stid["where"] and stid["met"] and "not counted" not in stid["measured"]
+
+
+def test_the_distilled_against_teacher_target_is_judged_on_the_row_closest_to_its_teacher_on_validation(results):
+    # ``lucky`` is closest to its teacher on test (3.05 / 3.0) but not on validation (2.9 / 2.7); ``steady`` is
+    # further on test (3.08) and closer on validation (2.75 / 2.7)
+    lucky = [_record(s, "stid-nb, teachers a", 3.40, 3.05, kd_val=2.9) for s in range(5)]
+    steady = [_record(s, "stid-nb, teachers b", 3.40, 3.08, kd_val=2.75) for s in range(5)]
+    results("evidence-los-loop", _evidence("los-loop", lucky + steady))
+    near = _lines(["evidence-los-loop"])["Los-loop: distilled / teacher, stid students"]
+    assert "`stid-nb, teachers b`" in near["where"] and near["met"]
+    assert near["measured"].startswith("1.027 (its plain student 1.133; validation 1.019, the lowest of the 2 rows")
+    assert "the lowest on test, 1.017, is the row `stid-nb, teachers a` (validation 1.074), not counted" in near["measured"]
+    # an ensemble's own validation MAE counts where recorded: the teacher ahead on validation moves the choice
+    for r in steady:
+        r["ensemble_val"] = 2.5
+    results("evidence-los-loop", _evidence("los-loop", lucky + steady))
+    near = _lines(["evidence-los-loop"])["Los-loop: distilled / teacher, stid students"]
+    assert "`stid-nb, teachers a`" in near["where"] and "not counted" not in near["measured"]
 
 
 def test_rows_without_validation_are_chosen_only_where_no_row_has_it():
