@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import tempfile
 import time
 from pathlib import Path
@@ -125,6 +126,7 @@ def train_step_split(model, wd, batch_size: int, steps: int = 30, budget_s: floa
 
 # How a result's training steps got their batches: until commit 58140c0 the trainer cut them ahead in a
 # thread (``prefetch``), which slowed the steps down (benchmarks/batch_stream.py); since, between steps.
+SECTION = re.compile(r"speed-[a-z0-9][a-z0-9-]*")  # a --section: a result file's and a page block's name
 STREAM_WORDS = {"prefetched": "the time a step waited for its batch from the trainer's batch stream as it was "
                               "then, cut ahead by a thread (`prefetch`, removed after 58140c0: it slowed the "
                               "steps down, so the compute column is slower than today's trainer)",
@@ -237,7 +239,11 @@ def main() -> None:
     ap.add_argument("--teacher-runs", nargs="+", type=Path,
                     help="time the teachers of these run folders in place of the run's linked teacher run (an "
                          "ensemble of extra teachers, as evidence.py --extra-teachers trains them, one folder each)")
+    ap.add_argument("--section", help="the result's name (default speed-<dataset>): another run of the same data "
+                                      "set kept beside the first, docs/results/<section>.json and its page block")
     args = ap.parse_args()
+    if args.section is not None and not SECTION.fullmatch(args.section):
+        ap.error(f"--section: {args.section!r} is not speed-<name> (lower-case letters, digits and '-')")
     if args.threads:
         torch.set_num_threads(args.threads)
 
@@ -277,7 +283,7 @@ def main() -> None:
                      "eager_rounds_ms": timed[m.name, "eager"].rounds_ms, "load_s": load, "compute_s": comp})
         print(json.dumps(rows[-1]), flush=True)
     ds = wd.data
-    section = f"speed-{ds.name}"
+    section = args.section or f"speed-{ds.name}"
     path = save_result(section, "speed", {"dataset": {"name": ds.name, "nodes": ds.num_nodes}, "models": rows,
                                            "threads": torch.get_num_threads(), "load_average": load_average,
                                            "batch_stream": "inline", "round_statistic": "p10"},

@@ -39,3 +39,15 @@ def test_a_student_of_several_teachers_is_set_against_all_of_them_together():
     assert "mlp_kd vs stid#1: batch-1 latency 2.5x lower" in text  # the first copy alone: the others are alike
     assert "mlp_kd vs stid#2:" not in text and "mlp_kd vs stid#4:" not in text
     assert "together" not in speed.render(_result([teachers[0], student]))  # one teacher: no ensemble line
+
+
+def test_a_second_result_of_one_data_set_takes_a_section_of_its_own_and_a_bad_name_is_refused_before_any_work():
+    import subprocess
+
+    assert speed.SECTION.fullmatch("speed-akl-pedestrians-stid-48")
+    for bad in ("akl-pedestrians", "speed-", "speed-../x", "speed-A"):  # not a result's name, or a path
+        assert not speed.SECTION.fullmatch(bad)
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "speed.py"
+    done = subprocess.run([sys.executable, str(script), "--run", "no-such-folder", "--section", "speed-../x"],
+                          capture_output=True, text=True)
+    assert done.returncode == 2 and "--section: 'speed-../x' is not speed-<name>" in done.stderr
