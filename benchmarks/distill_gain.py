@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from common import RESULTS, command, machine_line, mean_std, merged_records, save_result
-from evidence import learning_rate, paired_row
+from evidence_compare import paired_row
 from evidence_rows import (
     DATASETS,
     HELD_OUT,
@@ -40,6 +40,7 @@ from evidence_rows import (
     schedule_slug,
     student_config,
 )
+from evidence_train import learning_rate
 
 PLAIN = "plain (no teacher)"
 START_METHOD = "teacher's weights + response a=0.5"  # the default preset's distillation since 2026-12-06
@@ -288,7 +289,7 @@ def records_by_method(result: dict) -> dict[str, dict[int, dict]]:
 
 def method_rows(result: dict) -> dict[str, dict]:
     """Per method (the plain student's row left out), on the seeds the plain student has too: the paired
-    comparison in the shape of :func:`evidence.row_summary` (``teacher``: the single teacher's test MAE from its
+    comparison in the shape of :func:`evidence_compare.row_summary` (``teacher``: the single teacher's test MAE from its
     cache; None for the several-teachers method), which the targets block reads like an evidence row."""
     by_method = records_by_method(result)
     plain = by_method.get(PLAIN, {})

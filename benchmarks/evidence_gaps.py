@@ -1,13 +1,13 @@
 """The sentences that compare one row of an evidence result file (``benchmarks/evidence.py``) with a related row.
 
 Each ``*_gap`` function takes a row's records (one per seed) and the file's rows by label
-(``evidence.rows_by_student``); where the row differs from another by one setting (less data, the teacher's scope,
+(``evidence_compare.rows_by_student``); where the row differs from another by one setting (less data, the teacher's scope,
 lags or epochs, augmented inputs, copies of a teacher, alpha, the loss, the students' start, schedule, early-stop
 floor, learning rate, lags, calendar, size or dropout; the same row on the years the settings were chosen on) it
 finds that row by the mark the setting leaves in the label (:mod:`evidence_rows`) and says what the change did, on
 the seeds both rows have; it returns "" where there is nothing to compare. :func:`splits_disagree` says where one
 row's gain on validation and on test disagree. ``evidence.render`` appends these sentences to each row's verdict.
-The helpers only these comparisons use are here too, and two choices that ``evidence.row_comparisons`` (the rows as
+The helpers only these comparisons use are here too, and two choices that ``evidence_compare.row_comparisons`` (the rows as
 the targets block and the headroom benchmark count them) reads as well: each student's best learning rate
 (:func:`lr_choice`) and a row's twin with or without dropout (:func:`dropout_twin`).
 

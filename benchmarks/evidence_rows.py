@@ -6,7 +6,7 @@ lags and epochs, the distillation's weights, the students' loss and learning rat
 :func:`student_rate`); and each setting's mark in a row's label with its slug in a run folder's or file's name
 (``, lr 0.008`` and ``-lr-0.008``, ``, reading lags 1D, 7D`` and ``-lags-1D-7D``, ...).
 
-Why apart from ``evidence.py``: two sides read these names. The training of a row (``evidence.run_seed``) names
+Why apart from ``evidence.py``: two sides read these names. The training of a row (``evidence_train.run_seed``) names
 its rows and folders with them, and the sentences that compare rows (:mod:`evidence_gaps`, which ``evidence.py``
 imports for its page) find a row's neighbour by the same marks and the same usual settings; neither can import the
 other's module for them without an import cycle. :func:`usual_rate` reads :func:`config`, so the configs live here

@@ -42,7 +42,7 @@ def fidelity_gap(rows: list[dict], plain: float, teacher: float | None) -> str:
     the student on each (:func:`stkd.fidelity.nearer_pct`), and what share of the first holds on the second.
     Where the teacher is ahead, also its edge in MAE as a share of how much the plain student differs from it
     (:func:`stkd.fidelity.edge_share_pct`). ``plain`` and ``teacher``: the row's mean test MAE of the plain
-    student and of what it learns from (:func:`evidence.row_summary`)."""
+    student and of what it learns from (:func:`evidence_compare.row_summary`)."""
     from stkd.fidelity import edge_share_pct, nearer_pct
 
     if not rows or any(k not in r for r in rows for k in KEYS):

@@ -44,7 +44,7 @@ import numpy as np
 from scipy.optimize import brentq
 
 from common import RESULTS, command, commands_line, machine_line, merged_records, save_result
-from evidence import TARGET_RATIO, learning_rate, row_comparisons, rows_by_student
+from evidence_compare import TARGET_RATIO, row_comparisons, rows_by_student
 from evidence_rows import (
     DATASETS,
     STUDENTS,
@@ -60,6 +60,7 @@ from evidence_rows import (
     student_config,
     student_rate,
 )
+from evidence_train import learning_rate
 
 SHARES = (0.25, 0.5, 1.0)  # of the training period: its last part, or every 4th / 2nd / block
 LAYOUTS = ("last", "blocks")  # which part of the training period a share keeps (see the docstring)

@@ -14,7 +14,7 @@ split, the one with the lowest distilled / plain on validation (``chosen_on_vali
 every paired comparison on the page where distillation is established better than the same student
 alone: the measured frontier of where it pays; the third every one where it is established worse: where it
 costs. A row measured at several learning rates of the students counts once, each student at the rate where its
-validation MAE is lowest (``evidence.row_comparisons``).
+validation MAE is lowest (``evidence_compare.row_comparisons``).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from common import RESULTS, save_result, teacher_role
 from default_run import wall_time
 from distill_gain import method_rows
 from events import f1_by_arm
-from evidence import row_comparisons, rows_by_student, teacher_bar
+from evidence_compare import row_comparisons, rows_by_student, teacher_bar
 from evidence_rows import scarcity, student_rate, teacher_epochs_label, teacher_lags_label
 from recipe import TEACHER_CANDIDATES, best_student
 from stkd.paired import bound, signed
@@ -155,7 +155,7 @@ def family(student: str) -> str:
 
 def paired_rows(blobs: dict[str, dict], dataset: str) -> dict[str, tuple[str, dict]]:
     """Every whole-period paired comparison on ``dataset``: ``where -> (student family, row)`` (rows in the shape of
-    :func:`evidence.row_summary`), from its evidence (one row per student) and the per-method tables of
+    :func:`evidence_compare.row_summary`), from its evidence (one row per student) and the per-method tables of
     ``distill_gain.py`` (one row per method)."""
     out: dict[str, tuple[str, dict]] = {}
     for section, blob in blobs.items():
@@ -179,7 +179,7 @@ def extra_lags(record: dict) -> list[str]:
 
 
 def chosen_on_validation(rows: dict[str, dict], val: str = "val_ratio", test: str = "ratio") -> str:
-    """The row a user would pick from ``rows`` (``where -> row``, :func:`evidence.paired_row`'s shape) without
+    """The row a user would pick from ``rows`` (``where -> row``, :func:`evidence_compare.paired_row`'s shape) without
     looking at the test split: the lowest ratio on validation (``val``: distilled / plain, or ``val_vs_teacher``),
     rows without one after every row with one; ties go to the lower test ratio (``test``). Why: the lowest test
     ratio of many rows is partly luck on the test split (the more rows, the more), so a target judged on it would

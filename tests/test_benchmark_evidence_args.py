@@ -15,7 +15,9 @@ from stkd.config import parse_config, to_dict
 from stkd.errors import ConfigError
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-from evidence import (  # noqa: E402
+from evidence_gaps import copies_gap, loss_gap, min_epochs_gap, size_gap  # noqa: E402
+from evidence_rows import STUDENTS, config, loss_label, student_config  # noqa: E402
+from evidence_train import (  # noqa: E402
     check_record_settings,
     extra_teacher_config,
     lacking,
@@ -23,8 +25,6 @@ from evidence import (  # noqa: E402
     students_folder_config,
     teacher_epochs_problem,
 )
-from evidence_gaps import copies_gap, loss_gap, min_epochs_gap, size_gap  # noqa: E402
-from evidence_rows import STUDENTS, config, loss_label, student_config  # noqa: E402
 
 
 def test_teacher_epochs_without_the_main_teacher_or_a_copy_of_it_is_refused_with_the_reason():
@@ -73,8 +73,8 @@ def test_every_student_lr_option_refuses_a_rate_that_is_not_above_zero(script, r
 
 
 def test_a_learning_rate_names_its_folders_and_rows_alike():
-    from evidence import learning_rate
     from evidence_rows import lr_label, lr_slug
+    from evidence_train import learning_rate
 
     assert learning_rate("0.008") == 0.008
     for bad in ("0", "-0.008", "nan", "fast"):
@@ -239,7 +239,7 @@ def test_a_students_folder_config_of_copies_from_other_seeds_names_each_copys_se
     """``--extra-teachers stid-64 stid-64:101 ... --student-init teacher``: the copies differ by the seed they trained
     from only; without it in the folder's config, opening the folder again (a student's process of its own,
     ``--resume``) was refused as one model twice."""
-    from evidence import seeded_teachers
+    from evidence_train import seeded_teachers
 
     cfg = parse_config(config("akl-pedestrians", 0, True, ["1D", "7D"]))
     cfg.distill = dataclasses.replace(cfg.distill, init="teacher")

@@ -13,7 +13,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 import evidence_rows  # noqa: E402
-from evidence import row_settings, run_seed, side_by_side_jobs, train_row_student  # noqa: E402
+from evidence_train import row_settings, run_seed, side_by_side_jobs, train_row_student  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -47,8 +47,8 @@ def test_students_trained_from_their_jobs_are_the_ones_the_row_trains_in_turn(tm
 
 def test_a_process_finds_the_student_trainer_by_the_scripts_module_name():
     """The script runs as ``__main__``; a fresh process imports ``evidence`` by name (``sys.path`` is passed on)."""
-    target = importlib.import_module("evidence").train_row_student
-    assert target.__module__ == "evidence" and target.__qualname__ == "train_row_student"
+    target = importlib.import_module("evidence_train").train_row_student
+    assert target.__module__ == "evidence_train" and target.__qualname__ == "train_row_student"
 
 
 def test_a_rows_settings_take_row_setups_defaults_and_refuse_a_key_it_does_not_know():

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-from evidence import row_summary  # noqa: E402
+from evidence_compare import row_summary  # noqa: E402
 from fidelity import fidelity_gap  # noqa: E402
 
 

@@ -56,7 +56,7 @@ def test_the_sentence_goes_with_the_data_sets_rate_only():
 
 
 def test_the_comparisons_count_a_family_once_with_each_student_at_its_best_rate():
-    from evidence import row_comparisons
+    from evidence_compare import row_comparisons
 
     by = _by_student()
     comparisons = row_comparisons({"dataset": "akl-pedestrians"}, by)
@@ -88,7 +88,7 @@ def test_a_row_holding_the_same_plain_student_is_set_against_that_student_at_its
     """Rows that differ in their teacher alone hold the same plain student (the same test MAE per seed): where
     another row measured it at other rates, this row's distilled student (measured at one rate) is set against
     the plain student at its best rate, in the sentence and in the comparisons."""
-    from evidence import row_comparisons
+    from evidence_compare import row_comparisons
 
     by = _by_student()
     other = "stid, teachers 4 stid-64, 30 epochs"
@@ -112,7 +112,7 @@ def test_a_row_holding_the_same_plain_student_is_set_against_that_student_at_its
 def test_a_row_measured_with_and_without_dropout_counts_once_each_student_as_validation_chose():
     """On a small data set dropping dropout weakens the plain student while the teacher regularises the distilled
     one: the comparison sets each student the way its validation MAE is lower, not the two without dropout."""
-    from evidence import row_comparisons
+    from evidence_compare import row_comparisons
 
     kept = "stid-nb, teachers stid-64-nb"
     dropped = "stid-nb-nodrop, teachers stid-64-nb"
@@ -136,7 +136,7 @@ def test_a_row_measured_with_and_without_dropout_counts_once_each_student_as_val
 def test_a_family_without_the_data_sets_rate_is_spoken_for_by_its_lowest_rate_and_counted_once():
     """A student added after the data set's students moved to their own rate is measured at other rates only: its
     lowest rate's row carries the sentence, and the comparisons count the family once, named without a rate."""
-    from evidence import row_comparisons
+    from evidence_compare import row_comparisons
 
     nodrop = "stid-nodrop, teachers stid-64, 60 epochs"
     by = {nodrop + lr_label(lr): _rows(nodrop + lr_label(lr), lr, pv, kv, plain, kd)

@@ -186,7 +186,7 @@ def test_a_teacher_reading_other_lags_than_the_usual_one_marks_its_rows_and_fold
 
 
 def test_a_privileged_teacher_s_row_is_compared_with_the_usual_teacher_s_and_kept_out_of_the_single_teacher_bar():
-    from evidence import rows_by_student, teacher_bar
+    from evidence_compare import rows_by_student, teacher_bar
     from evidence_gaps import privileged_gap
 
     def rec(student: str, seed: int, t_val: float, t_mae: float, lags: list[str]) -> dict:
@@ -213,7 +213,7 @@ def test_a_privileged_teacher_s_row_is_compared_with_the_usual_teacher_s_and_kep
 def test_a_privileged_teacher_s_row_without_a_usual_teacher_row_is_compared_with_the_nearest_other_teacher():
     """No row of the same student with the usual teacher: the same row with the teacher whose lags share most of
     this one's (then the fewest of its own), never a row that differs in anything else."""
-    from evidence import rows_by_student
+    from evidence_compare import rows_by_student
     from evidence_gaps import nearest_teacher_row, privileged_gap
 
     def rec(lags: list[str], seed: int, t_val: float, student_lags: str = "1D, 2D, 3D, 7D") -> dict:
@@ -255,7 +255,7 @@ def test_what_another_teacher_does_to_the_distilled_student_is_paired_by_seed_an
 
 
 def test_a_teacher_of_other_epochs_marks_its_rows_and_folders_and_is_compared_with_the_usual_one():
-    from evidence import rows_by_student, teacher_bar
+    from evidence_compare import rows_by_student, teacher_bar
     from evidence_gaps import teacher_epochs_gap
     from evidence_rows import USUAL_TEACHER_EPOCHS, teacher_epochs_folder
     from evidence_rows import teacher_epochs_label as label_of
@@ -292,7 +292,7 @@ def test_copies_of_the_main_teacher_join_its_count_and_train_on_its_schedule():
     """``--extra-teachers gwnet:101``: a copy of the main Graph WaveNet from another seed, on the main teacher's
     ``--teacher-epochs`` and inputs; the other extra teachers keep the data set's schedule, and the names of the
     ensembles measured before stay as they were (their records are matched by them)."""
-    from evidence import ensemble_label, extra_teacher_config
+    from evidence_train import ensemble_label, extra_teacher_config
 
     assert ensemble_label(["stid-64-nb", "gwnet:101", "gwnet:102"], False) == "3 gwnet + stid-64-nb"
     assert ensemble_label(["stid-nb:100", "stid-nb:101", "stid-nb:102", "stid-nb:103"], False) == "gwnet + 4 stid-nb"
@@ -420,7 +420,7 @@ def test_a_row_on_its_own_schedule_is_compared_with_the_same_row_on_another_sche
 
 
 def test_extra_teachers_of_their_own_schedule_are_compared_with_the_same_teacher_on_the_usual_one():
-    from evidence import rows_by_student
+    from evidence_compare import rows_by_student
     from evidence_gaps import teacher_epochs_gap
 
     def rec(student: str, seed: int, t_val: float, extra: int | None) -> dict:
