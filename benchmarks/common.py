@@ -166,3 +166,19 @@ def teacher_role(models: dict) -> str:
     benchmark's per arm): the teachers' ensemble where the run has several teachers (its copies seeds apart, say),
     else the teacher."""
     return "teacher_ensemble" if any(v["role"] == "teacher_ensemble" for v in models.values()) else "teacher"
+
+
+def train_side_by_side(target: str, jobs: list[dict], workers: int, name) -> None:
+    """Students trained ``workers`` at once, one process each at its share of the cores: ``target``
+    (``module.function``, found by its module's name in each fresh process, not as ``__main__``) runs once per job
+    of ``jobs`` (JSON), ``name(job)`` names it in messages. A small student's step is little slower at one thread
+    than at two (``stkd.processes``), so on 2 cores two finish well before two in turn would. The first failure
+    stops the others; each keeps its checkpoints, so the same command goes on."""
+    import importlib
+
+    from stkd.processes import run_processes, threads_per_worker
+
+    module, _, function = target.rpartition(".")
+    run_processes(getattr(importlib.import_module(module), function), jobs, limit=workers,
+                  threads=threads_per_worker(workers, None), name=name, stop_on_failure=True,
+                  after_failure="each student keeps its checkpoints: run the same command again to go on")

@@ -14,7 +14,9 @@ methods use the run's teacher with the lowest validation MAE; "several teachers"
 left out when the run has one teacher). Model selection (early stopping, ensemble weights, the method named
 best) uses the validation split; the test column is reported. Each (method, seed) is written to the result
 file as soon as it is measured, and a student whose training finished is re-scored rather than retrained,
-so an interrupted invocation resumes.
+so an interrupted invocation resumes. With ``--workers 2`` the students still to train train two at once, one
+process each at one thread (on 2 cores well before two in turn), and are then scored in turn; the records say
+which way they trained (``workers``).
 """
 
 from __future__ import annotations
@@ -22,10 +24,11 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 
-from common import RESULTS, command, machine_line, mean_std, merged_records, save_result
+from common import RESULTS, command, machine_line, mean_std, merged_records, save_result, train_side_by_side
 from evidence_compare import paired_row
 from evidence_rows import (
     DATASETS,
@@ -149,73 +152,132 @@ def teacher_fit(teacher_run: Path, base, wd, teacher) -> dict:
     return {split: signal.mae(wd, split) for split in ("train", "val", "test")}
 
 
-def run(teacher_run: Path, out: Path, seeds: list[int], device: str, student: str, quick: bool,
-        records: list[dict], save, methods: list[str], lags: list[str] | None = None,
-        lr: float | None = None, schedule: tuple[int, int] | None = None,
-        min_epochs: int | None = None) -> tuple[list[dict], dict]:
-    """Train and score every (method, seed) not in ``records``; ``save(records, fit)`` after each (``fit``:
-    :func:`teacher_fit` of the single-teacher methods' teacher); ``lags``: the student also reads these lagged
-    channels (``student.inputs.lags``); ``lr``: the student's own learning rate (``student.lr``; None: the
-    teacher run's ``train.lr``); ``schedule`` (epochs, patience) and ``min_epochs``: the student's own schedule
-    and the epoch before which it never stops early (None: the teacher run's ``train``; the teacher is trained
-    already, so the run's ``train`` is the students' alone here)."""
-    from stkd.config import InputsConfig, parse_config, to_dict
+def method_setup(teacher_run: Path, student: str, lags: list[str] | None) -> SimpleNamespace:
+    """What every (method, seed) of a teacher run shares: the run's config (``base``), its windows (``wd``) and what
+    the student reads of them (``swd``), its teachers (``chosen_by``: ``best``, the one lowest on validation, and
+    ``all``), that teacher's fit (:func:`teacher_fit`), and the student's model and params."""
+    from stkd.config import InputsConfig
     from stkd.data.windows import load_windowed
-    from stkd.evaluate import evaluate_forecaster, model_forecaster
-    from stkd.pipeline import train_student
     from stkd.runs import load_run, load_trained
-    from stkd.tasks.forecast import ForecastTask
 
     base, _ = load_run(teacher_run)
     wd = load_windowed(base.data)
     teachers = load_trained(teacher_run, wd, roles=("teacher",))
     chosen_by = {"best": [min(teachers, key=lambda t: t.val_mae)], "all": teachers}
-    fit = teacher_fit(teacher_run, base, wd, chosen_by["best"][0])
     dataset = dataset_name(base.data)
     if dataset in DATASETS:  # on akl-pedestrians the teacher run is the preset's: its STID for `stid`, as in the evidence
         chosen = student_config(dataset, student, base)
         model_name, params = chosen.name, chosen.params
     else:
         model_name, params = STUDENTS[student]
-    swd = wd.view(InputsConfig(lags=list(lags))) if lags else wd  # what the student reads
+    return SimpleNamespace(base=base, wd=wd, swd=wd.view(InputsConfig(lags=list(lags))) if lags else wd,
+                           chosen_by=chosen_by, fit=teacher_fit(teacher_run, base, wd, chosen_by["best"][0]),
+                           model_name=model_name, params=params)
+
+
+def method_config(setup: SimpleNamespace, method: str, seed: int, device: str, quick: bool,
+                  lags: list[str] | None, lr: float | None, schedule: tuple[int, int] | None, min_epochs: int | None):
+    """The config one (method, seed) trains its student under (:func:`run` gives the arguments)."""
+    from stkd.config import parse_config, to_dict
+
+    overrides = METHODS[method][0]
+    raw = to_dict(setup.base)
+    raw["student"] = {"name": setup.model_name, "params": dict(setup.params), "epochs": None, "lr": lr}
+    if lags:
+        raw["student"]["inputs"] = {"lags": list(lags)}
+    raw["train"].update(seed=seed, device=device)
+    if schedule:
+        raw["train"].update(epochs=schedule[0], patience=schedule[1])
+    if min_epochs:
+        raw["train"].update(min_epochs=min_epochs)
+    if quick:
+        raw["train"].update(epochs=2, max_batches=5)
+    if overrides:
+        raw["distill"].update(distill_overrides(overrides))
+    return parse_config(raw)
+
+
+def method_dir(out: Path, method: str, seed: int) -> Path:
+    """The folder of one (method, seed): the method's name made a folder name."""
+    return out / "".join(c if c.isalnum() or c in ".-" else "_" for c in method) / f"seed-{seed}"
+
+
+def student_folder(setup: SimpleNamespace, method: str) -> str:
+    """The student's model folder in its run folder: distilled or plain."""
+    return f"{setup.model_name}_{'kd' if METHODS[method][1] else 'plain'}"
+
+
+def train_method_student(job: dict, slot: int) -> None:
+    """One (method, seed) of :func:`run` trained in a process of its own (``--workers 2``; ``slot`` unused: the
+    student trains without a progress bar): rebuilt from ``job``, all of :func:`run`'s arguments that shape the
+    student, as JSON carries them. :func:`run` then reads the finished student back as it reads one trained before."""
+    from stkd.pipeline import train_student
+    from stkd.tasks.forecast import ForecastTask
+
+    setup = method_setup(Path(job["teacher_run"]), job["student"], job["lags"])
+    cfg = method_config(setup, job["method"], job["seed"], job["device"], job["quick"], job["lags"], job["lr"],
+                        job["schedule"], job["min_epochs"])
+    names = METHODS[job["method"]][1]
+    task = ForecastTask(cfg, setup.wd)
+    signal = task.teacher_signal(Path(job["teacher_run"]), setup.chosen_by[names]) if names else None
+    run_dir = method_dir(Path(job["out"]), job["method"], job["seed"])
+    run_dir.mkdir(parents=True, exist_ok=True)
+    train_student(task, run_dir, signal, progress=False)
+
+
+def run(teacher_run: Path, out: Path, seeds: list[int], device: str, student: str, quick: bool,
+        records: list[dict], save, methods: list[str], lags: list[str] | None = None,
+        lr: float | None = None, schedule: tuple[int, int] | None = None,
+        min_epochs: int | None = None, workers: int = 1) -> tuple[list[dict], dict]:
+    """Train and score every (method, seed) not in ``records``; ``save(records, fit)`` after each (``fit``:
+    :func:`teacher_fit` of the single-teacher methods' teacher); ``lags``: the student also reads these lagged
+    channels (``student.inputs.lags``); ``lr``: the student's own learning rate (``student.lr``; None: the
+    teacher run's ``train.lr``); ``schedule`` (epochs, patience) and ``min_epochs``: the student's own schedule
+    and the epoch before which it never stops early (None: the teacher run's ``train``; the teacher is trained
+    already, so the run's ``train`` is the students' alone here). With ``workers`` of 2 or more the students not
+    yet trained train that many at once first (``common.train_side_by_side``), then every one is scored here."""
+    from stkd.config import to_dict
+    from stkd.evaluate import evaluate_forecaster, model_forecaster
+    from stkd.pipeline import train_student
+    from stkd.tasks.forecast import ForecastTask
+
+    setup = method_setup(teacher_run, student, lags)
+    chosen_by, swd = setup.chosen_by, setup.swd
     done = {(r["method"], r["seed"]) for r in records}
-    for method, (overrides, names) in ((m, METHODS[m]) for m in methods):
-        if names == "all" and len(teachers) < 2:
-            continue  # one teacher: the same as "response a=0.5"
-        for seed in seeds:
-            if (method, seed) in done:
-                continue
-            raw = to_dict(base)
-            raw["student"] = {"name": model_name, "params": dict(params), "epochs": None, "lr": lr}
-            if lags:
-                raw["student"]["inputs"] = {"lags": list(lags)}
-            raw["train"].update(seed=seed, device=device)
-            if schedule:
-                raw["train"].update(epochs=schedule[0], patience=schedule[1])
-            if min_epochs:
-                raw["train"].update(min_epochs=min_epochs)
-            if quick:
-                raw["train"].update(epochs=2, max_batches=5)
-            if overrides:
-                raw["distill"].update(distill_overrides(overrides))
-            cfg = parse_config(raw)
-            run_dir = out / "".join(c if c.isalnum() or c in ".-" else "_" for c in method) / f"seed-{seed}"
+    todo = [(m, seed) for m in methods if not (METHODS[m][1] == "all" and len(chosen_by["all"]) < 2)
+            for seed in seeds if (m, seed) not in done]  # one teacher: "all" is the same as "response a=0.5"
+
+    def finished(method: str, seed: int):
+        cfg = method_config(setup, method, seed, device, quick, lags, lr, schedule, min_epochs)
+        return cfg, finished_student(method_dir(out, method, seed) / "models" / student_folder(setup, method),
+                                     setup.wd, to_dict(cfg.distill) if METHODS[method][1] else None)
+
+    if workers > 1:
+        jobs = [{"teacher_run": str(teacher_run), "out": str(out), "student": student, "method": m, "seed": seed,
+                 "device": device, "quick": quick, "lags": lags, "lr": lr, "schedule": schedule,
+                 "min_epochs": min_epochs} for m, seed in todo if finished(m, seed)[1] is None]
+        if jobs:
+            train_side_by_side("distill_gain.train_method_student", jobs, workers,
+                               lambda j: f"{j['method']} seed {j['seed']}")
+    for method, seed in todo:
+        overrides, names = METHODS[method]
+        cfg, model = finished(method, seed)
+        if model is None:
+            run_dir = method_dir(out, method, seed)
             run_dir.mkdir(parents=True, exist_ok=True)
-            model = finished_student(run_dir / "models" / f"{model_name}_{'kd' if names else 'plain'}", wd,
-                                     to_dict(cfg.distill) if names else None)
-            if model is None:
-                task = ForecastTask(cfg, wd)
-                signal = task.teacher_signal(Path(teacher_run), chosen_by[names]) if names else None
-                model = train_student(task, run_dir, signal, progress=False).model
-            model.cpu()
-            mae = {split: evaluate_forecaster(model_forecaster(model, swd), swd, split, [3, 6, 12],
-                                              keep_bytes=0).metrics["mae"] for split in ("val", "test")}
-            records.append({"method": method, "seed": seed, "val_mae": mae["val"], "test_mae": mae["test"],
-                            "teachers": [t.name for t in chosen_by[names]] if names else [],
-                            "distill": distill_overrides(overrides) if overrides else None, "command": command()})
-            save(records, fit)
-            print(f"{method:32s} seed {seed}: val MAE {mae['val']:.4f}, test MAE {mae['test']:.4f}", flush=True)
-    return records, fit
+            task = ForecastTask(cfg, setup.wd)
+            signal = task.teacher_signal(Path(teacher_run), chosen_by[names]) if names else None
+            model = train_student(task, run_dir, signal, progress=False).model
+        model.cpu()
+        mae = {split: evaluate_forecaster(model_forecaster(model, swd), swd, split, [3, 6, 12],
+                                          keep_bytes=0).metrics["mae"] for split in ("val", "test")}
+        records.append({"method": method, "seed": seed, "val_mae": mae["val"], "test_mae": mae["test"],
+                        "teachers": [t.name for t in chosen_by[names]] if names else [],
+                        "distill": distill_overrides(overrides) if overrides else None, "workers": workers,
+                        "command": command()})
+        save(records, setup.fit)
+        print(f"{method:32s} seed {seed}: val MAE {mae['val']:.4f}, test MAE {mae['test']:.4f}", flush=True)
+    return records, setup.fit
 
 
 START_ALONE = "teacher's weights, ground truth only (a=1)"
@@ -388,8 +450,14 @@ def main() -> None:
     ap.add_argument("--student-min-epochs", type=int, default=None, metavar="EPOCH",
                     help="no early stop of the student before this epoch (train.min_epochs; evidence.py's "
                          "--student-min-epochs); needs --student-schedule")
+    ap.add_argument("--workers", type=int, default=1, metavar="N",
+                    help="train N students at once, one process each at a share of the cores (default 1: one after "
+                         "the other in this process, at its threads, as every table measured before this option; "
+                         "other threads round differently)")
     ap.add_argument("--quick", action="store_true", help="2 epochs of 5 batches: a smoke test, printed, nothing saved")
     args = ap.parse_args()
+    if args.workers < 1:
+        ap.error("--workers: at least 1")
     if problem := min_epochs_problem(args.student_min_epochs, args.student_schedule):
         ap.error(problem)
     from stkd.runs import load_run
@@ -416,7 +484,7 @@ def main() -> None:
 
     out = (args.out / "quick" if args.quick else args.out) / dataset / student
     records, fit = run(args.teacher_run, out, args.seeds, args.device, args.student, args.quick, records, save,
-                       methods, lags, args.student_lr, args.student_schedule, args.student_min_epochs)
+                       methods, lags, args.student_lr, args.student_schedule, args.student_min_epochs, args.workers)
     if args.quick:
         print(render({"dataset": dataset, "student": args.student, "student_lags": lags,
                       "student_lr": args.student_lr, "student_schedule": args.student_schedule,

@@ -17,6 +17,7 @@ from typing import Any
 from common import (
     command,
     machine,
+    train_side_by_side,
 )
 from evidence_rows import (
     EXTRA_TEACHERS,
@@ -251,22 +252,6 @@ def side_by_side_jobs(dataset: str, seed: int, runs: Path, quick: bool, row: dic
              "kd": kd} for kd in (True, False)]
 
 
-def train_side_by_side(jobs: list[dict], workers: int) -> None:
-    """A row's distilled and plain student (``jobs``: :func:`side_by_side_jobs`) trained at once, one process each,
-    each at its share of the cores: a small student's step is little slower at one thread than at two
-    (``stkd.processes``), so on 2 cores the pair finishes well before two in turn would. Each keeps its checkpoints
-    if the other fails."""
-    import importlib
-
-    from stkd.processes import run_processes, threads_per_worker
-
-    target = importlib.import_module("evidence_train").train_row_student  # by its module's name, not ``__main__``
-    run_processes(target, jobs, limit=workers, threads=threads_per_worker(workers, None),
-                  name=lambda j: f"seed {j['seed']} {j['student']} {'distilled' if j['kd'] else 'plain'}",
-                  stop_on_failure=True,
-                  after_failure="each student keeps its checkpoints: run the same command again to go on")
-
-
 def row_settings(row: dict) -> SimpleNamespace:
     """A row's settings (``--teacher-lags`` and the rest, as :func:`row_setup` takes them), each one not given at
     :func:`row_setup`'s default: the defaults live in one place."""
@@ -332,7 +317,9 @@ def run_seed(dataset: str, seed: int, students: list[str], runs: Path, quick: bo
             continue
         t0 = time.perf_counter()
         if workers > 1:  # both students at once; read back below from their finished folders
-            train_side_by_side(side_by_side_jobs(dataset, seed, runs, quick, row, name), workers)
+            train_side_by_side("evidence_train.train_row_student",
+                               side_by_side_jobs(dataset, seed, runs, quick, row, name), workers,
+                               lambda j: f"seed {j['seed']} {j['student']} {'distilled' if j['kd'] else 'plain'}")
         kd = train_student(stask, run_dir, signal, resume=True, progress=False, label=f"{folder}_kd")
         plain = train_student(stask, run_dir, resume=True, progress=False, label=f"{folder}_plain")
         metrics = stask.score(run_dir / "scores" / folder, [*teachers, kd, plain])["models"]

@@ -172,3 +172,44 @@ def test_each_added_term_is_set_against_today_s_objective_alone():
     # a table without today's objective says nothing of the terms
     only_hint = distill_gain.records_by_method({"records": _records(hint, 42.5, start)})
     assert distill_gain.added_terms(only_hint) == []
+
+
+def test_students_trained_from_their_jobs_are_the_ones_the_table_trains_in_turn(tmp_path, monkeypatch, one_torch_thread):
+    """``--workers 2``: each (method, seed) trains in a process of its own from a JSON job; the table then reads
+    those students back, and they are the ones it would have trained in turn (same scores)."""
+    import json
+
+    from evidence_train import run_seed
+
+    tiny = {"data": {"source": "builtin", "name": "synthetic-traffic", "simulator": {"nodes": 16, "days": 3, "seed": 3}},
+            "train": {"epochs": 30, "patience": 8, "max_batches": 100}}
+    monkeypatch.setitem(evidence_rows.DATASETS, "synthetic-traffic", tiny)
+    run_seed("synthetic-traffic", 0, ["linear"], tmp_path / "evidence", True, {}, workers=1, teacher_seed=0)
+    [teacher_run] = (tmp_path / "evidence").glob("synthetic-traffic/teacher-seed-0")
+    methods = [distill_gain.PLAIN, "response a=0.5"]
+
+    def table(out: Path) -> list[dict]:
+        records, _ = distill_gain.run(teacher_run, out, [1], "cpu", "linear", True, [], lambda *a: None, methods)
+        return records
+
+    in_turn = table(tmp_path / "in-turn")
+    jobs = [{"teacher_run": str(teacher_run), "out": str(tmp_path / "apart"), "student": "linear", "method": m,
+             "seed": 1, "device": "cpu", "quick": True, "lags": None, "lr": None, "schedule": None, "min_epochs": None}
+            for m in methods]
+    for job in json.loads(json.dumps(jobs)):  # what the parent sends each process, as a fresh interpreter reads it
+        distill_gain.train_method_student(job, slot=0)
+    cards = sorted((tmp_path / "apart").glob("*/seed-1/models/linear_*/model.json"))
+    assert [c.parent.name for c in cards] == ["linear_plain", "linear_kd"]  # plain (no teacher), then a=0.5
+    written = [c.stat().st_mtime_ns for c in cards]
+    apart = table(tmp_path / "apart")
+    assert [c.stat().st_mtime_ns for c in cards] == written  # read back, not trained again
+    assert [(r["method"], r["val_mae"], r["test_mae"]) for r in apart] == \
+        [(r["method"], r["val_mae"], r["test_mae"]) for r in in_turn]
+    assert apart[0]["test_mae"] != apart[1]["test_mae"]  # the distilled job did learn from the teacher
+
+
+def test_a_process_finds_the_method_trainer_by_the_scripts_module_name():
+    import importlib
+
+    target = importlib.import_module("distill_gain").train_method_student
+    assert target.__module__ == "distill_gain" and target.__qualname__ == "train_method_student"

@@ -46,7 +46,7 @@ def test_students_trained_from_their_jobs_are_the_ones_the_row_trains_in_turn(tm
 
 
 def test_a_process_finds_the_student_trainer_by_the_scripts_module_name():
-    """The script runs as ``__main__``; a fresh process imports ``evidence`` by name (``sys.path`` is passed on)."""
+    """The script runs as ``__main__``; a fresh process imports ``evidence_train`` by name (``sys.path`` is passed on)."""
     target = importlib.import_module("evidence_train").train_row_student
     assert target.__module__ == "evidence_train" and target.__qualname__ == "train_row_student"
 
