@@ -219,7 +219,8 @@ def render(result: dict) -> str:
              "data loading / (data loading + compute) of one training step: " + STREAM_WORDS[stream(result)]
              + "; medians over up to 30 steps, at most ~20 s per model.")
     ds = result["dataset"]
-    return (f"### Speed on {ds['name']} ({ds['nodes']} nodes): every model of one run\n\n"
+    own = result.get("section", "").removeprefix(f"speed-{ds['name']}").strip("-")  # a --section of its own
+    return (f"### Speed on {ds['name']} ({ds['nodes']} nodes): every model of one run{f' ({own})' if own else ''}\n\n"
             f"Command: `{result['command']}`; torch threads: {result['threads']}; load average at the start: "
             f"{result['load_average']:.1f}  \n{machine_line(result)}\n\n" + "\n".join(rows) + "\n\n"
             + ("\n".join(lines) + "\n\n" if lines else "") + notes + "\n")

@@ -51,3 +51,10 @@ def test_a_second_result_of_one_data_set_takes_a_section_of_its_own_and_a_bad_na
     done = subprocess.run([sys.executable, str(script), "--run", "no-such-folder", "--section", "speed-../x"],
                           capture_output=True, text=True)
     assert done.returncode == 2 and "--section: 'speed-../x' is not speed-<name>" in done.stderr
+
+
+def test_a_result_of_a_section_of_its_own_says_so_in_its_heading():
+    models = [_model("stid", "teacher", 500, 0.45), _model("stid_48_kd", "student_kd", 200, 0.3)]
+    assert "### Speed on d (3 nodes): every model of one run\n" in speed.render(_result(models) | {"section": "speed-d"})
+    own = speed.render(_result(models) | {"section": "speed-d-stid"})
+    assert "### Speed on d (3 nodes): every model of one run (stid)\n" in own
