@@ -28,7 +28,8 @@ instead: the training period is cut into blocks of ``--block`` (8 hours: three a
 block, or every fourth, falls at other hours on successive days) and a share of 1/k keeps every k-th
 block, with the windows lying wholly inside a kept block (no window reads a left-out step); every share
 then spans the same days and hours, thinned. Results: ``docs/results/headroom-<dataset>.json``, one record per
-(student, share, seed), written as soon as it is measured (an interrupted run resumes).
+(student, share, seed), written as soon as it is measured (an interrupted run resumes). With ``--workers 2``
+the students train two at once, one process each at one thread, and each record says which way it trained.
 """
 
 from __future__ import annotations
@@ -37,13 +38,14 @@ import argparse
 import dataclasses
 import json
 import math
+import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 from scipy.optimize import brentq
 
-from common import RESULTS, command, commands_line, machine_line, merged_records, save_result
+from common import RESULTS, command, commands_line, machine_line, merged_records, save_result, train_side_by_side
 from evidence_compare import TARGET_RATIO, row_comparisons, rows_by_student
 from evidence_rows import (
     DATASETS,
@@ -387,6 +389,32 @@ def headline(result: dict) -> str:
             f"training-signal-could-give-a-student)).")
 
 
+def kept(records: list[dict], new: dict, dataset: str, args: argparse.Namespace) -> list[dict]:
+    """``records`` with ``new`` added (and printed): saved at once, merged with what another invocation may have
+    saved meanwhile, unless ``--quick``."""
+    print(json.dumps(new), flush=True)
+    if args.quick:
+        return [*records, new]
+    section = f"headroom-{dataset}"
+    merged = merged_records(RESULTS / f"{section}.json", [new], record_key)
+    save_result(section, "headroom", {"dataset": dataset, "records": merged}, vars(args) | {"runs": None})
+    return merged
+
+
+def headroom_job(job: dict, slot: int) -> None:
+    """One (student, share, seed) of :func:`main`'s loop in a process of its own (``--workers 2``; ``slot``
+    unused: no progress bar): :func:`run_one` from ``job`` (its arguments as JSON carries them), its record
+    written to ``job["record"]`` for the parent to save, so the record keeps the seconds its training took."""
+    from stkd.io import write_json
+
+    args = dict(job)
+    record_path = Path(args.pop("record"))
+    workers = args.pop("workers")
+    args["runs"] = Path(args["runs"])
+    args["schedule"] = tuple(args["schedule"]) if args["schedule"] else None
+    write_json(record_path, run_one(**args) | {"workers": workers})
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--datasets", nargs="+", default=["los-loop"], choices=list(DATASETS))
@@ -406,8 +434,14 @@ def main() -> None:
     ap.add_argument("--min-epochs", type=int, default=None, metavar="EPOCH",
                     help="no early stop of the students before this epoch (train.min_epochs; evidence.py's "
                          "--student-min-epochs); needs --schedule")
+    ap.add_argument("--workers", type=int, default=1, metavar="N",
+                    help="train N students at once, one process each at a share of the cores (default 1: one after "
+                         "the other in this process, at its threads, as every curve measured before this option; "
+                         "other threads round differently)")
     ap.add_argument("--quick", action="store_true", help="2 epochs of 3 batches: a smoke test, nothing is saved")
     args = ap.parse_args()
+    if args.workers < 1:
+        ap.error("--workers: at least 1")
     if problem := min_epochs_problem(args.min_epochs, args.schedule, ("--min-epochs", "--schedule")):
         ap.error(problem)
     block = args.block if args.layout == "blocks" else None
@@ -420,6 +454,7 @@ def main() -> None:
         train = parse_config(config(dataset, 0, args.quick)).train  # the data set's schedule, unless --schedule
         epochs, patience = args.schedule or (train.epochs, train.patience)
         history = {} if block else histories(dataset, args.quick)  # a thinned curve keeps the whole period
+        todo = []  # run_one's arguments for every (student, share, seed) not measured yet
         for student in args.students:
             for share in SHARES:
                 for seed in args.seeds:
@@ -427,17 +462,26 @@ def main() -> None:
                                       "seed": seed, "layout": args.layout if share < 1 else None, "block": block,
                                       "min_epochs": args.min_epochs,
                                       "student_lags": args.student_lags, "student_lr": args.student_lr})
-                    if any(record_key(r) == key for r in records):
-                        continue
-                    new = run_one(dataset, student, share, seed, args.runs, args.quick,
-                                  history.get(share), args.schedule, block, args.student_lags, args.student_lr,
-                                  args.min_epochs)
-                    print(json.dumps(new), flush=True)
-                    records.append(new)
-                    if not args.quick:
-                        records = merged_records(path, [new], record_key)
-                        save_result(section, "headroom", {"dataset": dataset, "records": records},
-                                    vars(args) | {"runs": None})
+                    if not any(record_key(r) == key for r in records):
+                        todo.append({"dataset": dataset, "student": student, "share": share, "seed": seed,
+                                     "runs": args.runs, "quick": args.quick, "history": history.get(share),
+                                     "schedule": args.schedule, "block": block, "lags": args.student_lags,
+                                     "lr": args.student_lr, "min_epochs": args.min_epochs})
+
+        if args.workers > 1 and todo:
+            with tempfile.TemporaryDirectory() as tmp:
+                jobs = [{**a, "runs": str(a["runs"]), "record": str(Path(tmp) / f"{i}.json"), "workers": args.workers}
+                        for i, a in enumerate(todo)]
+                try:
+                    train_side_by_side("headroom.headroom_job", jobs, args.workers,
+                                       lambda j: f"{j['student']} share {j['share']:g} seed {j['seed']}")
+                finally:  # what finished is kept, whatever stopped the others
+                    for j in jobs:
+                        if Path(j["record"]).is_file():
+                            records = kept(records, json.loads(Path(j["record"]).read_text()), dataset, args)
+        else:
+            for a in todo:
+                records = kept(records, run_one(**a) | {"workers": 1}, dataset, args)
         if args.quick:
             print(json.dumps(records, indent=1))
         else:

@@ -197,3 +197,25 @@ def test_the_floor_of_early_stopping_is_an_epoch_of_the_students_own_schedule():
     assert min_epochs_problem(40, None, flags) == "--min-epochs needs --schedule (the floor is of the students' own schedule)"
     assert "1 to its EPOCHS, 30" in min_epochs_problem(40, [30, 6], flags)
     assert min_epochs_problem(0, (60, 12)).startswith("--student-min-epochs: an epoch")
+
+
+def test_a_students_record_from_its_job_is_the_one_it_gets_in_turn(tmp_path, monkeypatch, one_torch_thread):
+    """``--workers 2``: each (student, share, seed) trains in a process of its own from a JSON job and writes its
+    record for the parent; the student and its scores are the ones the curve gets trained in turn."""
+    import json
+
+    import evidence_rows
+
+    tiny = {"data": {"source": "builtin", "name": "synthetic-traffic", "simulator": {"nodes": 16, "days": 3, "seed": 3}},
+            "train": {"epochs": 30, "patience": 8, "max_batches": 100}}
+    monkeypatch.setitem(evidence_rows.DATASETS, "synthetic-traffic", tiny)
+    args = {"dataset": "synthetic-traffic", "student": "linear", "share": 0.5, "seed": 1, "quick": True,
+            "history": "1d", "schedule": (30, 6), "block": None, "lags": None, "lr": 0.004, "min_epochs": None}
+    in_turn = headroom.run_one(runs=tmp_path / "in-turn", **args)
+    job = json.loads(json.dumps({**args, "runs": str(tmp_path / "apart"), "record": str(tmp_path / "r.json"),
+                                 "workers": 2}))  # as a fresh interpreter reads it
+    headroom.headroom_job(job, slot=0)
+    apart = json.loads((tmp_path / "r.json").read_text())
+    assert apart["workers"] == 2 and apart["schedule"] == [30, 6] and apart["student_lr"] == 0.004
+    for key in ("val_mae", "test_mae", "train_windows", "best_epoch", "history", "share"):
+        assert apart[key] == in_turn[key], key
