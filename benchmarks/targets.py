@@ -10,7 +10,8 @@ table); the same-data targets are judged on rows with the whole training period 
 rows with less data or outages are a different question, reported in their tables), of the student that the
 data set's default deploys (on the Auckland counts the preset's, which reads the lags 1D, 2D, 3D and 7D and trains
 at its own learning rate). A distilled / plain target is judged on the row a user would pick without the test
-split, the one with the lowest distilled / plain on validation (``chosen_on_validation``). The second part lists
+split, the one with the lowest distilled / plain on validation (``chosen_on_validation``), and a distilled /
+teacher target on the row whose student is closest to its teacher on validation. The second part lists
 every paired comparison on the page where distillation is established better than the same student
 alone: the measured frontier of where it pays; the third every one where it is established worse: where it
 costs. A row measured at several learning rates of the students counts once, each student at the rate where its
