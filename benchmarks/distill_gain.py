@@ -155,7 +155,7 @@ def teacher_fit(teacher_run: Path, base, wd, teacher) -> dict:
 def method_setup(teacher_run: Path, student: str, lags: list[str] | None) -> SimpleNamespace:
     """What every (method, seed) of a teacher run shares: the run's config (``base``), its windows (``wd``) and what
     the student reads of them (``swd``), its teachers (``chosen_by``: ``best``, the one lowest on validation, and
-    ``all``), that teacher's fit (:func:`teacher_fit`), and the student's model and params."""
+    ``all``), and the student's model and params."""
     from stkd.config import InputsConfig
     from stkd.data.windows import load_windowed
     from stkd.runs import load_run, load_trained
@@ -171,8 +171,7 @@ def method_setup(teacher_run: Path, student: str, lags: list[str] | None) -> Sim
     else:
         model_name, params = STUDENTS[student]
     return SimpleNamespace(base=base, wd=wd, swd=wd.view(InputsConfig(lags=list(lags))) if lags else wd,
-                           chosen_by=chosen_by, fit=teacher_fit(teacher_run, base, wd, chosen_by["best"][0]),
-                           model_name=model_name, params=params)
+                           chosen_by=chosen_by, model_name=model_name, params=params)
 
 
 def method_config(setup: SimpleNamespace, method: str, seed: int, device: str, quick: bool,
@@ -207,22 +206,29 @@ def student_folder(setup: SimpleNamespace, method: str) -> str:
     return f"{setup.model_name}_{'kd' if METHODS[method][1] else 'plain'}"
 
 
+def train_method(setup: SimpleNamespace, cfg, teacher_run: Path, out: Path, method: str, seed: int):
+    """Train one (method, seed)'s student under ``cfg`` in its folder, from the method's teachers (none for the
+    plain student); the same call in turn (:func:`run`) and in a process of its own (:func:`train_method_student`).
+    Returns the trained model."""
+    from stkd.pipeline import train_student
+    from stkd.tasks.forecast import ForecastTask
+
+    names = METHODS[method][1]
+    task = ForecastTask(cfg, setup.wd)
+    signal = task.teacher_signal(teacher_run, setup.chosen_by[names]) if names else None
+    run_dir = method_dir(out, method, seed)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    return train_student(task, run_dir, signal, progress=False).model
+
+
 def train_method_student(job: dict, slot: int) -> None:
     """One (method, seed) of :func:`run` trained in a process of its own (``--workers 2``; ``slot`` unused: the
     student trains without a progress bar): rebuilt from ``job``, all of :func:`run`'s arguments that shape the
     student, as JSON carries them. :func:`run` then reads the finished student back as it reads one trained before."""
-    from stkd.pipeline import train_student
-    from stkd.tasks.forecast import ForecastTask
-
     setup = method_setup(Path(job["teacher_run"]), job["student"], job["lags"])
     cfg = method_config(setup, job["method"], job["seed"], job["device"], job["quick"], job["lags"], job["lr"],
                         job["schedule"], job["min_epochs"])
-    names = METHODS[job["method"]][1]
-    task = ForecastTask(cfg, setup.wd)
-    signal = task.teacher_signal(Path(job["teacher_run"]), setup.chosen_by[names]) if names else None
-    run_dir = method_dir(Path(job["out"]), job["method"], job["seed"])
-    run_dir.mkdir(parents=True, exist_ok=True)
-    train_student(task, run_dir, signal, progress=False)
+    train_method(setup, cfg, Path(job["teacher_run"]), Path(job["out"]), job["method"], job["seed"])
 
 
 def run(teacher_run: Path, out: Path, seeds: list[int], device: str, student: str, quick: bool,
@@ -238,11 +244,10 @@ def run(teacher_run: Path, out: Path, seeds: list[int], device: str, student: st
     yet trained train that many at once first (``common.train_side_by_side``), then every one is scored here."""
     from stkd.config import to_dict
     from stkd.evaluate import evaluate_forecaster, model_forecaster
-    from stkd.pipeline import train_student
-    from stkd.tasks.forecast import ForecastTask
 
     setup = method_setup(teacher_run, student, lags)
     chosen_by, swd = setup.chosen_by, setup.swd
+    fit = teacher_fit(teacher_run, setup.base, setup.wd, chosen_by["best"][0])
     done = {(r["method"], r["seed"]) for r in records}
     todo = [(m, seed) for m in methods if not (METHODS[m][1] == "all" and len(chosen_by["all"]) < 2)
             for seed in seeds if (m, seed) not in done]  # one teacher: "all" is the same as "response a=0.5"
@@ -263,11 +268,7 @@ def run(teacher_run: Path, out: Path, seeds: list[int], device: str, student: st
         overrides, names = METHODS[method]
         cfg, model = finished(method, seed)
         if model is None:
-            run_dir = method_dir(out, method, seed)
-            run_dir.mkdir(parents=True, exist_ok=True)
-            task = ForecastTask(cfg, setup.wd)
-            signal = task.teacher_signal(Path(teacher_run), chosen_by[names]) if names else None
-            model = train_student(task, run_dir, signal, progress=False).model
+            model = train_method(setup, cfg, Path(teacher_run), out, method, seed)
         model.cpu()
         mae = {split: evaluate_forecaster(model_forecaster(model, swd), swd, split, [3, 6, 12],
                                           keep_bytes=0).metrics["mae"] for split in ("val", "test")}
@@ -275,9 +276,9 @@ def run(teacher_run: Path, out: Path, seeds: list[int], device: str, student: st
                         "teachers": [t.name for t in chosen_by[names]] if names else [],
                         "distill": distill_overrides(overrides) if overrides else None, "workers": workers,
                         "command": command()})
-        save(records, setup.fit)
+        save(records, fit)
         print(f"{method:32s} seed {seed}: val MAE {mae['val']:.4f}, test MAE {mae['test']:.4f}", flush=True)
-    return records, setup.fit
+    return records, fit
 
 
 START_ALONE = "teacher's weights, ground truth only (a=1)"
