@@ -389,13 +389,18 @@ def headline(result: dict) -> str:
             f"training-signal-could-give-a-student)).")
 
 
+def result_section(dataset: str) -> str:
+    """The name of a data set's curves: their block on the page and their file, ``docs/results/<name>.json``."""
+    return f"headroom-{dataset}"
+
+
 def kept(records: list[dict], new: dict, dataset: str, args: argparse.Namespace) -> list[dict]:
     """``records`` with ``new`` added (and printed): saved at once, merged with what another invocation may have
     saved meanwhile, unless ``--quick``."""
     print(json.dumps(new), flush=True)
     if args.quick:
         return [*records, new]
-    section = f"headroom-{dataset}"
+    section = result_section(dataset)
     merged = merged_records(RESULTS / f"{section}.json", [new], record_key)
     save_result(section, "headroom", {"dataset": dataset, "records": merged}, vars(args) | {"runs": None})
     return merged
@@ -446,7 +451,7 @@ def main() -> None:
         ap.error(problem)
     block = args.block if args.layout == "blocks" else None
     for dataset in args.datasets:
-        section = f"headroom-{dataset}"
+        section = result_section(dataset)
         path = RESULTS / f"{section}.json"
         records = json.loads(path.read_text())["records"] if path.is_file() and not args.quick else []
         from stkd.config import parse_config
