@@ -95,6 +95,9 @@ def test_metrics_json_has_the_design_schema_and_sane_values(e2e):
         assert models[student]["to_teacher"]["value"] == pytest.approx(expected, rel=1e-4)
     # speeds in mph: any forecast is off by at most tens of mph on average
     assert all(e["test"]["mae"] < 40 for e in models.values())
+    # the graph teacher reads the other sensors, the per-sensor STID its own; baselines say nothing
+    assert {n: e.get("reads_other_nodes") for n, e in models.items() if e["role"] != "baseline"} == {
+        "gwnet": True, "stid_kd": False, "stid_plain": False}
 
 
 def test_run_directory_holds_report_plots_config_and_models(e2e):
@@ -102,6 +105,10 @@ def test_run_directory_holds_report_plots_config_and_models(e2e):
     report = (run / "report.md").read_text()
     for name in ROLES:
         assert name in report
+    # the graph teacher's edge from the other sensors, which this student cannot read: named, with what to do
+    assert ("- **Read by the teacher, not by the student: the other sensors**: `gwnet` forecasts each sensor from "
+            "the others too, while `stid_kd` reads its own sensor only") in report
+    assert "`student.params: {neighbours: 4}` gives `stid_kd`" in report
     plots = sorted((run / "plots").glob("*.png"))
     assert {p.name for p in plots} >= {"error_by_horizon.png", "forecast_vs_truth.png", "sensor_map.png",
                                        "training_curves.png", "distillation_gain.png"}

@@ -277,6 +277,34 @@ def test_the_report_says_which_lags_the_teacher_reads_and_the_student_does_not()
     assert not any("Read by the teacher" in x for x in _summary_lines({"task": "forecast", "models": models}))
 
 
+def test_the_report_says_when_the_teacher_reads_other_sensors_and_the_student_does_not():
+    from stkd.report.tables import _summary_lines
+
+    def line(models):
+        found = [x for x in _summary_lines({"task": "forecast", "models": models}) if "the other sensors" in x]
+        assert len(found) <= 1
+        return found[0] if found else None
+
+    models = {"gwnet": {"role": "teacher", "model": "gwnet", "reads_other_nodes": True, "test": {"mae": 48.0}},
+              "stid_kd": {"role": "student_kd", "model": "stid", "reads_other_nodes": False, "test": {"mae": 58.0}},
+              "stid_plain": {"role": "student_plain", "model": "stid", "reads_other_nodes": False,
+                             "test": {"mae": 57.0}}}
+    said = line(models)
+    assert said is not None and "`gwnet` forecasts each sensor from the others too" in said
+    assert "`student.params: {neighbours: 4}` gives `stid_kd`" in said
+    models["stid_kd"] |= {"model": "linear"}  # a student that cannot read them: the ones that can are named
+    said = line(models)
+    assert said is not None and "`linear` cannot read other sensors; the mlp and stid students can" in said
+    models["stid_kd"]["reads_other_nodes"] = True  # a student that reads its neighbours: nothing to say
+    assert line(models) is None
+    models["stid_kd"]["reads_other_nodes"] = False
+    models["gwnet"]["reads_other_nodes"] = False  # a per-sensor teacher: nothing to say
+    assert line(models) is None
+    models["gwnet"]["reads_other_nodes"] = True
+    del models["stid_kd"]["reads_other_nodes"]  # a run scored before entries said: no guess
+    assert line(models) is None
+
+
 def test_without_validation_scores_the_default_model_is_a_student_the_serving_path_can_feed(tmp_path):
     import json
 

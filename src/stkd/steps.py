@@ -242,6 +242,14 @@ def inputs_entry(inputs: InputsConfig | None, wd) -> dict:
     return {} if card is None else {"inputs": card}
 
 
+def other_nodes_entry(model: nn.Module) -> dict:
+    """``{"reads_other_nodes": bool}`` for a model's metrics entry (:meth:`STModel.reads_other_nodes`): what tells
+    the report that a teacher forecasts each sensor from the others too while its student reads its own only."""
+    if not isinstance(model, STModel):
+        return {}
+    return {"reads_other_nodes": model.reads_other_nodes(model.hparams)}
+
+
 def load_caches(run_dir: Path, teachers: list[Trained], wd, cfg: RunConfig, *, kind: str = "forecast",
                 with_hidden: bool = False, progress: bool = False) -> list[CacheEntry]:
     """The soft-label cache of every teacher, each on its own view of the same windows (the cache is

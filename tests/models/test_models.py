@@ -377,6 +377,22 @@ def test_student_neighbours_need_an_adjacency(name):
         build_model(name, make_spec(), {"neighbours": -1})
 
 
+@pytest.mark.parametrize("name, params", [(n, {}) for n in MODELS] + [("stid", {"neighbours": 2}),
+                                                                     ("mlp", {"neighbours": 2})])
+def test_reads_other_nodes_says_whether_another_sensors_window_moves_a_forecast(name, params):
+    """The class fact the report reads (``reads_other_nodes``) against the model itself: changing one sensor's
+    window moves another sensor's forecast exactly when the fact says that the model reads other sensors."""
+    torch.manual_seed(0)
+    model = build_model(name, make_spec(), params).eval()
+    x, tod, dow = make_batch(2)
+    moved = x.clone()
+    moved[:, :, 1] += 3.0  # sensor 1's window only; sensor 0 is its neighbour on the ring
+    with torch.no_grad():
+        before, after = (model(v, tod, dow)["pred"][:, :, 0] for v in (x, moved))  # sensor 0's forecast [B, H, C]
+    assert (not torch.allclose(before, after)) == model.reads_other_nodes(model.hparams)
+    assert model.reads_other_nodes(model.hparams) == (model.role == "teacher" or bool(params))
+
+
 def test_mlp_without_neighbours_keeps_its_weights_and_forecasts():
     """``neighbours: 0`` (the default) builds the MLP it always was: the same weight shapes, the same
     forecast from the same seed, so runs saved before the option existed load and predict unchanged."""

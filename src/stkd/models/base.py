@@ -114,7 +114,8 @@ class STModel(nn.Module):
 
     What the rest of stkd needs to know about a model lives here, as class attributes and class
     methods a subclass overrides (nothing elsewhere keeps a list of model names): its ``role``, whether
-    serving it needs the data's graph (:meth:`needs_adjacency`), how its memory grows with N
+    serving it needs the data's graph (:meth:`needs_adjacency`), whether a sensor's forecast reads other
+    sensors (:meth:`reads_other_nodes`), how its memory grows with N
     (:meth:`memory_degree`, :meth:`probe_params`, :meth:`scale_advice`), whether it trains on node
     subsets (:meth:`supports_node_subsets`) and how to rebuild cards saved before a hyper-parameter
     existed (``legacy_defaults``). Adding a model is one file plus one line in the registry.
@@ -139,6 +140,14 @@ class STModel(nn.Module):
     def needs_adjacency(cls, hparams: dict[str, Any]) -> bool:
         """Whether a model with these hyper-parameters reads the data's adjacency (so serving it must
         load the graph). Models that learn their own graph, or none, return False."""
+        return False
+
+    @classmethod
+    def reads_other_nodes(cls, hparams: dict[str, Any]) -> bool:
+        """Whether a sensor's forecast reads other sensors' inputs (a given or learned graph, attention across
+        sensors, its neighbours' windows). Where a teacher does and its student does not, what the teacher
+        learned from the other sensors is not in the student's inputs: the report says so and what to do.
+        Models that forecast each sensor from its own inputs return False."""
         return False
 
     @classmethod

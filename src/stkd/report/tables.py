@@ -17,6 +17,7 @@ from stkd import names
 from stkd.config import INPUTS_CARD_EXTRAS
 from stkd.fidelity import edge_share_pct, nearer_words
 from stkd.paired import signed
+from stkd.report.privileged import privileged_lags_line, privileged_nodes_line
 
 ROLE_ORDER = names.ROLES
 ROLE_LABEL = {
@@ -458,29 +459,6 @@ def none_served_reason(models: dict[str, dict]) -> str | None:
             "`student.inputs.length` and `student.inputs.features` to serve it.")
 
 
-def _lags(entry: dict) -> list[str]:
-    """The lagged channels a model reads (its metrics entry's ``inputs.lags``), in its config's order."""
-    return [str(g) for g in ((entry.get("inputs") or {}).get("lags") or [])]
-
-
-def privileged_lags_line(models: dict[str, dict], student: str) -> str | None:
-    """A "what to do" line where a teacher reads lagged channels that ``student`` does not (a privileged
-    teacher): the student's inputs do not hold what the teacher reads there, and ``student.inputs.lags``
-    gives them to it, served from that much history. None when every teacher's lags are the student's."""
-    own = _lags(models.get(student) or {})
-    extra = {n: [g for g in _lags(e) if g not in own] for n, e in models.items() if e.get("role") == "teacher"}
-    extra = {n: gs for n, gs in extra.items() if gs}
-    if not extra:
-        return None
-    lags = list(dict.fromkeys(g for gs in extra.values() for g in gs))
-    who = ", ".join(f"`{n}`" for n in extra)
-    return (f"- **Read by the teacher, not by the student**: {who} also read{'s' if len(extra) == 1 else ''} the "
-            f"same clock times {', '.join(lags)} back (`inputs.lags`), which `{student}`'s inputs do not hold. "
-            f"`student.inputs: {{lags: [{', '.join([*own, *lags])}]}}` gives them to the student too; it is then "
-            "served from a history that reaches back to its longest lag (docs/distillation.md, \"Teachers that "
-            "know more than the student\").")
-
-
 def following_line(models: dict[str, dict], kd: str, plain: str | None) -> str | None:
     """How closely the distilled student follows what it learned from on the test split (its ``to_teacher``),
     beside the plain student: whether distillation brought it nearer (:func:`stkd.fidelity.nearer_pct`), and
@@ -570,8 +548,9 @@ def _summary_lines(metrics: dict) -> list[str]:
         lines.append("- No plain student (same student without distillation) in this run: gain not measured.")
     if (follows := following_line(models, kd, p)) is not None:
         lines.append(follows)
-    if (hint := privileged_lags_line(models, kd)) is not None:
-        lines.append(hint)
+    for hint in (privileged_lags_line(models, kd), privileged_nodes_line(models, kd)):
+        if hint is not None:
+            lines.append(hint)
     if s["param_ratio"] is not None:
         lines.append(f"- **Size**: {_fmt_params(models[kd].get('params'))} vs {_fmt_params(models[t].get('params'))} "
                      f"parameters: **{s['param_ratio']:.1f} x** fewer than the teacher.")

@@ -47,7 +47,7 @@ from stkd.metrics import best_threshold, class_agreement, classification_metrics
 from stkd.models.base import ModelSpec, count_params
 from stkd.progress import bar as progress_bar
 from stkd.runs import Trained, load_trained
-from stkd.steps import build_caches, eval_batch_size, inputs_entry, load_caches, model_spec
+from stkd.steps import build_caches, eval_batch_size, inputs_entry, load_caches, model_spec, other_nodes_entry
 from stkd.tasks.base import LossFn, Task, TeacherSignal, ensemble_entry, taught_by, to_teacher_entry
 from stkd.tasks.forecast import ForecastTask
 
@@ -374,7 +374,8 @@ class ClassifyTask(Task):
                           for split in ("val", "test"))
             entry = {"model": m.registry_name, "params": count_params(m.model),
                      "train_seconds": m.train_seconds, "trained_on": m.trained_on,
-                     "val_f1": m.val.get("f1"), **inputs_entry(m.inputs, mwd), **extra}
+                     "val_f1": m.val.get("f1"), **inputs_entry(m.inputs, mwd),
+                     **other_nodes_entry(m.model), **extra}
             scored.append(self._scored(m.name, m.role, pv, pt, entry))
         speeds = self.speeds(models, bs, progress=progress)
         for s in scored:

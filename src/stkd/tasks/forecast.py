@@ -36,7 +36,7 @@ from stkd.io import write_json, write_npy
 from stkd.metrics import ForecastAccumulator
 from stkd.models.base import ModelSpec, count_params
 from stkd.runs import Trained, load_trained
-from stkd.steps import build_caches, eval_batch_size, inputs_entry, load_caches, model_spec
+from stkd.steps import build_caches, eval_batch_size, inputs_entry, load_caches, model_spec, other_nodes_entry
 from stkd.tasks.base import LossFn, Task, TeacherSignal, ensemble_entry, to_teacher_entry
 
 
@@ -263,7 +263,7 @@ class ForecastTask(Task):
             record(m.name, m.role, preds, {"model": m.registry_name, "params": count_params(m.model),
                                            "train_seconds": m.train_seconds, "trained_on": m.trained_on,
                                            "val_mae": m.val_mae,
-                                           **inputs_entry(m.inputs, mwd),
+                                           **inputs_entry(m.inputs, mwd), **other_nodes_entry(m.model),
                                            **({} if distance is None else to_teacher_entry(teachers, "mae", distance()))})
         for name, speed in self.speeds(models, eval_bs, progress=progress).items():
             entries[name].update(speed)

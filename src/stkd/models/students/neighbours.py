@@ -58,11 +58,17 @@ class NeighbourWindows(nn.Module):
 
 
 class ReadsNeighbours:
-    """Mixin for a student with ``params.neighbours``: serving it needs the data's graph."""
+    """Mixin for a student with ``params.neighbours``: serving it needs the data's graph, and it then reads
+    other sensors."""
 
     @classmethod
     def needs_adjacency(cls, hparams: dict[str, Any]) -> bool:
         """With ``neighbours`` > 0 it reads each sensor's neighbours from the data's graph."""
+        return bool(hparams.get("neighbours"))
+
+    @classmethod
+    def reads_other_nodes(cls, hparams: dict[str, Any]) -> bool:
+        """With ``neighbours`` > 0 each sensor's forecast reads its neighbours' windows; else its own only."""
         return bool(hparams.get("neighbours"))
 
 

@@ -95,6 +95,11 @@ class AGCRN(STModel):
     legacy_defaults = {"time_dim": 0}  # cards saved before the clock inputs
     node_agnostic_params = None  # its graph and its per-node weights both come from the node embeddings
 
+    @classmethod
+    def reads_other_nodes(cls, hparams: dict) -> bool:
+        """Its graph convolutions mix every sensor with the others (on the graph it learns)."""
+        return True
+
     def __init__(
         self,
         spec: ModelSpec,

@@ -176,6 +176,11 @@ class GWNet(STModel):
     node_agnostic_params = {"adaptive": False}
 
     @classmethod
+    def reads_other_nodes(cls, hparams: dict) -> bool:
+        """Its diffusion convolutions mix every sensor with the others (on the given and the adaptive graph)."""
+        return True
+
+    @classmethod
     def needs_adjacency(cls, hparams: dict) -> bool:
         """Its diffusion convolutions run on the data's graph (the supports are rebuilt from it at load)."""
         return True

@@ -65,6 +65,11 @@ class STAEformer(STModel):
 
     node_agnostic_params = {"adaptive_embed": 0}  # the spatial attention itself runs over any number of nodes
 
+    @classmethod
+    def reads_other_nodes(cls, hparams: dict) -> bool:
+        """Its spatial attention reads every sensor for each one."""
+        return True
+
     def __init__(
         self,
         spec: ModelSpec,
