@@ -257,16 +257,20 @@ def run(teacher_run: Path, out: Path, seeds: list[int], device: str, student: st
         return cfg, finished_student(method_dir(out, method, seed) / "models" / student_folder(setup, method),
                                      setup.wd, to_dict(cfg.distill) if METHODS[method][1] else None)
 
+    found = {}  # with workers: what each (method, seed) had before they trained, so none is loaded twice
     if workers > 1:
+        found = {key: finished(*key) for key in todo}
         jobs = [{"teacher_run": str(teacher_run), "out": str(out), "student": student, "method": m, "seed": seed,
                  "device": device, "quick": quick, "lags": lags, "lr": lr, "schedule": schedule,
-                 "min_epochs": min_epochs} for m, seed in todo if finished(m, seed)[1] is None]
+                 "min_epochs": min_epochs} for m, seed in todo if found[m, seed][1] is None]
         if jobs:
             train_side_by_side("distill_gain.train_method_student", jobs, workers,
                                lambda j: f"{j['method']} seed {j['seed']}")
     for method, seed in todo:
         overrides, names = METHODS[method]
-        cfg, model = finished(method, seed)
+        cfg, model = found.get((method, seed), (None, None))
+        if model is None:  # not looked at yet, or trained by a worker since
+            cfg, model = finished(method, seed)
         if model is None:
             model = train_method(setup, cfg, Path(teacher_run), out, method, seed)
         model.cpu()

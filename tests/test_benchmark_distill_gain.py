@@ -206,6 +206,11 @@ def test_students_trained_from_their_jobs_are_the_ones_the_table_trains_in_turn(
     assert [(r["method"], r["val_mae"], r["test_mae"]) for r in apart] == \
         [(r["method"], r["val_mae"], r["test_mae"]) for r in in_turn]
     assert apart[0]["test_mae"] != apart[1]["test_mae"]  # the distilled job did learn from the teacher
+    # with --workers 2 and every student finished, no job is sent and each is read back once to be scored
+    again, _ = distill_gain.run(teacher_run, tmp_path / "apart", [1], "cpu", "linear", True, [], lambda *a: None,
+                                methods, workers=2)
+    assert [c.stat().st_mtime_ns for c in cards] == written
+    assert [(r["method"], r["test_mae"], r["workers"]) for r in again] == [(r["method"], r["test_mae"], 2) for r in apart]
 
 
 def test_a_process_finds_the_method_trainer_by_the_scripts_module_name():
